@@ -1,0 +1,64 @@
+/**
+ * The `vmemct` command line. The only place where commands (and, later, concrete adapters) are
+ * wired by name.
+ */
+import { decodeCommand, encodeCommand } from './wire-commands';
+import { specCommand } from './spec-command';
+import { EXIT_HARNESS_ERROR, EXIT_OK, EXIT_USAGE, UsageError, isUsageError } from './usage-error';
+
+/** Where the CLI writes; injectable for tests. */
+export interface CliIo {
+  readonly stdout: (text: string) => void;
+  readonly stderr: (text: string) => void;
+}
+
+const processIo: CliIo = {
+  stdout: (text) => process.stdout.write(text),
+  stderr: (text) => process.stderr.write(text),
+};
+
+/** Text of `vmemct --help`. */
+export const HELP = `vmemct — virtio-mem conformance suite and reference model
+
+usage:
+  vmemct spec [--json]                          the protocol: layouts, constants, the 71 requirements
+  vmemct encode config|request|response F=V …   encode a structure, print its bytes as hex
+  vmemct decode config|request|response HEX     decode hex bytes, print the fields as JSON
+
+values: decimal, 0x hex, or sizes with binary units (2MiB, 1GiB); type=PLUG, type=ACK, state=MIXED;
+padding fields take hex bytes (padding=0x000000000000).
+
+exit codes: 0 ok · 1 unexpected results · 2 harness or adapter error · 3 bad usage or input
+`;
+
+type Command = (args: readonly string[]) => string;
+
+const COMMANDS: Readonly<Record<string, Command>> = {
+  spec: specCommand,
+  encode: encodeCommand,
+  decode: decodeCommand,
+};
+
+/** Runs the CLI with `argv` (without node and script) and returns the exit code. */
+export async function main(argv: readonly string[], io: CliIo = processIo): Promise<number> {
+  const [name, ...args] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    io.stdout(HELP);
+    return name === undefined ? EXIT_USAGE : EXIT_OK;
+  }
+  try {
+    const command = Object.prototype.hasOwnProperty.call(COMMANDS, name) ? COMMANDS[name] : undefined;
+    if (!command) throw new UsageError(`unknown command '${name}'; commands: ${Object.keys(COMMANDS).join(', ')} (see vmemct --help)`);
+    io.stdout(`${command(args)}\n`);
+    return EXIT_OK;
+  } catch (error) {
+    if (isUsageError(error)) {
+      io.stderr(`vmemct: ${error.message}\n`);
+      return EXIT_USAGE;
+    }
+    const message = error instanceof Error ? error.message : String(error);
+    io.stderr(`vmemct: internal error: ${message}\n`);
+    if (process.env.VMEMCT_DEBUG && error instanceof Error) io.stderr(`${error.stack}\n`);
+    return EXIT_HARNESS_ERROR;
+  }
+}

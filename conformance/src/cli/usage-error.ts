@@ -1,0 +1,21 @@
+/**
+ * Exit codes of `vmemct` (a contract: CI jobs gate on them).
+ * - 0: everything as expected.
+ * - 1: unexpected results (a conformance failure).
+ * - 2: harness or adapter error (the target could not be tested).
+ * - 3: bad usage or bad input files.
+ */
+export const EXIT_OK = 0;
+export const EXIT_UNEXPECTED = 1;
+export const EXIT_HARNESS_ERROR = 2;
+export const EXIT_USAGE = 3;
+
+/** Bad command-line usage or input: reported as one line, exit code 3, never a stack trace. */
+export class UsageError extends Error {
+  override readonly name = 'UsageError';
+}
+
+/** Guard for {@link UsageError} that survives duplicated module copies. */
+export function isUsageError(value: unknown): value is UsageError {
+  return value instanceof Error && value.name === 'UsageError';
+}

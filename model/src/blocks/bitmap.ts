@@ -1,0 +1,192 @@
+/**
+ * A fixed-size bitmap of memory blocks (bit set = plugged), with word-wise range operations so
+ * that a 65,535-block STATE or an UNPLUG_ALL over a 1 TiB region never loops per block.
+ *
+ * 1 TiB of 2 MiB blocks is 524,288 bits = 64 KiB of words.
+ */
+
+/** Largest number of blocks the model tracks (128 MiB of bitmap); larger regions are refused. */
+export const MAX_TRACKED_BLOCKS = 2 ** 30;
+
+/** How a range of blocks is plugged. */
+export type RangeFill = 'all' | 'none' | 'mixed';
+
+/** A run of consecutive blocks: the index of the first and how many. */
+export interface BlockRun {
+  readonly first: number;
+  readonly count: number;
+}
+
+function popcount32(word: number): number {
+  let v = word - ((word >>> 1) & 0x55555555);
+  v = (v & 0x33333333) + ((v >>> 2) & 0x33333333);
+  return (((v + (v >>> 4)) & 0x0f0f0f0f) * 0x01010101) >>> 24;
+}
+
+/** Mask of bits [from, to) inside one 32-bit word (0 ≤ from < to ≤ 32). */
+function wordMask(from: number, to: number): number {
+  const high = to === 32 ? 0xffffffff : ((1 << to) >>> 0) - 1;
+  const low = from === 0 ? 0 : ((1 << from) >>> 0) - 1;
+  return (high & ~low) >>> 0;
+}
+
+/** Plugged/unplugged state of every block of a region. */
+export class BlockBitmap {
+  private readonly words: Uint32Array;
+  private ones = 0;
+
+  /**
+   * @param length number of blocks (0 ≤ length ≤ {@link MAX_TRACKED_BLOCKS}).
+   * @throws RangeError when the length is not a non-negative integer within the limit.
+   */
+  constructor(readonly length: number) {
+    if (!Number.isInteger(length) || length < 0 || length > MAX_TRACKED_BLOCKS) {
+      throw new RangeError(`bitmap length ${length} is outside 0..${MAX_TRACKED_BLOCKS}`);
+    }
+    this.words = new Uint32Array(Math.ceil(length / 32));
+  }
+
+  /** Number of set (plugged) blocks. */
+  get count(): number {
+    return this.ones;
+  }
+
+  /** Bytes of memory the bitmap occupies. */
+  get byteLength(): number {
+    return this.words.byteLength;
+  }
+
+  /** True when block `index` is set. */
+  get(index: number): boolean {
+    return ((this.words[index >>> 5] >>> (index & 31)) & 1) === 1;
+  }
+
+  /** Visits each word-slice of [first, first+count) with its word index and mask. */
+  private forEachSlice(first: number, count: number, visit: (wordIndex: number, mask: number) => void): void {
+    this.assertRange(first, count);
+    let index = first;
+    const end = first + count;
+    while (index < end) {
+      const wordIndex = index >>> 5;
+      const from = index & 31;
+      const to = Math.min(32, from + (end - index));
+      visit(wordIndex, wordMask(from, to));
+      index += to - from;
+    }
+  }
+
+  private assertRange(first: number, count: number): void {
+    if (!Number.isInteger(first) || !Number.isInteger(count) || first < 0 || count < 0 || first + count > this.length) {
+      throw new RangeError(`block range [${first}, ${first + count}) is outside the bitmap of ${this.length} blocks`);
+    }
+  }
+
+  /** Number of set blocks in [first, first+count). */
+  countRange(first: number, count: number): number {
+    let total = 0;
+    this.forEachSlice(first, count, (w, mask) => {
+      total += popcount32((this.words[w] & mask) >>> 0);
+    });
+    return total;
+  }
+
+  /** Whether [first, first+count) is all set, all clear, or mixed. An empty range is 'none'. */
+  fill(first: number, count: number): RangeFill {
+    const set = this.countRange(first, count);
+    if (set === 0) return 'none';
+    return set === count ? 'all' : 'mixed';
+  }
+
+  /** Sets [first, first+count); returns how many blocks changed. */
+  setRange(first: number, count: number): number {
+    let changed = 0;
+    this.forEachSlice(first, count, (w, mask) => {
+      const before = this.words[w];
+      changed += popcount32((mask & ~before) >>> 0);
+      this.words[w] = (before | mask) >>> 0;
+    });
+    this.ones += changed;
+    return changed;
+  }
+
+  /** Clears [first, first+count); returns how many blocks changed. */
+  clearRange(first: number, count: number): number {
+    let changed = 0;
+    this.forEachSlice(first, count, (w, mask) => {
+      const before = this.words[w];
+      changed += popcount32((before & mask) >>> 0);
+      this.words[w] = (before & ~mask) >>> 0;
+    });
+    this.ones -= changed;
+    return changed;
+  }
+
+  /** Clears every block. */
+  clearAll(): void {
+    this.words.fill(0);
+    this.ones = 0;
+  }
+
+  /** Index of the first block ≥ `from` whose state is `set`, or -1. */
+  findNext(set: boolean, from: number, limit: number = this.length): number {
+    let index = Math.max(0, from);
+    const end = Math.min(limit, this.length);
+    while (index < end) {
+      const wordIndex = index >>> 5;
+      const bit = index & 31;
+      let word = set ? this.words[wordIndex] : ~this.words[wordIndex] >>> 0;
+      word = (word & wordMask(bit, 32)) >>> 0;
+      if (word !== 0) {
+        const found = wordIndex * 32 + (31 - Math.clz32(word & -word));
+        return found < end ? found : -1;
+      }
+      index = (wordIndex + 1) * 32;
+    }
+    return -1;
+  }
+
+  /** Index of the last block < `before` whose state is `set`, or -1. */
+  findPrevious(set: boolean, before: number, floor = 0): number {
+    let index = Math.min(before, this.length) - 1;
+    while (index >= floor) {
+      const wordIndex = index >>> 5;
+      const bit = index & 31;
+      let word = set ? this.words[wordIndex] : ~this.words[wordIndex] >>> 0;
+      word = (word & wordMask(0, bit + 1)) >>> 0;
+      if (word !== 0) {
+        const found = wordIndex * 32 + (31 - Math.clz32(word));
+        return found >= floor ? found : -1;
+      }
+      index = wordIndex * 32 - 1;
+    }
+    return -1;
+  }
+
+  /** The runs of set blocks, in ascending order. */
+  runs(): BlockRun[] {
+    const result: BlockRun[] = [];
+    let start = this.findNext(true, 0);
+    while (start !== -1) {
+      const stop = this.findNext(false, start);
+      const end = stop === -1 ? this.length : stop;
+      result.push({ first: start, count: end - start });
+      start = end >= this.length ? -1 : this.findNext(true, end);
+    }
+    return result;
+  }
+
+  /** An independent copy. */
+  clone(): BlockBitmap {
+    const copy = new BlockBitmap(this.length);
+    copy.words.set(this.words);
+    copy.ones = this.ones;
+    return copy;
+  }
+
+  /** True when both bitmaps have the same length and bits. */
+  equals(other: BlockBitmap): boolean {
+    if (other.length !== this.length || other.ones !== this.ones) return false;
+    for (let i = 0; i < this.words.length; i++) if (this.words[i] !== other.words[i]) return false;
+    return true;
+  }
+}

@@ -1,0 +1,228 @@
+/**
+ * Layout-driven codec: encodes and decodes any {@link LayoutSpec} of `spec/`.
+ *
+ * Decoding untrusted bytes never throws: truncation is a typed result, and nonzero padding is
+ * reported rather than hidden. Encoding values a caller supplies throws {@link CodecError} when
+ * a field is unknown or a value does not fit, naming the field and its allowed range.
+ */
+import {
+  LayoutSpec,
+  FieldSpec,
+  VirtioMemConfigLayout,
+  VirtioMemRequestLayout,
+  VirtioMemResponseLayout,
+} from '../../../spec/src/index';
+
+/** A value of one field: le16 as number, le64 as bigint, padding as bytes. */
+export type FieldValue = number | bigint | Uint8Array;
+
+/** Decoded `struct virtio_mem_config`. */
+export interface VirtioMemConfig {
+  block_size: bigint;
+  node_id: number;
+  padding: Uint8Array;
+  addr: bigint;
+  region_size: bigint;
+  usable_region_size: bigint;
+  plugged_size: bigint;
+  requested_size: bigint;
+}
+
+/** Decoded `struct virtio_mem_req`. */
+export interface VirtioMemRequest {
+  type: number;
+  padding: Uint8Array;
+  addr: bigint;
+  nb_blocks: number;
+  payload_padding: Uint8Array;
+}
+
+/** Decoded `struct virtio_mem_resp`. */
+export interface VirtioMemResponse {
+  type: number;
+  padding: Uint8Array;
+  state: number;
+}
+
+/** Record type decoded from each layout. */
+export interface LayoutRecords {
+  config: VirtioMemConfig;
+  request: VirtioMemRequest;
+  response: VirtioMemResponse;
+}
+
+/** A padding field whose bytes were not all zero. */
+export interface NonzeroPadding {
+  readonly field: string;
+  readonly offset: number;
+  readonly bytes: Uint8Array;
+}
+
+/** Why bytes could not be decoded. */
+export interface TruncatedInput {
+  readonly code: 'truncated';
+  readonly structName: string;
+  readonly expected: number;
+  readonly actual: number;
+}
+
+/** Outcome of decoding: the record plus what decoding noticed, or a typed failure. */
+export type DecodeResult<T> =
+  | {
+      readonly ok: true;
+      readonly value: T;
+      /** Padding fields holding nonzero bytes (conforming peers ignore them; reports show them). */
+      readonly nonzeroPadding: readonly NonzeroPadding[];
+      /** Bytes beyond the structure's size that were not decoded. */
+      readonly trailingBytes: number;
+    }
+  | { readonly ok: false; readonly error: TruncatedInput };
+
+/** Codes of {@link CodecError}. */
+export type CodecErrorCode = 'unknown-field' | 'out-of-range' | 'wrong-length' | 'wrong-type';
+
+/** Thrown when a caller asks to encode something the layout cannot hold. */
+export class CodecError extends Error {
+  override readonly name = 'CodecError';
+  constructor(
+    readonly code: CodecErrorCode,
+    readonly field: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** Type guard for {@link CodecError} that does not rely on `instanceof`. */
+export function isCodecError(value: unknown): value is CodecError {
+  return value instanceof Error && value.name === 'CodecError' && typeof (value as CodecError).code === 'string';
+}
+
+const MAX_LE16 = 0xffff;
+const MAX_LE64 = (1n << 64n) - 1n;
+
+/** The range a field accepts, for error messages. */
+export function describeFieldRange(field: FieldSpec): string {
+  switch (field.kind) {
+    case 'le16':
+      return '0..65535 (0xffff)';
+    case 'le64':
+      return '0..18446744073709551615 (0xffffffffffffffff)';
+    case 'bytes':
+      return `exactly ${field.size} bytes`;
+  }
+}
+
+function writeField(view: DataView, bytes: Uint8Array, field: FieldSpec, value: FieldValue, structName: string): void {
+  const where = `${structName}.${field.name}`;
+  switch (field.kind) {
+    case 'le16': {
+      if (typeof value === 'object') throw new CodecError('wrong-type', field.name, `${where} takes a number, not bytes`);
+      const n = Number(value);
+      if (!Number.isInteger(n) || n < 0 || n > MAX_LE16) {
+        throw new CodecError('out-of-range', field.name, `${where} = ${value} is out of range; allowed ${describeFieldRange(field)}`);
+      }
+      view.setUint16(field.offset, n, true);
+      return;
+    }
+    case 'le64': {
+      if (typeof value === 'object') throw new CodecError('wrong-type', field.name, `${where} takes a number, not bytes`);
+      if (typeof value === 'number' && (!Number.isSafeInteger(value) || value < 0)) {
+        throw new CodecError('out-of-range', field.name, `${where} = ${value} is out of range; allowed ${describeFieldRange(field)}`);
+      }
+      const n = BigInt(value);
+      if (n < 0n || n > MAX_LE64) {
+        throw new CodecError('out-of-range', field.name, `${where} = ${n} is out of range; allowed ${describeFieldRange(field)}`);
+      }
+      view.setBigUint64(field.offset, n, true);
+      return;
+    }
+    case 'bytes': {
+      if (!(value instanceof Uint8Array)) throw new CodecError('wrong-type', field.name, `${where} takes ${field.size} bytes`);
+      if (value.length !== field.size) {
+        throw new CodecError('wrong-length', field.name, `${where} has ${value.length} bytes; allowed ${describeFieldRange(field)}`);
+      }
+      bytes.set(value, field.offset);
+      return;
+    }
+  }
+}
+
+/**
+ * Encodes a record into a new buffer of `layout.size` bytes. Missing fields are zero.
+ * @throws CodecError for an unknown field, a value out of range or padding of the wrong length.
+ */
+export function encodeLayout(layout: LayoutSpec, values: Readonly<Record<string, FieldValue | undefined>>): Uint8Array {
+  const bytes = new Uint8Array(layout.size);
+  const view = new DataView(bytes.buffer);
+  for (const name of Object.keys(values)) {
+    if (!layout.fields.some((field) => field.name === name)) {
+      const known = layout.fields.map((field) => field.name).join(', ');
+      throw new CodecError('unknown-field', name, `${layout.structName} has no field '${name}' (fields: ${known})`);
+    }
+  }
+  for (const field of layout.fields) {
+    const value = values[field.name];
+    if (value !== undefined) writeField(view, bytes, field, value, layout.structName);
+  }
+  return bytes;
+}
+
+/** Decodes the first `layout.size` bytes of `bytes` into a record keyed by field name. */
+export function decodeLayout(layout: LayoutSpec, bytes: Uint8Array): DecodeResult<Record<string, FieldValue>> {
+  if (bytes.length < layout.size) {
+    return { ok: false, error: { code: 'truncated', structName: layout.structName, expected: layout.size, actual: bytes.length } };
+  }
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const value: Record<string, FieldValue> = {};
+  const nonzeroPadding: NonzeroPadding[] = [];
+  for (const field of layout.fields) {
+    switch (field.kind) {
+      case 'le16':
+        value[field.name] = view.getUint16(field.offset, true);
+        break;
+      case 'le64':
+        value[field.name] = view.getBigUint64(field.offset, true);
+        break;
+      case 'bytes': {
+        const slice = bytes.slice(field.offset, field.offset + field.size);
+        value[field.name] = slice;
+        if (field.mutability === 'reserved' && slice.some((b) => b !== 0)) {
+          nonzeroPadding.push({ field: field.name, offset: field.offset, bytes: slice });
+        }
+        break;
+      }
+    }
+  }
+  return { ok: true, value, nonzeroPadding, trailingBytes: bytes.length - layout.size };
+}
+
+/** Encodes a device configuration (56 bytes). */
+export function encodeConfig(config: Partial<VirtioMemConfig>): Uint8Array {
+  return encodeLayout(VirtioMemConfigLayout, config as Record<string, FieldValue | undefined>);
+}
+
+/** Decodes a device configuration. */
+export function decodeConfig(bytes: Uint8Array): DecodeResult<VirtioMemConfig> {
+  return decodeLayout(VirtioMemConfigLayout, bytes) as DecodeResult<never>;
+}
+
+/** Encodes a request (24 bytes). */
+export function encodeRequest(request: Partial<VirtioMemRequest>): Uint8Array {
+  return encodeLayout(VirtioMemRequestLayout, request as Record<string, FieldValue | undefined>);
+}
+
+/** Decodes a request. */
+export function decodeRequest(bytes: Uint8Array): DecodeResult<VirtioMemRequest> {
+  return decodeLayout(VirtioMemRequestLayout, bytes) as DecodeResult<never>;
+}
+
+/** Encodes a response (10 bytes). */
+export function encodeResponse(response: Partial<VirtioMemResponse>): Uint8Array {
+  return encodeLayout(VirtioMemResponseLayout, response as Record<string, FieldValue | undefined>);
+}
+
+/** Decodes a response. */
+export function decodeResponse(bytes: Uint8Array): DecodeResult<VirtioMemResponse> {
+  return decodeLayout(VirtioMemResponseLayout, bytes) as DecodeResult<never>;
+}

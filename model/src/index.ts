@@ -1,0 +1,12 @@
+/**
+ * `model/`: the executable reference model of virtio-mem — codec, device and reference driver.
+ * Pure: imports only `spec/`, does no I/O, reads no clock and uses no randomness.
+ */
+export * from './codec/codec';
+export * from './blocks/bitmap';
+export * from './device/profiles';
+export * from './device/outcomes';
+export * from './device/invariants';
+export * from './device/device';
+export * from './driver/driver';
+export * from './loop';

@@ -1,0 +1,9 @@
+/**
+ * `spec/`: the virtio-mem protocol as data. Pure: imports nothing of the project and does no I/O.
+ */
+export * from './constants';
+export * from './layouts';
+export * from './values';
+export * from './requirements';
+export * from './schemas';
+export * from './document';
