@@ -26,7 +26,7 @@ export const RequirementSchema = {
   },
   // An untestable statement must say why.
   if: { properties: { testable: { const: false } } },
-  then: { required: ['untestableReason'] },
+  then: { required: ['untestableReason'], properties: { untestableReason: { type: 'string' } } },
 } as const;
 
 /** Schema of the requirement catalogue: an array of requirement records. */

@@ -1,0 +1,254 @@
+import fc from 'fast-check';
+import {
+  ProcessResult,
+  QEMU_PROFILE,
+  SPEC_PROFILE,
+  ReferenceDriver,
+  VirtioMemDevice,
+  DeviceProfile,
+  encodeConfig,
+  encodeResponse,
+  runDriverLoop,
+  decodeRequest,
+} from '../index';
+
+const MiB = 1n << 20n;
+const BS = 2n * MiB;
+const BASE = 1n << 32n;
+
+interface Scenario {
+  readonly blocks: number;
+  readonly usableBlocks: number;
+  readonly requestedBlocks: number;
+  readonly plugged: { first: number; count: number }[];
+}
+
+/** Random consistent device states: plugged runs inside the usable region. */
+const scenarioArb: fc.Arbitrary<Scenario> = fc
+  .integer({ min: 1, max: 300 })
+  .chain((blocks) =>
+    fc.integer({ min: 0, max: blocks }).chain((usableBlocks) =>
+      fc.record({
+        blocks: fc.constant(blocks),
+        usableBlocks: fc.constant(usableBlocks),
+        requestedBlocks: fc.integer({ min: 0, max: usableBlocks }),
+        plugged: fc.array(fc.tuple(fc.nat(Math.max(0, usableBlocks - 1)), fc.integer({ min: 1, max: 20 })), { maxLength: 6 }).map((pairs) =>
+          usableBlocks === 0 ? [] : pairs.map(([first, count]) => ({ first, count: Math.min(count, usableBlocks - first) })),
+        ),
+      }),
+    ),
+  );
+
+function deviceFor(s: Scenario, profile: DeviceProfile = SPEC_PROFILE): VirtioMemDevice {
+  return new VirtioMemDevice(
+    {
+      block_size: BS,
+      addr: BASE,
+      region_size: BigInt(s.blocks) * BS,
+      requested_size: BigInt(s.requestedBlocks) * BS,
+      usable_region_size: BigInt(s.usableBlocks) * BS,
+      plugged: s.plugged,
+    },
+    profile,
+  );
+}
+
+/** Checks the driver-side properties on every step. */
+function checkStream(steps: readonly ProcessResult[]): void {
+  for (const step of steps) {
+    // A conforming driver never provokes ERROR from a conforming device.
+    expect(step.response?.type).not.toBe(3);
+    expect(step.request?.nb_blocks ?? 0).toBeLessThanOrEqual(65535);
+    expect(step.violations).toEqual([]);
+  }
+}
+
+describe('ReferenceDriver convergence', () => {
+  test.each([
+    ['unplug-all', SPEC_PROFILE],
+    ['unplug-all', QEMU_PROFILE],
+    ['state-resync', SPEC_PROFILE],
+    ['state-resync', QEMU_PROFILE],
+  ] as const)('should reach requested_size from random plugged states (init %s, profile %s)', (initStrategy, profile) => {
+    fc.assert(
+      fc.property(scenarioArb, (s) => {
+        const device = deviceFor(s, profile);
+        const pluggedAtStart = device.readConfig().plugged_size > 0n;
+        const driver = new ReferenceDriver({ initStrategy });
+        const result = runDriverLoop(driver, device, {}, true);
+        expect(result.stop.kind).toBe('idle');
+        const config = device.readConfig();
+        expect(config.plugged_size).toBe(config.requested_size);
+        expect(driver.pluggedRuns()).toEqual(device.pluggedRuns());
+        checkStream(result.steps);
+        if (pluggedAtStart && initStrategy === 'unplug-all') expect(result.steps[0].request?.type).toBe(2);
+        if (pluggedAtStart && initStrategy === 'state-resync') expect(result.steps[0].request?.type).toBe(3);
+        if (!pluggedAtStart) expect(result.steps.every((st) => st.request?.type !== 2)).toBe(true);
+      }),
+      { numRuns: 150, seed: 0x5eed },
+    );
+  });
+
+  test('should follow a sequence of host grow and shrink requests', () => {
+    fc.assert(
+      fc.property(scenarioArb, fc.array(fc.nat(300), { minLength: 1, maxLength: 6 }), (s, targets) => {
+        const device = deviceFor(s, QEMU_PROFILE);
+        const driver = new ReferenceDriver();
+        runDriverLoop(driver, device);
+        for (const target of targets) {
+          const blocks = Math.min(target, s.blocks);
+          const resize = device.setRequestedSize(BigInt(blocks) * BS);
+          expect(resize.ok).toBe(true);
+          // The transport delivers the configuration-change interrupt to the driver.
+          if (resize.ok && resize.notified) driver.onConfigChange();
+          const result = runDriverLoop(driver, device, {}, true);
+          checkStream(result.steps);
+          expect(result.stop.kind).toBe('idle');
+          expect(device.readConfig().plugged_size).toBe(BigInt(blocks) * BS);
+        }
+      }),
+      { numRuns: 100, seed: 42 },
+    );
+  });
+
+  test('should back off on BUSY, doubling up to the cap, and still converge', () => {
+    const device = deviceFor({ blocks: 64, usableBlocks: 64, requestedBlocks: 16, plugged: [] });
+    device.injectBusy(5);
+    const driver = new ReferenceDriver({ initialBackoffMs: 100, maxBackoffMs: 1000 });
+    const result = runDriverLoop(driver, device, {}, true);
+    expect(result.stop.kind).toBe('idle');
+    expect(result.waitedMs).toBe(100 + 200 + 400 + 800 + 1000);
+    expect(device.readConfig().plugged_size).toBe(16n * BS);
+    expect(result.steps.filter((st) => st.response?.type === 2)).toHaveLength(5);
+  });
+
+  test('should stop plugging after NACK and resume after the configuration changes', () => {
+    const device = deviceFor({ blocks: 64, usableBlocks: 64, requestedBlocks: 32, plugged: [] });
+    const driver = new ReferenceDriver({ maxBlocksPerRequest: 4 });
+    // The host shrinks the target while the driver is plugging: the next plug is NACKed.
+    const result = runDriverLoop(driver, device, { beforeRequest: (i, d) => i === 2 && d.setRequestedSize(8n * BS) }, true);
+    expect(result.steps.some((st) => st.response?.type === 1)).toBe(true);
+    expect(result.stop.kind).toBe('idle');
+    expect(device.readConfig().plugged_size).toBe(8n * BS);
+  });
+
+  test('should idle on NACK without spinning when no configuration change comes', () => {
+    const driver = new ReferenceDriver();
+    driver.onConfig(encodeConfig({ block_size: BS, addr: BASE, region_size: 64n * BS, usable_region_size: 64n * BS, requested_size: 4n * BS }));
+    const action = driver.next();
+    expect(action.kind).toBe('request');
+    driver.onResponse(encodeResponse({ type: 1 }));
+    expect(driver.next()).toMatchObject({ kind: 'idle', reason: expect.stringMatching(/NACK/) });
+    driver.onConfigChange();
+    expect(driver.next().kind).toBe('read-config');
+  });
+
+  test('should split ranges beyond 65,535 blocks', () => {
+    const blocks = 1 << 17;
+    const device = new VirtioMemDevice({ block_size: BS, addr: 0n, region_size: BigInt(blocks) * BS, requested_size: 100_000n * BS });
+    const result = runDriverLoop(new ReferenceDriver(), device, {}, true);
+    expect(result.steps.map((st) => st.request?.nb_blocks)).toEqual([65535, 100_000 - 65535]);
+    expect(device.readConfig().plugged_size).toBe(100_000n * BS);
+  });
+
+  test('should resynchronise with STATE in ≤ 65,535-block chunks', () => {
+    const blocks = 1 << 17;
+    const device = new VirtioMemDevice({ block_size: BS, addr: 0n, region_size: BigInt(blocks) * BS, requested_size: BigInt(blocks) * BS, plugged: [{ first: 70_000, count: 3 }] });
+    const result = runDriverLoop(new ReferenceDriver({ initStrategy: 'state-resync' }), device, {}, true);
+    const states = result.steps.filter((st) => st.request?.type === 3);
+    expect(states.length).toBeGreaterThan(2);
+    expect(states.every((st) => (st.request?.nb_blocks ?? 0) <= 65535)).toBe(true);
+    expect(device.readConfig().plugged_size).toBe(BigInt(blocks) * BS);
+  });
+});
+
+describe('ReferenceDriver protocol rules', () => {
+  const config = (over: Record<string, bigint> = {}) =>
+    encodeConfig({ block_size: BS, addr: BASE, region_size: 64n * BS, usable_region_size: 8n * BS, requested_size: 8n * BS, ...over });
+
+  test('drv.op.9: never plugs outside the usable region, even when requested exceeds it', () => {
+    const driver = new ReferenceDriver();
+    driver.onConfig(config({ requested_size: 16n * BS }));
+    let action = driver.next();
+    const end = BASE + 8n * BS;
+    while (action.kind === 'request') {
+      expect(action.request.addr + BigInt(action.request.nb_blocks) * BS).toBeLessThanOrEqual(end);
+      driver.onResponse(encodeResponse({ type: 0 }));
+      action = driver.next();
+    }
+    expect(action).toMatchObject({ kind: 'idle', reason: expect.stringMatching(/usable region/) });
+  });
+
+  test('drv.plug.1: looks only at the response type (padding and state ignored)', () => {
+    const driver = new ReferenceDriver();
+    driver.onConfig(config());
+    driver.next();
+    driver.onResponse(encodeResponse({ type: 0, padding: Uint8Array.of(9, 9, 9, 9, 9, 9), state: 2 }));
+    expect(driver.pluggedBlocks).toBe(8);
+  });
+
+  test('drv.state.2: ignores the state of a STATE response that is not ACK', () => {
+    const driver = new ReferenceDriver({ initStrategy: 'state-resync' });
+    driver.onConfig(config({ plugged_size: 2n * BS }));
+    const action = driver.next();
+    expect(action).toMatchObject({ kind: 'request', request: { type: 3 } });
+    driver.onResponse(encodeResponse({ type: 2, state: 0 }));
+    expect(driver.pluggedBlocks).toBe(0);
+  });
+
+  test('drv.init.2: retries UNPLUG ALL until it succeeds', () => {
+    const driver = new ReferenceDriver({ initialBackoffMs: 10 });
+    driver.onConfig(config({ plugged_size: 2n * BS }));
+    for (const code of [2, 3, 1]) {
+      expect(driver.next()).toMatchObject({ kind: 'request', request: { type: 2 } });
+      driver.onResponse(encodeResponse({ type: code }));
+      expect(driver.next().kind).toBe('wait');
+      driver.onTimer();
+    }
+    expect(driver.next()).toMatchObject({ kind: 'request', request: { type: 2 } });
+    driver.onResponse(encodeResponse({ type: 0 }));
+    // After the ACK it re-reads the configuration: usable_region_size may have changed silently.
+    expect(driver.next().kind).toBe('read-config');
+  });
+
+  test('drv.cfg.1: only ever emits requests (no configuration writes exist in its API) encoded as 24 bytes', () => {
+    const driver = new ReferenceDriver();
+    driver.onConfig(config());
+    const action = driver.next();
+    expect(action.kind === 'request' && action.bytes.length).toBe(24);
+    if (action.kind === 'request') expect(decodeRequest(action.bytes)).toMatchObject({ ok: true, value: { type: 0, addr: BASE, nb_blocks: 8 } });
+  });
+
+  test('dev.cfg.5: refuses a device whose block_size is not a power of two', () => {
+    const driver = new ReferenceDriver();
+    driver.onConfig(config({ block_size: 6n * MiB, region_size: 60n * MiB, usable_region_size: 0n, requested_size: 0n }));
+    expect(driver.next()).toMatchObject({ kind: 'broken', reason: expect.stringMatching(/power of two/) });
+  });
+
+  test('ERROR makes it resynchronise once, and gives up on a second ERROR', () => {
+    const driver = new ReferenceDriver();
+    driver.onConfig(config());
+    driver.next();
+    driver.onResponse(encodeResponse({ type: 3 }));
+    expect(driver.next()).toMatchObject({ kind: 'request', request: { type: 3 } });
+    driver.onResponse(encodeResponse({ type: 3 }));
+    expect(driver.next()).toMatchObject({ kind: 'broken' });
+  });
+
+  test('a missing response breaks the driver instead of acting on stale data', () => {
+    const driver = new ReferenceDriver();
+    driver.onConfig(config());
+    driver.next();
+    driver.onResponse(null);
+    expect(driver.next()).toMatchObject({ kind: 'broken', reason: expect.stringMatching(/no response/) });
+  });
+
+  test('drv.init.1: accepts UNPLUGGED_INACCESSIBLE when offered', () => {
+    expect(new ReferenceDriver().negotiate((1n << 32n) | 2n)).toBe((1n << 32n) | 2n);
+    expect(new ReferenceDriver({ supportedFeatures: 1n << 32n }).negotiate((1n << 32n) | 2n)).toBe(1n << 32n);
+  });
+
+  test('refuses to be driven out of order', () => {
+    expect(() => new ReferenceDriver().onResponse(encodeResponse({ type: 0 }))).toThrow(/no request outstanding/);
+  });
+});
