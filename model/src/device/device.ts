@@ -258,7 +258,8 @@ export class VirtioMemDevice {
 
   /** A snapshot for invariant checks. `full` adds the end of the plugged area and a digest of all blocks. */
   snapshot(full = false): DeviceSnapshot {
-    const base = { config: this.readConfig(), pluggedBlocks: this.blocks.count };
+    // The config object is replaced, never mutated, on every change, so sharing it is safe.
+    const base = { config: this.config, pluggedBlocks: this.blocks.count };
     if (!full) return base;
     return {
       ...base,
