@@ -31,6 +31,7 @@ export function parseValue(input: string | number | bigint): ParsedValue {
   }
   const text = input.trim();
   if (/^0x[0-9a-f]+$/i.test(text)) return { ok: true, value: BigInt(text) };
+  if (/^0x/i.test(text)) return { ok: false, reason: `'${text}' is not valid hex (0x needs hex digits 0-9, a-f)` };
   const sized = /^([0-9]+)\s*([a-z]*)$/i.exec(text);
   if (sized) {
     const unit = sized[2].toLowerCase();

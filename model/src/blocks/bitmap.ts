@@ -147,6 +147,7 @@ export class BlockBitmap {
 
   /** Index of the last block < `before` whose state is `set`, or -1. */
   findPrevious(set: boolean, before: number, floor = 0): number {
+    floor = Math.max(0, floor);
     let index = Math.min(before, this.length) - 1;
     while (index >= floor) {
       const wordIndex = index >>> 5;
