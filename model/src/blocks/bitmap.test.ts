@@ -174,11 +174,17 @@ describe('BlockBitmap against a boolean[] model', () => {
           expect(bitmap.findNext(set, at)).toBe(naive.findNext(set, at));
           expect(bitmap.findNext(set, at, bound)).toBe(naive.findNext(set, at, bound));
         }
-        // Every start position, so a wrong word step or mask shows up whatever was generated.
-        for (let from = 0; from <= s.length; from++) {
-          expect(bitmap.findNext(true, from)).toBe(naive.findNext(true, from));
-          expect(bitmap.findNext(false, from)).toBe(naive.findNext(false, from));
+        // Every start position, so a wrong word step or mask shows up whatever was generated;
+        // walking backwards keeps the expected answers in O(1) each.
+        const next = { set: -1, clear: -1 };
+        const expected: number[] = [];
+        const actual: number[] = [];
+        for (let from = s.length; from >= 0; from--) {
+          if (from < s.length) next[naive.bits[from] ? 'set' : 'clear'] = from;
+          expected.push(next.set, next.clear);
+          actual.push(bitmap.findNext(true, from), bitmap.findNext(false, from));
         }
+        expect(actual).toEqual(expected);
       }),
       { numRuns: 200 },
     );
@@ -189,14 +195,19 @@ describe('BlockBitmap against a boolean[] model', () => {
       fc.property(scenarios, fc.nat(), (s, floorSeed) => {
         const { bitmap, naive } = replay(s);
         for (const { set, at } of s.searches) {
-          const floor = floorSeed % (s.length + 2); // 0..length+1 (negative floors: see the example test)
+          const floor = (floorSeed % (s.length + 8)) - 5; // -5..length+2
           expect(bitmap.findPrevious(set, at)).toBe(naive.findPrevious(set, at));
           expect(bitmap.findPrevious(set, at, floor)).toBe(naive.findPrevious(set, at, floor));
         }
+        const previous = { set: -1, clear: -1 };
+        const expected: number[] = [];
+        const actual: number[] = [];
         for (let before = 0; before <= s.length; before++) {
-          expect(bitmap.findPrevious(true, before)).toBe(naive.findPrevious(true, before));
-          expect(bitmap.findPrevious(false, before)).toBe(naive.findPrevious(false, before));
+          if (before > 0) previous[naive.bits[before - 1] ? 'set' : 'clear'] = before - 1;
+          expected.push(previous.set, previous.clear);
+          actual.push(bitmap.findPrevious(true, before), bitmap.findPrevious(false, before));
         }
+        expect(actual).toEqual(expected);
       }),
       { numRuns: 200 },
     );
@@ -395,5 +406,10 @@ describe('BlockBitmap examples', () => {
     partial.clearRange(3, 1);
     expect(partial.findPrevious(false, 40, -1)).toBe(3);
     expect(partial.findPrevious(false, 3, -1)).toBe(-1);
+
+    // With set = true on an empty bitmap the unclamped floor used to wrap to index 2^32-1 and loop.
+    const empty = new BlockBitmap(70);
+    expect(empty.findPrevious(true, 70, -1)).toBe(-1);
+    expect(empty.findPrevious(true, 0, -3)).toBe(-1);
   });
 });
