@@ -486,6 +486,18 @@ describe('feature negotiation', () => {
   });
 });
 
+describe('snapshot', () => {
+  test('should hand out a copy: mutating a snapshot does not change the device', () => {
+    const device = makeDevice({ plugged: [{ first: 0, count: 2 }] });
+    const snapshot = device.snapshot(true);
+    (snapshot.config as { plugged_size: bigint }).plugged_size = 0n;
+    snapshot.config.padding[0] = 0xff;
+    expect(device.readConfig().plugged_size).toBe(2n * BS);
+    expect(device.readConfig().padding[0]).toBe(0);
+    expect(snapshot.blocksDigest).toBe('0+2');
+  });
+});
+
 describe('applyObserved', () => {
   test('should keep an oracle in step with an observed UNPLUG ALL and its usable size', () => {
     const device = makeDevice({ plugged: [{ first: 0, count: 2 }] });

@@ -17,6 +17,7 @@ import {
   VIRTIO_MEM_REQ_STATE,
   VIRTIO_MEM_REQ_UNPLUG,
   VIRTIO_MEM_REQ_UNPLUG_ALL,
+  VIRTIO_MEM_RESP_ERROR,
   VIRTIO_MEM_STATE_MIXED,
   VIRTIO_MEM_STATE_PLUGGED,
   VIRTIO_MEM_STATE_UNPLUGGED,
@@ -258,8 +259,15 @@ export class VirtioMemDevice {
 
   /** A snapshot for invariant checks. `full` adds the end of the plugged area and a digest of all blocks. */
   snapshot(full = false): DeviceSnapshot {
-    // The config object is replaced, never mutated, on every change, so sharing it is safe.
-    const base = { config: this.config, pluggedBlocks: this.blocks.count };
+    return this.takeSnapshot(full, this.readConfig());
+  }
+
+  /**
+   * Internal snapshots share the config object: it is replaced, never mutated, on every change,
+   * and these snapshots never leave the device.
+   */
+  private takeSnapshot(full: boolean, config: VirtioMemConfig = this.config): DeviceSnapshot {
+    const base = { config, pluggedBlocks: this.blocks.count };
     if (!full) return base;
     return {
       ...base,
@@ -270,7 +278,7 @@ export class VirtioMemDevice {
 
   /** Checks the configuration invariants now. */
   checkInvariants(): InvariantViolation[] {
-    return checkConfigInvariants(this.snapshot(true));
+    return checkConfigInvariants(this.takeSnapshot(true));
   }
 
   // ---------------------------------------------------------------- requests
@@ -316,7 +324,7 @@ export class VirtioMemDevice {
    */
   processChain(chain: DescriptorChain): ProcessResult {
     const evaluation = this.evaluate(chain);
-    const before = this.snapshot();
+    const before = this.takeSnapshot(false);
     const notificationsBefore = this.notifications;
     const chosen = evaluation.chosen;
     let used: UsedElement | null = null;
@@ -331,7 +339,7 @@ export class VirtioMemDevice {
       used = this.applyViolation(chosen.handling);
     }
     const notified = this.notifications !== notificationsBefore;
-    const after = this.snapshot(kind === 'unplug-all');
+    const after = this.takeSnapshot(kind === 'unplug-all');
     const violations = [...checkConfigInvariants(after), ...checkTransition(before, after, kind, notified)];
     return { ...evaluation, used, response, notified, violations };
   }
@@ -379,7 +387,7 @@ export class VirtioMemDevice {
     if (rules.mustDiffer && size === c.requested_size) {
       return { ok: false, reason: 'requested_size already has that value' };
     }
-    const before = this.snapshot();
+    const before = this.takeSnapshot(false);
     const usableBefore = c.usable_region_size;
     const wanted = usableFor(this.profile.usablePolicy, size, c.block_size, c.region_size, usableBefore);
     // Resizes only ever grow the usable region (dev.cfg.8).
@@ -389,7 +397,7 @@ export class VirtioMemDevice {
     if (changed) this.bumpGeneration();
     if (changed || this.profile.notifyOnUnchangedResize) this.notifications++;
     const notified = changed || this.profile.notifyOnUnchangedResize;
-    const after = this.snapshot();
+    const after = this.takeSnapshot(false);
     return { ok: true, notified, usableBefore, usableAfter, violations: [...checkConfigInvariants(after), ...checkTransition(before, after, 'host-resize', notified)] };
   }
 
@@ -398,11 +406,11 @@ export class VirtioMemDevice {
    * as they are (dev.init.2, dev.init.3); status, features and NEEDS_RESET are cleared.
    */
   deviceReset(): InvariantViolation[] {
-    const before = this.snapshot(true);
+    const before = this.takeSnapshot(true);
     this.status = 0;
     this.driverFeatures = 0n;
     this.busyBudget = 0;
-    const after = this.snapshot(true);
+    const after = this.takeSnapshot(true);
     return [...checkConfigInvariants(after), ...checkTransition(before, after, 'device-reset', false)];
   }
 
@@ -411,7 +419,7 @@ export class VirtioMemDevice {
    * and usable_region_size is recomputed (it may shrink); a device reset happens as well.
    */
   systemReset(): InvariantViolation[] {
-    const before = this.snapshot(true);
+    const before = this.takeSnapshot(true);
     if (this.profile.systemReset === 'unplug-all') {
       this.blocks.clearAll();
       const c = this.config;
@@ -421,7 +429,7 @@ export class VirtioMemDevice {
     this.status = 0;
     this.driverFeatures = 0n;
     this.busyBudget = 0;
-    const after = this.snapshot(true);
+    const after = this.takeSnapshot(true);
     return [...checkConfigInvariants(after), ...checkTransition(before, after, 'system-reset', false)];
   }
 
@@ -603,7 +611,6 @@ export class VirtioMemDevice {
       'short-request': 'fewer than 24 device-readable bytes',
       'short-response': 'fewer than 10 device-writable bytes',
       'unknown-type': `unknown request type ${request?.type}`,
-      'layout-refused': 'descriptor layout refused',
     };
     const outcomes: DeviceOutcome[] = [
       this.violation('needs-reset', 'unspecified', `${why[problem]}: the spec does not say; flagging DEVICE_NEEDS_RESET is the generic virtio way out`),
@@ -658,7 +665,7 @@ export class VirtioMemDevice {
         }
         return null;
       case 'error-response':
-        return { length: RESP_SIZE, written: encodeResponse({ type: 3 }) };
+        return { length: RESP_SIZE, written: encodeResponse({ type: VIRTIO_MEM_RESP_ERROR }) };
       case 'used-length-zero':
         return { length: 0, written: new Uint8Array(0) };
       case 'no-used-entry':

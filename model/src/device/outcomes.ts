@@ -51,7 +51,7 @@ export interface ViolationOutcome {
 export type DeviceOutcome = ResponseOutcome | ViolationOutcome;
 
 /** Why a chain is not a well-formed request. */
-export type ChainProblem = 'short-request' | 'short-response' | 'unknown-type' | 'layout-refused';
+export type ChainProblem = 'short-request' | 'short-response' | 'unknown-type';
 
 /** Returns a short label for an outcome, e.g. `ACK(PLUGGED)` or `needs-reset`. */
 export function describeOutcome(outcome: DeviceOutcome): string {
