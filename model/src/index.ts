@@ -7,6 +7,7 @@ export * from './blocks/bitmap';
 export * from './device/profiles';
 export * from './device/outcomes';
 export * from './device/invariants';
+export * from './device/memory';
 export * from './device/device';
 export * from './driver/driver';
 export * from './loop';

@@ -6,4 +6,5 @@ export * from './layouts';
 export * from './values';
 export * from './requirements';
 export * from './schemas';
+export * from './vector-schemas';
 export * from './document';

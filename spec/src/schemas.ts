@@ -2,6 +2,7 @@
  * JSON Schemas (draft 2020-12 subset that Ajv 8 validates without plugins) for the data the
  * project publishes and reads. Tests compile each with Ajv and validate the real data against it.
  */
+import { ExpectationFileSchema, ResultsSchema, VectorFileSchema, VectorSchema } from './vector-schemas';
 
 /** Schema of one requirement record. */
 export const RequirementSchema = {
@@ -104,5 +105,13 @@ export const SpecDocumentSchema = {
   },
 } as const;
 
-/** Every schema of the project, for registering with one Ajv instance. */
-export const ALL_SCHEMAS = [RequirementSchema, RequirementCatalogueSchema, SpecDocumentSchema] as const;
+/** Every schema the project publishes, ready for `ajv.addSchema`. */
+export const ALL_SCHEMAS = [
+  RequirementSchema,
+  RequirementCatalogueSchema,
+  SpecDocumentSchema,
+  VectorSchema,
+  VectorFileSchema,
+  ExpectationFileSchema,
+  ResultsSchema,
+] as const;

@@ -4,6 +4,7 @@ import {
   VIRTIO_CONFIG_S_DRIVER_OK,
   VIRTIO_CONFIG_S_FEATURES_OK,
   VIRTIO_F_VERSION_1,
+  VIRTIO_MEM_F_PERSISTENT_SUSPEND,
   VIRTIO_MEM_F_UNPLUGGED_INACCESSIBLE,
   featureMask,
 } from '../../../spec/src/index';
@@ -21,6 +22,11 @@ import {
   decodeResponse,
   encodeRequest,
   describeOutcome,
+  DEVICE_PROFILES,
+  DeviceSnapshot,
+  DeviceUsageError,
+  checkPersistentSuspendOffer,
+  checkTransition,
 } from '../index';
 
 const MiB = 1n << 20n;
@@ -504,5 +510,129 @@ describe('applyObserved', () => {
     const evaluation = device.evaluate({ readable: [encodeRequest({ type: UNPLUG_ALL })], writableSizes: [10] });
     device.applyObserved(evaluation.outcomes[0], 512n * MiB);
     expect(device.readConfig()).toMatchObject({ plugged_size: 0n, usable_region_size: 512n * MiB });
+  });
+});
+
+describe('suspend and wake-up (dev.op.8, dev.init.4)', () => {
+  const V1 = featureMask(VIRTIO_F_VERSION_1);
+  const PS = featureMask(VIRTIO_MEM_F_PERSISTENT_SUSPEND);
+  const negotiate = (device: VirtioMemDevice, accepted: bigint): void => {
+    device.writeStatus(VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER);
+    device.writeDriverFeatures(accepted);
+    expect(device.writeStatus(VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER | VIRTIO_CONFIG_S_FEATURES_OK).refusal).toBeUndefined();
+  };
+  const plugged = (profile: DeviceProfile): VirtioMemDevice => {
+    const device = makeDevice({ plugged: [{ first: 2, count: 3 }] }, profile);
+    expect(device.writeMemory(BASE + 2n * BS + 5n, Uint8Array.of(1, 2, 3)).ok).toBe(true);
+    return device;
+  };
+
+  test('dev.init.4: the spec profile offers PERSISTENT_SUSPEND by default', () => {
+    expect(SPEC_PROFILE.defaultFeatures & PS).toBe(PS);
+    expect(makeDevice().offeredFeatures).toBe(V1 | PS);
+  });
+
+  test('dev.op.8: with PERSISTENT_SUSPEND negotiated block states and contents survive suspend and wake-up', () => {
+    const device = plugged(SPEC_PROFILE);
+    negotiate(device, V1 | PS);
+    const before = device.snapshot(true);
+    expect(device.suspend()).toEqual({ persistent: true, violations: [] });
+    expect(device.suspended).toBe(true);
+    expect(device.wake()).toEqual([]);
+    expect(device.suspended).toBe(false);
+    expect(device.snapshot(true)).toEqual(before);
+    expect(device.readMemory(BASE + 2n * BS + 5n, 3)).toEqual({ ok: true, data: Uint8Array.of(1, 2, 3) });
+    // The virtio status is the driver's business: the wake-up leaves it alone.
+    expect(device.negotiatedFeatures).toBe(V1 | PS);
+  });
+
+  test('dev.op.8: the negotiation counts even when the driver reset the device before suspending (Linux freeze)', () => {
+    const device = makeDevice({ features: V1 | PS, plugged: [{ first: 2, count: 3 }] }, QEMU_PROFILE);
+    negotiate(device, V1 | PS);
+    device.writeStatus(0);
+    expect(device.negotiatedFeatures).toBe(0n);
+    expect(device.lastNegotiatedFeatures).toBe(V1 | PS);
+    expect(device.suspend().persistent).toBe(true);
+    expect(device.wake()).toEqual([]);
+    expect(device.pluggedRuns()).toEqual([{ first: 2, count: 3 }]);
+    // A system reset forgets the negotiation.
+    device.systemReset();
+    expect(device.lastNegotiatedFeatures).toBe(0n);
+  });
+
+  test('without PERSISTENT_SUSPEND the QEMU 7.2 profile unplugs everything on wake-up, discarding contents', () => {
+    const device = plugged(QEMU_PROFILE);
+    negotiate(device, V1);
+    expect(device.suspend().persistent).toBe(false);
+    expect(device.wake()).toEqual([]);
+    expect(device.pluggedRuns()).toEqual([]);
+    expect(device.readConfig().plugged_size).toBe(0n);
+    expect(device.contentBytes).toBe(0);
+  });
+
+  test.each([
+    ['spec', SPEC_PROFILE],
+    ['cloud-hypervisor', CLOUD_HYPERVISOR_PROFILE],
+    ['firecracker', FIRECRACKER_PROFILE],
+  ] as const)('without PERSISTENT_SUSPEND the %s profile keeps blocks and contents on wake-up', (_name, profile) => {
+    const device = plugged(profile);
+    expect(device.suspend().persistent).toBe(false);
+    expect(device.wake()).toEqual([]);
+    expect(device.pluggedRuns()).toEqual([{ first: 2, count: 3 }]);
+    expect(device.readMemory(BASE + 2n * BS + 5n, 3)).toEqual({ ok: true, data: Uint8Array.of(1, 2, 3) });
+  });
+
+  test('refuses to be suspended twice or woken without a suspend', () => {
+    const device = makeDevice();
+    expect(() => device.wake()).toThrow(DeviceUsageError);
+    device.suspend();
+    expect(() => device.suspend()).toThrow(DeviceUsageError);
+    device.systemReset();
+    expect(device.suspended).toBe(false);
+  });
+
+  describe('checkTransition across suspend and wake-up', () => {
+    const base = makeDevice({ plugged: [{ first: 2, count: 3 }] });
+    const before: DeviceSnapshot = base.snapshot(true);
+    const unplugged: DeviceSnapshot = { config: { ...before.config, plugged_size: 0n }, pluggedBlocks: 0, pluggedEnd: 0, blocksDigest: '', contentDigest: 'x' };
+
+    test('dev.op.8: a persistent wake-up that changes block states is a MUST violation', () => {
+      const violations = checkTransition(before, unplugged, 'wake', false, { persistentSuspend: true });
+      expect(violations).toEqual([expect.objectContaining({ invariant: 'blocks-unchanged-by-persistent-suspend', requirements: ['dev.op.8'], severity: 'must' })]);
+      expect(checkTransition(before, unplugged, 'suspend', false, { persistentSuspend: true }).map((v) => v.requirements)).toEqual([['dev.op.8']]);
+    });
+
+    test('dev.op.8: without block digests a changed plugged_size is enough', () => {
+      const violations = checkTransition({ config: before.config }, { config: unplugged.config }, 'wake', false, { persistentSuspend: true });
+      expect(violations.map((v) => v.requirements)).toEqual([['dev.op.8']]);
+    });
+
+    test('a wake-up without PERSISTENT_SUSPEND may unplug everything and shrink usable_region_size (judged like a system reset)', () => {
+      const shrunk = { ...unplugged, config: { ...unplugged.config, usable_region_size: 0n, requested_size: 0n } };
+      expect(checkTransition(before, shrunk, 'wake', false)).toEqual([]);
+      expect(checkTransition(before, shrunk, 'wake', false, { persistentSuspend: true }).map((v) => v.invariant)).toEqual(
+        expect.arrayContaining(['usable-shrinks-only-on-unplug-all-or-system-reset', 'blocks-unchanged-by-persistent-suspend']),
+      );
+    });
+
+    test('dev.op.3 dev.init.3: contents of blocks that stay plugged must not change across a wake-up or a device reset', () => {
+      const rewritten = { ...before, contentDigest: `${before.contentDigest}-changed` };
+      expect(checkTransition(before, rewritten, 'wake', false)).toEqual([expect.objectContaining({ invariant: 'plugged-contents-unchanged', requirements: ['dev.op.3'], severity: 'must' })]);
+      expect(checkTransition(before, rewritten, 'device-reset', false)).toEqual([expect.objectContaining({ invariant: 'contents-unchanged-by-device-reset', requirements: ['dev.init.3'] })]);
+      expect(checkTransition(before, before, 'wake', false, { persistentSuspend: true })).toEqual([]);
+    });
+  });
+
+  describe('dev.init.4 checkPersistentSuspendOffer', () => {
+    test('dev.init.4: a platform that can suspend with plugged blocks should have PERSISTENT_SUSPEND offered', () => {
+      expect(checkPersistentSuspendOffer(V1, true)).toEqual(expect.objectContaining({ invariant: 'persistent-suspend-offered', requirements: ['dev.init.4'], severity: 'should' }));
+      expect(checkPersistentSuspendOffer(V1 | PS, true)).toBeNull();
+      expect(checkPersistentSuspendOffer(V1, false)).toBeNull();
+      expect(checkPersistentSuspendOffer(V1 | PS, false)).toBeNull();
+    });
+
+    test.each(Object.entries(DEVICE_PROFILES))('dev.init.4: the %s profile is consistent with its platform', (_name, profile) => {
+      expect(checkPersistentSuspendOffer(profile.defaultFeatures, profile.platformCanSuspend)).toBeNull();
+    });
   });
 });

@@ -1,6 +1,7 @@
 /**
  * The virtio-mem device model: a block bitmap over the whole region, the 56-byte configuration,
- * request handling, host-side resize, device and system reset, and feature negotiation.
+ * request handling, host-side resize, device and system reset, feature negotiation, the content
+ * of the device memory (stored sparsely) and suspend-to-RAM with wake-up.
  *
  * Pure: no I/O, no clocks, no randomness. Every request is first *evaluated* into the set of
  * conforming outcomes (with the requirement IDs that justify each); the device's profile then
@@ -12,6 +13,7 @@ import {
   VIRTIO_CONFIG_S_FEATURES_OK,
   VIRTIO_CONFIG_S_NEEDS_RESET,
   VIRTIO_F_VERSION_1,
+  VIRTIO_MEM_F_PERSISTENT_SUSPEND,
   VIRTIO_MEM_F_UNPLUGGED_INACCESSIBLE,
   VIRTIO_MEM_REQ_PLUG,
   VIRTIO_MEM_REQ_STATE,
@@ -39,6 +41,7 @@ import { BlockBitmap, BlockRun, MAX_TRACKED_BLOCKS } from '../blocks/bitmap';
 import { DeviceProfile, SPEC_PROFILE, usableFor, ViolationHandling } from './profiles';
 import { ChainProblem, DeviceOutcome, OutcomeEffect, ResponseOutcome, ViolationOutcome, sameObservable } from './outcomes';
 import { DeviceSnapshot, InvariantViolation, TransitionKind, checkConfigInvariants, checkTransition } from './invariants';
+import { MemoryAccessFailure, MemoryAccessResult, SparseMemory } from './memory';
 
 /** Initial parameters of a device. Sizes are bytes. */
 export interface DeviceParams {
@@ -53,6 +56,11 @@ export interface DeviceParams {
   readonly features?: bigint;
   /** Blocks plugged at start (e.g. after a reboot in the spec's "corner case"). */
   readonly plugged?: readonly BlockRun[];
+}
+
+/** Thrown when the device is driven out of order (e.g. a wake-up without a suspend). */
+export class DeviceUsageError extends Error {
+  override readonly name = 'DeviceUsageError';
 }
 
 /** Thrown when device parameters cannot be modelled at all. */
@@ -116,6 +124,14 @@ export type HostResizeResult =
   | { readonly ok: false; readonly reason: string }
   | { readonly ok: true; readonly notified: boolean; readonly usableBefore: bigint; readonly usableAfter: bigint; readonly violations: readonly InvariantViolation[] };
 
+/** Result of {@link VirtioMemDevice.suspend}. */
+export interface SuspendResult {
+  /** Whether VIRTIO_MEM_F_PERSISTENT_SUSPEND was negotiated: block states must survive the wake-up (dev.op.8). */
+  readonly persistent: boolean;
+  /** Invariants broken at the time of the suspend. */
+  readonly violations: readonly InvariantViolation[];
+}
+
 /** Result of writing the device status register. */
 export interface StatusWriteResult {
   /** The status as read back afterwards. */
@@ -158,6 +174,11 @@ export class VirtioMemDevice {
   private generation = 0;
   private notifications = 0;
   private busyBudget = 0;
+  private readonly memory: SparseMemory;
+  /** Features of the last negotiation that stuck; kept across a device reset, cleared by a system reset. */
+  private lastNegotiated = 0n;
+  /** Set between suspend() and wake(). */
+  private suspendedAt?: { readonly snapshot: DeviceSnapshot; readonly persistent: boolean };
 
   /**
    * @throws DeviceParamsError when the region cannot be modelled (zero block size, more than
@@ -175,6 +196,7 @@ export class VirtioMemDevice {
     const requested = params.requested_size ?? 0n;
     this.offered = params.features ?? profile.defaultFeatures;
     this.blocks = new BlockBitmap(Number(nbBlocks));
+    this.memory = new SparseMemory(params.block_size);
     const usable = params.usable_region_size ?? usableFor(profile.usablePolicy, requested, params.block_size, params.region_size, 0n);
     this.config = {
       block_size: params.block_size,
@@ -252,12 +274,34 @@ export class VirtioMemDevice {
     return this.blocks.runs();
   }
 
-  /** Memory the block bitmap occupies, in bytes. */
+  /** Memory the block bitmap occupies, in bytes (memory contents not included; see {@link contentBytes}). */
   get stateBytes(): number {
     return this.blocks.byteLength;
   }
 
-  /** A snapshot for invariant checks. `full` adds the end of the plugged area and a digest of all blocks. */
+  /** Bytes of memory content the model stores (only pages written with nonzero data). */
+  get contentBytes(): number {
+    return this.memory.storedBytes;
+  }
+
+  /**
+   * Features of the most recent negotiation that stuck (FEATURES_OK accepted). Unlike
+   * {@link negotiatedFeatures} this survives a device reset — a driver may reset the device
+   * before the platform suspends — and is cleared by a system reset.
+   */
+  get lastNegotiatedFeatures(): bigint {
+    return this.lastNegotiated;
+  }
+
+  /** True between {@link suspend} and {@link wake}. */
+  get suspended(): boolean {
+    return this.suspendedAt !== undefined;
+  }
+
+  /**
+   * A snapshot for invariant checks. `full` adds the end of the plugged area, a digest of all
+   * blocks and a digest of the memory contents.
+   */
   snapshot(full = false): DeviceSnapshot {
     return this.takeSnapshot(full, this.readConfig());
   }
@@ -273,6 +317,7 @@ export class VirtioMemDevice {
       ...base,
       pluggedEnd: this.blocks.findPrevious(true, this.blocks.length) + 1,
       blocksDigest: this.blocks.runs().map((r) => `${r.first}+${r.count}`).join(','),
+      contentDigest: this.memory.digest,
     };
   }
 
@@ -367,6 +412,79 @@ export class VirtioMemDevice {
     this.busyBudget = count;
   }
 
+  // ---------------------------------------------------------------- memory
+
+  /**
+   * The driver (CPU) reads `length` bytes of guest memory at guest-physical address `addr`.
+   *
+   * The range must lie inside [addr, addr + region_size) ('outside-region'). Each block it touches
+   * is judged in ascending order and the first that fails decides the result:
+   * - plugged: readable, returns what was last written, zeros if never written (dev.op.4, dev.op.3);
+   * - unplugged inside usable_region_size: 'inaccessible' when VIRTIO_MEM_F_UNPLUGGED_INACCESSIBLE
+   *   is negotiated (drv.op.5); otherwise readable and reads zeros (dev.op.5; the content of
+   *   unplugged blocks is undefined and the model discards it, dev.op.2);
+   * - unplugged beyond usable_region_size: 'beyond-usable' (drv.op.2).
+   * @throws RangeError when `length` is not a non-negative integer.
+   */
+  readMemory(addr: bigint, length: number): MemoryAccessResult {
+    if (!Number.isSafeInteger(length) || length < 0) throw new RangeError(`length must be a non-negative integer (got ${length})`);
+    const refused = this.judgeAccess(addr, length, 'read');
+    if (refused) return refused;
+    const data = new Uint8Array(length);
+    this.memory.read(addr - this.config.addr, data);
+    return { ok: true, data };
+  }
+
+  /**
+   * The driver (CPU) writes `data` to guest memory at guest-physical address `addr`. Judged like
+   * {@link readMemory}. Bytes for plugged blocks are stored (dev.op.4); bytes for unplugged blocks
+   * inside the usable region without UNPLUGGED_INACCESSIBLE are accepted and discarded (the driver
+   * must not write there, drv.op.1; the device may lose them, dev.op.2). Nothing is stored when the
+   * write is refused. On success `data` of the result is empty.
+   */
+  writeMemory(addr: bigint, data: Uint8Array): MemoryAccessResult {
+    const refused = this.judgeAccess(addr, data.length, 'write');
+    if (refused) return refused;
+    this.memory.write(addr - this.config.addr, data, (block) => this.blocks.get(block));
+    return { ok: true, data: new Uint8Array(0) };
+  }
+
+  // ---------------------------------------------------------------- suspend
+
+  /**
+   * The platform enters suspend-to-RAM (deep sleep, S3). Whether block states must survive is
+   * decided now: VIRTIO_MEM_F_PERSISTENT_SUSPEND in the last negotiation that stuck (a driver may
+   * have reset the device in its freeze callback already; see {@link lastNegotiatedFeatures}).
+   * Nothing changes until {@link wake}.
+   * @throws DeviceUsageError when the device is already suspended.
+   */
+  suspend(): SuspendResult {
+    if (this.suspendedAt) throw new DeviceUsageError('suspend() called while already suspended');
+    const persistent = (this.lastNegotiated & featureMask(VIRTIO_MEM_F_PERSISTENT_SUSPEND)) !== 0n;
+    const snapshot = this.takeSnapshot(true);
+    this.suspendedAt = { snapshot, persistent };
+    return { persistent, violations: [...checkConfigInvariants(snapshot), ...checkTransition(snapshot, snapshot, 'suspend', false, { persistentSuspend: persistent })] };
+  }
+
+  /**
+   * The platform wakes up from suspend-to-RAM. With PERSISTENT_SUSPEND negotiated block states
+   * and contents stay as they were (dev.op.8, dev.op.3). Without it the profile decides
+   * (`suspendWithoutPersistence`): 'keep', or 'unplug-all' — every block unplugged, contents
+   * discarded and usable_region_size recomputed, as a system reset with that policy does.
+   * The virtio status is left alone: resetting and re-initialising the device around a suspend
+   * is the driver's business (Linux resets it in its freeze callback and re-initialises it on restore).
+   * Returns the invariants broken, comparing the state at {@link suspend} with the state now.
+   * @throws DeviceUsageError when the device is not suspended.
+   */
+  wake(): InvariantViolation[] {
+    const at = this.suspendedAt;
+    if (!at) throw new DeviceUsageError('wake() called without a preceding suspend()');
+    this.suspendedAt = undefined;
+    if (!at.persistent && this.profile.suspendWithoutPersistence === 'unplug-all') this.unplugAllForReset();
+    const after = this.takeSnapshot(true);
+    return [...checkConfigInvariants(after), ...checkTransition(at.snapshot, after, 'wake', false, { persistentSuspend: at.persistent })];
+  }
+
   // ---------------------------------------------------------------- host side
 
   /**
@@ -402,8 +520,9 @@ export class VirtioMemDevice {
   }
 
   /**
-   * Virtio device reset (status ← 0). Block states, plugged memory and the configuration stay
-   * as they are (dev.init.2, dev.init.3); status, features and NEEDS_RESET are cleared.
+   * Virtio device reset (status ← 0). Block states, the contents of plugged memory and the
+   * configuration stay as they are (dev.init.2, dev.init.3); status, features and NEEDS_RESET
+   * are cleared.
    */
   deviceReset(): InvariantViolation[] {
     const before = this.takeSnapshot(true);
@@ -415,17 +534,15 @@ export class VirtioMemDevice {
   }
 
   /**
-   * System reset (VM reboot). With the `unplug-all` policy every block is unplugged (dev.op.7)
-   * and usable_region_size is recomputed (it may shrink); a device reset happens as well.
+   * System reset (VM reboot). With the `unplug-all` policy every block is unplugged (dev.op.7),
+   * its content discarded, and usable_region_size is recomputed (it may shrink); a device reset
+   * happens as well, and the last negotiation is forgotten. A suspended device is woken.
    */
   systemReset(): InvariantViolation[] {
     const before = this.takeSnapshot(true);
-    if (this.profile.systemReset === 'unplug-all') {
-      this.blocks.clearAll();
-      const c = this.config;
-      const usable = usableFor(this.profile.usablePolicy, c.requested_size, c.block_size, c.region_size, 0n);
-      this.setConfig({ plugged_size: 0n, usable_region_size: usable });
-    }
+    if (this.profile.systemReset === 'unplug-all') this.unplugAllForReset();
+    this.suspendedAt = undefined;
+    this.lastNegotiated = 0n;
     this.status = 0;
     this.driverFeatures = 0n;
     this.busyBudget = 0;
@@ -474,10 +591,47 @@ export class VirtioMemDevice {
       return { status: this.status, refusal: 'driver did not accept VIRTIO_MEM_F_UNPLUGGED_INACCESSIBLE; activation failed', requirements: ['dev.init.1'] };
     }
     this.status = value | (this.status & VIRTIO_CONFIG_S_NEEDS_RESET);
+    if (adding & VIRTIO_CONFIG_S_FEATURES_OK) this.lastNegotiated = this.driverFeatures;
     return { status: this.status, requirements: [] };
   }
 
   // ---------------------------------------------------------------- internals
+
+  /** Unplugs every block, discards all content and recomputes usable_region_size (reset-time unplug). */
+  private unplugAllForReset(): void {
+    this.blocks.clearAll();
+    this.memory.discardAll();
+    const c = this.config;
+    const usable = usableFor(this.profile.usablePolicy, c.requested_size, c.block_size, c.region_size, 0n);
+    this.setConfig({ plugged_size: 0n, usable_region_size: usable });
+  }
+
+  /** Why an access to [addr, addr + length) is refused, or undefined when it is allowed. */
+  private judgeAccess(addr: bigint, length: number, what: 'read' | 'write'): MemoryAccessResult | undefined {
+    const c = this.config;
+    const end = addr + BigInt(length);
+    const hexOf = (v: bigint): string => `0x${v.toString(16)}`;
+    const fail = (reason: MemoryAccessFailure, detail: string): MemoryAccessResult => ({ ok: false, reason, detail });
+    // Only whole blocks are memory: a tail of region_size that is not a multiple of block_size (dev.cfg.6) is not.
+    const regionEnd = c.addr + BigInt(this.blocks.length) * c.block_size;
+    if (addr < c.addr || end > regionEnd) {
+      return fail('outside-region', `${what} of [${hexOf(addr)}, ${hexOf(end)}) reaches outside the device region [${hexOf(c.addr)}, ${hexOf(regionEnd)})`);
+    }
+    if (length === 0) return undefined;
+    const first = Number((addr - c.addr) / c.block_size);
+    const stop = Number((end - 1n - c.addr) / c.block_size) + 1;
+    const usableBlocks = Math.min(Number(c.usable_region_size / c.block_size), this.blocks.length);
+    const inaccessible = (this.negotiatedFeatures & featureMask(VIRTIO_MEM_F_UNPLUGGED_INACCESSIBLE)) !== 0n;
+    // The first unplugged block that fails: with UNPLUGGED_INACCESSIBLE every unplugged block
+    // fails; without it only those beyond the usable region do.
+    const failing = this.blocks.findNext(false, inaccessible ? first : Math.max(first, usableBlocks), stop);
+    if (failing === -1) return undefined;
+    const blockAddr = hexOf(c.addr + BigInt(failing) * c.block_size);
+    if (failing >= usableBlocks) {
+      return fail('beyond-usable', `${what} touches unplugged block ${failing} at ${blockAddr}, beyond usable_region_size ${hexOf(c.usable_region_size)} (drv.op.${what === 'read' ? 2 : 1})`);
+    }
+    return fail('inaccessible', `${what} touches unplugged block ${failing} at ${blockAddr} and VIRTIO_MEM_F_UNPLUGGED_INACCESSIBLE was negotiated (drv.op.${what === 'read' ? 5 : 1})`);
+  }
 
   private setConfig(change: Partial<VirtioMemConfig>): void {
     const next = { ...this.config, ...change };
@@ -639,10 +793,13 @@ export class VirtioMemDevice {
         return;
       case 'unplug':
         this.blocks.clearRange(effect.firstBlock, effect.count);
+        // Unplugged memory has no content worth keeping (dev.op.2): discard it.
+        this.memory.discardBlocks(effect.firstBlock, effect.count);
         this.setConfig({ plugged_size: BigInt(this.blocks.count) * c.block_size });
         return;
       case 'unplug-all': {
         this.blocks.clearAll();
+        this.memory.discardAll();
         let usable = usableAfter ?? c.usable_region_size;
         if (usableAfter === undefined) {
           if (this.profile.unplugAllUsable === 'recompute') usable = usableFor(this.profile.usablePolicy, c.requested_size, c.block_size, c.region_size, 0n);

@@ -2,7 +2,7 @@
  * Invariants of the device configuration and of each transition, as pure functions over
  * snapshots, so the runner can apply them to the model and to real devices alike.
  */
-import { isPowerOfTwo } from '../../../spec/src/index';
+import { VIRTIO_MEM_F_PERSISTENT_SUSPEND, featureMask, isPowerOfTwo } from '../../../spec/src/index';
 import type { VirtioMemConfig } from '../codec/codec';
 
 /** Names of the checks, stable for reports. */
@@ -17,7 +17,11 @@ export type InvariantName =
   | 'usable-shrinks-only-on-unplug-all-or-system-reset'
   | 'notify-on-usable-or-requested-change'
   | 'no-notify-for-plugged-size'
-  | 'blocks-unchanged-by-device-reset';
+  | 'blocks-unchanged-by-device-reset'
+  | 'contents-unchanged-by-device-reset'
+  | 'blocks-unchanged-by-persistent-suspend'
+  | 'plugged-contents-unchanged'
+  | 'persistent-suspend-offered';
 
 /** A broken invariant: which, the requirements behind it, and what was seen. */
 export interface InvariantViolation {
@@ -38,10 +42,26 @@ export interface DeviceSnapshot {
   readonly pluggedEnd?: number;
   /** Opaque digest of the block states, when known: equal digests mean equal bitmaps. */
   readonly blocksDigest?: string;
+  /** Opaque digest of the memory contents, when known: equal digests mean equal contents. */
+  readonly contentDigest?: string;
 }
 
-/** The kind of step between two snapshots. */
-export type TransitionKind = 'request' | 'unplug-all' | 'host-resize' | 'device-reset' | 'system-reset' | 'read';
+/**
+ * The kind of step between two snapshots. `suspend` compares the states before and after the
+ * platform entered suspend-to-RAM, `wake` the state when it suspended with the state after it
+ * woke up.
+ */
+export type TransitionKind = 'request' | 'unplug-all' | 'host-resize' | 'device-reset' | 'system-reset' | 'read' | 'suspend' | 'wake';
+
+/** Facts about a transition that the snapshots do not carry. */
+export interface TransitionContext {
+  /**
+   * For `suspend` and `wake`: whether VIRTIO_MEM_F_PERSISTENT_SUSPEND was negotiated when the
+   * platform suspended. Without it the spec leaves the wake-up open, so a wake is then judged
+   * like a system reset.
+   */
+  readonly persistentSuspend?: boolean;
+}
 
 const hex = (v: bigint): string => `0x${v.toString(16)}`;
 
@@ -90,12 +110,24 @@ export function checkConfigInvariants(snapshot: DeviceSnapshot): InvariantViolat
 /**
  * Checks the rules that relate two snapshots across one step.
  * @param notified whether a configuration-change notification was seen during the step.
+ * @param context facts the snapshots do not carry (see {@link TransitionContext}).
  */
-export function checkTransition(before: DeviceSnapshot, after: DeviceSnapshot, kind: TransitionKind, notified: boolean): InvariantViolation[] {
+export function checkTransition(
+  before: DeviceSnapshot,
+  after: DeviceSnapshot,
+  kind: TransitionKind,
+  notified: boolean,
+  context: TransitionContext = {},
+): InvariantViolation[] {
   const out: InvariantViolation[] = [];
   const a = before.config;
   const b = after.config;
-  if (kind !== 'system-reset') {
+  const suspendStep = kind === 'suspend' || kind === 'wake';
+  const persistent = suspendStep && context.persistentSuspend === true;
+  // A wake-up without PERSISTENT_SUSPEND is not addressed by the spec; implementations treat it
+  // as a system reset (QEMU before the WAKEUP reset type unplugged everything), so it is judged as one.
+  const resetLike = kind === 'system-reset' || (suspendStep && !persistent);
+  if (!resetLike) {
     const changed = (['block_size', 'node_id', 'addr', 'region_size'] as const).filter((n) => a[n] !== b[n]);
     if (changed.length > 0) {
       out.push({ invariant: 'fixed-fields-unchanged', requirements: ['dev.cfg.2'], severity: 'must', detail: `${changed.join(', ')} changed outside a system reset` });
@@ -127,5 +159,43 @@ export function checkTransition(before: DeviceSnapshot, after: DeviceSnapshot, k
   if (kind === 'device-reset' && a.plugged_size !== b.plugged_size) {
     out.push({ invariant: 'blocks-unchanged-by-device-reset', requirements: ['dev.init.2'], severity: 'must', detail: `plugged_size changed from ${hex(a.plugged_size)} to ${hex(b.plugged_size)} across a device reset` });
   }
+  const blocksSame = before.blocksDigest !== undefined && before.blocksDigest === after.blocksDigest;
+  const contentsChanged = before.contentDigest !== undefined && after.contentDigest !== undefined && before.contentDigest !== after.contentDigest;
+  if (kind === 'device-reset' && blocksSame && contentsChanged) {
+    out.push({ invariant: 'contents-unchanged-by-device-reset', requirements: ['dev.init.3'], severity: 'must', detail: 'the contents of plugged blocks changed across a device reset' });
+  }
+  if (persistent) {
+    const blocksChanged = before.blocksDigest !== undefined && after.blocksDigest !== undefined && before.blocksDigest !== after.blocksDigest;
+    if (blocksChanged) {
+      out.push({ invariant: 'blocks-unchanged-by-persistent-suspend', requirements: ['dev.op.8'], severity: 'must', detail: `block states changed across suspend and wake-up although PERSISTENT_SUSPEND was negotiated` });
+    } else if (a.plugged_size !== b.plugged_size) {
+      out.push({
+        invariant: 'blocks-unchanged-by-persistent-suspend',
+        requirements: ['dev.op.8'],
+        severity: 'must',
+        detail: `plugged_size changed from ${hex(a.plugged_size)} to ${hex(b.plugged_size)} across suspend and wake-up although PERSISTENT_SUSPEND was negotiated`,
+      });
+    }
+  }
+  if (suspendStep && blocksSame && contentsChanged) {
+    // Blocks that stayed plugged keep their contents whatever was negotiated (dev.op.3).
+    out.push({ invariant: 'plugged-contents-unchanged', requirements: ['dev.op.3'], severity: 'must', detail: `the contents of plugged blocks changed across ${kind === 'wake' ? 'suspend and wake-up' : 'suspend'}` });
+  }
   return out;
+}
+
+/**
+ * dev.init.4: a device SHOULD offer VIRTIO_MEM_F_PERSISTENT_SUSPEND when the platform can
+ * suspend with plugged blocks (keeping them). Returns the violation, or null when the offer is fine.
+ * @param offered the features the device offers.
+ * @param platformCanSuspend whether the platform supports suspend-to-RAM with plugged memory.
+ */
+export function checkPersistentSuspendOffer(offered: bigint, platformCanSuspend: boolean): InvariantViolation | null {
+  if (!platformCanSuspend || (offered & featureMask(VIRTIO_MEM_F_PERSISTENT_SUSPEND)) !== 0n) return null;
+  return {
+    invariant: 'persistent-suspend-offered',
+    requirements: ['dev.init.4'],
+    severity: 'should',
+    detail: `the platform can suspend with plugged blocks but VIRTIO_MEM_F_PERSISTENT_SUSPEND is not offered (features 0x${offered.toString(16)})`,
+  };
 }

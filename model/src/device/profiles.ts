@@ -9,6 +9,7 @@
 import {
   VIRTIO_F_VERSION_1,
   VIRTIO_MEM_F_ACPI_PXM,
+  VIRTIO_MEM_F_PERSISTENT_SUSPEND,
   VIRTIO_MEM_F_UNPLUGGED_INACCESSIBLE,
   featureMask,
 } from '../../../spec/src/index';
@@ -73,6 +74,17 @@ export interface DeviceProfile {
   readonly systemReset: 'unplug-all' | 'keep';
   /** What happens when UNPLUGGED_INACCESSIBLE is offered but not accepted (dev.init.1). */
   readonly unpluggedInaccessibleRequired: 'no' | 'refuse-features-ok' | 'fail-driver-ok';
+  /**
+   * What a wake-up from suspend-to-RAM does to the blocks when VIRTIO_MEM_F_PERSISTENT_SUSPEND
+   * was not negotiated (the spec leaves it open): unplug everything as a system reset would, or
+   * keep them. With the feature negotiated blocks are always kept (dev.op.8).
+   */
+  readonly suspendWithoutPersistence: 'unplug-all' | 'keep';
+  /**
+   * Whether the platform can suspend to RAM with plugged blocks and keep them; when it can, the
+   * device should offer VIRTIO_MEM_F_PERSISTENT_SUSPEND (dev.init.4).
+   */
+  readonly platformCanSuspend: boolean;
   /** Features offered when a vector does not say. */
   readonly defaultFeatures: bigint;
   /** Caveats: what is inferred rather than observed. */
@@ -101,7 +113,10 @@ export const SPEC_PROFILE: DeviceProfile = {
   notifyOnUnchangedResize: false,
   systemReset: 'unplug-all',
   unpluggedInaccessibleRequired: 'no',
-  defaultFeatures: featureMask(VIRTIO_F_VERSION_1),
+  suspendWithoutPersistence: 'keep',
+  platformCanSuspend: true,
+  // The platform can suspend with plugged blocks, so PERSISTENT_SUSPEND is offered (dev.init.4).
+  defaultFeatures: featureMask(VIRTIO_F_VERSION_1) | featureMask(VIRTIO_MEM_F_PERSISTENT_SUSPEND),
   notes: [
     'usable_region_size equal to requested_size leaves a driver no placement freedom; it is conforming, and the hardest case for drivers.',
   ],
@@ -127,6 +142,11 @@ export const QEMU_PROFILE: DeviceProfile = {
   // unplugged-inaccessible is "auto" for 7.2 machine types, which resolves to off for anonymous
   // RAM; when it is offered, validate_features refuses a driver that does not accept it.
   unpluggedInaccessibleRequired: 'refuse-features-ok',
+  // The wake-up from S3 was a full system reset in 7.2: virtio-mem unplugged everything (the
+  // WAKEUP reset type that keeps blocks came with PERSISTENT_SUSPEND, which 7.2 does not offer).
+  suspendWithoutPersistence: 'unplug-all',
+  // Blocks do not survive a suspend, so there is no persistent suspend to offer (dev.init.4 does not apply).
+  platformCanSuspend: false,
   defaultFeatures: featureMask(VIRTIO_F_VERSION_1) | featureMask(VIRTIO_MEM_F_ACPI_PXM),
   notes: [
     'BUSY only during migration or host failures; the model produces it only when BUSY is injected.',
@@ -151,8 +171,13 @@ export const CLOUD_HYPERVISOR_PROFILE: DeviceProfile = {
   notifyOnUnchangedResize: false,
   systemReset: 'keep',
   unpluggedInaccessibleRequired: 'no',
+  suspendWithoutPersistence: 'keep',
+  platformCanSuspend: false,
   defaultFeatures: featureMask(VIRTIO_F_VERSION_1),
-  notes: ['Behaviour on system reset is not established from the source read; assumed to keep blocks.'],
+  notes: [
+    'Behaviour on system reset is not established from the source read; assumed to keep blocks.',
+    'No suspend-to-RAM support is known; behaviour on a wake-up is assumed to keep blocks.',
+  ],
 };
 
 /** Firecracker virtio-mem (added 2025; code reading). */
@@ -172,8 +197,13 @@ export const FIRECRACKER_PROFILE: DeviceProfile = {
   notifyOnUnchangedResize: true,
   systemReset: 'keep',
   unpluggedInaccessibleRequired: 'fail-driver-ok',
+  suspendWithoutPersistence: 'keep',
+  platformCanSuspend: false,
   defaultFeatures: featureMask(VIRTIO_F_VERSION_1) | featureMask(VIRTIO_MEM_F_UNPLUGGED_INACCESSIBLE),
-  notes: ['Behaviour on system reset is not established from the source read; assumed to keep blocks.'],
+  notes: [
+    'Behaviour on system reset is not established from the source read; assumed to keep blocks.',
+    'No suspend-to-RAM support is known; behaviour on a wake-up is assumed to keep blocks.',
+  ],
 };
 
 /** Every profile, by name. */

@@ -10,7 +10,18 @@ import {
   encodeResponse,
   runDriverLoop,
   decodeRequest,
+  DriverUsageError,
+  MEMORY_INIT_BYTES,
 } from '../index';
+import {
+  VIRTIO_CONFIG_S_ACKNOWLEDGE,
+  VIRTIO_CONFIG_S_DRIVER,
+  VIRTIO_CONFIG_S_FEATURES_OK,
+  VIRTIO_F_VERSION_1,
+  VIRTIO_MEM_F_PERSISTENT_SUSPEND,
+  VIRTIO_MEM_F_UNPLUGGED_INACCESSIBLE,
+  featureMask,
+} from '../../../spec/src/index';
 
 const MiB = 1n << 20n;
 const BS = 2n * MiB;
@@ -81,6 +92,10 @@ describe('ReferenceDriver convergence', () => {
         expect(config.plugged_size).toBe(config.requested_size);
         expect(driver.pluggedRuns()).toEqual(device.pluggedRuns());
         checkStream(result.steps);
+        // drv.op.7: one initialisation write per acknowledged PLUG, each accepted by the device.
+        const pluggedAcks = result.steps.filter((st) => st.request?.type === 0 && st.response?.type === 0).length;
+        expect(result.memoryWrites).toBe(pluggedAcks);
+        expect(result.memoryWriteSteps.every((w) => w.result.ok)).toBe(true);
         if (pluggedAtStart && initStrategy === 'unplug-all') expect(result.steps[0].request?.type).toBe(2);
         if (pluggedAtStart && initStrategy === 'state-resync') expect(result.steps[0].request?.type).toBe(3);
         if (!pluggedAtStart) expect(result.steps.every((st) => st.request?.type !== 2)).toBe(true);
@@ -171,9 +186,15 @@ describe('ReferenceDriver protocol rules', () => {
     driver.onConfig(config({ requested_size: 16n * BS }));
     let action = driver.next();
     const end = BASE + 8n * BS;
-    while (action.kind === 'request') {
-      expect(action.request.addr + BigInt(action.request.nb_blocks) * BS).toBeLessThanOrEqual(end);
-      driver.onResponse(encodeResponse({ type: 0 }));
+    while (action.kind === 'request' || action.kind === 'write-memory') {
+      if (action.kind === 'write-memory') {
+        // The initialisation write after each ACK stays inside the usable region too.
+        expect(action.addr + BigInt(action.length)).toBeLessThanOrEqual(end);
+        driver.onMemoryWritten(true);
+      } else {
+        expect(action.request.addr + BigInt(action.request.nb_blocks) * BS).toBeLessThanOrEqual(end);
+        driver.onResponse(encodeResponse({ type: 0 }));
+      }
       action = driver.next();
     }
     expect(action).toMatchObject({ kind: 'idle', reason: expect.stringMatching(/usable region/) });
@@ -250,5 +271,171 @@ describe('ReferenceDriver protocol rules', () => {
 
   test('refuses to be driven out of order', () => {
     expect(() => new ReferenceDriver().onResponse(encodeResponse({ type: 0 }))).toThrow(/no request outstanding/);
+  });
+});
+
+describe('ReferenceDriver memory initialisation (drv.op.7, drv.op.1)', () => {
+  const config = (over: Record<string, bigint> = {}) =>
+    encodeConfig({ block_size: BS, addr: BASE, region_size: 64n * BS, usable_region_size: 8n * BS, requested_size: 8n * BS, ...over });
+
+  test('drv.op.7: after an acknowledged PLUG it initialises the start of the plugged range, once', () => {
+    const driver = new ReferenceDriver({ maxBlocksPerRequest: 3 });
+    driver.onConfig(config());
+    const plug = driver.next();
+    expect(plug).toMatchObject({ kind: 'request', request: { type: 0, addr: BASE, nb_blocks: 3 } });
+    driver.onResponse(encodeResponse({ type: 0 }));
+    const write = { kind: 'write-memory', addr: BASE, length: MEMORY_INIT_BYTES, purpose: expect.stringMatching(/drv\.op\.7/) };
+    expect(driver.next()).toMatchObject(write);
+    // Asked again without feeding anything: the same action.
+    expect(driver.next()).toMatchObject(write);
+    driver.onMemoryWritten(true);
+    expect(driver.next()).toMatchObject({ kind: 'request', request: { type: 0, addr: BASE + 3n * BS } });
+  });
+
+  test('drv.op.7: writes no more than a block when blocks are smaller than a page', () => {
+    const small = 1024n;
+    const driver = new ReferenceDriver();
+    driver.onConfig(encodeConfig({ block_size: small, addr: BASE, region_size: 64n * small, usable_region_size: 8n * small, requested_size: 8n * small }));
+    driver.next();
+    driver.onResponse(encodeResponse({ type: 0 }));
+    expect(driver.next()).toMatchObject({ kind: 'write-memory', addr: BASE, length: 1024 });
+  });
+
+  test('writes nothing after NACK, BUSY or ERROR, nor after UNPLUG, and nothing at all with initialiseMemory false', () => {
+    for (const code of [1, 2, 3]) {
+      const driver = new ReferenceDriver();
+      driver.onConfig(config());
+      driver.next();
+      driver.onResponse(encodeResponse({ type: code }));
+      expect(driver.next().kind).not.toBe('write-memory');
+    }
+    const quiet = new ReferenceDriver({ initialiseMemory: false });
+    quiet.onConfig(config());
+    quiet.next();
+    quiet.onResponse(encodeResponse({ type: 0 }));
+    expect(quiet.next().kind).toBe('idle');
+    const device = deviceFor({ blocks: 64, usableBlocks: 64, requestedBlocks: 16, plugged: [] });
+    expect(runDriverLoop(new ReferenceDriver({ initialiseMemory: false }), device).memoryWrites).toBe(0);
+  });
+
+  test('drv.op.1: drops the write when its view no longer holds the block plugged', () => {
+    const driver = new ReferenceDriver({ initStrategy: 'state-resync' });
+    driver.onConfig(config());
+    driver.next();
+    driver.onResponse(encodeResponse({ type: 0 }));
+    // The harness feeds a configuration out of band that disagrees: the driver resynchronises first.
+    driver.onConfig(config({ plugged_size: 0n }));
+    const action = driver.next();
+    expect(action.kind).toBe('request');
+    expect(action.kind === 'request' && action.request.type).toBe(3);
+  });
+
+  test('a refused initialisation write makes it resynchronise with STATE; feeding it unasked is a usage error', () => {
+    const driver = new ReferenceDriver();
+    expect(() => driver.onMemoryWritten(true)).toThrow(DriverUsageError);
+    driver.onConfig(config());
+    driver.next();
+    driver.onResponse(encodeResponse({ type: 0 }));
+    expect(driver.next().kind).toBe('write-memory');
+    driver.onMemoryWritten(false);
+    expect(driver.next()).toMatchObject({ kind: 'request', request: { type: 3 } });
+  });
+
+  test('drv.op.1 drv.op.7: every write the driver asks for lies inside one block the device has plugged (random states, resizes, features)', () => {
+    const UI = featureMask(VIRTIO_MEM_F_UNPLUGGED_INACCESSIBLE);
+    const V1 = featureMask(VIRTIO_F_VERSION_1);
+    fc.assert(
+      fc.property(scenarioArb, fc.boolean(), fc.constantFrom('unplug-all' as const, 'state-resync' as const), fc.array(fc.nat(300), { maxLength: 4 }), (s, withUi, initStrategy, targets) => {
+        const device = new VirtioMemDevice(
+          { block_size: BS, addr: BASE, region_size: BigInt(s.blocks) * BS, requested_size: BigInt(s.requestedBlocks) * BS, usable_region_size: BigInt(s.usableBlocks) * BS, plugged: s.plugged, features: withUi ? V1 | UI : V1 },
+          QEMU_PROFILE,
+        );
+        const driver = new ReferenceDriver({ initStrategy, maxBlocksPerRequest: 7 });
+        device.writeStatus(VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER);
+        device.writeDriverFeatures(driver.negotiate(device.offeredFeatures));
+        device.writeStatus(VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER | VIRTIO_CONFIG_S_FEATURES_OK);
+        let writes = 0;
+        let seen = 0;
+        const drive = (): void => {
+          for (let guard = 0; guard < 10_000; guard++) {
+            if (device.notificationCount !== seen) {
+              seen = device.notificationCount;
+              driver.onConfigChange();
+            }
+            const action = driver.next();
+            if (action.kind === 'read-config') driver.onConfig(device.readConfigBytes());
+            else if (action.kind === 'request') driver.onResponse(device.processRequest(action.bytes).used?.written ?? null);
+            else if (action.kind === 'write-memory') {
+              const block = Number((action.addr - BASE) / BS);
+              expect(device.isPlugged(block)).toBe(true);
+              expect(action.addr + BigInt(action.length)).toBeLessThanOrEqual(BASE + BigInt(block + 1) * BS);
+              expect(device.writeMemory(action.addr, new Uint8Array(action.length).fill(0xee)).ok).toBe(true);
+              driver.onMemoryWritten(true);
+              writes++;
+            } else if (action.kind === 'wait') driver.onTimer();
+            else return void expect(action.kind).toBe('idle');
+          }
+          throw new Error('driver did not settle');
+        };
+        drive();
+        for (const target of targets) {
+          device.setRequestedSize(BigInt(Math.min(target, s.blocks)) * BS);
+          drive();
+        }
+        expect(writes).toBe(driver.sentRequests.filter((r) => r.type === 0).length);
+      }),
+      { numRuns: 120, seed: 0x77 },
+    );
+  });
+});
+
+describe('ReferenceDriver suspend (drv.op.11)', () => {
+  const PS = featureMask(VIRTIO_MEM_F_PERSISTENT_SUSPEND);
+  const V1 = featureMask(VIRTIO_F_VERSION_1);
+  const config = (over: Record<string, bigint> = {}) =>
+    encodeConfig({ block_size: BS, addr: BASE, region_size: 64n * BS, usable_region_size: 8n * BS, requested_size: 8n * BS, ...over });
+
+  test('drv.op.11: without PERSISTENT_SUSPEND it refuses deep sleep while memory is plugged', () => {
+    const driver = new ReferenceDriver();
+    driver.negotiate(V1);
+    expect(driver.maySuspend()).toMatchObject({ allowed: false, reason: expect.stringMatching(/not been read/) });
+    driver.onConfig(config({ requested_size: 0n }));
+    expect(driver.maySuspend()).toMatchObject({ allowed: true });
+    driver.onConfig(config({ plugged_size: 2n * BS }));
+    expect(driver.maySuspend()).toMatchObject({ allowed: false, reason: expect.stringMatching(/drv\.op\.11/) });
+  });
+
+  test('drv.op.11: it tracks its own acknowledged requests: a PLUG in flight or acknowledged forbids, UNPLUG ALL clears', () => {
+    const driver = new ReferenceDriver({ initialiseMemory: false });
+    driver.negotiate(V1);
+    driver.onConfig(config());
+    expect(driver.maySuspend().allowed).toBe(true);
+    driver.next();
+    expect(driver.maySuspend()).toMatchObject({ allowed: false, reason: expect.stringMatching(/outstanding/) });
+    driver.onResponse(encodeResponse({ type: 0 }));
+    expect(driver.maySuspend()).toMatchObject({ allowed: false, reason: expect.stringMatching(/plugged/) });
+    const again = new ReferenceDriver();
+    again.negotiate(V1);
+    again.onConfig(config({ plugged_size: 2n * BS }));
+    expect(again.next()).toMatchObject({ kind: 'request', request: { type: 2 } });
+    again.onResponse(encodeResponse({ type: 0 }));
+    expect(again.maySuspend().allowed).toBe(true);
+  });
+
+  test('drv.op.11: with PERSISTENT_SUSPEND negotiated it allows deep sleep with plugged memory', () => {
+    const driver = new ReferenceDriver();
+    expect(driver.negotiate(V1 | PS)).toBe(V1 | PS);
+    driver.onConfig(config({ plugged_size: 2n * BS }));
+    expect(driver.maySuspend()).toMatchObject({ allowed: true, reason: expect.stringMatching(/PERSISTENT_SUSPEND/) });
+  });
+
+  test('drv.op.11: converged against the spec profile (which offers PERSISTENT_SUSPEND) it may suspend; against QEMU 7.2 it may not', () => {
+    for (const [profile, allowed] of [[SPEC_PROFILE, true], [QEMU_PROFILE, false]] as const) {
+      const device = deviceFor({ blocks: 64, usableBlocks: 64, requestedBlocks: 4, plugged: [] }, profile);
+      const driver = new ReferenceDriver();
+      driver.negotiate(device.offeredFeatures);
+      expect(runDriverLoop(driver, device).stop.kind).toBe('idle');
+      expect(driver.maySuspend().allowed).toBe(allowed);
+    }
   });
 });

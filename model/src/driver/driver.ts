@@ -5,15 +5,21 @@
  * It knows the device only through bytes (configuration and responses); it never imports the
  * device model. It has no clock: a backoff is an action telling the harness how long to wait.
  *
+ * After each acknowledged PLUG it initialises the new memory (drv.op.7) by asking the harness to
+ * write the start of the plugged range; it never asks for a write to a block it does not believe
+ * plugged (drv.op.1), and never for a read of unplugged memory (drv.op.2 … drv.op.5).
+ *
  * Loop for a harness:
  * ```
  * for (;;) {
  *   const action = driver.next();
  *   if (action.kind === 'read-config') driver.onConfig(device.readConfigBytes());
  *   else if (action.kind === 'request') driver.onResponse(send(action.bytes));
+ *   else if (action.kind === 'write-memory') driver.onMemoryWritten(writeGuestMemory(action.addr, new Uint8Array(action.length)));
  *   else break; // 'wait' (call onTimer() later), 'idle' (until onConfigChange()), 'broken'
  * }
  * ```
+ * Before letting the guest suspend to RAM, ask {@link ReferenceDriver.maySuspend} (drv.op.11).
  */
 import {
   VIRTIO_F_VERSION_1,
@@ -51,6 +57,19 @@ export interface DriverOptions {
   /** First BUSY backoff in milliseconds, doubled per BUSY up to `maxBackoffMs`. Defaults 50 s / 300 s. */
   readonly initialBackoffMs?: number;
   readonly maxBackoffMs?: number;
+  /** Initialise newly plugged memory with a 'write-memory' action after each acknowledged PLUG (drv.op.7). Default true. */
+  readonly initialiseMemory?: boolean;
+}
+
+/** Bytes written per initialisation: at most one page, and never more than one block. */
+export const MEMORY_INIT_BYTES = 4096;
+
+/** Answer of {@link ReferenceDriver.maySuspend}. */
+export interface SuspendPermission {
+  /** Whether the driver lets the guest enter deep sleep / suspend-to-RAM. */
+  readonly allowed: boolean;
+  /** Why, citing the requirement. */
+  readonly reason: string;
 }
 
 /** What the driver wants the harness to do next. */
@@ -59,6 +78,12 @@ export type DriverAction =
   | { readonly kind: 'read-config' }
   /** Send this request and pass the response bytes (or null for none) to {@link ReferenceDriver.onResponse}. */
   | { readonly kind: 'request'; readonly request: VirtioMemRequest; readonly bytes: Uint8Array; readonly purpose: string }
+  /**
+   * Write `length` bytes (the driver's choice of content; zeros do) of guest memory at guest-physical
+   * `addr`, which lies inside one block the driver believes plugged, and report the outcome to
+   * {@link ReferenceDriver.onMemoryWritten}.
+   */
+  | { readonly kind: 'write-memory'; readonly addr: bigint; readonly length: number; readonly purpose: string }
   /** Nothing until `delayMs` have passed ({@link ReferenceDriver.onTimer}) or the config changes. */
   | { readonly kind: 'wait'; readonly delayMs: number; readonly reason: string }
   /** Converged, or cannot progress until the configuration changes. */
@@ -88,6 +113,7 @@ export class ReferenceDriver {
   private readonly maxBlocks: number;
   private readonly initialBackoff: number;
   private readonly maxBackoff: number;
+  private readonly initialiseMemory: boolean;
 
   private phase: Phase = 'need-config';
   private config?: VirtioMemConfig;
@@ -103,6 +129,10 @@ export class ReferenceDriver {
   private resyncQueue: BlockRun[] = [];
   private features = 0n;
   private readonly log: VirtioMemRequest[] = [];
+  /** The initialisation write owed after an acknowledged PLUG, until onMemoryWritten(). */
+  private pendingWrite?: { readonly addr: bigint; readonly length: number; readonly purpose: string };
+  /** plugged_size as last read, adjusted by acknowledged requests (Linux's vm->plugged_size); undefined before any read. */
+  private knownPluggedSize?: bigint;
 
   constructor(options: DriverOptions = {}) {
     this.supported = options.supportedFeatures ?? ALL_FEATURES;
@@ -110,6 +140,7 @@ export class ReferenceDriver {
     this.maxBlocks = Math.min(options.maxBlocksPerRequest ?? VIRTIO_MEM_MAX_NB_BLOCKS, VIRTIO_MEM_MAX_NB_BLOCKS);
     this.initialBackoff = options.initialBackoffMs ?? 50_000;
     this.maxBackoff = options.maxBackoffMs ?? 300_000;
+    this.initialiseMemory = options.initialiseMemory ?? true;
     this.backoffMs = this.initialBackoff;
   }
 
@@ -142,10 +173,38 @@ export class ReferenceDriver {
     return this.blocks?.runs() ?? [];
   }
 
+  /**
+   * drv.op.11: whether the driver lets the guest enter deep sleep / suspend-to-RAM now. With
+   * VIRTIO_MEM_F_PERSISTENT_SUSPEND negotiated it always does. Without it, it refuses while it has
+   * plugged memory (plugged_size as it last read it, adjusted by acknowledged requests), while a
+   * PLUG is outstanding, and before it has read plugged_size at all. (s2idle is not deep sleep and
+   * is not restricted; this answers for deep sleep.)
+   */
+  maySuspend(): SuspendPermission {
+    if ((this.features & featureMask(VIRTIO_MEM_F_PERSISTENT_SUSPEND)) !== 0n) {
+      return { allowed: true, reason: 'VIRTIO_MEM_F_PERSISTENT_SUSPEND was negotiated: the device keeps block states across suspend and wake-up (dev.op.8)' };
+    }
+    if (this.knownPluggedSize === undefined) {
+      return { allowed: false, reason: 'plugged_size has not been read yet and VIRTIO_MEM_F_PERSISTENT_SUSPEND was not negotiated (drv.op.11)' };
+    }
+    if (this.outstanding?.type === VIRTIO_MEM_REQ_PLUG) {
+      return { allowed: false, reason: 'a PLUG request is outstanding and VIRTIO_MEM_F_PERSISTENT_SUSPEND was not negotiated (drv.op.11)' };
+    }
+    if (this.knownPluggedSize > 0n) {
+      return { allowed: false, reason: `0x${this.knownPluggedSize.toString(16)} bytes are plugged and VIRTIO_MEM_F_PERSISTENT_SUSPEND was not negotiated (drv.op.11)` };
+    }
+    return { allowed: true, reason: 'no memory is plugged: nothing can be lost across suspend and wake-up' };
+  }
+
   /** The next action. Calling it again without feeding anything returns the same kind of action. */
   next(): DriverAction {
     if (this.phase === 'broken') return { kind: 'broken', reason: this.brokenReason };
     if (this.outstanding) return { kind: 'awaiting-response' };
+    if (this.pendingWrite) {
+      // drv.op.1: only ever write to memory believed plugged (the view may have changed since the ACK).
+      if (this.believesPlugged(this.pendingWrite.addr, this.pendingWrite.length)) return { kind: 'write-memory', ...this.pendingWrite };
+      this.pendingWrite = undefined;
+    }
     // A configuration change is picked up before the next request (and cancels a backoff).
     if (this.configDirty) return { kind: 'read-config' };
     if (this.waitingMs > 0) return { kind: 'wait', delayMs: this.waitingMs, reason: 'backing off after BUSY' };
@@ -174,6 +233,7 @@ export class ReferenceDriver {
     this.configDirty = false;
     this.waitingMs = 0;
     this.plugHeld = false;
+    this.knownPluggedSize = config.plugged_size;
     const regionBlocks = Number(config.region_size / config.block_size);
     if (!this.blocks || this.blocks.length !== regionBlocks || (this.config && this.config.addr !== config.addr)) {
       this.blocks = new BlockBitmap(regionBlocks);
@@ -202,6 +262,18 @@ export class ReferenceDriver {
   /** The device raised a configuration-change notification. */
   onConfigChange(): void {
     this.configDirty = true;
+  }
+
+  /**
+   * The harness performed the last 'write-memory' action: `ok` is whether the device accepted the
+   * write. A refused write to memory the driver believes plugged means its view is wrong (or the
+   * device breaks dev.op.4): it resynchronises with STATE, and gives up if that happens again.
+   * @throws DriverUsageError when no write was asked for.
+   */
+  onMemoryWritten(ok: boolean): void {
+    if (!this.pendingWrite) throw new DriverUsageError('onMemoryWritten() called with no memory write pending');
+    this.pendingWrite = undefined;
+    if (!ok && this.phase !== 'broken') this.errorSeen('initialising plugged memory');
   }
 
   /** The backoff delay of a 'wait' action has passed. */
@@ -238,6 +310,7 @@ export class ReferenceDriver {
           return;
         }
         blocks.clearAll();
+        this.knownPluggedSize = 0n;
         this.succeeded();
         this.phase = 'run';
         // The device may have changed usable_region_size without a notification (dev.cfg.9 exemption).
@@ -260,8 +333,17 @@ export class ReferenceDriver {
         const isPlug = request.type === VIRTIO_MEM_REQ_PLUG;
         if (code === VIRTIO_MEM_RESP_ACK) {
           this.succeeded();
-          if (isPlug) blocks.setRange(first, request.nb_blocks);
-          else blocks.clearRange(first, request.nb_blocks);
+          const size = BigInt(request.nb_blocks) * (this.config as VirtioMemConfig).block_size;
+          const known = this.knownPluggedSize ?? 0n;
+          if (isPlug) {
+            blocks.setRange(first, request.nb_blocks);
+            this.knownPluggedSize = known + size;
+            // drv.op.7: the content of newly plugged memory is undefined; initialise it (the start of the range only, to stay cheap).
+            if (this.initialiseMemory) this.pendingWrite = { addr: request.addr, length: this.initLength(), purpose: 'initialise newly plugged memory (drv.op.7)' };
+          } else {
+            blocks.clearRange(first, request.nb_blocks);
+            this.knownPluggedSize = known > size ? known - size : 0n;
+          }
           return;
         }
         if (code === VIRTIO_MEM_RESP_NACK && isPlug) {
@@ -340,6 +422,22 @@ export class ReferenceDriver {
     this.outstanding = request;
     this.log.push(request);
     return { kind: 'request', request, bytes: encodeRequest(request), purpose };
+  }
+
+  /** Bytes of one initialisation write: one page, or the whole block when blocks are smaller. */
+  private initLength(): number {
+    const blockSize = (this.config as VirtioMemConfig).block_size;
+    return blockSize < BigInt(MEMORY_INIT_BYTES) ? Number(blockSize) : MEMORY_INIT_BYTES;
+  }
+
+  /** True when [addr, addr + length) lies inside one block this driver believes plugged. */
+  private believesPlugged(addr: bigint, length: number): boolean {
+    const config = this.config;
+    const blocks = this.blocks;
+    if (!config || !blocks || addr < config.addr) return false;
+    const index = this.blockIndex(addr);
+    if (index >= blocks.length || !blocks.get(index)) return false;
+    return addr + BigInt(length) <= this.blockAddr(index) + config.block_size;
   }
 
   private blockAddr(index: number): bigint {

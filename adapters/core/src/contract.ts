@@ -1,0 +1,255 @@
+/**
+ * The adapter contract: what the runner needs from an implementation under test.
+ *
+ * An adapter is a small required core (open a device or a driver session, send chains, read
+ * the configuration) plus optional capabilities it declares. The runner never calls an optional
+ * method an adapter did not declare; a vector that needs a missing capability is reported
+ * `unsupported`, never passed.
+ *
+ * Everything is asynchronous because real targets (QEMU over qtest, a vhost-user back-end, a
+ * guest over SSH) are. Values are bytes and bigints: the runner decodes and judges them itself.
+ */
+
+/**
+ * Optional abilities of an adapter. Vector `needs:` lists use the same names.
+ * - `host-resize`: change `requested_size` from the host side.
+ * - `device-reset`: a virtio device reset (status ← 0) followed by re-initialisation.
+ * - `system-reset`: a platform reset (VM reboot) of the device.
+ * - `raw-descriptor-layout`: send a request split over descriptors of chosen sizes.
+ * - `read-raw-config`: read the 56 configuration bytes exactly as the device exposes them.
+ * - `inject-busy`: make the device answer BUSY to the next requests (model only, today).
+ * - `feature-negotiation`: choose the features the driver accepts and watch FEATURES_OK.
+ * - `initial-plugged`: start a device with some blocks already plugged.
+ * - `memory-access`: read and write guest memory inside the device region.
+ * - `suspend`: suspend the platform to RAM and wake it up again.
+ * - `observe-driver`: watch a driver's requests and its view of memory (driver targets).
+ * - `inject-responses`: answer a driver's next requests with a chosen response (driver targets).
+ */
+export type Capability =
+  | 'host-resize'
+  | 'device-reset'
+  | 'system-reset'
+  | 'raw-descriptor-layout'
+  | 'read-raw-config'
+  | 'inject-busy'
+  | 'feature-negotiation'
+  | 'initial-plugged'
+  | 'memory-access'
+  | 'suspend'
+  | 'observe-driver'
+  | 'inject-responses';
+
+/** Every capability name, in a stable order (for schemas, help and lint). */
+export const CAPABILITIES: readonly Capability[] = [
+  'host-resize',
+  'device-reset',
+  'system-reset',
+  'raw-descriptor-layout',
+  'read-raw-config',
+  'inject-busy',
+  'feature-negotiation',
+  'initial-plugged',
+  'memory-access',
+  'suspend',
+  'observe-driver',
+  'inject-responses',
+];
+
+/** Which side of the protocol a vector tests. */
+export type Target = 'device' | 'driver';
+
+/** A run of consecutive blocks. */
+export interface BlockRange {
+  readonly first: number;
+  readonly count: number;
+}
+
+/** How to build the device (the implementation under test, or the device a driver is tested against). */
+export interface DeviceSetup {
+  readonly block_size: bigint;
+  readonly region_size: bigint;
+  readonly addr: bigint;
+  readonly requested_size: bigint;
+  readonly node_id: number;
+  /** Features the device offers; `undefined` means the implementation's default. */
+  readonly features?: bigint;
+  /** Blocks plugged before the vector starts (needs `initial-plugged` when not empty). */
+  readonly plugged: readonly BlockRange[];
+}
+
+/** A request chain: device-readable buffers (in order) and the sizes of device-writable ones. */
+export interface Chain {
+  readonly readable: readonly Uint8Array[];
+  readonly writableSizes: readonly number[];
+}
+
+/** What came back for one chain. */
+export type Completion =
+  /** A used entry: the used length the device reported and the bytes it wrote (first `length` bytes). */
+  | { readonly kind: 'used'; readonly length: number; readonly written: Uint8Array }
+  /** No used entry within the adapter's bound. */
+  | { readonly kind: 'no-used-entry' };
+
+/** Outcome of the feature handshake. */
+export interface Initialisation {
+  /** Features the device offered. */
+  readonly offered: bigint;
+  /** Features the driver side (the adapter, on the runner's behalf) wrote. */
+  readonly accepted: bigint;
+  /** Whether FEATURES_OK stuck after it was written. */
+  readonly featuresOk: boolean;
+  /** The status register after DRIVER_OK was written (or after FEATURES_OK was refused). */
+  readonly status: number;
+}
+
+/** A host-side change of requested_size. */
+export type ResizeOutcome =
+  | { readonly kind: 'applied' }
+  /** The host management layer refused the value (e.g. not a multiple of block_size). */
+  | { readonly kind: 'refused'; readonly reason: string };
+
+/** A memory access inside the device region. */
+export type MemoryAccess =
+  | { readonly ok: true; readonly data: Uint8Array }
+  | { readonly ok: false; readonly reason: string };
+
+/** A session with one device under test (device vectors). */
+export interface DeviceSession {
+  /**
+   * Runs the virtio handshake (ACKNOWLEDGE, DRIVER, features, FEATURES_OK, queue set-up,
+   * DRIVER_OK). `accept` picks the features to write from those offered.
+   */
+  initialise(accept: (offered: bigint) => bigint): Promise<Initialisation>;
+  /** The 56 configuration bytes (consistent: read under an unchanged config generation). */
+  readConfig(): Promise<Uint8Array>;
+  /** Places a chain on the request queue, notifies the device and waits for the used entry. */
+  submit(chain: Chain): Promise<Completion>;
+  /** Configuration-change notifications received since the session opened. */
+  notificationCount(): Promise<number>;
+  /** The device status register. */
+  readStatus(): Promise<number>;
+  /** `host-resize`. */
+  resize?(requestedSize: bigint): Promise<ResizeOutcome>;
+  /** `device-reset`: writes status 0 (the runner re-initialises afterwards). */
+  deviceReset?(): Promise<void>;
+  /** `system-reset`. */
+  systemReset?(): Promise<void>;
+  /** `inject-busy`: the next `count` requests that would succeed are answered BUSY. */
+  injectBusy?(count: number): Promise<void>;
+  /** `memory-access`. */
+  readMemory?(addr: bigint, length: number): Promise<MemoryAccess>;
+  /** `memory-access`. */
+  writeMemory?(addr: bigint, data: Uint8Array): Promise<MemoryAccess>;
+  /** `suspend`: suspend to RAM, then wake up. */
+  suspendAndWake?(): Promise<void>;
+  /** Ends the session and releases everything it holds. Must not throw. */
+  close(): Promise<void>;
+}
+
+/** One request a driver sent, as the device saw it, and what the device answered. */
+export interface DriverExchange {
+  readonly request: Uint8Array;
+  /** The response bytes the driver received, or null when none was given. */
+  readonly response: Uint8Array | null;
+  /** The configuration when the device processed the request, if the adapter knows it. */
+  readonly config?: Uint8Array;
+}
+
+/** Something a driver did that was not a request. */
+export type DriverEvent =
+  | { readonly kind: 'request'; readonly exchange: DriverExchange }
+  | { readonly kind: 'memory-write'; readonly addr: bigint; readonly length: number }
+  | { readonly kind: 'config-write'; readonly offset: number; readonly length: number };
+
+/** What the driver did during one `settle`. */
+export interface DriverActivity {
+  readonly events: readonly DriverEvent[];
+  /** Whether the driver went quiet (idle or gave up) within the bound. */
+  readonly settled: boolean;
+  /** Why it stopped, in the adapter's words (e.g. "converged", "broken: ERROR twice"). */
+  readonly stop: string;
+  /** Time the driver spent waiting (virtual for the model), in milliseconds. */
+  readonly waitedMs: number;
+}
+
+/** Limits of one `settle`. */
+export interface SettleLimits {
+  readonly maxRequests: number;
+  readonly timeoutMs: number;
+}
+
+/** A scripted response for a driver's next requests. */
+export interface ResponseInjection {
+  readonly response: 'BUSY' | 'NACK' | 'ERROR' | 'ACK';
+  readonly count: number;
+  /** Only requests of these types are answered this way (default: every type). */
+  readonly types?: readonly string[];
+  /** Bytes written after the type (garbage in the padding or state), 8 bytes at most. */
+  readonly trailer?: Uint8Array;
+}
+
+/** A session with one driver under test, attached to a device the adapter controls (driver vectors). */
+export interface DriverSession {
+  /** Lets the driver probe the device (bring the driver up). */
+  start(): Promise<void>;
+  /** Lets the driver run until it is quiet or a limit is hit, and reports what it did. */
+  settle(limits: SettleLimits): Promise<DriverActivity>;
+  /** The device's 56 configuration bytes now. */
+  readConfig(): Promise<Uint8Array>;
+  /** Features the driver accepted. */
+  acceptedFeatures(): Promise<bigint>;
+  /** `host-resize`. */
+  resize?(requestedSize: bigint): Promise<ResizeOutcome>;
+  /** `inject-responses`. */
+  injectResponses?(injection: ResponseInjection): Promise<void>;
+  /** `system-reset`: reboot; the driver probes again. */
+  systemReset?(): Promise<void>;
+  /** `suspend`: asks the guest to suspend to RAM; reports whether the driver allowed it. */
+  requestSuspend?(): Promise<{ readonly allowed: boolean; readonly detail: string }>;
+  close(): Promise<void>;
+}
+
+/** Options a driver session is opened with. */
+export interface DriverOptions {
+  /** Garbage for the config padding bytes (drv.cfg.2), if the adapter can set it. */
+  readonly configPadding?: Uint8Array;
+}
+
+/** What an adapter is and what it can do. */
+export interface AdapterInfo {
+  /** Short name (`model`, `qemu`, …). */
+  readonly name: string;
+  /** The implementation under test, as reports should name it (e.g. `model:spec`, `QEMU 7.2.0`). */
+  readonly implementation: string;
+  readonly targets: readonly Target[];
+  readonly capabilities: readonly Capability[];
+  /** How much slower than the model this target is; per-vector timeouts are multiplied by it. */
+  readonly timeoutMultiplier: number;
+}
+
+/** An implementation under test. */
+export interface Adapter {
+  readonly info: AdapterInfo;
+  /** Opens a fresh device (device vectors). */
+  openDevice(setup: DeviceSetup): Promise<DeviceSession>;
+  /** Opens a fresh driver attached to a device built from `setup` (driver vectors). */
+  openDriver?(setup: DeviceSetup, options: DriverOptions): Promise<DriverSession>;
+  /** Releases everything the adapter holds (processes, sockets). Must not throw. */
+  dispose(): Promise<void>;
+}
+
+/** Thrown by an adapter when it cannot do what was asked; the runner reports `error`. */
+export class AdapterError extends Error {
+  override readonly name = 'AdapterError';
+  /** Diagnostics worth attaching to the vector's result (e.g. a process's stderr). */
+  readonly diagnostics?: string;
+  constructor(message: string, diagnostics?: string) {
+    super(message);
+    this.diagnostics = diagnostics;
+  }
+}
+
+/** Thrown by an adapter when a setup value is outside what it can build (reported `unsupported`). */
+export class UnsupportedSetupError extends Error {
+  override readonly name = 'UnsupportedSetupError';
+}

@@ -1,0 +1,67 @@
+/**
+ * Verdicts and findings (DESIGN.md §3): richer than pass/fail, combined worst-first.
+ */
+import type { ConformanceClass, InvariantViolation } from '../../../model/src/index';
+import type { SetClass } from '../vectors/types';
+
+/** How a vector ended. */
+export type Verdict = 'pass' | 'fail' | 'non-strict' | 'acceptable' | 'informational' | 'not-applicable' | 'unsupported' | 'error' | 'timeout';
+
+/** Verdicts from worst to best: a vector's verdict is its worst finding's. */
+export const VERDICT_ORDER: readonly Verdict[] = ['error', 'timeout', 'fail', 'non-strict', 'acceptable', 'informational', 'unsupported', 'not-applicable', 'pass'];
+
+/** One observation worth reporting. Passing checks are not recorded. */
+export interface Finding {
+  readonly verdict: Verdict;
+  /** 1-based step; 0 for set-up. */
+  readonly step: number;
+  /** What was checked, e.g. `response`, `config.plugged_size`, `invariant:fields-aligned`. */
+  readonly check: string;
+  readonly message: string;
+  readonly expected?: string;
+  readonly observed?: string;
+  readonly requirements?: readonly string[];
+}
+
+/** The worse of two verdicts. */
+export function worse(a: Verdict, b: Verdict): Verdict {
+  return VERDICT_ORDER.indexOf(a) <= VERDICT_ORDER.indexOf(b) ? a : b;
+}
+
+/** The verdict of a set of findings (pass when there are none). */
+export function combine(findings: readonly Finding[]): Verdict {
+  return findings.reduce<Verdict>((v, f) => worse(v, f.verdict), 'pass');
+}
+
+/** How a vector's outcome class is judged. */
+export function verdictOfSetClass(c: SetClass): Verdict {
+  return c;
+}
+
+/** How the model's grading of an outcome is judged. */
+export function verdictOfConformance(c: ConformanceClass): Verdict {
+  switch (c) {
+    case 'required':
+    case 'recommended':
+      return 'pass';
+    case 'permitted':
+      return 'acceptable';
+    case 'unspecified':
+      return 'informational';
+    case 'discouraged':
+      return 'non-strict';
+    case 'nonconforming':
+      return 'fail';
+  }
+}
+
+/** A broken invariant as a finding: MUST → fail, SHOULD → non-strict. */
+export function invariantFinding(step: number, v: InvariantViolation): Finding {
+  return {
+    verdict: v.severity === 'must' ? 'fail' : 'non-strict',
+    step,
+    check: `invariant:${v.invariant}`,
+    message: v.detail,
+    requirements: v.requirements,
+  };
+}
