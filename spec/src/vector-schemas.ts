@@ -49,7 +49,7 @@ const CAPABILITY_NAMES = [
 
 /** An expected config value: an expression (equality), a range, or `unchanged`. */
 const ValueSpec = {
-  oneOf: [
+  anyOf: [
     Expression,
     { const: 'unchanged' },
     {

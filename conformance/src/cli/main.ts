@@ -4,6 +4,7 @@
  */
 import { decodeCommand, encodeCommand } from './wire-commands';
 import { specCommand } from './spec-command';
+import { coverageCommand, lintCommand, listCommand, runCommand } from './run-commands';
 import { EXIT_HARNESS_ERROR, EXIT_OK, EXIT_USAGE, UsageError, isUsageError } from './usage-error';
 
 /** Where the CLI writes; injectable for tests. */
@@ -21,6 +22,16 @@ const processIo: CliIo = {
 export const HELP = `vmemct — virtio-mem conformance suite and reference model
 
 usage:
+  vmemct run [options]                          run the vectors (default: all, against the model)
+      --adapter model  --profile spec|qemu|cloud-hypervisor|firecracker
+      --vectors PATH (repeatable)   your own vector files or folders instead of the corpus
+      --filter GLOB --tag T --requirement ID --target device|driver --shard i/n
+      --expectations FILE   known results of the implementation (strict both ways)
+      --strict              SHOULD-level deviations (non-strict) count as failures
+      --reporter human|tap  --junit FILE  --json FILE  --timeout MS  --verbose  --quiet
+  vmemct list [selection options] [--json]      the vectors: id, target, requirements, tags
+  vmemct lint [PATH …]                          check vector files (schema and meaning)
+  vmemct coverage [--json]                      requirement → vectors; exit 1 if one is uncovered
   vmemct spec [--json]                          the protocol: layouts, constants, the 71 requirements
   vmemct encode config|request|response F=V …   encode a structure, print its bytes as hex
   vmemct decode config|request|response HEX     decode hex bytes, print the fields as JSON
@@ -31,12 +42,24 @@ padding fields take hex bytes (padding=0x000000000000).
 exit codes: 0 ok · 1 unexpected results · 2 harness or adapter error · 3 bad usage or input
 `;
 
-type Command = (args: readonly string[]) => string;
+type Command = (args: readonly string[], io: CliIo) => Promise<number>;
+
+/** Wraps a command that only prints text. */
+const printing =
+  (command: (args: readonly string[]) => string): Command =>
+  async (args, io) => {
+    io.stdout(`${command(args)}\n`);
+    return EXIT_OK;
+  };
 
 const COMMANDS: Readonly<Record<string, Command>> = {
-  spec: specCommand,
-  encode: encodeCommand,
-  decode: decodeCommand,
+  run: runCommand,
+  list: listCommand,
+  lint: lintCommand,
+  coverage: coverageCommand,
+  spec: printing(specCommand),
+  encode: printing(encodeCommand),
+  decode: printing(decodeCommand),
 };
 
 /** Runs the CLI with `argv` (without node and script) and returns the exit code. */
@@ -49,8 +72,7 @@ export async function main(argv: readonly string[], io: CliIo = processIo): Prom
   try {
     const command = Object.prototype.hasOwnProperty.call(COMMANDS, name) ? COMMANDS[name] : undefined;
     if (!command) throw new UsageError(`unknown command '${name}'; commands: ${Object.keys(COMMANDS).join(', ')} (see vmemct --help)`);
-    io.stdout(`${command(args)}\n`);
-    return EXIT_OK;
+    return await command(args, io);
   } catch (error) {
     if (isUsageError(error)) {
       io.stderr(`vmemct: ${error.message}\n`);

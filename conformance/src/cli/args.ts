@@ -1,0 +1,82 @@
+/**
+ * A small option parser for the CLI: `--name value`, `--name=value`, repeatable options and
+ * flags. Unknown options are usage errors (exit 3).
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { UsageError } from './usage-error';
+
+/** How an option is read. */
+export interface OptionSpec {
+  readonly kind: 'flag' | 'value' | 'list';
+}
+
+/** Parsed options and positional arguments. */
+export interface ParsedArgs {
+  readonly flags: ReadonlySet<string>;
+  readonly values: ReadonlyMap<string, string>;
+  readonly lists: ReadonlyMap<string, readonly string[]>;
+  readonly positional: readonly string[];
+}
+
+/** Parses `args` against `specs` (keys without the leading `--`). */
+export function parseArgs(command: string, args: readonly string[], specs: Readonly<Record<string, OptionSpec>>): ParsedArgs {
+  const flags = new Set<string>();
+  const values = new Map<string, string>();
+  const lists = new Map<string, string[]>();
+  const positional: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i];
+    if (!arg.startsWith('--')) {
+      positional.push(arg);
+      continue;
+    }
+    const eq = arg.indexOf('=');
+    const name = arg.slice(2, eq < 0 ? undefined : eq);
+    const spec = Object.prototype.hasOwnProperty.call(specs, name) ? specs[name] : undefined;
+    if (!spec) throw new UsageError(`${command}: unknown option '--${name}' (options: ${Object.keys(specs).map((s) => `--${s}`).join(', ')})`);
+    if (spec.kind === 'flag') {
+      if (eq >= 0) throw new UsageError(`${command}: --${name} takes no value`);
+      flags.add(name);
+      continue;
+    }
+    let value: string | undefined = eq >= 0 ? arg.slice(eq + 1) : args[++i];
+    if (value === undefined || (eq < 0 && value.startsWith('--'))) throw new UsageError(`${command}: --${name} needs a value`);
+    value = value.trim();
+    if (spec.kind === 'value') {
+      if (values.has(name)) throw new UsageError(`${command}: --${name} given twice`);
+      values.set(name, value);
+    } else {
+      lists.set(name, [...(lists.get(name) ?? []), value]);
+    }
+  }
+  return { flags, values, lists, positional };
+}
+
+/** The folder holding the package's `package.json` (works from sources and from `dist/`). */
+export function packageRoot(): string {
+  let dir = __dirname;
+  for (;;) {
+    const candidate = path.join(dir, 'package.json');
+    if (fs.existsSync(candidate) && (JSON.parse(fs.readFileSync(candidate, 'utf8')) as { name?: string }).name === 'vmemct') return dir;
+    const parent = path.dirname(dir);
+    if (parent === dir) throw new Error('cannot find the vmemct package root');
+    dir = parent;
+  }
+}
+
+/** The corpus shipped with the package. */
+export function defaultVectorsDir(): string {
+  return path.join(packageRoot(), 'conformance', 'vectors');
+}
+
+/** The shipped expectation files. */
+export function expectationsDir(): string {
+  return path.join(packageRoot(), 'conformance', 'expectations');
+}
+
+/** Parses a positive integer option. */
+export function positiveInt(command: string, name: string, text: string): number {
+  if (!/^[0-9]+$/.test(text) || Number(text) < 1) throw new UsageError(`${command}: --${name} must be a positive integer (got '${text}')`);
+  return Number(text);
+}

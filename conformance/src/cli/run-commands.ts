@@ -1,0 +1,216 @@
+/**
+ * `vmemct run`, `list`, `lint` and `coverage`: the commands that work on the vector corpus.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { REQUIREMENTS } from '../../../spec/src/index';
+import type { Adapter } from '../../../adapters/core/src/contract';
+import { createModelAdapter } from '../../../adapters/model/src/model-adapter';
+import { DEVICE_PROFILES, findDeviceProfile } from '../../../model/src/index';
+import { loadVectors } from '../vectors/load';
+import { lintVectors } from '../vectors/lint';
+import { formatProblem, LoadProblem, Vector } from '../vectors/types';
+import { loadExpectations } from '../runner/expectations';
+import { runVectors, selectVectors, Selection, DEFAULT_TIMEOUT_MS } from '../runner/run';
+import { humanReport, junitReport, resultsDocument, tapReport } from '../report/reports';
+import { OptionSpec, ParsedArgs, defaultVectorsDir, packageRoot, parseArgs, positiveInt } from './args';
+import { EXIT_HARNESS_ERROR, EXIT_OK, EXIT_UNEXPECTED, UsageError } from './usage-error';
+import type { CliIo } from './main';
+
+/** Adapters the CLI knows, by name. */
+export const ADAPTER_NAMES = ['model'] as const;
+
+const SELECTION_OPTIONS: Readonly<Record<string, OptionSpec>> = {
+  vectors: { kind: 'list' },
+  filter: { kind: 'list' },
+  tag: { kind: 'list' },
+  target: { kind: 'value' },
+  requirement: { kind: 'list' },
+  shard: { kind: 'value' },
+};
+
+const RUN_OPTIONS: Readonly<Record<string, OptionSpec>> = {
+  ...SELECTION_OPTIONS,
+  adapter: { kind: 'value' },
+  profile: { kind: 'value' },
+  expectations: { kind: 'value' },
+  strict: { kind: 'flag' },
+  reporter: { kind: 'value' },
+  junit: { kind: 'value' },
+  json: { kind: 'value' },
+  timeout: { kind: 'value' },
+  verbose: { kind: 'flag' },
+  quiet: { kind: 'flag' },
+};
+
+/** Loads the corpus (or `--vectors` paths); bad files are a usage error (exit 3) listing every problem. */
+function loadCorpus(command: string, parsed: ParsedArgs, extraPaths: readonly string[] = []): Vector[] {
+  const paths = [...(parsed.lists.get('vectors') ?? []), ...extraPaths];
+  const loaded = loadVectors(paths.length > 0 ? paths : [defaultVectorsDir()]);
+  if (loaded.problems.length > 0) throw new VectorFileError(command, loaded.problems);
+  if (loaded.vectors.length === 0) throw new UsageError(`${command}: no vectors found in ${paths.join(', ') || defaultVectorsDir()}`);
+  return loaded.vectors;
+}
+
+/** Bad vector or expectation files: every problem, one per line. */
+export class VectorFileError extends UsageError {
+  constructor(command: string, readonly problems: readonly LoadProblem[]) {
+    super(`${command}: ${problems.length} problem${problems.length > 1 ? 's' : ''} in the input files:\n${problems.map((p) => `  ${formatProblem(relative(p))}`).join('\n')}`);
+  }
+}
+
+function relative(p: LoadProblem): LoadProblem {
+  const rel = path.relative(process.cwd(), p.file);
+  return { ...p, file: rel.startsWith('..') ? p.file : rel };
+}
+
+function selection(command: string, parsed: ParsedArgs): Selection {
+  const target = parsed.values.get('target');
+  if (target !== undefined && target !== 'device' && target !== 'driver') throw new UsageError(`${command}: --target must be device or driver (got '${target}')`);
+  const shardText = parsed.values.get('shard');
+  let shard: Selection['shard'];
+  if (shardText !== undefined) {
+    const m = /^([0-9]+)\/([0-9]+)$/.exec(shardText);
+    if (!m || Number(m[1]) < 1 || Number(m[1]) > Number(m[2])) throw new UsageError(`${command}: --shard must be i/n with 1 ≤ i ≤ n (got '${shardText}')`);
+    shard = { index: Number(m[1]), count: Number(m[2]) };
+  }
+  const known = new Set(REQUIREMENTS.map((r) => r.id));
+  for (const r of parsed.lists.get('requirement') ?? []) {
+    if (!known.has(r) && !REQUIREMENTS.some((q) => q.id.startsWith(`${r}.`))) throw new UsageError(`${command}: --requirement '${r}' matches no requirement (see vmemct spec)`);
+  }
+  return { filters: parsed.lists.get('filter'), tags: parsed.lists.get('tag'), target, requirements: parsed.lists.get('requirement'), shard };
+}
+
+function createAdapter(parsed: ParsedArgs): Adapter {
+  const name = parsed.values.get('adapter') ?? 'model';
+  if (name !== 'model') throw new UsageError(`run: unknown adapter '${name}' (adapters: ${ADAPTER_NAMES.join(', ')})`);
+  const profileName = parsed.values.get('profile') ?? 'spec';
+  const profile = findDeviceProfile(profileName);
+  if (!profile) throw new UsageError(`run: unknown profile '${profileName}' (profiles: ${Object.keys(DEVICE_PROFILES).join(', ')})`);
+  return createModelAdapter({ profile });
+}
+
+function suiteVersion(): string {
+  try {
+    return (JSON.parse(fs.readFileSync(path.join(packageRoot(), 'package.json'), 'utf8')) as { version: string }).version;
+  } catch {
+    return 'unknown';
+  }
+}
+
+/** `vmemct run`. */
+export async function runCommand(args: readonly string[], io: CliIo): Promise<number> {
+  const parsed = parseArgs('run', args, RUN_OPTIONS);
+  if (parsed.positional.length > 0) throw new UsageError(`run: unexpected argument '${parsed.positional[0]}' (use --vectors PATH for your own vectors)`);
+  const reporter = parsed.values.get('reporter') ?? 'human';
+  if (reporter !== 'human' && reporter !== 'tap') throw new UsageError(`run: --reporter must be human or tap (got '${reporter}')`);
+  const timeoutText = parsed.values.get('timeout');
+  const timeoutMs = timeoutText === undefined ? DEFAULT_TIMEOUT_MS : positiveInt('run', 'timeout', timeoutText);
+  const sel = selection('run', parsed);
+  const all = loadCorpus('run', parsed);
+  const expectationsFile = parsed.values.get('expectations');
+  let expectations;
+  if (expectationsFile !== undefined) {
+    const loaded = loadExpectations(expectationsFile);
+    if (!loaded.set) throw new VectorFileError('run', loaded.problems);
+    expectations = loaded.set;
+  }
+  const selected = selectVectors(all, sel);
+  if (selected.length === 0) throw new UsageError('run: the filters select no vector');
+  const adapter = createAdapter(parsed);
+  const startedAt = new Date();
+  const progress = reporter === 'human' && !parsed.flags.has('quiet') && process.stderr.isTTY === true;
+  let lastProgress = Date.now();
+  let run;
+  try {
+    run = await runVectors(adapter, selected, all, {
+      strict: parsed.flags.has('strict'),
+      timeoutMs,
+      expectations,
+      onResult: (r, done, total) => {
+        if (progress && Date.now() - lastProgress > 500) {
+          lastProgress = Date.now();
+          io.stderr(`\r[${done}/${total}] ${r.vector.id}`.padEnd(80).slice(0, 100));
+        }
+      },
+    });
+  } finally {
+    await adapter.dispose();
+  }
+  if (progress) io.stderr(`\r${' '.repeat(100)}\r`);
+  const options = {
+    adapter: adapter.info.name,
+    profile: parsed.values.get('profile') ?? 'spec',
+    strict: parsed.flags.has('strict'),
+    filters: sel.filters ?? [],
+    tags: sel.tags ?? [],
+    target: sel.target ?? null,
+    requirements: sel.requirements ?? [],
+    shard: parsed.values.get('shard') ?? null,
+    timeoutMs,
+  };
+  if (parsed.values.has('json')) {
+    const doc = resultsDocument(run, { adapter: adapter.info, version: suiteVersion(), vectors: all, expectations: expectationsFile, startedAt, options });
+    writeOutput('json', parsed.values.get('json')!, `${JSON.stringify(doc, null, 2)}\n`);
+  }
+  if (parsed.values.has('junit')) {
+    writeOutput('junit', parsed.values.get('junit')!, await junitReport(run, `vmemct ${adapter.info.implementation}`));
+  }
+  if (reporter === 'tap') io.stdout(tapReport(run));
+  else io.stdout(humanReport(run, parsed.flags.has('verbose')));
+  return run.exitCode === 0 ? EXIT_OK : run.exitCode === 1 ? EXIT_UNEXPECTED : EXIT_HARNESS_ERROR;
+}
+
+function writeOutput(option: string, file: string, text: string): void {
+  try {
+    fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
+    fs.writeFileSync(file, text);
+  } catch (e) {
+    throw new UsageError(`run: cannot write --${option} ${file}: ${(e as Error).message}`);
+  }
+}
+
+/** `vmemct list`: id, target, requirements, tags. */
+export async function listCommand(args: readonly string[], io: CliIo): Promise<number> {
+  const parsed = parseArgs('list', args, { ...SELECTION_OPTIONS, json: { kind: 'flag' } });
+  const vectors = selectVectors(loadCorpus('list', parsed), selection('list', parsed));
+  if (parsed.flags.has('json')) {
+    io.stdout(`${JSON.stringify(vectors.map((v) => ({ id: v.id, title: v.title, target: v.target, requirements: v.requirements, tags: v.tags, needs: v.needs, file: v.source.file, line: v.source.line })), null, 2)}\n`);
+    return EXIT_OK;
+  }
+  const width = Math.max(...vectors.map((v) => v.id.length));
+  for (const v of vectors) io.stdout(`${v.id.padEnd(width)}  ${v.target.padEnd(6)}  ${v.requirements.join(',')}  [${v.tags.join(',')}]\n`);
+  io.stdout(`${vectors.length} vectors\n`);
+  return EXIT_OK;
+}
+
+/** `vmemct lint [paths]`: schema and meaning checks; exit 3 on any problem. */
+export async function lintCommand(args: readonly string[], io: CliIo): Promise<number> {
+  const parsed = parseArgs('lint', args, { vectors: { kind: 'list' } });
+  const vectors = loadCorpus('lint', parsed, parsed.positional);
+  const problems = lintVectors(vectors);
+  if (problems.length > 0) throw new VectorFileError('lint', problems);
+  io.stdout(`lint: ${vectors.length} vectors in ${new Set(vectors.map((v) => v.source.file)).size} files: no problems\n`);
+  return EXIT_OK;
+}
+
+/** `vmemct coverage`: requirement → vectors; exit 1 when a testable requirement has none. */
+export async function coverageCommand(args: readonly string[], io: CliIo): Promise<number> {
+  const parsed = parseArgs('coverage', args, { vectors: { kind: 'list' }, json: { kind: 'flag' } });
+  const vectors = loadCorpus('coverage', parsed).filter((v) => !v.retired);
+  const byRequirement = new Map<string, string[]>();
+  for (const v of vectors) for (const r of v.requirements) byRequirement.set(r, [...(byRequirement.get(r) ?? []), v.id]);
+  const uncovered = REQUIREMENTS.filter((r) => r.testable && !byRequirement.has(r.id));
+  if (parsed.flags.has('json')) {
+    io.stdout(`${JSON.stringify(REQUIREMENTS.map((r) => ({ id: r.id, level: r.level, testable: r.testable, vectors: byRequirement.get(r.id) ?? [] })), null, 2)}\n`);
+  } else {
+    for (const r of REQUIREMENTS) {
+      const ids = byRequirement.get(r.id) ?? [];
+      const status = !r.testable ? `untestable: ${r.untestableReason}` : ids.length === 0 ? 'NOT COVERED' : `${ids.length} vector${ids.length > 1 ? 's' : ''}: ${ids.slice(0, 4).join(', ')}${ids.length > 4 ? ', …' : ''}`;
+      io.stdout(`${r.id.padEnd(16)} ${r.level.padEnd(10)} ${status}\n`);
+    }
+    const testable = REQUIREMENTS.filter((r) => r.testable).length;
+    io.stdout(`coverage: ${testable - uncovered.length} of ${testable} testable requirements covered by ${vectors.length} vectors; ${REQUIREMENTS.length - testable} untestable${uncovered.length ? `; not covered: ${uncovered.map((r) => r.id).join(', ')}` : ''}\n`);
+  }
+  return uncovered.length === 0 ? EXIT_OK : EXIT_UNEXPECTED;
+}

@@ -1,0 +1,187 @@
+/**
+ * The runner: selects vectors, runs each against an adapter with a timeout and a fresh session,
+ * turns findings into verdicts, applies the expectation file and computes the exit code.
+ */
+import type { Adapter } from '../../../adapters/core/src/contract';
+import { AdapterError, UnsupportedSetupError } from '../../../adapters/core/src/contract';
+import type { Vector } from '../vectors/types';
+import { evaluateSetup, runDeviceVector } from './device-run';
+import { runDriverVector } from './driver-run';
+import { ExpectationEntry, ExpectationSet, globToRegExp, matchExpectations } from './expectations';
+import { StepAborted } from './checks';
+import { Finding, Verdict, combine } from './verdicts';
+
+/** Which vectors to run. */
+export interface Selection {
+  readonly filters?: readonly string[];
+  readonly tags?: readonly string[];
+  readonly target?: 'device' | 'driver';
+  readonly requirements?: readonly string[];
+  /** 1-based shard index and shard count. */
+  readonly shard?: { readonly index: number; readonly count: number };
+}
+
+/** Options of a run. */
+export interface RunOptions {
+  readonly strict?: boolean;
+  /** Per-vector timeout before the adapter's multiplier (default 10 s). */
+  readonly timeoutMs?: number;
+  readonly expectations?: ExpectationSet;
+  /** Called after each vector (progress reporting). */
+  readonly onResult?: (result: VectorResult, done: number, total: number) => void;
+}
+
+/** The result of one vector. */
+export interface VectorResult {
+  readonly vector: Vector;
+  readonly verdict: Verdict;
+  /** The verdict the expectation file (or the default rules) expected. */
+  readonly expected: Verdict;
+  readonly expectation?: ExpectationEntry;
+  readonly unexpected: boolean;
+  readonly findings: readonly Finding[];
+  readonly durationMs: number;
+  readonly diagnostics?: string;
+}
+
+/** The result of a run. */
+export interface RunResult {
+  readonly results: readonly VectorResult[];
+  readonly stale: readonly { readonly id: string; readonly reason: string }[];
+  readonly exitCode: 0 | 1 | 2;
+  readonly durationMs: number;
+}
+
+/** Default per-vector timeout. */
+export const DEFAULT_TIMEOUT_MS = 10_000;
+
+/** Applies a selection; order is preserved (vectors come sorted by file, then position). */
+export function selectVectors(vectors: readonly Vector[], sel: Selection): Vector[] {
+  const filters = sel.filters?.map(globToRegExp);
+  let out = vectors.filter((v) => {
+    if (v.retired) return false;
+    if (filters && filters.length > 0 && !filters.some((re) => re.test(v.id))) return false;
+    if (sel.tags && sel.tags.length > 0 && !sel.tags.some((t) => v.tags.includes(t))) return false;
+    if (sel.target && v.target !== sel.target) return false;
+    if (sel.requirements && sel.requirements.length > 0) {
+      const hit = v.requirements.some((r) => sel.requirements!.some((want) => r === want || r.startsWith(`${want}.`)));
+      if (!hit) return false;
+    }
+    return true;
+  });
+  if (sel.shard) {
+    const { index, count } = sel.shard;
+    const ordered = [...out].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    const keep = new Set(ordered.filter((_, i) => i % count === index - 1).map((v) => v.id));
+    out = out.filter((v) => keep.has(v.id));
+  }
+  return out;
+}
+
+/** Whether a verdict is acceptable without an expectation entry. */
+export function isExpectedByDefault(verdict: Verdict, strict: boolean): boolean {
+  if (verdict === 'fail' || verdict === 'error' || verdict === 'timeout') return false;
+  if (verdict === 'non-strict') return !strict;
+  return true;
+}
+
+/**
+ * Runs `selected` against `adapter`. `all` is the full corpus (for stale-entry detection).
+ */
+export async function runVectors(adapter: Adapter, selected: readonly Vector[], all: readonly Vector[], options: RunOptions = {}): Promise<RunResult> {
+  const started = Date.now();
+  const strict = options.strict ?? false;
+  const matched = options.expectations ? matchExpectations(options.expectations, all) : { byId: new Map<string, ExpectationEntry>(), stale: [] };
+  const results: VectorResult[] = [];
+  for (const vector of selected) {
+    const t0 = performance.now();
+    const outcome = await runOne(adapter, vector, (options.timeoutMs ?? DEFAULT_TIMEOUT_MS) * adapter.info.timeoutMultiplier);
+    const verdict = outcome.verdict;
+    const entry = matched.byId.get(vector.id);
+    const expected: Verdict = entry ? entry.verdict : isExpectedByDefault(verdict, strict) ? verdict : 'pass';
+    const unexpected = entry ? entry.verdict !== verdict : !isExpectedByDefault(verdict, strict);
+    const result: VectorResult = {
+      vector,
+      verdict,
+      expected,
+      expectation: entry,
+      unexpected,
+      findings: outcome.findings,
+      durationMs: performance.now() - t0,
+      diagnostics: outcome.diagnostics,
+    };
+    results.push(result);
+    options.onResult?.(result, results.length, selected.length);
+  }
+  const unexpected = results.filter((r) => r.unexpected);
+  const harness = unexpected.some((r) => r.verdict === 'error' || r.verdict === 'timeout');
+  const exitCode = harness ? 2 : unexpected.length > 0 || matched.stale.length > 0 ? 1 : 0;
+  return { results, stale: matched.stale, exitCode, durationMs: Date.now() - started };
+}
+
+interface Outcome {
+  readonly verdict: Verdict;
+  readonly findings: Finding[];
+  readonly diagnostics?: string;
+}
+
+/** Runs one vector with a fresh session and a timeout; never throws. */
+async function runOne(adapter: Adapter, vector: Vector, timeoutMs: number): Promise<Outcome> {
+  const missingTarget = !adapter.info.targets.includes(vector.target);
+  const missing = vector.needs.filter((n) => !adapter.info.capabilities.includes(n));
+  if (missingTarget || missing.length > 0 || (vector.target === 'driver' && !adapter.openDriver)) {
+    const what = missingTarget ? `${vector.target} vectors` : missing.join(', ');
+    return { verdict: 'unsupported', findings: [{ verdict: 'unsupported', step: 0, check: 'capabilities', message: `the ${adapter.info.name} adapter lacks: ${what}` }] };
+  }
+  let closeSession: (() => Promise<void>) | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  const work = (async (): Promise<Outcome> => {
+    const setup = evaluateSetup(vector);
+    if (vector.target === 'device') {
+      const session = await adapter.openDevice(setup);
+      closeSession = () => session.close();
+      const findings = await runDeviceVector(vector, session, setup);
+      return { verdict: combine(findings), findings };
+    }
+    const session = await adapter.openDriver!(setup, { configPadding: vector.setup.configPadding });
+    closeSession = () => session.close();
+    const findings = await runDriverVector(vector, session, setup);
+    return { verdict: combine(findings), findings };
+  })();
+  const timeout = new Promise<Outcome>((resolve) => {
+    timer = setTimeout(
+      () => resolve({ verdict: 'timeout', findings: [{ verdict: 'timeout', step: 0, check: 'timeout', message: `the vector did not finish within ${timeoutMs} ms` }] }),
+      timeoutMs,
+    );
+  });
+  let outcome: Outcome;
+  try {
+    outcome = await Promise.race([work, timeout]);
+  } catch (e) {
+    outcome = errorOutcome(e);
+  } finally {
+    clearTimeout(timer);
+  }
+  // A late rejection of the abandoned work must not surface as an unhandled rejection.
+  work.catch(() => undefined);
+  if (closeSession) {
+    try {
+      await closeSession();
+    } catch {
+      /* closing is best effort; the adapter's dispose() cleans up the rest */
+    }
+  }
+  return outcome;
+}
+
+function errorOutcome(e: unknown): Outcome {
+  if (e instanceof UnsupportedSetupError) {
+    return { verdict: 'unsupported', findings: [{ verdict: 'unsupported', step: 0, check: 'setup', message: e.message }] };
+  }
+  if (e instanceof StepAborted) {
+    return { verdict: e.verdict, findings: [{ verdict: e.verdict, step: 0, check: e.check, message: e.message }] };
+  }
+  const message = e instanceof Error ? `${e.name}: ${e.message}` : String(e);
+  const diagnostics = e instanceof AdapterError ? e.diagnostics : e instanceof Error ? e.stack : undefined;
+  return { verdict: 'error', findings: [{ verdict: 'error', step: 0, check: 'adapter', message: `the adapter failed: ${message}` }], diagnostics };
+}
