@@ -8,7 +8,6 @@
 import type {
   Adapter,
   AdapterInfo,
-  Capability,
   Chain,
   Completion,
   DeviceSession,
@@ -29,7 +28,6 @@ import {
   VIRTIO_CONFIG_S_DRIVER,
   VIRTIO_CONFIG_S_DRIVER_OK,
   VIRTIO_CONFIG_S_FEATURES_OK,
-  VirtioMemConfigLayout,
   RESPONSE_CODE_NAMES,
   REQUEST_TYPE_NAMES,
 } from '../../../spec/src/index';
@@ -76,8 +74,8 @@ export function createModelAdapter(options: ModelAdapterOptions = {}): Adapter {
       return new ModelDeviceSession(build(factory, setup, profile));
     },
     async openDriver(setup, driverOptions) {
-      const driver = options.driverFactory ? options.driverFactory() : new ReferenceDriver();
-      return new ModelDriverSession(build((p, prof) => new VirtioMemDevice(p, prof), setup, SPEC_PROFILE), driver, driverOptions);
+      const makeDriver = options.driverFactory ?? (() => new ReferenceDriver());
+      return new ModelDriverSession(build((p, prof) => new VirtioMemDevice(p, prof), setup, SPEC_PROFILE), makeDriver, driverOptions);
     },
     async dispose() {
       /* nothing held */
@@ -180,13 +178,15 @@ class ModelDeviceSession implements DeviceSession {
 class ModelDriverSession implements DriverSession {
   private injection?: { response: ResponseInjection; left: number };
   private seenNotifications: number;
+  private driver: ReferenceDriver;
 
   constructor(
     private readonly device: VirtioMemDevice,
-    private readonly driver: ReferenceDriver,
+    private readonly makeDriver: () => ReferenceDriver,
     private readonly options: DriverOptions,
   ) {
     this.seenNotifications = device.notificationCount;
+    this.driver = makeDriver();
   }
 
   async start(): Promise<void> {
@@ -259,8 +259,13 @@ class ModelDriverSession implements DriverSession {
     this.injection = { response: injection, left: injection.count };
   }
 
+  /** A reboot: the device goes through a system reset and a fresh driver probes it. */
   async systemReset(): Promise<void> {
-    throw new UnsupportedSetupError('system reset of a driver session: the reference driver has no reboot path yet');
+    this.device.systemReset();
+    this.seenNotifications = this.device.notificationCount;
+    this.injection = undefined;
+    this.driver = this.makeDriver();
+    await this.start();
   }
 
   async requestSuspend(): Promise<{ allowed: boolean; detail: string }> {
@@ -305,9 +310,3 @@ class ModelDriverSession implements DriverSession {
     return result.used && result.used.length >= 10 ? result.used.written : null;
   }
 }
-
-/** Capabilities of the model adapter (all of them). */
-export const MODEL_CAPABILITIES: readonly Capability[] = CAPABILITIES;
-
-/** Size of the configuration space, re-exported for adapters' users. */
-export const CONFIG_SIZE = VirtioMemConfigLayout.size;

@@ -87,7 +87,7 @@ export function tapReport(run: RunResult): string {
     const skip = r.verdict === 'unsupported' || r.verdict === 'not-applicable';
     const ok = !r.unexpected;
     const directive = skip ? ` # SKIP ${r.verdict}: ${r.findings[0]?.message ?? ''}` : r.expectation && !r.unexpected && r.verdict !== 'pass' ? ` # TODO expected ${r.verdict}: ${r.expectation.reason}` : '';
-    lines.push(`${ok ? 'ok' : 'not ok'} ${i + 1} - ${r.vector.id} [${r.verdict}]${directive.replace(/\n/g, ' ')}`);
+    lines.push(`${ok ? 'ok' : 'not ok'} ${i + 1} - ${r.vector.id}${directive.replace(/\n/g, ' ')}`);
     if (!ok || (r.verdict !== 'pass' && !skip)) {
       lines.push('  ---');
       lines.push(`  message: ${yamlString(r.findings.map((f) => `${f.check}: ${f.message}`).join('; ') || r.verdict)}`);

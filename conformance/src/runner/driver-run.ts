@@ -48,7 +48,7 @@ export async function runDriverVector(vector: Vector, session: DriverSession, se
   const blocksTotal = Number(setup.region_size / setup.block_size);
   const shadow = new BlockBitmap(blocksTotal);
   for (const r of setup.plugged) shadow.setRange(r.first, r.count);
-  const pluggedAtStart = setup.plugged.length > 0;
+  let pluggedAtStart = setup.plugged.length > 0;
   let firstRequestSeen = false;
   let config = await readConfig(session);
   let negotiated = 0n;
@@ -133,6 +133,10 @@ export async function runDriverVector(vector: Vector, session: DriverSession, se
         case 'system-reset':
           await session.systemReset!();
           firstRequestSeen = false;
+          config = await readConfig(session);
+          // A reboot starts the driver over; blocks are known again only when the device unplugged them all.
+          if (config.plugged_size === 0n) shadow.clearAll();
+          pluggedAtStart = config.plugged_size > 0n;
           break;
         case 'suspend': {
           const verdict = await session.requestSuspend!();

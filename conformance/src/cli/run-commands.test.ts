@@ -1,0 +1,168 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import Ajv2020 from 'ajv/dist/2020';
+import { ALL_SCHEMAS, REQUIREMENTS } from '../../../spec/src/index';
+import { main } from './main';
+
+async function cli(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
+  let out = '';
+  let err = '';
+  const code = await main(argv, { stdout: (t) => (out += t), stderr: (t) => (err += t) });
+  return { code, out, err };
+}
+
+let dir: string;
+beforeAll(() => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vmemct-cli-'));
+});
+afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+function write(name: string, text: string): string {
+  const file = path.join(dir, name);
+  fs.writeFileSync(file, text);
+  return file;
+}
+
+const GOOD = `format: vmemct-vectors/1
+vectors:
+  - id: vmem.dev.test.plug-one
+    title: PLUG of one block is acknowledged
+    requirements: [dev.plug.6]
+    target: device
+    setup: {requested_size: 8MiB}
+    steps:
+      - request: {type: PLUG, addr: addr, nb_blocks: 1}
+        expect: {response: ACK, config: {plugged_size: block_size}}
+`;
+
+describe('vmemct run (model adapter)', () => {
+  test('the shipped corpus passes against the spec profile: exit 0, summary line last', async () => {
+    const r = await cli('run');
+    expect(r.err).toBe('');
+    expect(r.code).toBe(0);
+    const lines = r.out.trimEnd().split('\n');
+    expect(lines[lines.length - 1]).toMatch(/^vmemct: \d+ vectors: .*; 0 unexpected; \d+ ms; exit 0$/);
+  });
+
+  test('the shipped corpus passes against the qemu profile', async () => {
+    const r = await cli('run', '--profile', 'qemu');
+    expect(r.code).toBe(0);
+  });
+
+  test('a vector with a wrong expectation makes the run exit 1 and shows expected vs observed with the requirement text', async () => {
+    const file = write('wrong.yaml', GOOD.replace('response: ACK', 'response: ERROR'));
+    const r = await cli('run', '--vectors', file);
+    expect(r.code).toBe(1);
+    expect(r.out).toContain('vmem.dev.test.plug-one');
+    expect(r.out).toMatch(/expected: ERROR/);
+    expect(r.out).toMatch(/observed: ACK/);
+    expect(r.out).toContain('dev.plug.6: MUST');
+    expect(r.out).toContain(`${file}:3`);
+  });
+
+  test('a broken vector file exits 3 naming file and line, without a stack trace', async () => {
+    const file = write('broken.yaml', GOOD.replace('expect: {response: ACK', 'expect: {reponse: ACK'));
+    const r = await cli('run', '--vectors', file);
+    expect(r.code).toBe(3);
+    expect(r.err).toContain(`broken.yaml:10: vectors[0].steps[0].expect.reponse: unknown field 'reponse'`);
+    expect(r.err).not.toMatch(/\n\s+at /);
+  });
+
+  test('malformed YAML exits 3 with the line', async () => {
+    const file = write('syntax.yaml', 'format: vmemct-vectors/1\nvectors:\n  - id: [unclosed\n');
+    const r = await cli('run', '--vectors', file);
+    expect(r.code).toBe(3);
+    expect(r.err).toMatch(/syntax\.yaml:\d+: YAML:/);
+  });
+
+  test('unknown requirement IDs and bad expressions exit 3 with file:line', async () => {
+    const file = write('meaning.yaml', GOOD.replace('[dev.plug.6]', '[dev.plug.99]').replace('addr: addr,', 'addr: addr + bogus,'));
+    const r = await cli('run', '--vectors', file);
+    expect(r.code).toBe(3);
+    expect(r.err).toContain("meaning.yaml:5: vectors[0].requirements[0]: unknown requirement 'dev.plug.99'");
+    expect(r.err).toMatch(/meaning\.yaml:9: vectors\[0\]\.steps\[0\]\.request\.addr: unknown name 'bogus'/);
+  });
+
+  test('--junit writes JUnit XML with one testcase per vector and --json writes a document valid against the results schema', async () => {
+    const junit = path.join(dir, 'out', 'junit.xml');
+    const json = path.join(dir, 'out', 'results.json');
+    const file = write('two.yaml', GOOD + GOOD.split('vectors:\n')[1].replace('plug-one', 'plug-two').replace('response: ACK', 'response: NACK'));
+    const r = await cli('run', '--vectors', file, '--junit', junit, '--json', json);
+    expect(r.code).toBe(1);
+    const xml = fs.readFileSync(junit, 'utf8');
+    expect(xml).toMatch(/^<\?xml/);
+    expect(xml).toMatch(/<testsuites tests="2"[^>]*failures="1"/);
+    expect(xml).toContain('<testcase name="vmem.dev.test.plug-one"');
+    expect(xml).toMatch(/<testcase name="vmem.dev.test.plug-two"[^>]*>\s*<failure/);
+    const doc = JSON.parse(fs.readFileSync(json, 'utf8'));
+    const ajv = new Ajv2020({ strict: true, allowUnionTypes: true });
+    for (const s of ALL_SCHEMAS) ajv.addSchema(s);
+    const validate = ajv.getSchema('https://vmemct.dev/schemas/results.json')!;
+    expect(validate(doc)).toBe(true);
+    expect(doc.exitCode).toBe(1);
+    expect(doc.results.map((x: { id: string; status: string }) => `${x.id}:${x.status}`)).toEqual(['vmem.dev.test.plug-one:expected', 'vmem.dev.test.plug-two:unexpected']);
+  });
+
+  test('--reporter tap prints TAP 14 with a plan and one point per vector', async () => {
+    const file = write('tap.yaml', GOOD);
+    const r = await cli('run', '--vectors', file, '--reporter', 'tap');
+    expect(r.code).toBe(0);
+    expect(r.out.split('\n').slice(0, 3)).toEqual(['TAP version 14', '1..1', 'ok 1 - vmem.dev.test.plug-one']);
+  });
+
+  test('an expectation file turns a known failure into an expected result; a stale entry fails the run', async () => {
+    const vectors = write('known.yaml', GOOD.replace('response: ACK', 'response: ERROR'));
+    const known = write('known-exp.yaml', 'format: vmemct-expectations/1\nimplementation: test\nentries:\n  - id: vmem.dev.test.plug-one\n    verdict: fail\n    reason: the vector is deliberately wrong in this test\n');
+    expect((await cli('run', '--vectors', vectors, '--expectations', known)).code).toBe(0);
+    const stale = write('stale-exp.yaml', 'format: vmemct-expectations/1\nimplementation: test\nentries:\n  - id: vmem.dev.test.nothing-here\n    verdict: fail\n    reason: refers to a vector that does not exist\n');
+    const r = await cli('run', '--vectors', vectors.replace('known', 'known'), '--expectations', stale);
+    expect(r.code).toBe(1);
+    expect(r.out).toContain('Stale expectations:');
+  });
+
+  test('bad options are usage errors (exit 3)', async () => {
+    expect((await cli('run', '--profile', 'nope')).code).toBe(3);
+    expect((await cli('run', '--adapter', 'nope')).code).toBe(3);
+    expect((await cli('run', '--shard', '3/2')).code).toBe(3);
+    expect((await cli('run', '--bogus')).code).toBe(3);
+    expect((await cli('run', '--filter', 'vmem.nothing.*')).code).toBe(3);
+  });
+});
+
+describe('vmemct list, lint, coverage', () => {
+  test('list prints id, target, requirements and tags', async () => {
+    const r = await cli('list', '--vectors', write('list.yaml', GOOD));
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/^vmem\.dev\.test\.plug-one\s+device\s+dev\.plug\.6\s+\[\]$/m);
+  });
+
+  test('lint accepts the shipped corpus', async () => {
+    const r = await cli('lint');
+    expect(r.err).toBe('');
+    expect(r.code).toBe(0);
+  });
+
+  test('lint rejects an expectation no conforming device could produce (NACK for UNPLUG)', async () => {
+    const file = write(
+      'lint.yaml',
+      GOOD.replace('steps:', 'setup: {requested_size: 8MiB, plugged: [{first: 0, count: 1}]}\n    steps:').replace("    setup: {requested_size: 8MiB}\n", '').replace('type: PLUG', 'type: UNPLUG').replace('response: ACK, config: {plugged_size: block_size}', 'response: NACK'),
+    );
+    const r = await cli('lint', file);
+    expect(r.code).toBe(3);
+    expect(r.err).toMatch(/lint\.yaml:\d+: steps\[0\]\.expect\.response: NACK is not something a conforming device answers here/);
+  });
+
+  test('coverage lists every requirement and exits 0 when every testable one is covered', async () => {
+    const r = await cli('coverage');
+    for (const req of REQUIREMENTS) expect(r.out).toContain(req.id);
+    expect(r.out).not.toContain('NOT COVERED');
+    expect(r.code).toBe(0);
+  });
+
+  test('coverage exits 1 and names what is missing when a testable requirement has no vector', async () => {
+    const r = await cli('coverage', '--vectors', write('cov.yaml', GOOD));
+    expect(r.code).toBe(1);
+    expect(r.out).toMatch(/not covered: .*dev\.plug\.3/);
+  });
+});
