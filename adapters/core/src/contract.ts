@@ -198,6 +198,8 @@ export interface DriverSession {
   readConfig(): Promise<Uint8Array>;
   /** Features the driver accepted. */
   acceptedFeatures(): Promise<bigint>;
+  /** Features the device offered to the driver. */
+  offeredFeatures(): Promise<bigint>;
   /** `host-resize`. */
   resize?(requestedSize: bigint): Promise<ResizeOutcome>;
   /** `inject-responses`. */

@@ -34,6 +34,7 @@ import {
 import {
   DeviceParams,
   DeviceParamsError,
+  DriverAction,
   DeviceProfile,
   ReferenceDriver,
   SPEC_PROFILE,
@@ -179,6 +180,8 @@ class ModelDriverSession implements DriverSession {
   private injection?: { response: ResponseInjection; left: number };
   private seenNotifications: number;
   private driver: ReferenceDriver;
+  /** A request the driver produced when a settle hit its limit; the next settle sends it first. */
+  private pending?: DriverAction;
 
   constructor(
     private readonly device: VirtioMemDevice,
@@ -207,13 +210,19 @@ class ModelDriverSession implements DriverSession {
         this.seenNotifications = this.device.notificationCount;
         this.driver.onConfigChange();
       }
-      const action = this.driver.next();
+      // A request the driver already made is still delivered, so the limit never strands one.
+      if (requests >= limits.maxRequests && !this.pending) return { events, settled: false, stop: `request limit (${limits.maxRequests}) reached`, waitedMs };
+      const action = this.pending ?? this.driver.next();
+      this.pending = undefined;
       switch (action.kind) {
         case 'read-config':
           this.driver.onConfig(this.configAsDriverSees());
           break;
         case 'request': {
-          if (requests >= limits.maxRequests) return { events, settled: false, stop: `request limit (${limits.maxRequests}) reached`, waitedMs };
+          if (requests >= limits.maxRequests) {
+            this.pending = action;
+            return { events, settled: false, stop: `request limit (${limits.maxRequests}) reached`, waitedMs };
+          }
           requests++;
           const config = this.device.readConfigBytes();
           const response = this.answer(action.bytes);
@@ -250,6 +259,10 @@ class ModelDriverSession implements DriverSession {
     return this.driver.acceptedFeatures;
   }
 
+  async offeredFeatures(): Promise<bigint> {
+    return this.device.offeredFeatures;
+  }
+
   async resize(requestedSize: bigint): Promise<ResizeOutcome> {
     const r = this.device.setRequestedSize(requestedSize);
     return r.ok ? { kind: 'applied' } : { kind: 'refused', reason: r.reason };
@@ -265,6 +278,7 @@ class ModelDriverSession implements DriverSession {
     this.seenNotifications = this.device.notificationCount;
     this.injection = undefined;
     this.driver = this.makeDriver();
+    this.pending = undefined;
     await this.start();
   }
 

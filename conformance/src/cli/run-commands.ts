@@ -121,6 +121,12 @@ export async function runCommand(args: readonly string[], io: CliIo): Promise<nu
   const startedAt = new Date();
   const progress = reporter === 'human' && !parsed.flags.has('quiet') && process.stderr.isTTY === true;
   let lastProgress = Date.now();
+  // An interrupted run still releases what the adapter holds (processes, sockets) before exiting.
+  const onSignal = (signal: NodeJS.Signals): void => {
+    void adapter.dispose().finally(() => process.exit(signal === 'SIGINT' ? 130 : 143));
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
   let run;
   try {
     run = await runVectors(adapter, selected, all, {
@@ -135,6 +141,8 @@ export async function runCommand(args: readonly string[], io: CliIo): Promise<nu
       },
     });
   } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
     await adapter.dispose();
   }
   if (progress) io.stderr(`\r${' '.repeat(100)}\r`);

@@ -114,8 +114,9 @@ class DeviceRun {
     }
   }
 
+  /** Features the runner accepts as the driver: the set-up's list, never more than offered. */
   private acceptFor(offered: bigint): bigint {
-    return this.vector.setup.accept === 'offered' ? offered : this.vector.setup.accept;
+    return this.vector.setup.accept === 'offered' ? offered : this.vector.setup.accept & offered;
   }
 
   private async readConfig(step: number): Promise<VirtioMemConfig> {
@@ -160,7 +161,7 @@ class DeviceRun {
       case 'read-config':
         break;
       case 'initialise': {
-        const init = await this.session.initialise(() => (a.accept === 'offered' ? this.setup.features ?? 0n : a.accept));
+        const init = await this.session.initialise((offered) => (a.accept === 'offered' ? offered : a.accept));
         this.negotiated = init.featuresOk ? init.accepted : 0n;
         if (e.featuresOk) this.check.set(step.index, 'features_ok', e.featuresOk, init.featuresOk ? 'accepted' : 'refused');
         else if (!init.featuresOk) throw new StepAborted('the device refused FEATURES_OK', 'fail', 'features_ok');
@@ -204,7 +205,7 @@ class DeviceRun {
       const evaluation = this.oracle.evaluate(chain);
       const completion = await this.session.submit(chain);
       const status = await this.session.readStatus();
-      const observed = this.label(completion, status, evaluation?.request?.type);
+      const observed = this.label(completion, status, requestType(chain));
       const busyUnexpected = observed.label === 'BUSY' && !(e.response?.has('BUSY') ?? false) && evaluation?.outcomes.some((o) => outcomeLabel(o) === 'BUSY');
       if (busyUnexpected) {
         if (attempt < BUSY_RETRIES) continue;
@@ -297,8 +298,8 @@ class DeviceRun {
       const set = (status & VIRTIO_CONFIG_S_NEEDS_RESET) !== 0;
       if (set !== e.needsReset) this.findings.push({ verdict: 'fail', step: step.index, check: 'needs_reset', message: `DEVICE_NEEDS_RESET is ${set ? 'set' : 'clear'}`, expected: String(e.needsReset), observed: String(set) });
     }
-    if (kind === 'device-reset') {
-      // The runner plays the driver: after a reset it initialises the device again.
+    if (kind === 'device-reset' || kind === 'system-reset') {
+      // The runner plays the driver: after a reset (or a reboot) it initialises the device again.
       const init = await this.session.initialise((offered) => this.acceptFor(offered));
       this.negotiated = init.featuresOk ? init.accepted : 0n;
     }
@@ -325,6 +326,14 @@ function value(e: Parameters<typeof evaluate>[0], scope: ExpressionScope, what: 
   const r = evaluate(e, scope);
   if (!r.ok) throw new StepAborted(`${what}: ${r.reason}`, 'error', what);
   return r.value;
+}
+
+/** The request type of a chain, read from its bytes (undefined when shorter than the type field). */
+function requestType(chain: Chain): number | undefined {
+  const first = chain.readable.find((b) => b.length > 0);
+  if (!first) return undefined;
+  const second = first.length >= 2 ? first[1] : chain.readable[chain.readable.indexOf(first) + 1]?.[0];
+  return second === undefined ? undefined : first[0] | (second << 8);
 }
 
 /** Builds the descriptor chain of a request step. */

@@ -104,13 +104,14 @@ export async function runDriverVector(vector: Vector, session: DriverSession, se
   for (const step of vector.steps) {
     const a = step.action;
     const e = step.expect;
+    const configBefore = config;
     try {
       switch (a.kind) {
         case 'start': {
           await session.start();
           negotiated = await session.acceptedFeatures();
-          const offered = setup.features;
-          if (offered !== undefined && (offered & UI) !== 0n && (negotiated & UI) === 0n) {
+          const offered = await session.offeredFeatures();
+          if ((offered & UI) !== 0n && (negotiated & UI) === 0n) {
             once({ verdict: 'non-strict', step: step.index, check: 'driver:accept-unplugged-inaccessible', message: 'the device offered UNPLUGGED_INACCESSIBLE and the driver did not accept it', requirements: ['drv.init.1'] });
           }
           if (e.acceptedFeatures) {
@@ -121,6 +122,7 @@ export async function runDriverVector(vector: Vector, session: DriverSession, se
           break;
         }
         case 'resize': {
+          config = await readConfig(session);
           const size = evaluate(a.size, scopeOfConfig(config));
           if (!size.ok) throw new StepAborted(`resize: ${size.reason}`);
           const outcome = await session.resize!(size.value);
@@ -172,9 +174,9 @@ export async function runDriverVector(vector: Vector, session: DriverSession, se
           throw new StepAborted(`'${a.kind}' is not a driver step`);
       }
       if (e.config) {
-        const before = config;
-        config = await readConfig(session);
-        check.config(step.index, e.config, before, config);
+        const after = await readConfig(session);
+        check.config(step.index, e.config, configBefore, after);
+        config = after;
       }
     } catch (err) {
       if (err instanceof StepAborted) {

@@ -135,16 +135,25 @@ async function runOne(adapter: Adapter, vector: Vector, timeoutMs: number): Prom
   }
   let closeSession: (() => Promise<void>) | undefined;
   let timer: NodeJS.Timeout | undefined;
+  let abandoned = false;
+  /** Remembers how to close a session; one that opens after the timeout is closed at once. */
+  const track = async (session: { close(): Promise<void> }): Promise<void> => {
+    closeSession = () => session.close();
+    if (abandoned) {
+      await session.close().catch(() => undefined);
+      throw new Error('abandoned after the timeout');
+    }
+  };
   const work = (async (): Promise<Outcome> => {
     const setup = evaluateSetup(vector);
     if (vector.target === 'device') {
       const session = await adapter.openDevice(setup);
-      closeSession = () => session.close();
+      await track(session);
       const findings = await runDeviceVector(vector, session, setup);
       return { verdict: combine(findings), findings };
     }
     const session = await adapter.openDriver!(setup, { configPadding: vector.setup.configPadding });
-    closeSession = () => session.close();
+    await track(session);
     const findings = await runDriverVector(vector, session, setup);
     return { verdict: combine(findings), findings };
   })();
@@ -161,6 +170,7 @@ async function runOne(adapter: Adapter, vector: Vector, timeoutMs: number): Prom
     outcome = errorOutcome(e);
   } finally {
     clearTimeout(timer);
+    abandoned = true;
   }
   // A late rejection of the abandoned work must not surface as an unhandled rejection.
   work.catch(() => undefined);

@@ -70,7 +70,7 @@ export function evaluate(expr: Expr, scope: ExpressionScope): EvalResult {
     case 'number':
       return { ok: true, value: expr.value };
     case 'name': {
-      const value = scope[expr.name];
+      const value = Object.prototype.hasOwnProperty.call(scope, expr.name) ? scope[expr.name] : undefined;
       return value === undefined ? { ok: false, reason: `'${expr.name}' has no value here` } : { ok: true, value };
     }
     case 'negate': {
@@ -179,7 +179,7 @@ function tokenize(source: string): { ok: true; tokens: Token[] } | { ok: false; 
       i += text.length;
     } else if (/[A-Za-z_]/.test(ch)) {
       const text = /^[A-Za-z_][A-Za-z0-9_]*/.exec(source.slice(i))![0];
-      if (!(text in EXPRESSION_NAMES)) {
+      if (!Object.prototype.hasOwnProperty.call(EXPRESSION_NAMES, text)) {
         return { ok: false, reason: `unknown name '${text}' in '${source}' (known: ${Object.keys(EXPRESSION_NAMES).join(', ')})` };
       }
       tokens.push({ kind: 'name', text });

@@ -369,6 +369,7 @@ export class VirtioMemDevice {
    */
   processChain(chain: DescriptorChain): ProcessResult {
     const evaluation = this.evaluate(chain);
+    if (evaluation.chosen.kind === 'response' && evaluation.chosen.response === 'BUSY' && this.busyBudget > 0) this.busyBudget--;
     const before = this.takeSnapshot(false);
     const notificationsBefore = this.notifications;
     const chosen = evaluation.chosen;
@@ -744,10 +745,9 @@ export class VirtioMemDevice {
     return this.takeBusy() ? 'BUSY' : 'ACK';
   }
 
+  /** Whether an injected BUSY is pending (used up by processChain, never by evaluate). */
   private takeBusy(): boolean {
-    if (this.busyBudget <= 0) return false;
-    this.busyBudget--;
-    return true;
+    return this.busyBudget > 0;
   }
 
   /** Finds the profile's answer in the set, or builds a nonconforming outcome for it. */

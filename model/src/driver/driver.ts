@@ -294,13 +294,15 @@ export class ReferenceDriver {
     const decoded = decodeResponse(bytes);
     if (!decoded.ok) return this.breakDown(`response too short: ${decoded.error.actual} bytes`);
     const code = decoded.value.type;
+    const blocks = this.blocks as BlockBitmap;
+    const first = this.blockIndex(request.addr);
     if (code === VIRTIO_MEM_RESP_BUSY) {
+      // A STATE range is asked again after the backoff; other requests are re-planned from the config.
+      if (request.type === VIRTIO_MEM_REQ_STATE) this.resyncQueue.unshift({ first, count: request.nb_blocks });
       this.waitingMs = this.backoffMs;
       this.backoffMs = Math.min(this.backoffMs * 2, this.maxBackoff);
       return;
     }
-    const blocks = this.blocks as BlockBitmap;
-    const first = this.blockIndex(request.addr);
     switch (request.type) {
       case VIRTIO_MEM_REQ_UNPLUG_ALL:
         if (code !== VIRTIO_MEM_RESP_ACK) {
@@ -318,7 +320,9 @@ export class ReferenceDriver {
         return;
       case VIRTIO_MEM_REQ_STATE: {
         if (code !== VIRTIO_MEM_RESP_ACK) return this.errorSeen('STATE');
-        this.succeeded();
+        // Only a PLUG/UNPLUG/UNPLUG ALL that succeeds clears the error streak: a resync that
+        // succeeds and then fails the same way again must end in giving up, not in a loop.
+        this.backoffMs = this.initialBackoff;
         const state = decoded.value.state;
         if (state === VIRTIO_MEM_STATE_PLUGGED) blocks.setRange(first, request.nb_blocks);
         else if (state === VIRTIO_MEM_STATE_UNPLUGGED) blocks.clearRange(first, request.nb_blocks);
