@@ -50,6 +50,13 @@ describe('vmemct run (model adapter)', () => {
     expect(r.code).toBe(0);
   });
 
+  test.each(['cloud-hypervisor', 'firecracker'])('the %s profile deviates, and its expectation file (strict both ways) makes the run green', async (profile) => {
+    expect((await cli('run', '--profile', profile)).code).toBe(1);
+    const r = await cli('run', '--profile', profile, '--expectations', `conformance/expectations/model-${profile}.yaml`);
+    expect(r.out).toMatch(/; 0 unexpected; \d+ ms; exit 0\n$/);
+    expect(r.code).toBe(0);
+  });
+
   test('a vector with a wrong expectation makes the run exit 1 and shows expected vs observed with the requirement text', async () => {
     const file = write('wrong.yaml', GOOD.replace('response: ACK', 'response: ERROR'));
     const r = await cli('run', '--vectors', file);

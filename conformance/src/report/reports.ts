@@ -4,6 +4,7 @@
  */
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { REQUIREMENTS } from '../../../spec/src/index';
 import type { AdapterInfo } from '../../../adapters/core/src/contract';
 import type { RunResult, VectorResult } from '../runner/run';
@@ -11,6 +12,12 @@ import { VERDICT_ORDER, Verdict } from '../runner/verdicts';
 import type { Vector } from '../vectors/types';
 
 const REQUIREMENT_TEXT = new Map(REQUIREMENTS.map((r) => [r.id, `${r.level}: ${r.summary}`]));
+
+/** A file as reports show it: relative to the working directory when it lies below it. */
+export function displayPath(file: string): string {
+  const rel = path.relative(process.cwd(), file);
+  return rel === '' || rel.startsWith('..') || path.isAbsolute(rel) ? file : rel;
+}
 
 /** Counts per verdict. */
 export function countVerdicts(results: readonly VectorResult[]): Partial<Record<Verdict, number>> {
@@ -25,19 +32,19 @@ export function summaryLine(run: RunResult): string {
   const parts = VERDICT_ORDER.filter((v) => counts[v]).map((v) => `${counts[v]} ${v}`);
   const unexpected = run.results.filter((r) => r.unexpected).length;
   const stale = run.stale.length ? `, ${run.stale.length} stale expectation${run.stale.length > 1 ? 's' : ''}` : '';
-  return `vmemct: ${run.results.length} vectors: ${parts.join(', ') || 'none'}; ${unexpected} unexpected${stale}; ${run.durationMs} ms; exit ${run.exitCode}`;
+  return `vmemct: ${run.results.length} vector${run.results.length === 1 ? '' : 's'}: ${parts.join(', ') || 'none'}; ${unexpected} unexpected${stale}; ${run.durationMs} ms; exit ${run.exitCode}`;
 }
 
 function stepText(vector: Vector, step: number): string {
   if (step === 0) return 'set-up';
   const s = vector.steps[step - 1];
-  return s ? `step ${step} (${vector.source.file}:${s.line})` : `step ${step}`;
+  return s ? `step ${step} (${displayPath(vector.source.file)}:${s.line})` : `step ${step}`;
 }
 
 /** Details of one result: file, steps, expected vs observed, the requirements' text. */
 export function describeResult(r: VectorResult): string[] {
   const v = r.vector;
-  const lines = [`${r.unexpected ? '✗' : '•'} ${v.id} — ${r.verdict}${r.expectation ? ` (expected ${r.expected}: ${r.expectation.reason})` : ''}`, `    ${v.title}`, `    at ${v.source.file}:${v.source.line}`];
+  const lines = [`${r.unexpected ? '✗' : '•'} ${v.id} — ${r.verdict}${r.expectation ? ` (expected ${r.expected}: ${r.expectation.reason})` : ''}`, `    ${v.title}`, `    at ${displayPath(v.source.file)}:${v.source.line}`];
   for (const f of r.findings) {
     lines.push(`    ${stepText(v, f.step)}: ${f.check}: ${f.message} [${f.verdict}]`);
     if (f.expected !== undefined) lines.push(`      expected: ${f.expected}`);
@@ -93,7 +100,7 @@ export function tapReport(run: RunResult): string {
       lines.push(`  message: ${yamlString(r.findings.map((f) => `${f.check}: ${f.message}`).join('; ') || r.verdict)}`);
       lines.push(`  severity: ${ok ? 'comment' : r.verdict}`);
       lines.push(`  verdict: ${r.verdict}`);
-      lines.push(`  file: ${yamlString(`${r.vector.source.file}:${r.vector.source.line}`)}`);
+      lines.push(`  file: ${yamlString(`${displayPath(r.vector.source.file)}:${r.vector.source.line}`)}`);
       lines.push(`  requirements: ${yamlString(r.vector.requirements.join(', '))}`);
       const first = r.findings.find((f) => f.expected !== undefined || f.observed !== undefined);
       if (first?.expected !== undefined) lines.push(`  expected: ${yamlString(first.expected)}`);
@@ -167,7 +174,7 @@ export function resultsDocument(
     results: run.results.map((r) => ({
       id: r.vector.id,
       title: r.vector.title,
-      file: r.vector.source.file,
+      file: displayPath(r.vector.source.file),
       line: r.vector.source.line,
       target: r.vector.target,
       requirements: [...r.vector.requirements],
