@@ -7,7 +7,7 @@ import { REQUIREMENTS } from '../../../spec/src/index';
 import type { Adapter } from '../../../adapters/core/src/contract';
 import { createModelAdapter } from '../../../adapters/model/src/model-adapter';
 import { DEVICE_PROFILES, findDeviceProfile } from '../../../model/src/index';
-import { loadVectors } from '../vectors/load';
+import { loadVectors, readVectorCache } from '../vectors/load';
 import { lintVectors } from '../vectors/lint';
 import { formatProblem, LoadProblem, Vector } from '../vectors/types';
 import { loadExpectations } from '../runner/expectations';
@@ -46,7 +46,7 @@ const RUN_OPTIONS: Readonly<Record<string, OptionSpec>> = {
 /** Loads the corpus (or `--vectors` paths); bad files are a usage error (exit 3) listing every problem. */
 function loadCorpus(command: string, parsed: ParsedArgs, extraPaths: readonly string[] = []): Vector[] {
   const paths = [...(parsed.lists.get('vectors') ?? []), ...extraPaths];
-  const loaded = loadVectors(paths.length > 0 ? paths : [defaultVectorsDir()]);
+  const loaded = loadVectors(paths.length > 0 ? paths : [defaultVectorsDir()], readVectorCache(path.join(packageRoot(), 'dist', 'vector-cache.json')));
   if (loaded.problems.length > 0) throw new VectorFileError(command, loaded.problems);
   if (loaded.vectors.length === 0) throw new UsageError(`${command}: no vectors found in ${paths.join(', ') || defaultVectorsDir()}`);
   return loaded.vectors;

@@ -4,6 +4,7 @@
  * Every problem is reported with file, line and field; loading goes on after a problem so one
  * run shows them all. Nothing in a vector is executed: expressions go through our own parser.
  */
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import {
@@ -114,8 +115,55 @@ export function listVectorFiles(paths: readonly string[]): { files: string[]; pr
   return { files, problems };
 }
 
+/**
+ * Vector files already parsed and validated at build time, keyed by absolute path. Loading the
+ * shipped corpus from it skips YAML parsing and schema compilation (most of a run's start-up);
+ * an entry is used only when the file's SHA-256 still matches.
+ */
+export interface VectorCache {
+  readonly format: 'vmemct-vector-cache/1';
+  readonly files: Readonly<Record<string, { readonly sha256: string; readonly value: unknown; readonly lines: Readonly<Record<string, number>> }>>;
+}
+
+function sha256(text: string): string {
+  return createHash('sha256').update(text).digest('hex');
+}
+
+/** Builds the cache of the files under `paths`; files with problems are left out. */
+export function buildVectorCache(paths: readonly string[]): { cache: VectorCache; problems: LoadProblem[] } {
+  const files: Record<string, VectorCache['files'][string]> = {};
+  const problems: LoadProblem[] = [];
+  for (const file of listVectorFiles(paths).files) {
+    const text = fs.readFileSync(file, 'utf8');
+    const loaded = loadVectorText(file, text);
+    if (loaded.problems.length > 0) {
+      problems.push(...loaded.problems);
+      continue;
+    }
+    const parsed = YamlSource.parse(file, text).source!;
+    const value = parsed.value as RawFile;
+    const lines: Record<string, number> = {};
+    value.vectors.forEach((v, i) => {
+      lines[`vectors/${i}`] = parsed.lineOf(['vectors', i]);
+      v.steps.forEach((_, j) => (lines[`vectors/${i}/steps/${j}`] = parsed.lineOf(['vectors', i, 'steps', j])));
+    });
+    files[path.resolve(file)] = { sha256: sha256(text), value, lines };
+  }
+  return { cache: { format: 'vmemct-vector-cache/1', files }, problems };
+}
+
+/** Reads a cache file; a missing or unreadable one is simply no cache. */
+export function readVectorCache(file: string): VectorCache | undefined {
+  try {
+    const cache = JSON.parse(fs.readFileSync(file, 'utf8')) as VectorCache;
+    return cache.format === 'vmemct-vector-cache/1' ? cache : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Loads every vector under `paths`. IDs must be unique across all of them. */
-export function loadVectors(paths: readonly string[]): LoadResult {
+export function loadVectors(paths: readonly string[], cache?: VectorCache): LoadResult {
   const listed = listVectorFiles(paths);
   const vectors: Vector[] = [];
   const problems = [...listed.problems];
@@ -127,7 +175,8 @@ export function loadVectors(paths: readonly string[]): LoadResult {
       problems.push({ file, line: 0, field: '', reason: `cannot read: ${(e as Error).message}` });
       continue;
     }
-    const loaded = loadVectorText(file, text);
+    const cached = cache?.files[path.resolve(file)];
+    const loaded = cached && cached.sha256 === sha256(text) ? normaliseFile(YamlSource.fromCache(file, cached.value, cached.lines)) : loadVectorText(file, text);
     vectors.push(...loaded.vectors);
     problems.push(...loaded.problems);
   }
@@ -150,6 +199,11 @@ export function loadVectorText(file: string, text: string): { vectors: Vector[];
   const source = parsed.source;
   const schemaProblems = validateSource(source, 'https://vmemct.dev/schemas/vector-file.json');
   if (schemaProblems.length > 0) return { vectors: [], problems: schemaProblems };
+  return normaliseFile(source);
+}
+
+/** Turns a schema-valid file into vectors (meaning checks included). */
+function normaliseFile(source: YamlSource): { vectors: Vector[]; problems: LoadProblem[] } {
   const doc = source.value as RawFile;
   const problems: LoadProblem[] = [];
   const vectors: Vector[] = [];

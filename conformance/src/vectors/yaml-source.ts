@@ -11,9 +11,8 @@ import type { LoadProblem } from './types';
 export class YamlSource {
   private constructor(
     readonly file: string,
-    private readonly doc: Document,
-    private readonly lines: LineCounter,
     readonly value: unknown,
+    private readonly locate: (path: readonly (string | number)[], key?: string) => number,
   ) {}
 
   /** Parses text; syntax errors come back as problems (and `source` is undefined). */
@@ -30,30 +29,48 @@ export class YamlSource {
         })),
       };
     }
-    return { source: new YamlSource(file, doc, lines, doc.toJS({ maxAliasCount: 100 })), problems: [] };
+    return { source: new YamlSource(file, doc.toJS({ maxAliasCount: 100 }), (path, key) => lineInDocument(doc, lines, path, key)), problems: [] };
+  }
+
+  /**
+   * A source rebuilt from a cache entry: the parsed value and the lines of known paths
+   * (`vectors/3/steps/1` → 42). Paths not in the table fall back to their nearest known parent.
+   */
+  static fromCache(file: string, value: unknown, lines: Readonly<Record<string, number>>): YamlSource {
+    return new YamlSource(file, value, (path) => {
+      for (let depth = path.length; depth > 0; depth--) {
+        const line = lines[path.slice(0, depth).join('/')];
+        if (line !== undefined) return line;
+      }
+      return 1;
+    });
   }
 
   /** Line of the node at `path` (array indexes as numbers); for a missing key, the line of its parent. */
   lineOf(path: readonly (string | number)[], key?: string): number {
-    for (let depth = path.length; depth >= 0; depth--) {
-      const node = depth === 0 ? this.doc.contents : this.doc.getIn(path.slice(0, depth), true);
-      if (node && typeof node === 'object' && 'range' in node && Array.isArray((node as Scalar).range)) {
-        if (key !== undefined && depth === path.length && isMap(node)) {
-          const pair = (node as YAMLMap).items.find((p) => (p.key as Scalar | null)?.value === key);
-          const keyRange = (pair?.key as Scalar | undefined)?.range;
-          if (keyRange) return this.lines.linePos(keyRange[0]).line;
-        }
-        return this.lines.linePos((node as Scalar).range![0]).line;
-      }
-      if (node && isSeq(node) && node.range) return this.lines.linePos(node.range[0]).line;
-    }
-    return 1;
+    return this.locate(path, key);
   }
 
   /** A problem at `path`. */
   problem(path: readonly (string | number)[], reason: string, key?: string): LoadProblem {
     return { file: this.file, line: this.lineOf(path, key), field: formatPath(key === undefined ? path : [...path, key]), reason };
   }
+}
+
+function lineInDocument(doc: Document, lines: LineCounter, path: readonly (string | number)[], key?: string): number {
+  for (let depth = path.length; depth >= 0; depth--) {
+    const node = depth === 0 ? doc.contents : doc.getIn(path.slice(0, depth), true);
+    if (node && typeof node === 'object' && 'range' in node && Array.isArray((node as Scalar).range)) {
+      if (key !== undefined && depth === path.length && isMap(node)) {
+        const pair = (node as YAMLMap).items.find((p) => (p.key as Scalar | null)?.value === key);
+        const keyRange = (pair?.key as Scalar | undefined)?.range;
+        if (keyRange) return lines.linePos(keyRange[0]).line;
+      }
+      return lines.linePos((node as Scalar).range![0]).line;
+    }
+    if (node && isSeq(node) && node.range) return lines.linePos(node.range[0]).line;
+  }
+  return 1;
 }
 
 /** `vectors[3].steps[2].expect` from a path. */
