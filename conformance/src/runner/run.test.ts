@@ -256,6 +256,20 @@ describe('runVectors with fake adapters', () => {
     expect(run.exitCode).toBe(2);
   });
 
+  test("a vector's own timeout_ms takes precedence over the run's timeout", async () => {
+    const all = vectorsOf(file(PASSING('vmem.dev.run.hang'))).map((v) => ({ ...v, timeoutMs: 30 }));
+    const adapter = fakeAdapter({
+      open: (setup) => {
+        const s = new FakeDeviceSession(modelDevice(setup));
+        s.submit = () => new Promise<Completion>(() => undefined);
+        return s;
+      },
+    });
+    const run = await runVectors(adapter, all, all, { timeoutMs: 5000 });
+    expect(run.results[0].verdict).toBe('timeout');
+    expect(run.results[0].findings[0].message).toBe('the vector did not finish within 30 ms');
+  });
+
   test('the timeout is multiplied by the adapter timeoutMultiplier', async () => {
     const all = vectorsOf(file(PASSING('vmem.dev.run.hang')));
     const adapter = fakeAdapter({

@@ -24,7 +24,7 @@ export interface Selection {
 /** Options of a run. */
 export interface RunOptions {
   readonly strict?: boolean;
-  /** Per-vector timeout before the adapter's multiplier (default 10 s). */
+  /** Per-vector timeout before the adapter's multiplier (default 10 s); a vector's own `timeout_ms` wins. */
   readonly timeoutMs?: number;
   readonly expectations?: ExpectationSet;
   /** Called after each vector (progress reporting). */
@@ -95,7 +95,7 @@ export async function runVectors(adapter: Adapter, selected: readonly Vector[], 
   const results: VectorResult[] = [];
   for (const vector of selected) {
     const t0 = performance.now();
-    const outcome = await runOne(adapter, vector, (options.timeoutMs ?? DEFAULT_TIMEOUT_MS) * adapter.info.timeoutMultiplier);
+    const outcome = await runOne(adapter, vector, (vector.timeoutMs ?? options.timeoutMs ?? DEFAULT_TIMEOUT_MS) * adapter.info.timeoutMultiplier);
     const verdict = outcome.verdict;
     const entry = matched.byId.get(vector.id);
     const expected: Verdict = entry ? entry.verdict : isExpectedByDefault(verdict, strict) ? verdict : 'pass';

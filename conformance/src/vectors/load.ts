@@ -211,7 +211,13 @@ function normaliseFile(source: YamlSource): { vectors: Vector[]; problems: LoadP
     const v = normaliseVector(source, raw, i, doc.defaults ?? {}, problems);
     if (v) vectors.push(v);
   });
-  return { vectors, problems };
+  // A bad default is found once per vector that inherits it; report it once.
+  const seen = new Set<string>();
+  const unique = problems.filter((p) => {
+    const key = `${p.line}\0${p.field}\0${p.reason}`;
+    return seen.has(key) ? false : (seen.add(key), true);
+  });
+  return { vectors, problems: unique };
 }
 
 // ---------------------------------------------------------------- normalisation
@@ -272,7 +278,9 @@ function normaliseVector(
   if (side !== raw.target) problems.push(source.problem([...at, 'id'], `a ${raw.target} vector's id starts with vmem.${raw.target === 'device' ? 'dev' : 'drv'}.`));
 
   const setupRaw: RawSetup = { ...DEFAULT_SETUP, ...(defaults.setup ?? {}), ...(raw.setup ?? {}) };
-  const setup = normaliseSetup(source, [...at, 'setup'], setupRaw, problems);
+  // A value taken from the file's defaults is reported where the defaults give it.
+  const whereIs = (key: keyof RawSetup): (string | number)[] => (raw.setup && key in raw.setup) || !(defaults.setup && key in defaults.setup) ? [...at, 'setup', key] : ['defaults', 'setup', key];
+  const setup = normaliseSetup(source, whereIs, setupRaw, problems);
 
   const needs = new Set<Capability>([...(defaults.needs ?? []), ...(raw.needs ?? [])]);
   if (setupRaw.plugged && setupRaw.plugged.length > 0) needs.add('initial-plugged');
@@ -338,14 +346,14 @@ function features(names: readonly string[]): bigint {
   return names.reduce((mask, name) => mask | FEATURE_BITS[name], 0n);
 }
 
-function normaliseSetup(source: YamlSource, at: (string | number)[], raw: RawSetup, problems: LoadProblem[]): SetupSpec | undefined {
+function normaliseSetup(source: YamlSource, whereIs: (key: keyof RawSetup) => (string | number)[], raw: RawSetup, problems: LoadProblem[]): SetupSpec | undefined {
   const before = problems.length;
-  const e = (key: 'block_size' | 'region_size' | 'addr' | 'requested_size'): Expr | undefined => expr(source, [...at, key], raw[key]!, problems);
+  const e = (key: 'block_size' | 'region_size' | 'addr' | 'requested_size'): Expr | undefined => expr(source, whereIs(key), raw[key]!, problems);
   const block_size = e('block_size');
   const region_size = e('region_size');
   const addr = e('addr');
   const requested_size = e('requested_size');
-  const configPadding = raw.config_padding === undefined ? undefined : hex(source, [...at, 'config_padding'], raw.config_padding, problems, 6);
+  const configPadding = raw.config_padding === undefined ? undefined : hex(source, whereIs('config_padding'), raw.config_padding, problems, 6);
   if (problems.length > before || !block_size || !region_size || !addr || !requested_size) return undefined;
   return {
     block_size,
