@@ -26,12 +26,13 @@ usage:
       --adapter model  --profile spec|qemu|cloud-hypervisor|firecracker
       --vectors PATH (repeatable)   your own vector files or folders instead of the corpus
       --filter GLOB --tag T --requirement ID --target device|driver --shard i/n
+                            (repeat an option to OR its values; different options AND)
       --expectations FILE   known results of the implementation (strict both ways)
       --strict              SHOULD-level deviations (non-strict) count as failures
       --reporter human|tap  --junit FILE  --json FILE  --timeout MS  --verbose  --quiet
   vmemct list [selection options] [--json]      the vectors: id, target, requirements, tags
   vmemct lint [PATH …]                          check vector files (schema and meaning)
-  vmemct coverage [--json]                      requirement → vectors; exit 1 if one is uncovered
+  vmemct coverage [--vectors PATH] [--json]     requirement → vectors; exit 1 if one is uncovered
   vmemct spec [--json]                          the protocol: layouts, constants, the 71 requirements
   vmemct encode config|request|response F=V …   encode a structure, print its bytes as hex
   vmemct decode config|request|response HEX     decode hex bytes, print the fields as JSON

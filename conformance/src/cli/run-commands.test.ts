@@ -58,13 +58,13 @@ describe('vmemct run (model adapter)', () => {
   });
 
   test('a vector with a wrong expectation makes the run exit 1 and shows expected vs observed with the requirement text', async () => {
-    const file = write('wrong.yaml', GOOD.replace('response: ACK', 'response: ERROR'));
+    const file = write('wrong.yaml', GOOD.replace('plugged_size: block_size', 'plugged_size: 2 * block_size'));
     const r = await cli('run', '--vectors', file);
     expect(r.code).toBe(1);
     expect(r.out).toContain('vmem.dev.test.plug-one');
-    expect(r.out).toMatch(/expected: ERROR/);
-    expect(r.out).toMatch(/observed: ACK/);
-    expect(r.out).toContain('dev.plug.6: MUST');
+    expect(r.out).toMatch(/expected: 2 \* block_size = 0x400000/);
+    expect(r.out).toMatch(/observed: 0x200000/);
+    expect(r.out).toContain('dev.plug.6: Once all covered blocks are plugged');
     expect(r.out).toContain(`${file}:3`);
   });
 
@@ -94,7 +94,7 @@ describe('vmemct run (model adapter)', () => {
   test('--junit writes JUnit XML with one testcase per vector and --json writes a document valid against the results schema', async () => {
     const junit = path.join(dir, 'out', 'junit.xml');
     const json = path.join(dir, 'out', 'results.json');
-    const file = write('two.yaml', GOOD + GOOD.split('vectors:\n')[1].replace('plug-one', 'plug-two').replace('response: ACK', 'response: NACK'));
+    const file = write('two.yaml', GOOD + GOOD.split('vectors:\n')[1].replace('plug-one', 'plug-two').replace('addr: addr,', 'addr: addr + block_size,').replace('plugged_size: block_size', 'plugged_size: 0'));
     const r = await cli('run', '--vectors', file, '--junit', junit, '--json', json);
     expect(r.code).toBe(1);
     const xml = fs.readFileSync(junit, 'utf8');
@@ -119,13 +119,31 @@ describe('vmemct run (model adapter)', () => {
   });
 
   test('an expectation file turns a known failure into an expected result; a stale entry fails the run', async () => {
-    const vectors = write('known.yaml', GOOD.replace('response: ACK', 'response: ERROR'));
+    const vectors = write('known.yaml', GOOD.replace('plugged_size: block_size', 'plugged_size: 0'));
     const known = write('known-exp.yaml', 'format: vmemct-expectations/1\nimplementation: test\nentries:\n  - id: vmem.dev.test.plug-one\n    verdict: fail\n    reason: the vector is deliberately wrong in this test\n');
     expect((await cli('run', '--vectors', vectors, '--expectations', known)).code).toBe(0);
     const stale = write('stale-exp.yaml', 'format: vmemct-expectations/1\nimplementation: test\nentries:\n  - id: vmem.dev.test.nothing-here\n    verdict: fail\n    reason: refers to a vector that does not exist\n');
     const r = await cli('run', '--vectors', vectors.replace('known', 'known'), '--expectations', stale);
     expect(r.code).toBe(1);
     expect(r.out).toContain('Stale expectations:');
+  });
+
+  test('run lints your own vectors: an expectation no conforming device could produce exits 3, not 1', async () => {
+    const file = write('impossible.yaml', GOOD.replace('response: ACK', 'response: NACK'));
+    const r = await cli('run', '--vectors', file);
+    expect(r.code).toBe(3);
+    expect(r.err).toMatch(/impossible\.yaml:\d+: steps\[0\]\.expect\.response: NACK is not something a conforming device answers here/);
+  });
+
+  test('an expectation file whose glob matches too many vectors, or whose entries overlap, exits 3 naming the line', async () => {
+    const wide = write('wide-exp.yaml', 'format: vmemct-expectations/1\nimplementation: test\nentries:\n  - id: vmem.dev.**\n    verdict: fail\n    reason: far too broad a pattern for one entry\n');
+    const r = await cli('run', '--expectations', wide);
+    expect(r.code).toBe(3);
+    expect(r.err).toMatch(/wide-exp\.yaml:4: id: 'vmem\.dev\.\*\*' matches \d+ vectors, more than max_matches 20/);
+    const overlap = write('overlap-exp.yaml', 'format: vmemct-expectations/1\nimplementation: test\nentries:\n  - id: vmem.dev.test.plug-one\n    verdict: fail\n    reason: first claim on this vector\n  - id: vmem.dev.test.*\n    verdict: pass\n    reason: second claim on the same vector\n');
+    const r2 = await cli('run', '--vectors', write('ov.yaml', GOOD), '--expectations', overlap);
+    expect(r2.code).toBe(3);
+    expect(r2.err).toContain("overlap-exp.yaml:7: id: 'vmem.dev.test.*' matches vmem.dev.test.plug-one, already claimed by the entry at line 4");
   });
 
   test('bad options are usage errors (exit 3)', async () => {

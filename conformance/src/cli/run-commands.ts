@@ -10,7 +10,7 @@ import { DEVICE_PROFILES, findDeviceProfile } from '../../../model/src/index';
 import { loadVectors, readVectorCache } from '../vectors/load';
 import { lintVectors } from '../vectors/lint';
 import { formatProblem, LoadProblem, Vector } from '../vectors/types';
-import { loadExpectations } from '../runner/expectations';
+import { expectationProblems, loadExpectations } from '../runner/expectations';
 import { runVectors, selectVectors, Selection, DEFAULT_TIMEOUT_MS } from '../runner/run';
 import { humanReport, junitReport, resultsDocument, tapReport } from '../report/reports';
 import { OptionSpec, ParsedArgs, defaultVectorsDir, packageRoot, parseArgs, positiveInt } from './args';
@@ -114,6 +114,13 @@ export async function runCommand(args: readonly string[], io: CliIo): Promise<nu
     const loaded = loadExpectations(expectationsFile);
     if (!loaded.set) throw new VectorFileError('run', loaded.problems);
     expectations = loaded.set;
+    const problems = expectationProblems(expectations, all);
+    if (problems.length > 0) throw new VectorFileError('run', problems);
+  }
+  // Vectors of the user's own are linted too: an expectation no conforming device could meet is a bad file, not a failure.
+  if (parsed.lists.has('vectors')) {
+    const problems = lintVectors(all);
+    if (problems.length > 0) throw new VectorFileError('run', problems);
   }
   const selected = selectVectors(all, sel);
   if (selected.length === 0) throw new UsageError('run: the filters select no vector');

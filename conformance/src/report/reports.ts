@@ -11,7 +11,7 @@ import type { RunResult, VectorResult } from '../runner/run';
 import { VERDICT_ORDER, Verdict } from '../runner/verdicts';
 import type { Vector } from '../vectors/types';
 
-const REQUIREMENT_TEXT = new Map(REQUIREMENTS.map((r) => [r.id, `${r.level}: ${r.summary}`]));
+const REQUIREMENT_TEXT = new Map(REQUIREMENTS.map((r) => [r.id, `${r.summary} (§${r.section})`]));
 
 /** A file as reports show it: relative to the working directory when it lies below it. */
 export function displayPath(file: string): string {

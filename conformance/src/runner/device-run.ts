@@ -325,7 +325,7 @@ class DeviceRun {
 
 function value(e: Parameters<typeof evaluate>[0], scope: ExpressionScope, what: string): bigint {
   const r = evaluate(e, scope);
-  if (!r.ok) throw new StepAborted(`${what}: ${r.reason}`, 'error', what);
+  if (!r.ok) throw new StepAborted(r.reason, 'error', what);
   return r.value;
 }
 

@@ -75,7 +75,29 @@ export function globToRegExp(glob: string): RegExp {
   return new RegExp(`^${re}$`);
 }
 
-/** Entry for each vector id, and the problems (stale entries, over-wide globs). */
+/**
+ * Problems of an expectation file against the corpus that make it unusable (exit 3): a glob
+ * matching more than `max_matches` vectors, or two entries claiming the same vector.
+ */
+export function expectationProblems(set: ExpectationSet, allVectors: readonly Vector[]): LoadProblem[] {
+  const problems: LoadProblem[] = [];
+  const claimedBy = new Map<string, ExpectationEntry>();
+  for (const entry of set.entries) {
+    const re = globToRegExp(entry.pattern);
+    const matched = allVectors.filter((v) => re.test(v.id));
+    if (matched.length > entry.maxMatches) {
+      problems.push({ file: set.file, line: entry.line, field: 'id', reason: `'${entry.pattern}' matches ${matched.length} vectors, more than max_matches ${entry.maxMatches}; list them or raise max_matches` });
+    }
+    for (const v of matched) {
+      const earlier = claimedBy.get(v.id);
+      if (earlier) problems.push({ file: set.file, line: entry.line, field: 'id', reason: `'${entry.pattern}' matches ${v.id}, already claimed by the entry at line ${earlier.line}` });
+      else claimedBy.set(v.id, entry);
+    }
+  }
+  return problems;
+}
+
+/** Entry for each vector id, and the entries that match no vector (stale). */
 export function matchExpectations(set: ExpectationSet, allVectors: readonly Vector[]): { byId: Map<string, ExpectationEntry>; stale: { id: string; reason: string }[] } {
   const byId = new Map<string, ExpectationEntry>();
   const stale: { id: string; reason: string }[] = [];

@@ -273,6 +273,9 @@ function normaliseVector(
   const before = problems.length;
   for (const [i, id] of raw.requirements.entries()) {
     if (!KNOWN_REQUIREMENTS.has(id)) problems.push(source.problem([...at, 'requirements', i], `unknown requirement '${id}' (see \`vmemct spec\`)`));
+    else if (!id.startsWith(raw.target === 'device' ? 'dev.' : 'drv.')) {
+      problems.push(source.problem([...at, 'requirements', i], `'${id}' is a ${raw.target === 'device' ? 'driver' : 'device'} requirement; a ${raw.target} vector checks ${raw.target === 'device' ? 'dev.*' : 'drv.*'} statements`));
+    }
   }
   const side = raw.id.split('.')[1] === 'dev' ? 'device' : 'driver';
   if (side !== raw.target) problems.push(source.problem([...at, 'id'], `a ${raw.target} vector's id starts with vmem.${raw.target === 'device' ? 'dev' : 'drv'}.`));

@@ -85,7 +85,7 @@ let ajv: Ajv2020 | undefined;
 /** The validator of one of the project's schemas, by `$id`. */
 export function validatorFor(id: string): ValidateFunction {
   if (!ajv) {
-    ajv = new Ajv2020({ allErrors: false, strict: true, allowUnionTypes: true });
+    ajv = new Ajv2020({ allErrors: true, strict: true, allowUnionTypes: true });
     for (const schema of ALL_SCHEMAS) ajv.addSchema(schema);
   }
   const validate = ajv.getSchema(id);
