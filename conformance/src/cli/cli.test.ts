@@ -36,6 +36,14 @@ describe('vmemct spec', () => {
   });
 });
 
+describe('vmemct spec arguments', () => {
+  test('an unknown argument is a usage error (exit 3)', async () => {
+    const { code, stderr } = await run('spec', '--bogus');
+    expect(code).toBe(3);
+    expect(stderr).toContain("spec: unexpected argument '--bogus'");
+  });
+});
+
 describe('vmemct encode / decode', () => {
   test('should round-trip a PLUG request given with units and names', async () => {
     const encoded = await run('encode', 'request', 'type=PLUG', 'addr=4GiB', 'nb_blocks=0x10');

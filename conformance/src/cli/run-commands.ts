@@ -189,6 +189,7 @@ function writeOutput(option: string, file: string, text: string): void {
 export async function listCommand(args: readonly string[], io: CliIo): Promise<number> {
   const parsed = parseArgs('list', args, { ...SELECTION_OPTIONS, json: { kind: 'flag' } });
   const vectors = selectVectors(loadCorpus('list', parsed), selection('list', parsed));
+  if (vectors.length === 0) throw new UsageError('list: the filters select no vector');
   if (parsed.flags.has('json')) {
     io.stdout(`${JSON.stringify(vectors.map((v) => ({ id: v.id, title: v.title, target: v.target, requirements: v.requirements, tags: v.tags, needs: v.needs, file: v.source.file, line: v.source.line })), null, 2)}\n`);
     return EXIT_OK;

@@ -2,6 +2,7 @@
  * `vmemct spec [--json]`: the protocol as data — layouts, constants and the requirement catalogue.
  */
 import { buildSpecDocument, LayoutSpec, Requirement } from '../../../spec/src/index';
+import { UsageError } from './usage-error';
 
 function layoutTable(layout: LayoutSpec): string[] {
   const lines = [`${layout.structName} (${layout.size} bytes, §${layout.section}, little-endian)`];
@@ -22,6 +23,8 @@ function requirementLine(r: Requirement): string {
 
 /** Renders the spec document as text or JSON. */
 export function specCommand(args: readonly string[]): string {
+  const unknown = args.filter((a) => a !== '--json');
+  if (unknown.length > 0) throw new UsageError(`spec: unexpected argument '${unknown[0]}' (usage: vmemct spec [--json])`);
   const document = buildSpecDocument();
   if (args.includes('--json')) return JSON.stringify(document, null, 2);
   const lines: string[] = [];
