@@ -77,7 +77,8 @@ class DeviceRun {
 
   async run(): Promise<void> {
     const steps = this.vector.steps;
-    const explicitInit = steps[0]?.action.kind === 'initialise';
+    // With an initialise step the vector decides when the driver side starts; steps before it meet a device no driver activated.
+    const explicitInit = steps.some((step) => step.action.kind === 'initialise');
     if (!explicitInit) {
       const init = await this.session.initialise((offered) => this.acceptFor(offered));
       this.negotiated = init.accepted;

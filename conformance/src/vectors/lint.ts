@@ -38,7 +38,7 @@ function replay(v: Vector): LoadProblem[] {
     const s = device.writeStatus(VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER | VIRTIO_CONFIG_S_FEATURES_OK).status;
     device.writeStatus(s | VIRTIO_CONFIG_S_DRIVER_OK);
   };
-  if (v.steps[0]?.action.kind !== 'initialise') init();
+  if (!v.steps.some((step) => step.action.kind === 'initialise')) init();
   for (const step of v.steps) {
     const a = step.action;
     const scope = scopeOfConfig(device.readConfig());
