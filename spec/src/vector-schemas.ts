@@ -4,6 +4,7 @@
  * checks a schema cannot express (expressions, known requirement IDs, duplicate IDs, which step
  * kinds suit which target) follow in the loader.
  */
+import { BLOCK_STATE_NAMES, REQUEST_TYPE_NAMES, RESPONSE_CODE_NAMES } from './constants';
 
 const VERDICT_CLASSES_IN_SETS = ['pass', 'acceptable', 'non-strict', 'informational', 'fail'] as const;
 
@@ -30,9 +31,10 @@ function outcomeSet(values: readonly string[]): object {
 
 const FEATURE_NAMES = ['VERSION_1', 'ACPI_PXM', 'UNPLUGGED_INACCESSIBLE', 'PERSISTENT_SUSPEND'] as const;
 const CONFIG_FIELDS = ['block_size', 'node_id', 'addr', 'region_size', 'usable_region_size', 'plugged_size', 'requested_size'] as const;
-const RESPONSE_OUTCOMES = ['ACK', 'NACK', 'BUSY', 'ERROR', 'needs-reset', 'no-used-entry', 'used-length-zero'] as const;
-const REQUEST_TYPES = ['PLUG', 'UNPLUG', 'UNPLUG_ALL', 'STATE'] as const;
-const CAPABILITY_NAMES = [
+const RESPONSE_OUTCOMES = [...RESPONSE_CODE_NAMES, 'needs-reset', 'no-used-entry', 'used-length-zero'];
+const REQUEST_TYPES = REQUEST_TYPE_NAMES;
+/** Names of the optional adapter capabilities a vector may need (the adapter contract uses these). */
+export const CAPABILITY_NAMES = [
   'host-resize',
   'device-reset',
   'system-reset',
@@ -93,7 +95,7 @@ const Expect = {
   minProperties: 1,
   properties: {
     response: outcomeSet(RESPONSE_OUTCOMES),
-    state: { enum: ['PLUGGED', 'UNPLUGGED', 'MIXED'] },
+    state: { enum: BLOCK_STATE_NAMES },
     config: {
       type: 'object',
       additionalProperties: false,
@@ -201,7 +203,7 @@ const Step = {
       additionalProperties: false,
       required: ['response', 'count'],
       properties: {
-        response: { enum: ['ACK', 'NACK', 'BUSY', 'ERROR'] },
+        response: { enum: RESPONSE_CODE_NAMES },
         count: { type: 'integer', minimum: 1, maximum: 1000 },
         types: { type: 'array', minItems: 1, uniqueItems: true, items: { enum: REQUEST_TYPES } },
         trailer: HexBytes,

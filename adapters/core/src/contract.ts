@@ -9,6 +9,7 @@
  * Everything is asynchronous because real targets (QEMU over qtest, a vhost-user back-end, a
  * guest over SSH) are. Values are bytes and bigints: the runner decodes and judges them itself.
  */
+import { CAPABILITY_NAMES } from '../../../spec/src/index';
 
 /**
  * Optional abilities of an adapter. Vector `needs:` lists use the same names.
@@ -25,35 +26,10 @@
  * - `observe-driver`: watch a driver's requests and its view of memory (driver targets).
  * - `inject-responses`: answer a driver's next requests with a chosen response (driver targets).
  */
-export type Capability =
-  | 'host-resize'
-  | 'device-reset'
-  | 'system-reset'
-  | 'raw-descriptor-layout'
-  | 'read-raw-config'
-  | 'inject-busy'
-  | 'feature-negotiation'
-  | 'initial-plugged'
-  | 'memory-access'
-  | 'suspend'
-  | 'observe-driver'
-  | 'inject-responses';
+export type Capability = (typeof CAPABILITY_NAMES)[number];
 
 /** Every capability name, in a stable order (for schemas, help and lint). */
-export const CAPABILITIES: readonly Capability[] = [
-  'host-resize',
-  'device-reset',
-  'system-reset',
-  'raw-descriptor-layout',
-  'read-raw-config',
-  'inject-busy',
-  'feature-negotiation',
-  'initial-plugged',
-  'memory-access',
-  'suspend',
-  'observe-driver',
-  'inject-responses',
-];
+export const CAPABILITIES: readonly Capability[] = CAPABILITY_NAMES;
 
 /** Which side of the protocol a vector tests. */
 export type Target = 'device' | 'driver';

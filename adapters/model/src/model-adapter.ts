@@ -24,10 +24,6 @@ import type {
 } from '../../core/src/contract';
 import { CAPABILITIES, UnsupportedSetupError } from '../../core/src/contract';
 import {
-  VIRTIO_CONFIG_S_ACKNOWLEDGE,
-  VIRTIO_CONFIG_S_DRIVER,
-  VIRTIO_CONFIG_S_DRIVER_OK,
-  VIRTIO_CONFIG_S_FEATURES_OK,
   RESPONSE_CODE_NAMES,
   REQUEST_TYPE_NAMES,
 } from '../../../spec/src/index';
@@ -40,6 +36,8 @@ import {
   SPEC_PROFILE,
   VirtioMemDevice,
   decodeRequest,
+  encodeResponse,
+  initialiseDevice,
 } from '../../../model/src/index';
 
 /** Builds the device under test; the mutation test passes broken variants here. */
@@ -108,17 +106,7 @@ class ModelDeviceSession implements DeviceSession {
   constructor(private readonly device: VirtioMemDevice) {}
 
   async initialise(accept: (offered: bigint) => bigint): Promise<Initialisation> {
-    const d = this.device;
-    d.writeStatus(0);
-    d.writeStatus(VIRTIO_CONFIG_S_ACKNOWLEDGE);
-    d.writeStatus(VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER);
-    const offered = d.offeredFeatures;
-    const accepted = accept(offered);
-    d.writeDriverFeatures(accepted);
-    const afterFeatures = d.writeStatus(VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER | VIRTIO_CONFIG_S_FEATURES_OK).status;
-    const featuresOk = (afterFeatures & VIRTIO_CONFIG_S_FEATURES_OK) !== 0;
-    const status = featuresOk ? d.writeStatus(afterFeatures | VIRTIO_CONFIG_S_DRIVER_OK).status : afterFeatures;
-    return { offered, accepted, featuresOk, status };
+    return initialiseDevice(this.device, accept);
   }
 
   async readConfig(): Promise<Uint8Array> {
@@ -193,12 +181,7 @@ class ModelDriverSession implements DriverSession {
   }
 
   async start(): Promise<void> {
-    const d = this.device;
-    d.writeStatus(VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER);
-    const accepted = this.driver.negotiate(d.offeredFeatures);
-    d.writeDriverFeatures(accepted);
-    const status = d.writeStatus(VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER | VIRTIO_CONFIG_S_FEATURES_OK).status;
-    d.writeStatus(status | VIRTIO_CONFIG_S_DRIVER_OK);
+    initialiseDevice(this.device, (offered) => this.driver.negotiate(offered));
   }
 
   async settle(limits: SettleLimits): Promise<DriverActivity> {
@@ -314,9 +297,7 @@ class ModelDriverSession implements DriverSession {
         if (inj.response.trailer) out.set(inj.response.trailer.subarray(0, 8), 2);
         return out;
       }
-      const out = new Uint8Array(10);
-      out[0] = code & 0xff;
-      out[1] = code >> 8;
+      const out = encodeResponse({ type: code });
       if (inj.response.trailer) out.set(inj.response.trailer.subarray(0, 8), 2);
       return out;
     }

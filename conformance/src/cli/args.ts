@@ -70,11 +70,6 @@ export function defaultVectorsDir(): string {
   return path.join(packageRoot(), 'conformance', 'vectors');
 }
 
-/** The shipped expectation files. */
-export function expectationsDir(): string {
-  return path.join(packageRoot(), 'conformance', 'expectations');
-}
-
 /** Parses a positive integer option. */
 export function positiveInt(command: string, name: string, text: string): number {
   if (!/^[0-9]+$/.test(text) || Number(text) < 1) throw new UsageError(`${command}: --${name} must be a positive integer (got '${text}')`);

@@ -23,7 +23,7 @@ import {
   VIRTIO_MEM_RESP_ACK,
   featureMask,
 } from '../../../spec/src/index';
-import { BlockBitmap, VirtioMemConfig, decodeConfig, decodeRequest } from '../../../model/src/index';
+import { BlockBitmap, VirtioMemConfig, decodeConfig, decodeRequest, decodeResponse } from '../../../model/src/index';
 import { evaluate, scopeOfConfig } from '../vectors/expr';
 import type { Step, Vector } from '../vectors/types';
 import { ExpectationChecker, StepAborted, hex } from './checks';
@@ -69,7 +69,8 @@ export async function runDriverVector(vector: Vector, session: DriverSession, se
         once({ verdict: 'non-strict', step, check: 'driver:init-unplug-all', message: `memory was plugged at start but the driver's first request was ${typeName}, not UNPLUG_ALL or STATE`, requirements: ['drv.init.2'] });
       }
     }
-    const acked = ev.exchange.response !== null && (ev.exchange.response[0] | (ev.exchange.response[1] << 8)) === VIRTIO_MEM_RESP_ACK;
+    const response = ev.exchange.response ? decodeResponse(ev.exchange.response) : undefined;
+    const acked = response !== undefined && response.ok && response.value.type === VIRTIO_MEM_RESP_ACK;
     if (r.type === VIRTIO_MEM_REQ_UNPLUG_ALL) {
       if (acked) shadow.clearAll();
       return;

@@ -12,8 +12,8 @@ import {
   VirtioMemConfig,
   VirtioMemDevice,
   BlockRun,
+  initialiseDevice,
 } from '../../../model/src/index';
-import { VIRTIO_CONFIG_S_ACKNOWLEDGE, VIRTIO_CONFIG_S_DRIVER, VIRTIO_CONFIG_S_DRIVER_OK, VIRTIO_CONFIG_S_FEATURES_OK } from '../../../spec/src/index';
 
 /** The label the runner gives an observed outcome: `ACK`, `NACK`, `BUSY`, `ERROR`, `needs-reset`, `no-used-entry`, `used-length-zero`, … */
 export function outcomeLabel(outcome: DeviceOutcome): string {
@@ -45,15 +45,8 @@ export class Oracle {
       },
       SPEC_PROFILE,
     );
-    device.writeDriverFeatures(features);
-    device.writeStatus(VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER | VIRTIO_CONFIG_S_FEATURES_OK);
-    device.writeStatus(VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER | VIRTIO_CONFIG_S_FEATURES_OK | VIRTIO_CONFIG_S_DRIVER_OK);
+    initialiseDevice(device, () => features);
     return device;
-  }
-
-  /** Whether block states are still known. */
-  get blocksKnown(): boolean {
-    return this.known;
   }
 
   /** Number of plugged blocks, when known. */

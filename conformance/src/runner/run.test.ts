@@ -3,8 +3,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import type { Adapter, Capability, Chain, Completion, DeviceSession, DeviceSetup, Initialisation, Target } from '../../../adapters/core/src/contract';
 import { AdapterError, UnsupportedSetupError } from '../../../adapters/core/src/contract';
-import { VIRTIO_CONFIG_S_ACKNOWLEDGE, VIRTIO_CONFIG_S_DRIVER, VIRTIO_CONFIG_S_DRIVER_OK, VIRTIO_CONFIG_S_FEATURES_OK } from '../../../spec/src/index';
-import { VirtioMemDevice } from '../../../model/src/index';
+import { VirtioMemDevice, initialiseDevice } from '../../../model/src/index';
 import { loadVectorText, loadVectors } from '../vectors/load';
 import type { Vector } from '../vectors/types';
 import { DEFAULT_MAX_MATCHES, ExpectationEntry, ExpectationSet, globToRegExp, loadExpectations, matchExpectations } from './expectations';
@@ -20,16 +19,7 @@ class FakeDeviceSession implements DeviceSession {
   constructor(readonly device: VirtioMemDevice) {}
 
   async initialise(accept: (offered: bigint) => bigint): Promise<Initialisation> {
-    const d = this.device;
-    d.writeStatus(0);
-    d.writeStatus(VIRTIO_CONFIG_S_ACKNOWLEDGE);
-    d.writeStatus(VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER);
-    const offered = d.offeredFeatures;
-    const accepted = accept(offered);
-    d.writeDriverFeatures(accepted);
-    const status = d.writeStatus(VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER | VIRTIO_CONFIG_S_FEATURES_OK).status;
-    const featuresOk = (status & VIRTIO_CONFIG_S_FEATURES_OK) !== 0;
-    return { offered, accepted, featuresOk, status: featuresOk ? d.writeStatus(status | VIRTIO_CONFIG_S_DRIVER_OK).status : status };
+    return initialiseDevice(this.device, accept);
   }
   async readConfig(): Promise<Uint8Array> {
     return this.device.readConfigBytes();

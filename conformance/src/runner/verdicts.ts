@@ -2,7 +2,6 @@
  * Verdicts and findings (DESIGN.md §3): richer than pass/fail, combined worst-first.
  */
 import type { ConformanceClass, InvariantViolation } from '../../../model/src/index';
-import type { SetClass } from '../vectors/types';
 
 /** How a vector ended. */
 export type Verdict = 'pass' | 'fail' | 'non-strict' | 'acceptable' | 'informational' | 'not-applicable' | 'unsupported' | 'error' | 'timeout';
@@ -31,11 +30,6 @@ export function worse(a: Verdict, b: Verdict): Verdict {
 /** The verdict of a set of findings (pass when there are none). */
 export function combine(findings: readonly Finding[]): Verdict {
   return findings.reduce<Verdict>((v, f) => worse(v, f.verdict), 'pass');
-}
-
-/** How a vector's outcome class is judged. */
-export function verdictOfSetClass(c: SetClass): Verdict {
-  return c;
 }
 
 /** How the model's grading of an outcome is judged. */

@@ -4,8 +4,7 @@
  * outcome the vector grades pass, acceptable or informational must be in the model's conforming set
  * (NACK for UNPLUG, say, never is); non-strict and fail grades may name anything.
  */
-import { SPEC_PROFILE, VirtioMemDevice, describeOutcome } from '../../../model/src/index';
-import { VIRTIO_CONFIG_S_ACKNOWLEDGE, VIRTIO_CONFIG_S_DRIVER, VIRTIO_CONFIG_S_DRIVER_OK, VIRTIO_CONFIG_S_FEATURES_OK } from '../../../spec/src/index';
+import { SPEC_PROFILE, VirtioMemDevice, describeOutcome, initialiseDevice } from '../../../model/src/index';
 import { buildChain, evaluateSetup } from '../runner/device-run';
 import { outcomeLabel } from '../runner/oracle';
 import { scopeOfConfig, evaluate } from './expr';
@@ -32,12 +31,8 @@ function replay(v: Vector): LoadProblem[] {
   } catch (e) {
     return [{ file: v.source.file, line: v.source.line, field: 'setup', reason: (e as Error).message }];
   }
-  const init = (): void => {
-    device.writeStatus(VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER);
-    device.writeDriverFeatures(v.setup.accept === 'offered' ? device.offeredFeatures : v.setup.accept & device.offeredFeatures);
-    const s = device.writeStatus(VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER | VIRTIO_CONFIG_S_FEATURES_OK).status;
-    device.writeStatus(s | VIRTIO_CONFIG_S_DRIVER_OK);
-  };
+  const accept = v.setup.accept;
+  const init = (): void => void initialiseDevice(device, (offered) => (accept === 'offered' ? offered : accept & offered));
   if (!v.steps.some((step) => step.action.kind === 'initialise')) init();
   for (const step of v.steps) {
     const a = step.action;
@@ -62,7 +57,6 @@ function replay(v: Vector): LoadProblem[] {
         const size = evaluate(a.size, scope);
         if (size.ok) device.setRequestedSize(size.value);
       } else if (a.kind === 'device-reset') {
-        device.writeStatus(0);
         init();
       } else if (a.kind === 'system-reset') {
         device.systemReset();
@@ -70,11 +64,8 @@ function replay(v: Vector): LoadProblem[] {
       } else if (a.kind === 'inject-busy') {
         device.injectBusy(a.count);
       } else if (a.kind === 'initialise') {
-        device.writeStatus(0);
-        device.writeStatus(VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER);
-        device.writeDriverFeatures(a.accept === 'offered' ? device.offeredFeatures : a.accept);
-        const s = device.writeStatus(VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER | VIRTIO_CONFIG_S_FEATURES_OK).status;
-        if (s & VIRTIO_CONFIG_S_FEATURES_OK) device.writeStatus(s | VIRTIO_CONFIG_S_DRIVER_OK);
+        const wanted = a.accept;
+        initialiseDevice(device, (offered) => (wanted === 'offered' ? offered : wanted));
       } else if (a.kind === 'write-memory') {
         const addr = evaluate(a.addr, scope);
         if (addr.ok) device.writeMemory(addr.value, a.data);

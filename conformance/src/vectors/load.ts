@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import {
+  REQUEST_TYPE_NAMES,
   REQUIREMENTS,
   VIRTIO_F_VERSION_1,
   VIRTIO_MEM_F_ACPI_PXM,
@@ -42,7 +43,6 @@ export const FEATURE_BITS: Readonly<Record<string, bigint>> = {
   PERSISTENT_SUSPEND: featureMask(VIRTIO_MEM_F_PERSISTENT_SUSPEND),
 };
 
-const REQUEST_TYPE_CODES: Readonly<Record<string, number>> = { PLUG: 0, UNPLUG: 1, UNPLUG_ALL: 2, STATE: 3 };
 
 const KNOWN_REQUIREMENTS = new Set(REQUIREMENTS.map((r) => r.id));
 
@@ -428,7 +428,7 @@ function normaliseAction(source: YamlSource, at: (string | number)[], kind: Step
         const payloadPadding = r.payload_padding === undefined ? undefined : hex(source, [...at, 'payload_padding'], r.payload_padding, problems, 6);
         request = {
           form: 'fields',
-          type: typeof r.type === 'number' ? r.type : REQUEST_TYPE_CODES[r.type],
+          type: typeof r.type === 'number' ? r.type : (REQUEST_TYPE_NAMES as readonly string[]).indexOf(r.type),
           addr: addr ?? { kind: 'number', value: 0n },
           nbBlocks: nbBlocks ?? { kind: 'number', value: 0n },
           padding,
