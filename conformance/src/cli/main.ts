@@ -5,7 +5,7 @@
 import { decodeCommand, encodeCommand } from './wire-commands';
 import { specCommand } from './spec-command';
 import { coverageCommand, lintCommand, listCommand, runCommand } from './run-commands';
-import { EXIT_HARNESS_ERROR, EXIT_OK, EXIT_USAGE, UsageError, isUsageError } from './usage-error';
+import { EXIT_HARNESS_ERROR, EXIT_OK, EXIT_USAGE, UsageError, isHarnessError, isUsageError } from './usage-error';
 
 /** Where the CLI writes; injectable for tests. */
 export interface CliIo {
@@ -78,6 +78,10 @@ export async function main(argv: readonly string[], io: CliIo = processIo): Prom
     if (isUsageError(error)) {
       io.stderr(`vmemct: ${error.message}\n`);
       return EXIT_USAGE;
+    }
+    if (isHarnessError(error)) {
+      io.stderr(`vmemct: ${error.message}\n`);
+      return EXIT_HARNESS_ERROR;
     }
     const message = error instanceof Error ? error.message : String(error);
     io.stderr(`vmemct: internal error: ${message}\n`);

@@ -6,6 +6,8 @@ import * as path from 'node:path';
 import { REQUIREMENTS } from '../../../spec/src/index';
 import type { Adapter } from '../../../adapters/core/src/contract';
 import { createModelAdapter } from '../../../adapters/model/src/model-adapter';
+import { createQemuAdapter } from '../../../adapters/qemu/src/qemu-adapter';
+import { QemuMissingError } from '../../../adapters/qemu/src/qemu-process';
 import { DEVICE_PROFILES, findDeviceProfile } from '../../../model/src/index';
 import { loadVectors, readVectorCache } from '../vectors/load';
 import { lintVectors } from '../vectors/lint';
@@ -14,11 +16,11 @@ import { expectationProblems, loadExpectations } from '../runner/expectations';
 import { runVectors, selectVectors, Selection, DEFAULT_TIMEOUT_MS } from '../runner/run';
 import { humanReport, junitReport, resultsDocument, tapReport } from '../report/reports';
 import { OptionSpec, ParsedArgs, defaultVectorsDir, packageRoot, parseArgs, positiveInt } from './args';
-import { EXIT_HARNESS_ERROR, EXIT_OK, EXIT_UNEXPECTED, UsageError } from './usage-error';
+import { EXIT_HARNESS_ERROR, EXIT_OK, EXIT_UNEXPECTED, HarnessError, UsageError } from './usage-error';
 import type { CliIo } from './main';
 
 /** Adapters the CLI knows, by name. */
-export const ADAPTER_NAMES = ['model'] as const;
+export const ADAPTER_NAMES = ['model', 'qemu'] as const;
 
 const SELECTION_OPTIONS: Readonly<Record<string, OptionSpec>> = {
   vectors: { kind: 'list' },
@@ -33,6 +35,7 @@ const RUN_OPTIONS: Readonly<Record<string, OptionSpec>> = {
   ...SELECTION_OPTIONS,
   adapter: { kind: 'value' },
   profile: { kind: 'value' },
+  qemu: { kind: 'value' },
   expectations: { kind: 'value' },
   strict: { kind: 'flag' },
   reporter: { kind: 'value' },
@@ -83,7 +86,17 @@ function selection(command: string, parsed: ParsedArgs): Selection {
 
 function createAdapter(parsed: ParsedArgs): Adapter {
   const name = parsed.values.get('adapter') ?? 'model';
-  if (name !== 'model') throw new UsageError(`run: unknown adapter '${name}' (adapters: ${ADAPTER_NAMES.join(', ')})`);
+  if (!(ADAPTER_NAMES as readonly string[]).includes(name)) throw new UsageError(`run: unknown adapter '${name}' (adapters: ${ADAPTER_NAMES.join(', ')})`);
+  if (name !== 'model' && parsed.values.has('profile')) throw new UsageError(`run: --profile selects a model profile; it does not apply to --adapter ${name}`);
+  if (name !== 'qemu' && parsed.values.has('qemu')) throw new UsageError('run: --qemu PATH applies to --adapter qemu only');
+  if (name === 'qemu') {
+    try {
+      return createQemuAdapter({ binary: parsed.values.get('qemu') });
+    } catch (e) {
+      if (e instanceof QemuMissingError) throw new HarnessError(`run: ${e.message}`);
+      throw e;
+    }
+  }
   const profileName = parsed.values.get('profile') ?? 'spec';
   const profile = findDeviceProfile(profileName);
   if (!profile) throw new UsageError(`run: unknown profile '${profileName}' (profiles: ${Object.keys(DEVICE_PROFILES).join(', ')})`);
@@ -155,7 +168,7 @@ export async function runCommand(args: readonly string[], io: CliIo): Promise<nu
   if (progress) io.stderr(`\r${' '.repeat(100)}\r`);
   const options = {
     adapter: adapter.info.name,
-    profile: parsed.values.get('profile') ?? 'spec',
+    profile: adapter.info.name === 'model' ? (parsed.values.get('profile') ?? 'spec') : null,
     strict: parsed.flags.has('strict'),
     filters: sel.filters ?? [],
     tags: sel.tags ?? [],

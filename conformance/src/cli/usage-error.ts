@@ -19,3 +19,13 @@ export class UsageError extends Error {
 export function isUsageError(value: unknown): value is UsageError {
   return value instanceof Error && value.name === 'UsageError';
 }
+
+/** The target could not be tested (e.g. QEMU is not installed): one line, exit code 2. */
+export class HarnessError extends Error {
+  override readonly name = 'HarnessError';
+}
+
+/** Guard for {@link HarnessError} that survives duplicated module copies. */
+export function isHarnessError(value: unknown): value is HarnessError {
+  return value instanceof Error && value.name === 'HarnessError';
+}

@@ -65,6 +65,8 @@ class DeviceRun {
   private oracle!: Oracle;
   private notifications = 0;
   private negotiated = 0n;
+  /** Whether the runner, as the driver, has the device running (DRIVER_OK written and accepted). */
+  private driverActive = false;
   private readonly reportedInvariants = new Set<string>();
 
   constructor(
@@ -82,6 +84,7 @@ class DeviceRun {
     if (!explicitInit) {
       const init = await this.session.initialise((offered) => this.acceptFor(offered));
       this.negotiated = init.accepted;
+      this.driverActive = init.featuresOk;
       if (!init.featuresOk) {
         this.findings.push({ verdict: 'error', step: 0, check: 'setup', message: `the device refused FEATURES_OK during set-up (offered 0x${init.offered.toString(16)}, accepted 0x${init.accepted.toString(16)})` });
         return;
@@ -164,6 +167,7 @@ class DeviceRun {
       case 'initialise': {
         const init = await this.session.initialise((offered) => (a.accept === 'offered' ? offered : a.accept));
         this.negotiated = init.featuresOk ? init.accepted : 0n;
+        this.driverActive = init.featuresOk;
         if (e.featuresOk) this.check.set(step.index, 'features_ok', e.featuresOk, init.featuresOk ? 'accepted' : 'refused');
         else if (!init.featuresOk) throw new StepAborted('the device refused FEATURES_OK', 'fail', 'features_ok');
         break;
@@ -281,6 +285,7 @@ class DeviceRun {
 
   /** Reads the configuration after a step and checks config, notification, status and invariants. */
   private async observe(step: Step, before: VirtioMemConfig, kind: TransitionKind, e: Expectation, afterRead?: VirtioMemConfig): Promise<void> {
+    const driverActiveDuringStep = this.driverActive;
     const after = afterRead ?? (await this.readConfig(step.index));
     const count = await this.session.notificationCount();
     const notified = count > this.notifications;
@@ -304,17 +309,18 @@ class DeviceRun {
       // The runner plays the driver: after a reset (or a reboot) it initialises the device again.
       const init = await this.session.initialise((offered) => this.acceptFor(offered));
       this.negotiated = init.featuresOk ? init.accepted : 0n;
+      this.driverActive = init.featuresOk;
     }
-    this.invariants(step.index, before, after, kind, notified);
+    this.invariants(step.index, before, after, kind, notified, driverActiveDuringStep);
   }
 
-  private invariants(step: number, before: VirtioMemConfig | undefined, after: VirtioMemConfig, kind: TransitionKind, notified: boolean): void {
+  private invariants(step: number, before: VirtioMemConfig | undefined, after: VirtioMemConfig, kind: TransitionKind, notified: boolean, driverActive = true): void {
     if (!this.vector.checkInvariants) return;
     const snapAfter: DeviceSnapshot = { config: after, pluggedBlocks: this.oracle?.pluggedBlocks };
     const violations = checkConfigInvariants(snapAfter);
     if (before) {
       const persistentSuspend = (this.negotiated & featureMask(VIRTIO_MEM_F_PERSISTENT_SUSPEND)) !== 0n;
-      violations.push(...checkTransition({ config: before }, snapAfter, kind, notified, { persistentSuspend }));
+      violations.push(...checkTransition({ config: before }, snapAfter, kind, notified, { persistentSuspend, driverActive }));
     }
     for (const v of violations) {
       if (this.reportedInvariants.has(v.invariant)) continue;

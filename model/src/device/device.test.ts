@@ -27,6 +27,7 @@ import {
   DeviceUsageError,
   checkPersistentSuspendOffer,
   checkTransition,
+  initialiseDevice,
 } from '../index';
 
 const MiB = 1n << 20n;
@@ -37,6 +38,12 @@ const BASE = 4n * GiB;
 /** A 1 GiB region of 2 MiB blocks at 4 GiB, 256 MiB requested. */
 function makeDevice(overrides: Partial<DeviceParams> = {}, profile: DeviceProfile = SPEC_PROFILE): VirtioMemDevice {
   return new VirtioMemDevice({ block_size: BS, addr: BASE, region_size: 1n * GiB, requested_size: 256n * MiB, ...overrides }, profile);
+}
+
+/** The device after a driver's handshake (DRIVER_OK), accepting every offered feature. */
+function activated(device: VirtioMemDevice): VirtioMemDevice {
+  initialiseDevice(device, (offered) => offered);
+  return device;
 }
 
 const PLUG = 0;
@@ -381,7 +388,7 @@ describe('malformed chains', () => {
 
 describe('host resize', () => {
   test('dev.cfg.9 dev.cfg.4: should grow usable first and notify when requested_size changes', () => {
-    const device = makeDevice({}, QEMU_PROFILE);
+    const device = activated(makeDevice({}, QEMU_PROFILE));
     const result = device.setRequestedSize(768n * MiB);
     expect(result).toMatchObject({ ok: true, notified: true, usableAfter: 1n * GiB, violations: [] });
     expect(device.readConfig().requested_size).toBe(768n * MiB);
@@ -395,10 +402,20 @@ describe('host resize', () => {
   });
 
   test('dev.cfg.11: QEMU notifies even when nothing changed; the spec profile does not', () => {
-    const qemu = makeDevice({}, QEMU_PROFILE);
+    const qemu = activated(makeDevice({}, QEMU_PROFILE));
     expect(qemu.setRequestedSize(256n * MiB)).toMatchObject({ ok: true, notified: true });
-    const spec = makeDevice();
+    const spec = activated(makeDevice());
     expect(spec.setRequestedSize(256n * MiB)).toMatchObject({ ok: true, notified: false });
+  });
+
+  test('dev.cfg.9: a resize before DRIVER_OK takes effect without a notification (no driver to receive it)', () => {
+    const device = makeDevice({}, QEMU_PROFILE);
+    expect(device.setRequestedSize(768n * MiB)).toMatchObject({ ok: true, notified: false, violations: [] });
+    expect(device.notificationCount).toBe(0);
+    activated(device);
+    expect(device.readConfig().requested_size).toBe(768n * MiB);
+    expect(device.setRequestedSize(512n * MiB)).toMatchObject({ ok: true, notified: true });
+    expect(device.notificationCount).toBe(1);
   });
 
   test('should refuse unaligned sizes and sizes beyond the region, changing nothing', () => {

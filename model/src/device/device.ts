@@ -516,10 +516,12 @@ export class VirtioMemDevice {
     const changed = usableAfter !== usableBefore || size !== c.requested_size;
     this.config = { ...c, usable_region_size: usableAfter, requested_size: size };
     if (changed) this.bumpGeneration();
-    if (changed || this.profile.notifyOnUnchangedResize) this.notifications++;
-    const notified = changed || this.profile.notifyOnUnchangedResize;
+    // A notification needs a driver to receive it: none is raised before DRIVER_OK (the driver reads the values when it initialises).
+    const driverActive = (this.status & VIRTIO_CONFIG_S_DRIVER_OK) !== 0;
+    const notified = driverActive && (changed || this.profile.notifyOnUnchangedResize);
+    if (notified) this.notifications++;
     const after = this.takeSnapshot(false);
-    return { ok: true, notified, usableBefore, usableAfter, violations: [...checkConfigInvariants(after), ...checkTransition(before, after, 'host-resize', notified)] };
+    return { ok: true, notified, usableBefore, usableAfter, violations: [...checkConfigInvariants(after), ...checkTransition(before, after, 'host-resize', notified, { driverActive })] };
   }
 
   /**

@@ -61,6 +61,13 @@ export interface TransitionContext {
    * like a system reset.
    */
   readonly persistentSuspend?: boolean;
+  /**
+   * Whether a driver had the device running (DRIVER_OK) when the change happened (default true).
+   * A configuration-change notification goes to a driver; while none has activated the device
+   * there is nobody to notify, and the driver reads the new values when it initialises, so a
+   * change then owes no notification (dev.cfg.9 is judged only while a driver is active).
+   */
+  readonly driverActive?: boolean;
 }
 
 const hex = (v: bigint): string => `0x${v.toString(16)}`;
@@ -141,7 +148,7 @@ export function checkTransition(
       });
     }
     const resized = a.usable_region_size !== b.usable_region_size || a.requested_size !== b.requested_size;
-    if (resized && kind !== 'unplug-all' && !notified) {
+    if (resized && kind !== 'unplug-all' && !notified && context.driverActive !== false) {
       out.push({
         invariant: 'notify-on-usable-or-requested-change',
         requirements: ['dev.cfg.9'],

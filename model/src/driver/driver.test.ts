@@ -12,6 +12,7 @@ import {
   decodeRequest,
   DriverUsageError,
   MEMORY_INIT_BYTES,
+  initialiseDevice,
 } from '../index';
 import {
   VIRTIO_CONFIG_S_ACKNOWLEDGE,
@@ -108,6 +109,8 @@ describe('ReferenceDriver convergence', () => {
     fc.assert(
       fc.property(scenarioArb, fc.array(fc.nat(300), { minLength: 1, maxLength: 6 }), (s, targets) => {
         const device = deviceFor(s, QEMU_PROFILE);
+        // The driver has brought the device up, so resizes are notified to it.
+        initialiseDevice(device, (offered) => offered);
         const driver = new ReferenceDriver();
         runDriverLoop(driver, device);
         for (const target of targets) {

@@ -1,0 +1,390 @@
+/**
+ * The `qemu` adapter: runs device vectors against QEMU's real `virtio-mem-pci` device. The
+ * adapter is the device's PCI virtio driver over qtest ({@link VirtioPciDriver}) and the host
+ * over QMP (`qom-set requested-size`, `system_reset`).
+ *
+ * One QEMU is reused across vectors with the same device parameters: between vectors it is
+ * reset, given the next `requested_size` while no driver is active (so no notification), and
+ * emptied with UNPLUG ALL. A vector with other parameters, or a device left broken
+ * (NEEDS_RESET, a crash, a hang), gets a fresh QEMU.
+ */
+import {
+  VIRTIO_CONFIG_S_NEEDS_RESET,
+  VIRTIO_MEM_REQ_PLUG,
+  VIRTIO_MEM_REQ_UNPLUG_ALL,
+  VIRTIO_MEM_RESP_ACK,
+  VirtioMemConfigLayout,
+  VIRTIO_F_VERSION_1,
+  VIRTIO_MEM_F_ACPI_PXM,
+  VIRTIO_MEM_F_UNPLUGGED_INACCESSIBLE,
+  featureMask,
+} from '../../../spec/src/index';
+import { decodeResponse, encodeRequest } from '../../../model/src/codec/codec';
+import {
+  Adapter,
+  AdapterError,
+  AdapterInfo,
+  Capability,
+  Chain,
+  Completion,
+  DeviceSession,
+  DeviceSetup,
+  Initialisation,
+  MemoryAccess,
+  ResizeOutcome,
+  UnsupportedSetupError,
+} from '../../core/src/contract';
+import { QemuBinary, QemuBinaryOptions, QemuProcess, QemuStartError, locateQemu } from './qemu-process';
+import { QmpError } from './qmp';
+import { VirtioPciDriver } from './virtio-pci';
+
+const MiB = 1n << 20n;
+const GiB = 1n << 30n;
+/** RAM of the (never running) VM; rings and buffers live in it. */
+const GUEST_RAM = 512n * MiB;
+/** On q35 with 512 MiB of RAM the device-memory area starts at 4 GiB. */
+const DEVICE_MEMORY_BASE = 4n * GiB;
+/** TCG in QEMU 7.2 emulates 40 physical address bits. */
+const PHYS_ADDR_LIMIT = 1n << 40n;
+/** QEMU's smallest virtio-mem block size. */
+const MIN_BLOCK_SIZE = 1n * MiB;
+/** Highest NUMA node a vector may place the device on (nodes 0..N are created for it). */
+const MAX_NODE_ID = 15;
+/** Device-specific features QEMU 7.2 offers on x86-64: ACPI_PXM always, UNPLUGGED_INACCESSIBLE when configured. */
+const ALWAYS_OFFERED = featureMask(VIRTIO_F_VERSION_1) | featureMask(VIRTIO_MEM_F_ACPI_PXM);
+const UNPLUGGED_INACCESSIBLE = featureMask(VIRTIO_MEM_F_UNPLUGGED_INACCESSIBLE);
+const DEVICE_ID = 'vm0';
+
+/** What the QEMU device can do for the runner. */
+export const QEMU_CAPABILITIES: readonly Capability[] = [
+  'host-resize',
+  'device-reset',
+  'system-reset',
+  'raw-descriptor-layout',
+  'read-raw-config',
+  'feature-negotiation',
+  'initial-plugged',
+  'memory-access',
+];
+
+/** Options of the QEMU adapter. */
+export interface QemuAdapterOptions extends QemuBinaryOptions {
+  /** Already located binary (skips the lookup). */
+  readonly located?: QemuBinary;
+  /** Reuse one QEMU across vectors with equal device parameters (default true). */
+  readonly reuse?: boolean;
+  /** Called with each QEMU started (tests use it to watch processes). */
+  readonly onStart?: (pid: number | undefined) => void;
+}
+
+/**
+ * The QEMU command line (without the qtest/QMP options) for a device set-up, or
+ * {@link UnsupportedSetupError} when QEMU 7.2 cannot build that device.
+ */
+export function qemuArguments(setup: DeviceSetup): string[] {
+  const { block_size: blockSize, region_size: regionSize, addr, requested_size: requested, node_id: node } = setup;
+  const refuse = (why: string): never => {
+    throw new UnsupportedSetupError(`QEMU cannot build this device: ${why}`);
+  };
+  if (blockSize < MIN_BLOCK_SIZE || (blockSize & (blockSize - 1n)) !== 0n) refuse(`block_size must be a power of two of at least 1 MiB (got ${blockSize})`);
+  if (regionSize <= 0n || regionSize % blockSize !== 0n) refuse(`region_size must be a positive multiple of block_size (got ${regionSize})`);
+  if (requested < 0n || requested > regionSize || requested % blockSize !== 0n) refuse(`requested_size must be a multiple of block_size within the region (got ${requested})`);
+  if (addr % blockSize !== 0n) refuse('addr must be aligned to block_size');
+  if (addr < DEVICE_MEMORY_BASE) refuse(`addr must be at or above 4 GiB, where q35's device memory begins (got 0x${addr.toString(16)})`);
+  if (addr + regionSize > PHYS_ADDR_LIMIT) refuse(`the region must end below 1 TiB, TCG's 40-bit physical address space (ends at 0x${(addr + regionSize).toString(16)})`);
+  if (node > MAX_NODE_ID) refuse(`node_id above ${MAX_NODE_ID}`);
+  let unpluggedInaccessible: 'on' | 'off' = 'off';
+  if (setup.features !== undefined) {
+    const extra = setup.features & ~(ALWAYS_OFFERED | UNPLUGGED_INACCESSIBLE);
+    if (extra !== 0n) refuse(`it never offers features 0x${extra.toString(16)}`);
+    const missing = ALWAYS_OFFERED & ~setup.features;
+    if (missing !== 0n) refuse(`it always offers features 0x${missing.toString(16)} (VIRTIO_MEM_F_ACPI_PXM on x86-64)`);
+    unpluggedInaccessible = setup.features & UNPLUGGED_INACCESSIBLE ? 'on' : 'off';
+  }
+  // Device memory must hold [addr, addr + region_size); maxmem sizes it (1 GiB granularity).
+  const deviceMemory = roundUp(addr + regionSize - DEVICE_MEMORY_BASE, GiB);
+  const args = [
+    '-machine', 'q35', '-accel', 'tcg', '-S', '-nodefaults', '-display', 'none', '-no-user-config',
+    '-m', `${GUEST_RAM / MiB}M,maxmem=${(GUEST_RAM + deviceMemory) / MiB}M`,
+  ];
+  if (node > 0) {
+    args.push('-object', `memory-backend-ram,id=ram0,size=${GUEST_RAM / MiB}M`, '-numa', 'node,nodeid=0,memdev=ram0');
+    for (let n = 1; n <= node; n++) args.push('-numa', `node,nodeid=${n}`);
+  }
+  args.push(
+    '-object', `memory-backend-ram,id=mem0,size=${regionSize},reserve=off`,
+    '-device',
+    [
+      `virtio-mem-pci,id=${DEVICE_ID},memdev=mem0`,
+      `block-size=${blockSize}`,
+      `requested-size=${requested}`,
+      `memaddr=${addr}`,
+      `node=${node}`,
+      `unplugged-inaccessible=${unpluggedInaccessible}`,
+    ].join(','),
+  );
+  return args;
+}
+
+function roundUp(value: bigint, to: bigint): bigint {
+  return ((value + to - 1n) / to) * to;
+}
+
+/** The parameters that need a new QEMU when they change (requested_size does not). */
+function instanceKey(setup: DeviceSetup): string {
+  return JSON.stringify([setup.block_size, setup.region_size, setup.addr, setup.node_id, setup.features ?? null], (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v));
+}
+
+/** A QEMU with the driver attached to its virtio-mem function. */
+interface Instance {
+  readonly key: string;
+  readonly qemu: QemuProcess;
+  driver: VirtioPciDriver;
+  /** Set when the instance must not be reused (broken device, failed command, timeout). */
+  spoiled: boolean;
+}
+
+/** Creates the QEMU adapter; throws `QemuMissingError` when QEMU is not installed. */
+export function createQemuAdapter(options: QemuAdapterOptions = {}): Adapter {
+  const binary = options.located ?? locateQemu(options.binary);
+  const commandTimeoutMs = options.commandTimeoutMs ?? 5000;
+  const reuse = options.reuse ?? true;
+  let idle: Instance | undefined;
+  const active = new Set<Instance>();
+
+  const info: AdapterInfo = {
+    name: 'qemu',
+    implementation: `QEMU ${binary.version}`,
+    targets: ['device'],
+    capabilities: QEMU_CAPABILITIES,
+    timeoutMultiplier: 2,
+  };
+
+  async function launch(setup: DeviceSetup, key: string): Promise<Instance> {
+    const args = qemuArguments(setup);
+    let qemu: QemuProcess;
+    try {
+      qemu = await QemuProcess.start(binary, args, Math.max(commandTimeoutMs, 10_000));
+    } catch (e) {
+      if (e instanceof QemuStartError) throw new AdapterError(e.message, e.stderr);
+      throw e;
+    }
+    options.onStart?.(qemu.pid);
+    try {
+      return { key, qemu, driver: await VirtioPciDriver.probe(qemu.qtest), spoiled: false };
+    } catch (e) {
+      await qemu.kill();
+      throw new AdapterError(`probing the virtio-mem function failed: ${(e as Error).message}`, qemu.stderr);
+    }
+  }
+
+  /** Brings an instance to the vector's starting state: requested_size, nothing else plugged, then the initial blocks; the device left reset. */
+  async function prepare(instance: Instance, setup: DeviceSetup, reused: boolean): Promise<void> {
+    const { driver, qemu } = instance;
+    await driver.reset();
+    if (reused) await setRequestedSize(qemu, setup.requested_size);
+    const plugged = setup.plugged.reduce((n, r) => n + BigInt(r.count), 0n) * setup.block_size;
+    if (reused || plugged > 0n) {
+      const init = await driver.initialise((offered) => offered);
+      if (!init.featuresOk) throw new Error(`FEATURES_OK refused while preparing the device (status ${init.status})`);
+      if (reused) await expectAck(driver, { type: VIRTIO_MEM_REQ_UNPLUG_ALL, addr: 0n, nb_blocks: 0 }, 'UNPLUG ALL');
+      if (plugged > setup.requested_size) {
+        throw new UnsupportedSetupError('QEMU plugs blocks only up to requested_size, so more initial blocks than requested_size cannot be set up');
+      }
+      for (const range of setup.plugged) {
+        for (let first = range.first, left = range.count; left > 0; ) {
+          const count = Math.min(left, 0xffff);
+          await expectAck(driver, { type: VIRTIO_MEM_REQ_PLUG, addr: setup.addr + BigInt(first) * setup.block_size, nb_blocks: count }, `PLUG of the initial blocks ${first}+${count}`);
+          first += count;
+          left -= count;
+        }
+      }
+      await driver.reset();
+    }
+    await driver.pollIsr();
+    driver.configInterrupts = 0;
+  }
+
+  return {
+    info,
+    async openDevice(setup) {
+      const key = instanceKey(setup);
+      qemuArguments(setup);
+      let instance: Instance | undefined;
+      if (idle && reuse && idle.key === key && !idle.spoiled && idle.qemu.running) {
+        instance = idle;
+        idle = undefined;
+        try {
+          await prepare(instance, setup, true);
+        } catch (e) {
+          if (e instanceof UnsupportedSetupError) {
+            idle = instance;
+            throw e;
+          }
+          await instance.qemu.kill();
+          instance = undefined;
+        }
+      }
+      if (!instance) {
+        if (idle) {
+          const old = idle;
+          idle = undefined;
+          await old.qemu.stop();
+        }
+        instance = await launch(setup, key);
+        try {
+          await prepare(instance, setup, false);
+        } catch (e) {
+          await instance.qemu.kill();
+          if (e instanceof UnsupportedSetupError) throw e;
+          throw new AdapterError(`preparing the device failed: ${(e as Error).message}`, instance.qemu.stderr);
+        }
+      }
+      active.add(instance);
+      return new QemuDeviceSession(instance, setup, async (done) => {
+        active.delete(done);
+        if (reuse && !done.spoiled && done.qemu.running && !idle) idle = done;
+        else await done.qemu.kill();
+      });
+    },
+    async dispose() {
+      const all = [...active, ...(idle ? [idle] : [])];
+      idle = undefined;
+      active.clear();
+      await Promise.all(all.map((i) => i.qemu.stop()));
+    },
+  };
+}
+
+async function setRequestedSize(qemu: QemuProcess, requested: bigint): Promise<void> {
+  await qemu.qmp.execute('qom-set', { path: DEVICE_ID, property: 'requested-size', value: requested });
+}
+
+async function expectAck(driver: VirtioPciDriver, request: Parameters<typeof encodeRequest>[0], what: string): Promise<void> {
+  const completion = await driver.submit({ readable: [encodeRequest(request)], writableSizes: [10] });
+  if (completion.kind !== 'used') throw new Error(`${what}: no used entry`);
+  const response = decodeResponse(completion.written);
+  if (!response.ok || response.value.type !== VIRTIO_MEM_RESP_ACK) throw new Error(`${what}: the device did not acknowledge it`);
+}
+
+/** One vector's session on an instance. */
+class QemuDeviceSession implements DeviceSession {
+  private closed = false;
+
+  constructor(
+    private readonly instance: Instance,
+    private readonly setup: DeviceSetup,
+    private readonly release: (instance: Instance) => Promise<void>,
+  ) {}
+
+  /** Runs `work`; a failure spoils the instance and becomes an AdapterError carrying QEMU's stderr. */
+  private async guarded<T>(what: string, work: () => Promise<T>): Promise<T> {
+    try {
+      return await work();
+    } catch (e) {
+      if (e instanceof UnsupportedSetupError) throw e;
+      this.instance.spoiled = true;
+      const qemu = this.instance.qemu;
+      const state = qemu.running ? '' : ` (QEMU ${qemu.exitDescription})`;
+      throw new AdapterError(`${what}: ${(e as Error).message}${state}`, qemu.stderr || undefined);
+    }
+  }
+
+  initialise(accept: (offered: bigint) => bigint): Promise<Initialisation> {
+    return this.guarded('initialise', async () => {
+      const init = await this.instance.driver.initialise(accept);
+      this.noteStatus(init.status);
+      return init;
+    });
+  }
+
+  readConfig(): Promise<Uint8Array> {
+    return this.guarded('read config', () => this.instance.driver.readDeviceConfig(VirtioMemConfigLayout.size));
+  }
+
+  submit(chain: Chain): Promise<Completion> {
+    return this.guarded('submit', async () => {
+      const completion = await this.instance.driver.submit(chain);
+      if (completion.kind === 'no-used-entry') this.noteStatus(await this.instance.driver.readStatus());
+      return completion;
+    });
+  }
+
+  notificationCount(): Promise<number> {
+    return this.guarded('read ISR', async () => {
+      await this.instance.driver.pollIsr();
+      return this.instance.driver.configInterrupts;
+    });
+  }
+
+  readStatus(): Promise<number> {
+    return this.guarded('read status', async () => this.noteStatus(await this.instance.driver.readStatus()));
+  }
+
+  resize(requestedSize: bigint): Promise<ResizeOutcome> {
+    return this.guarded('resize', async () => {
+      try {
+        await setRequestedSize(this.instance.qemu, requestedSize);
+      } catch (e) {
+        if (e instanceof QmpError && e.qmpClass === 'GenericError') return { kind: 'refused', reason: e.message };
+        throw e;
+      }
+      await this.instance.driver.pollIsr();
+      return { kind: 'applied' };
+    });
+  }
+
+  deviceReset(): Promise<void> {
+    return this.guarded('device reset', () => this.instance.driver.reset());
+  }
+
+  systemReset(): Promise<void> {
+    return this.guarded('system reset', async () => {
+      const { qemu } = this.instance;
+      qemu.qmp.clearEvents();
+      await qemu.qmp.execute('system_reset');
+      await qemu.qmp.nextEvent('RESET');
+      // The platform reset cleared the BARs: enumerate again, keeping the interrupt count.
+      const interrupts = this.instance.driver.configInterrupts;
+      this.instance.driver = await VirtioPciDriver.probe(qemu.qtest);
+      this.instance.driver.configInterrupts = interrupts;
+    });
+  }
+
+  readMemory(addr: bigint, length: number): Promise<MemoryAccess> {
+    return this.guarded('read memory', async () => {
+      const check = this.checkAccess(addr, length);
+      if (check) return check;
+      return { ok: true, data: length === 0 ? new Uint8Array(0) : await this.instance.driver.readMemory(addr, length) };
+    });
+  }
+
+  writeMemory(addr: bigint, data: Uint8Array): Promise<MemoryAccess> {
+    return this.guarded('write memory', async () => {
+      const check = this.checkAccess(addr, data.length);
+      if (check) return check;
+      if (data.length > 0) await this.instance.driver.writeMemory(addr, data);
+      return { ok: true, data: new Uint8Array(0) };
+    });
+  }
+
+  /** Accesses stay inside the device region and below qtest's practical line length. */
+  private checkAccess(addr: bigint, length: number): MemoryAccess | undefined {
+    const end = this.setup.addr + this.setup.region_size;
+    if (addr < this.setup.addr || addr + BigInt(length) > end) return { ok: false, reason: 'outside the device region' };
+    if (length > 1 << 20) throw new UnsupportedSetupError('memory accesses above 1 MiB are not supported by the QEMU adapter');
+    return undefined;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.release(this.instance);
+  }
+
+  /** Remembers a broken device: it gets a fresh QEMU rather than a reset. */
+  private noteStatus(status: number): number {
+    if (status & VIRTIO_CONFIG_S_NEEDS_RESET) this.instance.spoiled = true;
+    return status;
+  }
+}

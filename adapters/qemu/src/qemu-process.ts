@@ -1,0 +1,228 @@
+/**
+ * Starting and ending QEMU. The VM never runs guest code: `-S` keeps the CPU paused, qtest
+ * (`-qtest stdio`) is the driver's access to memory and I/O, QMP (a unix socket in a private
+ * temporary directory) is the host's.
+ *
+ * Hygiene: the argument vector is built without a shell; QEMU is started under
+ * `setpriv --pdeathsig SIGKILL` so the kernel kills it when this process dies, even by SIGKILL;
+ * every live instance is also killed by PID when this process exits; stderr is drained into a
+ * bounded buffer that failing vectors get as diagnostics.
+ */
+import { ChildProcess, spawn, spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { QtestClient } from './qtest';
+import { QmpClient } from './qmp';
+
+/** The QEMU binary could not be found or does not run. */
+export class QemuMissingError extends Error {
+  override readonly name = 'QemuMissingError';
+}
+
+/** QEMU started but did not become ready (bad arguments, a crash at start-up). */
+export class QemuStartError extends Error {
+  override readonly name = 'QemuStartError';
+  constructor(message: string, readonly stderr: string) {
+    super(message);
+  }
+}
+
+/** Where to find QEMU and how long to wait for it. */
+export interface QemuBinaryOptions {
+  /** Path or name of `qemu-system-x86_64` (default: `$VMEMCT_QEMU` or the one on PATH). */
+  readonly binary?: string;
+  /** Bound on start-up and on each qtest batch or QMP command, in milliseconds. */
+  readonly commandTimeoutMs?: number;
+}
+
+/** The QEMU binary and its version, checked once. */
+export interface QemuBinary {
+  readonly path: string;
+  /** e.g. `7.2.22`. */
+  readonly version: string;
+  /** Whether `setpriv --pdeathsig` is available to tie QEMU to this process. */
+  readonly setpriv: string | undefined;
+}
+
+const DEFAULT_BINARY = 'qemu-system-x86_64';
+
+/** Finds QEMU and reads its version; throws {@link QemuMissingError} naming the package to install. */
+export function locateQemu(binary: string | undefined = process.env.VMEMCT_QEMU): QemuBinary {
+  const wanted = binary && binary.length > 0 ? binary : DEFAULT_BINARY;
+  const resolved = wanted.includes('/') ? wanted : findOnPath(wanted);
+  const hint = 'install it with `apt-get install --no-install-recommends qemu-system-x86` (Debian/Ubuntu) or point --qemu / VMEMCT_QEMU at the binary';
+  if (!resolved) throw new QemuMissingError(`${wanted} was not found on PATH; ${hint}`);
+  const probe = spawnSync(resolved, ['--version'], { encoding: 'utf8', timeout: 10_000 });
+  if (probe.error || probe.status !== 0) {
+    throw new QemuMissingError(`${resolved} does not run (${probe.error?.message ?? `exit ${probe.status}`}); ${hint}`);
+  }
+  const m = /version ([0-9]+\.[0-9]+(?:\.[0-9]+)?)/.exec(probe.stdout);
+  return { path: resolved, version: m ? m[1]! : 'unknown', setpriv: findOnPath('setpriv') };
+}
+
+function findOnPath(name: string): string | undefined {
+  for (const dir of (process.env.PATH ?? '').split(path.delimiter)) {
+    if (!dir) continue;
+    const candidate = path.join(dir, name);
+    try {
+      fs.accessSync(candidate, fs.constants.X_OK);
+      return candidate;
+    } catch {
+      /* next */
+    }
+  }
+  return undefined;
+}
+
+const STDERR_LIMIT = 16 * 1024;
+const live = new Set<ChildProcess>();
+let exitHookInstalled = false;
+
+/** Kills every QEMU still running when this process exits (normal exit, or an uncaught error). */
+function installExitHook(): void {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  process.on('exit', () => {
+    for (const child of live) {
+      try {
+        child.kill('SIGKILL');
+      } catch {
+        /* already gone */
+      }
+    }
+  });
+}
+
+/** A running QEMU with its qtest and QMP connections. */
+export class QemuProcess {
+  private stderrText = '';
+  private exitInfo: string | undefined;
+  private readonly exited: Promise<void>;
+
+  private constructor(
+    private readonly child: ChildProcess,
+    readonly qtest: QtestClient,
+    private readonly tempDir: string,
+    /** The arguments QEMU was started with (for diagnostics). */
+    readonly argv: readonly string[],
+  ) {
+    child.stderr!.setEncoding('utf8');
+    child.stderr!.on('data', (chunk: string) => {
+      this.stderrText = (this.stderrText + chunk).slice(-STDERR_LIMIT);
+    });
+    this.exited = new Promise((resolve) => {
+      child.once('exit', (code, signal) => {
+        this.exitInfo = signal ? `killed by ${signal}` : `exited with status ${code}`;
+        live.delete(child);
+        qtest.fail(new Error(`QEMU ${this.exitInfo}`));
+        this.qmpClient?.close();
+        resolve();
+      });
+    });
+  }
+
+  private qmpClient: QmpClient | undefined;
+
+  /** The QMP connection. */
+  get qmp(): QmpClient {
+    if (!this.qmpClient) throw new Error('QMP not connected');
+    return this.qmpClient;
+  }
+
+  /** QEMU's process id. */
+  get pid(): number | undefined {
+    return this.child.pid;
+  }
+
+  /** Whether QEMU is still running. */
+  get running(): boolean {
+    return this.exitInfo === undefined;
+  }
+
+  /** Why QEMU ended, if it did. */
+  get exitDescription(): string | undefined {
+    return this.exitInfo;
+  }
+
+  /** The last 16 KiB QEMU wrote to stderr. */
+  get stderr(): string {
+    return this.stderrText;
+  }
+
+  /**
+   * Starts QEMU with `args` (device and machine options; qtest and QMP options are added here)
+   * and waits until qtest and QMP both answer.
+   */
+  static async start(binary: QemuBinary, args: readonly string[], commandTimeoutMs: number): Promise<QemuProcess> {
+    installExitHook();
+    const tempDir = fs.mkdtempSync(path.join(os.tmpdir(), 'vmemct-qemu-'));
+    const qmpSocket = path.join(tempDir, 'qmp.sock');
+    const qemuArgv = [...args, '-qtest', 'stdio', '-qtest-log', '/dev/null', '-qmp', `unix:${qmpSocket},server=on,wait=off`];
+    const [command, argv] = binary.setpriv ? [binary.setpriv, ['--pdeathsig', 'SIGKILL', '--', binary.path, ...qemuArgv]] : [binary.path, qemuArgv];
+    const child = spawn(command, argv, { stdio: ['pipe', 'pipe', 'pipe'], shell: false });
+    live.add(child);
+    const qtest = new QtestClient(child.stdin!, child.stdout!, commandTimeoutMs);
+    const qemu = new QemuProcess(child, qtest, tempDir, [binary.path, ...qemuArgv]);
+    const spawnFailure = new Promise<never>((_, reject) => child.once('error', (e) => reject(e)));
+    spawnFailure.catch(() => undefined);
+    try {
+      const deadline = Date.now() + commandTimeoutMs;
+      const ready = Promise.all([
+        qtest.command('endianness'),
+        QmpClient.connect(qmpSocket, deadline, commandTimeoutMs).then((c) => {
+          qemu.qmpClient = c;
+        }),
+      ]);
+      const died = qemu.exited.then(() => {
+        throw new Error(`QEMU ${qemu.exitInfo} during start-up`);
+      });
+      await Promise.race([ready, died, spawnFailure]);
+      return qemu;
+    } catch (e) {
+      await qemu.kill();
+      throw new QemuStartError(`QEMU did not start: ${firstLine(qemu.stderr) ?? (e as Error).message}`, qemu.stderr);
+    }
+  }
+
+  /** Asks QEMU to quit, then kills it by PID if it has not exited promptly. Never throws. */
+  async stop(graceMs = 500): Promise<void> {
+    if (this.running) {
+      this.qmpClient?.execute('quit').catch(() => undefined);
+      const timer = new Promise<boolean>((r) => setTimeout(() => r(false), graceMs));
+      const ended = await Promise.race([this.exited.then(() => true), timer]);
+      if (!ended) await this.kill();
+    }
+    this.cleanUp();
+  }
+
+  /** Kills QEMU by PID at once and waits for it to be reaped. Never throws. */
+  async kill(): Promise<void> {
+    if (this.running && this.child.pid === undefined) {
+      this.exitInfo = 'did not start';
+      live.delete(this.child);
+    }
+    if (this.running) {
+      try {
+        this.child.kill('SIGKILL');
+      } catch {
+        /* already gone */
+      }
+      await this.exited;
+    }
+    this.cleanUp();
+  }
+
+  private cleanUp(): void {
+    this.qmpClient?.close();
+    fs.rmSync(this.tempDir, { recursive: true, force: true });
+  }
+}
+
+function firstLine(text: string): string | undefined {
+  const line = text
+    .split('\n')
+    .map((l) => l.trim())
+    .find((l) => l.length > 0 && !l.includes('g_timer_elapsed'));
+  return line;
+}
