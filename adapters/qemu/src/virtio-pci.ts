@@ -12,6 +12,7 @@ import {
   VIRTIO_CONFIG_S_DRIVER,
   VIRTIO_CONFIG_S_DRIVER_OK,
   VIRTIO_CONFIG_S_FEATURES_OK,
+  VIRTIO_CONFIG_S_NEEDS_RESET,
   VIRTIO_F_VERSION_1,
   featureMask,
 } from '../../../spec/src/index';
@@ -99,6 +100,8 @@ export class VirtioPciDriver {
   private notifyAddress = 0n;
   private availIndex = 0;
   private usedIndex = 0;
+  /** Hex of the descriptor table last written (it is rewritten only when it changes). */
+  private descriptorTable = '';
   /** Configuration-change interrupts seen in the ISR since the session began. */
   configInterrupts = 0;
 
@@ -189,6 +192,7 @@ export class VirtioPciDriver {
       q.writew(c + BigInt(COMMON.queueEnable), 1),
     ]);
     answers.forEach((a) => checkOk('queue set-up', a));
+    this.descriptorTable = '';
     this.availIndex = 0;
     this.usedIndex = 0;
   }
@@ -217,8 +221,14 @@ export class VirtioPciDriver {
       if (size === 0) return;
       commands.push(writable ? q.memset(bufferAddress(i), size, 0) : q.write(bufferAddress(i), chain.readable[i]!));
     });
-    commands.push(q.write(RING.desc, descriptors));
-    commands.push(q.writew(RING.avail + 4n + 2n * BigInt(this.availIndex % this.queueSize), 0));
+    // The descriptor table is rewritten only when the chain's shape changes.
+    const table = Buffer.from(descriptors).toString('hex');
+    if (table !== this.descriptorTable) {
+      commands.push(q.write(RING.desc, descriptors));
+      this.descriptorTable = table;
+    }
+    // Every chain starts at descriptor 0 and the avail ring was zeroed at set-up, so its
+    // entries already name the head: publishing a chain is one write of avail.idx.
     this.availIndex = (this.availIndex + 1) & 0xffff;
     commands.push(q.writew(RING.avail + 2n, this.availIndex));
     commands.push(q.writew(this.notifyAddress, 0));
@@ -228,23 +238,25 @@ export class VirtioPciDriver {
     answers.slice(0, prefix).forEach((a) => checkOk('submit', a));
     let collected = answers.slice(prefix);
     const deadline = Date.now() + pollBudgetMs;
-    while (Number(answerValue(collected[0]!)) === this.usedIndex) {
-      if (Date.now() >= deadline) {
-        await this.pollIsr();
-        return { kind: 'no-used-entry' };
-      }
+    for (;;) {
+      // Every collection read (and so cleared) the ISR: count what it showed.
+      this.noteIsr(Number(answerValue(collected[2]!)));
+      if (Number(answerValue(collected[0]!)) !== this.usedIndex) return this.completion(chain, collected);
+      // A device that flagged itself broken will not answer: no need to wait out the bound.
+      const broken = (Number(answerValue(collected[3]!)) & VIRTIO_CONFIG_S_NEEDS_RESET) !== 0;
+      if (broken || Date.now() >= deadline) return { kind: 'no-used-entry' };
       await new Promise((r) => setTimeout(r, 1));
       collected = await this.qt.batch(this.collectCommands(chain));
     }
-    return this.completion(chain, collected);
   }
 
-  /** Reads the used index, the next used entry, the ISR and every device-writable buffer. */
+  /** Reads the used index, the next used entry, the ISR, the status and every device-writable buffer. */
   private collectCommands(chain: Chain): string[] {
     const commands = [
       q.readw(RING.used + 2n),
       q.read(RING.used + 4n + 8n * BigInt(this.usedIndex % this.queueSize), 8),
       q.readb(this.layout.isr),
+      q.readb(this.layout.common + BigInt(COMMON.deviceStatus)),
     ];
     chain.writableSizes.forEach((size, j) => {
       if (size > 0) commands.push(q.read(bufferAddress(chain.readable.length + j), size));
@@ -255,7 +267,6 @@ export class VirtioPciDriver {
   private completion(chain: Chain, answers: string[]): Completion {
     const newUsed = Number(answerValue(answers[0]!));
     const entry = answerBytes(answers[1]!, 8);
-    this.noteIsr(Number(answerValue(answers[2]!)));
     if (newUsed !== ((this.usedIndex + 1) & 0xffff)) throw new Error(`the used index moved from ${this.usedIndex} to ${newUsed} for one chain`);
     this.usedIndex = newUsed;
     const entryView = new DataView(entry.buffer, entry.byteOffset, 8);
@@ -264,7 +275,7 @@ export class VirtioPciDriver {
     if (head !== 0) throw new Error(`the used entry names descriptor ${head}, not the chain's head 0`);
     const writable = new Uint8Array(chain.writableSizes.reduce((a, b) => a + b, 0));
     let offset = 0;
-    let answer = 3;
+    let answer = 4;
     for (const size of chain.writableSizes) {
       if (size > 0) writable.set(answerBytes(answers[answer++]!, size), offset);
       offset += size;

@@ -448,7 +448,8 @@ export class VirtioMemDevice {
   writeMemory(addr: bigint, data: Uint8Array): MemoryAccessResult {
     const refused = this.judgeAccess(addr, data.length, 'write');
     if (refused) return refused;
-    this.memory.write(addr - this.config.addr, data, (block) => this.blocks.get(block));
+    const open = this.profile.unpluggedMemory === 'open';
+    this.memory.write(addr - this.config.addr, data, (block) => open || this.blocks.get(block));
     return { ok: true, data: new Uint8Array(0) };
   }
 
@@ -622,7 +623,7 @@ export class VirtioMemDevice {
     if (addr < c.addr || end > regionEnd) {
       return fail('outside-region', `${what} of [${hexOf(addr)}, ${hexOf(end)}) reaches outside the device region [${hexOf(c.addr)}, ${hexOf(regionEnd)})`);
     }
-    if (length === 0) return undefined;
+    if (length === 0 || this.profile.unpluggedMemory === 'open') return undefined;
     const first = Number((addr - c.addr) / c.block_size);
     const stop = Number((end - 1n - c.addr) / c.block_size) + 1;
     const usableBlocks = Math.min(Number(c.usable_region_size / c.block_size), this.blocks.length);

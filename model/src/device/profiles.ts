@@ -85,6 +85,14 @@ export interface DeviceProfile {
    * device should offer VIRTIO_MEM_F_PERSISTENT_SUSPEND (dev.init.4).
    */
   readonly platformCanSuspend: boolean;
+  /**
+   * Whether CPU accesses to unplugged blocks are refused (`guarded`: beyond the usable region
+   * always, and everywhere with UNPLUGGED_INACCESSIBLE negotiated) or the whole region is plain
+   * RAM (`open`: every access inside the region succeeds, writes to unplugged blocks are kept
+   * until the next unplug discards them). The refusals are the driver's obligations (drv.op.1,
+   * drv.op.2, drv.op.5); a device need not enforce them.
+   */
+  readonly unpluggedMemory: 'guarded' | 'open';
   /** Features offered when a vector does not say. */
   readonly defaultFeatures: bigint;
   /** Caveats: what is inferred rather than observed. */
@@ -115,6 +123,7 @@ export const SPEC_PROFILE: DeviceProfile = {
   unpluggedInaccessibleRequired: 'no',
   suspendWithoutPersistence: 'keep',
   platformCanSuspend: true,
+  unpluggedMemory: 'guarded',
   // The platform can suspend with plugged blocks, so PERSISTENT_SUSPEND is offered (dev.init.4).
   defaultFeatures: featureMask(VIRTIO_F_VERSION_1) | featureMask(VIRTIO_MEM_F_PERSISTENT_SUSPEND),
   notes: [
@@ -147,6 +156,9 @@ export const QEMU_PROFILE: DeviceProfile = {
   suspendWithoutPersistence: 'unplug-all',
   // Blocks do not survive a suspend, so there is no persistent suspend to offer (dev.init.4 does not apply).
   platformCanSuspend: false,
+  // The whole memory backend is mapped into the guest in 7.2 (no per-block protection, even with
+  // unplugged-inaccessible=on); unplugging discards a block's pages, plugging does not clear them.
+  unpluggedMemory: 'open',
   defaultFeatures: featureMask(VIRTIO_F_VERSION_1) | featureMask(VIRTIO_MEM_F_ACPI_PXM),
   notes: [
     'BUSY only during migration or host failures; the model produces it only when BUSY is injected.',
@@ -173,6 +185,7 @@ export const CLOUD_HYPERVISOR_PROFILE: DeviceProfile = {
   unpluggedInaccessibleRequired: 'no',
   suspendWithoutPersistence: 'keep',
   platformCanSuspend: false,
+  unpluggedMemory: 'guarded',
   defaultFeatures: featureMask(VIRTIO_F_VERSION_1),
   notes: [
     'Behaviour on system reset is not established from the source read; assumed to keep blocks.',
@@ -199,6 +212,7 @@ export const FIRECRACKER_PROFILE: DeviceProfile = {
   unpluggedInaccessibleRequired: 'fail-driver-ok',
   suspendWithoutPersistence: 'keep',
   platformCanSuspend: false,
+  unpluggedMemory: 'guarded',
   defaultFeatures: featureMask(VIRTIO_F_VERSION_1) | featureMask(VIRTIO_MEM_F_UNPLUGGED_INACCESSIBLE),
   notes: [
     'Behaviour on system reset is not established from the source read; assumed to keep blocks.',
