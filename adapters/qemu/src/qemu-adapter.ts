@@ -44,8 +44,13 @@ const GiB = 1n << 30n;
 const GUEST_RAM = 512n * MiB;
 /** On q35 with 512 MiB of RAM the device-memory area starts at 4 GiB. */
 const DEVICE_MEMORY_BASE = 4n * GiB;
-/** TCG in QEMU 7.2 emulates 40 physical address bits. */
-const PHYS_ADDR_LIMIT = 1n << 40n;
+/**
+ * Where the device region must end. TCG in QEMU 7.2 emulates 40 physical address bits (1 TiB);
+ * q35 puts its 32 GiB 64-bit PCI hole after device memory, and with TCG's AMD-flavoured CPU
+ * anything reaching past 1012 GiB is moved above the 1 TiB HyperTransport hole, where it no
+ * longer fits: so the region ends at 980 GiB at most.
+ */
+const HIGHEST_REGION_END = 980n * GiB;
 /** QEMU's smallest virtio-mem block size. */
 const MIN_BLOCK_SIZE = 1n * MiB;
 /** Highest NUMA node a vector may place the device on (nodes 0..N are created for it). */
@@ -91,7 +96,7 @@ export function qemuArguments(setup: DeviceSetup): string[] {
   if (requested < 0n || requested > regionSize || requested % blockSize !== 0n) refuse(`requested_size must be a multiple of block_size within the region (got ${requested})`);
   if (addr % blockSize !== 0n) refuse('addr must be aligned to block_size');
   if (addr < DEVICE_MEMORY_BASE) refuse(`addr must be at or above 4 GiB, where q35's device memory begins (got 0x${addr.toString(16)})`);
-  if (addr + regionSize > PHYS_ADDR_LIMIT) refuse(`the region must end below 1 TiB, TCG's 40-bit physical address space (ends at 0x${(addr + regionSize).toString(16)})`);
+  if (addr + regionSize > HIGHEST_REGION_END) refuse(`the region must end by 980 GiB, below TCG's 40-bit physical address space and the PCI hole after it (ends at 0x${(addr + regionSize).toString(16)})`);
   if (node > MAX_NODE_ID) refuse(`node_id above ${MAX_NODE_ID}`);
   let unpluggedInaccessible: 'on' | 'off' = 'off';
   if (setup.features !== undefined) {
@@ -270,6 +275,7 @@ async function expectAck(driver: VirtioPciDriver, request: Parameters<typeof enc
 /** One vector's session on an instance. */
 class QemuDeviceSession implements DeviceSession {
   private closed = false;
+  private inFlight = 0;
 
   constructor(
     private readonly instance: Instance,
@@ -277,16 +283,24 @@ class QemuDeviceSession implements DeviceSession {
     private readonly release: (instance: Instance) => Promise<void>,
   ) {}
 
-  /** Runs `work`; a failure spoils the instance and becomes an AdapterError carrying QEMU's stderr. */
+  /**
+   * Runs `work`; a failure spoils the instance and becomes an AdapterError carrying QEMU's stderr.
+   * Work still in flight when the session closes (the runner gave up on a hang) spoils it too.
+   */
   private async guarded<T>(what: string, work: () => Promise<T>): Promise<T> {
+    this.inFlight++;
     try {
       return await work();
     } catch (e) {
       if (e instanceof UnsupportedSetupError) throw e;
       this.instance.spoiled = true;
       const qemu = this.instance.qemu;
+      // A closed channel usually means QEMU died: give its exit a moment to be reported.
+      await qemu.waitForExit(200);
       const state = qemu.running ? '' : ` (QEMU ${qemu.exitDescription})`;
       throw new AdapterError(`${what}: ${(e as Error).message}${state}`, qemu.stderr || undefined);
+    } finally {
+      this.inFlight--;
     }
   }
 
@@ -379,6 +393,7 @@ class QemuDeviceSession implements DeviceSession {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    if (this.inFlight > 0) this.instance.spoiled = true;
     await this.release(this.instance);
   }
 

@@ -185,13 +185,21 @@ export class QemuProcess {
     }
   }
 
+  /** Waits up to `ms` for QEMU to exit; resolves whether it has. */
+  async waitForExit(ms: number): Promise<boolean> {
+    if (!this.running) return true;
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<boolean>((r) => (timer = setTimeout(() => r(false), ms)));
+    const ended = await Promise.race([this.exited.then(() => true), timeout]);
+    clearTimeout(timer);
+    return ended;
+  }
+
   /** Asks QEMU to quit, then kills it by PID if it has not exited promptly. Never throws. */
   async stop(graceMs = 500): Promise<void> {
     if (this.running) {
       this.qmpClient?.execute('quit').catch(() => undefined);
-      const timer = new Promise<boolean>((r) => setTimeout(() => r(false), graceMs));
-      const ended = await Promise.race([this.exited.then(() => true), timer]);
-      if (!ended) await this.kill();
+      if (!(await this.waitForExit(graceMs))) await this.kill();
     }
     this.cleanUp();
   }

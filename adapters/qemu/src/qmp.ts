@@ -30,7 +30,7 @@ export class QmpClient {
   private nextId = 1;
   private readonly waiting = new Map<string, Waiter>();
   private readonly events: QmpEvent[] = [];
-  private readonly eventWaiters: { name: string; resolve: (e: QmpEvent) => void }[] = [];
+  private readonly eventWaiters: { name: string; resolve: (e: QmpEvent) => void; reject: (e: Error) => void }[] = [];
   private failure: Error | undefined;
   private greeted: (() => void) | undefined;
 
@@ -54,7 +54,12 @@ export class QmpClient {
           s.once('error', reject);
         });
         const client = new QmpClient(socket, timeoutMs);
-        await client.handshake();
+        try {
+          await client.handshake();
+        } catch (e) {
+          client.close();
+          throw e;
+        }
         return client;
       } catch (e) {
         if (Date.now() > deadline) throw new QmpError(`cannot connect to QMP at ${socketPath}: ${(e as Error).message}`);
@@ -93,7 +98,17 @@ export class QmpClient {
     const index = this.events.findIndex((e) => e.event === name);
     if (index >= 0) return Promise.resolve(this.events.splice(index, 1)[0]!);
     return new Promise((resolve, reject) => {
-      const entry = { name, resolve: (e: QmpEvent) => { clearTimeout(timer); resolve(e); } };
+      const entry = {
+        name,
+        resolve: (e: QmpEvent) => {
+          clearTimeout(timer);
+          resolve(e);
+        },
+        reject: (e: Error) => {
+          clearTimeout(timer);
+          reject(e);
+        },
+      };
       const timer = setTimeout(() => {
         this.eventWaiters.splice(this.eventWaiters.indexOf(entry), 1);
         reject(new QmpError(`no ${name} event within ${timeoutMs} ms`));
@@ -115,6 +130,7 @@ export class QmpClient {
 
   private fail(error: Error): void {
     if (!this.failure) this.failure = error;
+    for (const w of this.eventWaiters.splice(0)) w.reject(this.failure);
     for (const [id, w] of this.waiting) {
       clearTimeout(w.timer);
       w.reject(this.failure);

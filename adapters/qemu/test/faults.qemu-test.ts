@@ -1,0 +1,103 @@
+/**
+ * Misbehaving QEMU and a killed runner: a crash or a hang mid-vector costs that vector an
+ * `error`/`timeout` verdict and the next vector gets a fresh QEMU; a missing QEMU exits 2; no QEMU
+ * outlives the runner, even one killed with SIGKILL.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import * as path from 'node:path';
+import type { Adapter, DeviceSession } from '../../core/src/contract';
+import { createQemuAdapter } from '../src/qemu-adapter';
+import { runVectors } from '../../../conformance/src/runner/run';
+import type { Vector } from '../../../conformance/src/vectors/types';
+import { QEMU, ROOT, alive, childrenNamed, deviceVectors, waitFor } from './qemu-test-support';
+
+const CLI = path.join(ROOT, 'conformance', 'bin', 'vmemct.js');
+
+function vector(id: string): Vector {
+  const found = deviceVectors().find((v) => v.id === id);
+  if (!found) throw new Error(`no vector ${id}`);
+  return found;
+}
+
+/** Wraps the QEMU adapter so `sabotage(pid)` runs before the first request of the first vector. */
+function sabotaged(sabotage: (pid: number) => void, commandTimeoutMs = 5000): { adapter: Adapter; started: number[] } {
+  const started: number[] = [];
+  const inner = createQemuAdapter({ located: QEMU, commandTimeoutMs, onStart: (pid) => started.push(pid!) });
+  let armed = true;
+  const adapter: Adapter = {
+    info: inner.info,
+    dispose: () => inner.dispose(),
+    async openDevice(setup) {
+      const session = await inner.openDevice(setup);
+      const submit: DeviceSession['submit'] = async (chain) => {
+        if (armed) {
+          armed = false;
+          sabotage(started[started.length - 1]!);
+        }
+        return session.submit(chain);
+      };
+      // Every other member is the session's own, called on the session itself.
+      return new Proxy(session, {
+        get: (target, property) => {
+          if (property === 'submit') return submit;
+          const member = Reflect.get(target, property) as unknown;
+          return typeof member === 'function' ? (member as (...args: unknown[]) => unknown).bind(target) : member;
+        },
+      });
+    },
+  };
+  return { adapter, started };
+}
+
+const PLUG = 'vmem.dev.plug.ack-first-block';
+const STATE = 'vmem.dev.plug.ack-run-of-blocks';
+
+test('QEMU dying mid-vector gives that vector error with its stderr, and the next vector a fresh QEMU', async () => {
+  const { adapter, started } = sabotaged((pid) => process.kill(pid, 'SIGKILL'));
+  const vectors = [vector(PLUG), vector(STATE)];
+  const run = await runVectors(adapter, vectors, vectors, {});
+  await adapter.dispose();
+  expect(run.results.map((r) => r.verdict)).toEqual(['error', 'pass']);
+  expect(run.results[0]!.findings[0]!.message).toMatch(/QEMU killed by SIGKILL/);
+  expect(run.exitCode).toBe(2);
+  expect(started).toHaveLength(2);
+  expect(started.filter(alive)).toEqual([]);
+});
+
+test('QEMU hanging mid-vector gives that vector timeout; it is killed and the next vector passes', async () => {
+  const { adapter, started } = sabotaged((pid) => process.kill(pid, 'SIGSTOP'), 60_000);
+  const vectors = [vector(PLUG), vector(STATE)];
+  const run = await runVectors(adapter, vectors, vectors, { timeoutMs: 1500 });
+  expect(run.results.map((r) => r.verdict)).toEqual(['timeout', 'pass']);
+  expect(alive(started[0]!)).toBe(false);
+  await adapter.dispose();
+  expect(started.filter(alive)).toEqual([]);
+});
+
+test('a missing QEMU exits 2 with the package to install', () => {
+  const r = spawnSync(process.execPath, [CLI, 'run', '--adapter', 'qemu', '--qemu', '/nonexistent/qemu-system-x86_64'], { encoding: 'utf8' });
+  expect(r.status).toBe(2);
+  expect(r.stderr).toMatch(/qemu-system-x86/);
+  expect(r.stderr).not.toMatch(/\n\s+at /);
+});
+
+test('no QEMU survives a runner killed with SIGKILL', async () => {
+  const runner = spawn(process.execPath, [CLI, 'run', '--adapter', 'qemu', '--target', 'device', '--quiet'], { stdio: 'ignore' });
+  let qemus: number[] = [];
+  const found = await waitFor(() => (qemus = childrenNamed(runner.pid!, 'qemu-system', '-qtest')).length > 0, 20_000);
+  expect(found).toBe(true);
+  runner.kill('SIGKILL');
+  const gone = await waitFor(() => qemus.every((pid) => !alive(pid)), 5000);
+  expect(qemus.filter(alive)).toEqual([]);
+  expect(gone).toBe(true);
+});
+
+test('an interrupted runner (SIGTERM) ends its QEMU before exiting', async () => {
+  const runner = spawn(process.execPath, [CLI, 'run', '--adapter', 'qemu', '--target', 'device', '--quiet'], { stdio: 'ignore' });
+  let qemus: number[] = [];
+  expect(await waitFor(() => (qemus = childrenNamed(runner.pid!, 'qemu-system', '-qtest')).length > 0, 20_000)).toBe(true);
+  const exited = new Promise<number | null>((resolve) => runner.once('exit', (code) => resolve(code)));
+  runner.kill('SIGTERM');
+  expect(await exited).toBe(143);
+  expect(qemus.filter(alive)).toEqual([]);
+});
