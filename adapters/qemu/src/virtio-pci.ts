@@ -70,11 +70,10 @@ const RING = {
   avail: 0x0101_0000n,
   used: 0x0102_0000n,
   buffers: 0x0110_0000n,
-  bufferStride: 0x1_0000,
 } as const;
 
-/** Largest buffer one descriptor of a submitted chain may have. */
-export const MAX_BUFFER_BYTES = RING.bufferStride;
+/** Largest total size of a submitted chain's buffers. */
+export const MAX_CHAIN_BYTES = 1 << 20;
 
 /** Where the BAR holding the virtio structures is placed: inside the q35 32-bit PCI hole. */
 const BAR_BASE = 0xc000_0000n;
@@ -200,32 +199,24 @@ export class VirtioPciDriver {
   /**
    * Places a chain on queue 0, kicks, and collects the used entry: one qtest batch, then a
    * bounded poll of the used index if the device has not answered yet.
+   *
+   * The chain's buffers sit back to back in guest RAM, so one `write` stores the readable bytes
+   * and zeroes the writable ones (a device that reports more bytes than it wrote shows zeros, not
+   * an earlier answer) and one `read` collects everything the device wrote.
    */
   async submit(chain: Chain, pollBudgetMs = 50): Promise<Completion> {
     if (this.queueSize === 0) throw new Error('the queue is not set up (no successful DRIVER_OK)');
-    const sizes = [...chain.readable.map((b) => b.length), ...chain.writableSizes];
-    if (sizes.length === 0) throw new Error('a chain needs at least one buffer');
-    if (sizes.length > this.queueSize) throw new Error(`a chain of ${sizes.length} descriptors does not fit a queue of ${this.queueSize}`);
-    const tooBig = sizes.find((s) => s > MAX_BUFFER_BYTES);
-    if (tooBig !== undefined) throw new Error(`a ${tooBig}-byte buffer exceeds the adapter's ${MAX_BUFFER_BYTES}-byte limit`);
+    const layout = chainLayout(chain);
+    if (layout.sizes.length === 0) throw new Error('a chain needs at least one buffer');
+    if (layout.sizes.length > this.queueSize) throw new Error(`a chain of ${layout.sizes.length} descriptors does not fit a queue of ${this.queueSize}`);
+    if (layout.total > MAX_CHAIN_BYTES) throw new Error(`a chain of ${layout.total} bytes exceeds the adapter's ${MAX_CHAIN_BYTES}-byte limit`);
 
     const commands: string[] = [];
-    const descriptors = new Uint8Array(16 * sizes.length);
-    const view = new DataView(descriptors.buffer);
-    sizes.forEach((size, i) => {
-      const writable = i >= chain.readable.length;
-      view.setBigUint64(16 * i, bufferAddress(i), true);
-      view.setUint32(16 * i + 8, size, true);
-      view.setUint16(16 * i + 12, (i + 1 < sizes.length ? VIRTQ_DESC_F_NEXT : 0) | (writable ? VIRTQ_DESC_F_WRITE : 0), true);
-      view.setUint16(16 * i + 14, i + 1 < sizes.length ? i + 1 : 0, true);
-      if (size === 0) return;
-      commands.push(writable ? q.memset(bufferAddress(i), size, 0) : q.write(bufferAddress(i), chain.readable[i]!));
-    });
+    if (layout.total > 0) commands.push(q.write(RING.buffers, layout.image));
     // The descriptor table is rewritten only when the chain's shape changes.
-    const table = Buffer.from(descriptors).toString('hex');
-    if (table !== this.descriptorTable) {
-      commands.push(q.write(RING.desc, descriptors));
-      this.descriptorTable = table;
+    if (layout.tableHex !== this.descriptorTable) {
+      commands.push(q.write(RING.desc, layout.table));
+      this.descriptorTable = layout.tableHex;
     }
     // Every chain starts at descriptor 0 and the avail ring was zeroed at set-up, so its
     // entries already name the head: publishing a chain is one write of avail.idx.
@@ -233,38 +224,29 @@ export class VirtioPciDriver {
     commands.push(q.writew(RING.avail + 2n, this.availIndex));
     commands.push(q.writew(this.notifyAddress, 0));
     const prefix = commands.length;
-    commands.push(...this.collectCommands(chain));
+    commands.push(...this.collectCommands(layout));
     const answers = await this.qt.batch(commands);
     answers.slice(0, prefix).forEach((a) => checkOk('submit', a));
     let collected = answers.slice(prefix);
     const deadline = Date.now() + pollBudgetMs;
-    for (;;) {
-      // Every collection read (and so cleared) the ISR: count what it showed.
-      this.noteIsr(Number(answerValue(collected[2]!)));
-      if (Number(answerValue(collected[0]!)) !== this.usedIndex) return this.completion(chain, collected);
-      // A device that flagged itself broken will not answer: no need to wait out the bound.
-      const broken = (Number(answerValue(collected[3]!)) & VIRTIO_CONFIG_S_NEEDS_RESET) !== 0;
-      if (broken || Date.now() >= deadline) return { kind: 'no-used-entry' };
+    while (Number(answerValue(collected[0]!)) === this.usedIndex) {
+      // No answer yet. A device that flagged itself broken will not answer: no need to wait out the bound.
+      const status = Number(answerValue(await this.qt.command(q.readb(this.layout.common + BigInt(COMMON.deviceStatus)))));
+      if (status & VIRTIO_CONFIG_S_NEEDS_RESET || Date.now() >= deadline) return { kind: 'no-used-entry' };
       await new Promise((r) => setTimeout(r, 1));
-      collected = await this.qt.batch(this.collectCommands(chain));
+      collected = await this.qt.batch(this.collectCommands(layout));
     }
+    return this.completion(layout, collected);
   }
 
-  /** Reads the used index, the next used entry, the ISR, the status and every device-writable buffer. */
-  private collectCommands(chain: Chain): string[] {
-    const commands = [
-      q.readw(RING.used + 2n),
-      q.read(RING.used + 4n + 8n * BigInt(this.usedIndex % this.queueSize), 8),
-      q.readb(this.layout.isr),
-      q.readb(this.layout.common + BigInt(COMMON.deviceStatus)),
-    ];
-    chain.writableSizes.forEach((size, j) => {
-      if (size > 0) commands.push(q.read(bufferAddress(chain.readable.length + j), size));
-    });
+  /** Reads the used index, the next used entry and the device-writable part of the chain. */
+  private collectCommands(layout: ChainLayout): string[] {
+    const commands = [q.readw(RING.used + 2n), q.read(RING.used + 4n + 8n * BigInt(this.usedIndex % this.queueSize), 8)];
+    if (layout.writableBytes > 0) commands.push(q.read(RING.buffers + BigInt(layout.writableStart), layout.writableBytes));
     return commands;
   }
 
-  private completion(chain: Chain, answers: string[]): Completion {
+  private completion(layout: ChainLayout, answers: string[]): Completion {
     const newUsed = Number(answerValue(answers[0]!));
     const entry = answerBytes(answers[1]!, 8);
     if (newUsed !== ((this.usedIndex + 1) & 0xffff)) throw new Error(`the used index moved from ${this.usedIndex} to ${newUsed} for one chain`);
@@ -273,14 +255,16 @@ export class VirtioPciDriver {
     const head = entryView.getUint32(0, true);
     const length = entryView.getUint32(4, true);
     if (head !== 0) throw new Error(`the used entry names descriptor ${head}, not the chain's head 0`);
-    const writable = new Uint8Array(chain.writableSizes.reduce((a, b) => a + b, 0));
+    const area = layout.writableBytes > 0 ? answerBytes(answers[2]!, layout.writableBytes) : new Uint8Array(0);
+    // The device-writable buffers, in order, without the alignment gaps between them.
+    const written = new Uint8Array(layout.writableSizes.reduce((a, b) => a + b, 0));
     let offset = 0;
-    let answer = 4;
-    for (const size of chain.writableSizes) {
-      if (size > 0) writable.set(answerBytes(answers[answer++]!, size), offset);
+    layout.writableOffsets.forEach((at, j) => {
+      const size = layout.writableSizes[j]!;
+      written.set(area.subarray(at - layout.writableStart, at - layout.writableStart + size), offset);
       offset += size;
-    }
-    return { kind: 'used', length, written: writable.slice(0, Math.min(length, writable.length)) };
+    });
+    return { kind: 'used', length, written: written.slice(0, Math.min(length, written.length)) };
   }
 
   /** Reads (and so clears) the ISR, counting a configuration-change interrupt. */
@@ -313,8 +297,55 @@ export class VirtioPciDriver {
   }
 }
 
-function bufferAddress(index: number): bigint {
-  return RING.buffers + BigInt(index * RING.bufferStride);
+/** Where a chain's buffers go in guest RAM and the bytes to put there. */
+interface ChainLayout {
+  readonly sizes: readonly number[];
+  /** Bytes from the first buffer to the end of the last. */
+  readonly total: number;
+  /** The readable bytes and zeroed writable buffers, as laid out from RING.buffers. */
+  readonly image: Uint8Array;
+  readonly table: Uint8Array;
+  readonly tableHex: string;
+  readonly writableSizes: readonly number[];
+  readonly writableOffsets: readonly number[];
+  readonly writableStart: number;
+  readonly writableBytes: number;
+}
+
+/** Lays the buffers out back to back (8-byte aligned) and builds the descriptor table. */
+function chainLayout(chain: Chain): ChainLayout {
+  const sizes = [...chain.readable.map((b) => b.length), ...chain.writableSizes];
+  const offsets: number[] = [];
+  let at = 0;
+  for (const size of sizes) {
+    offsets.push(at);
+    at += Math.ceil(size / 8) * 8;
+  }
+  const total = sizes.length > 0 ? offsets[offsets.length - 1]! + sizes[sizes.length - 1]! : 0;
+  const image = new Uint8Array(Math.min(total, MAX_CHAIN_BYTES + 1));
+  if (total <= MAX_CHAIN_BYTES) chain.readable.forEach((b, i) => image.set(b, offsets[i]!));
+  const table = new Uint8Array(16 * sizes.length);
+  const view = new DataView(table.buffer);
+  sizes.forEach((size, i) => {
+    const last = i + 1 === sizes.length;
+    view.setBigUint64(16 * i, RING.buffers + BigInt(offsets[i]!), true);
+    view.setUint32(16 * i + 8, size, true);
+    view.setUint16(16 * i + 12, (last ? 0 : VIRTQ_DESC_F_NEXT) | (i >= chain.readable.length ? VIRTQ_DESC_F_WRITE : 0), true);
+    view.setUint16(16 * i + 14, last ? 0 : i + 1, true);
+  });
+  const writableOffsets = offsets.slice(chain.readable.length);
+  const writableStart = writableOffsets[0] ?? total;
+  return {
+    sizes,
+    total,
+    image,
+    table,
+    tableHex: Buffer.from(table).toString('hex'),
+    writableSizes: chain.writableSizes,
+    writableOffsets,
+    writableStart,
+    writableBytes: total - writableStart,
+  };
 }
 
 function configAddress(bdf: number, offset: number): number {
