@@ -53,6 +53,7 @@ export function locateQemu(binary: string | undefined = process.env.VMEMCT_QEMU)
   const resolved = wanted.includes('/') ? wanted : findOnPath(wanted);
   const hint = 'install it with `apt-get install --no-install-recommends qemu-system-x86` (Debian/Ubuntu) or point --qemu / VMEMCT_QEMU at the binary';
   if (!resolved) throw new QemuMissingError(`${wanted} was not found on PATH; ${hint}`);
+  if (!fs.existsSync(resolved)) throw new QemuMissingError(`${resolved} does not exist; ${hint}`);
   const probe = spawnSync(resolved, ['--version'], { encoding: 'utf8', timeout: 10_000 });
   if (probe.error || probe.status !== 0) {
     throw new QemuMissingError(`${resolved} does not run (${probe.error?.message ?? `exit ${probe.status}`}); ${hint}`);

@@ -1,6 +1,6 @@
 /**
- * The `vmemct` command line. The only place where commands (and, later, concrete adapters) are
- * wired by name.
+ * The `vmemct` command line: commands wired by name (concrete adapters are wired in
+ * run-commands.ts).
  */
 import { decodeCommand, encodeCommand } from './wire-commands';
 import { specCommand } from './spec-command';
@@ -24,6 +24,7 @@ export const HELP = `vmemct — virtio-mem conformance suite and reference model
 usage:
   vmemct run [options]                          run the vectors (default: all, against the model)
       --adapter model  --profile spec|qemu|cloud-hypervisor|firecracker
+      --adapter qemu   [--qemu PATH]    QEMU's real virtio-mem-pci (device vectors; needs qemu-system-x86)
       --vectors PATH (repeatable)   your own vector files or folders instead of the corpus
       --filter GLOB --tag T --requirement ID --target device|driver --shard i/n
                             (repeat an option to OR its values; different options AND)

@@ -153,6 +153,17 @@ describe('vmemct run (model adapter)', () => {
     expect((await cli('run', '--bogus')).code).toBe(3);
     expect((await cli('run', '--filter', 'vmem.nothing.*')).code).toBe(3);
   });
+
+  test('QEMU options: --profile is refused with --adapter qemu, --qemu without it; a missing QEMU exits 2 naming the package', async () => {
+    const withProfile = await cli('run', '--adapter', 'qemu', '--profile', 'qemu');
+    expect(withProfile.code).toBe(3);
+    expect(withProfile.err).toMatch(/--profile selects a model profile/);
+    expect((await cli('run', '--qemu', '/usr/bin/qemu-system-x86_64')).code).toBe(3);
+    const missing = await cli('run', '--adapter', 'qemu', '--qemu', '/nonexistent/qemu-system-x86_64');
+    expect(missing.code).toBe(2);
+    expect(missing.err).toMatch(/^vmemct: run: \/nonexistent\/qemu-system-x86_64 does not exist; install it with `apt-get install --no-install-recommends qemu-system-x86`/);
+    expect(missing.err).not.toMatch(/internal error/);
+  });
 });
 
 describe('vmemct list, lint, coverage', () => {
