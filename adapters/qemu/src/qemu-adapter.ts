@@ -261,6 +261,34 @@ export function createQemuAdapter(options: QemuAdapterOptions = {}): Adapter {
   };
 }
 
+/** Diagnostics for a failing vector: QEMU's state, command line and the end of its stderr. */
+function describeInstance(qemu: QemuProcess): string {
+  const lines = [`QEMU pid ${qemu.pid ?? '?'}: ${qemu.running ? 'running' : qemu.exitDescription}`, `command: ${qemu.argv.join(' ')}`];
+  const stderr = qemu.stderr.trim();
+  lines.push(stderr ? `stderr:\n${stderr}` : 'stderr: (empty)');
+  return lines.join('\n');
+}
+
+/** The device as QEMU's host side reports it (QMP `query-memory-devices`). */
+export interface HostView {
+  /** Plugged size (`size`). */
+  readonly size: bigint;
+  readonly requestedSize: bigint;
+  readonly blockSize: bigint;
+  readonly maxSize: bigint;
+  readonly memaddr: bigint;
+  readonly node: number;
+}
+
+/** Reads the virtio-mem device's entry of `query-memory-devices`. */
+export async function queryHostView(qemu: QemuProcess): Promise<HostView> {
+  const devices = (await qemu.qmp.execute('query-memory-devices')) as { type: string; data: Record<string, unknown> }[];
+  const entry = devices.find((d) => d.type === 'virtio-mem' && d.data.id === DEVICE_ID);
+  if (!entry) throw new Error(`query-memory-devices lists no virtio-mem device '${DEVICE_ID}'`);
+  const big = (key: string): bigint => BigInt(entry.data[key] as number);
+  return { size: big('size'), requestedSize: big('requested-size'), blockSize: big('block-size'), maxSize: big('max-size'), memaddr: big('memaddr'), node: Number(entry.data.node) };
+}
+
 async function setRequestedSize(qemu: QemuProcess, requested: bigint): Promise<void> {
   await qemu.qmp.execute('qom-set', { path: DEVICE_ID, property: 'requested-size', value: requested });
 }
@@ -272,8 +300,8 @@ async function expectAck(driver: VirtioPciDriver, request: Parameters<typeof enc
   if (!response.ok || response.value.type !== VIRTIO_MEM_RESP_ACK) throw new Error(`${what}: the device did not acknowledge it`);
 }
 
-/** One vector's session on an instance. */
-class QemuDeviceSession implements DeviceSession {
+/** One vector's session on a QEMU instance. */
+export class QemuDeviceSession implements DeviceSession {
   private closed = false;
   private inFlight = 0;
 
@@ -298,7 +326,7 @@ class QemuDeviceSession implements DeviceSession {
       // A closed channel usually means QEMU died: give its exit a moment to be reported.
       await qemu.waitForExit(200);
       const state = qemu.running ? '' : ` (QEMU ${qemu.exitDescription})`;
-      throw new AdapterError(`${what}: ${(e as Error).message}${state}`, qemu.stderr || undefined);
+      throw new AdapterError(`${what}: ${(e as Error).message}${state}`, describeInstance(qemu));
     } finally {
       this.inFlight--;
     }
@@ -388,6 +416,16 @@ class QemuDeviceSession implements DeviceSession {
     if (addr < this.setup.addr || addr + BigInt(length) > end) return { ok: false, reason: 'outside the device region' };
     if (length > 1 << 20) throw new UnsupportedSetupError('memory accesses above 1 MiB are not supported by the QEMU adapter');
     return undefined;
+  }
+
+  /** The host's view of the device (QMP), beyond the contract: for cross-checks against the config space. */
+  hostView(): Promise<HostView> {
+    return this.guarded('query-memory-devices', () => queryHostView(this.instance.qemu));
+  }
+
+  /** Waits for QEMU's next MEMORY_DEVICE_SIZE_CHANGE event (QEMU throttles them to one per second). */
+  nextSizeChange(timeoutMs: number): Promise<bigint> {
+    return this.guarded('MEMORY_DEVICE_SIZE_CHANGE', async () => BigInt((await this.instance.qemu.qmp.nextEvent('MEMORY_DEVICE_SIZE_CHANGE', timeoutMs)).data.size as number));
   }
 
   async close(): Promise<void> {

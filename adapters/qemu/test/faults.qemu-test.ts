@@ -59,6 +59,7 @@ test('QEMU dying mid-vector gives that vector error with its stderr, and the nex
   await adapter.dispose();
   expect(run.results.map((r) => r.verdict)).toEqual(['error', 'pass']);
   expect(run.results[0]!.findings[0]!.message).toMatch(/QEMU killed by SIGKILL/);
+  expect(run.results[0]!.diagnostics).toMatch(/^QEMU pid [0-9]+: killed by SIGKILL\ncommand: \S*qemu-system-x86_64 .*virtio-mem-pci/);
   expect(run.exitCode).toBe(2);
   expect(started).toHaveLength(2);
   expect(started.filter(alive)).toEqual([]);
