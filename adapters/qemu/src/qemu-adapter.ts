@@ -34,7 +34,7 @@ import {
   ResizeOutcome,
   UnsupportedSetupError,
 } from '../../core/src/contract';
-import { QemuBinary, QemuBinaryOptions, QemuProcess, QemuStartError, locateQemu } from './qemu-process';
+import { QemuBinary, QemuBinaryOptions, QemuProcess, QemuStartError, locateQemu, removeStaleTempDirs } from './qemu-process';
 import { QmpError } from './qmp';
 import { VirtioPciDriver } from './virtio-pci';
 
@@ -152,6 +152,7 @@ interface Instance {
 /** Creates the QEMU adapter; throws `QemuMissingError` when QEMU is not installed. */
 export function createQemuAdapter(options: QemuAdapterOptions = {}): Adapter {
   const binary = options.located ?? locateQemu(options.binary);
+  removeStaleTempDirs();
   const commandTimeoutMs = options.commandTimeoutMs ?? 5000;
   const reuse = options.reuse ?? true;
   let idle: Instance | undefined;

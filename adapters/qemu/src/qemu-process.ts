@@ -77,6 +77,34 @@ function findOnPath(name: string): string | undefined {
 }
 
 const STDERR_LIMIT = 16 * 1024;
+const TEMP_PREFIX = 'vmemct-qemu-';
+
+/**
+ * Removes temporary directories left by runs that were killed (SIGKILL leaves no chance to clean
+ * up): their names carry the runner's pid, and a directory whose runner is gone is stale.
+ */
+export function removeStaleTempDirs(): void {
+  let entries: string[];
+  try {
+    entries = fs.readdirSync(os.tmpdir());
+  } catch {
+    return;
+  }
+  for (const entry of entries) {
+    const m = new RegExp(`^${TEMP_PREFIX}([0-9]+)-`).exec(entry);
+    if (!m || Number(m[1]) === process.pid || processExists(Number(m[1]))) continue;
+    fs.rmSync(path.join(os.tmpdir(), entry), { recursive: true, force: true });
+  }
+}
+
+function processExists(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
 const live = new Set<ChildProcess>();
 let exitHookInstalled = false;
 
@@ -157,7 +185,7 @@ export class QemuProcess {
    */
   static async start(binary: QemuBinary, args: readonly string[], commandTimeoutMs: number): Promise<QemuProcess> {
     installExitHook();
-    const tempDir = fs.mkdtempSync(path.join(os.tmpdir(), 'vmemct-qemu-'));
+    const tempDir = fs.mkdtempSync(path.join(os.tmpdir(), `${TEMP_PREFIX}${process.pid}-`));
     const qmpSocket = path.join(tempDir, 'qmp.sock');
     const qemuArgv = [...args, '-qtest', 'stdio', '-qtest-log', '/dev/null', '-qmp', `unix:${qmpSocket},server=on,wait=off`];
     const [command, argv] = binary.setpriv ? [binary.setpriv, ['--pdeathsig', 'SIGKILL', '--', binary.path, ...qemuArgv]] : [binary.path, qemuArgv];

@@ -4,12 +4,14 @@
  * outlives the runner, even one killed with SIGKILL.
  */
 import { spawn, spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import type { Adapter, DeviceSession } from '../../core/src/contract';
 import { createQemuAdapter } from '../src/qemu-adapter';
 import { runVectors } from '../../../conformance/src/runner/run';
 import type { Vector } from '../../../conformance/src/vectors/types';
-import { QEMU, ROOT, alive, childrenNamed, deviceVectors, waitFor } from './qemu-test-support';
+import { QEMU, ROOT, SMALL_DEVICE, alive, childrenNamed, deviceVectors, waitFor } from './qemu-test-support';
 
 const CLI = path.join(ROOT, 'conformance', 'bin', 'vmemct.js');
 
@@ -91,6 +93,14 @@ test('no QEMU survives a runner killed with SIGKILL', async () => {
   const gone = await waitFor(() => qemus.every((pid) => !alive(pid)), 5000);
   expect(qemus.filter(alive)).toEqual([]);
   expect(gone).toBe(true);
+
+  // The killed runner could not remove its temporary directory; the next QEMU start does.
+  const leftovers = (): string[] => fs.readdirSync(os.tmpdir()).filter((d) => d.startsWith(`vmemct-qemu-${runner.pid}-`));
+  expect(leftovers().length).toBeGreaterThan(0);
+  const adapter = createQemuAdapter({ located: QEMU });
+  await (await adapter.openDevice(SMALL_DEVICE)).close();
+  await adapter.dispose();
+  expect(leftovers()).toEqual([]);
 });
 
 test('an interrupted runner (SIGTERM) ends its QEMU before exiting', async () => {
