@@ -157,6 +157,9 @@ export function createQemuAdapter(options: QemuAdapterOptions = {}): Adapter {
   const reuse = options.reuse ?? true;
   let idle: Instance | undefined;
   const active = new Set<Instance>();
+  /** Opens still running (the runner may give up on one and dispose meanwhile). */
+  const opening = new Set<Promise<unknown>>();
+  let disposed = false;
 
   const info: AdapterInfo = {
     name: 'qemu',
@@ -170,13 +173,14 @@ export function createQemuAdapter(options: QemuAdapterOptions = {}): Adapter {
     const args = qemuArguments(setup);
     let qemu: QemuProcess;
     try {
-      qemu = await QemuProcess.start(binary, args, Math.max(commandTimeoutMs, 10_000));
+      // Start-up gets at least 10 s (a loaded machine); every later command gets commandTimeoutMs.
+      qemu = await QemuProcess.start(binary, args, Math.max(commandTimeoutMs, 10_000), commandTimeoutMs);
     } catch (e) {
       if (e instanceof QemuStartError) throw new AdapterError(e.message, e.stderr);
       throw e;
     }
-    options.onStart?.(qemu.pid);
     try {
+      options.onStart?.(qemu.pid);
       return { key, qemu, driver: await VirtioPciDriver.probe(qemu.qtest), spoiled: false };
     } catch (e) {
       await qemu.kill();
@@ -214,52 +218,71 @@ export function createQemuAdapter(options: QemuAdapterOptions = {}): Adapter {
   return {
     info,
     async openDevice(setup) {
-      const key = instanceKey(setup);
-      qemuArguments(setup);
-      let instance: Instance | undefined;
-      if (idle && reuse && idle.key === key && !idle.spoiled && idle.qemu.running) {
-        instance = idle;
-        idle = undefined;
-        try {
-          await prepare(instance, setup, true);
-        } catch (e) {
-          if (e instanceof UnsupportedSetupError) {
-            idle = instance;
-            throw e;
-          }
+      if (disposed) throw new AdapterError('the QEMU adapter was disposed');
+      const open = openInstance(setup);
+      opening.add(open);
+      try {
+        const instance = await open;
+        if (disposed) {
           await instance.qemu.kill();
-          instance = undefined;
+          throw new AdapterError('the QEMU adapter was disposed while the device was being opened');
         }
+        active.add(instance);
+        return new QemuDeviceSession(instance, setup, async (done) => {
+          active.delete(done);
+          if (reuse && !disposed && !done.spoiled && done.qemu.running && !idle) idle = done;
+          else await done.qemu.kill();
+        });
+      } finally {
+        opening.delete(open);
       }
-      if (!instance) {
-        if (idle) {
-          const old = idle;
-          idle = undefined;
-          await old.qemu.stop();
-        }
-        instance = await launch(setup, key);
-        try {
-          await prepare(instance, setup, false);
-        } catch (e) {
-          await instance.qemu.kill();
-          if (e instanceof UnsupportedSetupError) throw e;
-          throw new AdapterError(`preparing the device failed: ${(e as Error).message}`, instance.qemu.stderr);
-        }
-      }
-      active.add(instance);
-      return new QemuDeviceSession(instance, setup, async (done) => {
-        active.delete(done);
-        if (reuse && !done.spoiled && done.qemu.running && !idle) idle = done;
-        else await done.qemu.kill();
-      });
     },
     async dispose() {
+      disposed = true;
+      await Promise.allSettled([...opening]);
       const all = [...active, ...(idle ? [idle] : [])];
       idle = undefined;
       active.clear();
       await Promise.all(all.map((i) => i.qemu.stop()));
     },
   };
+
+  /** An instance in the vector's starting state: the idle one when its parameters match, else a new QEMU. */
+  async function openInstance(setup: DeviceSetup): Promise<Instance> {
+    const key = instanceKey(setup);
+    qemuArguments(setup);
+    let instance: Instance | undefined;
+    if (idle && reuse && idle.key === key && !idle.spoiled && idle.qemu.running) {
+      instance = idle;
+      idle = undefined;
+      try {
+        await prepare(instance, setup, true);
+      } catch (e) {
+        if (e instanceof UnsupportedSetupError) {
+          idle = instance;
+          throw e;
+        }
+        await instance.qemu.kill();
+        instance = undefined;
+      }
+    }
+    if (!instance) {
+      if (idle) {
+        const old = idle;
+        idle = undefined;
+        await old.qemu.stop();
+      }
+      instance = await launch(setup, key);
+      try {
+        await prepare(instance, setup, false);
+      } catch (e) {
+        await instance.qemu.kill();
+        if (e instanceof UnsupportedSetupError) throw e;
+        throw new AdapterError(`preparing the device failed: ${(e as Error).message}`, instance.qemu.stderr);
+      }
+    }
+    return instance;
+  }
 }
 
 /** Diagnostics for a failing vector: QEMU's state, command line and the end of its stderr. */
@@ -286,7 +309,11 @@ export async function queryHostView(qemu: QemuProcess): Promise<HostView> {
   const devices = (await qemu.qmp.execute('query-memory-devices')) as { type: string; data: Record<string, unknown> }[];
   const entry = devices.find((d) => d.type === 'virtio-mem' && d.data.id === DEVICE_ID);
   if (!entry) throw new Error(`query-memory-devices lists no virtio-mem device '${DEVICE_ID}'`);
-  const big = (key: string): bigint => BigInt(entry.data[key] as number);
+  const big = (key: string): bigint => {
+    const value = entry.data[key];
+    if (typeof value !== 'number') throw new Error(`query-memory-devices gave no numeric '${key}' for '${DEVICE_ID}'`);
+    return BigInt(value);
+  };
   return { size: big('size'), requestedSize: big('requested-size'), blockSize: big('block-size'), maxSize: big('max-size'), memaddr: big('memaddr'), node: Number(entry.data.node) };
 }
 

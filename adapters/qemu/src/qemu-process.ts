@@ -90,10 +90,18 @@ export function removeStaleTempDirs(): void {
   } catch {
     return;
   }
+  const uid = process.getuid?.();
   for (const entry of entries) {
     const m = new RegExp(`^${TEMP_PREFIX}([0-9]+)-`).exec(entry);
     if (!m || Number(m[1]) === process.pid || processExists(Number(m[1]))) continue;
-    fs.rmSync(path.join(os.tmpdir(), entry), { recursive: true, force: true });
+    const dir = path.join(os.tmpdir(), entry);
+    try {
+      // Only our own leftovers: another user's directory is theirs to clean.
+      if (uid !== undefined && fs.statSync(dir).uid !== uid) continue;
+      fs.rmSync(dir, { recursive: true, force: true });
+    } catch {
+      /* best effort */
+    }
   }
 }
 
@@ -183,7 +191,7 @@ export class QemuProcess {
    * Starts QEMU with `args` (device and machine options; qtest and QMP options are added here)
    * and waits until qtest and QMP both answer.
    */
-  static async start(binary: QemuBinary, args: readonly string[], commandTimeoutMs: number): Promise<QemuProcess> {
+  static async start(binary: QemuBinary, args: readonly string[], startTimeoutMs: number, commandTimeoutMs = startTimeoutMs): Promise<QemuProcess> {
     installExitHook();
     const tempDir = fs.mkdtempSync(path.join(os.tmpdir(), `${TEMP_PREFIX}${process.pid}-`));
     const qmpSocket = path.join(tempDir, 'qmp.sock');
@@ -196,10 +204,10 @@ export class QemuProcess {
     const spawnFailure = new Promise<never>((_, reject) => child.once('error', (e) => reject(e)));
     spawnFailure.catch(() => undefined);
     try {
-      const deadline = Date.now() + commandTimeoutMs;
+      const deadline = Date.now() + startTimeoutMs;
       const ready = Promise.all([
         qtest.command('endianness'),
-        QmpClient.connect(qmpSocket, deadline, commandTimeoutMs).then((c) => {
+        QmpClient.connect(qmpSocket, deadline, commandTimeoutMs, () => !qemu.running).then((c) => {
           qemu.qmpClient = c;
         }),
       ]);
@@ -238,6 +246,7 @@ export class QemuProcess {
     if (this.running && this.child.pid === undefined) {
       this.exitInfo = 'did not start';
       live.delete(this.child);
+      this.qtest.fail(new Error('QEMU did not start'));
     }
     if (this.running) {
       try {

@@ -33,6 +33,8 @@ export class QmpClient {
   private readonly eventWaiters: { name: string; resolve: (e: QmpEvent) => void; reject: (e: Error) => void }[] = [];
   private failure: Error | undefined;
   private greeted: (() => void) | undefined;
+  private greetingFailed: ((e: Error) => void) | undefined;
+  private greetingTimer: NodeJS.Timeout | undefined;
 
   private constructor(private readonly socket: net.Socket, private readonly timeoutMs: number) {
     socket.setEncoding('utf8');
@@ -41,8 +43,11 @@ export class QmpClient {
     socket.on('error', (e) => this.fail(new QmpError(`QMP connection: ${e.message}`)));
   }
 
-  /** Connects to `socketPath`, retrying until `deadline` (epoch ms) while QEMU creates it. */
-  static async connect(socketPath: string, deadline: number, timeoutMs: number): Promise<QmpClient> {
+  /**
+   * Connects to `socketPath`, retrying until `deadline` (epoch ms) while QEMU creates it; gives
+   * up at once when `gone()` says QEMU has ended.
+   */
+  static async connect(socketPath: string, deadline: number, timeoutMs: number, gone: () => boolean = () => false): Promise<QmpClient> {
     for (;;) {
       try {
         const socket = await new Promise<net.Socket>((resolve, reject) => {
@@ -62,7 +67,7 @@ export class QmpClient {
         }
         return client;
       } catch (e) {
-        if (Date.now() > deadline) throw new QmpError(`cannot connect to QMP at ${socketPath}: ${(e as Error).message}`);
+        if (Date.now() > deadline || gone()) throw new QmpError(`cannot connect to QMP at ${socketPath}: ${(e as Error).message}`);
         await new Promise((r) => setTimeout(r, 5));
       }
     }
@@ -70,11 +75,12 @@ export class QmpClient {
 
   private async handshake(): Promise<void> {
     await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new QmpError('no QMP greeting')), this.timeoutMs);
+      this.greetingTimer = setTimeout(() => reject(new QmpError('no QMP greeting')), this.timeoutMs);
       this.greeted = () => {
-        clearTimeout(timer);
+        clearTimeout(this.greetingTimer);
         resolve();
       };
+      this.greetingFailed = reject;
     });
     await this.execute('qmp_capabilities');
   }
@@ -130,6 +136,8 @@ export class QmpClient {
 
   private fail(error: Error): void {
     if (!this.failure) this.failure = error;
+    clearTimeout(this.greetingTimer);
+    this.greetingFailed?.(this.failure);
     for (const w of this.eventWaiters.splice(0)) w.reject(this.failure);
     for (const [id, w] of this.waiting) {
       clearTimeout(w.timer);

@@ -134,6 +134,10 @@ export class VirtioPciDriver {
       status = await this.readStatus();
     }
     if (status !== 0) throw new Error(`device status reads ${status} after a reset`);
+    // The device forgot the queue: until the next handshake sets it up again there is no ring
+    // (and the old one in guest RAM must never be read as an answer).
+    this.queueSize = 0;
+    this.descriptorTable = '';
     this.availIndex = 0;
     this.usedIndex = 0;
   }
@@ -165,6 +169,7 @@ export class VirtioPciDriver {
     const afterFeatures = await this.writeStatus(base | VIRTIO_CONFIG_S_FEATURES_OK);
     const featuresOk = (afterFeatures & VIRTIO_CONFIG_S_FEATURES_OK) !== 0;
     if (!featuresOk) return { offered, accepted, featuresOk, status: afterFeatures };
+    // Mirrors the reset: the queue exists only once it has been set up below.
     await this.setUpQueue();
     const status = await this.writeStatus(afterFeatures | VIRTIO_CONFIG_S_DRIVER_OK);
     return { offered, accepted, featuresOk, status };
@@ -205,7 +210,9 @@ export class VirtioPciDriver {
    * an earlier answer) and one `read` collects everything the device wrote.
    */
   async submit(chain: Chain, pollBudgetMs = 50): Promise<Completion> {
-    if (this.queueSize === 0) throw new Error('the queue is not set up (no successful DRIVER_OK)');
+    // No queue (no handshake since the last reset, or FEATURES_OK refused): a device without a
+    // queue answers nothing, and kicking it would make QEMU walk a ring that is not there.
+    if (this.queueSize === 0) return { kind: 'no-used-entry' };
     const layout = chainLayout(chain);
     if (layout.sizes.length === 0) throw new Error('a chain needs at least one buffer');
     if (layout.sizes.length > this.queueSize) throw new Error(`a chain of ${layout.sizes.length} descriptors does not fit a queue of ${this.queueSize}`);

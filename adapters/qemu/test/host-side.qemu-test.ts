@@ -3,10 +3,10 @@
  * each vector the starting state it asked for.
  */
 import { decodeConfig, encodeRequest } from '../../../model/src/codec/codec';
-import { VIRTIO_MEM_REQ_PLUG } from '../../../spec/src/index';
+import { VIRTIO_MEM_REQ_PLUG, VIRTIO_MEM_REQ_STATE } from '../../../spec/src/index';
 import type { DeviceSession } from '../../core/src/contract';
 import { QemuDeviceSession, createQemuAdapter } from '../src/qemu-adapter';
-import { QEMU, SMALL_DEVICE } from './qemu-test-support';
+import { QEMU, SMALL_DEVICE, alive } from './qemu-test-support';
 
 const MiB = 1n << 20n;
 
@@ -78,4 +78,50 @@ test('a reused QEMU starts the next vector from its own set-up: requested_size, 
   } finally {
     await adapter.dispose();
   }
+});
+
+test('the ring keeps working across the 16-bit index wrap (66,000 requests on one queue)', async () => {
+  const adapter = createQemuAdapter({ located: QEMU });
+  try {
+    const session = await adapter.openDevice({ ...SMALL_DEVICE, plugged: [{ first: 0, count: 2 }] });
+    await session.initialise((offered) => offered);
+    const state = { readable: [encodeRequest({ type: VIRTIO_MEM_REQ_STATE, addr: SMALL_DEVICE.addr, nb_blocks: 4 })], writableSizes: [10] };
+    const mixed = Buffer.from('00000000000000000200', 'hex');
+    let wrong = 0;
+    for (let i = 0; i < 66_000; i++) {
+      const c = await session.submit(state);
+      if (c.kind !== 'used' || c.length !== 10 || !Buffer.from(c.written).equals(mixed)) wrong++;
+    }
+    expect(wrong).toBe(0);
+    await session.close();
+  } finally {
+    await adapter.dispose();
+  }
+});
+
+test('after a device reset no request is answered until a handshake sets the queue up again', async () => {
+  const adapter = createQemuAdapter({ located: QEMU });
+  try {
+    const session = await adapter.openDevice(SMALL_DEVICE);
+    await session.initialise((offered) => offered);
+    await plug(session, 0, 1);
+    await session.deviceReset!();
+    const after = await session.submit({ readable: [encodeRequest({ type: VIRTIO_MEM_REQ_STATE, addr: SMALL_DEVICE.addr, nb_blocks: 1 })], writableSizes: [10] });
+    expect(after).toEqual({ kind: 'no-used-entry' });
+    await session.initialise((offered) => offered);
+    await plug(session, 1, 1);
+    await session.close();
+  } finally {
+    await adapter.dispose();
+  }
+});
+
+test('dispose while a device is still opening ends that QEMU too', async () => {
+  const started: number[] = [];
+  const adapter = createQemuAdapter({ located: QEMU, onStart: (pid) => started.push(pid!) });
+  const opening = adapter.openDevice(SMALL_DEVICE);
+  await new Promise((r) => setTimeout(r, 20));
+  await adapter.dispose();
+  await expect(opening).rejects.toThrow(/disposed/);
+  expect(started.filter(alive)).toEqual([]);
 });

@@ -7,6 +7,7 @@ import type { Chain, DeviceSession, DeviceSetup } from '../../../adapters/core/s
 import {
   BLOCK_STATE_NAMES,
   RESPONSE_CODE_NAMES,
+  VIRTIO_CONFIG_S_DRIVER_OK,
   VIRTIO_CONFIG_S_NEEDS_RESET,
   VIRTIO_MEM_REQ_STATE,
   VIRTIO_MEM_REQ_UNPLUG_ALL,
@@ -51,6 +52,11 @@ export function evaluateSetup(vector: Vector): DeviceSetup {
   return { block_size, region_size, addr, requested_size, node_id: s.node_id, features: s.features, plugged: s.plugged };
 }
 
+/** Whether a status register shows a running driver: DRIVER_OK set and the device not broken. */
+function driverRunning(status: number): boolean {
+  return (status & VIRTIO_CONFIG_S_DRIVER_OK) !== 0 && (status & VIRTIO_CONFIG_S_NEEDS_RESET) === 0;
+}
+
 /** Runs a device vector; returns its findings (an empty list is a pass). */
 export async function runDeviceVector(vector: Vector, session: DeviceSession, setup: DeviceSetup): Promise<Finding[]> {
   const run = new DeviceRun(vector, session, setup);
@@ -84,7 +90,7 @@ class DeviceRun {
     if (!explicitInit) {
       const init = await this.session.initialise((offered) => this.acceptFor(offered));
       this.negotiated = init.accepted;
-      this.driverActive = init.featuresOk;
+      this.driverActive = driverRunning(init.status);
       if (!init.featuresOk) {
         this.findings.push({ verdict: 'error', step: 0, check: 'setup', message: `the device refused FEATURES_OK during set-up (offered 0x${init.offered.toString(16)}, accepted 0x${init.accepted.toString(16)})` });
         return;
@@ -167,7 +173,7 @@ class DeviceRun {
       case 'initialise': {
         const init = await this.session.initialise((offered) => (a.accept === 'offered' ? offered : a.accept));
         this.negotiated = init.featuresOk ? init.accepted : 0n;
-        this.driverActive = init.featuresOk;
+        this.driverActive = driverRunning(init.status);
         if (e.featuresOk) this.check.set(step.index, 'features_ok', e.featuresOk, init.featuresOk ? 'accepted' : 'refused');
         else if (!init.featuresOk) throw new StepAborted('the device refused FEATURES_OK', 'fail', 'features_ok');
         break;
@@ -309,7 +315,7 @@ class DeviceRun {
       // The runner plays the driver: after a reset (or a reboot) it initialises the device again.
       const init = await this.session.initialise((offered) => this.acceptFor(offered));
       this.negotiated = init.featuresOk ? init.accepted : 0n;
-      this.driverActive = init.featuresOk;
+      this.driverActive = driverRunning(init.status);
     }
     this.invariants(step.index, before, after, kind, notified, driverActiveDuringStep);
   }
