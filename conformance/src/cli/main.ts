@@ -4,7 +4,7 @@
  */
 import { decodeCommand, encodeCommand } from './wire-commands';
 import { specCommand } from './spec-command';
-import { coverageCommand, lintCommand, listCommand, runCommand } from './run-commands';
+import { coverageCommand, docsCommand, lintCommand, listCommand, runCommand } from './run-commands';
 import { EXIT_HARNESS_ERROR, EXIT_OK, EXIT_USAGE, UsageError, isHarnessError, isUsageError } from './usage-error';
 
 /** Where the CLI writes; injectable for tests. */
@@ -33,6 +33,7 @@ usage:
       --reporter human|tap  --junit FILE  --json FILE  --timeout MS  --verbose  --quiet
   vmemct list [selection options] [--json]      the vectors: id, target, requirements, tags
   vmemct lint [PATH …]                          check vector files (schema and meaning)
+  vmemct docs --out DIR [--results FILE …]      the protocol, requirements, vectors and results as a static site
   vmemct coverage [--vectors PATH] [--json]     requirement → vectors; exit 1 if one is uncovered
   vmemct spec [--json]                          the protocol: layouts, constants, the 71 requirements
   vmemct encode config|request|response F=V …   encode a structure, print its bytes as hex
@@ -59,6 +60,7 @@ const COMMANDS: Readonly<Record<string, Command>> = {
   list: listCommand,
   lint: lintCommand,
   coverage: coverageCommand,
+  docs: docsCommand,
   spec: printing(specCommand),
   encode: printing(encodeCommand),
   decode: printing(decodeCommand),

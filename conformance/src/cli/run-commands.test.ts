@@ -202,3 +202,24 @@ describe('vmemct list, lint, coverage', () => {
     expect(r.out).toMatch(/not covered: .*dev\.plug\.3/);
   });
 });
+
+describe('vmemct docs', () => {
+  test('writes the site for the corpus and a results file; needs --out; a bad results file is exit 3 naming it', async () => {
+    const results = path.join(dir, 'model.json');
+    expect((await cli('run', '--json', results)).code).toBe(0);
+    const out = path.join(dir, 'site');
+    const r = await cli('docs', '--out', out, '--results', results);
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/^docs: 26 files written to .*site; open .*index\.html/);
+    expect(fs.readFileSync(path.join(out, 'results.html'), 'utf8')).toContain('<th>model:spec</th>');
+    expect(fs.existsSync(path.join(out, 'vectors', 'device-plug.html'))).toBe(true);
+
+    const noOut = await cli('docs');
+    expect(noOut.code).toBe(3);
+    expect(noOut.err).toMatch(/--out DIR is required/);
+    const bad = write('bad-results.json', '[]');
+    const badRun = await cli('docs', '--out', out, '--results', bad);
+    expect(badRun.code).toBe(3);
+    expect(badRun.err).toContain(`${bad}: not a vmemct results file`);
+  });
+});

@@ -10,6 +10,7 @@ import { createQemuAdapter } from '../../../adapters/qemu/src/qemu-adapter';
 import { QemuMissingError } from '../../../adapters/qemu/src/qemu-process';
 import { DEVICE_PROFILES, findDeviceProfile } from '../../../model/src/index';
 import { loadVectors, readVectorCache } from '../vectors/load';
+import { ResultsInput, buildSite, readResultsFile, writeSite } from '../docs/site';
 import { lintVectors } from '../vectors/lint';
 import { formatProblem, LoadProblem, Vector } from '../vectors/types';
 import { expectationProblems, loadExpectations } from '../runner/expectations';
@@ -242,4 +243,26 @@ export async function coverageCommand(args: readonly string[], io: CliIo): Promi
     io.stdout(`coverage: ${testable - uncovered.length} of ${testable} testable requirements covered by ${vectors.length} vectors; ${REQUIREMENTS.length - testable} untestable${uncovered.length ? `; not covered: ${uncovered.map((r) => r.id).join(', ')}` : ''}\n`);
   }
   return uncovered.length === 0 ? EXIT_OK : EXIT_UNEXPECTED;
+}
+
+/** `vmemct docs --out DIR [--results FILE …] [--vectors PATH …]`: the static documentation site. */
+export async function docsCommand(args: readonly string[], io: CliIo): Promise<number> {
+  const parsed = parseArgs('docs', args, { out: { kind: 'value' }, results: { kind: 'list' }, vectors: { kind: 'list' } });
+  if (parsed.positional.length > 0) throw new UsageError(`docs: unexpected argument '${parsed.positional[0]}'`);
+  const out = parsed.values.get('out');
+  if (!out) throw new UsageError('docs: --out DIR is required (the folder to write the site into)');
+  const vectors = loadCorpus('docs', parsed);
+  const results: ResultsInput[] = [];
+  for (const file of parsed.lists.get('results') ?? []) {
+    try {
+      results.push(readResultsFile(file));
+    } catch (e) {
+      throw new UsageError(`docs: ${(e as Error).message}`);
+    }
+  }
+  const vectorFiles = new Map<string, string>();
+  for (const file of new Set(vectors.map((v) => v.source.file))) vectorFiles.set(file, fs.readFileSync(file, 'utf8'));
+  const written = writeSite(out, buildSite({ vectors, vectorFiles, results }));
+  io.stdout(`docs: ${written.length} files written to ${out}; open ${path.join(out, 'index.html')}\n`);
+  return EXIT_OK;
 }

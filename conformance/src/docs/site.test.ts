@@ -1,0 +1,93 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { LAYOUTS, REQUIREMENTS } from '../../../spec/src/index';
+import { loadVectors } from '../vectors/load';
+import type { Vector } from '../vectors/types';
+import { buildSite, readResultsFile, vectorPagePath, ResultsInput } from './site';
+import { byteDiagram } from './diagrams';
+import { esc, page } from './html';
+
+const ROOT = path.resolve(__dirname, '..', '..', '..');
+const loaded = loadVectors([path.join(ROOT, 'conformance', 'vectors')]);
+const vectors: Vector[] = loaded.vectors;
+const vectorFiles = new Map([...new Set(vectors.map((v) => v.source.file))].map((f) => [f, fs.readFileSync(f, 'utf8')] as const));
+
+describe('the documentation site', () => {
+  const site = buildSite({ vectors, vectorFiles, results: [] });
+
+  test('has the overview, protocol, requirements, vectors, results and profiles pages, and one page per vector file', () => {
+    for (const p of ['index.html', 'protocol.html', 'requirements.html', 'vectors.html', 'results.html', 'profiles.html', 'style.css']) expect(site.has(p)).toBe(true);
+    for (const file of vectorFiles.keys()) expect(site.has(vectorPagePath(file))).toBe(true);
+  });
+
+  test('lists every requirement with its level and section, and its vectors or why it is untestable', () => {
+    const html = site.get('requirements.html')!;
+    for (const r of REQUIREMENTS) {
+      expect(html).toContain(`<span id="${r.id}"><code>${r.id}</code></span>`);
+      if (!r.testable) expect(html).toContain(esc(`untestable: ${r.untestableReason}`));
+    }
+    const covering = vectors.find((v) => v.requirements.includes('dev.plug.3'))!;
+    expect(html).toContain(`${vectorPagePath(covering.source.file)}#${covering.id}`);
+  });
+
+  test('renders every vector under its id with its requirements, setup and steps', () => {
+    for (const v of vectors) {
+      const html = site.get(vectorPagePath(v.source.file))!;
+      expect(html).toContain(`<section class="vector" id="${v.id}">`);
+      for (const r of v.requirements) expect(html).toContain(`../requirements.html#${r}`);
+    }
+    const plug = site.get('vectors/device-plug.html')!;
+    expect(plug).toContain('Initial state: block_size 2 MiB · region 1 GiB at 0x100000000 · requested_size 64 MiB');
+    expect(plug).toContain('<code>{ request: { type: PLUG, addr: addr, nb_blocks: 1 } }</code>');
+    expect(plug).toMatch(/none: <span class="badge v-pass">pass<\/span>, sent: <span class="badge v-non-strict">non-strict<\/span>/);
+  });
+
+  test('draws each layout with one box per field spanning its bytes', () => {
+    const d = byteDiagram(LAYOUTS.config);
+    expect(d.match(/class="field /g)).toHaveLength(LAYOUTS.config.fields.length);
+    expect(d).toContain('grid-row: 3; grid-column: 2 / span 2');
+    expect(d).toContain('grid-row: 3; grid-column: 4 / span 6');
+    const crossing = byteDiagram({ ...LAYOUTS.request, size: 16, fields: [{ name: 'x', specPath: 'x', offset: 6, size: 4, kind: 'bytes', mutability: 'reserved', description: 'crosses a row' }] });
+    expect(crossing).toContain('grid-row: 2; grid-column: 8 / span 2');
+    expect(crossing).toContain('grid-row: 3; grid-column: 2 / span 2');
+    expect(crossing).toContain('x (cont.)');
+  });
+
+  test('is deterministic', () => {
+    const again = buildSite({ vectors, vectorFiles, results: [] });
+    expect([...again]).toEqual([...site]);
+  });
+
+  test('says how to get a matrix when no results are given, and draws one per results file otherwise', () => {
+    expect(site.get('results.html')).toContain('No results files were given');
+    const results: ResultsInput = {
+      file: '/x/qemu.json', implementation: 'QEMU 7.2.22', adapter: 'qemu', profile: null, expectations: null,
+      results: [{ id: vectors[0]!.id, verdict: 'fail', expected: 'pass', status: 'unexpected' }],
+    };
+    const html = buildSite({ vectors, vectorFiles, results: [results] }).get('results.html')!;
+    expect(html).toContain('<th>QEMU 7.2.22</th>');
+    expect(html).toContain('<span class="badge v-fail">fail</span> <strong title="expected pass">!</strong>');
+    expect((html.match(/<span class="muted">—<\/span>/g) ?? []).length).toBe(vectors.length - 1);
+  });
+
+  test('escapes text from vectors and results', () => {
+    expect(esc(`<a href="x">'&'</a>`)).toBe('&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;');
+    expect(page('<T>', 'index.html', '')).toContain('<title>&lt;T&gt; · vmemct</title>');
+  });
+});
+
+describe('readResultsFile', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vmemct-docs-'));
+  afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  test('reads a results document and refuses anything else, naming the file', () => {
+    const good = path.join(dir, 'good.json');
+    fs.writeFileSync(good, JSON.stringify({ format: 'vmemct-results/1', adapter: { name: 'model', implementation: 'model:qemu' }, options: { profile: 'qemu' }, expectations: null, results: [] }));
+    expect(readResultsFile(good)).toMatchObject({ implementation: 'model:qemu', adapter: 'model', profile: 'qemu', results: [] });
+    const bad = path.join(dir, 'bad.json');
+    fs.writeFileSync(bad, '{"format": "something else"}');
+    expect(() => readResultsFile(bad)).toThrow(`${bad}: not a vmemct results file`);
+    expect(() => readResultsFile(path.join(dir, 'missing.json'))).toThrow(/missing\.json: cannot read a results file/);
+  });
+});

@@ -1,0 +1,295 @@
+/**
+ * The living spec: a static HTML site generated from `spec/` (layouts, requirements) and
+ * `conformance/` (vectors, results files), plus the model's profiles. Every page is a plain file
+ * with relative links, so the site opens from disk without a server.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
+import { FEATURE_BITS, LAYOUTS, REQUIREMENTS, Requirement } from '../../../spec/src/index';
+import { DEVICE_PROFILES, DeviceProfile } from '../../../model/src/index';
+import type { Vector } from '../vectors/types';
+import { evaluateSetup } from '../runner/device-run';
+import { anchor, badge, esc, page, STYLE, table } from './html';
+import { byteDiagram, fieldTable, legend } from './diagrams';
+
+/** One results file (`vmemct run --json`), as much of it as the matrix needs. */
+export interface ResultsInput {
+  /** Where it came from (for messages). */
+  readonly file: string;
+  readonly implementation: string;
+  readonly adapter: string;
+  readonly profile: string | null;
+  readonly expectations: string | null;
+  readonly results: readonly { readonly id: string; readonly verdict: string; readonly expected: string; readonly status: string }[];
+}
+
+/** What the site is generated from. */
+export interface SiteInput {
+  readonly vectors: readonly Vector[];
+  /** The YAML text of each vector file, by the path in `Vector.source.file`. */
+  readonly vectorFiles: ReadonlyMap<string, string>;
+  readonly results: readonly ResultsInput[];
+}
+
+/** Reads a `vmemct run --json` file; throws an Error naming the file and the problem. */
+export function readResultsFile(file: string): ResultsInput {
+  let doc: Record<string, unknown>;
+  try {
+    doc = JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, unknown>;
+  } catch (e) {
+    throw new Error(`${file}: cannot read a results file: ${(e as Error).message}`);
+  }
+  if (doc.format !== 'vmemct-results/1' || !Array.isArray(doc.results)) throw new Error(`${file}: not a vmemct results file (format vmemct-results/1, from vmemct run --json)`);
+  const adapter = (doc.adapter ?? {}) as { name?: string; implementation?: string };
+  const options = (doc.options ?? {}) as { profile?: string | null };
+  return {
+    file,
+    implementation: adapter.implementation ?? 'unknown',
+    adapter: adapter.name ?? 'unknown',
+    profile: options.profile ?? null,
+    expectations: typeof doc.expectations === 'string' ? doc.expectations : null,
+    results: doc.results as ResultsInput['results'],
+  };
+}
+
+/** The page of a vector file: `conformance/vectors/device/plug.yaml` → `vectors/device-plug.html`. */
+export function vectorPagePath(file: string): string {
+  const parts = file.split(/[\\/]/);
+  const base = parts[parts.length - 1]!.replace(/\.ya?ml$/, '');
+  const folder = parts[parts.length - 2] ?? 'vectors';
+  return `vectors/${folder}-${base}.html`;
+}
+
+/** Builds every page: site-relative path → content. */
+export function buildSite(input: SiteInput): Map<string, string> {
+  const pages = new Map<string, string>();
+  const active = input.vectors.filter((v) => !v.retired);
+  const byRequirement = new Map<string, Vector[]>();
+  for (const v of active) for (const r of v.requirements) byRequirement.set(r, [...(byRequirement.get(r) ?? []), v]);
+  const files = [...new Set(input.vectors.map((v) => v.source.file))];
+
+  pages.set('style.css', STYLE);
+  pages.set('index.html', indexPage(active, files));
+  pages.set('protocol.html', protocolPage());
+  pages.set('requirements.html', requirementsPage(byRequirement));
+  pages.set('vectors.html', vectorIndexPage(input.vectors, files));
+  for (const file of files) pages.set(vectorPagePath(file), vectorFilePage(file, input.vectors.filter((v) => v.source.file === file), input.vectorFiles.get(file)));
+  pages.set('results.html', resultsPage(input.vectors, input.results));
+  pages.set('profiles.html', profilesPage());
+  return pages;
+}
+
+/** Writes the site into `dir` (created if needed); returns the files written. */
+export function writeSite(dir: string, pages: ReadonlyMap<string, string>): string[] {
+  const written: string[] = [];
+  for (const [rel, content] of pages) {
+    const target = path.join(dir, rel);
+    fs.mkdirSync(path.dirname(target), { recursive: true });
+    fs.writeFileSync(target, content);
+    written.push(target);
+  }
+  return written;
+}
+
+function vectorLink(v: Vector, depth: number): string {
+  return `<a href="${'../'.repeat(depth)}${vectorPagePath(v.source.file)}#${anchor(v.id)}"><code>${esc(v.id)}</code></a>`;
+}
+
+function requirementLink(id: string, depth: number): string {
+  return `<a href="${'../'.repeat(depth)}requirements.html#${anchor(id)}"><code>${esc(id)}</code></a>`;
+}
+
+function indexPage(vectors: readonly Vector[], files: readonly string[]): string {
+  const device = REQUIREMENTS.filter((r) => r.side === 'device').length;
+  const testable = REQUIREMENTS.filter((r) => r.testable).length;
+  const body = `<h1>virtio-mem, readable</h1>
+<p>The virtio memory device (device ID 24) lets a hypervisor grow and shrink a guest's memory in blocks: the device offers a region, the host sets a <code>requested_size</code>, and the guest's driver plugs and unplugs blocks with requests on one virtqueue until <code>plugged_size</code> matches. These pages show the protocol as bytes, every normative statement of VIRTIO 1.4 §5.15 with the tests that check it, every test vector, and how implementations fare.</p>
+<div class="cards">
+  <a href="protocol.html"><strong>Protocol bytes</strong><br>The 56-byte configuration space, the request and the response, byte by byte.</a>
+  <a href="requirements.html"><strong>${REQUIREMENTS.length} requirements</strong><br>${device} for the device, ${REQUIREMENTS.length - device} for the driver; ${testable} testable, each with its vectors.</a>
+  <a href="vectors.html"><strong>${vectors.length} vectors</strong><br>In ${files.length} files: initial state, steps and the outcomes each step allows.</a>
+  <a href="results.html"><strong>Results</strong><br>Implementations × vectors, from <code>vmemct run --json</code> files.</a>
+  <a href="profiles.html"><strong>Profiles</strong><br>Where QEMU, cloud-hypervisor and Firecracker decide differently.</a>
+</div>
+<h2>Verdict classes</h2>
+<p>A vector lists the outcomes it allows for each step and the class of each: ${['pass', 'acceptable', 'non-strict', 'informational', 'fail'].map(badge).join(' ')}. A run also reports ${['unsupported', 'error', 'timeout'].map(badge).join(' ')} when the target cannot be tested.</p>`;
+  return page('Overview', 'index.html', body);
+}
+
+function protocolPage(): string {
+  const layouts = [LAYOUTS.config, LAYOUTS.request, LAYOUTS.response];
+  const sections = layouts.map(
+    (l) => `<h2 id="${esc(l.id)}">struct ${esc(l.structName)} — ${l.size} bytes (§${esc(l.section)})</h2>
+${byteDiagram(l)}
+${fieldTable(l)}`,
+  );
+  const features = table(
+    ['bit', 'name', 'since', 'meaning'],
+    FEATURE_BITS.map((f) => [String(f.value), `<code>${esc(f.name)}</code>`, esc(f.since), esc(f.meaning)]),
+  );
+  const body = `<h1>Protocol bytes</h1>
+<p>All multi-byte fields are little-endian. Boxes are coloured by who may change the field:</p>
+${legend(layouts)}
+${sections.join('\n')}
+<h2 id="features">Feature bits</h2>
+${features}`;
+  return page('Protocol bytes', 'protocol.html', body);
+}
+
+function requirementsPage(byRequirement: ReadonlyMap<string, readonly Vector[]>): string {
+  const row = (r: Requirement): string[] => {
+    const covering = byRequirement.get(r.id) ?? [];
+    const coverage = !r.testable
+      ? `<span class="muted">untestable: ${esc(r.untestableReason ?? '')}</span>`
+      : covering.length === 0
+        ? badge('missing')
+        : `${covering.length} vector${covering.length > 1 ? 's' : ''}: ${covering.map((v) => vectorLink(v, 0)).join(', ')}`;
+    return [`<span id="${anchor(r.id)}"><code>${esc(r.id)}</code></span>`, `<span class="level">${esc(r.level)}</span>`, `§${esc(r.section)}`, esc(r.summary) + (r.needs.length ? ` <span class="muted">(needs ${esc(r.needs.join(', '))})</span>` : ''), coverage];
+  };
+  const sides = (['device', 'driver'] as const).map((side) => {
+    const list = REQUIREMENTS.filter((r) => r.side === side);
+    return `<h2 id="${side}">${side === 'device' ? 'Device' : 'Driver'} requirements (${list.length})</h2>\n${table(['id', 'level', 'section', 'paraphrase', 'checked by'], list.map(row))}`;
+  });
+  const body = `<h1>Requirements</h1>
+<p>All ${REQUIREMENTS.length} normative statements of VIRTIO 1.4 §5.15, in document order, each paraphrased, with the vectors that check it or why none can.</p>
+${sides.join('\n')}`;
+  return page('Requirements', 'requirements.html', body);
+}
+
+function vectorIndexPage(vectors: readonly Vector[], files: readonly string[]): string {
+  const rows = files.map((file) => {
+    const inFile = vectors.filter((v) => v.source.file === file);
+    return [`<a href="${vectorPagePath(file)}">${esc(displayFile(file))}</a>`, esc(inFile[0]?.target ?? ''), String(inFile.length), esc([...new Set(inFile.flatMap((v) => v.tags))].slice(0, 8).join(', '))];
+  });
+  const all = table(
+    ['vector', 'title', 'requirements'],
+    vectors.map((v) => [vectorLink(v, 0) + (v.retired ? ` ${badge('retired')}` : ''), esc(v.title), v.requirements.map((r) => requirementLink(r, 0)).join(' ')]),
+  );
+  const body = `<h1>Vectors</h1>
+<p>${vectors.length} vectors in ${files.length} files. Each runs against a fresh device (device vectors) or a fresh driver (driver vectors).</p>
+${table(['file', 'target', 'vectors', 'tags'], rows)}
+<h2>All vectors</h2>
+${all}`;
+  return page('Vectors', 'vectors.html', body);
+}
+
+function displayFile(file: string): string {
+  const i = file.replace(/\\/g, '/').lastIndexOf('conformance/vectors/');
+  return i >= 0 ? file.slice(i) : path.basename(file);
+}
+
+const VERDICT_CLASS = /\b(pass|acceptable|non-strict|informational|fail)\b(?=[,}\s]|$)/g;
+
+/** YAML flow text of a value, escaped, with verdict classes as badges. */
+function flow(value: unknown, classes: boolean): string {
+  const text = esc(stringifyYaml(value, { collectionStyle: 'flow', lineWidth: 0 }).trim());
+  return classes ? text.replace(VERDICT_CLASS, (m) => badge(m)) : text;
+}
+
+function setupText(v: Vector): string {
+  const format = (n: bigint): string => {
+    for (const [unit, size] of [['TiB', 1n << 40n], ['GiB', 1n << 30n], ['MiB', 1n << 20n], ['KiB', 1n << 10n]] as const) if (n !== 0n && n % size === 0n) return `${n / size} ${unit}`;
+    return `${n}`;
+  };
+  try {
+    const s = evaluateSetup(v);
+    const parts = [`block_size ${format(s.block_size)}`, `region ${format(s.region_size)} at 0x${s.addr.toString(16)}`, `requested_size ${format(s.requested_size)}`];
+    if (s.node_id) parts.push(`node_id ${s.node_id}`);
+    if (s.features !== undefined) parts.push(`features ${FEATURE_BITS.filter((f) => (s.features! >> BigInt(f.value)) & 1n).map((f) => f.name.replace(/^VIRTIO_(MEM_)?F_/, '')).join(', ') || 'none'}`);
+    if (s.plugged.length) parts.push(`plugged blocks ${s.plugged.map((r) => (r.count === 1 ? `${r.first}` : `${r.first}–${r.first + r.count - 1}`)).join(', ')}`);
+    return esc(parts.join(' · '));
+  } catch (e) {
+    return `<span class="muted">${esc((e as Error).message)}</span>`;
+  }
+}
+
+function vectorFilePage(file: string, vectors: readonly Vector[], text: string | undefined): string {
+  let raw: { id?: string; steps?: Record<string, unknown>[] }[] = [];
+  try {
+    raw = ((text ? parseYaml(text) : {}) as { vectors?: typeof raw }).vectors ?? [];
+  } catch {
+    raw = [];
+  }
+  const header = text ? ((/^((?:#.*\n)+)/m.exec(text.split('\n').slice(1).join('\n'))?.[1] ?? '').replace(/^# ?/gm, '').trim()) : '';
+  const sections = vectors.map((v) => {
+    const steps = raw.find((r) => r.id === v.id)?.steps ?? [];
+    const rows = steps.map((step, i) => {
+      const { expect, note, ...action } = step as { expect?: unknown; note?: unknown } & Record<string, unknown>;
+      return [String(i + 1), `<code>${flow(action, false)}</code>`, expect === undefined ? '<span class="muted">—</span>' : `<code>${flow(expect, true)}</code>`, note === undefined ? '' : esc(String(note))];
+    });
+    return `<section class="vector" id="${anchor(v.id)}">
+<h3><code>${esc(v.id)}</code>${v.retired ? ` ${badge('retired')}` : ''}</h3>
+<p><strong>${esc(v.title)}</strong></p>
+${v.description ? `<p>${esc(v.description)}</p>` : ''}
+<p class="muted">${esc(v.target)} vector · ${displayFile(v.source.file)}:${v.source.line}${v.tags.length ? ` · tags ${esc(v.tags.join(', '))}` : ''}${v.needs.length ? ` · needs ${esc(v.needs.join(', '))}` : ''}</p>
+<p>Requirements: ${v.requirements.map((r) => requirementLink(r, 1)).join(' ')}</p>
+<p>Initial state: ${setupText(v)}</p>
+${rows.length ? table(['step', 'action', 'expected (outcome: class)', 'note'], rows) : '<p class="muted">No steps recorded in the file.</p>'}
+</section>`;
+  });
+  const body = `<h1>${esc(displayFile(file))}</h1>
+${header ? `<p>${esc(header)}</p>` : ''}
+<p><a href="../vectors.html">All vectors</a></p>
+${sections.join('\n')}`;
+  return page(displayFile(file), 'vectors.html', body, 1);
+}
+
+function resultsPage(vectors: readonly Vector[], results: readonly ResultsInput[]): string {
+  if (results.length === 0) {
+    const body = `<h1>Results</h1>
+<p>No results files were given. Run implementations with <code>vmemct run --json FILE</code> and generate the site with <code>vmemct docs --out DIR --results FILE …</code> to see a matrix of implementations × vectors here.</p>`;
+    return page('Results', 'results.html', body);
+  }
+  const label = (r: ResultsInput): string => esc(r.profile && r.adapter === 'model' ? `model:${r.profile}` : r.implementation);
+  const lookups = results.map((r) => new Map(r.results.map((x) => [x.id, x])));
+  const rows = vectors.map((v) => [
+    vectorLink(v, 0),
+    ...lookups.map((m) => {
+      const r = m.get(v.id);
+      if (!r) return '<span class="muted">—</span>';
+      return badge(r.verdict) + (r.status === 'unexpected' ? ` <strong title="expected ${esc(r.expected)}">!</strong>` : '');
+    }),
+  ]);
+  const summary = results.map((r) => {
+    const counts = new Map<string, number>();
+    for (const x of r.results) counts.set(x.verdict, (counts.get(x.verdict) ?? 0) + 1);
+    const unexpected = r.results.filter((x) => x.status === 'unexpected').length;
+    return [label(r), `<code>${esc(path.basename(r.file))}</code>`, r.expectations ? `<code>${esc(r.expectations)}</code>` : '<span class="muted">none</span>', [...counts].map(([k, n]) => `${badge(k)} ${n}`).join(' '), String(unexpected)];
+  });
+  const body = `<h1>Results</h1>
+${table(['implementation', 'results file', 'expectations', 'verdicts', 'unexpected'], summary)}
+<p class="muted">A <strong>!</strong> marks a verdict that differs from what the run expected (its expectation file, or the default rules).</p>
+${table(['vector', ...results.map(label)], rows, 'matrix')}`;
+  return page('Results', 'results.html', body);
+}
+
+function profileValue(key: keyof DeviceProfile, value: unknown): string {
+  if (key === 'defaultFeatures') {
+    const f = value as bigint;
+    return esc(FEATURE_BITS.filter((b) => (f >> BigInt(b.value)) & 1n).map((b) => b.name).join(', '));
+  }
+  if (Array.isArray(value)) return esc(value.join(' → '));
+  if (typeof value === 'object' && value !== null) return esc(Object.entries(value).map(([k, v]) => `${k}: ${typeof v === 'bigint' ? `${v / (1n << 20n)} MiB` : String(v)}`).join(', '));
+  return esc(String(value));
+}
+
+function profilesPage(): string {
+  const profiles = Object.values(DEVICE_PROFILES);
+  const keys = (Object.keys(profiles[0]!) as (keyof DeviceProfile)[]).filter((k) => !['name', 'title', 'source', 'notes'].includes(k));
+  const rows = keys.map((k) => {
+    const values = profiles.map((p) => profileValue(k, p[k]));
+    const differs = new Set(values).size > 1;
+    return [`<code>${esc(k)}</code>${differs ? '' : ' <span class="muted">(same everywhere)</span>'}`, ...values];
+  });
+  const about = table(
+    ['profile', 'reproduces', 'source', 'notes'],
+    profiles.map((p) => [`<code>${esc(p.name)}</code>`, esc(p.title), `<code>${esc(p.source)}</code>`, esc(p.notes.join(' '))]),
+  );
+  const body = `<h1>Device profiles</h1>
+<p>Where the spec leaves room, implementations decide; the model reproduces each decision as a profile (<code>vmemct run --profile NAME</code>). A profile never changes what is conforming, only which of the conforming outcomes the model device gives.</p>
+${about}
+<h2>Side by side</h2>
+${table(['choice', ...profiles.map((p) => `<code>${esc(p.name)}</code>`)], rows)}`;
+  return page('Profiles', 'profiles.html', body);
+}
