@@ -8,6 +8,11 @@ export function esc(text: string | number | bigint): string {
   return String(text).replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 }
 
+/** Prose from our own sources: escaped, with `backticked` spans set as code. */
+export function prose(text: string): string {
+  return esc(text).replace(/`([^`]+)`/g, '<code>$1</code>');
+}
+
 /** A site-relative page and its place in the navigation. */
 export interface NavEntry {
   readonly href: string;
@@ -108,6 +113,7 @@ th { background: #f6f8fa; }
 .matrix td, .matrix th { text-align: center; } .matrix td:first-child, .matrix th:first-child { text-align: left; }
 .vector { border: 1px solid var(--line); border-radius: 6px; padding: .2rem 1rem 1rem; margin: 1.2rem 0; }
 .vector h3 { margin-bottom: .2rem; }
+.scroll { overflow-x: auto; }
 .cards { display: grid; grid-template-columns: repeat(auto-fill, minmax(15rem, 1fr)); gap: .8rem; }
 .cards a { display: block; border: 1px solid var(--line); border-radius: 6px; padding: .6rem .8rem; color: inherit; text-decoration: none; }
 .cards a strong { color: var(--accent); }

@@ -6,7 +6,7 @@ import { loadVectors } from '../vectors/load';
 import type { Vector } from '../vectors/types';
 import { buildSite, readResultsFile, vectorPagePath, ResultsInput } from './site';
 import { byteDiagram } from './diagrams';
-import { esc, page } from './html';
+import { esc, page, prose } from './html';
 
 const ROOT = path.resolve(__dirname, '..', '..', '..');
 const loaded = loadVectors([path.join(ROOT, 'conformance', 'vectors')]);
@@ -74,6 +74,8 @@ describe('the documentation site', () => {
   test('escapes text from vectors and results', () => {
     expect(esc(`<a href="x">'&'</a>`)).toBe('&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;');
     expect(page('<T>', 'index.html', '')).toContain('<title>&lt;T&gt; · vmemct</title>');
+    expect(prose('keeps `plugged_size` <b>')).toBe('keeps <code>plugged_size</code> &lt;b&gt;');
+    expect(site.get('requirements.html')).toContain('<code>plugged_size</code> always equals');
   });
 });
 

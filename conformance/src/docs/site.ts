@@ -10,7 +10,7 @@ import { FEATURE_BITS, LAYOUTS, REQUIREMENTS, Requirement } from '../../../spec/
 import { DEVICE_PROFILES, DeviceProfile } from '../../../model/src/index';
 import type { Vector } from '../vectors/types';
 import { evaluateSetup } from '../runner/device-run';
-import { anchor, badge, esc, page, STYLE, table } from './html';
+import { anchor, badge, esc, page, prose, STYLE, table } from './html';
 import { byteDiagram, fieldTable, legend } from './diagrams';
 
 /** One results file (`vmemct run --json`), as much of it as the matrix needs. */
@@ -145,7 +145,7 @@ function requirementsPage(byRequirement: ReadonlyMap<string, readonly Vector[]>)
       : covering.length === 0
         ? badge('missing')
         : `${covering.length} vector${covering.length > 1 ? 's' : ''}: ${covering.map((v) => vectorLink(v, 0)).join(', ')}`;
-    return [`<span id="${anchor(r.id)}"><code>${esc(r.id)}</code></span>`, `<span class="level">${esc(r.level)}</span>`, `§${esc(r.section)}`, esc(r.summary) + (r.needs.length ? ` <span class="muted">(needs ${esc(r.needs.join(', '))})</span>` : ''), coverage];
+    return [`<span id="${anchor(r.id)}"><code>${esc(r.id)}</code></span>`, `<span class="level">${esc(r.level)}</span>`, `§${esc(r.section)}`, prose(r.summary) + (r.needs.length ? ` <span class="muted">(needs ${esc(r.needs.join(', '))})</span>` : ''), coverage];
   };
   const sides = (['device', 'driver'] as const).map((side) => {
     const list = REQUIREMENTS.filter((r) => r.side === side);
@@ -216,12 +216,12 @@ function vectorFilePage(file: string, vectors: readonly Vector[], text: string |
     const steps = raw.find((r) => r.id === v.id)?.steps ?? [];
     const rows = steps.map((step, i) => {
       const { expect, note, ...action } = step as { expect?: unknown; note?: unknown } & Record<string, unknown>;
-      return [String(i + 1), `<code>${flow(action, false)}</code>`, expect === undefined ? '<span class="muted">—</span>' : `<code>${flow(expect, true)}</code>`, note === undefined ? '' : esc(String(note))];
+      return [String(i + 1), `<code>${flow(action, false)}</code>`, expect === undefined ? '<span class="muted">—</span>' : `<code>${flow(expect, true)}</code>`, note === undefined ? '' : prose(String(note))];
     });
     return `<section class="vector" id="${anchor(v.id)}">
 <h3><code>${esc(v.id)}</code>${v.retired ? ` ${badge('retired')}` : ''}</h3>
 <p><strong>${esc(v.title)}</strong></p>
-${v.description ? `<p>${esc(v.description)}</p>` : ''}
+${v.description ? `<p>${prose(v.description)}</p>` : ''}
 <p class="muted">${esc(v.target)} vector · ${displayFile(v.source.file)}:${v.source.line}${v.tags.length ? ` · tags ${esc(v.tags.join(', '))}` : ''}${v.needs.length ? ` · needs ${esc(v.needs.join(', '))}` : ''}</p>
 <p>Requirements: ${v.requirements.map((r) => requirementLink(r, 1)).join(' ')}</p>
 <p>Initial state: ${setupText(v)}</p>
@@ -229,7 +229,7 @@ ${rows.length ? table(['step', 'action', 'expected (outcome: class)', 'note'], r
 </section>`;
   });
   const body = `<h1>${esc(displayFile(file))}</h1>
-${header ? `<p>${esc(header)}</p>` : ''}
+${header ? `<p>${prose(header)}</p>` : ''}
 <p><a href="../vectors.html">All vectors</a></p>
 ${sections.join('\n')}`;
   return page(displayFile(file), 'vectors.html', body, 1);
@@ -260,7 +260,9 @@ function resultsPage(vectors: readonly Vector[], results: readonly ResultsInput[
   const body = `<h1>Results</h1>
 ${table(['implementation', 'results file', 'expectations', 'verdicts', 'unexpected'], summary)}
 <p class="muted">A <strong>!</strong> marks a verdict that differs from what the run expected (its expectation file, or the default rules).</p>
-${table(['vector', ...results.map(label)], rows, 'matrix')}`;
+<div class="scroll">
+${table(['vector', ...results.map(label)], rows, 'matrix')}
+</div>`;
   return page('Results', 'results.html', body);
 }
 
@@ -290,6 +292,8 @@ function profilesPage(): string {
 <p>Where the spec leaves room, implementations decide; the model reproduces each decision as a profile (<code>vmemct run --profile NAME</code>). A profile never changes what is conforming, only which of the conforming outcomes the model device gives.</p>
 ${about}
 <h2>Side by side</h2>
-${table(['choice', ...profiles.map((p) => `<code>${esc(p.name)}</code>`)], rows)}`;
+<div class="scroll">
+${table(['choice', ...profiles.map((p) => `<code>${esc(p.name)}</code>`)], rows)}
+</div>`;
   return page('Profiles', 'profiles.html', body);
 }
