@@ -32,7 +32,7 @@ beforeAll(async () => {
   const files = new Map([...new Set(loaded.vectors.map((v) => v.source.file))].map((f) => [f, fs.readFileSync(f, 'utf8')] as const));
   site = fs.mkdtempSync(path.join(os.tmpdir(), 'vmemct-site-'));
   writeSite(site, buildSite({ vectors: loaded.vectors, vectorFiles: files, results }));
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
+  browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-dev-shm-usage'] });
 });
 
 afterAll(async () => {
