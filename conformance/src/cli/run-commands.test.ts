@@ -203,6 +203,17 @@ describe('vmemct list, lint, coverage', () => {
   });
 });
 
+describe('vmemct run with an expectation file of another implementation', () => {
+  test('warns on stderr and still runs', async () => {
+    const fc = path.join(__dirname, '..', '..', 'expectations', 'model-firecracker.yaml');
+    const other = await cli('run', '--profile', 'firecracker', '--expectations', fc);
+    expect(other.code).toBe(0);
+    expect(other.err).not.toMatch(/warning/);
+    const mixed = await cli('run', '--profile', 'spec', '--filter', 'vmem.dev.plug.*', '--expectations', fc);
+    expect(mixed.err).toContain("describes 'model:firecracker', but the target is 'model:spec'");
+  });
+});
+
 describe('vmemct docs', () => {
   test('writes the site for the corpus and a results file; needs --out; a bad results file is exit 3 naming it', async () => {
     const results = path.join(dir, 'model.json');

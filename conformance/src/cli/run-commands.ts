@@ -139,6 +139,10 @@ export async function runCommand(args: readonly string[], io: CliIo): Promise<nu
   const selected = selectVectors(all, sel);
   if (selected.length === 0) throw new UsageError('run: the filters select no vector');
   const adapter = createAdapter(parsed);
+  if (expectations && !adapter.info.implementation.startsWith(expectations.implementation)) {
+    // Not an error (a file may be shared between close versions), but a likely mix-up worth a line.
+    io.stderr(`vmemct: warning: ${expectationsFile} describes '${expectations.implementation}', but the target is '${adapter.info.implementation}'\n`);
+  }
   const startedAt = new Date();
   const progress = reporter === 'human' && !parsed.flags.has('quiet') && process.stderr.isTTY === true;
   let lastProgress = Date.now();
