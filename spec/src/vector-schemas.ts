@@ -95,7 +95,7 @@ const Expect = {
   minProperties: 1,
   properties: {
     response: outcomeSet(RESPONSE_OUTCOMES),
-    state: { enum: BLOCK_STATE_NAMES },
+    state: outcomeSet(BLOCK_STATE_NAMES),
     config: {
       type: 'object',
       additionalProperties: false,

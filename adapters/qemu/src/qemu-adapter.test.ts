@@ -162,7 +162,7 @@ describe('qemuArguments', () => {
   });
 
   test('refuses features with PERSISTENT_SUSPEND, which QEMU 7.2 never offers', () => {
-    expectRefused(setup({ features: VERSION_1 | ACPI_PXM | PERSISTENT_SUSPEND }), /never offers features 0x4/);
+    expectRefused(setup({ features: VERSION_1 | ACPI_PXM | PERSISTENT_SUSPEND }), /never offers VIRTIO_MEM_F_PERSISTENT_SUSPEND/);
   });
 });
 
@@ -205,8 +205,10 @@ describe('locateQemu', () => {
     expect(found.version).toBe('7.2.22');
   });
 
-  test('a binary whose --version output has no version is reported as unknown', () => {
+  test('a binary that does not say it is QEMU is refused (e.g. --qemu /bin/true)', () => {
     const fake = script('qemu-system-x86_64', 'echo "something else"');
-    expect(locateQemu(fake).version).toBe('unknown');
+    expect(() => locateQemu(fake)).toThrow(QemuMissingError);
+    expect(() => locateQemu(fake)).toThrow(/is not QEMU/);
+    expect(() => locateQemu('/bin/true')).toThrow(/is not QEMU/);
   });
 });

@@ -9,6 +9,7 @@
  * (NEEDS_RESET, a crash, a hang), gets a fresh QEMU.
  */
 import {
+  FEATURE_BITS,
   VIRTIO_CONFIG_S_NEEDS_RESET,
   VIRTIO_MEM_REQ_PLUG,
   VIRTIO_MEM_REQ_UNPLUG_ALL,
@@ -101,9 +102,9 @@ export function qemuArguments(setup: DeviceSetup): string[] {
   let unpluggedInaccessible: 'on' | 'off' = 'off';
   if (setup.features !== undefined) {
     const extra = setup.features & ~(ALWAYS_OFFERED | UNPLUGGED_INACCESSIBLE);
-    if (extra !== 0n) refuse(`it never offers features 0x${extra.toString(16)}`);
+    if (extra !== 0n) refuse(`QEMU 7.2 never offers ${featureNames(extra)}`);
     const missing = ALWAYS_OFFERED & ~setup.features;
-    if (missing !== 0n) refuse(`it always offers features 0x${missing.toString(16)} (VIRTIO_MEM_F_ACPI_PXM on x86-64)`);
+    if (missing !== 0n) refuse(`on x86-64 it always offers ${featureNames(missing)}`);
     unpluggedInaccessible = setup.features & UNPLUGGED_INACCESSIBLE ? 'on' : 'off';
   }
   // Device memory must hold [addr, addr + region_size); maxmem sizes it (1 GiB granularity).
@@ -129,6 +130,16 @@ export function qemuArguments(setup: DeviceSetup): string[] {
     ].join(','),
   );
   return args;
+}
+
+/** Names of the feature bits in `mask` (numbers for bits without a name). */
+function featureNames(mask: bigint): string {
+  const names: string[] = [];
+  for (let bit = 0n; mask >> bit !== 0n; bit++) {
+    if (((mask >> bit) & 1n) === 0n) continue;
+    names.push(FEATURE_BITS.find((f) => BigInt(f.value) === bit)?.name ?? `feature bit ${bit}`);
+  }
+  return names.join(', ');
 }
 
 function roundUp(value: bigint, to: bigint): bigint {

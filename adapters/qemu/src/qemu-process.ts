@@ -58,8 +58,9 @@ export function locateQemu(binary: string | undefined = process.env.VMEMCT_QEMU)
   if (probe.error || probe.status !== 0) {
     throw new QemuMissingError(`${resolved} does not run (${probe.error?.message ?? `exit ${probe.status}`}); ${hint}`);
   }
-  const m = /version ([0-9]+\.[0-9]+(?:\.[0-9]+)?)/.exec(probe.stdout);
-  return { path: resolved, version: m ? m[1]! : 'unknown', setpriv: findOnPath('setpriv') };
+  const m = /QEMU emulator version ([0-9]+\.[0-9]+(?:\.[0-9]+)?)/.exec(probe.stdout);
+  if (!m) throw new QemuMissingError(`${resolved} is not QEMU (its --version does not say "QEMU emulator version"); ${hint}`);
+  return { path: resolved, version: m[1]!, setpriv: findOnPath('setpriv') };
 }
 
 function findOnPath(name: string): string | undefined {

@@ -232,5 +232,10 @@ describe('vmemct docs', () => {
     const badRun = await cli('docs', '--out', out, '--results', bad);
     expect(badRun.code).toBe(3);
     expect(badRun.err).toContain(`${bad}: not a vmemct results file`);
+    const file = write('not-a-folder', 'x');
+    const onFile = await cli('docs', '--out', path.join(file, 'site'));
+    expect(onFile.code).toBe(3);
+    expect(onFile.err).toContain(`${file} exists and is not a folder`);
   });
 });
+

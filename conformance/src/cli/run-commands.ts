@@ -10,7 +10,7 @@ import { createQemuAdapter } from '../../../adapters/qemu/src/qemu-adapter';
 import { QemuMissingError } from '../../../adapters/qemu/src/qemu-process';
 import { DEVICE_PROFILES, findDeviceProfile } from '../../../model/src/index';
 import { loadVectors, readVectorCache } from '../vectors/load';
-import { ResultsInput, buildSite, readResultsFile, writeSite } from '../docs/site';
+import { ResultsInput, SiteWriteError, buildSite, readResultsFile, writeSite } from '../docs/site';
 import { lintVectors } from '../vectors/lint';
 import { formatProblem, LoadProblem, Vector } from '../vectors/types';
 import { expectationProblems, loadExpectations } from '../runner/expectations';
@@ -191,6 +191,9 @@ export async function runCommand(args: readonly string[], io: CliIo): Promise<nu
   }
   if (reporter === 'tap') io.stdout(tapReport(run));
   else io.stdout(humanReport(run, parsed.flags.has('verbose')));
+  if (run.results.every((r) => r.verdict === 'unsupported' || r.verdict === 'not-applicable')) {
+    io.stderr(`vmemct: none of the ${run.results.length} selected vectors could run against ${adapter.info.implementation} (all unsupported): nothing was tested\n`);
+  }
   return run.exitCode === 0 ? EXIT_OK : run.exitCode === 1 ? EXIT_UNEXPECTED : EXIT_HARNESS_ERROR;
 }
 
@@ -266,7 +269,13 @@ export async function docsCommand(args: readonly string[], io: CliIo): Promise<n
   }
   const vectorFiles = new Map<string, string>();
   for (const file of new Set(vectors.map((v) => v.source.file))) vectorFiles.set(file, fs.readFileSync(file, 'utf8'));
-  const written = writeSite(out, buildSite({ vectors, vectorFiles, results }));
+  let written: string[];
+  try {
+    written = writeSite(out, buildSite({ vectors, vectorFiles, results }));
+  } catch (e) {
+    if (e instanceof SiteWriteError) throw new UsageError(`docs: ${e.message}`);
+    throw e;
+  }
   io.stdout(`docs: ${written.length} files written to ${out}; open ${path.join(out, 'index.html')}\n`);
   return EXIT_OK;
 }

@@ -108,7 +108,7 @@ th { background: #f6f8fa; }
 .diagram .field strong { display: block; font-size: 13px; }
 .m-fixed { background: #eef4ff; } .m-device-policy { background: #fff3e0; } .m-host { background: #fce8f3; }
 .m-derived { background: #e9f7ef; } .m-reserved { background: repeating-linear-gradient(45deg, #f3f3f3, #f3f3f3 6px, #e8e8e8 6px, #e8e8e8 12px); }
-.m-driver-written { background: #eef4ff; } .m-device-written { background: #e9f7ef; }
+.m-driver-written { background: #f1ecff; } .m-device-written { background: #e6f6f6; }
 .legend span { display: inline-block; margin-right: .8rem; padding: 0 .4rem; border: 1px solid var(--line); font-size: 12px; }
 .matrix td, .matrix th { text-align: center; } .matrix td:first-child, .matrix th:first-child { text-align: left; }
 .vector { border: 1px solid var(--line); border-radius: 6px; padding: .2rem 1rem 1rem; margin: 1.2rem 0; }

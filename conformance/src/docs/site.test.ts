@@ -71,6 +71,16 @@ describe('the documentation site', () => {
     expect((html.match(/<span class="muted">—<\/span>/g) ?? []).length).toBe(vectors.length - 1);
   });
 
+  test('tells apart two runs of the same implementation, marks strict runs and keeps vectors from outside the corpus', () => {
+    const run = (file: string, strict: boolean): ResultsInput => ({
+      file, implementation: 'QEMU 7.2.22', adapter: 'qemu', profile: null, expectations: null, strict,
+      results: [{ id: 'vmem.dev.mine.plug-then-state', verdict: 'pass', expected: 'pass', status: 'expected' }],
+    });
+    const html = buildSite({ vectors, vectorFiles, results: [run('/x/a.json', false), run('/x/b.json', false), run('/x/c.json', true)] }).get('results.html')!;
+    expect(html).toContain('<th>QEMU 7.2.22 · a.json</th><th>QEMU 7.2.22 · b.json</th><th>QEMU 7.2.22 (strict)</th>');
+    expect(html).toContain('<code>vmem.dev.mine.plug-then-state</code> <span class="muted">(not in this corpus)</span>');
+  });
+
   test('escapes text from vectors and results', () => {
     expect(esc(`<a href="x">'&'</a>`)).toBe('&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;');
     expect(page('<T>', 'index.html', '')).toContain('<title>&lt;T&gt; · vmemct</title>');

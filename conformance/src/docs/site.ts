@@ -21,6 +21,8 @@ export interface ResultsInput {
   readonly adapter: string;
   readonly profile: string | null;
   readonly expectations: string | null;
+  /** Whether the run counted SHOULD-level deviations as failures. */
+  readonly strict?: boolean;
   readonly results: readonly { readonly id: string; readonly verdict: string; readonly expected: string; readonly status: string }[];
 }
 
@@ -42,13 +44,14 @@ export function readResultsFile(file: string): ResultsInput {
   }
   if (doc.format !== 'vmemct-results/1' || !Array.isArray(doc.results)) throw new Error(`${file}: not a vmemct results file (format vmemct-results/1, from vmemct run --json)`);
   const adapter = (doc.adapter ?? {}) as { name?: string; implementation?: string };
-  const options = (doc.options ?? {}) as { profile?: string | null };
+  const options = (doc.options ?? {}) as { profile?: string | null; strict?: boolean };
   return {
     file,
     implementation: adapter.implementation ?? 'unknown',
     adapter: adapter.name ?? 'unknown',
     profile: options.profile ?? null,
     expectations: typeof doc.expectations === 'string' ? doc.expectations : null,
+    strict: options.strict === true,
     results: doc.results as ResultsInput['results'],
   };
 }
@@ -80,14 +83,41 @@ export function buildSite(input: SiteInput): Map<string, string> {
   return pages;
 }
 
+/** The site could not be written (the message names the path and the reason). */
+export class SiteWriteError extends Error {
+  override readonly name = 'SiteWriteError';
+}
+
+/**
+ * Creates `dir` and its missing parents one level at a time (Node's recursive mkdir can loop
+ * forever under /proc); an existing non-directory is an error.
+ */
+function makeDirectory(dir: string): void {
+  const missing: string[] = [];
+  let at = path.resolve(dir);
+  while (!fs.existsSync(at)) {
+    missing.unshift(at);
+    const parent = path.dirname(at);
+    if (parent === at) break;
+    at = parent;
+  }
+  if (fs.existsSync(at) && !fs.statSync(at).isDirectory()) throw new SiteWriteError(`${at} exists and is not a folder`);
+  for (const d of missing) fs.mkdirSync(d);
+}
+
 /** Writes the site into `dir` (created if needed); returns the files written. */
 export function writeSite(dir: string, pages: ReadonlyMap<string, string>): string[] {
   const written: string[] = [];
-  for (const [rel, content] of pages) {
-    const target = path.join(dir, rel);
-    fs.mkdirSync(path.dirname(target), { recursive: true });
-    fs.writeFileSync(target, content);
-    written.push(target);
+  try {
+    for (const [rel, content] of pages) {
+      const target = path.join(dir, rel);
+      makeDirectory(path.dirname(target));
+      fs.writeFileSync(target, content);
+      written.push(target);
+    }
+  } catch (e) {
+    if (e instanceof SiteWriteError) throw e;
+    throw new SiteWriteError(`cannot write the site into ${dir}: ${(e as Error).message}`);
   }
   return written;
 }
@@ -241,10 +271,17 @@ function resultsPage(vectors: readonly Vector[], results: readonly ResultsInput[
 <p>No results files were given. Run implementations with <code>vmemct run --json FILE</code> and generate the site with <code>vmemct docs --out DIR --results FILE …</code> to see a matrix of implementations × vectors here.</p>`;
     return page('Results', 'results.html', body);
   }
-  const label = (r: ResultsInput): string => esc(r.profile && r.adapter === 'model' ? `model:${r.profile}` : r.implementation);
+  const baseLabel = (r: ResultsInput): string => `${r.profile && r.adapter === 'model' ? `model:${r.profile}` : r.implementation}${r.strict ? ' (strict)' : ''}`;
+  // Columns with the same implementation are told apart by their file names.
+  const labels = results.map((r) => (results.filter((o) => baseLabel(o) === baseLabel(r)).length > 1 ? `${baseLabel(r)} · ${path.basename(r.file)}` : baseLabel(r)));
+  const label = (r: ResultsInput): string => esc(labels[results.indexOf(r)]!);
   const lookups = results.map((r) => new Map(r.results.map((x) => [x.id, x])));
-  const rows = vectors.map((v) => [
-    vectorLink(v, 0),
+  // Vectors that are in a results file but not in this corpus (e.g. a user's own) get a row too.
+  const known = new Set(vectors.map((v) => v.id));
+  const extra = [...new Set(results.flatMap((r) => r.results.map((x) => x.id)))].filter((id) => !known.has(id)).sort();
+  const rowIds: { id: string; link: string }[] = [...vectors.map((v) => ({ id: v.id, link: vectorLink(v, 0) })), ...extra.map((id) => ({ id, link: `<code>${esc(id)}</code> <span class="muted">(not in this corpus)</span>` }))];
+  const rows = rowIds.map((v) => [
+    v.link,
     ...lookups.map((m) => {
       const r = m.get(v.id);
       if (!r) return '<span class="muted">—</span>';

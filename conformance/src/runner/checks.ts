@@ -50,7 +50,7 @@ export class ExpectationChecker {
       verdict,
       step,
       check,
-      message: verdict === 'fail' ? `unexpected ${check}${detail ? ` (${detail})` : ''}` : `${check} ${observed} is ${verdict} here${detail ? ` (${detail})` : ''}`,
+      message: verdict === 'fail' ? `unexpected ${check}: ${observed}${detail ? ` (${detail})` : ''}` : `${check} ${observed} is ${verdict} here${detail ? ` (${detail})` : ''}`,
       expected: describeSet(set),
       observed,
       requirements,

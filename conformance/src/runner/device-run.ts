@@ -31,7 +31,7 @@ import { ExpressionScope, evaluate, scopeOfConfig } from '../vectors/expr';
 import type { Expectation, RequestSpec, Step, Vector } from '../vectors/types';
 import { Oracle, outcomeLabel } from './oracle';
 import { Finding, invariantFinding, verdictOfConformance } from './verdicts';
-import { ExpectationChecker, StepAborted, hex } from './checks';
+import { ExpectationChecker, StepAborted, describeSet, hex } from './checks';
 
 /** How many times a BUSY answer is retried before the vector ends `acceptable`. */
 export const BUSY_RETRIES = 3;
@@ -253,8 +253,8 @@ class DeviceRun {
       // An answer outside the conforming set is already reported above; the vector's own set is checked otherwise.
       if (e.response && (matched || !evaluation)) this.check.set(step.index, 'response', e.response, observed.label, undefined, matched?.requirements);
       if (e.state !== undefined) {
-        if (observed.label !== 'ACK') this.findings.push({ verdict: 'fail', step: step.index, check: 'state', message: `no state to compare: the device answered ${observed.text}`, expected: e.state });
-        else if (observed.state !== e.state) this.findings.push({ verdict: 'fail', step: step.index, check: 'state', message: 'wrong block state reported', expected: e.state, observed: observed.state ?? 'nothing' });
+        if (observed.label !== 'ACK') this.findings.push({ verdict: 'fail', step: step.index, check: 'state', message: `no state to compare: the device answered ${observed.text}`, expected: describeSet(e.state) });
+        else this.check.set(step.index, 'state', e.state, observed.state ?? 'nothing');
       }
       const after = await this.readConfig(step.index);
       if (matched) this.oracle.apply(matched, after.usable_region_size);

@@ -205,7 +205,7 @@ describe('runVectors with fake adapters', () => {
       all,
     );
     expect(run.results[0]).toMatchObject({ verdict: 'unsupported', unexpected: false });
-    expect(run.exitCode).toBe(0);
+    expect(run.exitCode).toBe(2); // the only vector could not run: nothing was tested
   });
 
   test('harness errors win over failures in the exit code', async () => {
@@ -309,11 +309,14 @@ describe('runVectors with fake adapters', () => {
     const run = await runVectors(fakeAdapter({ capabilities: ['observe-driver'] }), all, all);
     expect(run.results[0]).toMatchObject({ verdict: 'unsupported', unexpected: false });
     expect(run.results[0].findings[0].message).toContain('driver vectors');
-    expect(run.exitCode).toBe(0);
+    // Nothing selected could run: the run tested nothing, which is exit 2, not a green run.
+    expect(run.exitCode).toBe(2);
+    const mixed = vectorsOf(file(vec({ id: 'vmem.drv.run.converge' }), PASSING('vmem.dev.run.one')));
+    expect((await runVectors(fakeAdapter({ capabilities: ['observe-driver'] }), mixed, mixed)).exitCode).toBe(0);
   });
 
   test('an expected unsupported is matched like any verdict; an entry expecting pass for it is unexpected', async () => {
-    const all = vectorsOf(file(RESIZING('vmem.dev.run.resize')));
+    const all = vectorsOf(file(RESIZING('vmem.dev.run.resize'), PASSING('vmem.dev.run.one')));
     const run = await runVectors(fakeAdapter(), all, all, { expectations: expectations(entry('vmem.dev.run.resize', 'pass')) });
     expect(run.results[0]).toMatchObject({ verdict: 'unsupported', expected: 'pass', unexpected: true });
     expect(run.exitCode).toBe(1);

@@ -115,7 +115,9 @@ export async function runVectors(adapter: Adapter, selected: readonly Vector[], 
   }
   const unexpected = results.filter((r) => r.unexpected);
   const harness = unexpected.some((r) => r.verdict === 'error' || r.verdict === 'timeout');
-  const exitCode = harness ? 2 : unexpected.length > 0 || matched.stale.length > 0 ? 1 : 0;
+  // A run in which no selected vector could run tested nothing: that is not a green run.
+  const nothingTested = results.length > 0 && results.every((r) => r.verdict === 'unsupported' || r.verdict === 'not-applicable');
+  const exitCode = harness || nothingTested ? 2 : unexpected.length > 0 || matched.stale.length > 0 ? 1 : 0;
   return { results, stale: matched.stale, exitCode, durationMs: Date.now() - started };
 }
 

@@ -483,14 +483,13 @@ function outcomeSet(raw: unknown): OutcomeSet {
 
 function normaliseExpect(source: YamlSource, at: (string | number)[], raw: Record<string, unknown>, problems: LoadProblem[]): Expectation {
   const out: { -readonly [K in keyof Expectation]: Expectation[K] } = {};
-  for (const name of ['response', 'notification', 'resize', 'features_ok', 'access', 'suspend'] as const) {
+  for (const name of ['response', 'state', 'notification', 'resize', 'features_ok', 'access', 'suspend'] as const) {
     if (raw[name] !== undefined) {
       const set = outcomeSet(raw[name]);
       const key = name === 'features_ok' ? 'featuresOk' : name;
       out[key] = set;
     }
   }
-  if (raw.state !== undefined) out.state = raw.state as Expectation['state'];
   if (raw.config !== undefined) {
     const config = new Map<ConfigFieldName, ValueExpectation>();
     for (const [field, value] of Object.entries(raw.config as Record<string, unknown>)) {

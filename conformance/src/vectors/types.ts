@@ -29,7 +29,8 @@ export type ConfigFieldName = 'block_size' | 'node_id' | 'addr' | 'region_size' 
 /** What a step expects (every member optional; only what is stated is checked). */
 export interface Expectation {
   readonly response?: OutcomeSet;
-  readonly state?: 'PLUGGED' | 'UNPLUGGED' | 'MIXED';
+  /** The block state an ACKed STATE request reports (one state, or states with verdict classes). */
+  readonly state?: OutcomeSet;
   readonly config?: ReadonlyMap<ConfigFieldName, ValueExpectation>;
   readonly configBytes?: Uint8Array;
   readonly notification?: OutcomeSet;
