@@ -106,12 +106,18 @@ export function removeStaleTempDirs(): void {
   }
 }
 
+/** Whether a process is alive; a zombie (dead, not yet reaped) is not. */
 function processExists(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (e) {
     return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.charAt(stat.lastIndexOf(')') + 2) !== 'Z';
+  } catch {
+    return true;
   }
 }
 const live = new Set<ChildProcess>();
