@@ -161,6 +161,11 @@ describe('qemuArguments', () => {
     expectRefused(setup({ features: ACPI_PXM }));
   });
 
+  test('refuses more initial plugged blocks than requested_size (they are plugged through the queue)', () => {
+    expectRefused(setup({ requested_size: 4n * MiB, plugged: [{ first: 0, count: 3 }] }), /more initial plugged blocks than requested_size/);
+    expect(() => qemuArguments(setup({ requested_size: 4n * MiB, plugged: [{ first: 5, count: 2 }] }))).not.toThrow();
+  });
+
   test('refuses features with PERSISTENT_SUSPEND, which QEMU 7.2 never offers', () => {
     expectRefused(setup({ features: VERSION_1 | ACPI_PXM | PERSISTENT_SUSPEND }), /never offers VIRTIO_MEM_F_PERSISTENT_SUSPEND/);
   });

@@ -99,6 +99,9 @@ export function qemuArguments(setup: DeviceSetup): string[] {
   if (addr < DEVICE_MEMORY_BASE) refuse(`addr must be at or above 4 GiB, where q35's device memory begins (got 0x${addr.toString(16)})`);
   if (addr + regionSize > HIGHEST_REGION_END) refuse(`the region must end by 980 GiB, below TCG's 40-bit physical address space and the PCI hole after it (ends at 0x${(addr + regionSize).toString(16)})`);
   if (node > MAX_NODE_ID) refuse(`node_id above ${MAX_NODE_ID}`);
+  // Initial blocks are plugged through the queue, and QEMU plugs only up to requested_size.
+  const initial = setup.plugged.reduce((n, r) => n + BigInt(r.count), 0n) * blockSize;
+  if (initial > requested) refuse('more initial plugged blocks than requested_size (they are plugged through the queue, which stops at requested_size)');
   let unpluggedInaccessible: 'on' | 'off' = 'off';
   if (setup.features !== undefined) {
     const extra = setup.features & ~(ALWAYS_OFFERED | UNPLUGGED_INACCESSIBLE);
@@ -209,9 +212,6 @@ export function createQemuAdapter(options: QemuAdapterOptions = {}): Adapter {
       const init = await driver.initialise((offered) => offered);
       if (!init.featuresOk) throw new Error(`FEATURES_OK refused while preparing the device (status ${init.status})`);
       if (reused) await expectAck(driver, { type: VIRTIO_MEM_REQ_UNPLUG_ALL, addr: 0n, nb_blocks: 0 }, 'UNPLUG ALL');
-      if (plugged > setup.requested_size) {
-        throw new UnsupportedSetupError('QEMU plugs blocks only up to requested_size, so more initial blocks than requested_size cannot be set up');
-      }
       for (const range of setup.plugged) {
         for (let first = range.first, left = range.count; left > 0; ) {
           const count = Math.min(left, 0xffff);

@@ -94,7 +94,7 @@ export function removeStaleTempDirs(): void {
   const uid = process.getuid?.();
   for (const entry of entries) {
     const m = new RegExp(`^${TEMP_PREFIX}([0-9]+)-`).exec(entry);
-    if (!m || Number(m[1]) === process.pid || processExists(Number(m[1]))) continue;
+    if (!m || Number(m[1]) === process.pid || processAlive(Number(m[1]))) continue;
     const dir = path.join(os.tmpdir(), entry);
     try {
       // Only our own leftovers: another user's directory is theirs to clean.
@@ -107,7 +107,7 @@ export function removeStaleTempDirs(): void {
 }
 
 /** Whether a process is alive; a zombie (dead, not yet reaped) is not. */
-function processExists(pid: number): boolean {
+function processAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
   } catch (e) {

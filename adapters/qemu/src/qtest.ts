@@ -35,7 +35,6 @@ export const qtestCommand = {
   readb: (addr: bigint) => `readb ${hex(addr)}`,
   readw: (addr: bigint) => `readw ${hex(addr)}`,
   readl: (addr: bigint) => `readl ${hex(addr)}`,
-  readq: (addr: bigint) => `readq ${hex(addr)}`,
   writeb: (addr: bigint, v: number | bigint) => `writeb ${hex(addr)} ${hex(v)}`,
   writew: (addr: bigint, v: number | bigint) => `writew ${hex(addr)} ${hex(v)}`,
   writel: (addr: bigint, v: number | bigint) => `writel ${hex(addr)} ${hex(v)}`,
@@ -45,7 +44,6 @@ export const qtestCommand = {
   inw: (port: number) => `inw ${hex(port)}`,
   inl: (port: number) => `inl ${hex(port)}`,
   outw: (port: number, v: number) => `outw ${hex(port)} ${hex(v)}`,
-  outb: (port: number, v: number) => `outb ${hex(port)} ${hex(v)}`,
   /** Reads `length` (> 0) bytes of guest-physical memory. */
   read: (addr: bigint, length: number) => {
     if (!Number.isInteger(length) || length <= 0) throw new RangeError(`qtest read length must be positive: ${length}`);

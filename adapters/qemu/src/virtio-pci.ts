@@ -169,7 +169,6 @@ export class VirtioPciDriver {
     const afterFeatures = await this.writeStatus(base | VIRTIO_CONFIG_S_FEATURES_OK);
     const featuresOk = (afterFeatures & VIRTIO_CONFIG_S_FEATURES_OK) !== 0;
     if (!featuresOk) return { offered, accepted, featuresOk, status: afterFeatures };
-    // Mirrors the reset: the queue exists only once it has been set up below.
     await this.setUpQueue();
     const status = await this.writeStatus(afterFeatures | VIRTIO_CONFIG_S_DRIVER_OK);
     return { offered, accepted, featuresOk, status };

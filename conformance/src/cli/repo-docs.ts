@@ -11,7 +11,7 @@ import { DEVICE_PROFILES } from '../../../model/src/index';
 import { loadVectors } from '../vectors/load';
 import { loadExpectations } from '../runner/expectations';
 import { runVectors } from '../runner/run';
-import { ResultsInput, buildSite, writeSite } from '../docs/site';
+import { ResultsInput, buildSite, resultsOfRun, writeSite } from '../docs/site';
 
 async function main(): Promise<void> {
   const root = path.resolve(__dirname, '..', '..', '..', '..');
@@ -26,14 +26,15 @@ async function main(): Promise<void> {
     const expectationsFile = path.join('conformance', 'expectations', `model-${profile.name}.yaml`);
     const expectations = fs.existsSync(path.join(root, expectationsFile)) ? loadExpectations(path.join(root, expectationsFile)).set : undefined;
     const run = await runVectors(createModelAdapter({ profile }), loaded.vectors, loaded.vectors, { expectations });
-    results.push({
-      file: `vmemct run --profile ${profile.name}`,
-      implementation: `model:${profile.name}`,
-      adapter: 'model',
-      profile: profile.name,
-      expectations: expectations ? expectationsFile : null,
-      results: run.results.map((r) => ({ id: r.vector.id, verdict: r.verdict, expected: r.expected, status: r.unexpected ? 'unexpected' : 'expected' })),
-    });
+    results.push(
+      resultsOfRun(run, {
+        file: `vmemct run --profile ${profile.name}`,
+        implementation: `model:${profile.name}`,
+        adapter: 'model',
+        profile: profile.name,
+        expectations: expectations ? expectationsFile : null,
+      }),
+    );
   }
   fs.rmSync(out, { recursive: true, force: true });
   const written = writeSite(out, buildSite({ vectors, vectorFiles, results }));

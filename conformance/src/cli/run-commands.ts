@@ -191,7 +191,7 @@ export async function runCommand(args: readonly string[], io: CliIo): Promise<nu
   }
   if (reporter === 'tap') io.stdout(tapReport(run));
   else io.stdout(humanReport(run, parsed.flags.has('verbose')));
-  if (run.results.every((r) => r.verdict === 'unsupported' || r.verdict === 'not-applicable')) {
+  if (run.testedNothing) {
     io.stderr(`vmemct: none of the ${run.results.length} selected vectors could run against ${adapter.info.implementation} (all unsupported): nothing was tested\n`);
   }
   return run.exitCode === 0 ? EXIT_OK : run.exitCode === 1 ? EXIT_UNEXPECTED : EXIT_HARNESS_ERROR;

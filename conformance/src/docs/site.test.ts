@@ -4,7 +4,9 @@ import * as path from 'node:path';
 import { LAYOUTS, REQUIREMENTS } from '../../../spec/src/index';
 import { loadVectors } from '../vectors/load';
 import type { Vector } from '../vectors/types';
-import { buildSite, readResultsFile, vectorPagePath, ResultsInput } from './site';
+import { buildSite, readResultsFile, resultsOfRun, vectorPagePath, ResultsInput } from './site';
+import { runVectors } from '../runner/run';
+import { createModelAdapter } from '../../../adapters/model/src/model-adapter';
 import { byteDiagram } from './diagrams';
 import { esc, page, prose } from './html';
 
@@ -69,6 +71,13 @@ describe('the documentation site', () => {
     expect(html).toContain('<th>QEMU 7.2.22</th>');
     expect(html).toContain('<span class="badge v-fail">fail</span> <strong title="expected pass">!</strong>');
     expect((html.match(/<span class="muted">—<\/span>/g) ?? []).length).toBe(vectors.length - 1);
+  });
+
+  test('a run made in-process becomes a column with each verdict and whether it was expected', async () => {
+    const one = vectors.filter((v) => v.id === 'vmem.dev.plug.ack-first-block');
+    const run = await runVectors(createModelAdapter(), one, vectors, { expectations: { file: 'e.yaml', implementation: 'model', entries: [{ pattern: one[0]!.id, verdict: 'fail', reason: 'test', maxMatches: 1, line: 1 }] } });
+    const column = resultsOfRun(run, { file: 'f', implementation: 'model:spec', adapter: 'model', profile: 'spec', expectations: 'e.yaml' });
+    expect(column.results).toEqual([{ id: one[0]!.id, verdict: 'pass', expected: 'fail', status: 'unexpected' }]);
   });
 
   test('tells apart two runs of the same implementation, marks strict runs and keeps vectors from outside the corpus', () => {

@@ -10,6 +10,7 @@ import { FEATURE_BITS, LAYOUTS, REQUIREMENTS, Requirement } from '../../../spec/
 import { DEVICE_PROFILES, DeviceProfile } from '../../../model/src/index';
 import type { Vector } from '../vectors/types';
 import { evaluateSetup } from '../runner/device-run';
+import type { RunResult } from '../runner/run';
 import { anchor, badge, esc, page, prose, STYLE, table } from './html';
 import { byteDiagram, fieldTable, legend } from './diagrams';
 
@@ -32,6 +33,11 @@ export interface SiteInput {
   /** The YAML text of each vector file, by the path in `Vector.source.file`. */
   readonly vectorFiles: ReadonlyMap<string, string>;
   readonly results: readonly ResultsInput[];
+}
+
+/** The matrix column of a run made in-process (what `vmemct run --json` would have written). */
+export function resultsOfRun(run: RunResult, column: Omit<ResultsInput, 'results'>): ResultsInput {
+  return { ...column, results: run.results.map((r) => ({ id: r.vector.id, verdict: r.verdict, expected: r.expected, status: r.unexpected ? 'unexpected' : 'expected' })) };
 }
 
 /** Reads a `vmemct run --json` file; throws an Error naming the file and the problem. */

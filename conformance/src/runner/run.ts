@@ -50,6 +50,8 @@ export interface RunResult {
   readonly stale: readonly { readonly id: string; readonly reason: string }[];
   readonly exitCode: 0 | 1 | 2;
   readonly durationMs: number;
+  /** Every selected vector was unsupported or not applicable: the run tested nothing (exit 2). */
+  readonly testedNothing: boolean;
 }
 
 /** Default per-vector timeout. */
@@ -116,9 +118,9 @@ export async function runVectors(adapter: Adapter, selected: readonly Vector[], 
   const unexpected = results.filter((r) => r.unexpected);
   const harness = unexpected.some((r) => r.verdict === 'error' || r.verdict === 'timeout');
   // A run in which no selected vector could run tested nothing: that is not a green run.
-  const nothingTested = results.length > 0 && results.every((r) => r.verdict === 'unsupported' || r.verdict === 'not-applicable');
-  const exitCode = harness || nothingTested ? 2 : unexpected.length > 0 || matched.stale.length > 0 ? 1 : 0;
-  return { results, stale: matched.stale, exitCode, durationMs: Date.now() - started };
+  const testedNothing = results.length > 0 && results.every((r) => r.verdict === 'unsupported' || r.verdict === 'not-applicable');
+  const exitCode = harness || testedNothing ? 2 : unexpected.length > 0 || matched.stale.length > 0 ? 1 : 0;
+  return { results, stale: matched.stale, exitCode, durationMs: Date.now() - started, testedNothing };
 }
 
 interface Outcome {

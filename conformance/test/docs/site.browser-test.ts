@@ -13,7 +13,7 @@ import { REQUIREMENTS } from '../../../spec/src/index';
 import { loadVectors } from '../../src/vectors/load';
 import { runVectors } from '../../src/runner/run';
 import { createModelAdapter } from '../../../adapters/model/src/model-adapter';
-import { buildSite, writeSite, ResultsInput } from '../../src/docs/site';
+import { buildSite, resultsOfRun, writeSite } from '../../src/docs/site';
 
 const ROOT = path.resolve(__dirname, '..', '..', '..');
 const CHROMIUM = process.env.VMEMCT_CHROMIUM ?? '/usr/bin/chromium';
@@ -26,9 +26,7 @@ beforeAll(async () => {
   if (!fs.existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} not found: install Debian's chromium (apt-get install --no-install-recommends chromium) or set VMEMCT_CHROMIUM`);
   const loaded = loadVectors([path.join(ROOT, 'conformance', 'vectors')]);
   const run = await runVectors(createModelAdapter(), loaded.vectors, loaded.vectors, {});
-  const results: ResultsInput[] = [
-    { file: 'model.json', implementation: 'model:spec', adapter: 'model', profile: 'spec', expectations: null, results: run.results.map((r) => ({ id: r.vector.id, verdict: r.verdict, expected: r.expected, status: r.unexpected ? 'unexpected' : 'expected' })) },
-  ];
+  const results = [resultsOfRun(run, { file: 'model.json', implementation: 'model:spec', adapter: 'model', profile: 'spec', expectations: null })];
   const files = new Map([...new Set(loaded.vectors.map((v) => v.source.file))].map((f) => [f, fs.readFileSync(f, 'utf8')] as const));
   site = fs.mkdtempSync(path.join(os.tmpdir(), 'vmemct-site-'));
   writeSite(site, buildSite({ vectors: loaded.vectors, vectorFiles: files, results }));
