@@ -218,13 +218,21 @@ export interface Adapter {
 
 /** Thrown by an adapter when it cannot do what was asked; the runner reports `error`. */
 export class AdapterError extends Error {
-  override readonly name = 'AdapterError';
+  override readonly name: string = 'AdapterError';
   /** Diagnostics worth attaching to the vector's result (e.g. a process's stderr). */
   readonly diagnostics?: string;
   constructor(message: string, diagnostics?: string) {
     super(message);
     this.diagnostics = diagnostics;
   }
+}
+
+/**
+ * Thrown by an adapter when the target stopped answering (a guest that hangs, a back-end that
+ * never replies); the runner reports `timeout`, as it does for its own per-vector bound.
+ */
+export class AdapterTimeoutError extends AdapterError {
+  override readonly name = 'AdapterTimeoutError';
 }
 
 /** Thrown by an adapter when a setup value is outside what it can build (reported `unsupported`). */

@@ -12,6 +12,12 @@ export class QmpError extends Error {
   }
 }
 
+/** A QMP server listening on TCP (`-qmp tcp:HOST:PORT,server=on,wait=off`). */
+export interface QmpTcpAddress {
+  readonly host: string;
+  readonly port: number;
+}
+
 /** An event QEMU sent. */
 export interface QmpEvent {
   readonly event: string;
@@ -44,14 +50,15 @@ export class QmpClient {
   }
 
   /**
-   * Connects to `socketPath`, retrying until `deadline` (epoch ms) while QEMU creates it; gives
+   * Connects to `socketPath` (a unix socket, or a TCP address), retrying until `deadline` (epoch ms) while QEMU creates it; gives
    * up at once when `gone()` says QEMU has ended.
    */
-  static async connect(socketPath: string, deadline: number, timeoutMs: number, gone: () => boolean = () => false): Promise<QmpClient> {
+  static async connect(socketPath: string | QmpTcpAddress, deadline: number, timeoutMs: number, gone: () => boolean = () => false): Promise<QmpClient> {
+    const where = typeof socketPath === 'string' ? socketPath : `${socketPath.host}:${socketPath.port}`;
     for (;;) {
       try {
         const socket = await new Promise<net.Socket>((resolve, reject) => {
-          const s = net.createConnection(socketPath);
+          const s = typeof socketPath === 'string' ? net.createConnection(socketPath) : net.createConnection(socketPath.port, socketPath.host);
           s.once('connect', () => {
             s.removeAllListeners('error');
             resolve(s);
@@ -67,7 +74,7 @@ export class QmpClient {
         }
         return client;
       } catch (e) {
-        if (Date.now() > deadline || gone()) throw new QmpError(`cannot connect to QMP at ${socketPath}: ${(e as Error).message}`);
+        if (Date.now() > deadline || gone()) throw new QmpError(`cannot connect to QMP at ${where}: ${(e as Error).message}`);
         await new Promise((r) => setTimeout(r, 5));
       }
     }

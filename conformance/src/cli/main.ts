@@ -4,6 +4,7 @@
  */
 import { decodeCommand, encodeCommand } from './wire-commands';
 import { specCommand } from './spec-command';
+import { guestCommand } from './guest-commands';
 import { coverageCommand, docsCommand, lintCommand, listCommand, runCommand } from './run-commands';
 import { EXIT_HARNESS_ERROR, EXIT_OK, EXIT_USAGE, UsageError, isHarnessError, isUsageError } from './usage-error';
 
@@ -25,6 +26,9 @@ usage:
   vmemct run [options]                          run the vectors (default: all, against the model)
       --adapter model  --profile spec|qemu|cloud-hypervisor|firecracker
       --adapter qemu   [--qemu PATH]    QEMU's real virtio-mem-pci (device vectors; needs qemu-system-x86)
+      --adapter ssh-guest --ssh [USER@]HOST[:PORT] --qmp PATH|tcp:HOST:PORT --qemu-trace FILE
+                       [--ssh-key FILE] [--ssh-known-hosts FILE] [--device-id ID]
+                            a live Linux guest's virtio_mem driver (driver vectors)
       --vectors PATH (repeatable)   your own vector files or folders instead of the corpus
       --filter GLOB --tag T --requirement ID --target device|driver --shard i/n
                             (repeat an option to OR its values; different options AND)
@@ -34,6 +38,9 @@ usage:
   vmemct list [selection options] [--json]      the vectors: id, target, requirements, tags
   vmemct lint [PATH …]                          check vector files (schema and meaning)
   vmemct docs --out DIR [--results FILE …]      the protocol, requirements, vectors and results as a static site
+  vmemct guest build|up|down|status [--dir DIR]  a Linux guest to test with (Debian kernel, busybox, dropbear)
+      up: [--block-size 2MiB] [--region-size 1GiB] [--requested-size 0] [--memory 1GiB]
+          [--unplugged-inaccessible] [--qemu PATH]; prints the run options for the guest
   vmemct coverage [--vectors PATH] [--json]     requirement → vectors; exit 1 if one is uncovered
   vmemct spec [--json]                          the protocol: layouts, constants, the 71 requirements
   vmemct encode config|request|response F=V …   encode a structure, print its bytes as hex
@@ -61,6 +68,7 @@ const COMMANDS: Readonly<Record<string, Command>> = {
   lint: lintCommand,
   coverage: coverageCommand,
   docs: docsCommand,
+  guest: guestCommand,
   spec: printing(specCommand),
   encode: printing(encodeCommand),
   decode: printing(decodeCommand),

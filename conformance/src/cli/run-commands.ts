@@ -8,6 +8,8 @@ import type { Adapter } from '../../../adapters/core/src/contract';
 import { createModelAdapter } from '../../../adapters/model/src/model-adapter';
 import { createQemuAdapter } from '../../../adapters/qemu/src/qemu-adapter';
 import { QemuMissingError } from '../../../adapters/qemu/src/qemu-process';
+import { SshGuestSetupError, connectSshGuestAdapter } from '../../../adapters/ssh-guest/src/ssh-guest-adapter';
+import type { SshGuestOptions } from '../../../adapters/ssh-guest/src/ssh-guest-adapter';
 import { DEVICE_PROFILES, findDeviceProfile } from '../../../model/src/index';
 import { loadVectors, readVectorCache } from '../vectors/load';
 import { ResultsInput, SiteWriteError, buildSite, readResultsFile, writeSite } from '../docs/site';
@@ -21,7 +23,7 @@ import { EXIT_HARNESS_ERROR, EXIT_OK, EXIT_UNEXPECTED, HarnessError, UsageError 
 import type { CliIo } from './main';
 
 /** Adapters the CLI knows, by name. */
-export const ADAPTER_NAMES = ['model', 'qemu'] as const;
+export const ADAPTER_NAMES = ['model', 'qemu', 'ssh-guest'] as const;
 
 const SELECTION_OPTIONS: Readonly<Record<string, OptionSpec>> = {
   vectors: { kind: 'list' },
@@ -37,6 +39,12 @@ const RUN_OPTIONS: Readonly<Record<string, OptionSpec>> = {
   adapter: { kind: 'value' },
   profile: { kind: 'value' },
   qemu: { kind: 'value' },
+  ssh: { kind: 'value' },
+  'ssh-key': { kind: 'value' },
+  'ssh-known-hosts': { kind: 'value' },
+  qmp: { kind: 'value' },
+  'qemu-trace': { kind: 'value' },
+  'device-id': { kind: 'value' },
   expectations: { kind: 'value' },
   strict: { kind: 'flag' },
   reporter: { kind: 'value' },
@@ -85,11 +93,51 @@ function selection(command: string, parsed: ParsedArgs): Selection {
   return { filters: parsed.lists.get('filter'), tags: parsed.lists.get('tag'), target, requirements: parsed.lists.get('requirement'), shard };
 }
 
-function createAdapter(parsed: ParsedArgs): Adapter {
+const SSH_GUEST_OPTIONS = ['ssh', 'ssh-key', 'ssh-known-hosts', 'qmp', 'qemu-trace', 'device-id'];
+
+/** `--ssh [user@]host[:port]` (user defaults to root, port to 22). */
+export function parseSshTarget(text: string): { user: string; host: string; port: number } {
+  const m = /^(?:([A-Za-z0-9._-]+)@)?([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::([0-9]{1,5}))?$/.exec(text);
+  const port = m?.[3] === undefined ? 22 : Number(m[3]);
+  if (!m || port < 1 || port > 65535) throw new UsageError(`run: --ssh must be [user@]host[:port] (got '${text}')`);
+  return { user: m[1] ?? 'root', host: m[2]!.replace(/^\[|\]$/g, ''), port };
+}
+
+/** `--qmp PATH`, `unix:PATH` or `tcp:HOST:PORT`. */
+export function parseQmpAddress(text: string): SshGuestOptions['qmp'] {
+  if (text.startsWith('tcp:')) {
+    const m = /^tcp:([A-Za-z0-9.-]+):([0-9]{1,5})$/.exec(text);
+    if (!m || Number(m[2]) < 1 || Number(m[2]) > 65535) throw new UsageError(`run: --qmp tcp: must be tcp:HOST:PORT (got '${text}')`);
+    return { host: m[1]!, port: Number(m[2]) };
+  }
+  const p = text.startsWith('unix:') ? text.slice('unix:'.length) : text;
+  if (p.length === 0) throw new UsageError('run: --qmp needs a socket path');
+  return p;
+}
+
+async function createAdapter(parsed: ParsedArgs): Promise<Adapter> {
   const name = parsed.values.get('adapter') ?? 'model';
   if (!(ADAPTER_NAMES as readonly string[]).includes(name)) throw new UsageError(`run: unknown adapter '${name}' (adapters: ${ADAPTER_NAMES.join(', ')})`);
   if (name !== 'model' && parsed.values.has('profile')) throw new UsageError(`run: --profile selects a model profile; it does not apply to --adapter ${name}`);
   if (name !== 'qemu' && parsed.values.has('qemu')) throw new UsageError('run: --qemu PATH applies to --adapter qemu only');
+  const stray = SSH_GUEST_OPTIONS.find((o) => parsed.values.has(o));
+  if (name !== 'ssh-guest' && stray) throw new UsageError(`run: --${stray} applies to --adapter ssh-guest only`);
+  if (name === 'ssh-guest') {
+    const missing = ['ssh', 'qmp', 'qemu-trace'].filter((o) => !parsed.values.has(o));
+    if (missing.length > 0) throw new UsageError(`run: --adapter ssh-guest needs ${missing.map((o) => `--${o}`).join(', ')} (\`vmemct guest up\` prints them for the guest it boots)`);
+    const target = parseSshTarget(parsed.values.get('ssh')!);
+    try {
+      return await connectSshGuestAdapter({
+        ssh: { ...target, key: parsed.values.get('ssh-key'), knownHosts: parsed.values.get('ssh-known-hosts') },
+        qmp: parseQmpAddress(parsed.values.get('qmp')!),
+        traceLog: path.resolve(parsed.values.get('qemu-trace')!),
+        deviceId: parsed.values.get('device-id'),
+      });
+    } catch (e) {
+      if (e instanceof SshGuestSetupError) throw new HarnessError(`run: ${e.message}`);
+      throw e;
+    }
+  }
   if (name === 'qemu') {
     try {
       return createQemuAdapter({ binary: parsed.values.get('qemu') });
@@ -138,7 +186,7 @@ export async function runCommand(args: readonly string[], io: CliIo): Promise<nu
   }
   const selected = selectVectors(all, sel);
   if (selected.length === 0) throw new UsageError('run: the filters select no vector');
-  const adapter = createAdapter(parsed);
+  const adapter = await createAdapter(parsed);
   if (expectations && !adapter.info.implementation.startsWith(expectations.implementation)) {
     // Not an error (a file may be shared between close versions), but a likely mix-up worth a line.
     io.stderr(`vmemct: warning: ${expectationsFile} describes '${expectations.implementation}', but the target is '${adapter.info.implementation}'\n`);

@@ -3,7 +3,7 @@
  * turns findings into verdicts, applies the expectation file and computes the exit code.
  */
 import type { Adapter } from '../../../adapters/core/src/contract';
-import { AdapterError, UnsupportedSetupError } from '../../../adapters/core/src/contract';
+import { AdapterError, AdapterTimeoutError, UnsupportedSetupError } from '../../../adapters/core/src/contract';
 import type { Vector } from '../vectors/types';
 import { evaluateSetup, runDeviceVector } from './device-run';
 import { runDriverVector } from './driver-run';
@@ -194,6 +194,9 @@ function errorOutcome(e: unknown): Outcome {
   }
   if (e instanceof StepAborted) {
     return { verdict: e.verdict, findings: [{ verdict: e.verdict, step: 0, check: e.check, message: e.message }] };
+  }
+  if (e instanceof AdapterTimeoutError) {
+    return { verdict: 'timeout', findings: [{ verdict: 'timeout', step: 0, check: 'timeout', message: `the target stopped answering: ${e.message}` }], diagnostics: e.diagnostics };
   }
   const message = e instanceof Error ? `${e.name}: ${e.message}` : String(e);
   const diagnostics = e instanceof AdapterError ? e.diagnostics : e instanceof Error ? e.stack : undefined;

@@ -1,0 +1,388 @@
+/**
+ * `vmemct guest build`: a small Linux guest to test the virtio_mem driver with, made only from
+ * Debian packages: the kernel and nine modules of the current `linux-image-amd64`,
+ * `busybox-static`, and `dropbear-bin` for SSH, packed into an initramfs.
+ *
+ * The kernel ABI is resolved at build time (`apt-cache depends linux-image-amd64`), never pinned:
+ * security updates bump it and old ABIs leave the mirror.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as zlib from 'node:zlib';
+import { CpioEntry, cpioArchive } from './cpio';
+
+/** The build could not be done (a missing tool, no network, an unexpected package layout). */
+export class GuestBuildError extends Error {
+  override readonly name = 'GuestBuildError';
+}
+
+/**
+ * The modules the guest loads, in load order: the virtio PCI transport, the NIC (for SSH) and
+ * virtio_mem last. Their dependencies are read from each module's `.modinfo`, so the order is
+ * checked, not trusted.
+ */
+export const GUEST_MODULES = [
+  'virtio_ring',
+  'virtio',
+  'virtio_pci_modern_dev',
+  'virtio_pci_legacy_dev',
+  'virtio_pci',
+  'failover',
+  'net_failover',
+  'virtio_net',
+  'virtio_mem',
+] as const;
+
+/** What `build` produced; stored as `guest.json` next to the files. */
+export interface GuestManifest {
+  readonly format: 'vmemct-guest/1';
+  /** The kernel package, e.g. `linux-image-6.1.0-56-amd64`. */
+  readonly kernelPackage: string;
+  /** Its version, e.g. `6.1.192-2`. */
+  readonly kernelPackageVersion: string;
+  /** `uname -r` inside the guest. */
+  readonly kernelRelease: string;
+  readonly kernel: string;
+  readonly initrd: string;
+  /** The private key that logs in as root (OpenSSH format). */
+  readonly sshKey: string;
+  /** The guest's SSH host key, public half, as `ssh-ed25519 AAAA…`. */
+  readonly hostKey: string;
+  /** Module load order used by /init. */
+  readonly modules: readonly string[];
+}
+
+/** Tools `build` runs, and the Debian package each comes from. */
+const TOOLS: readonly (readonly [string, string])[] = [
+  ['apt-get', 'apt'],
+  ['apt-cache', 'apt'],
+  ['dpkg-deb', 'dpkg'],
+  ['tar', 'tar'],
+  ['busybox', 'busybox-static'],
+  ['dropbear', 'dropbear-bin'],
+  ['dropbearkey', 'dropbear-bin'],
+  ['ssh-keygen', 'openssh-client'],
+  ['ldd', 'libc-bin'],
+];
+
+/** Debian packages `build` and `up` need on the host (for error messages, the README and .ci/run). */
+export const HOST_PACKAGES = ['qemu-system-x86', 'busybox-static', 'dropbear-bin', 'openssh-client'] as const;
+
+/** Finds `name` on PATH (and in the sbin folders, where dropbear lives). */
+export function findTool(name: string): string | undefined {
+  const dirs = [...(process.env.PATH ?? '').split(':'), '/usr/local/sbin', '/usr/sbin', '/sbin'];
+  for (const dir of dirs) {
+    if (!dir) continue;
+    const candidate = path.join(dir, name);
+    try {
+      fs.accessSync(candidate, fs.constants.X_OK);
+      if (fs.statSync(candidate).isFile()) return candidate;
+    } catch {
+      /* not here */
+    }
+  }
+  return undefined;
+}
+
+function requireTools(): Map<string, string> {
+  const found = new Map<string, string>();
+  const missing: string[] = [];
+  for (const [tool, pkg] of TOOLS) {
+    const at = findTool(tool);
+    if (at) found.set(tool, at);
+    else missing.push(`${tool} (package ${pkg})`);
+  }
+  if (missing.length > 0) {
+    const packages = [...new Set(TOOLS.filter(([t]) => !found.has(t)).map(([, p]) => p))];
+    throw new GuestBuildError(`guest build needs ${missing.join(', ')}; install with \`apt-get install --no-install-recommends ${packages.join(' ')}\``);
+  }
+  return found;
+}
+
+function run(tool: string, args: readonly string[], options: { cwd?: string; timeoutMs?: number } = {}): string {
+  const result = spawnSync(tool, args, { cwd: options.cwd, encoding: 'utf8', timeout: options.timeoutMs ?? 120_000, maxBuffer: 64 << 20 });
+  if (result.error) throw new GuestBuildError(`${path.basename(tool)} ${args.join(' ')}: ${result.error.message}`);
+  if (result.status !== 0) {
+    const detail = (result.stderr || result.stdout || '').trim().split('\n').slice(-3).join(' / ');
+    throw new GuestBuildError(`${path.basename(tool)} ${args.join(' ')} exited with status ${result.status}: ${detail}`);
+  }
+  return result.stdout;
+}
+
+/** The kernel package `linux-image-amd64` depends on today, from `apt-cache depends` output. */
+export function kernelPackageOf(aptCacheDepends: string): string | undefined {
+  const m = /^\s*Depends:\s*(linux-image-[0-9][^\s]*-amd64)\s*$/m.exec(aptCacheDepends);
+  return m?.[1];
+}
+
+/** The `depends=` list of a module's `.modinfo` section (empty when it has none). */
+export function moduleDepends(moduleBytes: Uint8Array): string[] {
+  const text = Buffer.from(moduleBytes).toString('latin1');
+  const m = /(?:^|\0)depends=([^\0]*)\0/.exec(text);
+  if (!m || m[1]!.length === 0) return [];
+  return m[1]!.split(',').filter((d) => d.length > 0);
+}
+
+/** Checks that every module's dependencies come before it in `order`; returns the first violation. */
+export function loadOrderProblem(order: readonly string[], depends: ReadonlyMap<string, readonly string[]>): string | undefined {
+  const loaded = new Set<string>();
+  for (const name of order) {
+    for (const dep of depends.get(name) ?? []) {
+      if (!loaded.has(dep)) return `${name} needs ${dep}, which ${order.includes(dep) ? 'comes later' : 'is not in the guest'}`;
+    }
+    loaded.add(name);
+  }
+  return undefined;
+}
+
+/** The guest's /init. Nothing in it comes from a vector; it is fixed text plus the module list. */
+export function initScript(kernelRelease: string, modules: readonly string[]): string {
+  return `#!/bin/sh
+# vmemct guest: mount, load the virtio modules, bring up the NIC, start dropbear.
+export PATH=/bin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+mkdir -p /dev/pts
+mount -t devpts devpts /dev/pts
+mount -t tmpfs tmpfs /tmp
+mount -t tmpfs tmpfs /run
+hostname vmemct-guest
+# Without udev, hot-plugged memory stays offline unless the kernel onlines it itself; movable
+# memory keeps unplugging reliable. This must happen before virtio_mem probes.
+echo online_movable > /sys/devices/system/memory/auto_online_blocks
+for m in ${modules.join(' ')}; do
+  insmod /lib/modules/${kernelRelease}/vmemct/$m.ko || echo "vmemct-guest: insmod $m failed" > /dev/console
+done
+ip link set lo up
+n=0
+while [ ! -e /sys/class/net/eth0 ] && [ $n -lt 100 ]; do sleep 0.05; n=$((n + 1)); done
+ip link set eth0 up
+ip addr add 10.0.2.15/24 dev eth0
+ip route add default via 10.0.2.2
+dropbear -E -s -p 22 -r /etc/dropbear/dropbear_ed25519_host_key -P /run/dropbear.pid
+echo GUEST-READY > /dev/console
+while true; do setsid -c sh </dev/console >/dev/console 2>&1 || sleep 5; done
+`;
+}
+
+/** `modules.dep` for busybox modprobe, so `modprobe virtio_mem` / `modprobe -r virtio_mem` work. */
+export function modulesDep(modules: readonly string[], depends: ReadonlyMap<string, readonly string[]>): string {
+  const closure = (name: string, into: string[]): string[] => {
+    for (const dep of depends.get(name) ?? []) {
+      if (!into.includes(dep)) {
+        into.push(dep);
+        closure(dep, into);
+      }
+    }
+    return into;
+  };
+  return modules.map((m) => `vmemct/${m}.ko:${closure(m, []).map((d) => ` vmemct/${d}.ko`).join('')}\n`).join('');
+}
+
+/** Libraries a dynamic executable needs, from `ldd` output (absolute paths). */
+export function lddLibraries(lddOutput: string): string[] {
+  const libs: string[] = [];
+  for (const line of lddOutput.split('\n')) {
+    const arrow = /=>\s*(\/\S+)/.exec(line);
+    const bare = /^\s*(\/\S+)\s+\(/.exec(line);
+    const lib = arrow?.[1] ?? bare?.[1];
+    if (lib && !libs.includes(lib)) libs.push(lib);
+  }
+  return libs;
+}
+
+/** Progress lines with timings. */
+export type BuildLog = (line: string) => void;
+
+/** Options of {@link buildGuest}. */
+export interface BuildOptions {
+  /** Where the guest is built (and the kernel package cached). */
+  readonly dir: string;
+  readonly log?: BuildLog;
+}
+
+function pipeToFile(producer: string, producerArgs: readonly string[], consumer: string, consumerArgs: readonly string[], cwd: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const a = spawn(producer, producerArgs, { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+    const b = spawn(consumer, consumerArgs, { cwd, stdio: ['pipe', 'ignore', 'pipe'] });
+    let errors = '';
+    a.stderr!.on('data', (c: Buffer) => (errors += c.toString()));
+    b.stderr!.on('data', (c: Buffer) => (errors += c.toString()));
+    a.stdout!.pipe(b.stdin!);
+    b.stdin!.on('error', () => undefined);
+    let pending = 2;
+    let failed = false;
+    const done = (name: string) => (code: number | null) => {
+      if (code !== 0 && !failed) {
+        failed = true;
+        reject(new GuestBuildError(`${name} exited with status ${code}: ${errors.trim().split('\n').slice(-2).join(' / ')}`));
+      }
+      if (--pending === 0 && !failed) resolve();
+    };
+    a.on('error', (e) => reject(new GuestBuildError(`${producer}: ${e.message}`)));
+    b.on('error', (e) => reject(new GuestBuildError(`${consumer}: ${e.message}`)));
+    a.on('exit', done(path.basename(producer)));
+    b.on('exit', done(path.basename(consumer)));
+  });
+}
+
+/** Builds the guest into `options.dir`; returns its manifest. */
+export async function buildGuest(options: BuildOptions): Promise<GuestManifest> {
+  const log = options.log ?? (() => undefined);
+  const tools = requireTools();
+  const dir = path.resolve(options.dir);
+  fs.mkdirSync(dir, { recursive: true });
+  const t0 = Date.now();
+  const lap = (what: string, since: number): void => log(`${what} (${((Date.now() - since) / 1000).toFixed(1)} s)`);
+
+  // 1. Resolve and fetch the kernel package.
+  let since = Date.now();
+  const kernelPackage = kernelPackageOf(run(tools.get('apt-cache')!, ['depends', 'linux-image-amd64']));
+  if (!kernelPackage) throw new GuestBuildError('apt-cache depends linux-image-amd64 names no kernel package; run `apt-get update` first');
+  const debDir = path.join(dir, 'packages');
+  fs.mkdirSync(debDir, { recursive: true });
+  let deb = fs.readdirSync(debDir).find((f) => f.startsWith(`${kernelPackage}_`) && f.endsWith('.deb'));
+  if (!deb) {
+    try {
+      run(tools.get('apt-get')!, ['download', kernelPackage], { cwd: debDir, timeoutMs: 600_000 });
+    } catch (e) {
+      throw new GuestBuildError(`cannot download ${kernelPackage}: ${(e as Error).message} (is \`apt-get update\` done and the Debian mirror reachable?)`);
+    }
+    deb = fs.readdirSync(debDir).find((f) => f.startsWith(`${kernelPackage}_`) && f.endsWith('.deb'));
+    if (!deb) throw new GuestBuildError(`apt-get download ${kernelPackage} left no .deb in ${debDir}`);
+    for (const old of fs.readdirSync(debDir)) if (old.endsWith('.deb') && old !== deb) fs.rmSync(path.join(debDir, old), { force: true });
+    lap(`downloaded ${deb}`, since);
+  } else {
+    log(`using the cached ${deb}`);
+  }
+  const kernelPackageVersion = run(tools.get('dpkg-deb')!, ['-f', path.join(debDir, deb), 'Version']).trim();
+
+  // 2. Extract the kernel and the modules (only those files).
+  since = Date.now();
+  const extractDir = path.join(dir, 'extract');
+  fs.rmSync(extractDir, { recursive: true, force: true });
+  fs.mkdirSync(extractDir, { recursive: true });
+  const patterns = ['./boot/vmlinuz-*', ...GUEST_MODULES.map((m) => `./lib/modules/*/${m}.ko*`)];
+  await pipeToFile(tools.get('dpkg-deb')!, ['--fsys-tarfile', path.join(debDir, deb)], tools.get('tar')!, ['-x', '--wildcards', ...patterns], extractDir);
+  const bootDir = path.join(extractDir, 'boot');
+  const vmlinuz = fs.readdirSync(bootDir).find((f) => f.startsWith('vmlinuz-'));
+  if (!vmlinuz) throw new GuestBuildError(`${deb} has no boot/vmlinuz-*`);
+  const kernelRelease = vmlinuz.slice('vmlinuz-'.length);
+  const moduleFiles = new Map<string, string>();
+  const walk = (d: string): void => {
+    for (const e of fs.readdirSync(d, { withFileTypes: true })) {
+      const p = path.join(d, e.name);
+      if (e.isDirectory()) walk(p);
+      else if (e.name.endsWith('.ko')) moduleFiles.set(e.name.slice(0, -3), p);
+      else if (/\.ko\.(xz|zst|gz)$/.test(e.name)) throw new GuestBuildError(`${e.name}: compressed modules are not supported (busybox insmod loads plain .ko files)`);
+    }
+  };
+  walk(path.join(extractDir, 'lib', 'modules', kernelRelease));
+  const depends = new Map<string, readonly string[]>();
+  for (const m of GUEST_MODULES) {
+    const file = moduleFiles.get(m);
+    if (!file) throw new GuestBuildError(`${deb} has no ${m}.ko (is virtio built into this kernel?)`);
+    depends.set(m, moduleDepends(fs.readFileSync(file)));
+  }
+  const orderProblem = loadOrderProblem(GUEST_MODULES, depends);
+  if (orderProblem) throw new GuestBuildError(`module load order: ${orderProblem}`);
+  lap(`extracted vmlinuz-${kernelRelease} and ${GUEST_MODULES.length} modules`, since);
+
+  // 3. Keys: a client key that logs in as root, and the guest's host key.
+  since = Date.now();
+  const sshKey = path.join(dir, 'id_ed25519');
+  if (!fs.existsSync(sshKey)) run(tools.get('ssh-keygen')!, ['-q', '-t', 'ed25519', '-N', '', '-C', 'vmemct-guest', '-f', sshKey]);
+  const hostKeyFile = path.join(dir, 'dropbear_ed25519_host_key');
+  if (!fs.existsSync(hostKeyFile)) run(tools.get('dropbearkey')!, ['-t', 'ed25519', '-f', hostKeyFile]);
+  const hostKeyLine = run(tools.get('dropbearkey')!, ['-y', '-f', hostKeyFile])
+    .split('\n')
+    .find((l) => l.startsWith('ssh-ed25519 '));
+  if (!hostKeyLine) throw new GuestBuildError('dropbearkey -y printed no ssh-ed25519 key');
+  const hostKey = hostKeyLine.split(' ').slice(0, 2).join(' ');
+
+  // 4. The initramfs.
+  const entries: CpioEntry[] = [];
+  const dirs = new Set<string>();
+  const addDir = (p: string, mode = 0o755): void => {
+    const parts = p.split('/');
+    for (let i = 1; i <= parts.length; i++) {
+      const sub = parts.slice(0, i).join('/');
+      if (!dirs.has(sub)) {
+        dirs.add(sub);
+        entries.push({ kind: 'dir', path: sub, mode: sub === p ? mode : 0o755 });
+      }
+    }
+  };
+  const addFile = (p: string, data: Uint8Array, mode: number): void => {
+    addDir(path.posix.dirname(p));
+    entries.push({ kind: 'file', path: p, mode, data });
+  };
+  for (const d of ['bin', 'dev', 'proc', 'sys', 'tmp', 'run', 'etc/dropbear', 'var/log', 'lib64']) addDir(d);
+  addDir('root', 0o700);
+  addDir('root/.ssh', 0o700);
+  entries.push({ kind: 'symlink', path: 'sbin', target: 'bin' }, { kind: 'dir', path: 'usr', mode: 0o755 });
+  dirs.add('usr');
+  entries.push({ kind: 'symlink', path: 'usr/bin', target: '../bin' }, { kind: 'symlink', path: 'usr/sbin', target: '../bin' });
+  const busybox = tools.get('busybox')!;
+  addFile('bin/busybox', fs.readFileSync(busybox), 0o755);
+  const applets = run(busybox, ['--list']).split('\n').map((a) => a.trim()).filter((a) => /^[a-z0-9_.[-]+$/i.test(a) && a !== 'busybox');
+  for (const applet of applets) entries.push({ kind: 'symlink', path: `bin/${applet}`, target: 'busybox' });
+  const dropbear = tools.get('dropbear')!;
+  addFile('bin/dropbear', fs.readFileSync(dropbear), 0o755);
+  for (const lib of lddLibraries(run(tools.get('ldd')!, [dropbear]))) {
+    const rel = lib.replace(/^\/+/, '');
+    if (entries.some((e) => e.path === rel)) continue;
+    addFile(rel, fs.readFileSync(fs.realpathSync(lib)), 0o755);
+  }
+  for (const m of GUEST_MODULES) addFile(`lib/modules/${kernelRelease}/vmemct/${m}.ko`, fs.readFileSync(moduleFiles.get(m)!), 0o644);
+  addFile(`lib/modules/${kernelRelease}/modules.dep`, Buffer.from(modulesDep(GUEST_MODULES, depends)), 0o644);
+  addFile('etc/dropbear/dropbear_ed25519_host_key', fs.readFileSync(hostKeyFile), 0o600);
+  addFile('root/.ssh/authorized_keys', fs.readFileSync(`${sshKey}.pub`), 0o600);
+  addFile('etc/passwd', Buffer.from('root:x:0:0:root:/root:/bin/sh\n'), 0o644);
+  addFile('etc/shadow', Buffer.from('root:*:19000:0:99999:7:::\n'), 0o600);
+  addFile('etc/group', Buffer.from('root:x:0:\n'), 0o644);
+  addFile('etc/shells', Buffer.from('/bin/sh\n'), 0o644);
+  addFile('init', Buffer.from(initScript(kernelRelease, GUEST_MODULES)), 0o755);
+  const initrd = path.join(dir, 'initrd.gz');
+  fs.writeFileSync(initrd, zlib.gzipSync(cpioArchive(entries), { level: 6 }));
+  const kernel = path.join(dir, 'vmlinuz');
+  fs.copyFileSync(path.join(bootDir, vmlinuz), kernel);
+  fs.rmSync(extractDir, { recursive: true, force: true });
+  lap(`packed initrd.gz (${(fs.statSync(initrd).size / 1048576).toFixed(1)} MiB, ${entries.length} entries)`, since);
+
+  const manifest: GuestManifest = {
+    format: 'vmemct-guest/1',
+    kernelPackage,
+    kernelPackageVersion,
+    kernelRelease,
+    kernel,
+    initrd,
+    sshKey,
+    hostKey,
+    modules: GUEST_MODULES,
+  };
+  fs.writeFileSync(path.join(dir, 'guest.json'), `${JSON.stringify(manifest, null, 2)}\n`);
+  lap(`guest built in ${dir}`, t0);
+  return manifest;
+}
+
+/** Reads the manifest `build` wrote; explains how to build when there is none. */
+export function readManifest(dir: string): GuestManifest {
+  const file = path.join(path.resolve(dir), 'guest.json');
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch {
+    throw new GuestBuildError(`no guest in ${dir} (${file} is missing); run \`vmemct guest build --dir ${dir}\` first`);
+  }
+  try {
+    const m = JSON.parse(text) as GuestManifest;
+    if (m.format !== 'vmemct-guest/1') throw new Error(`format is '${String(m.format)}'`);
+    for (const f of [m.kernel, m.initrd, m.sshKey]) if (!fs.existsSync(f)) throw new Error(`${f} is missing`);
+    return m;
+  } catch (e) {
+    throw new GuestBuildError(`${file}: ${(e as Error).message}; run \`vmemct guest build --dir ${dir}\` again`);
+  }
+}

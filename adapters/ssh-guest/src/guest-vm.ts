@@ -1,0 +1,378 @@
+/**
+ * `vmemct guest up|down|status`: boots the built guest under QEMU (TCG) with a virtio-mem-pci
+ * device, user networking forwarding a free port on 127.0.0.1 to the guest's SSH, a QMP socket
+ * for the adapter and one for control, and QEMU's `virtio_mem_*` trace events in a log file.
+ *
+ * Two ways to run it:
+ * - detached (`guest up`): QEMU daemonizes and outlives the command; `guest down` ends it by PID
+ *   (after QMP `quit`), checking first that the PID is still that QEMU;
+ * - attached (tests, benchmarks): QEMU is a child under `setpriv --pdeathsig SIGKILL`, killed
+ *   when this process exits by any path.
+ */
+import { ChildProcess, spawn, spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as path from 'node:path';
+import { locateQemu } from '../../qemu/src/qemu-process';
+import { QmpClient } from '../../qemu/src/qmp';
+import { GuestManifest, findTool, readManifest } from './guest-build';
+import { GuestShell, SshError, SshTarget } from './ssh-shell';
+
+const MiB = 1n << 20n;
+const GiB = 1n << 30n;
+
+/** The guest could not be booted or found. */
+export class GuestVmError extends Error {
+  override readonly name = 'GuestVmError';
+}
+
+/** The device and machine a guest boots with. */
+export interface GuestDeviceOptions {
+  /** virtio-mem block size (default 2 MiB). */
+  readonly blockSize?: bigint;
+  /** Size of the memory backend = the device region (default 1 GiB). */
+  readonly regionSize?: bigint;
+  /** requested_size at boot (default 0). */
+  readonly requestedSize?: bigint;
+  /** Offer VIRTIO_MEM_F_UNPLUGGED_INACCESSIBLE (`unplugged-inaccessible=on`). */
+  readonly unpluggedInaccessible?: boolean;
+  /** Boot memory (default 1 GiB). */
+  readonly memory?: bigint;
+  /** Leave the virtio-mem device out (to check how a guest without one is reported). */
+  readonly withoutVirtioMem?: boolean;
+}
+
+/** What a running guest is; stored as `run/guest-state.json`. */
+export interface GuestState {
+  readonly format: 'vmemct-guest-state/1';
+  readonly pid: number;
+  readonly sshHost: '127.0.0.1';
+  readonly sshPort: number;
+  readonly sshUser: 'root';
+  readonly sshKey: string;
+  readonly knownHosts: string;
+  /** QMP for the adapter. */
+  readonly qmpSocket: string;
+  /** QMP for `guest down` / `status` (usable while an adapter holds the other). */
+  readonly controlSocket: string;
+  readonly traceLog: string;
+  readonly consoleLog: string;
+  readonly kernelRelease: string;
+  readonly deviceId: string | null;
+  readonly argv: readonly string[];
+  readonly detached: boolean;
+}
+
+/** Options of {@link bootGuest}. */
+export interface BootOptions extends GuestDeviceOptions {
+  /** The folder `guest build` wrote. */
+  readonly dir: string;
+  /** Where sockets, logs and the state go (default `<dir>/run`). */
+  readonly runDir?: string;
+  /** Daemonize (outlive this process) instead of running as a child. */
+  readonly detached: boolean;
+  /** QEMU binary (default: `$VMEMCT_QEMU` or qemu-system-x86_64). */
+  readonly qemu?: string;
+  /** Bound on boot to SSH (default 90 s; TCG on a loaded machine is slow). */
+  readonly bootTimeoutMs?: number;
+}
+
+/** The QOM id of the guest's virtio-mem device. */
+export const GUEST_DEVICE_ID = 'vm0';
+
+/** The kernel command line. */
+export const GUEST_KERNEL_ARGS = 'console=ttyS0 memhp_default_state=online_movable panic=-1';
+
+function sizeArg(bytes: bigint): string {
+  return bytes % MiB === 0n ? `${bytes / MiB}M` : `${bytes}`;
+}
+
+/** QEMU's argument vector for a guest (without daemonize/pidfile). Pure; checked values only. */
+export function guestQemuArguments(manifest: Pick<GuestManifest, 'kernel' | 'initrd'>, files: { qmpSocket: string; controlSocket: string; traceLog: string; consoleLog: string }, sshPort: number, device: GuestDeviceOptions): string[] {
+  const blockSize = device.blockSize ?? 2n * MiB;
+  const regionSize = device.regionSize ?? 1n * GiB;
+  const requested = device.requestedSize ?? 0n;
+  const memory = device.memory ?? 1n * GiB;
+  if (blockSize < MiB || (blockSize & (blockSize - 1n)) !== 0n) throw new GuestVmError(`block size ${blockSize} must be a power of two of at least 1 MiB`);
+  if (regionSize <= 0n || regionSize % blockSize !== 0n) throw new GuestVmError(`region size ${regionSize} must be a positive multiple of the block size`);
+  if (requested < 0n || requested > regionSize || requested % blockSize !== 0n) throw new GuestVmError(`requested size ${requested} must be a multiple of the block size within the region`);
+  if (memory < 256n * MiB || memory % MiB !== 0n) throw new GuestVmError(`boot memory ${memory} must be a whole number of MiB, at least 256 MiB`);
+  if (!Number.isInteger(sshPort) || sshPort < 1 || sshPort > 65535) throw new GuestVmError(`bad SSH port ${sshPort}`);
+  const maxMem = memory + regionSize + GiB;
+  const args = [
+    '-machine', 'q35', '-accel', 'tcg', '-cpu', 'max', '-smp', '2',
+    '-m', `${sizeArg(memory)},maxmem=${sizeArg(maxMem)}`,
+    '-nodefaults', '-display', 'none', '-monitor', 'none',
+    '-serial', `file:${files.consoleLog}`,
+    '-kernel', manifest.kernel, '-initrd', manifest.initrd, '-append', GUEST_KERNEL_ARGS,
+    '-netdev', `user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:${sshPort}-:22`,
+    '-device', 'virtio-net-pci,netdev=n0',
+    '-qmp', `unix:${files.qmpSocket},server=on,wait=off`,
+    '-chardev', `socket,id=vmemct-control,path=${files.controlSocket},server=on,wait=off`,
+    '-mon', 'chardev=vmemct-control,mode=control',
+    '-D', files.traceLog, '-trace', 'enable=virtio_mem_*',
+  ];
+  if (!device.withoutVirtioMem) {
+    args.push(
+      '-object', `memory-backend-ram,id=vmemct-mem0,size=${sizeArg(regionSize)}`,
+      '-device', `virtio-mem-pci,id=${GUEST_DEVICE_ID},memdev=vmemct-mem0,block-size=${sizeArg(blockSize)},requested-size=${sizeArg(requested)}${device.unpluggedInaccessible ? ',unplugged-inaccessible=on' : ''}`,
+    );
+  }
+  return args;
+}
+
+/** A free TCP port on 127.0.0.1 (there is a short window in which another program could take it). */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
+    });
+  });
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  // A zombie (killed, not yet reaped by its parent) is gone for our purposes.
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return !/\) Z /.test(stat);
+  } catch {
+    return false;
+  }
+}
+
+/** Whether `pid` is the QEMU of this run folder (guards against a reused PID). */
+function isOurQemu(pid: number, runDir: string): boolean {
+  try {
+    const cmdline = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+    return cmdline.includes('qemu') && cmdline.includes(runDir);
+  } catch {
+    return false;
+  }
+}
+
+const attached = new Set<ChildProcess>();
+let exitHook = false;
+
+/** A booted guest. */
+export class GuestVm {
+  private constructor(readonly state: GuestState, private readonly runDir: string, private readonly child: ChildProcess | undefined) {}
+
+  /** SSH target of the guest. */
+  get ssh(): SshTarget {
+    return { host: this.state.sshHost, port: this.state.sshPort, user: this.state.sshUser, key: this.state.sshKey, knownHosts: this.state.knownHosts };
+  }
+
+  /** Whether QEMU is running. */
+  get running(): boolean {
+    return pidAlive(this.state.pid);
+  }
+
+  /** Boots a guest and waits until it answers over SSH. */
+  static async boot(options: BootOptions, log: (line: string) => void = () => undefined): Promise<GuestVm> {
+    const manifest = readManifest(options.dir);
+    const qemu = locateQemu(options.qemu);
+    const runDir = path.resolve(options.runDir ?? path.join(options.dir, 'run'));
+    const existing = readState(runDir);
+    if (existing && pidAlive(existing.pid) && isOurQemu(existing.pid, runDir)) {
+      throw new GuestVmError(`a guest is already up in ${runDir} (QEMU pid ${existing.pid}); run \`vmemct guest down --dir ${options.dir}\` first`);
+    }
+    fs.rmSync(runDir, { recursive: true, force: true });
+    fs.mkdirSync(runDir, { recursive: true });
+    const files = {
+      qmpSocket: path.join(runDir, 'qmp.sock'),
+      controlSocket: path.join(runDir, 'control.sock'),
+      traceLog: path.join(runDir, 'trace.log'),
+      consoleLog: path.join(runDir, 'console.log'),
+    };
+    const sshPort = await freePort();
+    const knownHosts = path.join(runDir, 'known_hosts');
+    fs.writeFileSync(knownHosts, `[127.0.0.1]:${sshPort} ${manifest.hostKey}\n`);
+    const pidFile = path.join(runDir, 'qemu.pid');
+    const args = [...guestQemuArguments(manifest, files, sshPort, options), '-pidfile', pidFile];
+    const started = Date.now();
+    let child: ChildProcess | undefined;
+    let pid: number;
+    if (options.detached) {
+      const r = spawnSync(qemu.path, [...args, '-daemonize'], { encoding: 'utf8', timeout: 30_000, stdio: ['ignore', 'pipe', 'pipe'] });
+      if (r.status !== 0) throw new GuestVmError(`QEMU did not start: ${(r.stderr || r.error?.message || `exit ${r.status}`).trim().split('\n')[0]}`);
+      pid = Number(fs.readFileSync(pidFile, 'utf8').trim());
+    } else {
+      const [command, argv] = qemu.setpriv ? [qemu.setpriv, ['--pdeathsig', 'SIGKILL', '--', qemu.path, ...args]] : [qemu.path, args];
+      child = spawn(command, argv, { stdio: ['ignore', 'ignore', 'pipe'], shell: false });
+      attached.add(child);
+      if (!exitHook) {
+        exitHook = true;
+        process.on('exit', () => {
+          for (const c of attached) {
+            try {
+              c.kill('SIGKILL');
+            } catch {
+              /* gone */
+            }
+          }
+        });
+      }
+      let stderr = '';
+      child.stderr!.setEncoding('utf8');
+      child.stderr!.on('data', (c: string) => (stderr = (stderr + c).slice(-4096)));
+      child.once('exit', () => attached.delete(child!));
+      if (child.pid === undefined) throw new GuestVmError(`QEMU did not start: ${qemu.path}`);
+      pid = child.pid;
+      child.once('exit', (code, signal) => {
+        if (Date.now() - started < 2000 && stderr) log(`QEMU ended at once (${signal ?? code}): ${stderr.trim().split('\n')[0]}`);
+      });
+    }
+    const state: GuestState = {
+      format: 'vmemct-guest-state/1',
+      pid,
+      sshHost: '127.0.0.1',
+      sshPort,
+      sshUser: 'root',
+      sshKey: manifest.sshKey,
+      knownHosts,
+      ...files,
+      kernelRelease: manifest.kernelRelease,
+      deviceId: options.withoutVirtioMem ? null : GUEST_DEVICE_ID,
+      argv: [qemu.path, ...args],
+      detached: options.detached,
+    };
+    fs.writeFileSync(path.join(runDir, 'guest-state.json'), `${JSON.stringify(state, null, 2)}\n`);
+    const vm = new GuestVm(state, runDir, child);
+    try {
+      await vm.waitForSsh(options.bootTimeoutMs ?? 90_000);
+    } catch (e) {
+      await vm.stop();
+      throw e;
+    }
+    log(`guest up: SSH answered ${((Date.now() - started) / 1000).toFixed(1)} s after QEMU started`);
+    return vm;
+  }
+
+  /** Polls SSH until the guest logs us in. */
+  async waitForSsh(timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    let last: Error | undefined;
+    while (Date.now() < deadline) {
+      if (!this.running) throw new GuestVmError(`QEMU (pid ${this.state.pid}) ended during boot; see ${this.state.consoleLog}`);
+      try {
+        const shell = await GuestShell.connect(this.ssh, 3000, { setpriv: findTool('setpriv') });
+        shell.close();
+        return;
+      } catch (e) {
+        last = e as Error;
+        if (e instanceof SshError && (e.kind === 'auth' || e.kind === 'host-key' || e.kind === 'missing-client')) throw new GuestVmError(e.message);
+      }
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    throw new GuestVmError(`the guest did not answer over SSH within ${timeoutMs} ms (${last?.message ?? 'no attempt'}); see ${this.state.consoleLog}`);
+  }
+
+  /** Ends QEMU: QMP `quit` on the control socket, then SIGKILL by PID. Never throws. */
+  async stop(graceMs = 3000): Promise<void> {
+    await stopGuestProcess(this.state, this.runDir, graceMs);
+    if (this.child && this.child.exitCode === null && this.child.signalCode === null) {
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, 2000);
+        this.child!.once('exit', () => {
+          clearTimeout(t);
+          resolve();
+        });
+      });
+    }
+  }
+}
+
+/** Convenience for {@link GuestVm.boot}. */
+export function bootGuest(options: BootOptions, log?: (line: string) => void): Promise<GuestVm> {
+  return GuestVm.boot(options, log);
+}
+
+/** The state of the guest in `runDir`, or undefined when none was started there. */
+export function readState(runDir: string): GuestState | undefined {
+  try {
+    const s = JSON.parse(fs.readFileSync(path.join(runDir, 'guest-state.json'), 'utf8')) as GuestState;
+    return s.format === 'vmemct-guest-state/1' ? s : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+async function stopGuestProcess(state: GuestState, runDir: string, graceMs: number): Promise<boolean> {
+  if (!pidAlive(state.pid)) return false;
+  if (!isOurQemu(state.pid, runDir)) return false;
+  try {
+    const qmp = await QmpClient.connect(state.controlSocket, Date.now() + 1000, 2000);
+    await qmp.execute('quit').catch(() => undefined);
+    qmp.close();
+  } catch {
+    /* fall through to the signal */
+  }
+  const deadline = Date.now() + graceMs;
+  while (Date.now() < deadline && pidAlive(state.pid)) await new Promise((r) => setTimeout(r, 50));
+  if (pidAlive(state.pid)) {
+    try {
+      process.kill(state.pid, 'SIGKILL');
+    } catch {
+      /* gone */
+    }
+    const killDeadline = Date.now() + 3000;
+    while (Date.now() < killDeadline && pidAlive(state.pid)) await new Promise((r) => setTimeout(r, 20));
+  }
+  return true;
+}
+
+/** `guest down`: ends the guest of `dir` if one runs. Returns whether one was running. */
+export async function downGuest(dir: string, runDir = path.join(dir, 'run')): Promise<boolean> {
+  const resolved = path.resolve(runDir);
+  const state = readState(resolved);
+  if (!state) return false;
+  const was = await stopGuestProcess(state, resolved, 3000);
+  fs.rmSync(path.join(resolved, 'guest-state.json'), { force: true });
+  return was;
+}
+
+/** What `guest status` reports. */
+export interface GuestStatus {
+  readonly running: boolean;
+  readonly state?: GuestState;
+  readonly sshAnswers?: boolean;
+  readonly device?: Record<string, unknown>;
+}
+
+/** `guest status`. */
+export async function guestStatus(dir: string, runDir = path.join(dir, 'run')): Promise<GuestStatus> {
+  const resolved = path.resolve(runDir);
+  const state = readState(resolved);
+  if (!state || !pidAlive(state.pid) || !isOurQemu(state.pid, resolved)) return { running: false, state };
+  let device: Record<string, unknown> | undefined;
+  try {
+    const qmp = await QmpClient.connect(state.controlSocket, Date.now() + 1000, 3000);
+    const devices = (await qmp.execute('query-memory-devices')) as { type: string; data: Record<string, unknown> }[];
+    qmp.close();
+    device = devices.find((d) => d.type === 'virtio-mem')?.data;
+  } catch {
+    /* reported as unknown */
+  }
+  let sshAnswers = false;
+  try {
+    const shell = await GuestShell.connect({ host: state.sshHost, port: state.sshPort, user: state.sshUser, key: state.sshKey, knownHosts: state.knownHosts }, 3000);
+    shell.close();
+    sshAnswers = true;
+  } catch {
+    /* not answering */
+  }
+  return { running: true, state, sshAnswers, device };
+}
+
+/** The `vmemct run` options that point the ssh-guest adapter at a guest. */
+export function runArguments(state: GuestState): string[] {
+  return ['--adapter', 'ssh-guest', '--ssh', `${state.sshUser}@${state.sshHost}:${state.sshPort}`, '--ssh-key', state.sshKey, '--ssh-known-hosts', state.knownHosts, '--qmp', state.qmpSocket, '--qemu-trace', state.traceLog];
+}

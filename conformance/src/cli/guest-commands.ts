@@ -1,0 +1,108 @@
+/**
+ * `vmemct guest build|up|down|status`: a Linux guest to test the virtio_mem driver with.
+ */
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { GuestBuildError, buildGuest } from '../../../adapters/ssh-guest/src/guest-build';
+import { GuestVmError, bootGuest, downGuest, guestStatus, runArguments } from '../../../adapters/ssh-guest/src/guest-vm';
+import { QemuMissingError } from '../../../adapters/qemu/src/qemu-process';
+import { OptionSpec, parseArgs } from './args';
+import { EXIT_OK, HarnessError, UsageError } from './usage-error';
+import type { CliIo } from './main';
+
+/** Where guests are built by default: `$VMEMCT_GUEST_DIR`, else `~/.cache/vmemct/guest`. */
+export function defaultGuestDir(): string {
+  if (process.env.VMEMCT_GUEST_DIR) return process.env.VMEMCT_GUEST_DIR;
+  const cache = process.env.XDG_CACHE_HOME && process.env.XDG_CACHE_HOME.length > 0 ? process.env.XDG_CACHE_HOME : path.join(os.homedir(), '.cache');
+  return path.join(cache, 'vmemct', 'guest');
+}
+
+const UNITS: Readonly<Record<string, bigint>> = { '': 1n, K: 1n << 10n, KiB: 1n << 10n, M: 1n << 20n, MiB: 1n << 20n, G: 1n << 30n, GiB: 1n << 30n, T: 1n << 40n, TiB: 1n << 40n };
+
+/** A size option: decimal or 0x hex bytes, or a number with K/M/G/T or KiB/MiB/GiB/TiB. */
+export function parseSize(command: string, option: string, text: string): bigint {
+  const hex = /^0x([0-9a-fA-F]+)$/.exec(text);
+  if (hex) return BigInt(`0x${hex[1]}`);
+  const m = /^([0-9]+)\s*(K|KiB|M|MiB|G|GiB|T|TiB)?$/.exec(text);
+  if (!m) throw new UsageError(`${command}: --${option} must be a size such as 2MiB or 1GiB (got '${text}')`);
+  return BigInt(m[1]!) * UNITS[m[2] ?? '']!;
+}
+
+const GUEST_OPTIONS: Readonly<Record<string, OptionSpec>> = {
+  dir: { kind: 'value' },
+  'block-size': { kind: 'value' },
+  'region-size': { kind: 'value' },
+  'requested-size': { kind: 'value' },
+  memory: { kind: 'value' },
+  'unplugged-inaccessible': { kind: 'flag' },
+  qemu: { kind: 'value' },
+  json: { kind: 'flag' },
+};
+
+const UP_ONLY = ['block-size', 'region-size', 'requested-size', 'memory', 'unplugged-inaccessible', 'qemu'];
+
+/** `vmemct guest …`. */
+export async function guestCommand(args: readonly string[], io: CliIo): Promise<number> {
+  const [sub, ...rest] = args;
+  if (sub !== 'build' && sub !== 'up' && sub !== 'down' && sub !== 'status') {
+    throw new UsageError(`guest: expected build, up, down or status${sub ? ` (got '${sub}')` : ''}`);
+  }
+  const command = `guest ${sub}`;
+  const parsed = parseArgs(command, rest, GUEST_OPTIONS);
+  if (parsed.positional.length > 0) throw new UsageError(`${command}: unexpected argument '${parsed.positional[0]}'`);
+  if (sub !== 'up') {
+    const stray = UP_ONLY.find((o) => parsed.values.has(o) || parsed.flags.has(o));
+    if (stray) throw new UsageError(`${command}: --${stray} applies to guest up only`);
+  }
+  const dir = path.resolve(parsed.values.get('dir') ?? defaultGuestDir());
+  const log = (line: string): void => io.stderr(`vmemct: ${line}\n`);
+  try {
+    if (sub === 'build') {
+      const m = await buildGuest({ dir, log });
+      io.stdout(`${m.kernelPackage} ${m.kernelPackageVersion} (${m.kernelRelease}) with busybox and dropbear in ${dir}\nnext: vmemct guest up --dir ${dir}\n`);
+      return EXIT_OK;
+    }
+    if (sub === 'up') {
+      const size = (o: string): bigint | undefined => (parsed.values.has(o) ? parseSize(command, o, parsed.values.get(o)!) : undefined);
+      const vm = await bootGuest(
+        {
+          dir,
+          detached: true,
+          blockSize: size('block-size'),
+          regionSize: size('region-size'),
+          requestedSize: size('requested-size'),
+          memory: size('memory'),
+          unpluggedInaccessible: parsed.flags.has('unplugged-inaccessible'),
+          qemu: parsed.values.get('qemu'),
+        },
+        log,
+      );
+      if (parsed.flags.has('json')) io.stdout(`${JSON.stringify(vm.state, null, 2)}\n`);
+      else io.stdout(`guest up: QEMU pid ${vm.state.pid}, SSH on 127.0.0.1:${vm.state.sshPort}\nrun the driver vectors with:\n  vmemct run --target driver ${runArguments(vm.state).join(' ')}\nend it with: vmemct guest down --dir ${dir}\n`);
+      return EXIT_OK;
+    }
+    if (sub === 'down') {
+      const was = await downGuest(dir);
+      io.stdout(was ? `guest in ${dir} ended\n` : `no guest was running in ${dir}\n`);
+      return EXIT_OK;
+    }
+    const status = await guestStatus(dir);
+    if (parsed.flags.has('json')) {
+      io.stdout(`${JSON.stringify(status, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v), 2)}\n`);
+    } else if (!status.running) {
+      io.stdout(`no guest running in ${dir}\n`);
+    } else {
+      const s = status.state!;
+      const d = status.device;
+      io.stdout(
+        `guest running: QEMU pid ${s.pid}, kernel ${s.kernelRelease}, SSH 127.0.0.1:${s.sshPort} (${status.sshAnswers ? 'answering' : 'not answering'})\n` +
+          (d ? `virtio-mem ${String(d.id)}: block ${String(d['block-size'])}, region ${String(d['max-size'])} at ${String(d.memaddr)}, requested ${String(d['requested-size'])}, plugged ${String(d.size)}\n` : 'virtio-mem: none or QMP not answering\n') +
+          `  vmemct run --target driver ${runArguments(s).join(' ')}\n`,
+      );
+    }
+    return status.running ? EXIT_OK : 1;
+  } catch (e) {
+    if (e instanceof GuestBuildError || e instanceof GuestVmError || e instanceof QemuMissingError) throw new HarnessError(`${command}: ${e.message}`);
+    throw e;
+  }
+}
