@@ -42,6 +42,7 @@ import {
   UnsupportedSetupError,
 } from '../../core/src/contract';
 import { QmpClient, QmpError, QmpTcpAddress } from '../../qemu/src/qmp';
+import { AsyncLocalStorage } from 'node:async_hooks';
 import * as fs from 'node:fs';
 import { findTool } from './guest-build';
 import { VirtioPciLayout, checkedSysfsDevice, configSnapshotReads, leValue, offeredFeaturesScript, parseHexDump, parseVirtioCaps, parseWindowOutput, windowReadScript } from './pci-config';
@@ -84,6 +85,7 @@ interface MemoryDeviceInfo {
 }
 
 const CONFIG_SIZE = VirtioMemConfigLayout.size;
+const RELEVANT_FEATURES = ((1n << 24n) - 1n) | (1n << 32n);
 const CAPABILITIES: readonly Capability[] = ['host-resize', 'observe-driver', 'system-reset', 'initial-plugged'];
 
 function toBigInt(v: unknown): bigint {
@@ -112,7 +114,15 @@ export async function connectSshGuestAdapter(options: SshGuestOptions): Promise<
   return adapter;
 }
 
+/**
+ * Which vector's work an async chain belongs to. When the runner gives up on a vector (its
+ * timeout), that vector's work may still be running; once the next vector has taken the guest,
+ * the old chain's next command fails instead of interleaving with the new one.
+ */
+const epochOfWork = new AsyncLocalStorage<number>();
+
 class SshGuestAdapter implements Adapter {
+  private epoch = 0;
   private qmp: QmpClient | undefined;
   private shell: GuestShell | undefined;
   private layout: VirtioPciLayout | undefined;
@@ -186,8 +196,25 @@ class SshGuestAdapter implements Adapter {
     }
   }
 
+  /** Fails when the calling chain belongs to a vector the runner has given up on. */
+  private checkEpoch(): void {
+    const mine = epochOfWork.getStore();
+    if (mine !== undefined && mine !== this.epoch) throw new AdapterError('abandoned: a later vector has taken over the guest');
+  }
+
+  /** Runs `work` as part of vector `epoch`. */
+  inEpoch<T>(epoch: number, work: () => Promise<T>): Promise<T> {
+    return epochOfWork.run(epoch, work);
+  }
+
+  /** The current vector's epoch. */
+  get currentEpoch(): number {
+    return this.epoch;
+  }
+
   /** Runs a guest command that must succeed. */
   private async sh(command: string, what: string, timeoutMs = this.timeoutMs): Promise<string> {
+    this.checkEpoch();
     if (!this.shell || this.shell.closed) {
       try {
         this.shell = await GuestShell.connect(this.options.ssh, Math.min(timeoutMs, 15_000), { setpriv: this.setpriv });
@@ -209,6 +236,7 @@ class SshGuestAdapter implements Adapter {
   }
 
   private async qmpRun(command: string, args?: Record<string, unknown>): Promise<unknown> {
+    this.checkEpoch();
     if (!this.qmp) throw new AdapterError('QMP is not connected');
     try {
       return await this.qmp.execute(command, args);
@@ -369,7 +397,17 @@ class SshGuestAdapter implements Adapter {
   }
 
   async openDriver(setup: DeviceSetup, options: DriverOptions): Promise<DriverSession> {
-    if (this.sessionOpen) throw new AdapterError('one driver session at a time');
+    const epoch = ++this.epoch;
+    if (this.sessionOpen) {
+      // The previous vector was abandoned (timeout) with work in flight: cut its connection.
+      this.shell?.close();
+      this.shell = undefined;
+      this.sessionOpen = false;
+    }
+    return this.inEpoch(epoch, () => this.openDriverNow(setup, options, epoch));
+  }
+
+  private async openDriverNow(setup: DeviceSetup, options: DriverOptions, epoch: number): Promise<DriverSession> {
     const d = this.device;
     const mismatch = (what: string, guest: bigint | number, wanted: bigint | number, option: string): UnsupportedSetupError =>
       new UnsupportedSetupError(`the guest's device has ${what} ${typeof guest === 'bigint' ? hex(guest) : guest}; this vector needs ${typeof wanted === 'bigint' ? hex(wanted) : wanted} (boot a guest with ${option})`);
@@ -378,8 +416,9 @@ class SshGuestAdapter implements Adapter {
     if (setup.region_size !== d.maxSize) throw mismatch('region_size', d.maxSize, setup.region_size, '`vmemct guest up --region-size …`');
     if (setup.addr !== d.memaddr) throw mismatch('addr', d.memaddr, setup.addr, 'its device memory at that address');
     if (setup.node_id !== d.node) throw mismatch('node_id', d.node, setup.node_id, 'the device on that NUMA node');
-    if (setup.features !== undefined && setup.features !== this.offered) {
-      throw new UnsupportedSetupError(`the guest's device offers features ${hex(this.offered)}; this vector needs exactly ${hex(setup.features)}`);
+    // Device-specific bits (0-23) and VERSION_1 decide; other transport bits (RING_RESET, …) are QEMU's own.
+    if (setup.features !== undefined && (setup.features & RELEVANT_FEATURES) !== (this.offered & RELEVANT_FEATURES)) {
+      throw new UnsupportedSetupError(`the guest's device offers features ${hex(this.offered & RELEVANT_FEATURES)}; this vector needs exactly ${hex(setup.features & RELEVANT_FEATURES)}`);
     }
     if (setup.requested_size > d.maxSize || setup.requested_size % d.blockSize !== 0n) {
       throw new UnsupportedSetupError(`QEMU refuses requested_size ${hex(setup.requested_size)} (not a multiple of block_size inside the region)`);
@@ -394,7 +433,7 @@ class SshGuestAdapter implements Adapter {
       if (prefix > 0) await this.plugPrefix(prefix);
       await this.setRequested(setup.requested_size);
       this.trace.skipToEnd();
-      return new SshGuestDriverSession(this);
+      return new SshGuestDriverSession(this, epoch);
     } catch (e) {
       this.sessionOpen = false;
       throw e;
@@ -574,24 +613,32 @@ class SshGuestDriverSession implements DriverSession {
   private virtioName: string | undefined;
   private closed = false;
 
-  constructor(private readonly adapter: SshGuestAdapter) {}
+  constructor(private readonly adapter: SshGuestAdapter, private readonly epoch: number) {}
 
-  async start(): Promise<void> {
-    this.virtioName = await this.adapter.session.start();
+  private run<T>(work: () => Promise<T>): Promise<T> {
+    return this.adapter.inEpoch(this.epoch, work);
+  }
+
+  start(): Promise<void> {
+    return this.run(async () => {
+      this.virtioName = await this.adapter.session.start();
+    });
   }
 
   settle(limits: SettleLimits): Promise<DriverActivity> {
-    return this.adapter.session.settle(limits);
+    return this.run(() => this.adapter.session.settle(limits));
   }
 
   readConfig(): Promise<Uint8Array> {
-    return this.adapter.session.held() ? this.adapter.session.hostConfig() : this.adapter.session.readConfig();
+    return this.run(() => (this.adapter.session.held() ? this.adapter.session.hostConfig() : this.adapter.session.readConfig()));
   }
 
-  async acceptedFeatures(): Promise<bigint> {
-    await this.adapter.session.resume();
-    this.virtioName ??= await this.adapter.session.boundDevice();
-    return this.adapter.session.acceptedFeatures(this.virtioName);
+  acceptedFeatures(): Promise<bigint> {
+    return this.run(async () => {
+      await this.adapter.session.resume();
+      this.virtioName ??= await this.adapter.session.boundDevice();
+      return this.adapter.session.acceptedFeatures(this.virtioName);
+    });
   }
 
   async offeredFeatures(): Promise<bigint> {
@@ -599,17 +646,19 @@ class SshGuestDriverSession implements DriverSession {
   }
 
   resize(size: bigint): Promise<ResizeOutcome> {
-    return this.adapter.session.resize(size);
+    return this.run(() => this.adapter.session.resize(size));
   }
 
-  async systemReset(): Promise<void> {
-    await this.adapter.session.systemReset();
-    this.virtioName = undefined;
+  systemReset(): Promise<void> {
+    return this.run(async () => {
+      await this.adapter.session.systemReset();
+      this.virtioName = undefined;
+    });
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    this.adapter.session.close();
+    if (this.epoch === this.adapter.currentEpoch) await this.run(async () => this.adapter.session.close());
   }
 }

@@ -87,8 +87,11 @@ export class GuestShell {
     child.once('exit', () => {
       this.exited = true;
       live.delete(child);
-      this.current?.reject(classifySshFailure(this.stderrText, target));
-      this.current = undefined;
+      if (this.current) {
+        clearTimeout(this.current.timer);
+        this.current.reject(classifySshFailure(this.stderrText, target));
+        this.current = undefined;
+      }
     });
   }
 
