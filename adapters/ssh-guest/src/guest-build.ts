@@ -327,11 +327,15 @@ export async function buildGuest(options: BuildOptions): Promise<GuestManifest> 
   entries.push({ kind: 'symlink', path: 'usr/bin', target: '../bin' }, { kind: 'symlink', path: 'usr/sbin', target: '../bin' });
   const busybox = tools.get('busybox')!;
   addFile('bin/busybox', fs.readFileSync(busybox), 0o755);
+  // busybox-static needs nothing else; a dynamic busybox gets its libraries like dropbear.
+  const busyboxLibs = spawnSync(tools.get('ldd')!, [busybox], { encoding: 'utf8' });
+  const libraries = new Set(lddLibraries(busyboxLibs.status === 0 ? busyboxLibs.stdout : ''));
   const applets = run(busybox, ['--list']).split('\n').map((a) => a.trim()).filter((a) => /^[a-z0-9_.[-]+$/i.test(a) && a !== 'busybox');
   for (const applet of applets) entries.push({ kind: 'symlink', path: `bin/${applet}`, target: 'busybox' });
   const dropbear = tools.get('dropbear')!;
   addFile('bin/dropbear', fs.readFileSync(dropbear), 0o755);
-  for (const lib of lddLibraries(run(tools.get('ldd')!, [dropbear]))) {
+  for (const lib of lddLibraries(run(tools.get('ldd')!, [dropbear]))) libraries.add(lib);
+  for (const lib of libraries) {
     const rel = lib.replace(/^\/+/, '');
     if (entries.some((e) => e.path === rel)) continue;
     addFile(rel, fs.readFileSync(fs.realpathSync(lib)), 0o755);
