@@ -1,0 +1,76 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { main } from './main';
+import { parseSize } from './guest-commands';
+import { parseQmpAddress, parseSshTarget } from './run-commands';
+
+async function cli(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
+  let out = '';
+  let err = '';
+  const code = await main(argv, { stdout: (t) => (out += t), stderr: (t) => (err += t) });
+  return { code, out, err };
+}
+
+describe('ssh-guest options', () => {
+  it('parses --ssh with default user and port', () => {
+    expect(parseSshTarget('guest')).toEqual({ user: 'root', host: 'guest', port: 22 });
+    expect(parseSshTarget('me@10.0.0.2:2222')).toEqual({ user: 'me', host: '10.0.0.2', port: 2222 });
+    expect(() => parseSshTarget('root@host:99999')).toThrow(/\[user@\]host\[:port\]/);
+    expect(() => parseSshTarget('-oProxyCommand=x')).toThrow(/\[user@\]host\[:port\]/);
+  });
+
+  it('parses --qmp as a socket path or a TCP address', () => {
+    expect(parseQmpAddress('/run/qmp.sock')).toBe('/run/qmp.sock');
+    expect(parseQmpAddress('unix:/run/qmp.sock')).toBe('/run/qmp.sock');
+    expect(parseQmpAddress('tcp:127.0.0.1:4444')).toEqual({ host: '127.0.0.1', port: 4444 });
+    expect(() => parseQmpAddress('tcp:host')).toThrow(/tcp:HOST:PORT/);
+  });
+
+  it('asks for what the adapter needs, and refuses guest options with other adapters (exit 3)', async () => {
+    const missing = await cli('run', '--adapter', 'ssh-guest', '--ssh', 'root@127.0.0.1:1');
+    expect(missing.code).toBe(3);
+    expect(missing.err).toMatch(/needs --qmp, --qemu-trace/);
+    const stray = await cli('run', '--ssh', 'root@127.0.0.1');
+    expect(stray.code).toBe(3);
+    expect(stray.err).toMatch(/--ssh applies to --adapter ssh-guest only/);
+  });
+
+  it('reports an unreachable QMP as a harness error (exit 2) naming the socket and the QEMU option', async () => {
+    const r = await cli('run', '--target', 'driver', '--adapter', 'ssh-guest', '--ssh', 'root@127.0.0.1:1', '--qmp', '/nonexistent/qmp.sock', '--qemu-trace', '/nonexistent/trace.log');
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/QMP unreachable at \/nonexistent\/qmp\.sock.*-qmp unix:PATH,server=on,wait=off/);
+  });
+});
+
+describe('vmemct guest', () => {
+  it('parses sizes with binary units', () => {
+    expect(parseSize('guest up', 'block-size', '2MiB')).toBe(2n << 20n);
+    expect(parseSize('guest up', 'region-size', '1G')).toBe(1n << 30n);
+    expect(parseSize('guest up', 'region-size', '0x1000')).toBe(4096n);
+    expect(() => parseSize('guest up', 'region-size', 'lots')).toThrow(/--region-size must be a size/);
+  });
+
+  it('rejects unknown subcommands and up-only options elsewhere (exit 3)', async () => {
+    expect((await cli('guest')).code).toBe(3);
+    expect((await cli('guest', 'reboot')).err).toMatch(/expected build, up, down or status/);
+    expect((await cli('guest', 'down', '--block-size', '2MiB')).err).toMatch(/--block-size applies to guest up only/);
+  });
+
+  it('says so when there is no guest to end, report or boot', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vmemct-guest-cli-'));
+    try {
+      const down = await cli('guest', 'down', '--dir', dir);
+      expect(down.code).toBe(0);
+      expect(down.out).toMatch(/no guest was running/);
+      const status = await cli('guest', 'status', '--dir', dir);
+      expect(status.code).toBe(1);
+      expect(status.out).toMatch(/no guest running/);
+      const up = await cli('guest', 'up', '--dir', dir);
+      expect(up.code).toBe(2);
+      expect(up.err).toMatch(/no guest in .*guest build/);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
