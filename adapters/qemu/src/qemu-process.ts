@@ -63,13 +63,14 @@ export function locateQemu(binary: string | undefined = process.env.VMEMCT_QEMU)
   return { path: resolved, version: m[1]!, setpriv: findOnPath('setpriv') };
 }
 
-function findOnPath(name: string): string | undefined {
-  for (const dir of (process.env.PATH ?? '').split(path.delimiter)) {
+/** Finds an executable `name` on PATH, then in `extraDirs` (e.g. the sbin folders). */
+export function findOnPath(name: string, extraDirs: readonly string[] = []): string | undefined {
+  for (const dir of [...(process.env.PATH ?? '').split(path.delimiter), ...extraDirs]) {
     if (!dir) continue;
     const candidate = path.join(dir, name);
     try {
       fs.accessSync(candidate, fs.constants.X_OK);
-      return candidate;
+      if (fs.statSync(candidate).isFile()) return candidate;
     } catch {
       /* next */
     }
@@ -107,7 +108,7 @@ export function removeStaleTempDirs(): void {
 }
 
 /** Whether a process is alive; a zombie (dead, not yet reaped) is not. */
-function processAlive(pid: number): boolean {
+export function processAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
   } catch (e) {
@@ -123,7 +124,17 @@ function processAlive(pid: number): boolean {
 const live = new Set<ChildProcess>();
 let exitHookInstalled = false;
 
-/** Kills every QEMU still running when this process exits (normal exit, or an uncaught error). */
+/**
+ * Kills `child` if it is still running when this process exits (normal exit, or an uncaught
+ * error). For children that must not outlive the runner: QEMU, ssh.
+ */
+export function killOnExit(child: ChildProcess): void {
+  installExitHook();
+  live.add(child);
+  child.once('exit', () => live.delete(child));
+}
+
+/** Kills every child still running when this process exits (normal exit, or an uncaught error). */
 function installExitHook(): void {
   if (exitHookInstalled) return;
   exitHookInstalled = true;
@@ -199,13 +210,12 @@ export class QemuProcess {
    * and waits until qtest and QMP both answer.
    */
   static async start(binary: QemuBinary, args: readonly string[], startTimeoutMs: number, commandTimeoutMs = startTimeoutMs): Promise<QemuProcess> {
-    installExitHook();
     const tempDir = fs.mkdtempSync(path.join(os.tmpdir(), `${TEMP_PREFIX}${process.pid}-`));
     const qmpSocket = path.join(tempDir, 'qmp.sock');
     const qemuArgv = [...args, '-qtest', 'stdio', '-qtest-log', '/dev/null', '-qmp', `unix:${qmpSocket},server=on,wait=off`];
     const [command, argv] = binary.setpriv ? [binary.setpriv, ['--pdeathsig', 'SIGKILL', '--', binary.path, ...qemuArgv]] : [binary.path, qemuArgv];
     const child = spawn(command, argv, { stdio: ['pipe', 'pipe', 'pipe'], shell: false });
-    live.add(child);
+    killOnExit(child);
     const qtest = new QtestClient(child.stdin!, child.stdout!, commandTimeoutMs);
     const qemu = new QemuProcess(child, qtest, tempDir, [binary.path, ...qemuArgv]);
     const spawnFailure = new Promise<never>((_, reject) => child.once('error', (e) => reject(e)));

@@ -10,6 +10,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as zlib from 'node:zlib';
+import { findOnPath } from '../../qemu/src/qemu-process';
 import { CpioEntry, cpioArchive } from './cpio';
 
 /** The build could not be done (a missing tool, no network, an unexpected package layout). */
@@ -66,23 +67,9 @@ const TOOLS: readonly (readonly [string, string])[] = [
   ['ldd', 'libc-bin'],
 ];
 
-/** Debian packages `build` and `up` need on the host (for error messages, the README and .ci/run). */
-export const HOST_PACKAGES = ['qemu-system-x86', 'busybox-static', 'dropbear-bin', 'openssh-client'] as const;
-
-/** Finds `name` on PATH (and in the sbin folders, where dropbear lives). */
+/** Finds `name` on PATH, then in the sbin folders (where dropbear lives). */
 export function findTool(name: string): string | undefined {
-  const dirs = [...(process.env.PATH ?? '').split(':'), '/usr/local/sbin', '/usr/sbin', '/sbin'];
-  for (const dir of dirs) {
-    if (!dir) continue;
-    const candidate = path.join(dir, name);
-    try {
-      fs.accessSync(candidate, fs.constants.X_OK);
-      if (fs.statSync(candidate).isFile()) return candidate;
-    } catch {
-      /* not here */
-    }
-  }
-  return undefined;
+  return findOnPath(name, ['/usr/local/sbin', '/usr/sbin', '/sbin']);
 }
 
 function requireTools(): Map<string, string> {

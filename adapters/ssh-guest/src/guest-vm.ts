@@ -13,10 +13,10 @@ import { ChildProcess, spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
-import { locateQemu } from '../../qemu/src/qemu-process';
+import { killOnExit, locateQemu, processAlive } from '../../qemu/src/qemu-process';
 import { QmpClient } from '../../qemu/src/qmp';
 import { GuestManifest, findTool, readManifest } from './guest-build';
-import { GuestShell, SshError, SshTarget } from './ssh-shell';
+import { GuestShell, SshTarget, waitForSsh } from './ssh-shell';
 
 const MiB = 1n << 20n;
 const GiB = 1n << 30n;
@@ -63,7 +63,7 @@ export interface GuestState {
   readonly detached: boolean;
 }
 
-/** Options of {@link bootGuest}. */
+/** Options of {@link GuestVm.boot}. */
 export interface BootOptions extends GuestDeviceOptions {
   /** The folder `guest build` wrote. */
   readonly dir: string;
@@ -133,21 +133,6 @@ export async function freePort(): Promise<number> {
   });
 }
 
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch {
-    return false;
-  }
-  // A zombie (killed, not yet reaped by its parent) is gone for our purposes.
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return !/\) Z /.test(stat);
-  } catch {
-    return false;
-  }
-}
-
 /** Whether `pid` is the QEMU of this run folder (guards against a reused PID). */
 function isOurQemu(pid: number, runDir: string): boolean {
   try {
@@ -157,9 +142,6 @@ function isOurQemu(pid: number, runDir: string): boolean {
     return false;
   }
 }
-
-const attached = new Set<ChildProcess>();
-let exitHook = false;
 
 /** A booted guest. */
 export class GuestVm {
@@ -172,7 +154,7 @@ export class GuestVm {
 
   /** Whether QEMU is running. */
   get running(): boolean {
-    return pidAlive(this.state.pid);
+    return processAlive(this.state.pid);
   }
 
   /** Boots a guest and waits until it answers over SSH. */
@@ -181,7 +163,7 @@ export class GuestVm {
     const qemu = locateQemu(options.qemu);
     const runDir = path.resolve(options.runDir ?? path.join(options.dir, 'run'));
     const existing = readState(runDir);
-    if (existing && pidAlive(existing.pid) && isOurQemu(existing.pid, runDir)) {
+    if (existing && processAlive(existing.pid) && isOurQemu(existing.pid, runDir)) {
       throw new GuestVmError(`a guest is already up in ${runDir} (QEMU pid ${existing.pid}); run \`vmemct guest down --dir ${options.dir}\` first`);
     }
     fs.rmSync(runDir, { recursive: true, force: true });
@@ -207,23 +189,10 @@ export class GuestVm {
     } else {
       const [command, argv] = qemu.setpriv ? [qemu.setpriv, ['--pdeathsig', 'SIGKILL', '--', qemu.path, ...args]] : [qemu.path, args];
       child = spawn(command, argv, { stdio: ['ignore', 'ignore', 'pipe'], shell: false });
-      attached.add(child);
-      if (!exitHook) {
-        exitHook = true;
-        process.on('exit', () => {
-          for (const c of attached) {
-            try {
-              c.kill('SIGKILL');
-            } catch {
-              /* gone */
-            }
-          }
-        });
-      }
+      killOnExit(child);
       let stderr = '';
       child.stderr!.setEncoding('utf8');
       child.stderr!.on('data', (c: string) => (stderr = (stderr + c).slice(-4096)));
-      child.once('exit', () => attached.delete(child!));
       if (child.pid === undefined) throw new GuestVmError(`QEMU did not start: ${qemu.path}`);
       pid = child.pid;
       child.once('exit', (code, signal) => {
@@ -258,21 +227,15 @@ export class GuestVm {
 
   /** Polls SSH until the guest logs us in. */
   async waitForSsh(timeoutMs: number): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    let last: Error | undefined;
-    while (Date.now() < deadline) {
-      if (!this.running) throw new GuestVmError(`QEMU (pid ${this.state.pid}) ended during boot; see ${this.state.consoleLog}`);
-      try {
-        const shell = await GuestShell.connect(this.ssh, 3000, { setpriv: findTool('setpriv') });
-        shell.close();
-        return;
-      } catch (e) {
-        last = e as Error;
-        if (e instanceof SshError && (e.kind === 'auth' || e.kind === 'host-key' || e.kind === 'missing-client')) throw new GuestVmError(e.message);
-      }
-      await new Promise((r) => setTimeout(r, 250));
+    try {
+      const shell = await waitForSsh(this.ssh, timeoutMs, {
+        setpriv: findTool('setpriv'),
+        gone: () => (this.running ? undefined : `QEMU (pid ${this.state.pid}) ended during boot; see ${this.state.consoleLog}`),
+      });
+      shell.close();
+    } catch (e) {
+      throw new GuestVmError(`${(e as Error).message}; see ${this.state.consoleLog}`);
     }
-    throw new GuestVmError(`the guest did not answer over SSH within ${timeoutMs} ms (${last?.message ?? 'no attempt'}); see ${this.state.consoleLog}`);
   }
 
   /** Ends QEMU: QMP `quit` on the control socket, then SIGKILL by PID. Never throws. */
@@ -290,11 +253,6 @@ export class GuestVm {
   }
 }
 
-/** Convenience for {@link GuestVm.boot}. */
-export function bootGuest(options: BootOptions, log?: (line: string) => void): Promise<GuestVm> {
-  return GuestVm.boot(options, log);
-}
-
 /** The state of the guest in `runDir`, or undefined when none was started there. */
 export function readState(runDir: string): GuestState | undefined {
   try {
@@ -306,7 +264,7 @@ export function readState(runDir: string): GuestState | undefined {
 }
 
 async function stopGuestProcess(state: GuestState, runDir: string, graceMs: number): Promise<boolean> {
-  if (!pidAlive(state.pid)) return false;
+  if (!processAlive(state.pid)) return false;
   if (!isOurQemu(state.pid, runDir)) return false;
   try {
     const qmp = await QmpClient.connect(state.controlSocket, Date.now() + 1000, 2000);
@@ -316,15 +274,15 @@ async function stopGuestProcess(state: GuestState, runDir: string, graceMs: numb
     /* fall through to the signal */
   }
   const deadline = Date.now() + graceMs;
-  while (Date.now() < deadline && pidAlive(state.pid)) await new Promise((r) => setTimeout(r, 50));
-  if (pidAlive(state.pid)) {
+  while (Date.now() < deadline && processAlive(state.pid)) await new Promise((r) => setTimeout(r, 50));
+  if (processAlive(state.pid)) {
     try {
       process.kill(state.pid, 'SIGKILL');
     } catch {
       /* gone */
     }
     const killDeadline = Date.now() + 3000;
-    while (Date.now() < killDeadline && pidAlive(state.pid)) await new Promise((r) => setTimeout(r, 20));
+    while (Date.now() < killDeadline && processAlive(state.pid)) await new Promise((r) => setTimeout(r, 20));
   }
   return true;
 }
@@ -351,7 +309,7 @@ export interface GuestStatus {
 export async function guestStatus(dir: string, runDir = path.join(dir, 'run')): Promise<GuestStatus> {
   const resolved = path.resolve(runDir);
   const state = readState(resolved);
-  if (!state || !pidAlive(state.pid) || !isOurQemu(state.pid, resolved)) return { running: false, state };
+  if (!state || !processAlive(state.pid) || !isOurQemu(state.pid, resolved)) return { running: false, state };
   let device: Record<string, unknown> | undefined;
   try {
     const qmp = await QmpClient.connect(state.controlSocket, Date.now() + 1000, 3000);

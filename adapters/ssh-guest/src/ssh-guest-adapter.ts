@@ -47,7 +47,7 @@ import * as fs from 'node:fs';
 import { findTool } from './guest-build';
 import { VirtioPciLayout, checkedSysfsDevice, configSnapshotReads, leValue, offeredFeaturesScript, parseHexDump, parseVirtioCaps, parseWindowOutput, windowReadScript } from './pci-config';
 import { TraceFollower, exchangeOf } from './qemu-trace';
-import { GuestShell, SshError, SshTarget } from './ssh-shell';
+import { GuestShell, SshError, SshTarget, waitForSsh } from './ssh-shell';
 
 /** How to reach the guest and its hypervisor. */
 export interface SshGuestOptions {
@@ -302,14 +302,17 @@ class SshGuestAdapter implements Adapter {
    * instance is still added ("reloading the driver is not supported"), so the driver is unloaded
    * only once no memory of the region is added, and the unload is checked.
    */
-  private async unload(): Promise<void> {
+  private async unload(recoverIfStuck = true): Promise<void> {
+    const why = 'the device region stayed claimed after rmmod';
     const deadline = Date.now() + (this.options.drainTimeoutMs ?? 60_000);
     while ((await this.iomem()).some((e) => e.name === 'System RAM (virtio_mem)')) {
       if (Date.now() > deadline) throw new AdapterError('the guest still has virtio_mem memory added after the device emptied; the driver cannot be unloaded cleanly');
       await sleep(100);
     }
     await this.sh('rmmod virtio_mem', 'unloading virtio_mem');
-    if (await this.regionClaimed()) await this.recover('the device region stayed claimed after rmmod');
+    if (!(await this.regionClaimed())) return;
+    if (!recoverIfStuck) throw new AdapterError(`${why}, and again after a reboot`);
+    await this.recover(why);
   }
 
   /** Brings a guest whose driver cannot be reloaded back by rebooting it (the device unplugs everything on a system reset). */
@@ -322,13 +325,7 @@ class SshGuestAdapter implements Adapter {
     }
     await this.setRequested(0n);
     await this.waitPlugged(0n, this.options.drainTimeoutMs ?? 60_000);
-    const again = Date.now() + 60_000;
-    while ((await this.iomem()).some((e) => e.name === 'System RAM (virtio_mem)')) {
-      if (Date.now() > again) throw new AdapterError(`${why}; after a reboot the guest kept virtio_mem memory added`);
-      await sleep(100);
-    }
-    await this.sh('rmmod virtio_mem', 'unloading virtio_mem');
-    if (await this.regionClaimed()) throw new AdapterError(`${why}, and again after a reboot`);
+    await this.unload(false);
   }
 
   /** Leaves the driver unloaded and the device with nothing plugged. */
@@ -515,15 +512,10 @@ class SshGuestAdapter implements Adapter {
   }
 
   private async waitForGuest(): Promise<void> {
-    const deadline = Date.now() + 120_000;
-    for (;;) {
-      await sleep(500);
-      try {
-        this.shell = await GuestShell.connect(this.options.ssh, 3000, { setpriv: this.setpriv });
-        return;
-      } catch (e) {
-        if (Date.now() > deadline) throw new AdapterTimeoutError(`the guest did not come back over SSH within 120 s after system_reset (${(e as Error).message})`);
-      }
+    try {
+      this.shell = await waitForSsh(this.options.ssh, 120_000, { setpriv: this.setpriv });
+    } catch (e) {
+      throw new AdapterTimeoutError(`after system_reset: ${(e as Error).message}`);
     }
   }
 

@@ -10,6 +10,7 @@
 import { ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
+import { killOnExit } from '../../qemu/src/qemu-process';
 
 /** Where and as whom to log in. */
 export interface SshTarget {
@@ -86,7 +87,6 @@ export class GuestShell {
     child.stdin!.on('error', () => undefined);
     child.once('exit', () => {
       this.exited = true;
-      live.delete(child);
       if (this.current) {
         clearTimeout(this.current.timer);
         this.current.reject(classifySshFailure(this.stderrText, target));
@@ -106,8 +106,7 @@ export class GuestShell {
     const argv = [...sshArguments(target, Math.max(1, Math.ceil(timeoutMs / 1000))), 'exec /bin/sh'];
     const [command, args] = options.setpriv ? [options.setpriv, ['--pdeathsig', 'SIGKILL', '--', ssh, ...argv]] : [ssh, argv];
     const child = spawn(command, args, { stdio: ['pipe', 'pipe', 'pipe'], shell: false });
-    live.add(child);
-    installExitHook();
+    killOnExit(child);
     const shell = new GuestShell(child, target);
     const spawnError = new Promise<never>((_, reject) =>
       child.once('error', (e) => reject(new SshError(`cannot run ${ssh}: ${e.message}; install it with \`apt-get install --no-install-recommends openssh-client\``, 'missing-client'))),
@@ -193,18 +192,24 @@ export class GuestShell {
   }
 }
 
-const live = new Set<ChildProcess>();
-let hookInstalled = false;
-function installExitHook(): void {
-  if (hookInstalled) return;
-  hookInstalled = true;
-  process.on('exit', () => {
-    for (const child of live) {
-      try {
-        child.kill('SIGKILL');
-      } catch {
-        /* gone */
-      }
+/**
+ * Polls until the guest logs in (a booting or rebooting guest), for up to `timeoutMs`. Fails at
+ * once on what waiting cannot fix (a refused key, an untrusted host key, no ssh client), or when
+ * `gone()` says the machine has ended.
+ */
+export async function waitForSsh(target: SshTarget, timeoutMs: number, options: { setpriv?: string; gone?: () => string | undefined } = {}): Promise<GuestShell> {
+  const deadline = Date.now() + timeoutMs;
+  let last: Error | undefined;
+  while (Date.now() < deadline) {
+    const gone = options.gone?.();
+    if (gone) throw new SshError(gone, 'closed');
+    try {
+      return await GuestShell.connect(target, 3000, { setpriv: options.setpriv });
+    } catch (e) {
+      last = e as Error;
+      if (e instanceof SshError && (e.kind === 'auth' || e.kind === 'host-key' || e.kind === 'missing-client')) throw e;
     }
-  });
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  throw new SshError(`${target.host}:${target.port}: the guest did not answer over SSH within ${timeoutMs} ms (${last?.message ?? 'no attempt'})`, 'timeout');
 }

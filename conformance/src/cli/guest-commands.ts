@@ -4,7 +4,7 @@
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { GuestBuildError, buildGuest } from '../../../adapters/ssh-guest/src/guest-build';
-import { GuestVmError, bootGuest, downGuest, guestStatus, runArguments } from '../../../adapters/ssh-guest/src/guest-vm';
+import { GuestVm, GuestVmError, downGuest, guestStatus, runArguments } from '../../../adapters/ssh-guest/src/guest-vm';
 import { QemuMissingError } from '../../../adapters/qemu/src/qemu-process';
 import { OptionSpec, parseArgs } from './args';
 import { EXIT_OK, HarnessError, UsageError } from './usage-error';
@@ -64,7 +64,7 @@ export async function guestCommand(args: readonly string[], io: CliIo): Promise<
     }
     if (sub === 'up') {
       const size = (o: string): bigint | undefined => (parsed.values.has(o) ? parseSize(command, o, parsed.values.get(o)!) : undefined);
-      const vm = await bootGuest(
+      const vm = await GuestVm.boot(
         {
           dir,
           detached: true,
