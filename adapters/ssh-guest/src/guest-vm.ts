@@ -23,7 +23,12 @@ const GiB = 1n << 30n;
 
 /** The guest could not be booted or found. */
 export class GuestVmError extends Error {
-  override readonly name = 'GuestVmError';
+  override readonly name: string = 'GuestVmError';
+}
+
+/** A device or machine value QEMU would refuse (a usage error for `guest up`). */
+export class GuestOptionError extends GuestVmError {
+  override readonly name = 'GuestOptionError';
 }
 
 /** The device and machine a guest boots with. */
@@ -93,10 +98,10 @@ export function guestQemuArguments(manifest: Pick<GuestManifest, 'kernel' | 'ini
   const regionSize = device.regionSize ?? 1n * GiB;
   const requested = device.requestedSize ?? 0n;
   const memory = device.memory ?? 1n * GiB;
-  if (blockSize < MiB || (blockSize & (blockSize - 1n)) !== 0n) throw new GuestVmError(`block size ${blockSize} must be a power of two of at least 1 MiB`);
-  if (regionSize <= 0n || regionSize % blockSize !== 0n) throw new GuestVmError(`region size ${regionSize} must be a positive multiple of the block size`);
-  if (requested < 0n || requested > regionSize || requested % blockSize !== 0n) throw new GuestVmError(`requested size ${requested} must be a multiple of the block size within the region`);
-  if (memory < 256n * MiB || memory % MiB !== 0n) throw new GuestVmError(`boot memory ${memory} must be a whole number of MiB, at least 256 MiB`);
+  if (blockSize < MiB || (blockSize & (blockSize - 1n)) !== 0n) throw new GuestOptionError(`--block-size ${blockSize} must be a power of two of at least 1 MiB`);
+  if (regionSize <= 0n || regionSize % blockSize !== 0n) throw new GuestOptionError(`--region-size ${regionSize} must be a positive multiple of the block size`);
+  if (requested < 0n || requested > regionSize || requested % blockSize !== 0n) throw new GuestOptionError(`--requested-size ${requested} must be a multiple of the block size within the region`);
+  if (memory < 256n * MiB || memory % MiB !== 0n) throw new GuestOptionError(`--memory ${memory} must be a whole number of MiB, at least 256 MiB`);
   if (!Number.isInteger(sshPort) || sshPort < 1 || sshPort > 65535) throw new GuestVmError(`bad SSH port ${sshPort}`);
   const maxMem = memory + regionSize + GiB;
   const args = [

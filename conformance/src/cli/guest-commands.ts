@@ -4,7 +4,7 @@
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { GuestBuildError, buildGuest } from '../../../adapters/ssh-guest/src/guest-build';
-import { GuestVm, GuestVmError, downGuest, guestStatus, runArguments } from '../../../adapters/ssh-guest/src/guest-vm';
+import { GuestOptionError, GuestVm, GuestVmError, downGuest, guestStatus, runArguments } from '../../../adapters/ssh-guest/src/guest-vm';
 import { QemuMissingError } from '../../../adapters/qemu/src/qemu-process';
 import { OptionSpec, parseArgs } from './args';
 import { EXIT_OK, HarnessError, UsageError } from './usage-error';
@@ -102,6 +102,7 @@ export async function guestCommand(args: readonly string[], io: CliIo): Promise<
     }
     return status.running ? EXIT_OK : 1;
   } catch (e) {
+    if (e instanceof GuestOptionError) throw new UsageError(`${command}: ${e.message}`);
     if (e instanceof GuestBuildError || e instanceof GuestVmError || e instanceof QemuMissingError) throw new HarnessError(`${command}: ${e.message}`);
     throw e;
   }
