@@ -54,6 +54,8 @@ const LAYERS: readonly Layer[] = [
   { files: 'adapters/model/', mayImport: ['adapters/core/', 'adapters/model/', 'spec/', 'model/'], nodeBuiltins: false, npmPackages: false, pure: false, why: 'the model adapter imports only the contract, spec/ and model/' },
   // The guest adapter drives the QEMU that runs the guest: it shares the QEMU adapter's QMP client and binary lookup.
   { files: 'adapters/ssh-guest/', mayImport: ['adapters/core/', 'adapters/ssh-guest/', 'adapters/qemu/src/qmp', 'adapters/qemu/src/qemu-process', 'spec/', 'model/src/codec/', 'model/src/blocks/'], nodeBuiltins: true, npmPackages: false, pure: false, why: "the ssh-guest adapter imports only the contract, spec/, its own folder, the QEMU adapter's QMP client and process helpers, the model's codec and blocks, and Node" },
+  // The vhost-user back-end (`vmemct serve-vhost-user`) serves the model device over the socket; the front-end adapter stays on the generic row.
+  { files: 'adapters/vhost-user/src/backend.ts', mayImport: ['adapters/core/', 'adapters/vhost-user/', 'spec/', 'model/'], nodeBuiltins: true, npmPackages: false, pure: false, why: 'the vhost-user back-end imports only the contract, spec/, its own folder, the model and Node' },
   // Other adapters act as the driver: the contract, spec/, the model's codec, blocks and reference driver, Node I/O.
   { files: 'adapters/<name>/', mayImport: ['adapters/core/', 'adapters/<name>/', 'spec/', 'model/src/codec/', 'model/src/driver/', 'model/src/blocks/'], nodeBuiltins: true, npmPackages: false, pure: false, why: "an adapter imports only the contract, spec/, its own folder, the model's codec/driver/blocks and Node" },
   // The CLI is the only place concrete adapters are wired by name.

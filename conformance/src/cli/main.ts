@@ -5,6 +5,7 @@
 import { decodeCommand, encodeCommand } from './wire-commands';
 import { specCommand } from './spec-command';
 import { guestCommand } from './guest-commands';
+import { serveVhostUserCommand, vhostUserCheckCommand, vhostUserCtlCommand } from './vhost-user-commands';
 import { coverageCommand, docsCommand, lintCommand, listCommand, runCommand } from './run-commands';
 import { EXIT_HARNESS_ERROR, EXIT_OK, EXIT_USAGE, UsageError, isHarnessError, isUsageError } from './usage-error';
 
@@ -29,6 +30,7 @@ usage:
       --adapter ssh-guest --ssh [USER@]HOST[:PORT] --qmp PATH|tcp:HOST:PORT --qemu-trace FILE
                        [--ssh-key FILE] [--ssh-known-hosts FILE] [--device-id ID]
                             a live Linux guest's virtio_mem driver (driver vectors)
+      --adapter vhost-user --socket PATH   a vhost-user back-end (device vectors; needs npm run build:native)
       --vectors PATH (repeatable)   your own vector files or folders instead of the corpus
       --filter GLOB --tag T --requirement ID --target device|driver --shard i/n
                             (repeat an option to OR its values; different options AND)
@@ -41,6 +43,12 @@ usage:
   vmemct guest build|up|down|status [--dir DIR]  a Linux guest to test with (Debian kernel, busybox, dropbear)
       up: [--block-size 2MiB] [--region-size 1GiB] [--requested-size 0] [--memory 1GiB]
           [--unplugged-inaccessible] [--qemu PATH]; prints the run options for the guest
+  vmemct serve-vhost-user --socket PATH         a vhost-user back-end serving the model, one device per connection
+      [--block-size 2MiB] [--region-size 1GiB] [--requested-size 0] [--addr 4GiB] [--node-id 0]
+      [--profile spec|qemu|cloud-hypervisor|firecracker] [--quiet]
+  vmemct vhost-user-ctl --socket PATH resize SIZE | status   host side of a running serve-vhost-user
+  vmemct vhost-user-check --socket PATH [--backend-pid PID] [--json]
+                            transport checks of any vhost-user back-end (handshake, acks, memory slots)
   vmemct coverage [--vectors PATH] [--json]     requirement → vectors; exit 1 if one is uncovered
   vmemct spec [--json]                          the protocol: layouts, constants, the 71 requirements
   vmemct encode config|request|response F=V …   encode a structure, print its bytes as hex
@@ -69,6 +77,9 @@ const COMMANDS: Readonly<Record<string, Command>> = {
   coverage: coverageCommand,
   docs: docsCommand,
   guest: guestCommand,
+  'serve-vhost-user': serveVhostUserCommand,
+  'vhost-user-ctl': vhostUserCtlCommand,
+  'vhost-user-check': vhostUserCheckCommand,
   spec: printing(specCommand),
   encode: printing(encodeCommand),
   decode: printing(decodeCommand),

@@ -10,6 +10,8 @@ import { createQemuAdapter } from '../../../adapters/qemu/src/qemu-adapter';
 import { QemuMissingError } from '../../../adapters/qemu/src/qemu-process';
 import { SshGuestSetupError, connectSshGuestAdapter } from '../../../adapters/ssh-guest/src/ssh-guest-adapter';
 import type { SshGuestOptions } from '../../../adapters/ssh-guest/src/ssh-guest-adapter';
+import { VhostUserSetupError, connectVhostUserAdapter } from '../../../adapters/vhost-user/src/vhost-user-adapter';
+import { NativeHelperMissingError } from '../../../adapters/vhost-user/src/native';
 import { DEVICE_PROFILES, findDeviceProfile } from '../../../model/src/index';
 import { loadVectors, readVectorCache } from '../vectors/load';
 import { ResultsInput, SiteWriteError, buildSite, readResultsFile, writeSite } from '../docs/site';
@@ -23,7 +25,7 @@ import { EXIT_HARNESS_ERROR, EXIT_OK, EXIT_UNEXPECTED, HarnessError, UsageError 
 import type { CliIo } from './main';
 
 /** Adapters the CLI knows, by name. */
-export const ADAPTER_NAMES = ['model', 'qemu', 'ssh-guest'] as const;
+export const ADAPTER_NAMES = ['model', 'qemu', 'ssh-guest', 'vhost-user'] as const;
 
 const SELECTION_OPTIONS: Readonly<Record<string, OptionSpec>> = {
   vectors: { kind: 'list' },
@@ -45,6 +47,7 @@ const RUN_OPTIONS: Readonly<Record<string, OptionSpec>> = {
   qmp: { kind: 'value' },
   'qemu-trace': { kind: 'value' },
   'device-id': { kind: 'value' },
+  socket: { kind: 'value' },
   expectations: { kind: 'value' },
   strict: { kind: 'flag' },
   reporter: { kind: 'value' },
@@ -122,6 +125,17 @@ async function createAdapter(parsed: ParsedArgs): Promise<Adapter> {
   if (name !== 'qemu' && parsed.values.has('qemu')) throw new UsageError('run: --qemu PATH applies to --adapter qemu only');
   const stray = SSH_GUEST_OPTIONS.find((o) => parsed.values.has(o));
   if (name !== 'ssh-guest' && stray) throw new UsageError(`run: --${stray} applies to --adapter ssh-guest only`);
+  if (name !== 'vhost-user' && parsed.values.has('socket')) throw new UsageError('run: --socket PATH applies to --adapter vhost-user only');
+  if (name === 'vhost-user') {
+    const socketPath = parsed.values.get('socket');
+    if (socketPath === undefined) throw new UsageError('run: --adapter vhost-user needs --socket PATH (a back-end listening there, e.g. vmemct serve-vhost-user --socket PATH)');
+    try {
+      return await connectVhostUserAdapter({ socketPath: path.resolve(socketPath) });
+    } catch (e) {
+      if (e instanceof VhostUserSetupError || e instanceof NativeHelperMissingError) throw new HarnessError(`run: ${e.message}`);
+      throw e;
+    }
+  }
   if (name === 'ssh-guest') {
     const missing = ['ssh', 'qmp', 'qemu-trace'].filter((o) => !parsed.values.has(o));
     if (missing.length > 0) throw new UsageError(`run: --adapter ssh-guest needs ${missing.map((o) => `--${o}`).join(', ')} (\`vmemct guest up\` prints them for the guest it boots)`);

@@ -453,6 +453,18 @@ export class VirtioMemDevice {
     return { ok: true, data: new Uint8Array(0) };
   }
 
+  /**
+   * Judges a guest CPU access to [addr, addr + length) as {@link readMemory} and
+   * {@link writeMemory} do, without touching memory: the refusal, or undefined when the access is
+   * allowed. For a device whose memory lives elsewhere (a vhost-user back-end: the front-end's
+   * shared region holds the bytes).
+   */
+  accessRefusal(addr: bigint, length: number, what: 'read' | 'write'): (MemoryAccessResult & { ok: false }) | undefined {
+    if (!Number.isSafeInteger(length) || length < 0) throw new RangeError(`length must be a non-negative integer (got ${length})`);
+    const refused = this.judgeAccess(addr, length, what);
+    return refused && !refused.ok ? refused : undefined;
+  }
+
   // ---------------------------------------------------------------- suspend
 
   /**
