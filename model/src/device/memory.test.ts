@@ -230,6 +230,18 @@ describe('device memory: unplugged blocks (dev.op.5, drv.op.1 … drv.op.5)', ()
     expect(device.readMemory(at(1), 1).ok).toBe(true);
   });
 
+  test('accessRefusal judges like readMemory/writeMemory and stores nothing', () => {
+    const device = makeDevice({ features: V1 | UI, plugged: [{ first: 0, count: 1 }] });
+    negotiate(device, V1 | UI);
+    expect(device.accessRefusal(at(0), 16, 'write')).toBeUndefined();
+    expect(device.accessRefusal(at(1), 1, 'read')).toMatchObject({ ok: false, reason: 'inaccessible', detail: expect.stringMatching(/drv\.op\.5/) });
+    expect(device.accessRefusal(at(1), 1, 'write')).toMatchObject({ ok: false, reason: 'inaccessible', detail: expect.stringMatching(/drv\.op\.1/) });
+    expect(device.accessRefusal(at(16), 1, 'read')).toMatchObject({ ok: false, reason: 'beyond-usable' });
+    expect(device.accessRefusal(BASE - 1n, 2, 'read')).toMatchObject({ ok: false, reason: 'outside-region' });
+    expect(device.contentBytes).toBe(0);
+    expect(() => device.accessRefusal(at(0), -1, 'read')).toThrow(RangeError);
+  });
+
   test('drv.op.2: unplugged blocks beyond usable_region_size are refused, with or without UNPLUGGED_INACCESSIBLE', () => {
     for (const accepted of [V1, V1 | UI]) {
       const device = makeDevice({ features: V1 | UI });

@@ -1,0 +1,47 @@
+import { main } from './main';
+
+async function cli(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
+  let out = '';
+  let err = '';
+  const code = await main(argv, { stdout: (t) => (out += t), stderr: (t) => (err += t) });
+  return { code, out, err };
+}
+
+describe('vhost-user commands: usage (exit 3, before anything native is loaded)', () => {
+  test('run --adapter vhost-user needs --socket; --socket needs that adapter', async () => {
+    const missing = await cli('run', '--adapter', 'vhost-user');
+    expect(missing.code).toBe(3);
+    expect(missing.err).toMatch(/--adapter vhost-user needs --socket PATH/);
+    const stray = await cli('run', '--socket', '/tmp/x.sock');
+    expect(stray.code).toBe(3);
+    expect(stray.err).toMatch(/--socket PATH applies to --adapter vhost-user only/);
+  });
+
+  test('serve-vhost-user checks its options', async () => {
+    expect((await cli('serve-vhost-user')).err).toMatch(/--socket PATH is required/);
+    const size = await cli('serve-vhost-user', '--socket', '/tmp/x.sock', '--block-size', 'big');
+    expect(size.code).toBe(3);
+    expect(size.err).toMatch(/--block-size must be a size/);
+    const over = await cli('serve-vhost-user', '--socket', '/tmp/x.sock', '--region-size', '1GiB', '--requested-size', '2GiB');
+    expect(over.code).toBe(3);
+    expect(over.err).toMatch(/--requested-size 2GiB exceeds --region-size 1GiB/);
+    const profile = await cli('serve-vhost-user', '--socket', '/tmp/x.sock', '--profile', 'nope');
+    expect(profile.err).toMatch(/unknown profile 'nope'/);
+    const long = await cli('serve-vhost-user', '--socket', `/tmp/${'x'.repeat(120)}.sock`);
+    expect(long.err).toMatch(/longer than the 107 bytes/);
+  });
+
+  test('vhost-user-ctl takes resize SIZE or status', async () => {
+    expect((await cli('vhost-user-ctl', '--socket', '/tmp/x.sock')).err).toMatch(/'resize SIZE' or 'status'/);
+    expect((await cli('vhost-user-ctl', '--socket', '/tmp/x.sock', 'resize')).err).toMatch(/resize needs a size/);
+    const bad = await cli('vhost-user-ctl', '--socket', '/tmp/x.sock', 'resize', 'lots');
+    expect(bad.code).toBe(3);
+    expect(bad.err).toMatch(/must be a size/);
+  });
+
+  test('an unreachable socket is a harness error (exit 2) naming the path', async () => {
+    const r = await cli('run', '--adapter', 'vhost-user', '--socket', '/nonexistent/vmemct.sock', '--target', 'device');
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/\/nonexistent\/vmemct\.sock|npm run build:native/);
+  });
+});
