@@ -113,7 +113,8 @@ export async function vhostUserCtlCommand(args: readonly string[], io: CliIo): P
   const requested = action === 'resize' ? parseSize(command, 'resize', value!) : 0n;
   let frontEnd: VhostUserFrontEnd;
   try {
-    frontEnd = VhostUserFrontEnd.connect(native(command), socketPath);
+    // A resize waits for every connected front-end to acknowledge its notice (2 s each at most).
+    frontEnd = VhostUserFrontEnd.connect(native(command), socketPath, { replyTimeoutMs: 30_000 });
   } catch (e) {
     if (e instanceof HarnessError) throw e;
     throw new HarnessError(`${command}: cannot connect to ${socketPath} (${(e as Error).message})`);
