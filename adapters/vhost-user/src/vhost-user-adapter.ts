@@ -168,6 +168,8 @@ export class VhostUserDeviceSession implements DeviceSession {
   private availIndex = 0;
   private usedIndex = 0;
   private ringReady = false;
+  /** Hex of the descriptor table last written. */
+  private descriptorTable = '';
   private localStatus = 0;
   private closed = false;
   onClose?: () => void;
@@ -309,6 +311,7 @@ export class VhostUserDeviceSession implements DeviceSession {
     native.write(this.ram.mapping, RING.desc, Buffer.alloc(Number(RING.buffers)));
     this.availIndex = 0;
     this.usedIndex = 0;
+    this.descriptorTable = '';
     const ua = this.ram.userAddress;
     await this.frontEnd.setupVring(0, QUEUE_SIZE, { desc: ua + RING.desc, avail: ua + RING.avail, used: ua + RING.used }, this.kickFd, this.callFd);
     this.ringReady = true;
@@ -341,10 +344,13 @@ export class VhostUserDeviceSession implements DeviceSession {
         encodeStruct(DescriptorLayout, { addr: this.ram.guestAddress + at, len: size, flags: (last ? 0 : VIRTQ_DESC_F_NEXT) | (isWritable ? VIRTQ_DESC_F_WRITE : 0), next: last ? 0 : i + 1 }, table, 16 * i);
         at += BigInt((size + 7) & ~7);
       });
-      native.write(this.ram.mapping, RING.desc, table);
-      const slot = Buffer.alloc(2);
-      slot.writeUInt16LE(0);
-      native.write(this.ram.mapping, RING.avail + 4n + BigInt(2 * (this.availIndex % QUEUE_SIZE)), slot);
+      // The table is rewritten only when the chain's shape changes; every chain starts at
+      // descriptor 0 and the avail ring was zeroed at set-up, so its entries already name head 0.
+      const tableKey = table.toString('hex');
+      if (tableKey !== this.descriptorTable) {
+        native.write(this.ram.mapping, RING.desc, table);
+        this.descriptorTable = tableKey;
+      }
       this.availIndex = (this.availIndex + 1) & 0xffff;
       const idx = Buffer.alloc(2);
       idx.writeUInt16LE(this.availIndex);

@@ -13,6 +13,7 @@ import type { Adapter, DeviceSession, DeviceSetup } from '../../core/src/contrac
 import { createModelAdapter } from '../../model/src/model-adapter';
 import { RecordingAdapter, compareSessions, compareTranscripts, formatMismatch, generateOperations } from '../../../conformance/src/differential/differential';
 import { loadVectors } from '../../../conformance/src/vectors/load';
+import { formatProblem } from '../../../conformance/src/vectors/types';
 import { runVectors } from '../../../conformance/src/runner/run';
 import { openFdCount } from '../src/native';
 import { connectVhostUserAdapter } from '../src/vhost-user-adapter';
@@ -62,7 +63,7 @@ async function stop(child: ChildProcess): Promise<number | null> {
 
 function deviceVectors() {
   const loaded = loadVectors([path.join(ROOT, 'conformance', 'vectors')]);
-  if (loaded.problems.length) throw new Error(loaded.problems.map((p) => p.message).join('\n'));
+  if (loaded.problems.length) throw new Error(loaded.problems.map((p) => formatProblem(p)).join('\n'));
   return loaded.vectors.filter((v) => v.target === 'device');
 }
 
@@ -169,11 +170,11 @@ test('UNPLUG discards the block in the shared region: plugged again, it reads ze
     expect(responseType(await s.submit({ readable: [request(VIRTIO_MEM_REQ_PLUG, 3)], writableSizes: [10] }))).toBe(0);
     const data = Uint8Array.from([0xde, 0xad, 0xbe, 0xef]);
     const blockStart = SETUP.addr + 3n * SETUP.block_size;
-    expect(await s.writeMemory(blockStart + 4096n, data)).toEqual({ ok: true, data: new Uint8Array(0) });
-    expect(await s.readMemory(blockStart + 4096n, 4)).toEqual({ ok: true, data });
+    expect(await s.writeMemory!(blockStart + 4096n, data)).toEqual({ ok: true, data: new Uint8Array(0) });
+    expect(await s.readMemory!(blockStart + 4096n, 4)).toEqual({ ok: true, data });
     expect(responseType(await s.submit({ readable: [request(VIRTIO_MEM_REQ_UNPLUG, 3)], writableSizes: [10] }))).toBe(0);
     expect(responseType(await s.submit({ readable: [request(VIRTIO_MEM_REQ_PLUG, 3)], writableSizes: [10] }))).toBe(0);
-    expect(await s.readMemory(blockStart + 4096n, 4)).toEqual({ ok: true, data: new Uint8Array(4) });
+    expect(await s.readMemory!(blockStart + 4096n, 4)).toEqual({ ok: true, data: new Uint8Array(4) });
   });
   await adapter.dispose();
 });
@@ -184,7 +185,7 @@ test('with UNPLUGGED_INACCESSIBLE the back-end refuses CPU access to unplugged b
   await withSession(adapter, { ...SETUP, features }, async (s) => {
     const init = await s.initialise((offered) => offered);
     expect(init.accepted & featureMask(VIRTIO_MEM_F_UNPLUGGED_INACCESSIBLE)).not.toBe(0n);
-    const access = await s.readMemory(SETUP.addr, 8);
+    const access = await s.readMemory!(SETUP.addr, 8);
     expect(access).toMatchObject({ ok: false, reason: expect.stringMatching(/^inaccessible/) });
     const state = await s.submit({ readable: [request(VIRTIO_MEM_REQ_STATE, 0, 8)], writableSizes: [10] });
     expect(responseType(state)).toBe(0);
