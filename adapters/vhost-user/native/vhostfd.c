@@ -5,19 +5,23 @@
  *
  * Every fd is created close-on-exec. Mappings are reached through handles and explicit copies
  * (no ArrayBuffer aliases them), so unmapping can never leave a dangling view: a closed handle
- * throws instead.
+ * throws instead. A mapping never starts past the end of its file, and a copy that meets pages the
+ * file no longer backs (the peer shrank it: SIGBUS) throws instead of killing the process.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <node_api.h>
 #include <poll.h>
+#include <setjmp.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 #include <uv.h>
@@ -57,7 +61,12 @@ static int arg_int(napi_env env, napi_value v, int64_t *out) {
   if (napi_typeof(env, v, &t) != napi_ok) return -1;
   if (t == napi_bigint) {
     bool lossless;
-    return napi_get_value_bigint_int64(env, v, out, &lossless) == napi_ok ? 0 : -1;
+    if (napi_get_value_bigint_int64(env, v, out, &lossless) != napi_ok) return -1;
+    if (!lossless) {
+      napi_throw_range_error(env, "ERANGE", "vhostfd: a bigint argument does not fit in 64 signed bits");
+      return -1;
+    }
+    return 0;
   }
   if (t != napi_number) {
     napi_throw_type_error(env, "EINVAL", "vhostfd: expected a number");
@@ -336,6 +345,65 @@ static mapping_t *get_mapping(napi_env env, napi_value v) {
   return m;
 }
 
+/*
+ * Copies to and from shared mappings are guarded against SIGBUS: the fd's owner may shrink the
+ * file after it was mapped, and touching the pages past its new end raises SIGBUS. The handler
+ * jumps back out of a guarded copy (which then fails); any other SIGBUS goes to the handler that
+ * was installed before, by default ending the process as usual.
+ */
+static __thread __attribute__((tls_model("initial-exec"))) sigjmp_buf *volatile bus_guard;
+static struct sigaction previous_bus_action;
+static int bus_handler_installed;
+
+static void on_sigbus(int sig, siginfo_t *info, void *context) {
+  sigjmp_buf *guard = bus_guard;
+  if (guard) {
+    bus_guard = NULL;
+    siglongjmp(*guard, 1);
+  }
+  if (previous_bus_action.sa_flags & SA_SIGINFO) {
+    previous_bus_action.sa_sigaction(sig, info, context);
+    return;
+  }
+  if (previous_bus_action.sa_handler != SIG_DFL && previous_bus_action.sa_handler != SIG_IGN) {
+    previous_bus_action.sa_handler(sig);
+    return;
+  }
+  /* The default action: it takes effect once this handler returns (the signal is blocked until then). */
+  signal(SIGBUS, SIG_DFL);
+  raise(SIGBUS);
+}
+
+static void install_bus_handler(void) {
+  if (bus_handler_installed) return;
+  struct sigaction action;
+  memset(&action, 0, sizeof action);
+  action.sa_sigaction = on_sigbus;
+  action.sa_flags = SA_SIGINFO | SA_ONSTACK;
+  sigemptyset(&action.sa_mask);
+  if (sigaction(SIGBUS, &action, &previous_bus_action) == 0) bus_handler_installed = 1;
+}
+
+/* memcpy that returns -1 instead of dying when the source or destination raises SIGBUS. */
+static int guarded_copy(void *to, const void *from, size_t length) {
+  sigjmp_buf jump;
+  if (length == 0) return 0;
+  if (sigsetjmp(jump, 1) != 0) return -1;
+  bus_guard = &jump;
+  __atomic_signal_fence(__ATOMIC_SEQ_CST);
+  memcpy(to, from, length);
+  __atomic_signal_fence(__ATOMIC_SEQ_CST);
+  bus_guard = NULL;
+  return 0;
+}
+
+static napi_value throw_bus_error(napi_env env, const char *what) {
+  char message[128];
+  snprintf(message, sizeof message, "%s: the mapped file is shorter than the access (SIGBUS)", what);
+  napi_throw_error(env, "EFAULT", message);
+  return NULL;
+}
+
 static int in_bounds(napi_env env, mapping_t *m, int64_t offset, int64_t length) {
   if (offset < 0 || length < 0 || (uint64_t)offset > m->length || (uint64_t)length > m->length - (uint64_t)offset) {
     napi_throw_range_error(env, "ERANGE", "vhostfd: access outside the mapping");
@@ -352,8 +420,18 @@ static napi_value js_map(napi_env env, napi_callback_info info) {
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   if (argc < 2 || arg_int(env, argv[0], &fd) != 0 || arg_int(env, argv[1], &length) != 0) return NULL;
   if (argc > 2 && arg_int(env, argv[2], &offset) != 0) return NULL;
-  if (length <= 0) {
-    napi_throw_range_error(env, "EINVAL", "map: length must be positive");
+  if (length <= 0 || offset < 0) {
+    napi_throw_range_error(env, "EINVAL", "map: length must be positive and offset not negative");
+    return NULL;
+  }
+  struct stat st;
+  if (fstat((int)fd, &st) != 0) return throw_errno(env, "fstat", errno);
+  /* Pages past the end of a file raise SIGBUS when touched: such a mapping is refused up front. */
+  if (S_ISREG(st.st_mode) && (uint64_t)st.st_size < (uint64_t)offset + (uint64_t)length) {
+    char message[160];
+    snprintf(message, sizeof message, "map: the fd holds %lld bytes, fewer than the %llu to map", (long long)st.st_size,
+             (unsigned long long)((uint64_t)offset + (uint64_t)length));
+    napi_throw_range_error(env, "ERANGE", message);
     return NULL;
   }
   void *p = mmap(NULL, (size_t)length, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, (int)fd, (off_t)offset);
@@ -401,8 +479,10 @@ static napi_value js_read(napi_env env, napi_callback_info info) {
   mapping_t *m = argc < 3 ? NULL : get_mapping(env, argv[0]);
   if (!m || arg_int(env, argv[1], &offset) != 0 || arg_int(env, argv[2], &length) != 0) return NULL;
   if (!in_bounds(env, m, offset, length)) return NULL;
+  void *bytes;
+  CHECK(napi_create_buffer(env, (size_t)length, &bytes, &out));
   __atomic_thread_fence(__ATOMIC_SEQ_CST);
-  CHECK(napi_create_buffer_copy(env, (size_t)length, m->base + offset, NULL, &out));
+  if (guarded_copy(bytes, m->base + offset, (size_t)length) != 0) return throw_bus_error(env, "read");
   return out;
 }
 
@@ -418,7 +498,7 @@ static napi_value js_write(napi_env env, napi_callback_info info) {
   if (!m || arg_int(env, argv[1], &offset) != 0) return NULL;
   CHECK(napi_get_buffer_info(env, argv[2], &data, &length));
   if (!in_bounds(env, m, offset, (int64_t)length)) return NULL;
-  memcpy(m->base + offset, data, length);
+  if (guarded_copy(m->base + offset, data, length) != 0) return throw_bus_error(env, "write");
   __atomic_thread_fence(__ATOMIC_SEQ_CST);
   return undefined_value(env);
 }
@@ -606,6 +686,7 @@ static napi_value init(napi_env env, napi_value exports) {
       EXPORT("drain", js_drain),           EXPORT("watch", js_watch),         EXPORT("unwatch", js_unwatch),
   };
   CHECK(napi_define_properties(env, exports, sizeof functions / sizeof functions[0], functions));
+  install_bus_handler();
   return exports;
 }
 

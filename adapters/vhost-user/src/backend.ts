@@ -191,7 +191,9 @@ export class VhostUserBackend {
       try {
         fd = this.native.accept(this.listenFd);
       } catch (e) {
-        this.log(`accept failed: ${(e as Error).message}`);
+        // Out of fds (EMFILE) and the like: pause accepting briefly rather than spin on a readable listener.
+        this.log(`accept failed: ${(e as Error).message}; accepting again in 200 ms`);
+        this.pauseAccepting(200);
         return;
       }
       if (fd < 0) return;
@@ -203,6 +205,17 @@ export class VhostUserBackend {
         this.sessions.delete(session);
       });
     }
+  }
+
+  private pauseAccepting(ms: number): void {
+    if (!this.listenWatch || this.stopped) return;
+    this.native.unwatch(this.listenWatch);
+    this.listenWatch = undefined;
+    setTimeout(() => {
+      if (this.stopped || this.listenFd < 0) return;
+      this.listenWatch = this.native.watch(this.listenFd, () => this.acceptAll());
+      this.acceptAll();
+    }, ms).unref();
   }
 
   /** The set-up new connections get. */
@@ -380,15 +393,21 @@ class BackendSession {
   private async handle(message: Message): Promise<void> {
     const name = requestName(message.request);
     let outcome: Outcome;
+    let untaken = 0;
     try {
       outcome = await this.dispatch(message);
     } catch (e) {
       outcome = fail(`failed: ${(e as Error).message}`);
     } finally {
       // Any fd the handler did not take is closed here: nothing received can leak.
-      for (const fd of message.fds) if (fd >= 0) this.closeQuietly(fd);
+      for (const fd of message.fds) {
+        if (fd < 0) continue;
+        untaken++;
+        this.closeQuietly(fd);
+      }
     }
     if ('problem' in outcome && outcome.problem) this.problem(`${name}: ${outcome.problem}`);
+    else if (untaken > 0) this.problem(`${name}: ${untaken} unexpected fd(s) closed`);
     if (this.ended) return;
     try {
       if ('reply' in outcome) this.channel.send(message.request, FLAG_VERSION | FLAG_REPLY, outcome.reply);
@@ -500,7 +519,14 @@ class BackendSession {
         const fd = this.takeFd(m);
         if (typeof fd === 'string') return fail(fd);
         this.backendChannel?.close();
-        this.backendChannel = new MessageChannel(this.native, fd);
+        this.backendChannel = undefined;
+        try {
+          this.backendChannel = new MessageChannel(this.native, fd);
+        } catch (e) {
+          // Not a socket that can be watched (a memfd, say): the fd is ours to close.
+          this.closeQuietly(fd);
+          return fail(`the back-end channel fd cannot be used: ${(e as Error).message}`);
+        }
         return ok;
       }
       case Request.GET_CONFIG: {
@@ -606,8 +632,16 @@ class BackendSession {
     if (m.request === Request.SET_VRING_KICK) {
       this.stopRing();
       this.closeQuietly(v.kickFd);
+      v.kickFd = -1;
+      if (fd >= 0) {
+        try {
+          v.kickWatch = this.native.watch(fd, () => this.kicked());
+        } catch (e) {
+          this.closeQuietly(fd);
+          return fail(`the kick fd cannot be watched: ${(e as Error).message}`);
+        }
+      }
       v.kickFd = fd;
-      if (fd >= 0) v.kickWatch = this.native.watch(fd, () => this.kicked());
     } else if (m.request === Request.SET_VRING_CALL) {
       this.closeQuietly(v.callFd);
       v.callFd = fd;
@@ -641,8 +675,22 @@ class BackendSession {
     void this.serialised(() => this.processRing());
   }
 
-  /** Handles every chain the front-end made available, in order. */
+  /**
+   * Handles every chain the front-end made available, in order. Shared memory that cannot be
+   * accessed (the front-end shrank its memfd under the mapping: SIGBUS, caught by the native
+   * helper) marks the device NEEDS_RESET instead of ending the server.
+   */
   private async processRing(): Promise<void> {
+    try {
+      await this.walkRing();
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EFAULT') throw e;
+      this.problem(`the ring cannot be processed: ${(e as Error).message}; the device is marked NEEDS_RESET`);
+      this.device.writeStatus(this.device.deviceStatus | VIRTIO_CONFIG_S_NEEDS_RESET);
+    }
+  }
+
+  private async walkRing(): Promise<void> {
     const v = this.vring;
     if (this.ended || !v.enabled || v.num === 0 || v.desc === undefined || v.avail === undefined || v.used === undefined) return;
     const avail = this.memory.byUserAddress(v.avail, BigInt(4 + 2 * v.num));
@@ -686,6 +734,8 @@ class BackendSession {
       }
       // The notification goes out (and is acknowledged) before the used entry is signalled.
       await this.announce();
+      // The connection may have ended meanwhile (its memory is unmapped then).
+      if (this.ended) return;
     }
     if (signalled && v.callFd >= 0) this.native.signal(v.callFd);
   }
@@ -791,7 +841,8 @@ class BackendSession {
       this.problem(`${requestName(m.request)}: ${text}`);
       return reply(VmemctStatus.BAD_MESSAGE, text);
     };
-    if (m.fds.length) return bad(`${m.fds.length} unexpected fd(s) closed`);
+    // Fds are closed and logged by handle().
+    if (m.fds.length) return reply(VmemctStatus.BAD_MESSAGE, `${m.fds.length} unexpected fd(s) closed`);
     const size = m.payload.length;
     switch (m.request) {
       case VmemctRequest.INFO:

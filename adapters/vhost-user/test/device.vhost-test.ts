@@ -196,8 +196,15 @@ test('with UNPLUGGED_INACCESSIBLE the back-end refuses CPU access to unplugged b
 test('sessions leave no fds behind on either side', async () => {
   const adapter = await connectVhostUserAdapter({ socketPath });
   await withSession(adapter, SETUP, async (s) => s.initialise((o) => o));
+  // The baseline is taken once the back-end has closed the warm-up session (a steady count).
+  let theirsBefore = openFdCount(server.pid!);
+  for (let steady = 0, i = 0; steady < 5 && i < 150; i++) {
+    await new Promise((r) => setTimeout(r, 20));
+    const now = openFdCount(server.pid!);
+    steady = now === theirsBefore ? steady + 1 : 0;
+    theirsBefore = now;
+  }
   const oursBefore = openFdCount();
-  const theirsBefore = openFdCount(server.pid!);
   for (let i = 0; i < 20; i++) await withSession(adapter, SETUP, async (s) => {
     await s.initialise((o) => o);
     await s.submit({ readable: [request(VIRTIO_MEM_REQ_PLUG, i)], writableSizes: [10] });
