@@ -733,7 +733,7 @@ class BackendSession {
         signalled = true;
       }
       // The notification goes out (and is acknowledged) before the used entry is signalled.
-      await this.announce();
+      if (this.announced < this.device.notificationCount) await this.announce();
       // The connection may have ended meanwhile (its memory is unmapped then).
       if (this.ended) return;
     }
