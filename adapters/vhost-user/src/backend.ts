@@ -18,7 +18,6 @@
  */
 import * as fs from 'node:fs';
 import {
-  DeviceParams,
   DeviceParamsError,
   DeviceProfile,
   SPEC_PROFILE,
@@ -34,7 +33,7 @@ import {
 } from '../../../spec/src/index';
 import { ChannelClosedError, ChannelTimeoutError, MessageChannel, describeEnd } from './channel';
 import { GuestMemory } from './guest-memory';
-import { NativeHelperMissingError, VhostNative, WatchHandle, vhostNative } from './native';
+import { MappingHandle, VhostNative, WatchHandle, vhostNative } from './native';
 import {
   BackendRequest,
   BlockRunLayout,
@@ -279,17 +278,9 @@ function removeStale(path: string): void {
   }
 }
 
+/** The set-up is the model's device parameters; a set-up the model cannot build throws DeviceParamsError. */
 function buildDevice(setup: BackendDeviceSetup, profile: DeviceProfile): VirtioMemDevice {
-  const params: DeviceParams = {
-    block_size: setup.block_size,
-    region_size: setup.region_size,
-    addr: setup.addr,
-    requested_size: setup.requested_size,
-    node_id: setup.node_id,
-    features: setup.features,
-    plugged: setup.plugged,
-  };
-  return new VirtioMemDevice(params, profile);
+  return new VirtioMemDevice(setup, profile);
 }
 
 /** vring 0 as the front-end described it. */
@@ -741,7 +732,7 @@ class BackendSession {
   }
 
   /** The chain's readable bytes and writable buffers, or why it cannot be walked. */
-  private readChain(table: GuestMemoryMapping, tableOffset: bigint, head: number): { readable: Uint8Array[]; writable: { addr: bigint; len: number }[] } | string {
+  private readChain(table: MappingHandle, tableOffset: bigint, head: number): { readable: Uint8Array[]; writable: { addr: bigint; len: number }[] } | string {
     const v = this.vring;
     const readable: Uint8Array[] = [];
     const writable: { addr: bigint; len: number }[] = [];
@@ -930,6 +921,4 @@ class BackendSession {
   }
 }
 
-type GuestMemoryMapping = Parameters<VhostNative['read']>[0];
 
-export { NativeHelperMissingError, DeviceParamsError };

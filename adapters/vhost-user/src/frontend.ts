@@ -14,8 +14,6 @@ import {
   FLAG_NEED_REPLY,
   FLAG_REPLY,
   FLAG_VERSION,
-  MemoryRegionLayout,
-  MemoryTableHeaderLayout,
   Message,
   PROTOCOL_FEATURES_BIT,
   ProtocolFeature,
@@ -28,8 +26,10 @@ import {
   decodeStruct,
   decodeVmemctReply,
   encodeStruct,
+  memoryTablePayload,
   protocolMask,
   requestName,
+  singleRegionPayload,
   u64Payload,
 } from './protocol';
 
@@ -183,21 +183,15 @@ export class VhostUserFrontEnd {
     if (offeredFeatures & PROTOCOL_FEATURES_BIT) {
       offeredProtocolFeatures = await this.queryU64(Request.GET_PROTOCOL_FEATURES);
       const use = offeredProtocolFeatures & wanted;
-      this.channel.send(Request.SET_PROTOCOL_FEATURES, FLAG_VERSION | (use & protocolMask(ProtocolFeature.REPLY_ACK) ? FLAG_NEED_REPLY : 0), u64Payload(use));
       this.protocolFeatures = use;
       this.speaksProtocolFeatures = true;
-      if (this.has(ProtocolFeature.REPLY_ACK)) await this.expectAck(Request.SET_PROTOCOL_FEATURES);
+      // With REPLY_ACK in the set, this message is already acknowledged (both qemu-storage-daemon and ours do).
+      await this.command(Request.SET_PROTOCOL_FEATURES, u64Payload(use));
     }
     await this.command(Request.SET_OWNER);
     const queueCount = this.has(ProtocolFeature.MQ) ? Number(await this.queryU64(Request.GET_QUEUE_NUM)) : undefined;
     if (this.has(ProtocolFeature.BACKEND_REQ)) await this.openBackendChannel();
     return { offeredFeatures, offeredProtocolFeatures, protocolFeatures: this.protocolFeatures, queueCount };
-  }
-
-  private async expectAck(request: number): Promise<void> {
-    const reply = await this.reply(request);
-    const status = reply.payload.length === 8 ? decodeStruct(U64Layout, reply.payload).value : -1n;
-    if (status !== 0n) throw new VhostUserProtocolError(`${requestName(request)}: the back-end reported failure (${status})`);
   }
 
   /** SET_BACKEND_REQ_FD: a socket pair, one end sent, the other served here. */
@@ -264,20 +258,17 @@ export class VhostUserFrontEnd {
 
   /** SET_MEM_TABLE with these regions (at most 8). */
   async setMemTable(regions: readonly SharedRegion[]): Promise<void> {
-    const payload = Buffer.alloc(MemoryTableHeaderLayout.size + regions.length * MemoryRegionLayout.size);
-    encodeStruct(MemoryTableHeaderLayout, { regions: regions.length }, payload);
-    regions.forEach((r, i) => encodeStruct(MemoryRegionLayout, regionValues(r), payload, MemoryTableHeaderLayout.size + i * MemoryRegionLayout.size));
-    await this.command(Request.SET_MEM_TABLE, payload, regions.map((r) => r.fd));
+    await this.command(Request.SET_MEM_TABLE, memoryTablePayload(regions), regions.map((r) => r.fd));
   }
 
   /** ADD_MEM_REG (CONFIGURE_MEM_SLOTS). */
   async addRegion(region: SharedRegion): Promise<void> {
-    await this.command(Request.ADD_MEM_REG, singleRegion(region), [region.fd]);
+    await this.command(Request.ADD_MEM_REG, singleRegionPayload(region), [region.fd]);
   }
 
   /** REM_MEM_REG (CONFIGURE_MEM_SLOTS). */
   async removeRegion(region: SharedRegion): Promise<void> {
-    await this.command(Request.REM_MEM_REG, singleRegion(region));
+    await this.command(Request.REM_MEM_REG, singleRegionPayload(region));
   }
 
   /** A new eventfd, closed with the connection. */
@@ -338,14 +329,4 @@ function safely(work: () => void): void {
   } catch {
     /* closing anyway */
   }
-}
-
-function regionValues(r: SharedRegion): { guestAddress: bigint; size: bigint; userAddress: bigint; mmapOffset: bigint } {
-  return { guestAddress: r.guestAddress, size: r.size, userAddress: r.userAddress, mmapOffset: 0n };
-}
-
-function singleRegion(r: SharedRegion): Buffer {
-  const payload = Buffer.alloc(8 + MemoryRegionLayout.size);
-  encodeStruct(MemoryRegionLayout, regionValues(r), payload, 8);
-  return payload;
 }

@@ -217,6 +217,32 @@ export const MemoryTableHeaderLayout = {
 /** ADD_MEM_REG / REM_MEM_REG: 8 bytes of padding, then one region. */
 export const SINGLE_REGION_SIZE = 8 + MemoryRegionLayout.size;
 
+/** A region as the front-end shares it (its fd goes along separately; mmap offset 0). */
+export interface RegionAddresses {
+  readonly guestAddress: bigint;
+  readonly size: bigint;
+  readonly userAddress: bigint;
+}
+
+/** SET_MEM_TABLE's payload for these regions (at most {@link MEM_TABLE_MAX_REGIONS}). */
+export function memoryTablePayload(regions: readonly RegionAddresses[]): Buffer {
+  const payload = Buffer.alloc(MemoryTableHeaderLayout.size + regions.length * MemoryRegionLayout.size);
+  encodeStruct(MemoryTableHeaderLayout, { regions: regions.length }, payload);
+  regions.forEach((r, i) => encodeStruct(MemoryRegionLayout, regionFields(r), payload, MemoryTableHeaderLayout.size + i * MemoryRegionLayout.size));
+  return payload;
+}
+
+/** ADD_MEM_REG / REM_MEM_REG payload: 8 bytes of padding, then the region. */
+export function singleRegionPayload(region: RegionAddresses): Buffer {
+  const payload = Buffer.alloc(SINGLE_REGION_SIZE);
+  encodeStruct(MemoryRegionLayout, regionFields(region), payload, SINGLE_REGION_SIZE - MemoryRegionLayout.size);
+  return payload;
+}
+
+function regionFields(r: RegionAddresses): StructValues<typeof MemoryRegionLayout> {
+  return { guestAddress: r.guestAddress, size: r.size, userAddress: r.userAddress, mmapOffset: 0n };
+}
+
 /** GET_CONFIG / SET_CONFIG start with this, then `size` config bytes. */
 export const ConfigHeaderLayout = {
   name: 'config',

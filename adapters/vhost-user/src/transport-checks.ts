@@ -25,13 +25,10 @@ import {
   FLAG_REPLY,
   FLAG_VERSION,
   HEADER_SIZE,
-  MemoryRegionLayout,
-  MemoryTableHeaderLayout,
   Message,
   PROTOCOL_FEATURES_BIT,
   ProtocolFeature,
   Request,
-  SINGLE_REGION_SIZE,
   U64Layout,
   VRING_NOFD,
   VringAddressLayout,
@@ -44,6 +41,8 @@ import {
   protocolMask,
   requestName,
   u64Payload,
+  memoryTablePayload,
+  singleRegionPayload,
 } from './protocol';
 
 /** Verdict of one transport check. */
@@ -372,10 +371,7 @@ export class CheckConnection {
 
   /** SET_MEM_TABLE with these regions (at most 8), each with its fd. */
   async setMemTable(regions: readonly CheckRegion[], label = 'SET_MEM_TABLE'): Promise<void> {
-    const payload = Buffer.alloc(MemoryTableHeaderLayout.size + regions.length * MemoryRegionLayout.size);
-    encodeStruct(MemoryTableHeaderLayout, { regions: regions.length }, payload);
-    regions.forEach((r, i) => encodeStruct(MemoryRegionLayout, regionValues(r), payload, MemoryTableHeaderLayout.size + i * MemoryRegionLayout.size));
-    await this.command(Request.SET_MEM_TABLE, payload, regions.map((r) => r.fd), label);
+    await this.command(Request.SET_MEM_TABLE, memoryTablePayload(regions), regions.map((r) => r.fd), label);
   }
 
   /** ADD_MEM_REG of one region (its fd goes along). */
@@ -451,16 +447,6 @@ export class CheckConnection {
       /* already closed */
     }
   }
-}
-
-function regionValues(r: CheckRegion): { guestAddress: bigint; size: bigint; userAddress: bigint; mmapOffset: bigint } {
-  return { guestAddress: r.guestAddress, size: r.size, userAddress: r.userAddress, mmapOffset: 0n };
-}
-
-function singleRegionPayload(r: CheckRegion): Buffer {
-  const payload = Buffer.alloc(SINGLE_REGION_SIZE);
-  encodeStruct(MemoryRegionLayout, regionValues(r), payload, SINGLE_REGION_SIZE - MemoryRegionLayout.size);
-  return payload;
 }
 
 function vringState(index: number, num: number): Buffer {

@@ -31,6 +31,7 @@ import {
   protocolMask,
   u64Payload,
 } from '../src/protocol';
+import { findOnPath } from '../../qemu/src/qemu-process';
 import { CheckResult, TRANSPORT_CHECKS, TransportCheckError, formatCheckResults, runTransportCheck, runTransportChecks } from '../src/transport-checks';
 
 const ROOT = path.resolve(__dirname, '..', '..', '..');
@@ -57,20 +58,6 @@ function byId(results: readonly CheckResult[], id: string): CheckResult {
   const found = results.find((r) => r.id === id);
   if (!found) throw new Error(`no result for ${id}`);
   return found;
-}
-
-function findOnPath(name: string): string | undefined {
-  for (const dir of (process.env.PATH ?? '').split(path.delimiter)) {
-    if (!dir) continue;
-    const candidate = path.join(dir, name);
-    try {
-      fs.accessSync(candidate, fs.constants.X_OK);
-      return candidate;
-    } catch {
-      /* next */
-    }
-  }
-  return undefined;
 }
 
 /** A child process with its output collected and its end awaited. */
