@@ -7,6 +7,7 @@ import {
   VIRTIO_ID_MEM,
   buildSpecDocument,
   FEATURE_BITS,
+  FieldSpec,
 } from './index';
 
 describe('layouts (frozen)', () => {
@@ -31,7 +32,7 @@ describe('layouts (frozen)', () => {
   });
 
   test('config fields should record mutability and feature conditions as data', () => {
-    const byName = Object.fromEntries(LAYOUTS.config.fields.map((f) => [f.name, f]));
+    const byName: Record<string, FieldSpec> = Object.fromEntries(LAYOUTS.config.fields.map((f) => [f.name, f]));
     expect(byName.node_id.featureCondition).toBe('VIRTIO_MEM_F_ACPI_PXM');
     expect(byName.block_size.mutability).toBe('fixed');
     expect(byName.usable_region_size.mutability).toBe('device-policy');

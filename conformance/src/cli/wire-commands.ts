@@ -4,6 +4,7 @@
 import {
   BLOCK_STATE_NAMES,
   FieldSpec,
+  FieldValue,
   LAYOUTS,
   LayoutSpec,
   REQUEST_TYPE_NAMES,
@@ -11,7 +12,7 @@ import {
   findField,
   parseValue,
 } from '../../../spec/src/index';
-import { FieldValue, decodeLayout, describeFieldRange, encodeLayout, isCodecError } from '../../../model/src/index';
+import { decodeLayout, describeFieldRange, encodeLayout, isCodecError } from '../../../model/src/index';
 import { UsageError } from './usage-error';
 
 /** Symbolic names accepted for enumerated fields, by layout and field. */

@@ -9,6 +9,8 @@ import {
   encodeResponse,
   isCodecError,
   VirtioMemConfig,
+  VirtioMemRequest,
+  VirtioMemResponse,
 } from '../index';
 
 const hex = (bytes: Uint8Array): string => Buffer.from(bytes).toString('hex');
@@ -118,5 +120,20 @@ describe('codec on bad input', () => {
     expect(isCodecError(caught)).toBe(true);
     expect((caught as CodecError).code).toBe(code);
     expect((caught as CodecError).message).toMatch(message);
+  });
+});
+
+describe('record types derived from the layouts', () => {
+  test('should name and type every field as the layout declares it', () => {
+    const response: VirtioMemResponse = { type: 0, padding: new Uint8Array(6), state: 2 };
+    expect(decodeResponse(encodeResponse(response))).toMatchObject({ ok: true, value: response });
+    // Checked by `tsc`: a field of another kind, an unknown field and a missing field are compile errors.
+    // @ts-expect-error le64 fields are bigints
+    const wrongKind: Partial<VirtioMemConfig> = { block_size: 1 };
+    // @ts-expect-error the request layout has no field `state`
+    const unknownField: Partial<VirtioMemRequest> = { state: 1 };
+    // @ts-expect-error a decoded record has every field
+    const missingField: VirtioMemResponse = { type: 0, state: 0 };
+    expect([wrongKind, unknownField, missingField]).toHaveLength(3);
   });
 });

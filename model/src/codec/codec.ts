@@ -6,50 +6,23 @@
  * a field is unknown or a value does not fit, naming the field and its allowed range.
  */
 import {
-  LayoutSpec,
   FieldSpec,
+  FieldValue,
+  LayoutRecord,
+  LayoutSpec,
   VirtioMemConfigLayout,
   VirtioMemRequestLayout,
   VirtioMemResponseLayout,
 } from '../../../spec/src/index';
 
-/** A value of one field: le16 as number, le64 as bigint, padding as bytes. */
-export type FieldValue = number | bigint | Uint8Array;
+/** Decoded `struct virtio_mem_config`, derived from {@link VirtioMemConfigLayout}. */
+export type VirtioMemConfig = LayoutRecord<typeof VirtioMemConfigLayout>;
 
-/** Decoded `struct virtio_mem_config`. */
-export interface VirtioMemConfig {
-  block_size: bigint;
-  node_id: number;
-  padding: Uint8Array;
-  addr: bigint;
-  region_size: bigint;
-  usable_region_size: bigint;
-  plugged_size: bigint;
-  requested_size: bigint;
-}
+/** Decoded `struct virtio_mem_req`, derived from {@link VirtioMemRequestLayout}. */
+export type VirtioMemRequest = LayoutRecord<typeof VirtioMemRequestLayout>;
 
-/** Decoded `struct virtio_mem_req`. */
-export interface VirtioMemRequest {
-  type: number;
-  padding: Uint8Array;
-  addr: bigint;
-  nb_blocks: number;
-  payload_padding: Uint8Array;
-}
-
-/** Decoded `struct virtio_mem_resp`. */
-export interface VirtioMemResponse {
-  type: number;
-  padding: Uint8Array;
-  state: number;
-}
-
-/** Record type decoded from each layout. */
-export interface LayoutRecords {
-  config: VirtioMemConfig;
-  request: VirtioMemRequest;
-  response: VirtioMemResponse;
-}
+/** Decoded `struct virtio_mem_resp`, derived from {@link VirtioMemResponseLayout}. */
+export type VirtioMemResponse = LayoutRecord<typeof VirtioMemResponseLayout>;
 
 /** A padding field whose bytes were not all zero. */
 export interface NonzeroPadding {
@@ -152,7 +125,7 @@ function writeField(view: DataView, bytes: Uint8Array, field: FieldSpec, value: 
  * Encodes a record into a new buffer of `layout.size` bytes. Missing fields are zero.
  * @throws CodecError for an unknown field, a value out of range or padding of the wrong length.
  */
-export function encodeLayout(layout: LayoutSpec, values: Readonly<Record<string, FieldValue | undefined>>): Uint8Array {
+export function encodeLayout<L extends LayoutSpec>(layout: L, values: Readonly<Partial<LayoutRecord<L>>>): Uint8Array {
   const bytes = new Uint8Array(layout.size);
   const view = new DataView(bytes.buffer);
   for (const name of Object.keys(values)) {
@@ -162,14 +135,14 @@ export function encodeLayout(layout: LayoutSpec, values: Readonly<Record<string,
     }
   }
   for (const field of layout.fields) {
-    const value = values[field.name];
+    const value = (values as Readonly<Record<string, FieldValue | undefined>>)[field.name];
     if (value !== undefined) writeField(view, bytes, field, value, layout.structName);
   }
   return bytes;
 }
 
 /** Decodes the first `layout.size` bytes of `bytes` into a record keyed by field name. */
-export function decodeLayout(layout: LayoutSpec, bytes: Uint8Array): DecodeResult<Record<string, FieldValue>> {
+export function decodeLayout<L extends LayoutSpec>(layout: L, bytes: Uint8Array): DecodeResult<LayoutRecord<L>> {
   if (bytes.length < layout.size) {
     return { ok: false, error: { code: 'truncated', structName: layout.structName, expected: layout.size, actual: bytes.length } };
   }
@@ -194,35 +167,36 @@ export function decodeLayout(layout: LayoutSpec, bytes: Uint8Array): DecodeResul
       }
     }
   }
-  return { ok: true, value, nonzeroPadding, trailingBytes: bytes.length - layout.size };
+  // Every field of the layout was filled in above, so the record has the shape the layout declares.
+  return { ok: true, value: value as LayoutRecord<L>, nonzeroPadding, trailingBytes: bytes.length - layout.size };
 }
 
 /** Encodes a device configuration (56 bytes). */
 export function encodeConfig(config: Partial<VirtioMemConfig>): Uint8Array {
-  return encodeLayout(VirtioMemConfigLayout, config as Record<string, FieldValue | undefined>);
+  return encodeLayout(VirtioMemConfigLayout, config);
 }
 
 /** Decodes a device configuration. */
 export function decodeConfig(bytes: Uint8Array): DecodeResult<VirtioMemConfig> {
-  return decodeLayout(VirtioMemConfigLayout, bytes) as DecodeResult<never>;
+  return decodeLayout(VirtioMemConfigLayout, bytes);
 }
 
 /** Encodes a request (24 bytes). */
 export function encodeRequest(request: Partial<VirtioMemRequest>): Uint8Array {
-  return encodeLayout(VirtioMemRequestLayout, request as Record<string, FieldValue | undefined>);
+  return encodeLayout(VirtioMemRequestLayout, request);
 }
 
 /** Decodes a request. */
 export function decodeRequest(bytes: Uint8Array): DecodeResult<VirtioMemRequest> {
-  return decodeLayout(VirtioMemRequestLayout, bytes) as DecodeResult<never>;
+  return decodeLayout(VirtioMemRequestLayout, bytes);
 }
 
 /** Encodes a response (10 bytes). */
 export function encodeResponse(response: Partial<VirtioMemResponse>): Uint8Array {
-  return encodeLayout(VirtioMemResponseLayout, response as Record<string, FieldValue | undefined>);
+  return encodeLayout(VirtioMemResponseLayout, response);
 }
 
 /** Decodes a response. */
 export function decodeResponse(bytes: Uint8Array): DecodeResult<VirtioMemResponse> {
-  return decodeLayout(VirtioMemResponseLayout, bytes) as DecodeResult<never>;
+  return decodeLayout(VirtioMemResponseLayout, bytes);
 }
