@@ -35,6 +35,7 @@ import {
   encodeRequest,
   encodeResponse,
   findDeviceProfile,
+  readResponseType,
 } from '../../model/src/index';
 import {
   VIRTIO_MEM_REQ_PLUG,
@@ -46,13 +47,13 @@ import {
   VIRTIO_MEM_RESP_NACK,
   VIRTIO_MEM_STATE_MIXED,
   VIRTIO_MEM_STATE_PLUGGED,
+  VirtioMemResponseLayout,
 } from '../../spec/src/index';
 import { RunResult, runVectors, selectVectors } from '../src/runner/run';
 import { loadVectors } from '../src/vectors/load';
 import { formatProblem, Vector } from '../src/vectors/types';
 
 const VECTORS_DIR = path.join(__dirname, '..', 'vectors');
-const RESP_SIZE = 10;
 
 // ------------------------------------------------------------------------------------------------
 // helpers for mutants
@@ -77,7 +78,7 @@ function requestOf(chain: DescriptorChain): VirtioMemRequest | undefined {
 function answered(evaluation: RequestEvaluation, type: number, state = 0): ProcessResult {
   return {
     ...evaluation,
-    used: { length: RESP_SIZE, written: encodeResponse({ type, state }) },
+    used: { length: VirtioMemResponseLayout.size, written: encodeResponse({ type, state }) },
     response: { type, padding: new Uint8Array(6), state },
     notified: false,
     violations: [],
@@ -85,7 +86,7 @@ function answered(evaluation: RequestEvaluation, type: number, state = 0): Proce
 }
 
 function wasAcked(result: ProcessResult): boolean {
-  return result.used !== null && result.used.length >= 2 && (result.used.written[0] | (result.used.written[1] << 8)) === VIRTIO_MEM_RESP_ACK;
+  return result.used !== null && readResponseType(result.used.written.subarray(0, result.used.length)) === VIRTIO_MEM_RESP_ACK;
 }
 
 function roundUp(value: bigint, unit: bigint): bigint {
@@ -93,7 +94,7 @@ function roundUp(value: bigint, unit: bigint): bigint {
 }
 
 function chainOf(request: Partial<VirtioMemRequest>): DescriptorChain {
-  return { readable: [encodeRequest(request)], writableSizes: [RESP_SIZE] };
+  return { readable: [encodeRequest(request)], writableSizes: [VirtioMemResponseLayout.size] };
 }
 
 /** A device whose configuration, as the driver reads it, is passed through `view`. */

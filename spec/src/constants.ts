@@ -109,6 +109,11 @@ export const RESPONSE_CODE_NAMES: readonly ResponseCodeName[] = ['ACK', 'NACK', 
 /** Short block-state names indexed by the wire value. */
 export const BLOCK_STATE_NAMES: readonly BlockStateName[] = ['PLUGGED', 'UNPLUGGED', 'MIXED'];
 
+/** The short name of a request type value, or undefined when no request type has that value. */
+export function requestTypeName(value: number): RequestTypeName | undefined {
+  return Number.isInteger(value) ? REQUEST_TYPE_NAMES[value] : undefined;
+}
+
 /** Mask of a feature bit number, as a bigint (feature words are 64 bits wide). */
 export function featureMask(bit: number): bigint {
   return 1n << BigInt(bit);

@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { encodeRequest } from '../../../model/src/codec/codec';
-import { VIRTIO_MEM_REQ_PLUG, VIRTIO_MEM_REQ_STATE, VIRTIO_MEM_REQ_UNPLUG } from '../../../spec/src/index';
+import { VIRTIO_MEM_REQ_PLUG, VIRTIO_MEM_REQ_STATE, VIRTIO_MEM_REQ_UNPLUG, VirtioMemResponseLayout } from '../../../spec/src/index';
 import type { DeviceSetup } from '../../core/src/contract';
 import { createQemuAdapter, qemuArguments } from '../src/qemu-adapter';
 import { QemuMissingError, QemuProcess, locateQemu } from '../src/qemu-process';
@@ -46,7 +46,7 @@ async function main(): Promise<void> {
     const driver = await VirtioPciDriver.probe(qemu.qtest);
     starts.push(performance.now() - t0);
     await driver.initialise((offered) => offered);
-    await driver.submit({ readable: [encodeRequest({ type: VIRTIO_MEM_REQ_STATE, addr: SETUP.addr, nb_blocks: 1 })], writableSizes: [10] });
+    await driver.submit({ readable: [encodeRequest({ type: VIRTIO_MEM_REQ_STATE, addr: SETUP.addr, nb_blocks: 1 })], writableSizes: [VirtioMemResponseLayout.size] });
     firstAnswers.push(performance.now() - t0);
     await qemu.stop();
   }
@@ -58,14 +58,14 @@ async function main(): Promise<void> {
   try {
     const session = await adapter.openDevice(SETUP);
     await session.initialise((offered) => offered);
-    const state = { readable: [encodeRequest({ type: VIRTIO_MEM_REQ_STATE, addr: SETUP.addr, nb_blocks: 8 })], writableSizes: [10] };
+    const state = { readable: [encodeRequest({ type: VIRTIO_MEM_REQ_STATE, addr: SETUP.addr, nb_blocks: 8 })], writableSizes: [VirtioMemResponseLayout.size] };
     for (let i = 0; i < 1000; i++) await session.submit(state); // warm-up
     let t0 = performance.now();
     for (let i = 0; i < REQUESTS; i++) await session.submit(state);
     let ms = performance.now() - t0;
     console.log(`  ${REQUESTS} STATE requests: ${((REQUESTS / ms) * 1000).toFixed(0)} requests/s (${ms.toFixed(0)} ms; target ≥ 10,000/s)`);
-    const plug = { readable: [encodeRequest({ type: VIRTIO_MEM_REQ_PLUG, addr: SETUP.addr, nb_blocks: 1 })], writableSizes: [10] };
-    const unplug = { readable: [encodeRequest({ type: VIRTIO_MEM_REQ_UNPLUG, addr: SETUP.addr, nb_blocks: 1 })], writableSizes: [10] };
+    const plug = { readable: [encodeRequest({ type: VIRTIO_MEM_REQ_PLUG, addr: SETUP.addr, nb_blocks: 1 })], writableSizes: [VirtioMemResponseLayout.size] };
+    const unplug = { readable: [encodeRequest({ type: VIRTIO_MEM_REQ_UNPLUG, addr: SETUP.addr, nb_blocks: 1 })], writableSizes: [VirtioMemResponseLayout.size] };
     t0 = performance.now();
     for (let i = 0; i < REQUESTS; i++) await session.submit(i % 2 === 0 ? plug : unplug);
     ms = performance.now() - t0;

@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { encodeRequest } from '../../../model/src/codec/codec';
-import { VIRTIO_MEM_REQ_PLUG, VIRTIO_MEM_REQ_STATE, VIRTIO_MEM_REQ_UNPLUG } from '../../../spec/src/index';
+import { VIRTIO_MEM_REQ_PLUG, VIRTIO_MEM_REQ_STATE, VIRTIO_MEM_REQ_UNPLUG, VirtioMemResponseLayout } from '../../../spec/src/index';
 import type { DeviceSetup } from '../../core/src/contract';
 import { VhostUserFrontEnd } from '../src/frontend';
 import { openFdCount, vhostNative } from '../src/native';
@@ -74,11 +74,11 @@ async function main(): Promise<void> {
     const plug = encodeRequest({ type: VIRTIO_MEM_REQ_PLUG, addr: SETUP.addr, nb_blocks: 1 });
     const unplug = encodeRequest({ type: VIRTIO_MEM_REQ_UNPLUG, addr: SETUP.addr, nb_blocks: 1 });
     const state = encodeRequest({ type: VIRTIO_MEM_REQ_STATE, addr: SETUP.addr, nb_blocks: 16 });
-    for (let i = 0; i < 500; i++) await session.submit({ readable: [state], writableSizes: [10] });
+    for (let i = 0; i < 500; i++) await session.submit({ readable: [state], writableSizes: [VirtioMemResponseLayout.size] });
     const t0 = performance.now();
     for (let i = 0; i < REQUESTS; i++) {
       const request = i % 3 === 0 ? plug : i % 3 === 1 ? unplug : state;
-      const done = await session.submit({ readable: [request], writableSizes: [10] });
+      const done = await session.submit({ readable: [request], writableSizes: [VirtioMemResponseLayout.size] });
       if (done.kind !== 'used') throw new Error(`request ${i}: no used entry`);
     }
     const seconds = (performance.now() - t0) / 1000;

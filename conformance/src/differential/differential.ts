@@ -14,6 +14,7 @@ import {
   VIRTIO_MEM_REQ_STATE,
   VIRTIO_MEM_REQ_UNPLUG,
   VIRTIO_MEM_REQ_UNPLUG_ALL,
+  VirtioMemResponseLayout,
   featureMask,
 } from '../../../spec/src/index';
 import { encodeRequest } from '../../../model/src/codec/codec';
@@ -136,7 +137,7 @@ export function describeInitialisation(init: Initialisation): string {
 export async function applyOperation(session: DeviceSession, op: Operation, notificationsBefore: number): Promise<{ observation: Observation; notifications: number }> {
   let outcome: string;
   if (op.kind === 'request') {
-    const chain: Chain = { readable: [op.bytes], writableSizes: [10] };
+    const chain: Chain = { readable: [op.bytes], writableSizes: [VirtioMemResponseLayout.size] };
     outcome = describeCompletion(await session.submit(chain));
   } else if (op.kind === 'resize') {
     outcome = `resize ${(await session.resize!(op.size)).kind}`;

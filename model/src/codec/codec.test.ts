@@ -8,10 +8,17 @@ import {
   encodeRequest,
   encodeResponse,
   isCodecError,
+  peekRequestType,
+  readResponseState,
+  readResponseType,
+  RESPONSE_TRAILER_SIZE,
+  withFieldBytes,
+  withResponseTrailer,
   VirtioMemConfig,
   VirtioMemRequest,
   VirtioMemResponse,
 } from '../index';
+import { VirtioMemConfigLayout, requestTypeName } from '../../../spec/src/index';
 
 const hex = (bytes: Uint8Array): string => Buffer.from(bytes).toString('hex');
 const fromHex = (text: string): Uint8Array => Uint8Array.from(Buffer.from(text.replace(/\s/g, ''), 'hex'));
@@ -135,5 +142,47 @@ describe('record types derived from the layouts', () => {
     // @ts-expect-error a decoded record has every field
     const missingField: VirtioMemResponse = { type: 0, state: 0 };
     expect([wrongKind, unknownField, missingField]).toHaveLength(3);
+  });
+});
+
+describe('field readers for bytes that may be cut short', () => {
+  test('peekRequestType should read the type from one buffer or across a chain, and say undefined when it is cut', () => {
+    const unplugAll = encodeRequest({ type: 2 });
+    expect(peekRequestType(unplugAll)).toBe(2);
+    expect(peekRequestType([new Uint8Array(0), unplugAll.subarray(0, 1), new Uint8Array(0), unplugAll.subarray(1)])).toBe(2);
+    expect(peekRequestType(fromHex('ffff'))).toBe(0xffff);
+    expect(peekRequestType(fromHex('02'))).toBeUndefined();
+    expect(peekRequestType([fromHex('02'), new Uint8Array(0)])).toBeUndefined();
+    expect(peekRequestType([])).toBeUndefined();
+  });
+
+  test('readResponseType and readResponseState should read what the device wrote and no further', () => {
+    const mixed = encodeResponse({ type: 0, state: 2 });
+    expect([readResponseType(mixed), readResponseState(mixed)]).toEqual([0, 2]);
+    expect([readResponseType(mixed.subarray(0, 9)), readResponseState(mixed.subarray(0, 9))]).toEqual([0, undefined]);
+    expect(readResponseType(mixed.subarray(0, 1))).toBeUndefined();
+  });
+
+  test('withResponseTrailer should write up to 8 bytes after the type of a 10-byte copy', () => {
+    const ack = encodeResponse({ type: 0 });
+    expect(RESPONSE_TRAILER_SIZE).toBe(8);
+    expect(hex(withResponseTrailer(ack, fromHex('01 02 03 04 05 06 07 08 09')))).toBe('0000' + '0102030405060708');
+    expect(hex(withResponseTrailer(fromHex('0300 0000 0000 0000 0100 ffff'), fromHex('aa')))).toBe('0300' + 'aa00000000000100');
+    expect(hex(ack)).toBe('00'.repeat(10));
+  });
+
+  test('withFieldBytes should overwrite a padding field of a copy, by name', () => {
+    const config = encodeConfig({ node_id: 1 });
+    const garbage = withFieldBytes(VirtioMemConfigLayout, config, 'padding', fromHex('ff ff ff ff ff ff ee'));
+    expect(decodeConfig(garbage)).toMatchObject({ ok: true, value: { node_id: 1 }, nonzeroPadding: [{ field: 'padding', offset: 10 }] });
+    expect(hex(garbage.subarray(8, 18))).toBe('0100' + 'ffffffffffff' + '0000');
+    expect(decodeConfig(config)).toMatchObject({ nonzeroPadding: [] });
+    // @ts-expect-error node_id is not a byte-string field
+    expect(() => withFieldBytes(VirtioMemConfigLayout, config, 'node_id', garbage)).toBeDefined();
+  });
+
+  test('requestTypeName should name the four request types and nothing else', () => {
+    expect([0, 1, 2, 3].map(requestTypeName)).toEqual(['PLUG', 'UNPLUG', 'UNPLUG_ALL', 'STATE']);
+    expect([4, -1, 0.5, 0xffff].map(requestTypeName)).toEqual([undefined, undefined, undefined, undefined]);
   });
 });

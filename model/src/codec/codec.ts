@@ -6,6 +6,7 @@
  * a field is unknown or a value does not fit, naming the field and its allowed range.
  */
 import {
+  FieldName,
   FieldSpec,
   FieldValue,
   LayoutRecord,
@@ -13,6 +14,7 @@ import {
   VirtioMemConfigLayout,
   VirtioMemRequestLayout,
   VirtioMemResponseLayout,
+  layoutField,
 } from '../../../spec/src/index';
 
 /** Decoded `struct virtio_mem_config`, derived from {@link VirtioMemConfigLayout}. */
@@ -199,4 +201,82 @@ export function encodeResponse(response: Partial<VirtioMemResponse>): Uint8Array
 /** Decodes a response. */
 export function decodeResponse(bytes: Uint8Array): DecodeResult<VirtioMemResponse> {
   return decodeLayout(VirtioMemResponseLayout, bytes);
+}
+
+// Reading single fields from bytes that may be cut short. A device may write fewer bytes than a
+// whole response (the used length says how many), and a driver may send a chain shorter than a
+// request; these readers look at one field and say "not there" instead of failing.
+
+const REQUEST_TYPE_FIELD = layoutField(VirtioMemRequestLayout, 'type');
+const RESPONSE_TYPE_FIELD = layoutField(VirtioMemResponseLayout, 'type');
+const RESPONSE_STATE_FIELD = layoutField(VirtioMemResponseLayout, 'state');
+
+/** The le16 field at `field.offset`, or undefined when `bytes` end before the field does. */
+function readLe16(bytes: Uint8Array, field: Pick<FieldSpec, 'offset' | 'size'>): number | undefined {
+  if (bytes.length < field.offset + field.size) return undefined;
+  return new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint16(field.offset, true);
+}
+
+/**
+ * The `type` of a request, read from its first bytes: one buffer, or the readable buffers of a
+ * descriptor chain in order (the field may straddle two of them, and empty buffers count for
+ * nothing). Undefined when fewer bytes than the field needs are there.
+ */
+export function peekRequestType(readable: Uint8Array | readonly Uint8Array[]): number | undefined {
+  const head = new Uint8Array(REQUEST_TYPE_FIELD.offset + REQUEST_TYPE_FIELD.size);
+  let filled = 0;
+  for (const buffer of readable instanceof Uint8Array ? [readable] : readable) {
+    const take = Math.min(buffer.length, head.length - filled);
+    head.set(buffer.subarray(0, take), filled);
+    filled += take;
+    if (filled === head.length) return readLe16(head, REQUEST_TYPE_FIELD);
+  }
+  return undefined;
+}
+
+/** The response code (`type`) of the bytes a device wrote, or undefined when they end inside it. */
+export function readResponseType(written: Uint8Array): number | undefined {
+  return readLe16(written, RESPONSE_TYPE_FIELD);
+}
+
+/**
+ * The block state (`state`, meaningful in an acknowledged STATE response) of the bytes a device
+ * wrote, or undefined when they end before it.
+ */
+export function readResponseState(written: Uint8Array): number | undefined {
+  return readLe16(written, RESPONSE_STATE_FIELD);
+}
+
+/**
+ * How many bytes of a response follow its `type` (padding and `state`): the most a vector's
+ * response `trailer` may set.
+ */
+export const RESPONSE_TRAILER_SIZE = VirtioMemResponseLayout.size - RESPONSE_TYPE_FIELD.offset - RESPONSE_TYPE_FIELD.size;
+
+/**
+ * A whole response ({@link VirtioMemResponseLayout}.size bytes) made of `response`'s bytes with
+ * `trailer` written right after `type`. A shorter trailer overwrites only its own length;
+ * bytes beyond {@link RESPONSE_TRAILER_SIZE} are ignored.
+ */
+export function withResponseTrailer(response: Uint8Array, trailer: Uint8Array): Uint8Array {
+  const out = new Uint8Array(VirtioMemResponseLayout.size);
+  out.set(response.subarray(0, out.length));
+  const at = RESPONSE_TYPE_FIELD.offset + RESPONSE_TYPE_FIELD.size;
+  out.set(trailer.subarray(0, RESPONSE_TRAILER_SIZE), at);
+  return out;
+}
+
+/** Names of a layout's byte-string (padding) fields. */
+export type BytesFieldName<L extends LayoutSpec> = Extract<L['fields'][number], { readonly kind: 'bytes' }>['name'];
+
+/**
+ * A copy of `bytes` (an encoded `layout`) with `value` written over the byte-string field
+ * `name`: whatever garbage a test wants in a padding field, without re-encoding. A shorter value
+ * overwrites only its own length; bytes beyond the field's size are ignored.
+ */
+export function withFieldBytes<L extends LayoutSpec>(layout: L, bytes: Uint8Array, name: BytesFieldName<L> & FieldName<L>, value: Uint8Array): Uint8Array {
+  const field = layoutField(layout, name);
+  const out = bytes.slice();
+  out.set(value.subarray(0, field.size), field.offset);
+  return out;
 }
