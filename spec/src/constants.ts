@@ -2,7 +2,7 @@
  * Constants of the virtio-mem device (VIRTIO 1.4 §5.15), spelled as the spec spells them.
  *
  * Feature constants are bit *numbers* (as in the spec, Linux and QEMU), never masks; use
- * {@link featureMask} to turn one into a mask.
+ * {@link featureMask} to turn one into a mask, or {@link FEATURE_MASKS} for the masks by short name.
  */
 
 /** Virtio device ID of the memory device (§5.15.1). */
@@ -14,10 +14,7 @@ export const VIRTIO_PCI_VENDOR_ID = 0x1af4;
 /** Modern virtio-pci device ID: 0x1040 + device ID (§4.1.2). */
 export const VIRTIO_MEM_PCI_DEVICE_ID = 0x1040 + VIRTIO_ID_MEM;
 
-/** Number of virtqueues the device has (§5.15.2). */
-export const VIRTIO_MEM_NUM_QUEUES = 1;
-
-/** Index and name of the only virtqueue (§5.15.2). */
+/** Index and name of the device's only virtqueue (§5.15.2). */
 export const VIRTIO_MEM_GUEST_REQUEST_QUEUE = { index: 0, name: 'guest-request' } as const;
 
 /** Feature bit: `node_id` is an ACPI proximity domain (§5.15.3). */
@@ -55,7 +52,6 @@ export const VIRTIO_CONFIG_S_DRIVER = 2;
 export const VIRTIO_CONFIG_S_DRIVER_OK = 4;
 export const VIRTIO_CONFIG_S_FEATURES_OK = 8;
 export const VIRTIO_CONFIG_S_NEEDS_RESET = 64;
-export const VIRTIO_CONFIG_S_FAILED = 128;
 
 /** A named constant: its spec name, value and a short meaning. */
 export interface NamedConstant {
@@ -119,9 +115,21 @@ export function featureMask(bit: number): bigint {
   return 1n << BigInt(bit);
 }
 
-/** Every feature bit the device may offer, as a mask. */
-export const VIRTIO_MEM_KNOWN_FEATURES: bigint =
-  featureMask(VIRTIO_MEM_F_ACPI_PXM) |
-  featureMask(VIRTIO_MEM_F_UNPLUGGED_INACCESSIBLE) |
-  featureMask(VIRTIO_MEM_F_PERSISTENT_SUSPEND) |
-  featureMask(VIRTIO_F_VERSION_1);
+/**
+ * Short feature names, as vectors, the CLI and reports write them: the spec name without its
+ * `VIRTIO_F_` / `VIRTIO_MEM_F_` prefix.
+ */
+export const FEATURE_NAMES = ['VERSION_1', 'ACPI_PXM', 'UNPLUGGED_INACCESSIBLE', 'PERSISTENT_SUSPEND'] as const;
+/** One of {@link FEATURE_NAMES}. */
+export type FeatureName = (typeof FEATURE_NAMES)[number];
+
+/** Feature masks by short name (the bit numbers are the `VIRTIO_…_F_…` constants above). */
+export const FEATURE_MASKS: Readonly<Record<FeatureName, bigint>> = {
+  VERSION_1: featureMask(VIRTIO_F_VERSION_1),
+  ACPI_PXM: featureMask(VIRTIO_MEM_F_ACPI_PXM),
+  UNPLUGGED_INACCESSIBLE: featureMask(VIRTIO_MEM_F_UNPLUGGED_INACCESSIBLE),
+  PERSISTENT_SUSPEND: featureMask(VIRTIO_MEM_F_PERSISTENT_SUSPEND),
+};
+
+/** Every feature bit the device may offer (and the reference driver supports), as one mask. */
+export const VIRTIO_MEM_KNOWN_FEATURES: bigint = FEATURE_NAMES.reduce((mask, name) => mask | FEATURE_MASKS[name], 0n);

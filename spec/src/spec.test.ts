@@ -7,7 +7,11 @@ import {
   VIRTIO_ID_MEM,
   buildSpecDocument,
   FEATURE_BITS,
+  FEATURE_MASKS,
+  FEATURE_NAMES,
   FieldSpec,
+  VIRTIO_MEM_KNOWN_FEATURES,
+  featureMask,
 } from './index';
 
 describe('layouts (frozen)', () => {
@@ -48,6 +52,13 @@ describe('constants', () => {
     expect(FEATURE_BITS.map((f) => [f.name, f.value])).toEqual([
       ['VIRTIO_MEM_F_ACPI_PXM', 0], ['VIRTIO_MEM_F_UNPLUGGED_INACCESSIBLE', 1], ['VIRTIO_MEM_F_PERSISTENT_SUSPEND', 2], ['VIRTIO_F_VERSION_1', 32],
     ]);
+  });
+
+  test('short feature names and masks should name the same bits as the feature records', () => {
+    const byShortName = Object.fromEntries(FEATURE_BITS.map((f) => [f.name.replace(/^VIRTIO_(MEM_)?F_/, ''), featureMask(f.value)]));
+    expect(FEATURE_MASKS).toEqual(byShortName);
+    expect([...FEATURE_NAMES].sort()).toEqual(Object.keys(byShortName).sort());
+    expect(VIRTIO_MEM_KNOWN_FEATURES).toBe(0x1_0000_0007n);
   });
 });
 

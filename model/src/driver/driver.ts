@@ -22,10 +22,8 @@
  * Before letting the guest suspend to RAM, ask {@link ReferenceDriver.maySuspend} (drv.op.11).
  */
 import {
-  VIRTIO_F_VERSION_1,
-  VIRTIO_MEM_F_ACPI_PXM,
   VIRTIO_MEM_F_PERSISTENT_SUSPEND,
-  VIRTIO_MEM_F_UNPLUGGED_INACCESSIBLE,
+  VIRTIO_MEM_KNOWN_FEATURES,
   VIRTIO_MEM_MAX_NB_BLOCKS,
   VIRTIO_MEM_REQ_PLUG,
   VIRTIO_MEM_REQ_STATE,
@@ -46,9 +44,12 @@ import { BlockBitmap, BlockRun, MAX_TRACKED_BLOCKS } from '../blocks/bitmap';
 /** How the driver deals with memory found plugged at initialisation (drv.init.2, §5.15.5). */
 export type InitStrategy = 'unplug-all' | 'state-resync';
 
-/** Options of the reference driver. */
-export interface DriverOptions {
-  /** Features the driver supports (it accepts the offered subset). Default: all four. */
+/**
+ * Options of the reference driver (not to be confused with the adapter contract's
+ * `DriverOptions`, which a driver *session* is opened with).
+ */
+export interface ReferenceDriverOptions {
+  /** Features the driver supports (it accepts the offered subset). Default: all four ({@link VIRTIO_MEM_KNOWN_FEATURES}). */
   readonly supportedFeatures?: bigint;
   /** What to do when plugged_size > 0 at start. Default 'unplug-all'. */
   readonly initStrategy?: InitStrategy;
@@ -100,12 +101,6 @@ export class DriverUsageError extends Error {
 
 type Phase = 'need-config' | 'unplug-all' | 'resync' | 'run' | 'broken';
 
-const ALL_FEATURES =
-  featureMask(VIRTIO_F_VERSION_1) |
-  featureMask(VIRTIO_MEM_F_ACPI_PXM) |
-  featureMask(VIRTIO_MEM_F_UNPLUGGED_INACCESSIBLE) |
-  featureMask(VIRTIO_MEM_F_PERSISTENT_SUSPEND);
-
 /** A conforming virtio-mem driver, stepped by a harness. */
 export class ReferenceDriver {
   private readonly supported: bigint;
@@ -134,8 +129,8 @@ export class ReferenceDriver {
   /** plugged_size as last read, adjusted by acknowledged requests (Linux's vm->plugged_size); undefined before any read. */
   private knownPluggedSize?: bigint;
 
-  constructor(options: DriverOptions = {}) {
-    this.supported = options.supportedFeatures ?? ALL_FEATURES;
+  constructor(options: ReferenceDriverOptions = {}) {
+    this.supported = options.supportedFeatures ?? VIRTIO_MEM_KNOWN_FEATURES;
     this.initStrategy = options.initStrategy ?? 'unplug-all';
     this.maxBlocks = Math.min(options.maxBlocksPerRequest ?? VIRTIO_MEM_MAX_NB_BLOCKS, VIRTIO_MEM_MAX_NB_BLOCKS);
     this.initialBackoff = options.initialBackoffMs ?? 50_000;
