@@ -13,11 +13,20 @@
  * Once published, an ID is never reused for a different statement.
  */
 
-/** Normative level of a statement, spelled as in the spec. */
-export type RequirementLevel = 'MUST' | 'MUST NOT' | 'SHOULD' | 'SHOULD NOT' | 'MAY';
+/** Normative levels of a statement, spelled as in the spec. */
+export const REQUIREMENT_LEVELS = ['MUST', 'MUST NOT', 'SHOULD', 'SHOULD NOT', 'MAY'] as const;
+/** One of {@link REQUIREMENT_LEVELS}. */
+export type RequirementLevel = (typeof REQUIREMENT_LEVELS)[number];
 
-/** Which side of the protocol a statement binds. */
-export type RequirementSide = 'device' | 'driver';
+/** The sides of the protocol a statement may bind. */
+export const REQUIREMENT_SIDES = ['device', 'driver'] as const;
+/** One of {@link REQUIREMENT_SIDES}. */
+export type RequirementSide = (typeof REQUIREMENT_SIDES)[number];
+
+/** Topics of the statements: the middle part of an ID (`dev.<topic>.<n>`). */
+export const REQUIREMENT_TOPICS = ['cfg', 'init', 'op', 'plug', 'unplug', 'unplugall', 'state'] as const;
+/** One of {@link REQUIREMENT_TOPICS}. */
+export type RequirementTopic = (typeof REQUIREMENT_TOPICS)[number];
 
 /**
  * Adapter capabilities (beyond sending requests and reading config) that checking a statement needs.
@@ -31,14 +40,17 @@ export type RequirementSide = 'device' | 'driver';
  * - `observe-driver`: run a real driver against a device the harness controls, and record the
  *   requests, feature and status writes and config accesses that the driver makes.
  */
-export type RequirementCapability =
-  | 'memory-access'
-  | 'system-reset'
-  | 'device-reset'
-  | 'host-resize'
-  | 'feature-negotiation'
-  | 'suspend'
-  | 'observe-driver';
+export const REQUIREMENT_CAPABILITIES = [
+  'memory-access',
+  'system-reset',
+  'device-reset',
+  'host-resize',
+  'feature-negotiation',
+  'suspend',
+  'observe-driver',
+] as const;
+/** One of {@link REQUIREMENT_CAPABILITIES}. */
+export type RequirementCapability = (typeof REQUIREMENT_CAPABILITIES)[number];
 
 /** One normative statement of VIRTIO 1.4 §5.15. */
 export interface Requirement {
@@ -48,7 +60,7 @@ export interface Requirement {
   readonly section: string;
   readonly level: RequirementLevel;
   readonly side: RequirementSide;
-  readonly topic: 'cfg' | 'init' | 'op' | 'plug' | 'unplug' | 'unplugall' | 'state';
+  readonly topic: RequirementTopic;
   /** Our own one-line paraphrase (at most 160 characters), NOT the spec's sentence. */
   readonly summary: string;
   /** Whether a conformance vector can check it through the protocol (possibly with capabilities). */

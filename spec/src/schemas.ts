@@ -1,7 +1,12 @@
 /**
  * JSON Schemas (draft 2020-12 subset that Ajv 8 validates without plugins) for the data the
  * project publishes and reads. Tests compile each with Ajv and validate the real data against it.
+ * Every enumeration comes from the `as const` list its TypeScript type is derived from, so a
+ * value added to a list reaches both.
  */
+import { REQUEST_TYPE_NAMES } from './constants';
+import { FIELD_KINDS, FIELD_MUTABILITIES, LAYOUT_IDS } from './layouts';
+import { REQUIREMENT_CAPABILITIES, REQUIREMENT_LEVELS, REQUIREMENT_SIDES, REQUIREMENT_TOPICS } from './requirements';
 import { ExpectationFileSchema, ResultsSchema, VectorFileSchema, VectorSchema } from './vector-schemas';
 
 /** Schema of one requirement record. */
@@ -11,17 +16,17 @@ export const RequirementSchema = {
   additionalProperties: false,
   required: ['id', 'section', 'level', 'side', 'topic', 'summary', 'testable', 'needs'],
   properties: {
-    id: { type: 'string', pattern: '^(dev|drv)\\.(cfg|init|op|plug|unplug|unplugall|state)\\.[1-9][0-9]*$' },
+    id: { type: 'string', pattern: `^(dev|drv)\\.(${REQUIREMENT_TOPICS.join('|')})\\.[1-9][0-9]*$` },
     section: { type: 'string', pattern: '^5\\.15(\\.[0-9]+)+$' },
-    level: { enum: ['MUST', 'MUST NOT', 'SHOULD', 'SHOULD NOT', 'MAY'] },
-    side: { enum: ['device', 'driver'] },
-    topic: { enum: ['cfg', 'init', 'op', 'plug', 'unplug', 'unplugall', 'state'] },
+    level: { enum: REQUIREMENT_LEVELS },
+    side: { enum: REQUIREMENT_SIDES },
+    topic: { enum: REQUIREMENT_TOPICS },
     summary: { type: 'string', minLength: 10, maxLength: 200 },
     testable: { type: 'boolean' },
     needs: {
       type: 'array',
       uniqueItems: true,
-      items: { enum: ['memory-access', 'system-reset', 'device-reset', 'host-resize', 'feature-negotiation', 'suspend', 'observe-driver'] },
+      items: { enum: REQUIREMENT_CAPABILITIES },
     },
     untestableReason: { type: 'string', minLength: 10 },
   },
@@ -47,10 +52,10 @@ const FieldSchema = {
     specPath: { type: 'string' },
     offset: { type: 'integer', minimum: 0 },
     size: { type: 'integer', minimum: 1 },
-    kind: { enum: ['le16', 'le64', 'bytes'] },
-    mutability: { enum: ['fixed', 'device-policy', 'host', 'derived', 'reserved', 'driver-written', 'device-written'] },
+    kind: { enum: FIELD_KINDS },
+    mutability: { enum: FIELD_MUTABILITIES },
     featureCondition: { type: 'string' },
-    meaningfulFor: { type: 'array', items: { enum: ['PLUG', 'UNPLUG', 'UNPLUG_ALL', 'STATE'] } },
+    meaningfulFor: { type: 'array', items: { enum: REQUEST_TYPE_NAMES } },
     description: { type: 'string' },
   },
 } as const;
@@ -93,7 +98,7 @@ export const SpecDocumentSchema = {
         additionalProperties: false,
         required: ['id', 'structName', 'section', 'size', 'fields'],
         properties: {
-          id: { enum: ['config', 'request', 'response'] },
+          id: { enum: LAYOUT_IDS },
           structName: { type: 'string' },
           section: { type: 'string' },
           size: { type: 'integer' },

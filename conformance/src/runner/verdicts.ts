@@ -1,10 +1,11 @@
 /**
- * Verdicts and findings (DESIGN.md §3): richer than pass/fail, combined worst-first.
+ * Verdicts and findings: richer than pass/fail, combined worst-first.
  */
 import type { ConformanceClass, InvariantViolation } from '../../../model/src/index';
+import type { VERDICTS } from '../../../spec/src/index';
 
-/** How a vector ended. */
-export type Verdict = 'pass' | 'fail' | 'non-strict' | 'acceptable' | 'informational' | 'not-applicable' | 'unsupported' | 'error' | 'timeout';
+/** How a vector ended: one of spec's `VERDICTS`, the list the results schema enumerates. */
+export type Verdict = (typeof VERDICTS)[number];
 
 /** Verdicts from worst to best: a vector's verdict is its worst finding's. */
 export const VERDICT_ORDER: readonly Verdict[] = ['error', 'timeout', 'fail', 'non-strict', 'acceptable', 'informational', 'unsupported', 'not-applicable', 'pass'];
