@@ -131,5 +131,11 @@ export const FEATURE_MASKS: Readonly<Record<FeatureName, bigint>> = {
   PERSISTENT_SUSPEND: featureMask(VIRTIO_MEM_F_PERSISTENT_SUSPEND),
 };
 
+/**
+ * Feature bits 0 to 23 belong to the device type (§6); from 24 up they are reserved for the
+ * transport and the queues (VIRTIO_F_VERSION_1 is bit 32). As a mask.
+ */
+export const DEVICE_TYPE_FEATURES_MASK: bigint = (1n << 24n) - 1n;
+
 /** Every feature bit the device may offer (and the reference driver supports), as one mask. */
 export const VIRTIO_MEM_KNOWN_FEATURES: bigint = FEATURE_NAMES.reduce((mask, name) => mask | FEATURE_MASKS[name], 0n);

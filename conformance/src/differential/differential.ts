@@ -9,13 +9,13 @@
  * through {@link RecordingAdapter} while the runner executes it.
  */
 import {
-  VIRTIO_F_VERSION_1,
+  DEVICE_TYPE_FEATURES_MASK,
+  FEATURE_MASKS,
   VIRTIO_MEM_REQ_PLUG,
   VIRTIO_MEM_REQ_STATE,
   VIRTIO_MEM_REQ_UNPLUG,
   VIRTIO_MEM_REQ_UNPLUG_ALL,
   VirtioMemResponseLayout,
-  featureMask,
 } from '../../../spec/src/index';
 import { encodeRequest } from '../../../model/src/codec/codec';
 import type { Adapter, Chain, Completion, DeviceSession, DeviceSetup, Initialisation } from '../../../adapters/core/src/contract';
@@ -120,7 +120,7 @@ export function describeOperation(op: Operation): string {
 
 /** The handshake both sides use: VERSION_1 and every device-specific feature offered. */
 export function acceptDeviceFeatures(offered: bigint): bigint {
-  return offered & (featureMask(VIRTIO_F_VERSION_1) | ((1n << 24n) - 1n));
+  return offered & (FEATURE_MASKS.VERSION_1 | DEVICE_TYPE_FEATURES_MASK);
 }
 
 /** Text of a completion: used length and bytes, or its absence. */
