@@ -48,8 +48,8 @@ import {
   VIRTIO_MEM_STATE_PLUGGED,
 } from '../../spec/src/index';
 import { RunResult, runVectors, selectVectors } from '../src/runner/run';
-import { loadVectors } from '../src/vectors/load';
-import { formatProblem, Vector } from '../src/vectors/types';
+import { loadVectors } from '../src/loader/load';
+import { formatProblem, Vector } from '../src/loader/types';
 
 const VECTORS_DIR = path.join(__dirname, '..', 'vectors');
 const RESP_SIZE = 10;
