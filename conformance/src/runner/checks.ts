@@ -1,11 +1,14 @@
 /**
- * Checks shared by device and driver runs: outcome sets, configuration values and bytes.
+ * Checks shared by device and driver runs: outcome sets, configuration values and bytes, and the
+ * application of a step's checkers to what it observed.
  */
 import type { VirtioMemConfig } from '../../../model/src/index';
 import { evaluate, scopeOfConfig } from '../loader/expr';
 import type { ConfigFieldName, OutcomeSet, ValueExpectation } from '../loader/types';
 import type { Finding, Verdict } from './verdicts';
-import { Checked, proceed, stopWith } from '../steps/step-kind';
+import type { Step } from '../loader/types';
+import { ExpectKey, statedValue } from '../steps/expectations';
+import { Checked, Checker, Checkers, StepOutcome, proceed, stopWith } from '../steps/step-kind';
 
 /** `0x…` */
 export function hex(v: bigint): string {
@@ -85,4 +88,21 @@ export function judgeConfig(step: number, expected: ReadonlyMap<ConfigFieldName,
 export function judgeBytes(step: number, check: string, expected: Uint8Array, observed: Uint8Array): Finding[] {
   const same = expected.length === observed.length && expected.every((b, i) => b === observed[i]);
   return same ? [] : [{ verdict: 'fail', step, check, message: `${check} differ`, expected: formatBytes(expected), observed: formatBytes(observed) }];
+}
+
+/**
+ * Applies, in the handler's order, the checker of every expectation key the step states — and
+ * only those: a key the handler has no checker for was refused by the loader.
+ */
+export async function applyCheckers<O>(checkers: Checkers<O>, step: Step, observed: O): Promise<StepOutcome<Finding[]>> {
+  const findings: Finding[] = [];
+  for (const key of Object.keys(checkers) as ExpectKey[]) {
+    const stated = statedValue(step.expect, key);
+    if (stated === undefined) continue;
+    const checker = checkers[key] as Checker<typeof key, O>;
+    const checked = await checker(stated as never, observed, step.index);
+    if (checked.kind === 'stop') return checked;
+    findings.push(...checked.value);
+  }
+  return proceed(findings);
 }

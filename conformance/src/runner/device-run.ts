@@ -8,11 +8,9 @@ import type { DeviceSession, DeviceSetup, Initialisation } from '../../../adapte
 import { VIRTIO_CONFIG_S_DRIVER_OK, VIRTIO_CONFIG_S_NEEDS_RESET, VIRTIO_MEM_F_PERSISTENT_SUSPEND, featureMask } from '../../../spec/src/index';
 import { DeviceSnapshot, TransitionKind, VirtioMemConfig, checkConfigInvariants, checkTransition, decodeConfig } from '../../../model/src/index';
 import type { Step, Vector } from '../loader/types';
-import { statedValue } from '../steps/expectations';
-import type { ExpectKey } from '../steps/expectations';
 import { deviceHandlerOf } from '../steps/registry';
-import { Checker, DeviceObservation, DeviceRunObserver, DeviceStepContext, StepOutcome, proceed, stopWith } from '../steps/step-kind';
-import { hex } from './checks';
+import { DeviceObservation, DeviceRunObserver, DeviceStepContext, StepOutcome, proceed, stopWith } from '../steps/step-kind';
+import { applyCheckers, hex } from './checks';
 import { Oracle } from './oracle';
 import { Finding, invariantFinding } from './verdicts';
 
@@ -38,7 +36,9 @@ export async function runDeviceVector(vector: Vector, session: DeviceSession, se
 export class DeviceRun implements DeviceStepContext {
   /** What the run found so far. */
   readonly findings: Finding[] = [];
+  /** The configuration as last observed (before the step being run). */
   config!: VirtioMemConfig;
+  /** The model device kept in step with the device under test. */
   oracle!: Oracle;
   private notifications = 0;
   private negotiated = 0n;
@@ -182,21 +182,4 @@ export class DeviceRun implements DeviceStepContext {
       this.findings.push(invariantFinding(step, v));
     }
   }
-}
-
-/**
- * Applies, in the handler's order, the checker of every expectation key the step states — and
- * only those: a key the handler has no checker for was refused by the loader.
- */
-export async function applyCheckers<O>(checkers: { readonly [K in ExpectKey]?: Checker<K, O> }, step: Step, observed: O): Promise<StepOutcome<Finding[]>> {
-  const findings: Finding[] = [];
-  for (const key of Object.keys(checkers) as ExpectKey[]) {
-    const stated = statedValue(step.expect, key);
-    if (stated === undefined) continue;
-    const checker = checkers[key] as Checker<typeof key, O>;
-    const checked = await checker(stated as never, observed, step.index);
-    if (checked.kind === 'stop') return checked;
-    findings.push(...checked.value);
-  }
-  return proceed(findings);
 }

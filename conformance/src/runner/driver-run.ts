@@ -19,11 +19,9 @@ import { VirtioMemConfig, decodeConfig } from '../../../model/src/index';
 import type { Step, Vector } from '../loader/types';
 import { driverHandlerOf } from '../steps/registry';
 import { DriverStepContext, StepOutcome, proceed, stopWith } from '../steps/step-kind';
-import { applyCheckers } from './device-run';
+import { applyCheckers } from './checks';
 import { DriverShadow, newDriverShadow } from './driver-checks';
 import type { Finding } from './verdicts';
-
-export { DEFAULT_SETTLE } from '../steps/settle';
 
 /** Runs a driver vector; returns its findings. */
 export async function runDriverVector(vector: Vector, session: DriverSession, setup: DeviceSetup): Promise<Finding[]> {
@@ -36,8 +34,11 @@ export async function runDriverVector(vector: Vector, session: DriverSession, se
 export class DriverRun implements DriverStepContext {
   /** What the run found so far. */
   readonly findings: Finding[] = [];
+  /** The device configuration as last read. */
   config!: VirtioMemConfig;
+  /** Features the driver accepted (known after `start`). */
   negotiated = 0n;
+  /** The device's blocks and the driver's progress, as the runner tracks them. */
   readonly shadow: DriverShadow;
   private currentStep = 0;
   /** Checks already reported (a misbehaving driver is reported once per check). */
