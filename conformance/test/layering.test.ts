@@ -60,6 +60,10 @@ const LAYERS: readonly Layer[] = [
   { files: 'adapters/<name>/', mayImport: ['adapters/core/', 'adapters/<name>/', 'spec/', 'model/src/codec/', 'model/src/driver/', 'model/src/blocks/'], nodeBuiltins: true, npmPackages: false, pure: false, why: "an adapter imports only the contract, spec/, its own folder, the model's codec/driver/blocks and Node" },
   // The CLI is the only place concrete adapters are wired by name.
   { files: 'conformance/src/cli/', mayImport: ['*'], nodeBuiltins: true, npmPackages: true, pure: false, why: 'the CLI may import anything' },
+  // The loader reads vector files; what a step means comes from the step-kind registry, never from the runner.
+  { files: 'conformance/src/loader/', mayImport: ['spec/', 'adapters/core/', 'conformance/src/loader/', 'conformance/src/steps/'], nodeBuiltins: true, npmPackages: true, pure: false, why: 'the loader imports spec/, the adapter contract, the step kinds and itself — not the runner' },
+  // The step kinds: each declares its schema, normalisation, checks and execution against an adapter session.
+  { files: 'conformance/src/steps/', mayImport: ['spec/', 'model/', 'adapters/core/', 'conformance/src/'], mustNot: ['conformance/src/cli/'], nodeBuiltins: false, npmPackages: false, pure: false, why: 'a step kind runs against the adapter contract (never a concrete adapter), with spec/, the model as oracle and the runner\'s checks' },
   // The runner: spec/, the model as oracle, the adapter contract — never a concrete adapter.
   { files: 'conformance/src/', mayImport: ['spec/', 'model/', 'adapters/core/', 'conformance/src/'], nodeBuiltins: true, npmPackages: true, pure: false, why: 'the runner imports spec/, model/, the adapter contract and itself — never a concrete adapter' },
 ];

@@ -115,18 +115,6 @@ interface KnownOffender {
  */
 const KNOWN_OFFENDERS: readonly KnownOffender[] = [
   {
-    file: 'conformance/src/runner/device-run.ts',
-    use: 'label(): readResponseType(completion.written) for `w[0] | (w[1] << 8)` (undefined covers `length < 2`) and readResponseState(completion.written) for `w[8] | (w[9] << 8)`; requestType(): peekRequestType(chain.readable)',
-  },
-  {
-    file: 'conformance/src/runner/driver-run.ts',
-    use: 'judgeRequest(): `requestTypeName(decoded.value.type) === undefined` instead of `decoded.value.type > 3`',
-  },
-  {
-    file: 'conformance/src/vectors/load.ts',
-    use: 'the response injection check: `trailer.length > RESPONSE_TRAILER_SIZE` (and the message "at most ${RESPONSE_TRAILER_SIZE} bytes") instead of 8',
-  },
-  {
     file: 'adapters/vhost-user/src/backend.ts',
     use: 'unplugWatch(): `const type = peekRequestType(readable)` for `first[0]! | (first[1]! << 8)` and its `first.length < 2` guard',
   },

@@ -50,8 +50,8 @@ import {
   VirtioMemResponseLayout,
 } from '../../spec/src/index';
 import { RunResult, runVectors, selectVectors } from '../src/runner/run';
-import { loadVectors } from '../src/vectors/load';
-import { formatProblem, Vector } from '../src/vectors/types';
+import { loadVectors } from '../src/loader/load';
+import { formatProblem, Vector } from '../src/loader/types';
 
 const VECTORS_DIR = path.join(__dirname, '..', 'vectors');
 

@@ -3,19 +3,24 @@
  * results document. The runner validates every file it reads against these (Ajv 2020, strict);
  * checks a schema cannot express (expressions, known requirement IDs, duplicate IDs, which step
  * kinds suit which target) follow in the loader.
+ *
+ * A vector's steps are not described here: each step kind declares the schema of its action and
+ * of the expectations it reads (conformance/src/steps/), and the vector schemas are assembled
+ * from those fragments with {@link vectorSchemas}. This file keeps the building blocks they share.
  */
-import { BLOCK_STATE_NAMES, REQUEST_TYPE_NAMES, RESPONSE_CODE_NAMES } from './constants';
+import { FEATURE_NAMES, RESPONSE_CODE_NAMES } from './constants';
 
-const VERDICT_CLASSES_IN_SETS = ['pass', 'acceptable', 'non-strict', 'informational', 'fail'] as const;
+/** Verdict classes an outcome set may give an outcome. */
+export const VERDICT_CLASSES_IN_SETS = ['pass', 'acceptable', 'non-strict', 'informational', 'fail'] as const;
 
 /** An integer or an expression string such as `addr + 4 * block_size` or `2MiB`. */
-const Expression = { type: ['string', 'integer'] } as const;
+export const Expression = { type: ['string', 'integer'] } as const;
 
 /** Hex bytes, spaces allowed: `"01 00 00 00"`. */
-const HexBytes = { type: 'string', pattern: '^\\s*([0-9a-fA-F]{2}\\s*)*$' } as const;
+export const HexBytes = { type: 'string', pattern: '^\\s*([0-9a-fA-F]{2}\\s*)*$' } as const;
 
 /** A single expected outcome, or a map from outcome to verdict class. */
-function outcomeSet(values: readonly string[]): object {
+export function outcomeSet(values: readonly string[]): object {
   return {
     oneOf: [
       { enum: values },
@@ -29,10 +34,10 @@ function outcomeSet(values: readonly string[]): object {
   };
 }
 
-const FEATURE_NAMES = ['VERSION_1', 'ACPI_PXM', 'UNPLUGGED_INACCESSIBLE', 'PERSISTENT_SUSPEND'] as const;
-const CONFIG_FIELDS = ['block_size', 'node_id', 'addr', 'region_size', 'usable_region_size', 'plugged_size', 'requested_size'] as const;
-const RESPONSE_OUTCOMES = [...RESPONSE_CODE_NAMES, 'needs-reset', 'no-used-entry', 'used-length-zero'];
-const REQUEST_TYPES = REQUEST_TYPE_NAMES;
+/** Configuration fields a `config:` expectation may address. */
+export const CONFIG_FIELDS = ['block_size', 'node_id', 'addr', 'region_size', 'usable_region_size', 'plugged_size', 'requested_size'] as const;
+/** Outcomes a `response:` expectation may name: response codes and the ways a device can fail to answer. */
+export const RESPONSE_OUTCOMES = [...RESPONSE_CODE_NAMES, 'needs-reset', 'no-used-entry', 'used-length-zero'];
 /** Names of the optional adapter capabilities a vector may need (the adapter contract uses these). */
 export const CAPABILITY_NAMES = [
   'host-resize',
@@ -63,9 +68,19 @@ const ValueSpec = {
   ],
 } as const;
 
-const FeatureList = { type: 'array', uniqueItems: true, items: { enum: FEATURE_NAMES } } as const;
+/** A `config:` expectation: field → expected value. */
+export const ConfigExpectation = {
+  type: 'object',
+  additionalProperties: false,
+  minProperties: 1,
+  properties: Object.fromEntries(CONFIG_FIELDS.map((f) => [f, ValueSpec])),
+} as const;
 
-const Setup = {
+/** A list of feature names. */
+export const FeatureList = { type: 'array', uniqueItems: true, items: { enum: FEATURE_NAMES } } as const;
+
+/** A vector's initial device (also the file's `defaults.setup`). */
+export const Setup = {
   type: 'object',
   additionalProperties: false,
   properties: {
@@ -89,133 +104,15 @@ const Setup = {
   },
 } as const;
 
-const Expect = {
-  type: 'object',
-  additionalProperties: false,
-  minProperties: 1,
-  properties: {
-    response: outcomeSet(RESPONSE_OUTCOMES),
-    state: outcomeSet(BLOCK_STATE_NAMES),
-    config: {
-      type: 'object',
-      additionalProperties: false,
-      minProperties: 1,
-      properties: Object.fromEntries(CONFIG_FIELDS.map((f) => [f, ValueSpec])),
-    },
-    config_bytes: HexBytes,
-    notification: outcomeSet(['sent', 'none']),
-    needs_reset: { type: 'boolean' },
-    resize: outcomeSet(['applied', 'refused']),
-    features_ok: outcomeSet(['accepted', 'refused']),
-    access: outcomeSet(['ok', 'refused']),
-    data: HexBytes,
-    converged: { type: 'boolean' },
-    settled: { type: 'boolean' },
-    first_request: { type: 'array', minItems: 1, uniqueItems: true, items: { enum: REQUEST_TYPES } },
-    requests: {
-      type: 'object',
-      additionalProperties: false,
-      minProperties: 1,
-      properties: { min: { type: 'integer', minimum: 0 }, max: { type: 'integer', minimum: 0 } },
-    },
-    request_types: {
-      type: 'object',
-      additionalProperties: false,
-      minProperties: 1,
-      properties: {
-        includes: { type: 'array', items: { enum: REQUEST_TYPES } },
-        excludes: { type: 'array', items: { enum: REQUEST_TYPES } },
-      },
-    },
-    suspend: outcomeSet(['allowed', 'refused']),
-    accepted_features: {
-      type: 'object',
-      additionalProperties: false,
-      minProperties: 1,
-      properties: { includes: FeatureList, excludes: FeatureList },
-    },
-  },
-} as const;
+/** The `$id`s of the assembled vector schemas. */
+export const VECTOR_SCHEMA_IDS = { vector: 'https://vmemct.dev/schemas/vector.json', file: 'https://vmemct.dev/schemas/vector-file.json' } as const;
 
-const RequestFields = {
-  type: 'object',
-  additionalProperties: false,
-  properties: {
-    type: { oneOf: [{ enum: REQUEST_TYPES }, { type: 'integer', minimum: 0, maximum: 65535 }] },
-    addr: Expression,
-    nb_blocks: Expression,
-    padding: HexBytes,
-    payload_padding: HexBytes,
-    raw: HexBytes,
-    layout: {
-      type: 'object',
-      additionalProperties: false,
-      required: ['readable', 'writable'],
-      properties: {
-        readable: { type: 'array', minItems: 1, maxItems: 16, items: { type: 'integer', minimum: 0, maximum: 4096 } },
-        writable: { type: 'array', minItems: 0, maxItems: 16, items: { type: 'integer', minimum: 0, maximum: 4096 } },
-      },
-    },
-  },
-} as const;
-
-const Step = {
-  type: 'object',
-  additionalProperties: false,
-  properties: {
-    request: RequestFields,
-    resize: Expression,
-    device_reset: { const: true },
-    system_reset: { const: true },
-    read_config: { const: true },
-    initialise: {
-      type: 'object',
-      additionalProperties: false,
-      properties: { accept: { oneOf: [{ const: 'offered' }, FeatureList] } },
-    },
-    inject_busy: { type: 'integer', minimum: 1, maximum: 1000 },
-    write_memory: {
-      type: 'object',
-      additionalProperties: false,
-      required: ['addr', 'data'],
-      properties: { addr: Expression, data: HexBytes },
-    },
-    read_memory: {
-      type: 'object',
-      additionalProperties: false,
-      required: ['addr', 'length'],
-      properties: { addr: Expression, length: { type: 'integer', minimum: 1, maximum: 65536 } },
-    },
-    suspend: { const: true },
-    start: { const: true },
-    settle: {
-      oneOf: [
-        { const: true },
-        {
-          type: 'object',
-          additionalProperties: false,
-          properties: { max_requests: { type: 'integer', minimum: 1 }, timeout_ms: { type: 'integer', minimum: 1 } },
-        },
-      ],
-    },
-    inject: {
-      type: 'object',
-      additionalProperties: false,
-      required: ['response', 'count'],
-      properties: {
-        response: { enum: RESPONSE_CODE_NAMES },
-        count: { type: 'integer', minimum: 1, maximum: 1000 },
-        types: { type: 'array', minItems: 1, uniqueItems: true, items: { enum: REQUEST_TYPES } },
-        trailer: HexBytes,
-      },
-    },
-    expect: Expect,
-    note: { type: 'string' },
-  },
-} as const;
-
-/** Schema of one vector. */
-export const VectorSchema = {
+/**
+ * The schemas of one vector and of a vector file, around `step`, the schema of one step (built
+ * from the step kinds by the conformance suite).
+ */
+export function vectorSchemas(step: object): { readonly VectorSchema: { readonly $id: string }; readonly VectorFileSchema: { readonly $id: string } } {
+  const VectorSchema = {
   $id: 'https://vmemct.dev/schemas/vector.json',
   type: 'object',
   additionalProperties: false,
@@ -230,7 +127,7 @@ export const VectorSchema = {
     timeout_ms: { type: 'integer', minimum: 1, maximum: 600000 },
     check_invariants: { type: 'boolean' },
     setup: Setup,
-    steps: { type: 'array', minItems: 1, items: Step },
+    steps: { type: 'array', minItems: 1, items: step },
     description: { type: 'string' },
     links: { type: 'array', items: { type: 'string' } },
     retired: {
@@ -242,8 +139,8 @@ export const VectorSchema = {
   },
 } as const;
 
-/** Schema of a vector file: a format tag, optional defaults for every vector's setup, and the vectors. */
-export const VectorFileSchema = {
+  /** A vector file: a format tag, optional defaults for every vector's setup, and the vectors. */
+  const VectorFileSchema = {
   $id: 'https://vmemct.dev/schemas/vector-file.json',
   type: 'object',
   additionalProperties: false,
@@ -258,6 +155,8 @@ export const VectorFileSchema = {
     vectors: { type: 'array', minItems: 1, items: { $ref: 'https://vmemct.dev/schemas/vector.json' } },
   },
 } as const;
+  return { VectorSchema, VectorFileSchema };
+}
 
 /** Verdicts a vector can end with. */
 export const VERDICTS = ['pass', 'fail', 'non-strict', 'acceptable', 'informational', 'not-applicable', 'unsupported', 'error', 'timeout'] as const;

@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import type { Adapter, DeviceSession } from '../../core/src/contract';
 import { createQemuAdapter } from '../src/qemu-adapter';
 import { runVectors } from '../../../conformance/src/runner/run';
-import type { Vector } from '../../../conformance/src/vectors/types';
+import type { Vector } from '../../../conformance/src/loader/types';
 import { QEMU, ROOT, SMALL_DEVICE, alive, childrenNamed, deviceVectors, waitFor } from './qemu-test-support';
 
 const CLI = path.join(ROOT, 'conformance', 'bin', 'vmemct.js');

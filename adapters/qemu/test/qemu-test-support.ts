@@ -6,8 +6,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { locateQemu } from '../src/qemu-process';
 import type { DeviceSetup } from '../../core/src/contract';
-import { loadVectors } from '../../../conformance/src/vectors/load';
-import type { Vector } from '../../../conformance/src/vectors/types';
+import { loadVectors } from '../../../conformance/src/loader/load';
+import type { Vector } from '../../../conformance/src/loader/types';
 
 /** The QEMU under test (throws with the package to install when it is missing). */
 export const QEMU = locateQemu();

@@ -12,8 +12,8 @@ import { VIRTIO_F_VERSION_1, VIRTIO_MEM_F_UNPLUGGED_INACCESSIBLE, VIRTIO_MEM_REQ
 import type { Adapter, DeviceSession, DeviceSetup } from '../../core/src/contract';
 import { createModelAdapter } from '../../model/src/model-adapter';
 import { RecordingAdapter, compareSessions, compareTranscripts, formatMismatch, generateOperations } from '../../../conformance/src/differential/differential';
-import { loadVectors } from '../../../conformance/src/vectors/load';
-import { formatProblem } from '../../../conformance/src/vectors/types';
+import { loadVectors } from '../../../conformance/src/loader/load';
+import { formatProblem } from '../../../conformance/src/loader/types';
 import { runVectors } from '../../../conformance/src/runner/run';
 import { openFdCount } from '../src/native';
 import { connectVhostUserAdapter } from '../src/vhost-user-adapter';

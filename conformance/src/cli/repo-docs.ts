@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { createModelAdapter } from '../../../adapters/model/src/model-adapter';
 import { DEVICE_PROFILES } from '../../../model/src/index';
-import { loadVectors } from '../vectors/load';
+import { loadVectors } from '../loader/load';
 import { loadExpectations } from '../runner/expectations';
 import { runVectors } from '../runner/run';
 import { ResultsInput, buildSite, resultsOfRun, writeSite } from '../docs/site';

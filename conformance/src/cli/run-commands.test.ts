@@ -135,6 +135,32 @@ describe('vmemct run (model adapter)', () => {
     expect(r.err).toMatch(/impossible\.yaml:\d+: steps\[0\]\.expect\.response: NACK is not something a conforming device answers here/);
   });
 
+  test('an expectation no handler reads is refused by lint and run with exit 3, naming file:line and the key (issue 14)', async () => {
+    const file = write(
+      'silent.yaml',
+      [
+        'format: vmemct-vectors/1',
+        'vectors:',
+        '  - {id: vmem.dev.probe.a, title: impossible suspend expectation, requirements: [dev.op.8], target: device,',
+        '     steps: [{suspend: true, expect: {suspend: refused}}]}',
+        '  - {id: vmem.drv.probe.b, title: impossible read_config expectation, requirements: [drv.op.8], target: driver,',
+        '     steps: [{start: true}, {read_config: true, expect: {notification: sent, needs_reset: true}}]}',
+        '  - {id: vmem.drv.probe.c, title: impossible resize expectation, requirements: [drv.op.8], target: driver,',
+        '     steps: [{start: true}, {resize: 64MiB, expect: {resize: refused, notification: none}}]}',
+        '',
+      ].join('\n'),
+    );
+    for (const argv of [['lint', file], ['run', '--vectors', file]]) {
+      const r = await cli(...argv);
+      expect(r.code).toBe(3);
+      expect(r.err).toMatch(/silent\.yaml:4: vectors\[0\]\.steps\[0\]\.expect\.suspend: 'suspend' cannot be expected of a 'suspend' step/);
+      expect(r.err).toMatch(/silent\.yaml:6: vectors\[1\]\.steps\[1\]\.expect\.notification: 'notification' cannot be expected of a 'read_config' step/);
+      expect(r.err).toMatch(/silent\.yaml:6: vectors\[1\]\.steps\[1\]\.expect\.needs_reset: 'needs_reset' cannot be expected/);
+      expect(r.err).toMatch(/silent\.yaml:8: vectors\[2\]\.steps\[1\]\.expect\.resize: 'resize' cannot be expected of a 'resize' step/);
+      expect(r.err).toMatch(/silent\.yaml:8: vectors\[2\]\.steps\[1\]\.expect\.notification: 'notification' cannot be expected/);
+    }
+  });
+
   test('an expectation file whose glob matches too many vectors, or whose entries overlap, exits 3 naming the line', async () => {
     const wide = write('wide-exp.yaml', 'format: vmemct-expectations/1\nimplementation: test\nentries:\n  - id: vmem.dev.**\n    verdict: fail\n    reason: far too broad a pattern for one entry\n');
     const r = await cli('run', '--expectations', wide);

@@ -4,7 +4,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { REQUIREMENTS } from '../../../spec/src/index';
-import type { Adapter } from '../../../adapters/core/src/contract';
+import type { Adapter, DeviceSession, DeviceSetup } from '../../../adapters/core/src/contract';
 import { createModelAdapter } from '../../../adapters/model/src/model-adapter';
 import { createQemuAdapter } from '../../../adapters/qemu/src/qemu-adapter';
 import { QemuMissingError } from '../../../adapters/qemu/src/qemu-process';
@@ -13,10 +13,10 @@ import type { SshGuestOptions } from '../../../adapters/ssh-guest/src/ssh-guest-
 import { VhostUserSetupError, connectVhostUserAdapter } from '../../../adapters/vhost-user/src/vhost-user-adapter';
 import { NativeHelperMissingError } from '../../../adapters/vhost-user/src/native';
 import { DEVICE_PROFILES, findDeviceProfile } from '../../../model/src/index';
-import { loadVectors, readVectorCache } from '../vectors/load';
+import { loadVectors, readVectorCache } from '../loader/load';
 import { ResultsInput, SiteWriteError, buildSite, readResultsFile, writeSite } from '../docs/site';
-import { lintVectors } from '../vectors/lint';
-import { formatProblem, LoadProblem, Vector } from '../vectors/types';
+import { lintVectors } from '../runner/lint';
+import { formatProblem, LoadProblem, Vector } from '../loader/types';
 import { expectationProblems, loadExpectations } from '../runner/expectations';
 import { runVectors, selectVectors, Selection, DEFAULT_TIMEOUT_MS } from '../runner/run';
 import { humanReport, junitReport, resultsDocument, tapReport } from '../report/reports';
@@ -174,6 +174,11 @@ function suiteVersion(): string {
   }
 }
 
+/** Lint's dry runs go to a device of the reference model (`spec` profile). */
+function referenceDevice(setup: DeviceSetup): Promise<DeviceSession> {
+  return createModelAdapter().openDevice(setup);
+}
+
 /** `vmemct run`. */
 export async function runCommand(args: readonly string[], io: CliIo): Promise<number> {
   const parsed = parseArgs('run', args, RUN_OPTIONS);
@@ -195,7 +200,7 @@ export async function runCommand(args: readonly string[], io: CliIo): Promise<nu
   }
   // Vectors of the user's own are linted too: an expectation no conforming device could meet is a bad file, not a failure.
   if (parsed.lists.has('vectors')) {
-    const problems = lintVectors(all);
+    const problems = await lintVectors(all, referenceDevice);
     if (problems.length > 0) throw new VectorFileError('run', problems);
   }
   const selected = selectVectors(all, sel);
@@ -287,7 +292,7 @@ export async function listCommand(args: readonly string[], io: CliIo): Promise<n
 export async function lintCommand(args: readonly string[], io: CliIo): Promise<number> {
   const parsed = parseArgs('lint', args, { vectors: { kind: 'list' } });
   const vectors = loadCorpus('lint', parsed, parsed.positional);
-  const problems = lintVectors(vectors);
+  const problems = await lintVectors(vectors, referenceDevice);
   if (problems.length > 0) throw new VectorFileError('lint', problems);
   io.stdout(`lint: ${vectors.length} vectors in ${new Set(vectors.map((v) => v.source.file)).size} files: no problems\n`);
   return EXIT_OK;

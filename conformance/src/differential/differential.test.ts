@@ -4,7 +4,7 @@ import { createModelAdapter } from '../../../adapters/model/src/model-adapter';
 import { DescriptorChain, DeviceParams, DeviceProfile, ProcessResult, QEMU_PROFILE, SPEC_PROFILE, VirtioMemDevice, encodeRequest } from '../../../model/src/index';
 import { VIRTIO_MEM_REQ_PLUG, VIRTIO_MEM_REQ_STATE, VIRTIO_MEM_REQ_UNPLUG, VIRTIO_MEM_REQ_UNPLUG_ALL } from '../../../spec/src/index';
 import { runVectors } from '../runner/run';
-import { loadVectors } from '../vectors/load';
+import { loadVectors } from '../loader/load';
 import { Mismatch, Operation, Recorded, RecordingAdapter, compareSessions, compareTranscripts, formatMismatch, generateOperations, seededRandom } from './differential';
 
 const MiB = 1n << 20n;

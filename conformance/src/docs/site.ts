@@ -8,8 +8,8 @@ import * as path from 'node:path';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import { FEATURE_BITS, LAYOUTS, REQUIREMENTS, Requirement } from '../../../spec/src/index';
 import { DEVICE_PROFILES, DeviceProfile } from '../../../model/src/index';
-import type { Vector } from '../vectors/types';
-import { evaluateSetup } from '../runner/device-run';
+import type { Vector } from '../loader/types';
+import { evaluateSetup } from '../runner/setup';
 import type { RunResult } from '../runner/run';
 import { anchor, badge, esc, page, prose, STYLE, table } from './html';
 import { byteDiagram, fieldTable, legend } from './diagrams';
@@ -228,16 +228,14 @@ function setupText(v: Vector): string {
     for (const [unit, size] of [['TiB', 1n << 40n], ['GiB', 1n << 30n], ['MiB', 1n << 20n], ['KiB', 1n << 10n]] as const) if (n !== 0n && n % size === 0n) return `${n / size} ${unit}`;
     return `${n}`;
   };
-  try {
-    const s = evaluateSetup(v);
-    const parts = [`block_size ${format(s.block_size)}`, `region ${format(s.region_size)} at 0x${s.addr.toString(16)}`, `requested_size ${format(s.requested_size)}`];
-    if (s.node_id) parts.push(`node_id ${s.node_id}`);
-    if (s.features !== undefined) parts.push(`features ${FEATURE_BITS.filter((f) => (s.features! >> BigInt(f.value)) & 1n).map((f) => f.name.replace(/^VIRTIO_(MEM_)?F_/, '')).join(', ') || 'none'}`);
-    if (s.plugged.length) parts.push(`plugged blocks ${s.plugged.map((r) => (r.count === 1 ? `${r.first}` : `${r.first}–${r.first + r.count - 1}`)).join(', ')}`);
-    return esc(parts.join(' · '));
-  } catch (e) {
-    return `<span class="muted">${esc((e as Error).message)}</span>`;
-  }
+  const evaluated = evaluateSetup(v);
+  if (!evaluated.ok) return `<span class="muted">${esc(evaluated.reason)}</span>`;
+  const s = evaluated.setup;
+  const parts = [`block_size ${format(s.block_size)}`, `region ${format(s.region_size)} at 0x${s.addr.toString(16)}`, `requested_size ${format(s.requested_size)}`];
+  if (s.node_id) parts.push(`node_id ${s.node_id}`);
+  if (s.features !== undefined) parts.push(`features ${FEATURE_BITS.filter((f) => (s.features! >> BigInt(f.value)) & 1n).map((f) => f.name.replace(/^VIRTIO_(MEM_)?F_/, '')).join(', ') || 'none'}`);
+  if (s.plugged.length) parts.push(`plugged blocks ${s.plugged.map((r) => (r.count === 1 ? `${r.first}` : `${r.first}–${r.first + r.count - 1}`)).join(', ')}`);
+  return esc(parts.join(' · '));
 }
 
 function vectorFilePage(file: string, vectors: readonly Vector[], text: string | undefined): string {

@@ -9,7 +9,7 @@ import { REQUIREMENTS } from '../../../spec/src/index';
 import type { AdapterInfo } from '../../../adapters/core/src/contract';
 import type { RunResult, VectorResult } from '../runner/run';
 import { VERDICT_ORDER, Verdict } from '../runner/verdicts';
-import type { Vector } from '../vectors/types';
+import type { Vector } from '../loader/types';
 
 const REQUIREMENT_TEXT = new Map(REQUIREMENTS.map((r) => [r.id, `${r.summary} (§${r.section})`]));
 

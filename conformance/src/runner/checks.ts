@@ -1,21 +1,14 @@
 /**
- * Checks shared by device and driver runs: outcome sets, configuration values and bytes.
+ * Checks shared by device and driver runs: outcome sets, configuration values and bytes, and the
+ * application of a step's checkers to what it observed.
  */
 import type { VirtioMemConfig } from '../../../model/src/index';
-import { evaluate, scopeOfConfig } from '../vectors/expr';
-import type { ConfigFieldName, OutcomeSet, ValueExpectation } from '../vectors/types';
+import { evaluate, scopeOfConfig } from '../loader/expr';
+import type { ConfigFieldName, OutcomeSet, ValueExpectation } from '../loader/types';
 import type { Finding, Verdict } from './verdicts';
-
-/** Stops a vector early with a finding. */
-export class StepAborted extends Error {
-  constructor(
-    message: string,
-    readonly verdict: Verdict = 'error',
-    readonly check: string = 'step',
-  ) {
-    super(message);
-  }
-}
+import type { Step } from '../loader/types';
+import { ExpectKey, statedValue } from '../steps/expectations';
+import { Checked, Checker, Checkers, StepOutcome, proceed, stopWith } from '../steps/step-kind';
 
 /** `0x…` */
 export function hex(v: bigint): string {
@@ -38,15 +31,12 @@ export function judgeSet(set: OutcomeSet, observed: string): Verdict {
   return set.get(observed) ?? 'fail';
 }
 
-/** Records findings for failed expectations. */
-export class ExpectationChecker {
-  constructor(private readonly findings: Finding[]) {}
-
-  /** Checks an observed outcome against a set. */
-  set(step: number, check: string, set: OutcomeSet, observed: string, detail?: string, requirements?: readonly string[]): void {
-    const verdict = judgeSet(set, observed);
-    if (verdict === 'pass') return;
-    this.findings.push({
+/** Checks an observed outcome against a set: no finding when the set grades it pass. */
+export function judgeOutcome(step: number, check: string, set: OutcomeSet, observed: string, detail?: string, requirements?: readonly string[]): Finding[] {
+  const verdict = judgeSet(set, observed);
+  if (verdict === 'pass') return [];
+  return [
+    {
       verdict,
       step,
       check,
@@ -54,42 +44,65 @@ export class ExpectationChecker {
       expected: describeSet(set),
       observed,
       requirements,
-    });
-  }
+    },
+  ];
+}
 
-  /** Checks configuration fields after a step (expressions see the configuration after it). */
-  config(step: number, expected: ReadonlyMap<ConfigFieldName, ValueExpectation>, before: VirtioMemConfig, after: VirtioMemConfig): void {
-    const scope = scopeOfConfig(after);
-    for (const [field, exp] of expected) {
-      const observed = BigInt(after[field]);
-      const fail = (expectedText: string): void => {
-        this.findings.push({ verdict: 'fail', step, check: `config.${field}`, message: `${field} is not as expected`, expected: expectedText, observed: hex(observed) });
-      };
-      if (exp.kind === 'unchanged') {
-        const was = BigInt(before[field]);
-        if (observed !== was) fail(`unchanged (${hex(was)})`);
-        continue;
-      }
-      if (exp.kind === 'equals') {
-        const v = evaluate(exp.expr, scope);
-        if (!v.ok) throw new StepAborted(`config.${field}: ${v.reason}`, 'error', `config.${field}`);
-        if (observed !== v.value) fail(`${exp.text} = ${hex(v.value)}`);
-        continue;
-      }
-      const min = exp.min ? evaluate(exp.min, scope) : undefined;
-      const max = exp.max ? evaluate(exp.max, scope) : undefined;
-      for (const r of [min, max]) if (r && !r.ok) throw new StepAborted(`config.${field}: ${r.reason}`, 'error', `config.${field}`);
-      const lo = min && min.ok ? min.value : undefined;
-      const hi = max && max.ok ? max.value : undefined;
-      if ((lo !== undefined && observed < lo) || (hi !== undefined && observed > hi)) {
-        fail(`${exp.text} (${lo !== undefined ? `≥ ${hex(lo)}` : ''}${lo !== undefined && hi !== undefined ? ', ' : ''}${hi !== undefined ? `≤ ${hex(hi)}` : ''})`);
-      }
+/**
+ * Checks configuration fields after a step (expressions see the configuration after it). An
+ * expression that cannot be evaluated stops the vector with an `error`.
+ */
+export function judgeConfig(step: number, expected: ReadonlyMap<ConfigFieldName, ValueExpectation>, before: VirtioMemConfig, after: VirtioMemConfig): Checked {
+  const scope = scopeOfConfig(after);
+  const findings: Finding[] = [];
+  for (const [field, exp] of expected) {
+    const observed = BigInt(after[field]);
+    const fail = (expectedText: string): void => {
+      findings.push({ verdict: 'fail', step, check: `config.${field}`, message: `${field} is not as expected`, expected: expectedText, observed: hex(observed) });
+    };
+    if (exp.kind === 'unchanged') {
+      const was = BigInt(before[field]);
+      if (observed !== was) fail(`unchanged (${hex(was)})`);
+      continue;
+    }
+    const unevaluable = (reason: string): Checked => stopWith({ verdict: 'error', step, check: `config.${field}`, message: `config.${field}: ${reason}` });
+    if (exp.kind === 'equals') {
+      const v = evaluate(exp.expr, scope);
+      if (!v.ok) return unevaluable(v.reason);
+      if (observed !== v.value) fail(`${exp.text} = ${hex(v.value)}`);
+      continue;
+    }
+    const min = exp.min ? evaluate(exp.min, scope) : undefined;
+    const max = exp.max ? evaluate(exp.max, scope) : undefined;
+    for (const r of [min, max]) if (r && !r.ok) return unevaluable(r.reason);
+    const lo = min && min.ok ? min.value : undefined;
+    const hi = max && max.ok ? max.value : undefined;
+    if ((lo !== undefined && observed < lo) || (hi !== undefined && observed > hi)) {
+      fail(`${exp.text} (${lo !== undefined ? `≥ ${hex(lo)}` : ''}${lo !== undefined && hi !== undefined ? ', ' : ''}${hi !== undefined ? `≤ ${hex(hi)}` : ''})`);
     }
   }
+  return proceed(findings);
+}
 
-  /** Checks bytes. */
-  bytes(step: number, check: string, expected: Uint8Array, observed: Uint8Array): void {
-    const same = expected.length === observed.length && expected.every((b, i) => b === observed[i]);
-    if (!same) this.findings.push({ verdict: 'fail', step, check, message: `${check} differ`, expected: formatBytes(expected), observed: formatBytes(observed) });
+/** Checks bytes. */
+export function judgeBytes(step: number, check: string, expected: Uint8Array, observed: Uint8Array): Finding[] {
+  const same = expected.length === observed.length && expected.every((b, i) => b === observed[i]);
+  return same ? [] : [{ verdict: 'fail', step, check, message: `${check} differ`, expected: formatBytes(expected), observed: formatBytes(observed) }];
+}
+
+/**
+ * Applies, in the handler's order, the checker of every expectation key the step states — and
+ * only those: a key the handler has no checker for was refused by the loader.
+ */
+export async function applyCheckers<O>(checkers: Checkers<O>, step: Step, observed: O): Promise<StepOutcome<Finding[]>> {
+  const findings: Finding[] = [];
+  for (const key of Object.keys(checkers) as ExpectKey[]) {
+    const stated = statedValue(step.expect, key);
+    if (stated === undefined) continue;
+    const checker = checkers[key] as Checker<typeof key, O>;
+    const checked = await checker(stated as never, observed, step.index);
+    if (checked.kind === 'stop') return checked;
+    findings.push(...checked.value);
   }
+  return proceed(findings);
 }

@@ -4,8 +4,8 @@
  * matches no vector is stale; a glob matching more vectors than allowed is refused.
  */
 import * as fs from 'node:fs';
-import type { LoadProblem, Vector } from '../vectors/types';
-import { YamlSource, validateSource } from '../vectors/yaml-source';
+import type { LoadProblem, Vector } from '../loader/types';
+import { YamlSource, validateSource } from '../loader/yaml-source';
 import type { Verdict } from './verdicts';
 
 /** One entry. */

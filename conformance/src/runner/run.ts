@@ -4,11 +4,11 @@
  */
 import type { Adapter } from '../../../adapters/core/src/contract';
 import { AdapterError, AdapterTimeoutError, UnsupportedSetupError } from '../../../adapters/core/src/contract';
-import type { Vector } from '../vectors/types';
-import { evaluateSetup, runDeviceVector } from './device-run';
+import type { Vector } from '../loader/types';
+import { runDeviceVector } from './device-run';
 import { runDriverVector } from './driver-run';
+import { evaluateSetup } from './setup';
 import { ExpectationEntry, ExpectationSet, globToRegExp, matchExpectations } from './expectations';
-import { StepAborted } from './checks';
 import { Finding, Verdict, combine } from './verdicts';
 
 /** Which vectors to run. */
@@ -149,7 +149,9 @@ async function runOne(adapter: Adapter, vector: Vector, timeoutMs: number): Prom
     }
   };
   const work = (async (): Promise<Outcome> => {
-    const setup = evaluateSetup(vector);
+    const evaluated = evaluateSetup(vector);
+    if (!evaluated.ok) return { verdict: 'error', findings: [{ verdict: 'error', step: 0, check: 'step', message: evaluated.reason }] };
+    const setup = evaluated.setup;
     if (vector.target === 'device') {
       const session = await adapter.openDevice(setup);
       await track(session);
@@ -191,9 +193,6 @@ async function runOne(adapter: Adapter, vector: Vector, timeoutMs: number): Prom
 function errorOutcome(e: unknown): Outcome {
   if (e instanceof UnsupportedSetupError) {
     return { verdict: 'unsupported', findings: [{ verdict: 'unsupported', step: 0, check: 'setup', message: e.message }] };
-  }
-  if (e instanceof StepAborted) {
-    return { verdict: e.verdict, findings: [{ verdict: e.verdict, step: 0, check: e.check, message: e.message }] };
   }
   if (e instanceof AdapterTimeoutError) {
     return { verdict: 'timeout', findings: [{ verdict: 'timeout', step: 0, check: 'timeout', message: `the target stopped answering: ${e.message}` }], diagnostics: e.diagnostics };

@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import { pathToFileURL, fileURLToPath } from 'node:url';
 import { chromium, Browser } from 'playwright-core';
 import { REQUIREMENTS } from '../../../spec/src/index';
-import { loadVectors } from '../../src/vectors/load';
+import { loadVectors } from '../../src/loader/load';
 import { runVectors } from '../../src/runner/run';
 import { createModelAdapter } from '../../../adapters/model/src/model-adapter';
 import { buildSite, resultsOfRun, writeSite } from '../../src/docs/site';

@@ -1,7 +1,7 @@
 /**
  * Build step: parses and validates the shipped corpus once and writes `dist/vector-cache.json`,
  * so `vmemct run` starts without parsing YAML or compiling schemas. Usage:
- * `node dist/conformance/src/vectors/build-cache.js ROOT`. Files with problems are left out of the
+ * `node dist/conformance/src/loader/build-cache.js ROOT`. Files with problems are left out of the
  * cache (the run then loads them from YAML and reports the problems itself).
  */
 import * as fs from 'node:fs';

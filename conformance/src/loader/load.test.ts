@@ -2,7 +2,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { evaluate } from './expr';
-import { hexBytes, loadVectorText, loadVectors } from './load';
+import { hexBytes } from '../steps/site';
+import { loadVectorText, loadVectors } from './load';
 import { LoadProblem, Vector, formatProblem } from './types';
 
 /** A valid file; the line numbers below refer to it (line n is BASE[n - 1]). */

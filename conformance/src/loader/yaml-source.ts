@@ -5,6 +5,7 @@
 import Ajv2020, { ErrorObject, ValidateFunction } from 'ajv/dist/2020';
 import { Document, isMap, isSeq, LineCounter, parseDocument, Scalar, YAMLMap } from 'yaml';
 import { ALL_SCHEMAS } from '../../../spec/src/index';
+import { VECTOR_SCHEMAS } from '../steps/schema';
 import type { LoadProblem } from './types';
 
 /** A parsed YAML file that can answer "which line is this path on?". */
@@ -82,11 +83,11 @@ export function formatPath(path: readonly (string | number)[]): string {
 
 let ajv: Ajv2020 | undefined;
 
-/** The validator of one of the project's schemas, by `$id`. */
+/** The validator of one of the project's schemas (spec/'s and the assembled vector schemas), by `$id`. */
 export function validatorFor(id: string): ValidateFunction {
   if (!ajv) {
     ajv = new Ajv2020({ allErrors: true, strict: true, allowUnionTypes: true });
-    for (const schema of ALL_SCHEMAS) ajv.addSchema(schema);
+    for (const schema of [...ALL_SCHEMAS, ...VECTOR_SCHEMAS]) ajv.addSchema(schema);
   }
   const validate = ajv.getSchema(id);
   if (!validate) throw new Error(`no schema ${id}`);

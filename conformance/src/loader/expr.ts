@@ -2,7 +2,7 @@
  * Vector expressions: small integer arithmetic over configuration fields, such as
  * `addr + 4 * block_size` or `usable_region_size - 2MiB`.
  *
- * Expressions are data, never code (DESIGN.md §3): this parser accepts numbers (decimal,
+ * Expressions are data, never code: this parser accepts numbers (decimal,
  * `0x…`, with an optional size unit such as `2MiB`), the names in {@link EXPRESSION_NAMES},
  * `+ - * / %`, unary minus and parentheses. Values are bigints; division truncates.
  */

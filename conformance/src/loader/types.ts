@@ -1,9 +1,13 @@
 /**
  * Vectors as the runner sees them: loaded from YAML, validated, expressions parsed, capabilities
- * derived from the steps. The YAML format itself is described by `VectorFileSchema` in `spec/`.
+ * derived from the steps. The YAML format is described by `VectorFileSchema`, assembled from the
+ * step kinds in `conformance/src/steps/schema.ts`; each step kind's action type lives in its module.
  */
 import type { BlockRange, Capability, Target } from '../../../adapters/core/src/contract';
+import type { Expectation, StepAction } from '../steps/index';
 import type { Expr } from './expr';
+
+export type { Expectation, StepAction };
 
 /** Where something came from. */
 export interface SourceRef {
@@ -26,28 +30,6 @@ export type ValueExpectation =
 /** Names of the configuration fields an expectation may address. */
 export type ConfigFieldName = 'block_size' | 'node_id' | 'addr' | 'region_size' | 'usable_region_size' | 'plugged_size' | 'requested_size';
 
-/** What a step expects (every member optional; only what is stated is checked). */
-export interface Expectation {
-  readonly response?: OutcomeSet;
-  /** The block state an ACKed STATE request reports (one state, or states with verdict classes). */
-  readonly state?: OutcomeSet;
-  readonly config?: ReadonlyMap<ConfigFieldName, ValueExpectation>;
-  readonly configBytes?: Uint8Array;
-  readonly notification?: OutcomeSet;
-  readonly needsReset?: boolean;
-  readonly resize?: OutcomeSet;
-  readonly featuresOk?: OutcomeSet;
-  readonly access?: OutcomeSet;
-  readonly data?: Uint8Array;
-  readonly converged?: boolean;
-  readonly settled?: boolean;
-  readonly firstRequest?: readonly string[];
-  readonly requests?: { readonly min?: number; readonly max?: number };
-  readonly requestTypes?: { readonly includes: readonly string[]; readonly excludes: readonly string[] };
-  readonly suspend?: OutcomeSet;
-  readonly acceptedFeatures?: { readonly includes: bigint; readonly excludes: bigint };
-}
-
 /** A request given by fields (missing fields are 0) or as raw bytes. */
 export type RequestSpec =
   | {
@@ -59,45 +41,6 @@ export type RequestSpec =
       readonly payloadPadding?: Uint8Array;
     }
   | { readonly form: 'raw'; readonly bytes: Uint8Array };
-
-/** What a step does. */
-export type StepAction =
-  | { readonly kind: 'request'; readonly request: RequestSpec; readonly layout?: { readonly readable: readonly number[]; readonly writable: readonly number[] } }
-  | { readonly kind: 'resize'; readonly size: Expr }
-  | { readonly kind: 'device-reset' }
-  | { readonly kind: 'system-reset' }
-  | { readonly kind: 'read-config' }
-  | { readonly kind: 'initialise'; readonly accept: 'offered' | bigint }
-  | { readonly kind: 'inject-busy'; readonly count: number }
-  | { readonly kind: 'write-memory'; readonly addr: Expr; readonly data: Uint8Array }
-  | { readonly kind: 'read-memory'; readonly addr: Expr; readonly length: number }
-  | { readonly kind: 'suspend' }
-  | { readonly kind: 'start' }
-  | { readonly kind: 'settle'; readonly maxRequests?: number; readonly timeoutMs?: number }
-  | {
-      readonly kind: 'inject';
-      readonly response: 'ACK' | 'NACK' | 'BUSY' | 'ERROR';
-      readonly count: number;
-      readonly types?: readonly string[];
-      readonly trailer?: Uint8Array;
-    };
-
-/** The YAML key of each step kind. */
-export const STEP_KEYS: Readonly<Record<StepAction['kind'], string>> = {
-  request: 'request',
-  resize: 'resize',
-  'device-reset': 'device_reset',
-  'system-reset': 'system_reset',
-  'read-config': 'read_config',
-  initialise: 'initialise',
-  'inject-busy': 'inject_busy',
-  'write-memory': 'write_memory',
-  'read-memory': 'read_memory',
-  suspend: 'suspend',
-  start: 'start',
-  settle: 'settle',
-  inject: 'inject',
-};
 
 /** One step. */
 export interface Step {

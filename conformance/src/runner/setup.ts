@@ -1,0 +1,31 @@
+/**
+ * A vector's set-up, evaluated: the expressions of `setup:` turned into the device to build.
+ */
+import type { DeviceSetup } from '../../../adapters/core/src/contract';
+import { Expr, ExpressionScope, evaluate } from '../loader/expr';
+import type { Vector } from '../loader/types';
+
+/** The evaluated set-up, or why an expression of it cannot be evaluated (`setup.addr: …`). */
+export type SetupEvaluation = { readonly ok: true; readonly setup: DeviceSetup } | { readonly ok: false; readonly reason: string };
+
+/** Evaluates a vector's set-up expressions (each may use the fields evaluated before it). */
+export function evaluateSetup(vector: Vector): SetupEvaluation {
+  const s = vector.setup;
+  let failure: string | undefined;
+  const value = (e: Expr, scope: ExpressionScope, what: string): bigint => {
+    const r = evaluate(e, scope);
+    if (r.ok) return r.value;
+    failure ??= `setup.${what}: ${r.reason}`;
+    return 0n;
+  };
+  const block_size = value(s.block_size, {}, 'block_size');
+  if (failure) return { ok: false, reason: failure };
+  const region_size = value(s.region_size, { block_size }, 'region_size');
+  if (failure) return { ok: false, reason: failure };
+  const addr = value(s.addr, { block_size, region_size }, 'addr');
+  if (failure) return { ok: false, reason: failure };
+  const scope = { block_size, region_size, addr, blocks: block_size > 0n ? region_size / block_size : 0n, region_end: addr + region_size };
+  const requested_size = value(s.requested_size, scope, 'requested_size');
+  if (failure) return { ok: false, reason: failure };
+  return { ok: true, setup: { block_size, region_size, addr, requested_size, node_id: s.node_id, features: s.features, plugged: s.plugged } };
+}

@@ -1,0 +1,52 @@
+/**
+ * `start`: the driver probes the device (brings the driver up) and negotiates features. It
+ * should accept UNPLUGGED_INACCESSIBLE when offered (drv.init.1).
+ *
+ * ```yaml
+ * - start: true
+ *   expect: {accepted_features: {includes: [VERSION_1]}}
+ * ```
+ */
+import { VIRTIO_MEM_F_UNPLUGGED_INACCESSIBLE, featureMask } from '../../../spec/src/index';
+import { hex } from '../runner/checks';
+import { driverConfig } from './observation-checks';
+import { defineStepKind, proceed } from './step-kind';
+
+const UNPLUGGED_INACCESSIBLE = featureMask(VIRTIO_MEM_F_UNPLUGGED_INACCESSIBLE);
+
+/** A `start` step. */
+export interface StartAction {
+  readonly kind: 'start';
+}
+
+/** The `start` step kind. */
+export const startStep = defineStepKind<StartAction, never, { readonly negotiated: bigint }>({
+  kind: 'start',
+  key: 'start',
+  schema: { const: true },
+  normalise: () => ({ kind: 'start' }),
+  targets: {
+    driver: {
+      async execute(context, _action, step) {
+        await context.session.start();
+        const negotiated = await context.session.acceptedFeatures();
+        context.negotiated = negotiated;
+        const offered = await context.session.offeredFeatures();
+        const once =
+          (offered & UNPLUGGED_INACCESSIBLE) !== 0n && (negotiated & UNPLUGGED_INACCESSIBLE) === 0n
+            ? [{ verdict: 'non-strict' as const, step: step.index, check: 'driver:accept-unplugged-inaccessible', message: 'the device offered UNPLUGGED_INACCESSIBLE and the driver did not accept it', requirements: ['drv.init.1'] }]
+            : [];
+        return proceed({ observed: { negotiated }, once });
+      },
+      expect: {
+        accepted_features: (stated, o, step) => {
+          const missing = stated.includes & ~o.negotiated;
+          const extra = stated.excludes & o.negotiated;
+          if (!missing && !extra) return proceed([]);
+          return proceed([{ verdict: 'fail', step, check: 'accepted_features', message: 'accepted features differ', expected: `includes ${hex(stated.includes)}, excludes ${hex(stated.excludes)}`, observed: hex(o.negotiated) }]);
+        },
+        config: driverConfig,
+      },
+    },
+  },
+});

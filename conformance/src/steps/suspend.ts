@@ -1,0 +1,53 @@
+/**
+ * `suspend`: suspend to RAM and wake up. On a device it checks what survives the sleep; on a
+ * driver the guest asks to suspend and the driver must refuse while memory is plugged unless
+ * PERSISTENT_SUSPEND was negotiated (drv.op.11).
+ *
+ * ```yaml
+ * - suspend: true
+ *   expect: {suspend: refused}     # driver vectors
+ * ```
+ */
+import { VIRTIO_MEM_F_PERSISTENT_SUSPEND, featureMask } from '../../../spec/src/index';
+import { judgeOutcome } from '../runner/checks';
+import { deviceConfig, deviceNotification, driverConfig } from './observation-checks';
+import { defineStepKind, proceed } from './step-kind';
+
+const PERSISTENT_SUSPEND = featureMask(VIRTIO_MEM_F_PERSISTENT_SUSPEND);
+
+/** A `suspend` step. */
+export interface SuspendAction {
+  readonly kind: 'suspend';
+}
+
+/** The `suspend` step kind. */
+export const suspendStep = defineStepKind<SuspendAction, undefined, { readonly allowed: boolean; readonly detail: string }>({
+  kind: 'suspend',
+  key: 'suspend',
+  schema: { const: true },
+  capability: 'suspend',
+  normalise: () => ({ kind: 'suspend' }),
+  targets: {
+    device: {
+      async execute(context) {
+        await context.session.suspendAndWake!();
+        return proceed({ transition: 'wake', observed: undefined });
+      },
+      expect: { config: deviceConfig, notification: deviceNotification },
+    },
+    driver: {
+      async execute(context, _action, step) {
+        const verdict = await context.session.requestSuspend!();
+        const findings =
+          verdict.allowed && (context.negotiated & PERSISTENT_SUSPEND) === 0n && context.config.plugged_size > 0n
+            ? [{ verdict: 'fail' as const, step: step.index, check: 'driver:suspend', message: 'the driver let the guest suspend with memory plugged although PERSISTENT_SUSPEND was not negotiated', requirements: ['drv.op.11'] }]
+            : [];
+        return proceed({ observed: verdict, findings });
+      },
+      expect: {
+        suspend: (stated, o, step) => proceed(judgeOutcome(step, 'suspend', stated, o.allowed ? 'allowed' : 'refused', o.detail)),
+        config: driverConfig,
+      },
+    },
+  },
+});
