@@ -18,10 +18,11 @@ import {
   CLOUD_HYPERVISOR_PROFILE,
   FIRECRACKER_PROFILE,
   VirtioMemDevice,
-  choiceConforms,
   decodeResponse,
   encodeRequest,
   describeOutcome,
+  RequestEvaluation,
+  sameObservable,
   DEVICE_PROFILES,
   DeviceSnapshot,
   DeviceUsageError,
@@ -58,6 +59,11 @@ function send(device: VirtioMemDevice, type: number, block: number | bigint, nb_
 
 function answer(result: ProcessResult): string {
   return describeOutcome(result.chosen);
+}
+
+/** True when the profile's choice is one of the conforming outcomes. */
+function choiceConforms(evaluation: RequestEvaluation): boolean {
+  return evaluation.outcomes.some((o) => sameObservable(o, evaluation.chosen));
 }
 
 function allowed(result: ProcessResult): string[] {
