@@ -11,12 +11,7 @@
  */
 import {
   BlockStateName,
-  VIRTIO_CONFIG_S_DRIVER_OK,
-  VIRTIO_CONFIG_S_FEATURES_OK,
-  VIRTIO_CONFIG_S_NEEDS_RESET,
-  VIRTIO_F_VERSION_1,
   VIRTIO_MEM_F_PERSISTENT_SUSPEND,
-  VIRTIO_MEM_F_UNPLUGGED_INACCESSIBLE,
   VIRTIO_MEM_RESP_ERROR,
   VIRTIO_MEM_STATE_MIXED,
   VIRTIO_MEM_STATE_PLUGGED,
@@ -30,87 +25,27 @@ import { BlockBitmap, BlockRun, MAX_TRACKED_BLOCKS } from '../blocks/bitmap';
 import { DeviceProfile, SPEC_PROFILE, usableFor, ViolationHandling } from './profiles';
 import { DeviceOutcome, OutcomeEffect } from './outcomes';
 import { DeviceSnapshot, InvariantViolation, TransitionKind, checkConfigInvariants, checkTransition } from './invariants';
-import { MemoryAccessFailure, MemoryAccessResult, SparseMemory } from './memory';
+import { MemoryAccessResult, SparseMemory } from './memory';
 import { DescriptorChain, RequestEvaluation, evaluateChain, singleRequestChain } from './chain';
+import { AccessRefusal, judgeAccess } from './access';
+import { VirtioStatus } from './virtio-status';
+import {
+  DeviceParams,
+  DeviceParamsError,
+  DeviceUsageError,
+  HostResizeResult,
+  ProcessResult,
+  StatusWriteResult,
+  SuspendResult,
+  UsedElement,
+} from './device-types';
 
+export * from './device-types';
 export { singleRequestChain } from './chain';
 export type { DescriptorChain, RequestEvaluation } from './chain';
 // The driver-side handshake lives in its own module; it is exported from here as it always was.
 export { initialiseDevice } from './initialise';
 export type { HandshakeResult } from './initialise';
-
-/** Initial parameters of a device. Sizes are bytes. */
-export interface DeviceParams {
-  readonly block_size: bigint;
-  readonly region_size: bigint;
-  readonly addr: bigint;
-  readonly requested_size?: bigint;
-  readonly node_id?: number;
-  /** Overrides the profile's initial usable_region_size (to set up unusual states). */
-  readonly usable_region_size?: bigint;
-  /** Offered features; the profile's default when absent. */
-  readonly features?: bigint;
-  /** Blocks plugged at start (e.g. after a reboot in the spec's "corner case"). */
-  readonly plugged?: readonly BlockRun[];
-}
-
-/** Thrown when the device is driven out of order (e.g. a wake-up without a suspend). */
-export class DeviceUsageError extends Error {
-  override readonly name = 'DeviceUsageError';
-}
-
-/** Thrown when device parameters cannot be modelled at all. */
-export class DeviceParamsError extends Error {
-  override readonly name = 'DeviceParamsError';
-  constructor(
-    readonly field: string,
-    message: string,
-  ) {
-    super(message);
-  }
-}
-
-/** What the driver sees after the device handled one chain. */
-export interface UsedElement {
-  /** Bytes the device reports as written. */
-  readonly length: number;
-  /** The bytes written into the writable buffers. */
-  readonly written: Uint8Array;
-}
-
-/** Result of processing one chain. */
-export interface ProcessResult extends RequestEvaluation {
-  /** The used element, or null when the device returned none. */
-  readonly used: UsedElement | null;
-  /** The decoded response, when one was written. */
-  readonly response?: VirtioMemResponse;
-  /** Whether a configuration-change notification was raised. */
-  readonly notified: boolean;
-  /** Invariants broken after the step (empty for a conforming device). */
-  readonly violations: readonly InvariantViolation[];
-}
-
-/** Result of a host-side change of requested_size. */
-export type HostResizeResult =
-  | { readonly ok: false; readonly reason: string }
-  | { readonly ok: true; readonly notified: boolean; readonly usableBefore: bigint; readonly usableAfter: bigint; readonly violations: readonly InvariantViolation[] };
-
-/** Result of {@link VirtioMemDevice.suspend}. */
-export interface SuspendResult {
-  /** Whether VIRTIO_MEM_F_PERSISTENT_SUSPEND was negotiated: block states must survive the wake-up (dev.op.8). */
-  readonly persistent: boolean;
-  /** Invariants broken at the time of the suspend. */
-  readonly violations: readonly InvariantViolation[];
-}
-
-/** Result of writing the device status register. */
-export interface StatusWriteResult {
-  /** The status as read back afterwards. */
-  readonly status: number;
-  /** Why the device refused FEATURES_OK or failed at DRIVER_OK, if it did. */
-  readonly refusal?: string;
-  readonly requirements: readonly string[];
-}
 
 const RESP_SIZE = VirtioMemResponseLayout.size;
 const STATE_VALUES: Readonly<Record<BlockStateName, number>> = {
@@ -124,15 +59,12 @@ export class VirtioMemDevice {
   readonly profile: DeviceProfile;
   private config: VirtioMemConfig;
   private readonly blocks: BlockBitmap;
-  private readonly offered: bigint;
-  private driverFeatures = 0n;
-  private status = 0;
+  /** The status register and feature negotiation. */
+  private readonly virtio: VirtioStatus;
   private generation = 0;
   private notifications = 0;
   private busyBudget = 0;
   private readonly memory: SparseMemory;
-  /** Features of the last negotiation that stuck; kept across a device reset, cleared by a system reset. */
-  private lastNegotiated = 0n;
   /** Set between suspend() and wake(). */
   private suspendedAt?: { readonly snapshot: DeviceSnapshot; readonly persistent: boolean };
 
@@ -150,7 +82,7 @@ export class VirtioMemDevice {
       throw new DeviceParamsError('region_size', `region_size / block_size = ${nbBlocks} blocks exceeds the model's limit of ${MAX_TRACKED_BLOCKS}`);
     }
     const requested = params.requested_size ?? 0n;
-    this.offered = params.features ?? profile.defaultFeatures;
+    this.virtio = new VirtioStatus(params.features ?? profile.defaultFeatures, profile);
     this.blocks = new BlockBitmap(Number(nbBlocks));
     this.memory = new SparseMemory(params.block_size);
     const usable = params.usable_region_size ?? usableFor(profile.usablePolicy, requested, params.block_size, params.region_size, 0n);
@@ -197,22 +129,22 @@ export class VirtioMemDevice {
 
   /** Device status register. */
   get deviceStatus(): number {
-    return this.status;
+    return this.virtio.value;
   }
 
   /** True while the device has flagged DEVICE_NEEDS_RESET. */
   get needsReset(): boolean {
-    return (this.status & VIRTIO_CONFIG_S_NEEDS_RESET) !== 0;
+    return this.virtio.needsReset;
   }
 
   /** Features offered to the driver. */
   get offeredFeatures(): bigint {
-    return this.offered;
+    return this.virtio.offered;
   }
 
   /** Features accepted by the driver (meaningful once FEATURES_OK stuck). */
   get negotiatedFeatures(): bigint {
-    return (this.status & VIRTIO_CONFIG_S_FEATURES_OK) !== 0 ? this.driverFeatures : 0n;
+    return this.virtio.negotiated;
   }
 
   /** Number of blocks in the region. */
@@ -246,7 +178,7 @@ export class VirtioMemDevice {
    * before the platform suspends — and is cleared by a system reset.
    */
   get lastNegotiatedFeatures(): bigint {
-    return this.lastNegotiated;
+    return this.virtio.lastNegotiatedFeatures;
   }
 
   /** True between {@link suspend} and {@link wake}. */
@@ -364,7 +296,7 @@ export class VirtioMemDevice {
    */
   readMemory(addr: bigint, length: number): MemoryAccessResult {
     if (!Number.isSafeInteger(length) || length < 0) throw new RangeError(`length must be a non-negative integer (got ${length})`);
-    const refused = this.judgeAccess(addr, length, 'read');
+    const refused = this.refusal(addr, length, 'read');
     if (refused) return refused;
     const data = new Uint8Array(length);
     this.memory.read(addr - this.config.addr, data);
@@ -379,7 +311,7 @@ export class VirtioMemDevice {
    * write is refused. On success `data` of the result is empty.
    */
   writeMemory(addr: bigint, data: Uint8Array): MemoryAccessResult {
-    const refused = this.judgeAccess(addr, data.length, 'write');
+    const refused = this.refusal(addr, data.length, 'write');
     if (refused) return refused;
     const open = this.profile.unpluggedMemory === 'open';
     this.memory.write(addr - this.config.addr, data, (block) => open || this.blocks.get(block));
@@ -394,8 +326,7 @@ export class VirtioMemDevice {
    */
   accessRefusal(addr: bigint, length: number, what: 'read' | 'write'): (MemoryAccessResult & { ok: false }) | undefined {
     if (!Number.isSafeInteger(length) || length < 0) throw new RangeError(`length must be a non-negative integer (got ${length})`);
-    const refused = this.judgeAccess(addr, length, what);
-    return refused && !refused.ok ? refused : undefined;
+    return this.refusal(addr, length, what);
   }
 
   // ---------------------------------------------------------------- suspend
@@ -409,7 +340,7 @@ export class VirtioMemDevice {
    */
   suspend(): SuspendResult {
     if (this.suspendedAt) throw new DeviceUsageError('suspend() called while already suspended');
-    const persistent = (this.lastNegotiated & featureMask(VIRTIO_MEM_F_PERSISTENT_SUSPEND)) !== 0n;
+    const persistent = (this.virtio.lastNegotiatedFeatures & featureMask(VIRTIO_MEM_F_PERSISTENT_SUSPEND)) !== 0n;
     const snapshot = this.takeSnapshot(true);
     this.suspendedAt = { snapshot, persistent };
     return { persistent, violations: [...checkConfigInvariants(snapshot), ...checkTransition(snapshot, snapshot, 'suspend', false, { persistentSuspend: persistent })] };
@@ -463,7 +394,7 @@ export class VirtioMemDevice {
     this.config = { ...c, usable_region_size: usableAfter, requested_size: size };
     if (changed) this.bumpGeneration();
     // A notification needs a driver to receive it: none is raised before DRIVER_OK (the driver reads the values when it initialises).
-    const driverActive = (this.status & VIRTIO_CONFIG_S_DRIVER_OK) !== 0;
+    const driverActive = this.virtio.driverOk;
     const notified = driverActive && (changed || this.profile.notifyOnUnchangedResize);
     if (notified) this.notifications++;
     const after = this.takeSnapshot(false);
@@ -477,8 +408,7 @@ export class VirtioMemDevice {
    */
   deviceReset(): InvariantViolation[] {
     const before = this.takeSnapshot(true);
-    this.status = 0;
-    this.driverFeatures = 0n;
+    this.virtio.reset();
     this.busyBudget = 0;
     const after = this.takeSnapshot(true);
     return [...checkConfigInvariants(after), ...checkTransition(before, after, 'device-reset', false)];
@@ -493,9 +423,8 @@ export class VirtioMemDevice {
     const before = this.takeSnapshot(true);
     if (this.profile.systemReset === 'unplug-all') this.unplugAllForReset();
     this.suspendedAt = undefined;
-    this.lastNegotiated = 0n;
-    this.status = 0;
-    this.driverFeatures = 0n;
+    this.virtio.forgetNegotiation();
+    this.virtio.reset();
     this.busyBudget = 0;
     const after = this.takeSnapshot(true);
     return [...checkConfigInvariants(after), ...checkTransition(before, after, 'system-reset', false)];
@@ -505,45 +434,21 @@ export class VirtioMemDevice {
 
   /** The driver writes its accepted features (before FEATURES_OK). */
   writeDriverFeatures(features: bigint): void {
-    this.driverFeatures = features;
+    this.virtio.writeDriverFeatures(features);
   }
 
   /**
    * The driver writes the status register. Writing 0 is a device reset. Setting FEATURES_OK
    * validates the accepted features; a device may refuse a driver that does not accept
-   * UNPLUGGED_INACCESSIBLE (dev.init.1), in which case FEATURES_OK does not stick.
+   * UNPLUGGED_INACCESSIBLE (dev.init.1), in which case FEATURES_OK does not stick (see
+   * {@link VirtioStatus.write}).
    */
   writeStatus(value: number): StatusWriteResult {
     if (value === 0) {
       this.deviceReset();
       return { status: 0, requirements: ['dev.init.2'] };
     }
-    const adding = value & ~this.status;
-    const uiOffered = (this.offered & featureMask(VIRTIO_MEM_F_UNPLUGGED_INACCESSIBLE)) !== 0n;
-    const uiAccepted = (this.driverFeatures & featureMask(VIRTIO_MEM_F_UNPLUGGED_INACCESSIBLE)) !== 0n;
-    if (adding & VIRTIO_CONFIG_S_FEATURES_OK) {
-      let refusal: string | undefined;
-      let requirements: string[] = [];
-      if ((this.driverFeatures & ~this.offered) !== 0n) {
-        refusal = `driver accepted features not offered: 0x${(this.driverFeatures & ~this.offered).toString(16)}`;
-      } else if ((this.driverFeatures & featureMask(VIRTIO_F_VERSION_1)) === 0n) {
-        refusal = 'driver did not accept VIRTIO_F_VERSION_1; the device is modern-only';
-      } else if (uiOffered && !uiAccepted && this.profile.unpluggedInaccessibleRequired === 'refuse-features-ok') {
-        refusal = 'driver did not accept VIRTIO_MEM_F_UNPLUGGED_INACCESSIBLE';
-        requirements = ['dev.init.1'];
-      }
-      if (refusal) {
-        this.status = value & ~VIRTIO_CONFIG_S_FEATURES_OK;
-        return { status: this.status, refusal, requirements };
-      }
-    }
-    if (adding & VIRTIO_CONFIG_S_DRIVER_OK && uiOffered && !uiAccepted && this.profile.unpluggedInaccessibleRequired === 'fail-driver-ok') {
-      this.status = value | VIRTIO_CONFIG_S_NEEDS_RESET;
-      return { status: this.status, refusal: 'driver did not accept VIRTIO_MEM_F_UNPLUGGED_INACCESSIBLE; activation failed', requirements: ['dev.init.1'] };
-    }
-    this.status = value | (this.status & VIRTIO_CONFIG_S_NEEDS_RESET);
-    if (adding & VIRTIO_CONFIG_S_FEATURES_OK) this.lastNegotiated = this.driverFeatures;
-    return { status: this.status, requirements: [] };
+    return this.virtio.write(value);
   }
 
   // ---------------------------------------------------------------- internals
@@ -557,31 +462,9 @@ export class VirtioMemDevice {
     this.setConfig({ plugged_size: 0n, usable_region_size: usable });
   }
 
-  /** Why an access to [addr, addr + length) is refused, or undefined when it is allowed. */
-  private judgeAccess(addr: bigint, length: number, what: 'read' | 'write'): MemoryAccessResult | undefined {
-    const c = this.config;
-    const end = addr + BigInt(length);
-    const hexOf = (v: bigint): string => `0x${v.toString(16)}`;
-    const fail = (reason: MemoryAccessFailure, detail: string): MemoryAccessResult => ({ ok: false, reason, detail });
-    // Only whole blocks are memory: a tail of region_size that is not a multiple of block_size (dev.cfg.6) is not.
-    const regionEnd = c.addr + BigInt(this.blocks.length) * c.block_size;
-    if (addr < c.addr || end > regionEnd) {
-      return fail('outside-region', `${what} of [${hexOf(addr)}, ${hexOf(end)}) reaches outside the device region [${hexOf(c.addr)}, ${hexOf(regionEnd)})`);
-    }
-    if (length === 0 || this.profile.unpluggedMemory === 'open') return undefined;
-    const first = Number((addr - c.addr) / c.block_size);
-    const stop = Number((end - 1n - c.addr) / c.block_size) + 1;
-    const usableBlocks = Math.min(Number(c.usable_region_size / c.block_size), this.blocks.length);
-    const inaccessible = (this.negotiatedFeatures & featureMask(VIRTIO_MEM_F_UNPLUGGED_INACCESSIBLE)) !== 0n;
-    // The first unplugged block that fails: with UNPLUGGED_INACCESSIBLE every unplugged block
-    // fails; without it only those beyond the usable region do.
-    const failing = this.blocks.findNext(false, inaccessible ? first : Math.max(first, usableBlocks), stop);
-    if (failing === -1) return undefined;
-    const blockAddr = hexOf(c.addr + BigInt(failing) * c.block_size);
-    if (failing >= usableBlocks) {
-      return fail('beyond-usable', `${what} touches unplugged block ${failing} at ${blockAddr}, beyond usable_region_size ${hexOf(c.usable_region_size)} (drv.op.${what === 'read' ? 2 : 1})`);
-    }
-    return fail('inaccessible', `${what} touches unplugged block ${failing} at ${blockAddr} and VIRTIO_MEM_F_UNPLUGGED_INACCESSIBLE was negotiated (drv.op.${what === 'read' ? 5 : 1})`);
+  /** Why an access to [addr, addr + length) is refused, or undefined when it is allowed (see {@link judgeAccess}). */
+  private refusal(addr: bigint, length: number, what: 'read' | 'write'): AccessRefusal | undefined {
+    return judgeAccess({ config: this.config, blocks: this.blocks, negotiatedFeatures: this.negotiatedFeatures, unpluggedMemory: this.profile.unpluggedMemory }, addr, length, what);
   }
 
   private setConfig(change: Partial<VirtioMemConfig>): void {
@@ -628,11 +511,8 @@ export class VirtioMemDevice {
   private applyViolation(handling: ViolationHandling): UsedElement | null {
     switch (handling) {
       case 'needs-reset':
-        if (!this.needsReset) {
-          this.status |= VIRTIO_CONFIG_S_NEEDS_RESET;
-          // Virtio 1.x: setting DEVICE_NEEDS_RESET is announced with a configuration-change notification.
-          this.notifications++;
-        }
+        // Virtio 1.x: setting DEVICE_NEEDS_RESET is announced with a configuration-change notification.
+        if (this.virtio.flagNeedsReset()) this.notifications++;
         return null;
       case 'error-response':
         return { length: RESP_SIZE, written: encodeResponse({ type: VIRTIO_MEM_RESP_ERROR }) };
