@@ -360,7 +360,7 @@ export class VirtioMemDevice {
     const at = this.suspendedAt;
     if (!at) throw new DeviceUsageError('wake() called without a preceding suspend()');
     this.suspendedAt = undefined;
-    if (!at.persistent && this.profile.suspendWithoutPersistence === 'unplug-all') this.unplugAllForReset();
+    if (!at.persistent && this.profile.suspendWithoutPersistence === 'unplug-all') this.unplugEverything(this.recomputedUsable());
     const after = this.takeSnapshot(true);
     return [...checkConfigInvariants(after), ...checkTransition(at.snapshot, after, 'wake', false, { persistentSuspend: at.persistent })];
   }
@@ -421,7 +421,7 @@ export class VirtioMemDevice {
    */
   systemReset(): InvariantViolation[] {
     const before = this.takeSnapshot(true);
-    if (this.profile.systemReset === 'unplug-all') this.unplugAllForReset();
+    if (this.profile.systemReset === 'unplug-all') this.unplugEverything(this.recomputedUsable());
     this.suspendedAt = undefined;
     this.virtio.forgetNegotiation();
     this.virtio.reset();
@@ -453,13 +453,17 @@ export class VirtioMemDevice {
 
   // ---------------------------------------------------------------- internals
 
-  /** Unplugs every block, discards all content and recomputes usable_region_size (reset-time unplug). */
-  private unplugAllForReset(): void {
+  /** Unplugs every block, discards all content and sets usable_region_size to `usable` (UNPLUG ALL, reset-time unplug). */
+  private unplugEverything(usable: bigint): void {
     this.blocks.clearAll();
     this.memory.discardAll();
-    const c = this.config;
-    const usable = usableFor(this.profile.usablePolicy, c.requested_size, c.block_size, c.region_size, 0n);
     this.setConfig({ plugged_size: 0n, usable_region_size: usable });
+  }
+
+  /** The usable_region_size the profile's policy wants for the current requested_size, starting from an empty region. */
+  private recomputedUsable(): bigint {
+    const c = this.config;
+    return usableFor(this.profile.usablePolicy, c.requested_size, c.block_size, c.region_size, 0n);
   }
 
   /** Why an access to [addr, addr + length) is refused, or undefined when it is allowed (see {@link judgeAccess}). */
@@ -494,15 +498,13 @@ export class VirtioMemDevice {
         this.setConfig({ plugged_size: BigInt(this.blocks.count) * c.block_size });
         return;
       case 'unplug-all': {
-        this.blocks.clearAll();
-        this.memory.discardAll();
         let usable = usableAfter ?? c.usable_region_size;
         if (usableAfter === undefined) {
-          if (this.profile.unplugAllUsable === 'recompute') usable = usableFor(this.profile.usablePolicy, c.requested_size, c.block_size, c.region_size, 0n);
+          if (this.profile.unplugAllUsable === 'recompute') usable = this.recomputedUsable();
           if (this.profile.unplugAllUsable === 'zero') usable = 0n;
         }
         // The spec exempts UNPLUG ALL from the notification rule (dev.cfg.9), so none is sent.
-        this.setConfig({ plugged_size: 0n, usable_region_size: usable });
+        this.unplugEverything(usable);
         return;
       }
     }
