@@ -1,0 +1,82 @@
+/**
+ * The parameters, results and errors of {@link VirtioMemDevice}'s operations (exported from
+ * `model/` through `device.ts`).
+ */
+import type { VirtioMemResponse } from '../codec/codec';
+import type { BlockRun } from '../blocks/bitmap';
+import type { InvariantViolation } from './invariants';
+import type { RequestEvaluation } from './chain';
+import type { VirtioMemDevice } from './device';
+
+/** Initial parameters of a device. Sizes are bytes. */
+export interface DeviceParams {
+  readonly block_size: bigint;
+  readonly region_size: bigint;
+  readonly addr: bigint;
+  readonly requested_size?: bigint;
+  readonly node_id?: number;
+  /** Overrides the profile's initial usable_region_size (to set up unusual states). */
+  readonly usable_region_size?: bigint;
+  /** Offered features; the profile's default when absent. */
+  readonly features?: bigint;
+  /** Blocks plugged at start (e.g. after a reboot in the spec's "corner case"). */
+  readonly plugged?: readonly BlockRun[];
+}
+
+/** Thrown when the device is driven out of order (e.g. a wake-up without a suspend). */
+export class DeviceUsageError extends Error {
+  override readonly name = 'DeviceUsageError';
+}
+
+/** Thrown when device parameters cannot be modelled at all. */
+export class DeviceParamsError extends Error {
+  override readonly name = 'DeviceParamsError';
+  constructor(
+    readonly field: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** What the driver sees after the device handled one chain. */
+export interface UsedElement {
+  /** Bytes the device reports as written. */
+  readonly length: number;
+  /** The bytes written into the writable buffers. */
+  readonly written: Uint8Array;
+}
+
+/** Result of processing one chain. */
+export interface ProcessResult extends RequestEvaluation {
+  /** The used element, or null when the device returned none. */
+  readonly used: UsedElement | null;
+  /** The decoded response, when one was written. */
+  readonly response?: VirtioMemResponse;
+  /** Whether a configuration-change notification was raised. */
+  readonly notified: boolean;
+  /** Invariants broken after the step (empty for a conforming device). */
+  readonly violations: readonly InvariantViolation[];
+}
+
+/** Result of a host-side change of requested_size. */
+export type HostResizeResult =
+  | { readonly ok: false; readonly reason: string }
+  | { readonly ok: true; readonly notified: boolean; readonly usableBefore: bigint; readonly usableAfter: bigint; readonly violations: readonly InvariantViolation[] };
+
+/** Result of {@link VirtioMemDevice.suspend}. */
+export interface SuspendResult {
+  /** Whether VIRTIO_MEM_F_PERSISTENT_SUSPEND was negotiated: block states must survive the wake-up (dev.op.8). */
+  readonly persistent: boolean;
+  /** Invariants broken at the time of the suspend. */
+  readonly violations: readonly InvariantViolation[];
+}
+
+/** Result of writing the device status register. */
+export interface StatusWriteResult {
+  /** The status as read back afterwards. */
+  readonly status: number;
+  /** Why the device refused FEATURES_OK or failed at DRIVER_OK, if it did. */
+  readonly refusal?: string;
+  readonly requirements: readonly string[];
+}
