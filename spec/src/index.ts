@@ -8,3 +8,4 @@ export * from './requirements';
 export * from './schemas';
 export * from './vector-schemas';
 export * from './document';
+export * from './device-setup';

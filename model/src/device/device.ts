@@ -9,6 +9,7 @@
  */
 import {
   BlockStateName,
+  DeviceSetup,
   VIRTIO_CONFIG_S_ACKNOWLEDGE,
   VIRTIO_CONFIG_S_DRIVER,
   VIRTIO_CONFIG_S_DRIVER_OK,
@@ -45,19 +46,15 @@ import { ChainProblem, DeviceOutcome, OutcomeEffect, ResponseOutcome, ViolationO
 import { DeviceSnapshot, InvariantViolation, TransitionKind, checkConfigInvariants, checkTransition } from './invariants';
 import { MemoryAccessFailure, MemoryAccessResult, SparseMemory } from './memory';
 
-/** Initial parameters of a device. Sizes are bytes. */
-export interface DeviceParams {
-  readonly block_size: bigint;
-  readonly region_size: bigint;
-  readonly addr: bigint;
-  readonly requested_size?: bigint;
-  readonly node_id?: number;
-  /** Overrides the profile's initial usable_region_size (to set up unusual states). */
+/**
+ * Initial parameters of a device: the set-up record ({@link DeviceSetup}), where a model test may
+ * leave out `requested_size` (0), `node_id` (0) and `plugged` (none), plus an override of the
+ * profile's initial usable_region_size (to set up unusual states). Sizes are bytes.
+ */
+export interface DeviceParams
+  extends Pick<DeviceSetup, 'block_size' | 'region_size' | 'addr' | 'features'>,
+    Partial<Pick<DeviceSetup, 'requested_size' | 'node_id' | 'plugged'>> {
   readonly usable_region_size?: bigint;
-  /** Offered features; the profile's default when absent. */
-  readonly features?: bigint;
-  /** Blocks plugged at start (e.g. after a reboot in the spec's "corner case"). */
-  readonly plugged?: readonly BlockRun[];
 }
 
 /** Thrown when the device is driven out of order (e.g. a wake-up without a suspend). */
