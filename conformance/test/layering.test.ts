@@ -45,6 +45,8 @@ const LAYERS: readonly Layer[] = [
   // blocks and codec are shared by device and driver, so they must not lead to either.
   { files: 'model/src/blocks/', mayImport: ['spec/', 'model/src/blocks/', 'model/src/codec/'], nodeBuiltins: false, npmPackages: false, pure: true, why: 'model/src/blocks is shared by device and driver and imports neither' },
   { files: 'model/src/codec/', mayImport: ['spec/', 'model/src/blocks/', 'model/src/codec/'], nodeBuiltins: false, npmPackages: false, pure: true, why: 'model/src/codec is shared by device and driver and imports neither' },
+  // model/src/host: one model device driven from the host side; both ways of serving the model (the model adapter, the vhost-user back-end) go through it.
+  { files: 'model/src/host/', mayImport: ['spec/', 'model/'], mustNot: ['model/src/driver/', ...OTHER_SIDE_OF_THE_MODEL], nodeBuiltins: false, npmPackages: false, pure: true, why: 'the model host is pure and serves the device side only: it must not import the model driver' },
   // The benchmark (`npm run bench`) measures the model: it needs clocks and os, but stays off adapters.
   { files: 'model/bench/', mayImport: ['spec/', 'model/'], nodeBuiltins: true, npmPackages: false, pure: false, why: 'the model benchmark uses only spec/, model/ and Node' },
   { files: 'model/', mayImport: ['spec/', 'model/'], nodeBuiltins: false, npmPackages: false, pure: true, why: 'model/ imports only spec/ and model/, and no Node or packages' },
