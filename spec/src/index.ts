@@ -3,6 +3,8 @@
  */
 export * from './constants';
 export * from './layouts';
+export * from './struct-layout';
+export * from './virtqueue';
 export * from './values';
 export * from './requirements';
 export * from './schemas';

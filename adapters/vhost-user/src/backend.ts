@@ -29,16 +29,20 @@ import {
   VIRTIO_CONFIG_S_NEEDS_RESET,
   VIRTIO_MEM_REQ_UNPLUG,
   VIRTIO_MEM_REQ_UNPLUG_ALL,
+  VIRTQ_MAX_SIZE,
   formatSize,
+  virtqAvailBytes,
+  virtqDescTableBytes,
+  virtqUsedBytes,
 } from '../../../spec/src/index';
+import { DeviceSplitQueue, SplitQueuePosition } from '../../virtio/src/index';
 import { ChannelClosedError, ChannelTimeoutError, MessageChannel, describeEnd } from './channel';
 import { GuestMemory } from './guest-memory';
-import { MappingHandle, VhostNative, WatchHandle, vhostNative } from './native';
+import { VhostNative, WatchHandle, vhostNative } from './native';
 import {
   BackendRequest,
   BlockRunLayout,
   ConfigHeaderLayout,
-  DescriptorLayout,
   FLAG_NEED_REPLY,
   FLAG_REPLY,
   FLAG_VERSION,
@@ -52,9 +56,6 @@ import {
   Request,
   SINGLE_REGION_SIZE,
   U64Layout,
-  UsedElementLayout,
-  VIRTQ_DESC_F_NEXT,
-  VIRTQ_DESC_F_WRITE,
   VMEMCT_SETUP_FEATURES_GIVEN,
   VRING_INDEX_MASK,
   VRING_NOFD,
@@ -86,8 +87,6 @@ export const BACKEND_PROTOCOL_FEATURES = protocolMask(
 
 /** Memory slots offered with CONFIGURE_MEM_SLOTS (virtio-mem makes VMMs use many). */
 export const BACKEND_MAX_MEM_SLOTS = 509;
-/** Largest queue size accepted. */
-const MAX_QUEUE_SIZE = 32768;
 /** How long a back-end channel message waits for the front-end's ack. */
 const BACKEND_ACK_TIMEOUT_MS = 2000;
 
@@ -283,14 +282,14 @@ function buildDevice(setup: BackendDeviceSetup, profile: DeviceProfile): VirtioM
   return new VirtioMemDevice(setup, profile);
 }
 
-/** vring 0 as the front-end described it. */
+/** vring 0 as the front-end described it (ring addresses are the front-end's user addresses). */
 interface Vring {
   num: number;
   desc?: bigint;
   avail?: bigint;
   used?: bigint;
-  lastAvail: number;
-  usedIndex: number;
+  /** The ring indices the device side reached (SET_VRING_BASE sets both, GET_VRING_BASE reports nextAvail). */
+  position: SplitQueuePosition;
   enabled: boolean;
   kickFd: number;
   callFd: number;
@@ -299,7 +298,7 @@ interface Vring {
 }
 
 function freshVring(): Vring {
-  return { num: 0, lastAvail: 0, usedIndex: 0, enabled: false, kickFd: -1, callFd: -1, errFd: -1 };
+  return { num: 0, position: { nextAvail: 0, nextUsed: 0 }, enabled: false, kickFd: -1, callFd: -1, errFd: -1 };
 }
 
 /** A request's reply: bytes to send back, or a failure to acknowledge. */
@@ -583,13 +582,12 @@ class BackendSession {
     if (s.index !== 0) return fail(`vring ${s.index} does not exist (virtio-mem has one queue)`);
     switch (m.request) {
       case Request.SET_VRING_NUM:
-        if (s.num === 0 || s.num > MAX_QUEUE_SIZE || (s.num & (s.num - 1)) !== 0) return fail(`queue size ${s.num} is not a power of two up to ${MAX_QUEUE_SIZE}`);
+        if (s.num === 0 || s.num > VIRTQ_MAX_SIZE || (s.num & (s.num - 1)) !== 0) return fail(`queue size ${s.num} is not a power of two up to ${VIRTQ_MAX_SIZE}`);
         this.vring.num = s.num;
         return ok;
       case Request.SET_VRING_BASE:
         if (s.num > 0xffff) return fail(`base ${s.num} exceeds 16 bits`);
-        this.vring.lastAvail = s.num;
-        this.vring.usedIndex = s.num;
+        this.vring.position = { nextAvail: s.num, nextUsed: s.num };
         return ok;
       case Request.SET_VRING_ENABLE:
         this.vring.enabled = s.num !== 0;
@@ -597,7 +595,7 @@ class BackendSession {
         return ok;
       default: {
         // GET_VRING_BASE stops the ring.
-        const base = this.vring.lastAvail;
+        const base = this.vring.position.nextAvail;
         this.stopRing();
         this.closeQuietly(this.vring.kickFd);
         this.vring.kickFd = -1;
@@ -683,44 +681,23 @@ class BackendSession {
 
   private async walkRing(): Promise<void> {
     const v = this.vring;
-    if (this.ended || !v.enabled || v.num === 0 || v.desc === undefined || v.avail === undefined || v.used === undefined) return;
-    const avail = this.memory.byUserAddress(v.avail, BigInt(4 + 2 * v.num));
-    const used = this.memory.byUserAddress(v.used, BigInt(4 + 8 * v.num));
-    const desc = this.memory.byUserAddress(v.desc, BigInt(16 * v.num));
-    if (!avail || !used || !desc) {
-      this.problem('the vring addresses are not inside the shared memory; the queue is not processed');
-      return;
-    }
+    const queue = this.openQueue();
+    if (!queue) return;
     let signalled = false;
     for (;;) {
-      const availIdx = this.native.read(avail.region.mapping, avail.offset + 2n, 2).readUInt16LE(0);
-      if (availIdx === v.lastAvail) break;
-      const slot = v.lastAvail % v.num;
-      const head = this.native.read(avail.region.mapping, avail.offset + 4n + BigInt(2 * slot), 2).readUInt16LE(0);
-      v.lastAvail = (v.lastAvail + 1) & 0xffff;
-      const chain = this.readChain(desc.region.mapping, desc.offset, head);
-      if (typeof chain === 'string') {
-        this.problem(`chain at descriptor ${head}: ${chain}; the device is marked NEEDS_RESET`);
+      const popped = queue.pop();
+      if (popped.kind === 'empty') break;
+      if (popped.kind === 'malformed') {
+        this.problem(`chain at descriptor ${popped.head}: ${popped.problem}; the device is marked NEEDS_RESET`);
         this.device.writeStatus(this.device.deviceStatus | VIRTIO_CONFIG_S_NEEDS_RESET);
         break;
       }
+      const chain = popped.chain;
       const discard = this.unplugWatch(chain.readable);
       const result = this.device.processChain({ readable: chain.readable, writableSizes: chain.writable.map((w) => w.len) });
       discard();
       if (result.used) {
-        let at = 0;
-        for (const w of chain.writable) {
-          if (at >= result.used.written.length) break;
-          const piece = result.used.written.subarray(at, at + w.len);
-          this.memory.writeGuest(w.addr, piece);
-          at += piece.length;
-        }
-        const elem = encodeStruct(UsedElementLayout, { id: head, len: result.used.length });
-        this.native.write(used.region.mapping, used.offset + 4n + BigInt(8 * (v.usedIndex % v.num)), elem);
-        v.usedIndex = (v.usedIndex + 1) & 0xffff;
-        const idx = Buffer.alloc(2);
-        idx.writeUInt16LE(v.usedIndex);
-        this.native.write(used.region.mapping, used.offset + 2n, idx);
+        queue.complete(chain, result.used.written, result.used.length);
         signalled = true;
       }
       // The notification goes out (and is acknowledged) before the used entry is signalled.
@@ -731,30 +708,19 @@ class BackendSession {
     if (signalled && v.callFd >= 0) this.native.signal(v.callFd);
   }
 
-  /** The chain's readable bytes and writable buffers, or why it cannot be walked. */
-  private readChain(table: MappingHandle, tableOffset: bigint, head: number): { readable: Uint8Array[]; writable: { addr: bigint; len: number }[] } | string {
+  /** vring 0 over the shared memory, when it is enabled and its three areas are shared. */
+  private openQueue(): DeviceSplitQueue | undefined {
     const v = this.vring;
-    const readable: Uint8Array[] = [];
-    const writable: { addr: bigint; len: number }[] = [];
-    let index = head;
-    for (let hops = 0; ; hops++) {
-      if (index >= v.num) return `descriptor index ${index} outside the table of ${v.num}`;
-      if (hops >= v.num) return 'the chain loops';
-      const d = decodeStruct(DescriptorLayout, this.native.read(table, tableOffset + BigInt(16 * index), 16));
-      if (d.flags & VIRTQ_DESC_F_WRITE) {
-        if (!this.memory.byGuestAddress(d.addr, BigInt(d.len))) return `writable buffer [0x${d.addr.toString(16)}, +${d.len}) is not in shared memory`;
-        writable.push({ addr: d.addr, len: d.len });
-      } else {
-        if (writable.length) return 'a device-readable descriptor follows a device-writable one';
-        if (d.len > 1 << 20) return `readable buffer of ${d.len} bytes is too large`;
-        const bytes = this.memory.readGuest(d.addr, d.len);
-        if (!bytes) return `readable buffer [0x${d.addr.toString(16)}, +${d.len}) is not in shared memory`;
-        readable.push(bytes);
-      }
-      if (!(d.flags & VIRTQ_DESC_F_NEXT)) break;
-      index = d.next;
+    if (this.ended || !v.enabled || v.num === 0 || v.desc === undefined || v.avail === undefined || v.used === undefined) return undefined;
+    const avail = this.memory.userToGuest(v.avail, BigInt(virtqAvailBytes(v.num)));
+    const used = this.memory.userToGuest(v.used, BigInt(virtqUsedBytes(v.num)));
+    const desc = this.memory.userToGuest(v.desc, BigInt(virtqDescTableBytes(v.num)));
+    const queue = avail !== undefined && used !== undefined && desc !== undefined ? DeviceSplitQueue.open(this.memory, v.num, { desc, avail, used }, v.position) : undefined;
+    if (queue === undefined || typeof queue === 'string') {
+      this.problem('the vring addresses are not inside the shared memory; the queue is not processed');
+      return undefined;
     }
-    return { readable, writable };
+    return queue;
   }
 
   /**
