@@ -3,7 +3,7 @@
  * vhost-user back-end serving the model, its host-side control, and the transport checks.
  */
 import * as path from 'node:path';
-import { BackendStartError, VhostUserBackend } from '../../../adapters/vhost-user/src/backend';
+import { BackendStartError, VhostUserBackend } from '../../../adapters/vhost-user-server/src/index';
 import { VhostUserFrontEnd } from '../../../adapters/vhost-user/src/frontend';
 import { NativeHelperMissingError, vhostNative } from '../../../adapters/vhost-user/src/native';
 import { ProtocolFeature, Request, VmemctRequest, VmemctStatus, protocolMask, u64Payload } from '../../../adapters/vhost-user/src/protocol';
@@ -67,6 +67,7 @@ export async function serveVhostUserCommand(args: readonly string[], io: CliIo):
     requested_size: size('requested-size', 0n),
     addr: size('addr', 1n << 32n),
     node_id: nodeId,
+    plugged: [],
   };
   if (setup.requested_size > setup.region_size) throw new UsageError(`${command}: --requested-size ${formatSize(setup.requested_size)} exceeds --region-size ${formatSize(setup.region_size)}`);
   const quiet = parsed.flags.has('quiet');

@@ -13,9 +13,9 @@ import { ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { MessageChannel } from '../src/channel';
-import { SharedRegion, VhostUserFrontEnd } from '../src/frontend';
-import { VhostNative, openFdCount, vhostNative } from '../src/native';
+import { MessageChannel } from '../../vhost-user/src/channel';
+import { SharedRegion, VhostUserFrontEnd } from '../../vhost-user/src/frontend';
+import { VhostNative, openFdCount, vhostNative } from '../../vhost-user/src/native';
 import {
   ConfigHeaderLayout,
   DescriptorLayout,
@@ -42,8 +42,8 @@ import {
   frameMessage,
   protocolMask,
   u64Payload,
-} from '../src/protocol';
-import { FRONTEND_PROTOCOL_FEATURES, connectVhostUserAdapter } from '../src/vhost-user-adapter';
+} from '../../vhost-user/src/protocol';
+import { FRONTEND_PROTOCOL_FEATURES, connectVhostUserAdapter } from '../../vhost-user/src/vhost-user-adapter';
 import { decodeConfig, decodeResponse, encodeRequest } from '../../../model/src/codec/codec';
 import { VIRTIO_CONFIG_S_NEEDS_RESET, VIRTIO_MEM_REQ_STATE, VIRTIO_MEM_RESP_ACK, VirtioMemConfigLayout } from '../../../spec/src/index';
 
