@@ -29,6 +29,7 @@ import {
   PROTOCOL_FEATURES_BIT,
   ProtocolFeature,
   Request,
+  STANDARD_PROTOCOL_FEATURES,
   U64Layout,
   decodeStruct,
   encodeStruct,
@@ -39,17 +40,6 @@ import {
 import type { VendorExtension, VhostUserDevice } from './device';
 import { HandledRequest, OK, Outcome, fail, messageRule, payloadProblem, takeFd } from './messages';
 import { Vring, VringHost } from './vring';
-
-/** Protocol features every connection offers (a vendor extension adds its own bit). */
-export const STANDARD_PROTOCOL_FEATURES = protocolMask(
-  ProtocolFeature.MQ,
-  ProtocolFeature.REPLY_ACK,
-  ProtocolFeature.BACKEND_REQ,
-  ProtocolFeature.CONFIG,
-  ProtocolFeature.RESET_DEVICE,
-  ProtocolFeature.CONFIGURE_MEM_SLOTS,
-  ProtocolFeature.STATUS,
-);
 
 /** Memory slots offered with CONFIGURE_MEM_SLOTS (virtio-mem makes VMMs use many). */
 export const BACKEND_MAX_MEM_SLOTS = 509;

@@ -12,6 +12,6 @@
  * - `control-extension.ts`: vmemct's control extension, a codec over the ModelHost;
  * - `server.ts`: the listening socket, one connection per front-end.
  */
-export { BACKEND_MAX_MEM_SLOTS, STANDARD_PROTOCOL_FEATURES } from './connection';
+export { BACKEND_MAX_MEM_SLOTS } from './connection';
 export type { BackendOptions } from './server';
 export { BackendStartError, VhostUserBackend } from './server';

@@ -94,6 +94,21 @@ export function protocolMask(...bits: number[]): bigint {
   return bits.reduce((m, b) => m | (1n << BigInt(b)), 0n);
 }
 
+/**
+ * The standard protocol features vmemct implements, on both sides: the front-end (the adapter)
+ * uses them when offered and the back-end (serve-vhost-user) offers them. The control extension
+ * adds {@link ProtocolFeature.VMEMCT_CONTROL} on each side.
+ */
+export const STANDARD_PROTOCOL_FEATURES = protocolMask(
+  ProtocolFeature.MQ,
+  ProtocolFeature.REPLY_ACK,
+  ProtocolFeature.BACKEND_REQ,
+  ProtocolFeature.CONFIG,
+  ProtocolFeature.RESET_DEVICE,
+  ProtocolFeature.CONFIGURE_MEM_SLOTS,
+  ProtocolFeature.STATUS,
+);
+
 /** Virtio feature bit 30 in GET/SET_FEATURES: the back-end speaks protocol features. */
 export const VHOST_USER_F_PROTOCOL_FEATURES = 30;
 export const PROTOCOL_FEATURES_BIT = 1n << 30n;

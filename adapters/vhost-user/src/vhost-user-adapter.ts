@@ -41,6 +41,7 @@ import {
   PROTOCOL_FEATURES_BIT,
   ProtocolFeature,
   Request,
+  STANDARD_PROTOCOL_FEATURES,
   UsedElementLayout,
   VIRTQ_DESC_F_NEXT,
   VIRTQ_DESC_F_WRITE,
@@ -56,16 +57,7 @@ import {
 } from './protocol';
 
 /** Protocol features the adapter uses when offered. */
-export const FRONTEND_PROTOCOL_FEATURES = protocolMask(
-  ProtocolFeature.MQ,
-  ProtocolFeature.REPLY_ACK,
-  ProtocolFeature.BACKEND_REQ,
-  ProtocolFeature.CONFIG,
-  ProtocolFeature.RESET_DEVICE,
-  ProtocolFeature.CONFIGURE_MEM_SLOTS,
-  ProtocolFeature.STATUS,
-  ProtocolFeature.VMEMCT_CONTROL,
-);
+export const FRONTEND_PROTOCOL_FEATURES = STANDARD_PROTOCOL_FEATURES | protocolMask(ProtocolFeature.VMEMCT_CONTROL);
 
 const MiB = 1n << 20n;
 /** The RAM region: descriptor table, avail and used rings, then the buffers. */
