@@ -146,6 +146,14 @@ class ServerUnderTest {
     }
   }
 
+  /** Polls until `count` lines matching `pattern` were logged after `since` (or the time is up); returns how many were. */
+  async settleLines(pattern: RegExp, since: number, count: number, timeoutMs = 5000): Promise<number> {
+    const deadline = Date.now() + timeoutMs;
+    const seen = (): number => this.lines.slice(since).filter((line) => pattern.test(line)).length;
+    while (seen() < count && Date.now() < deadline) await sleep(20);
+    return seen();
+  }
+
   /** The process's open fd count. */
   fdCount(): number {
     return openFdCount(this.pid);
@@ -949,6 +957,8 @@ describe('serve-vhost-user survives a seeded fuzz run', () => {
       const seconds = (Date.now() - started) / 1000;
       expect(server.alive).toBe(true);
       const fdsAfter = await server.settleFds(baseline, 10_000);
+      // A connection's fds close just before its end is logged: wait for the last lines too.
+      await server.settleLines(/: ended \(/, since, connections);
       const lines = server.lines.slice(since);
       const internal = lines.filter((l) => l.includes('internal error'));
       const count = (pattern: RegExp): number => lines.filter((l) => pattern.test(l)).length;
