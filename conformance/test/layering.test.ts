@@ -45,19 +45,23 @@ const LAYERS: readonly Layer[] = [
   // blocks and codec are shared by device and driver, so they must not lead to either.
   { files: 'model/src/blocks/', mayImport: ['spec/', 'model/src/blocks/', 'model/src/codec/'], nodeBuiltins: false, npmPackages: false, pure: true, why: 'model/src/blocks is shared by device and driver and imports neither' },
   { files: 'model/src/codec/', mayImport: ['spec/', 'model/src/blocks/', 'model/src/codec/'], nodeBuiltins: false, npmPackages: false, pure: true, why: 'model/src/codec is shared by device and driver and imports neither' },
+  // model/src/host: one model device driven from the host side; both ways of serving the model (the model adapter, the vhost-user back-end) go through it.
+  { files: 'model/src/host/', mayImport: ['spec/', 'model/'], mustNot: ['model/src/driver/', ...OTHER_SIDE_OF_THE_MODEL], nodeBuiltins: false, npmPackages: false, pure: true, why: 'the model host is pure and serves the device side only: it must not import the model driver' },
   // The benchmark (`npm run bench`) measures the model: it needs clocks and os, but stays off adapters.
   { files: 'model/bench/', mayImport: ['spec/', 'model/'], nodeBuiltins: true, npmPackages: false, pure: false, why: 'the model benchmark uses only spec/, model/ and Node' },
   { files: 'model/', mayImport: ['spec/', 'model/'], nodeBuiltins: false, npmPackages: false, pure: true, why: 'model/ imports only spec/ and model/, and no Node or packages' },
+  // adapters/virtio: the virtio layer (split queue both sides, handshake, PCI capability walk) over small ports; pure code any adapter may share.
+  { files: 'adapters/virtio/', mayImport: ['spec/', 'adapters/virtio/'], nodeBuiltins: false, npmPackages: false, pure: true, why: 'the virtio layer imports only spec/ and itself, with no Node I/O, packages, clocks or timers (the ports bring the I/O)' },
   // adapters/core: the adapter contract.
   { files: 'adapters/core/', mayImport: ['spec/', 'adapters/core/'], nodeBuiltins: false, npmPackages: false, pure: false, why: 'the adapter contract imports only spec/' },
   // adapters/model: the in-process reference model.
   { files: 'adapters/model/', mayImport: ['adapters/core/', 'adapters/model/', 'spec/', 'model/'], nodeBuiltins: false, npmPackages: false, pure: false, why: 'the model adapter imports only the contract, spec/ and model/' },
   // The guest adapter drives the QEMU that runs the guest: it shares the QEMU adapter's QMP client and binary lookup.
-  { files: 'adapters/ssh-guest/', mayImport: ['adapters/core/', 'adapters/ssh-guest/', 'adapters/qemu/src/qmp', 'adapters/qemu/src/qemu-process', 'spec/', 'model/src/codec/', 'model/src/blocks/'], nodeBuiltins: true, npmPackages: false, pure: false, why: "the ssh-guest adapter imports only the contract, spec/, its own folder, the QEMU adapter's QMP client and process helpers, the model's codec and blocks, and Node" },
-  // The vhost-user back-end (`vmemct serve-vhost-user`) serves the model device over the socket; the front-end adapter stays on the generic row.
-  { files: 'adapters/vhost-user/src/backend.ts', mayImport: ['adapters/core/', 'adapters/vhost-user/', 'spec/', 'model/'], nodeBuiltins: true, npmPackages: false, pure: false, why: 'the vhost-user back-end imports only the contract, spec/, its own folder, the model and Node' },
-  // Other adapters act as the driver: the contract, spec/, the model's codec, blocks and reference driver, Node I/O.
-  { files: 'adapters/<name>/', mayImport: ['adapters/core/', 'adapters/<name>/', 'spec/', 'model/src/codec/', 'model/src/driver/', 'model/src/blocks/'], nodeBuiltins: true, npmPackages: false, pure: false, why: "an adapter imports only the contract, spec/, its own folder, the model's codec/driver/blocks and Node" },
+  { files: 'adapters/ssh-guest/', mayImport: ['adapters/core/', 'adapters/ssh-guest/', 'adapters/virtio/', 'adapters/qemu/src/qmp', 'adapters/qemu/src/qemu-process', 'spec/', 'model/src/codec/', 'model/src/blocks/'], nodeBuiltins: true, npmPackages: false, pure: false, why: "the ssh-guest adapter imports only the contract, spec/, its own folder, the virtio layer, the QEMU adapter's QMP client and process helpers, the model's codec and blocks, and Node" },
+  // The vhost-user back-end (`vmemct serve-vhost-user`) is a device server, not an adapter: it serves the model (through its ModelHost) over the socket with the vhost-user protocol helpers and the virtio layer.
+  { files: 'adapters/vhost-user-server/', mayImport: ['adapters/core/', 'adapters/vhost-user-server/', 'adapters/vhost-user/', 'adapters/virtio/', 'spec/', 'model/'], nodeBuiltins: true, npmPackages: false, pure: false, why: 'the vhost-user back-end imports only the contract, spec/, the model, the vhost-user protocol helpers, the virtio layer, its own folder and Node' },
+  // Other adapters act as the driver: the contract, spec/, the virtio layer, the model's codec, blocks and reference driver, Node I/O.
+  { files: 'adapters/<name>/', mayImport: ['adapters/core/', 'adapters/<name>/', 'adapters/virtio/', 'spec/', 'model/src/codec/', 'model/src/driver/', 'model/src/blocks/'], nodeBuiltins: true, npmPackages: false, pure: false, why: "an adapter imports only the contract, spec/, its own folder, the virtio layer, the model's codec/driver/blocks and Node" },
   // The CLI is the only place concrete adapters are wired by name.
   { files: 'conformance/src/cli/', mayImport: ['*'], nodeBuiltins: true, npmPackages: true, pure: false, why: 'the CLI may import anything' },
   // The loader reads vector files; what a step means comes from the step-kind registry, never from the runner.

@@ -115,18 +115,6 @@ interface KnownOffender {
  */
 const KNOWN_OFFENDERS: readonly KnownOffender[] = [
   {
-    file: 'adapters/vhost-user/src/backend.ts',
-    use: 'unplugWatch(): `const type = peekRequestType(readable)` for `first[0]! | (first[1]! << 8)` and its `first.length < 2` guard',
-  },
-  {
-    file: 'adapters/model/src/model-adapter.ts',
-    use: "configAsDriverSees(): withFieldBytes(VirtioMemConfigLayout, bytes, 'padding', configPadding) instead of PADDING_OFFSET and subarray(0, 6); answer(): withResponseTrailer(response, trailer) instead of slice(0, 10) + set(trailer.subarray(0, 8), 2), and `used.length >= VirtioMemResponseLayout.size` instead of 10",
-  },
-  {
-    file: 'model/src/loop.ts',
-    use: 'runDriverLoop(): `step.used.length >= VirtioMemResponseLayout.size` instead of 10',
-  },
-  {
     file: 'adapters/qemu/src/qemu-adapter.ts',
     use: 'expectAck(): `writableSizes: [VirtioMemResponseLayout.size]` instead of [10]',
   },

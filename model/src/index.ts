@@ -11,3 +11,4 @@ export * from './device/memory';
 export * from './device/device';
 export * from './driver/driver';
 export * from './loop';
+export * from './host/model-host';

@@ -3,8 +3,11 @@
  */
 export * from './constants';
 export * from './layouts';
+export * from './struct-layout';
+export * from './virtqueue';
 export * from './values';
 export * from './requirements';
 export * from './schemas';
 export * from './vector-schemas';
 export * from './document';
+export * from './device-setup';

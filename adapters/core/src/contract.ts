@@ -10,6 +10,7 @@
  * guest over SSH) are. Values are bytes and bigints: the runner decodes and judges them itself.
  */
 import { CAPABILITY_NAMES } from '../../../spec/src/index';
+import type { DeviceSetup } from '../../../spec/src/index';
 
 /**
  * Optional abilities of an adapter. Vector `needs:` lists use the same names.
@@ -34,24 +35,12 @@ export const CAPABILITIES: readonly Capability[] = CAPABILITY_NAMES;
 /** Which side of the protocol a vector tests. */
 export type Target = 'device' | 'driver';
 
-/** A run of consecutive blocks. */
-export interface BlockRange {
-  readonly first: number;
-  readonly count: number;
-}
-
-/** How to build the device (the implementation under test, or the device a driver is tested against). */
-export interface DeviceSetup {
-  readonly block_size: bigint;
-  readonly region_size: bigint;
-  readonly addr: bigint;
-  readonly requested_size: bigint;
-  readonly node_id: number;
-  /** Features the device offers; `undefined` means the implementation's default. */
-  readonly features?: bigint;
-  /** Blocks plugged before the vector starts (needs `initial-plugged` when not empty). */
-  readonly plugged: readonly BlockRange[];
-}
+/**
+ * How to build the device (the implementation under test, or the device a driver is tested
+ * against): the one set-up record, declared in `spec/` so the model and the back-end share it.
+ * `plugged` needs `initial-plugged` when it is not empty.
+ */
+export type { BlockRange, DeviceSetup } from '../../../spec/src/index';
 
 /** A request chain: device-readable buffers (in order) and the sizes of device-writable ones. */
 export interface Chain {

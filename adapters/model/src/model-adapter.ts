@@ -1,8 +1,10 @@
 /**
  * The `model` adapter: runs vectors against the in-process reference model. Device vectors talk
- * to a {@link VirtioMemDevice} with the chosen profile; driver vectors watch the
- * {@link ReferenceDriver} drive a device of the `spec` profile.
+ * to a {@link ModelHost} (the model device with the chosen profile); driver vectors watch the
+ * {@link ReferenceDriver} drive a host of the `spec` profile through the model's driver pump
+ * ({@link runDriverLoop}).
  *
+ * It is a codec over the host: the contract's calls and results map one to one onto the host's.
  * It has every capability, so it is the yardstick for the corpus: every vector must pass here.
  */
 import type {
@@ -22,31 +24,36 @@ import type {
   ResponseInjection,
   SettleLimits,
 } from '../../core/src/contract';
-import { CAPABILITIES, UnsupportedSetupError } from '../../core/src/contract';
+import { AdapterError, CAPABILITIES, UnsupportedSetupError } from '../../core/src/contract';
 import {
   RESPONSE_CODE_NAMES,
   REQUEST_TYPE_NAMES,
+  VirtioMemConfigLayout,
+  VirtioMemResponseLayout,
+  findField,
 } from '../../../spec/src/index';
 import {
-  DeviceParams,
-  DeviceParamsError,
-  DriverAction,
+  DeviceFactory,
   DeviceProfile,
+  DriverLoopStop,
+  DriverRequest,
+  HostResize,
+  MODEL_DEVICE,
+  ModelHost,
   ReferenceDriver,
   SPEC_PROFILE,
-  VirtioMemDevice,
   decodeRequest,
   encodeResponse,
-  initialiseDevice,
+  runDriverLoop,
 } from '../../../model/src/index';
 
-/** Builds the device under test; the mutation test passes broken variants here. */
-export type DeviceFactory = (params: DeviceParams, profile: DeviceProfile) => VirtioMemDevice;
+export type { DeviceFactory } from '../../../model/src/index';
 
 /** Options of the model adapter. */
 export interface ModelAdapterOptions {
   /** The device profile for device vectors (default `spec`). */
   readonly profile?: DeviceProfile;
+  /** Builds the device under test for device vectors; the mutation test passes broken variants here. */
   readonly deviceFactory?: DeviceFactory;
   /** Builds the driver under test for driver vectors (default: the reference driver). */
   readonly driverFactory?: () => ReferenceDriver;
@@ -54,12 +61,15 @@ export interface ModelAdapterOptions {
   readonly implementation?: string;
 }
 
-const PADDING_OFFSET = 10;
+/** Where the response's bytes after the type start (a scripted trailer goes there). */
+const RESPONSE_TRAILER_OFFSET = findField(VirtioMemResponseLayout, 'padding')!.offset;
+/** Where the configuration's padding starts, and how long it is (drv.cfg.2). */
+const CONFIG_PADDING = findField(VirtioMemConfigLayout, 'padding')!;
 
 /** Creates the model adapter. */
 export function createModelAdapter(options: ModelAdapterOptions = {}): Adapter {
   const profile = options.profile ?? SPEC_PROFILE;
-  const factory = options.deviceFactory ?? ((params, p) => new VirtioMemDevice(params, p));
+  const factory = options.deviceFactory ?? MODEL_DEVICE;
   const info: AdapterInfo = {
     name: 'model',
     implementation: options.implementation ?? `model:${profile.name}`,
@@ -70,11 +80,11 @@ export function createModelAdapter(options: ModelAdapterOptions = {}): Adapter {
   return {
     info,
     async openDevice(setup) {
-      return new ModelDeviceSession(build(factory, setup, profile));
+      return new ModelDeviceSession(openHost(setup, profile, factory));
     },
     async openDriver(setup, driverOptions) {
       const makeDriver = options.driverFactory ?? (() => new ReferenceDriver());
-      return new ModelDriverSession(build((p, prof) => new VirtioMemDevice(p, prof), setup, SPEC_PROFILE), makeDriver, driverOptions);
+      return new ModelDriverSession(openHost(setup, SPEC_PROFILE, MODEL_DEVICE), makeDriver, driverOptions);
     },
     async dispose() {
       /* nothing held */
@@ -82,81 +92,69 @@ export function createModelAdapter(options: ModelAdapterOptions = {}): Adapter {
   };
 }
 
-function build(factory: DeviceFactory, setup: DeviceSetup, profile: DeviceProfile): VirtioMemDevice {
-  try {
-    return factory(
-      {
-        block_size: setup.block_size,
-        region_size: setup.region_size,
-        addr: setup.addr,
-        requested_size: setup.requested_size,
-        node_id: setup.node_id,
-        features: setup.features,
-        plugged: setup.plugged,
-      },
-      profile,
-    );
-  } catch (e) {
-    if (e instanceof DeviceParamsError) throw new UnsupportedSetupError(e.message);
-    throw e;
-  }
+function openHost(setup: DeviceSetup, profile: DeviceProfile, factory: DeviceFactory): ModelHost {
+  const built = ModelHost.create(setup, profile, factory);
+  if (built.kind === 'refused') throw new UnsupportedSetupError(built.reason);
+  return built.host;
+}
+
+function resizeOutcome(r: HostResize): ResizeOutcome {
+  return r.kind === 'applied' ? { kind: 'applied' } : { kind: 'refused', reason: r.reason };
 }
 
 class ModelDeviceSession implements DeviceSession {
-  constructor(private readonly device: VirtioMemDevice) {}
+  constructor(private readonly host: ModelHost) {}
 
   async initialise(accept: (offered: bigint) => bigint): Promise<Initialisation> {
-    return initialiseDevice(this.device, accept);
+    return this.host.initialise(accept);
   }
 
   async readConfig(): Promise<Uint8Array> {
-    return this.device.readConfigBytes();
+    return this.host.readConfig();
   }
 
   async submit(chain: Chain): Promise<Completion> {
-    const result = this.device.processChain(chain);
-    if (!result.used) return { kind: 'no-used-entry' };
-    return { kind: 'used', length: result.used.length, written: result.used.written };
+    const c = this.host.submit(chain);
+    return c.kind === 'used' ? { kind: 'used', length: c.length, written: c.written } : { kind: 'no-used-entry' };
   }
 
   async notificationCount(): Promise<number> {
-    return this.device.notificationCount;
+    return this.host.notificationCount;
   }
 
   async readStatus(): Promise<number> {
-    return this.device.deviceStatus;
+    return this.host.readStatus();
   }
 
   async resize(requestedSize: bigint): Promise<ResizeOutcome> {
-    const r = this.device.setRequestedSize(requestedSize);
-    return r.ok ? { kind: 'applied' } : { kind: 'refused', reason: r.reason };
+    return resizeOutcome(this.host.resize(requestedSize));
   }
 
   async deviceReset(): Promise<void> {
-    this.device.writeStatus(0);
+    this.host.deviceReset();
   }
 
   async systemReset(): Promise<void> {
-    this.device.systemReset();
+    this.host.systemReset();
   }
 
   async injectBusy(count: number): Promise<void> {
-    this.device.injectBusy(count);
+    this.host.injectBusy(count);
   }
 
   async readMemory(addr: bigint, length: number): Promise<MemoryAccess> {
-    const r = this.device.readMemory(addr, length);
+    const r = this.host.readMemory(addr, length);
     return r.ok ? { ok: true, data: r.data } : { ok: false, reason: `${r.reason}: ${r.detail}` };
   }
 
   async writeMemory(addr: bigint, data: Uint8Array): Promise<MemoryAccess> {
-    const r = this.device.writeMemory(addr, data);
+    const r = this.host.writeMemory(addr, data);
     return r.ok ? { ok: true, data: new Uint8Array(0) } : { ok: false, reason: `${r.reason}: ${r.detail}` };
   }
 
   async suspendAndWake(): Promise<void> {
-    this.device.suspend();
-    this.device.wake();
+    const r = this.host.suspendAndWake();
+    if (r.kind === 'refused') throw new AdapterError(`suspend: ${r.reason}`);
   }
 
   async close(): Promise<void> {
@@ -164,78 +162,60 @@ class ModelDeviceSession implements DeviceSession {
   }
 }
 
+/** Words for why a settle stopped, as reports show them. */
+function describeStop(stop: DriverLoopStop, limits: SettleLimits, waitedMs: number): { settled: boolean; stop: string } {
+  switch (stop.kind) {
+    case 'idle':
+      return { settled: true, stop: `idle: ${stop.reason}` };
+    case 'broken':
+      return { settled: true, stop: `broken: ${stop.reason}` };
+    case 'request-limit':
+      return { settled: false, stop: `request limit (${limits.maxRequests}) reached` };
+    case 'wait-limit':
+      return { settled: false, stop: `still backing off after ${waitedMs} ms (limit ${limits.timeoutMs} ms)` };
+  }
+}
+
 class ModelDriverSession implements DriverSession {
   private injection?: { response: ResponseInjection; left: number };
-  private seenNotifications: number;
   private driver: ReferenceDriver;
+  /** The notification count the driver has been told of (a resize between settles is delivered at the next). */
+  private notificationsSeen: number;
   /** A request the driver produced when a settle hit its limit; the next settle sends it first. */
-  private pending?: DriverAction;
+  private pending?: DriverRequest;
 
   constructor(
-    private readonly device: VirtioMemDevice,
+    private readonly host: ModelHost,
     private readonly makeDriver: () => ReferenceDriver,
     private readonly options: DriverOptions,
   ) {
-    this.seenNotifications = device.notificationCount;
     this.driver = makeDriver();
+    this.notificationsSeen = host.notificationCount;
   }
 
   async start(): Promise<void> {
-    initialiseDevice(this.device, (offered) => this.driver.negotiate(offered));
+    this.host.initialise((offered) => this.driver.negotiate(offered));
   }
 
   async settle(limits: SettleLimits): Promise<DriverActivity> {
     const events: DriverEvent[] = [];
-    let requests = 0;
-    let waitedMs = 0;
-    for (;;) {
-      if (this.device.notificationCount !== this.seenNotifications) {
-        this.seenNotifications = this.device.notificationCount;
-        this.driver.onConfigChange();
-      }
-      // A request the driver already made is still delivered, so the limit never strands one.
-      if (requests >= limits.maxRequests && !this.pending) return { events, settled: false, stop: `request limit (${limits.maxRequests}) reached`, waitedMs };
-      const action = this.pending ?? this.driver.next();
-      this.pending = undefined;
-      switch (action.kind) {
-        case 'read-config':
-          this.driver.onConfig(this.configAsDriverSees());
-          break;
-        case 'request': {
-          if (requests >= limits.maxRequests) {
-            this.pending = action;
-            return { events, settled: false, stop: `request limit (${limits.maxRequests}) reached`, waitedMs };
-          }
-          requests++;
-          const config = this.device.readConfigBytes();
-          const response = this.answer(action.bytes);
-          events.push({ kind: 'request', exchange: { request: action.bytes, response, config } });
-          this.driver.onResponse(response);
-          break;
-        }
-        case 'write-memory': {
-          events.push({ kind: 'memory-write', addr: action.addr, length: action.length });
-          const r = this.device.writeMemory(action.addr, new Uint8Array(action.length));
-          this.driver.onMemoryWritten(r.ok);
-          break;
-        }
-        case 'wait':
-          waitedMs += action.delayMs;
-          if (waitedMs > limits.timeoutMs) return { events, settled: false, stop: `still backing off after ${waitedMs} ms (limit ${limits.timeoutMs} ms)`, waitedMs };
-          this.driver.onTimer();
-          break;
-        case 'awaiting-response':
-          throw new Error('the reference driver lost track of its outstanding request');
-        case 'idle':
-          return { events, settled: true, stop: `idle: ${action.reason}`, waitedMs };
-        case 'broken':
-          return { events, settled: true, stop: `broken: ${action.reason}`, waitedMs };
-      }
-    }
+    const run = runDriverLoop(this.driver, this.host.device, {
+      maxRequests: limits.maxRequests,
+      maxWaitMs: limits.timeoutMs,
+      pending: this.pending,
+      notificationsSeen: this.notificationsSeen,
+      answer: (request) => this.injected(request),
+      configView: (bytes) => this.configAsDriverSees(bytes),
+      onRequest: (request, response, config) => events.push({ kind: 'request', exchange: { request, response, config } }),
+      onMemoryWrite: (addr, length) => events.push({ kind: 'memory-write', addr, length }),
+    });
+    this.pending = run.stop.kind === 'request-limit' ? run.stop.pending : undefined;
+    this.notificationsSeen = run.notificationsSeen;
+    return { events, waitedMs: run.waitedMs, ...describeStop(run.stop, limits, run.waitedMs) };
   }
 
   async readConfig(): Promise<Uint8Array> {
-    return this.device.readConfigBytes();
+    return this.host.readConfig();
   }
 
   async acceptedFeatures(): Promise<bigint> {
@@ -243,12 +223,11 @@ class ModelDriverSession implements DriverSession {
   }
 
   async offeredFeatures(): Promise<bigint> {
-    return this.device.offeredFeatures;
+    return this.host.offeredFeatures;
   }
 
   async resize(requestedSize: bigint): Promise<ResizeOutcome> {
-    const r = this.device.setRequestedSize(requestedSize);
-    return r.ok ? { kind: 'applied' } : { kind: 'refused', reason: r.reason };
+    return resizeOutcome(this.host.resize(requestedSize));
   }
 
   async injectResponses(injection: ResponseInjection): Promise<void> {
@@ -257,8 +236,8 @@ class ModelDriverSession implements DriverSession {
 
   /** A reboot: the device goes through a system reset and a fresh driver probes it. */
   async systemReset(): Promise<void> {
-    this.device.systemReset();
-    this.seenNotifications = this.device.notificationCount;
+    this.host.systemReset();
+    this.notificationsSeen = this.host.notificationCount;
     this.injection = undefined;
     this.driver = this.makeDriver();
     this.pending = undefined;
@@ -275,33 +254,30 @@ class ModelDriverSession implements DriverSession {
   }
 
   /** The config bytes, with the padding the vector asked for (drv.cfg.2). */
-  private configAsDriverSees(): Uint8Array {
-    const bytes = this.device.readConfigBytes();
-    if (this.options.configPadding) bytes.set(this.options.configPadding.subarray(0, 6), PADDING_OFFSET);
+  private configAsDriverSees(bytes: Uint8Array): Uint8Array {
+    if (this.options.configPadding) bytes.set(this.options.configPadding.subarray(0, CONFIG_PADDING.size), CONFIG_PADDING.offset);
     return bytes;
   }
 
-  /** The device's answer, unless an injection takes this request. */
-  private answer(request: Uint8Array): Uint8Array | null {
+  /** The scripted answer when an injection takes this request; undefined lets the device answer. */
+  private injected(request: Uint8Array): Uint8Array | null | undefined {
     const inj = this.injection;
+    if (!inj || inj.left <= 0) return undefined;
     const decoded = decodeRequest(request);
     const typeName = decoded.ok ? REQUEST_TYPE_NAMES[decoded.value.type] : undefined;
-    if (inj && inj.left > 0 && (!inj.response.types || (typeName !== undefined && inj.response.types.includes(typeName)))) {
-      inj.left--;
-      const code = RESPONSE_CODE_NAMES.indexOf(inj.response.response);
-      if (inj.response.response === 'ACK') {
-        // An ACK with a garbage trailer: the device really processes the request, then the bytes after the type are overwritten.
-        const real = this.device.processRequest(request);
-        if (!real.used || real.used.length < 10) return null;
-        const out = real.used.written.slice(0, 10);
-        if (inj.response.trailer) out.set(inj.response.trailer.subarray(0, 8), 2);
-        return out;
-      }
-      const out = encodeResponse({ type: code });
-      if (inj.response.trailer) out.set(inj.response.trailer.subarray(0, 8), 2);
+    if (inj.response.types && (typeName === undefined || !inj.response.types.includes(typeName))) return undefined;
+    inj.left--;
+    const trailer = inj.response.trailer?.subarray(0, VirtioMemResponseLayout.size - RESPONSE_TRAILER_OFFSET);
+    if (inj.response.response === 'ACK') {
+      // An ACK with a garbage trailer: the device really processes the request, then the bytes after the type are overwritten.
+      const real = this.host.submit({ readable: [request], writableSizes: [VirtioMemResponseLayout.size] });
+      if (real.kind !== 'used' || real.length < VirtioMemResponseLayout.size) return null;
+      const out = real.written.slice(0, VirtioMemResponseLayout.size);
+      if (trailer) out.set(trailer, RESPONSE_TRAILER_OFFSET);
       return out;
     }
-    const result = this.device.processRequest(request);
-    return result.used && result.used.length >= 10 ? result.used.written : null;
+    const out = encodeResponse({ type: RESPONSE_CODE_NAMES.indexOf(inj.response.response) });
+    if (trailer) out.set(trailer, RESPONSE_TRAILER_OFFSET);
+    return out;
   }
 }

@@ -1,8 +1,9 @@
 /**
  * Memory regions shared over vhost-user (SET_MEM_TABLE, ADD_MEM_REG): each is a mapping of the
  * front-end's fd, found by guest-physical address (descriptors) or by front-end user address
- * (SET_VRING_ADDR).
+ * (SET_VRING_ADDR). It is the {@link MappedGuestMemory} the back-end's split queue walks.
  */
+import type { MappedGuestMemory } from '../../virtio/src/index';
 import type { MappingHandle, VhostNative } from './native';
 
 /** One mapped region. */
@@ -23,7 +24,7 @@ export interface Located {
 }
 
 /** The back-end's view of the front-end's memory. */
-export class GuestMemory {
+export class GuestMemory implements MappedGuestMemory {
   private regions: MappedRegion[] = [];
 
   constructor(private readonly native: VhostNative) {}
@@ -88,14 +89,28 @@ export class GuestMemory {
     return undefined;
   }
 
+  /**
+   * The guest-physical address of front-end user address range [ua, ua + length), when one region
+   * holds it (vring addresses come as user addresses, descriptors carry guest addresses).
+   */
+  userToGuest(ua: bigint, length: bigint): bigint | undefined {
+    const at = this.byUserAddress(ua, length);
+    return at ? at.region.guestAddress + (ua - at.region.userAddress) : undefined;
+  }
+
+  /** Whether one region holds [gpa, gpa + length). */
+  covers(gpa: bigint, length: bigint): boolean {
+    return this.byGuestAddress(gpa, length) !== undefined;
+  }
+
   /** Reads guest memory; undefined when the range is not inside one region. */
-  readGuest(gpa: bigint, length: number): Buffer | undefined {
+  read(gpa: bigint, length: number): Buffer | undefined {
     const at = this.byGuestAddress(gpa, BigInt(length));
     return at ? this.native.read(at.region.mapping, at.offset, length) : undefined;
   }
 
   /** Writes guest memory; false when the range is not inside one region. */
-  writeGuest(gpa: bigint, bytes: Uint8Array): boolean {
+  write(gpa: bigint, bytes: Uint8Array): boolean {
     const at = this.byGuestAddress(gpa, BigInt(bytes.length));
     if (!at) return false;
     this.native.write(at.region.mapping, at.offset, bytes);

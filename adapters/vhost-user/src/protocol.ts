@@ -5,6 +5,7 @@
  * Every layout is declared once here; {@link encodeStruct}/{@link decodeStruct} derive the bytes.
  * Multi-byte fields are little-endian (x86-64 and arm64 hosts; the protocol uses native order).
  */
+import type { DeviceSetup } from '../../../spec/src/index';
 
 /** Front-end → back-end requests. */
 export const Request = {
@@ -92,6 +93,21 @@ export function protocolFeatureNames(mask: bigint): string[] {
 export function protocolMask(...bits: number[]): bigint {
   return bits.reduce((m, b) => m | (1n << BigInt(b)), 0n);
 }
+
+/**
+ * The standard protocol features vmemct implements, on both sides: the front-end (the adapter)
+ * uses them when offered and the back-end (serve-vhost-user) offers them. The control extension
+ * adds {@link ProtocolFeature.VMEMCT_CONTROL} on each side.
+ */
+export const STANDARD_PROTOCOL_FEATURES = protocolMask(
+  ProtocolFeature.MQ,
+  ProtocolFeature.REPLY_ACK,
+  ProtocolFeature.BACKEND_REQ,
+  ProtocolFeature.CONFIG,
+  ProtocolFeature.RESET_DEVICE,
+  ProtocolFeature.CONFIGURE_MEM_SLOTS,
+  ProtocolFeature.STATUS,
+);
 
 /** Virtio feature bit 30 in GET/SET_FEATURES: the back-end speaks protocol features. */
 export const VHOST_USER_F_PROTOCOL_FEATURES = 30;
@@ -293,6 +309,47 @@ export const BlockRunLayout = {
   size: 8,
   fields: { first: { offset: 0, type: 'u32' }, count: { offset: 4, type: 'u32' } },
 } as const satisfies StructLayout;
+
+/** The VMEMCT SETUP payload for a set-up record: the fixed part, then its plugged runs. */
+export function encodeVmemctSetup(setup: DeviceSetup): Buffer {
+  const payload = Buffer.alloc(VmemctSetupLayout.size + setup.plugged.length * BlockRunLayout.size);
+  encodeStruct(VmemctSetupLayout, {
+    blockSize: setup.block_size,
+    regionSize: setup.region_size,
+    addr: setup.addr,
+    requestedSize: setup.requested_size,
+    features: setup.features ?? 0n,
+    flags: setup.features === undefined ? 0 : VMEMCT_SETUP_FEATURES_GIVEN,
+    nodeId: setup.node_id,
+    pluggedRuns: setup.plugged.length,
+  }, payload);
+  setup.plugged.forEach((r, i) => encodeStruct(BlockRunLayout, { first: r.first, count: r.count }, payload, VmemctSetupLayout.size + i * BlockRunLayout.size));
+  return payload;
+}
+
+/** The set-up record a VMEMCT SETUP payload carries, or why the payload is malformed. */
+export function decodeVmemctSetup(payload: Uint8Array): { readonly ok: true; readonly setup: DeviceSetup } | { readonly ok: false; readonly problem: string } {
+  const size = payload.length;
+  if (size < VmemctSetupLayout.size) return { ok: false, problem: `payload of ${size} bytes is shorter than ${VmemctSetupLayout.size}` };
+  const s = decodeStruct(VmemctSetupLayout, payload);
+  if (size !== VmemctSetupLayout.size + s.pluggedRuns * BlockRunLayout.size) return { ok: false, problem: `payload of ${size} bytes for ${s.pluggedRuns} plugged runs` };
+  const plugged = Array.from({ length: s.pluggedRuns }, (_, i) => {
+    const r = decodeStruct(BlockRunLayout, payload, VmemctSetupLayout.size + i * BlockRunLayout.size);
+    return { first: r.first, count: r.count };
+  });
+  return {
+    ok: true,
+    setup: {
+      block_size: s.blockSize,
+      region_size: s.regionSize,
+      addr: s.addr,
+      requested_size: s.requestedSize,
+      node_id: s.nodeId,
+      features: s.flags & VMEMCT_SETUP_FEATURES_GIVEN ? s.features : undefined,
+      plugged,
+    },
+  };
+}
 
 /** VMEMCT CHECK_ACCESS. */
 export const VmemctAccessLayout = {

@@ -37,37 +37,27 @@ import { ChannelClosedError } from './channel';
 import { SharedRegion, VhostUserFrontEnd, VhostUserProtocolError, VhostUserTimeoutError } from './frontend';
 import { VhostNative, vhostNative } from './native';
 import {
-  BlockRunLayout,
   DescriptorLayout,
   PROTOCOL_FEATURES_BIT,
   ProtocolFeature,
   Request,
+  STANDARD_PROTOCOL_FEATURES,
   UsedElementLayout,
   VIRTQ_DESC_F_NEXT,
   VIRTQ_DESC_F_WRITE,
   VMEMCT_MAX_PLUGGED_RUNS,
-  VMEMCT_SETUP_FEATURES_GIVEN,
   VmemctAccessLayout,
   VmemctRequest,
-  VmemctSetupLayout,
   VmemctStatus,
   decodeStruct,
   encodeStruct,
+  encodeVmemctSetup,
   protocolMask,
   u64Payload,
 } from './protocol';
 
 /** Protocol features the adapter uses when offered. */
-export const FRONTEND_PROTOCOL_FEATURES = protocolMask(
-  ProtocolFeature.MQ,
-  ProtocolFeature.REPLY_ACK,
-  ProtocolFeature.BACKEND_REQ,
-  ProtocolFeature.CONFIG,
-  ProtocolFeature.RESET_DEVICE,
-  ProtocolFeature.CONFIGURE_MEM_SLOTS,
-  ProtocolFeature.STATUS,
-  ProtocolFeature.VMEMCT_CONTROL,
-);
+export const FRONTEND_PROTOCOL_FEATURES = STANDARD_PROTOCOL_FEATURES | protocolMask(ProtocolFeature.VMEMCT_CONTROL);
 
 const MiB = 1n << 20n;
 /** The RAM region: descriptor table, avail and used rings, then the buffers. */
@@ -205,19 +195,7 @@ export class VhostUserDeviceSession implements DeviceSession {
   private async sendSetup(): Promise<void> {
     const s = this.setup;
     if (s.plugged.length > VMEMCT_MAX_PLUGGED_RUNS) throw new UnsupportedSetupError(`${s.plugged.length} plugged runs; one SETUP carries at most ${VMEMCT_MAX_PLUGGED_RUNS}`);
-    const payload = Buffer.alloc(VmemctSetupLayout.size + s.plugged.length * BlockRunLayout.size);
-    encodeStruct(VmemctSetupLayout, {
-      blockSize: s.block_size,
-      regionSize: s.region_size,
-      addr: s.addr,
-      requestedSize: s.requested_size,
-      features: s.features ?? 0n,
-      flags: s.features === undefined ? 0 : VMEMCT_SETUP_FEATURES_GIVEN,
-      nodeId: s.node_id,
-      pluggedRuns: s.plugged.length,
-    }, payload);
-    s.plugged.forEach((r, i) => encodeStruct(BlockRunLayout, { first: r.first, count: r.count }, payload, VmemctSetupLayout.size + i * BlockRunLayout.size));
-    const reply = await this.frontEnd.vmemct(VmemctRequest.SETUP, payload);
+    const reply = await this.frontEnd.vmemct(VmemctRequest.SETUP, encodeVmemctSetup(s));
     if (reply.status === VmemctStatus.REFUSED) throw new UnsupportedSetupError(`the back-end cannot build this device: ${reply.text}`);
     if (reply.status !== VmemctStatus.OK) throw new AdapterError(`VMEMCT SETUP failed: ${reply.text}`);
   }

@@ -11,7 +11,7 @@ import { ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { VhostUserBackend } from '../src/backend';
+import { VhostUserBackend } from '../../vhost-user-server/src/index';
 import { MessageChannel } from '../src/channel';
 import { vhostNative } from '../src/native';
 import type { VhostNative, WatchHandle } from '../src/native';
@@ -182,7 +182,7 @@ describe('against qemu-storage-daemon (libvhost-user, vhost-user-blk)', () => {
 });
 
 describe("against vmemct's own back-end", () => {
-  const setup = { block_size: 2n << 20n, region_size: 128n << 20n, addr: 1n << 32n, requested_size: 0n, node_id: 0 };
+  const setup = { block_size: 2n << 20n, region_size: 128n << 20n, addr: 1n << 32n, requested_size: 0n, node_id: 0, plugged: [] };
 
   it('in process: every check passes', async () => {
     const socketPath = path.join(tempDir, 'own.sock');

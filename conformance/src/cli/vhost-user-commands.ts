@@ -3,7 +3,7 @@
  * vhost-user back-end serving the model, its host-side control, and the transport checks.
  */
 import * as path from 'node:path';
-import { BackendStartError, VhostUserBackend } from '../../../adapters/vhost-user/src/backend';
+import { BackendStartError, VhostUserBackend } from '../../../adapters/vhost-user-server/src/index';
 import { VhostUserFrontEnd } from '../../../adapters/vhost-user/src/frontend';
 import { NativeHelperMissingError, vhostNative } from '../../../adapters/vhost-user/src/native';
 import { ProtocolFeature, Request, VmemctRequest, VmemctStatus, protocolMask, u64Payload } from '../../../adapters/vhost-user/src/protocol';
@@ -67,6 +67,7 @@ export async function serveVhostUserCommand(args: readonly string[], io: CliIo):
     requested_size: size('requested-size', 0n),
     addr: size('addr', 1n << 32n),
     node_id: nodeId,
+    plugged: [],
   };
   if (setup.requested_size > setup.region_size) throw new UsageError(`${command}: --requested-size ${formatSize(setup.requested_size)} exceeds --region-size ${formatSize(setup.region_size)}`);
   const quiet = parsed.flags.has('quiet');
@@ -86,8 +87,8 @@ export async function serveVhostUserCommand(args: readonly string[], io: CliIo):
     if (e instanceof BackendStartError) throw new HarnessError(`${command}: ${e.message}`);
     throw e;
   }
-  io.stdout(`serving virtio-mem (${backend.implementation}) on ${socketPath}: block_size ${formatSize(setup.block_size)}, region_size ${formatSize(setup.region_size)} at 0x${setup.addr.toString(16)}, requested_size ${formatSize(setup.requested_size)}\n`);
-  await new Promise<void>((resolve) => {
+  // The signal handlers are in place before the listening line: whoever waits for that line may stop the server at once.
+  const stopped = new Promise<void>((resolve) => {
     const stop = (): void => {
       process.off('SIGINT', stop);
       process.off('SIGTERM', stop);
@@ -96,6 +97,8 @@ export async function serveVhostUserCommand(args: readonly string[], io: CliIo):
     process.on('SIGINT', stop);
     process.on('SIGTERM', stop);
   });
+  io.stdout(`serving virtio-mem (${backend.implementation}) on ${socketPath}: block_size ${formatSize(setup.block_size)}, region_size ${formatSize(setup.region_size)} at 0x${setup.addr.toString(16)}, requested_size ${formatSize(setup.requested_size)}\n`);
+  await stopped;
   await backend.stop();
   return EXIT_OK;
 }

@@ -3,24 +3,20 @@
  * `model/` through `device.ts`).
  */
 import type { VirtioMemResponse } from '../codec/codec';
-import type { BlockRun } from '../blocks/bitmap';
+import type { DeviceSetup } from '../../../spec/src/index';
 import type { InvariantViolation } from './invariants';
 import type { RequestEvaluation } from './chain';
 import type { VirtioMemDevice } from './device';
 
-/** Initial parameters of a device. Sizes are bytes. */
-export interface DeviceParams {
-  readonly block_size: bigint;
-  readonly region_size: bigint;
-  readonly addr: bigint;
-  readonly requested_size?: bigint;
-  readonly node_id?: number;
-  /** Overrides the profile's initial usable_region_size (to set up unusual states). */
+/**
+ * Initial parameters of a device: the set-up record ({@link DeviceSetup}), where a model test may
+ * leave out `requested_size` (0), `node_id` (0) and `plugged` (none), plus an override of the
+ * profile's initial usable_region_size (to set up unusual states). Sizes are bytes.
+ */
+export interface DeviceParams
+  extends Pick<DeviceSetup, 'block_size' | 'region_size' | 'addr' | 'features'>,
+    Partial<Pick<DeviceSetup, 'requested_size' | 'node_id' | 'plugged'>> {
   readonly usable_region_size?: bigint;
-  /** Offered features; the profile's default when absent. */
-  readonly features?: bigint;
-  /** Blocks plugged at start (e.g. after a reboot in the spec's "corner case"). */
-  readonly plugged?: readonly BlockRun[];
 }
 
 /** Thrown when the device is driven out of order (e.g. a wake-up without a suspend). */

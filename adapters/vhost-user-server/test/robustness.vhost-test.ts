@@ -13,9 +13,9 @@ import { ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { MessageChannel } from '../src/channel';
-import { SharedRegion, VhostUserFrontEnd } from '../src/frontend';
-import { VhostNative, openFdCount, vhostNative } from '../src/native';
+import { MessageChannel } from '../../vhost-user/src/channel';
+import { SharedRegion, VhostUserFrontEnd } from '../../vhost-user/src/frontend';
+import { VhostNative, openFdCount, vhostNative } from '../../vhost-user/src/native';
 import {
   ConfigHeaderLayout,
   DescriptorLayout,
@@ -42,8 +42,8 @@ import {
   frameMessage,
   protocolMask,
   u64Payload,
-} from '../src/protocol';
-import { FRONTEND_PROTOCOL_FEATURES, connectVhostUserAdapter } from '../src/vhost-user-adapter';
+} from '../../vhost-user/src/protocol';
+import { FRONTEND_PROTOCOL_FEATURES, connectVhostUserAdapter } from '../../vhost-user/src/vhost-user-adapter';
 import { decodeConfig, decodeResponse, encodeRequest } from '../../../model/src/codec/codec';
 import { VIRTIO_CONFIG_S_NEEDS_RESET, VIRTIO_MEM_REQ_STATE, VIRTIO_MEM_RESP_ACK, VirtioMemConfigLayout } from '../../../spec/src/index';
 
@@ -144,6 +144,14 @@ class ServerUnderTest {
       if (Date.now() > deadline) throw new Error(`no log line matching ${pattern} within ${timeoutMs} ms; the lines since the mark:\n${this.lines.slice(since).slice(-20).join('\n')}`);
       await sleep(10);
     }
+  }
+
+  /** Polls until `count` lines matching `pattern` were logged after `since` (or the time is up); returns how many were. */
+  async settleLines(pattern: RegExp, since: number, count: number, timeoutMs = 5000): Promise<number> {
+    const deadline = Date.now() + timeoutMs;
+    const seen = (): number => this.lines.slice(since).filter((line) => pattern.test(line)).length;
+    while (seen() < count && Date.now() < deadline) await sleep(20);
+    return seen();
   }
 
   /** The process's open fd count. */
@@ -949,6 +957,8 @@ describe('serve-vhost-user survives a seeded fuzz run', () => {
       const seconds = (Date.now() - started) / 1000;
       expect(server.alive).toBe(true);
       const fdsAfter = await server.settleFds(baseline, 10_000);
+      // A connection's fds close just before its end is logged: wait for the last lines too.
+      await server.settleLines(/: ended \(/, since, connections);
       const lines = server.lines.slice(since);
       const internal = lines.filter((l) => l.includes('internal error'));
       const count = (pattern: RegExp): number => lines.filter((l) => pattern.test(l)).length;
