@@ -4,7 +4,7 @@
  * matches no vector is stale; a glob matching more vectors than allowed is refused.
  */
 import * as fs from 'node:fs';
-import type { LoadProblem, Vector } from '../vectors/types';
+import type { LoadProblem } from '../vectors/types';
 import { YamlSource, validateSource } from '../vectors/yaml-source';
 import type { Verdict } from './verdicts';
 
@@ -23,6 +23,11 @@ export interface ExpectationSet {
   readonly file: string;
   readonly implementation: string;
   readonly entries: readonly ExpectationEntry[];
+}
+
+/** What an entry names: a vector or a suite check, by id. */
+interface Case {
+  readonly id: string;
 }
 
 /** Default cap on how many vectors one glob entry may match. */
@@ -79,7 +84,7 @@ export function globToRegExp(glob: string): RegExp {
  * Problems of an expectation file against the corpus that make it unusable (exit 3): a glob
  * matching more than `max_matches` vectors, or two entries claiming the same vector.
  */
-export function expectationProblems(set: ExpectationSet, allVectors: readonly Vector[]): LoadProblem[] {
+export function expectationProblems(set: ExpectationSet, allVectors: readonly Case[]): LoadProblem[] {
   const problems: LoadProblem[] = [];
   const claimedBy = new Map<string, ExpectationEntry>();
   for (const entry of set.entries) {
@@ -98,7 +103,7 @@ export function expectationProblems(set: ExpectationSet, allVectors: readonly Ve
 }
 
 /** Entry for each vector id, and the entries that match no vector (stale). */
-export function matchExpectations(set: ExpectationSet, allVectors: readonly Vector[]): { byId: Map<string, ExpectationEntry>; stale: { id: string; reason: string }[] } {
+export function matchExpectations(set: ExpectationSet, allVectors: readonly Case[]): { byId: Map<string, ExpectationEntry>; stale: { id: string; reason: string }[] } {
   const byId = new Map<string, ExpectationEntry>();
   const stale: { id: string; reason: string }[] = [];
   for (const entry of set.entries) {
