@@ -93,8 +93,8 @@ export async function serveVhostUserCommand(args: readonly string[], io: CliIo):
     if (e instanceof BackendStartError) throw new HarnessError(`${command}: ${e.message}`);
     throw e;
   }
-  io.stdout(`serving virtio-mem (${backend.implementation}) on ${socketPath}: block_size ${formatSize(setup.block_size)}, region_size ${formatSize(setup.region_size)} at 0x${setup.addr.toString(16)}, requested_size ${formatSize(setup.requested_size)}\n`);
-  await new Promise<void>((resolve) => {
+  // The handlers are in place before the listening line: whoever waits for it may signal at once.
+  const stopped = new Promise<void>((resolve) => {
     const stop = (): void => {
       process.off('SIGINT', stop);
       process.off('SIGTERM', stop);
@@ -103,6 +103,8 @@ export async function serveVhostUserCommand(args: readonly string[], io: CliIo):
     process.on('SIGINT', stop);
     process.on('SIGTERM', stop);
   });
+  io.stdout(`serving virtio-mem (${backend.implementation}) on ${socketPath}: block_size ${formatSize(setup.block_size)}, region_size ${formatSize(setup.region_size)} at 0x${setup.addr.toString(16)}, requested_size ${formatSize(setup.requested_size)}\n`);
+  await stopped;
   await backend.stop();
   return EXIT_OK;
 }
