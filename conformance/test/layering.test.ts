@@ -61,7 +61,7 @@ const LAYERS: readonly Layer[] = [
   // The CLI is the only place concrete adapters are wired by name.
   { files: 'conformance/src/cli/', mayImport: ['*'], nodeBuiltins: true, npmPackages: true, pure: false, why: 'the CLI may import anything' },
   // The vu.* checks speak the vhost-user protocol: its wire format (data, no I/O) and nothing else of the adapter; the front-end comes in through an interface.
-  { files: 'conformance/src/suites/vhost-user/', mayImport: ['spec/', 'model/', 'adapters/core/', 'conformance/src/', 'adapters/vhost-user/src/protocol'], nodeBuiltins: true, npmPackages: true, pure: false, why: "the vhost-user checks import the protocol's wire format (adapters/vhost-user/src/protocol) and the runner's types; the front-end is handed in by the CLI, never imported" },
+  { files: 'conformance/src/suites/vhost-user/', mayImport: ['spec/', 'conformance/src/', 'adapters/vhost-user/src/protocol'], nodeBuiltins: true, npmPackages: true, pure: false, why: "the vhost-user checks import the protocol's wire format (adapters/vhost-user/src/protocol) and the runner's types; the front-end is handed in by the CLI, never imported" },
   // The runner: spec/, the model as oracle, the adapter contract — never a concrete adapter.
   { files: 'conformance/src/', mayImport: ['spec/', 'model/', 'adapters/core/', 'conformance/src/'], nodeBuiltins: true, npmPackages: true, pure: false, why: 'the runner imports spec/, model/, the adapter contract and itself — never a concrete adapter' },
 ];

@@ -243,7 +243,7 @@ export async function vhostUserCheckCommand(args: readonly string[], io: CliIo):
     const loaded = loadExpectations(expectationsFile);
     if (!loaded.set) throw new VectorFileError(command, loaded.problems);
     expectations = loaded.set;
-    const problems = expectationProblems(expectations, suite.checks);
+    const problems = expectationProblems(expectations, suite.checks, 'check');
     if (problems.length > 0) throw new VectorFileError(command, problems);
   }
   const backend = await probeVhostUserBackend(command, native(command), socketPath, backendPid);

@@ -66,7 +66,7 @@ describe('runChecks', () => {
     expect(verdicts(wrong)['fk.passes']).toBe('pass (unexpected)');
     expect(wrong.exitCode).toBe(1);
     const stale = await runChecks(fakeTarget(), 'fake', CHECKS.slice(0, 1), CHECKS, { expectations: expectations(['fk.gone', 'fail']) });
-    expect(stale.stale).toEqual([{ id: 'fk.gone', reason: 'fake.yaml:5: matches no vector' }]);
+    expect(stale.stale).toEqual([{ id: 'fk.gone', reason: 'fake.yaml:5: matches no check' }]);
     expect(stale.exitCode).toBe(1);
   });
 

@@ -136,7 +136,7 @@ export async function runVectors(adapter: Adapter, selected: readonly Vector[], 
  */
 export async function runChecks<C>(target: CheckTarget<C>, suite: string, selected: readonly SuiteCheck<C>[], all: readonly SuiteCheck<C>[], options: RunOptions<CheckResult> = {}): Promise<RunResult<CheckResult>> {
   const started = Date.now();
-  const { judge, stale } = judgeAgainst(all, options);
+  const { judge, stale } = judgeAgainst(all, options, 'check');
   const results: CheckResult[] = [];
   for (const check of selected) {
     const t0 = performance.now();
@@ -152,9 +152,10 @@ export async function runChecks<C>(target: CheckTarget<C>, suite: string, select
 function judgeAgainst(
   all: readonly { readonly id: string }[],
   options: Pick<RunOptions, 'strict' | 'expectations'>,
+  noun: 'vector' | 'check' = 'vector',
 ): { judge: (id: string, outcome: Outcome) => Omit<Judged, 'durationMs'>; stale: RunResult<CaseResult>['stale'] } {
   const strict = options.strict ?? false;
-  const matched = options.expectations ? matchExpectations(options.expectations, all) : { byId: new Map<string, ExpectationEntry>(), stale: [] };
+  const matched = options.expectations ? matchExpectations(options.expectations, all, noun) : { byId: new Map<string, ExpectationEntry>(), stale: [] };
   const judge = (id: string, outcome: Outcome): Omit<Judged, 'durationMs'> => {
     const verdict = outcome.verdict;
     const entry = matched.byId.get(id);
