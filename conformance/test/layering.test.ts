@@ -68,6 +68,8 @@ const LAYERS: readonly Layer[] = [
   { files: 'conformance/src/loader/', mayImport: ['spec/', 'adapters/core/', 'conformance/src/loader/', 'conformance/src/steps/'], nodeBuiltins: true, npmPackages: true, pure: false, why: 'the loader imports spec/, the adapter contract, the step kinds and itself — not the runner' },
   // The step kinds: each declares its schema, normalisation, checks and execution against an adapter session.
   { files: 'conformance/src/steps/', mayImport: ['spec/', 'model/', 'adapters/core/', 'conformance/src/'], mustNot: ['conformance/src/cli/'], nodeBuiltins: false, npmPackages: false, pure: false, why: 'a step kind runs against the adapter contract (never a concrete adapter), with spec/, the model as oracle and the runner\'s checks' },
+  // The vu.* checks speak the vhost-user protocol: its wire format (data, no I/O) and nothing else of the adapter; the front-end comes in through an interface.
+  { files: 'conformance/src/suites/vhost-user/', mayImport: ['spec/', 'conformance/src/', 'adapters/vhost-user/src/protocol'], nodeBuiltins: true, npmPackages: true, pure: false, why: "the vhost-user checks import the protocol's wire format (adapters/vhost-user/src/protocol) and the runner's types; the front-end is handed in by the CLI, never imported" },
   // The runner: spec/, the model as oracle, the adapter contract — never a concrete adapter.
   { files: 'conformance/src/', mayImport: ['spec/', 'model/', 'adapters/core/', 'conformance/src/'], nodeBuiltins: true, npmPackages: true, pure: false, why: 'the runner imports spec/, model/, the adapter contract and itself — never a concrete adapter' },
 ];

@@ -201,7 +201,7 @@ export const ResultsSchema = {
       type: 'object',
       additionalProperties: false,
       required: ['version', 'vectorsDigest', 'vectorCount'],
-      properties: { version: { type: 'string' }, vectorsDigest: { type: 'string' }, vectorCount: { type: 'integer' } },
+      properties: { version: { type: 'string' }, vectorsDigest: { type: 'string' }, vectorCount: { type: 'integer' }, checkCount: { type: 'integer' } },
     },
     adapter: {
       type: 'object',
@@ -228,9 +228,15 @@ export const ResultsSchema = {
       items: {
         type: 'object',
         additionalProperties: false,
-        required: ['id', 'title', 'file', 'line', 'target', 'requirements', 'verdict', 'expected', 'status', 'durationMs', 'findings'],
+        required: ['id', 'title', 'requirements', 'verdict', 'expected', 'status', 'durationMs', 'findings'],
+        // A case is a vector (no `kind`, or `kind: vector`: file, line and target) or a check of a suite (`vu.*`).
+        if: { required: ['kind'], properties: { kind: { const: 'check' } } },
+        then: { required: ['suite'], properties: { id: { type: 'string', pattern: '^[a-z][a-z0-9]*(\\.[a-z0-9]+(-[a-z0-9]+)*)+$' }, suite: { type: 'string' } } },
+        else: { required: ['file', 'line', 'target'], properties: { file: { type: 'string' }, line: { type: 'integer' }, target: { type: 'string' } } },
         properties: {
           id: { type: 'string' },
+          kind: { enum: ['vector', 'check'] },
+          suite: { type: 'string', pattern: '^[a-z][a-z0-9-]*$' },
           title: { type: 'string' },
           file: { type: 'string' },
           line: { type: 'integer' },

@@ -1,5 +1,5 @@
 /**
- * The vhost-user transport checks (`vmemct vhost-user-check`) against real back-ends:
+ * The vhost-user transport checks (the `vu.*` suite, `vmemct vhost-user-check`) against real back-ends:
  * qemu-storage-daemon (libvhost-user, vhost-user-blk) and vmemct's own back-end, plus a small
  * fake back-end that misbehaves on purpose, to prove each kind of check can fail.
  *
@@ -32,11 +32,28 @@ import {
   u64Payload,
 } from '../src/protocol';
 import { findOnPath } from '../../qemu/src/qemu-process';
-import { CheckResult, TRANSPORT_CHECKS, TransportCheckError, formatCheckResults, runTransportCheck, runTransportChecks } from '../src/transport-checks';
+import Ajv2020 from 'ajv/dist/2020';
+import { ALL_SCHEMAS, ResultsSchema } from '../../../spec/src/index';
+import { probeVhostUserBackend } from '../../../conformance/src/cli/vhost-user-commands';
+import { checkReport } from '../../../conformance/src/report/reports';
+import { CheckResult, RunResult, runChecks } from '../../../conformance/src/runner/run';
+import { VHOST_USER_SUITE, vhostUserCheckTarget } from '../../../conformance/src/suites/vhost-user/index';
 
 const ROOT = path.resolve(__dirname, '..', '..', '..');
 const CLI = path.join(ROOT, 'conformance', 'bin', 'vmemct.js');
-const ALL_IDS = TRANSPORT_CHECKS.map((c) => c.id);
+const ALL_IDS = VHOST_USER_SUITE.checks.map((c) => c.id);
+
+/** Runs the suite (or the checks named) through the main runner, as `vmemct vhost-user-check` does. */
+async function runSuite(socketPath: string, backendPid?: number, ids: readonly string[] = ALL_IDS): Promise<RunResult<CheckResult>> {
+  const backend = await probeVhostUserBackend('test', native, socketPath, backendPid);
+  const checks = VHOST_USER_SUITE.checks.filter((c) => ids.includes(c.id));
+  return runChecks(vhostUserCheckTarget(backend), VHOST_USER_SUITE.name, checks, VHOST_USER_SUITE.checks, { timeoutMs: 60_000 });
+}
+
+/** What a check's result says (its first finding's message). */
+function detail(r: CheckResult): string {
+  return r.findings[0]?.message ?? '';
+}
 
 const native: VhostNative = vhostNative();
 let tempDir: string;
@@ -51,11 +68,11 @@ afterAll(() => {
 
 /** Verdicts by check id, for readable failures. */
 function verdicts(results: readonly CheckResult[]): Record<string, string> {
-  return Object.fromEntries(results.map((r) => [r.id, r.verdict]));
+  return Object.fromEntries(results.map((r) => [r.check.id, r.verdict]));
 }
 
 function byId(results: readonly CheckResult[], id: string): CheckResult {
-  const found = results.find((r) => r.id === id);
+  const found = results.find((r) => r.check.id === id);
   if (!found) throw new Error(`no result for ${id}`);
   return found;
 }
@@ -154,16 +171,18 @@ describe('against qemu-storage-daemon (libvhost-user, vhost-user-blk)', () => {
   });
 
   it('passes every check (or names the feature it lacks); handshake, reply-ack, mem-slots, fd-hygiene and reconnect pass', async () => {
-    const results = await runTransportChecks({ socketPath, backendPid: qsd.pid, native });
-    const report = formatCheckResults(results);
-    expect(results.map((r) => r.id)).toEqual(ALL_IDS);
+    const run = await runSuite(socketPath, qsd.pid);
+    const results = run.results;
+    const report = checkReport(run);
+    expect(results.map((r) => r.check.id)).toEqual(ALL_IDS);
     expect(results.filter((r) => r.verdict !== 'pass' && r.verdict !== 'unsupported')).toEqual([]);
-    for (const r of results.filter((u) => u.verdict === 'unsupported')) expect(r.detail).toMatch(/does not offer [A-Z_]+ \(protocol feature \d+\)/);
+    for (const r of results.filter((u) => u.verdict === 'unsupported')) expect(detail(r)).toMatch(/does not offer [A-Z_]+ \(protocol feature \d+\)/);
     const required = ['vu.handshake', 'vu.reply-ack', 'vu.mem-slots', 'vu.fd-hygiene', 'vu.reconnect'];
-    expect(results.filter((r) => required.includes(r.id) && r.verdict !== 'pass').map((r) => `${r.id}: ${r.verdict}: ${r.detail}`)).toEqual([]);
+    expect(results.filter((r) => required.includes(r.check.id) && r.verdict !== 'pass').map((r) => `${r.check.id}: ${r.verdict}: ${detail(r)}`)).toEqual([]);
     expect(report).toMatch(/^10 checks: /m);
+    expect(run.exitCode).toBe(0);
     // libvhost-user 7.2 reports 32 slots; later versions more.
-    expect(byId(results, 'vu.mem-slots').detail).toMatch(/GET_MAX_MEM_SLOTS (\d+)/);
+    expect(detail(byId(results, 'vu.mem-slots'))).toMatch(/GET_MAX_MEM_SLOTS (\d+)/);
     expect(qsd.process.exitCode).toBeNull();
   });
 
@@ -172,6 +191,26 @@ describe('against qemu-storage-daemon (libvhost-user, vhost-user-blk)', () => {
     expect({ code, stderr }).toEqual({ code: 0, stderr: '' });
     for (const id of ALL_IDS) expect(stdout).toContain(id);
     expect(stdout).toMatch(/^10 checks: \d+ pass, 0 fail, \d+ unsupported, 0 error/m);
+  });
+
+  it('vmemct vhost-user-check writes a schema-valid results.json and JUnit through the standard flags, with the expectation file', async () => {
+    const json = path.join(tempDir, 'qsd-results.json');
+    const junit = path.join(tempDir, 'qsd-junit.xml');
+    const expectations = path.join(ROOT, 'conformance', 'expectations', 'qemu-storage-daemon.yaml');
+    const { code, stdout, stderr } = await runCli(['vhost-user-check', '--socket', socketPath, '--backend-pid', String(qsd.pid), '--expectations', expectations, '--json', json, '--junit', junit]);
+    expect({ code, stderr }).toEqual({ code: 0, stderr: '' });
+    expect(stdout).toMatch(/; 0 unexpected; exit 0$/m);
+    const doc = JSON.parse(fs.readFileSync(json, 'utf8')) as { adapter: { implementation: string }; results: { id: string; kind: string; suite: string }[]; exitCode: number };
+    const ajv = new Ajv2020({ allErrors: true, strict: true, allowUnionTypes: true });
+    for (const schema of ALL_SCHEMAS) ajv.addSchema(schema);
+    const validate = ajv.getSchema(ResultsSchema.$id)!;
+    expect(validate(doc) ? [] : validate.errors).toEqual([]);
+    expect(doc.adapter.implementation).toBe('qemu-storage-daemon');
+    expect(doc.results.map((r) => r.id)).toEqual(ALL_IDS);
+    expect(doc.results.every((r) => r.kind === 'check' && r.suite === 'vhost-user')).toBe(true);
+    const xml = fs.readFileSync(junit, 'utf8');
+    expect(xml).toContain('<testsuite name="vmemct vhost-user qemu-storage-daemon" tests="10"');
+    for (const id of ALL_IDS) expect(xml).toContain(`name="${id}"`);
   });
 
   it('stops qemu-storage-daemon without leaving a zombie or an orphan', async () => {
@@ -188,11 +227,11 @@ describe("against vmemct's own back-end", () => {
     const socketPath = path.join(tempDir, 'own.sock');
     const backend = await VhostUserBackend.start({ socketPath, setup, native });
     try {
-      const results = await runTransportChecks({ socketPath, backendPid: process.pid, native });
+      const { results } = await runSuite(socketPath, process.pid);
       expect(verdicts(results)).toEqual(Object.fromEntries(ALL_IDS.map((id) => [id, 'pass'])));
       // Our back-end refuses the unknown region with a nonzero ack and keeps the connection.
-      expect(byId(results, 'vu.rem-unknown-region').detail).toMatch(/refused \(ack 1\)/);
-      expect(byId(results, 'vu.mem-slots').detail).toMatch(/GET_MAX_MEM_SLOTS 509; 256 regions/);
+      expect(detail(byId(results, 'vu.rem-unknown-region'))).toMatch(/refused \(ack 1\)/);
+      expect(detail(byId(results, 'vu.mem-slots'))).toMatch(/GET_MAX_MEM_SLOTS 509; 256 regions/);
     } finally {
       await backend.stop();
     }
@@ -203,7 +242,7 @@ describe("against vmemct's own back-end", () => {
     const served = startChild(process.execPath, [CLI, 'serve-vhost-user', '--socket', socketPath, '--quiet']);
     try {
       await waitForSocket(served, socketPath);
-      const results = await runTransportChecks({ socketPath, backendPid: served.pid, native });
+      const { results } = await runSuite(socketPath, served.pid);
       expect(verdicts(results)).toEqual(Object.fromEntries(ALL_IDS.map((id) => [id, 'pass'])));
     } finally {
       await stopChild(served);
@@ -348,7 +387,7 @@ describe('against a fake back-end', () => {
   }
 
   it('well-behaved: every check passes (the checks accept a third implementation)', async () => {
-    const results = await withFake({}, (socketPath) => runTransportChecks({ socketPath, backendPid: process.pid, native }));
+    const { results } = await withFake({}, (socketPath) => runSuite(socketPath, process.pid));
     expect(verdicts(results)).toEqual(Object.fromEntries(ALL_IDS.map((id) => [id, 'pass'])));
   });
 
@@ -361,21 +400,45 @@ describe('against a fake back-end', () => {
     ['keeps every fd it is sent', 'vu.fd-hygiene', { keepFds: true }, /while connected, the fd count went from \d+ to \d+ .*memfd:vmemct-check/],
   ];
 
-  it.each(broken)('%s: %s fails', async (_, id, misbehaviour, detail) => {
-    const check = TRANSPORT_CHECKS.find((c) => c.id === id)!;
-    const result = await withFake(misbehaviour, (socketPath) => runTransportCheck(check, { socketPath, backendPid: process.pid, native }));
-    expect(result).toMatchObject({ id, verdict: 'fail', detail: expect.stringMatching(detail) });
+  it.each(broken)('%s: %s fails', async (_, id, misbehaviour, message) => {
+    const { results } = await withFake(misbehaviour, (socketPath) => runSuite(socketPath, process.pid, [id]));
+    expect(results).toHaveLength(1);
+    expect(results[0]).toMatchObject({ check: { id }, verdict: 'fail', unexpected: true, findings: [{ verdict: 'fail', check: id, message: expect.stringMatching(message) }] });
+  });
+
+  it('an expectation file holds both ways: a listed failure is expected (exit 0), a listed failure that passes is unexpected (exit 1)', async () => {
+    const listed = path.join(tempDir, 'fake-expectations.yaml');
+    fs.writeFileSync(listed, ['format: vmemct-expectations/1', 'implementation: vhost-user back-end', 'entries:', '  - id: vu.vring-setup', '    verdict: fail', '    reason: the fake answers SET_VRING_NUM with failure', ''].join('\n'));
+    await withFake({ vringNumAck: 1n }, async (socketPath) => {
+      const failing = await runCli(['vhost-user-check', '--socket', socketPath, '--filter', 'vu.vring-*']);
+      expect(failing.code).toBe(1);
+      expect(failing.stdout).toMatch(/^fail +vu\.vring-setup .*SET_VRING_NUM: the back-end reported failure \(ack 1\)$/m);
+      expect(failing.stdout).toMatch(/✗ unexpected: expected pass/);
+      const known = await runCli(['vhost-user-check', '--socket', socketPath, '--filter', 'vu.vring-*', '--expectations', listed, '--reporter', 'tap']);
+      expect(known.code).toBe(0);
+      expect(known.stdout).toMatch(/^ok 1 - vu\.vring-setup # TODO expected fail: the fake answers SET_VRING_NUM with failure$/m);
+    });
+    await withFake({}, async (socketPath) => {
+      const fixed = await runCli(['vhost-user-check', '--socket', socketPath, '--filter', 'vu.vring-*', '--expectations', listed]);
+      expect(fixed.code).toBe(1);
+      expect(fixed.stdout).toMatch(/^pass +vu\.vring-setup/m);
+      expect(fixed.stdout).toMatch(/✗ unexpected: expected fail/);
+    });
   });
 
   it('a feature it does not offer makes the check unsupported, naming the feature', async () => {
-    const results = await withFake({ withhold: [ProtocolFeature.CONFIG, ProtocolFeature.CONFIGURE_MEM_SLOTS] }, (socketPath) => runTransportChecks({ socketPath, native }));
-    expect(byId(results, 'vu.config')).toMatchObject({ verdict: 'unsupported', detail: expect.stringContaining('CONFIG (protocol feature 9)') });
-    expect(byId(results, 'vu.mem-slots')).toMatchObject({ verdict: 'unsupported', detail: expect.stringContaining('CONFIGURE_MEM_SLOTS (protocol feature 15)') });
-    expect(byId(results, 'vu.fd-hygiene')).toMatchObject({ verdict: 'unsupported', detail: expect.stringContaining('--backend-pid') });
-    expect(byId(results, 'vu.handshake').verdict).toBe('pass');
+    const { results } = await withFake({ withhold: [ProtocolFeature.CONFIG, ProtocolFeature.CONFIGURE_MEM_SLOTS] }, (socketPath) => runSuite(socketPath));
+    expect(detail(byId(results, 'vu.config'))).toContain('CONFIG (protocol feature 9)');
+    expect(detail(byId(results, 'vu.mem-slots'))).toContain('CONFIGURE_MEM_SLOTS (protocol feature 15)');
+    expect(detail(byId(results, 'vu.fd-hygiene'))).toContain('--backend-pid');
+    expect(verdicts(results)).toMatchObject({ 'vu.config': 'unsupported', 'vu.mem-slots': 'unsupported', 'vu.fd-hygiene': 'unsupported', 'vu.handshake': 'pass' });
   });
 
-  it('a socket nobody serves is a TransportCheckError', async () => {
-    await expect(runTransportChecks({ socketPath: path.join(tempDir, 'nobody.sock'), native })).rejects.toBeInstanceOf(TransportCheckError);
+  it('a socket nobody serves is a harness error, naming the socket', async () => {
+    const socketPath = path.join(tempDir, 'nobody.sock');
+    await expect(runSuite(socketPath)).rejects.toMatchObject({ name: 'HarnessError', message: expect.stringContaining(socketPath) });
+    const { code, stderr } = await runCli(['vhost-user-check', '--socket', socketPath]);
+    expect(code).toBe(2);
+    expect(stderr).toContain(socketPath);
   });
 });

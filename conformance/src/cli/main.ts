@@ -47,8 +47,11 @@ usage:
       [--block-size 2MiB] [--region-size 1GiB] [--requested-size 0] [--addr 4GiB] [--node-id 0]
       [--profile spec|qemu|cloud-hypervisor|firecracker] [--quiet]
   vmemct vhost-user-ctl --socket PATH resize SIZE | status   host side of a running serve-vhost-user
-  vmemct vhost-user-check --socket PATH [--backend-pid PID] [--json]
-                            transport checks of any vhost-user back-end (handshake, acks, memory slots)
+  vmemct vhost-user-check --socket PATH [--backend-pid PID]
+      [--filter GLOB] [--expectations FILE] [--strict] [--reporter human|tap] [--junit FILE]
+      [--json FILE|-] [--timeout MS]
+                            the vu.* transport checks of any vhost-user back-end (handshake, acks,
+                            memory slots, fds), through the same runner and reports as run
   vmemct coverage [--vectors PATH] [--json]     requirement → vectors; exit 1 if one is uncovered
   vmemct spec [--json]                          the protocol: layouts, constants, the 71 requirements
   vmemct encode config|request|response F=V …   encode a structure, print its bytes as hex

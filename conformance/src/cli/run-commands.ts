@@ -166,7 +166,8 @@ async function createAdapter(parsed: ParsedArgs): Promise<Adapter> {
   return createModelAdapter({ profile });
 }
 
-function suiteVersion(): string {
+/** The package's version, as results files give it. */
+export function suiteVersion(): string {
   try {
     return (JSON.parse(fs.readFileSync(path.join(packageRoot(), 'package.json'), 'utf8')) as { version: string }).version;
   } catch {
@@ -251,10 +252,10 @@ export async function runCommand(args: readonly string[], io: CliIo): Promise<nu
   };
   if (parsed.values.has('json')) {
     const doc = resultsDocument(run, { adapter: adapter.info, version: suiteVersion(), vectors: all, expectations: expectationsFile, startedAt, options });
-    writeOutput('json', parsed.values.get('json')!, `${JSON.stringify(doc, null, 2)}\n`);
+    writeOutput('run', 'json', parsed.values.get('json')!, `${JSON.stringify(doc, null, 2)}\n`);
   }
   if (parsed.values.has('junit')) {
-    writeOutput('junit', parsed.values.get('junit')!, await junitReport(run, `vmemct ${adapter.info.implementation}`));
+    writeOutput('run', 'junit', parsed.values.get('junit')!, await junitReport(run, `vmemct ${adapter.info.implementation}`));
   }
   if (reporter === 'tap') io.stdout(tapReport(run));
   else io.stdout(humanReport(run, parsed.flags.has('verbose')));
@@ -264,12 +265,13 @@ export async function runCommand(args: readonly string[], io: CliIo): Promise<nu
   return run.exitCode === 0 ? EXIT_OK : run.exitCode === 1 ? EXIT_UNEXPECTED : EXIT_HARNESS_ERROR;
 }
 
-function writeOutput(option: string, file: string, text: string): void {
+/** Writes a report file (its folder is created); a file that cannot be written is a usage error. */
+export function writeOutput(command: string, option: string, file: string, text: string): void {
   try {
     fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
     fs.writeFileSync(file, text);
   } catch (e) {
-    throw new UsageError(`run: cannot write --${option} ${file}: ${(e as Error).message}`);
+    throw new UsageError(`${command}: cannot write --${option} ${file}: ${(e as Error).message}`);
   }
 }
 

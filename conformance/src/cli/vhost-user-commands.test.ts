@@ -39,6 +39,21 @@ describe('vhost-user commands: usage (exit 3, before anything native is loaded)'
     expect(bad.err).toMatch(/must be a size/);
   });
 
+  test('vhost-user-check checks its run options before connecting', async () => {
+    const reporter = await cli('vhost-user-check', '--socket', '/tmp/x.sock', '--reporter', 'xml');
+    expect(reporter.code).toBe(3);
+    expect(reporter.err).toMatch(/--reporter must be human or tap/);
+    const none = await cli('vhost-user-check', '--socket', '/tmp/x.sock', '--filter', 'vmem.*');
+    expect(none.code).toBe(3);
+    expect(none.err).toMatch(/the filters select no check \(checks: vu\.handshake, /);
+    const missing = await cli('vhost-user-check', '--socket', '/tmp/x.sock', '--expectations', '/nonexistent/e.yaml');
+    expect(missing.code).toBe(3);
+    expect(missing.err).toMatch(/\/nonexistent\/e\.yaml/);
+    const timeout = await cli('vhost-user-check', '--socket', '/tmp/x.sock', '--json', '--timeout', '0');
+    expect(timeout.code).toBe(3);
+    expect(timeout.err).toMatch(/--timeout must be a positive integer/);
+  });
+
   test('an unreachable socket is a harness error (exit 2) naming the path', async () => {
     const r = await cli('run', '--adapter', 'vhost-user', '--socket', '/nonexistent/vmemct.sock', '--target', 'device');
     expect(r.code).toBe(2);

@@ -1,16 +1,23 @@
 /**
  * `vmemct serve-vhost-user`, `vmemct vhost-user-ctl` and `vmemct vhost-user-check`: the
- * vhost-user back-end serving the model, its host-side control, and the transport checks.
+ * vhost-user back-end serving the model, its host-side control, and the transport checks (the
+ * `vu.*` suite, conformance/src/suites/vhost-user/, run by the main runner against a strict
+ * front-end wired in here).
  */
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { BackendStartError, VhostUserBackend } from '../../../adapters/vhost-user-server/src/index';
 import { VhostUserFrontEnd } from '../../../adapters/vhost-user/src/frontend';
-import { NativeHelperMissingError, vhostNative } from '../../../adapters/vhost-user/src/native';
-import { ProtocolFeature, Request, VmemctRequest, VmemctStatus, protocolMask, u64Payload } from '../../../adapters/vhost-user/src/protocol';
-import { TransportCheckError, formatCheckResults, runTransportChecks } from '../../../adapters/vhost-user/src/transport-checks';
+import { NativeHelperMissingError, VhostNative, vhostNative } from '../../../adapters/vhost-user/src/native';
+import { PROTOCOL_FEATURES_BIT, ProtocolFeature, Request, VmemctRequest, VmemctStatus, protocolMask, u64Payload } from '../../../adapters/vhost-user/src/protocol';
 import { DEVICE_PROFILES, DeviceParamsError, findDeviceProfile } from '../../../model/src/index';
 import { formatSize } from '../../../spec/src/index';
+import { checkReport, junitReport, resultsDocument, tapReport } from '../report/reports';
+import { expectationProblems, globToRegExp, loadExpectations } from '../runner/expectations';
+import { runChecks } from '../runner/run';
+import { VHOST_USER_SUITE, VhostUserBackendUnderTest, vhostUserCheckTarget } from '../suites/vhost-user/index';
 import { OptionSpec, parseArgs, positiveInt } from './args';
+import { VectorFileError, suiteVersion, writeOutput } from './run-commands';
 import { parseSize } from './guest-commands';
 import { EXIT_HARNESS_ERROR, EXIT_OK, EXIT_UNEXPECTED, HarnessError, UsageError } from './usage-error';
 import type { CliIo } from './main';
@@ -140,21 +147,125 @@ export async function vhostUserCtlCommand(args: readonly string[], io: CliIo): P
   }
 }
 
-/** `vmemct vhost-user-check --socket PATH [--backend-pid PID] [--json]`. */
+const CHECK_OPTIONS: Readonly<Record<string, OptionSpec>> = {
+  socket: { kind: 'value' },
+  'backend-pid': { kind: 'value' },
+  filter: { kind: 'list' },
+  expectations: { kind: 'value' },
+  strict: { kind: 'flag' },
+  reporter: { kind: 'value' },
+  junit: { kind: 'value' },
+  json: { kind: 'value' },
+  timeout: { kind: 'value' },
+};
+
+/** A check that takes longer than this is a `timeout` (unless --timeout says otherwise). */
+const CHECK_TIMEOUT_MS = 60_000;
+
+/**
+ * `--json` without a value (as the command took it before it wrote results files) means `--json -`:
+ * the results document on stdout.
+ */
+function bareJsonMeansStdout(args: readonly string[]): string[] {
+  return args.flatMap((arg, i) => (arg === '--json' && (i === args.length - 1 || args[i + 1]!.startsWith('--')) ? ['--json', '-'] : [arg]));
+}
+
+/** What the back-end is, for reports: its own INFO (vmemct's extension), its program, or its socket. */
+function implementationOf(socketPath: string, backendPid: number | undefined, info: string | undefined): string {
+  if (info) return info;
+  if (backendPid !== undefined) {
+    try {
+      return path.basename(fs.readlinkSync(`/proc/${backendPid}/exe`));
+    } catch {
+      try {
+        return fs.readFileSync(`/proc/${backendPid}/comm`, 'utf8').trim();
+      } catch {
+        /* not ours to read: fall back to the socket */
+      }
+    }
+  }
+  return `vhost-user back-end at ${socketPath}`;
+}
+
+/** A probe connection: what the back-end offers and what it is. @throws HarnessError when it does not answer. */
+export async function probeVhostUserBackend(command: string, vhost: VhostNative, socketPath: string, backendPid: number | undefined): Promise<VhostUserBackendUnderTest> {
+  let frontEnd: VhostUserFrontEnd;
+  try {
+    frontEnd = VhostUserFrontEnd.connect(vhost, socketPath);
+  } catch (e) {
+    throw new HarnessError(`${command}: cannot connect to ${socketPath}: ${(e as Error).message}`);
+  }
+  try {
+    const offeredFeatures = await frontEnd.queryU64(Request.GET_FEATURES);
+    const offeredProtocolFeatures = offeredFeatures & PROTOCOL_FEATURES_BIT ? await frontEnd.queryU64(Request.GET_PROTOCOL_FEATURES) : 0n;
+    let info: string | undefined;
+    if (offeredProtocolFeatures & protocolMask(ProtocolFeature.VMEMCT_CONTROL)) {
+      const reply = await frontEnd.vmemct(VmemctRequest.INFO);
+      if (reply.status === VmemctStatus.OK) info = reply.text;
+    }
+    return {
+      socketPath,
+      backendPid,
+      implementation: implementationOf(socketPath, backendPid, info),
+      offeredFeatures,
+      offeredProtocolFeatures,
+      connect: () => VhostUserFrontEnd.connect(vhost, socketPath, { strict: true }),
+    };
+  } catch (e) {
+    throw new HarnessError(`${command}: ${socketPath} does not answer as a vhost-user back-end: ${(e as Error).message}`);
+  } finally {
+    frontEnd.close();
+  }
+}
+
+/**
+ * `vmemct vhost-user-check --socket PATH [--backend-pid PID]` and the run options it shares with
+ * `vmemct run` (`--filter`, `--expectations`, `--strict`, `--reporter`, `--junit`, `--json`,
+ * `--timeout`): the `vu.*` suite through the main runner.
+ */
 export async function vhostUserCheckCommand(args: readonly string[], io: CliIo): Promise<number> {
   const command = 'vhost-user-check';
-  const parsed = parseArgs(command, args, { socket: { kind: 'value' }, 'backend-pid': { kind: 'value' }, json: { kind: 'flag' } });
+  const parsed = parseArgs(command, bareJsonMeansStdout(args), CHECK_OPTIONS);
   if (parsed.positional.length) throw new UsageError(`${command}: unexpected argument '${parsed.positional[0]}'`);
   const socketPath = requireSocket(command, parsed.values.get('socket'));
   const pidText = parsed.values.get('backend-pid');
   const backendPid = pidText === undefined ? undefined : positiveInt(command, 'backend-pid', pidText);
-  let results;
-  try {
-    results = await runTransportChecks({ socketPath, backendPid, native: native(command) });
-  } catch (e) {
-    if (e instanceof TransportCheckError) throw new HarnessError(`${command}: ${e.message}`);
-    throw e;
+  const reporter = parsed.values.get('reporter') ?? 'human';
+  if (reporter !== 'human' && reporter !== 'tap') throw new UsageError(`${command}: --reporter must be human or tap (got '${reporter}')`);
+  const timeoutText = parsed.values.get('timeout');
+  const timeoutMs = timeoutText === undefined ? CHECK_TIMEOUT_MS : positiveInt(command, 'timeout', timeoutText);
+  const suite = VHOST_USER_SUITE;
+  const filters = parsed.lists.get('filter')?.map(globToRegExp);
+  const selected = filters ? suite.checks.filter((c) => filters.some((re) => re.test(c.id))) : suite.checks;
+  if (selected.length === 0) throw new UsageError(`${command}: the filters select no check (checks: ${suite.checks.map((c) => c.id).join(', ')})`);
+  const expectationsFile = parsed.values.get('expectations');
+  let expectations;
+  if (expectationsFile !== undefined) {
+    const loaded = loadExpectations(expectationsFile);
+    if (!loaded.set) throw new VectorFileError(command, loaded.problems);
+    expectations = loaded.set;
+    const problems = expectationProblems(expectations, suite.checks, 'check');
+    if (problems.length > 0) throw new VectorFileError(command, problems);
   }
-  io.stdout(parsed.flags.has('json') ? `${JSON.stringify(results, null, 2)}\n` : formatCheckResults(results));
-  return results.some((r) => r.verdict === 'fail' || r.verdict === 'error') ? EXIT_UNEXPECTED : EXIT_OK;
+  const backend = await probeVhostUserBackend(command, native(command), socketPath, backendPid);
+  const target = vhostUserCheckTarget(backend);
+  if (expectations && !backend.implementation.startsWith(expectations.implementation)) {
+    io.stderr(`vmemct: warning: ${expectationsFile} describes '${expectations.implementation}', but the target is '${backend.implementation}'\n`);
+  }
+  const startedAt = new Date();
+  const strict = parsed.flags.has('strict');
+  const run = await runChecks(target, suite.name, selected, suite.checks, { strict, timeoutMs, expectations });
+  const json = parsed.values.get('json');
+  if (json !== undefined) {
+    const options = { adapter: 'vhost-user', suite: suite.name, socket: socketPath, backendPid: backendPid ?? null, strict, filters: parsed.lists.get('filter') ?? [], timeoutMs };
+    const doc = resultsDocument(run, { adapter: target.info, version: suiteVersion(), vectors: [], checks: suite.checks, expectations: expectationsFile, startedAt, options });
+    const text = `${JSON.stringify(doc, null, 2)}\n`;
+    if (json === '-') io.stdout(text);
+    else writeOutput(command, 'json', json, text);
+  }
+  const junit = parsed.values.get('junit');
+  if (junit !== undefined) writeOutput(command, 'junit', junit, await junitReport(run, `vmemct ${suite.name} ${backend.implementation}`));
+  if (json !== '-') io.stdout(reporter === 'tap' ? tapReport(run) : checkReport(run));
+  if (run.testedNothing) io.stderr(`vmemct: none of the ${run.results.length} selected checks could run against ${backend.implementation} (all unsupported): nothing was tested\n`);
+  return run.exitCode === 0 ? EXIT_OK : run.exitCode === 1 ? EXIT_UNEXPECTED : EXIT_HARNESS_ERROR;
 }

@@ -10,7 +10,7 @@ import { FEATURE_BITS, LAYOUTS, REQUIREMENTS, Requirement } from '../../../spec/
 import { DEVICE_PROFILES, DeviceProfile } from '../../../model/src/index';
 import type { Vector } from '../loader/types';
 import { evaluateSetup } from '../runner/setup';
-import type { RunResult } from '../runner/run';
+import { CaseResult, RunResult, caseId } from '../runner/run';
 import { anchor, badge, esc, page, prose, STYLE, table } from './html';
 import { byteDiagram, fieldTable, legend } from './diagrams';
 
@@ -24,7 +24,19 @@ export interface ResultsInput {
   readonly expectations: string | null;
   /** Whether the run counted SHOULD-level deviations as failures. */
   readonly strict?: boolean;
-  readonly results: readonly { readonly id: string; readonly verdict: string; readonly expected: string; readonly status: string }[];
+  readonly results: readonly ResultRow[];
+}
+
+/** One result of a results file: a vector's, or (with `kind: 'check'`) a suite check's. */
+export interface ResultRow {
+  readonly id: string;
+  readonly verdict: string;
+  readonly expected: string;
+  readonly status: string;
+  readonly kind?: 'vector' | 'check';
+  /** The check's suite and title (checks only; vectors are looked up in the corpus). */
+  readonly suite?: string;
+  readonly title?: string;
 }
 
 /** What the site is generated from. */
@@ -36,8 +48,17 @@ export interface SiteInput {
 }
 
 /** The matrix column of a run made in-process (what `vmemct run --json` would have written). */
-export function resultsOfRun(run: RunResult, column: Omit<ResultsInput, 'results'>): ResultsInput {
-  return { ...column, results: run.results.map((r) => ({ id: r.vector.id, verdict: r.verdict, expected: r.expected, status: r.unexpected ? 'unexpected' : 'expected' })) };
+export function resultsOfRun(run: RunResult<CaseResult>, column: Omit<ResultsInput, 'results'>): ResultsInput {
+  return {
+    ...column,
+    results: run.results.map((r) => ({
+      id: caseId(r),
+      verdict: r.verdict,
+      expected: r.expected,
+      status: r.unexpected ? 'unexpected' : 'expected',
+      ...(r.kind === 'check' ? { kind: 'check' as const, suite: r.suite, title: r.check.title } : {}),
+    })),
+  };
 }
 
 /** Reads a `vmemct run --json` file; throws an Error naming the file and the problem. */
@@ -280,10 +301,15 @@ function resultsPage(vectors: readonly Vector[], results: readonly ResultsInput[
   const labels = results.map((r) => (results.filter((o) => baseLabel(o) === baseLabel(r)).length > 1 ? `${baseLabel(r)} · ${path.basename(r.file)}` : baseLabel(r)));
   const label = (r: ResultsInput): string => esc(labels[results.indexOf(r)]!);
   const lookups = results.map((r) => new Map(r.results.map((x) => [x.id, x])));
-  // Vectors that are in a results file but not in this corpus (e.g. a user's own) get a row too.
+  // Vectors that are in a results file but not in this corpus (e.g. a user's own) get a row too,
+  // and so do suite checks (the vu.* transport checks), after the vectors, with their suite and title.
   const known = new Set(vectors.map((v) => v.id));
-  const extra = [...new Set(results.flatMap((r) => r.results.map((x) => x.id)))].filter((id) => !known.has(id)).sort();
-  const rowIds: { id: string; link: string }[] = [...vectors.map((v) => ({ id: v.id, link: vectorLink(v, 0) })), ...extra.map((id) => ({ id, link: `<code>${esc(id)}</code> <span class="muted">(not in this corpus)</span>` }))];
+  const rowsOf = new Map<string, ResultRow>();
+  for (const x of results.flatMap((r) => r.results)) if (!known.has(x.id) && !rowsOf.has(x.id)) rowsOf.set(x.id, x);
+  const extra = [...rowsOf.values()].sort((a, b) => Number(a.kind === 'check') - Number(b.kind === 'check') || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  const extraLink = (x: ResultRow): string =>
+    x.kind === 'check' ? `<code>${esc(x.id)}</code> <span class="muted">(${esc(x.suite ?? '')} check${x.title ? `: ${esc(x.title)}` : ''})</span>` : `<code>${esc(x.id)}</code> <span class="muted">(not in this corpus)</span>`;
+  const rowIds: { id: string; link: string }[] = [...vectors.map((v) => ({ id: v.id, link: vectorLink(v, 0) })), ...extra.map((x) => ({ id: x.id, link: extraLink(x) }))];
   const rows = rowIds.map((v) => [
     v.link,
     ...lookups.map((m) => {

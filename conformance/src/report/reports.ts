@@ -1,13 +1,14 @@
 /**
  * Reports of a run: the human summary, TAP 14, JUnit XML (through tap-junit) and the canonical
- * results document (schema `ResultsSchema` in `spec/`).
+ * results document (schema `ResultsSchema` in `spec/`). A run's cases are vectors or suite checks
+ * (`suites/`); every report shows both.
  */
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { REQUIREMENTS } from '../../../spec/src/index';
 import type { AdapterInfo } from '../../../adapters/core/src/contract';
-import type { RunResult, VectorResult } from '../runner/run';
+import { CaseResult, RunResult, VectorResult, caseId } from '../runner/run';
 import { VERDICT_ORDER, Verdict } from '../runner/verdicts';
 import type { Vector } from '../loader/types';
 
@@ -20,44 +21,68 @@ export function displayPath(file: string): string {
 }
 
 /** Counts per verdict. */
-export function countVerdicts(results: readonly VectorResult[]): Partial<Record<Verdict, number>> {
+export function countVerdicts(results: readonly CaseResult[]): Partial<Record<Verdict, number>> {
   const counts: Partial<Record<Verdict, number>> = {};
   for (const r of results) counts[r.verdict] = (counts[r.verdict] ?? 0) + 1;
   return counts;
 }
 
 /** The last line of every report: counts, unexpected results and the exit code. */
-export function summaryLine(run: RunResult): string {
+export function summaryLine(run: RunResult<CaseResult>): string {
   const counts = countVerdicts(run.results);
   const parts = VERDICT_ORDER.filter((v) => counts[v]).map((v) => `${counts[v]} ${v}`);
   const unexpected = run.results.filter((r) => r.unexpected).length;
   const stale = run.stale.length ? `, ${run.stale.length} stale expectation${run.stale.length > 1 ? 's' : ''}` : '';
-  return `vmemct: ${run.results.length} vector${run.results.length === 1 ? '' : 's'}: ${parts.join(', ') || 'none'}; ${unexpected} unexpected${stale}; ${run.durationMs} ms; exit ${run.exitCode}`;
+  return `vmemct: ${countOf(run.results)}: ${parts.join(', ') || 'none'}; ${unexpected} unexpected${stale}; ${run.durationMs} ms; exit ${run.exitCode}`;
 }
 
-function stepText(vector: Vector, step: number): string {
+/** `12 vectors`, `1 check`, `3 cases` (vectors and checks mixed). */
+function countOf(results: readonly CaseResult[]): string {
+  const kinds = new Set(results.map((r) => r.kind));
+  const noun = kinds.size > 1 ? 'case' : kinds.has('check') ? 'check' : 'vector';
+  return `${results.length} ${noun}${results.length === 1 ? '' : 's'}`;
+}
+
+/** What reports show of a case, whichever kind it is. */
+interface CaseFacts {
+  readonly id: string;
+  readonly title: string;
+  /** Where it is defined: `file:line` of a vector, the suite of a check. */
+  readonly location: string;
+  readonly requirements: readonly string[];
+}
+
+function caseFacts(r: CaseResult): CaseFacts {
+  if (r.kind === 'check') return { id: r.check.id, title: r.check.title, location: `the ${r.suite} suite`, requirements: [] };
+  const v = r.vector;
+  return { id: v.id, title: v.title, location: `${displayPath(v.source.file)}:${v.source.line}`, requirements: v.requirements };
+}
+
+function stepText(r: CaseResult, step: number): string {
+  if (r.kind === 'check') return r.check.id;
+  const vector = r.vector;
   if (step === 0) return 'set-up';
   const s = vector.steps[step - 1];
   return s ? `step ${step} (${displayPath(vector.source.file)}:${s.line})` : `step ${step}`;
 }
 
 /** Details of one result: file, steps, expected vs observed, the requirements' text. */
-export function describeResult(r: VectorResult): string[] {
-  const v = r.vector;
-  const lines = [`${r.unexpected ? '✗' : '•'} ${v.id} — ${r.verdict}${r.expectation ? ` (expected ${r.expected}: ${r.expectation.reason})` : ''}`, `    ${v.title}`, `    at ${displayPath(v.source.file)}:${v.source.line}`];
+export function describeResult(r: CaseResult): string[] {
+  const c = caseFacts(r);
+  const lines = [`${r.unexpected ? '✗' : '•'} ${c.id} — ${r.verdict}${r.expectation ? ` (expected ${r.expected}: ${r.expectation.reason})` : ''}`, `    ${c.title}`, `    ${r.kind === 'check' ? 'in' : 'at'} ${c.location}`];
   for (const f of r.findings) {
-    lines.push(`    ${stepText(v, f.step)}: ${f.check}: ${f.message} [${f.verdict}]`);
+    lines.push(`    ${r.kind === 'check' && f.check === c.id ? '' : `${stepText(r, f.step)}: `}${f.check}: ${f.message} [${f.verdict}]`);
     if (f.expected !== undefined) lines.push(`      expected: ${f.expected}`);
     if (f.observed !== undefined) lines.push(`      observed: ${f.observed}`);
   }
-  const ids = new Set([...v.requirements, ...r.findings.flatMap((f) => f.requirements ?? [])]);
+  const ids = new Set([...c.requirements, ...r.findings.flatMap((f) => f.requirements ?? [])]);
   for (const id of ids) lines.push(`    ${id}: ${REQUIREMENT_TEXT.get(id) ?? '(unknown requirement)'}`);
   if (r.diagnostics) lines.push(...r.diagnostics.split('\n').slice(0, 20).map((l) => `    | ${l}`));
   return lines;
 }
 
 /** The human report: unexpected results in detail, then notable expected ones briefly, then the summary. */
-export function humanReport(run: RunResult, verbose: boolean): string {
+export function humanReport(run: RunResult<CaseResult>, verbose: boolean): string {
   const lines: string[] = [];
   const unexpected = run.results.filter((r) => r.unexpected);
   const notable = run.results.filter((r) => !r.unexpected && r.verdict !== 'pass');
@@ -70,7 +95,7 @@ export function humanReport(run: RunResult, verbose: boolean): string {
     lines.push('Expected, not plain passes:');
     for (const r of notable) {
       if (verbose) lines.push(...describeResult(r));
-      else lines.push(`  ${r.verdict.padEnd(14)} ${r.vector.id}${r.findings[0] ? ` — ${r.findings[0].message}` : ''}`);
+      else lines.push(`  ${r.verdict.padEnd(14)} ${caseId(r)}${r.findings[0] ? ` — ${r.findings[0].message}` : ''}`);
     }
     lines.push('');
   }
@@ -87,21 +112,22 @@ function yamlString(s: string): string {
   return JSON.stringify(s);
 }
 
-/** TAP version 14: one test point per vector; `# SKIP` for unsupported/not-applicable; diagnostics as YAML. */
-export function tapReport(run: RunResult): string {
+/** TAP version 14: one test point per case; `# SKIP` for unsupported/not-applicable; diagnostics as YAML. */
+export function tapReport(run: RunResult<CaseResult>): string {
   const lines = ['TAP version 14', `1..${run.results.length}`];
   run.results.forEach((r, i) => {
+    const c = caseFacts(r);
     const skip = r.verdict === 'unsupported' || r.verdict === 'not-applicable';
     const ok = !r.unexpected;
     const directive = skip ? ` # SKIP ${r.verdict}: ${r.findings[0]?.message ?? ''}` : r.expectation && !r.unexpected && r.verdict !== 'pass' ? ` # TODO expected ${r.verdict}: ${r.expectation.reason}` : '';
-    lines.push(`${ok ? 'ok' : 'not ok'} ${i + 1} - ${r.vector.id}${directive.replace(/\n/g, ' ')}`);
+    lines.push(`${ok ? 'ok' : 'not ok'} ${i + 1} - ${c.id}${directive.replace(/\n/g, ' ')}`);
     if (!ok || (r.verdict !== 'pass' && !skip)) {
       lines.push('  ---');
       lines.push(`  message: ${yamlString(r.findings.map((f) => `${f.check}: ${f.message}`).join('; ') || r.verdict)}`);
       lines.push(`  severity: ${ok ? 'comment' : r.verdict}`);
       lines.push(`  verdict: ${r.verdict}`);
-      lines.push(`  file: ${yamlString(`${displayPath(r.vector.source.file)}:${r.vector.source.line}`)}`);
-      lines.push(`  requirements: ${yamlString(r.vector.requirements.join(', '))}`);
+      lines.push(`  ${r.kind === 'check' ? 'suite' : 'file'}: ${yamlString(r.kind === 'check' ? r.suite : c.location)}`);
+      lines.push(`  requirements: ${yamlString(c.requirements.join(', '))}`);
       const first = r.findings.find((f) => f.expected !== undefined || f.observed !== undefined);
       if (first?.expected !== undefined) lines.push(`  expected: ${yamlString(first.expected)}`);
       if (first?.observed !== undefined) lines.push(`  actual: ${yamlString(first.observed)}`);
@@ -123,7 +149,7 @@ interface TapAssert {
 }
 
 /** JUnit XML of a run, built by tap-junit from the TAP report. */
-export function junitReport(run: RunResult, suiteName: string): Promise<string> {
+export function junitReport(run: RunResult<CaseResult>, suiteName: string): Promise<string> {
   // tap-junit's serializer and the TAP parser it is built on (tap-parser's CommonJS build).
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const serialize = require('tap-junit/src/serialize') as (tests: unknown[], output: unknown, options: { name: string; classname: string; pretty: boolean }) => string;
@@ -147,11 +173,21 @@ export function junitReport(run: RunResult, suiteName: string): Promise<string> 
   });
 }
 
+/** What a results document says about the run beyond its results. */
+export interface ResultsContext {
+  readonly adapter: Pick<AdapterInfo, 'name' | 'implementation'> & { readonly capabilities: readonly string[] };
+  readonly version: string;
+  /** The whole corpus (its digest and count identify the suite version); empty for a run of checks only. */
+  readonly vectors: readonly Vector[];
+  /** Every check of the suite run, when checks ran. */
+  readonly checks?: readonly { readonly id: string; readonly title: string }[];
+  readonly expectations?: string;
+  readonly startedAt: Date;
+  readonly options: Record<string, unknown>;
+}
+
 /** The canonical results document. */
-export function resultsDocument(
-  run: RunResult,
-  context: { adapter: AdapterInfo; version: string; vectors: readonly Vector[]; expectations?: string; startedAt: Date; options: Record<string, unknown> },
-): object {
+export function resultsDocument(run: RunResult<CaseResult>, context: ResultsContext): object {
   const digest = createHash('sha256');
   for (const v of [...context.vectors].sort((a, b) => (a.id < b.id ? -1 : 1))) digest.update(`${v.id}\n${v.source.file}:${v.source.line}\n`);
   for (const file of [...new Set(context.vectors.map((v) => v.source.file))].sort()) {
@@ -161,10 +197,16 @@ export function resultsDocument(
       /* a file that vanished since loading only changes the digest */
     }
   }
+  for (const c of context.checks ?? []) digest.update(`check ${c.id}\n${c.title}\n`);
   const counts = countVerdicts(run.results);
   return {
     format: 'vmemct-results/1',
-    suite: { version: context.version, vectorsDigest: `sha256:${digest.digest('hex')}`, vectorCount: context.vectors.length },
+    suite: {
+      version: context.version,
+      vectorsDigest: `sha256:${digest.digest('hex')}`,
+      vectorCount: context.vectors.length,
+      ...(context.checks ? { checkCount: context.checks.length } : {}),
+    },
     adapter: { name: context.adapter.name, implementation: context.adapter.implementation, capabilities: [...context.adapter.capabilities] },
     expectations: context.expectations ?? null,
     startedAt: context.startedAt.toISOString(),
@@ -172,12 +214,7 @@ export function resultsDocument(
     options: context.options,
     summary: { total: run.results.length, unexpected: run.results.filter((r) => r.unexpected).length, byVerdict: counts },
     results: run.results.map((r) => ({
-      id: r.vector.id,
-      title: r.vector.title,
-      file: displayPath(r.vector.source.file),
-      line: r.vector.source.line,
-      target: r.vector.target,
-      requirements: [...r.vector.requirements],
+      ...(r.kind === 'vector' ? vectorFields(r) : { id: r.check.id, kind: 'check', suite: r.suite, title: r.check.title, requirements: [] }),
       verdict: r.verdict,
       expected: r.expected,
       ...(r.expectation ? { expectationReason: r.expectation.reason } : {}),
@@ -197,4 +234,42 @@ export function resultsDocument(
     staleExpectations: run.stale.map((s) => ({ ...s })),
     exitCode: run.exitCode,
   };
+}
+
+/** A vector's own fields in a results record (a record without `kind` is a vector's). */
+function vectorFields(r: VectorResult): object {
+  return { id: r.vector.id, title: r.vector.title, file: displayPath(r.vector.source.file), line: r.vector.source.line, target: r.vector.target, requirements: [...r.vector.requirements] };
+}
+
+function formatMs(ms: number): string {
+  return ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` : `${ms.toFixed(1)} ms`;
+}
+
+/**
+ * The human report of a run of suite checks (`vmemct vhost-user-check`): one line per check
+ * (verdict, id, time, what was seen), a line under each one an expectation covered or that was
+ * unexpected, stale expectations, then the counts, the unexpected results and the exit code.
+ */
+export function checkReport(run: RunResult<CaseResult>): string {
+  const ids = run.results.map(caseId);
+  const idWidth = Math.max(0, ...ids.map((id) => id.length));
+  const lines: string[] = [];
+  run.results.forEach((r, i) => {
+    lines.push(`${r.verdict.padEnd(11)} ${ids[i]!.padEnd(idWidth)} ${formatMs(r.durationMs).padStart(9)}  ${r.findings.map((f) => f.message).join('; ')}`);
+    if (r.unexpected) lines.push(`${' '.repeat(12)}✗ unexpected: expected ${r.expected}${r.expectation ? ` (${r.expectation.reason})` : ''}`);
+    else if (r.expectation) lines.push(`${' '.repeat(12)}expected ${r.expected}: ${r.expectation.reason}`);
+    if (r.diagnostics && r.unexpected) lines.push(...r.diagnostics.split('\n').slice(0, 20).map((l) => `${' '.repeat(12)}| ${l}`));
+  });
+  if (run.stale.length > 0) {
+    lines.push('Stale expectations:');
+    for (const s of run.stale) lines.push(`  ${s.id}: ${s.reason}`);
+  }
+  const counts = countVerdicts(run.results);
+  const always: readonly Verdict[] = ['pass', 'fail', 'unsupported', 'error'];
+  const parts = [...always, ...VERDICT_ORDER.filter((v) => !always.includes(v) && counts[v])].map((v) => `${counts[v] ?? 0} ${v}`);
+  const total = run.results.reduce((sum, r) => sum + r.durationMs, 0);
+  const unexpected = run.results.filter((r) => r.unexpected).length;
+  const stale = run.stale.length ? `, ${run.stale.length} stale expectation${run.stale.length > 1 ? 's' : ''}` : '';
+  lines.push(`${countOf(run.results)}: ${parts.join(', ')} (${formatMs(total)}); ${unexpected} unexpected${stale}; exit ${run.exitCode}`);
+  return `${lines.join('\n')}\n`;
 }

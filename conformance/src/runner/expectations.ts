@@ -4,7 +4,7 @@
  * matches no vector is stale; a glob matching more vectors than allowed is refused.
  */
 import * as fs from 'node:fs';
-import type { LoadProblem, Vector } from '../loader/types';
+import type { LoadProblem } from '../loader/types';
 import { YamlSource, validateSource } from '../loader/yaml-source';
 import type { Verdict } from './verdicts';
 
@@ -24,6 +24,14 @@ export interface ExpectationSet {
   readonly implementation: string;
   readonly entries: readonly ExpectationEntry[];
 }
+
+/** What an entry names: a vector or a suite check, by id. */
+interface Case {
+  readonly id: string;
+}
+
+/** What the cases are called in messages. */
+type CaseNoun = 'vector' | 'check';
 
 /** Default cap on how many vectors one glob entry may match. */
 export const DEFAULT_MAX_MATCHES = 20;
@@ -79,14 +87,14 @@ export function globToRegExp(glob: string): RegExp {
  * Problems of an expectation file against the corpus that make it unusable (exit 3): a glob
  * matching more than `max_matches` vectors, or two entries claiming the same vector.
  */
-export function expectationProblems(set: ExpectationSet, allVectors: readonly Vector[]): LoadProblem[] {
+export function expectationProblems(set: ExpectationSet, allVectors: readonly Case[], noun: CaseNoun = 'vector'): LoadProblem[] {
   const problems: LoadProblem[] = [];
   const claimedBy = new Map<string, ExpectationEntry>();
   for (const entry of set.entries) {
     const re = globToRegExp(entry.pattern);
     const matched = allVectors.filter((v) => re.test(v.id));
     if (matched.length > entry.maxMatches) {
-      problems.push({ file: set.file, line: entry.line, field: 'id', reason: `'${entry.pattern}' matches ${matched.length} vectors, more than max_matches ${entry.maxMatches}; list them or raise max_matches` });
+      problems.push({ file: set.file, line: entry.line, field: 'id', reason: `'${entry.pattern}' matches ${matched.length} ${noun}s, more than max_matches ${entry.maxMatches}; list them or raise max_matches` });
     }
     for (const v of matched) {
       const earlier = claimedBy.get(v.id);
@@ -98,18 +106,18 @@ export function expectationProblems(set: ExpectationSet, allVectors: readonly Ve
 }
 
 /** Entry for each vector id, and the entries that match no vector (stale). */
-export function matchExpectations(set: ExpectationSet, allVectors: readonly Vector[]): { byId: Map<string, ExpectationEntry>; stale: { id: string; reason: string }[] } {
+export function matchExpectations(set: ExpectationSet, allVectors: readonly Case[], noun: CaseNoun = 'vector'): { byId: Map<string, ExpectationEntry>; stale: { id: string; reason: string }[] } {
   const byId = new Map<string, ExpectationEntry>();
   const stale: { id: string; reason: string }[] = [];
   for (const entry of set.entries) {
     const re = globToRegExp(entry.pattern);
     const matched = allVectors.filter((v) => re.test(v.id));
     if (matched.length === 0) {
-      stale.push({ id: entry.pattern, reason: `${set.file}:${entry.line}: matches no vector` });
+      stale.push({ id: entry.pattern, reason: `${set.file}:${entry.line}: matches no ${noun}` });
       continue;
     }
     if (matched.length > entry.maxMatches) {
-      stale.push({ id: entry.pattern, reason: `${set.file}:${entry.line}: matches ${matched.length} vectors, more than max_matches ${entry.maxMatches}` });
+      stale.push({ id: entry.pattern, reason: `${set.file}:${entry.line}: matches ${matched.length} ${noun}s, more than max_matches ${entry.maxMatches}` });
       continue;
     }
     for (const v of matched) if (!byId.has(v.id)) byId.set(v.id, entry);

@@ -1,13 +1,18 @@
 /**
  * The runner: selects vectors, runs each against an adapter with a timeout and a fresh session,
  * turns findings into verdicts, applies the expectation file and computes the exit code.
+ *
+ * A case is a vector or a suite check (`suites/`): checks run the same way, one at a time with a
+ * fresh context and the same timeout, and their results go through the same expectations, exit
+ * code and reports.
  */
 import type { Adapter } from '../../../adapters/core/src/contract';
 import { AdapterError, AdapterTimeoutError, UnsupportedSetupError } from '../../../adapters/core/src/contract';
 import type { Vector } from '../loader/types';
+import type { CheckTarget, SuiteCheck } from '../suites/suite';
 import { runDeviceVector } from './device-run';
-import { runDriverVector } from './driver-run';
 import { evaluateSetup } from './setup';
+import { runDriverVector } from './driver-run';
 import { ExpectationEntry, ExpectationSet, globToRegExp, matchExpectations } from './expectations';
 import { Finding, Verdict, combine } from './verdicts';
 
@@ -21,19 +26,40 @@ export interface Selection {
   readonly shard?: { readonly index: number; readonly count: number };
 }
 
-/** Options of a run. */
-export interface RunOptions {
+/** Options of a run (`R`: the kind of result `onResult` sees). */
+export interface RunOptions<R extends CaseResult = VectorResult> {
   readonly strict?: boolean;
-  /** Per-vector timeout before the adapter's multiplier (default 10 s); a vector's own `timeout_ms` wins. */
+  /** Per-case timeout before the adapter's multiplier (default 10 s); a vector's own `timeout_ms` wins. */
   readonly timeoutMs?: number;
   readonly expectations?: ExpectationSet;
-  /** Called after each vector (progress reporting). */
-  readonly onResult?: (result: VectorResult, done: number, total: number) => void;
+  /** Called after each case (progress reporting). */
+  readonly onResult?: (result: R, done: number, total: number) => void;
 }
 
 /** The result of one vector. */
-export interface VectorResult {
+export interface VectorResult extends Judged {
+  readonly kind: 'vector';
   readonly vector: Vector;
+}
+
+/** The result of one suite check. */
+export interface CheckResult extends Judged {
+  readonly kind: 'check';
+  /** The suite the check belongs to (`vhost-user`). */
+  readonly suite: string;
+  readonly check: Pick<SuiteCheck<unknown>, 'id' | 'title' | 'needs'>;
+}
+
+/** The result of one case: a vector or a suite check. */
+export type CaseResult = VectorResult | CheckResult;
+
+/** The id of a case's result. */
+export function caseId(result: CaseResult): string {
+  return result.kind === 'vector' ? result.vector.id : result.check.id;
+}
+
+/** What every case result carries: the verdict, what was expected, the findings. */
+export interface Judged {
   readonly verdict: Verdict;
   /** The verdict the expectation file (or the default rules) expected. */
   readonly expected: Verdict;
@@ -45,12 +71,12 @@ export interface VectorResult {
 }
 
 /** The result of a run. */
-export interface RunResult {
-  readonly results: readonly VectorResult[];
+export interface RunResult<R extends CaseResult = VectorResult> {
+  readonly results: readonly R[];
   readonly stale: readonly { readonly id: string; readonly reason: string }[];
   readonly exitCode: 0 | 1 | 2;
   readonly durationMs: number;
-  /** Every selected vector was unsupported or not applicable: the run tested nothing (exit 2). */
+  /** Every selected case was unsupported or not applicable: the run tested nothing (exit 2). */
   readonly testedNothing: boolean;
 }
 
@@ -90,37 +116,64 @@ export function isExpectedByDefault(verdict: Verdict, strict: boolean): boolean 
 /**
  * Runs `selected` against `adapter`. `all` is the full corpus (for stale-entry detection).
  */
-export async function runVectors(adapter: Adapter, selected: readonly Vector[], all: readonly Vector[], options: RunOptions = {}): Promise<RunResult> {
+export async function runVectors(adapter: Adapter, selected: readonly Vector[], all: readonly Vector[], options: RunOptions = {}): Promise<RunResult<VectorResult>> {
   const started = Date.now();
-  const strict = options.strict ?? false;
-  const matched = options.expectations ? matchExpectations(options.expectations, all) : { byId: new Map<string, ExpectationEntry>(), stale: [] };
+  const { judge, stale } = judgeAgainst(all, options);
   const results: VectorResult[] = [];
   for (const vector of selected) {
     const t0 = performance.now();
     const outcome = await runOne(adapter, vector, (vector.timeoutMs ?? options.timeoutMs ?? DEFAULT_TIMEOUT_MS) * adapter.info.timeoutMultiplier);
-    const verdict = outcome.verdict;
-    const entry = matched.byId.get(vector.id);
-    const expected: Verdict = entry ? entry.verdict : isExpectedByDefault(verdict, strict) ? verdict : 'pass';
-    const unexpected = entry ? entry.verdict !== verdict : !isExpectedByDefault(verdict, strict);
-    const result: VectorResult = {
-      vector,
-      verdict,
-      expected,
-      expectation: entry,
-      unexpected,
-      findings: outcome.findings,
-      durationMs: performance.now() - t0,
-      diagnostics: outcome.diagnostics,
-    };
+    const result: VectorResult = { kind: 'vector', vector, ...judge(vector.id, outcome), durationMs: performance.now() - t0 };
     results.push(result);
     options.onResult?.(result, results.length, selected.length);
   }
+  return finishRun(results, stale, started);
+}
+
+/**
+ * Runs `selected` checks of `suite` against `target`, one after the other, each with a fresh
+ * context and the per-case timeout. `all` is the suite's every check (for stale-entry detection).
+ */
+export async function runChecks<C>(target: CheckTarget<C>, suite: string, selected: readonly SuiteCheck<C>[], all: readonly SuiteCheck<C>[], options: RunOptions<CheckResult> = {}): Promise<RunResult<CheckResult>> {
+  const started = Date.now();
+  const { judge, stale } = judgeAgainst(all, options, 'check');
+  const results: CheckResult[] = [];
+  for (const check of selected) {
+    const t0 = performance.now();
+    const outcome = await runOneCheck(target, check, options.timeoutMs ?? DEFAULT_TIMEOUT_MS);
+    const result: CheckResult = { kind: 'check', suite, check: { id: check.id, title: check.title, needs: check.needs }, ...judge(check.id, outcome), durationMs: performance.now() - t0 };
+    results.push(result);
+    options.onResult?.(result, results.length, selected.length);
+  }
+  return finishRun(results, stale, started);
+}
+
+/** Judges outcomes against the expectation file (or the default rules); `stale`: entries matching no case of `all`. */
+function judgeAgainst(
+  all: readonly { readonly id: string }[],
+  options: Pick<RunOptions, 'strict' | 'expectations'>,
+  noun: 'vector' | 'check' = 'vector',
+): { judge: (id: string, outcome: Outcome) => Omit<Judged, 'durationMs'>; stale: RunResult<CaseResult>['stale'] } {
+  const strict = options.strict ?? false;
+  const matched = options.expectations ? matchExpectations(options.expectations, all, noun) : { byId: new Map<string, ExpectationEntry>(), stale: [] };
+  const judge = (id: string, outcome: Outcome): Omit<Judged, 'durationMs'> => {
+    const verdict = outcome.verdict;
+    const entry = matched.byId.get(id);
+    const expected: Verdict = entry ? entry.verdict : isExpectedByDefault(verdict, strict) ? verdict : 'pass';
+    const unexpected = entry ? entry.verdict !== verdict : !isExpectedByDefault(verdict, strict);
+    return { verdict, expected, expectation: entry, unexpected, findings: outcome.findings, diagnostics: outcome.diagnostics };
+  };
+  return { judge, stale: matched.stale };
+}
+
+/** The exit code and summary flags of a run's results. */
+function finishRun<R extends CaseResult>(results: R[], stale: RunResult<R>['stale'], started: number): RunResult<R> {
   const unexpected = results.filter((r) => r.unexpected);
   const harness = unexpected.some((r) => r.verdict === 'error' || r.verdict === 'timeout');
-  // A run in which no selected vector could run tested nothing: that is not a green run.
+  // A run in which no selected case could run tested nothing: that is not a green run.
   const testedNothing = results.length > 0 && results.every((r) => r.verdict === 'unsupported' || r.verdict === 'not-applicable');
-  const exitCode = harness || testedNothing ? 2 : unexpected.length > 0 || matched.stale.length > 0 ? 1 : 0;
-  return { results, stale: matched.stale, exitCode, durationMs: Date.now() - started, testedNothing };
+  const exitCode = harness || testedNothing ? 2 : unexpected.length > 0 || stale.length > 0 ? 1 : 0;
+  return { results, stale, exitCode, durationMs: Date.now() - started, testedNothing };
 }
 
 interface Outcome {
@@ -138,7 +191,6 @@ async function runOne(adapter: Adapter, vector: Vector, timeoutMs: number): Prom
     return { verdict: 'unsupported', findings: [{ verdict: 'unsupported', step: 0, check: 'capabilities', message: `the ${adapter.info.name} adapter lacks: ${what}` }] };
   }
   let closeSession: (() => Promise<void>) | undefined;
-  let timer: NodeJS.Timeout | undefined;
   let abandoned = false;
   /** Remembers how to close a session; one that opens after the timeout is closed at once. */
   const track = async (session: { close(): Promise<void> }): Promise<void> => {
@@ -163,23 +215,8 @@ async function runOne(adapter: Adapter, vector: Vector, timeoutMs: number): Prom
     const findings = await runDriverVector(vector, session, setup);
     return { verdict: combine(findings), findings };
   })();
-  const timeout = new Promise<Outcome>((resolve) => {
-    timer = setTimeout(
-      () => resolve({ verdict: 'timeout', findings: [{ verdict: 'timeout', step: 0, check: 'timeout', message: `the vector did not finish within ${timeoutMs} ms` }] }),
-      timeoutMs,
-    );
-  });
-  let outcome: Outcome;
-  try {
-    outcome = await Promise.race([work, timeout]);
-  } catch (e) {
-    outcome = errorOutcome(e);
-  } finally {
-    clearTimeout(timer);
-    abandoned = true;
-  }
-  // A late rejection of the abandoned work must not surface as an unhandled rejection.
-  work.catch(() => undefined);
+  const outcome = await raceTimeout(work, timeoutMs, 'vector', errorOutcome);
+  abandoned = true;
   if (closeSession) {
     try {
       await closeSession();
@@ -188,6 +225,57 @@ async function runOne(adapter: Adapter, vector: Vector, timeoutMs: number): Prom
     }
   }
   return outcome;
+}
+
+/** Runs one check with a fresh context and a timeout; never throws. */
+async function runOneCheck<C>(target: CheckTarget<C>, check: SuiteCheck<C>, timeoutMs: number): Promise<Outcome> {
+  let opened;
+  try {
+    opened = target.open(check);
+  } catch (e) {
+    return checkErrorOutcome(e);
+  }
+  if (opened.kind === 'unsupported') return { verdict: 'unsupported', findings: [{ verdict: 'unsupported', step: 0, check: 'needs', message: opened.reason }] };
+  const context = opened.context;
+  try {
+    return await raceTimeout(
+      (async (): Promise<Outcome> => {
+        const result = await check.run(context);
+        return { verdict: result.verdict, findings: [...result.findings] };
+      })(),
+      timeoutMs,
+      'check',
+      checkErrorOutcome,
+    );
+  } finally {
+    opened.close();
+  }
+}
+
+/**
+ * `work`'s outcome, or `timeout` once `timeoutMs` pass (the work is abandoned, and a late
+ * rejection of it is swallowed); a rejection is turned into an outcome by `onError`.
+ */
+async function raceTimeout(work: Promise<Outcome>, timeoutMs: number, what: 'vector' | 'check', onError: (e: unknown) => Outcome): Promise<Outcome> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<Outcome>((resolve) => {
+    timer = setTimeout(() => resolve({ verdict: 'timeout', findings: [{ verdict: 'timeout', step: 0, check: 'timeout', message: `the ${what} did not finish within ${timeoutMs} ms` }] }), timeoutMs);
+  });
+  try {
+    return await Promise.race([work, timeout]);
+  } catch (e) {
+    return onError(e);
+  } finally {
+    clearTimeout(timer);
+    // A late rejection of the abandoned work must not surface as an unhandled rejection.
+    work.catch(() => undefined);
+  }
+}
+
+/** A check threw: our side failed (checks return their verdicts, so a throw is never the target's fault). */
+function checkErrorOutcome(e: unknown): Outcome {
+  const message = e instanceof Error ? `${e.name}: ${e.message}` : String(e);
+  return { verdict: 'error', findings: [{ verdict: 'error', step: 0, check: 'harness', message: `our side failed: ${message}` }], diagnostics: e instanceof Error ? e.stack : undefined };
 }
 
 function errorOutcome(e: unknown): Outcome {

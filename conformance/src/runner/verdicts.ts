@@ -10,7 +10,7 @@ export type Verdict = (typeof VERDICTS)[number];
 /** Verdicts from worst to best: a vector's verdict is its worst finding's. */
 export const VERDICT_ORDER: readonly Verdict[] = ['error', 'timeout', 'fail', 'non-strict', 'acceptable', 'informational', 'unsupported', 'not-applicable', 'pass'];
 
-/** One observation worth reporting. Passing checks are not recorded. */
+/** One observation worth reporting. A vector records no passing check; a suite check records what it saw as one `pass` finding. */
 export interface Finding {
   readonly verdict: Verdict;
   /** 1-based step; 0 for set-up. */
