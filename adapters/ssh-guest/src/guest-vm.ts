@@ -13,6 +13,7 @@ import { ChildProcess, spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
+import { SizeStyle, formatSize } from '../../../spec/src/index';
 import { killOnExit, locateQemu, processAlive } from '../../qemu/src/qemu-process';
 import { QmpClient } from '../../qemu/src/qmp';
 import { GuestManifest, findTool, readManifest } from './guest-build';
@@ -88,8 +89,11 @@ export const GUEST_DEVICE_ID = 'vm0';
 /** The kernel command line. */
 export const GUEST_KERNEL_ARGS = 'console=ttyS0 memhp_default_state=online_movable panic=-1';
 
+/** QEMU's size syntax, in whole MiB where possible (`-m` reads a bare number as MiB, so memory is always whole MiB). */
+const QEMU_MIB: SizeStyle = { units: [[20n, 'M']], separator: '', bytesUnit: '', zero: '0M' };
+
 function sizeArg(bytes: bigint): string {
-  return bytes % MiB === 0n ? `${bytes / MiB}M` : `${bytes}`;
+  return formatSize(bytes, QEMU_MIB);
 }
 
 /** QEMU's argument vector for a guest (without daemonize/pidfile). Pure; checked values only. */
