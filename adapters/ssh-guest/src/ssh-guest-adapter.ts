@@ -41,7 +41,7 @@ import {
   SettleLimits,
   UnsupportedSetupError,
 } from '../../core/src/contract';
-import { QmpClient, QmpError, QmpTcpAddress } from '../../qemu/src/qmp';
+import { QmpClient, QmpError, QmpTcpAddress } from '../../qemu-platform/src/index';
 import { AsyncLocalStorage } from 'node:async_hooks';
 import * as fs from 'node:fs';
 import { findTool } from './guest-build';

@@ -31,7 +31,7 @@ import {
   protocolMask,
   u64Payload,
 } from '../src/protocol';
-import { findOnPath } from '../../qemu/src/qemu-process';
+import { findOnPath } from '../../qemu-platform/src/index';
 import { CheckResult, TRANSPORT_CHECKS, TransportCheckError, formatCheckResults, runTransportCheck, runTransportChecks } from '../src/transport-checks';
 
 const ROOT = path.resolve(__dirname, '..', '..', '..');

@@ -5,7 +5,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { GuestBuildError, buildGuest } from '../../../adapters/ssh-guest/src/guest-build';
 import { GuestOptionError, GuestVm, GuestVmError, downGuest, guestStatus, runArguments } from '../../../adapters/ssh-guest/src/guest-vm';
-import { QemuMissingError } from '../../../adapters/qemu/src/qemu-process';
+import { QemuMissingError } from '../../../adapters/qemu-platform/src/index';
 import { parseValue } from '../../../spec/src/index';
 import { OptionSpec, parseArgs } from './args';
 import { EXIT_OK, HarnessError, UsageError } from './usage-error';
