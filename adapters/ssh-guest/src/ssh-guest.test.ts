@@ -8,7 +8,7 @@ import { guestQemuArguments } from './guest-vm';
 import { configSnapshotReads, leValue, parseHexDump, parseVirtioCaps, parseWindowOutput, windowReadScript, checkedSysfsDevice } from './pci-config';
 import { TraceFollower, TraceParser, exchangeOf } from './qemu-trace';
 import { classifySshFailure, sshArguments } from './ssh-shell';
-import { parseIomem } from './ssh-guest-adapter';
+import { parseIomem } from './guest-driver-control';
 import { decodeRequest, decodeResponse } from '../../../model/src/codec/codec';
 
 const MiB = 1n << 20n;
