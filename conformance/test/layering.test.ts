@@ -56,12 +56,16 @@ const LAYERS: readonly Layer[] = [
   { files: 'adapters/core/', mayImport: ['spec/', 'adapters/core/'], nodeBuiltins: false, npmPackages: false, pure: false, why: 'the adapter contract imports only spec/' },
   // adapters/model: the in-process reference model.
   { files: 'adapters/model/', mayImport: ['adapters/core/', 'adapters/model/', 'spec/', 'model/'], nodeBuiltins: false, npmPackages: false, pure: false, why: 'the model adapter imports only the contract, spec/ and model/' },
-  // The guest adapter drives the QEMU that runs the guest: it shares the QEMU adapter's QMP client and binary lookup.
-  { files: 'adapters/ssh-guest/', mayImport: ['adapters/core/', 'adapters/ssh-guest/', 'adapters/virtio/', 'adapters/qemu/src/qmp', 'adapters/qemu/src/qemu-process', 'spec/', 'model/src/codec/', 'model/src/blocks/'], nodeBuiltins: true, npmPackages: false, pure: false, why: "the ssh-guest adapter imports only the contract, spec/, its own folder, the virtio layer, the QEMU adapter's QMP client and process helpers, the model's codec and blocks, and Node" },
+  // The QEMU platform: what the qemu and ssh-guest adapters share about driving a QEMU from the host (QMP, the virtio-mem device over QMP, processes); it knows no adapter.
+  { files: 'adapters/qemu-platform/', mayImport: ['adapters/qemu-platform/', 'adapters/core/', 'spec/'], nodeBuiltins: true, npmPackages: false, pure: false, why: 'the QEMU platform imports only itself, the adapter core, spec/ and Node — never an adapter' },
+  // The QEMU adapter: as other adapters, plus the QEMU platform through its door.
+  { files: 'adapters/qemu/', mayImport: ['adapters/core/', 'adapters/qemu/', 'adapters/qemu-platform/src/index', 'adapters/virtio/', 'spec/', 'model/src/codec/', 'model/src/driver/', 'model/src/blocks/'], nodeBuiltins: true, npmPackages: false, pure: false, why: "the qemu adapter imports only the contract, spec/, its own folder, the QEMU platform's door (adapters/qemu-platform/src/index), the model's codec/driver/blocks and Node" },
+  // The guest adapter drives the QEMU that runs the guest: the QEMU platform through its door, never the QEMU adapter.
+  { files: 'adapters/ssh-guest/', mayImport: ['adapters/core/', 'adapters/ssh-guest/', 'adapters/qemu-platform/src/index', 'adapters/virtio/', 'spec/', 'model/src/codec/', 'model/src/blocks/'], nodeBuiltins: true, npmPackages: false, pure: false, why: "the ssh-guest adapter imports only the contract, spec/, its own folder, the QEMU platform's door (adapters/qemu-platform/src/index), the model's codec and blocks, and Node" },
   // The vhost-user back-end (`vmemct serve-vhost-user`) is a device server, not an adapter: it serves the model (through its ModelHost) over the socket with the vhost-user protocol helpers and the virtio layer.
   { files: 'adapters/vhost-user-server/', mayImport: ['adapters/core/', 'adapters/vhost-user-server/', 'adapters/vhost-user/', 'adapters/virtio/', 'spec/', 'model/'], nodeBuiltins: true, npmPackages: false, pure: false, why: 'the vhost-user back-end imports only the contract, spec/, the model, the vhost-user protocol helpers, the virtio layer, its own folder and Node' },
-  // Other adapters act as the driver: the contract, spec/, the virtio layer, the model's codec, blocks and reference driver, Node I/O.
-  { files: 'adapters/<name>/', mayImport: ['adapters/core/', 'adapters/<name>/', 'adapters/virtio/', 'spec/', 'model/src/codec/', 'model/src/driver/', 'model/src/blocks/'], nodeBuiltins: true, npmPackages: false, pure: false, why: "an adapter imports only the contract, spec/, its own folder, the virtio layer, the model's codec/driver/blocks and Node" },
+  // Other adapters act as the driver: the contract, spec/, the model's codec, blocks and reference driver, Node I/O.
+  { files: 'adapters/<name>/', mayImport: ['adapters/core/', 'adapters/<name>/', 'adapters/virtio/', 'spec/', 'model/src/codec/', 'model/src/driver/', 'model/src/blocks/'], nodeBuiltins: true, npmPackages: false, pure: false, why: "an adapter imports only the contract, spec/, its own folder, the model's codec/driver/blocks and Node" },
   // The CLI is the only place concrete adapters are wired by name.
   { files: 'conformance/src/cli/', mayImport: ['*'], nodeBuiltins: true, npmPackages: true, pure: false, why: 'the CLI may import anything' },
   // The loader reads vector files; what a step means comes from the step-kind registry, never from the runner.
@@ -382,6 +386,27 @@ describe('the layering checker', () => {
       'adapters/qemu/bad.ts: ../vhost-user/peer',
       'adapters/qemu/bad.ts: ../../conformance/src/runner',
       'adapters/qemu/bad.ts: yaml',
+    ]);
+  });
+
+  test('should let the QEMU adapters reach the QEMU platform only through its door, and the platform no adapter', () => {
+    expect(
+      flagged({
+        'adapters/ssh-guest/src/a.ts':
+          "import { Q } from '../../qemu-platform/src/index';\nimport { M } from '../../qemu-platform/src/memory-device';\nimport { P } from '../../qemu/src/qemu-process';\n",
+        'adapters/qemu/src/b.ts': "import { Q } from '../../qemu-platform/src/index';\nimport { C } from '../../qemu-platform/src/qmp';\nimport { t } from './qtest';\n",
+        'adapters/qemu-platform/src/c.ts':
+          "import { sleep } from '../../core/src/sleep';\nimport { Q } from './qmp';\nimport { A } from '../../qemu/src/qemu-adapter';\nimport { G } from '../../ssh-guest/src/guest-link';\nimport { c } from '../../../model/src/codec/codec';\n",
+        'adapters/vhost-user/src/d.ts': "import { F } from '../../qemu-platform/src/index';\n",
+      }),
+    ).toEqual([
+      'adapters/ssh-guest/src/a.ts: ../../qemu-platform/src/memory-device',
+      'adapters/ssh-guest/src/a.ts: ../../qemu/src/qemu-process',
+      'adapters/qemu/src/b.ts: ../../qemu-platform/src/qmp',
+      'adapters/qemu-platform/src/c.ts: ../../qemu/src/qemu-adapter',
+      'adapters/qemu-platform/src/c.ts: ../../ssh-guest/src/guest-link',
+      'adapters/qemu-platform/src/c.ts: ../../../model/src/codec/codec',
+      'adapters/vhost-user/src/d.ts: ../../qemu-platform/src/index',
     ]);
   });
 

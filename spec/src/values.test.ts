@@ -1,5 +1,5 @@
 import fc from 'fast-check';
-import { formatHex, formatSize, isPowerOfTwo, parseValue, ParsedValue } from './values';
+import { SIZE_STYLES, SizeStyle, formatHex, formatSize, isPowerOfTwo, parseValue, ParsedValue } from './values';
 
 const KiB = 1n << 10n;
 const MiB = 1n << 20n;
@@ -265,6 +265,21 @@ describe('formatSize', () => {
       }),
       { numRuns: 1000 },
     );
+  });
+
+  test.each([
+    [0n, '0'],
+    [1536n, '1536'],
+    [2n * MiB, '2 MiB'],
+    [1024n * MiB, '1 GiB'],
+    [PiB, '1024 TiB'],
+  ])('should write %p as %s in prose', (bytes, text) => {
+    expect(formatSize(bytes, SIZE_STYLES.prose)).toBe(text);
+  });
+
+  test('should follow a caller\'s style, its zero included', () => {
+    const mebibytes: SizeStyle = { units: [[20n, 'M']], separator: '', bytesUnit: '', zero: '0M' };
+    expect([0n, 4096n, MiB, GiB].map((b) => formatSize(b, mebibytes))).toEqual(['0M', '4096', '1M', '1024M']);
   });
 });
 

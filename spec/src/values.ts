@@ -42,17 +42,35 @@ export function parseValue(input: string | number | bigint): ParsedValue {
   return { ok: false, reason: `'${text}' is not a number (use decimal, 0x hex, or a size such as 2MiB)` };
 }
 
-const SIZE_UNITS: readonly [bigint, string][] = [
-  [50n, 'PiB'], [40n, 'TiB'], [30n, 'GiB'], [20n, 'MiB'], [10n, 'KiB'],
-];
+/** How {@link formatSize} writes a size. */
+export interface SizeStyle {
+  /** The units to try, largest first: a shift (the unit is `1 << shift` bytes) and its name. */
+  readonly units: readonly (readonly [shift: bigint, name: string])[];
+  /** Between the number and the unit. */
+  readonly separator: string;
+  /** After a count of bytes that no unit divides. */
+  readonly bytesUnit: string;
+  /** How zero is written (default `0`). */
+  readonly zero?: string;
+}
 
-/** Formats a byte count with the largest binary unit that divides it exactly (`2MiB`, `1536KiB`). */
-export function formatSize(bytes: bigint): string {
-  if (bytes === 0n) return '0';
-  for (const [shift, unit] of SIZE_UNITS) {
-    if (bytes % (1n << shift) === 0n) return `${bytes >> shift}${unit}`;
+const BINARY_UNITS = [[40n, 'TiB'], [30n, 'GiB'], [20n, 'MiB'], [10n, 'KiB']] as const;
+
+/** The ways sizes are written. */
+export const SIZE_STYLES = {
+  /** The value syntax above, which {@link parseValue} reads back: `2MiB`, `1536KiB`, `4097B`. */
+  value: { units: [[50n, 'PiB'], ...BINARY_UNITS], separator: '', bytesUnit: 'B' },
+  /** Prose, as the documentation writes a device set-up: `2 MiB`, `1 GiB`, `4097`. */
+  prose: { units: BINARY_UNITS, separator: ' ', bytesUnit: '' },
+} as const satisfies Record<string, SizeStyle>;
+
+/** Formats a byte count with the largest unit of `style` that divides it exactly (by default `2MiB`, `1536KiB`). */
+export function formatSize(bytes: bigint, style: SizeStyle = SIZE_STYLES.value): string {
+  if (bytes === 0n) return style.zero ?? '0';
+  for (const [shift, unit] of style.units) {
+    if (bytes % (1n << shift) === 0n) return `${bytes >> shift}${style.separator}${unit}`;
   }
-  return `${bytes}B`;
+  return `${bytes}${style.bytesUnit}`;
 }
 
 /** Formats a value as lower-case hex with a `0x` prefix. */

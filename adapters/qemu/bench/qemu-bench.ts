@@ -10,7 +10,8 @@ import { encodeRequest } from '../../../model/src/codec/codec';
 import { VIRTIO_MEM_REQ_PLUG, VIRTIO_MEM_REQ_STATE, VIRTIO_MEM_REQ_UNPLUG, VirtioMemResponseLayout } from '../../../spec/src/index';
 import type { DeviceSetup } from '../../core/src/contract';
 import { createQemuAdapter, qemuArguments } from '../src/qemu-adapter';
-import { QemuMissingError, QemuProcess, locateQemu } from '../src/qemu-process';
+import { QemuMissingError, locateQemu } from '../../qemu-platform/src/index';
+import { QemuProcess } from '../src/qemu-process';
 import { VirtioPciDriver } from '../src/virtio-pci';
 
 const MiB = 1n << 20n;

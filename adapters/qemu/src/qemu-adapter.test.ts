@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import { UnsupportedSetupError } from '../../core/src/contract';
 import type { DeviceSetup } from '../../core/src/contract';
 import { qemuArguments } from './qemu-adapter';
-import { QemuMissingError, locateQemu } from './qemu-process';
+import { QemuMissingError, locateQemu } from '../../qemu-platform/src/index';
 
 const KiB = 1n << 10n;
 const MiB = 1n << 20n;

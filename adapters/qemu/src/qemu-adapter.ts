@@ -35,8 +35,8 @@ import {
   ResizeOutcome,
   UnsupportedSetupError,
 } from '../../core/src/contract';
-import { QemuBinary, QemuBinaryOptions, QemuProcess, QemuStartError, locateQemu, removeStaleTempDirs } from './qemu-process';
-import { QmpError } from './qmp';
+import { HostView, QemuBinary, QemuMemoryDevice, QmpError, locateQemu } from '../../qemu-platform/src/index';
+import { QemuBinaryOptions, QemuProcess, QemuStartError, removeStaleTempDirs } from './qemu-process';
 import { VirtioPciDriver } from './virtio-pci';
 
 const MiB = 1n << 20n;
@@ -158,6 +158,8 @@ function instanceKey(setup: DeviceSetup): string {
 interface Instance {
   readonly key: string;
   readonly qemu: QemuProcess;
+  /** The host's handle on the device (QMP). */
+  readonly memory: QemuMemoryDevice;
   driver: VirtioPciDriver;
   /** Set when the instance must not be reused (broken device, failed command, timeout). */
   spoiled: boolean;
@@ -167,14 +169,7 @@ interface Instance {
 export function createQemuAdapter(options: QemuAdapterOptions = {}): Adapter {
   const binary = options.located ?? locateQemu(options.binary);
   removeStaleTempDirs();
-  const commandTimeoutMs = options.commandTimeoutMs ?? 5000;
-  const reuse = options.reuse ?? true;
-  let idle: Instance | undefined;
-  const active = new Set<Instance>();
-  /** Opens still running (the runner may give up on one and dispose meanwhile). */
-  const opening = new Set<Promise<unknown>>();
-  let disposed = false;
-
+  const pool = new QemuInstancePool(binary, options);
   const info: AdapterInfo = {
     name: 'qemu',
     implementation: `QEMU ${binary.version}`,
@@ -182,20 +177,44 @@ export function createQemuAdapter(options: QemuAdapterOptions = {}): Adapter {
     capabilities: QEMU_CAPABILITIES,
     timeoutMultiplier: 2,
   };
+  return { info, openDevice: (setup) => pool.open(setup), dispose: () => pool.dispose() };
+}
 
-  async function launch(setup: DeviceSetup, key: string): Promise<Instance> {
+/**
+ * The QEMUs of one adapter: at most one idle instance kept for the next vector with the same
+ * device parameters, the instances in use by open sessions, and the opens still under way.
+ */
+class QemuInstancePool {
+  private readonly commandTimeoutMs: number;
+  private readonly reuse: boolean;
+  private idle: Instance | undefined;
+  private readonly active = new Set<Instance>();
+  /** Opens still running (the runner may give up on one and dispose meanwhile). */
+  private readonly opening = new Set<Promise<unknown>>();
+  private disposed = false;
+
+  constructor(
+    private readonly binary: QemuBinary,
+    private readonly options: QemuAdapterOptions,
+  ) {
+    this.commandTimeoutMs = options.commandTimeoutMs ?? 5000;
+    this.reuse = options.reuse ?? true;
+  }
+
+  private async launch(setup: DeviceSetup, key: string): Promise<Instance> {
     const args = qemuArguments(setup);
     let qemu: QemuProcess;
     try {
       // Start-up gets at least 10 s (a loaded machine); every later command gets commandTimeoutMs.
-      qemu = await QemuProcess.start(binary, args, Math.max(commandTimeoutMs, 10_000), commandTimeoutMs);
+      qemu = await QemuProcess.start(this.binary, args, Math.max(this.commandTimeoutMs, 10_000), this.commandTimeoutMs);
     } catch (e) {
       if (e instanceof QemuStartError) throw new AdapterError(e.message, e.stderr);
       throw e;
     }
     try {
-      options.onStart?.(qemu.pid);
-      return { key, qemu, driver: await VirtioPciDriver.probe(qemu.qtest), spoiled: false };
+      this.options.onStart?.(qemu.pid);
+      const memory = new QemuMemoryDevice(qemu.qmp, DEVICE_ID);
+      return { key, qemu, memory, driver: await VirtioPciDriver.probe(qemu.qtest), spoiled: false };
     } catch (e) {
       await qemu.kill();
       throw new AdapterError(`probing the virtio-mem function failed: ${(e as Error).message}`, qemu.stderr);
@@ -203,10 +222,10 @@ export function createQemuAdapter(options: QemuAdapterOptions = {}): Adapter {
   }
 
   /** Brings an instance to the vector's starting state: requested_size, nothing else plugged, then the initial blocks; the device left reset. */
-  async function prepare(instance: Instance, setup: DeviceSetup, reused: boolean): Promise<void> {
-    const { driver, qemu } = instance;
+  private async prepare(instance: Instance, setup: DeviceSetup, reused: boolean): Promise<void> {
+    const { driver, memory } = instance;
     await driver.reset();
-    if (reused) await setRequestedSize(qemu, setup.requested_size);
+    if (reused) await memory.setRequestedSize(setup.requested_size);
     const plugged = setup.plugged.reduce((n, r) => n + BigInt(r.count), 0n) * setup.block_size;
     if (reused || plugged > 0n) {
       const init = await driver.initialise((offered) => offered);
@@ -226,51 +245,54 @@ export function createQemuAdapter(options: QemuAdapterOptions = {}): Adapter {
     driver.configInterrupts = 0;
   }
 
-  return {
-    info,
-    async openDevice(setup) {
-      if (disposed) throw new AdapterError('the QEMU adapter was disposed');
-      const open = openInstance(setup);
-      opening.add(open);
-      try {
-        const instance = await open;
-        if (disposed) {
-          await instance.qemu.kill();
-          throw new AdapterError('the QEMU adapter was disposed while the device was being opened');
-        }
-        active.add(instance);
-        return new QemuDeviceSession(instance, setup, async (done) => {
-          active.delete(done);
-          if (reuse && !disposed && !done.spoiled && done.qemu.running && !idle) idle = done;
-          else await done.qemu.kill();
-        });
-      } finally {
-        opening.delete(open);
+  /** Opens a session on an instance in the vector's starting state. */
+  async open(setup: DeviceSetup): Promise<QemuDeviceSession> {
+    if (this.disposed) throw new AdapterError('the QEMU adapter was disposed');
+    const open = this.openInstance(setup);
+    this.opening.add(open);
+    try {
+      const instance = await open;
+      if (this.disposed) {
+        await instance.qemu.kill();
+        throw new AdapterError('the QEMU adapter was disposed while the device was being opened');
       }
-    },
-    async dispose() {
-      disposed = true;
-      await Promise.allSettled([...opening]);
-      const all = [...active, ...(idle ? [idle] : [])];
-      idle = undefined;
-      active.clear();
-      await Promise.all(all.map((i) => i.qemu.stop()));
-    },
-  };
+      this.active.add(instance);
+      return new QemuDeviceSession(instance, setup, (done) => this.release(done));
+    } finally {
+      this.opening.delete(open);
+    }
+  }
+
+  /** Takes back an instance whose session closed: kept idle when it can serve the next vector, else ended. */
+  private async release(done: Instance): Promise<void> {
+    this.active.delete(done);
+    if (this.reuse && !this.disposed && !done.spoiled && done.qemu.running && !this.idle) this.idle = done;
+    else await done.qemu.kill();
+  }
+
+  /** Ends every QEMU, once the opens under way have finished. */
+  async dispose(): Promise<void> {
+    this.disposed = true;
+    await Promise.allSettled([...this.opening]);
+    const all = [...this.active, ...(this.idle ? [this.idle] : [])];
+    this.idle = undefined;
+    this.active.clear();
+    await Promise.all(all.map((i) => i.qemu.stop()));
+  }
 
   /** An instance in the vector's starting state: the idle one when its parameters match, else a new QEMU. */
-  async function openInstance(setup: DeviceSetup): Promise<Instance> {
+  private async openInstance(setup: DeviceSetup): Promise<Instance> {
     const key = instanceKey(setup);
     qemuArguments(setup);
     let instance: Instance | undefined;
-    if (idle && reuse && idle.key === key && !idle.spoiled && idle.qemu.running) {
-      instance = idle;
-      idle = undefined;
+    if (this.idle && this.reuse && this.idle.key === key && !this.idle.spoiled && this.idle.qemu.running) {
+      instance = this.idle;
+      this.idle = undefined;
       try {
-        await prepare(instance, setup, true);
+        await this.prepare(instance, setup, true);
       } catch (e) {
         if (e instanceof UnsupportedSetupError) {
-          idle = instance;
+          this.idle = instance;
           throw e;
         }
         await instance.qemu.kill();
@@ -278,14 +300,14 @@ export function createQemuAdapter(options: QemuAdapterOptions = {}): Adapter {
       }
     }
     if (!instance) {
-      if (idle) {
-        const old = idle;
-        idle = undefined;
+      if (this.idle) {
+        const old = this.idle;
+        this.idle = undefined;
         await old.qemu.stop();
       }
-      instance = await launch(setup, key);
+      instance = await this.launch(setup, key);
       try {
-        await prepare(instance, setup, false);
+        await this.prepare(instance, setup, false);
       } catch (e) {
         await instance.qemu.kill();
         if (e instanceof UnsupportedSetupError) throw e;
@@ -302,34 +324,6 @@ function describeInstance(qemu: QemuProcess): string {
   const stderr = qemu.stderr.trim();
   lines.push(stderr ? `stderr:\n${stderr}` : 'stderr: (empty)');
   return lines.join('\n');
-}
-
-/** The device as QEMU's host side reports it (QMP `query-memory-devices`). */
-export interface HostView {
-  /** Plugged size (`size`). */
-  readonly size: bigint;
-  readonly requestedSize: bigint;
-  readonly blockSize: bigint;
-  readonly maxSize: bigint;
-  readonly memaddr: bigint;
-  readonly node: number;
-}
-
-/** Reads the virtio-mem device's entry of `query-memory-devices`. */
-export async function queryHostView(qemu: QemuProcess): Promise<HostView> {
-  const devices = (await qemu.qmp.execute('query-memory-devices')) as { type: string; data: Record<string, unknown> }[];
-  const entry = devices.find((d) => d.type === 'virtio-mem' && d.data.id === DEVICE_ID);
-  if (!entry) throw new Error(`query-memory-devices lists no virtio-mem device '${DEVICE_ID}'`);
-  const big = (key: string): bigint => {
-    const value = entry.data[key];
-    if (typeof value !== 'number') throw new Error(`query-memory-devices gave no numeric '${key}' for '${DEVICE_ID}'`);
-    return BigInt(value);
-  };
-  return { size: big('size'), requestedSize: big('requested-size'), blockSize: big('block-size'), maxSize: big('max-size'), memaddr: big('memaddr'), node: Number(entry.data.node) };
-}
-
-async function setRequestedSize(qemu: QemuProcess, requested: bigint): Promise<void> {
-  await qemu.qmp.execute('qom-set', { path: DEVICE_ID, property: 'requested-size', value: requested });
 }
 
 async function expectAck(driver: VirtioPciDriver, request: Parameters<typeof encodeRequest>[0], what: string): Promise<void> {
@@ -405,7 +399,7 @@ export class QemuDeviceSession implements DeviceSession {
   resize(requestedSize: bigint): Promise<ResizeOutcome> {
     return this.guarded('resize', async () => {
       try {
-        await setRequestedSize(this.instance.qemu, requestedSize);
+        await this.instance.memory.setRequestedSize(requestedSize);
       } catch (e) {
         if (e instanceof QmpError && e.qmpClass === 'GenericError') return { kind: 'refused', reason: e.message };
         throw e;
@@ -421,10 +415,9 @@ export class QemuDeviceSession implements DeviceSession {
 
   systemReset(): Promise<void> {
     return this.guarded('system reset', async () => {
-      const { qemu } = this.instance;
-      qemu.qmp.clearEvents();
-      await qemu.qmp.execute('system_reset');
-      await qemu.qmp.nextEvent('RESET');
+      const { qemu, memory } = this.instance;
+      const reset = await memory.systemReset();
+      if (reset.kind === 'no-reset-event') throw reset.error;
       // The platform reset cleared the BARs: enumerate again, keeping the interrupt count.
       const interrupts = this.instance.driver.configInterrupts;
       this.instance.driver = await VirtioPciDriver.probe(qemu.qtest);
@@ -459,7 +452,7 @@ export class QemuDeviceSession implements DeviceSession {
 
   /** The host's view of the device (QMP), beyond the contract: for cross-checks against the config space. */
   hostView(): Promise<HostView> {
-    return this.guarded('query-memory-devices', () => queryHostView(this.instance.qemu));
+    return this.guarded('query-memory-devices', () => this.instance.memory.hostView());
   }
 
   /** Waits for QEMU's next MEMORY_DEVICE_SIZE_CHANGE event (QEMU throttles them to one per second). */

@@ -8,17 +8,12 @@
  * every live instance is also killed by PID when this process exits; stderr is drained into a
  * bounded buffer that failing vectors get as diagnostics.
  */
-import { ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { QemuBinary, QmpClient, forgetChild, killOnExit, processAlive } from '../../qemu-platform/src/index';
 import { QtestClient } from './qtest';
-import { QmpClient } from './qmp';
-
-/** The QEMU binary could not be found or does not run. */
-export class QemuMissingError extends Error {
-  override readonly name = 'QemuMissingError';
-}
 
 /** QEMU started but did not become ready (bad arguments, a crash at start-up). */
 export class QemuStartError extends Error {
@@ -34,48 +29,6 @@ export interface QemuBinaryOptions {
   readonly binary?: string;
   /** Bound on start-up and on each qtest batch or QMP command, in milliseconds. */
   readonly commandTimeoutMs?: number;
-}
-
-/** The QEMU binary and its version, checked once. */
-export interface QemuBinary {
-  readonly path: string;
-  /** e.g. `7.2.22`. */
-  readonly version: string;
-  /** Whether `setpriv --pdeathsig` is available to tie QEMU to this process. */
-  readonly setpriv: string | undefined;
-}
-
-const DEFAULT_BINARY = 'qemu-system-x86_64';
-
-/** Finds QEMU and reads its version; throws {@link QemuMissingError} naming the package to install. */
-export function locateQemu(binary: string | undefined = process.env.VMEMCT_QEMU): QemuBinary {
-  const wanted = binary && binary.length > 0 ? binary : DEFAULT_BINARY;
-  const resolved = wanted.includes('/') ? wanted : findOnPath(wanted);
-  const hint = 'install it with `apt-get install --no-install-recommends qemu-system-x86` (Debian/Ubuntu) or point --qemu / VMEMCT_QEMU at the binary';
-  if (!resolved) throw new QemuMissingError(`${wanted} was not found on PATH; ${hint}`);
-  if (!fs.existsSync(resolved)) throw new QemuMissingError(`${resolved} does not exist; ${hint}`);
-  const probe = spawnSync(resolved, ['--version'], { encoding: 'utf8', timeout: 10_000 });
-  if (probe.error || probe.status !== 0) {
-    throw new QemuMissingError(`${resolved} does not run (${probe.error?.message ?? `exit ${probe.status}`}); ${hint}`);
-  }
-  const m = /QEMU emulator version ([0-9]+\.[0-9]+(?:\.[0-9]+)?)/.exec(probe.stdout);
-  if (!m) throw new QemuMissingError(`${resolved} is not QEMU (its --version does not say "QEMU emulator version"); ${hint}`);
-  return { path: resolved, version: m[1]!, setpriv: findOnPath('setpriv') };
-}
-
-/** Finds an executable `name` on PATH, then in `extraDirs` (e.g. the sbin folders). */
-export function findOnPath(name: string, extraDirs: readonly string[] = []): string | undefined {
-  for (const dir of [...(process.env.PATH ?? '').split(path.delimiter), ...extraDirs]) {
-    if (!dir) continue;
-    const candidate = path.join(dir, name);
-    try {
-      fs.accessSync(candidate, fs.constants.X_OK);
-      if (fs.statSync(candidate).isFile()) return candidate;
-    } catch {
-      /* next */
-    }
-  }
-  return undefined;
 }
 
 const STDERR_LIMIT = 16 * 1024;
@@ -107,48 +60,6 @@ export function removeStaleTempDirs(): void {
   }
 }
 
-/** Whether a process is alive; a zombie (dead, not yet reaped) is not. */
-export function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.charAt(stat.lastIndexOf(')') + 2) !== 'Z';
-  } catch {
-    return true;
-  }
-}
-const live = new Set<ChildProcess>();
-let exitHookInstalled = false;
-
-/**
- * Kills `child` if it is still running when this process exits (normal exit, or an uncaught
- * error). For children that must not outlive the runner: QEMU, ssh.
- */
-export function killOnExit(child: ChildProcess): void {
-  installExitHook();
-  live.add(child);
-  child.once('exit', () => live.delete(child));
-}
-
-/** Kills every child still running when this process exits (normal exit, or an uncaught error). */
-function installExitHook(): void {
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  process.on('exit', () => {
-    for (const child of live) {
-      try {
-        child.kill('SIGKILL');
-      } catch {
-        /* already gone */
-      }
-    }
-  });
-}
-
 /** A running QEMU with its qtest and QMP connections. */
 export class QemuProcess {
   private stderrText = '';
@@ -169,7 +80,6 @@ export class QemuProcess {
     this.exited = new Promise((resolve) => {
       child.once('exit', (code, signal) => {
         this.exitInfo = signal ? `killed by ${signal}` : `exited with status ${code}`;
-        live.delete(child);
         qtest.fail(new Error(`QEMU ${this.exitInfo}`));
         this.qmpClient?.close();
         resolve();
@@ -262,7 +172,7 @@ export class QemuProcess {
   async kill(): Promise<void> {
     if (this.running && this.child.pid === undefined) {
       this.exitInfo = 'did not start';
-      live.delete(this.child);
+      forgetChild(this.child);
       this.qtest.fail(new Error('QEMU did not start'));
     }
     if (this.running) {

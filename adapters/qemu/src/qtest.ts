@@ -9,6 +9,7 @@
  * command is built here from numbers we format ourselves; nothing textual from a vector reaches it.
  */
 import type { Readable, Writable } from 'node:stream';
+import { formatHex } from '../../../spec/src/index';
 
 /** Why a qtest batch did not complete. */
 export class QtestError extends Error {
@@ -27,7 +28,7 @@ interface Pending {
 export function hex(value: bigint | number): string {
   const v = BigInt(value);
   if (v < 0n || v > 0xffff_ffff_ffff_ffffn) throw new RangeError(`qtest value out of range: ${v}`);
-  return `0x${v.toString(16)}`;
+  return formatHex(v);
 }
 
 /** One qtest command, built from checked numbers only. */

@@ -4,7 +4,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { locateQemu } from '../src/qemu-process';
+import { locateQemu } from '../../qemu-platform/src/index';
 import type { DeviceSetup } from '../../core/src/contract';
 import { loadVectors } from '../../../conformance/src/loader/load';
 import type { Vector } from '../../../conformance/src/loader/types';

@@ -10,7 +10,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as zlib from 'node:zlib';
-import { findOnPath } from '../../qemu/src/qemu-process';
+import { findOnPath } from '../../qemu-platform/src/index';
 import { CpioEntry, cpioArchive } from './cpio';
 
 /** The build could not be done (a missing tool, no network, an unexpected package layout). */

@@ -13,8 +13,9 @@ import { ChildProcess, spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
-import { killOnExit, locateQemu, processAlive } from '../../qemu/src/qemu-process';
-import { QmpClient } from '../../qemu/src/qmp';
+import { SizeStyle, formatSize } from '../../../spec/src/index';
+import { sleep } from '../../core/src/sleep';
+import { MemoryDeviceEntry, QmpClient, killOnExit, listVirtioMemDevices, locateQemu, processAlive } from '../../qemu-platform/src/index';
 import { GuestManifest, findTool, readManifest } from './guest-build';
 import { GuestShell, SshTarget, waitForSsh } from './ssh-shell';
 
@@ -88,8 +89,11 @@ export const GUEST_DEVICE_ID = 'vm0';
 /** The kernel command line. */
 export const GUEST_KERNEL_ARGS = 'console=ttyS0 memhp_default_state=online_movable panic=-1';
 
+/** QEMU's size syntax, in whole MiB where possible (`-m` reads a bare number as MiB, so memory is always whole MiB). */
+const QEMU_MIB: SizeStyle = { units: [[20n, 'M']], separator: '', bytesUnit: '', zero: '0M' };
+
 function sizeArg(bytes: bigint): string {
-  return bytes % MiB === 0n ? `${bytes / MiB}M` : `${bytes}`;
+  return formatSize(bytes, QEMU_MIB);
 }
 
 /** QEMU's argument vector for a guest (without daemonize/pidfile). Pure; checked values only. */
@@ -279,7 +283,7 @@ async function stopGuestProcess(state: GuestState, runDir: string, graceMs: numb
     /* fall through to the signal */
   }
   const deadline = Date.now() + graceMs;
-  while (Date.now() < deadline && processAlive(state.pid)) await new Promise((r) => setTimeout(r, 50));
+  while (Date.now() < deadline && processAlive(state.pid)) await sleep(50);
   if (processAlive(state.pid)) {
     try {
       process.kill(state.pid, 'SIGKILL');
@@ -287,7 +291,7 @@ async function stopGuestProcess(state: GuestState, runDir: string, graceMs: numb
       /* gone */
     }
     const killDeadline = Date.now() + 3000;
-    while (Date.now() < killDeadline && processAlive(state.pid)) await new Promise((r) => setTimeout(r, 20));
+    while (Date.now() < killDeadline && processAlive(state.pid)) await sleep(20);
   }
   return true;
 }
@@ -307,7 +311,8 @@ export interface GuestStatus {
   readonly running: boolean;
   readonly state?: GuestState;
   readonly sshAnswers?: boolean;
-  readonly device?: Record<string, unknown>;
+  /** The virtio-mem device's entry of `query-memory-devices`, as QEMU gave it. */
+  readonly device?: MemoryDeviceEntry;
 }
 
 /** `guest status`. */
@@ -318,9 +323,9 @@ export async function guestStatus(dir: string, runDir = path.join(dir, 'run')): 
   let device: Record<string, unknown> | undefined;
   try {
     const qmp = await QmpClient.connect(state.controlSocket, Date.now() + 1000, 3000);
-    const devices = (await qmp.execute('query-memory-devices')) as { type: string; data: Record<string, unknown> }[];
+    const devices = await listVirtioMemDevices(qmp);
     qmp.close();
-    device = devices.find((d) => d.type === 'virtio-mem')?.data;
+    device = devices[0];
   } catch {
     /* reported as unknown */
   }

@@ -8,7 +8,8 @@ import { guestQemuArguments } from './guest-vm';
 import { configSnapshotReads, leValue, parseHexDump, parseVirtioCaps, parseWindowOutput, windowReadScript, checkedSysfsDevice } from './pci-config';
 import { TraceFollower, TraceParser, exchangeOf } from './qemu-trace';
 import { classifySshFailure, sshArguments } from './ssh-shell';
-import { parseIomem } from './ssh-guest-adapter';
+import { VectorEpochs } from './vector-epochs';
+import { parseIomem } from './guest-driver-control';
 import { decodeRequest, decodeResponse } from '../../../model/src/codec/codec';
 
 const MiB = 1n << 20n;
@@ -231,5 +232,23 @@ describe('/proc/iomem', () => {
       { start: 0x100000000n, end: 0x13fffffffn, name: 'virtio1' },
       { start: 0x100000000n, end: 0x107ffffffn, name: 'System RAM (virtio_mem)' },
     ]);
+  });
+});
+
+describe('VectorEpochs', () => {
+  test('lets the current vector and work outside any vector through, and fails the next command of an abandoned vector', async () => {
+    const epochs = new VectorEpochs();
+    const first = epochs.next();
+    let resume: () => void = () => undefined;
+    const abandoned = epochs.run(first, async () => {
+      await new Promise<void>((r) => (resume = r));
+      epochs.check();
+    });
+    const second = epochs.next();
+    await expect(epochs.run(second, async () => epochs.check())).resolves.toBeUndefined();
+    expect(() => epochs.check()).not.toThrow();
+    resume();
+    await expect(abandoned).rejects.toThrow('abandoned: a later vector has taken over the guest');
+    expect(epochs.current).toBe(second);
   });
 });

@@ -10,7 +10,8 @@
 import { ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
-import { killOnExit } from '../../qemu/src/qemu-process';
+import { sleep } from '../../core/src/sleep';
+import { killOnExit } from '../../qemu-platform/src/index';
 
 /** Where and as whom to log in. */
 export interface SshTarget {
@@ -209,7 +210,7 @@ export async function waitForSsh(target: SshTarget, timeoutMs: number, options: 
       last = e as Error;
       if (e instanceof SshError && (e.kind === 'auth' || e.kind === 'host-key' || e.kind === 'missing-client')) throw e;
     }
-    await new Promise((r) => setTimeout(r, 250));
+    await sleep(250);
   }
   throw new SshError(`${target.host}:${target.port}: the guest did not answer over SSH within ${timeoutMs} ms (${last?.message ?? 'no attempt'})`, 'timeout');
 }

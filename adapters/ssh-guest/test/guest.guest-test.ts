@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { buildGuest } from '../src/guest-build';
 import { GuestVm, freePort, readState, runArguments } from '../src/guest-vm';
-import { QmpClient } from '../../qemu/src/qmp';
+import { QmpClient } from '../../qemu-platform/src/index';
 
 const ROOT = path.resolve(__dirname, '..', '..', '..');
 const CLI = path.join(ROOT, 'conformance', 'bin', 'vmemct.js');

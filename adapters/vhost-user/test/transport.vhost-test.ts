@@ -31,7 +31,7 @@ import {
   protocolMask,
   u64Payload,
 } from '../src/protocol';
-import { findOnPath } from '../../qemu/src/qemu-process';
+import { findOnPath } from '../../qemu-platform/src/index';
 import Ajv2020 from 'ajv/dist/2020';
 import { ALL_SCHEMAS, ResultsSchema } from '../../../spec/src/index';
 import { probeVhostUserBackend } from '../../../conformance/src/cli/vhost-user-commands';

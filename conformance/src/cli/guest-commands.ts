@@ -5,7 +5,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { GuestBuildError, buildGuest } from '../../../adapters/ssh-guest/src/guest-build';
 import { GuestOptionError, GuestVm, GuestVmError, downGuest, guestStatus, runArguments } from '../../../adapters/ssh-guest/src/guest-vm';
-import { QemuMissingError } from '../../../adapters/qemu/src/qemu-process';
+import { QemuMissingError } from '../../../adapters/qemu-platform/src/index';
+import { parseValue } from '../../../spec/src/index';
 import { OptionSpec, parseArgs } from './args';
 import { EXIT_OK, HarnessError, UsageError } from './usage-error';
 import type { CliIo } from './main';
@@ -17,15 +18,11 @@ export function defaultGuestDir(): string {
   return path.join(cache, 'vmemct', 'guest');
 }
 
-const UNITS: Readonly<Record<string, bigint>> = { '': 1n, K: 1n << 10n, KiB: 1n << 10n, M: 1n << 20n, MiB: 1n << 20n, G: 1n << 30n, GiB: 1n << 30n, T: 1n << 40n, TiB: 1n << 40n };
-
-/** A size option: decimal or 0x hex bytes, or a number with K/M/G/T or KiB/MiB/GiB/TiB. */
+/** A size option, in the value syntax of vectors: decimal or 0x hex bytes, or a number with a binary unit (`2MiB`, `1G`). */
 export function parseSize(command: string, option: string, text: string): bigint {
-  const hex = /^0x([0-9a-fA-F]+)$/.exec(text);
-  if (hex) return BigInt(`0x${hex[1]}`);
-  const m = /^([0-9]+)\s*(K|KiB|M|MiB|G|GiB|T|TiB)?$/.exec(text);
-  if (!m) throw new UsageError(`${command}: --${option} must be a size such as 2MiB or 1GiB (got '${text}')`);
-  return BigInt(m[1]!) * UNITS[m[2] ?? '']!;
+  const parsed = parseValue(text);
+  if (!parsed.ok) throw new UsageError(`${command}: --${option} must be a size such as 2MiB or 1GiB (got '${text}')`);
+  return parsed.value;
 }
 
 const GUEST_OPTIONS: Readonly<Record<string, OptionSpec>> = {

@@ -7,7 +7,7 @@ import { REQUIREMENTS } from '../../../spec/src/index';
 import type { Adapter, DeviceSession, DeviceSetup } from '../../../adapters/core/src/contract';
 import { createModelAdapter } from '../../../adapters/model/src/model-adapter';
 import { createQemuAdapter } from '../../../adapters/qemu/src/qemu-adapter';
-import { QemuMissingError } from '../../../adapters/qemu/src/qemu-process';
+import { QemuMissingError } from '../../../adapters/qemu-platform/src/index';
 import { SshGuestSetupError, connectSshGuestAdapter } from '../../../adapters/ssh-guest/src/ssh-guest-adapter';
 import type { SshGuestOptions } from '../../../adapters/ssh-guest/src/ssh-guest-adapter';
 import { VhostUserSetupError, connectVhostUserAdapter } from '../../../adapters/vhost-user/src/vhost-user-adapter';

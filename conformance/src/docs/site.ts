@@ -6,7 +6,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
-import { FEATURE_BITS, LAYOUTS, REQUIREMENTS, Requirement } from '../../../spec/src/index';
+import { FEATURE_BITS, LAYOUTS, REQUIREMENTS, Requirement, SIZE_STYLES, formatSize } from '../../../spec/src/index';
 import { DEVICE_PROFILES, DeviceProfile } from '../../../model/src/index';
 import type { Vector } from '../loader/types';
 import { evaluateSetup } from '../runner/setup';
@@ -245,10 +245,7 @@ function flow(value: unknown, classes: boolean): string {
 }
 
 function setupText(v: Vector): string {
-  const format = (n: bigint): string => {
-    for (const [unit, size] of [['TiB', 1n << 40n], ['GiB', 1n << 30n], ['MiB', 1n << 20n], ['KiB', 1n << 10n]] as const) if (n !== 0n && n % size === 0n) return `${n / size} ${unit}`;
-    return `${n}`;
-  };
+  const format = (n: bigint): string => formatSize(n, SIZE_STYLES.prose);
   const evaluated = evaluateSetup(v);
   if (!evaluated.ok) return `<span class="muted">${esc(evaluated.reason)}</span>`;
   const s = evaluated.setup;

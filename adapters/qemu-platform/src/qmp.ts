@@ -3,6 +3,7 @@
  * so answers are matched to them; events are kept so callers can wait for one (e.g. `RESET`).
  */
 import * as net from 'node:net';
+import { sleep } from '../../core/src/sleep';
 
 /** A QMP command that failed or could not be sent. */
 export class QmpError extends Error {
@@ -75,7 +76,7 @@ export class QmpClient {
         return client;
       } catch (e) {
         if (Date.now() > deadline || gone()) throw new QmpError(`cannot connect to QMP at ${where}: ${(e as Error).message}`);
-        await new Promise((r) => setTimeout(r, 5));
+        await sleep(5);
       }
     }
   }

@@ -2,6 +2,7 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { QemuMemoryDevice } from './memory-device';
 import { QmpClient, QmpError, encodeMessage } from './qmp';
 
 describe('encodeMessage', () => {
@@ -281,5 +282,63 @@ describe('QmpClient', () => {
     const pending = client.execute('stuck');
     client.close();
     await expect(pending).rejects.toThrow(/QMP connection closed/);
+  });
+});
+
+describe('QemuMemoryDevice', () => {
+  const MiB = 1 << 20;
+  const entry = (id: string | undefined, size = 0): Record<string, unknown> => ({
+    type: 'virtio-mem',
+    data: { id, memaddr: 4 * 1024 * MiB, size, 'max-size': 1024 * MiB, 'block-size': 2 * MiB, 'requested-size': 64 * MiB, node: 0 },
+  });
+  const dimm = { type: 'dimm', data: { id: 'd0', size: 128 * MiB } };
+
+  /** A fake QMP whose `query-memory-devices` lists `devices`; other commands answer `{}`. */
+  async function withDevices(devices: unknown[]): Promise<{ client: QmpClient; server: FakeServer }> {
+    const server = fakeServer();
+    server.handler = (m, c) => c.send(answer(m, m.execute === 'query-memory-devices' ? devices : {}));
+    await server.listen();
+    return { client: await connect(server, 200), server };
+  }
+
+  test('finds the first virtio-mem device, or the one with the id asked for, with its host view', async () => {
+    const { client } = await withDevices([dimm, entry('vm0'), entry('vm1', 8 * MiB)]);
+    const first = await QemuMemoryDevice.find(client);
+    expect(first.kind === 'found' && first.device.id).toBe('vm0');
+    const second = await QemuMemoryDevice.find(client, 'vm1');
+    expect(second).toMatchObject({ kind: 'found', view: { size: 8n << 20n, requestedSize: 64n << 20n, blockSize: 2n << 20n, maxSize: 1n << 30n, memaddr: 4n << 30n, node: 0 } });
+  });
+
+  test('says why a device is missing: none at all, no such id, or no id to resize it by', async () => {
+    expect(await QemuMemoryDevice.find((await withDevices([dimm])).client)).toEqual({ kind: 'missing', reason: expect.stringMatching(/lists none\); add -device virtio-mem-pci/) });
+    expect(await QemuMemoryDevice.find((await withDevices([entry('vm0')])).client, 'vm9')).toEqual({ kind: 'missing', reason: "QEMU has no virtio-mem device with id 'vm9' (has: vm0)" });
+    expect(await QemuMemoryDevice.find((await withDevices([entry(undefined)])).client)).toEqual({ kind: 'missing', reason: expect.stringMatching(/has no id/) });
+  });
+
+  test('reads its host view by id, and refuses an entry without an integer size', async () => {
+    const { client } = await withDevices([entry('vm0', 2 * MiB), { type: 'virtio-mem', data: { id: 'odd', size: 'big' } }]);
+    expect((await new QemuMemoryDevice(client, 'vm0').hostView()).size).toBe(2n << 20n);
+    await expect(new QemuMemoryDevice(client, 'odd').hostView()).rejects.toThrow("query-memory-devices gave no integer 'size' for 'odd'");
+    await expect(new QemuMemoryDevice(client, 'gone').hostView()).rejects.toThrow("query-memory-devices lists no virtio-mem device 'gone'");
+  });
+
+  test('sets requested-size with qom-set on its id, all 64 bits exact', async () => {
+    const { client, server } = await withDevices([]);
+    await new QemuMemoryDevice(client, 'vm0').setRequestedSize(0xffff_ffff_ffe0_0000n);
+    expect(server.lines.pop()).toMatch(/^\{"execute":"qom-set","arguments":\{"path":"vm0","property":"requested-size","value":18446744073707454464\},"id":"[^"]+"\}$/);
+  });
+
+  test('a system reset waits for the RESET event, and reports a missing one as an outcome', async () => {
+    const server = fakeServer();
+    let sendEvent = true;
+    server.handler = (m, c) => {
+      c.send(answer(m, {}));
+      if (m.execute === 'system_reset' && sendEvent) c.send({ event: 'RESET', data: { guest: false } });
+    };
+    await server.listen();
+    const device = new QemuMemoryDevice(await connect(server, 100), 'vm0');
+    expect(await device.systemReset()).toEqual({ kind: 'reset', event: { event: 'RESET', data: { guest: false } } });
+    sendEvent = false;
+    expect(await device.systemReset()).toEqual({ kind: 'no-reset-event', error: expect.objectContaining({ message: 'no RESET event within 100 ms' }) });
   });
 });

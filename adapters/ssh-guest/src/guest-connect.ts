@@ -1,0 +1,104 @@
+/**
+ * Connecting to a guest under test and checking everything the `ssh-guest` adapter needs, in
+ * the order a person would fix them: QEMU's QMP and its virtio-mem device, the trace log, SSH
+ * into the guest, one virtio-mem PCI function, virtio_mem as a module, a readable PCI_CFG
+ * window. Each failure is a {@link SshGuestSetupError} saying what to change.
+ */
+import * as fs from 'node:fs';
+import { HostView, QemuMemoryDevice, QmpClient, QmpTcpAddress } from '../../qemu-platform/src/index';
+import { ConfigWindow } from './config-window';
+import { GuestLink } from './guest-link';
+import { TraceFollower } from './qemu-trace';
+import { SshError, SshTarget } from './ssh-shell';
+
+/** How to reach the guest and its hypervisor. */
+export interface SshGuestOptions {
+  readonly ssh: SshTarget;
+  /** QMP of the QEMU running the guest: a unix socket path or a TCP address. */
+  readonly qmp: string | QmpTcpAddress;
+  /** The file QEMU writes its trace events to (`-D FILE -trace enable=virtio_mem_*`). */
+  readonly traceLog: string;
+  /** QOM id of the virtio-mem device (default: the first one QMP lists). */
+  readonly deviceId?: string;
+  /** Bound on each SSH command and QMP command (default 30 s). */
+  readonly commandTimeoutMs?: number;
+  /** How long the driver must be quiet, once converged, to count as settled (default 800 ms). */
+  readonly quietMs?: number;
+  /** How long without any progress before a driver that has not converged counts as stalled (default 8 s). */
+  readonly stallMs?: number;
+  /** Bound on draining the device (shrink to 0) between vectors (default 60 s). */
+  readonly drainTimeoutMs?: number;
+}
+
+/** The guest or hypervisor cannot be used; the message says which and how to fix it (exit 2). */
+export class SshGuestSetupError extends Error {
+  override readonly name = 'SshGuestSetupError';
+}
+
+/** A guest that passed every check: the link to it and what the checks found. */
+export interface ConnectedGuest {
+  readonly link: GuestLink;
+  /** The device as QMP reported it at set-up; its geometry (block size, region, node) is fixed. */
+  readonly geometry: HostView;
+  /** Following QEMU's trace log from its current end. */
+  readonly trace: TraceFollower;
+  readonly window: ConfigWindow;
+  /** `uname -r` of the guest. */
+  readonly kernelRelease: string;
+  /** The features the device offers (both 32-bit halves). */
+  readonly offered: bigint;
+}
+
+/** The virtio-mem PCI function (vendor 0x1af4, device 0x1040 + 24), as sysfs folders. */
+const FIND_VIRTIO_MEM_PCI = "for d in /sys/bus/pci/devices/*; do if [ \"$(cat $d/vendor)\" = 0x1af4 ] && [ \"$(cat $d/device)\" = 0x1058 ]; then echo $d; fi; done";
+/** Loads virtio_mem if needed and says whether it is a module, built in, or missing. */
+const DRIVER_KIND = '[ -d /sys/module/virtio_mem ] || modprobe virtio_mem; if [ -e /sys/module/virtio_mem/initstate ]; then echo module; elif [ -d /sys/module/virtio_mem ]; then echo builtin; else echo missing; fi';
+
+/** Connects to the guest and its QEMU and checks them; throws {@link SshGuestSetupError}, closing what it opened. */
+export async function connectGuest(options: SshGuestOptions): Promise<ConnectedGuest> {
+  const timeoutMs = options.commandTimeoutMs ?? 30_000;
+  const qmpWhere = typeof options.qmp === 'string' ? options.qmp : `${options.qmp.host}:${options.qmp.port}`;
+  let qmp: QmpClient;
+  try {
+    qmp = await QmpClient.connect(options.qmp, Date.now() + 3000, timeoutMs);
+  } catch (e) {
+    throw new SshGuestSetupError(`QMP unreachable at ${qmpWhere} (${(e as Error).message}); start QEMU with -qmp unix:PATH,server=on,wait=off (or tcp:HOST:PORT) and pass it with --qmp`);
+  }
+  let link: GuestLink | undefined;
+  try {
+    const found = await QemuMemoryDevice.find(qmp, options.deviceId);
+    if (found.kind === 'missing') throw new SshGuestSetupError(found.reason);
+    link = new GuestLink(options.ssh, qmp, found.device, timeoutMs);
+    if (!fs.existsSync(options.traceLog)) {
+      throw new SshGuestSetupError(`no QEMU trace log at ${options.traceLog}; start QEMU with -D ${options.traceLog} -trace enable=virtio_mem_* and pass the file with --qemu-trace`);
+    }
+    const trace = new TraceFollower(options.traceLog);
+    try {
+      await qmp.execute('trace-event-set-state', { name: 'virtio_mem_*', enable: true });
+    } catch (e) {
+      throw new SshGuestSetupError(`QEMU cannot trace virtio_mem events (${(e as Error).message}); a QEMU built with the log trace back-end is needed`);
+    }
+    try {
+      await link.open();
+    } catch (e) {
+      if (e instanceof SshError) throw new SshGuestSetupError(e.message);
+      throw e;
+    }
+    const kernelRelease = (await link.sh('uname -r', 'uname')).trim();
+    const devices = (await link.sh(FIND_VIRTIO_MEM_PCI, 'PCI scan')).split('\n').map((l) => l.trim()).filter((l) => l.length > 0);
+    if (devices.length === 0) throw new SshGuestSetupError(`the guest (${kernelRelease}) sees no virtio-mem PCI device (1af4:1058); add one with -device virtio-mem-pci`);
+    if (devices.length > 1) throw new SshGuestSetupError(`the guest sees ${devices.length} virtio-mem devices; the adapter drives exactly one`);
+    const driver = await link.runAtSetUp(DRIVER_KIND);
+    const kind = driver.output.trim().split('\n').pop();
+    if (kind === 'missing') throw new SshGuestSetupError(`the guest (${kernelRelease}) has no virtio_mem driver: \`modprobe virtio_mem\` failed (${driver.output.trim().split('\n')[0] ?? ''}); use a kernel with CONFIG_VIRTIO_MEM=m`);
+    if (kind === 'builtin') throw new SshGuestSetupError(`virtio_mem is built into the guest's kernel (${kernelRelease}); the adapter reloads the driver for every vector, so it must be a module (CONFIG_VIRTIO_MEM=m)`);
+    const opened = await ConfigWindow.open(link, devices[0]!);
+    if (opened.kind === 'unreadable') throw new SshGuestSetupError(opened.reason);
+    const offered = await opened.window.offeredFeatures();
+    return { link, geometry: found.view, trace, window: opened.window, kernelRelease, offered };
+  } catch (e) {
+    if (link) link.dispose();
+    else qmp.close();
+    throw e;
+  }
+}

@@ -1,0 +1,187 @@
+/**
+ * The Linux driver's life cycle inside the guest, driven over SSH: load it (`modprobe`), find the
+ * virtio device it bound, read the features it accepted, and take it down again with nothing
+ * plugged, so each vector sees a fresh probe.
+ *
+ * Between vectors the driver is unloaded with nothing plugged: the host asks for 0, the driver
+ * unplugs, `rmmod`. Memory plugged at start (`initial-plugged`) is made by letting the driver
+ * plug the first blocks, then offlining them and unloading the driver, which leaves them
+ * plugged in the device; the trace shows exactly which blocks were plugged, so a setup the
+ * driver cannot reproduce is `unsupported`, never approximated. Linux cannot load the driver
+ * again while memory of an earlier instance is still added; such a guest is rebooted.
+ */
+import { formatHex } from '../../../spec/src/index';
+import { AdapterError, UnsupportedSetupError } from '../../core/src/contract';
+import { sleep } from '../../core/src/sleep';
+import { HostView } from '../../qemu-platform/src/index';
+import { GuestLink } from './guest-link';
+import { GuestObserver } from './guest-observer';
+
+/** One entry of /proc/iomem. */
+export interface IomemEntry {
+  readonly start: bigint;
+  readonly end: bigint;
+  readonly name: string;
+}
+
+/** Entries of /proc/iomem (as root, so with real addresses). */
+export function parseIomem(text: string): IomemEntry[] {
+  const entries: IomemEntry[] = [];
+  for (const line of text.split('\n')) {
+    const m = /^\s*([0-9a-f]+)-([0-9a-f]+) : (.*)$/.exec(line);
+    if (m) entries.push({ start: BigInt(`0x${m[1]}`), end: BigInt(`0x${m[2]}`), name: m[3]!.trim() });
+  }
+  return entries;
+}
+
+/** How long the guest gets to load the driver again after a reboot. */
+const RELOAD_AFTER_REBOOT_MS = 60_000;
+/** How often the device is given its target again while the driver is expected to reach it. */
+const KICK_EVERY_MS = 5000;
+
+/** Loads, unloads, drains and recovers the guest's virtio_mem driver. */
+export class GuestDriverControl {
+  constructor(
+    private readonly link: GuestLink,
+    private readonly observer: GuestObserver,
+    /** The device's fixed geometry (block size, region), as QMP gave it at set-up. */
+    private readonly geometry: HostView,
+    /** Bound on draining the device (shrink to 0) and on plugging the initial blocks. */
+    private readonly drainTimeoutMs: number,
+  ) {}
+
+  /** `modprobe virtio_mem`. */
+  async load(): Promise<void> {
+    await this.link.sh('modprobe virtio_mem', 'loading virtio_mem');
+  }
+
+  /** The virtio device virtio_mem is bound to, waiting up to 5 s for the probe. */
+  async boundDevice(): Promise<string> {
+    const bound = await this.link.sh(`for i in $(seq 1 100); do for v in /sys/bus/virtio/drivers/virtio_mem/virtio*; do [ -e "$v" ] && { basename $v; exit 0; }; done; sleep 0.05; done; exit 1`, 'waiting for virtio_mem to bind');
+    const name = bound.trim();
+    if (!/^virtio[0-9]+$/.test(name)) throw new AdapterError(`odd virtio device name '${name}'`);
+    return name;
+  }
+
+  /** The feature bits the driver accepted on virtio device `virtioName` (sysfs, bit 0 first). */
+  async acceptedFeatures(virtioName: string): Promise<bigint> {
+    const bits = (await this.link.sh(`cat /sys/bus/virtio/devices/${virtioName}/features`, 'reading the accepted features')).trim();
+    if (!/^[01]+$/.test(bits)) throw new AdapterError(`odd features string '${bits}'`);
+    let v = 0n;
+    for (let i = 0; i < bits.length && i < 64; i++) if (bits[i] === '1') v |= 1n << BigInt(i);
+    return v;
+  }
+
+  /** Leaves the driver unloaded and the device with nothing plugged. */
+  async drain(): Promise<void> {
+    const bound = (await this.link.sh('ls /sys/bus/virtio/drivers/virtio_mem 2>/dev/null | grep -c ^virtio || true', 'checking the driver')).trim() !== '0';
+    if (!bound && (await this.regionClaimed())) {
+      // An earlier driver instance left memory added; Linux cannot load the driver again until a reboot.
+      await this.recover('memory of an earlier driver instance is still added');
+      return;
+    }
+    const loaded = await this.driverLoaded();
+    const d = await this.link.hostView();
+    if (!loaded && d.size === 0n) return;
+    await this.link.setRequestedSize(0n);
+    if (!loaded) await this.load();
+    await this.waitPlugged(0n, this.drainTimeoutMs);
+    await this.unload();
+  }
+
+  /** `initial-plugged`: the driver plugs the first `count` blocks, then is unloaded leaving them plugged. */
+  async plugPrefix(count: number): Promise<void> {
+    const size = BigInt(count) * this.geometry.blockSize;
+    this.observer.skipTrace();
+    await this.link.setRequestedSize(size);
+    await this.load();
+    await this.waitPlugged(size, this.drainTimeoutMs);
+    const blocks = this.observer.acknowledgedBlocks();
+    if (blocks.count !== count || blocks.countRange(0, count) !== count) {
+      await this.drain();
+      throw new UnsupportedSetupError(`the guest's driver plugged other blocks than the first ${count}; this setup cannot be reproduced`);
+    }
+    const ids = await this.memoryBlocksOfRegion();
+    // Offline the device's memory blocks so that unloading the driver removes them from Linux
+    // while the device keeps them plugged.
+    await this.link.sh(`for n in ${ids.join(' ')}; do f=/sys/devices/system/memory/memory$n/state; if [ -e $f ] && [ "$(cat $f)" != offline ]; then echo offline > $f || exit 1; fi; done`, 'offlining the plugged memory');
+    // Unloading removes the offline memory from Linux; the device keeps the blocks plugged.
+    await this.link.sh('rmmod virtio_mem', 'unloading virtio_mem');
+    if (await this.regionClaimed()) await this.recover('the device region stayed claimed after offlining and rmmod');
+    const after = await this.link.hostView();
+    if (after.size !== size) throw new AdapterError(`after unloading the driver the device holds ${formatHex(after.size)} plugged, not ${formatHex(size)}`);
+  }
+
+  private async driverLoaded(): Promise<boolean> {
+    return (await this.link.sh('if [ -d /sys/module/virtio_mem ]; then echo yes; else echo no; fi', 'checking the driver')).trim() === 'yes';
+  }
+
+  /** Waits until the device holds `size` bytes plugged, re-sending the target now and then (it wakes a driver in its retry backoff). */
+  private async waitPlugged(size: bigint, timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    let lastKick = Date.now();
+    for (;;) {
+      const d = await this.link.hostView();
+      if (d.size === size) return;
+      if (Date.now() > deadline) throw new AdapterError(`the driver did not bring plugged_size to ${formatHex(size)} within ${timeoutMs} ms (it holds ${formatHex(d.size)})`);
+      if (Date.now() - lastKick > KICK_EVERY_MS) {
+        lastKick = Date.now();
+        await this.link.setRequestedSize(d.requestedSize);
+      }
+      await sleep(100);
+    }
+  }
+
+  /** The guest's /proc/iomem entries (start, end, name), indented ones included. */
+  private async iomem(): Promise<IomemEntry[]> {
+    return parseIomem(await this.link.sh('cat /proc/iomem', 'reading /proc/iomem'));
+  }
+
+  /** Whether Linux still has memory of the device region added (the driver's resource is there). */
+  private async regionClaimed(): Promise<boolean> {
+    return (await this.iomem()).some((e) => e.start === this.geometry.memaddr && /^virtio[0-9]+$/.test(e.name));
+  }
+
+  /**
+   * Unloads the driver. Linux refuses to load virtio_mem again while memory of an earlier
+   * instance is still added ("reloading the driver is not supported"), so the driver is unloaded
+   * only once no memory of the region is added, and the unload is checked.
+   */
+  private async unload(recoverIfStuck = true): Promise<void> {
+    const why = 'the device region stayed claimed after rmmod';
+    const deadline = Date.now() + this.drainTimeoutMs;
+    while ((await this.iomem()).some((e) => e.name === 'System RAM (virtio_mem)')) {
+      if (Date.now() > deadline) throw new AdapterError('the guest still has virtio_mem memory added after the device emptied; the driver cannot be unloaded cleanly');
+      await sleep(100);
+    }
+    await this.link.sh('rmmod virtio_mem', 'unloading virtio_mem');
+    if (!(await this.regionClaimed())) return;
+    if (!recoverIfStuck) throw new AdapterError(`${why}, and again after a reboot`);
+    await this.recover(why);
+  }
+
+  /** Brings a guest whose driver cannot be reloaded back by rebooting it (the device unplugs everything on a system reset). */
+  private async recover(why: string): Promise<void> {
+    await this.link.resetMachine(false);
+    const deadline = Date.now() + RELOAD_AFTER_REBOOT_MS;
+    while (!(await this.driverLoaded())) {
+      if (Date.now() > deadline) throw new AdapterError(`${why}; after a reboot virtio_mem was not loaded again`);
+      await sleep(250);
+    }
+    await this.link.setRequestedSize(0n);
+    await this.waitPlugged(0n, this.drainTimeoutMs);
+    await this.unload(false);
+  }
+
+  /** Memory-block numbers (guest sysfs) that cover the device region. */
+  private async memoryBlocksOfRegion(): Promise<number[]> {
+    const text = (await this.link.sh('cat /sys/devices/system/memory/block_size_bytes', 'reading the memory block size')).trim();
+    const blockBytes = BigInt(`0x${text}`);
+    if (blockBytes <= 0n) throw new AdapterError(`odd memory block size '${text}'`);
+    const first = this.geometry.memaddr / blockBytes;
+    const last = (this.geometry.memaddr + this.geometry.maxSize - 1n) / blockBytes;
+    const ids: number[] = [];
+    for (let i = first; i <= last; i++) ids.push(Number(i));
+    return ids;
+  }
+}

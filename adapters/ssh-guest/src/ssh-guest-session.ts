@@ -1,0 +1,93 @@
+/**
+ * One driver vector on the guest. Every step runs as part of the vector's epoch, so work the
+ * runner has given up on cannot reach the guest once a later vector holds it.
+ */
+import { DriverActivity, DriverSession, ResizeOutcome, SettleLimits } from '../../core/src/contract';
+import { QmpError } from '../../qemu-platform/src/index';
+import { GuestDriverControl } from './guest-driver-control';
+import { GuestLink } from './guest-link';
+import { GuestObserver } from './guest-observer';
+
+/** What a session works with: the adapter's parts for the one guest. */
+export interface GuestParts {
+  readonly link: GuestLink;
+  readonly control: GuestDriverControl;
+  readonly observer: GuestObserver;
+  /** The features the device offers. */
+  readonly offered: bigint;
+}
+
+/** A driver session of the `ssh-guest` adapter. */
+export class SshGuestDriverSession implements DriverSession {
+  private virtioName: string | undefined;
+  private closed = false;
+
+  constructor(
+    private readonly guest: GuestParts,
+    private readonly epoch: number,
+    /** Tells the adapter the session has ended. */
+    private readonly onClose: () => void,
+  ) {}
+
+  private run<T>(work: () => Promise<T>): Promise<T> {
+    return this.guest.link.epochs.run(this.epoch, work);
+  }
+
+  start(): Promise<void> {
+    return this.run(async () => {
+      await this.guest.link.resume();
+      await this.guest.control.load();
+      this.virtioName = await this.guest.control.boundDevice();
+    });
+  }
+
+  settle(limits: SettleLimits): Promise<DriverActivity> {
+    return this.run(() => this.guest.observer.settle(limits));
+  }
+
+  readConfig(): Promise<Uint8Array> {
+    return this.run(() => (this.guest.link.held ? this.guest.observer.hostConfig() : this.guest.observer.readConfig()));
+  }
+
+  acceptedFeatures(): Promise<bigint> {
+    return this.run(async () => {
+      await this.guest.link.resume();
+      this.virtioName ??= await this.guest.control.boundDevice();
+      return this.guest.control.acceptedFeatures(this.virtioName);
+    });
+  }
+
+  async offeredFeatures(): Promise<bigint> {
+    return this.guest.offered;
+  }
+
+  resize(size: bigint): Promise<ResizeOutcome> {
+    return this.run(async () => {
+      try {
+        await this.guest.link.setRequestedSize(size);
+        return { kind: 'applied' };
+      } catch (e) {
+        // QEMU refusing the size is an answer; a QMP connection that failed is not.
+        if (e instanceof QmpError && !/did not answer|connection/.test(e.message)) return { kind: 'refused', reason: e.message };
+        throw e;
+      }
+    });
+  }
+
+  systemReset(): Promise<void> {
+    return this.run(async () => {
+      await this.guest.link.resetMachine(true);
+      this.virtioName = undefined;
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.epoch !== this.guest.link.epochs.current) return;
+    await this.run(async () => {
+      this.onClose();
+      if (this.guest.link.held) void this.guest.link.resume().catch(() => undefined);
+    });
+  }
+}
