@@ -72,6 +72,8 @@ export type AwaitUsed = () => Promise<boolean>;
 export interface ChainPlacement {
   /** Descriptor count. */
   readonly count: number;
+  /** Every buffer's size, readable ones first: with `readableOffsets.length`, the chain's shape. */
+  readonly sizes: readonly number[];
   /** Bytes from the first buffer to the end of the last. */
   readonly total: number;
   /** Offsets of the readable buffers in the area. */
@@ -104,6 +106,7 @@ export function placeChain(chain: ChainBuffers, buffers: bigint): ChainPlacement
   const writableOffsets = offsets.slice(chain.readable.length);
   return {
     count: sizes.length,
+    sizes,
     total,
     readableOffsets: offsets.slice(0, chain.readable.length),
     table,
@@ -117,8 +120,8 @@ export function placeChain(chain: ChainBuffers, buffers: bigint): ChainPlacement
 export class SplitQueueDriver {
   private availIndex = 0;
   private usedIndex = 0;
-  /** The descriptor table last written (it is rewritten only when it changes). */
-  private table: Uint8Array | undefined;
+  /** The placement whose descriptor table is in the ring (it is rewritten only when the chain's shape changes). */
+  private placed: ChainPlacement | undefined;
 
   constructor(readonly options: SplitQueueDriverOptions) {}
 
@@ -135,7 +138,7 @@ export class SplitQueueDriver {
     ]);
     this.availIndex = 0;
     this.usedIndex = 0;
-    this.table = undefined;
+    this.placed = undefined;
   }
 
   /**
@@ -145,21 +148,22 @@ export class SplitQueueDriver {
    */
   async submit(chain: ChainBuffers, awaitUsed: AwaitUsed): Promise<SubmitResult> {
     const { port, size, rings, buffers, bufferBytes, queueIndex } = this.options;
-    const placement = placeChain(chain, buffers);
+    const placement = this.placed && sameShape(this.placed, chain) ? this.placed : placeChain(chain, buffers);
     if (placement.count === 0) return { kind: 'unfit', problem: 'a chain needs at least one buffer' };
     if (placement.count > size) return { kind: 'unfit', problem: `a chain of ${placement.count} descriptors does not fit a queue of ${size}` };
     if (placement.total > bufferBytes) return { kind: 'unfit', problem: `a chain of ${placement.total} bytes exceeds the ${bufferBytes}-byte buffer area` };
 
     const accesses: GuestMemoryAccess[] = [];
     if (placement.total > 0) accesses.push({ kind: 'write', addr: buffers, bytes: chainImage(chain, placement) });
-    if (!this.table || !sameBytes(this.table, placement.table)) {
+    if (placement !== this.placed) {
       accesses.push({ kind: 'write', addr: rings.desc, bytes: placement.table });
-      this.table = placement.table;
+      this.placed = placement;
     }
     this.availIndex = (this.availIndex + 1) & VIRTQ_IDX_MASK;
     accesses.push({ kind: 'write', addr: rings.avail + BigInt(VirtqAvailHeaderLayout.fields.idx.offset), bytes: u16(this.availIndex) });
     accesses.push({ kind: 'notify', queue: queueIndex });
-    let collected = await port.exchange([...accesses, ...this.collect(placement)]);
+    accesses.push(...this.collect(placement));
+    let collected = await port.exchange(accesses);
     while (readU16(collected[0]!) === this.usedIndex) {
       const again = await awaitUsed();
       collected = await port.exchange(this.collect(placement));
@@ -206,9 +210,12 @@ function chainImage(chain: ChainBuffers, placement: ChainPlacement): Uint8Array 
   return image;
 }
 
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+/** Whether `chain` has the buffer sizes and directions of `placement` (and so its descriptor table). */
+function sameShape(placement: ChainPlacement, chain: ChainBuffers): boolean {
+  const readable = chain.readable.length;
+  if (readable !== placement.readableOffsets.length || readable + chain.writableSizes.length !== placement.count) return false;
+  for (let i = 0; i < readable; i++) if (chain.readable[i]!.length !== placement.sizes[i]) return false;
+  for (let i = 0; i < chain.writableSizes.length; i++) if (chain.writableSizes[i] !== placement.sizes[readable + i]) return false;
   return true;
 }
 
