@@ -163,14 +163,17 @@ export class RegionMemory implements MappedGuestMemory {
     readonly size: bigint,
   ) {}
 
+  /** Whether [gpa, gpa + length) is inside the region. */
   covers(gpa: bigint, length: bigint): boolean {
     return gpa >= this.guestAddress && length >= 0n && gpa + length <= this.guestAddress + this.size;
   }
 
+  /** Reads the region; undefined outside it. */
   read(gpa: bigint, length: number): Buffer | undefined {
     return this.covers(gpa, BigInt(length)) ? this.native.read(this.mapping, gpa - this.guestAddress, length) : undefined;
   }
 
+  /** Writes the region; false (nothing written) outside it. */
   write(gpa: bigint, bytes: Uint8Array): boolean {
     if (!this.covers(gpa, BigInt(bytes.length))) return false;
     this.native.write(this.mapping, gpa - this.guestAddress, bytes);
