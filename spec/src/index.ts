@@ -5,6 +5,7 @@ export * from './constants';
 export * from './layouts';
 export * from './struct-layout';
 export * from './virtqueue';
+export * from './virtio-pci';
 export * from './values';
 export * from './requirements';
 export * from './schemas';

@@ -67,3 +67,15 @@ export function encodeStructInto<L extends StructLayout>(layout: L, values: Part
     else view.setUint8(o, Number(value) & 0xff);
   }
 }
+
+/** The little-endian 16-bit value at `at` in `bytes` (a ring index, a PCI register). */
+export function readLe16(bytes: Uint8Array, at = 0): number {
+  return new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint16(at, true);
+}
+
+/** `value` as two little-endian bytes. */
+export function le16Bytes(value: number): Uint8Array {
+  const out = new Uint8Array(2);
+  new DataView(out.buffer).setUint16(0, value & 0xffff, true);
+  return out;
+}

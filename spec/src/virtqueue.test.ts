@@ -1,6 +1,4 @@
 import {
-  STRUCT_FIELD_BYTES,
-  StructLayout,
   VirtqAvailHeaderLayout,
   VirtqDescLayout,
   VirtqUsedElemLayout,
@@ -13,16 +11,7 @@ import {
   virtqUsedBytes,
   virtqUsedElemOffset,
 } from './index';
-
-/** Fields in offset order tile the structure: no gaps, no overlaps. */
-function tiles(layout: StructLayout): boolean {
-  let next = 0;
-  for (const field of Object.values(layout.fields).sort((a, b) => a.offset - b.offset)) {
-    if (field.offset !== next) return false;
-    next += STRUCT_FIELD_BYTES[field.type];
-  }
-  return next === layout.size;
-}
+import { tiles } from '../test/tiles';
 
 describe('split virtqueue layouts (frozen, VIRTIO 1.4 §2.7)', () => {
   test.each([

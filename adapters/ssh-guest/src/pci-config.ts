@@ -4,31 +4,25 @@
  * capability through sysfs `config`, then read the data field. It needs no boot parameter and
  * no mapping of a BAR the driver owns.
  *
- * The host parses the capability list and builds the shell text; every number in that text is
- * computed here from the device's own config space, never taken from a vector.
+ * The host walks the capability list (the walk the QEMU adapter uses too, in adapters/virtio)
+ * and builds the shell text; every number in that text is computed here from the device's own
+ * config space and the spec's layouts, never taken from a vector.
  */
+import { PCI_CONFIG_SPACE_BYTES, VirtioPciCfgCapLayout, VirtioPciCommonCfgLayout } from '../../../spec/src/index';
+import { VirtioPciCapability, VirtioPciLayout, findVirtioPciLayout } from '../../virtio/src/index';
 
-/** virtio-pci capability types (`cfg_type`). */
-export const VIRTIO_PCI_CAP_COMMON_CFG = 1;
-export const VIRTIO_PCI_CAP_DEVICE_CFG = 4;
-export const VIRTIO_PCI_CAP_PCI_CFG = 5;
+export type { VirtioPciLayout } from '../../virtio/src/index';
 
-/** One virtio vendor capability. */
-export interface VirtioCap {
-  /** Offset of the capability in config space. */
-  readonly position: number;
-  readonly cfgType: number;
-  readonly bar: number;
-  readonly offset: number;
-  readonly length: number;
-}
+/** Offsets inside the PCI_CFG capability of the window's fields. */
+const WINDOW = {
+  bar: VirtioPciCfgCapLayout.fields.bar.offset,
+  offset: VirtioPciCfgCapLayout.fields.offset.offset,
+  length: VirtioPciCfgCapLayout.fields.length.offset,
+  data: VirtioPciCfgCapLayout.fields.pci_cfg_data.offset,
+} as const;
 
-/** The capabilities the window needs. */
-export interface VirtioPciLayout {
-  readonly pciCfg: VirtioCap;
-  readonly deviceCfg: VirtioCap;
-  readonly commonCfg: VirtioCap;
-}
+/** Names of the capability types, for messages. */
+const CAP_NAMES: Readonly<Record<number, string>> = { 1: 'COMMON_CFG', 2: 'NOTIFY_CFG', 3: 'ISR_CFG', 4: 'DEVICE_CFG', 5: 'PCI_CFG' };
 
 /** Parses `od -An -tx1 -v` output into bytes. */
 export function parseHexDump(text: string): Uint8Array {
@@ -42,27 +36,17 @@ export function parseHexDump(text: string): Uint8Array {
   return Uint8Array.from(bytes);
 }
 
-/** Finds the virtio capabilities in a PCI config space (at least 64 bytes; 256 to see capabilities). */
+/**
+ * Finds the virtio capabilities in a PCI config space (all 256 bytes, which sysfs shows only to root).
+ * @throws Error when the space is short, has no capability list or lacks a virtio structure.
+ */
 export function parseVirtioCaps(config: Uint8Array): VirtioPciLayout {
-  const view = new DataView(config.buffer, config.byteOffset, config.byteLength);
-  if (config.length < 256) throw new Error(`PCI config space is ${config.length} bytes; 256 are needed (read it as root)`);
-  const status = view.getUint16(0x06, true);
-  if ((status & 0x10) === 0) throw new Error('the PCI device has no capability list');
-  const caps: VirtioCap[] = [];
-  let position = config[0x34]! & 0xfc;
-  for (let hops = 0; position !== 0 && hops < 48; hops++) {
-    if (position + 16 > config.length) throw new Error(`capability at 0x${position.toString(16)} runs past config space`);
-    if (config[position] === 0x09) {
-      caps.push({ position, cfgType: config[position + 3]!, bar: config[position + 4]!, offset: view.getUint32(position + 8, true), length: view.getUint32(position + 12, true) });
-    }
-    position = config[position + 1]! & 0xfc;
-  }
-  const find = (type: number, name: string): VirtioCap => {
-    const cap = caps.find((c) => c.cfgType === type);
-    if (!cap) throw new Error(`the device has no virtio ${name} capability`);
-    return cap;
-  };
-  return { pciCfg: find(VIRTIO_PCI_CAP_PCI_CFG, 'PCI_CFG'), deviceCfg: find(VIRTIO_PCI_CAP_DEVICE_CFG, 'DEVICE_CFG'), commonCfg: find(VIRTIO_PCI_CAP_COMMON_CFG, 'COMMON_CFG') };
+  if (config.length < PCI_CONFIG_SPACE_BYTES) throw new Error(`PCI config space is ${config.length} bytes; ${PCI_CONFIG_SPACE_BYTES} are needed (read it as root)`);
+  const found = findVirtioPciLayout(config);
+  if (found.ok) return found.layout;
+  if (found.reason === 'no-capability-list') throw new Error('the PCI device has no capability list');
+  if (found.reason === 'missing-capabilities') throw new Error(`the device has no virtio ${found.missing.map((t) => CAP_NAMES[t] ?? `type ${t}`).join(', ')} capability`);
+  throw new Error(found.detail);
 }
 
 /** A sysfs PCI device folder, checked so it can go into shell text unquoted. */
@@ -93,7 +77,7 @@ export interface WindowRead {
  * Shell text that performs `reads` in order and prints one line of hex bytes (4 per line, the
  * data field) for each. Only the first `length` bytes of a line are the value.
  */
-export function windowReadScript(device: string, cap: VirtioCap, reads: readonly WindowRead[]): string {
+export function windowReadScript(device: string, cap: VirtioPciCapability, reads: readonly WindowRead[]): string {
   const config = `${checkedSysfsDevice(device)}/config`;
   const pos = integer(cap.position, 'capability position', 0xf0);
   if (pos % 4 !== 0) throw new Error(`PCI_CFG capability at 0x${pos.toString(16)} is not 4-byte aligned`);
@@ -103,14 +87,14 @@ export function windowReadScript(device: string, cap: VirtioCap, reads: readonly
   for (const r of reads) {
     if (r.bar !== bar) {
       bar = integer(r.bar, 'bar', 5);
-      lines.push(`printf '${octalBytes(bar, 1)}' | dd of=${config} bs=1 seek=${pos + 4} count=1 conv=notrunc 2>/dev/null`);
+      lines.push(`printf '${octalBytes(bar, 1)}' | dd of=${config} bs=1 seek=${pos + WINDOW.bar} count=1 conv=notrunc 2>/dev/null`);
     }
     if (r.length !== length) {
       length = r.length;
-      lines.push(`printf '${octalBytes(length, 4)}' | dd of=${config} bs=4 seek=${(pos + 12) / 4} count=1 conv=notrunc 2>/dev/null`);
+      lines.push(`printf '${octalBytes(length, 4)}' | dd of=${config} bs=4 seek=${(pos + WINDOW.length) / 4} count=1 conv=notrunc 2>/dev/null`);
     }
-    lines.push(`printf '${octalBytes(integer(r.offset, 'offset'), 4)}' | dd of=${config} bs=4 seek=${(pos + 8) / 4} count=1 conv=notrunc 2>/dev/null`);
-    lines.push(`dd if=${config} bs=4 skip=${(pos + 16) / 4} count=1 2>/dev/null | od -An -tx1 -v`);
+    lines.push(`printf '${octalBytes(integer(r.offset, 'offset'), 4)}' | dd of=${config} bs=4 seek=${(pos + WINDOW.offset) / 4} count=1 conv=notrunc 2>/dev/null`);
+    lines.push(`dd if=${config} bs=4 skip=${(pos + WINDOW.data) / 4} count=1 2>/dev/null | od -An -tx1 -v`);
   }
   return lines.join('\n');
 }
@@ -126,15 +110,12 @@ export function parseWindowOutput(output: string, reads: readonly WindowRead[]):
   });
 }
 
-/** Offset of `config_generation` in the common configuration (virtio 1.x §4.1.4.3). */
-export const COMMON_CONFIG_GENERATION = 0x15;
-/** Offsets of `device_feature_select` and `device_feature`. */
-export const COMMON_DEVICE_FEATURE_SELECT = 0x00;
-export const COMMON_DEVICE_FEATURE = 0x04;
+/** Offsets in the common configuration of the registers read through the window. */
+const COMMON = VirtioPciCommonCfgLayout.fields;
 
 /** The reads of one consistent config snapshot: generation, `size` bytes in dwords, generation. */
 export function configSnapshotReads(layout: VirtioPciLayout, size: number): WindowRead[] {
-  const generation: WindowRead = { bar: layout.commonCfg.bar, offset: layout.commonCfg.offset + COMMON_CONFIG_GENERATION, length: 1 };
+  const generation: WindowRead = { bar: layout.commonCfg.bar, offset: layout.commonCfg.offset + COMMON.config_generation.offset, length: 1 };
   const reads: WindowRead[] = [generation];
   for (let at = 0; at < size; at += 4) reads.push({ bar: layout.deviceCfg.bar, offset: layout.deviceCfg.offset + at, length: 4 });
   reads.push(generation);
@@ -151,12 +132,12 @@ export function offeredFeaturesScript(device: string, layout: VirtioPciLayout): 
   const pos = layout.pciCfg.position;
   const select = (word: number): string =>
     [
-      `printf '${octalBytes(layout.commonCfg.bar, 1)}' | dd of=${config} bs=1 seek=${pos + 4} count=1 conv=notrunc 2>/dev/null`,
-      `printf '${octalBytes(4, 4)}' | dd of=${config} bs=4 seek=${(pos + 12) / 4} count=1 conv=notrunc 2>/dev/null`,
-      `printf '${octalBytes(layout.commonCfg.offset + COMMON_DEVICE_FEATURE_SELECT, 4)}' | dd of=${config} bs=4 seek=${(pos + 8) / 4} count=1 conv=notrunc 2>/dev/null`,
-      `printf '${octalBytes(word, 4)}' | dd of=${config} bs=4 seek=${(pos + 16) / 4} count=1 conv=notrunc 2>/dev/null`,
-      `printf '${octalBytes(layout.commonCfg.offset + COMMON_DEVICE_FEATURE, 4)}' | dd of=${config} bs=4 seek=${(pos + 8) / 4} count=1 conv=notrunc 2>/dev/null`,
-      `dd if=${config} bs=4 skip=${(pos + 16) / 4} count=1 2>/dev/null | od -An -tx1 -v`,
+      `printf '${octalBytes(layout.commonCfg.bar, 1)}' | dd of=${config} bs=1 seek=${pos + WINDOW.bar} count=1 conv=notrunc 2>/dev/null`,
+      `printf '${octalBytes(4, 4)}' | dd of=${config} bs=4 seek=${(pos + WINDOW.length) / 4} count=1 conv=notrunc 2>/dev/null`,
+      `printf '${octalBytes(layout.commonCfg.offset + COMMON.device_feature_select.offset, 4)}' | dd of=${config} bs=4 seek=${(pos + WINDOW.offset) / 4} count=1 conv=notrunc 2>/dev/null`,
+      `printf '${octalBytes(word, 4)}' | dd of=${config} bs=4 seek=${(pos + WINDOW.data) / 4} count=1 conv=notrunc 2>/dev/null`,
+      `printf '${octalBytes(layout.commonCfg.offset + COMMON.device_feature.offset, 4)}' | dd of=${config} bs=4 seek=${(pos + WINDOW.offset) / 4} count=1 conv=notrunc 2>/dev/null`,
+      `dd if=${config} bs=4 skip=${(pos + WINDOW.data) / 4} count=1 2>/dev/null | od -An -tx1 -v`,
     ].join('\n');
   return `${select(0)}\n${select(1)}`;
 }

@@ -18,7 +18,6 @@ import { SharedRegion, VhostUserFrontEnd } from '../../vhost-user/src/frontend';
 import { VhostNative, openFdCount, vhostNative } from '../../vhost-user/src/native';
 import {
   ConfigHeaderLayout,
-  DescriptorLayout,
   FLAG_NEED_REPLY,
   FLAG_REPLY,
   FLAG_VERSION,
@@ -31,8 +30,6 @@ import {
   ProtocolFeature,
   Request,
   U64Layout,
-  VIRTQ_DESC_F_NEXT,
-  VIRTQ_DESC_F_WRITE,
   VRING_NOFD,
   VmemctRequest,
   VringAddressLayout,
@@ -45,7 +42,7 @@ import {
 } from '../../vhost-user/src/protocol';
 import { FRONTEND_PROTOCOL_FEATURES, connectVhostUserAdapter } from '../../vhost-user/src/vhost-user-adapter';
 import { decodeConfig, decodeResponse, encodeRequest } from '../../../model/src/codec/codec';
-import { VIRTIO_CONFIG_S_NEEDS_RESET, VIRTIO_MEM_REQ_STATE, VIRTIO_MEM_RESP_ACK, VirtioMemConfigLayout } from '../../../spec/src/index';
+import { VIRTIO_CONFIG_S_NEEDS_RESET, VIRTIO_MEM_REQ_STATE, VIRTIO_MEM_RESP_ACK, VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE, VirtioMemConfigLayout, VirtqDescLayout as DescriptorLayout } from '../../../spec/src/index';
 
 const ROOT = path.resolve(__dirname, '..', '..', '..');
 const CLI = path.join(ROOT, 'conformance', 'bin', 'vmemct.js');

@@ -153,3 +153,30 @@ export class GuestMemory implements MappedGuestMemory {
 }
 
 const PAGE = 4096n;
+
+/** One mapped region seen as guest memory: the front-end's RAM, where its driver keeps the ring and buffers. */
+export class RegionMemory implements MappedGuestMemory {
+  constructor(
+    private readonly native: VhostNative,
+    private readonly mapping: MappingHandle,
+    readonly guestAddress: bigint,
+    readonly size: bigint,
+  ) {}
+
+  /** Whether [gpa, gpa + length) is inside the region. */
+  covers(gpa: bigint, length: bigint): boolean {
+    return gpa >= this.guestAddress && length >= 0n && gpa + length <= this.guestAddress + this.size;
+  }
+
+  /** Reads the region; undefined outside it. */
+  read(gpa: bigint, length: number): Buffer | undefined {
+    return this.covers(gpa, BigInt(length)) ? this.native.read(this.mapping, gpa - this.guestAddress, length) : undefined;
+  }
+
+  /** Writes the region; false (nothing written) outside it. */
+  write(gpa: bigint, bytes: Uint8Array): boolean {
+    if (!this.covers(gpa, BigInt(bytes.length))) return false;
+    this.native.write(this.mapping, gpa - this.guestAddress, bytes);
+    return true;
+  }
+}

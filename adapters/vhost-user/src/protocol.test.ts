@@ -1,6 +1,6 @@
+import { VirtqDescLayout as DescriptorLayout, VirtqUsedElemLayout as UsedElementLayout } from '../../../spec/src/index';
 import {
   ConfigHeaderLayout,
-  DescriptorLayout,
   HEADER_SIZE,
   HeaderLayout,
   MemoryRegionLayout,
@@ -9,7 +9,6 @@ import {
   Request,
   SINGLE_REGION_SIZE,
   StructLayout,
-  UsedElementLayout,
   VMEMCT_MAX_PLUGGED_RUNS,
   VmemctAccessLayout,
   VmemctRequest,
@@ -28,7 +27,7 @@ import {
 
 /** Every field fits the layout, fields do not overlap, and together they cover every byte. */
 function checkLayout(layout: StructLayout): void {
-  const width = { u16: 2, u32: 4, u64: 8 } as const;
+  const width = { u8: 1, u16: 2, u32: 4, u64: 8 } as const;
   const covered = new Array<number>(layout.size).fill(0);
   for (const field of Object.values(layout.fields)) {
     const w = width[field.type];

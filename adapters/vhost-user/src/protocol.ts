@@ -2,10 +2,17 @@
  * The vhost-user protocol as data: message codes, flags, protocol features and payload layouts
  * (QEMU's docs/interop/vhost-user.rst is the reference), plus vmemct's own control extension.
  *
- * Every layout is declared once here; {@link encodeStruct}/{@link decodeStruct} derive the bytes.
- * Multi-byte fields are little-endian (x86-64 and arm64 hosts; the protocol uses native order).
+ * Every layout is declared once here, `as const satisfies` the spec's {@link StructLayout};
+ * {@link encodeStruct}/{@link decodeStruct} derive the bytes. Multi-byte fields are little-endian
+ * (x86-64 and arm64 hosts; the protocol uses native order). The split-ring structures the vring
+ * messages point at are in spec/ (`virtqueue.ts`).
  */
 import type { DeviceSetup } from '../../../spec/src/index';
+import { decodeStruct, encodeStructInto } from '../../../spec/src/index';
+import type { StructLayout, StructValues } from '../../../spec/src/index';
+
+export { decodeStruct };
+export type { StructLayout, StructValues };
 
 /** Front-end → back-end requests. */
 export const Request = {
@@ -160,25 +167,6 @@ export const MAX_CONFIG_SIZE = 256;
 export const VRING_INDEX_MASK = 0xffn;
 export const VRING_NOFD = 0x100n;
 
-type FieldType = 'u16' | 'u32' | 'u64';
-
-interface FieldDef {
-  readonly offset: number;
-  readonly type: FieldType;
-}
-
-/** A fixed-size payload layout. */
-export interface StructLayout {
-  readonly name: string;
-  readonly size: number;
-  readonly fields: Readonly<Record<string, FieldDef>>;
-}
-
-/** Decoded values: u64 fields as bigint, the others as number. */
-export type StructValues<L extends StructLayout> = {
-  -readonly [K in keyof L['fields']]: L['fields'][K]['type'] extends 'u64' ? bigint : number;
-};
-
 /** The message header. */
 export const HeaderLayout = {
   name: 'header',
@@ -266,22 +254,6 @@ export const ConfigHeaderLayout = {
   fields: { offset: { offset: 0, type: 'u32' }, size: { offset: 4, type: 'u32' }, flags: { offset: 8, type: 'u32' } },
 } as const satisfies StructLayout;
 
-/** A split-virtqueue descriptor. */
-export const DescriptorLayout = {
-  name: 'descriptor',
-  size: 16,
-  fields: { addr: { offset: 0, type: 'u64' }, len: { offset: 8, type: 'u32' }, flags: { offset: 12, type: 'u16' }, next: { offset: 14, type: 'u16' } },
-} as const satisfies StructLayout;
-export const VIRTQ_DESC_F_NEXT = 1;
-export const VIRTQ_DESC_F_WRITE = 2;
-
-/** A used-ring element. */
-export const UsedElementLayout = {
-  name: 'used element',
-  size: 8,
-  fields: { id: { offset: 0, type: 'u32' }, len: { offset: 4, type: 'u32' } },
-} as const satisfies StructLayout;
-
 /** VMEMCT SETUP, followed by `pluggedRuns` × {@link BlockRunLayout}. */
 export const VmemctSetupLayout = {
   name: 'vmemct setup',
@@ -358,28 +330,11 @@ export const VmemctAccessLayout = {
   fields: { addr: { offset: 0, type: 'u64' }, length: { offset: 8, type: 'u64' }, write: { offset: 16, type: 'u32' }, padding: { offset: 20, type: 'u32' } },
 } as const satisfies StructLayout;
 
-/** Encodes a layout's values (missing fields are zero). */
+/** Encodes a layout's values (missing fields are zero) into a new Buffer, or into `into` at `at`. */
 export function encodeStruct<L extends StructLayout>(layout: L, values: Partial<StructValues<L>>, into?: Buffer, at = 0): Buffer {
   const out = into ?? Buffer.alloc(layout.size);
-  for (const [name, field] of Object.entries(layout.fields)) {
-    const value = (values as Record<string, number | bigint | undefined>)[name] ?? 0;
-    const o = at + field.offset;
-    if (field.type === 'u64') out.writeBigUInt64LE(BigInt.asUintN(64, BigInt(value)), o);
-    else if (field.type === 'u32') out.writeUInt32LE(Number(value) >>> 0, o);
-    else out.writeUInt16LE(Number(value) & 0xffff, o);
-  }
+  encodeStructInto(layout, values, out, at);
   return out;
-}
-
-/** Decodes a layout at `at`; the caller checks that `bytes` holds `layout.size` bytes there. */
-export function decodeStruct<L extends StructLayout>(layout: L, bytes: Uint8Array, at = 0): StructValues<L> {
-  const buf = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const out: Record<string, number | bigint> = {};
-  for (const [name, field] of Object.entries(layout.fields)) {
-    const o = at + field.offset;
-    out[name] = field.type === 'u64' ? buf.readBigUInt64LE(o) : field.type === 'u32' ? buf.readUInt32LE(o) : buf.readUInt16LE(o);
-  }
-  return out as StructValues<L>;
 }
 
 /** One complete message. */

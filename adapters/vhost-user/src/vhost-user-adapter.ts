@@ -24,32 +24,22 @@ import {
   ResizeOutcome,
   UnsupportedSetupError,
 } from '../../core/src/contract';
-import {
-  VIRTIO_CONFIG_S_ACKNOWLEDGE,
-  VIRTIO_CONFIG_S_DRIVER,
-  VIRTIO_CONFIG_S_DRIVER_OK,
-  VIRTIO_CONFIG_S_FEATURES_OK,
-  VIRTIO_CONFIG_S_NEEDS_RESET,
-  VirtioMemConfigLayout,
-} from '../../../spec/src/index';
+import { VIRTIO_CONFIG_S_NEEDS_RESET, VIRTIO_MEM_GUEST_REQUEST_QUEUE, VirtioMemConfigLayout } from '../../../spec/src/index';
 import { decodeConfig } from '../../../model/src/codec/codec';
+import { SplitQueueDriver, VirtioTransport, mappedMemoryPort, virtioHandshake } from '../../virtio/src/index';
 import { ChannelClosedError } from './channel';
 import { SharedRegion, VhostUserFrontEnd, VhostUserProtocolError, VhostUserTimeoutError } from './frontend';
+import { RegionMemory } from './guest-memory';
 import { VhostNative, vhostNative } from './native';
 import {
-  DescriptorLayout,
   PROTOCOL_FEATURES_BIT,
   ProtocolFeature,
   Request,
   STANDARD_PROTOCOL_FEATURES,
-  UsedElementLayout,
-  VIRTQ_DESC_F_NEXT,
-  VIRTQ_DESC_F_WRITE,
   VMEMCT_MAX_PLUGGED_RUNS,
   VmemctAccessLayout,
   VmemctRequest,
   VmemctStatus,
-  decodeStruct,
   encodeStruct,
   encodeVmemctSetup,
   protocolMask,
@@ -63,9 +53,10 @@ const MiB = 1n << 20n;
 /** The RAM region: descriptor table, avail and used rings, then the buffers. */
 const RAM_SIZE = 4n * MiB;
 const QUEUE_SIZE = 256;
+/** Offsets in the RAM region of the descriptor table, the avail ring, the used ring and the buffers. */
 const RING = { desc: 0n, avail: 0x1000n, used: 0x2000n, buffers: 0x10000n } as const;
-/** Largest total size of one chain's buffers. */
-export const MAX_CHAIN_BYTES = Number(RAM_SIZE - RING.buffers);
+/** Largest total size of one chain's buffers (laid out 8-byte aligned). */
+const VHOST_BUFFER_AREA_BYTES = Number(RAM_SIZE - RING.buffers);
 /** How long a chain may wait for its used entry. */
 const USED_TIMEOUT_MS = 2000;
 /** After this long without a used entry the device status is checked for NEEDS_RESET. */
@@ -155,11 +146,8 @@ export class VhostUserDeviceSession implements DeviceSession {
   private kickFd = -1;
   private callFd = -1;
   private callWake?: () => void;
-  private availIndex = 0;
-  private usedIndex = 0;
-  private ringReady = false;
-  /** Hex of the descriptor table last written. */
-  private descriptorTable = '';
+  /** vring 0, once set up (none before the first handshake, after a reset or a refused FEATURES_OK). */
+  private queue: SplitQueueDriver | undefined;
   private localStatus = 0;
   private closed = false;
   onClose?: () => void;
@@ -264,35 +252,44 @@ export class VhostUserDeviceSession implements DeviceSession {
   }
 
   initialise(accept: (offered: bigint) => bigint): Promise<Initialisation> {
-    return this.guard('initialise', async () => {
-      this.ringReady = false;
-      await this.setStatus(0);
-      await this.setStatus(VIRTIO_CONFIG_S_ACKNOWLEDGE);
-      await this.setStatus(VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER);
-      const offeredRaw = await this.frontEnd.queryU64(Request.GET_FEATURES);
-      const offered = offeredRaw & ~PROTOCOL_FEATURES_BIT;
-      const accepted = accept(offered);
-      await this.frontEnd.setFeatures(accepted, offeredRaw);
-      const base = VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER;
-      await this.setStatus(base | VIRTIO_CONFIG_S_FEATURES_OK);
-      const afterFeatures = await this.getStatus();
-      const featuresOk = (afterFeatures & VIRTIO_CONFIG_S_FEATURES_OK) !== 0;
-      if (!featuresOk) return { offered, accepted, featuresOk, status: afterFeatures };
-      await this.setupRing();
-      await this.setStatus(afterFeatures | VIRTIO_CONFIG_S_DRIVER_OK);
-      return { offered, accepted, featuresOk, status: await this.getStatus() };
-    });
+    return this.guard('initialise', () => virtioHandshake(this.transport(), accept));
+  }
+
+  /** SET/GET_STATUS and GET/SET_FEATURES as the handshake's transport. */
+  private transport(): VirtioTransport {
+    let offeredRaw = 0n;
+    return {
+      reset: async () => {
+        this.queue = undefined;
+        await this.setStatus(0);
+      },
+      readStatus: () => this.getStatus(),
+      writeStatus: (status) => this.setStatus(status),
+      readDeviceFeatures: async () => {
+        offeredRaw = await this.frontEnd.queryU64(Request.GET_FEATURES);
+        return offeredRaw & ~PROTOCOL_FEATURES_BIT;
+      },
+      writeDriverFeatures: (features) => this.frontEnd.setFeatures(features, offeredRaw),
+      setUpQueues: () => this.setupRing(),
+    };
   }
 
   private async setupRing(): Promise<void> {
+    const ram = this.ram;
     const native = this.frontEnd.native;
-    native.write(this.ram.mapping, RING.desc, Buffer.alloc(Number(RING.buffers)));
-    this.availIndex = 0;
-    this.usedIndex = 0;
-    this.descriptorTable = '';
-    const ua = this.ram.userAddress;
-    await this.frontEnd.setupVring(0, QUEUE_SIZE, { desc: ua + RING.desc, avail: ua + RING.avail, used: ua + RING.used }, this.kickFd, this.callFd);
-    this.ringReady = true;
+    const index = VIRTIO_MEM_GUEST_REQUEST_QUEUE.index;
+    const queue = new SplitQueueDriver({
+      port: mappedMemoryPort(new RegionMemory(native, ram.mapping, ram.guestAddress, ram.size), () => native.signal(this.kickFd)),
+      queueIndex: index,
+      size: QUEUE_SIZE,
+      rings: { desc: ram.guestAddress + RING.desc, avail: ram.guestAddress + RING.avail, used: ram.guestAddress + RING.used },
+      buffers: ram.guestAddress + RING.buffers,
+      bufferBytes: VHOST_BUFFER_AREA_BYTES,
+    });
+    await queue.clear();
+    const ua = ram.userAddress;
+    await this.frontEnd.setupVring(index, QUEUE_SIZE, { desc: ua + RING.desc, avail: ua + RING.avail, used: ua + RING.used }, this.kickFd, this.callFd);
+    this.queue = queue;
   }
 
   readConfig(): Promise<Uint8Array> {
@@ -301,64 +298,29 @@ export class VhostUserDeviceSession implements DeviceSession {
 
   submit(chain: Chain): Promise<Completion> {
     return this.guard('submit', async () => {
-      if (!this.ringReady) return { kind: 'no-used-entry' };
-      const native = this.frontEnd.native;
-      const sizes = [...chain.readable.map((b) => b.length), ...chain.writableSizes];
-      if (sizes.length > QUEUE_SIZE) throw new UnsupportedSetupError(`a chain of ${sizes.length} descriptors does not fit a queue of ${QUEUE_SIZE}`);
-      const total = sizes.reduce((n, s) => n + s + 8, 0);
-      if (total > MAX_CHAIN_BYTES) throw new UnsupportedSetupError(`a chain of ${total} bytes exceeds the adapter's ${MAX_CHAIN_BYTES}-byte buffer area`);
-      const table = Buffer.alloc(16 * sizes.length);
-      const writable: { offset: bigint; size: number }[] = [];
-      let at = RING.buffers;
-      sizes.forEach((size, i) => {
-        const isWritable = i >= chain.readable.length;
-        if (isWritable) {
-          native.write(this.ram.mapping, at, Buffer.alloc(size));
-          writable.push({ offset: at, size });
-        } else if (size > 0) {
-          native.write(this.ram.mapping, at, chain.readable[i]!);
-        }
-        const last = i === sizes.length - 1;
-        encodeStruct(DescriptorLayout, { addr: this.ram.guestAddress + at, len: size, flags: (last ? 0 : VIRTQ_DESC_F_NEXT) | (isWritable ? VIRTQ_DESC_F_WRITE : 0), next: last ? 0 : i + 1 }, table, 16 * i);
-        at += BigInt((size + 7) & ~7);
-      });
-      // The table is rewritten only when the chain's shape changes; every chain starts at
-      // descriptor 0 and the avail ring was zeroed at set-up, so its entries already name head 0.
-      const tableKey = table.toString('hex');
-      if (tableKey !== this.descriptorTable) {
-        native.write(this.ram.mapping, RING.desc, table);
-        this.descriptorTable = tableKey;
-      }
-      this.availIndex = (this.availIndex + 1) & 0xffff;
-      const idx = Buffer.alloc(2);
-      idx.writeUInt16LE(this.availIndex);
-      native.write(this.ram.mapping, RING.avail + 2n, idx);
-      native.signal(this.kickFd);
-      if (!(await this.waitUsed())) return { kind: 'no-used-entry' };
-      const elem = decodeStruct(UsedElementLayout, native.read(this.ram.mapping, RING.used + 4n + BigInt(8 * (this.usedIndex % QUEUE_SIZE)), 8));
-      this.usedIndex = (this.usedIndex + 1) & 0xffff;
-      if (elem.id !== 0) throw new VhostUserProtocolError(`the used entry names descriptor ${elem.id}, not the chain's head 0`);
-      const written = Buffer.concat(writable.map((w) => native.read(this.ram.mapping, w.offset, w.size)));
-      return { kind: 'used', length: elem.len, written: new Uint8Array(written.subarray(0, Math.min(elem.len, written.length))) };
+      if (!this.queue) return { kind: 'no-used-entry' };
+      const result = await this.queue.submit(chain, this.usedWaiter());
+      if (result.kind === 'unfit') throw new UnsupportedSetupError(result.problem);
+      if (result.kind === 'bad-used-entry') throw new VhostUserProtocolError(result.problem);
+      return result;
     });
   }
 
-  private usedMoved(): boolean {
-    return this.frontEnd.native.read(this.ram.mapping, RING.used + 2n, 2).readUInt16LE(0) !== this.usedIndex;
-  }
-
-  /** Waits for the used index to move; false when it does not (or the device needs a reset). */
-  private async waitUsed(): Promise<boolean> {
+  /**
+   * Waits for the call eventfd while the used index has not moved: up to USED_TIMEOUT_MS in all,
+   * with one look at the device status after USED_STATUS_CHECK_MS (a device that marked itself
+   * NEEDS_RESET will not answer, so there is no need to wait out the bound).
+   */
+  private usedWaiter(): () => Promise<boolean> {
     const start = Date.now();
     let statusChecked = false;
-    while (!this.usedMoved()) {
+    return async () => {
       const elapsed = Date.now() - start;
       if (elapsed >= USED_TIMEOUT_MS) return false;
       if (!this.frontEnd.alive) throw new VhostUserProtocolError('the back-end closed the connection');
       if (!statusChecked && elapsed >= USED_STATUS_CHECK_MS && this.hasStatus()) {
         statusChecked = true;
-        if ((await this.getStatus()) & VIRTIO_CONFIG_S_NEEDS_RESET && !this.usedMoved()) return false;
-        continue;
+        return ((await this.getStatus()) & VIRTIO_CONFIG_S_NEEDS_RESET) === 0;
       }
       const bound = statusChecked || !this.hasStatus() ? USED_TIMEOUT_MS - elapsed : USED_STATUS_CHECK_MS - elapsed;
       await new Promise<void>((resolve) => {
@@ -371,8 +333,8 @@ export class VhostUserDeviceSession implements DeviceSession {
           resolve();
         };
       });
-    }
-    return true;
+      return true;
+    };
   }
 
   notificationCount(): Promise<number> {
@@ -394,7 +356,7 @@ export class VhostUserDeviceSession implements DeviceSession {
 
   deviceReset(): Promise<void> {
     return this.guard('device reset', async () => {
-      this.ringReady = false;
+      this.queue = undefined;
       if (this.hasStatus()) await this.setStatus(0);
       else await this.frontEnd.command(Request.RESET_DEVICE);
     });
@@ -402,7 +364,7 @@ export class VhostUserDeviceSession implements DeviceSession {
 
   systemReset(): Promise<void> {
     return this.control('system reset', VmemctRequest.SYSTEM_RESET).then(() => {
-      this.ringReady = false;
+      this.queue = undefined;
     });
   }
 

@@ -23,6 +23,7 @@ import {
   virtqDescTableBytes,
   virtqUsedBytes,
   virtqUsedElemOffset,
+  readLe16,
 } from '../../../spec/src/index';
 import type { MappedGuestMemory, SplitRingAddresses } from './guest-memory';
 
@@ -152,6 +153,6 @@ export class DeviceSplitQueue {
     const bytes = this.memory.read(addr, 2);
     // open() checked that both ring areas are mapped.
     if (!bytes) throw new Error(`ring index at 0x${addr.toString(16)} is not in mapped memory`);
-    return new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint16(0, true);
+    return readLe16(bytes);
   }
 }

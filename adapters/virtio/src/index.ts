@@ -2,7 +2,13 @@
  * `adapters/virtio/`: the virtio layer the adapters and the vhost-user back-end share, in the
  * spirit of rust-vmm's virtio-queue. Pure TypeScript over small ports: no Node I/O, no packages.
  *
- * - the device side of a split queue ({@link DeviceSplitQueue}) over {@link MappedGuestMemory}.
+ * - the driver side of a split queue ({@link SplitQueueDriver}) over a {@link GuestMemoryPort};
+ * - the device side of a split queue ({@link DeviceSplitQueue}) over {@link MappedGuestMemory};
+ * - the device initialisation handshake ({@link virtioHandshake}) over a {@link VirtioTransport};
+ * - the virtio-pci capability walk ({@link findVirtioPciLayout}) over a configuration space.
  */
 export * from './guest-memory';
 export * from './device-queue';
+export * from './driver-queue';
+export * from './pci-capabilities';
+export * from './handshake';
