@@ -15,10 +15,6 @@
  * `readResponseType`, `readResponseState`, `withResponseTrailer`, `withFieldBytes`,
  * `RESPONSE_TRAILER_SIZE`), `layoutField(layout, name).offset`/`.size`, a layout's `size`, or
  * `requestTypeName` from spec/.
- *
- * {@link KNOWN_OFFENDERS} lists the files that still read bytes by number, each with the helper
- * it should use. The list may only shrink: a listed file that no longer matches fails the test
- * until its entry is deleted.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -101,25 +97,6 @@ const RULES: readonly OffsetRule[] = [
 /** Where numbers may address virtio-mem structures: the layouts themselves and the codec. */
 const HOMES = ['spec/', 'model/src/codec/'];
 
-/** A file that still addresses a virtio-mem structure by number, and what it should use. */
-interface KnownOffender {
-  /** Repo-relative path. */
-  readonly file: string;
-  /** The lines at fault (approximate, for the reader) and the helper each should use. */
-  readonly use: string;
-}
-
-/**
- * Files that still address virtio-mem structures by number. Their owners rewrite them; each entry
- * names the replacement. Delete an entry once its file is fixed (the test insists).
- */
-const KNOWN_OFFENDERS: readonly KnownOffender[] = [
-  {
-    file: 'adapters/qemu/src/qemu-adapter.ts',
-    use: 'expectAck(): `writableSizes: [VirtioMemResponseLayout.size]` instead of [10]',
-  },
-];
-
 /** One line that matched a rule. */
 interface Finding {
   readonly file: string;
@@ -187,14 +164,8 @@ const FINDINGS: readonly Finding[] = sourceFiles()
 
 describe('virtio-mem offsets stay in spec/ and the codec', () => {
   test('no file outside spec/ and model/src/codec/ addresses a virtio-mem structure by number', () => {
-    const known = new Set(KNOWN_OFFENDERS.map((k) => k.file));
-    const report = FINDINGS.filter((f) => !known.has(f.file)).map((f) => `${f.file}:${f.line}: ${f.rule.name}: ${f.text}\n    use ${f.rule.instead}`);
+    const report = FINDINGS.map((f) => `${f.file}:${f.line}: ${f.rule.name}: ${f.text}\n    use ${f.rule.instead}`);
     expect(report).toEqual([]);
-  });
-
-  test.each(KNOWN_OFFENDERS)('$file is still a known offender (delete its entry once fixed)', ({ file }) => {
-    expect(fs.existsSync(path.join(ROOT, file))).toBe(true);
-    expect(FINDINGS.filter((f) => f.file === file).length).toBeGreaterThan(0);
   });
 
   test('the rules should match their examples and none of the nearby forms', () => {

@@ -15,6 +15,7 @@ import {
   VIRTIO_MEM_REQ_UNPLUG_ALL,
   VIRTIO_MEM_RESP_ACK,
   VirtioMemConfigLayout,
+  VirtioMemResponseLayout,
   VIRTIO_F_VERSION_1,
   VIRTIO_MEM_F_ACPI_PXM,
   VIRTIO_MEM_F_UNPLUGGED_INACCESSIBLE,
@@ -327,7 +328,7 @@ function describeInstance(qemu: QemuProcess): string {
 }
 
 async function expectAck(driver: VirtioPciDriver, request: Parameters<typeof encodeRequest>[0], what: string): Promise<void> {
-  const completion = await driver.submit({ readable: [encodeRequest(request)], writableSizes: [10] });
+  const completion = await driver.submit({ readable: [encodeRequest(request)], writableSizes: [VirtioMemResponseLayout.size] });
   if (completion.kind !== 'used') throw new Error(`${what}: no used entry`);
   const response = decodeResponse(completion.written);
   if (!response.ok || response.value.type !== VIRTIO_MEM_RESP_ACK) throw new Error(`${what}: the device did not acknowledge it`);
