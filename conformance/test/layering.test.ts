@@ -1,5 +1,5 @@
 /**
- * The layering check: what may import what (DESIGN.md §2, "Layering").
+ * The layering check: what may import what (ARCHITECTURE.md, "What may import what").
  *
  * LAYERS below is the written-down form of that table; this test reads every `.ts` file under
  * spec/, model/, conformance/ and adapters/, extracts every module specifier (import, import
@@ -33,7 +33,7 @@ interface Layer {
 const OTHER_SIDE_OF_THE_MODEL = ['model/src/index', 'model/src/loop'];
 
 /**
- * What may import what — DESIGN.md §2. The first matching row wins, so specific rows come first.
+ * What may import what — the table in ARCHITECTURE.md. The first matching row wins, so specific rows come first.
  * Test files (`*.test.ts`, anything under a `test/` folder) are exempt.
  */
 const LAYERS: readonly Layer[] = [
@@ -180,7 +180,7 @@ function checkLayering(files: readonly SourceFile[]): Violation[] {
       }
     }
     if (layer === undefined) {
-      violations.push({ file, specifier: '(file)', rule: 'no row of LAYERS covers this file; add one (DESIGN.md §2)' });
+      violations.push({ file, specifier: '(file)', rule: 'no row of LAYERS covers this file; add one (and its line in ARCHITECTURE.md)' });
       continue;
     }
     const allowed = layer.mayImport.map((e) => e.replace('<name>', name));
@@ -261,7 +261,7 @@ describe('layering of the repository', () => {
     expect(specifiers.length).toBeGreaterThan(20);
   });
 
-  test('should keep every import within the layers of DESIGN.md §2', () => {
+  test('should keep every import within the layers of ARCHITECTURE.md', () => {
     const violations = checkLayering(files);
     if (violations.length > 0) throw new Error(`layering violations (${violations.length}):\n${format(violations)}`);
   });

@@ -1,6 +1,6 @@
 /**
  * `npm run bench`: speed and memory of the reference model (reports; never fails).
- * Targets (DESIGN.md §5): ≥ 1 M single-block requests/s in-process; STATE over 65,535 blocks in
+ * Targets (ARCHITECTURE.md, "Performance targets"): ≥ 1 M single-block requests/s in-process; STATE over 65,535 blocks in
  * microseconds; UNPLUG ALL on a 1 TiB region of 2 MiB blocks without per-block loops; that
  * region's state in a few hundred KiB.
  */

@@ -1,5 +1,5 @@
 /**
- * Benchmark of the QEMU adapter (DESIGN.md §5: ≥ 10 k requests/s through the adapter, QEMU start
+ * Benchmark of the QEMU adapter (ARCHITECTURE.md, "Performance targets": ≥ 10 k requests/s through the adapter, QEMU start
  * to ready < 0.5 s, the whole device corpus < 30 s). Reports; never fails. Skipped when QEMU is
  * not installed.
  */

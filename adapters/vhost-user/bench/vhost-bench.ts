@@ -1,5 +1,5 @@
 /**
- * Benchmark of the vhost-user front-end and back-end (DESIGN.md §5: ≥ 10 k request round trips/s
+ * Benchmark of the vhost-user front-end and back-end (ARCHITECTURE.md, "Performance targets": ≥ 10 k request round trips/s
  * between them; handshake < 10 ms). The back-end runs as its own process (`vmemct
  * serve-vhost-user`), as a user would run it. Reports; never fails.
  */

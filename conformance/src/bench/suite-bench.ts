@@ -1,5 +1,5 @@
 /**
- * Benchmark: the whole corpus against the model, process start included (DESIGN.md §5 target:
+ * Benchmark: the whole corpus against the model, process start included (ARCHITECTURE.md, "Performance targets" target:
  * under 1 s on 2 cores). Spawns the built CLI several times and reports the median wall time.
  * It reports; it never fails.
  */
