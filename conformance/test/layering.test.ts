@@ -265,6 +265,13 @@ describe('layering of the repository', () => {
     const violations = checkLayering(files);
     if (violations.length > 0) throw new Error(`layering violations (${violations.length}):\n${format(violations)}`);
   });
+
+  test('should describe every folder row of the table in ARCHITECTURE.md', () => {
+    const architecture = fs.readFileSync(path.join(__dirname, '..', '..', 'ARCHITECTURE.md'), 'utf8');
+    const documented = (files: string): boolean => (files === 'adapters/<name>/' ? architecture.includes('| other adapters |') : architecture.includes(`\`${files}`));
+    const missing = LAYERS.map((layer) => layer.files).filter((files) => !documented(files));
+    expect(missing).toEqual([]);
+  });
 });
 
 describe('the layering checker', () => {
