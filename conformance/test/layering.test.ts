@@ -54,8 +54,8 @@ const LAYERS: readonly Layer[] = [
   { files: 'adapters/virtio/', mayImport: ['spec/', 'adapters/virtio/'], nodeBuiltins: false, npmPackages: false, pure: true, why: 'the virtio layer imports only spec/ and itself, with no Node I/O, packages, clocks or timers (the ports bring the I/O)' },
   // adapters/core: the adapter contract.
   { files: 'adapters/core/', mayImport: ['spec/', 'adapters/core/'], nodeBuiltins: false, npmPackages: false, pure: false, why: 'the adapter contract imports only spec/' },
-  // adapters/model: the in-process reference model.
-  { files: 'adapters/model/', mayImport: ['adapters/core/', 'adapters/model/', 'spec/', 'model/'], nodeBuiltins: false, npmPackages: false, pure: false, why: 'the model adapter imports only the contract, spec/ and model/' },
+  // adapters/model: the in-process reference model; its handshake is the virtio layer's, over the model host's registers.
+  { files: 'adapters/model/', mayImport: ['adapters/core/', 'adapters/model/', 'adapters/virtio/', 'spec/', 'model/'], nodeBuiltins: false, npmPackages: false, pure: false, why: 'the model adapter imports only the contract, the virtio layer, spec/ and model/' },
   // The QEMU platform: what the qemu and ssh-guest adapters share about driving a QEMU from the host (QMP, the virtio-mem device over QMP, processes); it knows no adapter.
   { files: 'adapters/qemu-platform/', mayImport: ['adapters/qemu-platform/', 'adapters/core/', 'spec/'], nodeBuiltins: true, npmPackages: false, pure: false, why: 'the QEMU platform imports only itself, the adapter core, spec/ and Node — never an adapter' },
   // The QEMU adapter: as other adapters, plus the QEMU platform through its door.

@@ -26,7 +26,7 @@ import {
   VirtioPciCommonCfgLayout,
   featureMask,
 } from '../../../spec/src/index';
-import type { Chain, Completion, Initialisation } from '../../core/src/contract';
+import type { Chain, Completion, HandshakeResult } from '../../core/src/contract';
 import { GuestMemoryAccess, GuestMemoryPort, SplitQueueDriver, VirtioPciCapability, VirtioTransport, findVirtioPciLayout, virtioHandshake } from '../../virtio/src/index';
 import { QtestClient, answerBytes, answerValue, checkOk, qtestCommand as q } from './qtest';
 
@@ -114,7 +114,7 @@ export class VirtioPciDriver {
    * The handshake: reset, ACKNOWLEDGE, DRIVER, features (`accept` of those offered, limited to
    * what this driver implements), FEATURES_OK, queue 0, DRIVER_OK.
    */
-  initialise(accept: (offered: bigint) => bigint): Promise<Initialisation> {
+  initialise(accept: (offered: bigint) => bigint): Promise<HandshakeResult> {
     return virtioHandshake(this.transport(), (offered) => accept(offered) & offered & (DEVICE_FEATURE_BITS | DRIVER_TRANSPORT_FEATURES));
   }
 

@@ -4,7 +4,7 @@
  * applies the checkers of the expectations the step states, and checks the configuration
  * invariants. A step either continues or stops the vector with a finding.
  */
-import type { DeviceSession, DeviceSetup, Initialisation } from '../../../adapters/core/src/contract';
+import type { DeviceSession, DeviceSetup, HandshakeResult } from '../../../adapters/core/src/contract';
 import { VIRTIO_CONFIG_S_DRIVER_OK, VIRTIO_CONFIG_S_NEEDS_RESET, VIRTIO_MEM_F_PERSISTENT_SUSPEND, featureMask } from '../../../spec/src/index';
 import { DeviceSnapshot, TransitionKind, VirtioMemConfig, checkConfigInvariants, checkTransition, decodeConfig } from '../../../model/src/index';
 import type { Step, Vector } from '../loader/types';
@@ -103,7 +103,7 @@ export class DeviceRun implements DeviceStepContext {
   }
 
   /** Runs the handshake as the driver (an `initialise` step, or after a reset) and remembers the outcome. */
-  async initialise(accept: (offered: bigint) => bigint): Promise<Initialisation> {
+  async initialise(accept: (offered: bigint) => bigint): Promise<HandshakeResult> {
     const init = await this.session.initialise(accept);
     this.negotiated = init.featuresOk ? init.accepted : 0n;
     this.driverActive = driverRunning(init.status);

@@ -45,7 +45,6 @@ export { singleRequestChain } from './chain';
 export type { DescriptorChain, RequestEvaluation } from './chain';
 // The driver-side handshake lives in its own module; it is exported from here as it always was.
 export { initialiseDevice } from './initialise';
-export type { HandshakeResult } from './initialise';
 
 const RESP_SIZE = VirtioMemResponseLayout.size;
 const STATE_VALUES: Readonly<Record<BlockStateName, number>> = {
