@@ -27,7 +27,17 @@ import {
   featureMask,
 } from '../../../spec/src/index';
 import type { Chain, Completion, HandshakeResult } from '../../core/src/contract';
-import { GuestMemoryAccess, GuestMemoryPort, SplitQueueDriver, VirtioPciCapability, VirtioTransport, findVirtioPciLayout, virtioHandshake } from '../../virtio/src/index';
+import {
+  ConfigSnapshotReader,
+  GuestMemoryAccess,
+  GuestMemoryPort,
+  SplitQueueDriver,
+  VirtioPciCapability,
+  VirtioTransport,
+  findVirtioPciLayout,
+  readConsistentConfig,
+  virtioHandshake,
+} from '../../virtio/src/index';
 import { QtestClient, answerBytes, answerValue, checkOk, qtestCommand as q } from './qtest';
 
 /** x86 PCI configuration mechanism #1: address port and data port. */
@@ -44,6 +54,9 @@ const RING = {
 
 /** Largest total size of a submitted chain's buffers (laid out 8-byte aligned). */
 const QEMU_BUFFER_AREA_BYTES = 1 << 20;
+
+/** How often the configuration is read again when `config_generation` changed while it was read. */
+const CONFIG_READ_ATTEMPTS = 10;
 
 /** Where the BAR holding the virtio structures is placed: inside the q35 32-bit PCI hole. */
 const BAR_BASE = 0xc000_0000n;
@@ -232,11 +245,16 @@ export class VirtioPciDriver {
   /** The device-specific configuration (`length` bytes) read under an unchanged generation. */
   async readDeviceConfig(length: number): Promise<Uint8Array> {
     const generation = this.common('config_generation');
-    for (let attempt = 0; attempt < 10; attempt++) {
-      const [before, bytes, after] = await this.qt.batch([q.readb(generation), q.read(this.addresses.device, length), q.readb(generation)]);
-      if (answerValue(before!) === answerValue(after!)) return answerBytes(bytes!, length);
-    }
-    throw new Error('config_generation kept changing while the configuration was read');
+    const reader: ConfigSnapshotReader = {
+      readSnapshot: async () => {
+        // One batch: generation, configuration, generation.
+        const [before, bytes, after] = await this.qt.batch([q.readb(generation), q.read(this.addresses.device, length), q.readb(generation)]);
+        return { generationBefore: Number(answerValue(before!)), bytes: answerBytes(bytes!, length), generationAfter: Number(answerValue(after!)) };
+      },
+    };
+    const read = await readConsistentConfig(reader, CONFIG_READ_ATTEMPTS);
+    if (read.kind === 'kept-changing') throw new Error('config_generation kept changing while the configuration was read');
+    return read.bytes;
   }
 
   /** Reads guest-physical memory. */
