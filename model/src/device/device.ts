@@ -20,8 +20,9 @@ import {
   RESPONSE_CODE_NAMES,
   featureMask,
 } from '../../../spec/src/index';
+import type { BlockRange } from '../../../spec/src/index';
 import { VirtioMemConfig, VirtioMemResponse, encodeConfig, encodeResponse } from '../codec/codec';
-import { BlockBitmap, BlockRun, MAX_TRACKED_BLOCKS } from '../blocks/bitmap';
+import { BlockBitmap, MAX_TRACKED_BLOCKS } from '../blocks/bitmap';
 import { DeviceProfile, SPEC_PROFILE, usableFor, ViolationHandling } from './profiles';
 import { DeviceOutcome, OutcomeEffect } from './outcomes';
 import { DeviceSnapshot, InvariantViolation, TransitionKind, checkConfigInvariants, checkTransition } from './invariants';
@@ -157,7 +158,7 @@ export class VirtioMemDevice {
   }
 
   /** Runs of plugged blocks, ascending. */
-  pluggedRuns(): BlockRun[] {
+  pluggedRuns(): BlockRange[] {
     return this.blocks.runs();
   }
 
