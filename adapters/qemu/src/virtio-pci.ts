@@ -27,6 +27,7 @@ import {
   featureMask,
 } from '../../../spec/src/index';
 import type { Chain, Completion, HandshakeResult } from '../../core/src/contract';
+import { sleep } from '../../core/src/sleep';
 import {
   ConfigSnapshotReader,
   GuestMemoryAccess,
@@ -114,7 +115,7 @@ export class VirtioPciDriver {
   async reset(): Promise<void> {
     let status = await this.writeStatus(0);
     for (let i = 0; status !== 0 && i < 100; i++) {
-      await new Promise((r) => setTimeout(r, 1));
+      await sleep(1);
       status = await this.readStatus();
     }
     if (status !== 0) throw new Error(`device status reads ${status} after a reset`);
@@ -229,7 +230,7 @@ export class VirtioPciDriver {
     const result = await this.queue.submit(chain, async () => {
       // No answer yet. A device that flagged itself broken will not answer: no need to wait out the bound.
       if ((await this.readStatus()) & VIRTIO_CONFIG_S_NEEDS_RESET || Date.now() >= deadline) return false;
-      await new Promise((r) => setTimeout(r, 1));
+      await sleep(1);
       return true;
     });
     if (result.kind === 'unfit' || result.kind === 'bad-used-entry') throw new Error(result.problem);

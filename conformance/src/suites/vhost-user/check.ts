@@ -2,7 +2,7 @@
  * The frame every `vu.*` check shares: its context, the opening a connection runs, how a check is
  * declared, and the set-up steps several checks repeat (a vring in a region).
  */
-import { VIRTIO_F_VERSION_1, featureMask } from '../../../../spec/src/index';
+import { VIRTIO_F_VERSION_1, featureMask, formatHex } from '../../../../spec/src/index';
 import {
   PROTOCOL_FEATURES_BIT,
   ProtocolFeature,
@@ -141,20 +141,10 @@ export const RING_SIZE = 256;
 /** Offsets of the ring parts inside the ring region (each part fits before the next). */
 const RING_LAYOUT = { desc: 0n, avail: 0x1000n, used: 0x2000n } as const;
 
-/** `0x…`. */
-export function hex(value: bigint | number): string {
-  return `0x${value.toString(16)}`;
-}
-
 /** A protocol feature mask with the names of its bits. */
 export function describeBits(mask: bigint): string {
   const names = protocolFeatureNames(mask);
-  return names.length ? `${hex(mask)} (${names.join(', ')})` : hex(mask);
-}
-
-/** Resolves after `ms`. */
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
+  return names.length ? `${formatHex(mask)} (${names.join(', ')})` : formatHex(mask);
 }
 
 /** A vring state payload (SET_VRING_NUM, SET_VRING_BASE, SET_VRING_ENABLE, GET_VRING_BASE). */
