@@ -154,15 +154,9 @@ export interface StepKind<A extends { readonly kind: string }> {
   readonly targets: { readonly [T in Target]?: T extends 'device' ? DeviceHandler<A, any> : DriverHandler<A, any> };
 }
 
-/** Declares a step kind (keeps the action type of the handlers). */
-export function defineStepKind<A extends { readonly kind: string }, DO = never, RO = never>(kind: {
-  readonly kind: A['kind'];
-  readonly key: string;
-  readonly schema: object;
-  readonly capability?: Capability;
-  implies?(action: A): readonly Capability[];
-  normalise(raw: unknown, site: Site): A | undefined;
-  readonly targets: { readonly device?: DeviceHandler<A, DO>; readonly driver?: DriverHandler<A, RO> };
-}): StepKind<A> {
+/** Declares a step kind (keeps the action type of the handlers, and each handler's observation type). */
+export function defineStepKind<A extends { readonly kind: string }, DO = never, RO = never>(
+  kind: Omit<StepKind<A>, 'targets'> & { readonly targets: { readonly device?: DeviceHandler<A, DO>; readonly driver?: DriverHandler<A, RO> } },
+): StepKind<A> {
   return kind as StepKind<A>;
 }
