@@ -15,8 +15,9 @@ import {
   PCI_COMMAND_MEMORY,
   PCI_CONFIG_SPACE_BYTES,
   PCI_VENDOR_ID,
+  DEVICE_TYPE_FEATURES_MASK,
+  FEATURE_MASKS,
   VIRTIO_CONFIG_S_NEEDS_RESET,
-  VIRTIO_F_VERSION_1,
   VIRTIO_MEM_GUEST_REQUEST_QUEUE,
   VIRTIO_MEM_PCI_DEVICE_ID,
   VIRTIO_MSI_NO_VECTOR,
@@ -24,7 +25,6 @@ import {
   VIRTIO_PCI_VENDOR_ID,
   VirtioPciCommonCfgField,
   VirtioPciCommonCfgLayout,
-  featureMask,
 } from '../../../spec/src/index';
 import type { Chain, Completion, HandshakeResult } from '../../core/src/contract';
 import { sleep } from '../../core/src/sleep';
@@ -63,9 +63,7 @@ const CONFIG_READ_ATTEMPTS = 10;
 const BAR_BASE = 0xc000_0000n;
 
 /** Transport features the adapter's queue handling implements; others are never accepted. */
-const DRIVER_TRANSPORT_FEATURES = featureMask(VIRTIO_F_VERSION_1);
-/** Device-specific feature bits (0–23) and the transport range (24–40 and above). */
-const DEVICE_FEATURE_BITS = (1n << 24n) - 1n;
+const DRIVER_TRANSPORT_FEATURES = FEATURE_MASKS.VERSION_1;
 
 /** Where the function's virtio structures are in guest-physical memory once its BAR is assigned. */
 export interface VirtioPciAddresses {
@@ -129,7 +127,7 @@ export class VirtioPciDriver {
    * what this driver implements), FEATURES_OK, queue 0, DRIVER_OK.
    */
   initialise(accept: (offered: bigint) => bigint): Promise<HandshakeResult> {
-    return virtioHandshake(this.transport(), (offered) => accept(offered) & offered & (DEVICE_FEATURE_BITS | DRIVER_TRANSPORT_FEATURES));
+    return virtioHandshake(this.transport(), (offered) => accept(offered) & offered & (DEVICE_TYPE_FEATURES_MASK | DRIVER_TRANSPORT_FEATURES));
   }
 
   /** The common configuration as the handshake's transport. */
