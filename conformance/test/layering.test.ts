@@ -54,8 +54,8 @@ const LAYERS: readonly Layer[] = [
   { files: 'adapters/virtio/', mayImport: ['spec/', 'adapters/virtio/'], nodeBuiltins: false, npmPackages: false, pure: true, why: 'the virtio layer imports only spec/ and itself, with no Node I/O, packages, clocks or timers (the ports bring the I/O)' },
   // adapters/core: the adapter contract.
   { files: 'adapters/core/', mayImport: ['spec/', 'adapters/core/'], nodeBuiltins: false, npmPackages: false, pure: false, why: 'the adapter contract imports only spec/' },
-  // adapters/model: the in-process reference model.
-  { files: 'adapters/model/', mayImport: ['adapters/core/', 'adapters/model/', 'spec/', 'model/'], nodeBuiltins: false, npmPackages: false, pure: false, why: 'the model adapter imports only the contract, spec/ and model/' },
+  // adapters/model: the in-process reference model; its handshake is the virtio layer's, over the model host's registers.
+  { files: 'adapters/model/', mayImport: ['adapters/core/', 'adapters/model/', 'adapters/virtio/', 'spec/', 'model/'], nodeBuiltins: false, npmPackages: false, pure: false, why: 'the model adapter imports only the contract, the virtio layer, spec/ and model/' },
   // The QEMU platform: what the qemu and ssh-guest adapters share about driving a QEMU from the host (QMP, the virtio-mem device over QMP, processes); it knows no adapter.
   { files: 'adapters/qemu-platform/', mayImport: ['adapters/qemu-platform/', 'adapters/core/', 'spec/'], nodeBuiltins: true, npmPackages: false, pure: false, why: 'the QEMU platform imports only itself, the adapter core, spec/ and Node — never an adapter' },
   // The QEMU adapter: as other adapters, plus the QEMU platform through its door.
@@ -73,7 +73,7 @@ const LAYERS: readonly Layer[] = [
   // The step kinds: each declares its schema, normalisation, checks and execution against an adapter session.
   { files: 'conformance/src/steps/', mayImport: ['spec/', 'model/', 'adapters/core/', 'conformance/src/'], mustNot: ['conformance/src/cli/'], nodeBuiltins: false, npmPackages: false, pure: false, why: 'a step kind runs against the adapter contract (never a concrete adapter), with spec/, the model as oracle and the runner\'s checks' },
   // The vu.* checks speak the vhost-user protocol: its wire format (data, no I/O) and nothing else of the adapter; the front-end comes in through an interface.
-  { files: 'conformance/src/suites/vhost-user/', mayImport: ['spec/', 'conformance/src/', 'adapters/vhost-user/src/protocol'], nodeBuiltins: true, npmPackages: true, pure: false, why: "the vhost-user checks import the protocol's wire format (adapters/vhost-user/src/protocol) and the runner's types; the front-end is handed in by the CLI, never imported" },
+  { files: 'conformance/src/suites/vhost-user/', mayImport: ['spec/', 'conformance/src/', 'adapters/core/', 'adapters/vhost-user/src/protocol'], nodeBuiltins: true, npmPackages: true, pure: false, why: "the vhost-user checks import what the runner may (spec/, the adapter core, the runner's types) and the protocol's wire format (adapters/vhost-user/src/protocol); the front-end is handed in by the CLI, never imported" },
   // The runner: spec/, the model as oracle, the adapter contract — never a concrete adapter.
   { files: 'conformance/src/', mayImport: ['spec/', 'model/', 'adapters/core/', 'conformance/src/'], nodeBuiltins: true, npmPackages: true, pure: false, why: 'the runner imports spec/, model/, the adapter contract and itself — never a concrete adapter' },
 ];

@@ -12,3 +12,4 @@ export * from './schemas';
 export * from './vector-schemas';
 export * from './document';
 export * from './device-setup';
+export * from './handshake';

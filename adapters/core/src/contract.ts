@@ -10,7 +10,7 @@
  * guest over SSH) are. Values are bytes and bigints: the runner decodes and judges them itself.
  */
 import { CAPABILITY_NAMES } from '../../../spec/src/index';
-import type { DeviceSetup } from '../../../spec/src/index';
+import type { DeviceSetup, HandshakeResult } from '../../../spec/src/index';
 
 /**
  * Optional abilities of an adapter. Vector `needs:` lists use the same names.
@@ -55,17 +55,11 @@ export type Completion =
   /** No used entry within the adapter's bound. */
   | { readonly kind: 'no-used-entry' };
 
-/** Outcome of the feature handshake. */
-export interface Initialisation {
-  /** Features the device offered. */
-  readonly offered: bigint;
-  /** Features the driver side (the adapter, on the runner's behalf) wrote. */
-  readonly accepted: bigint;
-  /** Whether FEATURES_OK stuck after it was written. */
-  readonly featuresOk: boolean;
-  /** The status register after DRIVER_OK was written (or after FEATURES_OK was refused). */
-  readonly status: number;
-}
+/**
+ * Outcome of the feature handshake the adapter runs on the runner's behalf (`accepted` is what
+ * the adapter wrote): the one handshake result, declared in `spec/`.
+ */
+export type { HandshakeResult } from '../../../spec/src/index';
 
 /** A host-side change of requested_size. */
 export type ResizeOutcome =
@@ -84,7 +78,7 @@ export interface DeviceSession {
    * Runs the virtio handshake (ACKNOWLEDGE, DRIVER, features, FEATURES_OK, queue set-up,
    * DRIVER_OK). `accept` picks the features to write from those offered.
    */
-  initialise(accept: (offered: bigint) => bigint): Promise<Initialisation>;
+  initialise(accept: (offered: bigint) => bigint): Promise<HandshakeResult>;
   /** The 56 configuration bytes (consistent: read under an unchanged config generation). */
   readConfig(): Promise<Uint8Array>;
   /** Places a chain on the request queue, notifies the device and waits for the used entry. */

@@ -4,7 +4,8 @@
  * {@link ReferenceDriver} drive a host of the `spec` profile through the model's driver pump
  * ({@link runDriverLoop}).
  *
- * It is a codec over the host: the contract's calls and results map one to one onto the host's.
+ * It is a codec over the host: the contract's calls and results map one to one onto the host's;
+ * the handshake is the virtio layer's ({@link virtioHandshake}) over the host's registers.
  * It has every capability, so it is the yardstick for the corpus: every vector must pass here.
  */
 import type {
@@ -18,7 +19,7 @@ import type {
   DriverEvent,
   DriverOptions,
   DriverSession,
-  Initialisation,
+  HandshakeResult,
   MemoryAccess,
   ResizeOutcome,
   ResponseInjection,
@@ -46,6 +47,8 @@ import {
   encodeResponse,
   runDriverLoop,
 } from '../../../model/src/index';
+import { virtioHandshake } from '../../virtio/src/index';
+import { modelTransport } from './model-transport';
 
 export type { DeviceFactory } from '../../../model/src/index';
 
@@ -105,8 +108,8 @@ function resizeOutcome(r: HostResize): ResizeOutcome {
 class ModelDeviceSession implements DeviceSession {
   constructor(private readonly host: ModelHost) {}
 
-  async initialise(accept: (offered: bigint) => bigint): Promise<Initialisation> {
-    return this.host.initialise(accept);
+  async initialise(accept: (offered: bigint) => bigint): Promise<HandshakeResult> {
+    return virtioHandshake(modelTransport(this.host), accept);
   }
 
   async readConfig(): Promise<Uint8Array> {
@@ -194,7 +197,7 @@ class ModelDriverSession implements DriverSession {
   }
 
   async start(): Promise<void> {
-    this.host.initialise((offered) => this.driver.negotiate(offered));
+    await virtioHandshake(modelTransport(this.host), (offered) => this.driver.negotiate(offered));
   }
 
   async settle(limits: SettleLimits): Promise<DriverActivity> {

@@ -31,7 +31,7 @@ import {
   Completion,
   DeviceSession,
   DeviceSetup,
-  Initialisation,
+  HandshakeResult,
   MemoryAccess,
   ResizeOutcome,
   UnsupportedSetupError,
@@ -366,7 +366,7 @@ export class QemuDeviceSession implements DeviceSession {
     }
   }
 
-  initialise(accept: (offered: bigint) => bigint): Promise<Initialisation> {
+  initialise(accept: (offered: bigint) => bigint): Promise<HandshakeResult> {
     return this.guarded('initialise', async () => {
       const init = await this.instance.driver.initialise(accept);
       this.noteStatus(init.status);

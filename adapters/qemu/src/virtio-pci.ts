@@ -15,8 +15,9 @@ import {
   PCI_COMMAND_MEMORY,
   PCI_CONFIG_SPACE_BYTES,
   PCI_VENDOR_ID,
+  DEVICE_TYPE_FEATURES_MASK,
+  FEATURE_MASKS,
   VIRTIO_CONFIG_S_NEEDS_RESET,
-  VIRTIO_F_VERSION_1,
   VIRTIO_MEM_GUEST_REQUEST_QUEUE,
   VIRTIO_MEM_PCI_DEVICE_ID,
   VIRTIO_MSI_NO_VECTOR,
@@ -24,10 +25,20 @@ import {
   VIRTIO_PCI_VENDOR_ID,
   VirtioPciCommonCfgField,
   VirtioPciCommonCfgLayout,
-  featureMask,
 } from '../../../spec/src/index';
-import type { Chain, Completion, Initialisation } from '../../core/src/contract';
-import { GuestMemoryAccess, GuestMemoryPort, SplitQueueDriver, VirtioPciCapability, VirtioTransport, findVirtioPciLayout, virtioHandshake } from '../../virtio/src/index';
+import type { Chain, Completion, HandshakeResult } from '../../core/src/contract';
+import { sleep } from '../../core/src/sleep';
+import {
+  ConfigSnapshotReader,
+  GuestMemoryAccess,
+  GuestMemoryPort,
+  SplitQueueDriver,
+  VirtioPciCapability,
+  VirtioTransport,
+  findVirtioPciLayout,
+  readConsistentConfig,
+  virtioHandshake,
+} from '../../virtio/src/index';
 import { QtestClient, answerBytes, answerValue, checkOk, qtestCommand as q } from './qtest';
 
 /** x86 PCI configuration mechanism #1: address port and data port. */
@@ -45,13 +56,14 @@ const RING = {
 /** Largest total size of a submitted chain's buffers (laid out 8-byte aligned). */
 const QEMU_BUFFER_AREA_BYTES = 1 << 20;
 
+/** How often the configuration is read again when `config_generation` changed while it was read. */
+const CONFIG_READ_ATTEMPTS = 10;
+
 /** Where the BAR holding the virtio structures is placed: inside the q35 32-bit PCI hole. */
 const BAR_BASE = 0xc000_0000n;
 
 /** Transport features the adapter's queue handling implements; others are never accepted. */
-const DRIVER_TRANSPORT_FEATURES = featureMask(VIRTIO_F_VERSION_1);
-/** Device-specific feature bits (0–23) and the transport range (24–40 and above). */
-const DEVICE_FEATURE_BITS = (1n << 24n) - 1n;
+const DRIVER_TRANSPORT_FEATURES = FEATURE_MASKS.VERSION_1;
 
 /** Where the function's virtio structures are in guest-physical memory once its BAR is assigned. */
 export interface VirtioPciAddresses {
@@ -101,7 +113,7 @@ export class VirtioPciDriver {
   async reset(): Promise<void> {
     let status = await this.writeStatus(0);
     for (let i = 0; status !== 0 && i < 100; i++) {
-      await new Promise((r) => setTimeout(r, 1));
+      await sleep(1);
       status = await this.readStatus();
     }
     if (status !== 0) throw new Error(`device status reads ${status} after a reset`);
@@ -114,8 +126,8 @@ export class VirtioPciDriver {
    * The handshake: reset, ACKNOWLEDGE, DRIVER, features (`accept` of those offered, limited to
    * what this driver implements), FEATURES_OK, queue 0, DRIVER_OK.
    */
-  initialise(accept: (offered: bigint) => bigint): Promise<Initialisation> {
-    return virtioHandshake(this.transport(), (offered) => accept(offered) & offered & (DEVICE_FEATURE_BITS | DRIVER_TRANSPORT_FEATURES));
+  initialise(accept: (offered: bigint) => bigint): Promise<HandshakeResult> {
+    return virtioHandshake(this.transport(), (offered) => accept(offered) & offered & (DEVICE_TYPE_FEATURES_MASK | DRIVER_TRANSPORT_FEATURES));
   }
 
   /** The common configuration as the handshake's transport. */
@@ -216,7 +228,7 @@ export class VirtioPciDriver {
     const result = await this.queue.submit(chain, async () => {
       // No answer yet. A device that flagged itself broken will not answer: no need to wait out the bound.
       if ((await this.readStatus()) & VIRTIO_CONFIG_S_NEEDS_RESET || Date.now() >= deadline) return false;
-      await new Promise((r) => setTimeout(r, 1));
+      await sleep(1);
       return true;
     });
     if (result.kind === 'unfit' || result.kind === 'bad-used-entry') throw new Error(result.problem);
@@ -232,11 +244,16 @@ export class VirtioPciDriver {
   /** The device-specific configuration (`length` bytes) read under an unchanged generation. */
   async readDeviceConfig(length: number): Promise<Uint8Array> {
     const generation = this.common('config_generation');
-    for (let attempt = 0; attempt < 10; attempt++) {
-      const [before, bytes, after] = await this.qt.batch([q.readb(generation), q.read(this.addresses.device, length), q.readb(generation)]);
-      if (answerValue(before!) === answerValue(after!)) return answerBytes(bytes!, length);
-    }
-    throw new Error('config_generation kept changing while the configuration was read');
+    const reader: ConfigSnapshotReader = {
+      readSnapshot: async () => {
+        // One batch: generation, configuration, generation.
+        const [before, bytes, after] = await this.qt.batch([q.readb(generation), q.read(this.addresses.device, length), q.readb(generation)]);
+        return { generationBefore: Number(answerValue(before!)), bytes: answerBytes(bytes!, length), generationAfter: Number(answerValue(after!)) };
+      },
+    };
+    const read = await readConsistentConfig(reader, CONFIG_READ_ATTEMPTS);
+    if (read.kind === 'kept-changing') throw new Error('config_generation kept changing while the configuration was read');
+    return read.bytes;
   }
 
   /** Reads guest-physical memory. */

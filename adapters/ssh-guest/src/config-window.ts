@@ -6,6 +6,7 @@
  */
 import { VirtioMemConfigLayout } from '../../../spec/src/index';
 import { AdapterError } from '../../core/src/contract';
+import { ConfigSnapshotReader, readConsistentConfig } from '../../virtio/src/index';
 import { GuestLink } from './guest-link';
 import { VirtioPciLayout, checkedSysfsDevice, configSnapshotReads, leValue, offeredFeaturesScript, parseHexDump, parseVirtioCaps, parseWindowOutput, windowReadScript } from './pci-config';
 
@@ -49,13 +50,17 @@ export class ConfigWindow {
   async readConfig(): Promise<Uint8Array> {
     const reads = configSnapshotReads(this.layout, CONFIG_SIZE);
     const script = windowReadScript(this.pciDevice, this.layout.pciCfg, reads);
-    for (let attempt = 0; attempt < SNAPSHOT_ATTEMPTS; attempt++) {
-      const values = parseWindowOutput(await this.link.sh(script, 'reading the device configuration'), reads);
-      if (values[0]![0] !== values[values.length - 1]![0]) continue;
-      const bytes = new Uint8Array(CONFIG_SIZE);
-      values.slice(1, -1).forEach((v, i) => bytes.set(v.subarray(0, Math.min(4, CONFIG_SIZE - i * 4)), i * 4));
-      return bytes;
-    }
-    throw new AdapterError('the configuration kept changing while it was read (config_generation differed five times)');
+    const reader: ConfigSnapshotReader = {
+      readSnapshot: async () => {
+        // One script: generation, the configuration in dwords, generation.
+        const values = parseWindowOutput(await this.link.sh(script, 'reading the device configuration'), reads);
+        const bytes = new Uint8Array(CONFIG_SIZE);
+        values.slice(1, -1).forEach((v, i) => bytes.set(v.subarray(0, Math.min(4, CONFIG_SIZE - i * 4)), i * 4));
+        return { generationBefore: values[0]![0]!, bytes, generationAfter: values[values.length - 1]![0]! };
+      },
+    };
+    const read = await readConsistentConfig(reader, SNAPSHOT_ATTEMPTS);
+    if (read.kind === 'kept-changing') throw new AdapterError('the configuration kept changing while it was read (config_generation differed five times)');
+    return read.bytes;
   }
 }

@@ -12,7 +12,7 @@
  *
  * This file checks a vector's set-up against the guest's device and prepares the device for it.
  */
-import { formatHex } from '../../../spec/src/index';
+import { DEVICE_TYPE_FEATURES_MASK, FEATURE_MASKS, formatHex } from '../../../spec/src/index';
 import { Adapter, AdapterInfo, Capability, DeviceSession, DeviceSetup, DriverOptions, DriverSession, UnsupportedSetupError } from '../../core/src/contract';
 import { ConnectedGuest, SshGuestOptions, connectGuest } from './guest-connect';
 import { GuestDriverControl } from './guest-driver-control';
@@ -23,7 +23,7 @@ export { SshGuestSetupError } from './guest-connect';
 export type { SshGuestOptions } from './guest-connect';
 
 /** The feature bits a vector's set-up is compared on: device-specific (0-23) and VERSION_1; other transport bits (RING_RESET, …) are QEMU's own. */
-const RELEVANT_FEATURES = ((1n << 24n) - 1n) | (1n << 32n);
+const RELEVANT_FEATURES = DEVICE_TYPE_FEATURES_MASK | FEATURE_MASKS.VERSION_1;
 const CAPABILITIES: readonly Capability[] = ['host-resize', 'observe-driver', 'system-reset', 'initial-plugged'];
 
 /** Connects to the guest and its QEMU and checks everything the adapter needs; throws {@link SshGuestSetupError}. */

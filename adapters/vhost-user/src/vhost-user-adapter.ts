@@ -19,7 +19,7 @@ import {
   Completion,
   DeviceSession,
   DeviceSetup,
-  Initialisation,
+  HandshakeResult,
   MemoryAccess,
   ResizeOutcome,
   UnsupportedSetupError,
@@ -251,7 +251,7 @@ export class VhostUserDeviceSession implements DeviceSession {
     return Number((await this.frontEnd.queryU64(Request.GET_STATUS)) & 0xffn);
   }
 
-  initialise(accept: (offered: bigint) => bigint): Promise<Initialisation> {
+  initialise(accept: (offered: bigint) => bigint): Promise<HandshakeResult> {
     return this.guard('initialise', () => virtioHandshake(this.transport(), accept));
   }
 

@@ -1,5 +1,4 @@
 import { VIRTIO_CONFIG_S_ACKNOWLEDGE as A, VIRTIO_CONFIG_S_DRIVER as D, VIRTIO_CONFIG_S_DRIVER_OK as OK, VIRTIO_CONFIG_S_FEATURES_OK as F } from '../../../spec/src/index';
-import { SPEC_PROFILE, VirtioMemDevice, initialiseDevice } from '../../../model/src/index';
 import { VirtioTransport, virtioHandshake } from './index';
 
 /** A device behind a fake transport that records every call; `refuse` features make FEATURES_OK not stick. */
@@ -58,32 +57,5 @@ describe('virtioHandshake (VIRTIO 1.4 §3.1.1)', () => {
     expect(result).toEqual({ offered: 3n, accepted: 3n, featuresOk: false, status: A | D });
     expect(calls).not.toContain('set-up-queues');
     expect(calls[calls.length - 1]).toBe(`read-status ${A | D}`);
-  });
-});
-
-describe('the model device handshake (initialiseDevice) and virtioHandshake', () => {
-  // model/ imports only spec/, so the model keeps its own synchronous handshake; this keeps the two in step.
-  const MiB = 1n << 20n;
-  const params = { block_size: 2n * MiB, region_size: 128n * MiB, addr: 1n << 32n, requested_size: 16n * MiB, features: 0x1_0000_0003n };
-  const modelTransport = (device: VirtioMemDevice): VirtioTransport => ({
-    reset: async () => void device.writeStatus(0),
-    readStatus: async () => device.deviceStatus,
-    writeStatus: async (status) => void device.writeStatus(status),
-    readDeviceFeatures: async () => device.offeredFeatures,
-    writeDriverFeatures: async (features) => device.writeDriverFeatures(features),
-    setUpQueues: async () => undefined,
-  });
-
-  test.each([
-    ['every offered feature', (offered: bigint) => offered],
-    ['no feature (FEATURES_OK refused without VERSION_1)', () => 0n],
-    ['a feature that was not offered', (offered: bigint) => offered | 4n],
-    ['the device-specific bits only', (offered: bigint) => offered & 0xffn],
-  ] as const)('should agree on %s', async (_name, accept) => {
-    const viaModel = new VirtioMemDevice(params, SPEC_PROFILE);
-    const viaLayer = new VirtioMemDevice(params, SPEC_PROFILE);
-    const expected = initialiseDevice(viaModel, accept);
-    expect(await virtioHandshake(modelTransport(viaLayer), accept)).toEqual(expected);
-    expect(viaLayer.deviceStatus).toBe(viaModel.deviceStatus);
   });
 });

@@ -4,11 +4,13 @@
  * accepted ones, FEATURES_OK and read it back, set up the queues, DRIVER_OK.
  *
  * The QEMU adapter's transport is the virtio-pci common configuration over qtest, the vhost-user
- * adapter's is SET/GET_STATUS and GET/SET_FEATURES on the socket. The model device is driven
- * synchronously by `initialiseDevice` in model/ (model/ imports only spec/, and its callers, the
- * oracle and lint, are synchronous); it performs the same steps in the same order.
+ * adapter's is SET/GET_STATUS and GET/SET_FEATURES on the socket, the model adapter's the model
+ * host's registers. model/ keeps its own synchronous `initialiseDevice` (model/ imports only
+ * spec/, and the runner's oracle builds its device synchronously); it performs the same steps in
+ * the same order, and a test of the model adapter keeps the two in step.
  */
 import { VIRTIO_CONFIG_S_ACKNOWLEDGE, VIRTIO_CONFIG_S_DRIVER, VIRTIO_CONFIG_S_DRIVER_OK, VIRTIO_CONFIG_S_FEATURES_OK } from '../../../spec/src/index';
+import type { HandshakeResult } from '../../../spec/src/index';
 
 /** How a driver reaches a device's status and feature registers. */
 export interface VirtioTransport {
@@ -27,18 +29,6 @@ export interface VirtioTransport {
   writeDriverFeatures(features: bigint): Promise<void>;
   /** Sets the device's queues up (after FEATURES_OK stuck, before DRIVER_OK). */
   setUpQueues(): Promise<void>;
-}
-
-/** Outcome of {@link virtioHandshake}. */
-export interface HandshakeResult {
-  /** Features the device offered. */
-  readonly offered: bigint;
-  /** Features the driver wrote. */
-  readonly accepted: bigint;
-  /** Whether FEATURES_OK stuck after it was written. */
-  readonly featuresOk: boolean;
-  /** The status register at the end: after DRIVER_OK, or after FEATURES_OK was refused. */
-  readonly status: number;
 }
 
 /**

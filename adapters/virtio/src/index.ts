@@ -5,10 +5,13 @@
  * - the driver side of a split queue ({@link SplitQueueDriver}) over a {@link GuestMemoryPort};
  * - the device side of a split queue ({@link DeviceSplitQueue}) over {@link MappedGuestMemory};
  * - the device initialisation handshake ({@link virtioHandshake}) over a {@link VirtioTransport};
- * - the virtio-pci capability walk ({@link findVirtioPciLayout}) over a configuration space.
+ * - the virtio-pci capability walk ({@link findVirtioPciLayout}) over a configuration space;
+ * - the configuration read under an unchanged `config_generation` ({@link readConsistentConfig})
+ *   over a {@link ConfigSnapshotReader}.
  */
 export * from './guest-memory';
 export * from './device-queue';
 export * from './driver-queue';
 export * from './pci-capabilities';
 export * from './handshake';
+export * from './config-generation';

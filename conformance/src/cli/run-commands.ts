@@ -17,7 +17,7 @@ import { loadVectors, readVectorCache } from '../loader/load';
 import { ResultsInput, SiteWriteError, buildSite, readResultsFile, writeSite } from '../docs/site';
 import { lintVectors } from '../runner/lint';
 import { formatProblem, LoadProblem, Vector } from '../loader/types';
-import { expectationProblems, loadExpectations } from '../runner/expectations';
+import { ExpectationSet, expectationProblems, loadExpectations } from '../runner/expectations';
 import { runVectors, selectVectors, Selection, DEFAULT_TIMEOUT_MS } from '../runner/run';
 import { humanReport, junitReport, resultsDocument, tapReport } from '../report/reports';
 import { OptionSpec, ParsedArgs, defaultVectorsDir, packageRoot, parseArgs, positiveInt } from './args';
@@ -26,6 +26,16 @@ import type { CliIo } from './main';
 
 /** Adapters the CLI knows, by name. */
 export const ADAPTER_NAMES = ['model', 'qemu', 'ssh-guest', 'vhost-user'] as const;
+
+/** The options of a run's judging and reports, shared by `run` and `vhost-user-check`. */
+export const REPORT_OPTIONS: Readonly<Record<string, OptionSpec>> = {
+  expectations: { kind: 'value' },
+  strict: { kind: 'flag' },
+  reporter: { kind: 'value' },
+  junit: { kind: 'value' },
+  json: { kind: 'value' },
+  timeout: { kind: 'value' },
+};
 
 const SELECTION_OPTIONS: Readonly<Record<string, OptionSpec>> = {
   vectors: { kind: 'list' },
@@ -48,12 +58,7 @@ const RUN_OPTIONS: Readonly<Record<string, OptionSpec>> = {
   'qemu-trace': { kind: 'value' },
   'device-id': { kind: 'value' },
   socket: { kind: 'value' },
-  expectations: { kind: 'value' },
-  strict: { kind: 'flag' },
-  reporter: { kind: 'value' },
-  junit: { kind: 'value' },
-  json: { kind: 'value' },
-  timeout: { kind: 'value' },
+  ...REPORT_OPTIONS,
   verbose: { kind: 'flag' },
   quiet: { kind: 'flag' },
 };
@@ -71,6 +76,40 @@ function loadCorpus(command: string, parsed: ParsedArgs, extraPaths: readonly st
 export class VectorFileError extends UsageError {
   constructor(command: string, readonly problems: readonly LoadProblem[]) {
     super(`${command}: ${problems.length} problem${problems.length > 1 ? 's' : ''} in the input files:\n${problems.map((p) => `  ${formatProblem(relative(p))}`).join('\n')}`);
+  }
+}
+
+/** `--reporter`: `human` (the default) or `tap`. */
+export function reporterOption(command: string, parsed: ParsedArgs): 'human' | 'tap' {
+  const reporter = parsed.values.get('reporter') ?? 'human';
+  if (reporter !== 'human' && reporter !== 'tap') throw new UsageError(`${command}: --reporter must be human or tap (got '${reporter}')`);
+  return reporter;
+}
+
+/** `--timeout` in milliseconds, or `defaultMs` without it. */
+export function timeoutOption(command: string, parsed: ParsedArgs, defaultMs: number): number {
+  const timeoutText = parsed.values.get('timeout');
+  return timeoutText === undefined ? defaultMs : positiveInt(command, 'timeout', timeoutText);
+}
+
+/**
+ * `--expectations`: the file, loaded and checked by `problemsOf` against what the command runs;
+ * a file that cannot be used is a usage error (exit 3) listing every problem.
+ */
+export function expectationsOption(command: string, parsed: ParsedArgs, problemsOf: (set: ExpectationSet) => LoadProblem[]): ExpectationSet | undefined {
+  const expectationsFile = parsed.values.get('expectations');
+  if (expectationsFile === undefined) return undefined;
+  const loaded = loadExpectations(expectationsFile);
+  if (!loaded.set) throw new VectorFileError(command, loaded.problems);
+  const problems = problemsOf(loaded.set);
+  if (problems.length > 0) throw new VectorFileError(command, problems);
+  return loaded.set;
+}
+
+/** Expectations written for another implementation than the target: not an error (a file may be shared between close versions), but a likely mix-up worth a line. */
+export function warnOnOtherImplementation(io: CliIo, expectations: ExpectationSet | undefined, implementation: string): void {
+  if (expectations && !implementation.startsWith(expectations.implementation)) {
+    io.stderr(`vmemct: warning: ${expectations.file} describes '${expectations.implementation}', but the target is '${implementation}'\n`);
   }
 }
 
@@ -184,21 +223,11 @@ function referenceDevice(setup: DeviceSetup): Promise<DeviceSession> {
 export async function runCommand(args: readonly string[], io: CliIo): Promise<number> {
   const parsed = parseArgs('run', args, RUN_OPTIONS);
   if (parsed.positional.length > 0) throw new UsageError(`run: unexpected argument '${parsed.positional[0]}' (use --vectors PATH for your own vectors)`);
-  const reporter = parsed.values.get('reporter') ?? 'human';
-  if (reporter !== 'human' && reporter !== 'tap') throw new UsageError(`run: --reporter must be human or tap (got '${reporter}')`);
-  const timeoutText = parsed.values.get('timeout');
-  const timeoutMs = timeoutText === undefined ? DEFAULT_TIMEOUT_MS : positiveInt('run', 'timeout', timeoutText);
+  const reporter = reporterOption('run', parsed);
+  const timeoutMs = timeoutOption('run', parsed, DEFAULT_TIMEOUT_MS);
   const sel = selection('run', parsed);
   const all = loadCorpus('run', parsed);
-  const expectationsFile = parsed.values.get('expectations');
-  let expectations;
-  if (expectationsFile !== undefined) {
-    const loaded = loadExpectations(expectationsFile);
-    if (!loaded.set) throw new VectorFileError('run', loaded.problems);
-    expectations = loaded.set;
-    const problems = expectationProblems(expectations, all);
-    if (problems.length > 0) throw new VectorFileError('run', problems);
-  }
+  const expectations = expectationsOption('run', parsed, (set) => expectationProblems(set, all));
   // Vectors of the user's own are linted too: an expectation no conforming device could meet is a bad file, not a failure.
   if (parsed.lists.has('vectors')) {
     const problems = await lintVectors(all, referenceDevice);
@@ -207,10 +236,7 @@ export async function runCommand(args: readonly string[], io: CliIo): Promise<nu
   const selected = selectVectors(all, sel);
   if (selected.length === 0) throw new UsageError('run: the filters select no vector');
   const adapter = await createAdapter(parsed);
-  if (expectations && !adapter.info.implementation.startsWith(expectations.implementation)) {
-    // Not an error (a file may be shared between close versions), but a likely mix-up worth a line.
-    io.stderr(`vmemct: warning: ${expectationsFile} describes '${expectations.implementation}', but the target is '${adapter.info.implementation}'\n`);
-  }
+  warnOnOtherImplementation(io, expectations, adapter.info.implementation);
   const startedAt = new Date();
   const progress = reporter === 'human' && !parsed.flags.has('quiet') && process.stderr.isTTY === true;
   let lastProgress = Date.now();
@@ -251,7 +277,7 @@ export async function runCommand(args: readonly string[], io: CliIo): Promise<nu
     timeoutMs,
   };
   if (parsed.values.has('json')) {
-    const doc = resultsDocument(run, { adapter: adapter.info, version: suiteVersion(), vectors: all, expectations: expectationsFile, startedAt, options });
+    const doc = resultsDocument(run, { adapter: adapter.info, version: suiteVersion(), vectors: all, expectations: expectations?.file, startedAt, options });
     writeOutput('run', 'json', parsed.values.get('json')!, `${JSON.stringify(doc, null, 2)}\n`);
   }
   if (parsed.values.has('junit')) {

@@ -13,11 +13,11 @@ import { PROTOCOL_FEATURES_BIT, ProtocolFeature, Request, VmemctRequest, VmemctS
 import { DEVICE_PROFILES, DeviceParamsError, findDeviceProfile } from '../../../model/src/index';
 import { formatSize } from '../../../spec/src/index';
 import { checkReport, junitReport, resultsDocument, tapReport } from '../report/reports';
-import { expectationProblems, globToRegExp, loadExpectations } from '../runner/expectations';
+import { expectationProblems, globToRegExp } from '../runner/expectations';
 import { runChecks } from '../runner/run';
 import { VHOST_USER_SUITE, VhostUserBackendUnderTest, vhostUserCheckTarget } from '../suites/vhost-user/index';
 import { OptionSpec, parseArgs, positiveInt } from './args';
-import { VectorFileError, suiteVersion, writeOutput } from './run-commands';
+import { REPORT_OPTIONS, expectationsOption, reporterOption, suiteVersion, timeoutOption, warnOnOtherImplementation, writeOutput } from './run-commands';
 import { parseSize } from './guest-commands';
 import { EXIT_HARNESS_ERROR, EXIT_OK, EXIT_UNEXPECTED, HarnessError, UsageError } from './usage-error';
 import type { CliIo } from './main';
@@ -151,12 +151,7 @@ const CHECK_OPTIONS: Readonly<Record<string, OptionSpec>> = {
   socket: { kind: 'value' },
   'backend-pid': { kind: 'value' },
   filter: { kind: 'list' },
-  expectations: { kind: 'value' },
-  strict: { kind: 'flag' },
-  reporter: { kind: 'value' },
-  junit: { kind: 'value' },
-  json: { kind: 'value' },
-  timeout: { kind: 'value' },
+  ...REPORT_OPTIONS,
 };
 
 /** A check that takes longer than this is a `timeout` (unless --timeout says otherwise). */
@@ -230,35 +225,23 @@ export async function vhostUserCheckCommand(args: readonly string[], io: CliIo):
   const socketPath = requireSocket(command, parsed.values.get('socket'));
   const pidText = parsed.values.get('backend-pid');
   const backendPid = pidText === undefined ? undefined : positiveInt(command, 'backend-pid', pidText);
-  const reporter = parsed.values.get('reporter') ?? 'human';
-  if (reporter !== 'human' && reporter !== 'tap') throw new UsageError(`${command}: --reporter must be human or tap (got '${reporter}')`);
-  const timeoutText = parsed.values.get('timeout');
-  const timeoutMs = timeoutText === undefined ? CHECK_TIMEOUT_MS : positiveInt(command, 'timeout', timeoutText);
+  const reporter = reporterOption(command, parsed);
+  const timeoutMs = timeoutOption(command, parsed, CHECK_TIMEOUT_MS);
   const suite = VHOST_USER_SUITE;
   const filters = parsed.lists.get('filter')?.map(globToRegExp);
   const selected = filters ? suite.checks.filter((c) => filters.some((re) => re.test(c.id))) : suite.checks;
   if (selected.length === 0) throw new UsageError(`${command}: the filters select no check (checks: ${suite.checks.map((c) => c.id).join(', ')})`);
-  const expectationsFile = parsed.values.get('expectations');
-  let expectations;
-  if (expectationsFile !== undefined) {
-    const loaded = loadExpectations(expectationsFile);
-    if (!loaded.set) throw new VectorFileError(command, loaded.problems);
-    expectations = loaded.set;
-    const problems = expectationProblems(expectations, suite.checks, 'check');
-    if (problems.length > 0) throw new VectorFileError(command, problems);
-  }
+  const expectations = expectationsOption(command, parsed, (set) => expectationProblems(set, suite.checks, 'check'));
   const backend = await probeVhostUserBackend(command, native(command), socketPath, backendPid);
   const target = vhostUserCheckTarget(backend);
-  if (expectations && !backend.implementation.startsWith(expectations.implementation)) {
-    io.stderr(`vmemct: warning: ${expectationsFile} describes '${expectations.implementation}', but the target is '${backend.implementation}'\n`);
-  }
+  warnOnOtherImplementation(io, expectations, backend.implementation);
   const startedAt = new Date();
   const strict = parsed.flags.has('strict');
   const run = await runChecks(target, suite.name, selected, suite.checks, { strict, timeoutMs, expectations });
   const json = parsed.values.get('json');
   if (json !== undefined) {
     const options = { adapter: 'vhost-user', suite: suite.name, socket: socketPath, backendPid: backendPid ?? null, strict, filters: parsed.lists.get('filter') ?? [], timeoutMs };
-    const doc = resultsDocument(run, { adapter: target.info, version: suiteVersion(), vectors: [], checks: suite.checks, expectations: expectationsFile, startedAt, options });
+    const doc = resultsDocument(run, { adapter: target.info, version: suiteVersion(), vectors: [], checks: suite.checks, expectations: expectations?.file, startedAt, options });
     const text = `${JSON.stringify(doc, null, 2)}\n`;
     if (json === '-') io.stdout(text);
     else writeOutput(command, 'json', json, text);

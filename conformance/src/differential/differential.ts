@@ -18,7 +18,7 @@ import {
   VirtioMemResponseLayout,
 } from '../../../spec/src/index';
 import { encodeRequest } from '../../../model/src/codec/codec';
-import type { Adapter, Chain, Completion, DeviceSession, DeviceSetup, Initialisation } from '../../../adapters/core/src/contract';
+import type { Adapter, Chain, Completion, DeviceSession, DeviceSetup, HandshakeResult } from '../../../adapters/core/src/contract';
 
 /** One operation of a differential sequence. */
 export type Operation =
@@ -129,7 +129,7 @@ export function describeCompletion(c: Completion): string {
 }
 
 /** Text of a handshake: what matters for equality (transport features a real device adds are masked). */
-export function describeInitialisation(init: Initialisation): string {
+export function describeInitialisation(init: HandshakeResult): string {
   return `offered 0x${acceptDeviceFeatures(init.offered).toString(16)} accepted 0x${init.accepted.toString(16)} features_ok ${init.featuresOk} status ${init.status}`;
 }
 
@@ -162,7 +162,7 @@ function sameObservation(a: Observation, b: Observation): boolean {
 export async function compareSessions(left: DeviceSession, right: DeviceSession, ops: readonly Operation[]): Promise<Mismatch | undefined> {
   const [li, ri] = [await left.initialise(acceptDeviceFeatures), await right.initialise(acceptDeviceFeatures)];
   if (describeInitialisation(li) !== describeInitialisation(ri)) {
-    const obs = (i: Initialisation): Observation => ({ outcome: describeInitialisation(i), config: '', status: i.status, notified: false });
+    const obs = (i: HandshakeResult): Observation => ({ outcome: describeInitialisation(i), config: '', status: i.status, notified: false });
     return { index: -1, operation: 'initial handshake', left: obs(li), right: obs(ri) };
   }
   let ln = await left.notificationCount();

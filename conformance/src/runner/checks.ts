@@ -2,6 +2,7 @@
  * Checks shared by device and driver runs: outcome sets, configuration values and bytes, and the
  * application of a step's checkers to what it observed.
  */
+import { formatHex } from '../../../spec/src/index';
 import type { VirtioMemConfig } from '../../../model/src/index';
 import { evaluate, scopeOfConfig } from '../loader/expr';
 import type { ConfigFieldName, OutcomeSet, ValueExpectation } from '../loader/types';
@@ -9,11 +10,6 @@ import type { Finding, Verdict } from './verdicts';
 import type { Step } from '../loader/types';
 import { ExpectKey, statedValue } from '../steps/expectations';
 import { Checked, Checker, Checkers, StepOutcome, proceed, stopWith } from '../steps/step-kind';
-
-/** `0x…` */
-export function hex(v: bigint): string {
-  return `0x${v.toString(16)}`;
-}
 
 /** Bytes as spaced hex. */
 export function formatBytes(bytes: Uint8Array): string {
@@ -58,18 +54,18 @@ export function judgeConfig(step: number, expected: ReadonlyMap<ConfigFieldName,
   for (const [field, exp] of expected) {
     const observed = BigInt(after[field]);
     const fail = (expectedText: string): void => {
-      findings.push({ verdict: 'fail', step, check: `config.${field}`, message: `${field} is not as expected`, expected: expectedText, observed: hex(observed) });
+      findings.push({ verdict: 'fail', step, check: `config.${field}`, message: `${field} is not as expected`, expected: expectedText, observed: formatHex(observed) });
     };
     if (exp.kind === 'unchanged') {
       const was = BigInt(before[field]);
-      if (observed !== was) fail(`unchanged (${hex(was)})`);
+      if (observed !== was) fail(`unchanged (${formatHex(was)})`);
       continue;
     }
     const unevaluable = (reason: string): Checked => stopWith({ verdict: 'error', step, check: `config.${field}`, message: `config.${field}: ${reason}` });
     if (exp.kind === 'equals') {
       const v = evaluate(exp.expr, scope);
       if (!v.ok) return unevaluable(v.reason);
-      if (observed !== v.value) fail(`${exp.text} = ${hex(v.value)}`);
+      if (observed !== v.value) fail(`${exp.text} = ${formatHex(v.value)}`);
       continue;
     }
     const min = exp.min ? evaluate(exp.min, scope) : undefined;
@@ -78,7 +74,7 @@ export function judgeConfig(step: number, expected: ReadonlyMap<ConfigFieldName,
     const lo = min && min.ok ? min.value : undefined;
     const hi = max && max.ok ? max.value : undefined;
     if ((lo !== undefined && observed < lo) || (hi !== undefined && observed > hi)) {
-      fail(`${exp.text} (${lo !== undefined ? `≥ ${hex(lo)}` : ''}${lo !== undefined && hi !== undefined ? ', ' : ''}${hi !== undefined ? `≤ ${hex(hi)}` : ''})`);
+      fail(`${exp.text} (${lo !== undefined ? `≥ ${formatHex(lo)}` : ''}${lo !== undefined && hi !== undefined ? ', ' : ''}${hi !== undefined ? `≤ ${formatHex(hi)}` : ''})`);
     }
   }
   return proceed(findings);

@@ -4,13 +4,13 @@
  * applies the checkers of the expectations the step states, and checks the configuration
  * invariants. A step either continues or stops the vector with a finding.
  */
-import type { DeviceSession, DeviceSetup, Initialisation } from '../../../adapters/core/src/contract';
-import { VIRTIO_CONFIG_S_DRIVER_OK, VIRTIO_CONFIG_S_NEEDS_RESET, VIRTIO_MEM_F_PERSISTENT_SUSPEND, featureMask } from '../../../spec/src/index';
+import type { DeviceSession, DeviceSetup, HandshakeResult } from '../../../adapters/core/src/contract';
+import { VIRTIO_CONFIG_S_DRIVER_OK, VIRTIO_CONFIG_S_NEEDS_RESET, VIRTIO_MEM_F_PERSISTENT_SUSPEND, featureMask, formatHex } from '../../../spec/src/index';
 import { DeviceSnapshot, TransitionKind, VirtioMemConfig, checkConfigInvariants, checkTransition, decodeConfig } from '../../../model/src/index';
 import type { Step, Vector } from '../loader/types';
 import { deviceHandlerOf } from '../steps/registry';
 import { DeviceObservation, DeviceRunObserver, DeviceStepContext, StepOutcome, proceed, stopWith } from '../steps/step-kind';
-import { applyCheckers, hex } from './checks';
+import { applyCheckers } from './checks';
 import { Oracle } from './oracle';
 import { Finding, invariantFinding } from './verdicts';
 
@@ -81,7 +81,7 @@ export class DeviceRun implements DeviceStepContext {
         verdict: 'error',
         step: 0,
         check: 'setup',
-        message: `the adapter did not establish the initial plugged blocks: plugged_size reads ${hex(this.config.plugged_size)}, expected ${hex(expectedPlugged)}`,
+        message: `the adapter did not establish the initial plugged blocks: plugged_size reads ${formatHex(this.config.plugged_size)}, expected ${formatHex(expectedPlugged)}`,
       });
       return;
     }
@@ -103,7 +103,7 @@ export class DeviceRun implements DeviceStepContext {
   }
 
   /** Runs the handshake as the driver (an `initialise` step, or after a reset) and remembers the outcome. */
-  async initialise(accept: (offered: bigint) => bigint): Promise<Initialisation> {
+  async initialise(accept: (offered: bigint) => bigint): Promise<HandshakeResult> {
     const init = await this.session.initialise(accept);
     this.negotiated = init.featuresOk ? init.accepted : 0n;
     this.driverActive = driverRunning(init.status);

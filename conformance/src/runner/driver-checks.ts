@@ -5,9 +5,9 @@
  * {@link applyDriverRequest}, from what the device answered.
  */
 import type { DeviceSetup, DriverEvent, DriverExchange } from '../../../adapters/core/src/contract';
-import { REQUEST_TYPE_NAMES, requestTypeName, VIRTIO_MEM_REQ_PLUG, VIRTIO_MEM_REQ_UNPLUG, VIRTIO_MEM_REQ_UNPLUG_ALL, VIRTIO_MEM_RESP_ACK } from '../../../spec/src/index';
+import { REQUEST_TYPE_NAMES, requestTypeName, VIRTIO_MEM_REQ_PLUG, VIRTIO_MEM_REQ_UNPLUG, VIRTIO_MEM_REQ_UNPLUG_ALL, VIRTIO_MEM_RESP_ACK, formatHex } from '../../../spec/src/index';
 import { BlockBitmap, VirtioMemConfig, VirtioMemRequest, decodeConfig, decodeRequest, decodeResponse } from '../../../model/src/index';
-import { hex } from './checks';
+import {  } from './checks';
 import type { Finding } from './verdicts';
 
 /** What the runner knows of the device's blocks and of the driver's progress. */
@@ -73,20 +73,20 @@ export function checkDriverRequest(current: VirtioMemConfig, shadow: DriverShado
       verdict: 'non-strict',
       step,
       check: 'driver:request-within-usable',
-      message: `${typeName} addr ${hex(r.addr)} nb_blocks ${r.nb_blocks} is unaligned, empty or outside the usable region [${hex(c.addr)}, ${hex(c.addr + c.usable_region_size)})`,
+      message: `${typeName} addr ${formatHex(r.addr)} nb_blocks ${r.nb_blocks} is unaligned, empty or outside the usable region [${formatHex(c.addr)}, ${formatHex(c.addr + c.usable_region_size)})`,
       requirements: ['drv.op.9'],
     });
     return findings;
   }
   const plugged = shadow.blocks.countRange(blocks.first, blocks.count);
   if (r.type === VIRTIO_MEM_REQ_PLUG) {
-    if (plugged > 0) findings.push({ verdict: 'non-strict', step, check: 'driver:plug-state', message: `PLUG of ${r.nb_blocks} blocks at ${hex(r.addr)} covers ${plugged} plugged blocks`, requirements: ['drv.op.9'] });
+    if (plugged > 0) findings.push({ verdict: 'non-strict', step, check: 'driver:plug-state', message: `PLUG of ${r.nb_blocks} blocks at ${formatHex(r.addr)} covers ${plugged} plugged blocks`, requirements: ['drv.op.9'] });
     const after = BigInt(shadow.blocks.count + r.nb_blocks - plugged) * c.block_size;
     if (after > c.requested_size) {
-      findings.push({ verdict: 'non-strict', step, check: 'driver:plug-beyond-requested', message: `PLUG would take plugged_size to ${hex(after)}, beyond requested_size ${hex(c.requested_size)}`, requirements: ['drv.op.9'] });
+      findings.push({ verdict: 'non-strict', step, check: 'driver:plug-beyond-requested', message: `PLUG would take plugged_size to ${formatHex(after)}, beyond requested_size ${formatHex(c.requested_size)}`, requirements: ['drv.op.9'] });
     }
   } else if (r.type === VIRTIO_MEM_REQ_UNPLUG && plugged < r.nb_blocks) {
-    findings.push({ verdict: 'non-strict', step, check: 'driver:unplug-state', message: `UNPLUG of ${r.nb_blocks} blocks at ${hex(r.addr)} covers ${r.nb_blocks - plugged} unplugged blocks`, requirements: ['drv.op.9'] });
+    findings.push({ verdict: 'non-strict', step, check: 'driver:unplug-state', message: `UNPLUG of ${r.nb_blocks} blocks at ${formatHex(r.addr)} covers ${r.nb_blocks - plugged} unplugged blocks`, requirements: ['drv.op.9'] });
   }
   return findings;
 }
@@ -115,7 +115,7 @@ export function checkDriverWrite(c: VirtioMemConfig, shadow: DriverShadow, ev: E
   const first = outside ? 0 : Number(start / c.block_size);
   const last = outside ? 0 : Number((endExclusive - 1n) / c.block_size);
   if (outside || shadow.blocks.countRange(first, last - first + 1) !== last - first + 1) {
-    return [{ verdict: 'fail', step, check: 'driver:write-unplugged', message: `the driver wrote ${ev.length} bytes at ${hex(ev.addr)}, which is not plugged memory`, requirements: ['drv.op.1'] }];
+    return [{ verdict: 'fail', step, check: 'driver:write-unplugged', message: `the driver wrote ${ev.length} bytes at ${formatHex(ev.addr)}, which is not plugged memory`, requirements: ['drv.op.1'] }];
   }
   return [];
 }

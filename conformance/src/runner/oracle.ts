@@ -11,9 +11,9 @@ import {
   SPEC_PROFILE,
   VirtioMemConfig,
   VirtioMemDevice,
-  BlockRun,
   initialiseDevice,
 } from '../../../model/src/index';
+import type { BlockRange } from '../../../spec/src/index';
 
 /** The label the runner gives an observed outcome: `ACK`, `NACK`, `BUSY`, `ERROR`, `needs-reset`, `no-used-entry`, `used-length-zero`, … */
 export function outcomeLabel(outcome: DeviceOutcome): string {
@@ -27,11 +27,11 @@ export class Oracle {
   /** False once the device did something whose effect on blocks cannot be known. */
   private known = true;
 
-  constructor(config: VirtioMemConfig, plugged: readonly BlockRun[], private readonly features: bigint) {
+  constructor(config: VirtioMemConfig, plugged: readonly BlockRange[], private readonly features: bigint) {
     this.device = Oracle.build(config, plugged, features);
   }
 
-  private static build(config: VirtioMemConfig, plugged: readonly BlockRun[], features: bigint): VirtioMemDevice {
+  private static build(config: VirtioMemConfig, plugged: readonly BlockRange[], features: bigint): VirtioMemDevice {
     const device = new VirtioMemDevice(
       {
         block_size: config.block_size,

@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import type { Adapter, Capability, Chain, Completion, DeviceSession, DeviceSetup, Initialisation, Target } from '../../../adapters/core/src/contract';
+import type { Adapter, Capability, Chain, Completion, DeviceSession, DeviceSetup, HandshakeResult, Target } from '../../../adapters/core/src/contract';
 import { AdapterError, UnsupportedSetupError } from '../../../adapters/core/src/contract';
 import { VirtioMemDevice, initialiseDevice } from '../../../model/src/index';
 import { loadVectorText, loadVectors } from '../loader/load';
@@ -18,7 +18,7 @@ class FakeDeviceSession implements DeviceSession {
   closed = 0;
   constructor(readonly device: VirtioMemDevice) {}
 
-  async initialise(accept: (offered: bigint) => bigint): Promise<Initialisation> {
+  async initialise(accept: (offered: bigint) => bigint): Promise<HandshakeResult> {
     return initialiseDevice(this.device, accept);
   }
   async readConfig(): Promise<Uint8Array> {

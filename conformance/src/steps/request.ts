@@ -19,11 +19,12 @@ import {
   VIRTIO_MEM_REQ_UNPLUG_ALL,
   VirtioMemRequestLayout,
   VirtioMemResponseLayout,
+  formatHex,
 } from '../../../spec/src/index';
 import { DeviceOutcome, describeOutcome, encodeLayout, peekRequestType, readResponseState, readResponseType } from '../../../model/src/index';
 import { ExpressionScope, scopeOfConfig } from '../loader/expr';
 import type { RequestSpec } from '../loader/types';
-import { describeSet, hex, judgeOutcome } from '../runner/checks';
+import { describeSet, judgeOutcome } from '../runner/checks';
 import { outcomeLabel } from '../runner/oracle';
 import { Finding, verdictOfConformance } from '../runner/verdicts';
 import { deviceConfig, deviceNeedsReset, deviceNotification } from './observation-checks';
@@ -171,7 +172,7 @@ export const requestStep = defineStepKind<RequestAction, RequestObserved>({
           const isUnplugAll = evaluation?.request?.type === VIRTIO_MEM_REQ_UNPLUG_ALL && observed.label === 'ACK';
           if (isUnplugAll) {
             if (after.value.plugged_size !== 0n) {
-              findings.push({ verdict: 'fail', step: step.index, check: 'config.plugged_size', message: 'UNPLUG ALL was acknowledged but plugged_size is not 0', expected: '0x0', observed: hex(after.value.plugged_size), requirements: ['dev.unplugall.5'] });
+              findings.push({ verdict: 'fail', step: step.index, check: 'config.plugged_size', message: 'UNPLUG ALL was acknowledged but plugged_size is not 0', expected: '0x0', observed: formatHex(after.value.plugged_size), requirements: ['dev.unplugall.5'] });
             }
             context.oracle.restoreAllUnplugged(after.value);
           }

@@ -7,10 +7,10 @@
  *   expect: {resize: applied, notification: sent}
  * ```
  */
-import { Expression } from '../../../spec/src/index';
+import { Expression, formatHex } from '../../../spec/src/index';
 import type { Expr } from '../loader/expr';
 import { scopeOfConfig } from '../loader/expr';
-import { hex, judgeOutcome } from '../runner/checks';
+import { judgeOutcome } from '../runner/checks';
 import type { Finding } from '../runner/verdicts';
 import { deviceConfig, deviceNotification, driverConfig } from './observation-checks';
 import { defineStepKind, proceed, stopWith } from './step-kind';
@@ -42,7 +42,7 @@ export const resizeStep = defineStepKind<ResizeAction, { readonly outcome: 'appl
         const reason = outcome.kind === 'refused' ? outcome.reason : undefined;
         const findings: Finding[] = [];
         // Without a stated `resize` expectation the host must accept the value.
-        if (!step.expect.resize && reason !== undefined) findings.push({ verdict: 'fail', step: step.index, check: 'resize', message: `the host refused requested_size ${hex(size.value)}: ${reason}`, requirements: ['dev.cfg.1'] });
+        if (!step.expect.resize && reason !== undefined) findings.push({ verdict: 'fail', step: step.index, check: 'resize', message: `the host refused requested_size ${formatHex(size.value)}: ${reason}`, requirements: ['dev.cfg.1'] });
         return proceed({ transition: 'host-resize', observed: { outcome: outcome.kind, reason }, findings });
       },
       expect: {
@@ -58,7 +58,7 @@ export const resizeStep = defineStepKind<ResizeAction, { readonly outcome: 'appl
         const size = valueOf(action.size, scopeOfConfig(config.value), 'step', step.index, 'resize: ');
         if (size.kind === 'stop') return size;
         const outcome = await context.session.resize!(size.value);
-        if (outcome.kind === 'refused') return stopWith({ verdict: 'error', step: step.index, check: 'step', message: `the host refused requested_size ${hex(size.value)}: ${outcome.reason}` });
+        if (outcome.kind === 'refused') return stopWith({ verdict: 'error', step: step.index, check: 'step', message: `the host refused requested_size ${formatHex(size.value)}: ${outcome.reason}` });
         return proceed({ observed: undefined });
       },
       expect: { config: driverConfig },

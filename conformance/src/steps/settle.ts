@@ -8,10 +8,10 @@
  *   expect: {converged: true, first_request: [UNPLUG_ALL, STATE]}
  * ```
  */
-import { REQUEST_TYPE_NAMES } from '../../../spec/src/index';
+import { REQUEST_TYPE_NAMES, formatHex } from '../../../spec/src/index';
 import { decodeRequest } from '../../../model/src/index';
 import type { VirtioMemConfig } from '../../../model/src/index';
-import { hex } from '../runner/checks';
+import {  } from '../runner/checks';
 import { applyDriverRequest, checkDriverConfigWrite, checkDriverRequest, checkDriverWrite } from '../runner/driver-checks';
 import type { Finding } from '../runner/verdicts';
 import { driverConfig } from './observation-checks';
@@ -83,7 +83,7 @@ export const settleStep = defineStepKind<SettleAction, never, SettleObserved>({
         converged: (stated, o, step) => {
           const converged = o.config.plugged_size === o.config.requested_size;
           if (converged === stated) return proceed([]);
-          return proceed(fail(step, 'converged', `plugged_size ${hex(o.config.plugged_size)}, requested_size ${hex(o.config.requested_size)} (${o.stop})`, stated ? 'plugged_size = requested_size' : 'plugged_size ≠ requested_size', hex(o.config.plugged_size), ['drv.op.8']));
+          return proceed(fail(step, 'converged', `plugged_size ${formatHex(o.config.plugged_size)}, requested_size ${formatHex(o.config.requested_size)} (${o.stop})`, stated ? 'plugged_size = requested_size' : 'plugged_size ≠ requested_size', formatHex(o.config.plugged_size), ['drv.op.8']));
         },
         first_request: (stated, o, step) => {
           const first = o.requests[0] ?? 'none';

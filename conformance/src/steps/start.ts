@@ -7,8 +7,8 @@
  *   expect: {accepted_features: {includes: [VERSION_1]}}
  * ```
  */
-import { VIRTIO_MEM_F_UNPLUGGED_INACCESSIBLE, featureMask } from '../../../spec/src/index';
-import { hex } from '../runner/checks';
+import { VIRTIO_MEM_F_UNPLUGGED_INACCESSIBLE, featureMask, formatHex } from '../../../spec/src/index';
+import {  } from '../runner/checks';
 import { driverConfig } from './observation-checks';
 import { defineStepKind, proceed } from './step-kind';
 
@@ -43,7 +43,7 @@ export const startStep = defineStepKind<StartAction, never, { readonly negotiate
           const missing = stated.includes & ~o.negotiated;
           const extra = stated.excludes & o.negotiated;
           if (!missing && !extra) return proceed([]);
-          return proceed([{ verdict: 'fail', step, check: 'accepted_features', message: 'accepted features differ', expected: `includes ${hex(stated.includes)}, excludes ${hex(stated.excludes)}`, observed: hex(o.negotiated) }]);
+          return proceed([{ verdict: 'fail', step, check: 'accepted_features', message: 'accepted features differ', expected: `includes ${formatHex(stated.includes)}, excludes ${formatHex(stated.excludes)}`, observed: formatHex(o.negotiated) }]);
         },
         config: driverConfig,
       },

@@ -8,7 +8,7 @@
  * apply exactly the checkers of the keys a step states; so an expectation that is accepted is
  * an expectation that is checked.
  */
-import type { Capability, DeviceSession, DriverSession, Initialisation, Target } from '../../../adapters/core/src/contract';
+import type { Capability, DeviceSession, DriverSession, HandshakeResult, Target } from '../../../adapters/core/src/contract';
 import type { RequestEvaluation, TransitionKind, VirtioMemConfig } from '../../../model/src/index';
 import type { Step, Vector } from '../loader/types';
 import type { Oracle } from '../runner/oracle';
@@ -64,7 +64,7 @@ export interface DeviceStepContext {
   /** The model device kept in step with the device under test. */
   readonly oracle: Oracle;
   /** Runs the handshake as the driver and remembers what was negotiated. */
-  initialise(accept: (offered: bigint) => bigint): Promise<Initialisation>;
+  initialise(accept: (offered: bigint) => bigint): Promise<HandshakeResult>;
   /** Reads and decodes the configuration. */
   readConfig(): Promise<StepOutcome<VirtioMemConfig>>;
   /** Told about each request the oracle evaluated (lint uses it). */
@@ -154,15 +154,9 @@ export interface StepKind<A extends { readonly kind: string }> {
   readonly targets: { readonly [T in Target]?: T extends 'device' ? DeviceHandler<A, any> : DriverHandler<A, any> };
 }
 
-/** Declares a step kind (keeps the action type of the handlers). */
-export function defineStepKind<A extends { readonly kind: string }, DO = never, RO = never>(kind: {
-  readonly kind: A['kind'];
-  readonly key: string;
-  readonly schema: object;
-  readonly capability?: Capability;
-  implies?(action: A): readonly Capability[];
-  normalise(raw: unknown, site: Site): A | undefined;
-  readonly targets: { readonly device?: DeviceHandler<A, DO>; readonly driver?: DriverHandler<A, RO> };
-}): StepKind<A> {
+/** Declares a step kind (keeps the action type of the handlers, and each handler's observation type). */
+export function defineStepKind<A extends { readonly kind: string }, DO = never, RO = never>(
+  kind: Omit<StepKind<A>, 'targets'> & { readonly targets: { readonly device?: DeviceHandler<A, DO>; readonly driver?: DriverHandler<A, RO> } },
+): StepKind<A> {
   return kind as StepKind<A>;
 }

@@ -1,5 +1,6 @@
 import fc from 'fast-check';
-import { BlockBitmap, BlockRun, MAX_TRACKED_BLOCKS, RangeFill } from './bitmap';
+import type { BlockRange } from '../../../spec/src/index';
+import { BlockBitmap, MAX_TRACKED_BLOCKS, RangeFill } from './bitmap';
 
 /** The obviously-correct model the bitmap is compared with: one boolean per block. */
 class NaiveBitmap {
@@ -54,8 +55,8 @@ class NaiveBitmap {
     return -1;
   }
 
-  runs(): BlockRun[] {
-    const result: BlockRun[] = [];
+  runs(): BlockRange[] {
+    const result: BlockRange[] = [];
     for (let i = 0; i < this.length; i++) {
       if (!this.bits[i]) continue;
       const first = i;

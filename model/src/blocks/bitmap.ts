@@ -5,17 +5,14 @@
  * 1 TiB of 2 MiB blocks is 524,288 bits = 64 KiB of words.
  */
 
+import type { BlockRange } from '../../../spec/src/index';
+
 /** Largest number of blocks the model tracks (128 MiB of bitmap); larger regions are refused. */
 export const MAX_TRACKED_BLOCKS = 2 ** 30;
 
 /** How a range of blocks is plugged. */
 export type RangeFill = 'all' | 'none' | 'mixed';
 
-/** A run of consecutive blocks: the index of the first and how many. */
-export interface BlockRun {
-  readonly first: number;
-  readonly count: number;
-}
 
 function popcount32(word: number): number {
   let v = word - ((word >>> 1) & 0x55555555);
@@ -164,8 +161,8 @@ export class BlockBitmap {
   }
 
   /** The runs of set blocks, in ascending order. */
-  runs(): BlockRun[] {
-    const result: BlockRun[] = [];
+  runs(): BlockRange[] {
+    const result: BlockRange[] = [];
     let start = this.findNext(true, 0);
     while (start !== -1) {
       const stop = this.findNext(false, start);

@@ -3,7 +3,7 @@
  * themselves are stored by `memory.ts`; this module only judges. Pure: reads a view of the
  * device and changes nothing.
  */
-import { VIRTIO_MEM_F_UNPLUGGED_INACCESSIBLE, featureMask } from '../../../spec/src/index';
+import { VIRTIO_MEM_F_UNPLUGGED_INACCESSIBLE, featureMask, formatHex } from '../../../spec/src/index';
 import type { BlockBitmap } from '../blocks/bitmap';
 import type { VirtioMemConfig } from '../codec/codec';
 import type { MemoryAccessFailure, MemoryAccessResult } from './memory';
@@ -33,12 +33,11 @@ export type AccessRefusal = MemoryAccessResult & { readonly ok: false };
 export function judgeAccess(view: AccessView, addr: bigint, length: number, what: 'read' | 'write'): AccessRefusal | undefined {
   const c = view.config;
   const end = addr + BigInt(length);
-  const hexOf = (v: bigint): string => `0x${v.toString(16)}`;
   const fail = (reason: MemoryAccessFailure, detail: string): AccessRefusal => ({ ok: false, reason, detail });
   // Only whole blocks are memory: a tail of region_size that is not a multiple of block_size (dev.cfg.6) is not.
   const regionEnd = c.addr + BigInt(view.blocks.length) * c.block_size;
   if (addr < c.addr || end > regionEnd) {
-    return fail('outside-region', `${what} of [${hexOf(addr)}, ${hexOf(end)}) reaches outside the device region [${hexOf(c.addr)}, ${hexOf(regionEnd)})`);
+    return fail('outside-region', `${what} of [${formatHex(addr)}, ${formatHex(end)}) reaches outside the device region [${formatHex(c.addr)}, ${formatHex(regionEnd)})`);
   }
   if (length === 0 || view.unpluggedMemory === 'open') return undefined;
   const first = Number((addr - c.addr) / c.block_size);
@@ -49,9 +48,9 @@ export function judgeAccess(view: AccessView, addr: bigint, length: number, what
   // fails; without it only those beyond the usable region do.
   const failing = view.blocks.findNext(false, inaccessible ? first : Math.max(first, usableBlocks), stop);
   if (failing === -1) return undefined;
-  const blockAddr = hexOf(c.addr + BigInt(failing) * c.block_size);
+  const blockAddr = formatHex(c.addr + BigInt(failing) * c.block_size);
   if (failing >= usableBlocks) {
-    return fail('beyond-usable', `${what} touches unplugged block ${failing} at ${blockAddr}, beyond usable_region_size ${hexOf(c.usable_region_size)} (drv.op.${what === 'read' ? 2 : 1})`);
+    return fail('beyond-usable', `${what} touches unplugged block ${failing} at ${blockAddr}, beyond usable_region_size ${formatHex(c.usable_region_size)} (drv.op.${what === 'read' ? 2 : 1})`);
   }
   return fail('inaccessible', `${what} touches unplugged block ${failing} at ${blockAddr} and VIRTIO_MEM_F_UNPLUGGED_INACCESSIBLE was negotiated (drv.op.${what === 'read' ? 5 : 1})`);
 }

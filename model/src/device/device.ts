@@ -20,8 +20,9 @@ import {
   RESPONSE_CODE_NAMES,
   featureMask,
 } from '../../../spec/src/index';
+import type { BlockRange } from '../../../spec/src/index';
 import { VirtioMemConfig, VirtioMemResponse, encodeConfig, encodeResponse } from '../codec/codec';
-import { BlockBitmap, BlockRun, MAX_TRACKED_BLOCKS } from '../blocks/bitmap';
+import { BlockBitmap, MAX_TRACKED_BLOCKS } from '../blocks/bitmap';
 import { DeviceProfile, SPEC_PROFILE, usableFor, ViolationHandling } from './profiles';
 import { DeviceOutcome, OutcomeEffect } from './outcomes';
 import { DeviceSnapshot, InvariantViolation, TransitionKind, checkConfigInvariants, checkTransition } from './invariants';
@@ -45,7 +46,6 @@ export { singleRequestChain } from './chain';
 export type { DescriptorChain, RequestEvaluation } from './chain';
 // The driver-side handshake lives in its own module; it is exported from here as it always was.
 export { initialiseDevice } from './initialise';
-export type { HandshakeResult } from './initialise';
 
 const RESP_SIZE = VirtioMemResponseLayout.size;
 const STATE_VALUES: Readonly<Record<BlockStateName, number>> = {
@@ -158,7 +158,7 @@ export class VirtioMemDevice {
   }
 
   /** Runs of plugged blocks, ascending. */
-  pluggedRuns(): BlockRun[] {
+  pluggedRuns(): BlockRange[] {
     return this.blocks.runs();
   }
 

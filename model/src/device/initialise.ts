@@ -2,17 +2,8 @@
  * The driver-side virtio handshake on the model device (kept apart from the device itself).
  */
 import { VIRTIO_CONFIG_S_ACKNOWLEDGE, VIRTIO_CONFIG_S_DRIVER, VIRTIO_CONFIG_S_DRIVER_OK, VIRTIO_CONFIG_S_FEATURES_OK } from '../../../spec/src/index';
+import type { HandshakeResult } from '../../../spec/src/index';
 import type { VirtioMemDevice } from './device';
-
-/** Outcome of {@link initialiseDevice}. */
-export interface HandshakeResult {
-  readonly offered: bigint;
-  readonly accepted: bigint;
-  /** Whether FEATURES_OK stuck. */
-  readonly featuresOk: boolean;
-  /** The status register at the end (DRIVER_OK set only when FEATURES_OK stuck). */
-  readonly status: number;
-}
 
 /**
  * The virtio handshake a driver performs on the device: reset, ACKNOWLEDGE, DRIVER, the

@@ -2,7 +2,7 @@
  * Invariants of the device configuration and of each transition, as pure functions over
  * snapshots, so the runner can apply them to the model and to real devices alike.
  */
-import { VIRTIO_MEM_F_PERSISTENT_SUSPEND, featureMask, isPowerOfTwo } from '../../../spec/src/index';
+import { VIRTIO_MEM_F_PERSISTENT_SUSPEND, featureMask, formatHex, isPowerOfTwo } from '../../../spec/src/index';
 import type { VirtioMemConfig } from '../codec/codec';
 
 /** Names of the checks, stable for reports. */
@@ -70,14 +70,12 @@ export interface TransitionContext {
   readonly driverActive?: boolean;
 }
 
-const hex = (v: bigint): string => `0x${v.toString(16)}`;
-
 /** Checks the static rules of §5.15.4.2 on one configuration. */
 export function checkConfigInvariants(snapshot: DeviceSnapshot): InvariantViolation[] {
   const c = snapshot.config;
   const out: InvariantViolation[] = [];
   if (!isPowerOfTwo(c.block_size)) {
-    out.push({ invariant: 'block-size-power-of-two', requirements: ['dev.cfg.5'], severity: 'must', detail: `block_size ${hex(c.block_size)} is not a power of two` });
+    out.push({ invariant: 'block-size-power-of-two', requirements: ['dev.cfg.5'], severity: 'must', detail: `block_size ${formatHex(c.block_size)} is not a power of two` });
   }
   if (c.block_size > 0n) {
     const unaligned = (['addr', 'region_size', 'usable_region_size', 'plugged_size', 'requested_size'] as const).filter(
@@ -88,28 +86,28 @@ export function checkConfigInvariants(snapshot: DeviceSnapshot): InvariantViolat
         invariant: 'fields-aligned',
         requirements: ['dev.cfg.6'],
         severity: 'must',
-        detail: `${unaligned.map((n) => `${n} ${hex(c[n])}`).join(', ')} not a multiple of block_size ${hex(c.block_size)}`,
+        detail: `${unaligned.map((n) => `${n} ${formatHex(c[n])}`).join(', ')} not a multiple of block_size ${formatHex(c.block_size)}`,
       });
     }
   }
   if (c.usable_region_size < c.requested_size) {
-    out.push({ invariant: 'usable-covers-requested', requirements: ['dev.cfg.4'], severity: 'must', detail: `usable_region_size ${hex(c.usable_region_size)} < requested_size ${hex(c.requested_size)}` });
+    out.push({ invariant: 'usable-covers-requested', requirements: ['dev.cfg.4'], severity: 'must', detail: `usable_region_size ${formatHex(c.usable_region_size)} < requested_size ${formatHex(c.requested_size)}` });
   }
   if (c.usable_region_size > c.region_size) {
     // §5.15.4: usable_region_size "can grow up to region_size" (descriptive text).
-    out.push({ invariant: 'usable-within-region', requirements: [], severity: 'must', detail: `usable_region_size ${hex(c.usable_region_size)} > region_size ${hex(c.region_size)}` });
+    out.push({ invariant: 'usable-within-region', requirements: [], severity: 'must', detail: `usable_region_size ${formatHex(c.usable_region_size)} > region_size ${formatHex(c.region_size)}` });
   }
   if (snapshot.pluggedBlocks !== undefined && c.plugged_size !== BigInt(snapshot.pluggedBlocks) * c.block_size) {
     out.push({
       invariant: 'plugged-size-matches-blocks',
       requirements: ['dev.cfg.3'],
       severity: 'must',
-      detail: `plugged_size ${hex(c.plugged_size)} but ${snapshot.pluggedBlocks} blocks × ${hex(c.block_size)} are plugged`,
+      detail: `plugged_size ${formatHex(c.plugged_size)} but ${snapshot.pluggedBlocks} blocks × ${formatHex(c.block_size)} are plugged`,
     });
   }
   if (snapshot.pluggedEnd !== undefined && c.block_size > 0n && BigInt(snapshot.pluggedEnd) * c.block_size > c.usable_region_size) {
     // §5.15: every block of the unusable region is unplugged (descriptive text).
-    out.push({ invariant: 'plugged-within-usable', requirements: [], severity: 'must', detail: `block ${snapshot.pluggedEnd - 1} is plugged beyond usable_region_size ${hex(c.usable_region_size)}` });
+    out.push({ invariant: 'plugged-within-usable', requirements: [], severity: 'must', detail: `block ${snapshot.pluggedEnd - 1} is plugged beyond usable_region_size ${formatHex(c.usable_region_size)}` });
   }
   return out;
 }
@@ -144,7 +142,7 @@ export function checkTransition(
         invariant: 'usable-shrinks-only-on-unplug-all-or-system-reset',
         requirements: ['dev.cfg.8'],
         severity: 'must',
-        detail: `usable_region_size shrank from ${hex(a.usable_region_size)} to ${hex(b.usable_region_size)} during ${kind}`,
+        detail: `usable_region_size shrank from ${formatHex(a.usable_region_size)} to ${formatHex(b.usable_region_size)} during ${kind}`,
       });
     }
     const resized = a.usable_region_size !== b.usable_region_size || a.requested_size !== b.requested_size;
@@ -164,7 +162,7 @@ export function checkTransition(
     out.push({ invariant: 'blocks-unchanged-by-device-reset', requirements: ['dev.init.2'], severity: 'must', detail: 'block states changed across a device reset' });
   }
   if (kind === 'device-reset' && a.plugged_size !== b.plugged_size) {
-    out.push({ invariant: 'blocks-unchanged-by-device-reset', requirements: ['dev.init.2'], severity: 'must', detail: `plugged_size changed from ${hex(a.plugged_size)} to ${hex(b.plugged_size)} across a device reset` });
+    out.push({ invariant: 'blocks-unchanged-by-device-reset', requirements: ['dev.init.2'], severity: 'must', detail: `plugged_size changed from ${formatHex(a.plugged_size)} to ${formatHex(b.plugged_size)} across a device reset` });
   }
   const blocksSame = before.blocksDigest !== undefined && before.blocksDigest === after.blocksDigest;
   const contentsChanged = before.contentDigest !== undefined && after.contentDigest !== undefined && before.contentDigest !== after.contentDigest;
@@ -180,7 +178,7 @@ export function checkTransition(
         invariant: 'blocks-unchanged-by-persistent-suspend',
         requirements: ['dev.op.8'],
         severity: 'must',
-        detail: `plugged_size changed from ${hex(a.plugged_size)} to ${hex(b.plugged_size)} across suspend and wake-up although PERSISTENT_SUSPEND was negotiated`,
+        detail: `plugged_size changed from ${formatHex(a.plugged_size)} to ${formatHex(b.plugged_size)} across suspend and wake-up although PERSISTENT_SUSPEND was negotiated`,
       });
     }
   }

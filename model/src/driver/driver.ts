@@ -38,8 +38,9 @@ import {
   featureMask,
   isPowerOfTwo,
 } from '../../../spec/src/index';
+import type { BlockRange } from '../../../spec/src/index';
 import { VirtioMemConfig, VirtioMemRequest, decodeConfig, decodeResponse, encodeRequest } from '../codec/codec';
-import { BlockBitmap, BlockRun, MAX_TRACKED_BLOCKS } from '../blocks/bitmap';
+import { BlockBitmap, MAX_TRACKED_BLOCKS } from '../blocks/bitmap';
 
 /** How the driver deals with memory found plugged at initialisation (drv.init.2, §5.15.5). */
 export type InitStrategy = 'unplug-all' | 'state-resync';
@@ -121,7 +122,7 @@ export class ReferenceDriver {
   private plugHeld = false;
   private errorStreak = 0;
   private brokenReason = '';
-  private resyncQueue: BlockRun[] = [];
+  private resyncQueue: BlockRange[] = [];
   private features = 0n;
   private readonly log: VirtioMemRequest[] = [];
   /** The initialisation write owed after an acknowledged PLUG, until onMemoryWritten(). */
@@ -164,7 +165,7 @@ export class ReferenceDriver {
   }
 
   /** Runs of blocks this driver believes plugged. */
-  pluggedRuns(): BlockRun[] {
+  pluggedRuns(): BlockRange[] {
     return this.blocks?.runs() ?? [];
   }
 
@@ -387,7 +388,7 @@ export class ReferenceDriver {
   }
 
   private nextResync(): DriverAction {
-    const range = this.resyncQueue.shift() as BlockRun;
+    const range = this.resyncQueue.shift() as BlockRange;
     return this.send({ type: VIRTIO_MEM_REQ_STATE, addr: this.blockAddr(range.first), nb_blocks: range.count }, 'learn which blocks are plugged');
   }
 

@@ -9,6 +9,7 @@ import {
   featureMask,
 } from '../../../spec/src/index';
 import { decodeResponse, encodeRequest } from '../codec/codec';
+import { initialiseDevice } from '../device/device';
 import { QEMU_PROFILE, SPEC_PROFILE } from '../device/profiles';
 import { ModelHost } from './model-host';
 
@@ -36,7 +37,7 @@ describe('ModelHost', () => {
 
   test('should answer a chain with a used entry and name the blocks an UNPLUG unplugged', () => {
     const host = ready();
-    host.initialise((offered) => offered);
+    initialiseDevice(host.device, (offered) => offered);
     const plug = host.submit(request(VIRTIO_MEM_REQ_PLUG, 2, 4));
     expect(plug).toMatchObject({ kind: 'used', length: 10, unplugged: [] });
     const unplug = host.submit(request(VIRTIO_MEM_REQ_UNPLUG, 3, 2));
@@ -46,7 +47,7 @@ describe('ModelHost', () => {
 
   test('should name every formerly plugged run after UNPLUG ALL, also when the request is split over descriptors', () => {
     const host = ready({ plugged: [{ first: 1, count: 2 }, { first: 9, count: 1 }] });
-    host.initialise((offered) => offered);
+    initialiseDevice(host.device, (offered) => offered);
     const bytes = encodeRequest({ type: VIRTIO_MEM_REQ_UNPLUG_ALL, addr: 0n, nb_blocks: 0 });
     const done = host.submit({ readable: [bytes.subarray(0, 1), bytes.subarray(1)], writableSizes: [10] });
     expect(done.unplugged).toEqual([{ first: 1, count: 2 }, { first: 9, count: 1 }]);
@@ -55,7 +56,7 @@ describe('ModelHost', () => {
 
   test('should apply or refuse a host resize as the profile validates it', () => {
     const host = ready({}, QEMU_PROFILE);
-    host.initialise((offered) => offered);
+    initialiseDevice(host.device, (offered) => offered);
     expect(host.resize(32n * BS)).toEqual({ kind: 'applied', notified: true });
     expect(host.notificationCount).toBe(1);
     expect(host.resize(BS + 1n)).toMatchObject({ kind: 'refused', reason: expect.stringMatching(/multiple of block_size/) });
@@ -71,13 +72,13 @@ describe('ModelHost', () => {
     ['with PERSISTENT_SUSPEND (blocks survive)', featureMask(VIRTIO_F_VERSION_1) | featureMask(VIRTIO_MEM_F_PERSISTENT_SUSPEND), true, []],
   ])('should suspend and wake %s', (_name, features, persistent, unplugged) => {
     const host = ready({ plugged: [{ first: 0, count: 2 }], features }, QEMU_PROFILE);
-    host.initialise((offered) => offered);
+    initialiseDevice(host.device, (offered) => offered);
     expect(host.suspendAndWake()).toEqual({ kind: 'woken', persistent, unplugged });
   });
 
   test('should refuse access to unplugged blocks once UNPLUGGED_INACCESSIBLE is negotiated', () => {
     const host = ready({ plugged: [{ first: 0, count: 1 }], features: ALL });
-    host.initialise((offered) => offered);
+    initialiseDevice(host.device, (offered) => offered);
     expect(host.checkAccess(ADDR, 4096, 'read')).toEqual({ kind: 'allowed' });
     expect(host.checkAccess(ADDR + BS, 4096, 'write')).toMatchObject({ kind: 'refused', reason: expect.stringMatching(/^inaccessible: write touches unplugged block 1/) });
     expect(host.checkAccess(ADDR - 1n, 1, 'read')).toMatchObject({ kind: 'refused', reason: expect.stringMatching(/^outside-region: /) });
@@ -85,7 +86,7 @@ describe('ModelHost', () => {
 
   test('should answer BUSY to the next requests after an injection', () => {
     const host = ready();
-    host.initialise((offered) => offered);
+    initialiseDevice(host.device, (offered) => offered);
     host.injectBusy(1);
     const busy = host.submit(request(VIRTIO_MEM_REQ_PLUG, 0, 1));
     const then = host.submit(request(VIRTIO_MEM_REQ_PLUG, 0, 1));
@@ -95,7 +96,7 @@ describe('ModelHost', () => {
 
   test('should mark the device NEEDS_RESET when the transport cannot process the queue', () => {
     const host = ready();
-    host.initialise((offered) => offered);
+    initialiseDevice(host.device, (offered) => offered);
     host.markNeedsReset();
     expect(host.submit(request(VIRTIO_MEM_REQ_PLUG, 0, 1))).toEqual({ kind: 'no-used-entry', unplugged: [] });
   });

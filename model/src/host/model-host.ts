@@ -24,10 +24,8 @@ import {
   DescriptorChain,
   DeviceParams,
   DeviceParamsError,
-  HandshakeResult,
   StatusWriteResult,
   VirtioMemDevice,
-  initialiseDevice,
 } from '../device/device';
 import type { MemoryAccessResult } from '../device/memory';
 import { DeviceProfile, SPEC_PROFILE } from '../device/profiles';
@@ -94,12 +92,7 @@ export class ModelHost {
     return this.device.profile;
   }
 
-  // ---------------------------------------------------------------- transport (the driver's side of the handshake)
-
-  /** The virtio handshake, as a driver performs it; `accept` picks the features from those offered. */
-  initialise(accept: (offered: bigint) => bigint): HandshakeResult {
-    return initialiseDevice(this.device, accept);
-  }
+  // ---------------------------------------------------------------- transport (the registers a driver's handshake goes through)
 
   /** Features the device offers. */
   get offeredFeatures(): bigint {

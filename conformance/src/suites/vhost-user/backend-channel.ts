@@ -1,6 +1,7 @@
 /** vu.backend-channel: the back-end takes the back-end channel and keeps its end open. */
 import { Request } from '../../../../adapters/vhost-user/src/protocol';
-import { defineCheck, fail, pass, sleep } from './check';
+import { sleep } from '../../../../adapters/core/src/sleep';
+import { defineCheck, fail, pass } from './check';
 
 /** vu.backend-channel. */
 export const backendChannelCheck = defineCheck({

@@ -2,7 +2,15 @@
  * The frame every `vu.*` check shares: its context, the opening a connection runs, how a check is
  * declared, and the set-up steps several checks repeat (a vring in a region).
  */
-import { VIRTIO_F_VERSION_1, featureMask } from '../../../../spec/src/index';
+import {
+  FEATURE_MASKS,
+  VirtqAvailHeaderLayout,
+  VirtqUsedHeaderLayout,
+  formatHex,
+  virtqAvailBytes,
+  virtqDescTableBytes,
+  virtqUsedBytes,
+} from '../../../../spec/src/index';
 import {
   PROTOCOL_FEATURES_BIT,
   ProtocolFeature,
@@ -129,32 +137,34 @@ export async function runOpening(c: VhostUserConnection, needs: readonly number[
 
 /** The features the checks acknowledge: bit 30 and VIRTIO_F_VERSION_1, when offered. */
 export function ownFeatures(offered: bigint): bigint {
-  return offered & (PROTOCOL_FEATURES_BIT | featureMask(VIRTIO_F_VERSION_1));
+  return offered & (PROTOCOL_FEATURES_BIT | FEATURE_MASKS.VERSION_1);
 }
 
 /** Size of the small memfd regions the memory checks share. */
 export const SMALL_REGION_SIZE = 64n * 1024n;
 /** Where the memory checks place their regions: 1 MiB apart, so none overlaps another. */
 export const REGION_STRIDE = 1n << 20n;
-/** Queue size of the rings the checks set up. */
+/** Queue size of the rings the checks set up (a power of two, at most VIRTQ_MAX_SIZE). */
 export const RING_SIZE = 256;
-/** Offsets of the ring parts inside the ring region (each part fits before the next). */
-const RING_LAYOUT = { desc: 0n, avail: 0x1000n, used: 0x2000n } as const;
-
-/** `0x…`. */
-export function hex(value: bigint | number): string {
-  return `0x${value.toString(16)}`;
-}
+/** The ring parts start on 4 KiB boundaries inside the ring region. */
+const RING_PART_ALIGN = 0x1000n;
+const alignUp = (offset: bigint): bigint => (offset + RING_PART_ALIGN - 1n) & ~(RING_PART_ALIGN - 1n);
+/**
+ * Offsets of the ring parts inside the ring region: the descriptor table, then the driver area,
+ * then the device area, each after the one before it (desc 0, avail 0x1000, used 0x2000), and
+ * where the device area ends.
+ */
+export const RING_LAYOUT = (() => {
+  const desc = 0n;
+  const avail = alignUp(desc + BigInt(virtqDescTableBytes(RING_SIZE)));
+  const used = alignUp(avail + BigInt(virtqAvailBytes(RING_SIZE)));
+  return { desc, avail, used, end: used + BigInt(virtqUsedBytes(RING_SIZE)) } as const;
+})();
 
 /** A protocol feature mask with the names of its bits. */
 export function describeBits(mask: bigint): string {
   const names = protocolFeatureNames(mask);
-  return names.length ? `${hex(mask)} (${names.join(', ')})` : hex(mask);
-}
-
-/** Resolves after `ms`. */
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
+  return names.length ? `${formatHex(mask)} (${names.join(', ')})` : formatHex(mask);
 }
 
 /** A vring state payload (SET_VRING_NUM, SET_VRING_BASE, SET_VRING_ENABLE, GET_VRING_BASE). */
@@ -176,8 +186,8 @@ export async function setUpVring(opened: OpenedConnection, ring: CheckRegion, ba
   const { c } = opened;
   const idx = Buffer.alloc(2);
   idx.writeUInt16LE(base);
-  c.writeRegion(ring, RING_LAYOUT.avail + 2n, idx);
-  c.writeRegion(ring, RING_LAYOUT.used + 2n, idx);
+  c.writeRegion(ring, RING_LAYOUT.avail + BigInt(VirtqAvailHeaderLayout.fields.idx.offset), idx);
+  c.writeRegion(ring, RING_LAYOUT.used + BigInt(VirtqUsedHeaderLayout.fields.idx.offset), idx);
   await c.command(Request.SET_VRING_NUM, vringState(0, RING_SIZE));
   await c.command(Request.SET_VRING_BASE, vringState(0, base));
   const at = (offset: bigint): bigint => ring.userAddress + offset;

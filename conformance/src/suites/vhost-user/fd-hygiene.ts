@@ -4,9 +4,10 @@
  */
 import * as fs from 'node:fs';
 import { performance } from 'node:perf_hooks';
+import { sleep } from '../../../../adapters/core/src/sleep';
 import { FLAG_VERSION, HEADER_SIZE, ProtocolFeature, Request, frameMessage, u64Payload } from '../../../../adapters/vhost-user/src/protocol';
 import { BackendGone } from './connection';
-import { REGION_STRIDE, RING_SIZE, defineCheck, fail, pass, setUpVring, sleep, smallRegion, unsupported, vringState } from './check';
+import { REGION_STRIDE, RING_SIZE, defineCheck, fail, pass, setUpVring, smallRegion, unsupported, vringState } from './check';
 
 /** Replacements of each fd kind while connected. */
 const FD_REPLACEMENTS = 10;

@@ -1,6 +1,7 @@
 /** vu.handshake: the opening every front-end runs, answered to the letter. */
+import { formatHex } from '../../../../spec/src/index';
 import { PROTOCOL_FEATURES_BIT, ProtocolFeature, Request } from '../../../../adapters/vhost-user/src/protocol';
-import { defineCheck, describeBits, fail, hex, pass, unsupported } from './check';
+import { defineCheck, describeBits, fail, pass, unsupported } from './check';
 
 /** vu.handshake. */
 export const handshakeCheck = defineCheck({
@@ -9,9 +10,9 @@ export const handshakeCheck = defineCheck({
   async run(ctx) {
     const { c, offeredFeatures, offeredProtocolFeatures } = await ctx.open({ protocol: [ProtocolFeature.MQ, ProtocolFeature.REPLY_ACK] });
     if (!(offeredFeatures & PROTOCOL_FEATURES_BIT)) {
-      return unsupported(`GET_FEATURES ${hex(offeredFeatures)} lacks VHOST_USER_F_PROTOCOL_FEATURES (virtio feature bit 30): the back-end does not speak protocol features`);
+      return unsupported(`GET_FEATURES ${formatHex(offeredFeatures)} lacks VHOST_USER_F_PROTOCOL_FEATURES (virtio feature bit 30): the back-end does not speak protocol features`);
     }
-    const parts = [`features ${hex(offeredFeatures)}`, `protocol features ${describeBits(offeredProtocolFeatures)}`];
+    const parts = [`features ${formatHex(offeredFeatures)}`, `protocol features ${describeBits(offeredProtocolFeatures)}`];
     if (c.has(ProtocolFeature.MQ)) {
       const queues = await c.queryU64(Request.GET_QUEUE_NUM);
       if (queues < 1n) return fail(`GET_QUEUE_NUM: ${queues} queues (a device has at least one)`);

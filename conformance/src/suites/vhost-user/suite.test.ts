@@ -3,8 +3,9 @@
  * target's needs (no native helper, no sockets; the checks themselves run in
  * adapters/vhost-user/test/transport.vhost-test.ts against real back-ends).
  */
+import { VIRTQ_MAX_SIZE } from '../../../../spec/src/index';
 import { ProtocolFeature } from '../../../../adapters/vhost-user/src/protocol';
-import { defineCheck, fail, pass } from './check';
+import { RING_LAYOUT, RING_SIZE, SMALL_REGION_SIZE, defineCheck, fail, pass } from './check';
 import { BackendGone, VhostUserConnection, isBackendFault } from './connection';
 import { VHOST_USER_SUITE, VhostUserBackendUnderTest, vhostUserCheckTarget } from './index';
 
@@ -28,6 +29,14 @@ describe('VHOST_USER_SUITE', () => {
 
   test('should run the agreed checks, in this order', () => {
     expect(VHOST_USER_SUITE.checks.map((c) => c.id)).toEqual(['vu.handshake', 'vu.reply-ack', 'vu.config', 'vu.vring-setup', 'vu.mem-table-replace', 'vu.mem-slots', 'vu.rem-unknown-region', 'vu.backend-channel', 'vu.fd-hygiene', 'vu.reconnect']);
+  });
+});
+
+describe('the checks\' vring', () => {
+  test('should place its parts at 0, 0x1000 and 0x2000 and fit a small region', () => {
+    expect(RING_SIZE).toBeLessThanOrEqual(VIRTQ_MAX_SIZE);
+    expect(RING_LAYOUT).toMatchObject({ desc: 0n, avail: 0x1000n, used: 0x2000n });
+    expect(RING_LAYOUT.end).toBeLessThanOrEqual(SMALL_REGION_SIZE);
   });
 });
 
