@@ -143,13 +143,16 @@ describe('the Linux virtio_mem driver in a live guest', () => {
   it('gives timeout verdicts when the guest stops answering mid-run, and leaves no ssh behind', async () => {
     const control = await QmpClient.connect(vm.state.controlSocket, Date.now() + 2000, 5000);
     try {
+      const started = Date.now();
       const traceFrom = fs.statSync(vm.state.traceLog).size;
       let ended = false;
       const run = cli(['run', '--target', 'driver', ...runArguments(vm.state), '--timeout', '1500', '--filter', 'vmem.drv.op.grow-to-requested', '--filter', 'vmem.drv.op.shrink-to-requested', '--json', path.join(OUT, 'stopped.json')]).finally(() => (ended = true));
       // Stop the guest once the driver works on the first vector (not after a fixed time: on a loaded machine the run may not have reached the guest yet).
       await driverPlugs(vm.state.traceLog, traceFrom, () => ended);
       await control.execute('stop');
+      timings.push(`stopped guest: stopped ${((Date.now() - started) / 1000).toFixed(1)} s after the run started`);
       const r = await run;
+      timings.push(`stopped guest: the run ended ${(r.ms / 1000).toFixed(1)} s after it started`);
       expect(r.status).toBe(2);
       const doc = JSON.parse(fs.readFileSync(path.join(OUT, 'stopped.json'), 'utf8')) as { results: { verdict: string }[] };
       expect(doc.results.some((x) => x.verdict === 'timeout')).toBe(true);
@@ -159,7 +162,9 @@ describe('the Linux virtio_mem driver in a live guest', () => {
       await control.execute('cont').catch(() => undefined);
       control.close();
     }
+    const continued = Date.now();
     await vm.waitForSsh(120_000);
+    timings.push(`stopped guest: SSH answered ${((Date.now() - continued) / 1000).toFixed(1)} s after the guest continued`);
   });
 
   it('boots, reports and ends a detached guest with guest up / status / down', async () => {
