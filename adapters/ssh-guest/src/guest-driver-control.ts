@@ -101,7 +101,8 @@ export class GuestDriverControl {
       await this.drain();
       throw new UnsupportedSetupError(`the guest's driver plugged other blocks than the first ${count}; this setup cannot be reproduced`);
     }
-    const ids = await this.memoryBlocksOfRegion();
+    await this.waitAdded(size, this.drainTimeoutMs);
+    const ids = await this.memoryBlocksOf(this.geometry.maxSize);
     // Offline the device's memory blocks so that unloading the driver removes them from Linux
     // while the device keeps them plugged.
     await this.link.sh(`for n in ${ids.join(' ')}; do f=/sys/devices/system/memory/memory$n/state; if [ -e $f ] && [ "$(cat $f)" != offline ]; then echo offline > $f || exit 1; fi; done`, 'offlining the plugged memory');
@@ -128,6 +129,26 @@ export class GuestDriverControl {
         lastKick = Date.now();
         await this.link.setRequestedSize(d.requestedSize);
       }
+      await sleep(100);
+    }
+  }
+
+  /**
+   * Waits until Linux has added the memory of the region's first `size` bytes, and onlined it
+   * when the guest onlines hot-plugged memory itself. The driver plugs a memory block's blocks
+   * before it adds that memory block to Linux, so plugged_size reaches its target while the
+   * memory is still being added: offlining then misses the block (not there yet, or not yet
+   * online), and after rmmod the memory stays added.
+   */
+  private async waitAdded(size: bigint, timeoutMs: number): Promise<void> {
+    const policy = (await this.link.sh('cat /sys/devices/system/memory/auto_online_blocks', 'reading the memory onlining policy')).trim();
+    const settled = policy === 'offline' ? 'offline' : 'online';
+    const ids = await this.memoryBlocksOf(size);
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const states = (await this.link.sh(`for n in ${ids.join(' ')}; do f=/sys/devices/system/memory/memory$n/state; if [ -e $f ]; then cat $f; else echo absent; fi; done`, 'reading the state of the plugged memory')).trim().split(/\s+/);
+      if (states.every((state) => state === settled)) return;
+      if (Date.now() > deadline) throw new AdapterError(`Linux did not add the ${formatHex(size)} the driver plugged within ${timeoutMs} ms: memory blocks ${ids.join(', ')} are ${states.join(', ')}, not ${settled}`);
       await sleep(100);
     }
   }
@@ -173,13 +194,13 @@ export class GuestDriverControl {
     await this.unload(false);
   }
 
-  /** Memory-block numbers (guest sysfs) that cover the device region. */
-  private async memoryBlocksOfRegion(): Promise<number[]> {
+  /** Memory-block numbers (guest sysfs) that cover the first `length` bytes of the device region. */
+  private async memoryBlocksOf(length: bigint): Promise<number[]> {
     const text = (await this.link.sh('cat /sys/devices/system/memory/block_size_bytes', 'reading the memory block size')).trim();
     const blockBytes = BigInt(`0x${text}`);
     if (blockBytes <= 0n) throw new AdapterError(`odd memory block size '${text}'`);
     const first = this.geometry.memaddr / blockBytes;
-    const last = (this.geometry.memaddr + this.geometry.maxSize - 1n) / blockBytes;
+    const last = (this.geometry.memaddr + length - 1n) / blockBytes;
     const ids: number[] = [];
     for (let i = first; i <= last; i++) ids.push(Number(i));
     return ids;

@@ -44,6 +44,19 @@ function sshProcessesFor(port: number): string[] {
   return r.stdout.split('\n').filter((l) => l.includes('ssh') && !l.includes('pgrep'));
 }
 
+/**
+ * Waits until QEMU's trace shows, after byte `from`, the driver sending a PLUG request: a vector
+ * is under way. Gives up when `ended()` says the run is over, or after `timeoutMs`.
+ */
+async function driverPlugs(traceLog: string, from: number, ended: () => boolean, timeoutMs = 120_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!fs.readFileSync(traceLog).subarray(from).toString().includes('virtio_mem_plug_request')) {
+    if (ended()) throw new Error('the run ended before the driver sent a PLUG request');
+    if (Date.now() > deadline) throw new Error(`the driver sent no PLUG request within ${timeoutMs} ms of the run's start`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
 let vm: GuestVm;
 const timings: string[] = [];
 
@@ -65,7 +78,9 @@ afterAll(async () => {
 });
 
 describe('the Linux virtio_mem driver in a live guest', () => {
-  it('passes the driver corpus under linux-6.1.yaml, strict, within 2 minutes', async () => {
+  // The bound is for a loaded 2-core machine running the guest under TCG (91 s with the QEMU and
+  // vhost-user suites beside it, 152 s seen on a busier machine); cli() kills the run at 300 s.
+  it('passes the driver corpus under linux-6.1.yaml, strict, within 4 minutes', async () => {
     const json = path.join(OUT, 'driver-corpus.json');
     const r = await cli(['run', '--target', 'driver', ...runArguments(vm.state), '--expectations', EXPECTATIONS, '--strict', '--json', json]);
     timings.push(`driver corpus: ${(r.ms / 1000).toFixed(1)} s`);
@@ -77,7 +92,7 @@ describe('the Linux virtio_mem driver in a live guest', () => {
     // Grow, shrink, resize to zero and to the same value, UNPLUG ALL at probe and the reboots run for real.
     expect(passed).toEqual(expect.arrayContaining(['vmem.drv.op.grow-to-requested', 'vmem.drv.op.shrink-to-requested', 'vmem.drv.op.resize-to-zero', 'vmem.drv.init.unplug-all-at-start', 'vmem.drv.init.reboot-replugs', 'vmem.drv.bug.reboot-with-plugged-memory']));
     expect(doc.results.every((x) => x.verdict === 'pass' || x.verdict === 'unsupported')).toBe(true);
-    expect(r.ms).toBeLessThan(120_000);
+    expect(r.ms).toBeLessThan(240_000);
   });
 
   it('reports an unreachable guest, a wrong key, an untrusted host key and an unreachable QMP as exit 2 with the reason', async () => {
@@ -128,10 +143,16 @@ describe('the Linux virtio_mem driver in a live guest', () => {
   it('gives timeout verdicts when the guest stops answering mid-run, and leaves no ssh behind', async () => {
     const control = await QmpClient.connect(vm.state.controlSocket, Date.now() + 2000, 5000);
     try {
-      const run = cli(['run', '--target', 'driver', ...runArguments(vm.state), '--timeout', '1500', '--filter', 'vmem.drv.op.grow-to-requested', '--filter', 'vmem.drv.op.shrink-to-requested', '--json', path.join(OUT, 'stopped.json')]);
-      await new Promise((r) => setTimeout(r, 4000));
+      const started = Date.now();
+      const traceFrom = fs.statSync(vm.state.traceLog).size;
+      let ended = false;
+      const run = cli(['run', '--target', 'driver', ...runArguments(vm.state), '--timeout', '1500', '--filter', 'vmem.drv.op.grow-to-requested', '--filter', 'vmem.drv.op.shrink-to-requested', '--json', path.join(OUT, 'stopped.json')]).finally(() => (ended = true));
+      // Stop the guest once the driver works on the first vector (not after a fixed time: on a loaded machine the run may not have reached the guest yet).
+      await driverPlugs(vm.state.traceLog, traceFrom, () => ended);
       await control.execute('stop');
+      timings.push(`stopped guest: stopped ${((Date.now() - started) / 1000).toFixed(1)} s after the run started`);
       const r = await run;
+      timings.push(`stopped guest: the run ended ${(r.ms / 1000).toFixed(1)} s after it started`);
       expect(r.status).toBe(2);
       const doc = JSON.parse(fs.readFileSync(path.join(OUT, 'stopped.json'), 'utf8')) as { results: { verdict: string }[] };
       expect(doc.results.some((x) => x.verdict === 'timeout')).toBe(true);
@@ -141,7 +162,9 @@ describe('the Linux virtio_mem driver in a live guest', () => {
       await control.execute('cont').catch(() => undefined);
       control.close();
     }
-    await vm.waitForSsh(30_000);
+    const continued = Date.now();
+    await vm.waitForSsh(120_000);
+    timings.push(`stopped guest: SSH answered ${((Date.now() - continued) / 1000).toFixed(1)} s after the guest continued`);
   });
 
   it('boots, reports and ends a detached guest with guest up / status / down', async () => {

@@ -91,7 +91,7 @@ class ServerUnderTest {
     let stdout = '';
     child.stdout!.setEncoding('utf8');
     await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`the server did not start within 10 s; stdout: ${stdout}; stderr: ${server.lines.join(' | ')}`)), 10_000);
+      const timer = setTimeout(() => reject(new Error(`the server did not start within 30 s; stdout: ${stdout}; stderr: ${server.lines.join(' | ')}`)), 30_000);
       child.stdout!.on('data', (chunk: string) => {
         stdout += chunk;
         if (stdout.includes(`serving virtio-mem`) && stdout.includes(socketPath)) {
@@ -132,7 +132,7 @@ class ServerUnderTest {
   }
 
   /** Waits for a log line matching `pattern` logged after `since`. */
-  async waitForLine(pattern: RegExp, since: number, timeoutMs = 3000): Promise<string> {
+  async waitForLine(pattern: RegExp, since: number, timeoutMs = 10_000): Promise<string> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const found = this.lines.slice(since).find((line) => pattern.test(line));
@@ -170,7 +170,7 @@ class ServerUnderTest {
   }
 
   /** Polls the fd count until it equals `expected` (or the time is up); returns the last count. */
-  async settleFds(expected: number, timeoutMs = 5000): Promise<number> {
+  async settleFds(expected: number, timeoutMs = 10_000): Promise<number> {
     const deadline = Date.now() + timeoutMs;
     let count = this.fdCount();
     while (count !== expected && Date.now() < deadline) {
@@ -227,7 +227,7 @@ class RawPeer {
   }
 
   /** The next reply, which must be for `request`. */
-  async reply(request: number, timeoutMs = 3000): Promise<Message> {
+  async reply(request: number, timeoutMs = 10_000): Promise<Message> {
     const m = await this.channel.next(timeoutMs);
     if (!m) throw new Error(`the connection ended before the reply to request ${request}`);
     for (const fd of m.fds) native.close(fd);
@@ -268,7 +268,7 @@ class RawPeer {
   }
 
   /** Waits for the server to end the connection; true when it did within the time. */
-  async endedByServer(timeoutMs = 3000): Promise<boolean> {
+  async endedByServer(timeoutMs = 10_000): Promise<boolean> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const m = await this.channel.next(Math.max(1, deadline - Date.now())).catch(() => undefined);
@@ -363,9 +363,11 @@ function placeChain(region: { mapping: Parameters<VhostNative['write']>[0] }, av
 beforeAll(async () => {
   tmpDir = fs.mkdtempSync(path.join(os.tmpdir(), 'vmemct-robust-'));
   server = await ServerUnderTest.start(path.join(tmpDir, 's.sock'));
-  // One full connection first, so anything the server opens lazily is open before the baseline.
+  // One full connection first, so anything the server opens lazily is open before the baseline;
+  // the baseline is taken once the server has ended that connection (a loaded machine is slow).
+  const since = server.mark();
   await handshakeAndConfig();
-  await sleep(100);
+  await server.waitForLine(/^connection \d+: ended \(/, since);
   let previous = -1;
   for (let i = 0; i < 50; i++) {
     const count = server.fdCount();
@@ -953,9 +955,11 @@ describe('serve-vhost-user survives a seeded fuzz run', () => {
       }
       const seconds = (Date.now() - started) / 1000;
       expect(server.alive).toBe(true);
+      // Connections still in the listen backlog hold no server fd yet, so the fd count can be at
+      // the baseline before the last ones were served: wait until every connection has logged its
+      // end (its fds are closed just before), then for the count.
+      await server.settleLines(/: ended \(/, since, connections, 60_000);
       const fdsAfter = await server.settleFds(baseline, 10_000);
-      // A connection's fds close just before its end is logged: wait for the last lines too.
-      await server.settleLines(/: ended \(/, since, connections);
       const lines = server.lines.slice(since);
       const internal = lines.filter((l) => l.includes('internal error'));
       const count = (pattern: RegExp): number => lines.filter((l) => pattern.test(l)).length;

@@ -54,6 +54,38 @@ function serve(socket: string, ...extra: string[]): Promise<ChildProcess> {
   });
 }
 
+/** Resolves once `child` logs (on stderr) a line matching `pattern`; rejects if it exits first or the time is up. */
+function logged(child: ChildProcess, pattern: RegExp, timeoutMs = 60_000): Promise<void> {
+  let log = '';
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => done(new Error(`no log line matching ${pattern} within ${timeoutMs} ms; the log:\n${log}`)), timeoutMs);
+    const onData = (chunk: Buffer): void => {
+      log += chunk.toString();
+      if (pattern.test(log)) done();
+    };
+    const onExit = (code: number | null): void => done(new Error(`the back-end exited (${code}) before logging ${pattern}; the log:\n${log}`));
+    function done(error?: Error): void {
+      clearTimeout(timer);
+      child.stderr!.off('data', onData);
+      child.off('exit', onExit);
+      if (error) reject(error);
+      else resolve();
+    }
+    child.stderr!.on('data', onData);
+    child.once('exit', onExit);
+  });
+}
+
+/** Waits until every connection the main back-end logged as opened is logged as ended (it closes a connection's fds just before). */
+async function allConnectionsEnded(timeoutMs = 30_000): Promise<void> {
+  const count = (what: string): number => serverLog.match(new RegExp(`^serve-vhost-user: connection \\d+: ${what}`, 'gm'))?.length ?? 0;
+  const deadline = Date.now() + timeoutMs;
+  while (count('ended') < count('opened')) {
+    if (Date.now() > deadline) throw new Error(`the back-end still has ${count('opened') - count('ended')} connection(s) open after ${timeoutMs} ms; the end of its log:\n${serverLog.slice(-3000)}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
 async function stop(child: ChildProcess): Promise<number | null> {
   if (child.exitCode !== null) return child.exitCode;
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
@@ -196,7 +228,8 @@ test('with UNPLUGGED_INACCESSIBLE the back-end refuses CPU access to unplugged b
 test('sessions leave no fds behind on either side', async () => {
   const adapter = await connectVhostUserAdapter({ socketPath });
   await withSession(adapter, SETUP, async (s) => s.initialise((o) => o));
-  // The baseline is taken once the back-end has closed the warm-up session (a steady count).
+  // The baseline is taken once the back-end has closed the warm-up session (and its count is steady).
+  await allConnectionsEnded();
   let theirsBefore = openFdCount(server.pid!);
   for (let steady = 0, i = 0; steady < 5 && i < 150; i++) {
     await new Promise((r) => setTimeout(r, 20));
@@ -211,7 +244,8 @@ test('sessions leave no fds behind on either side', async () => {
   });
   await adapter.dispose();
   // Both sides notice hang-ups on their event loops (and a loaded machine is slow): poll a while.
-  for (let i = 0; i < 150 && (openFdCount() !== oursBefore || openFdCount(server.pid!) !== theirsBefore); i++) await new Promise((r) => setTimeout(r, 20));
+  await allConnectionsEnded();
+  for (let i = 0; i < 500 && (openFdCount() !== oursBefore || openFdCount(server.pid!) !== theirsBefore); i++) await new Promise((r) => setTimeout(r, 20));
   expect({ ours: openFdCount(), theirs: openFdCount(server.pid!) }).toEqual({ ours: oursBefore, theirs: theirsBefore });
 });
 
@@ -231,9 +265,14 @@ test('a second server on a live socket is refused (exit 2); a stale socket file 
 test('a back-end that dies mid-run gives error verdicts, and the run ends (exit 2 or 1)', async () => {
   const doomed = path.join(dir, 'doomed.sock');
   const child = await serve(doomed);
+  // Connection 1 is the adapter's probe; connection 2 is the first vector's session, so the run is under way.
+  const underWay = logged(child, /^serve-vhost-user: connection 2: opened$/m);
   const run = spawn(process.execPath, [CLI, 'run', '--adapter', 'vhost-user', '--socket', doomed, '--target', 'device', '--json', path.join(dir, 'doomed.json')], { stdio: 'ignore' });
-  await new Promise((r) => setTimeout(r, 600));
-  child.kill('SIGKILL');
+  try {
+    await underWay;
+  } finally {
+    child.kill('SIGKILL');
+  }
   const code = await new Promise<number | null>((resolve) => run.once('exit', resolve));
   expect([1, 2]).toContain(code);
   const doc = JSON.parse(fs.readFileSync(path.join(dir, 'doomed.json'), 'utf8')) as { results: { verdict: string }[] };
