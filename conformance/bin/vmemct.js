@@ -6,7 +6,9 @@ try {
   cli = require('../../dist/conformance/src/cli/main.js');
 } catch (error) {
   if (error && error.code === 'MODULE_NOT_FOUND') {
-    process.stderr.write('vmemct: the project is not built; run `npm ci` (or `npm run build`) in the repository first\n');
+    process.stderr.write(
+      'vmemct: the project is not built; run `npm ci` (or `npm run build`) in the repository first\n',
+    );
     process.exit(2);
   }
   throw error;

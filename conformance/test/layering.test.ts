@@ -38,44 +38,227 @@ const OTHER_SIDE_OF_THE_MODEL = ['model/src/index', 'model/src/loop'];
  */
 const LAYERS: readonly Layer[] = [
   // spec/: the protocol as data; nothing of ours, no Node, no packages, no clocks.
-  { files: 'spec/', mayImport: ['spec/'], nodeBuiltins: false, npmPackages: false, pure: true, why: 'spec/ imports nothing outside spec/' },
+  {
+    files: 'spec/',
+    mayImport: ['spec/'],
+    nodeBuiltins: false,
+    npmPackages: false,
+    pure: true,
+    why: 'spec/ imports nothing outside spec/',
+  },
   // model/: device and reference driver, pure and deterministic; they meet only through bytes.
-  { files: 'model/src/device/', mayImport: ['spec/', 'model/'], mustNot: ['model/src/driver/', ...OTHER_SIDE_OF_THE_MODEL], nodeBuiltins: false, npmPackages: false, pure: true, why: 'the model device must not import the model driver (they meet only through bytes)' },
-  { files: 'model/src/driver/', mayImport: ['spec/', 'model/'], mustNot: ['model/src/device/', ...OTHER_SIDE_OF_THE_MODEL], nodeBuiltins: false, npmPackages: false, pure: true, why: 'the model driver must not import the model device (they meet only through bytes)' },
+  {
+    files: 'model/src/device/',
+    mayImport: ['spec/', 'model/'],
+    mustNot: ['model/src/driver/', ...OTHER_SIDE_OF_THE_MODEL],
+    nodeBuiltins: false,
+    npmPackages: false,
+    pure: true,
+    why: 'the model device must not import the model driver (they meet only through bytes)',
+  },
+  {
+    files: 'model/src/driver/',
+    mayImport: ['spec/', 'model/'],
+    mustNot: ['model/src/device/', ...OTHER_SIDE_OF_THE_MODEL],
+    nodeBuiltins: false,
+    npmPackages: false,
+    pure: true,
+    why: 'the model driver must not import the model device (they meet only through bytes)',
+  },
   // blocks and codec are shared by device and driver, so they must not lead to either.
-  { files: 'model/src/blocks/', mayImport: ['spec/', 'model/src/blocks/', 'model/src/codec/'], nodeBuiltins: false, npmPackages: false, pure: true, why: 'model/src/blocks is shared by device and driver and imports neither' },
-  { files: 'model/src/codec/', mayImport: ['spec/', 'model/src/blocks/', 'model/src/codec/'], nodeBuiltins: false, npmPackages: false, pure: true, why: 'model/src/codec is shared by device and driver and imports neither' },
+  {
+    files: 'model/src/blocks/',
+    mayImport: ['spec/', 'model/src/blocks/', 'model/src/codec/'],
+    nodeBuiltins: false,
+    npmPackages: false,
+    pure: true,
+    why: 'model/src/blocks is shared by device and driver and imports neither',
+  },
+  {
+    files: 'model/src/codec/',
+    mayImport: ['spec/', 'model/src/blocks/', 'model/src/codec/'],
+    nodeBuiltins: false,
+    npmPackages: false,
+    pure: true,
+    why: 'model/src/codec is shared by device and driver and imports neither',
+  },
   // model/src/host: one model device driven from the host side; both ways of serving the model (the model adapter, the vhost-user back-end) go through it.
-  { files: 'model/src/host/', mayImport: ['spec/', 'model/'], mustNot: ['model/src/driver/', ...OTHER_SIDE_OF_THE_MODEL], nodeBuiltins: false, npmPackages: false, pure: true, why: 'the model host is pure and serves the device side only: it must not import the model driver' },
+  {
+    files: 'model/src/host/',
+    mayImport: ['spec/', 'model/'],
+    mustNot: ['model/src/driver/', ...OTHER_SIDE_OF_THE_MODEL],
+    nodeBuiltins: false,
+    npmPackages: false,
+    pure: true,
+    why: 'the model host is pure and serves the device side only: it must not import the model driver',
+  },
   // The benchmark (`npm run bench`) measures the model: it needs clocks and os, but stays off adapters.
-  { files: 'model/bench/', mayImport: ['spec/', 'model/'], nodeBuiltins: true, npmPackages: false, pure: false, why: 'the model benchmark uses only spec/, model/ and Node' },
-  { files: 'model/', mayImport: ['spec/', 'model/'], nodeBuiltins: false, npmPackages: false, pure: true, why: 'model/ imports only spec/ and model/, and no Node or packages' },
+  {
+    files: 'model/bench/',
+    mayImport: ['spec/', 'model/'],
+    nodeBuiltins: true,
+    npmPackages: false,
+    pure: false,
+    why: 'the model benchmark uses only spec/, model/ and Node',
+  },
+  {
+    files: 'model/',
+    mayImport: ['spec/', 'model/'],
+    nodeBuiltins: false,
+    npmPackages: false,
+    pure: true,
+    why: 'model/ imports only spec/ and model/, and no Node or packages',
+  },
   // adapters/virtio: the virtio layer (split queue both sides, handshake, PCI capability walk) over small ports; pure code any adapter may share.
-  { files: 'adapters/virtio/', mayImport: ['spec/', 'adapters/virtio/'], nodeBuiltins: false, npmPackages: false, pure: true, why: 'the virtio layer imports only spec/ and itself, with no Node I/O, packages, clocks or timers (the ports bring the I/O)' },
+  {
+    files: 'adapters/virtio/',
+    mayImport: ['spec/', 'adapters/virtio/'],
+    nodeBuiltins: false,
+    npmPackages: false,
+    pure: true,
+    why: 'the virtio layer imports only spec/ and itself, with no Node I/O, packages, clocks or timers (the ports bring the I/O)',
+  },
   // adapters/core: the adapter contract.
-  { files: 'adapters/core/', mayImport: ['spec/', 'adapters/core/'], nodeBuiltins: false, npmPackages: false, pure: false, why: 'the adapter contract imports only spec/' },
+  {
+    files: 'adapters/core/',
+    mayImport: ['spec/', 'adapters/core/'],
+    nodeBuiltins: false,
+    npmPackages: false,
+    pure: false,
+    why: 'the adapter contract imports only spec/',
+  },
   // adapters/model: the in-process reference model; its handshake is the virtio layer's, over the model host's registers.
-  { files: 'adapters/model/', mayImport: ['adapters/core/', 'adapters/model/', 'adapters/virtio/', 'spec/', 'model/'], nodeBuiltins: false, npmPackages: false, pure: false, why: 'the model adapter imports only the contract, the virtio layer, spec/ and model/' },
+  {
+    files: 'adapters/model/',
+    mayImport: ['adapters/core/', 'adapters/model/', 'adapters/virtio/', 'spec/', 'model/'],
+    nodeBuiltins: false,
+    npmPackages: false,
+    pure: false,
+    why: 'the model adapter imports only the contract, the virtio layer, spec/ and model/',
+  },
   // The QEMU platform: what the qemu and ssh-guest adapters share about driving a QEMU from the host (QMP, the virtio-mem device over QMP, processes); it knows no adapter.
-  { files: 'adapters/qemu-platform/', mayImport: ['adapters/qemu-platform/', 'adapters/core/', 'spec/'], nodeBuiltins: true, npmPackages: false, pure: false, why: 'the QEMU platform imports only itself, the adapter core, spec/ and Node — never an adapter' },
+  {
+    files: 'adapters/qemu-platform/',
+    mayImport: ['adapters/qemu-platform/', 'adapters/core/', 'spec/'],
+    nodeBuiltins: true,
+    npmPackages: false,
+    pure: false,
+    why: 'the QEMU platform imports only itself, the adapter core, spec/ and Node — never an adapter',
+  },
   // The QEMU adapter: as other adapters, plus the QEMU platform through its door.
-  { files: 'adapters/qemu/', mayImport: ['adapters/core/', 'adapters/qemu/', 'adapters/qemu-platform/src/index', 'adapters/virtio/', 'spec/', 'model/src/codec/', 'model/src/driver/', 'model/src/blocks/'], nodeBuiltins: true, npmPackages: false, pure: false, why: "the qemu adapter imports only the contract, spec/, its own folder, the QEMU platform's door (adapters/qemu-platform/src/index), the model's codec/driver/blocks and Node" },
+  {
+    files: 'adapters/qemu/',
+    mayImport: [
+      'adapters/core/',
+      'adapters/qemu/',
+      'adapters/qemu-platform/src/index',
+      'adapters/virtio/',
+      'spec/',
+      'model/src/codec/',
+      'model/src/driver/',
+      'model/src/blocks/',
+    ],
+    nodeBuiltins: true,
+    npmPackages: false,
+    pure: false,
+    why: "the qemu adapter imports only the contract, spec/, its own folder, the QEMU platform's door (adapters/qemu-platform/src/index), the model's codec/driver/blocks and Node",
+  },
   // The guest adapter drives the QEMU that runs the guest: the QEMU platform through its door, never the QEMU adapter.
-  { files: 'adapters/ssh-guest/', mayImport: ['adapters/core/', 'adapters/ssh-guest/', 'adapters/qemu-platform/src/index', 'adapters/virtio/', 'spec/', 'model/src/codec/', 'model/src/blocks/'], nodeBuiltins: true, npmPackages: false, pure: false, why: "the ssh-guest adapter imports only the contract, spec/, its own folder, the QEMU platform's door (adapters/qemu-platform/src/index), the model's codec and blocks, and Node" },
+  {
+    files: 'adapters/ssh-guest/',
+    mayImport: [
+      'adapters/core/',
+      'adapters/ssh-guest/',
+      'adapters/qemu-platform/src/index',
+      'adapters/virtio/',
+      'spec/',
+      'model/src/codec/',
+      'model/src/blocks/',
+    ],
+    nodeBuiltins: true,
+    npmPackages: false,
+    pure: false,
+    why: "the ssh-guest adapter imports only the contract, spec/, its own folder, the QEMU platform's door (adapters/qemu-platform/src/index), the model's codec and blocks, and Node",
+  },
   // The vhost-user back-end (`vmemct serve-vhost-user`) is a device server, not an adapter: it serves the model (through its ModelHost) over the socket with the vhost-user protocol helpers and the virtio layer.
-  { files: 'adapters/vhost-user-server/', mayImport: ['adapters/core/', 'adapters/vhost-user-server/', 'adapters/vhost-user/', 'adapters/virtio/', 'spec/', 'model/'], nodeBuiltins: true, npmPackages: false, pure: false, why: 'the vhost-user back-end imports only the contract, spec/, the model, the vhost-user protocol helpers, the virtio layer, its own folder and Node' },
+  {
+    files: 'adapters/vhost-user-server/',
+    mayImport: [
+      'adapters/core/',
+      'adapters/vhost-user-server/',
+      'adapters/vhost-user/',
+      'adapters/virtio/',
+      'spec/',
+      'model/',
+    ],
+    nodeBuiltins: true,
+    npmPackages: false,
+    pure: false,
+    why: 'the vhost-user back-end imports only the contract, spec/, the model, the vhost-user protocol helpers, the virtio layer, its own folder and Node',
+  },
   // Other adapters act as the driver: the contract, spec/, the model's codec, blocks and reference driver, Node I/O.
-  { files: 'adapters/<name>/', mayImport: ['adapters/core/', 'adapters/<name>/', 'adapters/virtio/', 'spec/', 'model/src/codec/', 'model/src/driver/', 'model/src/blocks/'], nodeBuiltins: true, npmPackages: false, pure: false, why: "an adapter imports only the contract, spec/, its own folder, the model's codec/driver/blocks and Node" },
+  {
+    files: 'adapters/<name>/',
+    mayImport: [
+      'adapters/core/',
+      'adapters/<name>/',
+      'adapters/virtio/',
+      'spec/',
+      'model/src/codec/',
+      'model/src/driver/',
+      'model/src/blocks/',
+    ],
+    nodeBuiltins: true,
+    npmPackages: false,
+    pure: false,
+    why: "an adapter imports only the contract, spec/, its own folder, the model's codec/driver/blocks and Node",
+  },
   // The CLI is the only place concrete adapters are wired by name.
-  { files: 'conformance/src/cli/', mayImport: ['*'], nodeBuiltins: true, npmPackages: true, pure: false, why: 'the CLI may import anything' },
+  {
+    files: 'conformance/src/cli/',
+    mayImport: ['*'],
+    nodeBuiltins: true,
+    npmPackages: true,
+    pure: false,
+    why: 'the CLI may import anything',
+  },
   // The loader reads vector files; what a step means comes from the step-kind registry, never from the runner.
-  { files: 'conformance/src/loader/', mayImport: ['spec/', 'adapters/core/', 'conformance/src/loader/', 'conformance/src/steps/'], nodeBuiltins: true, npmPackages: true, pure: false, why: 'the loader imports spec/, the adapter contract, the step kinds and itself — not the runner' },
+  {
+    files: 'conformance/src/loader/',
+    mayImport: ['spec/', 'adapters/core/', 'conformance/src/loader/', 'conformance/src/steps/'],
+    nodeBuiltins: true,
+    npmPackages: true,
+    pure: false,
+    why: 'the loader imports spec/, the adapter contract, the step kinds and itself — not the runner',
+  },
   // The step kinds: each declares its schema, normalisation, checks and execution against an adapter session.
-  { files: 'conformance/src/steps/', mayImport: ['spec/', 'model/', 'adapters/core/', 'conformance/src/'], mustNot: ['conformance/src/cli/'], nodeBuiltins: false, npmPackages: false, pure: false, why: 'a step kind runs against the adapter contract (never a concrete adapter), with spec/, the model as oracle and the runner\'s checks' },
+  {
+    files: 'conformance/src/steps/',
+    mayImport: ['spec/', 'model/', 'adapters/core/', 'conformance/src/'],
+    mustNot: ['conformance/src/cli/'],
+    nodeBuiltins: false,
+    npmPackages: false,
+    pure: false,
+    why: "a step kind runs against the adapter contract (never a concrete adapter), with spec/, the model as oracle and the runner's checks",
+  },
   // The vu.* checks speak the vhost-user protocol: its wire format (data, no I/O) and nothing else of the adapter; the front-end comes in through an interface.
-  { files: 'conformance/src/suites/vhost-user/', mayImport: ['spec/', 'conformance/src/', 'adapters/core/', 'adapters/vhost-user/src/protocol'], nodeBuiltins: true, npmPackages: true, pure: false, why: "the vhost-user checks import what the runner may (spec/, the adapter core, the runner's types) and the protocol's wire format (adapters/vhost-user/src/protocol); the front-end is handed in by the CLI, never imported" },
+  {
+    files: 'conformance/src/suites/vhost-user/',
+    mayImport: ['spec/', 'conformance/src/', 'adapters/core/', 'adapters/vhost-user/src/protocol'],
+    nodeBuiltins: true,
+    npmPackages: true,
+    pure: false,
+    why: "the vhost-user checks import what the runner may (spec/, the adapter core, the runner's types) and the protocol's wire format (adapters/vhost-user/src/protocol); the front-end is handed in by the CLI, never imported",
+  },
   // The runner: spec/, the model as oracle, the adapter contract — never a concrete adapter.
-  { files: 'conformance/src/', mayImport: ['spec/', 'model/', 'adapters/core/', 'conformance/src/'], nodeBuiltins: true, npmPackages: true, pure: false, why: 'the runner imports spec/, model/, the adapter contract and itself — never a concrete adapter' },
+  {
+    files: 'conformance/src/',
+    mayImport: ['spec/', 'model/', 'adapters/core/', 'conformance/src/'],
+    nodeBuiltins: true,
+    npmPackages: true,
+    pure: false,
+    why: 'the runner imports spec/, model/, the adapter contract and itself — never a concrete adapter',
+  },
 ];
 
 /** Folders the check reads (repo-relative). */
@@ -149,8 +332,11 @@ function extractSpecifiers(file: string, source: string): (string | null)[] {
       const callee = node.expression;
       const isRequire = ts.isIdentifier(callee) && callee.text === 'require';
       const isRequireResolve =
-        ts.isPropertyAccessExpression(callee) && ts.isIdentifier(callee.expression) && callee.expression.text === 'require';
-      if (callee.kind === ts.SyntaxKind.ImportKeyword || isRequire || isRequireResolve) found.push(literal(node.arguments[0]));
+        ts.isPropertyAccessExpression(callee) &&
+        ts.isIdentifier(callee.expression) &&
+        callee.expression.text === 'require';
+      if (callee.kind === ts.SyntaxKind.ImportKeyword || isRequire || isRequireResolve)
+        found.push(literal(node.arguments[0]));
     }
     ts.forEachChild(node, visit);
   };
@@ -180,7 +366,11 @@ function checkLayering(files: readonly SourceFile[]): Violation[] {
       }
     }
     if (layer === undefined) {
-      violations.push({ file, specifier: '(file)', rule: 'no row of LAYERS covers this file; add one (and its line in ARCHITECTURE.md)' });
+      violations.push({
+        file,
+        specifier: '(file)',
+        rule: 'no row of LAYERS covers this file; add one (and its line in ARCHITECTURE.md)',
+      });
       continue;
     }
     const allowed = layer.mayImport.map((e) => e.replace('<name>', name));
@@ -193,7 +383,9 @@ function checkLayering(files: readonly SourceFile[]): Violation[] {
         continue;
       }
       if (specifier.startsWith('.') || specifier.startsWith('/')) {
-        const resolved = specifier.startsWith('/') ? specifier : path.posix.normalize(path.posix.join(path.posix.dirname(file), specifier));
+        const resolved = specifier.startsWith('/')
+          ? specifier
+          : path.posix.normalize(path.posix.join(path.posix.dirname(file), specifier));
         const target = resolved.replace(/(\.d)?\.(ts|js|mjs|cjs|json)$/, '').replace(/\/$/, '');
         if (target.startsWith('../') || target === '..' || path.posix.isAbsolute(target)) {
           if (!allowed.includes('*')) flag(`resolves outside the repository — ${layer.why}`);
@@ -212,7 +404,12 @@ function checkLayering(files: readonly SourceFile[]): Violation[] {
     if (layer.pure) {
       const code = stripComments(file, source);
       for (const [pattern, label] of IMPURE) {
-        if (pattern.test(code)) violations.push({ file, specifier: label, rule: `${file.split('/')[0]}/ is pure: no clocks, randomness, timers or process` });
+        if (pattern.test(code))
+          violations.push({
+            file,
+            specifier: label,
+            rule: `${file.split('/')[0]}/ is pure: no clocks, randomness, timers or process`,
+          });
       }
     }
   }
@@ -268,7 +465,8 @@ describe('layering of the repository', () => {
 
   test('should describe every folder row of the table in ARCHITECTURE.md', () => {
     const architecture = fs.readFileSync(path.join(__dirname, '..', '..', 'ARCHITECTURE.md'), 'utf8');
-    const documented = (files: string): boolean => (files === 'adapters/<name>/' ? architecture.includes('| other adapters |') : architecture.includes(`\`${files}`));
+    const documented = (files: string): boolean =>
+      files === 'adapters/<name>/' ? architecture.includes('| other adapters |') : architecture.includes(`\`${files}`);
     const missing = LAYERS.map((layer) => layer.files).filter((files) => !documented(files));
     expect(missing).toEqual([]);
   });
@@ -281,14 +479,17 @@ describe('the layering checker', () => {
 
   test('should flag a model device importing the model driver and spec/ importing fs', () => {
     const violations = check({
-      'model/src/device/x.ts': "import { ReferenceDriver } from '../driver/driver';\nexport const x = ReferenceDriver;\n",
+      'model/src/device/x.ts':
+        "import { ReferenceDriver } from '../driver/driver';\nexport const x = ReferenceDriver;\n",
       'spec/src/y.ts': "import * as fs from 'fs';\nexport const y = fs;\n",
     });
     expect(violations.map((v) => `${v.file}: ${v.specifier}`).sort()).toEqual([
       'model/src/device/x.ts: ../driver/driver',
       'spec/src/y.ts: fs',
     ]);
-    expect(violations.find((v) => v.file === 'model/src/device/x.ts')?.rule).toMatch(/model\/src\/driver\/driver.*forbidden/);
+    expect(violations.find((v) => v.file === 'model/src/device/x.ts')?.rule).toMatch(
+      /model\/src\/driver\/driver.*forbidden/,
+    );
     expect(format(violations)).toContain('spec/src/y.ts: fs → Node built-in module');
   });
 
@@ -306,10 +507,19 @@ describe('the layering checker', () => {
       "const h = require.resolve('zlib');",
       '// import x from "in-a-comment";',
       "/* require('in-a-block-comment') */",
-      "const s = \"import z from 'in-a-string'\";",
+      'const s = "import z from \'in-a-string\'";',
     ].join('\n');
     expect(extractSpecifiers('spec/src/all.ts', source)).toEqual([
-      'node:fs', 'os', 'net', 'child_process', 'yaml', 'ajv', 'path', 'http', 'crypto', 'zlib',
+      'node:fs',
+      'os',
+      'net',
+      'child_process',
+      'yaml',
+      'ajv',
+      'path',
+      'http',
+      'crypto',
+      'zlib',
     ]);
     expect(flagged({ 'spec/src/all.ts': source })).toHaveLength(10);
   });
@@ -317,8 +527,10 @@ describe('the layering checker', () => {
   test('should let spec/ import only spec/', () => {
     expect(
       flagged({
-        'spec/src/a.ts': "export * from './b';\nimport { c } from '../schemas/c.json';\nimport { d } from '../../spec/src/d';\n",
-        'spec/src/e.ts': "import { Device } from '../../model/src/index';\nimport { parse } from 'yaml';\nimport x from '../../package.json';\n",
+        'spec/src/a.ts':
+          "export * from './b';\nimport { c } from '../schemas/c.json';\nimport { d } from '../../spec/src/d';\n",
+        'spec/src/e.ts':
+          "import { Device } from '../../model/src/index';\nimport { parse } from 'yaml';\nimport x from '../../package.json';\n",
       }),
     ).toEqual(['spec/src/e.ts: ../../model/src/index', 'spec/src/e.ts: yaml', 'spec/src/e.ts: ../../package.json']);
   });
@@ -326,12 +538,16 @@ describe('the layering checker', () => {
   test('should keep the model away from Node, packages, adapters and the runner', () => {
     expect(
       flagged({
-        'model/src/loop.ts': "import { D } from './device/device';\nimport { R } from './driver/driver';\nimport { S } from '../../spec/src/index';\n",
+        'model/src/loop.ts':
+          "import { D } from './device/device';\nimport { R } from './driver/driver';\nimport { S } from '../../spec/src/index';\n",
         'model/src/index.ts': "export * from './device/device';\nexport * from './driver/driver';\n",
-        'model/src/device/ok.ts': "import { enc } from '../codec/codec';\nimport { B } from '../blocks/bitmap';\nimport { P } from './profiles';\n",
-        'model/src/driver/bad.ts': "import { D } from '../device/device';\nimport { all } from '../index';\nimport { run } from '../loop';\n",
+        'model/src/device/ok.ts':
+          "import { enc } from '../codec/codec';\nimport { B } from '../blocks/bitmap';\nimport { P } from './profiles';\n",
+        'model/src/driver/bad.ts':
+          "import { D } from '../device/device';\nimport { all } from '../index';\nimport { run } from '../loop';\n",
         'model/src/blocks/bad.ts': "import { D } from '../device/device';\n",
-        'model/src/other.ts': "import { readFileSync } from 'node:fs';\nimport YAML from 'yaml';\nimport { A } from '../../adapters/core/contract';\nimport { r } from '../../conformance/src/runner';\n",
+        'model/src/other.ts':
+          "import { readFileSync } from 'node:fs';\nimport YAML from 'yaml';\nimport { A } from '../../adapters/core/contract';\nimport { r } from '../../conformance/src/runner';\n",
       }),
     ).toEqual([
       'model/src/driver/bad.ts: ../device/device',
@@ -347,9 +563,11 @@ describe('the layering checker', () => {
 
   test('should flag clocks, randomness, timers and process in spec/ and model/ but not in comments', () => {
     const violations = check({
-      'model/src/device/clock.ts': 'export const t = Date.now();\nexport const r = Math.random();\nsetTimeout(() => 0, 1);\n',
+      'model/src/device/clock.ts':
+        'export const t = Date.now();\nexport const r = Math.random();\nsetTimeout(() => 0, 1);\n',
       'spec/src/env.ts': 'export const e = process.env.X;\nexport const d = new Date(0);\nsetInterval(() => 0, 1);\n',
-      'model/src/quiet.ts': '// Date.now() and Math.random() are banned\n/* process.exit() */\nexport const ok = device.process(request);\n',
+      'model/src/quiet.ts':
+        '// Date.now() and Math.random() are banned\n/* process.exit() */\nexport const ok = device.process(request);\n',
       'conformance/src/runner.ts': 'export const started = Date.now();\n',
     });
     expect(violations.map((v) => `${v.file}: ${v.specifier}`)).toEqual([
@@ -365,10 +583,12 @@ describe('the layering checker', () => {
   test('should keep the contract to spec/ and the runner away from concrete adapters', () => {
     expect(
       flagged({
-        'adapters/core/contract.ts': "import { S } from '../../spec/src/index';\nimport { T } from './types';\nimport { M } from '../../model/src/index';\nimport * as net from 'net';\n",
+        'adapters/core/contract.ts':
+          "import { S } from '../../spec/src/index';\nimport { T } from './types';\nimport { M } from '../../model/src/index';\nimport * as net from 'net';\n",
         'conformance/src/runner.ts':
           "import { A } from '../../adapters/core/contract';\nimport { M } from '../../model/src/index';\nimport { S } from '../../spec/src/index';\nimport { parse } from 'yaml';\nimport * as fs from 'node:fs';\nimport { Q } from '../../adapters/qemu/qemu';\nimport { MA } from '../../adapters/model';\n",
-        'conformance/src/cli/main.ts': "import { Q } from '../../../adapters/qemu/qemu';\nimport { MA } from '../../../adapters/model/index';\nconst x = require(name);\n",
+        'conformance/src/cli/main.ts':
+          "import { Q } from '../../../adapters/qemu/qemu';\nimport { MA } from '../../../adapters/model/index';\nconst x = require(name);\n",
       }),
     ).toEqual([
       'adapters/core/contract.ts: ../../model/src/index',
@@ -381,7 +601,8 @@ describe('the layering checker', () => {
   test('should let concrete adapters use the codec, driver and blocks of the model but not the device or the barrel', () => {
     expect(
       flagged({
-        'adapters/model/adapter.ts': "import { VirtioMemDevice } from '../../model/src/index';\nimport { A } from '../core/contract';\n",
+        'adapters/model/adapter.ts':
+          "import { VirtioMemDevice } from '../../model/src/index';\nimport { A } from '../core/contract';\n",
         'adapters/qemu/qemu.ts':
           "import { enc } from '../../model/src/codec/codec';\nimport { R } from '../../model/src/driver/driver';\nimport { B } from '../../model/src/blocks/bitmap';\nimport { A } from '../core/contract';\nimport { q } from './qtest';\nimport * as net from 'node:net';\nimport { spawn } from 'child_process';\n",
         'adapters/qemu/bad.ts':
@@ -401,7 +622,8 @@ describe('the layering checker', () => {
       flagged({
         'adapters/ssh-guest/src/a.ts':
           "import { Q } from '../../qemu-platform/src/index';\nimport { M } from '../../qemu-platform/src/memory-device';\nimport { P } from '../../qemu/src/qemu-process';\n",
-        'adapters/qemu/src/b.ts': "import { Q } from '../../qemu-platform/src/index';\nimport { C } from '../../qemu-platform/src/qmp';\nimport { t } from './qtest';\n",
+        'adapters/qemu/src/b.ts':
+          "import { Q } from '../../qemu-platform/src/index';\nimport { C } from '../../qemu-platform/src/qmp';\nimport { t } from './qtest';\n",
         'adapters/qemu-platform/src/c.ts':
           "import { sleep } from '../../core/src/sleep';\nimport { Q } from './qmp';\nimport { A } from '../../qemu/src/qemu-adapter';\nimport { G } from '../../ssh-guest/src/guest-link';\nimport { c } from '../../../model/src/codec/codec';\n",
         'adapters/vhost-user/src/d.ts': "import { F } from '../../qemu-platform/src/index';\n",
@@ -420,7 +642,8 @@ describe('the layering checker', () => {
   test('should flag computed specifiers, imports leaving the repository and files no row covers', () => {
     expect(
       flagged({
-        'model/src/dyn.ts': "const m = require(name);\nconst n = import(`./${x}`);\nimport { y } from '../../../outside';\n",
+        'model/src/dyn.ts':
+          "const m = require(name);\nconst n = import(`./${x}`);\nimport { y } from '../../../outside';\n",
         'conformance/scripts/tool.ts': 'export const x = 1;\n',
       }),
     ).toEqual([
@@ -434,7 +657,8 @@ describe('the layering checker', () => {
   test('should exempt test files', () => {
     expect(
       check({
-        'model/src/device/device.test.ts': "import { R } from '../driver/driver';\nimport * as fs from 'fs';\nconst t = Date.now();\n",
+        'model/src/device/device.test.ts':
+          "import { R } from '../driver/driver';\nimport * as fs from 'fs';\nconst t = Date.now();\n",
         'spec/test/helper.ts': "import * as fs from 'node:fs';\nexport const now = process.hrtime();\n",
         'conformance/test/x.test.ts': "import { Q } from '../../adapters/qemu/qemu';\n",
       }),

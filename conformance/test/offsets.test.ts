@@ -39,9 +39,16 @@ const RULES: readonly OffsetRule[] = [
   {
     name: 'hand-assembled le16',
     // `x[N] | (y << 8)`, `x[N] | (x[M] << 8)` and `(x[M] << 8) | x[N]`: a 16-bit field read byte by byte.
-    pattern: /\[\s*\d+\s*\]!?\s*\|\s*\(\s*[\w$.]+(?:\[[^\]]*\])?!?\s*<<\s*8\s*\)|\(\s*[\w$.]+\[\s*\d+\s*\]!?\s*<<\s*8\s*\)\s*\|/,
+    pattern:
+      /\[\s*\d+\s*\]!?\s*\|\s*\(\s*[\w$.]+(?:\[[^\]]*\])?!?\s*<<\s*8\s*\)|\(\s*[\w$.]+\[\s*\d+\s*\]!?\s*<<\s*8\s*\)\s*\|/,
     instead: 'peekRequestType(readable), readResponseType(written) or readResponseState(written) from the codec',
-    examples: ['const type = w[0] | (w[1] << 8);', 'first[0]! | (first[1]! << 8)', 'first[0] | (second << 8)', 'BLOCK_STATE_NAMES[w[8] | (w[9] << 8)]', '(w[9] << 8) | w[8]'],
+    examples: [
+      'const type = w[0] | (w[1] << 8);',
+      'first[0]! | (first[1]! << 8)',
+      'first[0] | (second << 8)',
+      'BLOCK_STATE_NAMES[w[8] | (w[9] << 8)]',
+      '(w[9] << 8) | w[8]',
+    ],
     nonExamples: ['return (0x8000_0000 | (bdf << 8) | (offset & 0xfc)) >>> 0;', 'const mask = a | (b << 16);'],
   },
   {
@@ -57,17 +64,38 @@ const RULES: readonly OffsetRule[] = [
         `\\b[A-Z][A-Z0-9_]*_SIZE\\s*=\\s*${STRUCT_SIZES}\\b`,
       ].join('|'),
     ),
-    instead: 'VirtioMemResponseLayout.size (or the config/request layout\'s size) from spec/',
-    examples: ['if (!real.used || real.used.length < 10) return null;', 'step.used && step.used.length >= 10 ? a : b', 'writableSizes: [10]', 'const out = real.used.written.slice(0, 10);', 'const RESP_SIZE = 10;', 'new Uint8Array(56)'],
-    nonExamples: ["if (m.payload.length !== 8) return fail('x');", 'io.stderr(text.padEnd(80).slice(0, 100));', 'if (config.length < 256) throw e;', 'if (args.length < 2) throw e;', 'const HEADER_SIZE = 12;'],
+    instead: "VirtioMemResponseLayout.size (or the config/request layout's size) from spec/",
+    examples: [
+      'if (!real.used || real.used.length < 10) return null;',
+      'step.used && step.used.length >= 10 ? a : b',
+      'writableSizes: [10]',
+      'const out = real.used.written.slice(0, 10);',
+      'const RESP_SIZE = 10;',
+      'new Uint8Array(56)',
+    ],
+    nonExamples: [
+      "if (m.payload.length !== 8) return fail('x');",
+      'io.stderr(text.padEnd(80).slice(0, 100));',
+      'if (config.length < 256) throw e;',
+      'if (args.length < 2) throw e;',
+      'const HEADER_SIZE = 12;',
+    ],
   },
   {
     name: 'bytes copied at a numbered position',
     // `.subarray(N, M)` and `.set(x.subarray(…), N)`: part of a structure cut out or written by position.
     pattern: /\.subarray\(\s*\d+\s*,\s*\d+\s*\)|\.set\([^;]*\.(?:subarray|slice)\([^)]*\)\s*,\s*\d+\s*\)/,
-    instead: 'withResponseTrailer(response, trailer) or withFieldBytes(layout, bytes, name, value) from the codec, or layoutField(layout, name).offset',
-    examples: ['out.set(inj.response.trailer.subarray(0, 8), 2);', 'bytes.set(padding.subarray(0, 6), PADDING_OFFSET);'],
-    nonExamples: ['counts.set(key, 1);', 'const rest = payload.subarray(8);', "hostKeyLine.split(' ').slice(0, 2).join(' ')"],
+    instead:
+      'withResponseTrailer(response, trailer) or withFieldBytes(layout, bytes, name, value) from the codec, or layoutField(layout, name).offset',
+    examples: [
+      'out.set(inj.response.trailer.subarray(0, 8), 2);',
+      'bytes.set(padding.subarray(0, 6), PADDING_OFFSET);',
+    ],
+    nonExamples: [
+      'counts.set(key, 1);',
+      'const rest = payload.subarray(8);',
+      "hostKeyLine.split(' ').slice(0, 2).join(' ')",
+    ],
   },
   {
     name: 'named offset constant',
@@ -153,7 +181,8 @@ function findOffsets(file: string, source: string): Finding[] {
   blankComments(file, source)
     .split('\n')
     .forEach((text, i) => {
-      for (const rule of RULES) if (rule.pattern.test(text)) findings.push({ file, line: i + 1, rule, text: text.trim() });
+      for (const rule of RULES)
+        if (rule.pattern.test(text)) findings.push({ file, line: i + 1, rule, text: text.trim() });
     });
   return findings;
 }

@@ -86,7 +86,10 @@ function answered(evaluation: RequestEvaluation, type: number, state = 0): Proce
 }
 
 function wasAcked(result: ProcessResult): boolean {
-  return result.used !== null && readResponseType(result.used.written.subarray(0, result.used.length)) === VIRTIO_MEM_RESP_ACK;
+  return (
+    result.used !== null &&
+    readResponseType(result.used.written.subarray(0, result.used.length)) === VIRTIO_MEM_RESP_ACK
+  );
 }
 
 function roundUp(value: bigint, unit: bigint): bigint {
@@ -114,7 +117,10 @@ class AcksMisalignedPlug extends VirtioMemDevice {
     const r = requestOf(chain);
     const bs = this.readConfig().block_size;
     if (r && r.type === VIRTIO_MEM_REQ_PLUG && r.addr % bs !== 0n) {
-      return super.processChain({ readable: [encodeRequest({ ...r, addr: r.addr - (r.addr % bs) })], writableSizes: chain.writableSizes });
+      return super.processChain({
+        readable: [encodeRequest({ ...r, addr: r.addr - (r.addr % bs) })],
+        writableSizes: chain.writableSizes,
+      });
     }
     return super.processChain(chain);
   }
@@ -126,7 +132,8 @@ class ForgetsPluggedSizeOnPlug extends ConfigViewDevice {
   override processChain(chain: DescriptorChain): ProcessResult {
     const before = this.readConfig().plugged_size;
     const result = super.processChain(chain);
-    if (requestOf(chain)?.type === VIRTIO_MEM_REQ_PLUG && wasAcked(result)) this.hidden += this.readConfig().plugged_size - before;
+    if (requestOf(chain)?.type === VIRTIO_MEM_REQ_PLUG && wasAcked(result))
+      this.hidden += this.readConfig().plugged_size - before;
     return result;
   }
   protected view(c: VirtioMemConfig): VirtioMemConfig {
@@ -145,7 +152,9 @@ class ShrinksUsableOnResizeDown extends ConfigViewDevice {
     return r;
   }
   protected view(c: VirtioMemConfig): VirtioMemConfig {
-    return this.shrunk !== undefined && this.shrunk < c.usable_region_size ? { ...c, usable_region_size: this.shrunk } : c;
+    return this.shrunk !== undefined && this.shrunk < c.usable_region_size
+      ? { ...c, usable_region_size: this.shrunk }
+      : c;
   }
 }
 
@@ -177,7 +186,12 @@ class SilentResize extends VirtioMemDevice {
 class NackForZeroBlocks extends VirtioMemDevice {
   override processChain(chain: DescriptorChain): ProcessResult {
     const r = requestOf(chain);
-    if (r && (r.type === VIRTIO_MEM_REQ_PLUG || r.type === VIRTIO_MEM_REQ_UNPLUG) && r.nb_blocks === 0 && !this.needsReset) {
+    if (
+      r &&
+      (r.type === VIRTIO_MEM_REQ_PLUG || r.type === VIRTIO_MEM_REQ_UNPLUG) &&
+      r.nb_blocks === 0 &&
+      !this.needsReset
+    ) {
       return answered(this.evaluate(chain), VIRTIO_MEM_RESP_NACK);
     }
     return super.processChain(chain);
@@ -189,7 +203,8 @@ class ErrorForValidUnplug extends VirtioMemDevice {
   override processChain(chain: DescriptorChain): ProcessResult {
     const evaluation = this.evaluate(chain);
     const c = evaluation.chosen;
-    if (evaluation.request?.type === VIRTIO_MEM_REQ_UNPLUG && c.kind === 'response' && c.response === 'ACK') return answered(evaluation, VIRTIO_MEM_RESP_ERROR);
+    if (evaluation.request?.type === VIRTIO_MEM_REQ_UNPLUG && c.kind === 'response' && c.response === 'ACK')
+      return answered(evaluation, VIRTIO_MEM_RESP_ERROR);
     return super.processChain(chain);
   }
 }
@@ -198,7 +213,12 @@ class ErrorForValidUnplug extends VirtioMemDevice {
 class StateSaysPluggedForMixed extends VirtioMemDevice {
   override processChain(chain: DescriptorChain): ProcessResult {
     const result = super.processChain(chain);
-    if (result.request?.type === VIRTIO_MEM_REQ_STATE && result.response && result.response.state === VIRTIO_MEM_STATE_MIXED && wasAcked(result)) {
+    if (
+      result.request?.type === VIRTIO_MEM_REQ_STATE &&
+      result.response &&
+      result.response.state === VIRTIO_MEM_STATE_MIXED &&
+      wasAcked(result)
+    ) {
       return answered(result, VIRTIO_MEM_RESP_ACK, VIRTIO_MEM_STATE_PLUGGED);
     }
     return result;
@@ -211,11 +231,20 @@ class AcksPlugOfPluggedBlocks extends VirtioMemDevice {
     const evaluation = this.evaluate(chain);
     const c = evaluation.chosen;
     const r = evaluation.request;
-    if (r && r.type === VIRTIO_MEM_REQ_PLUG && c.kind === 'response' && c.response === 'ERROR' && c.requirements.includes('dev.plug.4')) {
+    if (
+      r &&
+      r.type === VIRTIO_MEM_REQ_PLUG &&
+      c.kind === 'response' &&
+      c.response === 'ERROR' &&
+      c.requirements.includes('dev.plug.4')
+    ) {
       const cfg = this.readConfig();
       const first = Number((r.addr - cfg.addr) / cfg.block_size);
       for (let i = first; i < first + r.nb_blocks; i++) {
-        if (!this.isPlugged(i)) super.processChain(chainOf({ type: VIRTIO_MEM_REQ_PLUG, addr: cfg.addr + BigInt(i) * cfg.block_size, nb_blocks: 1 }));
+        if (!this.isPlugged(i))
+          super.processChain(
+            chainOf({ type: VIRTIO_MEM_REQ_PLUG, addr: cfg.addr + BigInt(i) * cfg.block_size, nb_blocks: 1 }),
+          );
       }
       return answered(evaluation, VIRTIO_MEM_RESP_ACK);
     }
@@ -264,7 +293,12 @@ class BlockSizeNotPowerOfTwo extends ConfigViewDevice {
 class ErrorOnGarbagePadding extends VirtioMemDevice {
   override processChain(chain: DescriptorChain): ProcessResult {
     const evaluation = this.evaluate(chain);
-    if (evaluation.request && evaluation.request.type <= VIRTIO_MEM_REQ_STATE && evaluation.nonzeroPadding.length > 0 && !this.needsReset) {
+    if (
+      evaluation.request &&
+      evaluation.request.type <= VIRTIO_MEM_REQ_STATE &&
+      evaluation.nonzeroPadding.length > 0 &&
+      !this.needsReset
+    ) {
       return answered(evaluation, VIRTIO_MEM_RESP_ERROR);
     }
     return super.processChain(chain);
@@ -303,12 +337,19 @@ class DeviceResetAltersPluggedMemory extends VirtioMemDevice {
     let budget = 4096;
     for (const run of this.pluggedRuns()) {
       for (let b = run.first; b < run.first + run.count && budget > 0; b++, budget--) {
-        spots.push({ addr: c.addr + BigInt(b) * c.block_size, length: Number(c.block_size < 64n ? c.block_size : 64n) });
+        spots.push({
+          addr: c.addr + BigInt(b) * c.block_size,
+          length: Number(c.block_size < 64n ? c.block_size : 64n),
+        });
       }
     }
     for (const s of spots) {
       const r = super.readMemory(s.addr, s.length);
-      if (r.ok) super.writeMemory(s.addr, r.data.map((byte) => byte ^ 0xa5));
+      if (r.ok)
+        super.writeMemory(
+          s.addr,
+          r.data.map((byte) => byte ^ 0xa5),
+        );
     }
     return violations;
   }
@@ -337,7 +378,12 @@ class DriverPlugsBeyondRequested extends ReferenceDriver {
   private overshot = false;
   override next(): DriverAction {
     const action = super.next();
-    if (!this.overshot && action.kind === 'request' && action.request.type === VIRTIO_MEM_REQ_PLUG && action.request.nb_blocks < 0xffff) {
+    if (
+      !this.overshot &&
+      action.kind === 'request' &&
+      action.request.type === VIRTIO_MEM_REQ_PLUG &&
+      action.request.nb_blocks < 0xffff
+    ) {
       this.overshot = true;
       const request = { ...action.request, nb_blocks: action.request.nb_blocks + 1 };
       return { ...action, request, bytes: encodeRequest(request) };
@@ -390,15 +436,30 @@ interface Mutant {
 }
 
 function deviceMutant(name: string, cls: DeviceClass, strict = false): Mutant {
-  return { name, target: 'device', strict, adapter: { deviceFactory: (params, profile) => new cls(params, profile), implementation: `mutant:${name}` } };
+  return {
+    name,
+    target: 'device',
+    strict,
+    adapter: { deviceFactory: (params, profile) => new cls(params, profile), implementation: `mutant:${name}` },
+  };
 }
 
 function profileMutant(name: string, tweak: Partial<DeviceProfile>, strict = false): Mutant {
-  return { name, target: 'device', strict, adapter: { profile: { ...SPEC_PROFILE, ...tweak, name: `spec-mutant-${name}` }, implementation: `mutant:${name}` } };
+  return {
+    name,
+    target: 'device',
+    strict,
+    adapter: { profile: { ...SPEC_PROFILE, ...tweak, name: `spec-mutant-${name}` }, implementation: `mutant:${name}` },
+  };
 }
 
 function driverMutant(name: string, cls: new () => ReferenceDriver, strict = false): Mutant {
-  return { name, target: 'driver', strict, adapter: { driverFactory: () => new cls(), implementation: `mutant:${name}` } };
+  return {
+    name,
+    target: 'driver',
+    strict,
+    adapter: { driverFactory: () => new cls(), implementation: `mutant:${name}` },
+  };
 }
 
 const MUTANTS: readonly Mutant[] = [
@@ -499,8 +560,18 @@ describe('the suite has teeth: every mutant is caught by at least one vector', (
     const run = await runVectors(createModelAdapter(mutant.adapter), selected, corpus, { strict: mutant.strict });
     const killers = run.results
       .filter((r) => r.unexpected && !clean.has(r.vector.id))
-      .map((r) => ({ id: r.vector.id, verdict: r.verdict, check: r.findings.find((f) => f.verdict === r.verdict)?.check ?? '' }));
-    matrix.push({ mutant: mutant.name, target: mutant.target, strict: mutant.strict, vectorsRun: selected.length, killers });
+      .map((r) => ({
+        id: r.vector.id,
+        verdict: r.verdict,
+        check: r.findings.find((f) => f.verdict === r.verdict)?.check ?? '',
+      }));
+    matrix.push({
+      mutant: mutant.name,
+      target: mutant.target,
+      strict: mutant.strict,
+      vectorsRun: selected.length,
+      killers,
+    });
 
     const status =
       killers.length > 0

@@ -17,11 +17,15 @@ function time(label: string, iterations: number, body: () => void): number {
   for (let i = 0; i < iterations; i++) body();
   const ns = Number(process.hrtime.bigint() - start);
   const perOp = ns / iterations;
-  console.log(`${label.padEnd(58)} ${(1e9 / perOp).toFixed(0).padStart(12)} ops/s  ${(perOp / 1000).toFixed(3).padStart(10)} µs/op`);
+  console.log(
+    `${label.padEnd(58)} ${(1e9 / perOp).toFixed(0).padStart(12)} ops/s  ${(perOp / 1000).toFixed(3).padStart(10)} µs/op`,
+  );
   return 1e9 / perOp;
 }
 
-console.log(`node ${process.version} · ${os.cpus()[0]?.model ?? 'cpu'} × ${os.cpus().length} · ${os.platform()} ${os.release()}`);
+console.log(
+  `node ${process.version} · ${os.cpus()[0]?.model ?? 'cpu'} × ${os.cpus().length} · ${os.platform()} ${os.release()}`,
+);
 
 const device = new VirtioMemDevice({ block_size: BS, addr: 0n, region_size: TiB, requested_size: TiB }, QEMU_PROFILE);
 console.log(`1 TiB / 2 MiB region: ${device.blockCount} blocks, block state ${device.stateBytes / 1024} KiB`);
@@ -34,11 +38,12 @@ for (let i = 0; i < 1024; i++) {
   unplugs.push(encodeRequest({ type: 1, addr: BigInt(i * 7) * BS, nb_blocks: 1 }));
 }
 let k = 0;
-const rate = time('single-block PLUG/UNPLUG (bytes in, bytes out, invariants)', 400_000, () => {
-  const j = k++ & 1023;
-  device.processRequest(plugs[j]);
-  device.processRequest(unplugs[j]);
-}) * 2;
+const rate =
+  time('single-block PLUG/UNPLUG (bytes in, bytes out, invariants)', 400_000, () => {
+    const j = k++ & 1023;
+    device.processRequest(plugs[j]);
+    device.processRequest(unplugs[j]);
+  }) * 2;
 console.log(`${'  → single-block requests/s'.padEnd(58)} ${rate.toFixed(0).padStart(12)}  (target ≥ 1,000,000)`);
 
 device.processRequest(encodeRequest({ type: 0, addr: 0n, nb_blocks: 65535 }));
@@ -54,6 +59,9 @@ time('PLUG 65,535 blocks + UNPLUG ALL on 1 TiB', 5_000, () => {
 
 const before = process.memoryUsage().heapUsed;
 const many: VirtioMemDevice[] = [];
-for (let i = 0; i < 20; i++) many.push(new VirtioMemDevice({ block_size: BS, addr: 0n, region_size: TiB, requested_size: 0n }));
+for (let i = 0; i < 20; i++)
+  many.push(new VirtioMemDevice({ block_size: BS, addr: 0n, region_size: TiB, requested_size: 0n }));
 const after = process.memoryUsage().heapUsed + process.memoryUsage().arrayBuffers;
-console.log(`memory per 1 TiB device (20 instances, heap + array buffers): ~${((after - before) / 20 / 1024).toFixed(0)} KiB`);
+console.log(
+  `memory per 1 TiB device (20 instances, heap + array buffers): ~${((after - before) / 20 / 1024).toFixed(0)} KiB`,
+);

@@ -5,7 +5,12 @@ import { runDriverLoop } from './loop';
 const BS = 2n << 20n;
 
 function device(requestedBlocks: number): VirtioMemDevice {
-  return new VirtioMemDevice({ block_size: BS, addr: 1n << 32n, region_size: 64n * BS, requested_size: BigInt(requestedBlocks) * BS });
+  return new VirtioMemDevice({
+    block_size: BS,
+    addr: 1n << 32n,
+    region_size: 64n * BS,
+    requested_size: BigInt(requestedBlocks) * BS,
+  });
 }
 
 describe('runDriverLoop', () => {

@@ -89,7 +89,12 @@ export interface DriverLoopResult {
  * reaches it leaves the driver where it was.
  * @throws Error when the driver asks to wait for a response it never got (a driver bug).
  */
-export function runDriverLoop(driver: ReferenceDriver, device: VirtioMemDevice, options: DriverLoopOptions = {}, keepSteps = false): DriverLoopResult {
+export function runDriverLoop(
+  driver: ReferenceDriver,
+  device: VirtioMemDevice,
+  options: DriverLoopOptions = {},
+  keepSteps = false,
+): DriverLoopResult {
   const maxRequests = options.maxRequests ?? 100_000;
   const maxWaitMs = options.maxWaitMs ?? Infinity;
   const configView = options.configView ?? ((bytes: Uint8Array) => bytes);
@@ -100,7 +105,15 @@ export function runDriverLoop(driver: ReferenceDriver, device: VirtioMemDevice, 
   let memoryWrites = 0;
   let pending = options.pending;
   let seenNotifications = options.notificationsSeen ?? device.notificationCount;
-  const result = (stop: DriverLoopStop): DriverLoopResult => ({ stop, requests, waitedMs, notificationsSeen: seenNotifications, steps, memoryWrites, memoryWriteSteps });
+  const result = (stop: DriverLoopStop): DriverLoopResult => ({
+    stop,
+    requests,
+    waitedMs,
+    notificationsSeen: seenNotifications,
+    steps,
+    memoryWrites,
+    memoryWriteSteps,
+  });
   for (;;) {
     if (device.notificationCount !== seenNotifications) {
       seenNotifications = device.notificationCount;

@@ -62,10 +62,30 @@ export interface NamedConstant {
 
 /** Feature bits of the device, with the spec version that introduced each. */
 export const FEATURE_BITS: readonly (NamedConstant & { readonly since: string })[] = [
-  { name: 'VIRTIO_MEM_F_ACPI_PXM', value: VIRTIO_MEM_F_ACPI_PXM, since: '1.2', meaning: 'node_id is valid and is an ACPI proximity domain' },
-  { name: 'VIRTIO_MEM_F_UNPLUGGED_INACCESSIBLE', value: VIRTIO_MEM_F_UNPLUGGED_INACCESSIBLE, since: '1.2', meaning: 'the driver must not read unplugged memory, not even inside the usable region' },
-  { name: 'VIRTIO_MEM_F_PERSISTENT_SUSPEND', value: VIRTIO_MEM_F_PERSISTENT_SUSPEND, since: '1.4', meaning: 'plugged blocks keep their state across suspend and wakeup' },
-  { name: 'VIRTIO_F_VERSION_1', value: VIRTIO_F_VERSION_1, since: '1.0', meaning: 'generic: modern device (every virtio-mem implementation is modern-only)' },
+  {
+    name: 'VIRTIO_MEM_F_ACPI_PXM',
+    value: VIRTIO_MEM_F_ACPI_PXM,
+    since: '1.2',
+    meaning: 'node_id is valid and is an ACPI proximity domain',
+  },
+  {
+    name: 'VIRTIO_MEM_F_UNPLUGGED_INACCESSIBLE',
+    value: VIRTIO_MEM_F_UNPLUGGED_INACCESSIBLE,
+    since: '1.2',
+    meaning: 'the driver must not read unplugged memory, not even inside the usable region',
+  },
+  {
+    name: 'VIRTIO_MEM_F_PERSISTENT_SUSPEND',
+    value: VIRTIO_MEM_F_PERSISTENT_SUSPEND,
+    since: '1.4',
+    meaning: 'plugged blocks keep their state across suspend and wakeup',
+  },
+  {
+    name: 'VIRTIO_F_VERSION_1',
+    value: VIRTIO_F_VERSION_1,
+    since: '1.0',
+    meaning: 'generic: modern device (every virtio-mem implementation is modern-only)',
+  },
 ];
 
 /** Request types, indexed by value. */
@@ -73,22 +93,46 @@ export const REQUEST_TYPES: readonly NamedConstant[] = [
   { name: 'VIRTIO_MEM_REQ_PLUG', value: VIRTIO_MEM_REQ_PLUG, meaning: 'plug nb_blocks blocks starting at addr' },
   { name: 'VIRTIO_MEM_REQ_UNPLUG', value: VIRTIO_MEM_REQ_UNPLUG, meaning: 'unplug nb_blocks blocks starting at addr' },
   { name: 'VIRTIO_MEM_REQ_UNPLUG_ALL', value: VIRTIO_MEM_REQ_UNPLUG_ALL, meaning: 'unplug every block of the region' },
-  { name: 'VIRTIO_MEM_REQ_STATE', value: VIRTIO_MEM_REQ_STATE, meaning: 'report whether nb_blocks blocks at addr are plugged, unplugged or mixed' },
+  {
+    name: 'VIRTIO_MEM_REQ_STATE',
+    value: VIRTIO_MEM_REQ_STATE,
+    meaning: 'report whether nb_blocks blocks at addr are plugged, unplugged or mixed',
+  },
 ];
 
 /** Response codes, indexed by value. */
 export const RESPONSE_CODES: readonly NamedConstant[] = [
   { name: 'VIRTIO_MEM_RESP_ACK', value: VIRTIO_MEM_RESP_ACK, meaning: 'the request succeeded' },
-  { name: 'VIRTIO_MEM_RESP_NACK', value: VIRTIO_MEM_RESP_NACK, meaning: 'the request was denied (e.g. a plug beyond requested_size)' },
-  { name: 'VIRTIO_MEM_RESP_BUSY', value: VIRTIO_MEM_RESP_BUSY, meaning: 'the request cannot be processed now; retry later' },
-  { name: 'VIRTIO_MEM_RESP_ERROR', value: VIRTIO_MEM_RESP_ERROR, meaning: 'the request is malformed or invalid in the current state' },
+  {
+    name: 'VIRTIO_MEM_RESP_NACK',
+    value: VIRTIO_MEM_RESP_NACK,
+    meaning: 'the request was denied (e.g. a plug beyond requested_size)',
+  },
+  {
+    name: 'VIRTIO_MEM_RESP_BUSY',
+    value: VIRTIO_MEM_RESP_BUSY,
+    meaning: 'the request cannot be processed now; retry later',
+  },
+  {
+    name: 'VIRTIO_MEM_RESP_ERROR',
+    value: VIRTIO_MEM_RESP_ERROR,
+    meaning: 'the request is malformed or invalid in the current state',
+  },
 ];
 
 /** Block states, indexed by value. */
 export const BLOCK_STATES: readonly NamedConstant[] = [
   { name: 'VIRTIO_MEM_STATE_PLUGGED', value: VIRTIO_MEM_STATE_PLUGGED, meaning: 'every requested block is plugged' },
-  { name: 'VIRTIO_MEM_STATE_UNPLUGGED', value: VIRTIO_MEM_STATE_UNPLUGGED, meaning: 'every requested block is unplugged' },
-  { name: 'VIRTIO_MEM_STATE_MIXED', value: VIRTIO_MEM_STATE_MIXED, meaning: 'some requested blocks are plugged and some are not' },
+  {
+    name: 'VIRTIO_MEM_STATE_UNPLUGGED',
+    value: VIRTIO_MEM_STATE_UNPLUGGED,
+    meaning: 'every requested block is unplugged',
+  },
+  {
+    name: 'VIRTIO_MEM_STATE_MIXED',
+    value: VIRTIO_MEM_STATE_MIXED,
+    meaning: 'some requested blocks are plugged and some are not',
+  },
 ];
 
 /** Short names used in vectors, the CLI and reports. */

@@ -75,4 +75,8 @@ export interface Requirement {
 }
 
 /** All 71 normative statements of §5.15, in spec document order. */
-export const REQUIREMENTS: readonly Requirement[] = [...CONFIG_AND_INIT_REQUIREMENTS, ...OPERATION_REQUIREMENTS, ...REQUEST_REQUIREMENTS];
+export const REQUIREMENTS: readonly Requirement[] = [
+  ...CONFIG_AND_INIT_REQUIREMENTS,
+  ...OPERATION_REQUIREMENTS,
+  ...REQUEST_REQUIREMENTS,
+];

@@ -63,7 +63,12 @@ const FieldSchema = {
 const NamedConstantSchema = {
   type: 'object',
   required: ['name', 'value', 'meaning'],
-  properties: { name: { type: 'string' }, value: { type: 'integer', minimum: 0 }, meaning: { type: 'string' }, since: { type: 'string' } },
+  properties: {
+    name: { type: 'string' },
+    value: { type: 'integer', minimum: 0 },
+    meaning: { type: 'string' },
+    since: { type: 'string' },
+  },
   additionalProperties: false,
 } as const;
 
@@ -72,7 +77,19 @@ export const SpecDocumentSchema = {
   $id: 'https://vmemct.dev/schemas/spec-document.json',
   type: 'object',
   additionalProperties: false,
-  required: ['specVersion', 'section', 'deviceId', 'pci', 'queues', 'features', 'requestTypes', 'responseCodes', 'blockStates', 'layouts', 'requirements'],
+  required: [
+    'specVersion',
+    'section',
+    'deviceId',
+    'pci',
+    'queues',
+    'features',
+    'requestTypes',
+    'responseCodes',
+    'blockStates',
+    'layouts',
+    'requirements',
+  ],
   properties: {
     specVersion: { const: '1.4' },
     section: { const: '5.15' },
@@ -81,11 +98,19 @@ export const SpecDocumentSchema = {
       type: 'object',
       additionalProperties: false,
       required: ['vendorId', 'deviceId'],
-      properties: { vendorId: { type: 'string', pattern: '^0x[0-9a-f]{4}$' }, deviceId: { type: 'string', pattern: '^0x[0-9a-f]{4}$' } },
+      properties: {
+        vendorId: { type: 'string', pattern: '^0x[0-9a-f]{4}$' },
+        deviceId: { type: 'string', pattern: '^0x[0-9a-f]{4}$' },
+      },
     },
     queues: {
       type: 'array',
-      items: { type: 'object', additionalProperties: false, required: ['index', 'name'], properties: { index: { type: 'integer' }, name: { type: 'string' } } },
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['index', 'name'],
+        properties: { index: { type: 'integer' }, name: { type: 'string' } },
+      },
     },
     features: { type: 'array', items: NamedConstantSchema },
     requestTypes: { type: 'array', items: NamedConstantSchema },

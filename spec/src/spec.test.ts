@@ -16,24 +16,58 @@ import {
 
 describe('layouts (frozen)', () => {
   test.each([
-    ['config', 56, [['block_size', 0, 8], ['node_id', 8, 2], ['padding', 10, 6], ['addr', 16, 8], ['region_size', 24, 8], ['usable_region_size', 32, 8], ['plugged_size', 40, 8], ['requested_size', 48, 8]]],
-    ['request', 24, [['type', 0, 2], ['padding', 2, 6], ['addr', 8, 8], ['nb_blocks', 16, 2], ['payload_padding', 18, 6]]],
-    ['response', 10, [['type', 0, 2], ['padding', 2, 6], ['state', 8, 2]]],
+    [
+      'config',
+      56,
+      [
+        ['block_size', 0, 8],
+        ['node_id', 8, 2],
+        ['padding', 10, 6],
+        ['addr', 16, 8],
+        ['region_size', 24, 8],
+        ['usable_region_size', 32, 8],
+        ['plugged_size', 40, 8],
+        ['requested_size', 48, 8],
+      ],
+    ],
+    [
+      'request',
+      24,
+      [
+        ['type', 0, 2],
+        ['padding', 2, 6],
+        ['addr', 8, 8],
+        ['nb_blocks', 16, 2],
+        ['payload_padding', 18, 6],
+      ],
+    ],
+    [
+      'response',
+      10,
+      [
+        ['type', 0, 2],
+        ['padding', 2, 6],
+        ['state', 8, 2],
+      ],
+    ],
   ] as const)('%s should be %i bytes with these offsets', (id, size, fields) => {
     const layout = LAYOUTS[id];
     expect(layout.size).toBe(size);
     expect(layout.fields.map((f) => [f.name, f.offset, f.size])).toEqual(fields);
   });
 
-  test.each(Object.values(LAYOUTS))('$structName fields should tile the structure without gaps or overlaps', (layout) => {
-    let next = 0;
-    for (const field of layout.fields) {
-      expect(field.offset).toBe(next);
-      expect(field.size).toBe(field.kind === 'le16' ? 2 : field.kind === 'le64' ? 8 : field.size);
-      next += field.size;
-    }
-    expect(next).toBe(layout.size);
-  });
+  test.each(Object.values(LAYOUTS))(
+    '$structName fields should tile the structure without gaps or overlaps',
+    (layout) => {
+      let next = 0;
+      for (const field of layout.fields) {
+        expect(field.offset).toBe(next);
+        expect(field.size).toBe(field.kind === 'le16' ? 2 : field.kind === 'le64' ? 8 : field.size);
+        next += field.size;
+      }
+      expect(next).toBe(layout.size);
+    },
+  );
 
   test('config fields should record mutability and feature conditions as data', () => {
     const byName: Record<string, FieldSpec> = Object.fromEntries(LAYOUTS.config.fields.map((f) => [f.name, f]));
@@ -50,12 +84,17 @@ describe('constants', () => {
     expect(VIRTIO_ID_MEM).toBe(24);
     expect(VIRTIO_MEM_PCI_DEVICE_ID).toBe(0x1058);
     expect(FEATURE_BITS.map((f) => [f.name, f.value])).toEqual([
-      ['VIRTIO_MEM_F_ACPI_PXM', 0], ['VIRTIO_MEM_F_UNPLUGGED_INACCESSIBLE', 1], ['VIRTIO_MEM_F_PERSISTENT_SUSPEND', 2], ['VIRTIO_F_VERSION_1', 32],
+      ['VIRTIO_MEM_F_ACPI_PXM', 0],
+      ['VIRTIO_MEM_F_UNPLUGGED_INACCESSIBLE', 1],
+      ['VIRTIO_MEM_F_PERSISTENT_SUSPEND', 2],
+      ['VIRTIO_F_VERSION_1', 32],
     ]);
   });
 
   test('short feature names and masks should name the same bits as the feature records', () => {
-    const byShortName = Object.fromEntries(FEATURE_BITS.map((f) => [f.name.replace(/^VIRTIO_(MEM_)?F_/, ''), featureMask(f.value)]));
+    const byShortName = Object.fromEntries(
+      FEATURE_BITS.map((f) => [f.name.replace(/^VIRTIO_(MEM_)?F_/, ''), featureMask(f.value)]),
+    );
     expect(FEATURE_MASKS).toEqual(byShortName);
     expect([...FEATURE_NAMES].sort()).toEqual(Object.keys(byShortName).sort());
     expect(VIRTIO_MEM_KNOWN_FEATURES).toBe(0x1_0000_0007n);
@@ -70,9 +109,12 @@ describe('requirement catalogue', () => {
   });
 
   test('should count the levels as the spec does', () => {
-    const count = (side: string, level: string) => REQUIREMENTS.filter((r) => r.side === side && r.level === level).length;
+    const count = (side: string, level: string) =>
+      REQUIREMENTS.filter((r) => r.side === side && r.level === level).length;
     expect(['MUST', 'MUST NOT', 'SHOULD', 'SHOULD NOT', 'MAY'].map((l) => count('driver', l))).toEqual([7, 7, 5, 1, 1]);
-    expect(['MUST', 'MUST NOT', 'SHOULD', 'SHOULD NOT', 'MAY'].map((l) => count('device', l))).toEqual([32, 6, 2, 1, 9]);
+    expect(['MUST', 'MUST NOT', 'SHOULD', 'SHOULD NOT', 'MAY'].map((l) => count('device', l))).toEqual([
+      32, 6, 2, 1, 9,
+    ]);
   });
 
   test('should have unique IDs numbered 1..n per side and topic, matching side and topic', () => {

@@ -39,13 +39,20 @@ export const STRUCT_FIELD_BYTES: Readonly<Record<StructFieldType, 1 | 2 | 4 | 8>
  * @throws RangeError when `bytes` does not hold `layout.size` bytes from `at`.
  */
 export function decodeStruct<L extends StructLayout>(layout: L, bytes: Uint8Array, at = 0): StructValues<L> {
-  if (at < 0 || at + layout.size > bytes.length) throw new RangeError(`${layout.name}: ${layout.size} bytes at offset ${at} do not fit in ${bytes.length}`);
+  if (at < 0 || at + layout.size > bytes.length)
+    throw new RangeError(`${layout.name}: ${layout.size} bytes at offset ${at} do not fit in ${bytes.length}`);
   const view = new DataView(bytes.buffer, bytes.byteOffset + at, layout.size);
   const out: Record<string, number | bigint> = {};
   for (const [name, field] of Object.entries(layout.fields)) {
     const o = field.offset;
     out[name] =
-      field.type === 'u64' ? view.getBigUint64(o, true) : field.type === 'u32' ? view.getUint32(o, true) : field.type === 'u16' ? view.getUint16(o, true) : view.getUint8(o);
+      field.type === 'u64'
+        ? view.getBigUint64(o, true)
+        : field.type === 'u32'
+          ? view.getUint32(o, true)
+          : field.type === 'u16'
+            ? view.getUint16(o, true)
+            : view.getUint8(o);
   }
   return out as StructValues<L>;
 }
@@ -55,8 +62,14 @@ export function decodeStruct<L extends StructLayout>(layout: L, bytes: Uint8Arra
  * covers are left as they are). Values are truncated to their field's width.
  * @throws RangeError when `into` does not hold `layout.size` bytes from `at`.
  */
-export function encodeStructInto<L extends StructLayout>(layout: L, values: Partial<StructValues<L>>, into: Uint8Array, at = 0): void {
-  if (at < 0 || at + layout.size > into.length) throw new RangeError(`${layout.name}: ${layout.size} bytes at offset ${at} do not fit in ${into.length}`);
+export function encodeStructInto<L extends StructLayout>(
+  layout: L,
+  values: Partial<StructValues<L>>,
+  into: Uint8Array,
+  at = 0,
+): void {
+  if (at < 0 || at + layout.size > into.length)
+    throw new RangeError(`${layout.name}: ${layout.size} bytes at offset ${at} do not fit in ${into.length}`);
   const view = new DataView(into.buffer, into.byteOffset + at, layout.size);
   for (const [name, field] of Object.entries(layout.fields)) {
     const value = (values as Record<string, number | bigint | undefined>)[name] ?? 0;

@@ -78,11 +78,21 @@ describe('parseValue', () => {
   describe('units', () => {
     const units: readonly [string, bigint][] = [
       ['B', 1n],
-      ['K', KiB], ['KB', KiB], ['KiB', KiB],
-      ['M', MiB], ['MB', MiB], ['MiB', MiB],
-      ['G', GiB], ['GB', GiB], ['GiB', GiB],
-      ['T', TiB], ['TB', TiB], ['TiB', TiB],
-      ['P', PiB], ['PB', PiB], ['PiB', PiB],
+      ['K', KiB],
+      ['KB', KiB],
+      ['KiB', KiB],
+      ['M', MiB],
+      ['MB', MiB],
+      ['MiB', MiB],
+      ['G', GiB],
+      ['GB', GiB],
+      ['GiB', GiB],
+      ['T', TiB],
+      ['TB', TiB],
+      ['TiB', TiB],
+      ['P', PiB],
+      ['PB', PiB],
+      ['PiB', PiB],
     ];
 
     test.each(units)('should read unit %s as a multiple of %p bytes', (unit, factor) => {
@@ -255,14 +265,17 @@ describe('formatSize', () => {
   test('should use the largest binary unit that divides the value exactly', () => {
     const order = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
     fc.assert(
-      fc.property(sizes.filter((b) => b > 0n), (bytes) => {
-        const match = /^([1-9][0-9]*)(B|KiB|MiB|GiB|TiB|PiB)$/.exec(formatSize(bytes));
-        expect(match).not.toBeNull();
-        const [, mantissa, unit] = match as RegExpExecArray;
-        const shift = BigInt(order.indexOf(unit) * 10);
-        expect(BigInt(mantissa) << shift).toBe(bytes);
-        if (unit !== 'PiB') expect(BigInt(mantissa) % 1024n).not.toBe(0n);
-      }),
+      fc.property(
+        sizes.filter((b) => b > 0n),
+        (bytes) => {
+          const match = /^([1-9][0-9]*)(B|KiB|MiB|GiB|TiB|PiB)$/.exec(formatSize(bytes));
+          expect(match).not.toBeNull();
+          const [, mantissa, unit] = match as RegExpExecArray;
+          const shift = BigInt(order.indexOf(unit) * 10);
+          expect(BigInt(mantissa) << shift).toBe(bytes);
+          if (unit !== 'PiB') expect(BigInt(mantissa) % 1024n).not.toBe(0n);
+        },
+      ),
       { numRuns: 1000 },
     );
   });
@@ -277,7 +290,7 @@ describe('formatSize', () => {
     expect(formatSize(bytes, SIZE_STYLES.prose)).toBe(text);
   });
 
-  test('should follow a caller\'s style, its zero included', () => {
+  test("should follow a caller's style, its zero included", () => {
     const mebibytes: SizeStyle = { units: [[20n, 'M']], separator: '', bytesUnit: '', zero: '0M' };
     expect([0n, 4096n, MiB, GiB].map((b) => formatSize(b, mebibytes))).toEqual(['0M', '4096', '1M', '1024M']);
   });

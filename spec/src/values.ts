@@ -5,15 +5,26 @@
 
 const UNIT_SHIFTS: Readonly<Record<string, bigint>> = {
   b: 0n,
-  k: 10n, kb: 10n, kib: 10n,
-  m: 20n, mb: 20n, mib: 20n,
-  g: 30n, gb: 30n, gib: 30n,
-  t: 40n, tb: 40n, tib: 40n,
-  p: 50n, pb: 50n, pib: 50n,
+  k: 10n,
+  kb: 10n,
+  kib: 10n,
+  m: 20n,
+  mb: 20n,
+  mib: 20n,
+  g: 30n,
+  gb: 30n,
+  gib: 30n,
+  t: 40n,
+  tb: 40n,
+  tib: 40n,
+  p: 50n,
+  pb: 50n,
+  pib: 50n,
 };
 
 /** Result of parsing a value: the number, or why the text is not one. */
-export type ParsedValue = { readonly ok: true; readonly value: bigint } | { readonly ok: false; readonly reason: string };
+export type ParsedValue =
+  { readonly ok: true; readonly value: bigint } | { readonly ok: false; readonly reason: string };
 
 /**
  * Parses `123`, `0x7b`, `2MiB`, `1 GiB`, `4k` (units are powers of 1024; `KB` means KiB here, as
@@ -36,7 +47,8 @@ export function parseValue(input: string | number | bigint): ParsedValue {
   if (sized) {
     const unit = sized[2].toLowerCase();
     const shift = UNIT_SHIFTS[unit === '' ? 'b' : unit];
-    if (shift === undefined) return { ok: false, reason: `unknown unit '${sized[2]}' in '${text}' (use B, KiB, MiB, GiB, TiB or PiB)` };
+    if (shift === undefined)
+      return { ok: false, reason: `unknown unit '${sized[2]}' in '${text}' (use B, KiB, MiB, GiB, TiB or PiB)` };
     return { ok: true, value: BigInt(sized[1]) << shift };
   }
   return { ok: false, reason: `'${text}' is not a number (use decimal, 0x hex, or a size such as 2MiB)` };
@@ -54,7 +66,12 @@ export interface SizeStyle {
   readonly zero?: string;
 }
 
-const BINARY_UNITS = [[40n, 'TiB'], [30n, 'GiB'], [20n, 'MiB'], [10n, 'KiB']] as const;
+const BINARY_UNITS = [
+  [40n, 'TiB'],
+  [30n, 'GiB'],
+  [20n, 'MiB'],
+  [10n, 'KiB'],
+] as const;
 
 /** The ways sizes are written. */
 export const SIZE_STYLES = {

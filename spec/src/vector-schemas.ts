@@ -35,7 +35,15 @@ export function outcomeSet(values: readonly string[]): object {
 }
 
 /** Configuration fields a `config:` expectation may address. */
-export const CONFIG_FIELDS = ['block_size', 'node_id', 'addr', 'region_size', 'usable_region_size', 'plugged_size', 'requested_size'] as const;
+export const CONFIG_FIELDS = [
+  'block_size',
+  'node_id',
+  'addr',
+  'region_size',
+  'usable_region_size',
+  'plugged_size',
+  'requested_size',
+] as const;
 /** Outcomes a `response:` expectation may name: response codes and the ways a device can fail to answer. */
 export const RESPONSE_OUTCOMES = [...RESPONSE_CODE_NAMES, 'needs-reset', 'no-used-entry', 'used-length-zero'];
 /** Names of the optional adapter capabilities a vector may need (the adapter contract uses these). */
@@ -105,61 +113,86 @@ export const Setup = {
 } as const;
 
 /** The `$id`s of the assembled vector schemas. */
-export const VECTOR_SCHEMA_IDS = { vector: 'https://vmemct.dev/schemas/vector.json', file: 'https://vmemct.dev/schemas/vector-file.json' } as const;
+export const VECTOR_SCHEMA_IDS = {
+  vector: 'https://vmemct.dev/schemas/vector.json',
+  file: 'https://vmemct.dev/schemas/vector-file.json',
+} as const;
 
 /**
  * The schemas of one vector and of a vector file, around `step`, the schema of one step (built
  * from the step kinds by the conformance suite).
  */
-export function vectorSchemas(step: object): { readonly VectorSchema: { readonly $id: string }; readonly VectorFileSchema: { readonly $id: string } } {
+export function vectorSchemas(step: object): {
+  readonly VectorSchema: { readonly $id: string };
+  readonly VectorFileSchema: { readonly $id: string };
+} {
   const VectorSchema = {
-  $id: 'https://vmemct.dev/schemas/vector.json',
-  type: 'object',
-  additionalProperties: false,
-  required: ['id', 'title', 'requirements', 'target', 'steps'],
-  properties: {
-    id: { type: 'string', pattern: '^vmem\\.(dev|drv)\\.[a-z0-9]+(\\.[a-z0-9]+(-[a-z0-9]+)*)+$', maxLength: 100 },
-    title: { type: 'string', minLength: 5, maxLength: 160 },
-    requirements: { type: 'array', minItems: 1, uniqueItems: true, items: { type: 'string', pattern: '^(dev|drv)\\.[a-z]+\\.[0-9]+$' } },
-    target: { enum: ['device', 'driver'] },
-    needs: { type: 'array', uniqueItems: true, items: { enum: CAPABILITY_NAMES } },
-    tags: { type: 'array', uniqueItems: true, items: { type: 'string', pattern: '^[a-z0-9][a-z0-9-]*$' } },
-    timeout_ms: { type: 'integer', minimum: 1, maximum: 600000 },
-    check_invariants: { type: 'boolean' },
-    setup: Setup,
-    steps: { type: 'array', minItems: 1, items: step },
-    description: { type: 'string' },
-    links: { type: 'array', items: { type: 'string' } },
-    retired: {
-      type: 'object',
-      additionalProperties: false,
-      required: ['reason'],
-      properties: { reason: { type: 'string' }, superseded_by: { type: 'string' } },
+    $id: 'https://vmemct.dev/schemas/vector.json',
+    type: 'object',
+    additionalProperties: false,
+    required: ['id', 'title', 'requirements', 'target', 'steps'],
+    properties: {
+      id: { type: 'string', pattern: '^vmem\\.(dev|drv)\\.[a-z0-9]+(\\.[a-z0-9]+(-[a-z0-9]+)*)+$', maxLength: 100 },
+      title: { type: 'string', minLength: 5, maxLength: 160 },
+      requirements: {
+        type: 'array',
+        minItems: 1,
+        uniqueItems: true,
+        items: { type: 'string', pattern: '^(dev|drv)\\.[a-z]+\\.[0-9]+$' },
+      },
+      target: { enum: ['device', 'driver'] },
+      needs: { type: 'array', uniqueItems: true, items: { enum: CAPABILITY_NAMES } },
+      tags: { type: 'array', uniqueItems: true, items: { type: 'string', pattern: '^[a-z0-9][a-z0-9-]*$' } },
+      timeout_ms: { type: 'integer', minimum: 1, maximum: 600000 },
+      check_invariants: { type: 'boolean' },
+      setup: Setup,
+      steps: { type: 'array', minItems: 1, items: step },
+      description: { type: 'string' },
+      links: { type: 'array', items: { type: 'string' } },
+      retired: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['reason'],
+        properties: { reason: { type: 'string' }, superseded_by: { type: 'string' } },
+      },
     },
-  },
-} as const;
+  } as const;
 
   /** A vector file: a format tag, optional defaults for every vector's setup, and the vectors. */
   const VectorFileSchema = {
-  $id: 'https://vmemct.dev/schemas/vector-file.json',
-  type: 'object',
-  additionalProperties: false,
-  required: ['format', 'vectors'],
-  properties: {
-    format: { const: 'vmemct-vectors/1' },
-    defaults: {
-      type: 'object',
-      additionalProperties: false,
-      properties: { setup: Setup, tags: { type: 'array', items: { type: 'string' } }, needs: { type: 'array', items: { enum: CAPABILITY_NAMES } } },
+    $id: 'https://vmemct.dev/schemas/vector-file.json',
+    type: 'object',
+    additionalProperties: false,
+    required: ['format', 'vectors'],
+    properties: {
+      format: { const: 'vmemct-vectors/1' },
+      defaults: {
+        type: 'object',
+        additionalProperties: false,
+        properties: {
+          setup: Setup,
+          tags: { type: 'array', items: { type: 'string' } },
+          needs: { type: 'array', items: { enum: CAPABILITY_NAMES } },
+        },
+      },
+      vectors: { type: 'array', minItems: 1, items: { $ref: 'https://vmemct.dev/schemas/vector.json' } },
     },
-    vectors: { type: 'array', minItems: 1, items: { $ref: 'https://vmemct.dev/schemas/vector.json' } },
-  },
-} as const;
+  } as const;
   return { VectorSchema, VectorFileSchema };
 }
 
 /** Verdicts a vector can end with. */
-export const VERDICTS = ['pass', 'fail', 'non-strict', 'acceptable', 'informational', 'not-applicable', 'unsupported', 'error', 'timeout'] as const;
+export const VERDICTS = [
+  'pass',
+  'fail',
+  'non-strict',
+  'acceptable',
+  'informational',
+  'not-applicable',
+  'unsupported',
+  'error',
+  'timeout',
+] as const;
 
 /** Schema of an expectation file: known results of one implementation. */
 export const ExpectationFileSchema = {
@@ -178,7 +211,11 @@ export const ExpectationFileSchema = {
         additionalProperties: false,
         required: ['id', 'verdict', 'reason'],
         properties: {
-          id: { type: 'string', minLength: 1, description: 'a vector id or a glob (`*` matches within a dot-separated part, `**` across parts)' },
+          id: {
+            type: 'string',
+            minLength: 1,
+            description: 'a vector id or a glob (`*` matches within a dot-separated part, `**` across parts)',
+          },
           verdict: { enum: VERDICTS },
           reason: { type: 'string', minLength: 10 },
           link: { type: 'string' },
@@ -194,20 +231,40 @@ export const ResultsSchema = {
   $id: 'https://vmemct.dev/schemas/results.json',
   type: 'object',
   additionalProperties: false,
-  required: ['format', 'suite', 'adapter', 'startedAt', 'durationMs', 'options', 'summary', 'results', 'staleExpectations', 'exitCode'],
+  required: [
+    'format',
+    'suite',
+    'adapter',
+    'startedAt',
+    'durationMs',
+    'options',
+    'summary',
+    'results',
+    'staleExpectations',
+    'exitCode',
+  ],
   properties: {
     format: { const: 'vmemct-results/1' },
     suite: {
       type: 'object',
       additionalProperties: false,
       required: ['version', 'vectorsDigest', 'vectorCount'],
-      properties: { version: { type: 'string' }, vectorsDigest: { type: 'string' }, vectorCount: { type: 'integer' }, checkCount: { type: 'integer' } },
+      properties: {
+        version: { type: 'string' },
+        vectorsDigest: { type: 'string' },
+        vectorCount: { type: 'integer' },
+        checkCount: { type: 'integer' },
+      },
     },
     adapter: {
       type: 'object',
       additionalProperties: false,
       required: ['name', 'implementation', 'capabilities'],
-      properties: { name: { type: 'string' }, implementation: { type: 'string' }, capabilities: { type: 'array', items: { type: 'string' } } },
+      properties: {
+        name: { type: 'string' },
+        implementation: { type: 'string' },
+        capabilities: { type: 'array', items: { type: 'string' } },
+      },
     },
     expectations: { type: ['string', 'null'] },
     startedAt: { type: 'string' },
@@ -231,8 +288,17 @@ export const ResultsSchema = {
         required: ['id', 'title', 'requirements', 'verdict', 'expected', 'status', 'durationMs', 'findings'],
         // A case is a vector (no `kind`, or `kind: vector`: file, line and target) or a check of a suite (`vu.*`).
         if: { required: ['kind'], properties: { kind: { const: 'check' } } },
-        then: { required: ['suite'], properties: { id: { type: 'string', pattern: '^[a-z][a-z0-9]*(\\.[a-z0-9]+(-[a-z0-9]+)*)+$' }, suite: { type: 'string' } } },
-        else: { required: ['file', 'line', 'target'], properties: { file: { type: 'string' }, line: { type: 'integer' }, target: { type: 'string' } } },
+        then: {
+          required: ['suite'],
+          properties: {
+            id: { type: 'string', pattern: '^[a-z][a-z0-9]*(\\.[a-z0-9]+(-[a-z0-9]+)*)+$' },
+            suite: { type: 'string' },
+          },
+        },
+        else: {
+          required: ['file', 'line', 'target'],
+          properties: { file: { type: 'string' }, line: { type: 'integer' }, target: { type: 'string' } },
+        },
         properties: {
           id: { type: 'string' },
           kind: { enum: ['vector', 'check'] },

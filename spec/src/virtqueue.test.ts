@@ -38,8 +38,15 @@ describe('split virtqueue layouts (frozen, VIRTIO 1.4 §2.7)', () => {
   test('should encode and decode a descriptor little-endian', () => {
     const bytes = new Uint8Array(20);
     encodeStructInto(VirtqDescLayout, { addr: 0x1122334455667788n, len: 0x99aabbcc, flags: 3, next: 0x0102 }, bytes, 4);
-    expect([...bytes.subarray(4, 20)]).toEqual([0x88, 0x77, 0x66, 0x55, 0x44, 0x33, 0x22, 0x11, 0xcc, 0xbb, 0xaa, 0x99, 3, 0, 2, 1]);
-    expect(decodeStruct(VirtqDescLayout, bytes, 4)).toEqual({ addr: 0x1122334455667788n, len: 0x99aabbcc, flags: 3, next: 0x0102 });
+    expect([...bytes.subarray(4, 20)]).toEqual([
+      0x88, 0x77, 0x66, 0x55, 0x44, 0x33, 0x22, 0x11, 0xcc, 0xbb, 0xaa, 0x99, 3, 0, 2, 1,
+    ]);
+    expect(decodeStruct(VirtqDescLayout, bytes, 4)).toEqual({
+      addr: 0x1122334455667788n,
+      len: 0x99aabbcc,
+      flags: 3,
+      next: 0x0102,
+    });
     expect(() => decodeStruct(VirtqDescLayout, bytes, 5)).toThrow(RangeError);
   });
 });

@@ -69,8 +69,7 @@ export type ResizeOutcome =
 
 /** A memory access inside the device region. */
 export type MemoryAccess =
-  | { readonly ok: true; readonly data: Uint8Array }
-  | { readonly ok: false; readonly reason: string };
+  { readonly ok: true; readonly data: Uint8Array } | { readonly ok: false; readonly reason: string };
 
 /** A session with one device under test (device vectors). */
 export interface DeviceSession {

@@ -166,7 +166,11 @@ class ModelDeviceSession implements DeviceSession {
 }
 
 /** Words for why a settle stopped, as reports show them. */
-function describeStop(stop: DriverLoopStop, limits: SettleLimits, waitedMs: number): { settled: boolean; stop: string } {
+function describeStop(
+  stop: DriverLoopStop,
+  limits: SettleLimits,
+  waitedMs: number,
+): { settled: boolean; stop: string } {
   switch (stop.kind) {
     case 'idle':
       return { settled: true, stop: `idle: ${stop.reason}` };
@@ -209,7 +213,8 @@ class ModelDriverSession implements DriverSession {
       notificationsSeen: this.notificationsSeen,
       answer: (request) => this.injected(request),
       configView: (bytes) => this.configAsDriverSees(bytes),
-      onRequest: (request, response, config) => events.push({ kind: 'request', exchange: { request, response, config } }),
+      onRequest: (request, response, config) =>
+        events.push({ kind: 'request', exchange: { request, response, config } }),
       onMemoryWrite: (addr, length) => events.push({ kind: 'memory-write', addr, length }),
     });
     this.pending = run.stop.kind === 'request-limit' ? run.stop.pending : undefined;
@@ -258,7 +263,8 @@ class ModelDriverSession implements DriverSession {
 
   /** The config bytes, with the padding the vector asked for (drv.cfg.2). */
   private configAsDriverSees(bytes: Uint8Array): Uint8Array {
-    if (this.options.configPadding) bytes.set(this.options.configPadding.subarray(0, CONFIG_PADDING.size), CONFIG_PADDING.offset);
+    if (this.options.configPadding)
+      bytes.set(this.options.configPadding.subarray(0, CONFIG_PADDING.size), CONFIG_PADDING.offset);
     return bytes;
   }
 

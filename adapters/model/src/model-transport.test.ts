@@ -5,7 +5,15 @@ import { modelTransport } from './model-transport';
 describe('the model device handshake (initialiseDevice) and virtioHandshake over the model transport', () => {
   // The runner's oracle builds its device synchronously, so model/ keeps its own synchronous handshake; this keeps the two in step.
   const MiB = 1n << 20n;
-  const setup = { block_size: 2n * MiB, region_size: 128n * MiB, addr: 1n << 32n, requested_size: 16n * MiB, node_id: 0, features: 0x1_0000_0003n, plugged: [] };
+  const setup = {
+    block_size: 2n * MiB,
+    region_size: 128n * MiB,
+    addr: 1n << 32n,
+    requested_size: 16n * MiB,
+    node_id: 0,
+    features: 0x1_0000_0003n,
+    plugged: [],
+  };
 
   test.each([
     ['every offered feature', (offered: bigint) => offered],

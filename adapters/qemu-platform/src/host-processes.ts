@@ -26,7 +26,8 @@ const DEFAULT_BINARY = 'qemu-system-x86_64';
 export function locateQemu(binary: string | undefined = process.env.VMEMCT_QEMU): QemuBinary {
   const wanted = binary && binary.length > 0 ? binary : DEFAULT_BINARY;
   const resolved = wanted.includes('/') ? wanted : findOnPath(wanted);
-  const hint = 'install it with `apt-get install --no-install-recommends qemu-system-x86` (Debian/Ubuntu) or point --qemu / VMEMCT_QEMU at the binary';
+  const hint =
+    'install it with `apt-get install --no-install-recommends qemu-system-x86` (Debian/Ubuntu) or point --qemu / VMEMCT_QEMU at the binary';
   if (!resolved) throw new QemuMissingError(`${wanted} was not found on PATH; ${hint}`);
   if (!fs.existsSync(resolved)) throw new QemuMissingError(`${resolved} does not exist; ${hint}`);
   const probe = spawnSync(resolved, ['--version'], { encoding: 'utf8', timeout: 10_000 });
@@ -34,7 +35,8 @@ export function locateQemu(binary: string | undefined = process.env.VMEMCT_QEMU)
     throw new QemuMissingError(`${resolved} does not run (${probe.error?.message ?? `exit ${probe.status}`}); ${hint}`);
   }
   const m = /QEMU emulator version ([0-9]+\.[0-9]+(?:\.[0-9]+)?)/.exec(probe.stdout);
-  if (!m) throw new QemuMissingError(`${resolved} is not QEMU (its --version does not say "QEMU emulator version"); ${hint}`);
+  if (!m)
+    throw new QemuMissingError(`${resolved} is not QEMU (its --version does not say "QEMU emulator version"); ${hint}`);
   return { path: resolved, version: m[1]!, setpriv: findOnPath('setpriv') };
 }
 

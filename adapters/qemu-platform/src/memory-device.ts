@@ -26,7 +26,8 @@ export type FoundMemoryDevice =
   | { readonly kind: 'missing'; readonly reason: string };
 
 /** What a `system_reset` came to: QEMU's RESET event arrived, or waiting for it failed. */
-export type SystemResetOutcome = { readonly kind: 'reset'; readonly event: QmpEvent } | { readonly kind: 'no-reset-event'; readonly error: Error };
+export type SystemResetOutcome =
+  { readonly kind: 'reset'; readonly event: QmpEvent } | { readonly kind: 'no-reset-event'; readonly error: Error };
 
 /** The virtio-mem entries of `query-memory-devices`, in QEMU's order. */
 export async function listVirtioMemDevices(qmp: QmpClient): Promise<MemoryDeviceEntry[]> {
@@ -38,10 +39,18 @@ export async function listVirtioMemDevices(qmp: QmpClient): Promise<MemoryDevice
 function hostViewOf(entry: MemoryDeviceEntry, id: string): HostView {
   const integer = (key: string): bigint => {
     const value = entry[key];
-    if (typeof value !== 'number' || !Number.isSafeInteger(value)) throw new Error(`query-memory-devices gave no integer '${key}' for '${id}'`);
+    if (typeof value !== 'number' || !Number.isSafeInteger(value))
+      throw new Error(`query-memory-devices gave no integer '${key}' for '${id}'`);
     return BigInt(value);
   };
-  return { size: integer('size'), requestedSize: integer('requested-size'), blockSize: integer('block-size'), maxSize: integer('max-size'), memaddr: integer('memaddr'), node: Number(entry.node ?? 0) };
+  return {
+    size: integer('size'),
+    requestedSize: integer('requested-size'),
+    blockSize: integer('block-size'),
+    maxSize: integer('max-size'),
+    memaddr: integer('memaddr'),
+    node: Number(entry.node ?? 0),
+  };
 }
 
 /** The host's handle on one virtio-mem-pci device, by its QOM id. */
@@ -62,7 +71,12 @@ export class QemuMemoryDevice {
         : 'the VM has no virtio-mem device (query-memory-devices lists none); add -device virtio-mem-pci,id=vm0,memdev=…';
       return { kind: 'missing', reason };
     }
-    if (typeof chosen.id !== 'string') return { kind: 'missing', reason: 'the virtio-mem device has no id; give it one (-device virtio-mem-pci,id=vm0,…) so it can be resized by QMP' };
+    if (typeof chosen.id !== 'string')
+      return {
+        kind: 'missing',
+        reason:
+          'the virtio-mem device has no id; give it one (-device virtio-mem-pci,id=vm0,…) so it can be resized by QMP',
+      };
     return { kind: 'found', device: new QemuMemoryDevice(qmp, chosen.id), view: hostViewOf(chosen, chosen.id) };
   }
 

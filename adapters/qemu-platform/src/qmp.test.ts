@@ -7,16 +7,26 @@ import { QmpClient, QmpError, encodeMessage } from './qmp';
 
 describe('encodeMessage', () => {
   test('writes bigints as bare JSON integers, even above 2^53', () => {
-    const text = encodeMessage({ execute: 'qom-set', arguments: { path: 'vm0', property: 'requested-size', value: 18446744073709551615n } });
-    expect(text).toBe('{"execute":"qom-set","arguments":{"path":"vm0","property":"requested-size","value":18446744073709551615}}');
+    const text = encodeMessage({
+      execute: 'qom-set',
+      arguments: { path: 'vm0', property: 'requested-size', value: 18446744073709551615n },
+    });
+    expect(text).toBe(
+      '{"execute":"qom-set","arguments":{"path":"vm0","property":"requested-size","value":18446744073709551615}}',
+    );
   });
 
   test('keeps small bigints, zero and negative bigints exact', () => {
-    expect(encodeMessage({ a: 0n, b: 9007199254740993n, c: -5n, d: [1n, 2n] })).toBe('{"a":0,"b":9007199254740993,"c":-5,"d":[1,2]}');
+    expect(encodeMessage({ a: 0n, b: 9007199254740993n, c: -5n, d: [1n, 2n] })).toBe(
+      '{"a":0,"b":9007199254740993,"c":-5,"d":[1,2]}',
+    );
   });
 
   test('leaves strings that contain the text "bigint:" untouched', () => {
-    const message = { execute: 'human-monitor-command', arguments: { 'command-line': 'bigint:123', other: '"bigint:7"' } };
+    const message = {
+      execute: 'human-monitor-command',
+      arguments: { 'command-line': 'bigint:123', other: '"bigint:7"' },
+    };
     const text = encodeMessage(message);
     expect(JSON.parse(text)).toEqual(message);
   });
@@ -107,7 +117,9 @@ async function connect(server: FakeServer, timeoutMs = 1000): Promise<QmpClient>
 afterEach(async () => {
   for (const c of clients) c.close();
   for (const s of serverSockets) s.destroy();
-  await Promise.all(servers.map((s) => new Promise<void>((resolve) => (s.listening ? s.close(() => resolve()) : resolve()))));
+  await Promise.all(
+    servers.map((s) => new Promise<void>((resolve) => (s.listening ? s.close(() => resolve()) : resolve()))),
+  );
   for (const d of tempDirs) fs.rmSync(d, { recursive: true, force: true });
   tempDirs = [];
   servers = [];
@@ -182,12 +194,19 @@ describe('QmpClient', () => {
 
   test('an error answer rejects with a QmpError carrying the class and the description', async () => {
     const server = fakeServer();
-    server.handler = (m, c) => c.send({ error: { class: 'GenericError', desc: "Property 'requested-size' must be a multiple of 2097152" }, id: m.id });
+    server.handler = (m, c) =>
+      c.send({
+        error: { class: 'GenericError', desc: "Property 'requested-size' must be a multiple of 2097152" },
+        id: m.id,
+      });
     await server.listen();
     const client = await connect(server);
     const failed = client.execute('qom-set', { path: 'vm0', property: 'requested-size', value: 4096n });
     await expect(failed).rejects.toBeInstanceOf(QmpError);
-    await expect(failed).rejects.toMatchObject({ qmpClass: 'GenericError', message: "Property 'requested-size' must be a multiple of 2097152" });
+    await expect(failed).rejects.toMatchObject({
+      qmpClass: 'GenericError',
+      message: "Property 'requested-size' must be a multiple of 2097152",
+    });
   });
 
   test('a command without an answer rejects after the timeout', async () => {
@@ -201,13 +220,20 @@ describe('QmpClient', () => {
   test('nextEvent returns an event that arrived before the call', async () => {
     const server = fakeServer();
     server.handler = (m, c) => {
-      c.send({ event: 'RESET', data: { guest: false, reason: 'host-qmp-system-reset' }, timestamp: { seconds: 1, microseconds: 2 } });
+      c.send({
+        event: 'RESET',
+        data: { guest: false, reason: 'host-qmp-system-reset' },
+        timestamp: { seconds: 1, microseconds: 2 },
+      });
       c.send(answer(m, {}));
     };
     await server.listen();
     const client = await connect(server);
     await client.execute('system_reset');
-    await expect(client.nextEvent('RESET', 100)).resolves.toEqual({ event: 'RESET', data: { guest: false, reason: 'host-qmp-system-reset' } });
+    await expect(client.nextEvent('RESET', 100)).resolves.toEqual({
+      event: 'RESET',
+      data: { guest: false, reason: 'host-qmp-system-reset' },
+    });
   });
 
   test('nextEvent waits for an event that arrives after the call', async () => {
@@ -289,7 +315,15 @@ describe('QemuMemoryDevice', () => {
   const MiB = 1 << 20;
   const entry = (id: string | undefined, size = 0): Record<string, unknown> => ({
     type: 'virtio-mem',
-    data: { id, memaddr: 4 * 1024 * MiB, size, 'max-size': 1024 * MiB, 'block-size': 2 * MiB, 'requested-size': 64 * MiB, node: 0 },
+    data: {
+      id,
+      memaddr: 4 * 1024 * MiB,
+      size,
+      'max-size': 1024 * MiB,
+      'block-size': 2 * MiB,
+      'requested-size': 64 * MiB,
+      node: 0,
+    },
   });
   const dimm = { type: 'dimm', data: { id: 'd0', size: 128 * MiB } };
 
@@ -306,26 +340,54 @@ describe('QemuMemoryDevice', () => {
     const first = await QemuMemoryDevice.find(client);
     expect(first.kind === 'found' && first.device.id).toBe('vm0');
     const second = await QemuMemoryDevice.find(client, 'vm1');
-    expect(second).toMatchObject({ kind: 'found', view: { size: 8n << 20n, requestedSize: 64n << 20n, blockSize: 2n << 20n, maxSize: 1n << 30n, memaddr: 4n << 30n, node: 0 } });
+    expect(second).toMatchObject({
+      kind: 'found',
+      view: {
+        size: 8n << 20n,
+        requestedSize: 64n << 20n,
+        blockSize: 2n << 20n,
+        maxSize: 1n << 30n,
+        memaddr: 4n << 30n,
+        node: 0,
+      },
+    });
   });
 
   test('says why a device is missing: none at all, no such id, or no id to resize it by', async () => {
-    expect(await QemuMemoryDevice.find((await withDevices([dimm])).client)).toEqual({ kind: 'missing', reason: expect.stringMatching(/lists none\); add -device virtio-mem-pci/) });
-    expect(await QemuMemoryDevice.find((await withDevices([entry('vm0')])).client, 'vm9')).toEqual({ kind: 'missing', reason: "QEMU has no virtio-mem device with id 'vm9' (has: vm0)" });
-    expect(await QemuMemoryDevice.find((await withDevices([entry(undefined)])).client)).toEqual({ kind: 'missing', reason: expect.stringMatching(/has no id/) });
+    expect(await QemuMemoryDevice.find((await withDevices([dimm])).client)).toEqual({
+      kind: 'missing',
+      reason: expect.stringMatching(/lists none\); add -device virtio-mem-pci/),
+    });
+    expect(await QemuMemoryDevice.find((await withDevices([entry('vm0')])).client, 'vm9')).toEqual({
+      kind: 'missing',
+      reason: "QEMU has no virtio-mem device with id 'vm9' (has: vm0)",
+    });
+    expect(await QemuMemoryDevice.find((await withDevices([entry(undefined)])).client)).toEqual({
+      kind: 'missing',
+      reason: expect.stringMatching(/has no id/),
+    });
   });
 
   test('reads its host view by id, and refuses an entry without an integer size', async () => {
-    const { client } = await withDevices([entry('vm0', 2 * MiB), { type: 'virtio-mem', data: { id: 'odd', size: 'big' } }]);
+    const { client } = await withDevices([
+      entry('vm0', 2 * MiB),
+      { type: 'virtio-mem', data: { id: 'odd', size: 'big' } },
+    ]);
     expect((await new QemuMemoryDevice(client, 'vm0').hostView()).size).toBe(2n << 20n);
-    await expect(new QemuMemoryDevice(client, 'odd').hostView()).rejects.toThrow("query-memory-devices gave no integer 'size' for 'odd'");
-    await expect(new QemuMemoryDevice(client, 'gone').hostView()).rejects.toThrow("query-memory-devices lists no virtio-mem device 'gone'");
+    await expect(new QemuMemoryDevice(client, 'odd').hostView()).rejects.toThrow(
+      "query-memory-devices gave no integer 'size' for 'odd'",
+    );
+    await expect(new QemuMemoryDevice(client, 'gone').hostView()).rejects.toThrow(
+      "query-memory-devices lists no virtio-mem device 'gone'",
+    );
   });
 
   test('sets requested-size with qom-set on its id, all 64 bits exact', async () => {
     const { client, server } = await withDevices([]);
     await new QemuMemoryDevice(client, 'vm0').setRequestedSize(0xffff_ffff_ffe0_0000n);
-    expect(server.lines.pop()).toMatch(/^\{"execute":"qom-set","arguments":\{"path":"vm0","property":"requested-size","value":18446744073707454464\},"id":"[^"]+"\}$/);
+    expect(server.lines.pop()).toMatch(
+      /^\{"execute":"qom-set","arguments":\{"path":"vm0","property":"requested-size","value":18446744073707454464\},"id":"[^"]+"\}$/,
+    );
   });
 
   test('a system reset waits for the RESET event, and reports a missing one as an outcome', async () => {
@@ -339,6 +401,9 @@ describe('QemuMemoryDevice', () => {
     const device = new QemuMemoryDevice(await connect(server, 100), 'vm0');
     expect(await device.systemReset()).toEqual({ kind: 'reset', event: { event: 'RESET', data: { guest: false } } });
     sendEvent = false;
-    expect(await device.systemReset()).toEqual({ kind: 'no-reset-event', error: expect.objectContaining({ message: 'no RESET event within 100 ms' }) });
+    expect(await device.systemReset()).toEqual({
+      kind: 'no-reset-event',
+      error: expect.objectContaining({ message: 'no RESET event within 100 ms' }),
+    });
   });
 });

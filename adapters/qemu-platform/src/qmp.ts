@@ -8,7 +8,10 @@ import { sleep } from '../../core/src/sleep';
 /** A QMP command that failed or could not be sent. */
 export class QmpError extends Error {
   override readonly name = 'QmpError';
-  constructor(message: string, readonly qmpClass?: string) {
+  constructor(
+    message: string,
+    readonly qmpClass?: string,
+  ) {
     super(message);
   }
 }
@@ -43,7 +46,10 @@ export class QmpClient {
   private greetingFailed: ((e: Error) => void) | undefined;
   private greetingTimer: NodeJS.Timeout | undefined;
 
-  private constructor(private readonly socket: net.Socket, private readonly timeoutMs: number) {
+  private constructor(
+    private readonly socket: net.Socket,
+    private readonly timeoutMs: number,
+  ) {
     socket.setEncoding('utf8');
     socket.on('data', (chunk: string) => this.onData(chunk));
     socket.on('close', () => this.fail(new QmpError('QMP connection closed')));
@@ -54,12 +60,20 @@ export class QmpClient {
    * Connects to `socketPath` (a unix socket, or a TCP address), retrying until `deadline` (epoch ms) while QEMU creates it; gives
    * up at once when `gone()` says QEMU has ended.
    */
-  static async connect(socketPath: string | QmpTcpAddress, deadline: number, timeoutMs: number, gone: () => boolean = () => false): Promise<QmpClient> {
+  static async connect(
+    socketPath: string | QmpTcpAddress,
+    deadline: number,
+    timeoutMs: number,
+    gone: () => boolean = () => false,
+  ): Promise<QmpClient> {
     const where = typeof socketPath === 'string' ? socketPath : `${socketPath.host}:${socketPath.port}`;
     for (;;) {
       try {
         const socket = await new Promise<net.Socket>((resolve, reject) => {
-          const s = typeof socketPath === 'string' ? net.createConnection(socketPath) : net.createConnection(socketPath.port, socketPath.host);
+          const s =
+            typeof socketPath === 'string'
+              ? net.createConnection(socketPath)
+              : net.createConnection(socketPath.port, socketPath.host);
           s.once('connect', () => {
             s.removeAllListeners('error');
             resolve(s);
@@ -75,7 +89,8 @@ export class QmpClient {
         }
         return client;
       } catch (e) {
-        if (Date.now() > deadline || gone()) throw new QmpError(`cannot connect to QMP at ${where}: ${(e as Error).message}`);
+        if (Date.now() > deadline || gone())
+          throw new QmpError(`cannot connect to QMP at ${where}: ${(e as Error).message}`);
         await sleep(5);
       }
     }
@@ -103,7 +118,9 @@ export class QmpClient {
         reject(new QmpError(`QMP '${command}' did not answer within ${this.timeoutMs} ms`));
       }, this.timeoutMs);
       this.waiting.set(id, { resolve, reject, timer });
-      this.socket.write(`${encodeMessage(args ? { execute: command, arguments: args, id } : { execute: command, id })}\n`);
+      this.socket.write(
+        `${encodeMessage(args ? { execute: command, arguments: args, id } : { execute: command, id })}\n`,
+      );
     });
   }
 
@@ -200,6 +217,8 @@ const BIGINT_MARK = '\u0000bigint:';
 
 /** JSON text of a QMP message; bigints become plain JSON integers (QMP's uint64 needs all 64 bits). */
 export function encodeMessage(message: Record<string, unknown>): string {
-  const text = JSON.stringify(message, (_key, value: unknown) => (typeof value === 'bigint' ? `${BIGINT_MARK}${value.toString()}` : value));
+  const text = JSON.stringify(message, (_key, value: unknown) =>
+    typeof value === 'bigint' ? `${BIGINT_MARK}${value.toString()}` : value,
+  );
   return text.replace(/"\\u0000bigint:(-?[0-9]+)"/g, '$1');
 }

@@ -16,7 +16,14 @@ const UNPLUGGED_INACCESSIBLE = 1n << 1n;
 const PERSISTENT_SUSPEND = 1n << 2n;
 const VERSION_1 = 1n << 32n;
 
-const NORMAL: DeviceSetup = { block_size: 2n * MiB, region_size: 1n * GiB, addr: 4n * GiB, requested_size: 64n * MiB, node_id: 0, plugged: [] };
+const NORMAL: DeviceSetup = {
+  block_size: 2n * MiB,
+  region_size: 1n * GiB,
+  addr: 4n * GiB,
+  requested_size: 64n * MiB,
+  node_id: 0,
+  plugged: [],
+};
 
 function setup(changes: Partial<DeviceSetup>): DeviceSetup {
   return { ...NORMAL, ...changes };
@@ -131,7 +138,9 @@ describe('qemuArguments', () => {
   });
 
   test('accepts a requested size equal to the region', () => {
-    expect(virtioMemDevice(qemuArguments(setup({ requested_size: 1n * GiB }))).get('requested-size')).toBe(String(1n * GiB));
+    expect(virtioMemDevice(qemuArguments(setup({ requested_size: 1n * GiB }))).get('requested-size')).toBe(
+      String(1n * GiB),
+    );
   });
 
   test('refuses an address below 4 GiB', () => {
@@ -162,12 +171,18 @@ describe('qemuArguments', () => {
   });
 
   test('refuses more initial plugged blocks than requested_size (they are plugged through the queue)', () => {
-    expectRefused(setup({ requested_size: 4n * MiB, plugged: [{ first: 0, count: 3 }] }), /more initial plugged blocks than requested_size/);
+    expectRefused(
+      setup({ requested_size: 4n * MiB, plugged: [{ first: 0, count: 3 }] }),
+      /more initial plugged blocks than requested_size/,
+    );
     expect(() => qemuArguments(setup({ requested_size: 4n * MiB, plugged: [{ first: 5, count: 2 }] }))).not.toThrow();
   });
 
   test('refuses features with PERSISTENT_SUSPEND, which QEMU 7.2 never offers', () => {
-    expectRefused(setup({ features: VERSION_1 | ACPI_PXM | PERSISTENT_SUSPEND }), /never offers VIRTIO_MEM_F_PERSISTENT_SUSPEND/);
+    expectRefused(
+      setup({ features: VERSION_1 | ACPI_PXM | PERSISTENT_SUSPEND }),
+      /never offers VIRTIO_MEM_F_PERSISTENT_SUSPEND/,
+    );
   });
 });
 
@@ -204,7 +219,10 @@ describe('locateQemu', () => {
   });
 
   test('a binary that answers --version is returned with its version', () => {
-    const fake = script('qemu-system-x86_64', '[ "$1" = --version ] || exit 2\necho "QEMU emulator version 7.2.22 (Debian 1:7.2+dfsg-7)"');
+    const fake = script(
+      'qemu-system-x86_64',
+      '[ "$1" = --version ] || exit 2\necho "QEMU emulator version 7.2.22 (Debian 1:7.2+dfsg-7)"',
+    );
     const found = locateQemu(fake);
     expect(found.path).toBe(fake);
     expect(found.version).toBe('7.2.22');

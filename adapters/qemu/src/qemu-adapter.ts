@@ -93,16 +93,26 @@ export function qemuArguments(setup: DeviceSetup): string[] {
   const refuse = (why: string): never => {
     throw new UnsupportedSetupError(`QEMU cannot build this device: ${why}`);
   };
-  if (blockSize < MIN_BLOCK_SIZE || (blockSize & (blockSize - 1n)) !== 0n) refuse(`block_size must be a power of two of at least 1 MiB (got ${blockSize})`);
-  if (regionSize <= 0n || regionSize % blockSize !== 0n) refuse(`region_size must be a positive multiple of block_size (got ${regionSize})`);
-  if (requested < 0n || requested > regionSize || requested % blockSize !== 0n) refuse(`requested_size must be a multiple of block_size within the region (got ${requested})`);
+  if (blockSize < MIN_BLOCK_SIZE || (blockSize & (blockSize - 1n)) !== 0n)
+    refuse(`block_size must be a power of two of at least 1 MiB (got ${blockSize})`);
+  if (regionSize <= 0n || regionSize % blockSize !== 0n)
+    refuse(`region_size must be a positive multiple of block_size (got ${regionSize})`);
+  if (requested < 0n || requested > regionSize || requested % blockSize !== 0n)
+    refuse(`requested_size must be a multiple of block_size within the region (got ${requested})`);
   if (addr % blockSize !== 0n) refuse('addr must be aligned to block_size');
-  if (addr < DEVICE_MEMORY_BASE) refuse(`addr must be at or above 4 GiB, where q35's device memory begins (got 0x${addr.toString(16)})`);
-  if (addr + regionSize > HIGHEST_REGION_END) refuse(`the region must end by 980 GiB, below TCG's 40-bit physical address space and the PCI hole after it (ends at 0x${(addr + regionSize).toString(16)})`);
+  if (addr < DEVICE_MEMORY_BASE)
+    refuse(`addr must be at or above 4 GiB, where q35's device memory begins (got 0x${addr.toString(16)})`);
+  if (addr + regionSize > HIGHEST_REGION_END)
+    refuse(
+      `the region must end by 980 GiB, below TCG's 40-bit physical address space and the PCI hole after it (ends at 0x${(addr + regionSize).toString(16)})`,
+    );
   if (node > MAX_NODE_ID) refuse(`node_id above ${MAX_NODE_ID}`);
   // Initial blocks are plugged through the queue, and QEMU plugs only up to requested_size.
   const initial = setup.plugged.reduce((n, r) => n + BigInt(r.count), 0n) * blockSize;
-  if (initial > requested) refuse('more initial plugged blocks than requested_size (they are plugged through the queue, which stops at requested_size)');
+  if (initial > requested)
+    refuse(
+      'more initial plugged blocks than requested_size (they are plugged through the queue, which stops at requested_size)',
+    );
   let unpluggedInaccessible: 'on' | 'off' = 'off';
   if (setup.features !== undefined) {
     const extra = setup.features & ~(ALWAYS_OFFERED | UNPLUGGED_INACCESSIBLE);
@@ -114,15 +124,25 @@ export function qemuArguments(setup: DeviceSetup): string[] {
   // Device memory must hold [addr, addr + region_size); maxmem sizes it (1 GiB granularity).
   const deviceMemory = roundUp(addr + regionSize - DEVICE_MEMORY_BASE, GiB);
   const args = [
-    '-machine', 'q35', '-accel', 'tcg', '-S', '-nodefaults', '-display', 'none', '-no-user-config',
-    '-m', `${GUEST_RAM / MiB}M,maxmem=${(GUEST_RAM + deviceMemory) / MiB}M`,
+    '-machine',
+    'q35',
+    '-accel',
+    'tcg',
+    '-S',
+    '-nodefaults',
+    '-display',
+    'none',
+    '-no-user-config',
+    '-m',
+    `${GUEST_RAM / MiB}M,maxmem=${(GUEST_RAM + deviceMemory) / MiB}M`,
   ];
   if (node > 0) {
     args.push('-object', `memory-backend-ram,id=ram0,size=${GUEST_RAM / MiB}M`, '-numa', 'node,nodeid=0,memdev=ram0');
     for (let n = 1; n <= node; n++) args.push('-numa', `node,nodeid=${n}`);
   }
   args.push(
-    '-object', `memory-backend-ram,id=mem0,size=${regionSize},reserve=off`,
+    '-object',
+    `memory-backend-ram,id=mem0,size=${regionSize},reserve=off`,
     '-device',
     [
       `virtio-mem-pci,id=${DEVICE_ID},memdev=mem0`,
@@ -152,7 +172,10 @@ function roundUp(value: bigint, to: bigint): bigint {
 
 /** The parameters that need a new QEMU when they change (requested_size does not). */
 function instanceKey(setup: DeviceSetup): string {
-  return JSON.stringify([setup.block_size, setup.region_size, setup.addr, setup.node_id, setup.features ?? null], (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v));
+  return JSON.stringify(
+    [setup.block_size, setup.region_size, setup.addr, setup.node_id, setup.features ?? null],
+    (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v),
+  );
 }
 
 /** A QEMU with the driver attached to its virtio-mem function. */
@@ -233,9 +256,13 @@ class QemuInstancePool {
       if (!init.featuresOk) throw new Error(`FEATURES_OK refused while preparing the device (status ${init.status})`);
       if (reused) await expectAck(driver, { type: VIRTIO_MEM_REQ_UNPLUG_ALL, addr: 0n, nb_blocks: 0 }, 'UNPLUG ALL');
       for (const range of setup.plugged) {
-        for (let first = range.first, left = range.count; left > 0; ) {
+        for (let first = range.first, left = range.count; left > 0;) {
           const count = Math.min(left, 0xffff);
-          await expectAck(driver, { type: VIRTIO_MEM_REQ_PLUG, addr: setup.addr + BigInt(first) * setup.block_size, nb_blocks: count }, `PLUG of the initial blocks ${first}+${count}`);
+          await expectAck(
+            driver,
+            { type: VIRTIO_MEM_REQ_PLUG, addr: setup.addr + BigInt(first) * setup.block_size, nb_blocks: count },
+            `PLUG of the initial blocks ${first}+${count}`,
+          );
           first += count;
           left -= count;
         }
@@ -321,17 +348,28 @@ class QemuInstancePool {
 
 /** Diagnostics for a failing vector: QEMU's state, command line and the end of its stderr. */
 function describeInstance(qemu: QemuProcess): string {
-  const lines = [`QEMU pid ${qemu.pid ?? '?'}: ${qemu.running ? 'running' : qemu.exitDescription}`, `command: ${qemu.argv.join(' ')}`];
+  const lines = [
+    `QEMU pid ${qemu.pid ?? '?'}: ${qemu.running ? 'running' : qemu.exitDescription}`,
+    `command: ${qemu.argv.join(' ')}`,
+  ];
   const stderr = qemu.stderr.trim();
   lines.push(stderr ? `stderr:\n${stderr}` : 'stderr: (empty)');
   return lines.join('\n');
 }
 
-async function expectAck(driver: VirtioPciDriver, request: Parameters<typeof encodeRequest>[0], what: string): Promise<void> {
-  const completion = await driver.submit({ readable: [encodeRequest(request)], writableSizes: [VirtioMemResponseLayout.size] });
+async function expectAck(
+  driver: VirtioPciDriver,
+  request: Parameters<typeof encodeRequest>[0],
+  what: string,
+): Promise<void> {
+  const completion = await driver.submit({
+    readable: [encodeRequest(request)],
+    writableSizes: [VirtioMemResponseLayout.size],
+  });
   if (completion.kind !== 'used') throw new Error(`${what}: no used entry`);
   const response = decodeResponse(completion.written);
-  if (!response.ok || response.value.type !== VIRTIO_MEM_RESP_ACK) throw new Error(`${what}: the device did not acknowledge it`);
+  if (!response.ok || response.value.type !== VIRTIO_MEM_RESP_ACK)
+    throw new Error(`${what}: the device did not acknowledge it`);
 }
 
 /** One vector's session on a QEMU instance. */
@@ -446,8 +484,10 @@ export class QemuDeviceSession implements DeviceSession {
   /** Accesses stay inside the device region and below qtest's practical line length. */
   private checkAccess(addr: bigint, length: number): MemoryAccess | undefined {
     const end = this.setup.addr + this.setup.region_size;
-    if (addr < this.setup.addr || addr + BigInt(length) > end) return { ok: false, reason: 'outside the device region' };
-    if (length > 1 << 20) throw new UnsupportedSetupError('memory accesses above 1 MiB are not supported by the QEMU adapter');
+    if (addr < this.setup.addr || addr + BigInt(length) > end)
+      return { ok: false, reason: 'outside the device region' };
+    if (length > 1 << 20)
+      throw new UnsupportedSetupError('memory accesses above 1 MiB are not supported by the QEMU adapter');
     return undefined;
   }
 
@@ -458,7 +498,9 @@ export class QemuDeviceSession implements DeviceSession {
 
   /** Waits for QEMU's next MEMORY_DEVICE_SIZE_CHANGE event (QEMU throttles them to one per second). */
   nextSizeChange(timeoutMs: number): Promise<bigint> {
-    return this.guarded('MEMORY_DEVICE_SIZE_CHANGE', async () => BigInt((await this.instance.qemu.qmp.nextEvent('MEMORY_DEVICE_SIZE_CHANGE', timeoutMs)).data.size as number));
+    return this.guarded('MEMORY_DEVICE_SIZE_CHANGE', async () =>
+      BigInt((await this.instance.qemu.qmp.nextEvent('MEMORY_DEVICE_SIZE_CHANGE', timeoutMs)).data.size as number),
+    );
   }
 
   async close(): Promise<void> {

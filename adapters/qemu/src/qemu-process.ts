@@ -18,7 +18,10 @@ import { QtestClient } from './qtest';
 /** QEMU started but did not become ready (bad arguments, a crash at start-up). */
 export class QemuStartError extends Error {
   override readonly name = 'QemuStartError';
-  constructor(message: string, readonly stderr: string) {
+  constructor(
+    message: string,
+    readonly stderr: string,
+  ) {
     super(message);
   }
 }
@@ -119,11 +122,26 @@ export class QemuProcess {
    * Starts QEMU with `args` (device and machine options; qtest and QMP options are added here)
    * and waits until qtest and QMP both answer.
    */
-  static async start(binary: QemuBinary, args: readonly string[], startTimeoutMs: number, commandTimeoutMs = startTimeoutMs): Promise<QemuProcess> {
+  static async start(
+    binary: QemuBinary,
+    args: readonly string[],
+    startTimeoutMs: number,
+    commandTimeoutMs = startTimeoutMs,
+  ): Promise<QemuProcess> {
     const tempDir = fs.mkdtempSync(path.join(os.tmpdir(), `${TEMP_PREFIX}${process.pid}-`));
     const qmpSocket = path.join(tempDir, 'qmp.sock');
-    const qemuArgv = [...args, '-qtest', 'stdio', '-qtest-log', '/dev/null', '-qmp', `unix:${qmpSocket},server=on,wait=off`];
-    const [command, argv] = binary.setpriv ? [binary.setpriv, ['--pdeathsig', 'SIGKILL', '--', binary.path, ...qemuArgv]] : [binary.path, qemuArgv];
+    const qemuArgv = [
+      ...args,
+      '-qtest',
+      'stdio',
+      '-qtest-log',
+      '/dev/null',
+      '-qmp',
+      `unix:${qmpSocket},server=on,wait=off`,
+    ];
+    const [command, argv] = binary.setpriv
+      ? [binary.setpriv, ['--pdeathsig', 'SIGKILL', '--', binary.path, ...qemuArgv]]
+      : [binary.path, qemuArgv];
     const child = spawn(command, argv, { stdio: ['pipe', 'pipe', 'pipe'], shell: false });
     killOnExit(child);
     const qtest = new QtestClient(child.stdin!, child.stdout!, commandTimeoutMs);

@@ -203,7 +203,7 @@ describe('QtestClient', () => {
   test('command rejects on a FAIL answer', async () => {
     const { output, client } = harness();
     const answer = client.command('frobnicate 0x0');
-    output.write('FAIL Unknown command \'frobnicate\'\n');
+    output.write("FAIL Unknown command 'frobnicate'\n");
     await expect(answer).rejects.toThrow(QtestError);
     await expect(answer).rejects.toThrow(/frobnicate 0x0.*FAIL Unknown command/);
   });

@@ -57,7 +57,8 @@ export const qtestCommand = {
   },
   /** Fills `length` (> 0) bytes with `byte`. */
   memset: (addr: bigint, length: number, byte: number) => {
-    if (!Number.isInteger(length) || length <= 0) throw new RangeError(`qtest memset length must be positive: ${length}`);
+    if (!Number.isInteger(length) || length <= 0)
+      throw new RangeError(`qtest memset length must be positive: ${length}`);
     return `memset ${hex(addr)} ${hex(length)} ${hex(byte & 0xff)}`;
   },
 } as const;
@@ -72,7 +73,8 @@ export function answerValue(answer: string): bigint {
 /** Reads the bytes of an `OK 0x…` answer to `read`. */
 export function answerBytes(answer: string, length: number): Uint8Array {
   const m = /^OK 0x([0-9a-fA-F]*)$/.exec(answer);
-  if (!m || m[1]!.length !== length * 2) throw new QtestError(`unexpected qtest answer to a ${length}-byte read: '${answer.slice(0, 80)}'`);
+  if (!m || m[1]!.length !== length * 2)
+    throw new QtestError(`unexpected qtest answer to a ${length}-byte read: '${answer.slice(0, 80)}'`);
   return new Uint8Array(Buffer.from(m[1]!, 'hex'));
 }
 
@@ -102,7 +104,15 @@ export class QtestClient {
     if (this.failure) return Promise.reject(this.failure);
     if (commands.length === 0) return Promise.resolve([]);
     return new Promise<string[]>((resolve, reject) => {
-      const timer = setTimeout(() => this.fail(new QtestError(`qtest did not answer within ${this.batchTimeoutMs} ms (${commands[0]}${commands.length > 1 ? ` and ${commands.length - 1} more` : ''})`)), this.batchTimeoutMs);
+      const timer = setTimeout(
+        () =>
+          this.fail(
+            new QtestError(
+              `qtest did not answer within ${this.batchTimeoutMs} ms (${commands[0]}${commands.length > 1 ? ` and ${commands.length - 1} more` : ''})`,
+            ),
+          ),
+        this.batchTimeoutMs,
+      );
       this.queue.push({ answers: [], expected: commands.length, resolve, reject, timer });
       this.input.write(`${commands.join('\n')}\n`);
     });

@@ -83,7 +83,10 @@ export class VirtioPciDriver {
   /** Configuration-change interrupts seen in the ISR since the session began. */
   configInterrupts = 0;
 
-  private constructor(private readonly qt: QtestClient, readonly addresses: VirtioPciAddresses) {}
+  private constructor(
+    private readonly qt: QtestClient,
+    readonly addresses: VirtioPciAddresses,
+  ) {}
 
   /** Enumerates bus 0, assigns the BAR and reads the capabilities (again after a system reset). */
   static async probe(qt: QtestClient): Promise<VirtioPciDriver> {
@@ -127,7 +130,10 @@ export class VirtioPciDriver {
    * what this driver implements), FEATURES_OK, queue 0, DRIVER_OK.
    */
   initialise(accept: (offered: bigint) => bigint): Promise<HandshakeResult> {
-    return virtioHandshake(this.transport(), (offered) => accept(offered) & offered & (DEVICE_TYPE_FEATURES_MASK | DRIVER_TRANSPORT_FEATURES));
+    return virtioHandshake(
+      this.transport(),
+      (offered) => accept(offered) & offered & (DEVICE_TYPE_FEATURES_MASK | DRIVER_TRANSPORT_FEATURES),
+    );
   }
 
   /** The common configuration as the handshake's transport. */
@@ -247,12 +253,21 @@ export class VirtioPciDriver {
     const reader: ConfigSnapshotReader = {
       readSnapshot: async () => {
         // One batch: generation, configuration, generation.
-        const [before, bytes, after] = await this.qt.batch([q.readb(generation), q.read(this.addresses.device, length), q.readb(generation)]);
-        return { generationBefore: Number(answerValue(before!)), bytes: answerBytes(bytes!, length), generationAfter: Number(answerValue(after!)) };
+        const [before, bytes, after] = await this.qt.batch([
+          q.readb(generation),
+          q.read(this.addresses.device, length),
+          q.readb(generation),
+        ]);
+        return {
+          generationBefore: Number(answerValue(before!)),
+          bytes: answerBytes(bytes!, length),
+          generationAfter: Number(answerValue(after!)),
+        };
       },
     };
     const read = await readConsistentConfig(reader, CONFIG_READ_ATTEMPTS);
-    if (read.kind === 'kept-changing') throw new Error('config_generation kept changing while the configuration was read');
+    if (read.kind === 'kept-changing')
+      throw new Error('config_generation kept changing while the configuration was read');
     return read.bytes;
   }
 
@@ -280,37 +295,48 @@ async function configRead(qt: QtestClient, bdf: number, offset: number, width: 1
 
 async function configWrite(qt: QtestClient, bdf: number, offset: number, width: 2 | 4, value: number): Promise<void> {
   const port = PCI_CONFIG_DATA + (offset & 3);
-  const answers = await qt.batch([q.outl(PCI_CONFIG_ADDRESS, configAddress(bdf, offset)), width === 2 ? q.outw(port, value) : q.outl(port, value >>> 0)]);
+  const answers = await qt.batch([
+    q.outl(PCI_CONFIG_ADDRESS, configAddress(bdf, offset)),
+    width === 2 ? q.outw(port, value) : q.outl(port, value >>> 0),
+  ]);
   answers.forEach((a) => checkOk('PCI config write', a));
 }
 
 /** The function's whole configuration space, read a dword at a time in one batch. */
 async function readConfigSpace(qt: QtestClient, bdf: number): Promise<Uint8Array> {
   const commands: string[] = [];
-  for (let at = 0; at < PCI_CONFIG_SPACE_BYTES; at += 4) commands.push(q.outl(PCI_CONFIG_ADDRESS, configAddress(bdf, at)), q.inl(PCI_CONFIG_DATA));
+  for (let at = 0; at < PCI_CONFIG_SPACE_BYTES; at += 4)
+    commands.push(q.outl(PCI_CONFIG_ADDRESS, configAddress(bdf, at)), q.inl(PCI_CONFIG_DATA));
   const answers = await qt.batch(commands);
   const space = new Uint8Array(PCI_CONFIG_SPACE_BYTES);
   const view = new DataView(space.buffer);
-  for (let at = 0; at < PCI_CONFIG_SPACE_BYTES; at += 4) view.setUint32(at, Number(answerValue(answers[at / 2 + 1]!)), true);
+  for (let at = 0; at < PCI_CONFIG_SPACE_BYTES; at += 4)
+    view.setUint32(at, Number(answerValue(answers[at / 2 + 1]!)), true);
   return space;
 }
 
 /** Finds the virtio-mem function on bus 0 (devices 0–31, function 0). */
 async function findFunction(qt: QtestClient): Promise<number> {
   const commands: string[] = [];
-  for (let dev = 0; dev < 32; dev++) commands.push(q.outl(PCI_CONFIG_ADDRESS, configAddress(dev << 3, PCI_VENDOR_ID)), q.inl(PCI_CONFIG_DATA));
+  for (let dev = 0; dev < 32; dev++)
+    commands.push(q.outl(PCI_CONFIG_ADDRESS, configAddress(dev << 3, PCI_VENDOR_ID)), q.inl(PCI_CONFIG_DATA));
   const answers = await qt.batch(commands);
   for (let dev = 0; dev < 32; dev++) {
     const id = Number(answerValue(answers[2 * dev + 1]!));
     if ((id & 0xffff) === VIRTIO_PCI_VENDOR_ID && id >>> 16 === VIRTIO_MEM_PCI_DEVICE_ID) return dev << 3;
   }
-  throw new Error(`no virtio-mem PCI function (${VIRTIO_PCI_VENDOR_ID.toString(16)}:${VIRTIO_MEM_PCI_DEVICE_ID.toString(16)}) on bus 0`);
+  throw new Error(
+    `no virtio-mem PCI function (${VIRTIO_PCI_VENDOR_ID.toString(16)}:${VIRTIO_MEM_PCI_DEVICE_ID.toString(16)}) on bus 0`,
+  );
 }
 
 /** Sizes and assigns the BAR the virtio capabilities point at, enables it and returns where the structures are. */
 async function mapCapabilities(qt: QtestClient, bdf: number): Promise<VirtioPciAddresses> {
   const found = findVirtioPciLayout(await readConfigSpace(qt, bdf));
-  if (!found.ok) throw new Error(found.reason === 'no-capability-list' ? 'the virtio-mem function has no capability list' : found.detail);
+  if (!found.ok)
+    throw new Error(
+      found.reason === 'no-capability-list' ? 'the virtio-mem function has no capability list' : found.detail,
+    );
   const { commonCfg, notifyCfg, isrCfg, deviceCfg } = found.layout;
   const bars = new Set([commonCfg, notifyCfg, isrCfg, deviceCfg].map((c) => c.bar));
   if (bars.size !== 1) throw new Error('the virtio structures span several BARs; this adapter maps one');
@@ -322,7 +348,8 @@ async function mapCapabilities(qt: QtestClient, bdf: number): Promise<VirtioPciA
   await configWrite(qt, bdf, barOffset, 4, 0xffff_ffff);
   const sizeMask = (await configRead(qt, bdf, barOffset, 4)) & ~0xf;
   const size = (~sizeMask >>> 0) + 1;
-  if (BAR_BASE % BigInt(size) !== 0n) throw new Error(`BAR${bar} of ${size} bytes cannot sit at 0x${BAR_BASE.toString(16)}`);
+  if (BAR_BASE % BigInt(size) !== 0n)
+    throw new Error(`BAR${bar} of ${size} bytes cannot sit at 0x${BAR_BASE.toString(16)}`);
   await configWrite(qt, bdf, barOffset, 4, Number(BAR_BASE & 0xffff_fff0n));
   if (is64) await configWrite(qt, bdf, barOffset + 4, 4, 0);
   const command = await configRead(qt, bdf, PCI_COMMAND, 2);

@@ -17,7 +17,9 @@ test('every device vector runs against QEMU 7.2 with the results its expectation
   const run = await runVectors(adapter, vectors, vectors, { expectations: loaded.set });
   await adapter.dispose();
 
-  const unexpected = run.results.filter((r) => r.unexpected).map((r) => `${r.vector.id}: ${r.verdict} (expected ${r.expected})`);
+  const unexpected = run.results
+    .filter((r) => r.unexpected)
+    .map((r) => `${r.vector.id}: ${r.verdict} (expected ${r.expected})`);
   expect(unexpected).toEqual([]);
   expect(run.stale).toEqual([]);
   expect(run.exitCode).toBe(0);

@@ -6,7 +6,13 @@
 import { createQemuAdapter } from '../src/qemu-adapter';
 import { createModelAdapter } from '../../model/src/model-adapter';
 import { QEMU_PROFILE } from '../../../model/src/index';
-import { RecordingAdapter, compareSessions, compareTranscripts, formatMismatch, generateOperations } from '../../../conformance/src/differential/differential';
+import {
+  RecordingAdapter,
+  compareSessions,
+  compareTranscripts,
+  formatMismatch,
+  generateOperations,
+} from '../../../conformance/src/differential/differential';
 import { runVectors } from '../../../conformance/src/runner/run';
 import { QEMU, SMALL_DEVICE, deviceVectors } from './qemu-test-support';
 
@@ -22,7 +28,11 @@ test(`a seeded sequence of ${OPERATIONS} operations (over 10,000 requests) gives
   const qemu = createQemuAdapter({ located: QEMU });
   const model = createModelAdapter({ profile: QEMU_PROFILE });
   try {
-    const mismatch = await compareSessions(await qemu.openDevice(SMALL_DEVICE), await model.openDevice(SMALL_DEVICE), ops);
+    const mismatch = await compareSessions(
+      await qemu.openDevice(SMALL_DEVICE),
+      await model.openDevice(SMALL_DEVICE),
+      ops,
+    );
     if (mismatch) throw new Error(formatMismatch(mismatch, 'QEMU', 'model:qemu', SEED));
   } finally {
     await qemu.dispose();
@@ -44,8 +54,12 @@ test('every device vector QEMU can run leaves the same transcript on QEMU and th
       const onModel = (await runVectors(model, [vector], vectors, {})).results[0]!;
       compared++;
       const diff = compareTranscripts(qemu.transcripts.get(vector.id)!, model.transcripts.get(vector.id)!);
-      if (diff) differences.push(`${vector.id} call ${diff.index}: QEMU ${JSON.stringify(diff.left)} / model ${JSON.stringify(diff.right)}`);
-      else if (onQemu.verdict !== onModel.verdict) differences.push(`${vector.id}: verdict ${onQemu.verdict} on QEMU, ${onModel.verdict} on the model`);
+      if (diff)
+        differences.push(
+          `${vector.id} call ${diff.index}: QEMU ${JSON.stringify(diff.left)} / model ${JSON.stringify(diff.right)}`,
+        );
+      else if (onQemu.verdict !== onModel.verdict)
+        differences.push(`${vector.id}: verdict ${onQemu.verdict} on QEMU, ${onModel.verdict} on the model`);
     }
   } finally {
     await qemu.dispose();

@@ -61,7 +61,9 @@ test('QEMU dying mid-vector gives that vector error with its stderr, and the nex
   await adapter.dispose();
   expect(run.results.map((r) => r.verdict)).toEqual(['error', 'pass']);
   expect(run.results[0]!.findings[0]!.message).toMatch(/QEMU killed by SIGKILL/);
-  expect(run.results[0]!.diagnostics).toMatch(/^QEMU pid [0-9]+: killed by SIGKILL\ncommand: \S*qemu-system-x86_64 .*virtio-mem-pci/);
+  expect(run.results[0]!.diagnostics).toMatch(
+    /^QEMU pid [0-9]+: killed by SIGKILL\ncommand: \S*qemu-system-x86_64 .*virtio-mem-pci/,
+  );
   expect(run.exitCode).toBe(2);
   expect(started).toHaveLength(2);
   expect(started.filter(alive)).toEqual([]);
@@ -78,14 +80,20 @@ test('QEMU hanging mid-vector gives that vector timeout; it is killed and the ne
 });
 
 test('a missing QEMU exits 2 with the package to install', () => {
-  const r = spawnSync(process.execPath, [CLI, 'run', '--adapter', 'qemu', '--qemu', '/nonexistent/qemu-system-x86_64'], { encoding: 'utf8' });
+  const r = spawnSync(
+    process.execPath,
+    [CLI, 'run', '--adapter', 'qemu', '--qemu', '/nonexistent/qemu-system-x86_64'],
+    { encoding: 'utf8' },
+  );
   expect(r.status).toBe(2);
   expect(r.stderr).toMatch(/qemu-system-x86/);
   expect(r.stderr).not.toMatch(/\n\s+at /);
 });
 
 test('no QEMU survives a runner killed with SIGKILL', async () => {
-  const runner = spawn(process.execPath, [CLI, 'run', '--adapter', 'qemu', '--target', 'device', '--quiet'], { stdio: 'ignore' });
+  const runner = spawn(process.execPath, [CLI, 'run', '--adapter', 'qemu', '--target', 'device', '--quiet'], {
+    stdio: 'ignore',
+  });
   let qemus: number[] = [];
   const found = await waitFor(() => (qemus = childrenNamed(runner.pid!, 'qemu-system', '-qtest')).length > 0, 20_000);
   expect(found).toBe(true);
@@ -95,7 +103,8 @@ test('no QEMU survives a runner killed with SIGKILL', async () => {
   expect(gone).toBe(true);
 
   // The killed runner could not remove its temporary directory; the next QEMU start does.
-  const leftovers = (): string[] => fs.readdirSync(os.tmpdir()).filter((d) => d.startsWith(`vmemct-qemu-${runner.pid}-`));
+  const leftovers = (): string[] =>
+    fs.readdirSync(os.tmpdir()).filter((d) => d.startsWith(`vmemct-qemu-${runner.pid}-`));
   expect(leftovers().length).toBeGreaterThan(0);
   const adapter = createQemuAdapter({ located: QEMU });
   await (await adapter.openDevice(SMALL_DEVICE)).close();
@@ -104,9 +113,13 @@ test('no QEMU survives a runner killed with SIGKILL', async () => {
 });
 
 test('an interrupted runner (SIGTERM) ends its QEMU before exiting', async () => {
-  const runner = spawn(process.execPath, [CLI, 'run', '--adapter', 'qemu', '--target', 'device', '--quiet'], { stdio: 'ignore' });
+  const runner = spawn(process.execPath, [CLI, 'run', '--adapter', 'qemu', '--target', 'device', '--quiet'], {
+    stdio: 'ignore',
+  });
   let qemus: number[] = [];
-  expect(await waitFor(() => (qemus = childrenNamed(runner.pid!, 'qemu-system', '-qtest')).length > 0, 20_000)).toBe(true);
+  expect(await waitFor(() => (qemus = childrenNamed(runner.pid!, 'qemu-system', '-qtest')).length > 0, 20_000)).toBe(
+    true,
+  );
   const exited = new Promise<number | null>((resolve) => runner.once('exit', (code) => resolve(code)));
   runner.kill('SIGTERM');
   expect(await exited).toBe(143);

@@ -17,7 +17,16 @@ async function config(session: DeviceSession) {
 }
 
 async function plug(session: DeviceSession, first: number, count: number): Promise<void> {
-  const c = await session.submit({ readable: [encodeRequest({ type: VIRTIO_MEM_REQ_PLUG, addr: SMALL_DEVICE.addr + BigInt(first) * SMALL_DEVICE.block_size, nb_blocks: count })], writableSizes: [10] });
+  const c = await session.submit({
+    readable: [
+      encodeRequest({
+        type: VIRTIO_MEM_REQ_PLUG,
+        addr: SMALL_DEVICE.addr + BigInt(first) * SMALL_DEVICE.block_size,
+        nb_blocks: count,
+      }),
+    ],
+    writableSizes: [10],
+  });
   expect(c).toMatchObject({ kind: 'used', length: 10 });
 }
 
@@ -26,7 +35,14 @@ test('query-memory-devices, MEMORY_DEVICE_SIZE_CHANGE and the config space tell 
   try {
     const session = (await adapter.openDevice(SMALL_DEVICE)) as QemuDeviceSession;
     await session.initialise((offered) => offered);
-    expect(await session.hostView()).toEqual({ size: 0n, requestedSize: 64n * MiB, blockSize: 2n * MiB, maxSize: 1024n * MiB, memaddr: 4n << 30n, node: 0 });
+    expect(await session.hostView()).toEqual({
+      size: 0n,
+      requestedSize: 64n * MiB,
+      blockSize: 2n * MiB,
+      maxSize: 1024n * MiB,
+      memaddr: 4n << 30n,
+      node: 0,
+    });
 
     await plug(session, 0, 5);
     expect(await session.nextSizeChange(3000)).toBe(10n * MiB);
@@ -37,7 +53,10 @@ test('query-memory-devices, MEMORY_DEVICE_SIZE_CHANGE and the config space tell 
     expect(await session.notificationCount()).toBe(before + 1);
     expect((await session.hostView()).requestedSize).toBe(128n * MiB);
     expect((await config(session)).requested_size).toBe(128n * MiB);
-    expect(await session.resize!(3n * MiB)).toMatchObject({ kind: 'refused', reason: expect.stringMatching(/multiples of 'block-size'/) });
+    expect(await session.resize!(3n * MiB)).toMatchObject({
+      kind: 'refused',
+      reason: expect.stringMatching(/multiples of 'block-size'/),
+    });
 
     await session.systemReset!();
     await session.initialise((offered) => offered);
@@ -59,7 +78,11 @@ test('a reused QEMU starts the next vector from its own set-up: requested_size, 
     await first.resize!(256n * MiB);
     await first.close();
 
-    const second = await adapter.openDevice({ ...SMALL_DEVICE, requested_size: 16n * MiB, plugged: [{ first: 3, count: 2 }] });
+    const second = await adapter.openDevice({
+      ...SMALL_DEVICE,
+      requested_size: 16n * MiB,
+      plugged: [{ first: 3, count: 2 }],
+    });
     expect(await second.notificationCount()).toBe(0);
     expect(await second.readStatus()).toBe(0);
     await second.initialise((offered) => offered);
@@ -85,7 +108,10 @@ test('the ring keeps working across the 16-bit index wrap (66,000 requests on on
   try {
     const session = await adapter.openDevice({ ...SMALL_DEVICE, plugged: [{ first: 0, count: 2 }] });
     await session.initialise((offered) => offered);
-    const state = { readable: [encodeRequest({ type: VIRTIO_MEM_REQ_STATE, addr: SMALL_DEVICE.addr, nb_blocks: 4 })], writableSizes: [10] };
+    const state = {
+      readable: [encodeRequest({ type: VIRTIO_MEM_REQ_STATE, addr: SMALL_DEVICE.addr, nb_blocks: 4 })],
+      writableSizes: [10],
+    };
     const mixed = Buffer.from('00000000000000000200', 'hex');
     let wrong = 0;
     for (let i = 0; i < 66_000; i++) {
@@ -106,7 +132,10 @@ test('after a device reset no request is answered until a handshake sets the que
     await session.initialise((offered) => offered);
     await plug(session, 0, 1);
     await session.deviceReset!();
-    const after = await session.submit({ readable: [encodeRequest({ type: VIRTIO_MEM_REQ_STATE, addr: SMALL_DEVICE.addr, nb_blocks: 1 })], writableSizes: [10] });
+    const after = await session.submit({
+      readable: [encodeRequest({ type: VIRTIO_MEM_REQ_STATE, addr: SMALL_DEVICE.addr, nb_blocks: 1 })],
+      writableSizes: [10],
+    });
     expect(after).toEqual({ kind: 'no-used-entry' });
     await session.initialise((offered) => offered);
     await plug(session, 1, 1);

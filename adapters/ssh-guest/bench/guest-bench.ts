@@ -24,7 +24,18 @@ async function main(): Promise<void> {
     vm = await GuestVm.boot({ dir, detached: false });
     rows.push(['boot to SSH', (Date.now() - t) / 1000, 15]);
     t = Date.now();
-    const run = spawnSync(process.execPath, [path.join(ROOT, 'conformance', 'bin', 'vmemct.js'), 'run', '--target', 'driver', ...runArguments(vm.state), '--quiet'], { encoding: 'utf8' });
+    const run = spawnSync(
+      process.execPath,
+      [
+        path.join(ROOT, 'conformance', 'bin', 'vmemct.js'),
+        'run',
+        '--target',
+        'driver',
+        ...runArguments(vm.state),
+        '--quiet',
+      ],
+      { encoding: 'utf8' },
+    );
     rows.push(['driver corpus', (Date.now() - t) / 1000, 120]);
     const summary = run.stdout.trim().split('\n').pop() ?? run.stderr.trim();
     process.stdout.write(`driver corpus: ${summary}\n`);
@@ -33,7 +44,9 @@ async function main(): Promise<void> {
     fs.rmSync(dir, { recursive: true, force: true });
   }
   for (const [what, seconds, target] of rows) {
-    process.stdout.write(`${what.padEnd(40)} ${seconds.toFixed(1).padStart(6)} s   target < ${target} s ${seconds < target ? 'ok' : 'SLOW'}\n`);
+    process.stdout.write(
+      `${what.padEnd(40)} ${seconds.toFixed(1).padStart(6)} s   target < ${target} s ${seconds < target ? 'ok' : 'SLOW'}\n`,
+    );
   }
 }
 

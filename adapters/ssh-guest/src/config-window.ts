@@ -8,14 +8,25 @@ import { VirtioMemConfigLayout } from '../../../spec/src/index';
 import { AdapterError } from '../../core/src/contract';
 import { ConfigSnapshotReader, readConsistentConfig } from '../../virtio/src/index';
 import { GuestLink } from './guest-link';
-import { VirtioPciLayout, checkedSysfsDevice, configSnapshotReads, leValue, offeredFeaturesScript, parseHexDump, parseVirtioCaps, parseWindowOutput, windowReadScript } from './pci-config';
+import {
+  VirtioPciLayout,
+  checkedSysfsDevice,
+  configSnapshotReads,
+  leValue,
+  offeredFeaturesScript,
+  parseHexDump,
+  parseVirtioCaps,
+  parseWindowOutput,
+  windowReadScript,
+} from './pci-config';
 
 const CONFIG_SIZE = VirtioMemConfigLayout.size;
 /** How often a snapshot is read again when `config_generation` changed while it was read. */
 const SNAPSHOT_ATTEMPTS = 5;
 
 /** Opening the window: done, or why this PCI function has none that can be read. */
-export type OpenedConfigWindow = { readonly kind: 'opened'; readonly window: ConfigWindow } | { readonly kind: 'unreadable'; readonly reason: string };
+export type OpenedConfigWindow =
+  { readonly kind: 'opened'; readonly window: ConfigWindow } | { readonly kind: 'unreadable'; readonly reason: string };
 
 /** The PCI_CFG window of the guest's virtio-mem PCI function. */
 export class ConfigWindow {
@@ -39,10 +50,13 @@ export class ConfigWindow {
 
   /** The 64 feature bits the device offers (`device_feature`, both halves). */
   async offeredFeatures(): Promise<bigint> {
-    const features = parseWindowOutput(await this.link.sh(offeredFeaturesScript(this.pciDevice, this.layout), 'reading device features'), [
-      { bar: 0, offset: 0, length: 4 },
-      { bar: 0, offset: 0, length: 4 },
-    ]);
+    const features = parseWindowOutput(
+      await this.link.sh(offeredFeaturesScript(this.pciDevice, this.layout), 'reading device features'),
+      [
+        { bar: 0, offset: 0, length: 4 },
+        { bar: 0, offset: 0, length: 4 },
+      ],
+    );
     return leValue(features[0]!) | (leValue(features[1]!) << 32n);
   }
 
@@ -60,7 +74,10 @@ export class ConfigWindow {
       },
     };
     const read = await readConsistentConfig(reader, SNAPSHOT_ATTEMPTS);
-    if (read.kind === 'kept-changing') throw new AdapterError('the configuration kept changing while it was read (config_generation differed five times)');
+    if (read.kind === 'kept-changing')
+      throw new AdapterError(
+        'the configuration kept changing while it was read (config_generation differed five times)',
+      );
     return read.bytes;
   }
 }

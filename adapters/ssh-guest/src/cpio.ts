@@ -28,9 +28,29 @@ function padTo4(length: number): number {
 function member(ino: number, mode: number, data: Uint8Array, name: string): Buffer[] {
   const nameBytes = Buffer.from(`${name}\0`, 'utf8');
   // Fields: ino, mode, uid, gid, nlink, mtime, filesize, devmajor, devminor, rdevmajor, rdevminor, namesize, check.
-  const fields = [ino, mode, 0, 0, (mode & S_IFDIR) === S_IFDIR ? 2 : 1, 0, data.length, 0, 0, 0, 0, nameBytes.length, 0];
+  const fields = [
+    ino,
+    mode,
+    0,
+    0,
+    (mode & S_IFDIR) === S_IFDIR ? 2 : 1,
+    0,
+    data.length,
+    0,
+    0,
+    0,
+    0,
+    nameBytes.length,
+    0,
+  ];
   const header = Buffer.from(MAGIC + fields.map(hex8).join(''), 'ascii');
-  return [header, nameBytes, Buffer.alloc(padTo4(header.length + nameBytes.length)), Buffer.from(data), Buffer.alloc(padTo4(data.length))];
+  return [
+    header,
+    nameBytes,
+    Buffer.alloc(padTo4(header.length + nameBytes.length)),
+    Buffer.from(data),
+    Buffer.alloc(padTo4(data.length)),
+  ];
 }
 
 /**
@@ -42,11 +62,14 @@ export function cpioArchive(entries: readonly CpioEntry[]): Buffer {
   const parts: Buffer[] = [];
   let ino = 1;
   for (const entry of entries) {
-    if (entry.path.startsWith('/') || entry.path.length === 0) throw new Error(`cpio: path must be relative: '${entry.path}'`);
+    if (entry.path.startsWith('/') || entry.path.length === 0)
+      throw new Error(`cpio: path must be relative: '${entry.path}'`);
     if (seen.has(entry.path)) throw new Error(`cpio: duplicate path '${entry.path}'`);
     seen.add(entry.path);
-    if (entry.kind === 'dir') parts.push(...member(ino++, S_IFDIR | (entry.mode & 0o7777), new Uint8Array(0), entry.path));
-    else if (entry.kind === 'file') parts.push(...member(ino++, S_IFREG | (entry.mode & 0o7777), entry.data, entry.path));
+    if (entry.kind === 'dir')
+      parts.push(...member(ino++, S_IFDIR | (entry.mode & 0o7777), new Uint8Array(0), entry.path));
+    else if (entry.kind === 'file')
+      parts.push(...member(ino++, S_IFREG | (entry.mode & 0o7777), entry.data, entry.path));
     else parts.push(...member(ino++, S_IFLNK | 0o777, Buffer.from(entry.target, 'utf8'), entry.path));
   }
   parts.push(...member(0, 0, new Uint8Array(0), TRAILER));

@@ -82,17 +82,26 @@ function requireTools(): Map<string, string> {
   }
   if (missing.length > 0) {
     const packages = [...new Set(TOOLS.filter(([t]) => !found.has(t)).map(([, p]) => p))];
-    throw new GuestBuildError(`guest build needs ${missing.join(', ')}; install with \`apt-get install --no-install-recommends ${packages.join(' ')}\``);
+    throw new GuestBuildError(
+      `guest build needs ${missing.join(', ')}; install with \`apt-get install --no-install-recommends ${packages.join(' ')}\``,
+    );
   }
   return found;
 }
 
 function run(tool: string, args: readonly string[], options: { cwd?: string; timeoutMs?: number } = {}): string {
-  const result = spawnSync(tool, args, { cwd: options.cwd, encoding: 'utf8', timeout: options.timeoutMs ?? 120_000, maxBuffer: 64 << 20 });
+  const result = spawnSync(tool, args, {
+    cwd: options.cwd,
+    encoding: 'utf8',
+    timeout: options.timeoutMs ?? 120_000,
+    maxBuffer: 64 << 20,
+  });
   if (result.error) throw new GuestBuildError(`${path.basename(tool)} ${args.join(' ')}: ${result.error.message}`);
   if (result.status !== 0) {
     const detail = (result.stderr || result.stdout || '').trim().split('\n').slice(-3).join(' / ');
-    throw new GuestBuildError(`${path.basename(tool)} ${args.join(' ')} exited with status ${result.status}: ${detail}`);
+    throw new GuestBuildError(
+      `${path.basename(tool)} ${args.join(' ')} exited with status ${result.status}: ${detail}`,
+    );
   }
   return result.stdout;
 }
@@ -112,11 +121,15 @@ export function moduleDepends(moduleBytes: Uint8Array): string[] {
 }
 
 /** Checks that every module's dependencies come before it in `order`; returns the first violation. */
-export function loadOrderProblem(order: readonly string[], depends: ReadonlyMap<string, readonly string[]>): string | undefined {
+export function loadOrderProblem(
+  order: readonly string[],
+  depends: ReadonlyMap<string, readonly string[]>,
+): string | undefined {
   const loaded = new Set<string>();
   for (const name of order) {
     for (const dep of depends.get(name) ?? []) {
-      if (!loaded.has(dep)) return `${name} needs ${dep}, which ${order.includes(dep) ? 'comes later' : 'is not in the guest'}`;
+      if (!loaded.has(dep))
+        return `${name} needs ${dep}, which ${order.includes(dep) ? 'comes later' : 'is not in the guest'}`;
     }
     loaded.add(name);
   }
@@ -165,7 +178,14 @@ export function modulesDep(modules: readonly string[], depends: ReadonlyMap<stri
     }
     return into;
   };
-  return modules.map((m) => `vmemct/${m}.ko:${closure(m, []).map((d) => ` vmemct/${d}.ko`).join('')}\n`).join('');
+  return modules
+    .map(
+      (m) =>
+        `vmemct/${m}.ko:${closure(m, [])
+          .map((d) => ` vmemct/${d}.ko`)
+          .join('')}\n`,
+    )
+    .join('');
 }
 
 /** Libraries a dynamic executable needs, from `ldd` output (absolute paths). */
@@ -190,7 +210,13 @@ export interface BuildOptions {
   readonly log?: BuildLog;
 }
 
-function pipeToFile(producer: string, producerArgs: readonly string[], consumer: string, consumerArgs: readonly string[], cwd: string): Promise<void> {
+function pipeToFile(
+  producer: string,
+  producerArgs: readonly string[],
+  consumer: string,
+  consumerArgs: readonly string[],
+  cwd: string,
+): Promise<void> {
   return new Promise((resolve, reject) => {
     const a = spawn(producer, producerArgs, { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
     const b = spawn(consumer, consumerArgs, { cwd, stdio: ['pipe', 'ignore', 'pipe'] });
@@ -204,7 +230,9 @@ function pipeToFile(producer: string, producerArgs: readonly string[], consumer:
     const done = (name: string) => (code: number | null) => {
       if (code !== 0 && !failed) {
         failed = true;
-        reject(new GuestBuildError(`${name} exited with status ${code}: ${errors.trim().split('\n').slice(-2).join(' / ')}`));
+        reject(
+          new GuestBuildError(`${name} exited with status ${code}: ${errors.trim().split('\n').slice(-2).join(' / ')}`),
+        );
       }
       if (--pending === 0 && !failed) resolve();
     };
@@ -227,7 +255,10 @@ export async function buildGuest(options: BuildOptions): Promise<GuestManifest> 
   // 1. Resolve and fetch the kernel package.
   let since = Date.now();
   const kernelPackage = kernelPackageOf(run(tools.get('apt-cache')!, ['depends', 'linux-image-amd64']));
-  if (!kernelPackage) throw new GuestBuildError('apt-cache depends linux-image-amd64 names no kernel package; run `apt-get update` first');
+  if (!kernelPackage)
+    throw new GuestBuildError(
+      'apt-cache depends linux-image-amd64 names no kernel package; run `apt-get update` first',
+    );
   const debDir = path.join(dir, 'packages');
   fs.mkdirSync(debDir, { recursive: true });
   let deb = fs.readdirSync(debDir).find((f) => f.startsWith(`${kernelPackage}_`) && f.endsWith('.deb'));
@@ -235,11 +266,14 @@ export async function buildGuest(options: BuildOptions): Promise<GuestManifest> 
     try {
       run(tools.get('apt-get')!, ['download', kernelPackage], { cwd: debDir, timeoutMs: 600_000 });
     } catch (e) {
-      throw new GuestBuildError(`cannot download ${kernelPackage}: ${(e as Error).message} (is \`apt-get update\` done and the Debian mirror reachable?)`);
+      throw new GuestBuildError(
+        `cannot download ${kernelPackage}: ${(e as Error).message} (is \`apt-get update\` done and the Debian mirror reachable?)`,
+      );
     }
     deb = fs.readdirSync(debDir).find((f) => f.startsWith(`${kernelPackage}_`) && f.endsWith('.deb'));
     if (!deb) throw new GuestBuildError(`apt-get download ${kernelPackage} left no .deb in ${debDir}`);
-    for (const old of fs.readdirSync(debDir)) if (old.endsWith('.deb') && old !== deb) fs.rmSync(path.join(debDir, old), { force: true });
+    for (const old of fs.readdirSync(debDir))
+      if (old.endsWith('.deb') && old !== deb) fs.rmSync(path.join(debDir, old), { force: true });
     lap(`downloaded ${deb}`, since);
   } else {
     log(`using the cached ${deb}`);
@@ -252,7 +286,13 @@ export async function buildGuest(options: BuildOptions): Promise<GuestManifest> 
   fs.rmSync(extractDir, { recursive: true, force: true });
   fs.mkdirSync(extractDir, { recursive: true });
   const patterns = ['./boot/vmlinuz-*', ...GUEST_MODULES.map((m) => `./lib/modules/*/${m}.ko*`)];
-  await pipeToFile(tools.get('dpkg-deb')!, ['--fsys-tarfile', path.join(debDir, deb)], tools.get('tar')!, ['-x', '--wildcards', ...patterns], extractDir);
+  await pipeToFile(
+    tools.get('dpkg-deb')!,
+    ['--fsys-tarfile', path.join(debDir, deb)],
+    tools.get('tar')!,
+    ['-x', '--wildcards', ...patterns],
+    extractDir,
+  );
   const bootDir = path.join(extractDir, 'boot');
   const vmlinuz = fs.readdirSync(bootDir).find((f) => f.startsWith('vmlinuz-'));
   if (!vmlinuz) throw new GuestBuildError(`${deb} has no boot/vmlinuz-*`);
@@ -263,7 +303,10 @@ export async function buildGuest(options: BuildOptions): Promise<GuestManifest> 
       const p = path.join(d, e.name);
       if (e.isDirectory()) walk(p);
       else if (e.name.endsWith('.ko')) moduleFiles.set(e.name.slice(0, -3), p);
-      else if (/\.ko\.(xz|zst|gz)$/.test(e.name)) throw new GuestBuildError(`${e.name}: compressed modules are not supported (busybox insmod loads plain .ko files)`);
+      else if (/\.ko\.(xz|zst|gz)$/.test(e.name))
+        throw new GuestBuildError(
+          `${e.name}: compressed modules are not supported (busybox insmod loads plain .ko files)`,
+        );
     }
   };
   walk(path.join(extractDir, 'lib', 'modules', kernelRelease));
@@ -280,7 +323,8 @@ export async function buildGuest(options: BuildOptions): Promise<GuestManifest> 
   // 3. Keys: a client key that logs in as root, and the guest's host key.
   since = Date.now();
   const sshKey = path.join(dir, 'id_ed25519');
-  if (!fs.existsSync(sshKey)) run(tools.get('ssh-keygen')!, ['-q', '-t', 'ed25519', '-N', '', '-C', 'vmemct-guest', '-f', sshKey]);
+  if (!fs.existsSync(sshKey))
+    run(tools.get('ssh-keygen')!, ['-q', '-t', 'ed25519', '-N', '', '-C', 'vmemct-guest', '-f', sshKey]);
   const hostKeyFile = path.join(dir, 'dropbear_ed25519_host_key');
   if (!fs.existsSync(hostKeyFile)) run(tools.get('dropbearkey')!, ['-t', 'ed25519', '-f', hostKeyFile]);
   const hostKeyLine = run(tools.get('dropbearkey')!, ['-y', '-f', hostKeyFile])
@@ -311,13 +355,19 @@ export async function buildGuest(options: BuildOptions): Promise<GuestManifest> 
   addDir('root/.ssh', 0o700);
   entries.push({ kind: 'symlink', path: 'sbin', target: 'bin' }, { kind: 'dir', path: 'usr', mode: 0o755 });
   dirs.add('usr');
-  entries.push({ kind: 'symlink', path: 'usr/bin', target: '../bin' }, { kind: 'symlink', path: 'usr/sbin', target: '../bin' });
+  entries.push(
+    { kind: 'symlink', path: 'usr/bin', target: '../bin' },
+    { kind: 'symlink', path: 'usr/sbin', target: '../bin' },
+  );
   const busybox = tools.get('busybox')!;
   addFile('bin/busybox', fs.readFileSync(busybox), 0o755);
   // busybox-static needs nothing else; a dynamic busybox gets its libraries like dropbear.
   const busyboxLibs = spawnSync(tools.get('ldd')!, [busybox], { encoding: 'utf8' });
   const libraries = new Set(lddLibraries(busyboxLibs.status === 0 ? busyboxLibs.stdout : ''));
-  const applets = run(busybox, ['--list']).split('\n').map((a) => a.trim()).filter((a) => /^[a-z0-9_.[-]+$/i.test(a) && a !== 'busybox');
+  const applets = run(busybox, ['--list'])
+    .split('\n')
+    .map((a) => a.trim())
+    .filter((a) => /^[a-z0-9_.[-]+$/i.test(a) && a !== 'busybox');
   for (const applet of applets) entries.push({ kind: 'symlink', path: `bin/${applet}`, target: 'busybox' });
   const dropbear = tools.get('dropbear')!;
   addFile('bin/dropbear', fs.readFileSync(dropbear), 0o755);
@@ -327,7 +377,8 @@ export async function buildGuest(options: BuildOptions): Promise<GuestManifest> 
     if (entries.some((e) => e.path === rel)) continue;
     addFile(rel, fs.readFileSync(fs.realpathSync(lib)), 0o755);
   }
-  for (const m of GUEST_MODULES) addFile(`lib/modules/${kernelRelease}/vmemct/${m}.ko`, fs.readFileSync(moduleFiles.get(m)!), 0o644);
+  for (const m of GUEST_MODULES)
+    addFile(`lib/modules/${kernelRelease}/vmemct/${m}.ko`, fs.readFileSync(moduleFiles.get(m)!), 0o644);
   addFile(`lib/modules/${kernelRelease}/modules.dep`, Buffer.from(modulesDep(GUEST_MODULES, depends)), 0o644);
   addFile('etc/dropbear/dropbear_ed25519_host_key', fs.readFileSync(hostKeyFile), 0o600);
   addFile('root/.ssh/authorized_keys', fs.readFileSync(`${sshKey}.pub`), 0o600);

@@ -50,9 +50,11 @@ export interface ConnectedGuest {
 }
 
 /** The virtio-mem PCI function (vendor 0x1af4, device 0x1040 + 24), as sysfs folders. */
-const FIND_VIRTIO_MEM_PCI = "for d in /sys/bus/pci/devices/*; do if [ \"$(cat $d/vendor)\" = 0x1af4 ] && [ \"$(cat $d/device)\" = 0x1058 ]; then echo $d; fi; done";
+const FIND_VIRTIO_MEM_PCI =
+  'for d in /sys/bus/pci/devices/*; do if [ "$(cat $d/vendor)" = 0x1af4 ] && [ "$(cat $d/device)" = 0x1058 ]; then echo $d; fi; done';
 /** Loads virtio_mem if needed and says whether it is a module, built in, or missing. */
-const DRIVER_KIND = '[ -d /sys/module/virtio_mem ] || modprobe virtio_mem; if [ -e /sys/module/virtio_mem/initstate ]; then echo module; elif [ -d /sys/module/virtio_mem ]; then echo builtin; else echo missing; fi';
+const DRIVER_KIND =
+  '[ -d /sys/module/virtio_mem ] || modprobe virtio_mem; if [ -e /sys/module/virtio_mem/initstate ]; then echo module; elif [ -d /sys/module/virtio_mem ]; then echo builtin; else echo missing; fi';
 
 /** Connects to the guest and its QEMU and checks them; throws {@link SshGuestSetupError}, closing what it opened. */
 export async function connectGuest(options: SshGuestOptions): Promise<ConnectedGuest> {
@@ -62,7 +64,9 @@ export async function connectGuest(options: SshGuestOptions): Promise<ConnectedG
   try {
     qmp = await QmpClient.connect(options.qmp, Date.now() + 3000, timeoutMs);
   } catch (e) {
-    throw new SshGuestSetupError(`QMP unreachable at ${qmpWhere} (${(e as Error).message}); start QEMU with -qmp unix:PATH,server=on,wait=off (or tcp:HOST:PORT) and pass it with --qmp`);
+    throw new SshGuestSetupError(
+      `QMP unreachable at ${qmpWhere} (${(e as Error).message}); start QEMU with -qmp unix:PATH,server=on,wait=off (or tcp:HOST:PORT) and pass it with --qmp`,
+    );
   }
   let link: GuestLink | undefined;
   try {
@@ -70,13 +74,17 @@ export async function connectGuest(options: SshGuestOptions): Promise<ConnectedG
     if (found.kind === 'missing') throw new SshGuestSetupError(found.reason);
     link = new GuestLink(options.ssh, qmp, found.device, timeoutMs);
     if (!fs.existsSync(options.traceLog)) {
-      throw new SshGuestSetupError(`no QEMU trace log at ${options.traceLog}; start QEMU with -D ${options.traceLog} -trace enable=virtio_mem_* and pass the file with --qemu-trace`);
+      throw new SshGuestSetupError(
+        `no QEMU trace log at ${options.traceLog}; start QEMU with -D ${options.traceLog} -trace enable=virtio_mem_* and pass the file with --qemu-trace`,
+      );
     }
     const trace = new TraceFollower(options.traceLog);
     try {
       await qmp.execute('trace-event-set-state', { name: 'virtio_mem_*', enable: true });
     } catch (e) {
-      throw new SshGuestSetupError(`QEMU cannot trace virtio_mem events (${(e as Error).message}); a QEMU built with the log trace back-end is needed`);
+      throw new SshGuestSetupError(
+        `QEMU cannot trace virtio_mem events (${(e as Error).message}); a QEMU built with the log trace back-end is needed`,
+      );
     }
     try {
       await link.open();
@@ -85,13 +93,28 @@ export async function connectGuest(options: SshGuestOptions): Promise<ConnectedG
       throw e;
     }
     const kernelRelease = (await link.sh('uname -r', 'uname')).trim();
-    const devices = (await link.sh(FIND_VIRTIO_MEM_PCI, 'PCI scan')).split('\n').map((l) => l.trim()).filter((l) => l.length > 0);
-    if (devices.length === 0) throw new SshGuestSetupError(`the guest (${kernelRelease}) sees no virtio-mem PCI device (1af4:1058); add one with -device virtio-mem-pci`);
-    if (devices.length > 1) throw new SshGuestSetupError(`the guest sees ${devices.length} virtio-mem devices; the adapter drives exactly one`);
+    const devices = (await link.sh(FIND_VIRTIO_MEM_PCI, 'PCI scan'))
+      .split('\n')
+      .map((l) => l.trim())
+      .filter((l) => l.length > 0);
+    if (devices.length === 0)
+      throw new SshGuestSetupError(
+        `the guest (${kernelRelease}) sees no virtio-mem PCI device (1af4:1058); add one with -device virtio-mem-pci`,
+      );
+    if (devices.length > 1)
+      throw new SshGuestSetupError(
+        `the guest sees ${devices.length} virtio-mem devices; the adapter drives exactly one`,
+      );
     const driver = await link.runAtSetUp(DRIVER_KIND);
     const kind = driver.output.trim().split('\n').pop();
-    if (kind === 'missing') throw new SshGuestSetupError(`the guest (${kernelRelease}) has no virtio_mem driver: \`modprobe virtio_mem\` failed (${driver.output.trim().split('\n')[0] ?? ''}); use a kernel with CONFIG_VIRTIO_MEM=m`);
-    if (kind === 'builtin') throw new SshGuestSetupError(`virtio_mem is built into the guest's kernel (${kernelRelease}); the adapter reloads the driver for every vector, so it must be a module (CONFIG_VIRTIO_MEM=m)`);
+    if (kind === 'missing')
+      throw new SshGuestSetupError(
+        `the guest (${kernelRelease}) has no virtio_mem driver: \`modprobe virtio_mem\` failed (${driver.output.trim().split('\n')[0] ?? ''}); use a kernel with CONFIG_VIRTIO_MEM=m`,
+      );
+    if (kind === 'builtin')
+      throw new SshGuestSetupError(
+        `virtio_mem is built into the guest's kernel (${kernelRelease}); the adapter reloads the driver for every vector, so it must be a module (CONFIG_VIRTIO_MEM=m)`,
+      );
     const opened = await ConfigWindow.open(link, devices[0]!);
     if (opened.kind === 'unreadable') throw new SshGuestSetupError(opened.reason);
     const offered = await opened.window.offeredFeatures();

@@ -57,7 +57,10 @@ export class GuestDriverControl {
 
   /** The virtio device virtio_mem is bound to, waiting up to 5 s for the probe. */
   async boundDevice(): Promise<string> {
-    const bound = await this.link.sh(`for i in $(seq 1 100); do for v in /sys/bus/virtio/drivers/virtio_mem/virtio*; do [ -e "$v" ] && { basename $v; exit 0; }; done; sleep 0.05; done; exit 1`, 'waiting for virtio_mem to bind');
+    const bound = await this.link.sh(
+      `for i in $(seq 1 100); do for v in /sys/bus/virtio/drivers/virtio_mem/virtio*; do [ -e "$v" ] && { basename $v; exit 0; }; done; sleep 0.05; done; exit 1`,
+      'waiting for virtio_mem to bind',
+    );
     const name = bound.trim();
     if (!/^virtio[0-9]+$/.test(name)) throw new AdapterError(`odd virtio device name '${name}'`);
     return name;
@@ -65,7 +68,9 @@ export class GuestDriverControl {
 
   /** The feature bits the driver accepted on virtio device `virtioName` (sysfs, bit 0 first). */
   async acceptedFeatures(virtioName: string): Promise<bigint> {
-    const bits = (await this.link.sh(`cat /sys/bus/virtio/devices/${virtioName}/features`, 'reading the accepted features')).trim();
+    const bits = (
+      await this.link.sh(`cat /sys/bus/virtio/devices/${virtioName}/features`, 'reading the accepted features')
+    ).trim();
     if (!/^[01]+$/.test(bits)) throw new AdapterError(`odd features string '${bits}'`);
     let v = 0n;
     for (let i = 0; i < bits.length && i < 64; i++) if (bits[i] === '1') v |= 1n << BigInt(i);
@@ -74,7 +79,13 @@ export class GuestDriverControl {
 
   /** Leaves the driver unloaded and the device with nothing plugged. */
   async drain(): Promise<void> {
-    const bound = (await this.link.sh('ls /sys/bus/virtio/drivers/virtio_mem 2>/dev/null | grep -c ^virtio || true', 'checking the driver')).trim() !== '0';
+    const bound =
+      (
+        await this.link.sh(
+          'ls /sys/bus/virtio/drivers/virtio_mem 2>/dev/null | grep -c ^virtio || true',
+          'checking the driver',
+        )
+      ).trim() !== '0';
     if (!bound && (await this.regionClaimed())) {
       // An earlier driver instance left memory added; Linux cannot load the driver again until a reboot.
       await this.recover('memory of an earlier driver instance is still added');
@@ -99,22 +110,34 @@ export class GuestDriverControl {
     const blocks = this.observer.acknowledgedBlocks();
     if (blocks.count !== count || blocks.countRange(0, count) !== count) {
       await this.drain();
-      throw new UnsupportedSetupError(`the guest's driver plugged other blocks than the first ${count}; this setup cannot be reproduced`);
+      throw new UnsupportedSetupError(
+        `the guest's driver plugged other blocks than the first ${count}; this setup cannot be reproduced`,
+      );
     }
     await this.waitAdded(size, this.drainTimeoutMs);
     const ids = await this.memoryBlocksOf(this.geometry.maxSize);
     // Offline the device's memory blocks so that unloading the driver removes them from Linux
     // while the device keeps them plugged.
-    await this.link.sh(`for n in ${ids.join(' ')}; do f=/sys/devices/system/memory/memory$n/state; if [ -e $f ] && [ "$(cat $f)" != offline ]; then echo offline > $f || exit 1; fi; done`, 'offlining the plugged memory');
+    await this.link.sh(
+      `for n in ${ids.join(' ')}; do f=/sys/devices/system/memory/memory$n/state; if [ -e $f ] && [ "$(cat $f)" != offline ]; then echo offline > $f || exit 1; fi; done`,
+      'offlining the plugged memory',
+    );
     // Unloading removes the offline memory from Linux; the device keeps the blocks plugged.
     await this.link.sh('rmmod virtio_mem', 'unloading virtio_mem');
     if (await this.regionClaimed()) await this.recover('the device region stayed claimed after offlining and rmmod');
     const after = await this.link.hostView();
-    if (after.size !== size) throw new AdapterError(`after unloading the driver the device holds ${formatHex(after.size)} plugged, not ${formatHex(size)}`);
+    if (after.size !== size)
+      throw new AdapterError(
+        `after unloading the driver the device holds ${formatHex(after.size)} plugged, not ${formatHex(size)}`,
+      );
   }
 
   private async driverLoaded(): Promise<boolean> {
-    return (await this.link.sh('if [ -d /sys/module/virtio_mem ]; then echo yes; else echo no; fi', 'checking the driver')).trim() === 'yes';
+    return (
+      (
+        await this.link.sh('if [ -d /sys/module/virtio_mem ]; then echo yes; else echo no; fi', 'checking the driver')
+      ).trim() === 'yes'
+    );
   }
 
   /** Waits until the device holds `size` bytes plugged, re-sending the target now and then (it wakes a driver in its retry backoff). */
@@ -124,7 +147,10 @@ export class GuestDriverControl {
     for (;;) {
       const d = await this.link.hostView();
       if (d.size === size) return;
-      if (Date.now() > deadline) throw new AdapterError(`the driver did not bring plugged_size to ${formatHex(size)} within ${timeoutMs} ms (it holds ${formatHex(d.size)})`);
+      if (Date.now() > deadline)
+        throw new AdapterError(
+          `the driver did not bring plugged_size to ${formatHex(size)} within ${timeoutMs} ms (it holds ${formatHex(d.size)})`,
+        );
       if (Date.now() - lastKick > KICK_EVERY_MS) {
         lastKick = Date.now();
         await this.link.setRequestedSize(d.requestedSize);
@@ -141,14 +167,26 @@ export class GuestDriverControl {
    * online), and after rmmod the memory stays added.
    */
   private async waitAdded(size: bigint, timeoutMs: number): Promise<void> {
-    const policy = (await this.link.sh('cat /sys/devices/system/memory/auto_online_blocks', 'reading the memory onlining policy')).trim();
+    const policy = (
+      await this.link.sh('cat /sys/devices/system/memory/auto_online_blocks', 'reading the memory onlining policy')
+    ).trim();
     const settled = policy === 'offline' ? 'offline' : 'online';
     const ids = await this.memoryBlocksOf(size);
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      const states = (await this.link.sh(`for n in ${ids.join(' ')}; do f=/sys/devices/system/memory/memory$n/state; if [ -e $f ]; then cat $f; else echo absent; fi; done`, 'reading the state of the plugged memory')).trim().split(/\s+/);
+      const states = (
+        await this.link.sh(
+          `for n in ${ids.join(' ')}; do f=/sys/devices/system/memory/memory$n/state; if [ -e $f ]; then cat $f; else echo absent; fi; done`,
+          'reading the state of the plugged memory',
+        )
+      )
+        .trim()
+        .split(/\s+/);
       if (states.every((state) => state === settled)) return;
-      if (Date.now() > deadline) throw new AdapterError(`Linux did not add the ${formatHex(size)} the driver plugged within ${timeoutMs} ms: memory blocks ${ids.join(', ')} are ${states.join(', ')}, not ${settled}`);
+      if (Date.now() > deadline)
+        throw new AdapterError(
+          `Linux did not add the ${formatHex(size)} the driver plugged within ${timeoutMs} ms: memory blocks ${ids.join(', ')} are ${states.join(', ')}, not ${settled}`,
+        );
       await sleep(100);
     }
   }
@@ -172,7 +210,10 @@ export class GuestDriverControl {
     const why = 'the device region stayed claimed after rmmod';
     const deadline = Date.now() + this.drainTimeoutMs;
     while ((await this.iomem()).some((e) => e.name === 'System RAM (virtio_mem)')) {
-      if (Date.now() > deadline) throw new AdapterError('the guest still has virtio_mem memory added after the device emptied; the driver cannot be unloaded cleanly');
+      if (Date.now() > deadline)
+        throw new AdapterError(
+          'the guest still has virtio_mem memory added after the device emptied; the driver cannot be unloaded cleanly',
+        );
       await sleep(100);
     }
     await this.link.sh('rmmod virtio_mem', 'unloading virtio_mem');
@@ -196,7 +237,9 @@ export class GuestDriverControl {
 
   /** Memory-block numbers (guest sysfs) that cover the first `length` bytes of the device region. */
   private async memoryBlocksOf(length: bigint): Promise<number[]> {
-    const text = (await this.link.sh('cat /sys/devices/system/memory/block_size_bytes', 'reading the memory block size')).trim();
+    const text = (
+      await this.link.sh('cat /sys/devices/system/memory/block_size_bytes', 'reading the memory block size')
+    ).trim();
     const blockBytes = BigInt(`0x${text}`);
     if (blockBytes <= 0n) throw new AdapterError(`odd memory block size '${text}'`);
     const first = this.geometry.memaddr / blockBytes;

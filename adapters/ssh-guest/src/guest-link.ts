@@ -134,7 +134,8 @@ export class GuestLink {
 
 /** An SSH failure as the contract's error: unreachable or too slow is a timeout. */
 function asAdapterError(e: unknown, what: string): Error {
-  if (e instanceof SshError && (e.kind === 'timeout' || e.kind === 'unreachable')) return new AdapterTimeoutError(`${what}: ${e.message}`);
+  if (e instanceof SshError && (e.kind === 'timeout' || e.kind === 'unreachable'))
+    return new AdapterTimeoutError(`${what}: ${e.message}`);
   if (e instanceof SshError) return new AdapterError(`${what}: ${e.message}`);
   return e as Error;
 }

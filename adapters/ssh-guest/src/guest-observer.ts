@@ -4,7 +4,13 @@
  * device's sizes over QMP and the guest's own view of its memory. `settle` watches these until
  * the driver has converged, stalled or hit a limit.
  */
-import { VIRTIO_MEM_REQ_PLUG, VIRTIO_MEM_REQ_UNPLUG, VIRTIO_MEM_REQ_UNPLUG_ALL, VIRTIO_MEM_RESP_ACK, formatHex } from '../../../spec/src/index';
+import {
+  VIRTIO_MEM_REQ_PLUG,
+  VIRTIO_MEM_REQ_UNPLUG,
+  VIRTIO_MEM_REQ_UNPLUG_ALL,
+  VIRTIO_MEM_RESP_ACK,
+  formatHex,
+} from '../../../spec/src/index';
 import { BlockBitmap } from '../../../model/src/blocks/bitmap';
 import { encodeConfig } from '../../../model/src/codec/codec';
 import { DriverActivity, DriverEvent, SettleLimits } from '../../core/src/contract';
@@ -71,7 +77,15 @@ export class GuestObserver {
     const d = await this.link.hostView();
     this.trace.poll();
     const usable = this.trace.parser.usableRegionSize ?? d.maxSize;
-    return encodeConfig({ block_size: d.blockSize, node_id: d.node, addr: d.memaddr, region_size: d.maxSize, usable_region_size: usable, plugged_size: d.size, requested_size: d.requestedSize });
+    return encodeConfig({
+      block_size: d.blockSize,
+      node_id: d.node,
+      addr: d.memaddr,
+      region_size: d.maxSize,
+      usable_region_size: usable,
+      plugged_size: d.size,
+      requested_size: d.requestedSize,
+    });
   }
 
   /** Watches the driver until it has converged and gone quiet, stalled, sent `maxRequests` requests or run out of time. */
@@ -101,10 +115,17 @@ export class GuestObserver {
       const now = Date.now();
       const waitedMs = now - started;
       const converged = d.size === d.requestedSize;
-      if (requests >= limits.maxRequests) return { events, settled: false, stop: `request limit (${limits.maxRequests}) reached`, waitedMs };
-      if (converged && !this.trace.parser.awaitingResponse && now - lastActivity >= quietMs) return { events, settled: true, stop: `converged; ${await this.guestView()}`, waitedMs };
+      if (requests >= limits.maxRequests)
+        return { events, settled: false, stop: `request limit (${limits.maxRequests}) reached`, waitedMs };
+      if (converged && !this.trace.parser.awaitingResponse && now - lastActivity >= quietMs)
+        return { events, settled: true, stop: `converged; ${await this.guestView()}`, waitedMs };
       if (!converged && now - lastActivity >= stallMs) {
-        return { events, settled: true, stop: `quiet for ${stallMs} ms without converging (plugged ${formatHex(d.size)}, requested ${formatHex(d.requestedSize)}; Linux retries a failed request after 50 s); ${await this.guestView()}`, waitedMs };
+        return {
+          events,
+          settled: true,
+          stop: `quiet for ${stallMs} ms without converging (plugged ${formatHex(d.size)}, requested ${formatHex(d.requestedSize)}; Linux retries a failed request after 50 s); ${await this.guestView()}`,
+          waitedMs,
+        };
       }
       if (waitedMs >= bound) return { events, settled: false, stop: `still busy after ${bound} ms`, waitedMs };
       await sleep(POLL_MS);
@@ -113,7 +134,10 @@ export class GuestObserver {
 
   /** The guest's own view of its memory, for the record. */
   private async guestView(): Promise<string> {
-    const text = await this.link.sh("grep MemTotal /proc/meminfo; grep -c 'System RAM (virtio_mem)' /proc/iomem || true", 'reading the guest memory view');
+    const text = await this.link.sh(
+      "grep MemTotal /proc/meminfo; grep -c 'System RAM (virtio_mem)' /proc/iomem || true",
+      'reading the guest memory view',
+    );
     const memTotal = /MemTotal:\s+([0-9]+) kB/.exec(text)?.[1];
     const ranges = text.trim().split('\n').pop();
     return `guest MemTotal ${memTotal ?? '?'} kB, ${ranges ?? '?'} virtio_mem RAM range(s) in /proc/iomem`;

@@ -15,7 +15,14 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import { SizeStyle, formatSize } from '../../../spec/src/index';
 import { sleep } from '../../core/src/sleep';
-import { MemoryDeviceEntry, QmpClient, killOnExit, listVirtioMemDevices, locateQemu, processAlive } from '../../qemu-platform/src/index';
+import {
+  MemoryDeviceEntry,
+  QmpClient,
+  killOnExit,
+  listVirtioMemDevices,
+  locateQemu,
+  processAlive,
+} from '../../qemu-platform/src/index';
 import { GuestManifest, findTool, readManifest } from './guest-build';
 import { GuestShell, SshTarget, waitForSsh } from './ssh-shell';
 
@@ -97,34 +104,71 @@ function sizeArg(bytes: bigint): string {
 }
 
 /** QEMU's argument vector for a guest (without daemonize/pidfile). Pure; checked values only. */
-export function guestQemuArguments(manifest: Pick<GuestManifest, 'kernel' | 'initrd'>, files: { qmpSocket: string; controlSocket: string; traceLog: string; consoleLog: string }, sshPort: number, device: GuestDeviceOptions): string[] {
+export function guestQemuArguments(
+  manifest: Pick<GuestManifest, 'kernel' | 'initrd'>,
+  files: { qmpSocket: string; controlSocket: string; traceLog: string; consoleLog: string },
+  sshPort: number,
+  device: GuestDeviceOptions,
+): string[] {
   const blockSize = device.blockSize ?? 2n * MiB;
   const regionSize = device.regionSize ?? 1n * GiB;
   const requested = device.requestedSize ?? 0n;
   const memory = device.memory ?? 1n * GiB;
-  if (blockSize < MiB || (blockSize & (blockSize - 1n)) !== 0n) throw new GuestOptionError(`--block-size ${blockSize} must be a power of two of at least 1 MiB`);
-  if (regionSize <= 0n || regionSize % blockSize !== 0n) throw new GuestOptionError(`--region-size ${regionSize} must be a positive multiple of the block size`);
-  if (requested < 0n || requested > regionSize || requested % blockSize !== 0n) throw new GuestOptionError(`--requested-size ${requested} must be a multiple of the block size within the region`);
-  if (memory < 256n * MiB || memory % MiB !== 0n) throw new GuestOptionError(`--memory ${memory} must be a whole number of MiB, at least 256 MiB`);
+  if (blockSize < MiB || (blockSize & (blockSize - 1n)) !== 0n)
+    throw new GuestOptionError(`--block-size ${blockSize} must be a power of two of at least 1 MiB`);
+  if (regionSize <= 0n || regionSize % blockSize !== 0n)
+    throw new GuestOptionError(`--region-size ${regionSize} must be a positive multiple of the block size`);
+  if (requested < 0n || requested > regionSize || requested % blockSize !== 0n)
+    throw new GuestOptionError(`--requested-size ${requested} must be a multiple of the block size within the region`);
+  if (memory < 256n * MiB || memory % MiB !== 0n)
+    throw new GuestOptionError(`--memory ${memory} must be a whole number of MiB, at least 256 MiB`);
   if (!Number.isInteger(sshPort) || sshPort < 1 || sshPort > 65535) throw new GuestVmError(`bad SSH port ${sshPort}`);
   const maxMem = memory + regionSize + GiB;
   const args = [
-    '-machine', 'q35', '-accel', 'tcg', '-cpu', 'max', '-smp', '2',
-    '-m', `${sizeArg(memory)},maxmem=${sizeArg(maxMem)}`,
-    '-nodefaults', '-display', 'none', '-monitor', 'none',
-    '-serial', `file:${files.consoleLog}`,
-    '-kernel', manifest.kernel, '-initrd', manifest.initrd, '-append', GUEST_KERNEL_ARGS,
-    '-netdev', `user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:${sshPort}-:22`,
-    '-device', 'virtio-net-pci,netdev=n0',
-    '-qmp', `unix:${files.qmpSocket},server=on,wait=off`,
-    '-chardev', `socket,id=vmemct-control,path=${files.controlSocket},server=on,wait=off`,
-    '-mon', 'chardev=vmemct-control,mode=control',
-    '-D', files.traceLog, '-trace', 'enable=virtio_mem_*',
+    '-machine',
+    'q35',
+    '-accel',
+    'tcg',
+    '-cpu',
+    'max',
+    '-smp',
+    '2',
+    '-m',
+    `${sizeArg(memory)},maxmem=${sizeArg(maxMem)}`,
+    '-nodefaults',
+    '-display',
+    'none',
+    '-monitor',
+    'none',
+    '-serial',
+    `file:${files.consoleLog}`,
+    '-kernel',
+    manifest.kernel,
+    '-initrd',
+    manifest.initrd,
+    '-append',
+    GUEST_KERNEL_ARGS,
+    '-netdev',
+    `user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:${sshPort}-:22`,
+    '-device',
+    'virtio-net-pci,netdev=n0',
+    '-qmp',
+    `unix:${files.qmpSocket},server=on,wait=off`,
+    '-chardev',
+    `socket,id=vmemct-control,path=${files.controlSocket},server=on,wait=off`,
+    '-mon',
+    'chardev=vmemct-control,mode=control',
+    '-D',
+    files.traceLog,
+    '-trace',
+    'enable=virtio_mem_*',
   ];
   if (!device.withoutVirtioMem) {
     args.push(
-      '-object', `memory-backend-ram,id=vmemct-mem0,size=${sizeArg(regionSize)}`,
-      '-device', `virtio-mem-pci,id=${GUEST_DEVICE_ID},memdev=vmemct-mem0,block-size=${sizeArg(blockSize)},requested-size=${sizeArg(requested)}${device.unpluggedInaccessible ? ',unplugged-inaccessible=on' : ''}`,
+      '-object',
+      `memory-backend-ram,id=vmemct-mem0,size=${sizeArg(regionSize)}`,
+      '-device',
+      `virtio-mem-pci,id=${GUEST_DEVICE_ID},memdev=vmemct-mem0,block-size=${sizeArg(blockSize)},requested-size=${sizeArg(requested)}${device.unpluggedInaccessible ? ',unplugged-inaccessible=on' : ''}`,
     );
   }
   return args;
@@ -137,7 +181,9 @@ export async function freePort(): Promise<number> {
     server.once('error', reject);
     server.listen(0, '127.0.0.1', () => {
       const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
+      server.close(() =>
+        typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port')),
+      );
     });
   });
 }
@@ -154,11 +200,21 @@ function isOurQemu(pid: number, runDir: string): boolean {
 
 /** A booted guest. */
 export class GuestVm {
-  private constructor(readonly state: GuestState, private readonly runDir: string, private readonly child: ChildProcess | undefined) {}
+  private constructor(
+    readonly state: GuestState,
+    private readonly runDir: string,
+    private readonly child: ChildProcess | undefined,
+  ) {}
 
   /** SSH target of the guest. */
   get ssh(): SshTarget {
-    return { host: this.state.sshHost, port: this.state.sshPort, user: this.state.sshUser, key: this.state.sshKey, knownHosts: this.state.knownHosts };
+    return {
+      host: this.state.sshHost,
+      port: this.state.sshPort,
+      user: this.state.sshUser,
+      key: this.state.sshKey,
+      knownHosts: this.state.knownHosts,
+    };
   }
 
   /** Whether QEMU is running. */
@@ -173,7 +229,9 @@ export class GuestVm {
     const runDir = path.resolve(options.runDir ?? path.join(options.dir, 'run'));
     const existing = readState(runDir);
     if (existing && processAlive(existing.pid) && isOurQemu(existing.pid, runDir)) {
-      throw new GuestVmError(`a guest is already up in ${runDir} (QEMU pid ${existing.pid}); run \`vmemct guest down --dir ${options.dir}\` first`);
+      throw new GuestVmError(
+        `a guest is already up in ${runDir} (QEMU pid ${existing.pid}); run \`vmemct guest down --dir ${options.dir}\` first`,
+      );
     }
     fs.rmSync(runDir, { recursive: true, force: true });
     fs.mkdirSync(runDir, { recursive: true });
@@ -192,11 +250,20 @@ export class GuestVm {
     let child: ChildProcess | undefined;
     let pid: number;
     if (options.detached) {
-      const r = spawnSync(qemu.path, [...args, '-daemonize'], { encoding: 'utf8', timeout: 30_000, stdio: ['ignore', 'pipe', 'pipe'] });
-      if (r.status !== 0) throw new GuestVmError(`QEMU did not start: ${(r.stderr || r.error?.message || `exit ${r.status}`).trim().split('\n')[0]}`);
+      const r = spawnSync(qemu.path, [...args, '-daemonize'], {
+        encoding: 'utf8',
+        timeout: 30_000,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      if (r.status !== 0)
+        throw new GuestVmError(
+          `QEMU did not start: ${(r.stderr || r.error?.message || `exit ${r.status}`).trim().split('\n')[0]}`,
+        );
       pid = Number(fs.readFileSync(pidFile, 'utf8').trim());
     } else {
-      const [command, argv] = qemu.setpriv ? [qemu.setpriv, ['--pdeathsig', 'SIGKILL', '--', qemu.path, ...args]] : [qemu.path, args];
+      const [command, argv] = qemu.setpriv
+        ? [qemu.setpriv, ['--pdeathsig', 'SIGKILL', '--', qemu.path, ...args]]
+        : [qemu.path, args];
       child = spawn(command, argv, { stdio: ['ignore', 'ignore', 'pipe'], shell: false });
       killOnExit(child);
       let stderr = '';
@@ -205,7 +272,8 @@ export class GuestVm {
       if (child.pid === undefined) throw new GuestVmError(`QEMU did not start: ${qemu.path}`);
       pid = child.pid;
       child.once('exit', (code, signal) => {
-        if (Date.now() - started < 2000 && stderr) log(`QEMU ended at once (${signal ?? code}): ${stderr.trim().split('\n')[0]}`);
+        if (Date.now() - started < 2000 && stderr)
+          log(`QEMU ended at once (${signal ?? code}): ${stderr.trim().split('\n')[0]}`);
       });
     }
     const state: GuestState = {
@@ -239,7 +307,8 @@ export class GuestVm {
     try {
       const shell = await waitForSsh(this.ssh, timeoutMs, {
         setpriv: findTool('setpriv'),
-        gone: () => (this.running ? undefined : `QEMU (pid ${this.state.pid}) ended during boot; see ${this.state.consoleLog}`),
+        gone: () =>
+          this.running ? undefined : `QEMU (pid ${this.state.pid}) ended during boot; see ${this.state.consoleLog}`,
       });
       shell.close();
     } catch (e) {
@@ -331,7 +400,16 @@ export async function guestStatus(dir: string, runDir = path.join(dir, 'run')): 
   }
   let sshAnswers = false;
   try {
-    const shell = await GuestShell.connect({ host: state.sshHost, port: state.sshPort, user: state.sshUser, key: state.sshKey, knownHosts: state.knownHosts }, 3000);
+    const shell = await GuestShell.connect(
+      {
+        host: state.sshHost,
+        port: state.sshPort,
+        user: state.sshUser,
+        key: state.sshKey,
+        knownHosts: state.knownHosts,
+      },
+      3000,
+    );
     shell.close();
     sshAnswers = true;
   } catch {
@@ -342,5 +420,18 @@ export async function guestStatus(dir: string, runDir = path.join(dir, 'run')): 
 
 /** The `vmemct run` options that point the ssh-guest adapter at a guest. */
 export function runArguments(state: GuestState): string[] {
-  return ['--adapter', 'ssh-guest', '--ssh', `${state.sshUser}@${state.sshHost}:${state.sshPort}`, '--ssh-key', state.sshKey, '--ssh-known-hosts', state.knownHosts, '--qmp', state.qmpSocket, '--qemu-trace', state.traceLog];
+  return [
+    '--adapter',
+    'ssh-guest',
+    '--ssh',
+    `${state.sshUser}@${state.sshHost}:${state.sshPort}`,
+    '--ssh-key',
+    state.sshKey,
+    '--ssh-known-hosts',
+    state.knownHosts,
+    '--qmp',
+    state.qmpSocket,
+    '--qemu-trace',
+    state.traceLog,
+  ];
 }

@@ -22,7 +22,13 @@ const WINDOW = {
 } as const;
 
 /** Names of the capability types, for messages. */
-const CAP_NAMES: Readonly<Record<number, string>> = { 1: 'COMMON_CFG', 2: 'NOTIFY_CFG', 3: 'ISR_CFG', 4: 'DEVICE_CFG', 5: 'PCI_CFG' };
+const CAP_NAMES: Readonly<Record<number, string>> = {
+  1: 'COMMON_CFG',
+  2: 'NOTIFY_CFG',
+  3: 'ISR_CFG',
+  4: 'DEVICE_CFG',
+  5: 'PCI_CFG',
+};
 
 /** Parses `od -An -tx1 -v` output into bytes. */
 export function parseHexDump(text: string): Uint8Array {
@@ -41,17 +47,24 @@ export function parseHexDump(text: string): Uint8Array {
  * @throws Error when the space is short, has no capability list or lacks a virtio structure.
  */
 export function parseVirtioCaps(config: Uint8Array): VirtioPciLayout {
-  if (config.length < PCI_CONFIG_SPACE_BYTES) throw new Error(`PCI config space is ${config.length} bytes; ${PCI_CONFIG_SPACE_BYTES} are needed (read it as root)`);
+  if (config.length < PCI_CONFIG_SPACE_BYTES)
+    throw new Error(
+      `PCI config space is ${config.length} bytes; ${PCI_CONFIG_SPACE_BYTES} are needed (read it as root)`,
+    );
   const found = findVirtioPciLayout(config);
   if (found.ok) return found.layout;
   if (found.reason === 'no-capability-list') throw new Error('the PCI device has no capability list');
-  if (found.reason === 'missing-capabilities') throw new Error(`the device has no virtio ${found.missing.map((t) => CAP_NAMES[t] ?? `type ${t}`).join(', ')} capability`);
+  if (found.reason === 'missing-capabilities')
+    throw new Error(
+      `the device has no virtio ${found.missing.map((t) => CAP_NAMES[t] ?? `type ${t}`).join(', ')} capability`,
+    );
   throw new Error(found.detail);
 }
 
 /** A sysfs PCI device folder, checked so it can go into shell text unquoted. */
 export function checkedSysfsDevice(p: string): string {
-  if (!/^\/sys\/bus\/pci\/devices\/[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$/.test(p)) throw new Error(`not a PCI device folder: '${p}'`);
+  if (!/^\/sys\/bus\/pci\/devices\/[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$/.test(p))
+    throw new Error(`not a PCI device folder: '${p}'`);
   return p;
 }
 
@@ -87,13 +100,19 @@ export function windowReadScript(device: string, cap: VirtioPciCapability, reads
   for (const r of reads) {
     if (r.bar !== bar) {
       bar = integer(r.bar, 'bar', 5);
-      lines.push(`printf '${octalBytes(bar, 1)}' | dd of=${config} bs=1 seek=${pos + WINDOW.bar} count=1 conv=notrunc 2>/dev/null`);
+      lines.push(
+        `printf '${octalBytes(bar, 1)}' | dd of=${config} bs=1 seek=${pos + WINDOW.bar} count=1 conv=notrunc 2>/dev/null`,
+      );
     }
     if (r.length !== length) {
       length = r.length;
-      lines.push(`printf '${octalBytes(length, 4)}' | dd of=${config} bs=4 seek=${(pos + WINDOW.length) / 4} count=1 conv=notrunc 2>/dev/null`);
+      lines.push(
+        `printf '${octalBytes(length, 4)}' | dd of=${config} bs=4 seek=${(pos + WINDOW.length) / 4} count=1 conv=notrunc 2>/dev/null`,
+      );
     }
-    lines.push(`printf '${octalBytes(integer(r.offset, 'offset'), 4)}' | dd of=${config} bs=4 seek=${(pos + WINDOW.offset) / 4} count=1 conv=notrunc 2>/dev/null`);
+    lines.push(
+      `printf '${octalBytes(integer(r.offset, 'offset'), 4)}' | dd of=${config} bs=4 seek=${(pos + WINDOW.offset) / 4} count=1 conv=notrunc 2>/dev/null`,
+    );
     lines.push(`dd if=${config} bs=4 skip=${(pos + WINDOW.data) / 4} count=1 2>/dev/null | od -An -tx1 -v`);
   }
   return lines.join('\n');
@@ -102,7 +121,8 @@ export function windowReadScript(device: string, cap: VirtioPciCapability, reads
 /** The values of a {@link windowReadScript}'s output, one per read (little-endian). */
 export function parseWindowOutput(output: string, reads: readonly WindowRead[]): Uint8Array[] {
   const lines = output.split('\n').filter((l) => l.trim().length > 0);
-  if (lines.length !== reads.length) throw new Error(`expected ${reads.length} window reads, got ${lines.length} lines`);
+  if (lines.length !== reads.length)
+    throw new Error(`expected ${reads.length} window reads, got ${lines.length} lines`);
   return lines.map((line, i) => {
     const bytes = parseHexDump(line);
     if (bytes.length !== 4) throw new Error(`window read ${i} gave ${bytes.length} bytes`);
@@ -115,9 +135,14 @@ const COMMON = VirtioPciCommonCfgLayout.fields;
 
 /** The reads of one consistent config snapshot: generation, `size` bytes in dwords, generation. */
 export function configSnapshotReads(layout: VirtioPciLayout, size: number): WindowRead[] {
-  const generation: WindowRead = { bar: layout.commonCfg.bar, offset: layout.commonCfg.offset + COMMON.config_generation.offset, length: 1 };
+  const generation: WindowRead = {
+    bar: layout.commonCfg.bar,
+    offset: layout.commonCfg.offset + COMMON.config_generation.offset,
+    length: 1,
+  };
   const reads: WindowRead[] = [generation];
-  for (let at = 0; at < size; at += 4) reads.push({ bar: layout.deviceCfg.bar, offset: layout.deviceCfg.offset + at, length: 4 });
+  for (let at = 0; at < size; at += 4)
+    reads.push({ bar: layout.deviceCfg.bar, offset: layout.deviceCfg.offset + at, length: 4 });
   reads.push(generation);
   return reads;
 }

@@ -10,7 +10,12 @@
  * request QEMU rejected before decoding (a short buffer) leaves no line.
  */
 import * as fs from 'node:fs';
-import { VIRTIO_MEM_REQ_PLUG, VIRTIO_MEM_REQ_STATE, VIRTIO_MEM_REQ_UNPLUG, VIRTIO_MEM_REQ_UNPLUG_ALL } from '../../../spec/src/index';
+import {
+  VIRTIO_MEM_REQ_PLUG,
+  VIRTIO_MEM_REQ_STATE,
+  VIRTIO_MEM_REQ_UNPLUG,
+  VIRTIO_MEM_REQ_UNPLUG_ALL,
+} from '../../../spec/src/index';
 import { encodeRequest, encodeResponse } from '../../../model/src/codec/codec';
 import type { DriverExchange } from '../../core/src/contract';
 
@@ -58,7 +63,12 @@ export class TraceParser {
       this.finishPending(null);
       const addr = field(args, 'addr');
       const nb = field(args, 'nb_blocks');
-      this.pending = { type: requestType, addr: addr !== undefined ? BigInt(addr) : 0n, nbBlocks: nb !== undefined ? Number(nb) : 0, state: null };
+      this.pending = {
+        type: requestType,
+        addr: addr !== undefined ? BigInt(addr) : 0n,
+        nbBlocks: nb !== undefined ? Number(nb) : 0,
+        state: null,
+      };
     } else if (event === 'virtio_mem_resized_usable_region') {
       // QEMU 7.2 prints "old_size=0x0new_size=0x14000000" (no space between the fields).
       const usable = /new_size=(0x[0-9a-fA-F]+)/.exec(args)?.[1];
@@ -92,7 +102,8 @@ export class TraceParser {
 /** The request and response bytes of a traced request (padding as zeros). */
 export function exchangeOf(traced: TracedRequest): DriverExchange {
   const request = encodeRequest({ type: traced.type, addr: traced.addr, nb_blocks: traced.nbBlocks });
-  const response = traced.responseType === null ? null : encodeResponse({ type: traced.responseType, state: traced.state ?? 0 });
+  const response =
+    traced.responseType === null ? null : encodeResponse({ type: traced.responseType, state: traced.state ?? 0 });
   return { request, response };
 }
 

@@ -13,7 +13,16 @@
  * This file checks a vector's set-up against the guest's device and prepares the device for it.
  */
 import { DEVICE_TYPE_FEATURES_MASK, FEATURE_MASKS, formatHex } from '../../../spec/src/index';
-import { Adapter, AdapterInfo, Capability, DeviceSession, DeviceSetup, DriverOptions, DriverSession, UnsupportedSetupError } from '../../core/src/contract';
+import {
+  Adapter,
+  AdapterInfo,
+  Capability,
+  DeviceSession,
+  DeviceSetup,
+  DriverOptions,
+  DriverSession,
+  UnsupportedSetupError,
+} from '../../core/src/contract';
 import { ConnectedGuest, SshGuestOptions, connectGuest } from './guest-connect';
 import { GuestDriverControl } from './guest-driver-control';
 import { GuestObserver } from './guest-observer';
@@ -36,10 +45,22 @@ class SshGuestAdapter implements Adapter {
   private readonly parts: GuestParts;
   private sessionOpen = false;
 
-  constructor(options: SshGuestOptions, private readonly guest: ConnectedGuest) {
-    this.info = { name: 'ssh-guest', implementation: `Linux ${guest.kernelRelease}`, targets: ['driver'], capabilities: CAPABILITIES, timeoutMultiplier: 12 };
+  constructor(
+    options: SshGuestOptions,
+    private readonly guest: ConnectedGuest,
+  ) {
+    this.info = {
+      name: 'ssh-guest',
+      implementation: `Linux ${guest.kernelRelease}`,
+      targets: ['driver'],
+      capabilities: CAPABILITIES,
+      timeoutMultiplier: 12,
+    };
     const { link, geometry } = guest;
-    const observer = new GuestObserver(link, guest.window, guest.trace, geometry, { quietMs: options.quietMs ?? 800, stallMs: options.stallMs ?? 8000 });
+    const observer = new GuestObserver(link, guest.window, guest.trace, geometry, {
+      quietMs: options.quietMs ?? 800,
+      stallMs: options.stallMs ?? 8000,
+    });
     const control = new GuestDriverControl(link, observer, geometry, options.drainTimeoutMs ?? 60_000);
     this.parts = { link, control, observer, offered: guest.offered };
   }
@@ -83,21 +104,37 @@ class SshGuestAdapter implements Adapter {
     const d = this.guest.geometry;
     const offered = this.guest.offered;
     const show = (v: bigint | number): string => (typeof v === 'bigint' ? formatHex(v) : `${v}`);
-    const mismatch = (what: string, guest: bigint | number, wanted: bigint | number, option: string): UnsupportedSetupError =>
-      new UnsupportedSetupError(`the guest's device has ${what} ${show(guest)}; this vector needs ${show(wanted)} (boot a guest with ${option})`);
-    if (options.configPadding) throw new UnsupportedSetupError('QEMU does not let the host set the config padding bytes');
-    if (setup.block_size !== d.blockSize) throw mismatch('block_size', d.blockSize, setup.block_size, '`vmemct guest up --block-size …`');
-    if (setup.region_size !== d.maxSize) throw mismatch('region_size', d.maxSize, setup.region_size, '`vmemct guest up --region-size …`');
+    const mismatch = (
+      what: string,
+      guest: bigint | number,
+      wanted: bigint | number,
+      option: string,
+    ): UnsupportedSetupError =>
+      new UnsupportedSetupError(
+        `the guest's device has ${what} ${show(guest)}; this vector needs ${show(wanted)} (boot a guest with ${option})`,
+      );
+    if (options.configPadding)
+      throw new UnsupportedSetupError('QEMU does not let the host set the config padding bytes');
+    if (setup.block_size !== d.blockSize)
+      throw mismatch('block_size', d.blockSize, setup.block_size, '`vmemct guest up --block-size …`');
+    if (setup.region_size !== d.maxSize)
+      throw mismatch('region_size', d.maxSize, setup.region_size, '`vmemct guest up --region-size …`');
     if (setup.addr !== d.memaddr) throw mismatch('addr', d.memaddr, setup.addr, 'its device memory at that address');
     if (setup.node_id !== d.node) throw mismatch('node_id', d.node, setup.node_id, 'the device on that NUMA node');
     if (setup.features !== undefined && (setup.features & RELEVANT_FEATURES) !== (offered & RELEVANT_FEATURES)) {
-      throw new UnsupportedSetupError(`the guest's device offers features ${formatHex(offered & RELEVANT_FEATURES)}; this vector needs exactly ${formatHex(setup.features & RELEVANT_FEATURES)}`);
+      throw new UnsupportedSetupError(
+        `the guest's device offers features ${formatHex(offered & RELEVANT_FEATURES)}; this vector needs exactly ${formatHex(setup.features & RELEVANT_FEATURES)}`,
+      );
     }
     if (setup.requested_size > d.maxSize || setup.requested_size % d.blockSize !== 0n) {
-      throw new UnsupportedSetupError(`QEMU refuses requested_size ${formatHex(setup.requested_size)} (not a multiple of block_size inside the region)`);
+      throw new UnsupportedSetupError(
+        `QEMU refuses requested_size ${formatHex(setup.requested_size)} (not a multiple of block_size inside the region)`,
+      );
     }
     if (setup.plugged.length > 1 || (setup.plugged.length === 1 && setup.plugged[0]!.first !== 0)) {
-      throw new UnsupportedSetupError('blocks plugged at start can only be the first N blocks (the Linux driver plugs from the start of the region)');
+      throw new UnsupportedSetupError(
+        'blocks plugged at start can only be the first N blocks (the Linux driver plugs from the start of the region)',
+      );
     }
   }
 

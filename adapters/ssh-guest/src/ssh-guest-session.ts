@@ -68,7 +68,8 @@ export class SshGuestDriverSession implements DriverSession {
         return { kind: 'applied' };
       } catch (e) {
         // QEMU refusing the size is an answer; a QMP connection that failed is not.
-        if (e instanceof QmpError && !/did not answer|connection/.test(e.message)) return { kind: 'refused', reason: e.message };
+        if (e instanceof QmpError && !/did not answer|connection/.test(e.message))
+          return { kind: 'refused', reason: e.message };
         throw e;
       }
     });

@@ -3,9 +3,25 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as zlib from 'node:zlib';
 import { cpioArchive } from './cpio';
-import { initScript, kernelPackageOf, lddLibraries, loadOrderProblem, moduleDepends, modulesDep, GUEST_MODULES } from './guest-build';
+import {
+  initScript,
+  kernelPackageOf,
+  lddLibraries,
+  loadOrderProblem,
+  moduleDepends,
+  modulesDep,
+  GUEST_MODULES,
+} from './guest-build';
 import { guestQemuArguments } from './guest-vm';
-import { configSnapshotReads, leValue, parseHexDump, parseVirtioCaps, parseWindowOutput, windowReadScript, checkedSysfsDevice } from './pci-config';
+import {
+  configSnapshotReads,
+  leValue,
+  parseHexDump,
+  parseVirtioCaps,
+  parseWindowOutput,
+  windowReadScript,
+  checkedSysfsDevice,
+} from './pci-config';
 import { TraceFollower, TraceParser, exchangeOf } from './qemu-trace';
 import { classifySshFailure, sshArguments } from './ssh-shell';
 import { VectorEpochs } from './vector-epochs';
@@ -56,7 +72,12 @@ describe('cpio newc writer', () => {
   });
 
   it('refuses duplicate and absolute paths', () => {
-    expect(() => cpioArchive([{ kind: 'dir', path: 'a', mode: 0o755 }, { kind: 'dir', path: 'a', mode: 0o755 }])).toThrow(/duplicate/);
+    expect(() =>
+      cpioArchive([
+        { kind: 'dir', path: 'a', mode: 0o755 },
+        { kind: 'dir', path: 'a', mode: 0o755 },
+      ]),
+    ).toThrow(/duplicate/);
     expect(() => cpioArchive([{ kind: 'dir', path: '/a', mode: 0o755 }])).toThrow(/relative/);
   });
 
@@ -68,7 +89,9 @@ describe('cpio newc writer', () => {
 
 describe('guest build helpers', () => {
   it('resolves the kernel package from apt-cache depends output', () => {
-    expect(kernelPackageOf('linux-image-amd64\n  Depends: linux-image-6.1.0-56-amd64\n')).toBe('linux-image-6.1.0-56-amd64');
+    expect(kernelPackageOf('linux-image-amd64\n  Depends: linux-image-6.1.0-56-amd64\n')).toBe(
+      'linux-image-6.1.0-56-amd64',
+    );
     expect(kernelPackageOf('linux-image-amd64\n')).toBeUndefined();
   });
 
@@ -76,45 +99,75 @@ describe('guest build helpers', () => {
     const ko = Buffer.from('\0license=GPL\0depends=virtio,virtio_ring\0retpoline=Y\0name=virtio_mem\0', 'latin1');
     expect(moduleDepends(ko)).toEqual(['virtio', 'virtio_ring']);
     expect(moduleDepends(Buffer.from('\0depends=\0name=virtio_ring\0', 'latin1'))).toEqual([]);
-    const deps = new Map([['virtio_mem', ['virtio', 'virtio_ring']], ['virtio', ['virtio_ring']]]);
+    const deps = new Map([
+      ['virtio_mem', ['virtio', 'virtio_ring']],
+      ['virtio', ['virtio_ring']],
+    ]);
     expect(loadOrderProblem(['virtio_ring', 'virtio', 'virtio_mem'], deps)).toBeUndefined();
-    expect(loadOrderProblem(['virtio', 'virtio_ring', 'virtio_mem'], deps)).toMatch(/virtio needs virtio_ring, which comes later/);
-    expect(modulesDep(['virtio_ring', 'virtio', 'virtio_mem'], deps)).toBe('vmemct/virtio_ring.ko:\nvmemct/virtio.ko: vmemct/virtio_ring.ko\nvmemct/virtio_mem.ko: vmemct/virtio.ko vmemct/virtio_ring.ko\n');
+    expect(loadOrderProblem(['virtio', 'virtio_ring', 'virtio_mem'], deps)).toMatch(
+      /virtio needs virtio_ring, which comes later/,
+    );
+    expect(modulesDep(['virtio_ring', 'virtio', 'virtio_mem'], deps)).toBe(
+      'vmemct/virtio_ring.ko:\nvmemct/virtio.ko: vmemct/virtio_ring.ko\nvmemct/virtio_mem.ko: vmemct/virtio.ko vmemct/virtio_ring.ko\n',
+    );
   });
 
   it('lists the libraries ldd names, the loader included', () => {
-    const out = '\tlinux-vdso.so.1 (0x00007f)\n\tlibz.so.1 => /lib/x86_64-linux-gnu/libz.so.1 (0x7f)\n\t/lib64/ld-linux-x86-64.so.2 (0x7f)\n';
+    const out =
+      '\tlinux-vdso.so.1 (0x00007f)\n\tlibz.so.1 => /lib/x86_64-linux-gnu/libz.so.1 (0x7f)\n\t/lib64/ld-linux-x86-64.so.2 (0x7f)\n';
     expect(lddLibraries(out)).toEqual(['/lib/x86_64-linux-gnu/libz.so.1', '/lib64/ld-linux-x86-64.so.2']);
   });
 
   it('writes an /init that onlines memory before virtio_mem loads, and loads it last', () => {
     const init = initScript('6.1.0-56-amd64', GUEST_MODULES);
     expect(init.indexOf('online_movable')).toBeLessThan(init.indexOf('insmod'));
-    expect(init).toContain('for m in virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci failover net_failover virtio_net virtio_mem; do');
+    expect(init).toContain(
+      'for m in virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci failover net_failover virtio_net virtio_mem; do',
+    );
   });
 });
 
 describe('guest QEMU arguments', () => {
-  const files = { qmpSocket: '/r/qmp.sock', controlSocket: '/r/control.sock', traceLog: '/r/trace.log', consoleLog: '/r/console.log' };
+  const files = {
+    qmpSocket: '/r/qmp.sock',
+    controlSocket: '/r/control.sock',
+    traceLog: '/r/trace.log',
+    consoleLog: '/r/console.log',
+  };
   const manifest = { kernel: '/g/vmlinuz', initrd: '/g/initrd.gz' };
   it('builds the device, the forwarded port on 127.0.0.1 and the trace', () => {
-    const args = guestQemuArguments(manifest, files, 40022, { blockSize: 2n * MiB, regionSize: 1024n * MiB, requestedSize: 64n * MiB, unpluggedInaccessible: true });
+    const args = guestQemuArguments(manifest, files, 40022, {
+      blockSize: 2n * MiB,
+      regionSize: 1024n * MiB,
+      requestedSize: 64n * MiB,
+      unpluggedInaccessible: true,
+    });
     const text = args.join(' ');
-    expect(text).toContain('-device virtio-mem-pci,id=vm0,memdev=vmemct-mem0,block-size=2M,requested-size=64M,unplugged-inaccessible=on');
+    expect(text).toContain(
+      '-device virtio-mem-pci,id=vm0,memdev=vmemct-mem0,block-size=2M,requested-size=64M,unplugged-inaccessible=on',
+    );
     expect(text).toContain('hostfwd=tcp:127.0.0.1:40022-:22');
     expect(text).toContain('-D /r/trace.log -trace enable=virtio_mem_*');
     expect(text).toContain('-m 1024M,maxmem=3072M');
   });
   it('refuses values QEMU would refuse, before starting it', () => {
-    expect(() => guestQemuArguments(manifest, files, 40022, { blockSize: 3n * MiB })).toThrow(/--block-size .* power of two/);
-    expect(() => guestQemuArguments(manifest, files, 40022, { requestedSize: 3n * MiB })).toThrow(/multiple of the block size/);
-    expect(() => guestQemuArguments(manifest, files, 40022, { regionSize: 0n })).toThrow(/--region-size 0 must be a positive multiple/);
-    expect(guestQemuArguments(manifest, files, 40022, { withoutVirtioMem: true }).join(' ')).not.toContain('virtio-mem-pci');
+    expect(() => guestQemuArguments(manifest, files, 40022, { blockSize: 3n * MiB })).toThrow(
+      /--block-size .* power of two/,
+    );
+    expect(() => guestQemuArguments(manifest, files, 40022, { requestedSize: 3n * MiB })).toThrow(
+      /multiple of the block size/,
+    );
+    expect(() => guestQemuArguments(manifest, files, 40022, { regionSize: 0n })).toThrow(
+      /--region-size 0 must be a positive multiple/,
+    );
+    expect(guestQemuArguments(manifest, files, 40022, { withoutVirtioMem: true }).join(' ')).not.toContain(
+      'virtio-mem-pci',
+    );
   });
 });
 
 describe('PCI_CFG window', () => {
-  it('finds the virtio capabilities of QEMU\'s device', () => {
+  it("finds the virtio capabilities of QEMU's device", () => {
     const layout = parseVirtioCaps(fullConfig());
     expect(layout.pciCfg.position).toBe(0x84);
     expect(layout.deviceCfg).toMatchObject({ bar: 4, offset: 0x2000, length: 0x1000 });
@@ -131,14 +184,21 @@ describe('PCI_CFG window', () => {
     // bar at cap+4 (0x88), length at cap+12 (0x90 = dword 36), offset at cap+8 (dword 35), data at cap+16 (dword 37).
     expect(script).toContain("printf '\\004' | dd of=/sys/bus/pci/devices/0000:00:01.0/config bs=1 seek=136 count=1");
     expect(script).toContain('bs=4 seek=36 count=1');
-    expect(script).toContain("printf '\\000\\040\\000\\000' | dd of=/sys/bus/pci/devices/0000:00:01.0/config bs=4 seek=35");
+    expect(script).toContain(
+      "printf '\\000\\040\\000\\000' | dd of=/sys/bus/pci/devices/0000:00:01.0/config bs=4 seek=35",
+    );
     expect(script).toContain('skip=37 count=1');
-    expect(() => windowReadScript('/sys/bus/pci/devices/x; rm -rf /', layout.pciCfg, reads)).toThrow(/not a PCI device folder/);
+    expect(() => windowReadScript('/sys/bus/pci/devices/x; rm -rf /', layout.pciCfg, reads)).toThrow(
+      /not a PCI device folder/,
+    );
     expect(() => checkedSysfsDevice('/sys/bus/pci/devices/0000:00:01.0')).not.toThrow();
   });
 
   it('parses window output into values, checking the count', () => {
-    const reads = [{ bar: 4, offset: 0x15, length: 1 as const }, { bar: 4, offset: 0x2000, length: 4 as const }];
+    const reads = [
+      { bar: 4, offset: 0x15, length: 1 as const },
+      { bar: 4, offset: 0x2000, length: 4 as const },
+    ];
     const values = parseWindowOutput(' 07 00 00 00\n 00 00 20 00\n', reads);
     expect(values[0]).toEqual(Uint8Array.from([7]));
     expect(leValue(values[1]!)).toBe(0x200000n);
@@ -212,13 +272,25 @@ describe('SSH', () => {
   const target = { host: '127.0.0.1', port: 2222, user: 'root', key: '/k', knownHosts: '/kh' };
   it('verifies host keys and never asks for a password', () => {
     const args = sshArguments(target);
-    expect(args).toEqual(expect.arrayContaining(['BatchMode=yes', 'StrictHostKeyChecking=yes', 'UserKnownHostsFile=/kh', '-i', '/k', '-p', '2222']));
+    expect(args).toEqual(
+      expect.arrayContaining([
+        'BatchMode=yes',
+        'StrictHostKeyChecking=yes',
+        'UserKnownHostsFile=/kh',
+        '-i',
+        '/k',
+        '-p',
+        '2222',
+      ]),
+    );
     expect(args[args.length - 1]).toBe('root@127.0.0.1');
     expect(() => sshArguments({ ...target, user: 'root;rm' })).toThrow(/user/);
     expect(() => sshArguments({ ...target, host: '-oProxyCommand=x y' })).toThrow(/host/);
   });
   it('says which of reachability, key or host key failed', () => {
-    expect(classifySshFailure('ssh: connect to host 127.0.0.1 port 2222: Connection refused', target).kind).toBe('unreachable');
+    expect(classifySshFailure('ssh: connect to host 127.0.0.1 port 2222: Connection refused', target).kind).toBe(
+      'unreachable',
+    );
     expect(classifySshFailure('root@127.0.0.1: Permission denied (publickey).', target).kind).toBe('auth');
     expect(classifySshFailure('Host key verification failed.', target).kind).toBe('host-key');
     expect(classifySshFailure('Host key verification failed.', target).message).toMatch(/--ssh-known-hosts/);

@@ -30,7 +30,10 @@ export type SshFailureKind = 'unreachable' | 'auth' | 'host-key' | 'closed' | 't
 /** The connection failed or a command did not finish in time. */
 export class SshError extends Error {
   override readonly name = 'SshError';
-  constructor(message: string, readonly kind: SshFailureKind) {
+  constructor(
+    message: string,
+    readonly kind: SshFailureKind,
+  ) {
     super(message);
   }
 }
@@ -43,9 +46,26 @@ export interface ShellResult {
 
 /** `ssh` arguments for a target (no remote command). */
 export function sshArguments(target: SshTarget, connectTimeoutS = 5): string[] {
-  const args = ['-T', '-p', String(target.port), '-o', 'BatchMode=yes', '-o', `ConnectTimeout=${connectTimeoutS}`, '-o', 'ServerAliveInterval=2', '-o', 'ServerAliveCountMax=5', '-o', 'StrictHostKeyChecking=yes', '-o', 'LogLevel=ERROR'];
+  const args = [
+    '-T',
+    '-p',
+    String(target.port),
+    '-o',
+    'BatchMode=yes',
+    '-o',
+    `ConnectTimeout=${connectTimeoutS}`,
+    '-o',
+    'ServerAliveInterval=2',
+    '-o',
+    'ServerAliveCountMax=5',
+    '-o',
+    'StrictHostKeyChecking=yes',
+    '-o',
+    'LogLevel=ERROR',
+  ];
   if (target.key) args.push('-i', target.key, '-o', 'IdentitiesOnly=yes');
-  if (target.knownHosts) args.push('-o', `UserKnownHostsFile=${target.knownHosts}`, '-o', 'GlobalKnownHostsFile=/dev/null');
+  if (target.knownHosts)
+    args.push('-o', `UserKnownHostsFile=${target.knownHosts}`, '-o', 'GlobalKnownHostsFile=/dev/null');
   if (!/^[A-Za-z0-9._-]+$/.test(target.user)) throw new Error(`invalid SSH user name '${target.user}'`);
   if (!/^[A-Za-z0-9.:_%-]+$/.test(target.host)) throw new Error(`invalid SSH host '${target.host}'`);
   args.push(`${target.user}@${target.host}`);
@@ -55,15 +75,34 @@ export function sshArguments(target: SshTarget, connectTimeoutS = 5): string[] {
 /** Classifies what ssh printed when it gave up. */
 export function classifySshFailure(stderr: string, target: SshTarget): SshError {
   const where = `${target.user}@${target.host}:${target.port}`;
-  const text = stderr.trim().split('\n').filter((l) => l.trim().length > 0).slice(-2).join(' / ') || 'ssh exited';
+  const text =
+    stderr
+      .trim()
+      .split('\n')
+      .filter((l) => l.trim().length > 0)
+      .slice(-2)
+      .join(' / ') || 'ssh exited';
   if (/Host key verification failed|REMOTE HOST IDENTIFICATION HAS CHANGED|No .* host key is known/i.test(stderr)) {
-    return new SshError(`${where}: the guest's host key is not trusted (${text}); add it to the known_hosts file given with --ssh-known-hosts (vmemct guest up writes one)`, 'host-key');
+    return new SshError(
+      `${where}: the guest's host key is not trusted (${text}); add it to the known_hosts file given with --ssh-known-hosts (vmemct guest up writes one)`,
+      'host-key',
+    );
   }
   if (/Permission denied|Too many authentication failures|no mutual signature/i.test(stderr)) {
-    return new SshError(`${where}: login refused (${text}); check --ssh-key and that its public half is in the guest's authorized_keys`, 'auth');
+    return new SshError(
+      `${where}: login refused (${text}); check --ssh-key and that its public half is in the guest's authorized_keys`,
+      'auth',
+    );
   }
-  if (/Connection refused|timed out|No route to host|Could not resolve|Network is unreachable|Connection reset|closed by remote host|kex_exchange_identification/i.test(stderr)) {
-    return new SshError(`${where}: cannot reach the guest's SSH server (${text}); check the host and port, and that the guest is up`, 'unreachable');
+  if (
+    /Connection refused|timed out|No route to host|Could not resolve|Network is unreachable|Connection reset|closed by remote host|kex_exchange_identification/i.test(
+      stderr,
+    )
+  ) {
+    return new SshError(
+      `${where}: cannot reach the guest's SSH server (${text}); check the host and port, and that the guest is up`,
+      'unreachable',
+    );
   }
   return new SshError(`${where}: ssh failed (${text})`, 'closed');
 }
@@ -75,10 +114,14 @@ export class GuestShell {
   private exited = false;
   private readonly marker = `__vmemct_${randomBytes(6).toString('hex')}`;
   private sequence = 0;
-  private current: { resolve: (r: ShellResult) => void; reject: (e: Error) => void; tag: string; timer: NodeJS.Timeout } | undefined;
+  private current:
+    { resolve: (r: ShellResult) => void; reject: (e: Error) => void; tag: string; timer: NodeJS.Timeout } | undefined;
   private queue: Promise<unknown> = Promise.resolve();
 
-  private constructor(private readonly child: ChildProcess, readonly target: SshTarget) {
+  private constructor(
+    private readonly child: ChildProcess,
+    readonly target: SshTarget,
+  ) {
     child.stdout!.setEncoding('utf8');
     child.stdout!.on('data', (chunk: string) => this.onOutput(chunk));
     child.stderr!.setEncoding('utf8');
@@ -100,22 +143,37 @@ export class GuestShell {
    * Logs in and checks the shell answers within `timeoutMs`. `sshBinary` defaults to `ssh` on
    * PATH; `setpriv`, when given, ties ssh to this process (`--pdeathsig SIGKILL`).
    */
-  static async connect(target: SshTarget, timeoutMs: number, options: { sshBinary?: string; setpriv?: string } = {}): Promise<GuestShell> {
+  static async connect(
+    target: SshTarget,
+    timeoutMs: number,
+    options: { sshBinary?: string; setpriv?: string } = {},
+  ): Promise<GuestShell> {
     if (target.key && !fs.existsSync(target.key)) throw new SshError(`SSH key ${target.key} does not exist`, 'auth');
-    if (target.knownHosts && !fs.existsSync(target.knownHosts)) throw new SshError(`known_hosts file ${target.knownHosts} does not exist`, 'host-key');
+    if (target.knownHosts && !fs.existsSync(target.knownHosts))
+      throw new SshError(`known_hosts file ${target.knownHosts} does not exist`, 'host-key');
     const ssh = options.sshBinary ?? 'ssh';
     const argv = [...sshArguments(target, Math.max(1, Math.ceil(timeoutMs / 1000))), 'exec /bin/sh'];
-    const [command, args] = options.setpriv ? [options.setpriv, ['--pdeathsig', 'SIGKILL', '--', ssh, ...argv]] : [ssh, argv];
+    const [command, args] = options.setpriv
+      ? [options.setpriv, ['--pdeathsig', 'SIGKILL', '--', ssh, ...argv]]
+      : [ssh, argv];
     const child = spawn(command, args, { stdio: ['pipe', 'pipe', 'pipe'], shell: false });
     killOnExit(child);
     const shell = new GuestShell(child, target);
     const spawnError = new Promise<never>((_, reject) =>
-      child.once('error', (e) => reject(new SshError(`cannot run ${ssh}: ${e.message}; install it with \`apt-get install --no-install-recommends openssh-client\``, 'missing-client'))),
+      child.once('error', (e) =>
+        reject(
+          new SshError(
+            `cannot run ${ssh}: ${e.message}; install it with \`apt-get install --no-install-recommends openssh-client\``,
+            'missing-client',
+          ),
+        ),
+      ),
     );
     spawnError.catch(() => undefined);
     try {
       const probe = await Promise.race([shell.run('echo vmemct-ready', timeoutMs), spawnError]);
-      if (!probe.output.includes('vmemct-ready')) throw new SshError(`${target.host}:${target.port}: the remote shell did not echo`, 'closed');
+      if (!probe.output.includes('vmemct-ready'))
+        throw new SshError(`${target.host}:${target.port}: the remote shell did not echo`, 'closed');
       return shell;
     } catch (e) {
       shell.close();
@@ -138,7 +196,11 @@ export class GuestShell {
   /** Runs `command` and fails unless its status is 0. */
   async check(command: string, timeoutMs: number, what: string): Promise<string> {
     const r = await this.run(command, timeoutMs);
-    if (r.status !== 0) throw new SshError(`${what}: status ${r.status}${r.output.trim() ? `: ${r.output.trim().split('\n').slice(-2).join(' / ')}` : ''}`, 'closed');
+    if (r.status !== 0)
+      throw new SshError(
+        `${what}: status ${r.status}${r.output.trim() ? `: ${r.output.trim().split('\n').slice(-2).join(' / ')}` : ''}`,
+        'closed',
+      );
     return r.output;
   }
 
@@ -150,7 +212,12 @@ export class GuestShell {
         this.current = undefined;
         // The shell is now out of step (the command may still be running): end the connection.
         this.close();
-        reject(new SshError(`${this.target.host}:${this.target.port}: the guest did not answer within ${timeoutMs} ms`, 'timeout'));
+        reject(
+          new SshError(
+            `${this.target.host}:${this.target.port}: the guest did not answer within ${timeoutMs} ms`,
+            'timeout',
+          ),
+        );
       }, timeoutMs);
       this.current = { resolve, reject, tag, timer };
       this.buffered = '';
@@ -198,7 +265,11 @@ export class GuestShell {
  * once on what waiting cannot fix (a refused key, an untrusted host key, no ssh client), or when
  * `gone()` says the machine has ended.
  */
-export async function waitForSsh(target: SshTarget, timeoutMs: number, options: { setpriv?: string; gone?: () => string | undefined } = {}): Promise<GuestShell> {
+export async function waitForSsh(
+  target: SshTarget,
+  timeoutMs: number,
+  options: { setpriv?: string; gone?: () => string | undefined } = {},
+): Promise<GuestShell> {
   const deadline = Date.now() + timeoutMs;
   let last: Error | undefined;
   while (Date.now() < deadline) {
@@ -212,5 +283,8 @@ export async function waitForSsh(target: SshTarget, timeoutMs: number, options: 
     }
     await sleep(250);
   }
-  throw new SshError(`${target.host}:${target.port}: the guest did not answer over SSH within ${timeoutMs} ms (${last?.message ?? 'no attempt'})`, 'timeout');
+  throw new SshError(
+    `${target.host}:${target.port}: the guest did not answer over SSH within ${timeoutMs} ms (${last?.message ?? 'no attempt'})`,
+    'timeout',
+  );
 }

@@ -30,6 +30,7 @@ export class VectorEpochs {
   /** Fails when the calling chain belongs to a vector the runner has given up on (chains outside any vector pass). */
   check(): void {
     const mine = this.chainEpoch.getStore();
-    if (mine !== undefined && mine !== this.latest) throw new AdapterError('abandoned: a later vector has taken over the guest');
+    if (mine !== undefined && mine !== this.latest)
+      throw new AdapterError('abandoned: a later vector has taken over the guest');
   }
 }

@@ -52,7 +52,8 @@ async function driverPlugs(traceLog: string, from: number, ended: () => boolean,
   const deadline = Date.now() + timeoutMs;
   while (!fs.readFileSync(traceLog).subarray(from).toString().includes('virtio_mem_plug_request')) {
     if (ended()) throw new Error('the run ended before the driver sent a PLUG request');
-    if (Date.now() > deadline) throw new Error(`the driver sent no PLUG request within ${timeoutMs} ms of the run's start`);
+    if (Date.now() > deadline)
+      throw new Error(`the driver sent no PLUG request within ${timeoutMs} ms of the run's start`);
     await new Promise((r) => setTimeout(r, 100));
   }
 }
@@ -82,15 +83,37 @@ describe('the Linux virtio_mem driver in a live guest', () => {
   // vhost-user suites beside it, 152 s seen on a busier machine); cli() kills the run at 300 s.
   it('passes the driver corpus under linux-6.1.yaml, strict, within 4 minutes', async () => {
     const json = path.join(OUT, 'driver-corpus.json');
-    const r = await cli(['run', '--target', 'driver', ...runArguments(vm.state), '--expectations', EXPECTATIONS, '--strict', '--json', json]);
+    const r = await cli([
+      'run',
+      '--target',
+      'driver',
+      ...runArguments(vm.state),
+      '--expectations',
+      EXPECTATIONS,
+      '--strict',
+      '--json',
+      json,
+    ]);
     timings.push(`driver corpus: ${(r.ms / 1000).toFixed(1)} s`);
     expect(r.stderr).not.toMatch(/internal error/);
     expect(r.status).toBe(0);
-    const doc = JSON.parse(fs.readFileSync(json, 'utf8')) as { adapter: { implementation: string }; results: { id: string; verdict: string }[] };
+    const doc = JSON.parse(fs.readFileSync(json, 'utf8')) as {
+      adapter: { implementation: string };
+      results: { id: string; verdict: string }[];
+    };
     expect(doc.adapter.implementation).toMatch(/^Linux 6\.1\./);
     const passed = doc.results.filter((x) => x.verdict === 'pass').map((x) => x.id);
     // Grow, shrink, resize to zero and to the same value, UNPLUG ALL at probe and the reboots run for real.
-    expect(passed).toEqual(expect.arrayContaining(['vmem.drv.op.grow-to-requested', 'vmem.drv.op.shrink-to-requested', 'vmem.drv.op.resize-to-zero', 'vmem.drv.init.unplug-all-at-start', 'vmem.drv.init.reboot-replugs', 'vmem.drv.bug.reboot-with-plugged-memory']));
+    expect(passed).toEqual(
+      expect.arrayContaining([
+        'vmem.drv.op.grow-to-requested',
+        'vmem.drv.op.shrink-to-requested',
+        'vmem.drv.op.resize-to-zero',
+        'vmem.drv.init.unplug-all-at-start',
+        'vmem.drv.init.reboot-replugs',
+        'vmem.drv.bug.reboot-with-plugged-memory',
+      ]),
+    );
     expect(doc.results.every((x) => x.verdict === 'pass' || x.verdict === 'unsupported')).toBe(true);
     expect(r.ms).toBeLessThan(240_000);
   });
@@ -116,7 +139,10 @@ describe('the Linux virtio_mem driver in a live guest', () => {
     expect(wrongKey.stderr).toMatch(/login refused/);
 
     const strangers = path.join(OUT, 'known_hosts_other');
-    fs.writeFileSync(strangers, `[127.0.0.1]:${vm.state.sshPort} ${fs.readFileSync(`${otherKey}.pub`, 'utf8').split(' ').slice(0, 2).join(' ')}\n`);
+    fs.writeFileSync(
+      strangers,
+      `[127.0.0.1]:${vm.state.sshPort} ${fs.readFileSync(`${otherKey}.pub`, 'utf8').split(' ').slice(0, 2).join(' ')}\n`,
+    );
     const hostKey = await cli(withOption('--ssh-known-hosts', strangers));
     expect(hostKey.status).toBe(2);
     expect(hostKey.stderr).toMatch(/host key is not trusted/);
@@ -128,15 +154,31 @@ describe('the Linux virtio_mem driver in a live guest', () => {
   });
 
   it('reports a guest without the virtio_mem driver as exit 2', async () => {
-    const ssh = ['-i', vm.state.sshKey, '-p', String(vm.state.sshPort), '-o', 'BatchMode=yes', '-o', `UserKnownHostsFile=${vm.state.knownHosts}`, 'root@127.0.0.1'];
-    const hide = spawnSync('ssh', [...ssh, 'rmmod virtio_mem; mv /lib/modules/$(uname -r)/vmemct/virtio_mem.ko /tmp/'], { encoding: 'utf8' });
+    const ssh = [
+      '-i',
+      vm.state.sshKey,
+      '-p',
+      String(vm.state.sshPort),
+      '-o',
+      'BatchMode=yes',
+      '-o',
+      `UserKnownHostsFile=${vm.state.knownHosts}`,
+      'root@127.0.0.1',
+    ];
+    const hide = spawnSync(
+      'ssh',
+      [...ssh, 'rmmod virtio_mem; mv /lib/modules/$(uname -r)/vmemct/virtio_mem.ko /tmp/'],
+      { encoding: 'utf8' },
+    );
     expect(hide.status).toBe(0);
     try {
       const r = await cli(['run', '--target', 'driver', ...runArguments(vm.state)]);
       expect(r.status).toBe(2);
       expect(r.stderr).toMatch(/has no virtio_mem driver/);
     } finally {
-      spawnSync('ssh', [...ssh, 'mv /tmp/virtio_mem.ko /lib/modules/$(uname -r)/vmemct/ && modprobe virtio_mem'], { encoding: 'utf8' });
+      spawnSync('ssh', [...ssh, 'mv /tmp/virtio_mem.ko /lib/modules/$(uname -r)/vmemct/ && modprobe virtio_mem'], {
+        encoding: 'utf8',
+      });
     }
   });
 
@@ -146,7 +188,20 @@ describe('the Linux virtio_mem driver in a live guest', () => {
       const started = Date.now();
       const traceFrom = fs.statSync(vm.state.traceLog).size;
       let ended = false;
-      const run = cli(['run', '--target', 'driver', ...runArguments(vm.state), '--timeout', '1500', '--filter', 'vmem.drv.op.grow-to-requested', '--filter', 'vmem.drv.op.shrink-to-requested', '--json', path.join(OUT, 'stopped.json')]).finally(() => (ended = true));
+      const run = cli([
+        'run',
+        '--target',
+        'driver',
+        ...runArguments(vm.state),
+        '--timeout',
+        '1500',
+        '--filter',
+        'vmem.drv.op.grow-to-requested',
+        '--filter',
+        'vmem.drv.op.shrink-to-requested',
+        '--json',
+        path.join(OUT, 'stopped.json'),
+      ]).finally(() => (ended = true));
       // Stop the guest once the driver works on the first vector (not after a fixed time: on a loaded machine the run may not have reached the guest yet).
       await driverPlugs(vm.state.traceLog, traceFrom, () => ended);
       await control.execute('stop');
@@ -154,7 +209,9 @@ describe('the Linux virtio_mem driver in a live guest', () => {
       const r = await run;
       timings.push(`stopped guest: the run ended ${(r.ms / 1000).toFixed(1)} s after it started`);
       expect(r.status).toBe(2);
-      const doc = JSON.parse(fs.readFileSync(path.join(OUT, 'stopped.json'), 'utf8')) as { results: { verdict: string }[] };
+      const doc = JSON.parse(fs.readFileSync(path.join(OUT, 'stopped.json'), 'utf8')) as {
+        results: { verdict: string }[];
+      };
       expect(doc.results.some((x) => x.verdict === 'timeout')).toBe(true);
       expect(doc.results.every((x) => x.verdict === 'timeout' || x.verdict === 'pass')).toBe(true);
       expect(sshProcessesFor(vm.state.sshPort)).toEqual([]);
@@ -164,7 +221,9 @@ describe('the Linux virtio_mem driver in a live guest', () => {
     }
     const continued = Date.now();
     await vm.waitForSsh(120_000);
-    timings.push(`stopped guest: SSH answered ${((Date.now() - continued) / 1000).toFixed(1)} s after the guest continued`);
+    timings.push(
+      `stopped guest: SSH answered ${((Date.now() - continued) / 1000).toFixed(1)} s after the guest continued`,
+    );
   });
 
   it('boots, reports and ends a detached guest with guest up / status / down', async () => {
@@ -178,14 +237,25 @@ describe('the Linux virtio_mem driver in a live guest', () => {
       expect(status.stdout).toMatch(/answering/);
       expect(status.stdout).toMatch(/region 268435456/);
       // The whole-region vector needs this 256 MiB region.
-      const r = await cli(['run', '--target', 'driver', ...runArguments(state), '--filter', 'vmem.drv.op.whole-region', '--expectations', EXPECTATIONS]);
+      const r = await cli([
+        'run',
+        '--target',
+        'driver',
+        ...runArguments(state),
+        '--filter',
+        'vmem.drv.op.whole-region',
+        '--expectations',
+        EXPECTATIONS,
+      ]);
       expect(r.status).toBe(0);
       expect(r.stdout).toMatch(/1 pass/);
     } finally {
       const down = await cli(['guest', 'down', '--dir', GUEST_DIR]);
       expect(down.status).toBe(0);
     }
-    expect(fs.existsSync(`/proc/${state.pid}`) && !/\) Z /.test(fs.readFileSync(`/proc/${state.pid}/stat`, 'utf8'))).toBe(false);
+    expect(
+      fs.existsSync(`/proc/${state.pid}`) && !/\) Z /.test(fs.readFileSync(`/proc/${state.pid}/stat`, 'utf8')),
+    ).toBe(false);
     const after = await cli(['guest', 'status', '--dir', GUEST_DIR]);
     expect(after.status).toBe(1);
   });

@@ -159,7 +159,8 @@ export class BackendConnection<D extends VhostUserDevice = VhostUserDevice> impl
           else for (const fd of reply.fds) this.closeQuietly(fd);
         }
       } catch (e) {
-        if (e instanceof ChannelTimeoutError) this.problem(`CONFIG_CHANGE_MSG not acknowledged within ${BACKEND_ACK_TIMEOUT_MS} ms`);
+        if (e instanceof ChannelTimeoutError)
+          this.problem(`CONFIG_CHANGE_MSG not acknowledged within ${BACKEND_ACK_TIMEOUT_MS} ms`);
         else if (e instanceof ChannelClosedError) this.problem(`back-end channel: ${e.message}`);
         else throw e;
       }
@@ -187,7 +188,8 @@ export class BackendConnection<D extends VhostUserDevice = VhostUserDevice> impl
     if (this.endedFlag) return;
     try {
       if ('reply' in outcome) this.channel.send(message.request, FLAG_VERSION | FLAG_REPLY, outcome.reply);
-      else if (message.flags & FLAG_NEED_REPLY) this.channel.send(message.request, FLAG_VERSION | FLAG_REPLY, u64Payload(outcome.ack ? 0n : 1n));
+      else if (message.flags & FLAG_NEED_REPLY)
+        this.channel.send(message.request, FLAG_VERSION | FLAG_REPLY, u64Payload(outcome.ack ? 0n : 1n));
     } catch (e) {
       if (!(e instanceof ChannelClosedError)) throw e;
     }
@@ -246,7 +248,8 @@ export class BackendConnection<D extends VhostUserDevice = VhostUserDevice> impl
     },
     [Request.REM_MEM_REG]: (m) => {
       const r = decodeStruct(MemoryRegionLayout, m.payload, 8);
-      if (!this.memory.remove(r.guestAddress, r.size)) return fail(`no region at guest address 0x${r.guestAddress.toString(16)} of size 0x${r.size.toString(16)}`);
+      if (!this.memory.remove(r.guestAddress, r.size))
+        return fail(`no region at guest address 0x${r.guestAddress.toString(16)} of size 0x${r.size.toString(16)}`);
       return OK;
     },
     [Request.SET_VRING_NUM]: (m) => this.vring.state(m),
@@ -296,7 +299,10 @@ export class BackendConnection<D extends VhostUserDevice = VhostUserDevice> impl
     if (n > MEM_TABLE_MAX_REGIONS) return fail(`${n} regions; SET_MEM_TABLE carries at most ${MEM_TABLE_MAX_REGIONS}`);
     const expected = MemoryTableHeaderLayout.size + n * MemoryRegionLayout.size;
     // QEMU sends all 8 slots whatever n is; both sizes are fine.
-    if (m.payload.length !== expected && m.payload.length !== MemoryTableHeaderLayout.size + MEM_TABLE_MAX_REGIONS * MemoryRegionLayout.size) {
+    if (
+      m.payload.length !== expected &&
+      m.payload.length !== MemoryTableHeaderLayout.size + MEM_TABLE_MAX_REGIONS * MemoryRegionLayout.size
+    ) {
       return fail(`payload of ${m.payload.length} bytes for ${n} regions (expected ${expected})`);
     }
     if (m.fds.length !== n) return fail(`${n} regions but ${m.fds.length} fd(s)`);
@@ -322,7 +328,9 @@ export class BackendConnection<D extends VhostUserDevice = VhostUserDevice> impl
     if (!(config instanceof Uint8Array)) return fail(config.reason);
     const asked = size - ConfigHeaderLayout.size;
     if (h.size !== asked || h.size > MAX_CONFIG_SIZE || h.offset + h.size > config.length || h.size === 0) {
-      this.problem(`GET_CONFIG: offset ${h.offset} size ${h.size} with ${asked} bytes of room is outside the ${config.length}-byte config; answered with size 0`);
+      this.problem(
+        `GET_CONFIG: offset ${h.offset} size ${h.size} with ${asked} bytes of room is outside the ${config.length}-byte config; answered with size 0`,
+      );
       return { reply: encodeStruct(ConfigHeaderLayout, { offset: h.offset, size: 0, flags: h.flags }) };
     }
     const out = Buffer.alloc(size);

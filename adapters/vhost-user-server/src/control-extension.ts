@@ -61,7 +61,14 @@ export class VmemctControl implements VendorExtension {
   describe(): unknown {
     const c = this.device.host.config();
     const conn = this.connection;
-    return { id: conn.id, owner: conn.isOwned, status: this.device.host.readStatus(), regions: conn.memory.count, plugged_size: c.plugged_size.toString(), requested_size: c.requested_size.toString() };
+    return {
+      id: conn.id,
+      owner: conn.isOwned,
+      status: this.device.host.readStatus(),
+      regions: conn.memory.count,
+      plugged_size: c.plugged_size.toString(),
+      requested_size: c.requested_size.toString(),
+    };
   }
 
   /** A host resize of this connection's device, announced to its front-end (in turn with its messages). */
@@ -83,7 +90,8 @@ export class VmemctControl implements VendorExtension {
       return reply(VmemctStatus.BAD_MESSAGE, text);
     };
     const size = m.payload.length;
-    const want = (n: number, what = `${n}`): string | undefined => (size === n ? undefined : `payload of ${size} bytes, expected ${what}`);
+    const want = (n: number, what = `${n}`): string | undefined =>
+      size === n ? undefined : `payload of ${size} bytes, expected ${what}`;
     // Fds are closed and logged by the generic handler.
     if (m.fds.length) return reply(VmemctStatus.BAD_MESSAGE, `${m.fds.length} unexpected fd(s) closed`);
     const host = this.device.host;
@@ -95,7 +103,8 @@ export class VmemctControl implements VendorExtension {
       case VmemctRequest.SETUP: {
         const decoded = decodeVmemctSetup(m.payload);
         if (!decoded.ok) return bad(decoded.problem);
-        if (host.readStatus() & VIRTIO_CONFIG_S_DRIVER_OK) return reply(VmemctStatus.REFUSED, 'the device is running (DRIVER_OK); set it up before the handshake');
+        if (host.readStatus() & VIRTIO_CONFIG_S_DRIVER_OK)
+          return reply(VmemctStatus.REFUSED, 'the device is running (DRIVER_OK); set it up before the handshake');
         const built = this.server.newHost(decoded.setup);
         if (built.kind === 'refused') return reply(VmemctStatus.REFUSED, built.reason);
         this.device.replace(built.host);

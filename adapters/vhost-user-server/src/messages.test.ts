@@ -23,8 +23,38 @@ class BareDevice extends VhostUserDevice {
 
 describe('front-end message rules', () => {
   test('should have a rule for every request the back-end handles and none for the others', () => {
-    const handled = ['GET_FEATURES', 'SET_FEATURES', 'SET_OWNER', 'RESET_OWNER', 'SET_MEM_TABLE', 'SET_VRING_NUM', 'SET_VRING_ADDR', 'SET_VRING_BASE', 'GET_VRING_BASE', 'SET_VRING_KICK', 'SET_VRING_CALL', 'SET_VRING_ERR', 'GET_PROTOCOL_FEATURES', 'SET_PROTOCOL_FEATURES', 'GET_QUEUE_NUM', 'SET_VRING_ENABLE', 'SET_BACKEND_REQ_FD', 'GET_CONFIG', 'SET_CONFIG', 'RESET_DEVICE', 'GET_MAX_MEM_SLOTS', 'ADD_MEM_REG', 'REM_MEM_REG', 'SET_STATUS', 'GET_STATUS'] as const;
-    expect(Object.keys(FRONT_END_MESSAGES).map(Number).sort((a, b) => a - b)).toEqual(handled.map((n) => Request[n]).sort((a, b) => a - b));
+    const handled = [
+      'GET_FEATURES',
+      'SET_FEATURES',
+      'SET_OWNER',
+      'RESET_OWNER',
+      'SET_MEM_TABLE',
+      'SET_VRING_NUM',
+      'SET_VRING_ADDR',
+      'SET_VRING_BASE',
+      'GET_VRING_BASE',
+      'SET_VRING_KICK',
+      'SET_VRING_CALL',
+      'SET_VRING_ERR',
+      'GET_PROTOCOL_FEATURES',
+      'SET_PROTOCOL_FEATURES',
+      'GET_QUEUE_NUM',
+      'SET_VRING_ENABLE',
+      'SET_BACKEND_REQ_FD',
+      'GET_CONFIG',
+      'SET_CONFIG',
+      'RESET_DEVICE',
+      'GET_MAX_MEM_SLOTS',
+      'ADD_MEM_REG',
+      'REM_MEM_REG',
+      'SET_STATUS',
+      'GET_STATUS',
+    ] as const;
+    expect(
+      Object.keys(FRONT_END_MESSAGES)
+        .map(Number)
+        .sort((a, b) => a - b),
+    ).toEqual(handled.map((n) => Request[n]).sort((a, b) => a - b));
     expect(messageRule(Request.SET_LOG_BASE)).toBeUndefined();
     expect(messageRule(0x564d0001)).toBeUndefined();
   });
@@ -54,7 +84,10 @@ describe('VhostUserDevice', () => {
   test('should answer unsupported for abilities a device does not override', () => {
     const device = new BareDevice();
     expect(device.readConfig()).toEqual({ kind: 'unsupported', reason: 'the device has no configuration space' });
-    expect(device.writeConfig(0, new Uint8Array(1))).toEqual({ kind: 'unsupported', reason: 'the device configuration is read-only' });
+    expect(device.writeConfig(0, new Uint8Array(1))).toEqual({
+      kind: 'unsupported',
+      reason: 'the device configuration is read-only',
+    });
     expect(device.queueCount).toBe(1);
   });
 });

@@ -50,7 +50,10 @@ export const FRONT_END_MESSAGES = {
   [Request.SET_FEATURES]: { payload: U64, fds: 'none' },
   [Request.SET_OWNER]: { payload: NONE, fds: 'none' },
   [Request.RESET_OWNER]: { payload: NONE, fds: 'none' },
-  [Request.SET_MEM_TABLE]: { payload: { kind: 'at-least', size: MemoryTableHeaderLayout.size, what: 'the table header' }, fds: 'per-region' },
+  [Request.SET_MEM_TABLE]: {
+    payload: { kind: 'at-least', size: MemoryTableHeaderLayout.size, what: 'the table header' },
+    fds: 'per-region',
+  },
   [Request.SET_VRING_NUM]: { payload: exact(VringStateLayout.size), fds: 'none' },
   [Request.SET_VRING_ADDR]: { payload: exact(VringAddressLayout.size), fds: 'none' },
   [Request.SET_VRING_BASE]: { payload: exact(VringStateLayout.size), fds: 'none' },
@@ -63,7 +66,10 @@ export const FRONT_END_MESSAGES = {
   [Request.GET_QUEUE_NUM]: { payload: NONE, fds: 'none' },
   [Request.SET_VRING_ENABLE]: { payload: exact(VringStateLayout.size), fds: 'none' },
   [Request.SET_BACKEND_REQ_FD]: { payload: NONE, fds: 'one' },
-  [Request.GET_CONFIG]: { payload: { kind: 'at-least', size: ConfigHeaderLayout.size, what: 'the config header' }, fds: 'none' },
+  [Request.GET_CONFIG]: {
+    payload: { kind: 'at-least', size: ConfigHeaderLayout.size, what: 'the config header' },
+    fds: 'none',
+  },
   [Request.SET_CONFIG]: { payload: { kind: 'any' }, fds: 'none' },
   [Request.RESET_DEVICE]: { payload: NONE, fds: 'none' },
   [Request.GET_MAX_MEM_SLOTS]: { payload: NONE, fds: 'none' },

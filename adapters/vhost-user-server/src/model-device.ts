@@ -61,7 +61,9 @@ export class ModelVhostDevice extends VhostUserDevice {
   processChain(chain: Chain): Completion {
     const done = this.current.submit(chain);
     this.discard(done.unplugged);
-    return done.kind === 'used' ? { kind: 'used', length: done.length, written: done.written } : { kind: 'no-used-entry' };
+    return done.kind === 'used'
+      ? { kind: 'used', length: done.length, written: done.written }
+      : { kind: 'no-used-entry' };
   }
 
   failQueue(): void {
@@ -88,10 +90,14 @@ export class ModelVhostDevice extends VhostUserDevice {
     if (unplugged.length === 0) return;
     const c = this.current.config();
     if (!this.memory.list().some((r) => r.guestAddress < c.addr + c.region_size && c.addr < r.guestAddress + r.size)) {
-      if (!this.unsharedNoted) this.problem(`the device region [0x${c.addr.toString(16)}, +${formatSize(c.region_size)}) is not in the memory table: unplugged blocks are not discarded`);
+      if (!this.unsharedNoted)
+        this.problem(
+          `the device region [0x${c.addr.toString(16)}, +${formatSize(c.region_size)}) is not in the memory table: unplugged blocks are not discarded`,
+        );
       this.unsharedNoted = true;
       return;
     }
-    for (const run of unplugged) this.memory.discardGuest(c.addr + BigInt(run.first) * c.block_size, BigInt(run.count) * c.block_size);
+    for (const run of unplugged)
+      this.memory.discardGuest(c.addr + BigInt(run.first) * c.block_size, BigInt(run.count) * c.block_size);
   }
 }

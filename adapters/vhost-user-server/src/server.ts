@@ -118,7 +118,13 @@ export class VhostUserBackend implements ControlServer {
     return {
       implementation: this.implementation,
       socket: this.socketPath,
-      setup: { block_size: s.block_size.toString(), region_size: s.region_size.toString(), addr: s.addr.toString(), requested_size: s.requested_size.toString(), node_id: s.node_id },
+      setup: {
+        block_size: s.block_size.toString(),
+        region_size: s.region_size.toString(),
+        addr: s.addr.toString(),
+        requested_size: s.requested_size.toString(),
+        node_id: s.node_id,
+      },
       connections: this.owned().map(([, control]) => control.describe()),
     };
   }
@@ -185,7 +191,13 @@ export class VhostUserBackend implements ControlServer {
   private open(fd: number): void {
     const id = this.nextId++;
     const channel = new MessageChannel(this.native, fd);
-    const connection = new BackendConnection(id, channel, this.native, (memory, problem) => new ModelVhostDevice(this.defaultHost(), memory, problem), this.log);
+    const connection = new BackendConnection(
+      id,
+      channel,
+      this.native,
+      (memory, problem) => new ModelVhostDevice(this.defaultHost(), memory, problem),
+      this.log,
+    );
     const control = new VmemctControl(this, connection);
     connection.extend(control);
     this.connections.set(connection, control);

@@ -7,12 +7,7 @@
  * The device has one queue (index 0). Ring addresses arrive as front-end user addresses and are
  * translated through the memory table when the queue is opened.
  */
-import {
-  VIRTQ_MAX_SIZE,
-  virtqAvailBytes,
-  virtqDescTableBytes,
-  virtqUsedBytes,
-} from '../../../spec/src/index';
+import { VIRTQ_MAX_SIZE, virtqAvailBytes, virtqDescTableBytes, virtqUsedBytes } from '../../../spec/src/index';
 import { DeviceSplitQueue, SplitQueuePosition } from '../../virtio/src/index';
 import type { GuestMemory } from '../../vhost-user/src/guest-memory';
 import type { VhostNative, WatchHandle } from '../../vhost-user/src/native';
@@ -70,7 +65,8 @@ export class Vring {
     if (missing) return fail(missing);
     switch (m.request) {
       case Request.SET_VRING_NUM:
-        if (s.num === 0 || s.num > VIRTQ_MAX_SIZE || (s.num & (s.num - 1)) !== 0) return fail(`queue size ${s.num} is not a power of two up to ${VIRTQ_MAX_SIZE}`);
+        if (s.num === 0 || s.num > VIRTQ_MAX_SIZE || (s.num & (s.num - 1)) !== 0)
+          return fail(`queue size ${s.num} is not a power of two up to ${VIRTQ_MAX_SIZE}`);
         this.num = s.num;
         return OK;
       case Request.SET_VRING_BASE:
@@ -197,7 +193,10 @@ export class Vring {
         break;
       }
       const chain = popped.chain;
-      const completion = device.processChain({ readable: chain.readable, writableSizes: chain.writable.map((w) => w.len) });
+      const completion = device.processChain({
+        readable: chain.readable,
+        writableSizes: chain.writable.map((w) => w.len),
+      });
       if (completion.kind === 'used') {
         queue.complete(chain, completion.written, completion.length);
         signalled = true;
@@ -212,12 +211,23 @@ export class Vring {
 
   /** The queue over the shared memory, when it is enabled and its three areas are shared. */
   private open(): DeviceSplitQueue | undefined {
-    if (this.host.ended || !this.enabled || this.num === 0 || this.desc === undefined || this.avail === undefined || this.used === undefined) return undefined;
+    if (
+      this.host.ended ||
+      !this.enabled ||
+      this.num === 0 ||
+      this.desc === undefined ||
+      this.avail === undefined ||
+      this.used === undefined
+    )
+      return undefined;
     const memory = this.host.memory;
     const avail = memory.userToGuest(this.avail, BigInt(virtqAvailBytes(this.num)));
     const used = memory.userToGuest(this.used, BigInt(virtqUsedBytes(this.num)));
     const desc = memory.userToGuest(this.desc, BigInt(virtqDescTableBytes(this.num)));
-    const queue = avail !== undefined && used !== undefined && desc !== undefined ? DeviceSplitQueue.open(memory, this.num, { desc, avail, used }, this.position) : undefined;
+    const queue =
+      avail !== undefined && used !== undefined && desc !== undefined
+        ? DeviceSplitQueue.open(memory, this.num, { desc, avail, used }, this.position)
+        : undefined;
     if (queue === undefined || typeof queue === 'string') {
       this.host.problem('the vring addresses are not inside the shared memory; the queue is not processed');
       return undefined;

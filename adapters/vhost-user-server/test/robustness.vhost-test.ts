@@ -42,7 +42,15 @@ import {
 } from '../../vhost-user/src/protocol';
 import { FRONTEND_PROTOCOL_FEATURES, connectVhostUserAdapter } from '../../vhost-user/src/vhost-user-adapter';
 import { decodeConfig, decodeResponse, encodeRequest } from '../../../model/src/codec/codec';
-import { VIRTIO_CONFIG_S_NEEDS_RESET, VIRTIO_MEM_REQ_STATE, VIRTIO_MEM_RESP_ACK, VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE, VirtioMemConfigLayout, VirtqDescLayout as DescriptorLayout } from '../../../spec/src/index';
+import {
+  VIRTIO_CONFIG_S_NEEDS_RESET,
+  VIRTIO_MEM_REQ_STATE,
+  VIRTIO_MEM_RESP_ACK,
+  VIRTQ_DESC_F_NEXT,
+  VIRTQ_DESC_F_WRITE,
+  VirtioMemConfigLayout,
+  VirtqDescLayout as DescriptorLayout,
+} from '../../../spec/src/index';
 
 const ROOT = path.resolve(__dirname, '..', '..', '..');
 const CLI = path.join(ROOT, 'conformance', 'bin', 'vmemct.js');
@@ -85,13 +93,24 @@ class ServerUnderTest {
 
   /** Starts the server and waits for its "serving" line. */
   static async start(socketPath: string): Promise<ServerUnderTest> {
-    if (!fs.existsSync(BUILT_CLI)) throw new Error(`the CLI is not built (${BUILT_CLI} is missing): run npm run build:native && npm run build first`);
-    const child = spawn(process.execPath, [CLI, 'serve-vhost-user', '--socket', socketPath], { stdio: ['ignore', 'pipe', 'pipe'] });
+    if (!fs.existsSync(BUILT_CLI))
+      throw new Error(
+        `the CLI is not built (${BUILT_CLI} is missing): run npm run build:native && npm run build first`,
+      );
+    const child = spawn(process.execPath, [CLI, 'serve-vhost-user', '--socket', socketPath], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     const server = new ServerUnderTest(child, socketPath);
     let stdout = '';
     child.stdout!.setEncoding('utf8');
     await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`the server did not start within 30 s; stdout: ${stdout}; stderr: ${server.lines.join(' | ')}`)), 30_000);
+      const timer = setTimeout(
+        () =>
+          reject(
+            new Error(`the server did not start within 30 s; stdout: ${stdout}; stderr: ${server.lines.join(' | ')}`),
+          ),
+        30_000,
+      );
       child.stdout!.on('data', (chunk: string) => {
         stdout += chunk;
         if (stdout.includes(`serving virtio-mem`) && stdout.includes(socketPath)) {
@@ -101,7 +120,9 @@ class ServerUnderTest {
       });
       child.on('exit', (code, signal) => {
         clearTimeout(timer);
-        reject(new Error(`the server exited at start (code ${code}, signal ${signal}); stderr: ${server.lines.join(' | ')}`));
+        reject(
+          new Error(`the server exited at start (code ${code}, signal ${signal}); stderr: ${server.lines.join(' | ')}`),
+        );
       });
     });
     return server;
@@ -137,8 +158,14 @@ class ServerUnderTest {
     for (;;) {
       const found = this.lines.slice(since).find((line) => pattern.test(line));
       if (found !== undefined) return found;
-      if (!this.alive) throw new Error(`the server exited (${JSON.stringify(this.exitInfo)}) before logging ${pattern}; its last lines:\n${this.tail()}`);
-      if (Date.now() > deadline) throw new Error(`no log line matching ${pattern} within ${timeoutMs} ms; the lines since the mark:\n${this.lines.slice(since).slice(-20).join('\n')}`);
+      if (!this.alive)
+        throw new Error(
+          `the server exited (${JSON.stringify(this.exitInfo)}) before logging ${pattern}; its last lines:\n${this.tail()}`,
+        );
+      if (Date.now() > deadline)
+        throw new Error(
+          `no log line matching ${pattern} within ${timeoutMs} ms; the lines since the mark:\n${this.lines.slice(since).slice(-20).join('\n')}`,
+        );
       await sleep(10);
     }
   }
@@ -284,10 +311,15 @@ class RawPeer {
 }
 
 /** A SET_MEM_TABLE payload for these regions. */
-function memTablePayload(count: number, regions: readonly { guestAddress: bigint; size: bigint; userAddress: bigint; mmapOffset: bigint }[]): Buffer {
+function memTablePayload(
+  count: number,
+  regions: readonly { guestAddress: bigint; size: bigint; userAddress: bigint; mmapOffset: bigint }[],
+): Buffer {
   const payload = Buffer.alloc(MemoryTableHeaderLayout.size + regions.length * MemoryRegionLayout.size);
   encodeStruct(MemoryTableHeaderLayout, { regions: count }, payload);
-  regions.forEach((r, i) => encodeStruct(MemoryRegionLayout, r, payload, MemoryTableHeaderLayout.size + i * MemoryRegionLayout.size));
+  regions.forEach((r, i) =>
+    encodeStruct(MemoryRegionLayout, r, payload, MemoryTableHeaderLayout.size + i * MemoryRegionLayout.size),
+  );
   return payload;
 }
 
@@ -323,7 +355,10 @@ async function expectHealthy(): Promise<void> {
 /** The server's fd count settles back to the baseline (the failure names the fds it has open). */
 async function expectBaselineFds(extra = 0): Promise<void> {
   const count = await server.settleFds(baseline + extra);
-  if (count !== baseline + extra) throw new Error(`the server has ${count} fds open, expected ${baseline} + ${extra}.\nbaseline: ${baselineFds}\nnow:      ${server.describeFds()}`);
+  if (count !== baseline + extra)
+    throw new Error(
+      `the server has ${count} fds open, expected ${baseline} + ${extra}.\nbaseline: ${baselineFds}\nnow:      ${server.describeFds()}`,
+    );
 }
 
 /** A front-end after the handshake, with one memfd region (gpa 0) holding vring 0, set up and enabled. */
@@ -336,7 +371,13 @@ async function frontEndWithRing(): Promise<{ frontEnd: VhostUserFrontEnd; region
   const kickFd = frontEnd.createEventfd();
   const callFd = frontEnd.createEventfd();
   const ua = region.userAddress;
-  await frontEnd.setupVring(0, QUEUE_SIZE, { desc: ua + RING.desc, avail: ua + RING.avail, used: ua + RING.used }, kickFd, callFd);
+  await frontEnd.setupVring(
+    0,
+    QUEUE_SIZE,
+    { desc: ua + RING.desc, avail: ua + RING.avail, used: ua + RING.used },
+    kickFd,
+    callFd,
+  );
   return { frontEnd, region, kickFd };
 }
 
@@ -350,8 +391,14 @@ interface TestDescriptor {
 }
 
 /** Writes the descriptors and makes `head` the avail entry number `availIndex` (no kick). */
-function placeChain(region: { mapping: Parameters<VhostNative['write']>[0] }, availIndex: number, head: number, descriptors: readonly TestDescriptor[]): void {
-  for (const d of descriptors) native.write(region.mapping, RING.desc + BigInt(16 * d.index), encodeStruct(DescriptorLayout, d));
+function placeChain(
+  region: { mapping: Parameters<VhostNative['write']>[0] },
+  availIndex: number,
+  head: number,
+  descriptors: readonly TestDescriptor[],
+): void {
+  for (const d of descriptors)
+    native.write(region.mapping, RING.desc + BigInt(16 * d.index), encodeStruct(DescriptorLayout, d));
   const slot = Buffer.alloc(2);
   slot.writeUInt16LE(head);
   native.write(region.mapping, RING.avail + 4n + BigInt(2 * (availIndex % QUEUE_SIZE)), slot);
@@ -395,7 +442,10 @@ describe('serve-vhost-user survives malformed input (named cases)', () => {
     peer.sendBytes(frameMessage(Request.GET_FEATURES, FLAG_VERSION).subarray(0, 5));
     await sleep(20);
     peer.close();
-    await server.waitForLine(/^connection \d+: ended \(the peer hung up mid-message \(5 of 12 header bytes\)\)$/, since);
+    await server.waitForLine(
+      /^connection \d+: ended \(the peer hung up mid-message \(5 of 12 header bytes\)\)$/,
+      since,
+    );
     await expectHealthy();
   });
 
@@ -403,13 +453,23 @@ describe('serve-vhost-user survives malformed input (named cases)', () => {
     const since = server.mark();
     const peer = new RawPeer(server.socketPath);
     const memfd = native.memfd('robustness', 4096);
-    const frame = frameMessage(Request.SET_MEM_TABLE, FLAG_VERSION | FLAG_NEED_REPLY, memTablePayload(8, Array.from({ length: 8 }, () => ({ guestAddress: 0n, size: 4096n, userAddress: 0n, mmapOffset: 0n }))));
+    const frame = frameMessage(
+      Request.SET_MEM_TABLE,
+      FLAG_VERSION | FLAG_NEED_REPLY,
+      memTablePayload(
+        8,
+        Array.from({ length: 8 }, () => ({ guestAddress: 0n, size: 4096n, userAddress: 0n, mmapOffset: 0n })),
+      ),
+    );
     expect(frame.length).toBe(HEADER_SIZE + 264);
     peer.sendBytes(frame.subarray(0, HEADER_SIZE + 100), [memfd]);
     native.close(memfd);
     await sleep(20);
     peer.close();
-    await server.waitForLine(/^connection \d+: ended \(the peer hung up mid-message \(100 of 264 payload bytes\)\)$/, since);
+    await server.waitForLine(
+      /^connection \d+: ended \(the peer hung up mid-message \(100 of 264 payload bytes\)\)$/,
+      since,
+    );
     await expectHealthy();
   });
 
@@ -424,9 +484,18 @@ describe('serve-vhost-user survives malformed input (named cases)', () => {
     expect(await peer.ack(Request.SET_MEM_TABLE, memTablePayload(9, []))).not.toBe(0n);
     await server.waitForLine(/^connection \d+: SET_MEM_TABLE: 9 regions; SET_MEM_TABLE carries at most 8$/, since);
     const memfd = native.memfd('robustness', 4096);
-    expect(await peer.ack(Request.SET_MEM_TABLE, memTablePayload(3, [{ guestAddress: 0n, size: 4096n, userAddress: 0n, mmapOffset: 0n }]), [memfd])).not.toBe(0n);
+    expect(
+      await peer.ack(
+        Request.SET_MEM_TABLE,
+        memTablePayload(3, [{ guestAddress: 0n, size: 4096n, userAddress: 0n, mmapOffset: 0n }]),
+        [memfd],
+      ),
+    ).not.toBe(0n);
     native.close(memfd);
-    await server.waitForLine(/^connection \d+: SET_MEM_TABLE: payload of 40 bytes for 3 regions \(expected 104\)$/, since);
+    await server.waitForLine(
+      /^connection \d+: SET_MEM_TABLE: payload of 40 bytes for 3 regions \(expected 104\)$/,
+      since,
+    );
     expect(await peer.ack(Request.SET_VRING_ADDR, Buffer.alloc(VringAddressLayout.size - 1))).not.toBe(0n);
     await server.waitForLine(/^connection \d+: SET_VRING_ADDR: payload of 39 bytes, expected 40$/, since);
     await peer.stillWorks();
@@ -439,9 +508,15 @@ describe('serve-vhost-user survives malformed input (named cases)', () => {
     const since = server.mark();
     const peer = new RawPeer(server.socketPath);
     expect(await peer.ack(99)).not.toBe(0n);
-    await server.waitForLine(/^connection \d+: request 99: unknown request 99 \(0-byte payload, 0 fd\(s\)\) ignored$/, since);
+    await server.waitForLine(
+      /^connection \d+: request 99: unknown request 99 \(0-byte payload, 0 fd\(s\)\) ignored$/,
+      since,
+    );
     expect(await peer.ack(0xffffffff, Buffer.alloc(16))).not.toBe(0n);
-    await server.waitForLine(/^connection \d+: request 4294967295: unknown request 4294967295 \(16-byte payload, 0 fd\(s\)\) ignored$/, since);
+    await server.waitForLine(
+      /^connection \d+: request 4294967295: unknown request 4294967295 \(16-byte payload, 0 fd\(s\)\) ignored$/,
+      since,
+    );
     // Without NEED_REPLY nothing comes back: the next reply is GET_FEATURES's.
     expect(peer.send(0, FLAG_VERSION)).toBe(true);
     await server.waitForLine(/^connection \d+: request 0: unknown request 0 /, since);
@@ -498,7 +573,10 @@ describe('serve-vhost-user survives malformed input (named cases)', () => {
     const peer = new RawPeer(server.socketPath);
     const memfd = native.memfd('robustness', 4096);
     expect(await peer.ack(Request.SET_BACKEND_REQ_FD, undefined, [memfd])).not.toBe(0n);
-    await server.waitForLine(/^connection \d+: SET_BACKEND_REQ_FD: the back-end channel fd cannot be used: uv_poll_init: /, since);
+    await server.waitForLine(
+      /^connection \d+: SET_BACKEND_REQ_FD: the back-end channel fd cannot be used: uv_poll_init: /,
+      since,
+    );
     expect(await peer.ack(Request.SET_VRING_KICK, u64Payload(0n), [memfd])).not.toBe(0n);
     await server.waitForLine(/^connection \d+: SET_VRING_KICK: the kick fd cannot be watched: uv_poll_init: /, since);
     native.close(memfd);
@@ -517,7 +595,12 @@ describe('serve-vhost-user survives malformed input (named cases)', () => {
         const peer = new RawPeer(server.socketPath);
         peer.sendBytes(frameMessage(Request.GET_FEATURES, flags));
         expect(await peer.endedByServer()).toBe(true);
-        await server.waitForLine(new RegExp(`^connection \\d+: ended \\(framing error: header flags 0x${flags.toString(16)}: version bits must be 0x1 \\(request 1\\)\\)$`), since);
+        await server.waitForLine(
+          new RegExp(
+            `^connection \\d+: ended \\(framing error: header flags 0x${flags.toString(16)}: version bits must be 0x1 \\(request 1\\)\\)$`,
+          ),
+          since,
+        );
         peer.close();
       }
       expect((await bystander.getConfig(0, VirtioMemConfigLayout.size)).length).toBe(VirtioMemConfigLayout.size);
@@ -539,7 +622,12 @@ describe('serve-vhost-user survives malformed input (named cases)', () => {
         peer.sendBytes(Buffer.concat([header, Buffer.alloc(64)]), [eventfd]);
         native.close(eventfd);
         expect(await peer.endedByServer()).toBe(true);
-        await server.waitForLine(new RegExp(`^connection \\d+: ended \\(framing error: payload size ${size} exceeds 4096 bytes \\(request 5\\)\\)$`), since);
+        await server.waitForLine(
+          new RegExp(
+            `^connection \\d+: ended \\(framing error: payload size ${size} exceeds 4096 bytes \\(request 5\\)\\)$`,
+          ),
+          since,
+        );
         peer.close();
       }
       // A payload of exactly 4096 bytes is still accepted (and answered).
@@ -563,18 +651,35 @@ describe('serve-vhost-user survives malformed input (named cases)', () => {
       await frontEnd.setFeatures(0n, negotiated.offeredFeatures);
       const userAddress = 0x7f0000000000n;
       const payload = memTablePayload(1, [{ guestAddress: 0n, size: 1n * MiB, userAddress, mmapOffset: 0n }]);
-      await expect(frontEnd.command(Request.SET_MEM_TABLE, payload, [memfd])).rejects.toThrow(/SET_MEM_TABLE: the back-end reported failure/);
-      await server.waitForLine(/^connection \d+: SET_MEM_TABLE: region 0: map: the fd holds 65536 bytes, fewer than the 1048576 to map$/, since);
+      await expect(frontEnd.command(Request.SET_MEM_TABLE, payload, [memfd])).rejects.toThrow(
+        /SET_MEM_TABLE: the back-end reported failure/,
+      );
+      await server.waitForLine(
+        /^connection \d+: SET_MEM_TABLE: region 0: map: the fd holds 65536 bytes, fewer than the 1048576 to map$/,
+        since,
+      );
       // The ring placed past the end of the fd: had the region been mapped, reading it would raise SIGBUS.
       const kickFd = frontEnd.createEventfd();
       const callFd = frontEnd.createEventfd();
-      await frontEnd.setupVring(0, QUEUE_SIZE, { desc: userAddress + 0x80000n, avail: userAddress + 0x90000n, used: userAddress + 0xa0000n }, kickFd, callFd);
+      await frontEnd.setupVring(
+        0,
+        QUEUE_SIZE,
+        { desc: userAddress + 0x80000n, avail: userAddress + 0x90000n, used: userAddress + 0xa0000n },
+        kickFd,
+        callFd,
+      );
       native.signal(kickFd);
-      await server.waitForLine(/^connection \d+: the vring addresses are not inside the shared memory; the queue is not processed$/, since);
+      await server.waitForLine(
+        /^connection \d+: the vring addresses are not inside the shared memory; the queue is not processed$/,
+        since,
+      );
       // Also with an mmap offset that moves a fitting size past the end.
       const shifted = memTablePayload(1, [{ guestAddress: 0n, size: 64n * 1024n, userAddress, mmapOffset: 4096n }]);
       await expect(frontEnd.command(Request.SET_MEM_TABLE, shifted, [memfd])).rejects.toThrow(/reported failure/);
-      await server.waitForLine(/^connection \d+: SET_MEM_TABLE: region 0: map: the fd holds 65536 bytes, fewer than the 69632 to map$/, since);
+      await server.waitForLine(
+        /^connection \d+: SET_MEM_TABLE: region 0: map: the fd holds 65536 bytes, fewer than the 69632 to map$/,
+        since,
+      );
       expect((await frontEnd.getConfig(0, VirtioMemConfigLayout.size)).length).toBe(VirtioMemConfigLayout.size);
     } finally {
       native.close(memfd);
@@ -597,8 +702,13 @@ describe('serve-vhost-user survives malformed input (named cases)', () => {
       fs.ftruncateSync(region.fd, 0);
       // From here this process must not touch the region's memory either (it would get SIGBUS too).
       native.signal(kickFd);
-      await server.waitForLine(/^connection \d+: the ring cannot be processed: read: the mapped file is shorter than the access \(SIGBUS\); the device is marked NEEDS_RESET$/, since);
-      expect(Number(await frontEnd.queryU64(Request.GET_STATUS)) & VIRTIO_CONFIG_S_NEEDS_RESET).toBe(VIRTIO_CONFIG_S_NEEDS_RESET);
+      await server.waitForLine(
+        /^connection \d+: the ring cannot be processed: read: the mapped file is shorter than the access \(SIGBUS\); the device is marked NEEDS_RESET$/,
+        since,
+      );
+      expect(Number(await frontEnd.queryU64(Request.GET_STATUS)) & VIRTIO_CONFIG_S_NEEDS_RESET).toBe(
+        VIRTIO_CONFIG_S_NEEDS_RESET,
+      );
       expect((await frontEnd.getConfig(0, VirtioMemConfigLayout.size)).length).toBe(VirtioMemConfigLayout.size);
     } finally {
       frontEnd.close();
@@ -612,20 +722,56 @@ describe('serve-vhost-user survives malformed input (named cases)', () => {
     try {
       let avail = 0;
       const cases: { descriptors: TestDescriptor[]; head: number; line: RegExp }[] = [
-        { head: 0, descriptors: [{ index: 0, addr: 0xdead00000000n, len: 24, flags: 0, next: 0 }], line: /chain at descriptor 0: readable buffer \[0xdead00000000, \+24\) is not in shared memory; the device is marked NEEDS_RESET$/ },
-        { head: 1, descriptors: [{ index: 1, addr: RING.buffers, len: 24, flags: 1, next: 2 }, { index: 2, addr: 2n * MiB - 4n, len: 10, flags: 2, next: 0 }], line: /chain at descriptor 1: writable buffer \[0x1ffffc, \+10\) is not in shared memory/ },
-        { head: 4000, descriptors: [], line: /chain at descriptor 4000: descriptor index 4000 outside the table of 256/ },
-        { head: 3, descriptors: [{ index: 3, addr: RING.buffers, len: 24, flags: 1, next: 4 }, { index: 4, addr: RING.buffers, len: 24, flags: 1, next: 3 }], line: /chain at descriptor 3: the chain loops/ },
-        { head: 5, descriptors: [{ index: 5, addr: RING.buffers, len: 24, flags: 1, next: 999 }], line: /chain at descriptor 5: descriptor index 999 outside the table of 256/ },
-        { head: 6, descriptors: [{ index: 6, addr: 0n, len: 0x80000000, flags: 0, next: 0 }], line: /chain at descriptor 6: readable buffer of 2147483648 bytes is too large/ },
-        { head: 7, descriptors: [{ index: 7, addr: 0xfffffffffffffff0n, len: 0x100, flags: 0, next: 0 }], line: /chain at descriptor 7: readable buffer \[0xfffffffffffffff0, \+256\) is not in shared memory/ },
+        {
+          head: 0,
+          descriptors: [{ index: 0, addr: 0xdead00000000n, len: 24, flags: 0, next: 0 }],
+          line: /chain at descriptor 0: readable buffer \[0xdead00000000, \+24\) is not in shared memory; the device is marked NEEDS_RESET$/,
+        },
+        {
+          head: 1,
+          descriptors: [
+            { index: 1, addr: RING.buffers, len: 24, flags: 1, next: 2 },
+            { index: 2, addr: 2n * MiB - 4n, len: 10, flags: 2, next: 0 },
+          ],
+          line: /chain at descriptor 1: writable buffer \[0x1ffffc, \+10\) is not in shared memory/,
+        },
+        {
+          head: 4000,
+          descriptors: [],
+          line: /chain at descriptor 4000: descriptor index 4000 outside the table of 256/,
+        },
+        {
+          head: 3,
+          descriptors: [
+            { index: 3, addr: RING.buffers, len: 24, flags: 1, next: 4 },
+            { index: 4, addr: RING.buffers, len: 24, flags: 1, next: 3 },
+          ],
+          line: /chain at descriptor 3: the chain loops/,
+        },
+        {
+          head: 5,
+          descriptors: [{ index: 5, addr: RING.buffers, len: 24, flags: 1, next: 999 }],
+          line: /chain at descriptor 5: descriptor index 999 outside the table of 256/,
+        },
+        {
+          head: 6,
+          descriptors: [{ index: 6, addr: 0n, len: 0x80000000, flags: 0, next: 0 }],
+          line: /chain at descriptor 6: readable buffer of 2147483648 bytes is too large/,
+        },
+        {
+          head: 7,
+          descriptors: [{ index: 7, addr: 0xfffffffffffffff0n, len: 0x100, flags: 0, next: 0 }],
+          line: /chain at descriptor 7: readable buffer \[0xfffffffffffffff0, \+256\) is not in shared memory/,
+        },
       ];
       for (const c of cases) {
         placeChain(region, avail++, c.head, c.descriptors);
         native.signal(kickFd);
         await server.waitForLine(c.line, since);
       }
-      expect(Number(await frontEnd.queryU64(Request.GET_STATUS)) & VIRTIO_CONFIG_S_NEEDS_RESET).toBe(VIRTIO_CONFIG_S_NEEDS_RESET);
+      expect(Number(await frontEnd.queryU64(Request.GET_STATUS)) & VIRTIO_CONFIG_S_NEEDS_RESET).toBe(
+        VIRTIO_CONFIG_S_NEEDS_RESET,
+      );
       // Garbage everywhere in the ring area, several kicks.
       const random = new SeededRandom(7);
       for (let round = 0; round < 20; round++) {
@@ -634,9 +780,15 @@ describe('serve-vhost-user survives malformed input (named cases)', () => {
         await sleep(5);
       }
       // Ring addresses outside the shared memory altogether.
-      await frontEnd.command(Request.SET_VRING_ADDR, encodeStruct(VringAddressLayout, { index: 0, desc: 0x1000n, used: 0x2000n, avail: 0x3000n }));
+      await frontEnd.command(
+        Request.SET_VRING_ADDR,
+        encodeStruct(VringAddressLayout, { index: 0, desc: 0x1000n, used: 0x2000n, avail: 0x3000n }),
+      );
       native.signal(kickFd);
-      await server.waitForLine(/the vring addresses are not inside the shared memory; the queue is not processed$/, since);
+      await server.waitForLine(
+        /the vring addresses are not inside the shared memory; the queue is not processed$/,
+        since,
+      );
       expect((await frontEnd.getConfig(0, VirtioMemConfigLayout.size)).length).toBe(VirtioMemConfigLayout.size);
     } finally {
       frontEnd.close();
@@ -713,7 +865,17 @@ const POOL_MEMFD_SIZE = 64 * 1024;
 function plausibleRing(random: SeededRandom): Buffer {
   const bytes = random.bytes(POOL_MEMFD_SIZE);
   for (let i = 0; i < QUEUE_SIZE; i++) {
-    encodeStruct(DescriptorLayout, { addr: BigInt(random.below(POOL_MEMFD_SIZE)), len: random.pick([24, 10, 8, random.below(64)]), flags: random.below(4), next: random.below(QUEUE_SIZE) }, bytes, Number(RING.desc) + 16 * i);
+    encodeStruct(
+      DescriptorLayout,
+      {
+        addr: BigInt(random.below(POOL_MEMFD_SIZE)),
+        len: random.pick([24, 10, 8, random.below(64)]),
+        flags: random.below(4),
+        next: random.below(QUEUE_SIZE),
+      },
+      bytes,
+      Number(RING.desc) + 16 * i,
+    );
   }
   for (let i = 0; i < QUEUE_SIZE; i++) bytes.writeUInt16LE(random.below(QUEUE_SIZE), Number(RING.avail) + 4 + 2 * i);
   return bytes;
@@ -736,7 +898,13 @@ interface FuzzMessage {
  * controls are left out: they legitimately rebuild devices (SETUP may ask for a 2^30-block bitmap)
  * or resize the whole server.
  */
-const VALID_CODES = [...Object.values(Request), VmemctRequest.INFO, VmemctRequest.STATUS, VmemctRequest.CHECK_ACCESS, VmemctRequest.INJECT_BUSY];
+const VALID_CODES = [
+  ...Object.values(Request),
+  VmemctRequest.INFO,
+  VmemctRequest.STATUS,
+  VmemctRequest.CHECK_ACCESS,
+  VmemctRequest.INJECT_BUSY,
+];
 
 /** Generates mutated vhost-user messages from well-formed ones. */
 class MessageFuzzer {
@@ -749,7 +917,14 @@ class MessageFuzzer {
     const r = this.random;
     return {
       guestAddress: r.pick([0n, 1n << 32n, 0x100000n, r.u64()]),
-      size: r.pick([BigInt(POOL_MEMFD_SIZE), 4096n, BigInt(POOL_MEMFD_SIZE) * 2n, 0n, r.u64(), BigInt(r.below(POOL_MEMFD_SIZE))]),
+      size: r.pick([
+        BigInt(POOL_MEMFD_SIZE),
+        4096n,
+        BigInt(POOL_MEMFD_SIZE) * 2n,
+        0n,
+        r.u64(),
+        BigInt(r.below(POOL_MEMFD_SIZE)),
+      ]),
       userAddress: r.pick([FUZZ_USER_BASE, FUZZ_USER_BASE + 0x100000n, r.u64()]),
       mmapOffset: r.pick([0n, 0n, 4096n, BigInt(r.below(POOL_MEMFD_SIZE)), r.u64()]),
     };
@@ -767,7 +942,10 @@ class MessageFuzzer {
     switch (request) {
       case Request.SET_FEATURES:
       case Request.SET_STATUS:
-        return { payload: u64Payload(r.chance(0.5) ? BigInt(r.pick([0, 1, 3, 7, 11, 15, 0x40, 0x8f])) : r.u64()), fds: [] };
+        return {
+          payload: u64Payload(r.chance(0.5) ? BigInt(r.pick([0, 1, 3, 7, 11, 15, 0x40, 0x8f])) : r.u64()),
+          fds: [],
+        };
       case Request.SET_PROTOCOL_FEATURES:
         return { payload: u64Payload(r.chance(0.7) ? FRONTEND_PROTOCOL_FEATURES & r.u64() : r.u64()), fds: [] };
       case Request.SET_MEM_TABLE: {
@@ -785,21 +963,46 @@ class MessageFuzzer {
       case Request.SET_VRING_BASE:
       case Request.SET_VRING_ENABLE:
       case Request.GET_VRING_BASE:
-        return { payload: encodeStruct(VringStateLayout, { index: r.pick([0, 0, 0, 1, r.u32()]), num: r.pick([256, 16, 1, 0, 3, 1 << 15, 1 << 16, r.u32()]) }), fds: [] };
+        return {
+          payload: encodeStruct(VringStateLayout, {
+            index: r.pick([0, 0, 0, 1, r.u32()]),
+            num: r.pick([256, 16, 1, 0, 3, 1 << 15, 1 << 16, r.u32()]),
+          }),
+          fds: [],
+        };
       case Request.SET_VRING_ADDR:
-        return { payload: encodeStruct(VringAddressLayout, { index: r.pick([0, 0, 0, 2]), flags: r.pick([0, 1, r.u32()]), desc: this.ringAddress(), used: this.ringAddress(), avail: this.ringAddress(), log: r.u64() }), fds: [] };
+        return {
+          payload: encodeStruct(VringAddressLayout, {
+            index: r.pick([0, 0, 0, 2]),
+            flags: r.pick([0, 1, r.u32()]),
+            desc: this.ringAddress(),
+            used: this.ringAddress(),
+            avail: this.ringAddress(),
+            log: r.u64(),
+          }),
+          fds: [],
+        };
       case Request.SET_VRING_KICK:
       case Request.SET_VRING_CALL:
       case Request.SET_VRING_ERR: {
         const noFd = r.chance(0.2);
-        return { payload: u64Payload(BigInt(r.pick([0, 0, 0, 1, 255])) | (noFd ? VRING_NOFD : 0n)), fds: noFd ? [] : [r.pick(this.pool.eventfds)] };
+        return {
+          payload: u64Payload(BigInt(r.pick([0, 0, 0, 1, 255])) | (noFd ? VRING_NOFD : 0n)),
+          fds: noFd ? [] : [r.pick(this.pool.eventfds)],
+        };
       }
       case Request.SET_BACKEND_REQ_FD:
-        return { payload: Buffer.alloc(0), fds: [r.chance(0.5) ? r.pick(this.pool.eventfds) : r.pick(this.pool.memfds)] };
+        return {
+          payload: Buffer.alloc(0),
+          fds: [r.chance(0.5) ? r.pick(this.pool.eventfds) : r.pick(this.pool.memfds)],
+        };
       case Request.GET_CONFIG:
       case Request.SET_CONFIG: {
         const size = r.pick([56, 8, 0, r.below(300)]);
-        const payload = Buffer.concat([encodeStruct(ConfigHeaderLayout, { offset: r.pick([0, 8, 55, r.u32()]), size, flags: r.pick([0, 1]) }), r.bytes(size)]);
+        const payload = Buffer.concat([
+          encodeStruct(ConfigHeaderLayout, { offset: r.pick([0, 8, 55, r.u32()]), size, flags: r.pick([0, 1]) }),
+          r.bytes(size),
+        ]);
         return { payload, fds: [] };
       }
       case Request.SET_LOG_BASE:
@@ -821,17 +1024,33 @@ class MessageFuzzer {
    */
   validPrefix(): FuzzMessage[] {
     const r = this.random;
-    const message = (request: number, payload?: Uint8Array, fds: number[] = []): FuzzMessage => ({ bytes: frameMessage(request, FLAG_VERSION, payload), fds, hangUp: false, description: `valid request ${request}` });
+    const message = (request: number, payload?: Uint8Array, fds: number[] = []): FuzzMessage => ({
+      bytes: frameMessage(request, FLAG_VERSION, payload),
+      fds,
+      hangUp: false,
+      description: `valid request ${request}`,
+    });
     const region = { guestAddress: 0n, size: BigInt(POOL_MEMFD_SIZE), userAddress: FUZZ_USER_BASE, mmapOffset: 0n };
     return [
       message(Request.GET_FEATURES),
-      message(Request.SET_PROTOCOL_FEATURES, u64Payload(FRONTEND_PROTOCOL_FEATURES & ~protocolMask(ProtocolFeature.REPLY_ACK))),
+      message(
+        Request.SET_PROTOCOL_FEATURES,
+        u64Payload(FRONTEND_PROTOCOL_FEATURES & ~protocolMask(ProtocolFeature.REPLY_ACK)),
+      ),
       message(Request.SET_OWNER),
       message(Request.SET_FEATURES, u64Payload(0n)),
       message(Request.SET_MEM_TABLE, memTablePayload(1, [region]), [r.pick(this.pool.memfds)]),
       message(Request.SET_VRING_NUM, encodeStruct(VringStateLayout, { index: 0, num: r.pick([16, 256]) })),
       message(Request.SET_VRING_BASE, encodeStruct(VringStateLayout, { index: 0, num: 0 })),
-      message(Request.SET_VRING_ADDR, encodeStruct(VringAddressLayout, { index: 0, desc: FUZZ_USER_BASE + RING.desc, avail: FUZZ_USER_BASE + RING.avail, used: FUZZ_USER_BASE + RING.used })),
+      message(
+        Request.SET_VRING_ADDR,
+        encodeStruct(VringAddressLayout, {
+          index: 0,
+          desc: FUZZ_USER_BASE + RING.desc,
+          avail: FUZZ_USER_BASE + RING.avail,
+          used: FUZZ_USER_BASE + RING.used,
+        }),
+      ),
       message(Request.SET_VRING_KICK, u64Payload(0n), [r.pick(this.pool.eventfds)]),
       message(Request.SET_VRING_CALL, u64Payload(0n), [r.pick(this.pool.eventfds)]),
       message(Request.SET_VRING_ENABLE, encodeStruct(VringStateLayout, { index: 0, num: 1 })),
@@ -850,20 +1069,36 @@ class MessageFuzzer {
     const applied: string[] = [];
     const mutations = r.chance(0.1) ? 0 : r.between(1, 3);
     for (let i = 0; i < mutations; i++) {
-      const kind = r.pick(['code', 'code', 'size', 'size', 'payload', 'fds', 'fds', 'flags', 'lie', 'truncate', 'oversize'] as const);
+      const kind = r.pick([
+        'code',
+        'code',
+        'size',
+        'size',
+        'payload',
+        'fds',
+        'fds',
+        'flags',
+        'lie',
+        'truncate',
+        'oversize',
+      ] as const);
       applied.push(kind);
       switch (kind) {
         case 'code':
           request = r.chance(0.6) ? r.pick(VALID_CODES) : r.u32();
           break;
         case 'size':
-          payload = r.chance(0.5) ? payload.subarray(0, r.below(payload.length + 1)) : Buffer.concat([payload, r.bytes(r.between(1, 64))]);
+          payload = r.chance(0.5)
+            ? payload.subarray(0, r.below(payload.length + 1))
+            : Buffer.concat([payload, r.bytes(r.between(1, 64))]);
           break;
         case 'payload':
           payload = r.chance(0.5) ? r.bytes(payload.length) : r.bytes(r.below(300));
           break;
         case 'fds':
-          fds = Array.from({ length: r.between(0, 4) }, () => (r.chance(0.5) ? r.pick(this.pool.eventfds) : r.pick(this.pool.memfds)));
+          fds = Array.from({ length: r.between(0, 4) }, () =>
+            r.chance(0.5) ? r.pick(this.pool.eventfds) : r.pick(this.pool.memfds),
+          );
           break;
         case 'flags':
           flags = r.pick([0, 2, 3, FLAG_VERSION | FLAG_REPLY, FLAG_VERSION | (r.u32() & ~3), r.u32()]) >>> 0;
@@ -895,7 +1130,9 @@ describe('serve-vhost-user survives a seeded fuzz run', () => {
       eventfds: Array.from({ length: 4 }, () => native.eventfd()),
       memfds: Array.from({ length: 4 }, (_, i) => native.memfd(`fuzz-${i}`, POOL_MEMFD_SIZE)),
     };
-    pool.memfds.forEach((fd, i) => fs.writeSync(fd, i < 2 ? plausibleRing(random) : random.bytes(POOL_MEMFD_SIZE), 0, POOL_MEMFD_SIZE, 0));
+    pool.memfds.forEach((fd, i) =>
+      fs.writeSync(fd, i < 2 ? plausibleRing(random) : random.bytes(POOL_MEMFD_SIZE), 0, POOL_MEMFD_SIZE, 0),
+    );
     const fuzzer = new MessageFuzzer(random, pool);
     const since = server.mark();
     const fdsBefore = server.fdCount();
@@ -908,7 +1145,10 @@ describe('serve-vhost-user survives a seeded fuzz run', () => {
     let recent: string[] = [];
     try {
       while (messages < FUZZ_MESSAGES) {
-        if (!server.alive) throw new Error(`the server died during connection ${connections} (${JSON.stringify(server.exit)}); its messages:\n${recent.join('\n')}\nits log:\n${server.tail()}`);
+        if (!server.alive)
+          throw new Error(
+            `the server died during connection ${connections} (${JSON.stringify(server.exit)}); its messages:\n${recent.join('\n')}\nits log:\n${server.tail()}`,
+          );
         // Keep the number of connections the server has not finished yet bounded.
         for (let waited = 0; server.fdCount() > baseline + 60 && waited < 5000; waited += 5) await sleep(5);
         maxFds = Math.max(maxFds, server.fdCount());
@@ -983,11 +1223,21 @@ describe('serve-vhost-user survives a seeded fuzz run', () => {
     await handshakeAndConfig();
     const adapter = await connectVhostUserAdapter({ socketPath: server.socketPath });
     try {
-      const setup = { block_size: 2n * MiB, region_size: 128n * MiB, addr: 1n << 32n, requested_size: 16n * MiB, node_id: 0, plugged: [] };
+      const setup = {
+        block_size: 2n * MiB,
+        region_size: 128n * MiB,
+        addr: 1n << 32n,
+        requested_size: 16n * MiB,
+        node_id: 0,
+        plugged: [],
+      };
       const session = await adapter.openDevice(setup);
       const init = await session.initialise((offered) => offered);
       expect(init.featuresOk).toBe(true);
-      const completion = await session.submit({ readable: [encodeRequest({ type: VIRTIO_MEM_REQ_STATE, addr: setup.addr, nb_blocks: 1 })], writableSizes: [10] });
+      const completion = await session.submit({
+        readable: [encodeRequest({ type: VIRTIO_MEM_REQ_STATE, addr: setup.addr, nb_blocks: 1 })],
+        writableSizes: [10],
+      });
       expect(completion.kind).toBe('used');
       if (completion.kind !== 'used') return;
       const response = decodeResponse(completion.written);

@@ -13,7 +13,17 @@ const prefix = path.resolve(path.dirname(process.execPath), '..');
 const headers = path.join(prefix, 'include', 'node', 'node_api.h');
 const candidates = [
   process.env.npm_config_node_gyp,
-  path.join(path.dirname(process.execPath), '..', 'lib', 'node_modules', 'npm', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js'),
+  path.join(
+    path.dirname(process.execPath),
+    '..',
+    'lib',
+    'node_modules',
+    'npm',
+    'node_modules',
+    'node-gyp',
+    'bin',
+    'node-gyp.js',
+  ),
 ].filter(Boolean);
 const nodeGyp = candidates.find((c) => fs.existsSync(c));
 if (!nodeGyp) {
@@ -24,6 +34,8 @@ const args = [nodeGyp, 'rebuild', '--silent', '-C', __dirname];
 if (fs.existsSync(headers)) args.push(`--nodedir=${prefix}`);
 const result = spawnSync(process.execPath, args, { stdio: 'inherit' });
 if (result.status !== 0) {
-  console.error('vhostfd: the build failed; it needs a C compiler, make and python3 (Debian: apt-get install g++ make python3)');
+  console.error(
+    'vhostfd: the build failed; it needs a C compiler, make and python3 (Debian: apt-get install g++ make python3)',
+  );
   process.exit(result.status ?? 2);
 }

@@ -6,7 +6,16 @@
  * nothing blocks. A framing error (wrong version bits, a payload above {@link MAX_PAYLOAD}) or a
  * peer that hangs up mid-message ends the channel: the stream cannot be resynchronised.
  */
-import { FLAG_VERSION_MASK, FLAG_VERSION, HEADER_SIZE, HeaderLayout, MAX_PAYLOAD, Message, decodeStruct, frameMessage } from './protocol';
+import {
+  FLAG_VERSION_MASK,
+  FLAG_VERSION,
+  HEADER_SIZE,
+  HeaderLayout,
+  MAX_PAYLOAD,
+  Message,
+  decodeStruct,
+  frameMessage,
+} from './protocol';
 import type { VhostNative, WatchHandle } from './native';
 
 /** Why a channel ended. */
@@ -140,7 +149,10 @@ export class MessageChannel {
   private pump(): void {
     if (this.ended) return;
     for (;;) {
-      const need = this.header === undefined || this.headerHave < HEADER_SIZE ? HEADER_SIZE - this.headerHave : this.payload!.length - this.payloadHave;
+      const need =
+        this.header === undefined || this.headerHave < HEADER_SIZE
+          ? HEADER_SIZE - this.headerHave
+          : this.payload!.length - this.payloadHave;
       if (need === 0) {
         this.complete();
         continue;
@@ -170,11 +182,17 @@ export class MessageChannel {
         if (this.headerHave === HEADER_SIZE) {
           const h = decodeStruct(HeaderLayout, this.header);
           if ((h.flags & FLAG_VERSION_MASK) !== FLAG_VERSION) {
-            this.finish({ kind: 'framing-error', detail: `header flags 0x${h.flags.toString(16)}: version bits must be 0x1 (request ${h.request})` });
+            this.finish({
+              kind: 'framing-error',
+              detail: `header flags 0x${h.flags.toString(16)}: version bits must be 0x1 (request ${h.request})`,
+            });
             return;
           }
           if (h.size > MAX_PAYLOAD) {
-            this.finish({ kind: 'framing-error', detail: `payload size ${h.size} exceeds ${MAX_PAYLOAD} bytes (request ${h.request})` });
+            this.finish({
+              kind: 'framing-error',
+              detail: `payload size ${h.size} exceeds ${MAX_PAYLOAD} bytes (request ${h.request})`,
+            });
             return;
           }
           this.payload = Buffer.alloc(h.size);

@@ -175,7 +175,10 @@ export class VhostUserFrontEnd {
       this.channel.send(request, flags, payload, fds);
       this.sent++;
     } catch (e) {
-      if (e instanceof ChannelClosedError) throw new VhostUserProtocolError(`${requestName(request)}: cannot send, the connection ended (${this.endText()})`);
+      if (e instanceof ChannelClosedError)
+        throw new VhostUserProtocolError(
+          `${requestName(request)}: cannot send, the connection ended (${this.endText()})`,
+        );
       throw e;
     }
   }
@@ -198,10 +201,12 @@ export class VhostUserFrontEnd {
     try {
       message = await this.channel.next(this.replyTimeoutMs);
     } catch (e) {
-      if (e instanceof ChannelTimeoutError) throw new VhostUserTimeoutError(`${label}: no reply within ${this.replyTimeoutMs} ms`);
+      if (e instanceof ChannelTimeoutError)
+        throw new VhostUserTimeoutError(`${label}: no reply within ${this.replyTimeoutMs} ms`);
       throw e;
     }
-    if (!message) throw new VhostUserProtocolError(`${label}: the connection ended before the reply (${this.endText()})`);
+    if (!message)
+      throw new VhostUserProtocolError(`${label}: the connection ended before the reply (${this.endText()})`);
     return message;
   }
 
@@ -209,9 +214,15 @@ export class VhostUserFrontEnd {
   async reply(request: number, label = requestName(request)): Promise<Message> {
     const m = await this.next(label);
     for (const fd of m.fds) this.closeFd(fd);
-    if (m.request !== request) throw new VhostUserProtocolError(`${label}: the next message is ${requestName(m.request)} (code ${m.request}), not the reply to ${requestName(request)} (code ${request})`);
+    if (m.request !== request)
+      throw new VhostUserProtocolError(
+        `${label}: the next message is ${requestName(m.request)} (code ${m.request}), not the reply to ${requestName(request)} (code ${request})`,
+      );
     if (this.strict) {
-      if (m.flags !== STRICT_REPLY_FLAGS) throw new VhostUserProtocolError(`${label}: reply flags 0x${m.flags.toString(16)}, expected 0x5 (version 1 + REPLY)`);
+      if (m.flags !== STRICT_REPLY_FLAGS)
+        throw new VhostUserProtocolError(
+          `${label}: reply flags 0x${m.flags.toString(16)}, expected 0x5 (version 1 + REPLY)`,
+        );
       if (m.fds.length) throw new VhostUserProtocolError(`${label}: the reply carries ${m.fds.length} fd(s)`);
     } else if (!(m.flags & FLAG_REPLY)) {
       throw new VhostUserProtocolError(`${label}: the reply lacks the reply flag (flags 0x${m.flags.toString(16)})`);
@@ -222,19 +233,30 @@ export class VhostUserFrontEnd {
   /** Checks an ack: the reply to `request` with an 8-byte payload of 0. */
   async ack(request: number, label = requestName(request)): Promise<void> {
     const m = await this.reply(request, `${label} ack`);
-    if (m.payload.length !== 8) throw new VhostUserProtocolError(`${label}: the ack has ${m.payload.length} bytes, expected 8`);
+    if (m.payload.length !== 8)
+      throw new VhostUserProtocolError(`${label}: the ack has ${m.payload.length} bytes, expected 8`);
     const status = decodeStruct(U64Layout, m.payload).value;
     if (status !== 0n) throw new VhostUserProtocolError(`${label}: the back-end reported failure (ack ${status})`);
   }
 
   /** Sends a message and returns its reply (for requests that have one). */
-  async query(request: number, payload?: Uint8Array, fds: readonly number[] = [], label = requestName(request)): Promise<Message> {
+  async query(
+    request: number,
+    payload?: Uint8Array,
+    fds: readonly number[] = [],
+    label = requestName(request),
+  ): Promise<Message> {
     this.send(request, FLAG_VERSION, payload, fds);
     return this.reply(request, label);
   }
 
   /** Sends a message that has no reply of its own; with REPLY_ACK it sets NEED_REPLY and checks the ack. */
-  async command(request: number, payload?: Uint8Array, fds: readonly number[] = [], label = requestName(request)): Promise<void> {
+  async command(
+    request: number,
+    payload?: Uint8Array,
+    fds: readonly number[] = [],
+    label = requestName(request),
+  ): Promise<void> {
     const ack = this.acks;
     this.send(request, FLAG_VERSION | (ack ? FLAG_NEED_REPLY : 0), payload, fds);
     if (ack) await this.ack(request, label);
@@ -243,7 +265,8 @@ export class VhostUserFrontEnd {
   /** A u64 answer (GET_FEATURES, GET_PROTOCOL_FEATURES, …). */
   async queryU64(request: number, label = requestName(request)): Promise<bigint> {
     const reply = await this.query(request, undefined, [], label);
-    if (reply.payload.length !== 8) throw new VhostUserProtocolError(`${label}: reply of ${reply.payload.length} bytes, expected 8`);
+    if (reply.payload.length !== 8)
+      throw new VhostUserProtocolError(`${label}: reply of ${reply.payload.length} bytes, expected 8`);
     return decodeStruct(U64Layout, reply.payload).value;
   }
 
@@ -394,7 +417,12 @@ export class VhostUserFrontEnd {
 
   /** SET_MEM_TABLE with these regions (at most 8), each with its fd. */
   async setMemTable(regions: readonly SharedRegion[], label = requestName(Request.SET_MEM_TABLE)): Promise<void> {
-    await this.command(Request.SET_MEM_TABLE, memoryTablePayload(regions), regions.map((r) => r.fd), label);
+    await this.command(
+      Request.SET_MEM_TABLE,
+      memoryTablePayload(regions),
+      regions.map((r) => r.fd),
+      label,
+    );
   }
 
   /** ADD_MEM_REG of one region, its fd along (CONFIGURE_MEM_SLOTS). */
@@ -423,14 +451,32 @@ export class VhostUserFrontEnd {
    * Sets up vring `index`: size, base 0, addresses (front-end user addresses), kick and call
    * eventfds, then enables it.
    */
-  async setupVring(index: number, size: number, addresses: { desc: bigint; avail: bigint; used: bigint }, kickFd: number, callFd: number, enable = true): Promise<void> {
+  async setupVring(
+    index: number,
+    size: number,
+    addresses: { desc: bigint; avail: bigint; used: bigint },
+    kickFd: number,
+    callFd: number,
+    enable = true,
+  ): Promise<void> {
     await this.command(Request.SET_VRING_NUM, encodeStruct(VringStateLayout, { index, num: size }));
     await this.command(Request.SET_VRING_BASE, encodeStruct(VringStateLayout, { index, num: 0 }));
-    await this.command(Request.SET_VRING_ADDR, encodeStruct(VringAddressLayout, { index, flags: 0, desc: addresses.desc, used: addresses.used, avail: addresses.avail, log: 0n }));
+    await this.command(
+      Request.SET_VRING_ADDR,
+      encodeStruct(VringAddressLayout, {
+        index,
+        flags: 0,
+        desc: addresses.desc,
+        used: addresses.used,
+        avail: addresses.avail,
+        log: 0n,
+      }),
+    );
     await this.command(Request.SET_VRING_KICK, u64Payload(BigInt(index)), [kickFd]);
     await this.command(Request.SET_VRING_CALL, u64Payload(BigInt(index)), [callFd]);
     // Without protocol features a ring starts enabled and SET_VRING_ENABLE does not exist.
-    if (enable && this.speaksProtocolFeatures) await this.command(Request.SET_VRING_ENABLE, encodeStruct(VringStateLayout, { index, num: 1 }));
+    if (enable && this.speaksProtocolFeatures)
+      await this.command(Request.SET_VRING_ENABLE, encodeStruct(VringStateLayout, { index, num: 1 }));
   }
 
   /** SET_VRING_ERR with no fd. */
@@ -443,10 +489,17 @@ export class VhostUserFrontEnd {
     const payload = Buffer.alloc(ConfigHeaderLayout.size + size);
     encodeStruct(ConfigHeaderLayout, { offset, size, flags: 0 }, payload);
     const reply = await this.query(Request.GET_CONFIG, payload);
-    if (reply.payload.length < ConfigHeaderLayout.size) throw new VhostUserProtocolError(`GET_CONFIG: reply of ${reply.payload.length} bytes`);
+    if (reply.payload.length < ConfigHeaderLayout.size)
+      throw new VhostUserProtocolError(`GET_CONFIG: reply of ${reply.payload.length} bytes`);
     const h = decodeStruct(ConfigHeaderLayout, reply.payload);
-    if (h.size === 0) throw new VhostUserProtocolError(`GET_CONFIG: the back-end refused offset ${offset} size ${size} (size 0 in the reply)`);
-    if (h.size !== size || reply.payload.length !== ConfigHeaderLayout.size + size) throw new VhostUserProtocolError(`GET_CONFIG: asked ${size} bytes, the reply carries ${h.size} in ${reply.payload.length - ConfigHeaderLayout.size}`);
+    if (h.size === 0)
+      throw new VhostUserProtocolError(
+        `GET_CONFIG: the back-end refused offset ${offset} size ${size} (size 0 in the reply)`,
+      );
+    if (h.size !== size || reply.payload.length !== ConfigHeaderLayout.size + size)
+      throw new VhostUserProtocolError(
+        `GET_CONFIG: asked ${size} bytes, the reply carries ${h.size} in ${reply.payload.length - ConfigHeaderLayout.size}`,
+      );
     return new Uint8Array(reply.payload.subarray(ConfigHeaderLayout.size));
   }
 

@@ -48,7 +48,10 @@ export class GuestMemory implements MappedGuestMemory {
       if (size <= 0n) throw new Error('region of size 0');
       const end = guestAddress + size;
       const clash = this.regions.find((r) => guestAddress < r.guestAddress + r.size && r.guestAddress < end);
-      if (clash) throw new Error(`region [0x${guestAddress.toString(16)}, 0x${end.toString(16)}) overlaps [0x${clash.guestAddress.toString(16)}, 0x${(clash.guestAddress + clash.size).toString(16)})`);
+      if (clash)
+        throw new Error(
+          `region [0x${guestAddress.toString(16)}, 0x${end.toString(16)}) overlaps [0x${clash.guestAddress.toString(16)}, 0x${(clash.guestAddress + clash.size).toString(16)})`,
+        );
       const mapping = this.native.map(fd, mmapOffset + size, 0);
       const region: MappedRegion = { guestAddress, size, userAddress, mmapOffset, mapping };
       this.regions.push(region);
@@ -76,7 +79,8 @@ export class GuestMemory implements MappedGuestMemory {
   /** The region holding [gpa, gpa + length) entirely, or undefined. */
   byGuestAddress(gpa: bigint, length: bigint): Located | undefined {
     for (const r of this.regions) {
-      if (gpa >= r.guestAddress && gpa + length <= r.guestAddress + r.size) return { region: r, offset: r.mmapOffset + (gpa - r.guestAddress) };
+      if (gpa >= r.guestAddress && gpa + length <= r.guestAddress + r.size)
+        return { region: r, offset: r.mmapOffset + (gpa - r.guestAddress) };
     }
     return undefined;
   }
@@ -84,7 +88,8 @@ export class GuestMemory implements MappedGuestMemory {
   /** The region holding front-end user address range [ua, ua + length), or undefined. */
   byUserAddress(ua: bigint, length: bigint): Located | undefined {
     for (const r of this.regions) {
-      if (ua >= r.userAddress && ua + length <= r.userAddress + r.size) return { region: r, offset: r.mmapOffset + (ua - r.userAddress) };
+      if (ua >= r.userAddress && ua + length <= r.userAddress + r.size)
+        return { region: r, offset: r.mmapOffset + (ua - r.userAddress) };
     }
     return undefined;
   }
@@ -170,7 +175,9 @@ export class RegionMemory implements MappedGuestMemory {
 
   /** Reads the region; undefined outside it. */
   read(gpa: bigint, length: number): Buffer | undefined {
-    return this.covers(gpa, BigInt(length)) ? this.native.read(this.mapping, gpa - this.guestAddress, length) : undefined;
+    return this.covers(gpa, BigInt(length))
+      ? this.native.read(this.mapping, gpa - this.guestAddress, length)
+      : undefined;
   }
 
   /** Writes the region; false (nothing written) outside it. */

@@ -80,14 +80,18 @@ export function vhostNative(): VhostNative {
   if (loaded) return loaded;
   const found = candidates().find((file) => fs.existsSync(file));
   if (!found) {
-    throw new NativeHelperMissingError('the vhost-user native helper is not built: run `npm run build:native` once (it needs a C compiler, make and python3; Debian: apt-get install g++ make python3)');
+    throw new NativeHelperMissingError(
+      'the vhost-user native helper is not built: run `npm run build:native` once (it needs a C compiler, make and python3; Debian: apt-get install g++ make python3)',
+    );
   }
   try {
     const holder = { exports: {} as unknown };
     process.dlopen(holder, found);
     loaded = holder.exports as VhostNative;
   } catch (e) {
-    throw new NativeHelperMissingError(`the vhost-user native helper at ${found} does not load (${(e as Error).message}); rebuild it with \`npm run build:native\``);
+    throw new NativeHelperMissingError(
+      `the vhost-user native helper at ${found} does not load (${(e as Error).message}); rebuild it with \`npm run build:native\``,
+    );
   }
   return loaded;
 }

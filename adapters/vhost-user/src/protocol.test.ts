@@ -40,14 +40,40 @@ function checkLayout(layout: StructLayout): void {
 
 describe('vhost-user layouts', () => {
   test('sizes match the protocol (header 12, vring state 8, vring address 40, region 32, config header 12, descriptor 16, used element 8)', () => {
-    expect([HeaderLayout.size, VringStateLayout.size, VringAddressLayout.size, MemoryRegionLayout.size, MemoryTableHeaderLayout.size, ConfigHeaderLayout.size, DescriptorLayout.size, UsedElementLayout.size]).toEqual([12, 8, 40, 32, 8, 12, 16, 8]);
+    expect([
+      HeaderLayout.size,
+      VringStateLayout.size,
+      VringAddressLayout.size,
+      MemoryRegionLayout.size,
+      MemoryTableHeaderLayout.size,
+      ConfigHeaderLayout.size,
+      DescriptorLayout.size,
+      UsedElementLayout.size,
+    ]).toEqual([12, 8, 40, 32, 8, 12, 16, 8]);
     expect(SINGLE_REGION_SIZE).toBe(40);
     expect(HEADER_SIZE).toBe(12);
-    for (const layout of [HeaderLayout, VringStateLayout, VringAddressLayout, MemoryRegionLayout, MemoryTableHeaderLayout, ConfigHeaderLayout, DescriptorLayout, UsedElementLayout, VmemctSetupLayout, VmemctAccessLayout]) checkLayout(layout);
+    for (const layout of [
+      HeaderLayout,
+      VringStateLayout,
+      VringAddressLayout,
+      MemoryRegionLayout,
+      MemoryTableHeaderLayout,
+      ConfigHeaderLayout,
+      DescriptorLayout,
+      UsedElementLayout,
+      VmemctSetupLayout,
+      VmemctAccessLayout,
+    ])
+      checkLayout(layout);
   });
 
   test('encode and decode round-trip, little-endian, with 64-bit values as bigint', () => {
-    const values = { guestAddress: 0xffff_ffff_ffe0_0000n, size: 2n << 20n, userAddress: 0x7f00_1234_5000n, mmapOffset: 4096n };
+    const values = {
+      guestAddress: 0xffff_ffff_ffe0_0000n,
+      size: 2n << 20n,
+      userAddress: 0x7f00_1234_5000n,
+      mmapOffset: 4096n,
+    };
     const bytes = encodeStruct(MemoryRegionLayout, values);
     expect(bytes.subarray(0, 8)).toEqual(Buffer.from([0x00, 0x00, 0xe0, 0xff, 0xff, 0xff, 0xff, 0xff]));
     expect(decodeStruct(MemoryRegionLayout, bytes)).toEqual(values);
@@ -66,7 +92,17 @@ describe('vhost-user layouts', () => {
     expect(requestName(Request.GET_CONFIG)).toBe('GET_CONFIG');
     expect(requestName(VmemctRequest.RESIZE)).toBe('VMEMCT_RESIZE');
     expect(requestName(99)).toBe('request 99');
-    expect(protocolFeatureNames(0x8f2bn)).toEqual(['MQ', 'LOG_SHMFD', 'REPLY_ACK', 'BACKEND_REQ', 'PAGEFAULT', 'CONFIG', 'BACKEND_SEND_FD', 'HOST_NOTIFIER', 'CONFIGURE_MEM_SLOTS']);
+    expect(protocolFeatureNames(0x8f2bn)).toEqual([
+      'MQ',
+      'LOG_SHMFD',
+      'REPLY_ACK',
+      'BACKEND_REQ',
+      'PAGEFAULT',
+      'CONFIG',
+      'BACKEND_SEND_FD',
+      'HOST_NOTIFIER',
+      'CONFIGURE_MEM_SLOTS',
+    ]);
     expect(protocolMask(ProtocolFeature.VMEMCT_CONTROL)).toBe(1n << 63n);
   });
 

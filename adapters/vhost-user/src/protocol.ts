@@ -176,7 +176,11 @@ export const HeaderLayout = {
 export const HEADER_SIZE = HeaderLayout.size;
 
 /** A single u64 (features, acks, counts, status). */
-export const U64Layout = { name: 'u64', size: 8, fields: { value: { offset: 0, type: 'u64' } } } as const satisfies StructLayout;
+export const U64Layout = {
+  name: 'u64',
+  size: 8,
+  fields: { value: { offset: 0, type: 'u64' } },
+} as const satisfies StructLayout;
 
 /** SET_VRING_NUM / SET_VRING_BASE / GET_VRING_BASE / SET_VRING_ENABLE. */
 export const VringStateLayout = {
@@ -232,7 +236,14 @@ export interface RegionAddresses {
 export function memoryTablePayload(regions: readonly RegionAddresses[]): Buffer {
   const payload = Buffer.alloc(MemoryTableHeaderLayout.size + regions.length * MemoryRegionLayout.size);
   encodeStruct(MemoryTableHeaderLayout, { regions: regions.length }, payload);
-  regions.forEach((r, i) => encodeStruct(MemoryRegionLayout, regionFields(r), payload, MemoryTableHeaderLayout.size + i * MemoryRegionLayout.size));
+  regions.forEach((r, i) =>
+    encodeStruct(
+      MemoryRegionLayout,
+      regionFields(r),
+      payload,
+      MemoryTableHeaderLayout.size + i * MemoryRegionLayout.size,
+    ),
+  );
   return payload;
 }
 
@@ -285,26 +296,41 @@ export const BlockRunLayout = {
 /** The VMEMCT SETUP payload for a set-up record: the fixed part, then its plugged runs. */
 export function encodeVmemctSetup(setup: DeviceSetup): Buffer {
   const payload = Buffer.alloc(VmemctSetupLayout.size + setup.plugged.length * BlockRunLayout.size);
-  encodeStruct(VmemctSetupLayout, {
-    blockSize: setup.block_size,
-    regionSize: setup.region_size,
-    addr: setup.addr,
-    requestedSize: setup.requested_size,
-    features: setup.features ?? 0n,
-    flags: setup.features === undefined ? 0 : VMEMCT_SETUP_FEATURES_GIVEN,
-    nodeId: setup.node_id,
-    pluggedRuns: setup.plugged.length,
-  }, payload);
-  setup.plugged.forEach((r, i) => encodeStruct(BlockRunLayout, { first: r.first, count: r.count }, payload, VmemctSetupLayout.size + i * BlockRunLayout.size));
+  encodeStruct(
+    VmemctSetupLayout,
+    {
+      blockSize: setup.block_size,
+      regionSize: setup.region_size,
+      addr: setup.addr,
+      requestedSize: setup.requested_size,
+      features: setup.features ?? 0n,
+      flags: setup.features === undefined ? 0 : VMEMCT_SETUP_FEATURES_GIVEN,
+      nodeId: setup.node_id,
+      pluggedRuns: setup.plugged.length,
+    },
+    payload,
+  );
+  setup.plugged.forEach((r, i) =>
+    encodeStruct(
+      BlockRunLayout,
+      { first: r.first, count: r.count },
+      payload,
+      VmemctSetupLayout.size + i * BlockRunLayout.size,
+    ),
+  );
   return payload;
 }
 
 /** The set-up record a VMEMCT SETUP payload carries, or why the payload is malformed. */
-export function decodeVmemctSetup(payload: Uint8Array): { readonly ok: true; readonly setup: DeviceSetup } | { readonly ok: false; readonly problem: string } {
+export function decodeVmemctSetup(
+  payload: Uint8Array,
+): { readonly ok: true; readonly setup: DeviceSetup } | { readonly ok: false; readonly problem: string } {
   const size = payload.length;
-  if (size < VmemctSetupLayout.size) return { ok: false, problem: `payload of ${size} bytes is shorter than ${VmemctSetupLayout.size}` };
+  if (size < VmemctSetupLayout.size)
+    return { ok: false, problem: `payload of ${size} bytes is shorter than ${VmemctSetupLayout.size}` };
   const s = decodeStruct(VmemctSetupLayout, payload);
-  if (size !== VmemctSetupLayout.size + s.pluggedRuns * BlockRunLayout.size) return { ok: false, problem: `payload of ${size} bytes for ${s.pluggedRuns} plugged runs` };
+  if (size !== VmemctSetupLayout.size + s.pluggedRuns * BlockRunLayout.size)
+    return { ok: false, problem: `payload of ${size} bytes for ${s.pluggedRuns} plugged runs` };
   const plugged = Array.from({ length: s.pluggedRuns }, (_, i) => {
     const r = decodeStruct(BlockRunLayout, payload, VmemctSetupLayout.size + i * BlockRunLayout.size);
     return { first: r.first, count: r.count };
@@ -327,11 +353,21 @@ export function decodeVmemctSetup(payload: Uint8Array): { readonly ok: true; rea
 export const VmemctAccessLayout = {
   name: 'vmemct access',
   size: 24,
-  fields: { addr: { offset: 0, type: 'u64' }, length: { offset: 8, type: 'u64' }, write: { offset: 16, type: 'u32' }, padding: { offset: 20, type: 'u32' } },
+  fields: {
+    addr: { offset: 0, type: 'u64' },
+    length: { offset: 8, type: 'u64' },
+    write: { offset: 16, type: 'u32' },
+    padding: { offset: 20, type: 'u32' },
+  },
 } as const satisfies StructLayout;
 
 /** Encodes a layout's values (missing fields are zero) into a new Buffer, or into `into` at `at`. */
-export function encodeStruct<L extends StructLayout>(layout: L, values: Partial<StructValues<L>>, into?: Buffer, at = 0): Buffer {
+export function encodeStruct<L extends StructLayout>(
+  layout: L,
+  values: Partial<StructValues<L>>,
+  into?: Buffer,
+  at = 0,
+): Buffer {
   const out = into ?? Buffer.alloc(layout.size);
   encodeStructInto(layout, values, out, at);
   return out;
@@ -378,9 +414,12 @@ export function decodeVmemctReply(payload: Uint8Array): VmemctReply | undefined 
 
 /** Name of a front-end request code (or `request N`). */
 export function requestName(code: number): string {
-  const entry = Object.entries(Request).find(([, c]) => c === code) ?? Object.entries(VmemctRequest).find(([, c]) => c === code);
+  const entry =
+    Object.entries(Request).find(([, c]) => c === code) ?? Object.entries(VmemctRequest).find(([, c]) => c === code);
   if (!entry) return `request ${code}`;
   return code in VMEMCT_NAMES ? `VMEMCT_${entry[0]}` : entry[0];
 }
 
-const VMEMCT_NAMES: Readonly<Record<number, true>> = Object.fromEntries(Object.values(VmemctRequest).map((c) => [c, true]));
+const VMEMCT_NAMES: Readonly<Record<number, true>> = Object.fromEntries(
+  Object.values(VmemctRequest).map((c) => [c, true]),
+);

@@ -24,7 +24,11 @@ import {
   ResizeOutcome,
   UnsupportedSetupError,
 } from '../../core/src/contract';
-import { VIRTIO_CONFIG_S_NEEDS_RESET, VIRTIO_MEM_GUEST_REQUEST_QUEUE, VirtioMemConfigLayout } from '../../../spec/src/index';
+import {
+  VIRTIO_CONFIG_S_NEEDS_RESET,
+  VIRTIO_MEM_GUEST_REQUEST_QUEUE,
+  VirtioMemConfigLayout,
+} from '../../../spec/src/index';
 import { decodeConfig } from '../../../model/src/codec/codec';
 import { SplitQueueDriver, VirtioTransport, mappedMemoryPort, virtioHandshake } from '../../virtio/src/index';
 import { ChannelClosedError } from './channel';
@@ -93,12 +97,22 @@ export async function connectVhostUserAdapter(options: VhostUserAdapterOptions):
   const native = options.native ?? vhostNative();
   const probe = await probeBackend(native, options);
   const has = (bit: number): boolean => (probe.protocolFeatures & protocolMask(bit)) !== 0n;
-  if (!has(ProtocolFeature.CONFIG)) throw new VhostUserSetupError(`${options.socketPath}: the back-end does not offer the CONFIG protocol feature, so the virtio-mem configuration cannot be read`);
+  if (!has(ProtocolFeature.CONFIG))
+    throw new VhostUserSetupError(
+      `${options.socketPath}: the back-end does not offer the CONFIG protocol feature, so the virtio-mem configuration cannot be read`,
+    );
   const capabilities: Capability[] = ['raw-descriptor-layout', 'read-raw-config'];
   if (has(ProtocolFeature.STATUS) || has(ProtocolFeature.RESET_DEVICE)) capabilities.push('device-reset');
   if (has(ProtocolFeature.STATUS)) capabilities.push('feature-negotiation');
-  if (has(ProtocolFeature.VMEMCT_CONTROL)) capabilities.push('host-resize', 'system-reset', 'inject-busy', 'initial-plugged', 'memory-access', 'suspend');
-  const info: AdapterInfo = { name: 'vhost-user', implementation: probe.implementation, targets: ['device'], capabilities, timeoutMultiplier: 4 };
+  if (has(ProtocolFeature.VMEMCT_CONTROL))
+    capabilities.push('host-resize', 'system-reset', 'inject-busy', 'initial-plugged', 'memory-access', 'suspend');
+  const info: AdapterInfo = {
+    name: 'vhost-user',
+    implementation: probe.implementation,
+    targets: ['device'],
+    capabilities,
+    timeoutMultiplier: 4,
+  };
   const sessions = new Set<VhostUserDeviceSession>();
   return {
     info,
@@ -119,11 +133,16 @@ async function probeBackend(native: VhostNative, options: VhostUserAdapterOption
   try {
     frontEnd = VhostUserFrontEnd.connect(native, options.socketPath, { replyTimeoutMs: options.replyTimeoutMs });
   } catch (e) {
-    throw new VhostUserSetupError(`${options.socketPath}: cannot connect (${(e as Error).message}); is a back-end serving it? (vmemct serve-vhost-user --socket ${options.socketPath})`);
+    throw new VhostUserSetupError(
+      `${options.socketPath}: cannot connect (${(e as Error).message}); is a back-end serving it? (vmemct serve-vhost-user --socket ${options.socketPath})`,
+    );
   }
   try {
     const features = await frontEnd.queryU64(Request.GET_FEATURES);
-    if (!(features & PROTOCOL_FEATURES_BIT)) throw new VhostUserSetupError(`${options.socketPath}: the back-end offers no protocol features (bit 30 of GET_FEATURES), so its configuration cannot be read`);
+    if (!(features & PROTOCOL_FEATURES_BIT))
+      throw new VhostUserSetupError(
+        `${options.socketPath}: the back-end offers no protocol features (bit 30 of GET_FEATURES), so its configuration cannot be read`,
+      );
     const protocolFeatures = await frontEnd.queryU64(Request.GET_PROTOCOL_FEATURES);
     let implementation = `vhost-user back-end at ${options.socketPath}`;
     if (protocolFeatures & protocolMask(ProtocolFeature.VMEMCT_CONTROL)) {
@@ -133,7 +152,9 @@ async function probeBackend(native: VhostNative, options: VhostUserAdapterOption
     return { protocolFeatures, implementation };
   } catch (e) {
     if (e instanceof VhostUserSetupError) throw e;
-    throw new VhostUserSetupError(`${options.socketPath}: the back-end did not answer the opening requests (${(e as Error).message})`);
+    throw new VhostUserSetupError(
+      `${options.socketPath}: the back-end did not answer the opening requests (${(e as Error).message})`,
+    );
   } finally {
     frontEnd.close();
   }
@@ -158,7 +179,12 @@ export class VhostUserDeviceSession implements DeviceSession {
   ) {}
 
   /** Connects, sets the device up and shares memory. */
-  static async open(native: VhostNative, options: VhostUserAdapterOptions, setup: DeviceSetup, probe: Probe): Promise<VhostUserDeviceSession> {
+  static async open(
+    native: VhostNative,
+    options: VhostUserAdapterOptions,
+    setup: DeviceSetup,
+    probe: Probe,
+  ): Promise<VhostUserDeviceSession> {
     let frontEnd: VhostUserFrontEnd;
     try {
       frontEnd = VhostUserFrontEnd.connect(native, options.socketPath, { replyTimeoutMs: options.replyTimeoutMs });
@@ -182,9 +208,13 @@ export class VhostUserDeviceSession implements DeviceSession {
 
   private async sendSetup(): Promise<void> {
     const s = this.setup;
-    if (s.plugged.length > VMEMCT_MAX_PLUGGED_RUNS) throw new UnsupportedSetupError(`${s.plugged.length} plugged runs; one SETUP carries at most ${VMEMCT_MAX_PLUGGED_RUNS}`);
+    if (s.plugged.length > VMEMCT_MAX_PLUGGED_RUNS)
+      throw new UnsupportedSetupError(
+        `${s.plugged.length} plugged runs; one SETUP carries at most ${VMEMCT_MAX_PLUGGED_RUNS}`,
+      );
     const reply = await this.frontEnd.vmemct(VmemctRequest.SETUP, encodeVmemctSetup(s));
-    if (reply.status === VmemctStatus.REFUSED) throw new UnsupportedSetupError(`the back-end cannot build this device: ${reply.text}`);
+    if (reply.status === VmemctStatus.REFUSED)
+      throw new UnsupportedSetupError(`the back-end cannot build this device: ${reply.text}`);
     if (reply.status !== VmemctStatus.OK) throw new AdapterError(`VMEMCT SETUP failed: ${reply.text}`);
   }
 
@@ -198,14 +228,19 @@ export class VhostUserDeviceSession implements DeviceSession {
     if (c.block_size !== s.block_size) differs.push(`block_size ${c.block_size} (vector: ${s.block_size})`);
     if (c.region_size !== s.region_size) differs.push(`region_size ${c.region_size} (vector: ${s.region_size})`);
     if (c.addr !== s.addr) differs.push(`addr 0x${c.addr.toString(16)} (vector: 0x${s.addr.toString(16)})`);
-    if (c.requested_size !== s.requested_size) differs.push(`requested_size ${c.requested_size} (vector: ${s.requested_size})`);
+    if (c.requested_size !== s.requested_size)
+      differs.push(`requested_size ${c.requested_size} (vector: ${s.requested_size})`);
     if (c.node_id !== s.node_id) differs.push(`node_id ${c.node_id} (vector: ${s.node_id})`);
     if (c.plugged_size !== 0n || s.plugged.length) differs.push('initially plugged blocks');
     if (s.features !== undefined) {
       const offered = (await this.frontEnd.queryU64(Request.GET_FEATURES)) & ~PROTOCOL_FEATURES_BIT;
-      if (offered !== s.features) differs.push(`features 0x${offered.toString(16)} (vector: 0x${s.features.toString(16)})`);
+      if (offered !== s.features)
+        differs.push(`features 0x${offered.toString(16)} (vector: 0x${s.features.toString(16)})`);
     }
-    if (differs.length) throw new UnsupportedSetupError(`the back-end's device differs and it cannot be set up (no vmemct control extension): ${differs.join(', ')}`);
+    if (differs.length)
+      throw new UnsupportedSetupError(
+        `the back-end's device differs and it cannot be set up (no vmemct control extension): ${differs.join(', ')}`,
+      );
   }
 
   /** SET_MEM_TABLE: the RAM region and, per the region convention, the device region. */
@@ -216,11 +251,16 @@ export class VhostUserDeviceSession implements DeviceSession {
     this.ram = this.frontEnd.createRegion(ramAddress, RAM_SIZE, 'vmemct-ram');
     const regions = [this.ram];
     if (s.region_size > 0n) {
-      if (deviceEnd > 1n << 64n) throw new UnsupportedSetupError(`the device region [0x${s.addr.toString(16)}, +0x${s.region_size.toString(16)}) passes the end of the 64-bit address space and cannot be shared`);
+      if (deviceEnd > 1n << 64n)
+        throw new UnsupportedSetupError(
+          `the device region [0x${s.addr.toString(16)}, +0x${s.region_size.toString(16)}) passes the end of the 64-bit address space and cannot be shared`,
+        );
       try {
         this.deviceRegion = this.frontEnd.createRegion(s.addr, s.region_size, 'vmemct-device');
       } catch (e) {
-        throw new UnsupportedSetupError(`cannot create a shared device region of ${s.region_size} bytes: ${(e as Error).message}`);
+        throw new UnsupportedSetupError(
+          `cannot create a shared device region of ${s.region_size} bytes: ${(e as Error).message}`,
+        );
       }
       regions.push(this.deviceRegion);
     }
@@ -279,16 +319,28 @@ export class VhostUserDeviceSession implements DeviceSession {
     const native = this.frontEnd.native;
     const index = VIRTIO_MEM_GUEST_REQUEST_QUEUE.index;
     const queue = new SplitQueueDriver({
-      port: mappedMemoryPort(new RegionMemory(native, ram.mapping, ram.guestAddress, ram.size), () => native.signal(this.kickFd)),
+      port: mappedMemoryPort(new RegionMemory(native, ram.mapping, ram.guestAddress, ram.size), () =>
+        native.signal(this.kickFd),
+      ),
       queueIndex: index,
       size: QUEUE_SIZE,
-      rings: { desc: ram.guestAddress + RING.desc, avail: ram.guestAddress + RING.avail, used: ram.guestAddress + RING.used },
+      rings: {
+        desc: ram.guestAddress + RING.desc,
+        avail: ram.guestAddress + RING.avail,
+        used: ram.guestAddress + RING.used,
+      },
       buffers: ram.guestAddress + RING.buffers,
       bufferBytes: VHOST_BUFFER_AREA_BYTES,
     });
     await queue.clear();
     const ua = ram.userAddress;
-    await this.frontEnd.setupVring(index, QUEUE_SIZE, { desc: ua + RING.desc, avail: ua + RING.avail, used: ua + RING.used }, this.kickFd, this.callFd);
+    await this.frontEnd.setupVring(
+      index,
+      QUEUE_SIZE,
+      { desc: ua + RING.desc, avail: ua + RING.avail, used: ua + RING.used },
+      this.kickFd,
+      this.callFd,
+    );
     this.queue = queue;
   }
 
@@ -324,10 +376,13 @@ export class VhostUserDeviceSession implements DeviceSession {
       }
       const bound = statusChecked || !this.hasStatus() ? USED_TIMEOUT_MS - elapsed : USED_STATUS_CHECK_MS - elapsed;
       await new Promise<void>((resolve) => {
-        const timer = setTimeout(() => {
-          this.callWake = undefined;
-          resolve();
-        }, Math.max(1, bound));
+        const timer = setTimeout(
+          () => {
+            this.callWake = undefined;
+            resolve();
+          },
+          Math.max(1, bound),
+        );
         this.callWake = () => {
           clearTimeout(timer);
           resolve();
@@ -379,7 +434,8 @@ export class VhostUserDeviceSession implements DeviceSession {
   private control(what: string, request: number, payload?: Uint8Array): Promise<void> {
     return this.guard(what, async () => {
       const reply = await this.frontEnd.vmemct(request, payload);
-      if (reply.status !== VmemctStatus.OK) throw new AdapterError(`${what}: the back-end answered ${reply.status}: ${reply.text}`);
+      if (reply.status !== VmemctStatus.OK)
+        throw new AdapterError(`${what}: the back-end answered ${reply.status}: ${reply.text}`);
     });
   }
 
@@ -407,7 +463,10 @@ export class VhostUserDeviceSession implements DeviceSession {
    * front-end would map or unmap blocks accordingly); the bytes come from the shared region.
    */
   private async checkAccess(addr: bigint, length: number, write: boolean): Promise<MemoryAccess | undefined> {
-    if (length > MAX_ACCESS) throw new UnsupportedSetupError(`memory accesses above ${MAX_ACCESS} bytes are not supported by the vhost-user adapter`);
+    if (length > MAX_ACCESS)
+      throw new UnsupportedSetupError(
+        `memory accesses above ${MAX_ACCESS} bytes are not supported by the vhost-user adapter`,
+      );
     const payload = encodeStruct(VmemctAccessLayout, { addr, length: BigInt(length), write: write ? 1 : 0 });
     const reply = await this.frontEnd.vmemct(VmemctRequest.CHECK_ACCESS, payload);
     if (reply.status === VmemctStatus.REFUSED) return { ok: false, reason: reply.text };
@@ -426,7 +485,8 @@ export class VhostUserDeviceSession implements DeviceSession {
     } catch (e) {
       if (e instanceof AdapterError || e instanceof UnsupportedSetupError) throw e;
       if (e instanceof VhostUserTimeoutError) throw new AdapterTimeoutError(`${what}: ${e.message}`);
-      if (e instanceof VhostUserProtocolError || e instanceof ChannelClosedError) throw new AdapterError(`${what}: ${e.message}`);
+      if (e instanceof VhostUserProtocolError || e instanceof ChannelClosedError)
+        throw new AdapterError(`${what}: ${e.message}`);
       throw new AdapterError(`${what}: ${(e as Error).message}`);
     }
   }
@@ -440,4 +500,3 @@ export class VhostUserDeviceSession implements DeviceSession {
     this.onClose?.();
   }
 }
-

@@ -8,10 +8,23 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { encodeRequest } from '../../../model/src/codec/codec';
 import { SPEC_PROFILE } from '../../../model/src/index';
-import { VIRTIO_F_VERSION_1, VIRTIO_MEM_F_UNPLUGGED_INACCESSIBLE, VIRTIO_MEM_REQ_PLUG, VIRTIO_MEM_REQ_UNPLUG, VIRTIO_MEM_REQ_STATE, featureMask } from '../../../spec/src/index';
+import {
+  VIRTIO_F_VERSION_1,
+  VIRTIO_MEM_F_UNPLUGGED_INACCESSIBLE,
+  VIRTIO_MEM_REQ_PLUG,
+  VIRTIO_MEM_REQ_UNPLUG,
+  VIRTIO_MEM_REQ_STATE,
+  featureMask,
+} from '../../../spec/src/index';
 import type { Adapter, DeviceSession, DeviceSetup } from '../../core/src/contract';
 import { createModelAdapter } from '../../model/src/model-adapter';
-import { RecordingAdapter, compareSessions, compareTranscripts, formatMismatch, generateOperations } from '../../../conformance/src/differential/differential';
+import {
+  RecordingAdapter,
+  compareSessions,
+  compareTranscripts,
+  formatMismatch,
+  generateOperations,
+} from '../../../conformance/src/differential/differential';
 import { loadVectors } from '../../../conformance/src/loader/load';
 import { formatProblem } from '../../../conformance/src/loader/types';
 import { runVectors } from '../../../conformance/src/runner/run';
@@ -21,7 +34,14 @@ import { connectVhostUserAdapter } from '../src/vhost-user-adapter';
 const ROOT = path.resolve(__dirname, '..', '..', '..');
 const CLI = path.join(ROOT, 'conformance', 'bin', 'vmemct.js');
 const MiB = 1n << 20n;
-const SETUP: DeviceSetup = { block_size: 2n * MiB, region_size: 256n * MiB, addr: 4n << 30n, requested_size: 64n * MiB, node_id: 0, plugged: [] };
+const SETUP: DeviceSetup = {
+  block_size: 2n * MiB,
+  region_size: 256n * MiB,
+  addr: 4n << 30n,
+  requested_size: 64n * MiB,
+  node_id: 0,
+  plugged: [],
+};
 const SEED = Number(process.env.VMEMCT_DIFF_SEED ?? 20261124);
 
 let dir: string;
@@ -46,7 +66,9 @@ function cli(...args: string[]): { code: number | null; out: string; err: string
 
 /** Starts `vmemct serve-vhost-user` and resolves once it prints its listening line. */
 function serve(socket: string, ...extra: string[]): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [CLI, 'serve-vhost-user', '--socket', socket, ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [CLI, 'serve-vhost-user', '--socket', socket, ...extra], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   child.stderr!.on('data', (chunk: Buffer) => (serverLog += chunk.toString()));
   return new Promise((resolve, reject) => {
     child.once('exit', (code) => reject(new Error(`serve-vhost-user exited with ${code}: ${serverLog}`)));
@@ -58,12 +80,16 @@ function serve(socket: string, ...extra: string[]): Promise<ChildProcess> {
 function logged(child: ChildProcess, pattern: RegExp, timeoutMs = 60_000): Promise<void> {
   let log = '';
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => done(new Error(`no log line matching ${pattern} within ${timeoutMs} ms; the log:\n${log}`)), timeoutMs);
+    const timer = setTimeout(
+      () => done(new Error(`no log line matching ${pattern} within ${timeoutMs} ms; the log:\n${log}`)),
+      timeoutMs,
+    );
     const onData = (chunk: Buffer): void => {
       log += chunk.toString();
       if (pattern.test(log)) done();
     };
-    const onExit = (code: number | null): void => done(new Error(`the back-end exited (${code}) before logging ${pattern}; the log:\n${log}`));
+    const onExit = (code: number | null): void =>
+      done(new Error(`the back-end exited (${code}) before logging ${pattern}; the log:\n${log}`));
     function done(error?: Error): void {
       clearTimeout(timer);
       child.stderr!.off('data', onData);
@@ -78,10 +104,14 @@ function logged(child: ChildProcess, pattern: RegExp, timeoutMs = 60_000): Promi
 
 /** Waits until every connection the main back-end logged as opened is logged as ended (it closes a connection's fds just before). */
 async function allConnectionsEnded(timeoutMs = 30_000): Promise<void> {
-  const count = (what: string): number => serverLog.match(new RegExp(`^serve-vhost-user: connection \\d+: ${what}`, 'gm'))?.length ?? 0;
+  const count = (what: string): number =>
+    serverLog.match(new RegExp(`^serve-vhost-user: connection \\d+: ${what}`, 'gm'))?.length ?? 0;
   const deadline = Date.now() + timeoutMs;
   while (count('ended') < count('opened')) {
-    if (Date.now() > deadline) throw new Error(`the back-end still has ${count('opened') - count('ended')} connection(s) open after ${timeoutMs} ms; the end of its log:\n${serverLog.slice(-3000)}`);
+    if (Date.now() > deadline)
+      throw new Error(
+        `the back-end still has ${count('opened') - count('ended')} connection(s) open after ${timeoutMs} ms; the end of its log:\n${serverLog.slice(-3000)}`,
+      );
     await new Promise((r) => setTimeout(r, 20));
   }
 }
@@ -99,7 +129,11 @@ function deviceVectors() {
   return loaded.vectors.filter((v) => v.target === 'device');
 }
 
-async function withSession<T>(adapter: Adapter, setup: DeviceSetup, work: (s: DeviceSession) => Promise<T>): Promise<T> {
+async function withSession<T>(
+  adapter: Adapter,
+  setup: DeviceSetup,
+  work: (s: DeviceSession) => Promise<T>,
+): Promise<T> {
   const session = await adapter.openDevice(setup);
   try {
     return await work(session);
@@ -108,8 +142,10 @@ async function withSession<T>(adapter: Adapter, setup: DeviceSetup, work: (s: De
   }
 }
 
-const request = (type: number, block: number, nb_blocks = 1): Uint8Array => encodeRequest({ type, addr: SETUP.addr + BigInt(block) * SETUP.block_size, nb_blocks });
-const responseType = (c: Awaited<ReturnType<DeviceSession['submit']>>): number => (c.kind === 'used' ? c.written[0]! | (c.written[1]! << 8) : -1);
+const request = (type: number, block: number, nb_blocks = 1): Uint8Array =>
+  encodeRequest({ type, addr: SETUP.addr + BigInt(block) * SETUP.block_size, nb_blocks });
+const responseType = (c: Awaited<ReturnType<DeviceSession['submit']>>): number =>
+  c.kind === 'used' ? c.written[0]! | (c.written[1]! << 8) : -1;
 
 beforeAll(async () => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vmemct-vhost-'));
@@ -128,9 +164,23 @@ test('the whole device corpus passes through vmemct run --adapter vhost-user', (
   const r = cli('run', '--adapter', 'vhost-user', '--socket', socketPath, '--target', 'device', '--json', json);
   expect(r.err).toBe('');
   expect(r.code).toBe(0);
-  const doc = JSON.parse(fs.readFileSync(json, 'utf8')) as { adapter: { name: string; implementation: string; capabilities: string[] }; summary: { total: number; unexpected: number; byVerdict: Record<string, number> } };
+  const doc = JSON.parse(fs.readFileSync(json, 'utf8')) as {
+    adapter: { name: string; implementation: string; capabilities: string[] };
+    summary: { total: number; unexpected: number; byVerdict: Record<string, number> };
+  };
   expect(doc.adapter).toMatchObject({ name: 'vhost-user', implementation: 'vmemct serve-vhost-user (model:spec)' });
-  expect(doc.adapter.capabilities).toEqual(expect.arrayContaining(['host-resize', 'device-reset', 'system-reset', 'feature-negotiation', 'initial-plugged', 'memory-access', 'inject-busy', 'suspend']));
+  expect(doc.adapter.capabilities).toEqual(
+    expect.arrayContaining([
+      'host-resize',
+      'device-reset',
+      'system-reset',
+      'feature-negotiation',
+      'initial-plugged',
+      'memory-access',
+      'inject-busy',
+      'suspend',
+    ]),
+  );
   expect(doc.summary.total).toBe(deviceVectors().length);
   expect(doc.summary.unexpected).toBe(0);
   // Exactly the model's own results: nothing unsupported, the same informational ones.
@@ -150,8 +200,12 @@ test('every device vector leaves the same transcript over vhost-user as on the i
       const overSocket = (await runVectors(remote, [vector], vectors, {})).results[0]!;
       const inProcess = (await runVectors(model, [vector], vectors, {})).results[0]!;
       const diff = compareTranscripts(remote.transcripts.get(vector.id)!, model.transcripts.get(vector.id)!);
-      if (diff) differences.push(`${vector.id} call ${diff.index}: vhost-user ${JSON.stringify(diff.left)} / model ${JSON.stringify(diff.right)}`);
-      else if (overSocket.verdict !== inProcess.verdict) differences.push(`${vector.id}: ${overSocket.verdict} over vhost-user, ${inProcess.verdict} on the model`);
+      if (diff)
+        differences.push(
+          `${vector.id} call ${diff.index}: vhost-user ${JSON.stringify(diff.left)} / model ${JSON.stringify(diff.right)}`,
+        );
+      else if (overSocket.verdict !== inProcess.verdict)
+        differences.push(`${vector.id}: ${overSocket.verdict} over vhost-user, ${inProcess.verdict} on the model`);
     }
   } finally {
     await remote.dispose();
@@ -164,7 +218,11 @@ test(`a seeded sequence of 12,500 operations gives identical responses and confi
   expect(ops.filter((op) => op.kind === 'request').length).toBeGreaterThanOrEqual(10_000);
   const adapter = await connectVhostUserAdapter({ socketPath });
   try {
-    const mismatch = await compareSessions(await adapter.openDevice(SETUP), await createModelAdapter().openDevice(SETUP), ops);
+    const mismatch = await compareSessions(
+      await adapter.openDevice(SETUP),
+      await createModelAdapter().openDevice(SETUP),
+      ops,
+    );
     if (mismatch) throw new Error(formatMismatch(mismatch, 'vhost-user', 'model:spec', SEED));
   } finally {
     await adapter.dispose();
@@ -186,7 +244,10 @@ test('vhost-user-ctl resize reaches a connected front-end as CONFIG_CHANGE_MSG; 
     const refused = await cliAsync('vhost-user-ctl', '--socket', socketPath, 'resize', '3MiB');
     expect(refused.code).toBe(1);
     expect(refused.err).toMatch(/not a multiple of block_size/);
-    const status = JSON.parse((await cliAsync('vhost-user-ctl', '--socket', socketPath, 'status')).out) as { setup: { requested_size: string }; connections: unknown[] };
+    const status = JSON.parse((await cliAsync('vhost-user-ctl', '--socket', socketPath, 'status')).out) as {
+      setup: { requested_size: string };
+      connections: unknown[];
+    };
     expect(status.setup.requested_size).toBe(String(128n * MiB));
     expect(status.connections.length).toBe(1);
   });
@@ -204,7 +265,9 @@ test('UNPLUG discards the block in the shared region: plugged again, it reads ze
     const blockStart = SETUP.addr + 3n * SETUP.block_size;
     expect(await s.writeMemory!(blockStart + 4096n, data)).toEqual({ ok: true, data: new Uint8Array(0) });
     expect(await s.readMemory!(blockStart + 4096n, 4)).toEqual({ ok: true, data });
-    expect(responseType(await s.submit({ readable: [request(VIRTIO_MEM_REQ_UNPLUG, 3)], writableSizes: [10] }))).toBe(0);
+    expect(responseType(await s.submit({ readable: [request(VIRTIO_MEM_REQ_UNPLUG, 3)], writableSizes: [10] }))).toBe(
+      0,
+    );
     expect(responseType(await s.submit({ readable: [request(VIRTIO_MEM_REQ_PLUG, 3)], writableSizes: [10] }))).toBe(0);
     expect(await s.readMemory!(blockStart + 4096n, 4)).toEqual({ ok: true, data: new Uint8Array(4) });
   });
@@ -238,14 +301,16 @@ test('sessions leave no fds behind on either side', async () => {
     theirsBefore = now;
   }
   const oursBefore = openFdCount();
-  for (let i = 0; i < 20; i++) await withSession(adapter, SETUP, async (s) => {
-    await s.initialise((o) => o);
-    await s.submit({ readable: [request(VIRTIO_MEM_REQ_PLUG, i)], writableSizes: [10] });
-  });
+  for (let i = 0; i < 20; i++)
+    await withSession(adapter, SETUP, async (s) => {
+      await s.initialise((o) => o);
+      await s.submit({ readable: [request(VIRTIO_MEM_REQ_PLUG, i)], writableSizes: [10] });
+    });
   await adapter.dispose();
   // Both sides notice hang-ups on their event loops (and a loaded machine is slow): poll a while.
   await allConnectionsEnded();
-  for (let i = 0; i < 500 && (openFdCount() !== oursBefore || openFdCount(server.pid!) !== theirsBefore); i++) await new Promise((r) => setTimeout(r, 20));
+  for (let i = 0; i < 500 && (openFdCount() !== oursBefore || openFdCount(server.pid!) !== theirsBefore); i++)
+    await new Promise((r) => setTimeout(r, 20));
   expect({ ours: openFdCount(), theirs: openFdCount(server.pid!) }).toEqual({ ours: oursBefore, theirs: theirsBefore });
 });
 
@@ -267,7 +332,22 @@ test('a back-end that dies mid-run gives error verdicts, and the run ends (exit 
   const child = await serve(doomed);
   // Connection 1 is the adapter's probe; connection 2 is the first vector's session, so the run is under way.
   const underWay = logged(child, /^serve-vhost-user: connection 2: opened$/m);
-  const run = spawn(process.execPath, [CLI, 'run', '--adapter', 'vhost-user', '--socket', doomed, '--target', 'device', '--json', path.join(dir, 'doomed.json')], { stdio: 'ignore' });
+  const run = spawn(
+    process.execPath,
+    [
+      CLI,
+      'run',
+      '--adapter',
+      'vhost-user',
+      '--socket',
+      doomed,
+      '--target',
+      'device',
+      '--json',
+      path.join(dir, 'doomed.json'),
+    ],
+    { stdio: 'ignore' },
+  );
   try {
     await underWay;
   } finally {
@@ -286,7 +366,9 @@ test('a back-end that stops answering gives timeout verdicts and the run goes on
   const adapter = await connectVhostUserAdapter({ socketPath: frozen, replyTimeoutMs: 300 });
   child.kill('SIGSTOP');
   try {
-    const vectors = deviceVectors().filter((v) => v.id.startsWith('vmem.dev.plug.')).slice(0, 2);
+    const vectors = deviceVectors()
+      .filter((v) => v.id.startsWith('vmem.dev.plug.'))
+      .slice(0, 2);
     const run = await runVectors(adapter, vectors, vectors, {});
     expect(run.results.map((r) => r.verdict)).toEqual(['timeout', 'timeout']);
   } finally {

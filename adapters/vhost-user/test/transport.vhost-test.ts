@@ -44,10 +44,16 @@ const CLI = path.join(ROOT, 'conformance', 'bin', 'vmemct.js');
 const ALL_IDS = VHOST_USER_SUITE.checks.map((c) => c.id);
 
 /** Runs the suite (or the checks named) through the main runner, as `vmemct vhost-user-check` does. */
-async function runSuite(socketPath: string, backendPid?: number, ids: readonly string[] = ALL_IDS): Promise<RunResult<CheckResult>> {
+async function runSuite(
+  socketPath: string,
+  backendPid?: number,
+  ids: readonly string[] = ALL_IDS,
+): Promise<RunResult<CheckResult>> {
   const backend = await probeVhostUserBackend('test', native, socketPath, backendPid);
   const checks = VHOST_USER_SUITE.checks.filter((c) => ids.includes(c.id));
-  return runChecks(vhostUserCheckTarget(backend), VHOST_USER_SUITE.name, checks, VHOST_USER_SUITE.checks, { timeoutMs: 60_000 });
+  return runChecks(vhostUserCheckTarget(backend), VHOST_USER_SUITE.name, checks, VHOST_USER_SUITE.checks, {
+    timeoutMs: 60_000,
+  });
 }
 
 /** What a check's result says (its first finding's message). */
@@ -110,7 +116,8 @@ async function stopChild(child: Child): Promise<void> {
 async function waitForSocket(child: Child, socketPath: string, timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
-    if (child.process.exitCode !== null || child.process.signalCode !== null) throw new Error(`the back-end exited before listening: ${child.output()}`);
+    if (child.process.exitCode !== null || child.process.signalCode !== null)
+      throw new Error(`the back-end exited before listening: ${child.output()}`);
     try {
       if (fs.lstatSync(socketPath).isSocket()) return;
     } catch {
@@ -176,9 +183,14 @@ describe('against qemu-storage-daemon (libvhost-user, vhost-user-blk)', () => {
     const report = checkReport(run);
     expect(results.map((r) => r.check.id)).toEqual(ALL_IDS);
     expect(results.filter((r) => r.verdict !== 'pass' && r.verdict !== 'unsupported')).toEqual([]);
-    for (const r of results.filter((u) => u.verdict === 'unsupported')) expect(detail(r)).toMatch(/does not offer [A-Z_]+ \(protocol feature \d+\)/);
+    for (const r of results.filter((u) => u.verdict === 'unsupported'))
+      expect(detail(r)).toMatch(/does not offer [A-Z_]+ \(protocol feature \d+\)/);
     const required = ['vu.handshake', 'vu.reply-ack', 'vu.mem-slots', 'vu.fd-hygiene', 'vu.reconnect'];
-    expect(results.filter((r) => required.includes(r.check.id) && r.verdict !== 'pass').map((r) => `${r.check.id}: ${r.verdict}: ${detail(r)}`)).toEqual([]);
+    expect(
+      results
+        .filter((r) => required.includes(r.check.id) && r.verdict !== 'pass')
+        .map((r) => `${r.check.id}: ${r.verdict}: ${detail(r)}`),
+    ).toEqual([]);
     expect(report).toMatch(/^10 checks: /m);
     expect(run.exitCode).toBe(0);
     // libvhost-user 7.2 reports 32 slots; later versions more.
@@ -187,7 +199,13 @@ describe('against qemu-storage-daemon (libvhost-user, vhost-user-blk)', () => {
   });
 
   it('vmemct vhost-user-check exits 0 and names every check', async () => {
-    const { code, stdout, stderr } = await runCli(['vhost-user-check', '--socket', socketPath, '--backend-pid', String(qsd.pid)]);
+    const { code, stdout, stderr } = await runCli([
+      'vhost-user-check',
+      '--socket',
+      socketPath,
+      '--backend-pid',
+      String(qsd.pid),
+    ]);
     expect({ code, stderr }).toEqual({ code: 0, stderr: '' });
     for (const id of ALL_IDS) expect(stdout).toContain(id);
     expect(stdout).toMatch(/^10 checks: \d+ pass, 0 fail, \d+ unsupported, 0 error/m);
@@ -197,10 +215,26 @@ describe('against qemu-storage-daemon (libvhost-user, vhost-user-blk)', () => {
     const json = path.join(tempDir, 'qsd-results.json');
     const junit = path.join(tempDir, 'qsd-junit.xml');
     const expectations = path.join(ROOT, 'conformance', 'expectations', 'qemu-storage-daemon.yaml');
-    const { code, stdout, stderr } = await runCli(['vhost-user-check', '--socket', socketPath, '--backend-pid', String(qsd.pid), '--expectations', expectations, '--json', json, '--junit', junit]);
+    const { code, stdout, stderr } = await runCli([
+      'vhost-user-check',
+      '--socket',
+      socketPath,
+      '--backend-pid',
+      String(qsd.pid),
+      '--expectations',
+      expectations,
+      '--json',
+      json,
+      '--junit',
+      junit,
+    ]);
     expect({ code, stderr }).toEqual({ code: 0, stderr: '' });
     expect(stdout).toMatch(/; 0 unexpected; exit 0$/m);
-    const doc = JSON.parse(fs.readFileSync(json, 'utf8')) as { adapter: { implementation: string }; results: { id: string; kind: string; suite: string }[]; exitCode: number };
+    const doc = JSON.parse(fs.readFileSync(json, 'utf8')) as {
+      adapter: { implementation: string };
+      results: { id: string; kind: string; suite: string }[];
+      exitCode: number;
+    };
     const ajv = new Ajv2020({ allErrors: true, strict: true, allowUnionTypes: true });
     for (const schema of ALL_SCHEMAS) ajv.addSchema(schema);
     const validate = ajv.getSchema(ResultsSchema.$id)!;
@@ -221,7 +255,14 @@ describe('against qemu-storage-daemon (libvhost-user, vhost-user-blk)', () => {
 });
 
 describe("against vmemct's own back-end", () => {
-  const setup = { block_size: 2n << 20n, region_size: 128n << 20n, addr: 1n << 32n, requested_size: 0n, node_id: 0, plugged: [] };
+  const setup = {
+    block_size: 2n << 20n,
+    region_size: 128n << 20n,
+    addr: 1n << 32n,
+    requested_size: 0n,
+    node_id: 0,
+    plugged: [],
+  };
 
   it('in process: every check passes', async () => {
     const socketPath = path.join(tempDir, 'own.sock');
@@ -285,7 +326,13 @@ class FakeBackend {
     readonly socketPath: string,
     private readonly misbehaviour: Misbehaviour,
   ) {
-    const all = protocolMask(ProtocolFeature.MQ, ProtocolFeature.REPLY_ACK, ProtocolFeature.CONFIG, ProtocolFeature.CONFIGURE_MEM_SLOTS, ProtocolFeature.BACKEND_REQ);
+    const all = protocolMask(
+      ProtocolFeature.MQ,
+      ProtocolFeature.REPLY_ACK,
+      ProtocolFeature.CONFIG,
+      ProtocolFeature.CONFIGURE_MEM_SLOTS,
+      ProtocolFeature.BACKEND_REQ,
+    );
     this.offered = all & ~protocolMask(...(misbehaviour.withhold ?? []));
     this.watch = native.watch(listenFd, () => this.acceptAll());
   }
@@ -314,7 +361,11 @@ class FakeBackend {
     else native.close(fd);
   }
 
-  private answer(channel: MessageChannel, state: { base: number; backendChannelFd: number; regions: Set<string> }, m: Message): void {
+  private answer(
+    channel: MessageChannel,
+    state: { base: number; backendChannelFd: number; regions: Set<string> },
+    m: Message,
+  ): void {
     const reply = (payload: Buffer): void => channel.send(m.request, FLAG_VERSION | FLAG_REPLY, payload);
     const fds = [...m.fds];
     let status = 0n;
@@ -362,7 +413,8 @@ class FakeBackend {
     for (const fd of fds) this.release(fd);
     if (m.flags & FLAG_NEED_REPLY) {
       const flags = this.misbehaviour.ackFlags ?? FLAG_VERSION | FLAG_REPLY;
-      for (let i = 0; i < (this.misbehaviour.doubleAck ? 2 : 1); i++) channel.send(m.request, flags, u64Payload(status));
+      for (let i = 0; i < (this.misbehaviour.doubleAck ? 2 : 1); i++)
+        channel.send(m.request, flags, u64Payload(status));
     }
   }
 
@@ -392,34 +444,92 @@ describe('against a fake back-end', () => {
   });
 
   const broken: [string, string, Misbehaviour, RegExp][] = [
-    ['acks with NEED_REPLY left set (flags 0xd)', 'vu.reply-ack', { ackFlags: 0xd }, /SET_OWNER ack: reply flags 0xd, expected 0x5/],
+    [
+      'acks with NEED_REPLY left set (flags 0xd)',
+      'vu.reply-ack',
+      { ackFlags: 0xd },
+      /SET_OWNER ack: reply flags 0xd, expected 0x5/,
+    ],
     ['acks without the REPLY flag (flags 0x1)', 'vu.handshake', { ackFlags: 0x1 }, /reply flags 0x1, expected 0x5/],
     ['acks every message twice', 'vu.reply-ack', { doubleAck: true }, /not the reply to/],
-    ['reports failure for SET_VRING_NUM', 'vu.vring-setup', { vringNumAck: 1n }, /SET_VRING_NUM: the back-end reported failure \(ack 1\)/],
-    ['answers GET_VRING_BASE with another base', 'vu.vring-setup', { baseSkew: 1 }, /GET_VRING_BASE: vring 0 base 43, expected vring 0 base 42/],
-    ['keeps every fd it is sent', 'vu.fd-hygiene', { keepFds: true }, /while connected, the fd count went from \d+ to \d+ .*memfd:vmemct-check/],
+    [
+      'reports failure for SET_VRING_NUM',
+      'vu.vring-setup',
+      { vringNumAck: 1n },
+      /SET_VRING_NUM: the back-end reported failure \(ack 1\)/,
+    ],
+    [
+      'answers GET_VRING_BASE with another base',
+      'vu.vring-setup',
+      { baseSkew: 1 },
+      /GET_VRING_BASE: vring 0 base 43, expected vring 0 base 42/,
+    ],
+    [
+      'keeps every fd it is sent',
+      'vu.fd-hygiene',
+      { keepFds: true },
+      /while connected, the fd count went from \d+ to \d+ .*memfd:vmemct-check/,
+    ],
   ];
 
   it.each(broken)('%s: %s fails', async (_, id, misbehaviour, message) => {
     const { results } = await withFake(misbehaviour, (socketPath) => runSuite(socketPath, process.pid, [id]));
     expect(results).toHaveLength(1);
-    expect(results[0]).toMatchObject({ check: { id }, verdict: 'fail', unexpected: true, findings: [{ verdict: 'fail', check: id, message: expect.stringMatching(message) }] });
+    expect(results[0]).toMatchObject({
+      check: { id },
+      verdict: 'fail',
+      unexpected: true,
+      findings: [{ verdict: 'fail', check: id, message: expect.stringMatching(message) }],
+    });
   });
 
   it('an expectation file holds both ways: a listed failure is expected (exit 0), a listed failure that passes is unexpected (exit 1)', async () => {
     const listed = path.join(tempDir, 'fake-expectations.yaml');
-    fs.writeFileSync(listed, ['format: vmemct-expectations/1', 'implementation: vhost-user back-end', 'entries:', '  - id: vu.vring-setup', '    verdict: fail', '    reason: the fake answers SET_VRING_NUM with failure', ''].join('\n'));
+    fs.writeFileSync(
+      listed,
+      [
+        'format: vmemct-expectations/1',
+        'implementation: vhost-user back-end',
+        'entries:',
+        '  - id: vu.vring-setup',
+        '    verdict: fail',
+        '    reason: the fake answers SET_VRING_NUM with failure',
+        '',
+      ].join('\n'),
+    );
     await withFake({ vringNumAck: 1n }, async (socketPath) => {
       const failing = await runCli(['vhost-user-check', '--socket', socketPath, '--filter', 'vu.vring-*']);
       expect(failing.code).toBe(1);
-      expect(failing.stdout).toMatch(/^fail +vu\.vring-setup .*SET_VRING_NUM: the back-end reported failure \(ack 1\)$/m);
+      expect(failing.stdout).toMatch(
+        /^fail +vu\.vring-setup .*SET_VRING_NUM: the back-end reported failure \(ack 1\)$/m,
+      );
       expect(failing.stdout).toMatch(/✗ unexpected: expected pass/);
-      const known = await runCli(['vhost-user-check', '--socket', socketPath, '--filter', 'vu.vring-*', '--expectations', listed, '--reporter', 'tap']);
+      const known = await runCli([
+        'vhost-user-check',
+        '--socket',
+        socketPath,
+        '--filter',
+        'vu.vring-*',
+        '--expectations',
+        listed,
+        '--reporter',
+        'tap',
+      ]);
       expect(known.code).toBe(0);
-      expect(known.stdout).toMatch(/^ok 1 - vu\.vring-setup # TODO expected fail: the fake answers SET_VRING_NUM with failure$/m);
+      expect(known.stdout).toMatch(
+        /^ok 1 - vu\.vring-setup # TODO expected fail: the fake answers SET_VRING_NUM with failure$/m,
+      );
     });
     await withFake({}, async (socketPath) => {
-      const fixed = await runCli(['vhost-user-check', '--socket', socketPath, '--filter', 'vu.vring-*', '--expectations', listed]);
+      const fixed = await runCli([
+        'vhost-user-check',
+        '--socket',
+        socketPath,
+        '--filter',
+        'vu.vring-*',
+        '--expectations',
+        listed,
+      ]);
       expect(fixed.code).toBe(1);
       expect(fixed.stdout).toMatch(/^pass +vu\.vring-setup/m);
       expect(fixed.stdout).toMatch(/✗ unexpected: expected fail/);
@@ -427,16 +537,27 @@ describe('against a fake back-end', () => {
   });
 
   it('a feature it does not offer makes the check unsupported, naming the feature', async () => {
-    const { results } = await withFake({ withhold: [ProtocolFeature.CONFIG, ProtocolFeature.CONFIGURE_MEM_SLOTS] }, (socketPath) => runSuite(socketPath));
+    const { results } = await withFake(
+      { withhold: [ProtocolFeature.CONFIG, ProtocolFeature.CONFIGURE_MEM_SLOTS] },
+      (socketPath) => runSuite(socketPath),
+    );
     expect(detail(byId(results, 'vu.config'))).toContain('CONFIG (protocol feature 9)');
     expect(detail(byId(results, 'vu.mem-slots'))).toContain('CONFIGURE_MEM_SLOTS (protocol feature 15)');
     expect(detail(byId(results, 'vu.fd-hygiene'))).toContain('--backend-pid');
-    expect(verdicts(results)).toMatchObject({ 'vu.config': 'unsupported', 'vu.mem-slots': 'unsupported', 'vu.fd-hygiene': 'unsupported', 'vu.handshake': 'pass' });
+    expect(verdicts(results)).toMatchObject({
+      'vu.config': 'unsupported',
+      'vu.mem-slots': 'unsupported',
+      'vu.fd-hygiene': 'unsupported',
+      'vu.handshake': 'pass',
+    });
   });
 
   it('a socket nobody serves is a harness error, naming the socket', async () => {
     const socketPath = path.join(tempDir, 'nobody.sock');
-    await expect(runSuite(socketPath)).rejects.toMatchObject({ name: 'HarnessError', message: expect.stringContaining(socketPath) });
+    await expect(runSuite(socketPath)).rejects.toMatchObject({
+      name: 'HarnessError',
+      message: expect.stringContaining(socketPath),
+    });
     const { code, stderr } = await runCli(['vhost-user-check', '--socket', socketPath]);
     expect(code).toBe(2);
     expect(stderr).toContain(socketPath);

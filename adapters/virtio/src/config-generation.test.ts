@@ -9,7 +9,11 @@ function scripted(snapshots: readonly ConfigSnapshot[]): ConfigSnapshotReader & 
   return reader;
 }
 
-const snapshot = (before: number, byte: number, after: number): ConfigSnapshot => ({ generationBefore: before, bytes: Uint8Array.of(byte), generationAfter: after });
+const snapshot = (before: number, byte: number, after: number): ConfigSnapshot => ({
+  generationBefore: before,
+  bytes: Uint8Array.of(byte),
+  generationAfter: after,
+});
 
 describe('readConsistentConfig (VIRTIO 1.4 §2.5.1)', () => {
   test('should return the first snapshot read between two equal generations', async () => {

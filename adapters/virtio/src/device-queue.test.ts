@@ -1,4 +1,11 @@
-import { VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE, VirtqDescLayout, VirtqUsedElemLayout, decodeStruct, encodeStructInto } from '../../../spec/src/index';
+import {
+  VIRTQ_DESC_F_NEXT,
+  VIRTQ_DESC_F_WRITE,
+  VirtqDescLayout,
+  VirtqUsedElemLayout,
+  decodeStruct,
+  encodeStructInto,
+} from '../../../spec/src/index';
 import { FlatMemory } from '../test/flat-memory';
 import { DeviceSplitQueue, MAX_READABLE_BUFFER_BYTES, SplitQueuePosition } from './index';
 
@@ -13,9 +20,14 @@ interface Desc {
 }
 
 /** A memory with the descriptors written at their indices and the heads published from avail index `from`. */
-function setUp(descs: Record<number, Desc>, heads: number[], from = 0): { memory: FlatMemory; position: SplitQueuePosition; queue: DeviceSplitQueue } {
+function setUp(
+  descs: Record<number, Desc>,
+  heads: number[],
+  from = 0,
+): { memory: FlatMemory; position: SplitQueuePosition; queue: DeviceSplitQueue } {
   const memory = new FlatMemory(0x10000);
-  for (const [i, d] of Object.entries(descs)) encodeStructInto(VirtqDescLayout, d, memory.bytes, Number(RINGS.desc) + 16 * Number(i));
+  for (const [i, d] of Object.entries(descs))
+    encodeStructInto(VirtqDescLayout, d, memory.bytes, Number(RINGS.desc) + 16 * Number(i));
   heads.forEach((h, k) => memory.setU16(RINGS.avail + 4n + 2n * BigInt((from + k) % SIZE), h));
   memory.setU16(RINGS.avail + 2n, (from + heads.length) & 0xffff);
   const position = { nextAvail: from, nextUsed: from };
@@ -63,13 +75,49 @@ describe('DeviceSplitQueue', () => {
   });
 
   test.each([
-    ['a loop', { 0: { addr: 0x1000n, len: 1, flags: VIRTQ_DESC_F_NEXT, next: 1 }, 1: { addr: 0x1000n, len: 1, flags: VIRTQ_DESC_F_NEXT, next: 0 } }, 0, 'the chain loops'],
-    ['a next index outside the table', { 0: { addr: 0x1000n, len: 1, flags: VIRTQ_DESC_F_NEXT, next: SIZE } }, 0, `descriptor index ${SIZE} outside the table of ${SIZE}`],
+    [
+      'a loop',
+      {
+        0: { addr: 0x1000n, len: 1, flags: VIRTQ_DESC_F_NEXT, next: 1 },
+        1: { addr: 0x1000n, len: 1, flags: VIRTQ_DESC_F_NEXT, next: 0 },
+      },
+      0,
+      'the chain loops',
+    ],
+    [
+      'a next index outside the table',
+      { 0: { addr: 0x1000n, len: 1, flags: VIRTQ_DESC_F_NEXT, next: SIZE } },
+      0,
+      `descriptor index ${SIZE} outside the table of ${SIZE}`,
+    ],
     ['a head outside the table', {}, 200, `descriptor index 200 outside the table of ${SIZE}`],
-    ['a readable buffer outside memory', { 0: { addr: 0xfffffn, len: 4, flags: 0, next: 0 } }, 0, 'readable buffer [0xfffff, +4) is not in shared memory'],
-    ['a writable buffer outside memory', { 0: { addr: 0xfff0n, len: 0x20, flags: VIRTQ_DESC_F_WRITE, next: 0 } }, 0, 'writable buffer [0xfff0, +32) is not in shared memory'],
-    ['a readable buffer after a writable one', { 0: { addr: 0x1000n, len: 1, flags: VIRTQ_DESC_F_WRITE | VIRTQ_DESC_F_NEXT, next: 1 }, 1: { addr: 0x1000n, len: 1, flags: 0, next: 0 } }, 0, 'a device-readable descriptor follows a device-writable one'],
-    ['a readable buffer too large', { 0: { addr: 0n, len: MAX_READABLE_BUFFER_BYTES + 1, flags: 0, next: 0 } }, 0, `readable buffer of ${MAX_READABLE_BUFFER_BYTES + 1} bytes is too large`],
+    [
+      'a readable buffer outside memory',
+      { 0: { addr: 0xfffffn, len: 4, flags: 0, next: 0 } },
+      0,
+      'readable buffer [0xfffff, +4) is not in shared memory',
+    ],
+    [
+      'a writable buffer outside memory',
+      { 0: { addr: 0xfff0n, len: 0x20, flags: VIRTQ_DESC_F_WRITE, next: 0 } },
+      0,
+      'writable buffer [0xfff0, +32) is not in shared memory',
+    ],
+    [
+      'a readable buffer after a writable one',
+      {
+        0: { addr: 0x1000n, len: 1, flags: VIRTQ_DESC_F_WRITE | VIRTQ_DESC_F_NEXT, next: 1 },
+        1: { addr: 0x1000n, len: 1, flags: 0, next: 0 },
+      },
+      0,
+      'a device-readable descriptor follows a device-writable one',
+    ],
+    [
+      'a readable buffer too large',
+      { 0: { addr: 0n, len: MAX_READABLE_BUFFER_BYTES + 1, flags: 0, next: 0 } },
+      0,
+      `readable buffer of ${MAX_READABLE_BUFFER_BYTES + 1} bytes is too large`,
+    ],
   ] as const)('should refuse %s and move past it', (_name, descs, head, problem) => {
     const { position, queue } = setUp(descs as Record<number, Desc>, [head]);
     expect(queue.pop()).toEqual({ kind: 'malformed', head, problem });
@@ -80,9 +128,15 @@ describe('DeviceSplitQueue', () => {
   test('should refuse to open rings that are not in mapped memory', () => {
     const memory = new FlatMemory(0x1000);
     const position = { nextAvail: 0, nextUsed: 0 };
-    expect(DeviceSplitQueue.open(memory, SIZE, { ...RINGS, used: 0xff0n }, position)).toBe('the device area (used ring) is not in mapped memory');
-    expect(DeviceSplitQueue.open(memory, SIZE, { ...RINGS, avail: 0xffcn }, position)).toBe('the driver area (avail ring) is not in mapped memory');
-    expect(DeviceSplitQueue.open(memory, 256, { ...RINGS, desc: 0x100n }, position)).toBe('the descriptor table is not in mapped memory');
+    expect(DeviceSplitQueue.open(memory, SIZE, { ...RINGS, used: 0xff0n }, position)).toBe(
+      'the device area (used ring) is not in mapped memory',
+    );
+    expect(DeviceSplitQueue.open(memory, SIZE, { ...RINGS, avail: 0xffcn }, position)).toBe(
+      'the driver area (avail ring) is not in mapped memory',
+    );
+    expect(DeviceSplitQueue.open(memory, 256, { ...RINGS, desc: 0x100n }, position)).toBe(
+      'the descriptor table is not in mapped memory',
+    );
     expect(DeviceSplitQueue.open(memory, 0, RINGS, position)).toBe('the queue has no entries');
   });
 });

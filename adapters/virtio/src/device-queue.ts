@@ -80,11 +80,19 @@ export class DeviceSplitQueue {
    * The queue, or why it cannot be walked: a size of 0 or any of the three areas not mapped as a
    * whole (the event-index fields are not included: vmemct never negotiates them).
    */
-  static open(memory: MappedGuestMemory, size: number, rings: SplitRingAddresses, position: SplitQueuePosition): DeviceSplitQueue | string {
+  static open(
+    memory: MappedGuestMemory,
+    size: number,
+    rings: SplitRingAddresses,
+    position: SplitQueuePosition,
+  ): DeviceSplitQueue | string {
     if (size <= 0) return 'the queue has no entries';
-    if (!memory.covers(rings.avail, BigInt(virtqAvailBytes(size)))) return 'the driver area (avail ring) is not in mapped memory';
-    if (!memory.covers(rings.used, BigInt(virtqUsedBytes(size)))) return 'the device area (used ring) is not in mapped memory';
-    if (!memory.covers(rings.desc, BigInt(virtqDescTableBytes(size)))) return 'the descriptor table is not in mapped memory';
+    if (!memory.covers(rings.avail, BigInt(virtqAvailBytes(size))))
+      return 'the driver area (avail ring) is not in mapped memory';
+    if (!memory.covers(rings.used, BigInt(virtqUsedBytes(size))))
+      return 'the device area (used ring) is not in mapped memory';
+    if (!memory.covers(rings.desc, BigInt(virtqDescTableBytes(size))))
+      return 'the descriptor table is not in mapped memory';
     return new DeviceSplitQueue(memory, size, rings, position);
   }
 
@@ -134,7 +142,8 @@ export class DeviceSplitQueue {
       if (!raw) return `descriptor ${index} is not in mapped memory`;
       const d = decodeStruct(VirtqDescLayout, raw);
       if (d.flags & VIRTQ_DESC_F_WRITE) {
-        if (!this.memory.covers(d.addr, BigInt(d.len))) return `writable buffer [0x${d.addr.toString(16)}, +${d.len}) is not in shared memory`;
+        if (!this.memory.covers(d.addr, BigInt(d.len)))
+          return `writable buffer [0x${d.addr.toString(16)}, +${d.len}) is not in shared memory`;
         writable.push({ addr: d.addr, len: d.len });
       } else {
         if (writable.length) return 'a device-readable descriptor follows a device-writable one';

@@ -1,6 +1,16 @@
 import { VirtqDescLayout, VirtqUsedElemLayout, encodeStructInto } from '../../../spec/src/index';
 import { FlatMemory } from '../test/flat-memory';
-import { ChainBuffers, DeviceChain, DeviceSplitQueue, GuestMemoryAccess, GuestMemoryPort, SplitQueueDriver, SplitQueuePosition, mappedMemoryPort, placeChain } from './index';
+import {
+  ChainBuffers,
+  DeviceChain,
+  DeviceSplitQueue,
+  GuestMemoryAccess,
+  GuestMemoryPort,
+  SplitQueueDriver,
+  SplitQueuePosition,
+  mappedMemoryPort,
+  placeChain,
+} from './index';
 
 const RINGS = { desc: 0x1000n, avail: 0x2000n, used: 0x3000n } as const;
 const BUFFERS = 0x10000n;
@@ -33,7 +43,14 @@ function pair(behaviour: Behaviour, size = 16, onExchange?: (accesses: readonly 
       return inner.exchange(accesses);
     },
   };
-  const driver = new SplitQueueDriver({ port, queueIndex: 0, size, rings: RINGS, buffers: BUFFERS, bufferBytes: BUFFER_BYTES });
+  const driver = new SplitQueueDriver({
+    port,
+    queueIndex: 0,
+    size,
+    rings: RINGS,
+    buffers: BUFFERS,
+    bufferBytes: BUFFER_BYTES,
+  });
   return { memory, position, malformed, driver };
 }
 
@@ -52,14 +69,22 @@ describe('SplitQueueDriver with DeviceSplitQueue', () => {
     const { driver, malformed } = pair(reverser);
     await driver.clear();
     const chain: ChainBuffers = { readable: [Uint8Array.of(1, 2, 3), Uint8Array.of(4, 5)], writableSizes: [3, 4] };
-    expect(await driver.submit(chain, never)).toEqual({ kind: 'used', length: 5, written: Uint8Array.of(5, 4, 3, 2, 1) });
+    expect(await driver.submit(chain, never)).toEqual({
+      kind: 'used',
+      length: 5,
+      written: Uint8Array.of(5, 4, 3, 2, 1),
+    });
     expect(malformed).toEqual([]);
   });
 
   test('should report only the first used-length bytes and show zeros where the device wrote nothing', async () => {
     const { driver } = pair(() => ({ written: Uint8Array.of(7), length: 3 }));
     await driver.clear();
-    expect(await driver.submit({ readable: [Uint8Array.of(1)], writableSizes: [2, 2] }, never)).toEqual({ kind: 'used', length: 3, written: Uint8Array.of(7, 0, 0) });
+    expect(await driver.submit({ readable: [Uint8Array.of(1)], writableSizes: [2, 2] }, never)).toEqual({
+      kind: 'used',
+      length: 3,
+      written: Uint8Array.of(7, 0, 0),
+    });
   });
 
   test('should wrap both 16-bit ring indices past 65535', async () => {
@@ -69,7 +94,8 @@ describe('SplitQueueDriver with DeviceSplitQueue', () => {
     for (let i = 0; i < 65536 + 3; i++) {
       const bytes = Uint8Array.of(i & 0xff, (i >> 8) & 0xff);
       const result = await driver.submit({ ...chain, readable: [bytes] }, never);
-      if (result.kind !== 'used' || result.written[0] !== bytes[1] || result.written[1] !== bytes[0]) throw new Error(`request ${i}: ${JSON.stringify(result)}`);
+      if (result.kind !== 'used' || result.written[0] !== bytes[1] || result.written[1] !== bytes[0])
+        throw new Error(`request ${i}: ${JSON.stringify(result)}`);
     }
     expect(position).toEqual({ nextAvail: 3, nextUsed: 3 });
   });
@@ -84,7 +110,8 @@ describe('SplitQueueDriver with DeviceSplitQueue', () => {
     await driver.clear();
     const small: ChainBuffers = { readable: [new Uint8Array(24)], writableSizes: [10] };
     const other: ChainBuffers = { readable: [new Uint8Array(24)], writableSizes: [16] };
-    for (const chain of [small, small, other, other, small]) expect((await driver.submit(chain, never)).kind).toBe('used');
+    for (const chain of [small, small, other, other, small])
+      expect((await driver.submit(chain, never)).kind).toBe('used');
     // Exchange 1 is clear(); then one exchange per request.
     expect(tableWrites).toEqual([2, 4, 6]);
     expect(exchanges).toBe(6);
@@ -115,15 +142,25 @@ describe('SplitQueueDriver with DeviceSplitQueue', () => {
     const { driver } = pair(() => 'ignore');
     await driver.clear();
     let waits = 0;
-    const result = await driver.submit({ readable: [Uint8Array.of(1)], writableSizes: [1] }, () => Promise.resolve(++waits < 4));
+    const result = await driver.submit({ readable: [Uint8Array.of(1)], writableSizes: [1] }, () =>
+      Promise.resolve(++waits < 4),
+    );
     expect(result).toEqual({ kind: 'no-used-entry' });
     expect(waits).toBe(4);
   });
 
   test.each([
     ['no buffer', { readable: [], writableSizes: [] }, 'a chain needs at least one buffer'],
-    ['more descriptors than entries', { readable: [], writableSizes: new Array<number>(17).fill(1) }, 'a chain of 17 descriptors does not fit a queue of 16'],
-    ['more bytes than the buffer area', { readable: [new Uint8Array(BUFFER_BYTES - 4)], writableSizes: [8] }, `a chain of ${BUFFER_BYTES + 8} bytes exceeds the ${BUFFER_BYTES}-byte buffer area`],
+    [
+      'more descriptors than entries',
+      { readable: [], writableSizes: new Array<number>(17).fill(1) },
+      'a chain of 17 descriptors does not fit a queue of 16',
+    ],
+    [
+      'more bytes than the buffer area',
+      { readable: [new Uint8Array(BUFFER_BYTES - 4)], writableSizes: [8] },
+      `a chain of ${BUFFER_BYTES + 8} bytes exceeds the ${BUFFER_BYTES}-byte buffer area`,
+    ],
   ] as const)('should refuse a chain with %s and submit nothing', async (_name, chain, problem) => {
     let exchanges = 0;
     const { driver } = pair(reverser, 16, () => void exchanges++);
@@ -138,17 +175,37 @@ describe('SplitQueueDriver with DeviceSplitQueue', () => {
       encodeStructInto(VirtqUsedElemLayout, { id: 5, len: 0 }, memory.bytes, Number(RINGS.used) + 4);
       memory.setU16(RINGS.used + 2n, 1);
     });
-    const driver = new SplitQueueDriver({ port, queueIndex: 0, size: 16, rings: RINGS, buffers: BUFFERS, bufferBytes: BUFFER_BYTES });
+    const driver = new SplitQueueDriver({
+      port,
+      queueIndex: 0,
+      size: 16,
+      rings: RINGS,
+      buffers: BUFFERS,
+      bufferBytes: BUFFER_BYTES,
+    });
     await driver.clear();
-    expect(await driver.submit({ readable: [Uint8Array.of(1)], writableSizes: [] }, never)).toEqual({ kind: 'bad-used-entry', problem: "the used entry names descriptor 5, not the chain's head 0" });
+    expect(await driver.submit({ readable: [Uint8Array.of(1)], writableSizes: [] }, never)).toEqual({
+      kind: 'bad-used-entry',
+      problem: "the used entry names descriptor 5, not the chain's head 0",
+    });
   });
 
   test('should flag a used index that moves by more than one', async () => {
     const memory = new FlatMemory(0x20000);
     const port = mappedMemoryPort(memory, () => memory.setU16(RINGS.used + 2n, 2));
-    const driver = new SplitQueueDriver({ port, queueIndex: 0, size: 16, rings: RINGS, buffers: BUFFERS, bufferBytes: BUFFER_BYTES });
+    const driver = new SplitQueueDriver({
+      port,
+      queueIndex: 0,
+      size: 16,
+      rings: RINGS,
+      buffers: BUFFERS,
+      bufferBytes: BUFFER_BYTES,
+    });
     await driver.clear();
-    expect(await driver.submit({ readable: [Uint8Array.of(1)], writableSizes: [] }, never)).toEqual({ kind: 'bad-used-entry', problem: 'the used index moved from 0 to 2 for one chain' });
+    expect(await driver.submit({ readable: [Uint8Array.of(1)], writableSizes: [] }, never)).toEqual({
+      kind: 'bad-used-entry',
+      problem: 'the used index moved from 0 to 2 for one chain',
+    });
   });
 });
 

@@ -103,7 +103,12 @@ export function placeChain(chain: ChainBuffers, buffers: bigint): ChainPlacement
   sizes.forEach((len, i) => {
     const last = i + 1 === sizes.length;
     const flags = (last ? 0 : VIRTQ_DESC_F_NEXT) | (i >= chain.readable.length ? VIRTQ_DESC_F_WRITE : 0);
-    encodeStructInto(VirtqDescLayout, { addr: buffers + BigInt(offsets[i]!), len, flags, next: last ? 0 : i + 1 }, table, VirtqDescLayout.size * i);
+    encodeStructInto(
+      VirtqDescLayout,
+      { addr: buffers + BigInt(offsets[i]!), len, flags, next: last ? 0 : i + 1 },
+      table,
+      VirtqDescLayout.size * i,
+    );
   });
   const writableOffsets = offsets.slice(chain.readable.length);
   return {
@@ -152,8 +157,13 @@ export class SplitQueueDriver {
     const { port, size, rings, buffers, bufferBytes, queueIndex } = this.options;
     const placement = this.placed && sameShape(this.placed, chain) ? this.placed : placeChain(chain, buffers);
     if (placement.count === 0) return { kind: 'unfit', problem: 'a chain needs at least one buffer' };
-    if (placement.count > size) return { kind: 'unfit', problem: `a chain of ${placement.count} descriptors does not fit a queue of ${size}` };
-    if (placement.total > bufferBytes) return { kind: 'unfit', problem: `a chain of ${placement.total} bytes exceeds the ${bufferBytes}-byte buffer area` };
+    if (placement.count > size)
+      return { kind: 'unfit', problem: `a chain of ${placement.count} descriptors does not fit a queue of ${size}` };
+    if (placement.total > bufferBytes)
+      return {
+        kind: 'unfit',
+        problem: `a chain of ${placement.total} bytes exceeds the ${bufferBytes}-byte buffer area`,
+      };
 
     const accesses: GuestMemoryAccess[] = [];
     if (placement.total > 0) accesses.push({ kind: 'write', addr: buffers, bytes: chainImage(chain, placement) });
@@ -162,7 +172,11 @@ export class SplitQueueDriver {
       this.placed = placement;
     }
     this.availIndex = (this.availIndex + 1) & VIRTQ_IDX_MASK;
-    accesses.push({ kind: 'write', addr: rings.avail + BigInt(VirtqAvailHeaderLayout.fields.idx.offset), bytes: le16Bytes(this.availIndex) });
+    accesses.push({
+      kind: 'write',
+      addr: rings.avail + BigInt(VirtqAvailHeaderLayout.fields.idx.offset),
+      bytes: le16Bytes(this.availIndex),
+    });
     accesses.push({ kind: 'notify', queue: queueIndex });
     accesses.push(...this.collect(placement));
     let collected = await port.exchange(accesses);
@@ -179,19 +193,29 @@ export class SplitQueueDriver {
     const { rings, buffers, size } = this.options;
     const reads: GuestMemoryAccess[] = [
       { kind: 'read', addr: rings.used + BigInt(VirtqUsedHeaderLayout.fields.idx.offset), length: 2 },
-      { kind: 'read', addr: rings.used + BigInt(virtqUsedElemOffset(this.usedIndex % size)), length: VirtqUsedElemLayout.size },
+      {
+        kind: 'read',
+        addr: rings.used + BigInt(virtqUsedElemOffset(this.usedIndex % size)),
+        length: VirtqUsedElemLayout.size,
+      },
     ];
     const writableBytes = placement.total - placement.writableStart;
-    if (writableBytes > 0) reads.push({ kind: 'read', addr: buffers + BigInt(placement.writableStart), length: writableBytes });
+    if (writableBytes > 0)
+      reads.push({ kind: 'read', addr: buffers + BigInt(placement.writableStart), length: writableBytes });
     return reads;
   }
 
   private completion(placement: ChainPlacement, collected: readonly Uint8Array[]): SubmitResult {
     const newUsed = readLe16(collected[0]!);
-    if (newUsed !== ((this.usedIndex + 1) & VIRTQ_IDX_MASK)) return { kind: 'bad-used-entry', problem: `the used index moved from ${this.usedIndex} to ${newUsed} for one chain` };
+    if (newUsed !== ((this.usedIndex + 1) & VIRTQ_IDX_MASK))
+      return {
+        kind: 'bad-used-entry',
+        problem: `the used index moved from ${this.usedIndex} to ${newUsed} for one chain`,
+      };
     this.usedIndex = newUsed;
     const elem = decodeStruct(VirtqUsedElemLayout, collected[1]!);
-    if (elem.id !== 0) return { kind: 'bad-used-entry', problem: `the used entry names descriptor ${elem.id}, not the chain's head 0` };
+    if (elem.id !== 0)
+      return { kind: 'bad-used-entry', problem: `the used entry names descriptor ${elem.id}, not the chain's head 0` };
     const area = collected[2] ?? new Uint8Array(0);
     // The device-writable buffers, in order, without the alignment gaps between them.
     const written = new Uint8Array(placement.writableSizes.reduce((a, b) => a + b, 0));
@@ -215,9 +239,10 @@ function chainImage(chain: ChainBuffers, placement: ChainPlacement): Uint8Array 
 /** Whether `chain` has the buffer sizes and directions of `placement` (and so its descriptor table). */
 function sameShape(placement: ChainPlacement, chain: ChainBuffers): boolean {
   const readable = chain.readable.length;
-  if (readable !== placement.readableOffsets.length || readable + chain.writableSizes.length !== placement.count) return false;
+  if (readable !== placement.readableOffsets.length || readable + chain.writableSizes.length !== placement.count)
+    return false;
   for (let i = 0; i < readable; i++) if (chain.readable[i]!.length !== placement.sizes[i]) return false;
-  for (let i = 0; i < chain.writableSizes.length; i++) if (chain.writableSizes[i] !== placement.sizes[readable + i]) return false;
+  for (let i = 0; i < chain.writableSizes.length; i++)
+    if (chain.writableSizes[i] !== placement.sizes[readable + i]) return false;
   return true;
 }
-

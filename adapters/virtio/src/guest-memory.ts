@@ -71,7 +71,8 @@ export function mappedMemoryPort(memory: MappedGuestMemory, notify: (queue: numb
           continue;
         }
         const bytes = a.kind === 'write' ? a.bytes : new Uint8Array(a.length);
-        if (!memory.write(a.addr, bytes)) throw new RangeError(`write of [0x${a.addr.toString(16)}, +${bytes.length}) outside mapped memory`);
+        if (!memory.write(a.addr, bytes))
+          throw new RangeError(`write of [0x${a.addr.toString(16)}, +${bytes.length}) outside mapped memory`);
       }
       return reads;
     },

@@ -1,4 +1,9 @@
-import { VIRTIO_CONFIG_S_ACKNOWLEDGE as A, VIRTIO_CONFIG_S_DRIVER as D, VIRTIO_CONFIG_S_DRIVER_OK as OK, VIRTIO_CONFIG_S_FEATURES_OK as F } from '../../../spec/src/index';
+import {
+  VIRTIO_CONFIG_S_ACKNOWLEDGE as A,
+  VIRTIO_CONFIG_S_DRIVER as D,
+  VIRTIO_CONFIG_S_DRIVER_OK as OK,
+  VIRTIO_CONFIG_S_FEATURES_OK as F,
+} from '../../../spec/src/index';
 import { VirtioTransport, virtioHandshake } from './index';
 
 /** A device behind a fake transport that records every call; `refuse` features make FEATURES_OK not stick. */
@@ -36,7 +41,12 @@ describe('virtioHandshake (VIRTIO 1.4 §3.1.1)', () => {
   test('should run reset, ACKNOWLEDGE, DRIVER, features, FEATURES_OK re-read, queues and DRIVER_OK in order', async () => {
     const { transport, calls } = fakeTransport(0x1_0000_0003n);
     const result = await virtioHandshake(transport, (offered) => offered & ~2n);
-    expect(result).toEqual({ offered: 0x1_0000_0003n, accepted: 0x1_0000_0001n, featuresOk: true, status: A | D | F | OK });
+    expect(result).toEqual({
+      offered: 0x1_0000_0003n,
+      accepted: 0x1_0000_0001n,
+      featuresOk: true,
+      status: A | D | F | OK,
+    });
     expect(calls).toEqual([
       'reset',
       `write-status ${A}`,

@@ -9,7 +9,12 @@
  * spec/, and the runner's oracle builds its device synchronously); it performs the same steps in
  * the same order, and a test of the model adapter keeps the two in step.
  */
-import { VIRTIO_CONFIG_S_ACKNOWLEDGE, VIRTIO_CONFIG_S_DRIVER, VIRTIO_CONFIG_S_DRIVER_OK, VIRTIO_CONFIG_S_FEATURES_OK } from '../../../spec/src/index';
+import {
+  VIRTIO_CONFIG_S_ACKNOWLEDGE,
+  VIRTIO_CONFIG_S_DRIVER,
+  VIRTIO_CONFIG_S_DRIVER_OK,
+  VIRTIO_CONFIG_S_FEATURES_OK,
+} from '../../../spec/src/index';
 import type { HandshakeResult } from '../../../spec/src/index';
 
 /** How a driver reaches a device's status and feature registers. */
@@ -36,7 +41,10 @@ export interface VirtioTransport {
  * limits them to what its driver implements). When FEATURES_OK does not stick the device is
  * left there (§3.1.1: the device does not support this subset), without queues or DRIVER_OK.
  */
-export async function virtioHandshake(transport: VirtioTransport, accept: (offered: bigint) => bigint): Promise<HandshakeResult> {
+export async function virtioHandshake(
+  transport: VirtioTransport,
+  accept: (offered: bigint) => bigint,
+): Promise<HandshakeResult> {
   await transport.reset();
   await transport.writeStatus(VIRTIO_CONFIG_S_ACKNOWLEDGE);
   await transport.writeStatus(VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER);

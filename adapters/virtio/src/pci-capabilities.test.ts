@@ -15,7 +15,11 @@ const QEMU_VIRTIO_MEM_CONFIG = `
 
 function config(): Uint8Array {
   const bytes = new Uint8Array(256);
-  bytes.set(QEMU_VIRTIO_MEM_CONFIG.trim().split(/\s+/).map((b) => parseInt(b, 16)));
+  bytes.set(
+    QEMU_VIRTIO_MEM_CONFIG.trim()
+      .split(/\s+/)
+      .map((b) => parseInt(b, 16)),
+  );
   return bytes;
 }
 
@@ -42,9 +46,18 @@ describe('virtio-pci capability walk', () => {
     const bytes = config();
     bytes[0x70] = 0x05; // the notify capability becomes another vendor's
     bytes[0x85] = 0x00; // and the list ends at the PCI_CFG capability
-    expect(findVirtioPciLayout(bytes)).toEqual({ ok: false, reason: 'missing-capabilities', detail: 'virtio-pci capabilities missing: types 1, 2, 3, 4', missing: [1, 2, 3, 4] });
+    expect(findVirtioPciLayout(bytes)).toEqual({
+      ok: false,
+      reason: 'missing-capabilities',
+      detail: 'virtio-pci capabilities missing: types 1, 2, 3, 4',
+      missing: [1, 2, 3, 4],
+    });
     const short = config().slice(0, 0x90);
-    expect(walkVirtioCapabilities(short)).toEqual({ ok: false, reason: 'capability-out-of-bounds', detail: 'capability at 0x84 runs past config space' });
+    expect(walkVirtioCapabilities(short)).toEqual({
+      ok: false,
+      reason: 'capability-out-of-bounds',
+      detail: 'capability at 0x84 runs past config space',
+    });
   });
 
   test('should stop a looping list after 48 capabilities', () => {
@@ -54,6 +67,9 @@ describe('virtio-pci capability walk', () => {
     if (!walked.ok) throw new Error(walked.detail);
     expect(walked.capabilities).toHaveLength(48);
     expect(walked.capabilities.filter((c) => c.cfgType === VIRTIO_PCI_CAP_PCI_CFG).length).toBeGreaterThan(1);
-    expect(walked.capabilities.find((c) => c.cfgType === VIRTIO_PCI_CAP_NOTIFY_CFG)).toHaveProperty('notifyOffMultiplier', 4);
+    expect(walked.capabilities.find((c) => c.cfgType === VIRTIO_PCI_CAP_NOTIFY_CFG)).toHaveProperty(
+      'notifyOffMultiplier',
+      4,
+    );
   });
 });

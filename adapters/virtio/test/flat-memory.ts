@@ -8,7 +8,10 @@ import type { MappedGuestMemory } from '../src/index';
 export class FlatMemory implements MappedGuestMemory {
   readonly bytes: Uint8Array;
 
-  constructor(readonly size: number, readonly base = 0n) {
+  constructor(
+    readonly size: number,
+    readonly base = 0n,
+  ) {
     this.bytes = new Uint8Array(size);
   }
 

@@ -13,7 +13,9 @@ function main(): void {
   const root = path.resolve(__dirname, '..', '..', '..', '..');
   const bin = path.join(root, 'conformance', 'bin', 'vmemct.js');
   const profiles = ['spec', 'qemu'];
-  console.log(`suite benchmark: node ${process.version}, ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, load ${os.loadavg()[0].toFixed(2)}`);
+  console.log(
+    `suite benchmark: node ${process.version}, ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, load ${os.loadavg()[0].toFixed(2)}`,
+  );
   for (const profile of profiles) {
     const times: number[] = [];
     let summary = '';
@@ -25,7 +27,9 @@ function main(): void {
     }
     times.sort((a, b) => a - b);
     const median = times[Math.floor(times.length / 2)];
-    console.log(`  vmemct run --profile ${profile}: median ${median.toFixed(0)} ms, best ${times[0].toFixed(0)} ms over ${RUNS} runs (target < 1000 ms) — ${summary}`);
+    console.log(
+      `  vmemct run --profile ${profile}: median ${median.toFixed(0)} ms, best ${times[0].toFixed(0)} ms over ${RUNS} runs (target < 1000 ms) — ${summary}`,
+    );
   }
 }
 

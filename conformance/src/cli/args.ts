@@ -20,7 +20,11 @@ export interface ParsedArgs {
 }
 
 /** Parses `args` against `specs` (keys without the leading `--`). */
-export function parseArgs(command: string, args: readonly string[], specs: Readonly<Record<string, OptionSpec>>): ParsedArgs {
+export function parseArgs(
+  command: string,
+  args: readonly string[],
+  specs: Readonly<Record<string, OptionSpec>>,
+): ParsedArgs {
   const flags = new Set<string>();
   const values = new Map<string, string>();
   const lists = new Map<string, string[]>();
@@ -34,14 +38,20 @@ export function parseArgs(command: string, args: readonly string[], specs: Reado
     const eq = arg.indexOf('=');
     const name = arg.slice(2, eq < 0 ? undefined : eq);
     const spec = Object.prototype.hasOwnProperty.call(specs, name) ? specs[name] : undefined;
-    if (!spec) throw new UsageError(`${command}: unknown option '--${name}' (options: ${Object.keys(specs).map((s) => `--${s}`).join(', ')})`);
+    if (!spec)
+      throw new UsageError(
+        `${command}: unknown option '--${name}' (options: ${Object.keys(specs)
+          .map((s) => `--${s}`)
+          .join(', ')})`,
+      );
     if (spec.kind === 'flag') {
       if (eq >= 0) throw new UsageError(`${command}: --${name} takes no value`);
       flags.add(name);
       continue;
     }
     let value: string | undefined = eq >= 0 ? arg.slice(eq + 1) : args[++i];
-    if (value === undefined || (eq < 0 && value.startsWith('--'))) throw new UsageError(`${command}: --${name} needs a value`);
+    if (value === undefined || (eq < 0 && value.startsWith('--')))
+      throw new UsageError(`${command}: --${name} needs a value`);
     value = value.trim();
     if (spec.kind === 'value') {
       if (values.has(name)) throw new UsageError(`${command}: --${name} given twice`);
@@ -58,7 +68,11 @@ export function packageRoot(): string {
   let dir = __dirname;
   for (;;) {
     const candidate = path.join(dir, 'package.json');
-    if (fs.existsSync(candidate) && (JSON.parse(fs.readFileSync(candidate, 'utf8')) as { name?: string }).name === 'vmemct') return dir;
+    if (
+      fs.existsSync(candidate) &&
+      (JSON.parse(fs.readFileSync(candidate, 'utf8')) as { name?: string }).name === 'vmemct'
+    )
+      return dir;
     const parent = path.dirname(dir);
     if (parent === dir) throw new Error('cannot find the vmemct package root');
     dir = parent;
@@ -72,6 +86,7 @@ export function defaultVectorsDir(): string {
 
 /** Parses a positive integer option. */
 export function positiveInt(command: string, name: string, text: string): number {
-  if (!/^[0-9]+$/.test(text) || Number(text) < 1) throw new UsageError(`${command}: --${name} must be a positive integer (got '${text}')`);
+  if (!/^[0-9]+$/.test(text) || Number(text) < 1)
+    throw new UsageError(`${command}: --${name} must be a positive integer (got '${text}')`);
   return Number(text);
 }

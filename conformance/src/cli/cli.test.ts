@@ -22,7 +22,9 @@ describe('vmemct spec', () => {
     const document = JSON.parse(stdout);
     expect(document.requirements).toHaveLength(71);
     expect(document.layouts.map((l: { structName: string; size: number }) => [l.structName, l.size])).toEqual([
-      ['virtio_mem_config', 56], ['virtio_mem_req', 24], ['virtio_mem_resp', 10],
+      ['virtio_mem_config', 56],
+      ['virtio_mem_req', 24],
+      ['virtio_mem_resp', 10],
     ]);
     expect(document.pci).toEqual({ vendorId: '0x1af4', deviceId: '0x1058' });
   });
@@ -47,13 +49,31 @@ describe('vmemct spec arguments', () => {
 describe('vmemct encode / decode', () => {
   test('should round-trip a PLUG request given with units and names', async () => {
     const encoded = await run('encode', 'request', 'type=PLUG', 'addr=4GiB', 'nb_blocks=0x10');
-    expect(encoded).toEqual({ code: 0, stdout: '0000' + '000000000000' + '0000000001000000' + '1000' + '000000000000\n', stderr: '' });
+    expect(encoded).toEqual({
+      code: 0,
+      stdout: '0000' + '000000000000' + '0000000001000000' + '1000' + '000000000000\n',
+      stderr: '',
+    });
     const decoded = await run('decode', 'request', encoded.stdout.trim());
-    expect(JSON.parse(decoded.stdout)).toMatchObject({ fields: { type: 0, addr: '0x100000000', nb_blocks: 16 }, names: { type: 'PLUG' } });
+    expect(JSON.parse(decoded.stdout)).toMatchObject({
+      fields: { type: 0, addr: '0x100000000', nb_blocks: 16 },
+      names: { type: 'PLUG' },
+    });
   });
 
   test('should round-trip a configuration: decode output feeds encode', async () => {
-    const bytes = (await run('encode', 'config', 'block_size=2MiB', 'addr=0x100000000', 'region_size=16GiB', 'usable_region_size=1280MiB', 'requested_size=1GiB', 'node_id=1')).stdout.trim();
+    const bytes = (
+      await run(
+        'encode',
+        'config',
+        'block_size=2MiB',
+        'addr=0x100000000',
+        'region_size=16GiB',
+        'usable_region_size=1280MiB',
+        'requested_size=1GiB',
+        'node_id=1',
+      )
+    ).stdout.trim();
     expect(bytes).toHaveLength(112);
     const { fields } = JSON.parse((await run('decode', 'config', bytes)).stdout);
     const again = await run('encode', 'config', ...Object.entries(fields).map(([k, v]) => `${k}=${v}`));

@@ -37,7 +37,19 @@ describe('ssh-guest options', () => {
   });
 
   it('reports an unreachable QMP as a harness error (exit 2) naming the socket and the QEMU option', async () => {
-    const r = await cli('run', '--target', 'driver', '--adapter', 'ssh-guest', '--ssh', 'root@127.0.0.1:1', '--qmp', '/nonexistent/qmp.sock', '--qemu-trace', '/nonexistent/trace.log');
+    const r = await cli(
+      'run',
+      '--target',
+      'driver',
+      '--adapter',
+      'ssh-guest',
+      '--ssh',
+      'root@127.0.0.1:1',
+      '--qmp',
+      '/nonexistent/qmp.sock',
+      '--qemu-trace',
+      '/nonexistent/trace.log',
+    );
     expect(r.code).toBe(2);
     expect(r.err).toMatch(/QMP unreachable at \/nonexistent\/qmp\.sock.*-qmp unix:PATH,server=on,wait=off/);
   });

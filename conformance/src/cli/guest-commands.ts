@@ -4,7 +4,14 @@
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { GuestBuildError, buildGuest } from '../../../adapters/ssh-guest/src/guest-build';
-import { GuestOptionError, GuestVm, GuestVmError, downGuest, guestStatus, runArguments } from '../../../adapters/ssh-guest/src/guest-vm';
+import {
+  GuestOptionError,
+  GuestVm,
+  GuestVmError,
+  downGuest,
+  guestStatus,
+  runArguments,
+} from '../../../adapters/ssh-guest/src/guest-vm';
 import { QemuMissingError } from '../../../adapters/qemu-platform/src/index';
 import { parseValue } from '../../../spec/src/index';
 import { OptionSpec, parseArgs } from './args';
@@ -14,7 +21,10 @@ import type { CliIo } from './main';
 /** Where guests are built by default: `$VMEMCT_GUEST_DIR`, else `~/.cache/vmemct/guest`. */
 export function defaultGuestDir(): string {
   if (process.env.VMEMCT_GUEST_DIR) return process.env.VMEMCT_GUEST_DIR;
-  const cache = process.env.XDG_CACHE_HOME && process.env.XDG_CACHE_HOME.length > 0 ? process.env.XDG_CACHE_HOME : path.join(os.homedir(), '.cache');
+  const cache =
+    process.env.XDG_CACHE_HOME && process.env.XDG_CACHE_HOME.length > 0
+      ? process.env.XDG_CACHE_HOME
+      : path.join(os.homedir(), '.cache');
   return path.join(cache, 'vmemct', 'guest');
 }
 
@@ -56,11 +66,14 @@ export async function guestCommand(args: readonly string[], io: CliIo): Promise<
   try {
     if (sub === 'build') {
       const m = await buildGuest({ dir, log });
-      io.stdout(`${m.kernelPackage} ${m.kernelPackageVersion} (${m.kernelRelease}) with busybox and dropbear in ${dir}\nnext: vmemct guest up --dir ${dir}\n`);
+      io.stdout(
+        `${m.kernelPackage} ${m.kernelPackageVersion} (${m.kernelRelease}) with busybox and dropbear in ${dir}\nnext: vmemct guest up --dir ${dir}\n`,
+      );
       return EXIT_OK;
     }
     if (sub === 'up') {
-      const size = (o: string): bigint | undefined => (parsed.values.has(o) ? parseSize(command, o, parsed.values.get(o)!) : undefined);
+      const size = (o: string): bigint | undefined =>
+        parsed.values.has(o) ? parseSize(command, o, parsed.values.get(o)!) : undefined;
       const vm = await GuestVm.boot(
         {
           dir,
@@ -75,7 +88,10 @@ export async function guestCommand(args: readonly string[], io: CliIo): Promise<
         log,
       );
       if (parsed.flags.has('json')) io.stdout(`${JSON.stringify(vm.state, null, 2)}\n`);
-      else io.stdout(`guest up: QEMU pid ${vm.state.pid}, SSH on 127.0.0.1:${vm.state.sshPort}\nrun the driver vectors with:\n  vmemct run --target driver ${runArguments(vm.state).join(' ')}\nend it with: vmemct guest down --dir ${dir}\n`);
+      else
+        io.stdout(
+          `guest up: QEMU pid ${vm.state.pid}, SSH on 127.0.0.1:${vm.state.sshPort}\nrun the driver vectors with:\n  vmemct run --target driver ${runArguments(vm.state).join(' ')}\nend it with: vmemct guest down --dir ${dir}\n`,
+        );
       return EXIT_OK;
     }
     if (sub === 'down') {
@@ -93,14 +109,17 @@ export async function guestCommand(args: readonly string[], io: CliIo): Promise<
       const d = status.device;
       io.stdout(
         `guest running: QEMU pid ${s.pid}, kernel ${s.kernelRelease}, SSH 127.0.0.1:${s.sshPort} (${status.sshAnswers ? 'answering' : 'not answering'})\n` +
-          (d ? `virtio-mem ${String(d.id)}: block ${String(d['block-size'])}, region ${String(d['max-size'])} at ${String(d.memaddr)}, requested ${String(d['requested-size'])}, plugged ${String(d.size)}\n` : 'virtio-mem: none or QMP not answering\n') +
+          (d
+            ? `virtio-mem ${String(d.id)}: block ${String(d['block-size'])}, region ${String(d['max-size'])} at ${String(d.memaddr)}, requested ${String(d['requested-size'])}, plugged ${String(d.size)}\n`
+            : 'virtio-mem: none or QMP not answering\n') +
           `  vmemct run --target driver ${runArguments(s).join(' ')}\n`,
       );
     }
     return status.running ? EXIT_OK : 1;
   } catch (e) {
     if (e instanceof GuestOptionError) throw new UsageError(`${command}: ${e.message}`);
-    if (e instanceof GuestBuildError || e instanceof GuestVmError || e instanceof QemuMissingError) throw new HarnessError(`${command}: ${e.message}`);
+    if (e instanceof GuestBuildError || e instanceof GuestVmError || e instanceof QemuMissingError)
+      throw new HarnessError(`${command}: ${e.message}`);
     throw e;
   }
 }

@@ -97,7 +97,10 @@ export async function main(argv: readonly string[], io: CliIo = processIo): Prom
   }
   try {
     const command = Object.prototype.hasOwnProperty.call(COMMANDS, name) ? COMMANDS[name] : undefined;
-    if (!command) throw new UsageError(`unknown command '${name}'; commands: ${Object.keys(COMMANDS).join(', ')} (see vmemct --help)`);
+    if (!command)
+      throw new UsageError(
+        `unknown command '${name}'; commands: ${Object.keys(COMMANDS).join(', ')} (see vmemct --help)`,
+      );
     return await command(args, io);
   } catch (error) {
     if (isUsageError(error)) {

@@ -19,12 +19,21 @@ async function main(): Promise<void> {
   const loaded = loadVectors([path.join(root, 'conformance', 'vectors')]);
   if (loaded.problems.length > 0) throw new Error(`the corpus has problems; run vmemct lint`);
   // Paths as the repository names them, so the pages do not depend on where it is checked out.
-  const vectors = loaded.vectors.map((v) => ({ ...v, source: { ...v.source, file: path.relative(root, v.source.file) } }));
-  const vectorFiles = new Map([...new Set(vectors.map((v) => v.source.file))].map((f) => [f, fs.readFileSync(path.join(root, f), 'utf8')] as const));
+  const vectors = loaded.vectors.map((v) => ({
+    ...v,
+    source: { ...v.source, file: path.relative(root, v.source.file) },
+  }));
+  const vectorFiles = new Map(
+    [...new Set(vectors.map((v) => v.source.file))].map(
+      (f) => [f, fs.readFileSync(path.join(root, f), 'utf8')] as const,
+    ),
+  );
   const results: ResultsInput[] = [];
   for (const profile of Object.values(DEVICE_PROFILES)) {
     const expectationsFile = path.join('conformance', 'expectations', `model-${profile.name}.yaml`);
-    const expectations = fs.existsSync(path.join(root, expectationsFile)) ? loadExpectations(path.join(root, expectationsFile)).set : undefined;
+    const expectations = fs.existsSync(path.join(root, expectationsFile))
+      ? loadExpectations(path.join(root, expectationsFile)).set
+      : undefined;
     const run = await runVectors(createModelAdapter({ profile }), loaded.vectors, loaded.vectors, { expectations });
     results.push(
       resultsOfRun(run, {

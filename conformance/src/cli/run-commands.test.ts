@@ -50,12 +50,21 @@ describe('vmemct run (model adapter)', () => {
     expect(r.code).toBe(0);
   });
 
-  test.each(['cloud-hypervisor', 'firecracker'])('the %s profile deviates, and its expectation file (strict both ways) makes the run green', async (profile) => {
-    expect((await cli('run', '--profile', profile)).code).toBe(1);
-    const r = await cli('run', '--profile', profile, '--expectations', `conformance/expectations/model-${profile}.yaml`);
-    expect(r.out).toMatch(/; 0 unexpected; \d+ ms; exit 0\n$/);
-    expect(r.code).toBe(0);
-  });
+  test.each(['cloud-hypervisor', 'firecracker'])(
+    'the %s profile deviates, and its expectation file (strict both ways) makes the run green',
+    async (profile) => {
+      expect((await cli('run', '--profile', profile)).code).toBe(1);
+      const r = await cli(
+        'run',
+        '--profile',
+        profile,
+        '--expectations',
+        `conformance/expectations/model-${profile}.yaml`,
+      );
+      expect(r.out).toMatch(/; 0 unexpected; \d+ ms; exit 0\n$/);
+      expect(r.code).toBe(0);
+    },
+  );
 
   test('a vector with a wrong expectation makes the run exit 1 and shows expected vs observed with the requirement text', async () => {
     const file = write('wrong.yaml', GOOD.replace('plugged_size: block_size', 'plugged_size: 2 * block_size'));
@@ -84,7 +93,10 @@ describe('vmemct run (model adapter)', () => {
   });
 
   test('unknown requirement IDs and bad expressions exit 3 with file:line', async () => {
-    const file = write('meaning.yaml', GOOD.replace('[dev.plug.6]', '[dev.plug.99]').replace('addr: addr,', 'addr: addr + bogus,'));
+    const file = write(
+      'meaning.yaml',
+      GOOD.replace('[dev.plug.6]', '[dev.plug.99]').replace('addr: addr,', 'addr: addr + bogus,'),
+    );
     const r = await cli('run', '--vectors', file);
     expect(r.code).toBe(3);
     expect(r.err).toContain("meaning.yaml:5: vectors[0].requirements[0]: unknown requirement 'dev.plug.99'");
@@ -94,7 +106,14 @@ describe('vmemct run (model adapter)', () => {
   test('--junit writes JUnit XML with one testcase per vector and --json writes a document valid against the results schema', async () => {
     const junit = path.join(dir, 'out', 'junit.xml');
     const json = path.join(dir, 'out', 'results.json');
-    const file = write('two.yaml', GOOD + GOOD.split('vectors:\n')[1].replace('plug-one', 'plug-two').replace('addr: addr,', 'addr: addr + block_size,').replace('plugged_size: block_size', 'plugged_size: 0'));
+    const file = write(
+      'two.yaml',
+      GOOD +
+        GOOD.split('vectors:\n')[1]
+          .replace('plug-one', 'plug-two')
+          .replace('addr: addr,', 'addr: addr + block_size,')
+          .replace('plugged_size: block_size', 'plugged_size: 0'),
+    );
     const r = await cli('run', '--vectors', file, '--junit', junit, '--json', json);
     expect(r.code).toBe(1);
     const xml = fs.readFileSync(junit, 'utf8');
@@ -108,7 +127,10 @@ describe('vmemct run (model adapter)', () => {
     const validate = ajv.getSchema('https://vmemct.dev/schemas/results.json')!;
     expect(validate(doc)).toBe(true);
     expect(doc.exitCode).toBe(1);
-    expect(doc.results.map((x: { id: string; status: string }) => `${x.id}:${x.status}`)).toEqual(['vmem.dev.test.plug-one:expected', 'vmem.dev.test.plug-two:unexpected']);
+    expect(doc.results.map((x: { id: string; status: string }) => `${x.id}:${x.status}`)).toEqual([
+      'vmem.dev.test.plug-one:expected',
+      'vmem.dev.test.plug-two:unexpected',
+    ]);
   });
 
   test('--reporter tap prints TAP 14 with a plan and one point per vector', async () => {
@@ -120,9 +142,15 @@ describe('vmemct run (model adapter)', () => {
 
   test('an expectation file turns a known failure into an expected result; a stale entry fails the run', async () => {
     const vectors = write('known.yaml', GOOD.replace('plugged_size: block_size', 'plugged_size: 0'));
-    const known = write('known-exp.yaml', 'format: vmemct-expectations/1\nimplementation: test\nentries:\n  - id: vmem.dev.test.plug-one\n    verdict: fail\n    reason: the vector is deliberately wrong in this test\n');
+    const known = write(
+      'known-exp.yaml',
+      'format: vmemct-expectations/1\nimplementation: test\nentries:\n  - id: vmem.dev.test.plug-one\n    verdict: fail\n    reason: the vector is deliberately wrong in this test\n',
+    );
     expect((await cli('run', '--vectors', vectors, '--expectations', known)).code).toBe(0);
-    const stale = write('stale-exp.yaml', 'format: vmemct-expectations/1\nimplementation: test\nentries:\n  - id: vmem.dev.test.nothing-here\n    verdict: fail\n    reason: refers to a vector that does not exist\n');
+    const stale = write(
+      'stale-exp.yaml',
+      'format: vmemct-expectations/1\nimplementation: test\nentries:\n  - id: vmem.dev.test.nothing-here\n    verdict: fail\n    reason: refers to a vector that does not exist\n',
+    );
     const r = await cli('run', '--vectors', vectors.replace('known', 'known'), '--expectations', stale);
     expect(r.code).toBe(1);
     expect(r.out).toContain('Stale expectations:');
@@ -132,7 +160,9 @@ describe('vmemct run (model adapter)', () => {
     const file = write('impossible.yaml', GOOD.replace('response: ACK', 'response: NACK'));
     const r = await cli('run', '--vectors', file);
     expect(r.code).toBe(3);
-    expect(r.err).toMatch(/impossible\.yaml:\d+: steps\[0\]\.expect\.response: NACK is not something a conforming device answers here/);
+    expect(r.err).toMatch(
+      /impossible\.yaml:\d+: steps\[0\]\.expect\.response: NACK is not something a conforming device answers here/,
+    );
   });
 
   test('an expectation no handler reads is refused by lint and run with exit 3, naming file:line and the key (issue 14)', async () => {
@@ -150,26 +180,47 @@ describe('vmemct run (model adapter)', () => {
         '',
       ].join('\n'),
     );
-    for (const argv of [['lint', file], ['run', '--vectors', file]]) {
+    for (const argv of [
+      ['lint', file],
+      ['run', '--vectors', file],
+    ]) {
       const r = await cli(...argv);
       expect(r.code).toBe(3);
-      expect(r.err).toMatch(/silent\.yaml:4: vectors\[0\]\.steps\[0\]\.expect\.suspend: 'suspend' cannot be expected of a 'suspend' step/);
-      expect(r.err).toMatch(/silent\.yaml:6: vectors\[1\]\.steps\[1\]\.expect\.notification: 'notification' cannot be expected of a 'read_config' step/);
-      expect(r.err).toMatch(/silent\.yaml:6: vectors\[1\]\.steps\[1\]\.expect\.needs_reset: 'needs_reset' cannot be expected/);
-      expect(r.err).toMatch(/silent\.yaml:8: vectors\[2\]\.steps\[1\]\.expect\.resize: 'resize' cannot be expected of a 'resize' step/);
-      expect(r.err).toMatch(/silent\.yaml:8: vectors\[2\]\.steps\[1\]\.expect\.notification: 'notification' cannot be expected/);
+      expect(r.err).toMatch(
+        /silent\.yaml:4: vectors\[0\]\.steps\[0\]\.expect\.suspend: 'suspend' cannot be expected of a 'suspend' step/,
+      );
+      expect(r.err).toMatch(
+        /silent\.yaml:6: vectors\[1\]\.steps\[1\]\.expect\.notification: 'notification' cannot be expected of a 'read_config' step/,
+      );
+      expect(r.err).toMatch(
+        /silent\.yaml:6: vectors\[1\]\.steps\[1\]\.expect\.needs_reset: 'needs_reset' cannot be expected/,
+      );
+      expect(r.err).toMatch(
+        /silent\.yaml:8: vectors\[2\]\.steps\[1\]\.expect\.resize: 'resize' cannot be expected of a 'resize' step/,
+      );
+      expect(r.err).toMatch(
+        /silent\.yaml:8: vectors\[2\]\.steps\[1\]\.expect\.notification: 'notification' cannot be expected/,
+      );
     }
   });
 
   test('an expectation file whose glob matches too many vectors, or whose entries overlap, exits 3 naming the line', async () => {
-    const wide = write('wide-exp.yaml', 'format: vmemct-expectations/1\nimplementation: test\nentries:\n  - id: vmem.dev.**\n    verdict: fail\n    reason: far too broad a pattern for one entry\n');
+    const wide = write(
+      'wide-exp.yaml',
+      'format: vmemct-expectations/1\nimplementation: test\nentries:\n  - id: vmem.dev.**\n    verdict: fail\n    reason: far too broad a pattern for one entry\n',
+    );
     const r = await cli('run', '--expectations', wide);
     expect(r.code).toBe(3);
     expect(r.err).toMatch(/wide-exp\.yaml:4: id: 'vmem\.dev\.\*\*' matches \d+ vectors, more than max_matches 20/);
-    const overlap = write('overlap-exp.yaml', 'format: vmemct-expectations/1\nimplementation: test\nentries:\n  - id: vmem.dev.test.plug-one\n    verdict: fail\n    reason: first claim on this vector\n  - id: vmem.dev.test.*\n    verdict: pass\n    reason: second claim on the same vector\n');
+    const overlap = write(
+      'overlap-exp.yaml',
+      'format: vmemct-expectations/1\nimplementation: test\nentries:\n  - id: vmem.dev.test.plug-one\n    verdict: fail\n    reason: first claim on this vector\n  - id: vmem.dev.test.*\n    verdict: pass\n    reason: second claim on the same vector\n',
+    );
     const r2 = await cli('run', '--vectors', write('ov.yaml', GOOD), '--expectations', overlap);
     expect(r2.code).toBe(3);
-    expect(r2.err).toContain("overlap-exp.yaml:7: id: 'vmem.dev.test.*' matches vmem.dev.test.plug-one, already claimed by the entry at line 4");
+    expect(r2.err).toContain(
+      "overlap-exp.yaml:7: id: 'vmem.dev.test.*' matches vmem.dev.test.plug-one, already claimed by the entry at line 4",
+    );
   });
 
   test('bad options are usage errors (exit 3)', async () => {
@@ -187,7 +238,9 @@ describe('vmemct run (model adapter)', () => {
     expect((await cli('run', '--qemu', '/usr/bin/qemu-system-x86_64')).code).toBe(3);
     const missing = await cli('run', '--adapter', 'qemu', '--qemu', '/nonexistent/qemu-system-x86_64');
     expect(missing.code).toBe(2);
-    expect(missing.err).toMatch(/^vmemct: run: \/nonexistent\/qemu-system-x86_64 does not exist; install it with `apt-get install --no-install-recommends qemu-system-x86`/);
+    expect(missing.err).toMatch(
+      /^vmemct: run: \/nonexistent\/qemu-system-x86_64 does not exist; install it with `apt-get install --no-install-recommends qemu-system-x86`/,
+    );
     expect(missing.err).not.toMatch(/internal error/);
   });
 });
@@ -208,11 +261,16 @@ describe('vmemct list, lint, coverage', () => {
   test('lint rejects an expectation no conforming device could produce (NACK for UNPLUG)', async () => {
     const file = write(
       'lint.yaml',
-      GOOD.replace('steps:', 'setup: {requested_size: 8MiB, plugged: [{first: 0, count: 1}]}\n    steps:').replace("    setup: {requested_size: 8MiB}\n", '').replace('type: PLUG', 'type: UNPLUG').replace('response: ACK, config: {plugged_size: block_size}', 'response: NACK'),
+      GOOD.replace('steps:', 'setup: {requested_size: 8MiB, plugged: [{first: 0, count: 1}]}\n    steps:')
+        .replace('    setup: {requested_size: 8MiB}\n', '')
+        .replace('type: PLUG', 'type: UNPLUG')
+        .replace('response: ACK, config: {plugged_size: block_size}', 'response: NACK'),
     );
     const r = await cli('lint', file);
     expect(r.code).toBe(3);
-    expect(r.err).toMatch(/lint\.yaml:\d+: steps\[0\]\.expect\.response: NACK is not something a conforming device answers here/);
+    expect(r.err).toMatch(
+      /lint\.yaml:\d+: steps\[0\]\.expect\.response: NACK is not something a conforming device answers here/,
+    );
   });
 
   test('coverage lists every requirement and exits 0 when every testable one is covered', async () => {
@@ -264,4 +322,3 @@ describe('vmemct docs', () => {
     expect(onFile.err).toContain(`${file} exists and is not a folder`);
   });
 });
-

@@ -66,23 +66,33 @@ const RUN_OPTIONS: Readonly<Record<string, OptionSpec>> = {
 /** Loads the corpus (or `--vectors` paths); bad files are a usage error (exit 3) listing every problem. */
 function loadCorpus(command: string, parsed: ParsedArgs, extraPaths: readonly string[] = []): Vector[] {
   const paths = [...(parsed.lists.get('vectors') ?? []), ...extraPaths];
-  const loaded = loadVectors(paths.length > 0 ? paths : [defaultVectorsDir()], readVectorCache(path.join(packageRoot(), 'dist', 'vector-cache.json')));
+  const loaded = loadVectors(
+    paths.length > 0 ? paths : [defaultVectorsDir()],
+    readVectorCache(path.join(packageRoot(), 'dist', 'vector-cache.json')),
+  );
   if (loaded.problems.length > 0) throw new VectorFileError(command, loaded.problems);
-  if (loaded.vectors.length === 0) throw new UsageError(`${command}: no vectors found in ${paths.join(', ') || defaultVectorsDir()}`);
+  if (loaded.vectors.length === 0)
+    throw new UsageError(`${command}: no vectors found in ${paths.join(', ') || defaultVectorsDir()}`);
   return loaded.vectors;
 }
 
 /** Bad vector or expectation files: every problem, one per line. */
 export class VectorFileError extends UsageError {
-  constructor(command: string, readonly problems: readonly LoadProblem[]) {
-    super(`${command}: ${problems.length} problem${problems.length > 1 ? 's' : ''} in the input files:\n${problems.map((p) => `  ${formatProblem(relative(p))}`).join('\n')}`);
+  constructor(
+    command: string,
+    readonly problems: readonly LoadProblem[],
+  ) {
+    super(
+      `${command}: ${problems.length} problem${problems.length > 1 ? 's' : ''} in the input files:\n${problems.map((p) => `  ${formatProblem(relative(p))}`).join('\n')}`,
+    );
   }
 }
 
 /** `--reporter`: `human` (the default) or `tap`. */
 export function reporterOption(command: string, parsed: ParsedArgs): 'human' | 'tap' {
   const reporter = parsed.values.get('reporter') ?? 'human';
-  if (reporter !== 'human' && reporter !== 'tap') throw new UsageError(`${command}: --reporter must be human or tap (got '${reporter}')`);
+  if (reporter !== 'human' && reporter !== 'tap')
+    throw new UsageError(`${command}: --reporter must be human or tap (got '${reporter}')`);
   return reporter;
 }
 
@@ -96,7 +106,11 @@ export function timeoutOption(command: string, parsed: ParsedArgs, defaultMs: nu
  * `--expectations`: the file, loaded and checked by `problemsOf` against what the command runs;
  * a file that cannot be used is a usage error (exit 3) listing every problem.
  */
-export function expectationsOption(command: string, parsed: ParsedArgs, problemsOf: (set: ExpectationSet) => LoadProblem[]): ExpectationSet | undefined {
+export function expectationsOption(
+  command: string,
+  parsed: ParsedArgs,
+  problemsOf: (set: ExpectationSet) => LoadProblem[],
+): ExpectationSet | undefined {
   const expectationsFile = parsed.values.get('expectations');
   if (expectationsFile === undefined) return undefined;
   const loaded = loadExpectations(expectationsFile);
@@ -107,9 +121,15 @@ export function expectationsOption(command: string, parsed: ParsedArgs, problems
 }
 
 /** Expectations written for another implementation than the target: not an error (a file may be shared between close versions), but a likely mix-up worth a line. */
-export function warnOnOtherImplementation(io: CliIo, expectations: ExpectationSet | undefined, implementation: string): void {
+export function warnOnOtherImplementation(
+  io: CliIo,
+  expectations: ExpectationSet | undefined,
+  implementation: string,
+): void {
   if (expectations && !implementation.startsWith(expectations.implementation)) {
-    io.stderr(`vmemct: warning: ${expectations.file} describes '${expectations.implementation}', but the target is '${implementation}'\n`);
+    io.stderr(
+      `vmemct: warning: ${expectations.file} describes '${expectations.implementation}', but the target is '${implementation}'\n`,
+    );
   }
 }
 
@@ -120,19 +140,28 @@ function relative(p: LoadProblem): LoadProblem {
 
 function selection(command: string, parsed: ParsedArgs): Selection {
   const target = parsed.values.get('target');
-  if (target !== undefined && target !== 'device' && target !== 'driver') throw new UsageError(`${command}: --target must be device or driver (got '${target}')`);
+  if (target !== undefined && target !== 'device' && target !== 'driver')
+    throw new UsageError(`${command}: --target must be device or driver (got '${target}')`);
   const shardText = parsed.values.get('shard');
   let shard: Selection['shard'];
   if (shardText !== undefined) {
     const m = /^([0-9]+)\/([0-9]+)$/.exec(shardText);
-    if (!m || Number(m[1]) < 1 || Number(m[1]) > Number(m[2])) throw new UsageError(`${command}: --shard must be i/n with 1 ≤ i ≤ n (got '${shardText}')`);
+    if (!m || Number(m[1]) < 1 || Number(m[1]) > Number(m[2]))
+      throw new UsageError(`${command}: --shard must be i/n with 1 ≤ i ≤ n (got '${shardText}')`);
     shard = { index: Number(m[1]), count: Number(m[2]) };
   }
   const known = new Set(REQUIREMENTS.map((r) => r.id));
   for (const r of parsed.lists.get('requirement') ?? []) {
-    if (!known.has(r) && !REQUIREMENTS.some((q) => q.id.startsWith(`${r}.`))) throw new UsageError(`${command}: --requirement '${r}' matches no requirement (see vmemct spec)`);
+    if (!known.has(r) && !REQUIREMENTS.some((q) => q.id.startsWith(`${r}.`)))
+      throw new UsageError(`${command}: --requirement '${r}' matches no requirement (see vmemct spec)`);
   }
-  return { filters: parsed.lists.get('filter'), tags: parsed.lists.get('tag'), target, requirements: parsed.lists.get('requirement'), shard };
+  return {
+    filters: parsed.lists.get('filter'),
+    tags: parsed.lists.get('tag'),
+    target,
+    requirements: parsed.lists.get('requirement'),
+    shard,
+  };
 }
 
 const SSH_GUEST_OPTIONS = ['ssh', 'ssh-key', 'ssh-known-hosts', 'qmp', 'qemu-trace', 'device-id'];
@@ -149,7 +178,8 @@ export function parseSshTarget(text: string): { user: string; host: string; port
 export function parseQmpAddress(text: string): SshGuestOptions['qmp'] {
   if (text.startsWith('tcp:')) {
     const m = /^tcp:([A-Za-z0-9.-]+):([0-9]{1,5})$/.exec(text);
-    if (!m || Number(m[2]) < 1 || Number(m[2]) > 65535) throw new UsageError(`run: --qmp tcp: must be tcp:HOST:PORT (got '${text}')`);
+    if (!m || Number(m[2]) < 1 || Number(m[2]) > 65535)
+      throw new UsageError(`run: --qmp tcp: must be tcp:HOST:PORT (got '${text}')`);
     return { host: m[1]!, port: Number(m[2]) };
   }
   const p = text.startsWith('unix:') ? text.slice('unix:'.length) : text;
@@ -159,25 +189,36 @@ export function parseQmpAddress(text: string): SshGuestOptions['qmp'] {
 
 async function createAdapter(parsed: ParsedArgs): Promise<Adapter> {
   const name = parsed.values.get('adapter') ?? 'model';
-  if (!(ADAPTER_NAMES as readonly string[]).includes(name)) throw new UsageError(`run: unknown adapter '${name}' (adapters: ${ADAPTER_NAMES.join(', ')})`);
-  if (name !== 'model' && parsed.values.has('profile')) throw new UsageError(`run: --profile selects a model profile; it does not apply to --adapter ${name}`);
-  if (name !== 'qemu' && parsed.values.has('qemu')) throw new UsageError('run: --qemu PATH applies to --adapter qemu only');
+  if (!(ADAPTER_NAMES as readonly string[]).includes(name))
+    throw new UsageError(`run: unknown adapter '${name}' (adapters: ${ADAPTER_NAMES.join(', ')})`);
+  if (name !== 'model' && parsed.values.has('profile'))
+    throw new UsageError(`run: --profile selects a model profile; it does not apply to --adapter ${name}`);
+  if (name !== 'qemu' && parsed.values.has('qemu'))
+    throw new UsageError('run: --qemu PATH applies to --adapter qemu only');
   const stray = SSH_GUEST_OPTIONS.find((o) => parsed.values.has(o));
   if (name !== 'ssh-guest' && stray) throw new UsageError(`run: --${stray} applies to --adapter ssh-guest only`);
-  if (name !== 'vhost-user' && parsed.values.has('socket')) throw new UsageError('run: --socket PATH applies to --adapter vhost-user only');
+  if (name !== 'vhost-user' && parsed.values.has('socket'))
+    throw new UsageError('run: --socket PATH applies to --adapter vhost-user only');
   if (name === 'vhost-user') {
     const socketPath = parsed.values.get('socket');
-    if (socketPath === undefined) throw new UsageError('run: --adapter vhost-user needs --socket PATH (a back-end listening there, e.g. vmemct serve-vhost-user --socket PATH)');
+    if (socketPath === undefined)
+      throw new UsageError(
+        'run: --adapter vhost-user needs --socket PATH (a back-end listening there, e.g. vmemct serve-vhost-user --socket PATH)',
+      );
     try {
       return await connectVhostUserAdapter({ socketPath: path.resolve(socketPath) });
     } catch (e) {
-      if (e instanceof VhostUserSetupError || e instanceof NativeHelperMissingError) throw new HarnessError(`run: ${e.message}`);
+      if (e instanceof VhostUserSetupError || e instanceof NativeHelperMissingError)
+        throw new HarnessError(`run: ${e.message}`);
       throw e;
     }
   }
   if (name === 'ssh-guest') {
     const missing = ['ssh', 'qmp', 'qemu-trace'].filter((o) => !parsed.values.has(o));
-    if (missing.length > 0) throw new UsageError(`run: --adapter ssh-guest needs ${missing.map((o) => `--${o}`).join(', ')} (\`vmemct guest up\` prints them for the guest it boots)`);
+    if (missing.length > 0)
+      throw new UsageError(
+        `run: --adapter ssh-guest needs ${missing.map((o) => `--${o}`).join(', ')} (\`vmemct guest up\` prints them for the guest it boots)`,
+      );
     const target = parseSshTarget(parsed.values.get('ssh')!);
     try {
       return await connectSshGuestAdapter({
@@ -201,14 +242,18 @@ async function createAdapter(parsed: ParsedArgs): Promise<Adapter> {
   }
   const profileName = parsed.values.get('profile') ?? 'spec';
   const profile = findDeviceProfile(profileName);
-  if (!profile) throw new UsageError(`run: unknown profile '${profileName}' (profiles: ${Object.keys(DEVICE_PROFILES).join(', ')})`);
+  if (!profile)
+    throw new UsageError(
+      `run: unknown profile '${profileName}' (profiles: ${Object.keys(DEVICE_PROFILES).join(', ')})`,
+    );
   return createModelAdapter({ profile });
 }
 
 /** The package's version, as results files give it. */
 export function suiteVersion(): string {
   try {
-    return (JSON.parse(fs.readFileSync(path.join(packageRoot(), 'package.json'), 'utf8')) as { version: string }).version;
+    return (JSON.parse(fs.readFileSync(path.join(packageRoot(), 'package.json'), 'utf8')) as { version: string })
+      .version;
   } catch {
     return 'unknown';
   }
@@ -222,7 +267,10 @@ function referenceDevice(setup: DeviceSetup): Promise<DeviceSession> {
 /** `vmemct run`. */
 export async function runCommand(args: readonly string[], io: CliIo): Promise<number> {
   const parsed = parseArgs('run', args, RUN_OPTIONS);
-  if (parsed.positional.length > 0) throw new UsageError(`run: unexpected argument '${parsed.positional[0]}' (use --vectors PATH for your own vectors)`);
+  if (parsed.positional.length > 0)
+    throw new UsageError(
+      `run: unexpected argument '${parsed.positional[0]}' (use --vectors PATH for your own vectors)`,
+    );
   const reporter = reporterOption('run', parsed);
   const timeoutMs = timeoutOption('run', parsed, DEFAULT_TIMEOUT_MS);
   const sel = selection('run', parsed);
@@ -277,16 +325,30 @@ export async function runCommand(args: readonly string[], io: CliIo): Promise<nu
     timeoutMs,
   };
   if (parsed.values.has('json')) {
-    const doc = resultsDocument(run, { adapter: adapter.info, version: suiteVersion(), vectors: all, expectations: expectations?.file, startedAt, options });
+    const doc = resultsDocument(run, {
+      adapter: adapter.info,
+      version: suiteVersion(),
+      vectors: all,
+      expectations: expectations?.file,
+      startedAt,
+      options,
+    });
     writeOutput('run', 'json', parsed.values.get('json')!, `${JSON.stringify(doc, null, 2)}\n`);
   }
   if (parsed.values.has('junit')) {
-    writeOutput('run', 'junit', parsed.values.get('junit')!, await junitReport(run, `vmemct ${adapter.info.implementation}`));
+    writeOutput(
+      'run',
+      'junit',
+      parsed.values.get('junit')!,
+      await junitReport(run, `vmemct ${adapter.info.implementation}`),
+    );
   }
   if (reporter === 'tap') io.stdout(tapReport(run));
   else io.stdout(humanReport(run, parsed.flags.has('verbose')));
   if (run.testedNothing) {
-    io.stderr(`vmemct: none of the ${run.results.length} selected vectors could run against ${adapter.info.implementation} (all unsupported): nothing was tested\n`);
+    io.stderr(
+      `vmemct: none of the ${run.results.length} selected vectors could run against ${adapter.info.implementation} (all unsupported): nothing was tested\n`,
+    );
   }
   return run.exitCode === 0 ? EXIT_OK : run.exitCode === 1 ? EXIT_UNEXPECTED : EXIT_HARNESS_ERROR;
 }
@@ -307,11 +369,27 @@ export async function listCommand(args: readonly string[], io: CliIo): Promise<n
   const vectors = selectVectors(loadCorpus('list', parsed), selection('list', parsed));
   if (vectors.length === 0) throw new UsageError('list: the filters select no vector');
   if (parsed.flags.has('json')) {
-    io.stdout(`${JSON.stringify(vectors.map((v) => ({ id: v.id, title: v.title, target: v.target, requirements: v.requirements, tags: v.tags, needs: v.needs, file: v.source.file, line: v.source.line })), null, 2)}\n`);
+    io.stdout(
+      `${JSON.stringify(
+        vectors.map((v) => ({
+          id: v.id,
+          title: v.title,
+          target: v.target,
+          requirements: v.requirements,
+          tags: v.tags,
+          needs: v.needs,
+          file: v.source.file,
+          line: v.source.line,
+        })),
+        null,
+        2,
+      )}\n`,
+    );
     return EXIT_OK;
   }
   const width = Math.max(...vectors.map((v) => v.id.length));
-  for (const v of vectors) io.stdout(`${v.id.padEnd(width)}  ${v.target.padEnd(6)}  ${v.requirements.join(',')}  [${v.tags.join(',')}]\n`);
+  for (const v of vectors)
+    io.stdout(`${v.id.padEnd(width)}  ${v.target.padEnd(6)}  ${v.requirements.join(',')}  [${v.tags.join(',')}]\n`);
   io.stdout(`${vectors.length} vectors\n`);
   return EXIT_OK;
 }
@@ -322,7 +400,9 @@ export async function lintCommand(args: readonly string[], io: CliIo): Promise<n
   const vectors = loadCorpus('lint', parsed, parsed.positional);
   const problems = await lintVectors(vectors, referenceDevice);
   if (problems.length > 0) throw new VectorFileError('lint', problems);
-  io.stdout(`lint: ${vectors.length} vectors in ${new Set(vectors.map((v) => v.source.file)).size} files: no problems\n`);
+  io.stdout(
+    `lint: ${vectors.length} vectors in ${new Set(vectors.map((v) => v.source.file)).size} files: no problems\n`,
+  );
   return EXIT_OK;
 }
 
@@ -331,25 +411,47 @@ export async function coverageCommand(args: readonly string[], io: CliIo): Promi
   const parsed = parseArgs('coverage', args, { vectors: { kind: 'list' }, json: { kind: 'flag' } });
   const vectors = loadCorpus('coverage', parsed).filter((v) => !v.retired);
   const byRequirement = new Map<string, string[]>();
-  for (const v of vectors) for (const r of v.requirements) byRequirement.set(r, [...(byRequirement.get(r) ?? []), v.id]);
+  for (const v of vectors)
+    for (const r of v.requirements) byRequirement.set(r, [...(byRequirement.get(r) ?? []), v.id]);
   const uncovered = REQUIREMENTS.filter((r) => r.testable && !byRequirement.has(r.id));
   if (parsed.flags.has('json')) {
-    io.stdout(`${JSON.stringify(REQUIREMENTS.map((r) => ({ id: r.id, level: r.level, testable: r.testable, vectors: byRequirement.get(r.id) ?? [] })), null, 2)}\n`);
+    io.stdout(
+      `${JSON.stringify(
+        REQUIREMENTS.map((r) => ({
+          id: r.id,
+          level: r.level,
+          testable: r.testable,
+          vectors: byRequirement.get(r.id) ?? [],
+        })),
+        null,
+        2,
+      )}\n`,
+    );
   } else {
     for (const r of REQUIREMENTS) {
       const ids = byRequirement.get(r.id) ?? [];
-      const status = !r.testable ? `untestable: ${r.untestableReason}` : ids.length === 0 ? 'NOT COVERED' : `${ids.length} vector${ids.length > 1 ? 's' : ''}: ${ids.slice(0, 4).join(', ')}${ids.length > 4 ? ', …' : ''}`;
+      const status = !r.testable
+        ? `untestable: ${r.untestableReason}`
+        : ids.length === 0
+          ? 'NOT COVERED'
+          : `${ids.length} vector${ids.length > 1 ? 's' : ''}: ${ids.slice(0, 4).join(', ')}${ids.length > 4 ? ', …' : ''}`;
       io.stdout(`${r.id.padEnd(16)} ${r.level.padEnd(10)} ${status}\n`);
     }
     const testable = REQUIREMENTS.filter((r) => r.testable).length;
-    io.stdout(`coverage: ${testable - uncovered.length} of ${testable} testable requirements covered by ${vectors.length} vectors; ${REQUIREMENTS.length - testable} untestable${uncovered.length ? `; not covered: ${uncovered.map((r) => r.id).join(', ')}` : ''}\n`);
+    io.stdout(
+      `coverage: ${testable - uncovered.length} of ${testable} testable requirements covered by ${vectors.length} vectors; ${REQUIREMENTS.length - testable} untestable${uncovered.length ? `; not covered: ${uncovered.map((r) => r.id).join(', ')}` : ''}\n`,
+    );
   }
   return uncovered.length === 0 ? EXIT_OK : EXIT_UNEXPECTED;
 }
 
 /** `vmemct docs --out DIR [--results FILE …] [--vectors PATH …]`: the static documentation site. */
 export async function docsCommand(args: readonly string[], io: CliIo): Promise<number> {
-  const parsed = parseArgs('docs', args, { out: { kind: 'value' }, results: { kind: 'list' }, vectors: { kind: 'list' } });
+  const parsed = parseArgs('docs', args, {
+    out: { kind: 'value' },
+    results: { kind: 'list' },
+    vectors: { kind: 'list' },
+  });
   if (parsed.positional.length > 0) throw new UsageError(`docs: unexpected argument '${parsed.positional[0]}'`);
   const out = parsed.values.get('out');
   if (!out) throw new UsageError('docs: --out DIR is required (the folder to write the site into)');

@@ -8,32 +8,48 @@ function layoutTable(layout: LayoutSpec): string[] {
   const lines = [`${layout.structName} (${layout.size} bytes, §${layout.section}, little-endian)`];
   lines.push('  off  size  kind   field                mutability      notes');
   for (const f of layout.fields) {
-    const notes = [f.featureCondition ? `needs ${f.featureCondition}` : '', f.meaningfulFor ? `for ${f.meaningfulFor.join('/')}` : '']
+    const notes = [
+      f.featureCondition ? `needs ${f.featureCondition}` : '',
+      f.meaningfulFor ? `for ${f.meaningfulFor.join('/')}` : '',
+    ]
       .filter(Boolean)
       .join('; ');
-    lines.push(`  ${String(f.offset).padStart(3)}  ${String(f.size).padStart(4)}  ${f.kind.padEnd(5)}  ${f.name.padEnd(19)}  ${f.mutability.padEnd(14)}  ${notes}`);
+    lines.push(
+      `  ${String(f.offset).padStart(3)}  ${String(f.size).padStart(4)}  ${f.kind.padEnd(5)}  ${f.name.padEnd(19)}  ${f.mutability.padEnd(14)}  ${notes}`,
+    );
   }
   return lines;
 }
 
 function requirementLine(r: Requirement): string {
-  const testability = r.testable ? (r.needs.length ? `testable, needs ${r.needs.join('+')}` : 'testable') : 'untestable';
+  const testability = r.testable
+    ? r.needs.length
+      ? `testable, needs ${r.needs.join('+')}`
+      : 'testable'
+    : 'untestable';
   return `  ${r.id.padEnd(16)} §${r.section.padEnd(11)} ${r.level.padEnd(10)} ${r.summary} [${testability}]`;
 }
 
 /** Renders the spec document as text or JSON. */
 export function specCommand(args: readonly string[]): string {
   const unknown = args.filter((a) => a !== '--json');
-  if (unknown.length > 0) throw new UsageError(`spec: unexpected argument '${unknown[0]}' (usage: vmemct spec [--json])`);
+  if (unknown.length > 0)
+    throw new UsageError(`spec: unexpected argument '${unknown[0]}' (usage: vmemct spec [--json])`);
   const document = buildSpecDocument();
   if (args.includes('--json')) return JSON.stringify(document, null, 2);
   const lines: string[] = [];
   lines.push(`virtio-mem — VIRTIO ${document.specVersion} §${document.section}`);
-  lines.push(`device ID ${document.deviceId}; PCI ${document.pci.vendorId}:${document.pci.deviceId}; queues: ${document.queues.map((q) => `${q.index} ${q.name}`).join(', ')}`);
+  lines.push(
+    `device ID ${document.deviceId}; PCI ${document.pci.vendorId}:${document.pci.deviceId}; queues: ${document.queues.map((q) => `${q.index} ${q.name}`).join(', ')}`,
+  );
   lines.push('');
   lines.push('feature bits:');
   for (const f of document.features) lines.push(`  ${String(f.value).padStart(2)}  ${f.name.padEnd(38)} ${f.meaning}`);
-  for (const [title, list] of [['request types', document.requestTypes], ['response codes', document.responseCodes], ['block states', document.blockStates]] as const) {
+  for (const [title, list] of [
+    ['request types', document.requestTypes],
+    ['response codes', document.responseCodes],
+    ['block states', document.blockStates],
+  ] as const) {
     lines.push(`${title}:`);
     for (const c of list) lines.push(`  ${c.value}  ${c.name.padEnd(38)} ${c.meaning}`);
   }
@@ -43,7 +59,9 @@ export function specCommand(args: readonly string[]): string {
   }
   const device = document.requirements.filter((r) => r.side === 'device').length;
   lines.push('');
-  lines.push(`requirements: ${document.requirements.length} (${device} device, ${document.requirements.length - device} driver)`);
+  lines.push(
+    `requirements: ${document.requirements.length} (${device} device, ${document.requirements.length - device} driver)`,
+  );
   for (const r of document.requirements) lines.push(requirementLine(r));
   return lines.join('\n');
 }

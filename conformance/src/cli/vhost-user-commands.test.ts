@@ -22,7 +22,15 @@ describe('vhost-user commands: usage (exit 3, before anything native is loaded)'
     const size = await cli('serve-vhost-user', '--socket', '/tmp/x.sock', '--block-size', 'big');
     expect(size.code).toBe(3);
     expect(size.err).toMatch(/--block-size must be a size/);
-    const over = await cli('serve-vhost-user', '--socket', '/tmp/x.sock', '--region-size', '1GiB', '--requested-size', '2GiB');
+    const over = await cli(
+      'serve-vhost-user',
+      '--socket',
+      '/tmp/x.sock',
+      '--region-size',
+      '1GiB',
+      '--requested-size',
+      '2GiB',
+    );
     expect(over.code).toBe(3);
     expect(over.err).toMatch(/--requested-size 2GiB exceeds --region-size 1GiB/);
     const profile = await cli('serve-vhost-user', '--socket', '/tmp/x.sock', '--profile', 'nope');

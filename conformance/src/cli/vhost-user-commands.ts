@@ -9,7 +9,15 @@ import * as path from 'node:path';
 import { BackendStartError, VhostUserBackend } from '../../../adapters/vhost-user-server/src/index';
 import { VhostUserFrontEnd } from '../../../adapters/vhost-user/src/frontend';
 import { NativeHelperMissingError, VhostNative, vhostNative } from '../../../adapters/vhost-user/src/native';
-import { PROTOCOL_FEATURES_BIT, ProtocolFeature, Request, VmemctRequest, VmemctStatus, protocolMask, u64Payload } from '../../../adapters/vhost-user/src/protocol';
+import {
+  PROTOCOL_FEATURES_BIT,
+  ProtocolFeature,
+  Request,
+  VmemctRequest,
+  VmemctStatus,
+  protocolMask,
+  u64Payload,
+} from '../../../adapters/vhost-user/src/protocol';
 import { DEVICE_PROFILES, DeviceParamsError, findDeviceProfile } from '../../../model/src/index';
 import { formatSize } from '../../../spec/src/index';
 import { checkReport, junitReport, resultsDocument, tapReport } from '../report/reports';
@@ -17,7 +25,15 @@ import { expectationProblems, globToRegExp } from '../runner/expectations';
 import { runChecks } from '../runner/run';
 import { VHOST_USER_SUITE, VhostUserBackendUnderTest, vhostUserCheckTarget } from '../suites/vhost-user/index';
 import { OptionSpec, parseArgs, positiveInt } from './args';
-import { REPORT_OPTIONS, expectationsOption, reporterOption, suiteVersion, timeoutOption, warnOnOtherImplementation, writeOutput } from './run-commands';
+import {
+  REPORT_OPTIONS,
+  expectationsOption,
+  reporterOption,
+  suiteVersion,
+  timeoutOption,
+  warnOnOtherImplementation,
+  writeOutput,
+} from './run-commands';
 import { parseSize } from './guest-commands';
 import { EXIT_HARNESS_ERROR, EXIT_OK, EXIT_UNEXPECTED, HarnessError, UsageError } from './usage-error';
 import type { CliIo } from './main';
@@ -36,7 +52,10 @@ const SERVE_OPTIONS: Readonly<Record<string, OptionSpec>> = {
 function requireSocket(command: string, value: string | undefined): string {
   if (value === undefined || value.length === 0) throw new UsageError(`${command}: --socket PATH is required`);
   const resolved = path.resolve(value);
-  if (Buffer.byteLength(resolved) > 107) throw new UsageError(`${command}: --socket path is longer than the 107 bytes a unix socket address holds: ${resolved}`);
+  if (Buffer.byteLength(resolved) > 107)
+    throw new UsageError(
+      `${command}: --socket path is longer than the 107 bytes a unix socket address holds: ${resolved}`,
+    );
   return resolved;
 }
 
@@ -64,10 +83,15 @@ export async function serveVhostUserCommand(args: readonly string[], io: CliIo):
   };
   const profileName = parsed.values.get('profile') ?? 'spec';
   const profile = findDeviceProfile(profileName);
-  if (!profile) throw new UsageError(`${command}: unknown profile '${profileName}' (profiles: ${Object.keys(DEVICE_PROFILES).join(', ')})`);
+  if (!profile)
+    throw new UsageError(
+      `${command}: unknown profile '${profileName}' (profiles: ${Object.keys(DEVICE_PROFILES).join(', ')})`,
+    );
   const nodeText = parsed.values.get('node-id');
-  const nodeId = nodeText === undefined ? 0 : /^[0-9]+$/.test(nodeText) && Number(nodeText) <= 0xffff ? Number(nodeText) : undefined;
-  if (nodeId === undefined) throw new UsageError(`${command}: --node-id must be an integer from 0 to 65535 (got '${nodeText}')`);
+  const nodeId =
+    nodeText === undefined ? 0 : /^[0-9]+$/.test(nodeText) && Number(nodeText) <= 0xffff ? Number(nodeText) : undefined;
+  if (nodeId === undefined)
+    throw new UsageError(`${command}: --node-id must be an integer from 0 to 65535 (got '${nodeText}')`);
   const setup = {
     block_size: size('block-size', 2n << 20n),
     region_size: size('region-size', 1n << 30n),
@@ -76,7 +100,10 @@ export async function serveVhostUserCommand(args: readonly string[], io: CliIo):
     node_id: nodeId,
     plugged: [],
   };
-  if (setup.requested_size > setup.region_size) throw new UsageError(`${command}: --requested-size ${formatSize(setup.requested_size)} exceeds --region-size ${formatSize(setup.region_size)}`);
+  if (setup.requested_size > setup.region_size)
+    throw new UsageError(
+      `${command}: --requested-size ${formatSize(setup.requested_size)} exceeds --region-size ${formatSize(setup.region_size)}`,
+    );
   const quiet = parsed.flags.has('quiet');
   let backend: VhostUserBackend;
   try {
@@ -90,7 +117,8 @@ export async function serveVhostUserCommand(args: readonly string[], io: CliIo):
       },
     });
   } catch (e) {
-    if (e instanceof DeviceParamsError) throw new UsageError(`${command}: --${e.field.replace('_', '-')}: ${e.message}`);
+    if (e instanceof DeviceParamsError)
+      throw new UsageError(`${command}: --${e.field.replace('_', '-')}: ${e.message}`);
     if (e instanceof BackendStartError) throw new HarnessError(`${command}: ${e.message}`);
     throw e;
   }
@@ -104,7 +132,9 @@ export async function serveVhostUserCommand(args: readonly string[], io: CliIo):
     process.on('SIGINT', stop);
     process.on('SIGTERM', stop);
   });
-  io.stdout(`serving virtio-mem (${backend.implementation}) on ${socketPath}: block_size ${formatSize(setup.block_size)}, region_size ${formatSize(setup.region_size)} at 0x${setup.addr.toString(16)}, requested_size ${formatSize(setup.requested_size)}\n`);
+  io.stdout(
+    `serving virtio-mem (${backend.implementation}) on ${socketPath}: block_size ${formatSize(setup.block_size)}, region_size ${formatSize(setup.region_size)} at 0x${setup.addr.toString(16)}, requested_size ${formatSize(setup.requested_size)}\n`,
+  );
   await stopped;
   await backend.stop();
   return EXIT_OK;
@@ -117,8 +147,10 @@ export async function vhostUserCtlCommand(args: readonly string[], io: CliIo): P
   const socketPath = requireSocket(command, parsed.values.get('socket'));
   const [action, value, ...rest] = parsed.positional;
   if (rest.length) throw new UsageError(`${command}: unexpected argument '${rest[0]}'`);
-  if (action !== 'resize' && action !== 'status') throw new UsageError(`${command}: the action must be 'resize SIZE' or 'status' (got '${action ?? ''}')`);
-  if (action === 'resize' && value === undefined) throw new UsageError(`${command}: resize needs a size (e.g. resize 512MiB)`);
+  if (action !== 'resize' && action !== 'status')
+    throw new UsageError(`${command}: the action must be 'resize SIZE' or 'status' (got '${action ?? ''}')`);
+  if (action === 'resize' && value === undefined)
+    throw new UsageError(`${command}: resize needs a size (e.g. resize 512MiB)`);
   if (action === 'status' && value !== undefined) throw new UsageError(`${command}: status takes no argument`);
   const requested = action === 'resize' ? parseSize(command, 'resize', value!) : 0n;
   let frontEnd: VhostUserFrontEnd;
@@ -131,8 +163,14 @@ export async function vhostUserCtlCommand(args: readonly string[], io: CliIo): P
   }
   try {
     const features = await frontEnd.queryU64(Request.GET_PROTOCOL_FEATURES);
-    if (!(features & protocolMask(ProtocolFeature.VMEMCT_CONTROL))) throw new HarnessError(`${command}: the back-end at ${socketPath} does not offer vmemct's control extension (it is not vmemct serve-vhost-user)`);
-    const reply = action === 'resize' ? await frontEnd.vmemct(VmemctRequest.RESIZE, u64Payload(requested)) : await frontEnd.vmemct(VmemctRequest.STATUS);
+    if (!(features & protocolMask(ProtocolFeature.VMEMCT_CONTROL)))
+      throw new HarnessError(
+        `${command}: the back-end at ${socketPath} does not offer vmemct's control extension (it is not vmemct serve-vhost-user)`,
+      );
+    const reply =
+      action === 'resize'
+        ? await frontEnd.vmemct(VmemctRequest.RESIZE, u64Payload(requested))
+        : await frontEnd.vmemct(VmemctRequest.STATUS);
     if (reply.status === VmemctStatus.OK) {
       io.stdout(`${reply.text}\n`);
       return EXIT_OK;
@@ -162,7 +200,9 @@ const CHECK_TIMEOUT_MS = 60_000;
  * the results document on stdout.
  */
 function bareJsonMeansStdout(args: readonly string[]): string[] {
-  return args.flatMap((arg, i) => (arg === '--json' && (i === args.length - 1 || args[i + 1]!.startsWith('--')) ? ['--json', '-'] : [arg]));
+  return args.flatMap((arg, i) =>
+    arg === '--json' && (i === args.length - 1 || args[i + 1]!.startsWith('--')) ? ['--json', '-'] : [arg],
+  );
 }
 
 /** What the back-end is, for reports: its own INFO (vmemct's extension), its program, or its socket. */
@@ -183,7 +223,12 @@ function implementationOf(socketPath: string, backendPid: number | undefined, in
 }
 
 /** A probe connection: what the back-end offers and what it is. @throws HarnessError when it does not answer. */
-export async function probeVhostUserBackend(command: string, vhost: VhostNative, socketPath: string, backendPid: number | undefined): Promise<VhostUserBackendUnderTest> {
+export async function probeVhostUserBackend(
+  command: string,
+  vhost: VhostNative,
+  socketPath: string,
+  backendPid: number | undefined,
+): Promise<VhostUserBackendUnderTest> {
   let frontEnd: VhostUserFrontEnd;
   try {
     frontEnd = VhostUserFrontEnd.connect(vhost, socketPath);
@@ -192,7 +237,8 @@ export async function probeVhostUserBackend(command: string, vhost: VhostNative,
   }
   try {
     const offeredFeatures = await frontEnd.queryU64(Request.GET_FEATURES);
-    const offeredProtocolFeatures = offeredFeatures & PROTOCOL_FEATURES_BIT ? await frontEnd.queryU64(Request.GET_PROTOCOL_FEATURES) : 0n;
+    const offeredProtocolFeatures =
+      offeredFeatures & PROTOCOL_FEATURES_BIT ? await frontEnd.queryU64(Request.GET_PROTOCOL_FEATURES) : 0n;
     let info: string | undefined;
     if (offeredProtocolFeatures & protocolMask(ProtocolFeature.VMEMCT_CONTROL)) {
       const reply = await frontEnd.vmemct(VmemctRequest.INFO);
@@ -207,7 +253,9 @@ export async function probeVhostUserBackend(command: string, vhost: VhostNative,
       connect: () => VhostUserFrontEnd.connect(vhost, socketPath, { strict: true }),
     };
   } catch (e) {
-    throw new HarnessError(`${command}: ${socketPath} does not answer as a vhost-user back-end: ${(e as Error).message}`);
+    throw new HarnessError(
+      `${command}: ${socketPath} does not answer as a vhost-user back-end: ${(e as Error).message}`,
+    );
   } finally {
     frontEnd.close();
   }
@@ -230,7 +278,10 @@ export async function vhostUserCheckCommand(args: readonly string[], io: CliIo):
   const suite = VHOST_USER_SUITE;
   const filters = parsed.lists.get('filter')?.map(globToRegExp);
   const selected = filters ? suite.checks.filter((c) => filters.some((re) => re.test(c.id))) : suite.checks;
-  if (selected.length === 0) throw new UsageError(`${command}: the filters select no check (checks: ${suite.checks.map((c) => c.id).join(', ')})`);
+  if (selected.length === 0)
+    throw new UsageError(
+      `${command}: the filters select no check (checks: ${suite.checks.map((c) => c.id).join(', ')})`,
+    );
   const expectations = expectationsOption(command, parsed, (set) => expectationProblems(set, suite.checks, 'check'));
   const backend = await probeVhostUserBackend(command, native(command), socketPath, backendPid);
   const target = vhostUserCheckTarget(backend);
@@ -240,15 +291,35 @@ export async function vhostUserCheckCommand(args: readonly string[], io: CliIo):
   const run = await runChecks(target, suite.name, selected, suite.checks, { strict, timeoutMs, expectations });
   const json = parsed.values.get('json');
   if (json !== undefined) {
-    const options = { adapter: 'vhost-user', suite: suite.name, socket: socketPath, backendPid: backendPid ?? null, strict, filters: parsed.lists.get('filter') ?? [], timeoutMs };
-    const doc = resultsDocument(run, { adapter: target.info, version: suiteVersion(), vectors: [], checks: suite.checks, expectations: expectations?.file, startedAt, options });
+    const options = {
+      adapter: 'vhost-user',
+      suite: suite.name,
+      socket: socketPath,
+      backendPid: backendPid ?? null,
+      strict,
+      filters: parsed.lists.get('filter') ?? [],
+      timeoutMs,
+    };
+    const doc = resultsDocument(run, {
+      adapter: target.info,
+      version: suiteVersion(),
+      vectors: [],
+      checks: suite.checks,
+      expectations: expectations?.file,
+      startedAt,
+      options,
+    });
     const text = `${JSON.stringify(doc, null, 2)}\n`;
     if (json === '-') io.stdout(text);
     else writeOutput(command, 'json', json, text);
   }
   const junit = parsed.values.get('junit');
-  if (junit !== undefined) writeOutput(command, 'junit', junit, await junitReport(run, `vmemct ${suite.name} ${backend.implementation}`));
+  if (junit !== undefined)
+    writeOutput(command, 'junit', junit, await junitReport(run, `vmemct ${suite.name} ${backend.implementation}`));
   if (json !== '-') io.stdout(reporter === 'tap' ? tapReport(run) : checkReport(run));
-  if (run.testedNothing) io.stderr(`vmemct: none of the ${run.results.length} selected checks could run against ${backend.implementation} (all unsupported): nothing was tested\n`);
+  if (run.testedNothing)
+    io.stderr(
+      `vmemct: none of the ${run.results.length} selected checks could run against ${backend.implementation} (all unsupported): nothing was tested\n`,
+    );
   return run.exitCode === 0 ? EXIT_OK : run.exitCode === 1 ? EXIT_UNEXPECTED : EXIT_HARNESS_ERROR;
 }

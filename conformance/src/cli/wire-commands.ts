@@ -57,10 +57,12 @@ function parseFieldArgument(layout: LayoutSpec, argument: string): [string, Fiel
     throw new UsageError(`${where}: ${parsed.reason}${names}; allowed ${describeFieldRange(field)}`);
   }
   if (field.kind === 'le16') {
-    if (parsed.value > 0xffffn) throw new UsageError(`${where} = ${text} is out of range; allowed ${describeFieldRange(field)}`);
+    if (parsed.value > 0xffffn)
+      throw new UsageError(`${where} = ${text} is out of range; allowed ${describeFieldRange(field)}`);
     return [name, Number(parsed.value)];
   }
-  if (parsed.value > 0xffffffffffffffffn) throw new UsageError(`${where} = ${text} is out of range; allowed ${describeFieldRange(field)}`);
+  if (parsed.value > 0xffffffffffffffffn)
+    throw new UsageError(`${where} = ${text} is out of range; allowed ${describeFieldRange(field)}`);
   return [name, parsed.value];
 }
 
@@ -86,7 +88,8 @@ export function parseHexInput(text: string): Uint8Array {
   const hex = text.trim().replace(/^0x/i, '').replace(/[\s:]/g, '');
   const bad = /[^0-9a-f]/i.exec(hex);
   if (bad) throw new UsageError(`input is not hex: unexpected '${bad[0]}' at digit ${bad.index + 1}`);
-  if (hex.length % 2 !== 0) throw new UsageError(`input has an odd number of hex digits (${hex.length}); each byte needs two`);
+  if (hex.length % 2 !== 0)
+    throw new UsageError(`input has an odd number of hex digits (${hex.length}); each byte needs two`);
   return Uint8Array.from(hex.match(/../g) ?? [], (pair) => parseInt(pair, 16));
 }
 
@@ -97,7 +100,9 @@ export function decodeCommand(args: readonly string[]): string {
   const bytes = parseHexInput(args.slice(1).join(''));
   const decoded = decodeLayout(layout, bytes);
   if (!decoded.ok) {
-    throw new UsageError(`input is too short for ${layout.structName}: ${decoded.error.actual} bytes, need ${decoded.error.expected}`);
+    throw new UsageError(
+      `input is too short for ${layout.structName}: ${decoded.error.actual} bytes, need ${decoded.error.expected}`,
+    );
   }
   const fields: Record<string, number | string> = {};
   const names: Record<string, string> = {};
@@ -116,7 +121,11 @@ export function decodeCommand(args: readonly string[]): string {
     size: layout.size,
     fields,
     names,
-    nonzero_padding: decoded.nonzeroPadding.map((p) => ({ field: p.field, offset: p.offset, bytes: `0x${toHex(p.bytes)}` })),
+    nonzero_padding: decoded.nonzeroPadding.map((p) => ({
+      field: p.field,
+      offset: p.offset,
+      bytes: `0x${toHex(p.bytes)}`,
+    })),
     trailing_bytes: decoded.trailingBytes,
   };
   return JSON.stringify(document, null, 2);

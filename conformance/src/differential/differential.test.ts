@@ -1,17 +1,48 @@
 import * as path from 'node:path';
 import type { DeviceSetup } from '../../../adapters/core/src/contract';
 import { createModelAdapter } from '../../../adapters/model/src/model-adapter';
-import { DescriptorChain, DeviceParams, DeviceProfile, ProcessResult, QEMU_PROFILE, SPEC_PROFILE, VirtioMemDevice, encodeRequest } from '../../../model/src/index';
-import { VIRTIO_MEM_REQ_PLUG, VIRTIO_MEM_REQ_STATE, VIRTIO_MEM_REQ_UNPLUG, VIRTIO_MEM_REQ_UNPLUG_ALL } from '../../../spec/src/index';
+import {
+  DescriptorChain,
+  DeviceParams,
+  DeviceProfile,
+  ProcessResult,
+  QEMU_PROFILE,
+  SPEC_PROFILE,
+  VirtioMemDevice,
+  encodeRequest,
+} from '../../../model/src/index';
+import {
+  VIRTIO_MEM_REQ_PLUG,
+  VIRTIO_MEM_REQ_STATE,
+  VIRTIO_MEM_REQ_UNPLUG,
+  VIRTIO_MEM_REQ_UNPLUG_ALL,
+} from '../../../spec/src/index';
 import { runVectors } from '../runner/run';
 import { loadVectors } from '../loader/load';
-import { Mismatch, Operation, Recorded, RecordingAdapter, compareSessions, compareTranscripts, formatMismatch, generateOperations, seededRandom } from './differential';
+import {
+  Mismatch,
+  Operation,
+  Recorded,
+  RecordingAdapter,
+  compareSessions,
+  compareTranscripts,
+  formatMismatch,
+  generateOperations,
+  seededRandom,
+} from './differential';
 
 const MiB = 1n << 20n;
 const GiB = 1n << 30n;
 
 /** 512 blocks of 2 MiB at 4 GiB, 64 MiB requested (the set-up the QEMU differential test uses). */
-const SMALL_DEVICE: DeviceSetup = { block_size: 2n * MiB, region_size: 1n * GiB, addr: 4n * GiB, requested_size: 64n * MiB, node_id: 0, plugged: [] };
+const SMALL_DEVICE: DeviceSetup = {
+  block_size: 2n * MiB,
+  region_size: 1n * GiB,
+  addr: 4n * GiB,
+  requested_size: 64n * MiB,
+  node_id: 0,
+  plugged: [],
+};
 
 /** The request type: the little-endian u16 at the start of the request. */
 function requestType(op: Operation): number | undefined {
@@ -119,7 +150,8 @@ class CorruptUnplugDevice extends VirtioMemDevice {
   override processChain(chain: DescriptorChain): ProcessResult {
     const result = super.processChain(chain);
     const first = chain.readable[0];
-    const isUnplug = first !== undefined && first.length >= 2 && (first[0]! | (first[1]! << 8)) === VIRTIO_MEM_REQ_UNPLUG;
+    const isUnplug =
+      first !== undefined && first.length >= 2 && (first[0]! | (first[1]! << 8)) === VIRTIO_MEM_REQ_UNPLUG;
     if (!isUnplug || !result.used) return result;
     const written = Uint8Array.from(result.used.written);
     written[0]! ^= 0xff;
@@ -132,17 +164,28 @@ describe('compareSessions', () => {
 
   test('two sessions of the same model profile agree on every operation', async () => {
     const adapter = createModelAdapter({ profile: QEMU_PROFILE });
-    const mismatch = await compareSessions(await adapter.openDevice(SMALL_DEVICE), await adapter.openDevice(SMALL_DEVICE), ops);
+    const mismatch = await compareSessions(
+      await adapter.openDevice(SMALL_DEVICE),
+      await adapter.openDevice(SMALL_DEVICE),
+      ops,
+    );
     expect(mismatch).toBeUndefined();
   });
 
   test('a broken device differs first at the first operation it answers wrongly', async () => {
     const good = createModelAdapter({ profile: QEMU_PROFILE });
-    const broken = createModelAdapter({ profile: QEMU_PROFILE, deviceFactory: (params: DeviceParams, profile: DeviceProfile) => new CorruptUnplugDevice(params, profile) });
+    const broken = createModelAdapter({
+      profile: QEMU_PROFILE,
+      deviceFactory: (params: DeviceParams, profile: DeviceProfile) => new CorruptUnplugDevice(params, profile),
+    });
     const firstUnplug = ops.findIndex((op) => requestType(op) === VIRTIO_MEM_REQ_UNPLUG);
     expect(firstUnplug).toBeGreaterThan(0);
 
-    const mismatch = await compareSessions(await good.openDevice(SMALL_DEVICE), await broken.openDevice(SMALL_DEVICE), ops);
+    const mismatch = await compareSessions(
+      await good.openDevice(SMALL_DEVICE),
+      await broken.openDevice(SMALL_DEVICE),
+      ops,
+    );
     expect(mismatch).toBeDefined();
     const m = mismatch!;
     expect(m.index).toBe(firstUnplug);
@@ -187,11 +230,15 @@ describe('formatMismatch', () => {
   };
 
   test('lists only the observations that differ', () => {
-    expect(formatMismatch(mismatch, 'qemu', 'model')).toBe('qemu and model differ after operation 4 (resize to 0x0)\n  notified: qemu true / model false');
+    expect(formatMismatch(mismatch, 'qemu', 'model')).toBe(
+      'qemu and model differ after operation 4 (resize to 0x0)\n  notified: qemu true / model false',
+    );
   });
 
   test('names the seed and the failing prefix when a seed is given', () => {
-    expect(formatMismatch(mismatch, 'qemu', 'model', 9).split('\n')[0]).toBe('qemu and model differ after operation 4 (resize to 0x0); seed 9, shortest failing prefix: the first 5 operations');
+    expect(formatMismatch(mismatch, 'qemu', 'model', 9).split('\n')[0]).toBe(
+      'qemu and model differ after operation 4 (resize to 0x0); seed 9, shortest failing prefix: the first 5 operations',
+    );
   });
 });
 
@@ -203,7 +250,12 @@ describe('compareTranscripts', () => {
   ];
 
   test('returns undefined for equal transcripts', () => {
-    expect(compareTranscripts(a, a.map((r) => ({ ...r })))).toBeUndefined();
+    expect(
+      compareTranscripts(
+        a,
+        a.map((r) => ({ ...r })),
+      ),
+    ).toBeUndefined();
     expect(compareTranscripts([], [])).toBeUndefined();
   });
 
@@ -246,7 +298,9 @@ describe('RecordingAdapter', () => {
 
     const submits = transcript.filter((r) => r.call.startsWith('submit '));
     expect(submits.length).toBeGreaterThanOrEqual(2);
-    const plug = Buffer.from(encodeRequest({ type: VIRTIO_MEM_REQ_PLUG, addr: 4n * GiB, nb_blocks: 1 })).toString('hex');
+    const plug = Buffer.from(encodeRequest({ type: VIRTIO_MEM_REQ_PLUG, addr: 4n * GiB, nb_blocks: 1 })).toString(
+      'hex',
+    );
     expect(submits[0]!.call.startsWith(`submit ${plug}`)).toBe(true);
     // An ACK (type 0) in a 10-byte response.
     expect(submits[0]!.result).toBe('used 10 [00000000000000000000]');

@@ -18,7 +18,14 @@ import {
   VirtioMemResponseLayout,
 } from '../../../spec/src/index';
 import { encodeRequest } from '../../../model/src/codec/codec';
-import type { Adapter, Chain, Completion, DeviceSession, DeviceSetup, HandshakeResult } from '../../../adapters/core/src/contract';
+import type {
+  Adapter,
+  Chain,
+  Completion,
+  DeviceSession,
+  DeviceSetup,
+  HandshakeResult,
+} from '../../../adapters/core/src/contract';
 
 /** One operation of a differential sequence. */
 export type Operation =
@@ -84,32 +91,65 @@ export function generateOperations(seed: number, count: number, setup: DeviceSet
     if (r < 0.9) return 1 + pick(blocks);
     return 0xffff - pick(3);
   };
-  const garbage = (n: number): Uint8Array => (random() < 0.1 ? Uint8Array.from({ length: n }, () => pick(256)) : new Uint8Array(n));
+  const garbage = (n: number): Uint8Array =>
+    random() < 0.1 ? Uint8Array.from({ length: n }, () => pick(256)) : new Uint8Array(n);
   while (ops.length < count) {
     const r = random();
     if (r < 0.82) {
-      const type = [VIRTIO_MEM_REQ_PLUG, VIRTIO_MEM_REQ_PLUG, VIRTIO_MEM_REQ_UNPLUG, VIRTIO_MEM_REQ_STATE, VIRTIO_MEM_REQ_STATE][pick(5)]!;
+      const type = [
+        VIRTIO_MEM_REQ_PLUG,
+        VIRTIO_MEM_REQ_PLUG,
+        VIRTIO_MEM_REQ_UNPLUG,
+        VIRTIO_MEM_REQ_STATE,
+        VIRTIO_MEM_REQ_STATE,
+      ][pick(5)]!;
       const addr = address();
       const nb = count16();
-      ops.push({ kind: 'request', label: `${TYPE_LABELS[type]} 0x${addr.toString(16)} ${nb}`, bytes: encodeRequest({ type, addr, nb_blocks: nb, padding: garbage(6), payload_padding: garbage(6) }) });
+      ops.push({
+        kind: 'request',
+        label: `${TYPE_LABELS[type]} 0x${addr.toString(16)} ${nb}`,
+        bytes: encodeRequest({ type, addr, nb_blocks: nb, padding: garbage(6), payload_padding: garbage(6) }),
+      });
     } else if (r < 0.86) {
-      ops.push({ kind: 'request', label: 'UNPLUG_ALL', bytes: encodeRequest({ type: VIRTIO_MEM_REQ_UNPLUG_ALL, addr: random() < 0.5 ? 0n : address(), nb_blocks: random() < 0.5 ? 0 : count16() }) });
+      ops.push({
+        kind: 'request',
+        label: 'UNPLUG_ALL',
+        bytes: encodeRequest({
+          type: VIRTIO_MEM_REQ_UNPLUG_ALL,
+          addr: random() < 0.5 ? 0n : address(),
+          nb_blocks: random() < 0.5 ? 0 : count16(),
+        }),
+      });
     } else if (r < 0.95) {
       const s = random();
-      const size = s < 0.85 ? BigInt(pick(blocks + 1)) * setup.block_size : s < 0.93 ? BigInt(pick(blocks)) * setup.block_size + 4096n : setup.region_size + setup.block_size * BigInt(1 + pick(4));
+      const size =
+        s < 0.85
+          ? BigInt(pick(blocks + 1)) * setup.block_size
+          : s < 0.93
+            ? BigInt(pick(blocks)) * setup.block_size + 4096n
+            : setup.region_size + setup.block_size * BigInt(1 + pick(4));
       ops.push({ kind: 'resize', size });
     } else if (r < 0.985) {
       ops.push({ kind: 'reset' });
     } else {
       const type = 4 + pick(0xfffb);
-      ops.push({ kind: 'request', label: `type ${type}`, bytes: encodeRequest({ type, addr: address(), nb_blocks: count16() }) });
+      ops.push({
+        kind: 'request',
+        label: `type ${type}`,
+        bytes: encodeRequest({ type, addr: address(), nb_blocks: count16() }),
+      });
       ops.push({ kind: 'reset' });
     }
   }
   return ops.slice(0, count);
 }
 
-const TYPE_LABELS: Record<number, string> = { [VIRTIO_MEM_REQ_PLUG]: 'PLUG', [VIRTIO_MEM_REQ_UNPLUG]: 'UNPLUG', [VIRTIO_MEM_REQ_UNPLUG_ALL]: 'UNPLUG_ALL', [VIRTIO_MEM_REQ_STATE]: 'STATE' };
+const TYPE_LABELS: Record<number, string> = {
+  [VIRTIO_MEM_REQ_PLUG]: 'PLUG',
+  [VIRTIO_MEM_REQ_UNPLUG]: 'UNPLUG',
+  [VIRTIO_MEM_REQ_UNPLUG_ALL]: 'UNPLUG_ALL',
+  [VIRTIO_MEM_REQ_STATE]: 'STATE',
+};
 
 /** Describes an operation for a report. */
 export function describeOperation(op: Operation): string {
@@ -134,7 +174,11 @@ export function describeInitialisation(init: HandshakeResult): string {
 }
 
 /** Applies one operation to a session and observes the result. */
-export async function applyOperation(session: DeviceSession, op: Operation, notificationsBefore: number): Promise<{ observation: Observation; notifications: number }> {
+export async function applyOperation(
+  session: DeviceSession,
+  op: Operation,
+  notificationsBefore: number,
+): Promise<{ observation: Observation; notifications: number }> {
   let outcome: string;
   if (op.kind === 'request') {
     const chain: Chain = { readable: [op.bytes], writableSizes: [VirtioMemResponseLayout.size] };
@@ -159,10 +203,19 @@ function sameObservation(a: Observation, b: Observation): boolean {
  * Runs `ops` on two freshly opened sessions (each initialised first) and returns the first
  * mismatch, or undefined when every observation matched.
  */
-export async function compareSessions(left: DeviceSession, right: DeviceSession, ops: readonly Operation[]): Promise<Mismatch | undefined> {
+export async function compareSessions(
+  left: DeviceSession,
+  right: DeviceSession,
+  ops: readonly Operation[],
+): Promise<Mismatch | undefined> {
   const [li, ri] = [await left.initialise(acceptDeviceFeatures), await right.initialise(acceptDeviceFeatures)];
   if (describeInitialisation(li) !== describeInitialisation(ri)) {
-    const obs = (i: HandshakeResult): Observation => ({ outcome: describeInitialisation(i), config: '', status: i.status, notified: false });
+    const obs = (i: HandshakeResult): Observation => ({
+      outcome: describeInitialisation(i),
+      config: '',
+      status: i.status,
+      notified: false,
+    });
     return { index: -1, operation: 'initial handshake', left: obs(li), right: obs(ri) };
   }
   let ln = await left.notificationCount();
@@ -173,7 +226,8 @@ export async function compareSessions(left: DeviceSession, right: DeviceSession,
     const r = await applyOperation(right, op, rn);
     ln = l.notifications;
     rn = r.notifications;
-    if (!sameObservation(l.observation, r.observation)) return { index: i, operation: describeOperation(op), left: l.observation, right: r.observation };
+    if (!sameObservation(l.observation, r.observation))
+      return { index: i, operation: describeOperation(op), left: l.observation, right: r.observation };
   }
   return undefined;
 }
@@ -184,7 +238,8 @@ export function formatMismatch(m: Mismatch, leftName: string, rightName: string,
     `${leftName} and ${rightName} differ after operation ${m.index} (${m.operation})${seed === undefined ? '' : `; seed ${seed}, shortest failing prefix: the first ${m.index + 1} operations`}`,
   ];
   for (const key of ['outcome', 'config', 'status', 'notified'] as const) {
-    if (m.left[key] !== m.right[key]) lines.push(`  ${key}: ${leftName} ${String(m.left[key])} / ${rightName} ${String(m.right[key])}`);
+    if (m.left[key] !== m.right[key])
+      lines.push(`  ${key}: ${leftName} ${String(m.left[key])} / ${rightName} ${String(m.right[key])}`);
   }
   return lines.join('\n');
 }
@@ -232,19 +287,35 @@ export class RecordingAdapter implements Adapter {
     const wrapped: DeviceSession = {
       initialise: (accept) => record('initialise', session.initialise(accept), describeInitialisation),
       readConfig: () => record('readConfig', session.readConfig(), hex),
-      submit: (chain) => record(`submit ${chain.readable.map(hex).join('|')} → ${chain.writableSizes.join(',')}`, session.submit(chain), describeCompletion),
+      submit: (chain) =>
+        record(
+          `submit ${chain.readable.map(hex).join('|')} → ${chain.writableSizes.join(',')}`,
+          session.submit(chain),
+          describeCompletion,
+        ),
       notificationCount: () => record('notificationCount', session.notificationCount(), String),
       readStatus: () => record('readStatus', session.readStatus(), String),
       close: () => session.close(),
     };
     const optional = wrapped as { -readonly [K in keyof DeviceSession]: DeviceSession[K] };
-    if (session.resize) optional.resize = (size) => record(`resize 0x${size.toString(16)}`, session.resize!(size), (r) => r.kind);
+    if (session.resize)
+      optional.resize = (size) => record(`resize 0x${size.toString(16)}`, session.resize!(size), (r) => r.kind);
     if (session.deviceReset) optional.deviceReset = () => record('deviceReset', session.deviceReset!(), () => '');
     if (session.systemReset) optional.systemReset = () => record('systemReset', session.systemReset!(), () => '');
-    if (session.readMemory) optional.readMemory = (addr, length) => record(`readMemory 0x${addr.toString(16)} ${length}`, session.readMemory!(addr, length), (r) => (r.ok ? hex(r.data) : 'refused'));
-    if (session.injectBusy) optional.injectBusy = (count) => record(`injectBusy ${count}`, session.injectBusy!(count), () => '');
-    if (session.suspendAndWake) optional.suspendAndWake = () => record('suspendAndWake', session.suspendAndWake!(), () => '');
-    if (session.writeMemory) optional.writeMemory = (addr, data) => record(`writeMemory 0x${addr.toString(16)} ${data.length}`, session.writeMemory!(addr, data), (r) => (r.ok ? 'ok' : 'refused'));
+    if (session.readMemory)
+      optional.readMemory = (addr, length) =>
+        record(`readMemory 0x${addr.toString(16)} ${length}`, session.readMemory!(addr, length), (r) =>
+          r.ok ? hex(r.data) : 'refused',
+        );
+    if (session.injectBusy)
+      optional.injectBusy = (count) => record(`injectBusy ${count}`, session.injectBusy!(count), () => '');
+    if (session.suspendAndWake)
+      optional.suspendAndWake = () => record('suspendAndWake', session.suspendAndWake!(), () => '');
+    if (session.writeMemory)
+      optional.writeMemory = (addr, data) =>
+        record(`writeMemory 0x${addr.toString(16)} ${data.length}`, session.writeMemory!(addr, data), (r) =>
+          r.ok ? 'ok' : 'refused',
+        );
     return wrapped;
   }
 
@@ -254,7 +325,10 @@ export class RecordingAdapter implements Adapter {
 }
 
 /** The first difference between two transcripts of the same vector, or undefined. */
-export function compareTranscripts(left: readonly Recorded[], right: readonly Recorded[]): { index: number; left?: Recorded; right?: Recorded } | undefined {
+export function compareTranscripts(
+  left: readonly Recorded[],
+  right: readonly Recorded[],
+): { index: number; left?: Recorded; right?: Recorded } | undefined {
   for (let i = 0; i < Math.max(left.length, right.length); i++) {
     const l = left[i];
     const r = right[i];

@@ -1,5 +1,14 @@
 import * as fc from 'fast-check';
-import { EXPRESSION_NAMES, Expr, ExpressionScope, evaluate, formatExpression, namesIn, parseExpression, scopeOfConfig } from './expr';
+import {
+  EXPRESSION_NAMES,
+  Expr,
+  ExpressionScope,
+  evaluate,
+  formatExpression,
+  namesIn,
+  parseExpression,
+  scopeOfConfig,
+} from './expr';
 
 const MiB = 1n << 20n;
 const GiB = 1n << 30n;
@@ -210,14 +219,17 @@ describe('syntax errors', () => {
 });
 
 describe('evaluation errors', () => {
-  test.each(['block_size / 0', 'block_size % 0', '1 / (2 - 2)', 'addr / plugged_size', '5 % plugged_blocks'])('%s: division by zero is an evaluation error, not a parse error', (src) => {
-    const parsed = parseExpression(src);
-    expect(parsed.ok).toBe(true);
-    if (!parsed.ok) return;
-    const r = evaluate(parsed.expr, SCOPE);
-    expect(r.ok).toBe(false);
-    expect(!r.ok && r.reason).toMatch(/^division by zero in /);
-  });
+  test.each(['block_size / 0', 'block_size % 0', '1 / (2 - 2)', 'addr / plugged_size', '5 % plugged_blocks'])(
+    '%s: division by zero is an evaluation error, not a parse error',
+    (src) => {
+      const parsed = parseExpression(src);
+      expect(parsed.ok).toBe(true);
+      if (!parsed.ok) return;
+      const r = evaluate(parsed.expr, SCOPE);
+      expect(r.ok).toBe(false);
+      expect(!r.ok && r.reason).toMatch(/^division by zero in /);
+    },
+  );
 
   test('an error deep inside propagates', () => {
     const parsed = parseExpression('-(1 + 2 * (3 / 0))');
@@ -247,13 +259,25 @@ describe('formatExpression', () => {
   const { tree } = fc.letrec<{ tree: Expr }>((tie) => ({
     tree: fc.oneof(
       { depthSize: 'small', withCrossShrink: true },
-      fc.record({ kind: fc.constant('number' as const), value: fc.oneof(fc.bigInt(0n, 2000n), fc.bigInt(0n, (1n << 64n) - 1n)) }),
+      fc.record({
+        kind: fc.constant('number' as const),
+        value: fc.oneof(fc.bigInt(0n, 2000n), fc.bigInt(0n, (1n << 64n) - 1n)),
+      }),
       fc.record({ kind: fc.constant('name' as const), name: fc.constantFrom(...NAMES) }),
       fc.record({ kind: fc.constant('negate' as const), operand: tie('tree') }),
-      fc.record({ kind: fc.constant('binary' as const), op: fc.constantFrom(...OPS), left: tie('tree'), right: tie('tree') }),
+      fc.record({
+        kind: fc.constant('binary' as const),
+        op: fc.constantFrom(...OPS),
+        left: tie('tree'),
+        right: tie('tree'),
+      }),
     ),
   }));
-  const scopeArb = fc.record(Object.fromEntries(NAMES.map((n) => [n, fc.oneof(fc.constant(0n), fc.bigInt(0n, 1n << 40n), fc.bigInt(0n, (1n << 64n) - 1n))])));
+  const scopeArb = fc.record(
+    Object.fromEntries(
+      NAMES.map((n) => [n, fc.oneof(fc.constant(0n), fc.bigInt(0n, 1n << 40n), fc.bigInt(0n, (1n << 64n) - 1n))]),
+    ),
+  );
 
   test('property: random expression trees → format → parse → evaluate equal', () => {
     fc.assert(

@@ -39,7 +39,8 @@ export type ParseResult = { readonly ok: true; readonly expr: Expr } | { readonl
 export type ExpressionScope = Readonly<Record<string, bigint>>;
 
 /** Result of evaluating. */
-export type EvalResult = { readonly ok: true; readonly value: bigint } | { readonly ok: false; readonly reason: string };
+export type EvalResult =
+  { readonly ok: true; readonly value: bigint } | { readonly ok: false; readonly reason: string };
 
 const MAX_LENGTH = 200;
 
@@ -47,7 +48,8 @@ const MAX_LENGTH = 200;
 export function parseExpression(source: string | number | bigint): ParseResult {
   if (typeof source === 'bigint') return { ok: true, expr: { kind: 'number', value: source } };
   if (typeof source === 'number') {
-    if (!Number.isSafeInteger(source)) return { ok: false, reason: `${source} is not an integer that can be represented exactly; write it as a string` };
+    if (!Number.isSafeInteger(source))
+      return { ok: false, reason: `${source} is not an integer that can be represented exactly; write it as a string` };
     return { ok: true, expr: { kind: 'number', value: BigInt(source) } };
   }
   if (source.length > MAX_LENGTH) return { ok: false, reason: `expression longer than ${MAX_LENGTH} characters` };
@@ -158,7 +160,9 @@ export function scopeOfConfig(config: {
 
 class ExpressionSyntaxError extends Error {}
 
-type Token = { readonly kind: 'number'; readonly value: bigint; readonly text: string } | { readonly kind: 'name' | 'op'; readonly text: string };
+type Token =
+  | { readonly kind: 'number'; readonly value: bigint; readonly text: string }
+  | { readonly kind: 'name' | 'op'; readonly text: string };
 
 function tokenize(source: string): { ok: true; tokens: Token[] } | { ok: false; reason: string } {
   const tokens: Token[] = [];
@@ -180,7 +184,10 @@ function tokenize(source: string): { ok: true; tokens: Token[] } | { ok: false; 
     } else if (/[A-Za-z_]/.test(ch)) {
       const text = /^[A-Za-z_][A-Za-z0-9_]*/.exec(source.slice(i))![0];
       if (!Object.prototype.hasOwnProperty.call(EXPRESSION_NAMES, text)) {
-        return { ok: false, reason: `unknown name '${text}' in '${source}' (known: ${Object.keys(EXPRESSION_NAMES).join(', ')})` };
+        return {
+          ok: false,
+          reason: `unknown name '${text}' in '${source}' (known: ${Object.keys(EXPRESSION_NAMES).join(', ')})`,
+        };
       }
       tokens.push({ kind: 'name', text });
       i += text.length;

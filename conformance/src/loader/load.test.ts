@@ -30,7 +30,7 @@ const BASE = [
 
 /** BASE with some lines replaced (1-based line → new text; null deletes the line's content). */
 function edited(edits: Readonly<Record<number, string | null>> = {}): string {
-  const lines = BASE.map((l, i) => (i + 1 in edits ? edits[i + 1] ?? '' : l));
+  const lines = BASE.map((l, i) => (i + 1 in edits ? (edits[i + 1] ?? '') : l));
   return `${lines.join('\n')}\n`;
 }
 
@@ -122,8 +122,16 @@ describe('a valid file', () => {
     });
     expect(first.expect.response).toEqual(new Map([['ACK', 'pass']]));
     expect(first.expect.notification).toEqual(new Map([['none', 'pass']]));
-    expect(first.expect.config?.get('plugged_size')).toEqual({ kind: 'equals', expr: { kind: 'name', name: 'block_size' }, text: 'block_size' });
-    expect(v.steps[1].expect.config?.get('usable_region_size')).toMatchObject({ kind: 'range', min: { kind: 'name', name: 'requested_size' }, max: { kind: 'name', name: 'region_size' } });
+    expect(first.expect.config?.get('plugged_size')).toEqual({
+      kind: 'equals',
+      expr: { kind: 'name', name: 'block_size' },
+      text: 'block_size',
+    });
+    expect(v.steps[1].expect.config?.get('usable_region_size')).toMatchObject({
+      kind: 'range',
+      min: { kind: 'name', name: 'requested_size' },
+      max: { kind: 'name', name: 'region_size' },
+    });
   });
 
   test('outcome sets with classes, raw requests, hex fields, retired vectors', () => {
@@ -137,7 +145,11 @@ describe('a valid file', () => {
           '      - read_config: true',
           '        expect: {config: {plugged_size: unchanged}}',
         ],
-        ['    retired: {reason: replaced by a better vector, superseded_by: vmem.dev.test.other}', '    check_invariants: false', '    timeout_ms: 500'],
+        [
+          '    retired: {reason: replaced by a better vector, superseded_by: vmem.dev.test.other}',
+          '    check_invariants: false',
+          '    timeout_ms: 500',
+        ],
       ),
     );
     expect(r.problems).toEqual([]);
@@ -147,10 +159,18 @@ describe('a valid file', () => {
     expect(v.timeoutMs).toBe(500);
     const raw = v.steps[0].action;
     expect(raw.kind === 'request' && raw.request.form === 'raw' && raw.request.bytes.length).toBe(24);
-    expect(v.steps[0].expect.response).toEqual(new Map([['NACK', 'pass'], ['ERROR', 'informational'], ['BUSY', 'acceptable']]));
+    expect(v.steps[0].expect.response).toEqual(
+      new Map([
+        ['NACK', 'pass'],
+        ['ERROR', 'informational'],
+        ['BUSY', 'acceptable'],
+      ]),
+    );
     const state = v.steps[1].action;
     expect(state.kind === 'request' && state.request.form === 'fields' && state.request.type).toBe(3);
-    expect(state.kind === 'request' && state.request.form === 'fields' && Array.from(state.request.padding ?? [])).toEqual([1, 0, 0, 0, 0, 0]);
+    expect(
+      state.kind === 'request' && state.request.form === 'fields' && Array.from(state.request.padding ?? []),
+    ).toEqual([1, 0, 0, 0, 0, 0]);
     expect(v.steps[1].expect.state).toEqual(new Map([['UNPLUGGED', 'pass']]));
     expect(v.steps[2].expect.config?.get('plugged_size')).toEqual({ kind: 'unchanged' });
   });
@@ -179,7 +199,14 @@ describe('a valid file', () => {
     ].join('\n');
     const r = load(text);
     expect(r.vectors.map((v) => v.id)).toEqual(['vmem.dev.test.plug-one', 'vmem.dev.test.third']);
-    expect(r.problems).toEqual([{ file: 'test.yaml', line: 21, field: 'vectors[1].requirements[0]', reason: "unknown requirement 'dev.plug.99' (see `vmemct spec`)" }]);
+    expect(r.problems).toEqual([
+      {
+        file: 'test.yaml',
+        line: 21,
+        field: 'vectors[1].requirements[0]',
+        reason: "unknown requirement 'dev.plug.99' (see `vmemct spec`)",
+      },
+    ]);
   });
 });
 
@@ -199,13 +226,26 @@ describe('each bad input gives a problem with file, line and field', () => {
 
   test('unknown field (typo `reponse`)', () => {
     const p = onlyProblem(edited({ 14: '          reponse: ACK' }));
-    expect(p).toEqual({ file: 'test.yaml', line: 14, field: 'vectors[0].steps[0].expect.reponse', reason: "unknown field 'reponse'" });
+    expect(p).toEqual({
+      file: 'test.yaml',
+      line: 14,
+      field: 'vectors[0].steps[0].expect.reponse',
+      reason: "unknown field 'reponse'",
+    });
     expect(formatProblem(p)).toBe("test.yaml:14: vectors[0].steps[0].expect.reponse: unknown field 'reponse'");
   });
 
   test('unknown field at the top level and in a vector', () => {
-    expect(onlyProblem(edited({ 2: 'defualts:' }))).toMatchObject({ line: 2, field: 'defualts', reason: "unknown field 'defualts'" });
-    expect(onlyProblem(edited({ 10: '    tag: [smoke]' }))).toMatchObject({ line: 10, field: 'vectors[0].tag', reason: "unknown field 'tag'" });
+    expect(onlyProblem(edited({ 2: 'defualts:' }))).toMatchObject({
+      line: 2,
+      field: 'defualts',
+      reason: "unknown field 'defualts'",
+    });
+    expect(onlyProblem(edited({ 10: '    tag: [smoke]' }))).toMatchObject({
+      line: 10,
+      field: 'vectors[0].tag',
+      reason: "unknown field 'tag'",
+    });
   });
 
   test('wrong enum: target', () => {
@@ -224,7 +264,11 @@ describe('each bad input gives a problem with file, line and field', () => {
   });
 
   test('missing required field: at the vector', () => {
-    expect(onlyProblem(edited({ 7: null }))).toMatchObject({ line: 6, field: 'vectors[0]', reason: "missing required field 'title'" });
+    expect(onlyProblem(edited({ 7: null }))).toMatchObject({
+      line: 6,
+      field: 'vectors[0]',
+      reason: "missing required field 'title'",
+    });
   });
 
   test('unknown requirement ID', () => {
@@ -267,7 +311,12 @@ describe('each bad input gives a problem with file, line and field', () => {
 
   test('a step with two actions', () => {
     const p = onlyProblem(edited({ 17: '      - {read_config: true, device_reset: true}', 18: null }));
-    expect(p).toEqual({ file: 'test.yaml', line: 17, field: 'vectors[0].steps[1]', reason: 'a step has one action; found read_config, device_reset' });
+    expect(p).toEqual({
+      file: 'test.yaml',
+      line: 17,
+      field: 'vectors[0].steps[1]',
+      reason: 'a step has one action; found read_config, device_reset',
+    });
   });
 
   test('a step with no action', () => {
@@ -283,7 +332,9 @@ describe('each bad input gives a problem with file, line and field', () => {
   });
 
   test('a device step in a driver vector', () => {
-    const p = onlyProblem(driverFile(['      - start: true', '      - request: {type: PLUG, addr: addr, nb_blocks: 1}']));
+    const p = onlyProblem(
+      driverFile(['      - start: true', '      - request: {type: PLUG, addr: addr, nb_blocks: 1}']),
+    );
     expect(p).toMatchObject({ line: 9, field: 'vectors[0].steps[1].request' });
     expect(p.reason).toMatch(/^'request' is not a step of a driver vector \(allowed: start, settle, /);
   });
@@ -299,12 +350,19 @@ describe('each bad input gives a problem with file, line and field', () => {
       file: 'test.yaml',
       line: 20,
       field: 'vectors[0].steps[1].expect.response',
-      reason: "'response' cannot be expected of a 'read_config' step (allowed: config, config_bytes, notification, needs_reset)",
+      reason:
+        "'response' cannot be expected of a 'read_config' step (allowed: config, config_bytes, notification, needs_reset)",
     });
   });
 
   test('several disallowed expectation keys give one problem each', () => {
-    const r = load(driverFile(['      - start: true', '      - settle: true', '        expect: {converged: true, response: ACK, state: MIXED}']));
+    const r = load(
+      driverFile([
+        '      - start: true',
+        '      - settle: true',
+        '        expect: {converged: true, response: ACK, state: MIXED}',
+      ]),
+    );
     expect(r.problems.map((p) => [p.line, p.field])).toEqual([
       [10, 'vectors[0].steps[1].expect.response'],
       [10, 'vectors[0].steps[1].expect.state'],
@@ -312,30 +370,54 @@ describe('each bad input gives a problem with file, line and field', () => {
   });
 
   test('wrong hex length: payload_padding of 5 bytes', () => {
-    const p = onlyProblem(edited({ 12: '      - request: {type: PLUG, addr: addr, nb_blocks: 1, payload_padding: "01 02 03 04 05"}' }));
-    expect(p).toEqual({ file: 'test.yaml', line: 12, field: 'vectors[0].steps[0].request.payload_padding', reason: 'must be exactly 6 bytes (got 5)' });
+    const p = onlyProblem(
+      edited({ 12: '      - request: {type: PLUG, addr: addr, nb_blocks: 1, payload_padding: "01 02 03 04 05"}' }),
+    );
+    expect(p).toEqual({
+      file: 'test.yaml',
+      line: 12,
+      field: 'vectors[0].steps[0].request.payload_padding',
+      reason: 'must be exactly 6 bytes (got 5)',
+    });
   });
 
   test('wrong hex length: config_bytes must be 56 bytes', () => {
     const p = onlyProblem(edited({ 18: '        expect: {config_bytes: "00 01"}' }));
-    expect(p).toMatchObject({ line: 18, field: 'vectors[0].steps[1].expect.config_bytes', reason: 'must be exactly 56 bytes (got 2)' });
+    expect(p).toMatchObject({
+      line: 18,
+      field: 'vectors[0].steps[1].expect.config_bytes',
+      reason: 'must be exactly 56 bytes (got 2)',
+    });
   });
 
   test('hex with an odd digit count is refused by the schema', () => {
-    const p = onlyProblem(edited({ 12: '      - request: {type: PLUG, addr: addr, nb_blocks: 1, padding: "01 02 0"}' }));
+    const p = onlyProblem(
+      edited({ 12: '      - request: {type: PLUG, addr: addr, nb_blocks: 1, padding: "01 02 0"}' }),
+    );
     expect(p).toMatchObject({ line: 12, field: 'vectors[0].steps[0].request.padding' });
     expect(p.reason).toMatch(/does not match the expected form/);
   });
 
   test('a raw request with fields besides raw', () => {
     const p = onlyProblem(deviceFile(['      - request: {raw: "00", type: PLUG}']));
-    expect(p).toMatchObject({ line: 8, field: 'vectors[0].steps[0].request', reason: 'a raw request gives its bytes only; remove type' });
+    expect(p).toMatchObject({
+      line: 8,
+      field: 'vectors[0].steps[0].request',
+      reason: 'a raw request gives its bytes only; remove type',
+    });
   });
 
   test('id prefix not matching the target', () => {
     const p = onlyProblem(edited({ 6: '  - id: vmem.drv.test.plug-one' }));
-    expect(p).toEqual({ file: 'test.yaml', line: 6, field: 'vectors[0].id', reason: "a device vector's id starts with vmem.dev." });
-    const d = onlyProblem(driverFile(['      - start: true']).replace('vmem.drv.test.converge', 'vmem.dev.test.converge'));
+    expect(p).toEqual({
+      file: 'test.yaml',
+      line: 6,
+      field: 'vectors[0].id',
+      reason: "a device vector's id starts with vmem.dev.",
+    });
+    const d = onlyProblem(
+      driverFile(['      - start: true']).replace('vmem.drv.test.converge', 'vmem.dev.test.converge'),
+    );
     expect(d).toMatchObject({ line: 3, field: 'vectors[0].id', reason: "a driver vector's id starts with vmem.drv." });
   });
 
@@ -362,14 +444,18 @@ describe('loadVectors over folders', () => {
     fs.writeFileSync(path.join(dir, 'notes.txt'), 'not a vector file');
     const r = loadVectors([dir]);
     expect(r.files).toEqual([a, b]);
-    expect(r.problems).toEqual([{ file: b, line: 6, field: 'id', reason: `duplicate vector id 'vmem.dev.test.plug-one' (first at ${a}:6)` }]);
+    expect(r.problems).toEqual([
+      { file: b, line: 6, field: 'id', reason: `duplicate vector id 'vmem.dev.test.plug-one' (first at ${a}:6)` },
+    ]);
   });
 
   test('duplicate ids inside one file', () => {
     const f = path.join(dir, 'one.yaml');
     fs.writeFileSync(f, [...BASE, ...BASE.slice(5)].join('\n'));
     const r = loadVectors([f]);
-    expect(r.problems).toEqual([{ file: f, line: 19, field: 'id', reason: `duplicate vector id 'vmem.dev.test.plug-one' (first at ${f}:6)` }]);
+    expect(r.problems).toEqual([
+      { file: f, line: 19, field: 'id', reason: `duplicate vector id 'vmem.dev.test.plug-one' (first at ${f}:6)` },
+    ]);
   });
 
   test('files are read in sorted order and problems of every file are collected', () => {
@@ -378,7 +464,9 @@ describe('loadVectors over folders', () => {
     const r = loadVectors([dir]);
     expect(r.files.map((f) => path.basename(f))).toEqual(['a.yaml', 'b.yaml']);
     expect(r.vectors.map((v) => v.id)).toEqual(['vmem.dev.test.other']);
-    expect(r.problems.map((p) => [path.basename(p.file), p.line, p.field])).toEqual([['b.yaml', 14, 'vectors[0].steps[0].expect.reponse']]);
+    expect(r.problems.map((p) => [path.basename(p.file), p.line, p.field])).toEqual([
+      ['b.yaml', 14, 'vectors[0].steps[0].expect.reponse'],
+    ]);
   });
 
   test('a path that does not exist is a problem, not an exception', () => {
@@ -396,7 +484,9 @@ describe('derived needs', () => {
   });
 
   test('plugged blocks in the setup need initial-plugged (from the vector or the file defaults)', () => {
-    const own = load(deviceFile(['      - read_config: true'], ['    setup: {requested_size: 8MiB, plugged: [{first: 0, count: 2}]}']));
+    const own = load(
+      deviceFile(['      - read_config: true'], ['    setup: {requested_size: 8MiB, plugged: [{first: 0, count: 2}]}']),
+    );
     expect(own.problems).toEqual([]);
     expect(own.vectors[0].needs).toEqual(['initial-plugged']);
     expect(own.vectors[0].setup.plugged).toEqual([{ first: 0, count: 2 }]);
@@ -440,7 +530,12 @@ describe('derived needs', () => {
   });
 
   test('driver vectors need observe-driver; inject needs inject-responses; config padding needs observe-driver', () => {
-    const r = load(driverFile(['      - inject: {response: BUSY, count: 1}', '      - start: true', '      - settle: {max_requests: 10}'], ['    setup: {config_padding: "ff ff ff ff ff ff"}']));
+    const r = load(
+      driverFile(
+        ['      - inject: {response: BUSY, count: 1}', '      - start: true', '      - settle: {max_requests: 10}'],
+        ['    setup: {config_padding: "ff ff ff ff ff ff"}'],
+      ),
+    );
     expect(r.problems).toEqual([]);
     expect(r.vectors[0].needs).toEqual(['inject-responses', 'observe-driver']);
     expect(Array.from(r.vectors[0].setup.configPadding ?? [])).toEqual([255, 255, 255, 255, 255, 255]);

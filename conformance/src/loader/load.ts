@@ -57,7 +57,12 @@ export function listVectorFiles(paths: readonly string[]): { files: string[]; pr
  */
 export interface VectorCache {
   readonly format: 'vmemct-vector-cache/1';
-  readonly files: Readonly<Record<string, { readonly sha256: string; readonly value: unknown; readonly lines: Readonly<Record<string, number>> }>>;
+  readonly files: Readonly<
+    Record<
+      string,
+      { readonly sha256: string; readonly value: unknown; readonly lines: Readonly<Record<string, number>> }
+    >
+  >;
 }
 
 function sha256(text: string): string {
@@ -111,7 +116,10 @@ export function loadVectors(paths: readonly string[], cache?: VectorCache): Load
       continue;
     }
     const cached = cache?.files[path.resolve(file)];
-    const loaded = cached && cached.sha256 === sha256(text) ? normaliseFile(YamlSource.fromCache(file, cached.value, cached.lines)) : loadVectorText(file, text);
+    const loaded =
+      cached && cached.sha256 === sha256(text)
+        ? normaliseFile(YamlSource.fromCache(file, cached.value, cached.lines))
+        : loadVectorText(file, text);
     vectors.push(...loaded.vectors);
     problems.push(...loaded.problems);
   }
@@ -119,7 +127,12 @@ export function loadVectors(paths: readonly string[], cache?: VectorCache): Load
   for (const v of vectors) {
     const earlier = firstSeen.get(v.id);
     if (earlier) {
-      problems.push({ file: v.source.file, line: v.source.line, field: 'id', reason: `duplicate vector id '${v.id}' (first at ${earlier.source.file}:${earlier.source.line})` });
+      problems.push({
+        file: v.source.file,
+        line: v.source.line,
+        field: 'id',
+        reason: `duplicate vector id '${v.id}' (first at ${earlier.source.file}:${earlier.source.line})`,
+      });
     } else {
       firstSeen.set(v.id, v);
     }
@@ -207,17 +220,32 @@ function normaliseVector(
   const at = ['vectors', index];
   const before = problems.length;
   for (const [i, id] of raw.requirements.entries()) {
-    if (!KNOWN_REQUIREMENTS.has(id)) problems.push(source.problem([...at, 'requirements', i], `unknown requirement '${id}' (see \`vmemct spec\`)`));
+    if (!KNOWN_REQUIREMENTS.has(id))
+      problems.push(source.problem([...at, 'requirements', i], `unknown requirement '${id}' (see \`vmemct spec\`)`));
     else if (!id.startsWith(raw.target === 'device' ? 'dev.' : 'drv.')) {
-      problems.push(source.problem([...at, 'requirements', i], `'${id}' is a ${raw.target === 'device' ? 'driver' : 'device'} requirement; a ${raw.target} vector checks ${raw.target === 'device' ? 'dev.*' : 'drv.*'} statements`));
+      problems.push(
+        source.problem(
+          [...at, 'requirements', i],
+          `'${id}' is a ${raw.target === 'device' ? 'driver' : 'device'} requirement; a ${raw.target} vector checks ${raw.target === 'device' ? 'dev.*' : 'drv.*'} statements`,
+        ),
+      );
     }
   }
   const side = raw.id.split('.')[1] === 'dev' ? 'device' : 'driver';
-  if (side !== raw.target) problems.push(source.problem([...at, 'id'], `a ${raw.target} vector's id starts with vmem.${raw.target === 'device' ? 'dev' : 'drv'}.`));
+  if (side !== raw.target)
+    problems.push(
+      source.problem(
+        [...at, 'id'],
+        `a ${raw.target} vector's id starts with vmem.${raw.target === 'device' ? 'dev' : 'drv'}.`,
+      ),
+    );
 
   const setupRaw: RawSetup = { ...DEFAULT_SETUP, ...(defaults.setup ?? {}), ...(raw.setup ?? {}) };
   // A value taken from the file's defaults is reported where the defaults give it.
-  const whereIs = (key: keyof RawSetup): (string | number)[] => (raw.setup && key in raw.setup) || !(defaults.setup && key in defaults.setup) ? [...at, 'setup', key] : ['defaults', 'setup', key];
+  const whereIs = (key: keyof RawSetup): (string | number)[] =>
+    (raw.setup && key in raw.setup) || !(defaults.setup && key in defaults.setup)
+      ? [...at, 'setup', key]
+      : ['defaults', 'setup', key];
   const setup = normaliseSetup(source, whereIs, setupRaw, problems);
 
   const needs = new Set<Capability>([...(defaults.needs ?? []), ...(raw.needs ?? [])]);
@@ -251,15 +279,22 @@ function normaliseVector(
   };
 }
 
-function normaliseSetup(source: YamlSource, whereIs: (key: keyof RawSetup) => (string | number)[], raw: RawSetup, problems: LoadProblem[]): SetupSpec | undefined {
+function normaliseSetup(
+  source: YamlSource,
+  whereIs: (key: keyof RawSetup) => (string | number)[],
+  raw: RawSetup,
+  problems: LoadProblem[],
+): SetupSpec | undefined {
   const before = problems.length;
   const site = (key: keyof RawSetup): Site => new Site(source, whereIs(key), problems);
-  const e = (key: 'block_size' | 'region_size' | 'addr' | 'requested_size'): Expr | undefined => site(key).expr(raw[key]!);
+  const e = (key: 'block_size' | 'region_size' | 'addr' | 'requested_size'): Expr | undefined =>
+    site(key).expr(raw[key]!);
   const block_size = e('block_size');
   const region_size = e('region_size');
   const addr = e('addr');
   const requested_size = e('requested_size');
-  const configPadding = raw.config_padding === undefined ? undefined : site('config_padding').hex(raw.config_padding, 6);
+  const configPadding =
+    raw.config_padding === undefined ? undefined : site('config_padding').hex(raw.config_padding, 6);
   if (problems.length > before || !block_size || !region_size || !addr || !requested_size) return undefined;
   return {
     block_size,

@@ -28,7 +28,8 @@ export type ValueExpectation =
   | { readonly kind: 'unchanged' };
 
 /** Names of the configuration fields an expectation may address. */
-export type ConfigFieldName = 'block_size' | 'node_id' | 'addr' | 'region_size' | 'usable_region_size' | 'plugged_size' | 'requested_size';
+export type ConfigFieldName =
+  'block_size' | 'node_id' | 'addr' | 'region_size' | 'usable_region_size' | 'plugged_size' | 'requested_size';
 
 /** A request given by fields (missing fields are 0) or as raw bytes. */
 export type RequestSpec =

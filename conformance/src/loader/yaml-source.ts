@@ -30,7 +30,12 @@ export class YamlSource {
         })),
       };
     }
-    return { source: new YamlSource(file, doc.toJS({ maxAliasCount: 100 }), (path, key) => lineInDocument(doc, lines, path, key)), problems: [] };
+    return {
+      source: new YamlSource(file, doc.toJS({ maxAliasCount: 100 }), (path, key) =>
+        lineInDocument(doc, lines, path, key),
+      ),
+      problems: [],
+    };
   }
 
   /**
@@ -54,7 +59,12 @@ export class YamlSource {
 
   /** A problem at `path`. */
   problem(path: readonly (string | number)[], reason: string, key?: string): LoadProblem {
-    return { file: this.file, line: this.lineOf(path, key), field: formatPath(key === undefined ? path : [...path, key]), reason };
+    return {
+      file: this.file,
+      line: this.lineOf(path, key),
+      field: formatPath(key === undefined ? path : [...path, key]),
+      reason,
+    };
   }
 }
 
@@ -109,7 +119,10 @@ export function validateSource(source: YamlSource, schemaId: string): LoadProble
       return source.problem(path, `unknown field '${extra}'`, extra);
     }
     if (e.keyword === 'required') {
-      return source.problem(path, `missing required field '${(e.params as { missingProperty: string }).missingProperty}'`);
+      return source.problem(
+        path,
+        `missing required field '${(e.params as { missingProperty: string }).missingProperty}'`,
+      );
     }
     return source.problem(path, describeError(e));
   });

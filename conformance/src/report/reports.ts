@@ -53,9 +53,15 @@ interface CaseFacts {
 }
 
 function caseFacts(r: CaseResult): CaseFacts {
-  if (r.kind === 'check') return { id: r.check.id, title: r.check.title, location: `the ${r.suite} suite`, requirements: [] };
+  if (r.kind === 'check')
+    return { id: r.check.id, title: r.check.title, location: `the ${r.suite} suite`, requirements: [] };
   const v = r.vector;
-  return { id: v.id, title: v.title, location: `${displayPath(v.source.file)}:${v.source.line}`, requirements: v.requirements };
+  return {
+    id: v.id,
+    title: v.title,
+    location: `${displayPath(v.source.file)}:${v.source.line}`,
+    requirements: v.requirements,
+  };
 }
 
 function stepText(r: CaseResult, step: number): string {
@@ -69,15 +75,27 @@ function stepText(r: CaseResult, step: number): string {
 /** Details of one result: file, steps, expected vs observed, the requirements' text. */
 export function describeResult(r: CaseResult): string[] {
   const c = caseFacts(r);
-  const lines = [`${r.unexpected ? '✗' : '•'} ${c.id} — ${r.verdict}${r.expectation ? ` (expected ${r.expected}: ${r.expectation.reason})` : ''}`, `    ${c.title}`, `    ${r.kind === 'check' ? 'in' : 'at'} ${c.location}`];
+  const lines = [
+    `${r.unexpected ? '✗' : '•'} ${c.id} — ${r.verdict}${r.expectation ? ` (expected ${r.expected}: ${r.expectation.reason})` : ''}`,
+    `    ${c.title}`,
+    `    ${r.kind === 'check' ? 'in' : 'at'} ${c.location}`,
+  ];
   for (const f of r.findings) {
-    lines.push(`    ${r.kind === 'check' && f.check === c.id ? '' : `${stepText(r, f.step)}: `}${f.check}: ${f.message} [${f.verdict}]`);
+    lines.push(
+      `    ${r.kind === 'check' && f.check === c.id ? '' : `${stepText(r, f.step)}: `}${f.check}: ${f.message} [${f.verdict}]`,
+    );
     if (f.expected !== undefined) lines.push(`      expected: ${f.expected}`);
     if (f.observed !== undefined) lines.push(`      observed: ${f.observed}`);
   }
   const ids = new Set([...c.requirements, ...r.findings.flatMap((f) => f.requirements ?? [])]);
   for (const id of ids) lines.push(`    ${id}: ${REQUIREMENT_TEXT.get(id) ?? '(unknown requirement)'}`);
-  if (r.diagnostics) lines.push(...r.diagnostics.split('\n').slice(0, 20).map((l) => `    | ${l}`));
+  if (r.diagnostics)
+    lines.push(
+      ...r.diagnostics
+        .split('\n')
+        .slice(0, 20)
+        .map((l) => `    | ${l}`),
+    );
   return lines;
 }
 
@@ -119,14 +137,20 @@ export function tapReport(run: RunResult<CaseResult>): string {
     const c = caseFacts(r);
     const skip = r.verdict === 'unsupported' || r.verdict === 'not-applicable';
     const ok = !r.unexpected;
-    const directive = skip ? ` # SKIP ${r.verdict}: ${r.findings[0]?.message ?? ''}` : r.expectation && !r.unexpected && r.verdict !== 'pass' ? ` # TODO expected ${r.verdict}: ${r.expectation.reason}` : '';
+    const directive = skip
+      ? ` # SKIP ${r.verdict}: ${r.findings[0]?.message ?? ''}`
+      : r.expectation && !r.unexpected && r.verdict !== 'pass'
+        ? ` # TODO expected ${r.verdict}: ${r.expectation.reason}`
+        : '';
     lines.push(`${ok ? 'ok' : 'not ok'} ${i + 1} - ${c.id}${directive.replace(/\n/g, ' ')}`);
     if (!ok || (r.verdict !== 'pass' && !skip)) {
       lines.push('  ---');
       lines.push(`  message: ${yamlString(r.findings.map((f) => `${f.check}: ${f.message}`).join('; ') || r.verdict)}`);
       lines.push(`  severity: ${ok ? 'comment' : r.verdict}`);
       lines.push(`  verdict: ${r.verdict}`);
-      lines.push(`  ${r.kind === 'check' ? 'suite' : 'file'}: ${yamlString(r.kind === 'check' ? r.suite : c.location)}`);
+      lines.push(
+        `  ${r.kind === 'check' ? 'suite' : 'file'}: ${yamlString(r.kind === 'check' ? r.suite : c.location)}`,
+      );
       lines.push(`  requirements: ${yamlString(c.requirements.join(', '))}`);
       const first = r.findings.find((f) => f.expected !== undefined || f.observed !== undefined);
       if (first?.expected !== undefined) lines.push(`  expected: ${yamlString(first.expected)}`);
@@ -152,9 +176,15 @@ interface TapAssert {
 export function junitReport(run: RunResult<CaseResult>, suiteName: string): Promise<string> {
   // tap-junit's serializer and the TAP parser it is built on (tap-parser's CommonJS build).
   // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const serialize = require('tap-junit/src/serialize') as (tests: unknown[], output: unknown, options: { name: string; classname: string; pretty: boolean }) => string;
+  const serialize = require('tap-junit/src/serialize') as (
+    tests: unknown[],
+    output: unknown,
+    options: { name: string; classname: string; pretty: boolean },
+  ) => string;
   // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const { Parser } = require('tap-parser') as { Parser: new () => NodeJS.WritableStream & { on(ev: string, cb: (x: unknown) => void): void } };
+  const { Parser } = require('tap-parser') as {
+    Parser: new () => NodeJS.WritableStream & { on(ev: string, cb: (x: unknown) => void): void };
+  };
   return new Promise((resolve, reject) => {
     const parser = new Parser();
     const tests: unknown[] = [];
@@ -189,7 +219,8 @@ export interface ResultsContext {
 /** The canonical results document. */
 export function resultsDocument(run: RunResult<CaseResult>, context: ResultsContext): object {
   const digest = createHash('sha256');
-  for (const v of [...context.vectors].sort((a, b) => (a.id < b.id ? -1 : 1))) digest.update(`${v.id}\n${v.source.file}:${v.source.line}\n`);
+  for (const v of [...context.vectors].sort((a, b) => (a.id < b.id ? -1 : 1)))
+    digest.update(`${v.id}\n${v.source.file}:${v.source.line}\n`);
   for (const file of [...new Set(context.vectors.map((v) => v.source.file))].sort()) {
     try {
       digest.update(fs.readFileSync(file));
@@ -207,14 +238,24 @@ export function resultsDocument(run: RunResult<CaseResult>, context: ResultsCont
       vectorCount: context.vectors.length,
       ...(context.checks ? { checkCount: context.checks.length } : {}),
     },
-    adapter: { name: context.adapter.name, implementation: context.adapter.implementation, capabilities: [...context.adapter.capabilities] },
+    adapter: {
+      name: context.adapter.name,
+      implementation: context.adapter.implementation,
+      capabilities: [...context.adapter.capabilities],
+    },
     expectations: context.expectations ?? null,
     startedAt: context.startedAt.toISOString(),
     durationMs: run.durationMs,
     options: context.options,
-    summary: { total: run.results.length, unexpected: run.results.filter((r) => r.unexpected).length, byVerdict: counts },
+    summary: {
+      total: run.results.length,
+      unexpected: run.results.filter((r) => r.unexpected).length,
+      byVerdict: counts,
+    },
     results: run.results.map((r) => ({
-      ...(r.kind === 'vector' ? vectorFields(r) : { id: r.check.id, kind: 'check', suite: r.suite, title: r.check.title, requirements: [] }),
+      ...(r.kind === 'vector'
+        ? vectorFields(r)
+        : { id: r.check.id, kind: 'check', suite: r.suite, title: r.check.title, requirements: [] }),
       verdict: r.verdict,
       expected: r.expected,
       ...(r.expectation ? { expectationReason: r.expectation.reason } : {}),
@@ -238,7 +279,14 @@ export function resultsDocument(run: RunResult<CaseResult>, context: ResultsCont
 
 /** A vector's own fields in a results record (a record without `kind` is a vector's). */
 function vectorFields(r: VectorResult): object {
-  return { id: r.vector.id, title: r.vector.title, file: displayPath(r.vector.source.file), line: r.vector.source.line, target: r.vector.target, requirements: [...r.vector.requirements] };
+  return {
+    id: r.vector.id,
+    title: r.vector.title,
+    file: displayPath(r.vector.source.file),
+    line: r.vector.source.line,
+    target: r.vector.target,
+    requirements: [...r.vector.requirements],
+  };
 }
 
 function formatMs(ms: number): string {
@@ -255,10 +303,21 @@ export function checkReport(run: RunResult<CaseResult>): string {
   const idWidth = Math.max(0, ...ids.map((id) => id.length));
   const lines: string[] = [];
   run.results.forEach((r, i) => {
-    lines.push(`${r.verdict.padEnd(11)} ${ids[i]!.padEnd(idWidth)} ${formatMs(r.durationMs).padStart(9)}  ${r.findings.map((f) => f.message).join('; ')}`);
-    if (r.unexpected) lines.push(`${' '.repeat(12)}✗ unexpected: expected ${r.expected}${r.expectation ? ` (${r.expectation.reason})` : ''}`);
+    lines.push(
+      `${r.verdict.padEnd(11)} ${ids[i]!.padEnd(idWidth)} ${formatMs(r.durationMs).padStart(9)}  ${r.findings.map((f) => f.message).join('; ')}`,
+    );
+    if (r.unexpected)
+      lines.push(
+        `${' '.repeat(12)}✗ unexpected: expected ${r.expected}${r.expectation ? ` (${r.expectation.reason})` : ''}`,
+      );
     else if (r.expectation) lines.push(`${' '.repeat(12)}expected ${r.expected}: ${r.expectation.reason}`);
-    if (r.diagnostics && r.unexpected) lines.push(...r.diagnostics.split('\n').slice(0, 20).map((l) => `${' '.repeat(12)}| ${l}`));
+    if (r.diagnostics && r.unexpected)
+      lines.push(
+        ...r.diagnostics
+          .split('\n')
+          .slice(0, 20)
+          .map((l) => `${' '.repeat(12)}| ${l}`),
+      );
   });
   if (run.stale.length > 0) {
     lines.push('Stale expectations:');
@@ -266,10 +325,14 @@ export function checkReport(run: RunResult<CaseResult>): string {
   }
   const counts = countVerdicts(run.results);
   const always: readonly Verdict[] = ['pass', 'fail', 'unsupported', 'error'];
-  const parts = [...always, ...VERDICT_ORDER.filter((v) => !always.includes(v) && counts[v])].map((v) => `${counts[v] ?? 0} ${v}`);
+  const parts = [...always, ...VERDICT_ORDER.filter((v) => !always.includes(v) && counts[v])].map(
+    (v) => `${counts[v] ?? 0} ${v}`,
+  );
   const total = run.results.reduce((sum, r) => sum + r.durationMs, 0);
   const unexpected = run.results.filter((r) => r.unexpected).length;
   const stale = run.stale.length ? `, ${run.stale.length} stale expectation${run.stale.length > 1 ? 's' : ''}` : '';
-  lines.push(`${countOf(run.results)}: ${parts.join(', ')} (${formatMs(total)}); ${unexpected} unexpected${stale}; exit ${run.exitCode}`);
+  lines.push(
+    `${countOf(run.results)}: ${parts.join(', ')} (${formatMs(total)}); ${unexpected} unexpected${stale}; exit ${run.exitCode}`,
+  );
   return `${lines.join('\n')}\n`;
 }

@@ -28,7 +28,14 @@ export function judgeSet(set: OutcomeSet, observed: string): Verdict {
 }
 
 /** Checks an observed outcome against a set: no finding when the set grades it pass. */
-export function judgeOutcome(step: number, check: string, set: OutcomeSet, observed: string, detail?: string, requirements?: readonly string[]): Finding[] {
+export function judgeOutcome(
+  step: number,
+  check: string,
+  set: OutcomeSet,
+  observed: string,
+  detail?: string,
+  requirements?: readonly string[],
+): Finding[] {
   const verdict = judgeSet(set, observed);
   if (verdict === 'pass') return [];
   return [
@@ -36,7 +43,10 @@ export function judgeOutcome(step: number, check: string, set: OutcomeSet, obser
       verdict,
       step,
       check,
-      message: verdict === 'fail' ? `unexpected ${check}: ${observed}${detail ? ` (${detail})` : ''}` : `${check} ${observed} is ${verdict} here${detail ? ` (${detail})` : ''}`,
+      message:
+        verdict === 'fail'
+          ? `unexpected ${check}: ${observed}${detail ? ` (${detail})` : ''}`
+          : `${check} ${observed} is ${verdict} here${detail ? ` (${detail})` : ''}`,
       expected: describeSet(set),
       observed,
       requirements,
@@ -48,20 +58,33 @@ export function judgeOutcome(step: number, check: string, set: OutcomeSet, obser
  * Checks configuration fields after a step (expressions see the configuration after it). An
  * expression that cannot be evaluated stops the vector with an `error`.
  */
-export function judgeConfig(step: number, expected: ReadonlyMap<ConfigFieldName, ValueExpectation>, before: VirtioMemConfig, after: VirtioMemConfig): Checked {
+export function judgeConfig(
+  step: number,
+  expected: ReadonlyMap<ConfigFieldName, ValueExpectation>,
+  before: VirtioMemConfig,
+  after: VirtioMemConfig,
+): Checked {
   const scope = scopeOfConfig(after);
   const findings: Finding[] = [];
   for (const [field, exp] of expected) {
     const observed = BigInt(after[field]);
     const fail = (expectedText: string): void => {
-      findings.push({ verdict: 'fail', step, check: `config.${field}`, message: `${field} is not as expected`, expected: expectedText, observed: formatHex(observed) });
+      findings.push({
+        verdict: 'fail',
+        step,
+        check: `config.${field}`,
+        message: `${field} is not as expected`,
+        expected: expectedText,
+        observed: formatHex(observed),
+      });
     };
     if (exp.kind === 'unchanged') {
       const was = BigInt(before[field]);
       if (observed !== was) fail(`unchanged (${formatHex(was)})`);
       continue;
     }
-    const unevaluable = (reason: string): Checked => stopWith({ verdict: 'error', step, check: `config.${field}`, message: `config.${field}: ${reason}` });
+    const unevaluable = (reason: string): Checked =>
+      stopWith({ verdict: 'error', step, check: `config.${field}`, message: `config.${field}: ${reason}` });
     if (exp.kind === 'equals') {
       const v = evaluate(exp.expr, scope);
       if (!v.ok) return unevaluable(v.reason);
@@ -74,7 +97,9 @@ export function judgeConfig(step: number, expected: ReadonlyMap<ConfigFieldName,
     const lo = min && min.ok ? min.value : undefined;
     const hi = max && max.ok ? max.value : undefined;
     if ((lo !== undefined && observed < lo) || (hi !== undefined && observed > hi)) {
-      fail(`${exp.text} (${lo !== undefined ? `≥ ${formatHex(lo)}` : ''}${lo !== undefined && hi !== undefined ? ', ' : ''}${hi !== undefined ? `≤ ${formatHex(hi)}` : ''})`);
+      fail(
+        `${exp.text} (${lo !== undefined ? `≥ ${formatHex(lo)}` : ''}${lo !== undefined && hi !== undefined ? ', ' : ''}${hi !== undefined ? `≤ ${formatHex(hi)}` : ''})`,
+      );
     }
   }
   return proceed(findings);
@@ -83,14 +108,29 @@ export function judgeConfig(step: number, expected: ReadonlyMap<ConfigFieldName,
 /** Checks bytes. */
 export function judgeBytes(step: number, check: string, expected: Uint8Array, observed: Uint8Array): Finding[] {
   const same = expected.length === observed.length && expected.every((b, i) => b === observed[i]);
-  return same ? [] : [{ verdict: 'fail', step, check, message: `${check} differ`, expected: formatBytes(expected), observed: formatBytes(observed) }];
+  return same
+    ? []
+    : [
+        {
+          verdict: 'fail',
+          step,
+          check,
+          message: `${check} differ`,
+          expected: formatBytes(expected),
+          observed: formatBytes(observed),
+        },
+      ];
 }
 
 /**
  * Applies, in the handler's order, the checker of every expectation key the step states — and
  * only those: a key the handler has no checker for was refused by the loader.
  */
-export async function applyCheckers<O>(checkers: Checkers<O>, step: Step, observed: O): Promise<StepOutcome<Finding[]>> {
+export async function applyCheckers<O>(
+  checkers: Checkers<O>,
+  step: Step,
+  observed: O,
+): Promise<StepOutcome<Finding[]>> {
   const findings: Finding[] = [];
   for (const key of Object.keys(checkers) as ExpectKey[]) {
     const stated = statedValue(step.expect, key);

@@ -5,11 +5,31 @@
  * invariants. A step either continues or stops the vector with a finding.
  */
 import type { DeviceSession, DeviceSetup, HandshakeResult } from '../../../adapters/core/src/contract';
-import { VIRTIO_CONFIG_S_DRIVER_OK, VIRTIO_CONFIG_S_NEEDS_RESET, VIRTIO_MEM_F_PERSISTENT_SUSPEND, featureMask, formatHex } from '../../../spec/src/index';
-import { DeviceSnapshot, TransitionKind, VirtioMemConfig, checkConfigInvariants, checkTransition, decodeConfig } from '../../../model/src/index';
+import {
+  VIRTIO_CONFIG_S_DRIVER_OK,
+  VIRTIO_CONFIG_S_NEEDS_RESET,
+  VIRTIO_MEM_F_PERSISTENT_SUSPEND,
+  featureMask,
+  formatHex,
+} from '../../../spec/src/index';
+import {
+  DeviceSnapshot,
+  TransitionKind,
+  VirtioMemConfig,
+  checkConfigInvariants,
+  checkTransition,
+  decodeConfig,
+} from '../../../model/src/index';
 import type { Step, Vector } from '../loader/types';
 import { deviceHandlerOf } from '../steps/registry';
-import { DeviceObservation, DeviceRunObserver, DeviceStepContext, StepOutcome, proceed, stopWith } from '../steps/step-kind';
+import {
+  DeviceObservation,
+  DeviceRunObserver,
+  DeviceStepContext,
+  StepOutcome,
+  proceed,
+  stopWith,
+} from '../steps/step-kind';
 import { applyCheckers } from './checks';
 import { Oracle } from './oracle';
 import { Finding, invariantFinding } from './verdicts';
@@ -26,7 +46,12 @@ export interface DeviceRunOptions {
 }
 
 /** Runs a device vector; returns its findings (an empty list is a pass). */
-export async function runDeviceVector(vector: Vector, session: DeviceSession, setup: DeviceSetup, options: DeviceRunOptions = {}): Promise<Finding[]> {
+export async function runDeviceVector(
+  vector: Vector,
+  session: DeviceSession,
+  setup: DeviceSetup,
+  options: DeviceRunOptions = {},
+): Promise<Finding[]> {
   const run = new DeviceRun(vector, session, setup, options.observer);
   await run.run();
   return run.findings;
@@ -64,7 +89,12 @@ export class DeviceRun implements DeviceStepContext {
       this.negotiated = init.accepted;
       this.driverActive = driverRunning(init.status);
       if (!init.featuresOk) {
-        this.findings.push({ verdict: 'error', step: 0, check: 'setup', message: `the device refused FEATURES_OK during set-up (offered 0x${init.offered.toString(16)}, accepted 0x${init.accepted.toString(16)})` });
+        this.findings.push({
+          verdict: 'error',
+          step: 0,
+          check: 'setup',
+          message: `the device refused FEATURES_OK during set-up (offered 0x${init.offered.toString(16)}, accepted 0x${init.accepted.toString(16)})`,
+        });
         return;
       }
     }
@@ -114,7 +144,12 @@ export class DeviceRun implements DeviceStepContext {
   async readConfig(): Promise<StepOutcome<VirtioMemConfig>> {
     const decoded = decodeConfig(await this.session.readConfig());
     if (decoded.ok) return proceed(decoded.value);
-    return stopWith({ verdict: 'error', step: this.currentStep, check: 'config', message: `configuration space unreadable: ${decoded.error.actual} of ${decoded.error.expected} bytes` });
+    return stopWith({
+      verdict: 'error',
+      step: this.currentStep,
+      check: 'config',
+      message: `configuration space unreadable: ${decoded.error.actual} of ${decoded.error.expected} bytes`,
+    });
   }
 
   /** Features the runner accepts as the driver: the set-up's list, never more than offered. */
@@ -125,7 +160,13 @@ export class DeviceRun implements DeviceStepContext {
   /** Performs one step, observes the device and checks what the step states. */
   private async step(step: Step): Promise<StepOutcome<void>> {
     const handler = deviceHandlerOf(step.action);
-    if (!handler) return stopWith({ verdict: 'error', step: step.index, check: 'step', message: `'${step.action.kind}' is not a device step` });
+    if (!handler)
+      return stopWith({
+        verdict: 'error',
+        step: step.index,
+        check: 'step',
+        message: `'${step.action.kind}' is not a device step`,
+      });
     const before = this.config;
     const effect = await handler.execute(this, step.action, step);
     if (effect.kind === 'stop') return effect;
@@ -145,7 +186,13 @@ export class DeviceRun implements DeviceStepContext {
     this.config = after;
     this.followOracle(transition, before, after);
 
-    const observation: DeviceObservation = { before, after, notified, readStatus: () => this.session.readStatus(), readRawConfig: () => this.session.readConfig() };
+    const observation: DeviceObservation = {
+      before,
+      after,
+      notified,
+      readStatus: () => this.session.readStatus(),
+      readRawConfig: () => this.session.readConfig(),
+    };
     const checked = await applyCheckers(handler.expect, step, { ...observed, ...observation });
     if (checked.kind === 'stop') return checked;
     this.findings.push(...checked.value);
@@ -162,19 +209,29 @@ export class DeviceRun implements DeviceStepContext {
   private followOracle(transition: TransitionKind, before: VirtioMemConfig, after: VirtioMemConfig): void {
     if (transition === 'host-resize' || transition === 'device-reset') this.oracle.rebase(after);
     if (transition === 'system-reset' || transition === 'wake') {
-      const persistent = transition === 'wake' && (this.negotiated & featureMask(VIRTIO_MEM_F_PERSISTENT_SUSPEND)) !== 0n;
+      const persistent =
+        transition === 'wake' && (this.negotiated & featureMask(VIRTIO_MEM_F_PERSISTENT_SUSPEND)) !== 0n;
       if (persistent) this.oracle.rebase(after);
       else this.oracle.afterSystemReset(after, before.plugged_size);
     }
   }
 
-  private invariants(step: number, before: VirtioMemConfig | undefined, after: VirtioMemConfig, kind: TransitionKind, notified: boolean, driverActive = true): void {
+  private invariants(
+    step: number,
+    before: VirtioMemConfig | undefined,
+    after: VirtioMemConfig,
+    kind: TransitionKind,
+    notified: boolean,
+    driverActive = true,
+  ): void {
     if (!this.vector.checkInvariants) return;
     const snapAfter: DeviceSnapshot = { config: after, pluggedBlocks: this.oracle?.pluggedBlocks };
     const violations = checkConfigInvariants(snapAfter);
     if (before) {
       const persistentSuspend = (this.negotiated & featureMask(VIRTIO_MEM_F_PERSISTENT_SUSPEND)) !== 0n;
-      violations.push(...checkTransition({ config: before }, snapAfter, kind, notified, { persistentSuspend, driverActive }));
+      violations.push(
+        ...checkTransition({ config: before }, snapAfter, kind, notified, { persistentSuspend, driverActive }),
+      );
     }
     for (const v of violations) {
       if (this.reportedInvariants.has(v.invariant)) continue;

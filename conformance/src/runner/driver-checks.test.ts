@@ -1,15 +1,50 @@
-import { VIRTIO_MEM_REQ_PLUG, VIRTIO_MEM_REQ_STATE, VIRTIO_MEM_REQ_UNPLUG, VIRTIO_MEM_REQ_UNPLUG_ALL, VIRTIO_MEM_RESP_ACK, VIRTIO_MEM_RESP_NACK } from '../../../spec/src/index';
+import {
+  VIRTIO_MEM_REQ_PLUG,
+  VIRTIO_MEM_REQ_STATE,
+  VIRTIO_MEM_REQ_UNPLUG,
+  VIRTIO_MEM_REQ_UNPLUG_ALL,
+  VIRTIO_MEM_RESP_ACK,
+  VIRTIO_MEM_RESP_NACK,
+} from '../../../spec/src/index';
 import { VirtioMemConfig, encodeConfig, encodeRequest, encodeResponse } from '../../../model/src/index';
 import type { DriverExchange } from '../../../adapters/core/src/contract';
-import { applyDriverRequest, blocksOfRequest, checkDriverRequest, checkDriverWrite, newDriverShadow } from './driver-checks';
+import {
+  applyDriverRequest,
+  blocksOfRequest,
+  checkDriverRequest,
+  checkDriverWrite,
+  newDriverShadow,
+} from './driver-checks';
 
 const MiB = 1n << 20n;
 const BLOCK = 2n * MiB;
 const ADDR = 4n << 30n;
-const CONFIG: VirtioMemConfig = { block_size: BLOCK, node_id: 0, padding: new Uint8Array(6), addr: ADDR, region_size: 16n * BLOCK, usable_region_size: 8n * BLOCK, plugged_size: 0n, requested_size: 4n * BLOCK };
-const SETUP = { block_size: BLOCK, region_size: 16n * BLOCK, addr: ADDR, requested_size: 4n * BLOCK, node_id: 0, plugged: [] };
+const CONFIG: VirtioMemConfig = {
+  block_size: BLOCK,
+  node_id: 0,
+  padding: new Uint8Array(6),
+  addr: ADDR,
+  region_size: 16n * BLOCK,
+  usable_region_size: 8n * BLOCK,
+  plugged_size: 0n,
+  requested_size: 4n * BLOCK,
+};
+const SETUP = {
+  block_size: BLOCK,
+  region_size: 16n * BLOCK,
+  addr: ADDR,
+  requested_size: 4n * BLOCK,
+  node_id: 0,
+  plugged: [],
+};
 
-function exchange(type: number, block: number, nb_blocks: number, answer: number | null = VIRTIO_MEM_RESP_ACK, config?: Partial<VirtioMemConfig>): DriverExchange {
+function exchange(
+  type: number,
+  block: number,
+  nb_blocks: number,
+  answer: number | null = VIRTIO_MEM_RESP_ACK,
+  config?: Partial<VirtioMemConfig>,
+): DriverExchange {
   return {
     request: encodeRequest({ type, addr: ADDR + BigInt(block) * BLOCK, nb_blocks }),
     response: answer === null ? null : encodeResponse({ type: answer }),
@@ -17,7 +52,8 @@ function exchange(type: number, block: number, nb_blocks: number, answer: number
   };
 }
 
-const checks = (findings: { check: string; verdict: string }[]): string[] => findings.map((f) => `${f.verdict} ${f.check}`);
+const checks = (findings: { check: string; verdict: string }[]): string[] =>
+  findings.map((f) => `${f.verdict} ${f.check}`);
 
 describe('driver-checks (drv.op.9, drv.init.2, drv.op.1)', () => {
   test('blocksOfRequest: the blocks of an aligned range inside the usable region, else nothing', () => {
@@ -31,21 +67,33 @@ describe('driver-checks (drv.op.9, drv.init.2, drv.op.1)', () => {
     ['a well-formed PLUG within requested_size', exchange(VIRTIO_MEM_REQ_PLUG, 0, 2), []],
     ['a request of an unknown type', exchange(9, 0, 1), ['fail driver:request-well-formed']],
     ['a truncated request', { request: new Uint8Array(4), response: null }, ['fail driver:request-well-formed']],
-    ['a PLUG outside the usable region', exchange(VIRTIO_MEM_REQ_PLUG, 7, 2), ['non-strict driver:request-within-usable']],
+    [
+      'a PLUG outside the usable region',
+      exchange(VIRTIO_MEM_REQ_PLUG, 7, 2),
+      ['non-strict driver:request-within-usable'],
+    ],
     ['a PLUG beyond requested_size', exchange(VIRTIO_MEM_REQ_PLUG, 0, 5), ['non-strict driver:plug-beyond-requested']],
     ['an UNPLUG of unplugged blocks', exchange(VIRTIO_MEM_REQ_UNPLUG, 0, 1), ['non-strict driver:unplug-state']],
-    ['a PLUG judged by the configuration the adapter recorded', exchange(VIRTIO_MEM_REQ_PLUG, 0, 5, VIRTIO_MEM_RESP_ACK, { requested_size: 8n * BLOCK }), []],
+    [
+      'a PLUG judged by the configuration the adapter recorded',
+      exchange(VIRTIO_MEM_REQ_PLUG, 0, 5, VIRTIO_MEM_RESP_ACK, { requested_size: 8n * BLOCK }),
+      [],
+    ],
   ] as const)('%s', (_name, ex, expected) => {
     expect(checks(checkDriverRequest(CONFIG, newDriverShadow(SETUP), ex, 3))).toEqual(expected);
   });
 
   test('with memory plugged at start the first request should be UNPLUG_ALL or STATE (drv.init.2)', () => {
     const shadow = newDriverShadow({ ...SETUP, plugged: [{ first: 0, count: 2 }] });
-    expect(checks(checkDriverRequest(CONFIG, shadow, exchange(VIRTIO_MEM_REQ_PLUG, 4, 1), 1))).toEqual(['non-strict driver:init-unplug-all']);
+    expect(checks(checkDriverRequest(CONFIG, shadow, exchange(VIRTIO_MEM_REQ_PLUG, 4, 1), 1))).toEqual([
+      'non-strict driver:init-unplug-all',
+    ]);
     expect(checks(checkDriverRequest(CONFIG, shadow, exchange(VIRTIO_MEM_REQ_STATE, 0, 2), 1))).toEqual([]);
     applyDriverRequest(CONFIG, shadow, exchange(VIRTIO_MEM_REQ_STATE, 0, 2));
     expect(shadow.firstRequestSeen).toBe(true);
-    expect(checks(checkDriverRequest(CONFIG, shadow, exchange(VIRTIO_MEM_REQ_PLUG, 0, 1), 1))).toEqual(['non-strict driver:plug-state']);
+    expect(checks(checkDriverRequest(CONFIG, shadow, exchange(VIRTIO_MEM_REQ_PLUG, 0, 1), 1))).toEqual([
+      'non-strict driver:plug-state',
+    ]);
   });
 
   test('the shadow follows acknowledged requests only', () => {
@@ -65,7 +113,11 @@ describe('driver-checks (drv.op.9, drv.init.2, drv.op.1)', () => {
   test('memory writes touch plugged blocks only (drv.op.1)', () => {
     const shadow = newDriverShadow({ ...SETUP, plugged: [{ first: 0, count: 1 }] });
     expect(checkDriverWrite(CONFIG, shadow, { kind: 'memory-write', addr: ADDR + 16n, length: 64 }, 2)).toEqual([]);
-    expect(checks(checkDriverWrite(CONFIG, shadow, { kind: 'memory-write', addr: ADDR + BLOCK - 8n, length: 16 }, 2))).toEqual(['fail driver:write-unplugged']);
-    expect(checks(checkDriverWrite(CONFIG, shadow, { kind: 'memory-write', addr: ADDR - 8n, length: 4 }, 2))).toEqual(['fail driver:write-unplugged']);
+    expect(
+      checks(checkDriverWrite(CONFIG, shadow, { kind: 'memory-write', addr: ADDR + BLOCK - 8n, length: 16 }, 2)),
+    ).toEqual(['fail driver:write-unplugged']);
+    expect(checks(checkDriverWrite(CONFIG, shadow, { kind: 'memory-write', addr: ADDR - 8n, length: 4 }, 2))).toEqual([
+      'fail driver:write-unplugged',
+    ]);
   });
 });

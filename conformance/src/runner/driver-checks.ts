@@ -5,9 +5,24 @@
  * {@link applyDriverRequest}, from what the device answered.
  */
 import type { DeviceSetup, DriverEvent, DriverExchange } from '../../../adapters/core/src/contract';
-import { REQUEST_TYPE_NAMES, requestTypeName, VIRTIO_MEM_REQ_PLUG, VIRTIO_MEM_REQ_UNPLUG, VIRTIO_MEM_REQ_UNPLUG_ALL, VIRTIO_MEM_RESP_ACK, formatHex } from '../../../spec/src/index';
-import { BlockBitmap, VirtioMemConfig, VirtioMemRequest, decodeConfig, decodeRequest, decodeResponse } from '../../../model/src/index';
-import {  } from './checks';
+import {
+  REQUEST_TYPE_NAMES,
+  requestTypeName,
+  VIRTIO_MEM_REQ_PLUG,
+  VIRTIO_MEM_REQ_UNPLUG,
+  VIRTIO_MEM_REQ_UNPLUG_ALL,
+  VIRTIO_MEM_RESP_ACK,
+  formatHex,
+} from '../../../spec/src/index';
+import {
+  BlockBitmap,
+  VirtioMemConfig,
+  VirtioMemRequest,
+  decodeConfig,
+  decodeRequest,
+  decodeResponse,
+} from '../../../model/src/index';
+import {} from './checks';
 import type { Finding } from './verdicts';
 
 /** What the runner knows of the device's blocks and of the driver's progress. */
@@ -31,9 +46,13 @@ export function newDriverShadow(setup: DeviceSetup): DriverShadow {
  * The blocks a PLUG or UNPLUG addresses, or undefined when the range is unaligned, empty or
  * reaches outside the usable region (the same range rules the model device applies).
  */
-export function blocksOfRequest(c: VirtioMemConfig, r: Pick<VirtioMemRequest, 'addr' | 'nb_blocks'>): { readonly first: number; readonly count: number } | undefined {
+export function blocksOfRequest(
+  c: VirtioMemConfig,
+  r: Pick<VirtioMemRequest, 'addr' | 'nb_blocks'>,
+): { readonly first: number; readonly count: number } | undefined {
   const end = r.addr + BigInt(r.nb_blocks) * c.block_size;
-  const valid = r.addr % c.block_size === 0n && r.nb_blocks > 0 && r.addr >= c.addr && end <= c.addr + c.usable_region_size;
+  const valid =
+    r.addr % c.block_size === 0n && r.nb_blocks > 0 && r.addr >= c.addr && end <= c.addr + c.usable_region_size;
   return valid ? { first: Number((r.addr - c.addr) / c.block_size), count: r.nb_blocks } : undefined;
 }
 
@@ -57,14 +76,39 @@ function acknowledged(exchange: DriverExchange): boolean {
  * Checks one request a driver sent (drv.op.9, drv.init.2) against the shadow as it stood before
  * the request. `current` is the configuration the runner last read.
  */
-export function checkDriverRequest(current: VirtioMemConfig, shadow: DriverShadow, exchange: DriverExchange, step: number): Finding[] {
+export function checkDriverRequest(
+  current: VirtioMemConfig,
+  shadow: DriverShadow,
+  exchange: DriverExchange,
+  step: number,
+): Finding[] {
   const r = wellFormed(exchange);
-  if (!r) return [{ verdict: 'fail', step, check: 'driver:request-well-formed', message: 'the driver sent a request that is not a valid virtio-mem request', requirements: ['drv.op.9'] }];
+  if (!r)
+    return [
+      {
+        verdict: 'fail',
+        step,
+        check: 'driver:request-well-formed',
+        message: 'the driver sent a request that is not a valid virtio-mem request',
+        requirements: ['drv.op.9'],
+      },
+    ];
   const c = configOf(exchange, current);
   const typeName = REQUEST_TYPE_NAMES[r.type];
   const findings: Finding[] = [];
-  if (!shadow.firstRequestSeen && shadow.pluggedAtStart && r.type !== VIRTIO_MEM_REQ_UNPLUG_ALL && typeName !== 'STATE') {
-    findings.push({ verdict: 'non-strict', step, check: 'driver:init-unplug-all', message: `memory was plugged at start but the driver's first request was ${typeName}, not UNPLUG_ALL or STATE`, requirements: ['drv.init.2'] });
+  if (
+    !shadow.firstRequestSeen &&
+    shadow.pluggedAtStart &&
+    r.type !== VIRTIO_MEM_REQ_UNPLUG_ALL &&
+    typeName !== 'STATE'
+  ) {
+    findings.push({
+      verdict: 'non-strict',
+      step,
+      check: 'driver:init-unplug-all',
+      message: `memory was plugged at start but the driver's first request was ${typeName}, not UNPLUG_ALL or STATE`,
+      requirements: ['drv.init.2'],
+    });
   }
   if (r.type === VIRTIO_MEM_REQ_UNPLUG_ALL) return findings;
   const blocks = blocksOfRequest(c, r);
@@ -80,13 +124,32 @@ export function checkDriverRequest(current: VirtioMemConfig, shadow: DriverShado
   }
   const plugged = shadow.blocks.countRange(blocks.first, blocks.count);
   if (r.type === VIRTIO_MEM_REQ_PLUG) {
-    if (plugged > 0) findings.push({ verdict: 'non-strict', step, check: 'driver:plug-state', message: `PLUG of ${r.nb_blocks} blocks at ${formatHex(r.addr)} covers ${plugged} plugged blocks`, requirements: ['drv.op.9'] });
+    if (plugged > 0)
+      findings.push({
+        verdict: 'non-strict',
+        step,
+        check: 'driver:plug-state',
+        message: `PLUG of ${r.nb_blocks} blocks at ${formatHex(r.addr)} covers ${plugged} plugged blocks`,
+        requirements: ['drv.op.9'],
+      });
     const after = BigInt(shadow.blocks.count + r.nb_blocks - plugged) * c.block_size;
     if (after > c.requested_size) {
-      findings.push({ verdict: 'non-strict', step, check: 'driver:plug-beyond-requested', message: `PLUG would take plugged_size to ${formatHex(after)}, beyond requested_size ${formatHex(c.requested_size)}`, requirements: ['drv.op.9'] });
+      findings.push({
+        verdict: 'non-strict',
+        step,
+        check: 'driver:plug-beyond-requested',
+        message: `PLUG would take plugged_size to ${formatHex(after)}, beyond requested_size ${formatHex(c.requested_size)}`,
+        requirements: ['drv.op.9'],
+      });
     }
   } else if (r.type === VIRTIO_MEM_REQ_UNPLUG && plugged < r.nb_blocks) {
-    findings.push({ verdict: 'non-strict', step, check: 'driver:unplug-state', message: `UNPLUG of ${r.nb_blocks} blocks at ${formatHex(r.addr)} covers ${r.nb_blocks - plugged} unplugged blocks`, requirements: ['drv.op.9'] });
+    findings.push({
+      verdict: 'non-strict',
+      step,
+      check: 'driver:unplug-state',
+      message: `UNPLUG of ${r.nb_blocks} blocks at ${formatHex(r.addr)} covers ${r.nb_blocks - plugged} unplugged blocks`,
+      requirements: ['drv.op.9'],
+    });
   }
   return findings;
 }
@@ -108,19 +171,40 @@ export function applyDriverRequest(current: VirtioMemConfig, shadow: DriverShado
 }
 
 /** Checks a memory write of the driver: only plugged memory may be written (drv.op.1). */
-export function checkDriverWrite(c: VirtioMemConfig, shadow: DriverShadow, ev: Extract<DriverEvent, { kind: 'memory-write' }>, step: number): Finding[] {
+export function checkDriverWrite(
+  c: VirtioMemConfig,
+  shadow: DriverShadow,
+  ev: Extract<DriverEvent, { kind: 'memory-write' }>,
+  step: number,
+): Finding[] {
   const start = ev.addr - c.addr;
   const endExclusive = start + BigInt(ev.length);
   const outside = start < 0n || endExclusive > c.region_size;
   const first = outside ? 0 : Number(start / c.block_size);
   const last = outside ? 0 : Number((endExclusive - 1n) / c.block_size);
   if (outside || shadow.blocks.countRange(first, last - first + 1) !== last - first + 1) {
-    return [{ verdict: 'fail', step, check: 'driver:write-unplugged', message: `the driver wrote ${ev.length} bytes at ${formatHex(ev.addr)}, which is not plugged memory`, requirements: ['drv.op.1'] }];
+    return [
+      {
+        verdict: 'fail',
+        step,
+        check: 'driver:write-unplugged',
+        message: `the driver wrote ${ev.length} bytes at ${formatHex(ev.addr)}, which is not plugged memory`,
+        requirements: ['drv.op.1'],
+      },
+    ];
   }
   return [];
 }
 
 /** A configuration write of the driver: the driver must not write the configuration (drv.cfg.1). */
 export function checkDriverConfigWrite(ev: Extract<DriverEvent, { kind: 'config-write' }>, step: number): Finding[] {
-  return [{ verdict: 'fail', step, check: 'driver:config-write', message: `the driver wrote ${ev.length} bytes at config offset ${ev.offset}`, requirements: ['drv.cfg.1'] }];
+  return [
+    {
+      verdict: 'fail',
+      step,
+      check: 'driver:config-write',
+      message: `the driver wrote ${ev.length} bytes at config offset ${ev.offset}`,
+      requirements: ['drv.cfg.1'],
+    },
+  ];
 }

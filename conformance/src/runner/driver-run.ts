@@ -72,14 +72,26 @@ export class DriverRun implements DriverStepContext {
   /** Reads and decodes the configuration, and remembers it. */
   async readConfig(): Promise<StepOutcome<VirtioMemConfig>> {
     const decoded = decodeConfig(await this.session.readConfig());
-    if (!decoded.ok) return stopWith({ verdict: 'error', step: this.currentStep, check: 'step', message: 'configuration space unreadable' });
+    if (!decoded.ok)
+      return stopWith({
+        verdict: 'error',
+        step: this.currentStep,
+        check: 'step',
+        message: 'configuration space unreadable',
+      });
     this.config = decoded.value;
     return proceed(decoded.value);
   }
 
   private async step(step: Step): Promise<StepOutcome<void>> {
     const handler = driverHandlerOf(step.action);
-    if (!handler) return stopWith({ verdict: 'error', step: step.index, check: 'step', message: `'${step.action.kind}' is not a driver step` });
+    if (!handler)
+      return stopWith({
+        verdict: 'error',
+        step: step.index,
+        check: 'step',
+        message: `'${step.action.kind}' is not a driver step`,
+      });
     const before = this.config;
     const effect = await handler.execute(this, step.action, step);
     if (effect.kind === 'stop') return effect;
@@ -89,7 +101,11 @@ export class DriverRun implements DriverStepContext {
       this.reported.add(f.check);
       this.findings.push(f);
     }
-    const checked = await applyCheckers(handler.expect, step, { ...effect.value.observed, before, configAfter: () => this.readConfig() });
+    const checked = await applyCheckers(handler.expect, step, {
+      ...effect.value.observed,
+      before,
+      configAfter: () => this.readConfig(),
+    });
     if (checked.kind === 'stop') return checked;
     this.findings.push(...checked.value);
     return proceed(undefined);

@@ -48,7 +48,10 @@ export function loadExpectations(file: string): { set?: ExpectationSet; problems
   if (!parsed.source) return { problems: parsed.problems };
   const problems = validateSource(parsed.source, 'https://vmemct.dev/schemas/expectations.json');
   if (problems.length > 0) return { problems };
-  const raw = parsed.source.value as { implementation: string; entries: { id: string; verdict: Verdict; reason: string; link?: string; max_matches?: number }[] };
+  const raw = parsed.source.value as {
+    implementation: string;
+    entries: { id: string; verdict: Verdict; reason: string; link?: string; max_matches?: number }[];
+  };
   const entries = raw.entries.map((e, i) => ({
     pattern: e.id,
     verdict: e.verdict,
@@ -87,18 +90,33 @@ export function globToRegExp(glob: string): RegExp {
  * Problems of an expectation file against the corpus that make it unusable (exit 3): a glob
  * matching more than `max_matches` vectors, or two entries claiming the same vector.
  */
-export function expectationProblems(set: ExpectationSet, allVectors: readonly Case[], noun: CaseNoun = 'vector'): LoadProblem[] {
+export function expectationProblems(
+  set: ExpectationSet,
+  allVectors: readonly Case[],
+  noun: CaseNoun = 'vector',
+): LoadProblem[] {
   const problems: LoadProblem[] = [];
   const claimedBy = new Map<string, ExpectationEntry>();
   for (const entry of set.entries) {
     const re = globToRegExp(entry.pattern);
     const matched = allVectors.filter((v) => re.test(v.id));
     if (matched.length > entry.maxMatches) {
-      problems.push({ file: set.file, line: entry.line, field: 'id', reason: `'${entry.pattern}' matches ${matched.length} ${noun}s, more than max_matches ${entry.maxMatches}; list them or raise max_matches` });
+      problems.push({
+        file: set.file,
+        line: entry.line,
+        field: 'id',
+        reason: `'${entry.pattern}' matches ${matched.length} ${noun}s, more than max_matches ${entry.maxMatches}; list them or raise max_matches`,
+      });
     }
     for (const v of matched) {
       const earlier = claimedBy.get(v.id);
-      if (earlier) problems.push({ file: set.file, line: entry.line, field: 'id', reason: `'${entry.pattern}' matches ${v.id}, already claimed by the entry at line ${earlier.line}` });
+      if (earlier)
+        problems.push({
+          file: set.file,
+          line: entry.line,
+          field: 'id',
+          reason: `'${entry.pattern}' matches ${v.id}, already claimed by the entry at line ${earlier.line}`,
+        });
       else claimedBy.set(v.id, entry);
     }
   }
@@ -106,7 +124,11 @@ export function expectationProblems(set: ExpectationSet, allVectors: readonly Ca
 }
 
 /** Entry for each vector id, and the entries that match no vector (stale). */
-export function matchExpectations(set: ExpectationSet, allVectors: readonly Case[], noun: CaseNoun = 'vector'): { byId: Map<string, ExpectationEntry>; stale: { id: string; reason: string }[] } {
+export function matchExpectations(
+  set: ExpectationSet,
+  allVectors: readonly Case[],
+  noun: CaseNoun = 'vector',
+): { byId: Map<string, ExpectationEntry>; stale: { id: string; reason: string }[] } {
   const byId = new Map<string, ExpectationEntry>();
   const stale: { id: string; reason: string }[] = [];
   for (const entry of set.entries) {
@@ -117,7 +139,10 @@ export function matchExpectations(set: ExpectationSet, allVectors: readonly Case
       continue;
     }
     if (matched.length > entry.maxMatches) {
-      stale.push({ id: entry.pattern, reason: `${set.file}:${entry.line}: matches ${matched.length} ${noun}s, more than max_matches ${entry.maxMatches}` });
+      stale.push({
+        id: entry.pattern,
+        reason: `${set.file}:${entry.line}: matches ${matched.length} ${noun}s, more than max_matches ${entry.maxMatches}`,
+      });
       continue;
     }
     for (const v of matched) if (!byId.has(v.id)) byId.set(v.id, entry);

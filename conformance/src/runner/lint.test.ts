@@ -3,7 +3,8 @@ import { loadVectorText } from '../loader/load';
 import { formatProblem } from '../loader/types';
 import { lintVectors } from './lint';
 
-const reference = (setup: Parameters<ReturnType<typeof createModelAdapter>['openDevice']>[0]) => createModelAdapter().openDevice(setup);
+const reference = (setup: Parameters<ReturnType<typeof createModelAdapter>['openDevice']>[0]) =>
+  createModelAdapter().openDevice(setup);
 
 async function lint(steps: string[], title = 'a scenario under test', target = 'device'): Promise<string[]> {
   const text = [
@@ -26,7 +27,9 @@ async function lint(steps: string[], title = 'a scenario under test', target = '
 
 describe('lint: a dry run of the device handlers on the reference model', () => {
   test('a vector whose expectations a conforming device can meet has no problems', async () => {
-    expect(await lint(['      - request: {type: PLUG, addr: addr, nb_blocks: 1}', '        expect: {response: ACK}'])).toEqual([]);
+    expect(
+      await lint(['      - request: {type: PLUG, addr: addr, nb_blocks: 1}', '        expect: {response: ACK}']),
+    ).toEqual([]);
   });
 
   test('an outcome graded pass that no conforming device answers is a problem at the step (later steps see the model after the earlier ones)', async () => {
@@ -36,19 +39,39 @@ describe('lint: a dry run of the device handlers on the reference model', () => 
       '      - request: {type: PLUG, addr: addr, nb_blocks: 1}',
       '        expect: {response: {ACK: pass, ERROR: informational}}',
     ]);
-    expect(problems).toEqual([expect.stringMatching(/^lint\.yaml:12: steps\[1\]\.expect\.response: ACK is not something a conforming device answers here \(conforming: ERROR/)]);
+    expect(problems).toEqual([
+      expect.stringMatching(
+        /^lint\.yaml:12: steps\[1\]\.expect\.response: ACK is not something a conforming device answers here \(conforming: ERROR/,
+      ),
+    ]);
   });
 
   test('non-strict and fail grades may name anything', async () => {
-    expect(await lint(['      - request: {type: UNPLUG, addr: addr, nb_blocks: 1}', '        expect: {response: {ERROR: pass, NACK: fail, ACK: non-strict}}'])).toEqual([]);
+    expect(
+      await lint([
+        '      - request: {type: UNPLUG, addr: addr, nb_blocks: 1}',
+        '        expect: {response: {ERROR: pass, NACK: fail, ACK: non-strict}}',
+      ]),
+    ).toEqual([]);
   });
 
   test('a step the dry run cannot perform is a problem at that step', async () => {
-    expect(await lint(['      - read_config: true', '      - request: {type: PLUG, addr: addr - 5 * region_size, nb_blocks: 1}'])).toEqual([expect.stringMatching(/^lint\.yaml:11: steps\[1\]: request\.addr -\d+ does not fit in 64 bits/)]);
+    expect(
+      await lint([
+        '      - read_config: true',
+        '      - request: {type: PLUG, addr: addr - 5 * region_size, nb_blocks: 1}',
+      ]),
+    ).toEqual([expect.stringMatching(/^lint\.yaml:11: steps\[1\]: request\.addr -\d+ does not fit in 64 bits/)]);
   });
 
   test('a title that states a requirement level is a problem; driver vectors are not dry-run', async () => {
-    expect(await lint(['      - start: true', '      - settle: true', '        expect: {converged: false}'], 'The driver MUST converge', 'driver')).toEqual([
+    expect(
+      await lint(
+        ['      - start: true', '      - settle: true', '        expect: {converged: false}'],
+        'The driver MUST converge',
+        'driver',
+      ),
+    ).toEqual([
       'lint.yaml:5: title: titles describe the scenario; the requirement level lives in the catalogue (drop MUST/SHOULD/MAY)',
     ]);
   });

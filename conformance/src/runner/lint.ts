@@ -18,11 +18,19 @@ import { evaluateSetup } from './setup';
 export type OpenReferenceDevice = (setup: DeviceSetup) => Promise<DeviceSession>;
 
 /** Lints loaded vectors; returns problems with file and line. */
-export async function lintVectors(vectors: readonly Vector[], openReferenceDevice: OpenReferenceDevice): Promise<LoadProblem[]> {
+export async function lintVectors(
+  vectors: readonly Vector[],
+  openReferenceDevice: OpenReferenceDevice,
+): Promise<LoadProblem[]> {
   const problems: LoadProblem[] = [];
   for (const v of vectors) {
     if (/\b(MUST|SHOULD|MAY)\b/.test(v.title)) {
-      problems.push({ file: v.source.file, line: v.source.line, field: 'title', reason: 'titles describe the scenario; the requirement level lives in the catalogue (drop MUST/SHOULD/MAY)' });
+      problems.push({
+        file: v.source.file,
+        line: v.source.line,
+        field: 'title',
+        reason: 'titles describe the scenario; the requirement level lives in the catalogue (drop MUST/SHOULD/MAY)',
+      });
     }
     if (v.target === 'device') problems.push(...(await dryRun(v, openReferenceDevice)));
   }

@@ -27,7 +27,11 @@ export class Oracle {
   /** False once the device did something whose effect on blocks cannot be known. */
   private known = true;
 
-  constructor(config: VirtioMemConfig, plugged: readonly BlockRange[], private readonly features: bigint) {
+  constructor(
+    config: VirtioMemConfig,
+    plugged: readonly BlockRange[],
+    private readonly features: bigint,
+  ) {
     this.device = Oracle.build(config, plugged, features);
   }
 

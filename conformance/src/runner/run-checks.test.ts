@@ -38,7 +38,17 @@ function fakeTarget(log: string[] = []): CheckTarget<FakeContext> {
 }
 
 function expectations(...entries: [string, Verdict][]): ExpectationSet {
-  return { file: 'fake.yaml', implementation: 'fake back-end', entries: entries.map(([pattern, verdict], i): ExpectationEntry => ({ pattern, verdict, reason: 'known result of the fake', maxMatches: 1, line: i + 5 })) };
+  return {
+    file: 'fake.yaml',
+    implementation: 'fake back-end',
+    entries: entries.map(([pattern, verdict], i): ExpectationEntry => ({
+      pattern,
+      verdict,
+      reason: 'known result of the fake',
+      maxMatches: 1,
+      line: i + 5,
+    })),
+  };
 }
 
 function verdicts(run: RunResult<CheckResult>): Record<string, string> {
@@ -49,23 +59,37 @@ describe('runChecks', () => {
   test('should run each check with a fresh context, closed after it, and judge it like a vector', async () => {
     const log: string[] = [];
     const seen: string[] = [];
-    const run = await runChecks(fakeTarget(log), 'fake', CHECKS, CHECKS, { onResult: (r, done, total) => seen.push(`${r.check.id} ${done}/${total}`) });
-    expect(verdicts(run)).toEqual({ 'fk.passes': 'pass', 'fk.fails': 'fail (unexpected)', 'fk.needs-more': 'unsupported' });
+    const run = await runChecks(fakeTarget(log), 'fake', CHECKS, CHECKS, {
+      onResult: (r, done, total) => seen.push(`${r.check.id} ${done}/${total}`),
+    });
+    expect(verdicts(run)).toEqual({
+      'fk.passes': 'pass',
+      'fk.fails': 'fail (unexpected)',
+      'fk.needs-more': 'unsupported',
+    });
     expect(log).toEqual(['open fk.passes', 'close fk.passes', 'open fk.fails', 'close fk.fails']);
     expect(seen).toEqual(['fk.passes 1/3', 'fk.fails 2/3', 'fk.needs-more 3/3']);
-    expect(run.results[2]!.findings).toEqual([{ verdict: 'unsupported', step: 0, check: 'needs', message: 'the back-end does not offer CONFIG' }]);
+    expect(run.results[2]!.findings).toEqual([
+      { verdict: 'unsupported', step: 0, check: 'needs', message: 'the back-end does not offer CONFIG' },
+    ]);
     expect(run.results.every((r) => r.kind === 'check' && r.suite === 'fake')).toBe(true);
     expect(run.exitCode).toBe(1);
   });
 
   test('should hold expectation files both ways and report stale entries', async () => {
-    const known = await runChecks(fakeTarget(), 'fake', CHECKS, CHECKS, { expectations: expectations(['fk.fails', 'fail']) });
+    const known = await runChecks(fakeTarget(), 'fake', CHECKS, CHECKS, {
+      expectations: expectations(['fk.fails', 'fail']),
+    });
     expect(known.exitCode).toBe(0);
     expect(known.results[1]).toMatchObject({ verdict: 'fail', expected: 'fail', unexpected: false });
-    const wrong = await runChecks(fakeTarget(), 'fake', CHECKS, CHECKS, { expectations: expectations(['fk.fails', 'fail'], ['fk.passes', 'fail']) });
+    const wrong = await runChecks(fakeTarget(), 'fake', CHECKS, CHECKS, {
+      expectations: expectations(['fk.fails', 'fail'], ['fk.passes', 'fail']),
+    });
     expect(verdicts(wrong)['fk.passes']).toBe('pass (unexpected)');
     expect(wrong.exitCode).toBe(1);
-    const stale = await runChecks(fakeTarget(), 'fake', CHECKS.slice(0, 1), CHECKS, { expectations: expectations(['fk.gone', 'fail']) });
+    const stale = await runChecks(fakeTarget(), 'fake', CHECKS.slice(0, 1), CHECKS, {
+      expectations: expectations(['fk.gone', 'fail']),
+    });
     expect(stale.stale).toEqual([{ id: 'fk.gone', reason: 'fake.yaml:5: matches no check' }]);
     expect(stale.exitCode).toBe(1);
   });
@@ -73,7 +97,10 @@ describe('runChecks', () => {
   test('should report a check that throws as error (our side failed) and exit 2', async () => {
     const throwing = [check('fk.throws', async () => Promise.reject(new Error('memfd_create: EMFILE')))];
     const run = await runChecks(fakeTarget(), 'fake', throwing, throwing);
-    expect(run.results[0]).toMatchObject({ verdict: 'error', findings: [{ check: 'harness', message: 'our side failed: Error: memfd_create: EMFILE' }] });
+    expect(run.results[0]).toMatchObject({
+      verdict: 'error',
+      findings: [{ check: 'harness', message: 'our side failed: Error: memfd_create: EMFILE' }],
+    });
     expect(run.exitCode).toBe(2);
   });
 
@@ -81,7 +108,10 @@ describe('runChecks', () => {
     const log: string[] = [];
     const hanging = [check('fk.hangs', () => new Promise(() => undefined))];
     const run = await runChecks(fakeTarget(log), 'fake', hanging, hanging, { timeoutMs: 30 });
-    expect(run.results[0]).toMatchObject({ verdict: 'timeout', findings: [{ message: 'the check did not finish within 30 ms' }] });
+    expect(run.results[0]).toMatchObject({
+      verdict: 'timeout',
+      findings: [{ message: 'the check did not finish within 30 ms' }],
+    });
     expect(log).toEqual(['open fk.hangs', 'close fk.hangs']);
     expect(run.exitCode).toBe(2);
   });
@@ -106,7 +136,9 @@ describe('reports of a check run', () => {
     expect(lines[2]).toBe(`${' '.repeat(12)}expected fail: known result of the fake`);
     expect(lines[3]).toMatch(/^unsupported fk\.needs-more +\d+\.\d ms {2}the back-end does not offer CONFIG$/);
     // The messages start in the same column.
-    expect(new Set([lines[0]!.indexOf('all'), lines[1]!.indexOf('SET_OWNER'), lines[3]!.indexOf('the back-end')]).size).toBe(1);
+    expect(
+      new Set([lines[0]!.indexOf('all'), lines[1]!.indexOf('SET_OWNER'), lines[3]!.indexOf('the back-end')]).size,
+    ).toBe(1);
     expect(lines[4]).toMatch(/^3 checks: 1 pass, 1 fail, 1 unsupported, 0 error \(\d+\.\d ms\); 0 unexpected; exit 0$/);
     expect(summaryLine(run)).toMatch(/^vmemct: 3 checks: 1 fail, 1 unsupported, 1 pass; 0 unexpected; \d+ ms; exit 0$/);
   });
@@ -124,10 +156,26 @@ describe('reports of a check run', () => {
     const ajv = new Ajv2020({ allErrors: true, strict: true, allowUnionTypes: true });
     for (const schema of ALL_SCHEMAS) ajv.addSchema(schema);
     const validate = ajv.getSchema(ResultsSchema.$id)!;
-    const doc = resultsDocument(run, { adapter: fakeTarget().info, version: '0.1.0', vectors: [], checks: CHECKS, expectations: 'fake.yaml', startedAt: new Date(0), options: {} }) as { results: object[]; suite: object };
+    const doc = resultsDocument(run, {
+      adapter: fakeTarget().info,
+      version: '0.1.0',
+      vectors: [],
+      checks: CHECKS,
+      expectations: 'fake.yaml',
+      startedAt: new Date(0),
+      options: {},
+    }) as { results: object[]; suite: object };
     expect(validate(doc) ? [] : validate.errors).toEqual([]);
     expect(doc.suite).toMatchObject({ vectorCount: 0, checkCount: 3 });
-    expect(doc.results[1]).toMatchObject({ id: 'fk.fails', kind: 'check', suite: 'fake', verdict: 'fail', expected: 'fail', status: 'expected', expectationReason: 'known result of the fake' });
+    expect(doc.results[1]).toMatchObject({
+      id: 'fk.fails',
+      kind: 'check',
+      suite: 'fake',
+      verdict: 'fail',
+      expected: 'fail',
+      status: 'expected',
+      expectationReason: 'known result of the fake',
+    });
     // A check record without its suite is refused; a vector record still needs its file, line and target.
     expect(validate({ ...doc, results: [{ ...doc.results[0], suite: undefined }] })).toBe(false);
     expect(validate({ ...doc, results: [{ ...doc.results[0], kind: undefined, suite: undefined }] })).toBe(false);

@@ -1,12 +1,28 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import type { Adapter, Capability, Chain, Completion, DeviceSession, DeviceSetup, HandshakeResult, Target } from '../../../adapters/core/src/contract';
+import type {
+  Adapter,
+  Capability,
+  Chain,
+  Completion,
+  DeviceSession,
+  DeviceSetup,
+  HandshakeResult,
+  Target,
+} from '../../../adapters/core/src/contract';
 import { AdapterError, UnsupportedSetupError } from '../../../adapters/core/src/contract';
 import { VirtioMemDevice, initialiseDevice } from '../../../model/src/index';
 import { loadVectorText, loadVectors } from '../loader/load';
 import type { Vector } from '../loader/types';
-import { DEFAULT_MAX_MATCHES, ExpectationEntry, ExpectationSet, globToRegExp, loadExpectations, matchExpectations } from './expectations';
+import {
+  DEFAULT_MAX_MATCHES,
+  ExpectationEntry,
+  ExpectationSet,
+  globToRegExp,
+  loadExpectations,
+  matchExpectations,
+} from './expectations';
 import { VectorResult, isExpectedByDefault, runVectors, selectVectors } from './run';
 import type { Verdict } from './verdicts';
 
@@ -103,7 +119,11 @@ interface V {
 /** One vector's YAML (list item). */
 function vec(v: V): string {
   const target = v.target ?? (v.id.startsWith('vmem.drv.') ? 'driver' : 'device');
-  const steps = v.steps ?? (target === 'device' ? ['      - request: {type: PLUG, addr: addr, nb_blocks: 1}', '        expect: {response: ACK}'] : ['      - start: true', '      - settle: true']);
+  const steps =
+    v.steps ??
+    (target === 'device'
+      ? ['      - request: {type: PLUG, addr: addr, nb_blocks: 1}', '        expect: {response: ACK}']
+      : ['      - start: true', '      - settle: true']);
   return [
     `  - id: ${v.id}`,
     `    title: Vector ${v.id}`,
@@ -117,7 +137,9 @@ function vec(v: V): string {
 }
 
 function file(...items: string[]): string {
-  return ['format: vmemct-vectors/1', 'defaults:', '  setup: {requested_size: 64MiB}', 'vectors:', ...items, ''].join('\n');
+  return ['format: vmemct-vectors/1', 'defaults:', '  setup: {requested_size: 64MiB}', 'vectors:', ...items, ''].join(
+    '\n',
+  );
 }
 
 const PASSING = (id: string): string => vec({ id });
@@ -126,10 +148,19 @@ const FAILING = (id: string): string =>
   vec({ id, steps: ['      - request: {type: PLUG, addr: addr, nb_blocks: 1}', '        expect: {response: ERROR}'] });
 /** Declares the conforming ACK non-strict (as if it were a SHOULD breach). */
 const NON_STRICT = (id: string): string =>
-  vec({ id, steps: ['      - request: {type: PLUG, addr: addr, nb_blocks: 1}', '        expect: {response: {ACK: non-strict}}'] });
-const RESIZING = (id: string): string => vec({ id, requirements: 'dev.cfg.9', steps: ['      - resize: 32MiB', '        expect: {notification: sent}'] });
+  vec({
+    id,
+    steps: ['      - request: {type: PLUG, addr: addr, nb_blocks: 1}', '        expect: {response: {ACK: non-strict}}'],
+  });
+const RESIZING = (id: string): string =>
+  vec({ id, requirements: 'dev.cfg.9', steps: ['      - resize: 32MiB', '        expect: {notification: sent}'] });
 
-function entry(pattern: string, verdict: Verdict, maxMatches = pattern.includes('*') ? DEFAULT_MAX_MATCHES : 1, line = 1): ExpectationEntry {
+function entry(
+  pattern: string,
+  verdict: Verdict,
+  maxMatches = pattern.includes('*') ? DEFAULT_MAX_MATCHES : 1,
+  line = 1,
+): ExpectationEntry {
   return { pattern, verdict, reason: 'known result of the fake', maxMatches, line };
 }
 
@@ -137,7 +168,8 @@ function expectations(...entries: ExpectationEntry[]): ExpectationSet {
   return { file: 'fake.expect.yaml', implementation: 'fake 1.0', entries };
 }
 
-const byId = (results: readonly VectorResult[]): Record<string, VectorResult> => Object.fromEntries(results.map((r) => [r.vector.id, r]));
+const byId = (results: readonly VectorResult[]): Record<string, VectorResult> =>
+  Object.fromEntries(results.map((r) => [r.vector.id, r]));
 
 // ------------------------------------------------------------------------------------------------
 
@@ -146,7 +178,9 @@ describe('runVectors with fake adapters', () => {
     const all = vectorsOf(file(PASSING('vmem.dev.run.one'), PASSING('vmem.dev.run.two')));
     const seen: [string, number, number][] = [];
     const adapter = fakeAdapter();
-    const run = await runVectors(adapter, all, all, { onResult: (r, done, total) => seen.push([r.vector.id, done, total]) });
+    const run = await runVectors(adapter, all, all, {
+      onResult: (r, done, total) => seen.push([r.vector.id, done, total]),
+    });
     expect(run.results.map((r) => [r.verdict, r.unexpected])).toEqual([
       ['pass', false],
       ['pass', false],
@@ -170,7 +204,12 @@ describe('runVectors with fake adapters', () => {
     });
     const run = await runVectors(adapter, all, all);
     const r = byId(run.results);
-    expect(r['vmem.dev.run.one']).toMatchObject({ verdict: 'error', unexpected: true, expected: 'pass', diagnostics: 'stderr: boom' });
+    expect(r['vmem.dev.run.one']).toMatchObject({
+      verdict: 'error',
+      unexpected: true,
+      expected: 'pass',
+      diagnostics: 'stderr: boom',
+    });
     expect(r['vmem.dev.run.one'].findings[0].message).toMatch(/the adapter failed: AdapterError: qemu died/);
     expect(r['vmem.dev.run.two']).toMatchObject({ verdict: 'pass', unexpected: false });
     expect(adapter.opened).toBe(2);
@@ -317,7 +356,9 @@ describe('runVectors with fake adapters', () => {
 
   test('an expected unsupported is matched like any verdict; an entry expecting pass for it is unexpected', async () => {
     const all = vectorsOf(file(RESIZING('vmem.dev.run.resize'), PASSING('vmem.dev.run.one')));
-    const run = await runVectors(fakeAdapter(), all, all, { expectations: expectations(entry('vmem.dev.run.resize', 'pass')) });
+    const run = await runVectors(fakeAdapter(), all, all, {
+      expectations: expectations(entry('vmem.dev.run.resize', 'pass')),
+    });
     expect(run.results[0]).toMatchObject({ verdict: 'unsupported', expected: 'pass', unexpected: true });
     expect(run.exitCode).toBe(1);
   });
@@ -349,7 +390,10 @@ describe('strict mode', () => {
 
   test('an expectation entry for non-strict keeps it expected even in strict mode', async () => {
     const all = vectorsOf(file(NON_STRICT('vmem.dev.run.should')));
-    const run = await runVectors(fakeAdapter(), all, all, { strict: true, expectations: expectations(entry('vmem.dev.run.should', 'non-strict')) });
+    const run = await runVectors(fakeAdapter(), all, all, {
+      strict: true,
+      expectations: expectations(entry('vmem.dev.run.should', 'non-strict')),
+    });
     expect(run.results[0]).toMatchObject({ verdict: 'non-strict', unexpected: false });
     expect(run.exitCode).toBe(0);
   });
@@ -396,7 +440,14 @@ describe('expectation files', () => {
 
   test('matchExpectations: exact ids and globs; the first entry matching a vector wins', () => {
     const all = CORPUS();
-    const m = matchExpectations(expectations(entry('vmem.dev.plug.one', 'fail'), entry('vmem.dev.plug.*', 'acceptable'), entry('vmem.dev.**', 'informational')), all);
+    const m = matchExpectations(
+      expectations(
+        entry('vmem.dev.plug.one', 'fail'),
+        entry('vmem.dev.plug.*', 'acceptable'),
+        entry('vmem.dev.**', 'informational'),
+      ),
+      all,
+    );
     expect(m.stale).toEqual([]);
     expect([...m.byId].map(([id, e]) => [id, e.verdict])).toEqual([
       ['vmem.dev.plug.one', 'fail'],
@@ -413,7 +464,9 @@ describe('expectation files', () => {
 
   test('an over-wide glob (more matches than max_matches) is refused and applies to nothing', () => {
     const m = matchExpectations(expectations(entry('vmem.dev.**', 'fail', 3, 4)), CORPUS());
-    expect(m.stale).toEqual([{ id: 'vmem.dev.**', reason: 'fake.expect.yaml:4: matches 4 vectors, more than max_matches 3' }]);
+    expect(m.stale).toEqual([
+      { id: 'vmem.dev.**', reason: 'fake.expect.yaml:4: matches 4 vectors, more than max_matches 3' },
+    ]);
     expect(m.byId.size).toBe(0);
     const wideEnough = matchExpectations(expectations(entry('vmem.dev.**', 'fail', 4)), CORPUS());
     expect(wideEnough.stale).toEqual([]);
@@ -422,7 +475,9 @@ describe('expectation files', () => {
 
   test('an entry whose vector passes is unexpected (an unexpected pass): exit 1', async () => {
     const all = CORPUS();
-    const run = await runVectors(fakeAdapter(), all, all, { expectations: expectations(entry('vmem.dev.plug.one', 'fail')) });
+    const run = await runVectors(fakeAdapter(), all, all, {
+      expectations: expectations(entry('vmem.dev.plug.one', 'fail')),
+    });
     const r = byId(run.results);
     expect(r['vmem.dev.plug.one']).toMatchObject({ verdict: 'pass', expected: 'fail', unexpected: true });
     expect(r['vmem.dev.plug.one'].expectation?.pattern).toBe('vmem.dev.plug.one');
@@ -433,19 +488,29 @@ describe('expectation files', () => {
 
   test('an entry matching the real verdict makes a failure expected: exit 0', async () => {
     const all = CORPUS();
-    const run = await runVectors(fakeAdapter(), all, all, { expectations: expectations(entry('vmem.dev.unplug.bad', 'fail')) });
+    const run = await runVectors(fakeAdapter(), all, all, {
+      expectations: expectations(entry('vmem.dev.unplug.bad', 'fail')),
+    });
     expect(run.results.filter((r) => r.unexpected)).toEqual([]);
-    expect(byId(run.results)['vmem.dev.unplug.bad']).toMatchObject({ verdict: 'fail', expected: 'fail', unexpected: false });
+    expect(byId(run.results)['vmem.dev.unplug.bad']).toMatchObject({
+      verdict: 'fail',
+      expected: 'fail',
+      unexpected: false,
+    });
     expect(run.exitCode).toBe(0);
   });
 
   test('a stale entry alone makes the run exit 1; stale detection uses the whole corpus, not the selection', async () => {
     const all = CORPUS();
     const selected = selectVectors(all, { filters: ['vmem.dev.plug.one'] });
-    const ok = await runVectors(fakeAdapter(), selected, all, { expectations: expectations(entry('vmem.dev.unplug.bad', 'fail')) });
+    const ok = await runVectors(fakeAdapter(), selected, all, {
+      expectations: expectations(entry('vmem.dev.unplug.bad', 'fail')),
+    });
     expect(ok.stale).toEqual([]);
     expect(ok.exitCode).toBe(0);
-    const stale = await runVectors(fakeAdapter(), selected, all, { expectations: expectations(entry('vmem.dev.gone', 'fail')) });
+    const stale = await runVectors(fakeAdapter(), selected, all, {
+      expectations: expectations(entry('vmem.dev.gone', 'fail')),
+    });
     expect(stale.results.every((r) => !r.unexpected)).toBe(true);
     expect(stale.stale.map((s) => s.id)).toEqual(['vmem.dev.gone']);
     expect(stale.exitCode).toBe(1);
@@ -453,7 +518,9 @@ describe('expectation files', () => {
 
   test('an over-wide glob in a run: stale, exit 1, and its vectors fall back to the default rules', async () => {
     const all = CORPUS();
-    const run = await runVectors(fakeAdapter(), all, all, { expectations: expectations(entry('vmem.dev.**', 'fail', 2), entry('vmem.dev.unplug.bad', 'fail')) });
+    const run = await runVectors(fakeAdapter(), all, all, {
+      expectations: expectations(entry('vmem.dev.**', 'fail', 2), entry('vmem.dev.unplug.bad', 'fail')),
+    });
     expect(run.stale.map((s) => s.id)).toEqual(['vmem.dev.**']);
     expect(run.results.filter((r) => r.unexpected)).toEqual([]);
     expect(run.exitCode).toBe(1);
@@ -499,7 +566,18 @@ describe('expectation files', () => {
 
     test('a bad expectation file is a problem with its line', () => {
       const f = path.join(dir, 'bad.yaml');
-      fs.writeFileSync(f, ['format: vmemct-expectations/1', 'implementation: fake', 'entries:', '  - id: vmem.dev.x', '    verdict: flaky', '    reason: sometimes it fails', ''].join('\n'));
+      fs.writeFileSync(
+        f,
+        [
+          'format: vmemct-expectations/1',
+          'implementation: fake',
+          'entries:',
+          '  - id: vmem.dev.x',
+          '    verdict: flaky',
+          '    reason: sometimes it fails',
+          '',
+        ].join('\n'),
+      );
       const r = loadExpectations(f);
       expect(r.set).toBeUndefined();
       expect(r.problems).toHaveLength(1);
@@ -514,8 +592,18 @@ describe('selectVectors', () => {
       vec({ id: 'vmem.dev.plug.first', requirements: 'dev.plug.3, dev.cfg.3', tags: 'plug, smoke' }),
       vec({ id: 'vmem.dev.plug.deep.second', requirements: 'dev.plug.4', tags: 'plug' }),
       vec({ id: 'vmem.dev.unplug.first', requirements: 'dev.unplug.3', tags: 'unplug' }),
-      vec({ id: 'vmem.dev.cfg.resize', requirements: 'dev.cfg.10, dev.cfg.9', tags: 'resize, smoke', steps: ['      - resize: 32MiB'] }),
-      vec({ id: 'vmem.dev.plug.retired', requirements: 'dev.plug.3', tags: 'plug', extra: ['    retired: {reason: superseded}'] }),
+      vec({
+        id: 'vmem.dev.cfg.resize',
+        requirements: 'dev.cfg.10, dev.cfg.9',
+        tags: 'resize, smoke',
+        steps: ['      - resize: 32MiB'],
+      }),
+      vec({
+        id: 'vmem.dev.plug.retired',
+        requirements: 'dev.plug.3',
+        tags: 'plug',
+        extra: ['    retired: {reason: superseded}'],
+      }),
       vec({ id: 'vmem.drv.op.grow', requirements: 'drv.op.8', tags: 'smoke' }),
       vec({ id: 'vmem.drv.init.unplug-all', requirements: 'drv.init.2' }),
     ),
@@ -523,13 +611,24 @@ describe('selectVectors', () => {
   const ids = (sel: Parameters<typeof selectVectors>[1]): string[] => selectVectors(all, sel).map((v) => v.id);
 
   test('no filter: everything but retired vectors, in corpus order', () => {
-    expect(ids({})).toEqual(['vmem.dev.plug.first', 'vmem.dev.plug.deep.second', 'vmem.dev.unplug.first', 'vmem.dev.cfg.resize', 'vmem.drv.op.grow', 'vmem.drv.init.unplug-all']);
+    expect(ids({})).toEqual([
+      'vmem.dev.plug.first',
+      'vmem.dev.plug.deep.second',
+      'vmem.dev.unplug.first',
+      'vmem.dev.cfg.resize',
+      'vmem.drv.op.grow',
+      'vmem.drv.init.unplug-all',
+    ]);
   });
 
   test('id globs (any of several)', () => {
     expect(ids({ filters: ['vmem.dev.plug.*'] })).toEqual(['vmem.dev.plug.first']);
     expect(ids({ filters: ['vmem.dev.plug.**'] })).toEqual(['vmem.dev.plug.first', 'vmem.dev.plug.deep.second']);
-    expect(ids({ filters: ['vmem.drv.**', 'vmem.dev.cfg.resize'] })).toEqual(['vmem.dev.cfg.resize', 'vmem.drv.op.grow', 'vmem.drv.init.unplug-all']);
+    expect(ids({ filters: ['vmem.drv.**', 'vmem.dev.cfg.resize'] })).toEqual([
+      'vmem.dev.cfg.resize',
+      'vmem.drv.op.grow',
+      'vmem.drv.init.unplug-all',
+    ]);
     expect(ids({ filters: ['vmem.dev.plug.retired'] })).toEqual([]); // retired never runs
     expect(ids({ filters: [] })).toHaveLength(6);
   });
@@ -552,17 +651,25 @@ describe('selectVectors', () => {
     expect(ids({ requirements: ['dev.plug.4'] })).toEqual(['vmem.dev.plug.deep.second']);
     expect(ids({ requirements: ['dev.cfg'] })).toEqual(['vmem.dev.plug.first', 'vmem.dev.cfg.resize']);
     expect(ids({ requirements: ['drv'] })).toEqual(['vmem.drv.op.grow', 'vmem.drv.init.unplug-all']);
-    expect(ids({ requirements: ['dev.unplug', 'drv.init.2'] })).toEqual(['vmem.dev.unplug.first', 'vmem.drv.init.unplug-all']);
+    expect(ids({ requirements: ['dev.unplug', 'drv.init.2'] })).toEqual([
+      'vmem.dev.unplug.first',
+      'vmem.drv.init.unplug-all',
+    ]);
   });
 
   test('filters combine (all must hold)', () => {
     expect(ids({ tags: ['smoke'], target: 'device', requirements: ['dev.cfg.9'] })).toEqual(['vmem.dev.cfg.resize']);
-    expect(ids({ filters: ['vmem.dev.**'], tags: ['plug'] })).toEqual(['vmem.dev.plug.first', 'vmem.dev.plug.deep.second']);
+    expect(ids({ filters: ['vmem.dev.**'], tags: ['plug'] })).toEqual([
+      'vmem.dev.plug.first',
+      'vmem.dev.plug.deep.second',
+    ]);
   });
 
   function checkShards(vectors: readonly Vector[], count: number): void {
     const whole = selectVectors(vectors, {}).map((v) => v.id);
-    const shards = Array.from({ length: count }, (_, i) => selectVectors(vectors, { shard: { index: i + 1, count } }).map((v) => v.id));
+    const shards = Array.from({ length: count }, (_, i) =>
+      selectVectors(vectors, { shard: { index: i + 1, count } }).map((v) => v.id),
+    );
     const union = shards.flat();
     // Disjoint and complete.
     expect(new Set(union).size).toBe(union.length);
@@ -580,7 +687,9 @@ describe('selectVectors', () => {
   test('shards apply after the other filters and partition them', () => {
     const sel = { target: 'device' as const };
     const whole = selectVectors(all, sel).map((v) => v.id);
-    const union = [1, 2].flatMap((index) => selectVectors(all, { ...sel, shard: { index, count: 2 } }).map((v) => v.id));
+    const union = [1, 2].flatMap((index) =>
+      selectVectors(all, { ...sel, shard: { index, count: 2 } }).map((v) => v.id),
+    );
     expect([...union].sort()).toEqual([...whole].sort());
   });
 

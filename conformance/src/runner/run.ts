@@ -116,14 +116,28 @@ export function isExpectedByDefault(verdict: Verdict, strict: boolean): boolean 
 /**
  * Runs `selected` against `adapter`. `all` is the full corpus (for stale-entry detection).
  */
-export async function runVectors(adapter: Adapter, selected: readonly Vector[], all: readonly Vector[], options: RunOptions = {}): Promise<RunResult<VectorResult>> {
+export async function runVectors(
+  adapter: Adapter,
+  selected: readonly Vector[],
+  all: readonly Vector[],
+  options: RunOptions = {},
+): Promise<RunResult<VectorResult>> {
   const started = Date.now();
   const { judge, stale } = judgeAgainst(all, options);
   const results: VectorResult[] = [];
   for (const vector of selected) {
     const t0 = performance.now();
-    const outcome = await runOne(adapter, vector, (vector.timeoutMs ?? options.timeoutMs ?? DEFAULT_TIMEOUT_MS) * adapter.info.timeoutMultiplier);
-    const result: VectorResult = { kind: 'vector', vector, ...judge(vector.id, outcome), durationMs: performance.now() - t0 };
+    const outcome = await runOne(
+      adapter,
+      vector,
+      (vector.timeoutMs ?? options.timeoutMs ?? DEFAULT_TIMEOUT_MS) * adapter.info.timeoutMultiplier,
+    );
+    const result: VectorResult = {
+      kind: 'vector',
+      vector,
+      ...judge(vector.id, outcome),
+      durationMs: performance.now() - t0,
+    };
     results.push(result);
     options.onResult?.(result, results.length, selected.length);
   }
@@ -134,14 +148,26 @@ export async function runVectors(adapter: Adapter, selected: readonly Vector[], 
  * Runs `selected` checks of `suite` against `target`, one after the other, each with a fresh
  * context and the per-case timeout. `all` is the suite's every check (for stale-entry detection).
  */
-export async function runChecks<C>(target: CheckTarget<C>, suite: string, selected: readonly SuiteCheck<C>[], all: readonly SuiteCheck<C>[], options: RunOptions<CheckResult> = {}): Promise<RunResult<CheckResult>> {
+export async function runChecks<C>(
+  target: CheckTarget<C>,
+  suite: string,
+  selected: readonly SuiteCheck<C>[],
+  all: readonly SuiteCheck<C>[],
+  options: RunOptions<CheckResult> = {},
+): Promise<RunResult<CheckResult>> {
   const started = Date.now();
   const { judge, stale } = judgeAgainst(all, options, 'check');
   const results: CheckResult[] = [];
   for (const check of selected) {
     const t0 = performance.now();
     const outcome = await runOneCheck(target, check, options.timeoutMs ?? DEFAULT_TIMEOUT_MS);
-    const result: CheckResult = { kind: 'check', suite, check: { id: check.id, title: check.title, needs: check.needs }, ...judge(check.id, outcome), durationMs: performance.now() - t0 };
+    const result: CheckResult = {
+      kind: 'check',
+      suite,
+      check: { id: check.id, title: check.title, needs: check.needs },
+      ...judge(check.id, outcome),
+      durationMs: performance.now() - t0,
+    };
     results.push(result);
     options.onResult?.(result, results.length, selected.length);
   }
@@ -155,13 +181,22 @@ function judgeAgainst(
   noun: 'vector' | 'check' = 'vector',
 ): { judge: (id: string, outcome: Outcome) => Omit<Judged, 'durationMs'>; stale: RunResult<CaseResult>['stale'] } {
   const strict = options.strict ?? false;
-  const matched = options.expectations ? matchExpectations(options.expectations, all, noun) : { byId: new Map<string, ExpectationEntry>(), stale: [] };
+  const matched = options.expectations
+    ? matchExpectations(options.expectations, all, noun)
+    : { byId: new Map<string, ExpectationEntry>(), stale: [] };
   const judge = (id: string, outcome: Outcome): Omit<Judged, 'durationMs'> => {
     const verdict = outcome.verdict;
     const entry = matched.byId.get(id);
     const expected: Verdict = entry ? entry.verdict : isExpectedByDefault(verdict, strict) ? verdict : 'pass';
     const unexpected = entry ? entry.verdict !== verdict : !isExpectedByDefault(verdict, strict);
-    return { verdict, expected, expectation: entry, unexpected, findings: outcome.findings, diagnostics: outcome.diagnostics };
+    return {
+      verdict,
+      expected,
+      expectation: entry,
+      unexpected,
+      findings: outcome.findings,
+      diagnostics: outcome.diagnostics,
+    };
   };
   return { judge, stale: matched.stale };
 }
@@ -171,7 +206,8 @@ function finishRun<R extends CaseResult>(results: R[], stale: RunResult<R>['stal
   const unexpected = results.filter((r) => r.unexpected);
   const harness = unexpected.some((r) => r.verdict === 'error' || r.verdict === 'timeout');
   // A run in which no selected case could run tested nothing: that is not a green run.
-  const testedNothing = results.length > 0 && results.every((r) => r.verdict === 'unsupported' || r.verdict === 'not-applicable');
+  const testedNothing =
+    results.length > 0 && results.every((r) => r.verdict === 'unsupported' || r.verdict === 'not-applicable');
   const exitCode = harness || testedNothing ? 2 : unexpected.length > 0 || stale.length > 0 ? 1 : 0;
   return { results, stale, exitCode, durationMs: Date.now() - started, testedNothing };
 }
@@ -188,7 +224,17 @@ async function runOne(adapter: Adapter, vector: Vector, timeoutMs: number): Prom
   const missing = vector.needs.filter((n) => !adapter.info.capabilities.includes(n));
   if (missingTarget || missing.length > 0 || (vector.target === 'driver' && !adapter.openDriver)) {
     const what = missingTarget ? `${vector.target} vectors` : missing.join(', ');
-    return { verdict: 'unsupported', findings: [{ verdict: 'unsupported', step: 0, check: 'capabilities', message: `the ${adapter.info.name} adapter lacks: ${what}` }] };
+    return {
+      verdict: 'unsupported',
+      findings: [
+        {
+          verdict: 'unsupported',
+          step: 0,
+          check: 'capabilities',
+          message: `the ${adapter.info.name} adapter lacks: ${what}`,
+        },
+      ],
+    };
   }
   let closeSession: (() => Promise<void>) | undefined;
   let abandoned = false;
@@ -202,7 +248,8 @@ async function runOne(adapter: Adapter, vector: Vector, timeoutMs: number): Prom
   };
   const work = (async (): Promise<Outcome> => {
     const evaluated = evaluateSetup(vector);
-    if (!evaluated.ok) return { verdict: 'error', findings: [{ verdict: 'error', step: 0, check: 'step', message: evaluated.reason }] };
+    if (!evaluated.ok)
+      return { verdict: 'error', findings: [{ verdict: 'error', step: 0, check: 'step', message: evaluated.reason }] };
     const setup = evaluated.setup;
     if (vector.target === 'device') {
       const session = await adapter.openDevice(setup);
@@ -235,7 +282,11 @@ async function runOneCheck<C>(target: CheckTarget<C>, check: SuiteCheck<C>, time
   } catch (e) {
     return checkErrorOutcome(e);
   }
-  if (opened.kind === 'unsupported') return { verdict: 'unsupported', findings: [{ verdict: 'unsupported', step: 0, check: 'needs', message: opened.reason }] };
+  if (opened.kind === 'unsupported')
+    return {
+      verdict: 'unsupported',
+      findings: [{ verdict: 'unsupported', step: 0, check: 'needs', message: opened.reason }],
+    };
   const context = opened.context;
   try {
     return await raceTimeout(
@@ -256,10 +307,29 @@ async function runOneCheck<C>(target: CheckTarget<C>, check: SuiteCheck<C>, time
  * `work`'s outcome, or `timeout` once `timeoutMs` pass (the work is abandoned, and a late
  * rejection of it is swallowed); a rejection is turned into an outcome by `onError`.
  */
-async function raceTimeout(work: Promise<Outcome>, timeoutMs: number, what: 'vector' | 'check', onError: (e: unknown) => Outcome): Promise<Outcome> {
+async function raceTimeout(
+  work: Promise<Outcome>,
+  timeoutMs: number,
+  what: 'vector' | 'check',
+  onError: (e: unknown) => Outcome,
+): Promise<Outcome> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<Outcome>((resolve) => {
-    timer = setTimeout(() => resolve({ verdict: 'timeout', findings: [{ verdict: 'timeout', step: 0, check: 'timeout', message: `the ${what} did not finish within ${timeoutMs} ms` }] }), timeoutMs);
+    timer = setTimeout(
+      () =>
+        resolve({
+          verdict: 'timeout',
+          findings: [
+            {
+              verdict: 'timeout',
+              step: 0,
+              check: 'timeout',
+              message: `the ${what} did not finish within ${timeoutMs} ms`,
+            },
+          ],
+        }),
+      timeoutMs,
+    );
   });
   try {
     return await Promise.race([work, timeout]);
@@ -275,17 +345,34 @@ async function raceTimeout(work: Promise<Outcome>, timeoutMs: number, what: 'vec
 /** A check threw: our side failed (checks return their verdicts, so a throw is never the target's fault). */
 function checkErrorOutcome(e: unknown): Outcome {
   const message = e instanceof Error ? `${e.name}: ${e.message}` : String(e);
-  return { verdict: 'error', findings: [{ verdict: 'error', step: 0, check: 'harness', message: `our side failed: ${message}` }], diagnostics: e instanceof Error ? e.stack : undefined };
+  return {
+    verdict: 'error',
+    findings: [{ verdict: 'error', step: 0, check: 'harness', message: `our side failed: ${message}` }],
+    diagnostics: e instanceof Error ? e.stack : undefined,
+  };
 }
 
 function errorOutcome(e: unknown): Outcome {
   if (e instanceof UnsupportedSetupError) {
-    return { verdict: 'unsupported', findings: [{ verdict: 'unsupported', step: 0, check: 'setup', message: e.message }] };
+    return {
+      verdict: 'unsupported',
+      findings: [{ verdict: 'unsupported', step: 0, check: 'setup', message: e.message }],
+    };
   }
   if (e instanceof AdapterTimeoutError) {
-    return { verdict: 'timeout', findings: [{ verdict: 'timeout', step: 0, check: 'timeout', message: `the target stopped answering: ${e.message}` }], diagnostics: e.diagnostics };
+    return {
+      verdict: 'timeout',
+      findings: [
+        { verdict: 'timeout', step: 0, check: 'timeout', message: `the target stopped answering: ${e.message}` },
+      ],
+      diagnostics: e.diagnostics,
+    };
   }
   const message = e instanceof Error ? `${e.name}: ${e.message}` : String(e);
   const diagnostics = e instanceof AdapterError ? e.diagnostics : e instanceof Error ? e.stack : undefined;
-  return { verdict: 'error', findings: [{ verdict: 'error', step: 0, check: 'adapter', message: `the adapter failed: ${message}` }], diagnostics };
+  return {
+    verdict: 'error',
+    findings: [{ verdict: 'error', step: 0, check: 'adapter', message: `the adapter failed: ${message}` }],
+    diagnostics,
+  };
 }

@@ -6,7 +6,8 @@ import { Expr, ExpressionScope, evaluate } from '../loader/expr';
 import type { Vector } from '../loader/types';
 
 /** The evaluated set-up, or why an expression of it cannot be evaluated (`setup.addr: …`). */
-export type SetupEvaluation = { readonly ok: true; readonly setup: DeviceSetup } | { readonly ok: false; readonly reason: string };
+export type SetupEvaluation =
+  { readonly ok: true; readonly setup: DeviceSetup } | { readonly ok: false; readonly reason: string };
 
 /** Evaluates a vector's set-up expressions (each may use the fields evaluated before it). */
 export function evaluateSetup(vector: Vector): SetupEvaluation {
@@ -24,8 +25,25 @@ export function evaluateSetup(vector: Vector): SetupEvaluation {
   if (failure) return { ok: false, reason: failure };
   const addr = value(s.addr, { block_size, region_size }, 'addr');
   if (failure) return { ok: false, reason: failure };
-  const scope = { block_size, region_size, addr, blocks: block_size > 0n ? region_size / block_size : 0n, region_end: addr + region_size };
+  const scope = {
+    block_size,
+    region_size,
+    addr,
+    blocks: block_size > 0n ? region_size / block_size : 0n,
+    region_end: addr + region_size,
+  };
   const requested_size = value(s.requested_size, scope, 'requested_size');
   if (failure) return { ok: false, reason: failure };
-  return { ok: true, setup: { block_size, region_size, addr, requested_size, node_id: s.node_id, features: s.features, plugged: s.plugged } };
+  return {
+    ok: true,
+    setup: {
+      block_size,
+      region_size,
+      addr,
+      requested_size,
+      node_id: s.node_id,
+      features: s.features,
+      plugged: s.plugged,
+    },
+  };
 }

@@ -8,7 +8,17 @@ import type { VERDICTS } from '../../../spec/src/index';
 export type Verdict = (typeof VERDICTS)[number];
 
 /** Verdicts from worst to best: a vector's verdict is its worst finding's. */
-export const VERDICT_ORDER: readonly Verdict[] = ['error', 'timeout', 'fail', 'non-strict', 'acceptable', 'informational', 'unsupported', 'not-applicable', 'pass'];
+export const VERDICT_ORDER: readonly Verdict[] = [
+  'error',
+  'timeout',
+  'fail',
+  'non-strict',
+  'acceptable',
+  'informational',
+  'unsupported',
+  'not-applicable',
+  'pass',
+];
 
 /** One observation worth reporting. A vector records no passing check; a suite check records what it saw as one `pass` finding. */
 export interface Finding {

@@ -46,7 +46,9 @@ function valueExpectation(value: unknown, site: Site): ValueExpectation | undefi
   const range = value as { min?: string | number; max?: string | number };
   const min = range.min === undefined ? undefined : site.at('min').expr(range.min);
   const max = range.max === undefined ? undefined : site.at('max').expr(range.max);
-  const text = [range.min !== undefined ? `≥ ${range.min}` : '', range.max !== undefined ? `≤ ${range.max}` : ''].filter(Boolean).join(' and ');
+  const text = [range.min !== undefined ? `≥ ${range.min}` : '', range.max !== undefined ? `≤ ${range.max}` : '']
+    .filter(Boolean)
+    .join(' and ');
   return { kind: 'range', min, max, text };
 }
 
@@ -64,7 +66,12 @@ export const EXPECTATION_VALUES = {
   response: { field: 'response', schema: outcomeSet(RESPONSE_OUTCOMES), normalise: outcomes },
   state: { field: 'state', schema: outcomeSet(BLOCK_STATE_NAMES), normalise: outcomes },
   config: { field: 'config', schema: ConfigExpectation, normalise: configExpectation },
-  config_bytes: { field: 'configBytes', schema: HexBytes, normalise: (raw: unknown, site: Site) => site.hex(raw as string, VirtioMemConfigLayout.size), capability: 'read-raw-config' },
+  config_bytes: {
+    field: 'configBytes',
+    schema: HexBytes,
+    normalise: (raw: unknown, site: Site) => site.hex(raw as string, VirtioMemConfigLayout.size),
+    capability: 'read-raw-config',
+  },
   notification: { field: 'notification', schema: outcomeSet(['sent', 'none']), normalise: outcomes },
   needs_reset: { field: 'needsReset', schema: { type: 'boolean' }, normalise: flag },
   resize: { field: 'resize', schema: outcomeSet(['applied', 'refused']), normalise: outcomes },
@@ -86,11 +93,17 @@ export const EXPECTATION_VALUES = {
       minProperties: 1,
       properties: { min: { type: 'integer', minimum: 0 }, max: { type: 'integer', minimum: 0 } },
     },
-    normalise: (raw: unknown): { readonly min?: number; readonly max?: number } => raw as { min?: number; max?: number },
+    normalise: (raw: unknown): { readonly min?: number; readonly max?: number } =>
+      raw as { min?: number; max?: number },
   },
   request_types: {
     field: 'requestTypes',
-    schema: { type: 'object', additionalProperties: false, minProperties: 1, properties: { includes: RequestTypeArray, excludes: RequestTypeArray } },
+    schema: {
+      type: 'object',
+      additionalProperties: false,
+      minProperties: 1,
+      properties: { includes: RequestTypeArray, excludes: RequestTypeArray },
+    },
     normalise: (raw: unknown): { readonly includes: readonly string[]; readonly excludes: readonly string[] } => {
       const t = raw as { includes?: string[]; excludes?: string[] };
       return { includes: t.includes ?? [], excludes: t.excludes ?? [] };
@@ -99,7 +112,12 @@ export const EXPECTATION_VALUES = {
   suspend: { field: 'suspend', schema: outcomeSet(['allowed', 'refused']), normalise: outcomes },
   accepted_features: {
     field: 'acceptedFeatures',
-    schema: { type: 'object', additionalProperties: false, minProperties: 1, properties: { includes: FeatureList, excludes: FeatureList } },
+    schema: {
+      type: 'object',
+      additionalProperties: false,
+      minProperties: 1,
+      properties: { includes: FeatureList, excludes: FeatureList },
+    },
     normalise: (raw: unknown): { readonly includes: bigint; readonly excludes: bigint } => {
       const f = raw as { includes?: string[]; excludes?: string[] };
       return { includes: featureSet(f.includes ?? []), excludes: featureSet(f.excludes ?? []) };

@@ -23,22 +23,36 @@ export interface InitialiseAction {
 export const initialiseStep = defineStepKind<InitialiseAction, { readonly featuresOk: boolean }>({
   kind: 'initialise',
   key: 'initialise',
-  schema: { type: 'object', additionalProperties: false, properties: { accept: { oneOf: [{ const: 'offered' }, FeatureList] } } },
+  schema: {
+    type: 'object',
+    additionalProperties: false,
+    properties: { accept: { oneOf: [{ const: 'offered' }, FeatureList] } },
+  },
   capability: 'feature-negotiation',
   normalise(raw) {
     const accept = (raw as { accept?: 'offered' | string[] }).accept;
-    return { kind: 'initialise', accept: accept === undefined || accept === 'offered' ? 'offered' : featureSet(accept) };
+    return {
+      kind: 'initialise',
+      accept: accept === undefined || accept === 'offered' ? 'offered' : featureSet(accept),
+    };
   },
   targets: {
     device: {
       async execute(context, action, step) {
         const init = await context.initialise((offered) => (action.accept === 'offered' ? offered : action.accept));
         // Without a stated `features_ok` the device must accept the features.
-        if (!step.expect.featuresOk && !init.featuresOk) return stopWith({ verdict: 'fail', step: step.index, check: 'features_ok', message: 'the device refused FEATURES_OK' });
+        if (!step.expect.featuresOk && !init.featuresOk)
+          return stopWith({
+            verdict: 'fail',
+            step: step.index,
+            check: 'features_ok',
+            message: 'the device refused FEATURES_OK',
+          });
         return proceed({ transition: 'read', observed: { featuresOk: init.featuresOk } });
       },
       expect: {
-        features_ok: (stated, o, step) => proceed(judgeOutcome(step, 'features_ok', stated, o.featuresOk ? 'accepted' : 'refused')),
+        features_ok: (stated, o, step) =>
+          proceed(judgeOutcome(step, 'features_ok', stated, o.featuresOk ? 'accepted' : 'refused')),
         config: deviceConfig,
         needs_reset: deviceNeedsReset,
       },

@@ -38,13 +38,21 @@ export const injectStep = defineStepKind<InjectAction, never, undefined>({
   normalise(raw, site) {
     const i = raw as { response: InjectAction['response']; count: number; types?: string[]; trailer?: string };
     const trailer = i.trailer === undefined ? undefined : site.at('trailer').hex(i.trailer);
-    if (trailer && trailer.length > RESPONSE_TRAILER_SIZE) return site.at('trailer').problem(`at most ${RESPONSE_TRAILER_SIZE} bytes follow the response type (got ${trailer.length})`);
+    if (trailer && trailer.length > RESPONSE_TRAILER_SIZE)
+      return site
+        .at('trailer')
+        .problem(`at most ${RESPONSE_TRAILER_SIZE} bytes follow the response type (got ${trailer.length})`);
     return { kind: 'inject', response: i.response, count: i.count, types: i.types, trailer };
   },
   targets: {
     driver: {
       async execute(context, action) {
-        await context.session.injectResponses!({ response: action.response, count: action.count, types: action.types, trailer: action.trailer });
+        await context.session.injectResponses!({
+          response: action.response,
+          count: action.count,
+          types: action.types,
+          trailer: action.trailer,
+        });
         return proceed({ observed: undefined });
       },
       expect: {},

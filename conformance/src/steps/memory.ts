@@ -15,9 +15,13 @@ export interface AccessObserved {
 
 /** Without a stated `access` expectation a refused access fails. */
 export function refusedAccess(access: MemoryAccess, stated: boolean, step: number): Finding[] {
-  return !stated && !access.ok ? [{ verdict: 'fail', step, check: 'access', message: `memory access refused: ${access.reason}` }] : [];
+  return !stated && !access.ok
+    ? [{ verdict: 'fail', step, check: 'access', message: `memory access refused: ${access.reason}` }]
+    : [];
 }
 
 /** `access`: whether the access went through. */
 export const checkAccess: Checker<'access', AccessObserved> = (stated, o, step) =>
-  proceed(judgeOutcome(step, 'access', stated, o.access.ok ? 'ok' : 'refused', o.access.ok ? undefined : o.access.reason));
+  proceed(
+    judgeOutcome(step, 'access', stated, o.access.ok ? 'ok' : 'refused', o.access.ok ? undefined : o.access.reason),
+  );

@@ -8,19 +8,31 @@ import type { Checker, DeviceObservation, DriverObservation } from './step-kind'
 import { proceed } from './step-kind';
 
 /** `config`: the configuration after a device step. */
-export const deviceConfig: Checker<'config', DeviceObservation> = (stated, o, step) => judgeConfig(step, stated, o.before, o.after);
+export const deviceConfig: Checker<'config', DeviceObservation> = (stated, o, step) =>
+  judgeConfig(step, stated, o.before, o.after);
 
 /** `config_bytes`: the 56 configuration bytes after a device step. */
-export const deviceConfigBytes: Checker<'config_bytes', DeviceObservation> = async (stated, o, step) => proceed(judgeBytes(step, 'config_bytes', stated, await o.readRawConfig()));
+export const deviceConfigBytes: Checker<'config_bytes', DeviceObservation> = async (stated, o, step) =>
+  proceed(judgeBytes(step, 'config_bytes', stated, await o.readRawConfig()));
 
 /** `notification`: whether a configuration-change notification arrived during the step. */
-export const deviceNotification: Checker<'notification', DeviceObservation> = (stated, o, step) => proceed(judgeOutcome(step, 'notification', stated, o.notified ? 'sent' : 'none'));
+export const deviceNotification: Checker<'notification', DeviceObservation> = (stated, o, step) =>
+  proceed(judgeOutcome(step, 'notification', stated, o.notified ? 'sent' : 'none'));
 
 /** `needs_reset`: whether DEVICE_NEEDS_RESET is set after the step. */
 export const deviceNeedsReset: Checker<'needs_reset', DeviceObservation> = async (stated, o, step) => {
   const set = ((await o.readStatus()) & VIRTIO_CONFIG_S_NEEDS_RESET) !== 0;
   if (set === stated) return proceed([]);
-  return proceed([{ verdict: 'fail', step, check: 'needs_reset', message: `DEVICE_NEEDS_RESET is ${set ? 'set' : 'clear'}`, expected: String(stated), observed: String(set) }]);
+  return proceed([
+    {
+      verdict: 'fail',
+      step,
+      check: 'needs_reset',
+      message: `DEVICE_NEEDS_RESET is ${set ? 'set' : 'clear'}`,
+      expected: String(stated),
+      observed: String(set),
+    },
+  ]);
 };
 
 /** `config`: the configuration after a driver step. */

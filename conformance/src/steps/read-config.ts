@@ -7,7 +7,13 @@
  *   expect: {config: {usable_region_size: {min: requested_size, max: region_size}}}
  * ```
  */
-import { deviceConfig, deviceConfigBytes, deviceNeedsReset, deviceNotification, driverConfig } from './observation-checks';
+import {
+  deviceConfig,
+  deviceConfigBytes,
+  deviceNeedsReset,
+  deviceNotification,
+  driverConfig,
+} from './observation-checks';
 import { defineStepKind, proceed } from './step-kind';
 
 /** A `read_config` step. */
@@ -24,7 +30,12 @@ export const readConfigStep = defineStepKind<ReadConfigAction, undefined, undefi
   targets: {
     device: {
       execute: async () => proceed({ transition: 'read', observed: undefined }),
-      expect: { config: deviceConfig, config_bytes: deviceConfigBytes, notification: deviceNotification, needs_reset: deviceNeedsReset },
+      expect: {
+        config: deviceConfig,
+        config_bytes: deviceConfigBytes,
+        notification: deviceNotification,
+        needs_reset: deviceNeedsReset,
+      },
     },
     driver: {
       async execute(context) {

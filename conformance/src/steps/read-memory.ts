@@ -25,7 +25,12 @@ export interface ReadMemoryAction {
 export const readMemoryStep = defineStepKind<ReadMemoryAction, AccessObserved>({
   kind: 'read-memory',
   key: 'read_memory',
-  schema: { type: 'object', additionalProperties: false, required: ['addr', 'length'], properties: { addr: Expression, length: { type: 'integer', minimum: 1, maximum: 65536 } } },
+  schema: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['addr', 'length'],
+    properties: { addr: Expression, length: { type: 'integer', minimum: 1, maximum: 65536 } },
+  },
   capability: 'memory-access',
   normalise(raw, site) {
     const r = raw as { addr: string | number; length: number };
@@ -38,7 +43,11 @@ export const readMemoryStep = defineStepKind<ReadMemoryAction, AccessObserved>({
         const addr = valueOf(action.addr, scopeOfConfig(context.config), 'read_memory.addr', step.index);
         if (addr.kind === 'stop') return addr;
         const access = await context.session.readMemory!(addr.value, action.length);
-        return proceed({ transition: 'read', observed: { access }, findings: refusedAccess(access, step.expect.access !== undefined, step.index) });
+        return proceed({
+          transition: 'read',
+          observed: { access },
+          findings: refusedAccess(access, step.expect.access !== undefined, step.index),
+        });
       },
       expect: {
         access: checkAccess,

@@ -11,7 +11,17 @@ import { Checker, DeviceObservation, DriverObservation, proceed } from './step-k
 const MiB = 1n << 20n;
 
 function config(change: Partial<VirtioMemConfig> = {}): VirtioMemConfig {
-  return { block_size: 2n * MiB, node_id: 0, padding: new Uint8Array(6), addr: 4n << 30n, region_size: 1n << 30n, usable_region_size: 1n << 30n, plugged_size: 0n, requested_size: 0n, ...change };
+  return {
+    block_size: 2n * MiB,
+    node_id: 0,
+    padding: new Uint8Array(6),
+    addr: 4n << 30n,
+    region_size: 1n << 30n,
+    usable_region_size: 1n << 30n,
+    plugged_size: 0n,
+    requested_size: 0n,
+    ...change,
+  };
 }
 
 /**
@@ -39,7 +49,10 @@ const CONTRADICTED: { readonly [K in ExpectKey]: ExpectValue<K> } = {
 };
 
 /** One observation of each target that contradicts every value of {@link CONTRADICTED}. */
-const OBSERVED: { readonly device: DeviceObservation & Record<string, unknown>; readonly driver: DriverObservation & Record<string, unknown> } = {
+const OBSERVED: {
+  readonly device: DeviceObservation & Record<string, unknown>;
+  readonly driver: DriverObservation & Record<string, unknown>;
+} = {
   device: {
     before: config(),
     after: config({ plugged_size: 2n * MiB }),
@@ -70,7 +83,11 @@ const OBSERVED: { readonly device: DeviceObservation & Record<string, unknown>; 
   },
 };
 
-const HANDLED = STEP_KINDS.flatMap((kind) => (['device', 'driver'] as const).filter((t) => kind.targets[t]).flatMap((target) => expectationKeysOf(kind, target).map((key) => [kind.key, target, key] as const)));
+const HANDLED = STEP_KINDS.flatMap((kind) =>
+  (['device', 'driver'] as const)
+    .filter((t) => kind.targets[t])
+    .flatMap((target) => expectationKeysOf(kind, target).map((key) => [kind.key, target, key] as const)),
+);
 
 describe('the step-kind registry', () => {
   test('step kinds have unique action kinds and YAML keys; every kind runs on at least one target', () => {
@@ -87,23 +104,41 @@ describe('the step-kind registry', () => {
     expect(Object.keys(EXPECTATION_VALUES).sort()).toEqual([...read].sort());
   });
 
-  test.each(HANDLED)('every admitted key is read: %s on a %s target, a stated %s the observation contradicts gives a finding', async (key, target, expectKey) => {
-    const kind = STEP_KINDS.find((k) => k.key === key)!;
-    const handler = kind.targets[target as Target]!;
-    const checker = (handler.expect as Record<string, Checker<ExpectKey, unknown>>)[expectKey];
-    const checked = await checker(CONTRADICTED[expectKey] as never, OBSERVED[target as Target], 7);
-    expect(checked.kind).toBe('continue');
-    if (checked.kind === 'continue') {
-      expect(checked.value.length).toBeGreaterThan(0);
-      expect(checked.value.every((f) => f.step === 7 && f.verdict !== 'pass')).toBe(true);
-    }
-  });
+  test.each(HANDLED)(
+    'every admitted key is read: %s on a %s target, a stated %s the observation contradicts gives a finding',
+    async (key, target, expectKey) => {
+      const kind = STEP_KINDS.find((k) => k.key === key)!;
+      const handler = kind.targets[target as Target]!;
+      const checker = (handler.expect as Record<string, Checker<ExpectKey, unknown>>)[expectKey];
+      const checked = await checker(CONTRADICTED[expectKey] as never, OBSERVED[target as Target], 7);
+      expect(checked.kind).toBe('continue');
+      if (checked.kind === 'continue') {
+        expect(checked.value.length).toBeGreaterThan(0);
+        expect(checked.value.every((f) => f.step === 7 && f.verdict !== 'pass')).toBe(true);
+      }
+    },
+  );
 
   test('device and driver targets: which kinds each may use', () => {
     const device = stepKindsFor('device').map((k) => k.key);
     const driver = stepKindsFor('driver').map((k) => k.key);
-    expect(device).toEqual(expect.arrayContaining(['request', 'resize', 'device_reset', 'system_reset', 'read_config', 'initialise', 'inject_busy', 'write_memory', 'read_memory', 'suspend']));
-    expect(driver).toEqual(expect.arrayContaining(['resize', 'system_reset', 'read_config', 'suspend', 'start', 'settle', 'inject']));
+    expect(device).toEqual(
+      expect.arrayContaining([
+        'request',
+        'resize',
+        'device_reset',
+        'system_reset',
+        'read_config',
+        'initialise',
+        'inject_busy',
+        'write_memory',
+        'read_memory',
+        'suspend',
+      ]),
+    );
+    expect(driver).toEqual(
+      expect.arrayContaining(['resize', 'system_reset', 'read_config', 'suspend', 'start', 'settle', 'inject']),
+    );
     expect(driver).not.toContain('request');
     expect(device).not.toContain('settle');
   });
@@ -148,6 +183,12 @@ describe('expectations nothing reads are load errors (issue 14)', () => {
       ].join('\n'),
     );
     expect(r.problems).toEqual([]);
-    expect(r.vectors.map((v) => v.steps.map((s: Step) => Object.keys(s.expect)))).toEqual([[[], ['suspend']], [['resize', 'notification'], ['notification', 'needsReset']]]);
+    expect(r.vectors.map((v) => v.steps.map((s: Step) => Object.keys(s.expect)))).toEqual([
+      [[], ['suspend']],
+      [
+        ['resize', 'notification'],
+        ['notification', 'needsReset'],
+      ],
+    ]);
   });
 });

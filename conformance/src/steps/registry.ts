@@ -89,10 +89,19 @@ export function capabilitiesOf(step: Pick<Step, 'action' | 'expect'>): Capabilit
  * Normalises one raw (schema-valid) step of a `target` vector: its one action, the expectation
  * keys its kind reads there, and their values. Problems go to `site`; undefined when there was any.
  */
-export function normaliseStep(raw: Readonly<Record<string, unknown>>, site: Site, index: number, target: Target): Step | undefined {
+export function normaliseStep(
+  raw: Readonly<Record<string, unknown>>,
+  site: Site,
+  index: number,
+  target: Target,
+): Step | undefined {
   const actionKeys = Object.keys(raw).filter((k) => k !== 'expect' && k !== 'note');
   if (actionKeys.length !== 1) {
-    return site.problem(actionKeys.length === 0 ? 'a step needs one action (request, resize, device_reset, …)' : `a step has one action; found ${actionKeys.join(', ')}`);
+    return site.problem(
+      actionKeys.length === 0
+        ? 'a step needs one action (request, resize, device_reset, …)'
+        : `a step has one action; found ${actionKeys.join(', ')}`,
+    );
   }
   const key = actionKeys[0];
   const allowedKinds = stepKindsFor(target);
@@ -100,14 +109,20 @@ export function normaliseStep(raw: Readonly<Record<string, unknown>>, site: Site
   if (!kind) {
     // The kinds proper to the target first, then those both targets use.
     const listed = [...allowedKinds].sort((a, b) => Object.keys(a.targets).length - Object.keys(b.targets).length);
-    return site.problem(`'${key}' is not a step of a ${target} vector (allowed: ${listed.map((k) => k.key).join(', ')})`, key);
+    return site.problem(
+      `'${key}' is not a step of a ${target} vector (allowed: ${listed.map((k) => k.key).join(', ')})`,
+      key,
+    );
   }
   const before = site.problemCount;
   const action = kind.normalise(raw[key], site.at(key)) as StepAction | undefined;
   const expectRaw = (raw.expect ?? {}) as Record<string, unknown>;
   const allowed = expectationKeysOf(kind, target);
   for (const k of Object.keys(expectRaw)) {
-    if (!(allowed as readonly string[]).includes(k)) site.at('expect').problem(`'${k}' cannot be expected of a '${key}' step (allowed: ${allowed.join(', ') || 'nothing'})`, k);
+    if (!(allowed as readonly string[]).includes(k))
+      site
+        .at('expect')
+        .problem(`'${k}' cannot be expected of a '${key}' step (allowed: ${allowed.join(', ') || 'nothing'})`, k);
   }
   const expect: Expectation = normaliseExpectation(expectRaw, site.at('expect'));
   if (site.problemCount > before || !action) return undefined;

@@ -21,7 +21,14 @@ import {
   VirtioMemResponseLayout,
   formatHex,
 } from '../../../spec/src/index';
-import { DeviceOutcome, describeOutcome, encodeLayout, peekRequestType, readResponseState, readResponseType } from '../../../model/src/index';
+import {
+  DeviceOutcome,
+  describeOutcome,
+  encodeLayout,
+  peekRequestType,
+  readResponseState,
+  readResponseType,
+} from '../../../model/src/index';
 import { ExpressionScope, scopeOfConfig } from '../loader/expr';
 import type { RequestSpec } from '../loader/types';
 import { describeSet, judgeOutcome } from '../runner/checks';
@@ -101,16 +108,20 @@ export const requestStep = defineStepKind<RequestAction, RequestObserved>({
   normalise(raw, site) {
     const r = raw as RawRequest;
     if (r.raw !== undefined) {
-      const extra = (['type', 'addr', 'nb_blocks', 'padding', 'payload_padding'] as const).filter((k) => r[k] !== undefined);
+      const extra = (['type', 'addr', 'nb_blocks', 'padding', 'payload_padding'] as const).filter(
+        (k) => r[k] !== undefined,
+      );
       if (extra.length > 0) return site.problem(`a raw request gives its bytes only; remove ${extra.join(', ')}`);
       const bytes = site.at('raw').hex(r.raw);
       return bytes && { kind: 'request', request: { form: 'raw', bytes }, layout: r.layout };
     }
-    if (r.type === undefined) return site.problem("a request needs 'type' (PLUG, UNPLUG, UNPLUG_ALL, STATE or a number) or 'raw' bytes");
+    if (r.type === undefined)
+      return site.problem("a request needs 'type' (PLUG, UNPLUG, UNPLUG_ALL, STATE or a number) or 'raw' bytes");
     const addr = r.addr === undefined ? undefined : site.at('addr').expr(r.addr);
     const nbBlocks = r.nb_blocks === undefined ? undefined : site.at('nb_blocks').expr(r.nb_blocks);
     const padding = r.padding === undefined ? undefined : site.at('padding').hex(r.padding, 6);
-    const payloadPadding = r.payload_padding === undefined ? undefined : site.at('payload_padding').hex(r.payload_padding, 6);
+    const payloadPadding =
+      r.payload_padding === undefined ? undefined : site.at('payload_padding').hex(r.payload_padding, 6);
     const request: RequestSpec = {
       form: 'fields',
       type: typeof r.type === 'number' ? r.type : (REQUEST_TYPE_NAMES as readonly string[]).indexOf(r.type),
@@ -135,7 +146,10 @@ export const requestStep = defineStepKind<RequestAction, RequestObserved>({
           const completion = await context.session.submit(chain);
           const status = await context.session.readStatus();
           const observed = labelCompletion(completion, status, peekRequestType(chain.readable));
-          const busyUnexpected = observed.label === 'BUSY' && !(statedResponse?.has('BUSY') ?? false) && evaluation?.outcomes.some((o) => outcomeLabel(o) === 'BUSY');
+          const busyUnexpected =
+            observed.label === 'BUSY' &&
+            !(statedResponse?.has('BUSY') ?? false) &&
+            evaluation?.outcomes.some((o) => outcomeLabel(o) === 'BUSY');
           if (busyUnexpected) {
             if (attempt < BUSY_RETRIES) continue;
             return stopWith({
@@ -149,7 +163,11 @@ export const requestStep = defineStepKind<RequestAction, RequestObserved>({
           // The oracle's verdict on the observed outcome.
           let matched: DeviceOutcome | undefined;
           if (evaluation) {
-            matched = evaluation.outcomes.find((o) => outcomeLabel(o) === observed.label && (o.kind !== 'response' || o.state === undefined || o.state === observed.state));
+            matched = evaluation.outcomes.find(
+              (o) =>
+                outcomeLabel(o) === observed.label &&
+                (o.kind !== 'response' || o.state === undefined || o.state === observed.state),
+            );
             if (!matched) {
               findings.push({
                 verdict: 'fail',
@@ -162,7 +180,15 @@ export const requestStep = defineStepKind<RequestAction, RequestObserved>({
               });
             } else if (!statedResponse) {
               const v = verdictOfConformance(matched.class);
-              if (v !== 'pass') findings.push({ verdict: v, step: step.index, check: 'response', message: `${observed.text}: ${matched.rationale}`, observed: observed.text, requirements: matched.requirements });
+              if (v !== 'pass')
+                findings.push({
+                  verdict: v,
+                  step: step.index,
+                  check: 'response',
+                  message: `${observed.text}: ${matched.rationale}`,
+                  observed: observed.text,
+                  requirements: matched.requirements,
+                });
             }
           }
           const after = await context.readConfig();
@@ -172,20 +198,46 @@ export const requestStep = defineStepKind<RequestAction, RequestObserved>({
           const isUnplugAll = evaluation?.request?.type === VIRTIO_MEM_REQ_UNPLUG_ALL && observed.label === 'ACK';
           if (isUnplugAll) {
             if (after.value.plugged_size !== 0n) {
-              findings.push({ verdict: 'fail', step: step.index, check: 'config.plugged_size', message: 'UNPLUG ALL was acknowledged but plugged_size is not 0', expected: '0x0', observed: formatHex(after.value.plugged_size), requirements: ['dev.unplugall.5'] });
+              findings.push({
+                verdict: 'fail',
+                step: step.index,
+                check: 'config.plugged_size',
+                message: 'UNPLUG ALL was acknowledged but plugged_size is not 0',
+                expected: '0x0',
+                observed: formatHex(after.value.plugged_size),
+                requirements: ['dev.unplugall.5'],
+              });
             }
             context.oracle.restoreAllUnplugged(after.value);
           }
-          return proceed({ transition: isUnplugAll ? 'unplug-all' : 'request', observed: { ...observed, evaluated: evaluation !== undefined, matched }, findings, configAfter: after.value });
+          return proceed({
+            transition: isUnplugAll ? 'unplug-all' : 'request',
+            observed: { ...observed, evaluated: evaluation !== undefined, matched },
+            findings,
+            configAfter: after.value,
+          });
         }
       },
       expect: {
         // An answer outside the conforming set is already reported by the step; the vector's own set is checked otherwise.
-        response: (stated, o, step) => proceed(o.matched || !o.evaluated ? judgeOutcome(step, 'response', stated, o.label, undefined, o.matched?.requirements) : []),
+        response: (stated, o, step) =>
+          proceed(
+            o.matched || !o.evaluated
+              ? judgeOutcome(step, 'response', stated, o.label, undefined, o.matched?.requirements)
+              : [],
+          ),
         state: (stated, o, step) =>
           proceed(
             o.label !== 'ACK'
-              ? [{ verdict: 'fail', step, check: 'state', message: `no state to compare: the device answered ${o.text}`, expected: describeSet(stated) }]
+              ? [
+                  {
+                    verdict: 'fail',
+                    step,
+                    check: 'state',
+                    message: `no state to compare: the device answered ${o.text}`,
+                    expected: describeSet(stated),
+                  },
+                ]
               : judgeOutcome(step, 'state', stated, o.state ?? 'nothing'),
           ),
         config: deviceConfig,
@@ -197,13 +249,18 @@ export const requestStep = defineStepKind<RequestAction, RequestObserved>({
 });
 
 /** How the runner names what came back for a chain. */
-function labelCompletion(completion: Completion, status: number, requestType: number | undefined): { label: string; state?: string; text: string } {
+function labelCompletion(
+  completion: Completion,
+  status: number,
+  requestType: number | undefined,
+): { label: string; state?: string; text: string } {
   if (completion.kind === 'no-used-entry') {
     const label = status & VIRTIO_CONFIG_S_NEEDS_RESET ? 'needs-reset' : 'no-used-entry';
     return { label, text: label === 'needs-reset' ? 'no used entry, DEVICE_NEEDS_RESET set' : 'no used entry' };
   }
   if (completion.length === 0) return { label: 'used-length-zero', text: 'a used entry of length 0' };
-  if (completion.length < 2) return { label: `used-length-${completion.length}`, text: `a used entry of length ${completion.length}` };
+  if (completion.length < 2)
+    return { label: `used-length-${completion.length}`, text: `a used entry of length ${completion.length}` };
   const type = readResponseType(completion.written) ?? 0;
   const name = RESPONSE_CODE_NAMES[type] ?? `type-${type}`;
   if (name === 'ACK' && requestType === VIRTIO_MEM_REQ_STATE && completion.length >= VirtioMemResponseLayout.size) {
@@ -216,7 +273,12 @@ function labelCompletion(completion: Completion, status: number, requestType: nu
 }
 
 /** Builds the descriptor chain of a request step (`step` numbers the finding when it cannot). */
-export function buildChain(spec: RequestSpec, layout: DescriptorLayout | undefined, scope: ExpressionScope, step: number): StepOutcome<Chain> {
+export function buildChain(
+  spec: RequestSpec,
+  layout: DescriptorLayout | undefined,
+  scope: ExpressionScope,
+  step: number,
+): StepOutcome<Chain> {
   let bytes: Uint8Array;
   if (spec.form === 'raw') {
     bytes = spec.bytes;
@@ -225,8 +287,20 @@ export function buildChain(spec: RequestSpec, layout: DescriptorLayout | undefin
     if (addr.kind === 'stop') return addr;
     const nb = valueOf(spec.nbBlocks, scope, 'request.nb_blocks', step);
     if (nb.kind === 'stop') return nb;
-    if (addr.value < 0n || addr.value >= 1n << 64n) return stopWith({ verdict: 'error', step, check: 'request.addr', message: `request.addr ${addr.value} does not fit in 64 bits` });
-    if (nb.value < 0n || nb.value > 0xffffn) return stopWith({ verdict: 'error', step, check: 'request.nb_blocks', message: `request.nb_blocks ${nb.value} does not fit in 16 bits` });
+    if (addr.value < 0n || addr.value >= 1n << 64n)
+      return stopWith({
+        verdict: 'error',
+        step,
+        check: 'request.addr',
+        message: `request.addr ${addr.value} does not fit in 64 bits`,
+      });
+    if (nb.value < 0n || nb.value > 0xffffn)
+      return stopWith({
+        verdict: 'error',
+        step,
+        check: 'request.nb_blocks',
+        message: `request.nb_blocks ${nb.value} does not fit in 16 bits`,
+      });
     bytes = encodeLayout(VirtioMemRequestLayout, {
       type: spec.type,
       padding: spec.padding ?? new Uint8Array(6),

@@ -23,7 +23,11 @@ export interface ResizeAction {
 }
 
 /** The `resize` step kind. */
-export const resizeStep = defineStepKind<ResizeAction, { readonly outcome: 'applied' | 'refused'; readonly reason?: string }, undefined>({
+export const resizeStep = defineStepKind<
+  ResizeAction,
+  { readonly outcome: 'applied' | 'refused'; readonly reason?: string },
+  undefined
+>({
   kind: 'resize',
   key: 'resize',
   schema: Expression,
@@ -37,12 +41,25 @@ export const resizeStep = defineStepKind<ResizeAction, { readonly outcome: 'appl
       async execute(context, action, step) {
         const size = valueOf(action.size, scopeOfConfig(context.config), 'resize', step.index);
         if (size.kind === 'stop') return size;
-        if (!context.session.resize) return stopWith({ verdict: 'unsupported', step: step.index, check: 'step', message: 'the adapter cannot resize' });
+        if (!context.session.resize)
+          return stopWith({
+            verdict: 'unsupported',
+            step: step.index,
+            check: 'step',
+            message: 'the adapter cannot resize',
+          });
         const outcome = await context.session.resize(size.value);
         const reason = outcome.kind === 'refused' ? outcome.reason : undefined;
         const findings: Finding[] = [];
         // Without a stated `resize` expectation the host must accept the value.
-        if (!step.expect.resize && reason !== undefined) findings.push({ verdict: 'fail', step: step.index, check: 'resize', message: `the host refused requested_size ${formatHex(size.value)}: ${reason}`, requirements: ['dev.cfg.1'] });
+        if (!step.expect.resize && reason !== undefined)
+          findings.push({
+            verdict: 'fail',
+            step: step.index,
+            check: 'resize',
+            message: `the host refused requested_size ${formatHex(size.value)}: ${reason}`,
+            requirements: ['dev.cfg.1'],
+          });
         return proceed({ transition: 'host-resize', observed: { outcome: outcome.kind, reason }, findings });
       },
       expect: {
@@ -58,7 +75,13 @@ export const resizeStep = defineStepKind<ResizeAction, { readonly outcome: 'appl
         const size = valueOf(action.size, scopeOfConfig(config.value), 'step', step.index, 'resize: ');
         if (size.kind === 'stop') return size;
         const outcome = await context.session.resize!(size.value);
-        if (outcome.kind === 'refused') return stopWith({ verdict: 'error', step: step.index, check: 'step', message: `the host refused requested_size ${formatHex(size.value)}: ${outcome.reason}` });
+        if (outcome.kind === 'refused')
+          return stopWith({
+            verdict: 'error',
+            step: step.index,
+            check: 'step',
+            message: `the host refused requested_size ${formatHex(size.value)}: ${outcome.reason}`,
+          });
         return proceed({ observed: undefined });
       },
       expect: { config: driverConfig },

@@ -11,8 +11,13 @@
 import { REQUEST_TYPE_NAMES, formatHex } from '../../../spec/src/index';
 import { decodeRequest } from '../../../model/src/index';
 import type { VirtioMemConfig } from '../../../model/src/index';
-import {  } from '../runner/checks';
-import { applyDriverRequest, checkDriverConfigWrite, checkDriverRequest, checkDriverWrite } from '../runner/driver-checks';
+import {} from '../runner/checks';
+import {
+  applyDriverRequest,
+  checkDriverConfigWrite,
+  checkDriverRequest,
+  checkDriverWrite,
+} from '../runner/driver-checks';
 import type { Finding } from '../runner/verdicts';
 import { driverConfig } from './observation-checks';
 import { defineStepKind, proceed } from './step-kind';
@@ -38,7 +43,14 @@ interface SettleObserved {
   readonly config: VirtioMemConfig;
 }
 
-function fail(step: number, check: string, message: string, expected?: string, observed?: string, requirements?: string[]): Finding[] {
+function fail(
+  step: number,
+  check: string,
+  message: string,
+  expected?: string,
+  observed?: string,
+  requirements?: string[],
+): Finding[] {
   return [{ verdict: 'fail', step, check, message, expected, observed, requirements }];
 }
 
@@ -49,7 +61,11 @@ export const settleStep = defineStepKind<SettleAction, never, SettleObserved>({
   schema: {
     oneOf: [
       { const: true },
-      { type: 'object', additionalProperties: false, properties: { max_requests: { type: 'integer', minimum: 1 }, timeout_ms: { type: 'integer', minimum: 1 } } },
+      {
+        type: 'object',
+        additionalProperties: false,
+        properties: { max_requests: { type: 'integer', minimum: 1 }, timeout_ms: { type: 'integer', minimum: 1 } },
+      },
     ],
   },
   normalise(raw) {
@@ -59,13 +75,16 @@ export const settleStep = defineStepKind<SettleAction, never, SettleObserved>({
   targets: {
     driver: {
       async execute(context, action, step) {
-        const activity = await context.session.settle({ maxRequests: action.maxRequests ?? DEFAULT_SETTLE.maxRequests, timeoutMs: action.timeoutMs ?? DEFAULT_SETTLE.timeoutMs });
+        const activity = await context.session.settle({
+          maxRequests: action.maxRequests ?? DEFAULT_SETTLE.maxRequests,
+          timeoutMs: action.timeoutMs ?? DEFAULT_SETTLE.timeoutMs,
+        });
         const requests: string[] = [];
         const once: Finding[] = [];
         for (const ev of activity.events) {
           if (ev.kind === 'request') {
             const d = decodeRequest(ev.exchange.request);
-            requests.push(d.ok ? REQUEST_TYPE_NAMES[d.value.type] ?? `type-${d.value.type}` : 'malformed');
+            requests.push(d.ok ? (REQUEST_TYPE_NAMES[d.value.type] ?? `type-${d.value.type}`) : 'malformed');
             once.push(...checkDriverRequest(context.config, context.shadow, ev.exchange, step.index));
             applyDriverRequest(context.config, context.shadow, ev.exchange);
           } else if (ev.kind === 'memory-write') {
@@ -76,30 +95,75 @@ export const settleStep = defineStepKind<SettleAction, never, SettleObserved>({
         }
         const config = await context.readConfig();
         if (config.kind === 'stop') return config;
-        return proceed({ observed: { settled: activity.settled, stop: activity.stop, requests, config: config.value }, once });
+        return proceed({
+          observed: { settled: activity.settled, stop: activity.stop, requests, config: config.value },
+          once,
+        });
       },
       expect: {
-        settled: (stated, o, step) => proceed(stated !== o.settled ? fail(step, 'settled', `the driver ${o.settled ? 'went quiet' : 'did not go quiet'} (${o.stop})`, String(stated), String(o.settled)) : []),
+        settled: (stated, o, step) =>
+          proceed(
+            stated !== o.settled
+              ? fail(
+                  step,
+                  'settled',
+                  `the driver ${o.settled ? 'went quiet' : 'did not go quiet'} (${o.stop})`,
+                  String(stated),
+                  String(o.settled),
+                )
+              : [],
+          ),
         converged: (stated, o, step) => {
           const converged = o.config.plugged_size === o.config.requested_size;
           if (converged === stated) return proceed([]);
-          return proceed(fail(step, 'converged', `plugged_size ${formatHex(o.config.plugged_size)}, requested_size ${formatHex(o.config.requested_size)} (${o.stop})`, stated ? 'plugged_size = requested_size' : 'plugged_size ≠ requested_size', formatHex(o.config.plugged_size), ['drv.op.8']));
+          return proceed(
+            fail(
+              step,
+              'converged',
+              `plugged_size ${formatHex(o.config.plugged_size)}, requested_size ${formatHex(o.config.requested_size)} (${o.stop})`,
+              stated ? 'plugged_size = requested_size' : 'plugged_size ≠ requested_size',
+              formatHex(o.config.plugged_size),
+              ['drv.op.8'],
+            ),
+          );
         },
         first_request: (stated, o, step) => {
           const first = o.requests[0] ?? 'none';
-          return proceed(stated.includes(first) ? [] : fail(step, 'first_request', 'unexpected first request', stated.join(' | '), first));
+          return proceed(
+            stated.includes(first)
+              ? []
+              : fail(step, 'first_request', 'unexpected first request', stated.join(' | '), first),
+          );
         },
         requests: (stated, o, step) => {
           const n = o.requests.length;
           const outside = (stated.min !== undefined && n < stated.min) || (stated.max !== undefined && n > stated.max);
-          return proceed(outside ? fail(step, 'requests', `the driver sent ${n} requests`, `${stated.min ?? 0}..${stated.max ?? '∞'}`, String(n)) : []);
+          return proceed(
+            outside
+              ? fail(
+                  step,
+                  'requests',
+                  `the driver sent ${n} requests`,
+                  `${stated.min ?? 0}..${stated.max ?? '∞'}`,
+                  String(n),
+                )
+              : [],
+          );
         },
         request_types: (stated, o, step) => {
           const seen = new Set(o.requests);
           const missing = stated.includes.filter((t) => !seen.has(t));
           const extra = stated.excludes.filter((t) => seen.has(t));
           if (!missing.length && !extra.length) return proceed([]);
-          return proceed(fail(step, 'request_types', `request types seen: ${[...seen].join(', ') || 'none'}`, `includes ${stated.includes.join(', ') || '-'}; excludes ${stated.excludes.join(', ') || '-'}`, [...seen].join(', ')));
+          return proceed(
+            fail(
+              step,
+              'request_types',
+              `request types seen: ${[...seen].join(', ') || 'none'}`,
+              `includes ${stated.includes.join(', ') || '-'}; excludes ${stated.excludes.join(', ') || '-'}`,
+              [...seen].join(', '),
+            ),
+          );
         },
         config: driverConfig,
       },

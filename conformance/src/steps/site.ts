@@ -44,7 +44,8 @@ export class Site {
   /** Parses hex bytes (the schema has checked the form), optionally of an exact length. */
   hex(text: string, exactLength?: number): Uint8Array | undefined {
     const bytes = hexBytes(text);
-    if (exactLength !== undefined && bytes.length !== exactLength) return this.problem(`must be exactly ${exactLength} bytes (got ${bytes.length})`);
+    if (exactLength !== undefined && bytes.length !== exactLength)
+      return this.problem(`must be exactly ${exactLength} bytes (got ${bytes.length})`);
     return bytes;
   }
 }
@@ -56,7 +57,6 @@ export function hexBytes(text: string): Uint8Array {
   for (let i = 0; i < out.length; i++) out[i] = parseInt(digits.slice(2 * i, 2 * i + 2), 16);
   return out;
 }
-
 
 /** The feature mask of a list of feature names (the schema has checked the names). */
 export function featureSet(names: readonly string[]): bigint {

@@ -8,7 +8,7 @@
  * ```
  */
 import { VIRTIO_MEM_F_UNPLUGGED_INACCESSIBLE, featureMask, formatHex } from '../../../spec/src/index';
-import {  } from '../runner/checks';
+import {} from '../runner/checks';
 import { driverConfig } from './observation-checks';
 import { defineStepKind, proceed } from './step-kind';
 
@@ -34,7 +34,15 @@ export const startStep = defineStepKind<StartAction, never, { readonly negotiate
         const offered = await context.session.offeredFeatures();
         const once =
           (offered & UNPLUGGED_INACCESSIBLE) !== 0n && (negotiated & UNPLUGGED_INACCESSIBLE) === 0n
-            ? [{ verdict: 'non-strict' as const, step: step.index, check: 'driver:accept-unplugged-inaccessible', message: 'the device offered UNPLUGGED_INACCESSIBLE and the driver did not accept it', requirements: ['drv.init.1'] }]
+            ? [
+                {
+                  verdict: 'non-strict' as const,
+                  step: step.index,
+                  check: 'driver:accept-unplugged-inaccessible',
+                  message: 'the device offered UNPLUGGED_INACCESSIBLE and the driver did not accept it',
+                  requirements: ['drv.init.1'],
+                },
+              ]
             : [];
         return proceed({ observed: { negotiated }, once });
       },
@@ -43,7 +51,16 @@ export const startStep = defineStepKind<StartAction, never, { readonly negotiate
           const missing = stated.includes & ~o.negotiated;
           const extra = stated.excludes & o.negotiated;
           if (!missing && !extra) return proceed([]);
-          return proceed([{ verdict: 'fail', step, check: 'accepted_features', message: 'accepted features differ', expected: `includes ${formatHex(stated.includes)}, excludes ${formatHex(stated.excludes)}`, observed: formatHex(o.negotiated) }]);
+          return proceed([
+            {
+              verdict: 'fail',
+              step,
+              check: 'accepted_features',
+              message: 'accepted features differ',
+              expected: `includes ${formatHex(stated.includes)}, excludes ${formatHex(stated.excludes)}`,
+              observed: formatHex(o.negotiated),
+            },
+          ]);
         },
         config: driverConfig,
       },

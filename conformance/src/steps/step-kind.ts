@@ -8,7 +8,13 @@
  * apply exactly the checkers of the keys a step states; so an expectation that is accepted is
  * an expectation that is checked.
  */
-import type { Capability, DeviceSession, DriverSession, HandshakeResult, Target } from '../../../adapters/core/src/contract';
+import type {
+  Capability,
+  DeviceSession,
+  DriverSession,
+  HandshakeResult,
+  Target,
+} from '../../../adapters/core/src/contract';
 import type { RequestEvaluation, TransitionKind, VirtioMemConfig } from '../../../model/src/index';
 import type { Step, Vector } from '../loader/types';
 import type { Oracle } from '../runner/oracle';
@@ -18,7 +24,8 @@ import type { DriverShadow } from '../runner/driver-checks';
 import type { Site } from './site';
 
 /** How a step (or a check) ended: go on with a value, or stop the vector with a finding. */
-export type StepOutcome<T> = { readonly kind: 'continue'; readonly value: T } | { readonly kind: 'stop'; readonly finding: Finding };
+export type StepOutcome<T> =
+  { readonly kind: 'continue'; readonly value: T } | { readonly kind: 'stop'; readonly finding: Finding };
 
 /** Goes on with `value`. */
 export function proceed<T>(value: T): StepOutcome<T> {
@@ -34,7 +41,11 @@ export function stopWith(finding: Finding): { readonly kind: 'stop'; readonly fi
 export type Checked = StepOutcome<readonly Finding[]>;
 
 /** Reads one stated expectation against what a step observed. */
-export type Checker<K extends ExpectKey, O> = (stated: ExpectValue<K>, observed: O, step: number) => Checked | Promise<Checked>;
+export type Checker<K extends ExpectKey, O> = (
+  stated: ExpectValue<K>,
+  observed: O,
+  step: number,
+) => Checked | Promise<Checked>;
 
 /** The expectation keys a handler reads, each with its checker, in the order they are checked. */
 export type Checkers<O> = { readonly [K in ExpectKey]?: Checker<K, O> };
@@ -156,7 +167,9 @@ export interface StepKind<A extends { readonly kind: string }> {
 
 /** Declares a step kind (keeps the action type of the handlers, and each handler's observation type). */
 export function defineStepKind<A extends { readonly kind: string }, DO = never, RO = never>(
-  kind: Omit<StepKind<A>, 'targets'> & { readonly targets: { readonly device?: DeviceHandler<A, DO>; readonly driver?: DriverHandler<A, RO> } },
+  kind: Omit<StepKind<A>, 'targets'> & {
+    readonly targets: { readonly device?: DeviceHandler<A, DO>; readonly driver?: DriverHandler<A, RO> };
+  },
 ): StepKind<A> {
   return kind as StepKind<A>;
 }

@@ -21,7 +21,11 @@ export interface SuspendAction {
 }
 
 /** The `suspend` step kind. */
-export const suspendStep = defineStepKind<SuspendAction, undefined, { readonly allowed: boolean; readonly detail: string }>({
+export const suspendStep = defineStepKind<
+  SuspendAction,
+  undefined,
+  { readonly allowed: boolean; readonly detail: string }
+>({
   kind: 'suspend',
   key: 'suspend',
   schema: { const: true },
@@ -40,12 +44,22 @@ export const suspendStep = defineStepKind<SuspendAction, undefined, { readonly a
         const verdict = await context.session.requestSuspend!();
         const findings =
           verdict.allowed && (context.negotiated & PERSISTENT_SUSPEND) === 0n && context.config.plugged_size > 0n
-            ? [{ verdict: 'fail' as const, step: step.index, check: 'driver:suspend', message: 'the driver let the guest suspend with memory plugged although PERSISTENT_SUSPEND was not negotiated', requirements: ['drv.op.11'] }]
+            ? [
+                {
+                  verdict: 'fail' as const,
+                  step: step.index,
+                  check: 'driver:suspend',
+                  message:
+                    'the driver let the guest suspend with memory plugged although PERSISTENT_SUSPEND was not negotiated',
+                  requirements: ['drv.op.11'],
+                },
+              ]
             : [];
         return proceed({ observed: verdict, findings });
       },
       expect: {
-        suspend: (stated, o, step) => proceed(judgeOutcome(step, 'suspend', stated, o.allowed ? 'allowed' : 'refused', o.detail)),
+        suspend: (stated, o, step) =>
+          proceed(judgeOutcome(step, 'suspend', stated, o.allowed ? 'allowed' : 'refused', o.detail)),
         config: driverConfig,
       },
     },

@@ -25,7 +25,12 @@ export interface WriteMemoryAction {
 export const writeMemoryStep = defineStepKind<WriteMemoryAction, AccessObserved>({
   kind: 'write-memory',
   key: 'write_memory',
-  schema: { type: 'object', additionalProperties: false, required: ['addr', 'data'], properties: { addr: Expression, data: HexBytes } },
+  schema: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['addr', 'data'],
+    properties: { addr: Expression, data: HexBytes },
+  },
   capability: 'memory-access',
   normalise(raw, site) {
     const w = raw as { addr: string | number; data: string };
@@ -39,7 +44,11 @@ export const writeMemoryStep = defineStepKind<WriteMemoryAction, AccessObserved>
         const addr = valueOf(action.addr, scopeOfConfig(context.config), 'write_memory.addr', step.index);
         if (addr.kind === 'stop') return addr;
         const access = await context.session.writeMemory!(addr.value, action.data);
-        return proceed({ transition: 'read', observed: { access }, findings: refusedAccess(access, step.expect.access !== undefined, step.index) });
+        return proceed({
+          transition: 'read',
+          observed: { access },
+          findings: refusedAccess(access, step.expect.access !== undefined, step.index),
+        });
       },
       expect: { access: checkAccess },
     },

@@ -114,7 +114,9 @@ const scenarios: fc.Arbitrary<Scenario> = lengths.chain((length) =>
     length: fc.constant(length),
     ops: fc.array(op(length), { maxLength: 25 }),
     ranges: fc.array(range(length), { maxLength: 10 }),
-    searches: fc.array(fc.record({ set: fc.boolean(), at: looseIndex(length), bound: looseIndex(length) }), { maxLength: 10 }),
+    searches: fc.array(fc.record({ set: fc.boolean(), at: looseIndex(length), bound: looseIndex(length) }), {
+      maxLength: 10,
+    }),
   }),
 );
 
@@ -140,7 +142,10 @@ function bitsOf(bitmap: BlockBitmap): boolean[] {
 
 describe('BlockBitmap against a boolean[] model', () => {
   test('should return the number of changed blocks from setRange and clearRange and keep count', () => {
-    fc.assert(fc.property(scenarios, (s) => void replay(s)), { numRuns: 300 });
+    fc.assert(
+      fc.property(scenarios, (s) => void replay(s)),
+      { numRuns: 300 },
+    );
   });
 
   test('should agree on get for every block', () => {
@@ -158,7 +163,10 @@ describe('BlockBitmap against a boolean[] model', () => {
       fc.property(scenarios, (s) => {
         const { bitmap, naive } = replay(s);
         expect(bitmap.countRange(0, s.length)).toBe(naive.count);
-        for (const r of [...s.ranges, ...s.ops.filter((o): o is Exclude<Op, { kind: 'clearAll' }> => o.kind !== 'clearAll')]) {
+        for (const r of [
+          ...s.ranges,
+          ...s.ops.filter((o): o is Exclude<Op, { kind: 'clearAll' }> => o.kind !== 'clearAll'),
+        ]) {
           expect(bitmap.countRange(r.first, r.count)).toBe(naive.countRange(r.first, r.count));
           expect(bitmap.fill(r.first, r.count)).toBe(naive.fill(r.first, r.count));
         }

@@ -13,7 +13,6 @@ export const MAX_TRACKED_BLOCKS = 2 ** 30;
 /** How a range of blocks is plugged. */
 export type RangeFill = 'all' | 'none' | 'mixed';
 
-
 function popcount32(word: number): number {
   let v = word - ((word >>> 1) & 0x55555555);
   v = (v & 0x33333333) + ((v >>> 2) & 0x33333333);

@@ -31,14 +31,25 @@ describe('codec examples (reference §1.4–1.5)', () => {
   test('should encode the QEMU example configuration byte for byte', () => {
     // 16 GiB region of 2 MiB blocks at 4 GiB, 1 GiB requested, usable 1.25 GiB, 512 MiB plugged, node 1.
     const config = {
-      block_size: 0x200000n, node_id: 1, addr: 0x100000000n, region_size: 0x400000000n,
-      usable_region_size: 0x50000000n, plugged_size: 0x20000000n, requested_size: 0x40000000n,
+      block_size: 0x200000n,
+      node_id: 1,
+      addr: 0x100000000n,
+      region_size: 0x400000000n,
+      usable_region_size: 0x50000000n,
+      plugged_size: 0x20000000n,
+      requested_size: 0x40000000n,
     };
     const bytes = encodeConfig(config);
     expect(bytes.length).toBe(56);
     expect(hex(bytes)).toBe(
-      '0000200000000000' + '0100' + '000000000000' + '0000000001000000' + '0000000004000000' +
-        '0000005000000000' + '0000002000000000' + '0000004000000000',
+      '0000200000000000' +
+        '0100' +
+        '000000000000' +
+        '0000000001000000' +
+        '0000000004000000' +
+        '0000005000000000' +
+        '0000002000000000' +
+        '0000004000000000',
     );
     const decoded = decodeConfig(bytes);
     expect(decoded).toMatchObject({ ok: true, value: config, nonzeroPadding: [], trailingBytes: 0 });
@@ -50,7 +61,9 @@ describe('codec examples (reference §1.4–1.5)', () => {
   });
 
   test('should encode STATE over 65,535 blocks and UNPLUG ALL', () => {
-    expect(hex(encodeRequest({ type: 3, addr: 0x200000n, nb_blocks: 0xffff }))).toBe('0300000000000000' + '0000200000000000' + 'ffff000000000000');
+    expect(hex(encodeRequest({ type: 3, addr: 0x200000n, nb_blocks: 0xffff }))).toBe(
+      '0300000000000000' + '0000200000000000' + 'ffff000000000000',
+    );
     expect(hex(encodeRequest({ type: 2 }))).toBe('02' + '00'.repeat(23));
   });
 
@@ -63,11 +76,30 @@ describe('codec examples (reference §1.4–1.5)', () => {
 describe('codec round trips', () => {
   test('config: encode ∘ decode is the identity', () => {
     fc.assert(
-      fc.property(u64, u16, pad6, u64, u64, u64, u64, u64, (block_size, node_id, padding, addr, region_size, usable_region_size, plugged_size, requested_size) => {
-        const config: VirtioMemConfig = { block_size, node_id, padding, addr, region_size, usable_region_size, plugged_size, requested_size };
-        const decoded = decodeConfig(encodeConfig(config));
-        expect(decoded.ok && decoded.value).toEqual(config);
-      }),
+      fc.property(
+        u64,
+        u16,
+        pad6,
+        u64,
+        u64,
+        u64,
+        u64,
+        u64,
+        (block_size, node_id, padding, addr, region_size, usable_region_size, plugged_size, requested_size) => {
+          const config: VirtioMemConfig = {
+            block_size,
+            node_id,
+            padding,
+            addr,
+            region_size,
+            usable_region_size,
+            plugged_size,
+            requested_size,
+          };
+          const decoded = decodeConfig(encodeConfig(config));
+          expect(decoded.ok && decoded.value).toEqual(config);
+        },
+      ),
     );
   });
 
@@ -97,7 +129,10 @@ describe('codec on bad input', () => {
   ] as const)('should report truncated %s input as a typed result', (_name, decode, size) => {
     for (const length of [0, 1, size - 1]) {
       const result = decode(new Uint8Array(length));
-      expect(result).toEqual({ ok: false, error: expect.objectContaining({ code: 'truncated', expected: size, actual: length }) });
+      expect(result).toEqual({
+        ok: false,
+        error: expect.objectContaining({ code: 'truncated', expected: size, actual: length }),
+      });
     }
   });
 
@@ -106,7 +141,10 @@ describe('codec on bad input', () => {
     bytes[3] = 0xaa;
     bytes[23] = 0x01;
     const result = decodeRequest(bytes);
-    expect(result.ok && result.nonzeroPadding.map((p) => [p.field, p.offset])).toEqual([['padding', 2], ['payload_padding', 18]]);
+    expect(result.ok && result.nonzeroPadding.map((p) => [p.field, p.offset])).toEqual([
+      ['padding', 2],
+      ['payload_padding', 18],
+    ]);
     expect(result.ok && result.trailingBytes).toBe(2);
   });
 
@@ -149,7 +187,9 @@ describe('field readers for bytes that may be cut short', () => {
   test('peekRequestType should read the type from one buffer or across a chain, and say undefined when it is cut', () => {
     const unplugAll = encodeRequest({ type: 2 });
     expect(peekRequestType(unplugAll)).toBe(2);
-    expect(peekRequestType([new Uint8Array(0), unplugAll.subarray(0, 1), new Uint8Array(0), unplugAll.subarray(1)])).toBe(2);
+    expect(
+      peekRequestType([new Uint8Array(0), unplugAll.subarray(0, 1), new Uint8Array(0), unplugAll.subarray(1)]),
+    ).toBe(2);
     expect(peekRequestType(fromHex('ffff'))).toBe(0xffff);
     expect(peekRequestType(fromHex('02'))).toBeUndefined();
     expect(peekRequestType([fromHex('02'), new Uint8Array(0)])).toBeUndefined();
@@ -167,14 +207,20 @@ describe('field readers for bytes that may be cut short', () => {
     const ack = encodeResponse({ type: 0 });
     expect(RESPONSE_TRAILER_SIZE).toBe(8);
     expect(hex(withResponseTrailer(ack, fromHex('01 02 03 04 05 06 07 08 09')))).toBe('0000' + '0102030405060708');
-    expect(hex(withResponseTrailer(fromHex('0300 0000 0000 0000 0100 ffff'), fromHex('aa')))).toBe('0300' + 'aa00000000000100');
+    expect(hex(withResponseTrailer(fromHex('0300 0000 0000 0000 0100 ffff'), fromHex('aa')))).toBe(
+      '0300' + 'aa00000000000100',
+    );
     expect(hex(ack)).toBe('00'.repeat(10));
   });
 
   test('withFieldBytes should overwrite a padding field of a copy, by name', () => {
     const config = encodeConfig({ node_id: 1 });
     const garbage = withFieldBytes(VirtioMemConfigLayout, config, 'padding', fromHex('ff ff ff ff ff ff ee'));
-    expect(decodeConfig(garbage)).toMatchObject({ ok: true, value: { node_id: 1 }, nonzeroPadding: [{ field: 'padding', offset: 10 }] });
+    expect(decodeConfig(garbage)).toMatchObject({
+      ok: true,
+      value: { node_id: 1 },
+      nonzeroPadding: [{ field: 'padding', offset: 10 }],
+    });
     expect(hex(garbage.subarray(8, 18))).toBe('0100' + 'ffffffffffff' + '0000');
     expect(decodeConfig(config)).toMatchObject({ nonzeroPadding: [] });
     // @ts-expect-error node_id is not a byte-string field

@@ -92,30 +92,49 @@ function writeField(view: DataView, bytes: Uint8Array, field: FieldSpec, value: 
   const where = `${structName}.${field.name}`;
   switch (field.kind) {
     case 'le16': {
-      if (typeof value === 'object') throw new CodecError('wrong-type', field.name, `${where} takes a number, not bytes`);
+      if (typeof value === 'object')
+        throw new CodecError('wrong-type', field.name, `${where} takes a number, not bytes`);
       const n = Number(value);
       if (!Number.isInteger(n) || n < 0 || n > MAX_LE16) {
-        throw new CodecError('out-of-range', field.name, `${where} = ${value} is out of range; allowed ${describeFieldRange(field)}`);
+        throw new CodecError(
+          'out-of-range',
+          field.name,
+          `${where} = ${value} is out of range; allowed ${describeFieldRange(field)}`,
+        );
       }
       view.setUint16(field.offset, n, true);
       return;
     }
     case 'le64': {
-      if (typeof value === 'object') throw new CodecError('wrong-type', field.name, `${where} takes a number, not bytes`);
+      if (typeof value === 'object')
+        throw new CodecError('wrong-type', field.name, `${where} takes a number, not bytes`);
       if (typeof value === 'number' && (!Number.isSafeInteger(value) || value < 0)) {
-        throw new CodecError('out-of-range', field.name, `${where} = ${value} is out of range; allowed ${describeFieldRange(field)}`);
+        throw new CodecError(
+          'out-of-range',
+          field.name,
+          `${where} = ${value} is out of range; allowed ${describeFieldRange(field)}`,
+        );
       }
       const n = BigInt(value);
       if (n < 0n || n > MAX_LE64) {
-        throw new CodecError('out-of-range', field.name, `${where} = ${n} is out of range; allowed ${describeFieldRange(field)}`);
+        throw new CodecError(
+          'out-of-range',
+          field.name,
+          `${where} = ${n} is out of range; allowed ${describeFieldRange(field)}`,
+        );
       }
       view.setBigUint64(field.offset, n, true);
       return;
     }
     case 'bytes': {
-      if (!(value instanceof Uint8Array)) throw new CodecError('wrong-type', field.name, `${where} takes ${field.size} bytes`);
+      if (!(value instanceof Uint8Array))
+        throw new CodecError('wrong-type', field.name, `${where} takes ${field.size} bytes`);
       if (value.length !== field.size) {
-        throw new CodecError('wrong-length', field.name, `${where} has ${value.length} bytes; allowed ${describeFieldRange(field)}`);
+        throw new CodecError(
+          'wrong-length',
+          field.name,
+          `${where} has ${value.length} bytes; allowed ${describeFieldRange(field)}`,
+        );
       }
       bytes.set(value, field.offset);
       return;
@@ -146,7 +165,10 @@ export function encodeLayout<L extends LayoutSpec>(layout: L, values: Readonly<P
 /** Decodes the first `layout.size` bytes of `bytes` into a record keyed by field name. */
 export function decodeLayout<L extends LayoutSpec>(layout: L, bytes: Uint8Array): DecodeResult<LayoutRecord<L>> {
   if (bytes.length < layout.size) {
-    return { ok: false, error: { code: 'truncated', structName: layout.structName, expected: layout.size, actual: bytes.length } };
+    return {
+      ok: false,
+      error: { code: 'truncated', structName: layout.structName, expected: layout.size, actual: bytes.length },
+    };
   }
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const value: Record<string, FieldValue> = {};
@@ -251,7 +273,8 @@ export function readResponseState(written: Uint8Array): number | undefined {
  * How many bytes of a response follow its `type` (padding and `state`): the most a vector's
  * response `trailer` may set.
  */
-export const RESPONSE_TRAILER_SIZE = VirtioMemResponseLayout.size - RESPONSE_TYPE_FIELD.offset - RESPONSE_TYPE_FIELD.size;
+export const RESPONSE_TRAILER_SIZE =
+  VirtioMemResponseLayout.size - RESPONSE_TYPE_FIELD.offset - RESPONSE_TYPE_FIELD.size;
 
 /**
  * A whole response ({@link VirtioMemResponseLayout}.size bytes) made of `response`'s bytes with
@@ -274,7 +297,12 @@ export type BytesFieldName<L extends LayoutSpec> = Extract<L['fields'][number], 
  * `name`: whatever garbage a test wants in a padding field, without re-encoding. A shorter value
  * overwrites only its own length; bytes beyond the field's size are ignored.
  */
-export function withFieldBytes<L extends LayoutSpec>(layout: L, bytes: Uint8Array, name: BytesFieldName<L> & FieldName<L>, value: Uint8Array): Uint8Array {
+export function withFieldBytes<L extends LayoutSpec>(
+  layout: L,
+  bytes: Uint8Array,
+  name: BytesFieldName<L> & FieldName<L>,
+  value: Uint8Array,
+): Uint8Array {
   const field = layoutField(layout, name);
   const out = bytes.slice();
   out.set(value.subarray(0, field.size), field.offset);

@@ -30,14 +30,22 @@ export type AccessRefusal = MemoryAccessResult & { readonly ok: false };
  * 'inaccessible' when VIRTIO_MEM_F_UNPLUGGED_INACCESSIBLE was negotiated (drv.op.5, drv.op.1).
  * A profile with `open` unplugged memory refuses only accesses outside the region.
  */
-export function judgeAccess(view: AccessView, addr: bigint, length: number, what: 'read' | 'write'): AccessRefusal | undefined {
+export function judgeAccess(
+  view: AccessView,
+  addr: bigint,
+  length: number,
+  what: 'read' | 'write',
+): AccessRefusal | undefined {
   const c = view.config;
   const end = addr + BigInt(length);
   const fail = (reason: MemoryAccessFailure, detail: string): AccessRefusal => ({ ok: false, reason, detail });
   // Only whole blocks are memory: a tail of region_size that is not a multiple of block_size (dev.cfg.6) is not.
   const regionEnd = c.addr + BigInt(view.blocks.length) * c.block_size;
   if (addr < c.addr || end > regionEnd) {
-    return fail('outside-region', `${what} of [${formatHex(addr)}, ${formatHex(end)}) reaches outside the device region [${formatHex(c.addr)}, ${formatHex(regionEnd)})`);
+    return fail(
+      'outside-region',
+      `${what} of [${formatHex(addr)}, ${formatHex(end)}) reaches outside the device region [${formatHex(c.addr)}, ${formatHex(regionEnd)})`,
+    );
   }
   if (length === 0 || view.unpluggedMemory === 'open') return undefined;
   const first = Number((addr - c.addr) / c.block_size);
@@ -50,7 +58,13 @@ export function judgeAccess(view: AccessView, addr: bigint, length: number, what
   if (failing === -1) return undefined;
   const blockAddr = formatHex(c.addr + BigInt(failing) * c.block_size);
   if (failing >= usableBlocks) {
-    return fail('beyond-usable', `${what} touches unplugged block ${failing} at ${blockAddr}, beyond usable_region_size ${formatHex(c.usable_region_size)} (drv.op.${what === 'read' ? 2 : 1})`);
+    return fail(
+      'beyond-usable',
+      `${what} touches unplugged block ${failing} at ${blockAddr}, beyond usable_region_size ${formatHex(c.usable_region_size)} (drv.op.${what === 'read' ? 2 : 1})`,
+    );
   }
-  return fail('inaccessible', `${what} touches unplugged block ${failing} at ${blockAddr} and VIRTIO_MEM_F_UNPLUGGED_INACCESSIBLE was negotiated (drv.op.${what === 'read' ? 5 : 1})`);
+  return fail(
+    'inaccessible',
+    `${what} touches unplugged block ${failing} at ${blockAddr} and VIRTIO_MEM_F_UNPLUGGED_INACCESSIBLE was negotiated (drv.op.${what === 'read' ? 5 : 1})`,
+  );
 }

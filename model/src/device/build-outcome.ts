@@ -17,6 +17,10 @@ export function responseOutcome(
 }
 
 /** An outcome in which the device handles a chain it cannot process as `handling` says (no requirement applies). */
-export function violationOutcome(handling: ViolationHandling, cls: ViolationOutcome['class'], rationale: string): ViolationOutcome {
+export function violationOutcome(
+  handling: ViolationHandling,
+  cls: ViolationOutcome['class'],
+  rationale: string,
+): ViolationOutcome {
   return { kind: 'protocol-violation', handling, class: cls, requirements: [], rationale };
 }

@@ -6,7 +6,12 @@ describe('malformed chains', () => {
     const device = makeDevice({}, QEMU_PROFILE);
     const result = send(device, 7, 0, 1);
     expect(result.problem).toBe('unknown-type');
-    expect(allowed(result)).toEqual(['needs-reset:unspecified', 'error-response:unspecified', 'used-length-zero:unspecified', 'no-used-entry:discouraged']);
+    expect(allowed(result)).toEqual([
+      'needs-reset:unspecified',
+      'error-response:unspecified',
+      'used-length-zero:unspecified',
+      'no-used-entry:discouraged',
+    ]);
     expect(result.used).toBeNull();
     expect(device.needsReset).toBe(true);
     expect(result.notified).toBe(true);
@@ -20,7 +25,10 @@ describe('malformed chains', () => {
     const device = makeDevice();
     const short = device.processChain({ readable: [new Uint8Array(20)], writableSizes: [10] });
     expect(short.problem).toBe('short-request');
-    const noRoom = makeDevice().processChain({ readable: [encodeRequest({ type: PLUG, addr: BASE, nb_blocks: 1 })], writableSizes: [8] });
+    const noRoom = makeDevice().processChain({
+      readable: [encodeRequest({ type: PLUG, addr: BASE, nb_blocks: 1 })],
+      writableSizes: [8],
+    });
     expect(noRoom.problem).toBe('short-response');
     expect(noRoom.outcomes.some((o) => describeOutcome(o) === 'error-response')).toBe(false);
   });

@@ -72,29 +72,66 @@ export function evaluateChain(view: ChainView, profile: DeviceProfile, chain: De
   if (!decoded.ok) return malformed(profile, 'short-request', writable, undefined, []);
   const request = decoded.value;
   if (writable < RESP_SIZE) return malformed(profile, 'short-response', writable, request, decoded.nonzeroPadding);
-  if (request.type > VIRTIO_MEM_REQ_STATE) return malformed(profile, 'unknown-type', writable, request, decoded.nonzeroPadding);
+  if (request.type > VIRTIO_MEM_REQ_STATE)
+    return malformed(profile, 'unknown-type', writable, request, decoded.nonzeroPadding);
 
   const assessment = evaluateRequest(view, request, decoded.nonzeroPadding);
   const chosen = profileRefusesLayout(profile, chain.readable[0].length)
-    ? violationOutcome(profile.malformedChain, 'nonconforming', 'the profile requires the request in one descriptor; Message Framing says a device must not assume a descriptor layout')
+    ? violationOutcome(
+        profile.malformedChain,
+        'nonconforming',
+        'the profile requires the request in one descriptor; Message Framing says a device must not assume a descriptor layout',
+      )
     : chooseResponse(profile, assessment, view.busyPending);
   return { request, nonzeroPadding: decoded.nonzeroPadding, outcomes: assessment.outcomes, chosen };
 }
 
 /** The ways out of a chain that is not a well-formed request, graded, and the one the profile takes. */
-function malformed(profile: DeviceProfile, problem: ChainProblem, writable: number, request: VirtioMemRequest | undefined, padding: readonly NonzeroPadding[]): RequestEvaluation {
+function malformed(
+  profile: DeviceProfile,
+  problem: ChainProblem,
+  writable: number,
+  request: VirtioMemRequest | undefined,
+  padding: readonly NonzeroPadding[],
+): RequestEvaluation {
   const why: Record<ChainProblem, string> = {
     'short-request': 'fewer than 24 device-readable bytes',
     'short-response': 'fewer than 10 device-writable bytes',
     'unknown-type': `unknown request type ${request?.type}`,
   };
   const outcomes: DeviceOutcome[] = [
-    violationOutcome('needs-reset', 'unspecified', `${why[problem]}: the spec does not say; flagging DEVICE_NEEDS_RESET is the generic virtio way out`),
-    ...(writable >= RESP_SIZE ? [violationOutcome('error-response', 'unspecified', `${why[problem]}: the spec does not say; answering ERROR is one choice`)] : []),
-    violationOutcome('used-length-zero', 'unspecified', `${why[problem]}: the spec does not say; returning the chain unused is one choice`),
-    violationOutcome('no-used-entry', 'discouraged', `${why[problem]}: returning nothing without flagging NEEDS_RESET leaves the driver waiting forever`),
+    violationOutcome(
+      'needs-reset',
+      'unspecified',
+      `${why[problem]}: the spec does not say; flagging DEVICE_NEEDS_RESET is the generic virtio way out`,
+    ),
+    ...(writable >= RESP_SIZE
+      ? [
+          violationOutcome(
+            'error-response',
+            'unspecified',
+            `${why[problem]}: the spec does not say; answering ERROR is one choice`,
+          ),
+        ]
+      : []),
+    violationOutcome(
+      'used-length-zero',
+      'unspecified',
+      `${why[problem]}: the spec does not say; returning the chain unused is one choice`,
+    ),
+    violationOutcome(
+      'no-used-entry',
+      'discouraged',
+      `${why[problem]}: returning nothing without flagging NEEDS_RESET leaves the driver waiting forever`,
+    ),
   ];
-  return { request, problem, nonzeroPadding: padding, outcomes, chosen: chooseViolation(profile, problem, writable, outcomes) };
+  return {
+    request,
+    problem,
+    nonzeroPadding: padding,
+    outcomes,
+    chosen: chooseViolation(profile, problem, writable, outcomes),
+  };
 }
 
 function concat(parts: readonly Uint8Array[]): Uint8Array {

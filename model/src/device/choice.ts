@@ -36,14 +36,24 @@ export function profileAnswer(profile: DeviceProfile, facts: RequestFacts, busyP
  * the profile's answer, or, when the set has none, a `nonconforming` outcome naming the answers
  * the spec allows and the requirements behind them.
  */
-export function chooseResponse(profile: DeviceProfile, assessment: RequestAssessment, busyPending: boolean): DeviceOutcome {
+export function chooseResponse(
+  profile: DeviceProfile,
+  assessment: RequestAssessment,
+  busyPending: boolean,
+): DeviceOutcome {
   const answer = profileAnswer(profile, assessment.facts, busyPending);
   const found = assessment.outcomes.find((o) => o.response === answer);
   if (found) return found;
   const allowed = assessment.outcomes.filter((o): o is ResponseOutcome => o.class !== 'permitted');
   const expected = allowed.map((o) => o.response).join(' or ');
   const requirements = [...new Set(allowed.flatMap((o) => o.requirements))];
-  return responseOutcome(answer, 'nonconforming', requirements, { kind: 'none' }, `profile '${profile.name}' answers ${answer} where the spec allows ${expected}`);
+  return responseOutcome(
+    answer,
+    'nonconforming',
+    requirements,
+    { kind: 'none' },
+    `profile '${profile.name}' answers ${answer} where the spec allows ${expected}`,
+  );
 }
 
 /**
@@ -51,7 +61,12 @@ export function chooseResponse(profile: DeviceProfile, assessment: RequestAssess
  * out): its `unknownType` or `malformedChain` handling, where an ERROR response falls back to a
  * used length of 0 when the response buffer has no room for one.
  */
-export function chooseViolation(profile: DeviceProfile, problem: ChainProblem, writableBytes: number, outcomes: readonly DeviceOutcome[]): DeviceOutcome {
+export function chooseViolation(
+  profile: DeviceProfile,
+  problem: ChainProblem,
+  writableBytes: number,
+  outcomes: readonly DeviceOutcome[],
+): DeviceOutcome {
   let handling = problem === 'unknown-type' ? profile.unknownType : profile.malformedChain;
   if (handling === 'error-response' && writableBytes < VirtioMemResponseLayout.size) handling = 'used-length-zero';
   return outcomes.find((o) => o.kind === 'protocol-violation' && o.handling === handling) ?? outcomes[0];

@@ -14,7 +14,8 @@ import type { VirtioMemDevice } from './device';
  * profile's initial usable_region_size (to set up unusual states). Sizes are bytes.
  */
 export interface DeviceParams
-  extends Pick<DeviceSetup, 'block_size' | 'region_size' | 'addr' | 'features'>,
+  extends
+    Pick<DeviceSetup, 'block_size' | 'region_size' | 'addr' | 'features'>,
     Partial<Pick<DeviceSetup, 'requested_size' | 'node_id' | 'plugged'>> {
   readonly usable_region_size?: bigint;
 }
@@ -58,7 +59,13 @@ export interface ProcessResult extends RequestEvaluation {
 /** Result of a host-side change of requested_size. */
 export type HostResizeResult =
   | { readonly ok: false; readonly reason: string }
-  | { readonly ok: true; readonly notified: boolean; readonly usableBefore: bigint; readonly usableAfter: bigint; readonly violations: readonly InvariantViolation[] };
+  | {
+      readonly ok: true;
+      readonly notified: boolean;
+      readonly usableBefore: bigint;
+      readonly usableAfter: bigint;
+      readonly violations: readonly InvariantViolation[];
+    };
 
 /** Result of {@link VirtioMemDevice.suspend}. */
 export interface SuspendResult {

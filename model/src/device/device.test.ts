@@ -31,7 +31,10 @@ describe('VirtioMemDevice construction', () => {
   });
 
   test('should reproduce the QEMU example: 16 GiB region, 1 GiB requested → 1.25 GiB usable', () => {
-    const device = new VirtioMemDevice({ block_size: BS, addr: BASE, region_size: 16n * GiB, requested_size: 1n * GiB }, QEMU_PROFILE);
+    const device = new VirtioMemDevice(
+      { block_size: BS, addr: BASE, region_size: 16n * GiB, requested_size: 1n * GiB },
+      QEMU_PROFILE,
+    );
     expect(device.readConfig().usable_region_size).toBe(1280n * MiB);
   });
 
@@ -56,7 +59,12 @@ describe('VirtioMemDevice construction', () => {
 describe('dev.cfg.5 dev.cfg.6 configuration invariants', () => {
   test('dev.cfg.5: should report a block_size that is not a power of two', () => {
     const device = makeDevice({ block_size: 6n * MiB, region_size: 600n * MiB, requested_size: 0n });
-    expect(device.checkInvariants().map((v) => v.requirements).flat()).toContain('dev.cfg.5');
+    expect(
+      device
+        .checkInvariants()
+        .map((v) => v.requirements)
+        .flat(),
+    ).toContain('dev.cfg.5');
   });
 
   test('dev.cfg.6: should report fields that are not multiples of block_size', () => {
@@ -110,8 +118,14 @@ describe('host resize', () => {
 
   test('should refuse unaligned sizes and sizes beyond the region, changing nothing', () => {
     const device = makeDevice({}, QEMU_PROFILE);
-    expect(device.setRequestedSize(MiB)).toMatchObject({ ok: false, reason: expect.stringMatching(/multiple of block_size/) });
-    expect(device.setRequestedSize(2n * GiB)).toMatchObject({ ok: false, reason: expect.stringMatching(/exceeds region_size/) });
+    expect(device.setRequestedSize(MiB)).toMatchObject({
+      ok: false,
+      reason: expect.stringMatching(/multiple of block_size/),
+    });
+    expect(device.setRequestedSize(2n * GiB)).toMatchObject({
+      ok: false,
+      reason: expect.stringMatching(/exceeds region_size/),
+    });
     expect(device.readConfig().requested_size).toBe(256n * MiB);
     expect(device.notificationCount).toBe(0);
   });
@@ -181,7 +195,9 @@ describe('suspend and wake-up (dev.op.8, dev.init.4)', () => {
   const negotiate = (device: VirtioMemDevice, accepted: bigint): void => {
     device.writeStatus(VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER);
     device.writeDriverFeatures(accepted);
-    expect(device.writeStatus(VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER | VIRTIO_CONFIG_S_FEATURES_OK).refusal).toBeUndefined();
+    expect(
+      device.writeStatus(VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER | VIRTIO_CONFIG_S_FEATURES_OK).refusal,
+    ).toBeUndefined();
   };
   const plugged = (profile: DeviceProfile): VirtioMemDevice => {
     const device = makeDevice({ plugged: [{ first: 2, count: 3 }] }, profile);

@@ -25,7 +25,13 @@ import { VirtioMemConfig, VirtioMemResponse, encodeConfig, encodeResponse } from
 import { BlockBitmap, MAX_TRACKED_BLOCKS } from '../blocks/bitmap';
 import { DeviceProfile, SPEC_PROFILE, usableFor, ViolationHandling } from './profiles';
 import { DeviceOutcome, OutcomeEffect } from './outcomes';
-import { DeviceSnapshot, InvariantViolation, TransitionKind, checkConfigInvariants, checkTransition } from './invariants';
+import {
+  DeviceSnapshot,
+  InvariantViolation,
+  TransitionKind,
+  checkConfigInvariants,
+  checkTransition,
+} from './invariants';
 import { MemoryAccessResult, SparseMemory } from './memory';
 import { DescriptorChain, RequestEvaluation, evaluateChain, singleRequestChain } from './chain';
 import { AccessRefusal, judgeAccess } from './access';
@@ -76,16 +82,22 @@ export class VirtioMemDevice {
    */
   constructor(params: DeviceParams, profile: DeviceProfile = SPEC_PROFILE) {
     this.profile = profile;
-    if (params.block_size <= 0n) throw new DeviceParamsError('block_size', `block_size must be > 0 (got ${params.block_size})`);
+    if (params.block_size <= 0n)
+      throw new DeviceParamsError('block_size', `block_size must be > 0 (got ${params.block_size})`);
     const nbBlocks = params.region_size / params.block_size;
     if (nbBlocks > BigInt(MAX_TRACKED_BLOCKS)) {
-      throw new DeviceParamsError('region_size', `region_size / block_size = ${nbBlocks} blocks exceeds the model's limit of ${MAX_TRACKED_BLOCKS}`);
+      throw new DeviceParamsError(
+        'region_size',
+        `region_size / block_size = ${nbBlocks} blocks exceeds the model's limit of ${MAX_TRACKED_BLOCKS}`,
+      );
     }
     const requested = params.requested_size ?? 0n;
     this.virtio = new VirtioStatus(params.features ?? profile.defaultFeatures, profile);
     this.blocks = new BlockBitmap(Number(nbBlocks));
     this.memory = new SparseMemory(params.block_size);
-    const usable = params.usable_region_size ?? usableFor(profile.usablePolicy, requested, params.block_size, params.region_size, 0n);
+    const usable =
+      params.usable_region_size ??
+      usableFor(profile.usablePolicy, requested, params.block_size, params.region_size, 0n);
     this.config = {
       block_size: params.block_size,
       node_id: params.node_id ?? 0,
@@ -98,7 +110,10 @@ export class VirtioMemDevice {
     };
     for (const run of params.plugged ?? []) {
       if (run.first < 0 || run.count < 0 || run.first + run.count > this.blocks.length) {
-        throw new DeviceParamsError('plugged', `plugged run [${run.first}, ${run.first + run.count}) is outside the region's ${this.blocks.length} blocks`);
+        throw new DeviceParamsError(
+          'plugged',
+          `plugged run [${run.first}, ${run.first + run.count}) is outside the region's ${this.blocks.length} blocks`,
+        );
       }
       this.blocks.setRange(run.first, run.count);
     }
@@ -204,7 +219,10 @@ export class VirtioMemDevice {
     return {
       ...base,
       pluggedEnd: this.blocks.findPrevious(true, this.blocks.length) + 1,
-      blocksDigest: this.blocks.runs().map((r) => `${r.first}+${r.count}`).join(','),
+      blocksDigest: this.blocks
+        .runs()
+        .map((r) => `${r.first}+${r.count}`)
+        .join(','),
       contentDigest: this.memory.digest,
     };
   }
@@ -221,7 +239,11 @@ export class VirtioMemDevice {
    * (see {@link evaluateChain}).
    */
   evaluate(chain: DescriptorChain): RequestEvaluation {
-    return evaluateChain({ config: this.config, blocks: this.blocks, needsReset: this.needsReset, busyPending: this.busyPending }, this.profile, chain);
+    return evaluateChain(
+      { config: this.config, blocks: this.blocks, needsReset: this.needsReset, busyPending: this.busyPending },
+      this.profile,
+      chain,
+    );
   }
 
   /**
@@ -231,7 +253,8 @@ export class VirtioMemDevice {
    */
   processChain(chain: DescriptorChain): ProcessResult {
     const evaluation = this.evaluate(chain);
-    if (evaluation.chosen.kind === 'response' && evaluation.chosen.response === 'BUSY' && this.busyPending) this.busyBudget--;
+    if (evaluation.chosen.kind === 'response' && evaluation.chosen.response === 'BUSY' && this.busyPending)
+      this.busyBudget--;
     const before = this.takeSnapshot(false);
     const notificationsBefore = this.notifications;
     const chosen = evaluation.chosen;
@@ -241,7 +264,11 @@ export class VirtioMemDevice {
     if (chosen.kind === 'response') {
       this.applyEffect(chosen.effect);
       if (chosen.effect.kind === 'unplug-all') kind = 'unplug-all';
-      response = { type: RESPONSE_CODE_NAMES.indexOf(chosen.response), padding: new Uint8Array(6), state: chosen.state ? STATE_VALUES[chosen.state] : 0 };
+      response = {
+        type: RESPONSE_CODE_NAMES.indexOf(chosen.response),
+        padding: new Uint8Array(6),
+        state: chosen.state ? STATE_VALUES[chosen.state] : 0,
+      };
       used = { length: RESP_SIZE, written: encodeResponse(response) };
     } else {
       used = this.applyViolation(chosen.handling);
@@ -295,7 +322,8 @@ export class VirtioMemDevice {
    * @throws RangeError when `length` is not a non-negative integer.
    */
   readMemory(addr: bigint, length: number): MemoryAccessResult {
-    if (!Number.isSafeInteger(length) || length < 0) throw new RangeError(`length must be a non-negative integer (got ${length})`);
+    if (!Number.isSafeInteger(length) || length < 0)
+      throw new RangeError(`length must be a non-negative integer (got ${length})`);
     const refused = this.refusal(addr, length, 'read');
     if (refused) return refused;
     const data = new Uint8Array(length);
@@ -324,8 +352,13 @@ export class VirtioMemDevice {
    * allowed. For a device whose memory lives elsewhere (a vhost-user back-end: the front-end's
    * shared region holds the bytes).
    */
-  accessRefusal(addr: bigint, length: number, what: 'read' | 'write'): (MemoryAccessResult & { ok: false }) | undefined {
-    if (!Number.isSafeInteger(length) || length < 0) throw new RangeError(`length must be a non-negative integer (got ${length})`);
+  accessRefusal(
+    addr: bigint,
+    length: number,
+    what: 'read' | 'write',
+  ): (MemoryAccessResult & { ok: false }) | undefined {
+    if (!Number.isSafeInteger(length) || length < 0)
+      throw new RangeError(`length must be a non-negative integer (got ${length})`);
     return this.refusal(addr, length, what);
   }
 
@@ -343,7 +376,13 @@ export class VirtioMemDevice {
     const persistent = (this.virtio.lastNegotiatedFeatures & featureMask(VIRTIO_MEM_F_PERSISTENT_SUSPEND)) !== 0n;
     const snapshot = this.takeSnapshot(true);
     this.suspendedAt = { snapshot, persistent };
-    return { persistent, violations: [...checkConfigInvariants(snapshot), ...checkTransition(snapshot, snapshot, 'suspend', false, { persistentSuspend: persistent })] };
+    return {
+      persistent,
+      violations: [
+        ...checkConfigInvariants(snapshot),
+        ...checkTransition(snapshot, snapshot, 'suspend', false, { persistentSuspend: persistent }),
+      ],
+    };
   }
 
   /**
@@ -360,9 +399,13 @@ export class VirtioMemDevice {
     const at = this.suspendedAt;
     if (!at) throw new DeviceUsageError('wake() called without a preceding suspend()');
     this.suspendedAt = undefined;
-    if (!at.persistent && this.profile.suspendWithoutPersistence === 'unplug-all') this.unplugEverything(this.recomputedUsable());
+    if (!at.persistent && this.profile.suspendWithoutPersistence === 'unplug-all')
+      this.unplugEverything(this.recomputedUsable());
     const after = this.takeSnapshot(true);
-    return [...checkConfigInvariants(after), ...checkTransition(at.snapshot, after, 'wake', false, { persistentSuspend: at.persistent })];
+    return [
+      ...checkConfigInvariants(after),
+      ...checkTransition(at.snapshot, after, 'wake', false, { persistentSuspend: at.persistent }),
+    ];
   }
 
   // ---------------------------------------------------------------- host side
@@ -377,10 +420,16 @@ export class VirtioMemDevice {
     const rules = this.profile.resizeValidation;
     if (size < 0n) return { ok: false, reason: 'requested_size must not be negative' };
     if (rules.aligned && size % c.block_size !== 0n) {
-      return { ok: false, reason: `requested_size 0x${size.toString(16)} is not a multiple of block_size 0x${c.block_size.toString(16)}` };
+      return {
+        ok: false,
+        reason: `requested_size 0x${size.toString(16)} is not a multiple of block_size 0x${c.block_size.toString(16)}`,
+      };
     }
     if (rules.withinRegion && size > c.region_size) {
-      return { ok: false, reason: `requested_size 0x${size.toString(16)} exceeds region_size 0x${c.region_size.toString(16)}` };
+      return {
+        ok: false,
+        reason: `requested_size 0x${size.toString(16)} exceeds region_size 0x${c.region_size.toString(16)}`,
+      };
     }
     if (rules.mustDiffer && size === c.requested_size) {
       return { ok: false, reason: 'requested_size already has that value' };
@@ -398,7 +447,16 @@ export class VirtioMemDevice {
     const notified = driverActive && (changed || this.profile.notifyOnUnchangedResize);
     if (notified) this.notifications++;
     const after = this.takeSnapshot(false);
-    return { ok: true, notified, usableBefore, usableAfter, violations: [...checkConfigInvariants(after), ...checkTransition(before, after, 'host-resize', notified, { driverActive })] };
+    return {
+      ok: true,
+      notified,
+      usableBefore,
+      usableAfter,
+      violations: [
+        ...checkConfigInvariants(after),
+        ...checkTransition(before, after, 'host-resize', notified, { driverActive }),
+      ],
+    };
   }
 
   /**
@@ -468,7 +526,17 @@ export class VirtioMemDevice {
 
   /** Why an access to [addr, addr + length) is refused, or undefined when it is allowed (see {@link judgeAccess}). */
   private refusal(addr: bigint, length: number, what: 'read' | 'write'): AccessRefusal | undefined {
-    return judgeAccess({ config: this.config, blocks: this.blocks, negotiatedFeatures: this.negotiatedFeatures, unpluggedMemory: this.profile.unpluggedMemory }, addr, length, what);
+    return judgeAccess(
+      {
+        config: this.config,
+        blocks: this.blocks,
+        negotiatedFeatures: this.negotiatedFeatures,
+        unpluggedMemory: this.profile.unpluggedMemory,
+      },
+      addr,
+      length,
+      what,
+    );
   }
 
   private setConfig(change: Partial<VirtioMemConfig>): void {
@@ -525,4 +593,3 @@ export class VirtioMemDevice {
     }
   }
 }
-

@@ -1,7 +1,12 @@
 /**
  * The driver-side virtio handshake on the model device (kept apart from the device itself).
  */
-import { VIRTIO_CONFIG_S_ACKNOWLEDGE, VIRTIO_CONFIG_S_DRIVER, VIRTIO_CONFIG_S_DRIVER_OK, VIRTIO_CONFIG_S_FEATURES_OK } from '../../../spec/src/index';
+import {
+  VIRTIO_CONFIG_S_ACKNOWLEDGE,
+  VIRTIO_CONFIG_S_DRIVER,
+  VIRTIO_CONFIG_S_DRIVER_OK,
+  VIRTIO_CONFIG_S_FEATURES_OK,
+} from '../../../spec/src/index';
 import type { HandshakeResult } from '../../../spec/src/index';
 import type { VirtioMemDevice } from './device';
 
@@ -17,7 +22,9 @@ export function initialiseDevice(device: VirtioMemDevice, accept: (offered: bigi
   const offered = device.offeredFeatures;
   const accepted = accept(offered);
   device.writeDriverFeatures(accepted);
-  const afterFeatures = device.writeStatus(VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER | VIRTIO_CONFIG_S_FEATURES_OK).status;
+  const afterFeatures = device.writeStatus(
+    VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER | VIRTIO_CONFIG_S_FEATURES_OK,
+  ).status;
   const featuresOk = (afterFeatures & VIRTIO_CONFIG_S_FEATURES_OK) !== 0;
   const status = featuresOk ? device.writeStatus(afterFeatures | VIRTIO_CONFIG_S_DRIVER_OK).status : afterFeatures;
   return { offered, accepted, featuresOk, status };

@@ -51,7 +51,8 @@ export interface DeviceSnapshot {
  * platform entered suspend-to-RAM, `wake` the state when it suspended with the state after it
  * woke up.
  */
-export type TransitionKind = 'request' | 'unplug-all' | 'host-resize' | 'device-reset' | 'system-reset' | 'read' | 'suspend' | 'wake';
+export type TransitionKind =
+  'request' | 'unplug-all' | 'host-resize' | 'device-reset' | 'system-reset' | 'read' | 'suspend' | 'wake';
 
 /** Facts about a transition that the snapshots do not carry. */
 export interface TransitionContext {
@@ -75,7 +76,12 @@ export function checkConfigInvariants(snapshot: DeviceSnapshot): InvariantViolat
   const c = snapshot.config;
   const out: InvariantViolation[] = [];
   if (!isPowerOfTwo(c.block_size)) {
-    out.push({ invariant: 'block-size-power-of-two', requirements: ['dev.cfg.5'], severity: 'must', detail: `block_size ${formatHex(c.block_size)} is not a power of two` });
+    out.push({
+      invariant: 'block-size-power-of-two',
+      requirements: ['dev.cfg.5'],
+      severity: 'must',
+      detail: `block_size ${formatHex(c.block_size)} is not a power of two`,
+    });
   }
   if (c.block_size > 0n) {
     const unaligned = (['addr', 'region_size', 'usable_region_size', 'plugged_size', 'requested_size'] as const).filter(
@@ -91,11 +97,21 @@ export function checkConfigInvariants(snapshot: DeviceSnapshot): InvariantViolat
     }
   }
   if (c.usable_region_size < c.requested_size) {
-    out.push({ invariant: 'usable-covers-requested', requirements: ['dev.cfg.4'], severity: 'must', detail: `usable_region_size ${formatHex(c.usable_region_size)} < requested_size ${formatHex(c.requested_size)}` });
+    out.push({
+      invariant: 'usable-covers-requested',
+      requirements: ['dev.cfg.4'],
+      severity: 'must',
+      detail: `usable_region_size ${formatHex(c.usable_region_size)} < requested_size ${formatHex(c.requested_size)}`,
+    });
   }
   if (c.usable_region_size > c.region_size) {
     // §5.15.4: usable_region_size "can grow up to region_size" (descriptive text).
-    out.push({ invariant: 'usable-within-region', requirements: [], severity: 'must', detail: `usable_region_size ${formatHex(c.usable_region_size)} > region_size ${formatHex(c.region_size)}` });
+    out.push({
+      invariant: 'usable-within-region',
+      requirements: [],
+      severity: 'must',
+      detail: `usable_region_size ${formatHex(c.usable_region_size)} > region_size ${formatHex(c.region_size)}`,
+    });
   }
   if (snapshot.pluggedBlocks !== undefined && c.plugged_size !== BigInt(snapshot.pluggedBlocks) * c.block_size) {
     out.push({
@@ -105,9 +121,18 @@ export function checkConfigInvariants(snapshot: DeviceSnapshot): InvariantViolat
       detail: `plugged_size ${formatHex(c.plugged_size)} but ${snapshot.pluggedBlocks} blocks × ${formatHex(c.block_size)} are plugged`,
     });
   }
-  if (snapshot.pluggedEnd !== undefined && c.block_size > 0n && BigInt(snapshot.pluggedEnd) * c.block_size > c.usable_region_size) {
+  if (
+    snapshot.pluggedEnd !== undefined &&
+    c.block_size > 0n &&
+    BigInt(snapshot.pluggedEnd) * c.block_size > c.usable_region_size
+  ) {
     // §5.15: every block of the unusable region is unplugged (descriptive text).
-    out.push({ invariant: 'plugged-within-usable', requirements: [], severity: 'must', detail: `block ${snapshot.pluggedEnd - 1} is plugged beyond usable_region_size ${formatHex(c.usable_region_size)}` });
+    out.push({
+      invariant: 'plugged-within-usable',
+      requirements: [],
+      severity: 'must',
+      detail: `block ${snapshot.pluggedEnd - 1} is plugged beyond usable_region_size ${formatHex(c.usable_region_size)}`,
+    });
   }
   return out;
 }
@@ -135,7 +160,12 @@ export function checkTransition(
   if (!resetLike) {
     const changed = (['block_size', 'node_id', 'addr', 'region_size'] as const).filter((n) => a[n] !== b[n]);
     if (changed.length > 0) {
-      out.push({ invariant: 'fixed-fields-unchanged', requirements: ['dev.cfg.2'], severity: 'must', detail: `${changed.join(', ')} changed outside a system reset` });
+      out.push({
+        invariant: 'fixed-fields-unchanged',
+        requirements: ['dev.cfg.2'],
+        severity: 'must',
+        detail: `${changed.join(', ')} changed outside a system reset`,
+      });
     }
     if (b.usable_region_size < a.usable_region_size && kind !== 'unplug-all') {
       out.push({
@@ -155,24 +185,60 @@ export function checkTransition(
       });
     }
     if (!resized && notified && a.plugged_size !== b.plugged_size && kind === 'request') {
-      out.push({ invariant: 'no-notify-for-plugged-size', requirements: ['dev.cfg.10'], severity: 'should', detail: 'a notification was sent although only plugged_size changed' });
+      out.push({
+        invariant: 'no-notify-for-plugged-size',
+        requirements: ['dev.cfg.10'],
+        severity: 'should',
+        detail: 'a notification was sent although only plugged_size changed',
+      });
     }
   }
-  if (kind === 'device-reset' && before.blocksDigest !== undefined && after.blocksDigest !== undefined && before.blocksDigest !== after.blocksDigest) {
-    out.push({ invariant: 'blocks-unchanged-by-device-reset', requirements: ['dev.init.2'], severity: 'must', detail: 'block states changed across a device reset' });
+  if (
+    kind === 'device-reset' &&
+    before.blocksDigest !== undefined &&
+    after.blocksDigest !== undefined &&
+    before.blocksDigest !== after.blocksDigest
+  ) {
+    out.push({
+      invariant: 'blocks-unchanged-by-device-reset',
+      requirements: ['dev.init.2'],
+      severity: 'must',
+      detail: 'block states changed across a device reset',
+    });
   }
   if (kind === 'device-reset' && a.plugged_size !== b.plugged_size) {
-    out.push({ invariant: 'blocks-unchanged-by-device-reset', requirements: ['dev.init.2'], severity: 'must', detail: `plugged_size changed from ${formatHex(a.plugged_size)} to ${formatHex(b.plugged_size)} across a device reset` });
+    out.push({
+      invariant: 'blocks-unchanged-by-device-reset',
+      requirements: ['dev.init.2'],
+      severity: 'must',
+      detail: `plugged_size changed from ${formatHex(a.plugged_size)} to ${formatHex(b.plugged_size)} across a device reset`,
+    });
   }
   const blocksSame = before.blocksDigest !== undefined && before.blocksDigest === after.blocksDigest;
-  const contentsChanged = before.contentDigest !== undefined && after.contentDigest !== undefined && before.contentDigest !== after.contentDigest;
+  const contentsChanged =
+    before.contentDigest !== undefined &&
+    after.contentDigest !== undefined &&
+    before.contentDigest !== after.contentDigest;
   if (kind === 'device-reset' && blocksSame && contentsChanged) {
-    out.push({ invariant: 'contents-unchanged-by-device-reset', requirements: ['dev.init.3'], severity: 'must', detail: 'the contents of plugged blocks changed across a device reset' });
+    out.push({
+      invariant: 'contents-unchanged-by-device-reset',
+      requirements: ['dev.init.3'],
+      severity: 'must',
+      detail: 'the contents of plugged blocks changed across a device reset',
+    });
   }
   if (persistent) {
-    const blocksChanged = before.blocksDigest !== undefined && after.blocksDigest !== undefined && before.blocksDigest !== after.blocksDigest;
+    const blocksChanged =
+      before.blocksDigest !== undefined &&
+      after.blocksDigest !== undefined &&
+      before.blocksDigest !== after.blocksDigest;
     if (blocksChanged) {
-      out.push({ invariant: 'blocks-unchanged-by-persistent-suspend', requirements: ['dev.op.8'], severity: 'must', detail: `block states changed across suspend and wake-up although PERSISTENT_SUSPEND was negotiated` });
+      out.push({
+        invariant: 'blocks-unchanged-by-persistent-suspend',
+        requirements: ['dev.op.8'],
+        severity: 'must',
+        detail: `block states changed across suspend and wake-up although PERSISTENT_SUSPEND was negotiated`,
+      });
     } else if (a.plugged_size !== b.plugged_size) {
       out.push({
         invariant: 'blocks-unchanged-by-persistent-suspend',
@@ -184,7 +250,12 @@ export function checkTransition(
   }
   if (suspendStep && blocksSame && contentsChanged) {
     // Blocks that stayed plugged keep their contents whatever was negotiated (dev.op.3).
-    out.push({ invariant: 'plugged-contents-unchanged', requirements: ['dev.op.3'], severity: 'must', detail: `the contents of plugged blocks changed across ${kind === 'wake' ? 'suspend and wake-up' : 'suspend'}` });
+    out.push({
+      invariant: 'plugged-contents-unchanged',
+      requirements: ['dev.op.3'],
+      severity: 'must',
+      detail: `the contents of plugged blocks changed across ${kind === 'wake' ? 'suspend and wake-up' : 'suspend'}`,
+    });
   }
   return out;
 }

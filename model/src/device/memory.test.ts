@@ -30,7 +30,10 @@ const UI = featureMask(VIRTIO_MEM_F_UNPLUGGED_INACCESSIBLE);
 
 /** 64 blocks of 2 MiB at 4 GiB, 16 blocks requested (the spec profile makes them the usable region). */
 function makeDevice(overrides: Partial<DeviceParams> = {}, profile: DeviceProfile = SPEC_PROFILE): VirtioMemDevice {
-  return new VirtioMemDevice({ block_size: BS, addr: BASE, region_size: 64n * BS, requested_size: 16n * BS, ...overrides }, profile);
+  return new VirtioMemDevice(
+    { block_size: BS, addr: BASE, region_size: 64n * BS, requested_size: 16n * BS, ...overrides },
+    profile,
+  );
 }
 
 const at = (block: number, offset = 0n): bigint => BASE + BigInt(block) * BS + offset;
@@ -93,7 +96,7 @@ describe('SparseMemory', () => {
   test('should handle blocks smaller than a page and block sizes that are not multiples of it', () => {
     for (const blockSize of [1n, 3n, 1000n, 6n * KiB]) {
       const memory = new SparseMemory(blockSize);
-      const data = Uint8Array.from({ length: 9000 }, (_, i) => (i * 7) % 256 | 1);
+      const data = Uint8Array.from({ length: 9000 }, (_, i) => ((i * 7) % 256) | 1);
       memory.write(5n, data, () => true);
       const out = new Uint8Array(9000);
       memory.read(5n, out);
@@ -221,8 +224,16 @@ describe('device memory: unplugged blocks (dev.op.5, drv.op.1 … drv.op.5)', ()
   test('drv.op.5: with UNPLUGGED_INACCESSIBLE negotiated unplugged blocks are inaccessible; plugged ones are not', () => {
     const device = makeDevice({ features: V1 | UI, plugged: [{ first: 0, count: 1 }] });
     negotiate(device, V1 | UI);
-    expect(device.readMemory(at(1), 1)).toMatchObject({ ok: false, reason: 'inaccessible', detail: expect.stringMatching(/block 1 .*UNPLUGGED_INACCESSIBLE/) });
-    expect(device.writeMemory(at(1), bytes(1))).toMatchObject({ ok: false, reason: 'inaccessible', detail: expect.stringMatching(/drv\.op\.1/) });
+    expect(device.readMemory(at(1), 1)).toMatchObject({
+      ok: false,
+      reason: 'inaccessible',
+      detail: expect.stringMatching(/block 1 .*UNPLUGGED_INACCESSIBLE/),
+    });
+    expect(device.writeMemory(at(1), bytes(1))).toMatchObject({
+      ok: false,
+      reason: 'inaccessible',
+      detail: expect.stringMatching(/drv\.op\.1/),
+    });
     expect(device.writeMemory(at(0), bytes(1)).ok).toBe(true);
     expect(okData(device.readMemory(at(0), 1))).toEqual(bytes(1));
     // A device reset forgets the negotiation: reads of unplugged memory work again (dev.op.5).
@@ -234,8 +245,16 @@ describe('device memory: unplugged blocks (dev.op.5, drv.op.1 … drv.op.5)', ()
     const device = makeDevice({ features: V1 | UI, plugged: [{ first: 0, count: 1 }] });
     negotiate(device, V1 | UI);
     expect(device.accessRefusal(at(0), 16, 'write')).toBeUndefined();
-    expect(device.accessRefusal(at(1), 1, 'read')).toMatchObject({ ok: false, reason: 'inaccessible', detail: expect.stringMatching(/drv\.op\.5/) });
-    expect(device.accessRefusal(at(1), 1, 'write')).toMatchObject({ ok: false, reason: 'inaccessible', detail: expect.stringMatching(/drv\.op\.1/) });
+    expect(device.accessRefusal(at(1), 1, 'read')).toMatchObject({
+      ok: false,
+      reason: 'inaccessible',
+      detail: expect.stringMatching(/drv\.op\.5/),
+    });
+    expect(device.accessRefusal(at(1), 1, 'write')).toMatchObject({
+      ok: false,
+      reason: 'inaccessible',
+      detail: expect.stringMatching(/drv\.op\.1/),
+    });
     expect(device.accessRefusal(at(16), 1, 'read')).toMatchObject({ ok: false, reason: 'beyond-usable' });
     expect(device.accessRefusal(BASE - 1n, 2, 'read')).toMatchObject({ ok: false, reason: 'outside-region' });
     expect(device.contentBytes).toBe(0);
@@ -246,7 +265,11 @@ describe('device memory: unplugged blocks (dev.op.5, drv.op.1 … drv.op.5)', ()
     for (const accepted of [V1, V1 | UI]) {
       const device = makeDevice({ features: V1 | UI });
       negotiate(device, accepted);
-      expect(device.readMemory(at(16), 1)).toMatchObject({ ok: false, reason: 'beyond-usable', detail: expect.stringMatching(/drv\.op\.2/) });
+      expect(device.readMemory(at(16), 1)).toMatchObject({
+        ok: false,
+        reason: 'beyond-usable',
+        detail: expect.stringMatching(/drv\.op\.2/),
+      });
       expect(device.writeMemory(at(63, BS - 1n), bytes(1))).toMatchObject({ ok: false, reason: 'beyond-usable' });
     }
   });
@@ -258,7 +281,12 @@ describe('device memory: unplugged blocks (dev.op.5, drv.op.1 … drv.op.5)', ()
     expect(device.writeMemory(at(64), bytes(1))).toMatchObject({ ok: false, reason: 'outside-region' });
     expect(device.readMemory(at(63, BS - 1n), 2)).toMatchObject({ ok: false, reason: 'outside-region' });
     expect(device.readMemory(at(64), 0)).toEqual({ ok: true, data: new Uint8Array(0) });
-    const ragged = makeDevice({ region_size: 64n * BS + MiB, plugged: [{ first: 63, count: 1 }], usable_region_size: 64n * BS, requested_size: 0n });
+    const ragged = makeDevice({
+      region_size: 64n * BS + MiB,
+      plugged: [{ first: 63, count: 1 }],
+      usable_region_size: 64n * BS,
+      requested_size: 0n,
+    });
     expect(ragged.readMemory(at(64), 1)).toMatchObject({ ok: false, reason: 'outside-region' });
     expect(() => device.readMemory(BASE, -1)).toThrow(RangeError);
   });
@@ -273,7 +301,11 @@ describe('device memory: unplugged blocks (dev.op.5, drv.op.1 … drv.op.5)', ()
     expect(okData(device.readMemory(at(16, -1n), 1))).toEqual(bytes(0));
     negotiate(device, V1 | UI);
     // Unplugged in usable (block 13) comes before beyond usable (block 16): 'inaccessible' wins.
-    expect(device.readMemory(at(13), Number(4n * BS))).toMatchObject({ ok: false, reason: 'inaccessible', detail: expect.stringMatching(/block 13/) });
+    expect(device.readMemory(at(13), Number(4n * BS))).toMatchObject({
+      ok: false,
+      reason: 'inaccessible',
+      detail: expect.stringMatching(/block 13/),
+    });
     expect(device.writeMemory(at(14, BS - 1n), bytes(5, 5, 5, 5))).toMatchObject({ ok: true });
     expect(device.writeMemory(at(13, BS - 1n), bytes(6, 6))).toMatchObject({ ok: false, reason: 'inaccessible' });
     // The refused write stored nothing in plugged block 14 either.
@@ -283,7 +315,13 @@ describe('device memory: unplugged blocks (dev.op.5, drv.op.1 … drv.op.5)', ()
 
 describe('device memory: sparse storage', () => {
   test('a 1 TiB region allocates no content up front and a few bytes written cost one page', () => {
-    const device = new VirtioMemDevice({ block_size: BS, addr: 0n, region_size: 1n << 40n, requested_size: 1n << 40n, plugged: [{ first: 0, count: 1 << 19 }] });
+    const device = new VirtioMemDevice({
+      block_size: BS,
+      addr: 0n,
+      region_size: 1n << 40n,
+      requested_size: 1n << 40n,
+      plugged: [{ first: 0, count: 1 << 19 }],
+    });
     expect(device.contentBytes).toBe(0);
     expect(device.writeMemory((1n << 40n) - 16n, new Uint8Array(16).fill(0x5a)).ok).toBe(true);
     expect(device.writeMemory(1n << 39n, bytes(1)).ok).toBe(true);
@@ -303,27 +341,44 @@ describe('device memory: sparse storage', () => {
       | { kind: 'write'; offset: number; length: number; value: number }
       | { kind: 'unplug-all' };
     const opArb: fc.Arbitrary<Op> = fc.oneof(
-      fc.record({ kind: fc.constantFrom('plug' as const, 'unplug' as const), first: fc.nat(blocks - 1), count: fc.integer({ min: 1, max: 3 }) }),
-      fc.record({ kind: fc.constant('write' as const), offset: fc.nat(blocks * 8192 - 1), length: fc.integer({ min: 1, max: 20_000 }), value: fc.integer({ min: 0, max: 255 }) }),
+      fc.record({
+        kind: fc.constantFrom('plug' as const, 'unplug' as const),
+        first: fc.nat(blocks - 1),
+        count: fc.integer({ min: 1, max: 3 }),
+      }),
+      fc.record({
+        kind: fc.constant('write' as const),
+        offset: fc.nat(blocks * 8192 - 1),
+        length: fc.integer({ min: 1, max: 20_000 }),
+        value: fc.integer({ min: 0, max: 255 }),
+      }),
       fc.constant({ kind: 'unplug-all' as const }),
     );
     fc.assert(
       fc.property(fc.array(opArb, { maxLength: 25 }), (ops) => {
-        const device = new VirtioMemDevice({ block_size: bs, addr: 0n, region_size: BigInt(blocks) * bs, requested_size: BigInt(blocks) * bs });
+        const device = new VirtioMemDevice({
+          block_size: bs,
+          addr: 0n,
+          region_size: BigInt(blocks) * bs,
+          requested_size: BigInt(blocks) * bs,
+        });
         const plugged = new Set<number>();
         const reference = new Map<number, number>();
         for (const op of ops) {
           if (op.kind === 'write') {
             const length = Math.min(op.length, blocks * 8192 - op.offset);
             expect(device.writeMemory(BigInt(op.offset), new Uint8Array(length).fill(op.value)).ok).toBe(true);
-            for (let i = op.offset; i < op.offset + length; i++) if (plugged.has(Math.floor(i / 8192))) reference.set(i, op.value);
+            for (let i = op.offset; i < op.offset + length; i++)
+              if (plugged.has(Math.floor(i / 8192))) reference.set(i, op.value);
           } else if (op.kind === 'unplug-all') {
             device.processRequest(encodeRequest({ type: 2 }));
             plugged.clear();
             reference.clear();
           } else {
             const count = Math.min(op.count, blocks - op.first);
-            const result = device.processRequest(encodeRequest({ type: op.kind === 'plug' ? 0 : 1, addr: BigInt(op.first) * bs, nb_blocks: count }));
+            const result = device.processRequest(
+              encodeRequest({ type: op.kind === 'plug' ? 0 : 1, addr: BigInt(op.first) * bs, nb_blocks: count }),
+            );
             if (result.response?.type !== 0) continue;
             for (let b = op.first; b < op.first + count; b++) {
               if (op.kind === 'plug') plugged.add(b);
@@ -335,7 +390,8 @@ describe('device memory: sparse storage', () => {
           }
         }
         const all = okData(device.readMemory(0n, blocks * 8192));
-        for (let i = 0; i < all.length; i++) if (all[i] !== (reference.get(i) ?? 0)) throw new Error(`byte ${i}: ${all[i]} ≠ ${reference.get(i) ?? 0}`);
+        for (let i = 0; i < all.length; i++)
+          if (all[i] !== (reference.get(i) ?? 0)) throw new Error(`byte ${i}: ${all[i]} ≠ ${reference.get(i) ?? 0}`);
       }),
       { numRuns: 80, seed: 0x6d656d },
     );

@@ -135,7 +135,11 @@ export class SparseMemory {
   }
 
   /** Splits [offset, offset + length) into chunks that each stay inside one page of one block. */
-  private forEachChunk(offset: bigint, length: number, visit: (block: number, page: number, pageOffset: number, at: number, length: number) => void): void {
+  private forEachChunk(
+    offset: bigint,
+    length: number,
+    visit: (block: number, page: number, pageOffset: number, at: number, length: number) => void,
+  ): void {
     let at = 0;
     let cursor = offset;
     while (at < length) {

@@ -14,7 +14,8 @@ import type { ViolationHandling } from './profiles';
  * - `discouraged`: not forbidden by a MUST, but against a SHOULD or the descriptive text.
  * - `nonconforming`: breaks a MUST (only a profile's own choice can be this; never in the set).
  */
-export type ConformanceClass = 'required' | 'recommended' | 'permitted' | 'unspecified' | 'discouraged' | 'nonconforming';
+export type ConformanceClass =
+  'required' | 'recommended' | 'permitted' | 'unspecified' | 'discouraged' | 'nonconforming';
 
 /** What an outcome does to the device state. */
 export type OutcomeEffect =

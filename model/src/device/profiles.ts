@@ -67,7 +67,11 @@ export interface DeviceProfile {
   readonly malformedChain: ViolationHandling;
   readonly layoutStrictness: LayoutStrictness;
   /** Checks on a host-side change of requested_size. */
-  readonly resizeValidation: { readonly aligned: boolean; readonly withinRegion: boolean; readonly mustDiffer: boolean };
+  readonly resizeValidation: {
+    readonly aligned: boolean;
+    readonly withinRegion: boolean;
+    readonly mustDiffer: boolean;
+  };
   /** Whether a resize to the current value still sends a config notification (dev.cfg.11 allows it). */
   readonly notifyOnUnchangedResize: boolean;
   /** What a system reset does to blocks: unplug everything (dev.op.7) or keep them. */
@@ -245,7 +249,13 @@ function roundDown(value: bigint, unit: bigint): bigint {
  * The usable_region_size a policy wants for `requested` (before any grow-only rule).
  * `current` matters only for the slot policy, which never shrinks on its own.
  */
-export function usableFor(policy: UsablePolicy, requested: bigint, blockSize: bigint, regionSize: bigint, current: bigint): bigint {
+export function usableFor(
+  policy: UsablePolicy,
+  requested: bigint,
+  blockSize: bigint,
+  regionSize: bigint,
+  current: bigint,
+): bigint {
   switch (policy.kind) {
     case 'whole-region':
       return regionSize;

@@ -42,7 +42,9 @@ describe('feature negotiation', () => {
   test('dev.init.1: Firecracker fails at DRIVER_OK instead', () => {
     const device = makeDevice({}, FIRECRACKER_PROFILE);
     expect(handshake(device, V1).refusal).toBeUndefined();
-    const result = device.writeStatus(VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER | VIRTIO_CONFIG_S_FEATURES_OK | VIRTIO_CONFIG_S_DRIVER_OK);
+    const result = device.writeStatus(
+      VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER | VIRTIO_CONFIG_S_FEATURES_OK | VIRTIO_CONFIG_S_DRIVER_OK,
+    );
     expect(result.refusal).toMatch(/activation failed/);
     expect(device.needsReset).toBe(true);
   });

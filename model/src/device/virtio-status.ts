@@ -88,9 +88,18 @@ export class VirtioStatus {
         return { status: this.status, refusal, requirements };
       }
     }
-    if (adding & VIRTIO_CONFIG_S_DRIVER_OK && uiOffered && !uiAccepted && this.profile.unpluggedInaccessibleRequired === 'fail-driver-ok') {
+    if (
+      adding & VIRTIO_CONFIG_S_DRIVER_OK &&
+      uiOffered &&
+      !uiAccepted &&
+      this.profile.unpluggedInaccessibleRequired === 'fail-driver-ok'
+    ) {
       this.status = value | VIRTIO_CONFIG_S_NEEDS_RESET;
-      return { status: this.status, refusal: 'driver did not accept VIRTIO_MEM_F_UNPLUGGED_INACCESSIBLE; activation failed', requirements: ['dev.init.1'] };
+      return {
+        status: this.status,
+        refusal: 'driver did not accept VIRTIO_MEM_F_UNPLUGGED_INACCESSIBLE; activation failed',
+        requirements: ['dev.init.1'],
+      };
     }
     this.status = value | (this.status & VIRTIO_CONFIG_S_NEEDS_RESET);
     if (adding & VIRTIO_CONFIG_S_FEATURES_OK) this.lastNegotiated = this.driverFeatures;

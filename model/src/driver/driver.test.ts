@@ -36,20 +36,22 @@ interface Scenario {
 }
 
 /** Random consistent device states: plugged runs inside the usable region. */
-const scenarioArb: fc.Arbitrary<Scenario> = fc
-  .integer({ min: 1, max: 300 })
-  .chain((blocks) =>
-    fc.integer({ min: 0, max: blocks }).chain((usableBlocks) =>
-      fc.record({
-        blocks: fc.constant(blocks),
-        usableBlocks: fc.constant(usableBlocks),
-        requestedBlocks: fc.integer({ min: 0, max: usableBlocks }),
-        plugged: fc.array(fc.tuple(fc.nat(Math.max(0, usableBlocks - 1)), fc.integer({ min: 1, max: 20 })), { maxLength: 6 }).map((pairs) =>
-          usableBlocks === 0 ? [] : pairs.map(([first, count]) => ({ first, count: Math.min(count, usableBlocks - first) })),
+const scenarioArb: fc.Arbitrary<Scenario> = fc.integer({ min: 1, max: 300 }).chain((blocks) =>
+  fc.integer({ min: 0, max: blocks }).chain((usableBlocks) =>
+    fc.record({
+      blocks: fc.constant(blocks),
+      usableBlocks: fc.constant(usableBlocks),
+      requestedBlocks: fc.integer({ min: 0, max: usableBlocks }),
+      plugged: fc
+        .array(fc.tuple(fc.nat(Math.max(0, usableBlocks - 1)), fc.integer({ min: 1, max: 20 })), { maxLength: 6 })
+        .map((pairs) =>
+          usableBlocks === 0
+            ? []
+            : pairs.map(([first, count]) => ({ first, count: Math.min(count, usableBlocks - first) })),
         ),
-      }),
-    ),
-  );
+    }),
+  ),
+);
 
 function deviceFor(s: Scenario, profile: DeviceProfile = SPEC_PROFILE): VirtioMemDevice {
   return new VirtioMemDevice(
@@ -81,29 +83,32 @@ describe('ReferenceDriver convergence', () => {
     ['unplug-all', QEMU_PROFILE],
     ['state-resync', SPEC_PROFILE],
     ['state-resync', QEMU_PROFILE],
-  ] as const)('should reach requested_size from random plugged states (init %s, profile %s)', (initStrategy, profile) => {
-    fc.assert(
-      fc.property(scenarioArb, (s) => {
-        const device = deviceFor(s, profile);
-        const pluggedAtStart = device.readConfig().plugged_size > 0n;
-        const driver = new ReferenceDriver({ initStrategy });
-        const result = runDriverLoop(driver, device, {}, true);
-        expect(result.stop.kind).toBe('idle');
-        const config = device.readConfig();
-        expect(config.plugged_size).toBe(config.requested_size);
-        expect(driver.pluggedRuns()).toEqual(device.pluggedRuns());
-        checkStream(result.steps);
-        // drv.op.7: one initialisation write per acknowledged PLUG, each accepted by the device.
-        const pluggedAcks = result.steps.filter((st) => st.request?.type === 0 && st.response?.type === 0).length;
-        expect(result.memoryWrites).toBe(pluggedAcks);
-        expect(result.memoryWriteSteps.every((w) => w.result.ok)).toBe(true);
-        if (pluggedAtStart && initStrategy === 'unplug-all') expect(result.steps[0].request?.type).toBe(2);
-        if (pluggedAtStart && initStrategy === 'state-resync') expect(result.steps[0].request?.type).toBe(3);
-        if (!pluggedAtStart) expect(result.steps.every((st) => st.request?.type !== 2)).toBe(true);
-      }),
-      { numRuns: 150, seed: 0x5eed },
-    );
-  });
+  ] as const)(
+    'should reach requested_size from random plugged states (init %s, profile %s)',
+    (initStrategy, profile) => {
+      fc.assert(
+        fc.property(scenarioArb, (s) => {
+          const device = deviceFor(s, profile);
+          const pluggedAtStart = device.readConfig().plugged_size > 0n;
+          const driver = new ReferenceDriver({ initStrategy });
+          const result = runDriverLoop(driver, device, {}, true);
+          expect(result.stop.kind).toBe('idle');
+          const config = device.readConfig();
+          expect(config.plugged_size).toBe(config.requested_size);
+          expect(driver.pluggedRuns()).toEqual(device.pluggedRuns());
+          checkStream(result.steps);
+          // drv.op.7: one initialisation write per acknowledged PLUG, each accepted by the device.
+          const pluggedAcks = result.steps.filter((st) => st.request?.type === 0 && st.response?.type === 0).length;
+          expect(result.memoryWrites).toBe(pluggedAcks);
+          expect(result.memoryWriteSteps.every((w) => w.result.ok)).toBe(true);
+          if (pluggedAtStart && initStrategy === 'unplug-all') expect(result.steps[0].request?.type).toBe(2);
+          if (pluggedAtStart && initStrategy === 'state-resync') expect(result.steps[0].request?.type).toBe(3);
+          if (!pluggedAtStart) expect(result.steps.every((st) => st.request?.type !== 2)).toBe(true);
+        }),
+        { numRuns: 150, seed: 0x5eed },
+      );
+    },
+  );
 
   test('should follow a sequence of host grow and shrink requests', () => {
     fc.assert(
@@ -144,7 +149,12 @@ describe('ReferenceDriver convergence', () => {
     const device = deviceFor({ blocks: 64, usableBlocks: 64, requestedBlocks: 32, plugged: [] });
     const driver = new ReferenceDriver({ maxBlocksPerRequest: 4 });
     // The host shrinks the target while the driver is plugging: the next plug is NACKed.
-    const result = runDriverLoop(driver, device, { beforeRequest: (i, d) => i === 2 && d.setRequestedSize(8n * BS) }, true);
+    const result = runDriverLoop(
+      driver,
+      device,
+      { beforeRequest: (i, d) => i === 2 && d.setRequestedSize(8n * BS) },
+      true,
+    );
     expect(result.steps.some((st) => st.response?.type === 1)).toBe(true);
     expect(result.stop.kind).toBe('idle');
     expect(device.readConfig().plugged_size).toBe(8n * BS);
@@ -152,7 +162,15 @@ describe('ReferenceDriver convergence', () => {
 
   test('should idle on NACK without spinning when no configuration change comes', () => {
     const driver = new ReferenceDriver();
-    driver.onConfig(encodeConfig({ block_size: BS, addr: BASE, region_size: 64n * BS, usable_region_size: 64n * BS, requested_size: 4n * BS }));
+    driver.onConfig(
+      encodeConfig({
+        block_size: BS,
+        addr: BASE,
+        region_size: 64n * BS,
+        usable_region_size: 64n * BS,
+        requested_size: 4n * BS,
+      }),
+    );
     const action = driver.next();
     expect(action.kind).toBe('request');
     driver.onResponse(encodeResponse({ type: 1 }));
@@ -163,7 +181,12 @@ describe('ReferenceDriver convergence', () => {
 
   test('should split ranges beyond 65,535 blocks', () => {
     const blocks = 1 << 17;
-    const device = new VirtioMemDevice({ block_size: BS, addr: 0n, region_size: BigInt(blocks) * BS, requested_size: 100_000n * BS });
+    const device = new VirtioMemDevice({
+      block_size: BS,
+      addr: 0n,
+      region_size: BigInt(blocks) * BS,
+      requested_size: 100_000n * BS,
+    });
     const result = runDriverLoop(new ReferenceDriver(), device, {}, true);
     expect(result.steps.map((st) => st.request?.nb_blocks)).toEqual([65535, 100_000 - 65535]);
     expect(device.readConfig().plugged_size).toBe(100_000n * BS);
@@ -171,7 +194,13 @@ describe('ReferenceDriver convergence', () => {
 
   test('should resynchronise with STATE in ≤ 65,535-block chunks', () => {
     const blocks = 1 << 17;
-    const device = new VirtioMemDevice({ block_size: BS, addr: 0n, region_size: BigInt(blocks) * BS, requested_size: BigInt(blocks) * BS, plugged: [{ first: 70_000, count: 3 }] });
+    const device = new VirtioMemDevice({
+      block_size: BS,
+      addr: 0n,
+      region_size: BigInt(blocks) * BS,
+      requested_size: BigInt(blocks) * BS,
+      plugged: [{ first: 70_000, count: 3 }],
+    });
     const result = runDriverLoop(new ReferenceDriver({ initStrategy: 'state-resync' }), device, {}, true);
     const states = result.steps.filter((st) => st.request?.type === 3);
     expect(states.length).toBeGreaterThan(2);
@@ -182,7 +211,14 @@ describe('ReferenceDriver convergence', () => {
 
 describe('ReferenceDriver protocol rules', () => {
   const config = (over: Record<string, bigint> = {}) =>
-    encodeConfig({ block_size: BS, addr: BASE, region_size: 64n * BS, usable_region_size: 8n * BS, requested_size: 8n * BS, ...over });
+    encodeConfig({
+      block_size: BS,
+      addr: BASE,
+      region_size: 64n * BS,
+      usable_region_size: 8n * BS,
+      requested_size: 8n * BS,
+      ...over,
+    });
 
   test('drv.op.9: never plugs outside the usable region, even when requested exceeds it', () => {
     const driver = new ReferenceDriver();
@@ -240,12 +276,15 @@ describe('ReferenceDriver protocol rules', () => {
     driver.onConfig(config());
     const action = driver.next();
     expect(action.kind === 'request' && action.bytes.length).toBe(24);
-    if (action.kind === 'request') expect(decodeRequest(action.bytes)).toMatchObject({ ok: true, value: { type: 0, addr: BASE, nb_blocks: 8 } });
+    if (action.kind === 'request')
+      expect(decodeRequest(action.bytes)).toMatchObject({ ok: true, value: { type: 0, addr: BASE, nb_blocks: 8 } });
   });
 
   test('dev.cfg.5: refuses a device whose block_size is not a power of two', () => {
     const driver = new ReferenceDriver();
-    driver.onConfig(config({ block_size: 6n * MiB, region_size: 60n * MiB, usable_region_size: 0n, requested_size: 0n }));
+    driver.onConfig(
+      config({ block_size: 6n * MiB, region_size: 60n * MiB, usable_region_size: 0n, requested_size: 0n }),
+    );
     expect(driver.next()).toMatchObject({ kind: 'broken', reason: expect.stringMatching(/power of two/) });
   });
 
@@ -279,7 +318,14 @@ describe('ReferenceDriver protocol rules', () => {
 
 describe('ReferenceDriver memory initialisation (drv.op.7, drv.op.1)', () => {
   const config = (over: Record<string, bigint> = {}) =>
-    encodeConfig({ block_size: BS, addr: BASE, region_size: 64n * BS, usable_region_size: 8n * BS, requested_size: 8n * BS, ...over });
+    encodeConfig({
+      block_size: BS,
+      addr: BASE,
+      region_size: 64n * BS,
+      usable_region_size: 8n * BS,
+      requested_size: 8n * BS,
+      ...over,
+    });
 
   test('drv.op.7: after an acknowledged PLUG it initialises the start of the plugged range, once', () => {
     const driver = new ReferenceDriver({ maxBlocksPerRequest: 3 });
@@ -287,7 +333,12 @@ describe('ReferenceDriver memory initialisation (drv.op.7, drv.op.1)', () => {
     const plug = driver.next();
     expect(plug).toMatchObject({ kind: 'request', request: { type: 0, addr: BASE, nb_blocks: 3 } });
     driver.onResponse(encodeResponse({ type: 0 }));
-    const write = { kind: 'write-memory', addr: BASE, length: MEMORY_INIT_BYTES, purpose: expect.stringMatching(/drv\.op\.7/) };
+    const write = {
+      kind: 'write-memory',
+      addr: BASE,
+      length: MEMORY_INIT_BYTES,
+      purpose: expect.stringMatching(/drv\.op\.7/),
+    };
     expect(driver.next()).toMatchObject(write);
     // Asked again without feeding anything: the same action.
     expect(driver.next()).toMatchObject(write);
@@ -298,7 +349,15 @@ describe('ReferenceDriver memory initialisation (drv.op.7, drv.op.1)', () => {
   test('drv.op.7: writes no more than a block when blocks are smaller than a page', () => {
     const small = 1024n;
     const driver = new ReferenceDriver();
-    driver.onConfig(encodeConfig({ block_size: small, addr: BASE, region_size: 64n * small, usable_region_size: 8n * small, requested_size: 8n * small }));
+    driver.onConfig(
+      encodeConfig({
+        block_size: small,
+        addr: BASE,
+        region_size: 64n * small,
+        usable_region_size: 8n * small,
+        requested_size: 8n * small,
+      }),
+    );
     driver.next();
     driver.onResponse(encodeResponse({ type: 0 }));
     expect(driver.next()).toMatchObject({ kind: 'write-memory', addr: BASE, length: 1024 });
@@ -348,45 +407,60 @@ describe('ReferenceDriver memory initialisation (drv.op.7, drv.op.1)', () => {
     const UI = featureMask(VIRTIO_MEM_F_UNPLUGGED_INACCESSIBLE);
     const V1 = featureMask(VIRTIO_F_VERSION_1);
     fc.assert(
-      fc.property(scenarioArb, fc.boolean(), fc.constantFrom('unplug-all' as const, 'state-resync' as const), fc.array(fc.nat(300), { maxLength: 4 }), (s, withUi, initStrategy, targets) => {
-        const device = new VirtioMemDevice(
-          { block_size: BS, addr: BASE, region_size: BigInt(s.blocks) * BS, requested_size: BigInt(s.requestedBlocks) * BS, usable_region_size: BigInt(s.usableBlocks) * BS, plugged: s.plugged, features: withUi ? V1 | UI : V1 },
-          QEMU_PROFILE,
-        );
-        const driver = new ReferenceDriver({ initStrategy, maxBlocksPerRequest: 7 });
-        device.writeStatus(VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER);
-        device.writeDriverFeatures(driver.negotiate(device.offeredFeatures));
-        device.writeStatus(VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER | VIRTIO_CONFIG_S_FEATURES_OK);
-        let writes = 0;
-        let seen = 0;
-        const drive = (): void => {
-          for (let guard = 0; guard < 10_000; guard++) {
-            if (device.notificationCount !== seen) {
-              seen = device.notificationCount;
-              driver.onConfigChange();
+      fc.property(
+        scenarioArb,
+        fc.boolean(),
+        fc.constantFrom('unplug-all' as const, 'state-resync' as const),
+        fc.array(fc.nat(300), { maxLength: 4 }),
+        (s, withUi, initStrategy, targets) => {
+          const device = new VirtioMemDevice(
+            {
+              block_size: BS,
+              addr: BASE,
+              region_size: BigInt(s.blocks) * BS,
+              requested_size: BigInt(s.requestedBlocks) * BS,
+              usable_region_size: BigInt(s.usableBlocks) * BS,
+              plugged: s.plugged,
+              features: withUi ? V1 | UI : V1,
+            },
+            QEMU_PROFILE,
+          );
+          const driver = new ReferenceDriver({ initStrategy, maxBlocksPerRequest: 7 });
+          device.writeStatus(VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER);
+          device.writeDriverFeatures(driver.negotiate(device.offeredFeatures));
+          device.writeStatus(VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER | VIRTIO_CONFIG_S_FEATURES_OK);
+          let writes = 0;
+          let seen = 0;
+          const drive = (): void => {
+            for (let guard = 0; guard < 10_000; guard++) {
+              if (device.notificationCount !== seen) {
+                seen = device.notificationCount;
+                driver.onConfigChange();
+              }
+              const action = driver.next();
+              if (action.kind === 'read-config') driver.onConfig(device.readConfigBytes());
+              else if (action.kind === 'request')
+                driver.onResponse(device.processRequest(action.bytes).used?.written ?? null);
+              else if (action.kind === 'write-memory') {
+                const block = Number((action.addr - BASE) / BS);
+                expect(device.isPlugged(block)).toBe(true);
+                expect(action.addr + BigInt(action.length)).toBeLessThanOrEqual(BASE + BigInt(block + 1) * BS);
+                expect(device.writeMemory(action.addr, new Uint8Array(action.length).fill(0xee)).ok).toBe(true);
+                driver.onMemoryWritten(true);
+                writes++;
+              } else if (action.kind === 'wait') driver.onTimer();
+              else return void expect(action.kind).toBe('idle');
             }
-            const action = driver.next();
-            if (action.kind === 'read-config') driver.onConfig(device.readConfigBytes());
-            else if (action.kind === 'request') driver.onResponse(device.processRequest(action.bytes).used?.written ?? null);
-            else if (action.kind === 'write-memory') {
-              const block = Number((action.addr - BASE) / BS);
-              expect(device.isPlugged(block)).toBe(true);
-              expect(action.addr + BigInt(action.length)).toBeLessThanOrEqual(BASE + BigInt(block + 1) * BS);
-              expect(device.writeMemory(action.addr, new Uint8Array(action.length).fill(0xee)).ok).toBe(true);
-              driver.onMemoryWritten(true);
-              writes++;
-            } else if (action.kind === 'wait') driver.onTimer();
-            else return void expect(action.kind).toBe('idle');
-          }
-          throw new Error('driver did not settle');
-        };
-        drive();
-        for (const target of targets) {
-          device.setRequestedSize(BigInt(Math.min(target, s.blocks)) * BS);
+            throw new Error('driver did not settle');
+          };
           drive();
-        }
-        expect(writes).toBe(driver.sentRequests.filter((r) => r.type === 0).length);
-      }),
+          for (const target of targets) {
+            device.setRequestedSize(BigInt(Math.min(target, s.blocks)) * BS);
+            drive();
+          }
+          expect(writes).toBe(driver.sentRequests.filter((r) => r.type === 0).length);
+        },
+      ),
       { numRuns: 120, seed: 0x77 },
     );
   });
@@ -396,7 +470,14 @@ describe('ReferenceDriver suspend (drv.op.11)', () => {
   const PS = featureMask(VIRTIO_MEM_F_PERSISTENT_SUSPEND);
   const V1 = featureMask(VIRTIO_F_VERSION_1);
   const config = (over: Record<string, bigint> = {}) =>
-    encodeConfig({ block_size: BS, addr: BASE, region_size: 64n * BS, usable_region_size: 8n * BS, requested_size: 8n * BS, ...over });
+    encodeConfig({
+      block_size: BS,
+      addr: BASE,
+      region_size: 64n * BS,
+      usable_region_size: 8n * BS,
+      requested_size: 8n * BS,
+      ...over,
+    });
 
   test('drv.op.11: without PERSISTENT_SUSPEND it refuses deep sleep while memory is plugged', () => {
     const driver = new ReferenceDriver();
@@ -433,7 +514,10 @@ describe('ReferenceDriver suspend (drv.op.11)', () => {
   });
 
   test('drv.op.11: converged against the spec profile (which offers PERSISTENT_SUSPEND) it may suspend; against QEMU 7.2 it may not', () => {
-    for (const [profile, allowed] of [[SPEC_PROFILE, true], [QEMU_PROFILE, false]] as const) {
+    for (const [profile, allowed] of [
+      [SPEC_PROFILE, true],
+      [QEMU_PROFILE, false],
+    ] as const) {
       const device = deviceFor({ blocks: 64, usableBlocks: 64, requestedBlocks: 4, plugged: [] }, profile);
       const driver = new ReferenceDriver();
       driver.negotiate(device.offeredFeatures);

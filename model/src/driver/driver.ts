@@ -79,7 +79,12 @@ export type DriverAction =
   /** Read the 56 configuration bytes and pass them to {@link ReferenceDriver.onConfig}. */
   | { readonly kind: 'read-config' }
   /** Send this request and pass the response bytes (or null for none) to {@link ReferenceDriver.onResponse}. */
-  | { readonly kind: 'request'; readonly request: VirtioMemRequest; readonly bytes: Uint8Array; readonly purpose: string }
+  | {
+      readonly kind: 'request';
+      readonly request: VirtioMemRequest;
+      readonly bytes: Uint8Array;
+      readonly purpose: string;
+    }
   /**
    * Write `length` bytes (the driver's choice of content; zeros do) of guest memory at guest-physical
    * `addr`, which lies inside one block the driver believes plugged, and report the outcome to
@@ -178,16 +183,29 @@ export class ReferenceDriver {
    */
   maySuspend(): SuspendPermission {
     if ((this.features & featureMask(VIRTIO_MEM_F_PERSISTENT_SUSPEND)) !== 0n) {
-      return { allowed: true, reason: 'VIRTIO_MEM_F_PERSISTENT_SUSPEND was negotiated: the device keeps block states across suspend and wake-up (dev.op.8)' };
+      return {
+        allowed: true,
+        reason:
+          'VIRTIO_MEM_F_PERSISTENT_SUSPEND was negotiated: the device keeps block states across suspend and wake-up (dev.op.8)',
+      };
     }
     if (this.knownPluggedSize === undefined) {
-      return { allowed: false, reason: 'plugged_size has not been read yet and VIRTIO_MEM_F_PERSISTENT_SUSPEND was not negotiated (drv.op.11)' };
+      return {
+        allowed: false,
+        reason: 'plugged_size has not been read yet and VIRTIO_MEM_F_PERSISTENT_SUSPEND was not negotiated (drv.op.11)',
+      };
     }
     if (this.outstanding?.type === VIRTIO_MEM_REQ_PLUG) {
-      return { allowed: false, reason: 'a PLUG request is outstanding and VIRTIO_MEM_F_PERSISTENT_SUSPEND was not negotiated (drv.op.11)' };
+      return {
+        allowed: false,
+        reason: 'a PLUG request is outstanding and VIRTIO_MEM_F_PERSISTENT_SUSPEND was not negotiated (drv.op.11)',
+      };
     }
     if (this.knownPluggedSize > 0n) {
-      return { allowed: false, reason: `0x${this.knownPluggedSize.toString(16)} bytes are plugged and VIRTIO_MEM_F_PERSISTENT_SUSPEND was not negotiated (drv.op.11)` };
+      return {
+        allowed: false,
+        reason: `0x${this.knownPluggedSize.toString(16)} bytes are plugged and VIRTIO_MEM_F_PERSISTENT_SUSPEND was not negotiated (drv.op.11)`,
+      };
     }
     return { allowed: true, reason: 'no memory is plugged: nothing can be lost across suspend and wake-up' };
   }
@@ -198,7 +216,8 @@ export class ReferenceDriver {
     if (this.outstanding) return { kind: 'awaiting-response' };
     if (this.pendingWrite) {
       // drv.op.1: only ever write to memory believed plugged (the view may have changed since the ACK).
-      if (this.believesPlugged(this.pendingWrite.addr, this.pendingWrite.length)) return { kind: 'write-memory', ...this.pendingWrite };
+      if (this.believesPlugged(this.pendingWrite.addr, this.pendingWrite.length))
+        return { kind: 'write-memory', ...this.pendingWrite };
       this.pendingWrite = undefined;
     }
     // A configuration change is picked up before the next request (and cancels a backoff).
@@ -221,7 +240,8 @@ export class ReferenceDriver {
   onConfig(bytes: Uint8Array): void {
     if (this.phase === 'broken') return;
     const decoded = decodeConfig(bytes);
-    if (!decoded.ok) return this.breakDown(`configuration too short: ${decoded.error.actual} of ${decoded.error.expected} bytes`);
+    if (!decoded.ok)
+      return this.breakDown(`configuration too short: ${decoded.error.actual} of ${decoded.error.expected} bytes`);
     // drv.cfg.2 / drv.cfg.3: padding is never looked at, node_id only with ACPI_PXM (it changes nothing here).
     const config = decoded.value;
     const problem = validateConfig(config);
@@ -339,7 +359,12 @@ export class ReferenceDriver {
             blocks.setRange(first, request.nb_blocks);
             this.knownPluggedSize = known + size;
             // drv.op.7: the content of newly plugged memory is undefined; initialise it (the start of the range only, to stay cheap).
-            if (this.initialiseMemory) this.pendingWrite = { addr: request.addr, length: this.initLength(), purpose: 'initialise newly plugged memory (drv.op.7)' };
+            if (this.initialiseMemory)
+              this.pendingWrite = {
+                addr: request.addr,
+                length: this.initLength(),
+                purpose: 'initialise newly plugged memory (drv.op.7)',
+              };
           } else {
             blocks.clearRange(first, request.nb_blocks);
             this.knownPluggedSize = known > size ? known - size : 0n;
@@ -389,7 +414,10 @@ export class ReferenceDriver {
 
   private nextResync(): DriverAction {
     const range = this.resyncQueue.shift() as BlockRange;
-    return this.send({ type: VIRTIO_MEM_REQ_STATE, addr: this.blockAddr(range.first), nb_blocks: range.count }, 'learn which blocks are plugged');
+    return this.send(
+      { type: VIRTIO_MEM_REQ_STATE, addr: this.blockAddr(range.first), nb_blocks: range.count },
+      'learn which blocks are plugged',
+    );
   }
 
   /** Plans the next PLUG or UNPLUG toward requested_size, inside the usable region (drv.op.8, drv.op.9). */
@@ -400,25 +428,39 @@ export class ReferenceDriver {
     const have = blocks.count;
     const usableBlocks = Math.min(Number(config.usable_region_size / config.block_size), blocks.length);
     if (have < target) {
-      if (this.plugHeld) return { kind: 'idle', reason: 'the device denied a plug (NACK); waiting for a configuration change' };
+      if (this.plugHeld)
+        return { kind: 'idle', reason: 'the device denied a plug (NACK); waiting for a configuration change' };
       const start = blocks.findNext(false, 0, usableBlocks);
       if (start === -1) return { kind: 'idle', reason: 'no unplugged block left inside the usable region (drv.op.10)' };
       const stop = blocks.findNext(true, start, usableBlocks);
       const runEnd = stop === -1 ? usableBlocks : stop;
       const count = Math.min(runEnd - start, target - have, this.maxBlocks);
-      return this.send({ type: VIRTIO_MEM_REQ_PLUG, addr: this.blockAddr(start), nb_blocks: count }, `plug toward requested_size (${have} → ${target} blocks)`);
+      return this.send(
+        { type: VIRTIO_MEM_REQ_PLUG, addr: this.blockAddr(start), nb_blocks: count },
+        `plug toward requested_size (${have} → ${target} blocks)`,
+      );
     }
     if (have > target) {
       const last = blocks.findPrevious(true, blocks.length);
       const runStart = blocks.findPrevious(false, last) + 1;
       const count = Math.min(last - runStart + 1, have - target, this.maxBlocks);
-      return this.send({ type: VIRTIO_MEM_REQ_UNPLUG, addr: this.blockAddr(last + 1 - count), nb_blocks: count }, `unplug toward requested_size (${have} → ${target} blocks)`);
+      return this.send(
+        { type: VIRTIO_MEM_REQ_UNPLUG, addr: this.blockAddr(last + 1 - count), nb_blocks: count },
+        `unplug toward requested_size (${have} → ${target} blocks)`,
+      );
     }
     return { kind: 'idle', reason: 'plugged_size equals requested_size' };
   }
 
   private send(fields: Partial<VirtioMemRequest>, purpose: string): DriverAction {
-    const request: VirtioMemRequest = { type: 0, padding: new Uint8Array(6), addr: 0n, nb_blocks: 0, payload_padding: new Uint8Array(6), ...fields };
+    const request: VirtioMemRequest = {
+      type: 0,
+      padding: new Uint8Array(6),
+      addr: 0n,
+      nb_blocks: 0,
+      payload_padding: new Uint8Array(6),
+      ...fields,
+    };
     this.outstanding = request;
     this.log.push(request);
     return { kind: 'request', request, bytes: encodeRequest(request), purpose };
@@ -453,10 +495,13 @@ export class ReferenceDriver {
 
 /** Why a configuration cannot be driven, or undefined when it can. */
 export function validateConfig(config: VirtioMemConfig): string | undefined {
-  if (!isPowerOfTwo(config.block_size)) return `block_size 0x${config.block_size.toString(16)} is not a power of two (dev.cfg.5); refusing the device`;
+  if (!isPowerOfTwo(config.block_size))
+    return `block_size 0x${config.block_size.toString(16)} is not a power of two (dev.cfg.5); refusing the device`;
   for (const name of ['addr', 'region_size'] as const) {
-    if (config[name] % config.block_size !== 0n) return `${name} 0x${config[name].toString(16)} is not a multiple of block_size (dev.cfg.6); refusing the device`;
+    if (config[name] % config.block_size !== 0n)
+      return `${name} 0x${config[name].toString(16)} is not a multiple of block_size (dev.cfg.6); refusing the device`;
   }
-  if (config.region_size / config.block_size > BigInt(MAX_TRACKED_BLOCKS)) return `region of ${config.region_size / config.block_size} blocks is too large to track`;
+  if (config.region_size / config.block_size > BigInt(MAX_TRACKED_BLOCKS))
+    return `region of ${config.region_size / config.block_size} blocks is too large to track`;
   return undefined;
 }

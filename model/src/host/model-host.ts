@@ -20,13 +20,7 @@ import {
   VirtioMemRequestLayout,
 } from '../../../spec/src/index';
 import { VirtioMemConfig, decodeRequest } from '../codec/codec';
-import {
-  DescriptorChain,
-  DeviceParams,
-  DeviceParamsError,
-  StatusWriteResult,
-  VirtioMemDevice,
-} from '../device/device';
+import { DescriptorChain, DeviceParams, DeviceParamsError, StatusWriteResult, VirtioMemDevice } from '../device/device';
 import type { MemoryAccessResult } from '../device/memory';
 import { DeviceProfile, SPEC_PROFILE } from '../device/profiles';
 
@@ -45,7 +39,12 @@ export type HostSetupResult =
 /** What the device did with one chain. */
 export type ChainCompletion =
   /** A used entry: the used length and the bytes written (the first `length` of them count). */
-  | { readonly kind: 'used'; readonly length: number; readonly written: Uint8Array; readonly unplugged: readonly BlockRange[] }
+  | {
+      readonly kind: 'used';
+      readonly length: number;
+      readonly written: Uint8Array;
+      readonly unplugged: readonly BlockRange[];
+    }
   /** No used entry (the device flagged NEEDS_RESET or is stuck). */
   | { readonly kind: 'no-used-entry'; readonly unplugged: readonly BlockRange[] };
 
@@ -78,7 +77,11 @@ export class ModelHost {
    * Builds the device from the set-up record. Never throws for a set-up the model cannot build:
    * that is a `refused` result naming the field.
    */
-  static create(setup: DeviceSetup, profile: DeviceProfile = SPEC_PROFILE, factory: DeviceFactory = MODEL_DEVICE): HostSetupResult {
+  static create(
+    setup: DeviceSetup,
+    profile: DeviceProfile = SPEC_PROFILE,
+    factory: DeviceFactory = MODEL_DEVICE,
+  ): HostSetupResult {
     try {
       return { kind: 'ready', host: new ModelHost(factory(setup, profile)) };
     } catch (e) {
@@ -128,7 +131,8 @@ export class ModelHost {
     const result = this.device.processChain(chain);
     const chosen = result.chosen;
     let unplugged: readonly BlockRange[] = [];
-    if (chosen.kind === 'response' && chosen.effect.kind === 'unplug') unplugged = [{ first: chosen.effect.firstBlock, count: chosen.effect.count }];
+    if (chosen.kind === 'response' && chosen.effect.kind === 'unplug')
+      unplugged = [{ first: chosen.effect.firstBlock, count: chosen.effect.count }];
     if (chosen.kind === 'response' && chosen.effect.kind === 'unplug-all') unplugged = before;
     if (!result.used) return { kind: 'no-used-entry', unplugged };
     return { kind: 'used', length: result.used.length, written: result.used.written, unplugged };
@@ -231,13 +235,19 @@ export class ModelHost {
 function isUnplugAll(chain: DescriptorChain): boolean {
   const first = chain.readable[0];
   if (!first) return false;
-  const bytes = first.length >= VirtioMemRequestLayout.size ? first : joinReadable(chain.readable, VirtioMemRequestLayout.size);
+  const bytes =
+    first.length >= VirtioMemRequestLayout.size ? first : joinReadable(chain.readable, VirtioMemRequestLayout.size);
   const decoded = decodeRequest(bytes);
   return decoded.ok && decoded.value.type === VIRTIO_MEM_REQ_UNPLUG_ALL;
 }
 
 function joinReadable(parts: readonly Uint8Array[], limit: number): Uint8Array {
-  const out = new Uint8Array(Math.min(limit, parts.reduce((n, p) => n + p.length, 0)));
+  const out = new Uint8Array(
+    Math.min(
+      limit,
+      parts.reduce((n, p) => n + p.length, 0),
+    ),
+  );
   let at = 0;
   for (const p of parts) {
     if (at >= out.length) break;

@@ -18,8 +18,15 @@ export const backendChannelCheck = defineCheck({
     }
     await c.sync();
     await sleep(50);
-    if (channel.ended) return fail(`the back-end channel ended right after SET_BACKEND_REQ_FD (${channel.ended}): the back-end did not keep its end`);
-    const seen = channel.received.length ? `; it sent ${channel.received.map((r) => `request ${r}`).join(', ')} on it` : '';
-    return pass(`SET_BACKEND_REQ_FD ${c.acks ? 'acked' : 'taken (no REPLY_ACK)'}; the back-end keeps its end open${seen}`);
+    if (channel.ended)
+      return fail(
+        `the back-end channel ended right after SET_BACKEND_REQ_FD (${channel.ended}): the back-end did not keep its end`,
+      );
+    const seen = channel.received.length
+      ? `; it sent ${channel.received.map((r) => `request ${r}`).join(', ')} on it`
+      : '';
+    return pass(
+      `SET_BACKEND_REQ_FD ${c.acks ? 'acked' : 'taken (no REPLY_ACK)'}; the back-end keeps its end open${seen}`,
+    );
   },
 });

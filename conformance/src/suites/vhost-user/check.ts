@@ -118,7 +118,11 @@ export function defineCheck(spec: VhostUserCheckSpec): VhostUserCheck {
 }
 
 /** Runs the opening on a fresh connection (see {@link VhostUserCheckContext.open}). */
-export async function runOpening(c: VhostUserConnection, needs: readonly number[], options: OpeningOptions = {}): Promise<OpenedConnection> {
+export async function runOpening(
+  c: VhostUserConnection,
+  needs: readonly number[],
+  options: OpeningOptions = {},
+): Promise<OpenedConnection> {
   const offeredFeatures = await c.queryU64(Request.GET_FEATURES);
   let offeredProtocolFeatures = 0n;
   if (offeredFeatures & PROTOCOL_FEATURES_BIT) {
@@ -182,7 +186,11 @@ export function smallRegion(c: VhostUserConnection, guestAddress: bigint): Check
  * and call eventfds, and (with protocol features) enable. The ring's avail and used indices are
  * written as `base` first, so the ring is consistent and holds no work.
  */
-export async function setUpVring(opened: OpenedConnection, ring: CheckRegion, base: number): Promise<{ kick: number; call: number }> {
+export async function setUpVring(
+  opened: OpenedConnection,
+  ring: CheckRegion,
+  base: number,
+): Promise<{ kick: number; call: number }> {
   const { c } = opened;
   const idx = Buffer.alloc(2);
   idx.writeUInt16LE(base);
@@ -191,7 +199,17 @@ export async function setUpVring(opened: OpenedConnection, ring: CheckRegion, ba
   await c.command(Request.SET_VRING_NUM, vringState(0, RING_SIZE));
   await c.command(Request.SET_VRING_BASE, vringState(0, base));
   const at = (offset: bigint): bigint => ring.userAddress + offset;
-  await c.command(Request.SET_VRING_ADDR, encodeStruct(VringAddressLayout, { index: 0, flags: 0, desc: at(RING_LAYOUT.desc), used: at(RING_LAYOUT.used), avail: at(RING_LAYOUT.avail), log: 0n }));
+  await c.command(
+    Request.SET_VRING_ADDR,
+    encodeStruct(VringAddressLayout, {
+      index: 0,
+      flags: 0,
+      desc: at(RING_LAYOUT.desc),
+      used: at(RING_LAYOUT.used),
+      avail: at(RING_LAYOUT.avail),
+      log: 0n,
+    }),
+  );
   const kick = c.createEventfd();
   const call = c.createEventfd();
   await c.command(Request.SET_VRING_KICK, u64Payload(0n), [kick]);

@@ -85,7 +85,11 @@ export interface VhostUserConnection {
 }
 
 /** Names of the errors a connection throws when the back-end is at fault. */
-const BACKEND_FAULT_NAMES: ReadonlySet<string> = new Set(['VhostUserProtocolError', 'VhostUserTimeoutError', 'BackendGone']);
+const BACKEND_FAULT_NAMES: ReadonlySet<string> = new Set([
+  'VhostUserProtocolError',
+  'VhostUserTimeoutError',
+  'BackendGone',
+]);
 
 /** The back-end cannot be reached any more (connect refused, its process gone). */
 export class BackendGone extends Error {

@@ -5,9 +5,26 @@
 import * as fs from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { sleep } from '../../../../adapters/core/src/sleep';
-import { FLAG_VERSION, HEADER_SIZE, ProtocolFeature, Request, frameMessage, u64Payload } from '../../../../adapters/vhost-user/src/protocol';
+import {
+  FLAG_VERSION,
+  HEADER_SIZE,
+  ProtocolFeature,
+  Request,
+  frameMessage,
+  u64Payload,
+} from '../../../../adapters/vhost-user/src/protocol';
 import { BackendGone } from './connection';
-import { REGION_STRIDE, RING_SIZE, defineCheck, fail, pass, setUpVring, smallRegion, unsupported, vringState } from './check';
+import {
+  REGION_STRIDE,
+  RING_SIZE,
+  defineCheck,
+  fail,
+  pass,
+  setUpVring,
+  smallRegion,
+  unsupported,
+  vringState,
+} from './check';
 
 /** Replacements of each fd kind while connected. */
 const FD_REPLACEMENTS = 10;
@@ -79,7 +96,14 @@ export const fdHygieneCheck = defineCheck({
     const pid = ctx.backendPid;
     if (pid === undefined) return unsupported("needs the back-end's PID (--backend-pid) to read /proc/PID/fd");
     const before = await settledFdTargets(pid);
-    const opened = await ctx.open({ protocol: [ProtocolFeature.MQ, ProtocolFeature.REPLY_ACK, ProtocolFeature.CONFIGURE_MEM_SLOTS, ProtocolFeature.BACKEND_REQ] });
+    const opened = await ctx.open({
+      protocol: [
+        ProtocolFeature.MQ,
+        ProtocolFeature.REPLY_ACK,
+        ProtocolFeature.CONFIGURE_MEM_SLOTS,
+        ProtocolFeature.BACKEND_REQ,
+      ],
+    });
     const { c } = opened;
     const slots = c.has(ProtocolFeature.CONFIGURE_MEM_SLOTS);
     const ring = smallRegion(c, 0n);
@@ -114,7 +138,12 @@ export const fdHygieneCheck = defineCheck({
       err = nextErr;
       if (side) {
         const replacementSide = c.createBackendChannel();
-        await c.command(Request.SET_BACKEND_REQ_FD, undefined, [replacementSide.theirs], `SET_BACKEND_REQ_FD (replacement ${round})`);
+        await c.command(
+          Request.SET_BACKEND_REQ_FD,
+          undefined,
+          [replacementSide.theirs],
+          `SET_BACKEND_REQ_FD (replacement ${round})`,
+        );
         c.closeFd(replacementSide.theirs);
         c.closeBackendChannel(side);
         side = replacementSide;
@@ -127,10 +156,19 @@ export const fdHygieneCheck = defineCheck({
       }
     }
     await c.sync();
-    const kinds = ['memory table', 'kick', 'call', 'err', ...(side ? ['back-end channel'] : []), ...(slots ? ['ADD/REM_MEM_REG'] : [])];
+    const kinds = [
+      'memory table',
+      'kick',
+      'call',
+      'err',
+      ...(side ? ['back-end channel'] : []),
+      ...(slots ? ['ADD/REM_MEM_REG'] : []),
+    ];
     const during = await fdCountWithin(pid, connected.length + FD_GROWTH_ALLOWED, 1000);
     if (during.length > connected.length + FD_GROWTH_ALLOWED) {
-      return fail(`while connected, the fd count went from ${connected.length} to ${during.length} over ${FD_REPLACEMENTS} replacements of each of: ${kinds.join(', ')} (replaced fds are not closed); new: ${fdDifference(connected, during)}`);
+      return fail(
+        `while connected, the fd count went from ${connected.length} to ${during.length} over ${FD_REPLACEMENTS} replacements of each of: ${kinds.join(', ')} (replaced fds are not closed); new: ${fdDifference(connected, during)}`,
+      );
     }
     c.close();
     // More sessions: complete ones, and one that hangs up mid-message.
@@ -146,12 +184,18 @@ export const fdHygieneCheck = defineCheck({
     const r = smallRegion(cut.c, 0n);
     await cut.c.setMemTable([r]);
     await cut.c.sync();
-    cut.c.sendRaw(frameMessage(Request.SET_VRING_NUM, FLAG_VERSION, vringState(0, RING_SIZE)).subarray(0, HEADER_SIZE + 2));
+    cut.c.sendRaw(
+      frameMessage(Request.SET_VRING_NUM, FLAG_VERSION, vringState(0, RING_SIZE)).subarray(0, HEADER_SIZE + 2),
+    );
     cut.c.close();
     const after = await fdCountWithin(pid, before.length, FD_SETTLE_MS);
     if (after.length > before.length) {
-      return fail(`the fd count went from ${before.length} to ${after.length} after ${FD_CHURN_CONNECTIONS + 2} connections closed (memory regions, vring fds${withBackendChannel ? ', back-end channels' : ''}); still open: ${fdDifference(before, after)}`);
+      return fail(
+        `the fd count went from ${before.length} to ${after.length} after ${FD_CHURN_CONNECTIONS + 2} connections closed (memory regions, vring fds${withBackendChannel ? ', back-end channels' : ''}); still open: ${fdDifference(before, after)}`,
+      );
     }
-    return pass(`fds ${before.length} before, ${connected.length} → ${during.length} across ${FD_REPLACEMENTS} replacements of ${kinds.join(', ')}, ${after.length} after ${FD_CHURN_CONNECTIONS + 2} connections closed`);
+    return pass(
+      `fds ${before.length} before, ${connected.length} → ${during.length} across ${FD_REPLACEMENTS} replacements of ${kinds.join(', ')}, ${after.length} after ${FD_CHURN_CONNECTIONS + 2} connections closed`,
+    );
   },
 });

@@ -21,7 +21,12 @@
  * - `error`: our side failed (a memfd, an eventfd, /proc); `timeout`: the check as a whole
  *   did not finish within the runner's per-case timeout.
  */
-import { PROTOCOL_FEATURES_BIT, ProtocolFeature, protocolFeatureName, protocolFeatureNames } from '../../../../adapters/vhost-user/src/protocol';
+import {
+  PROTOCOL_FEATURES_BIT,
+  ProtocolFeature,
+  protocolFeatureName,
+  protocolFeatureNames,
+} from '../../../../adapters/vhost-user/src/protocol';
 import type { CheckTarget, Suite } from '../suite';
 import { backendChannelCheck } from './backend-channel';
 import { OpeningOptions, VhostUserCheckContext, describeBits, runOpening } from './check';
@@ -88,7 +93,11 @@ function unmetNeeds(backend: VhostUserBackendUnderTest, needs: readonly number[]
 /** The checks' target: a fresh context per check, whose connections are all closed after it. */
 export function vhostUserCheckTarget(backend: VhostUserBackendUnderTest): CheckTarget<VhostUserCheckContext> {
   return {
-    info: { name: 'vhost-user', implementation: backend.implementation, capabilities: protocolFeatureNames(backend.offeredProtocolFeatures) },
+    info: {
+      name: 'vhost-user',
+      implementation: backend.implementation,
+      capabilities: protocolFeatureNames(backend.offeredProtocolFeatures),
+    },
     open(check) {
       const needs = check.needs.map((name) => ProtocolFeature[name as keyof typeof ProtocolFeature]);
       const unmet = unmetNeeds(backend, needs);
@@ -100,7 +109,10 @@ export function vhostUserCheckTarget(backend: VhostUserBackendUnderTest): CheckT
           c = backend.connect();
         } catch (e) {
           const code = (e as NodeJS.ErrnoException).code ?? '';
-          if (UNREACHABLE.has(code)) throw new BackendGone(`cannot connect to ${backend.socketPath} (${(e as Error).message}): the back-end stopped serving`);
+          if (UNREACHABLE.has(code))
+            throw new BackendGone(
+              `cannot connect to ${backend.socketPath} (${(e as Error).message}): the back-end stopped serving`,
+            );
           throw e;
         }
         connections.push(c);

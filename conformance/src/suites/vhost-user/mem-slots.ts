@@ -74,6 +74,8 @@ export const memSlotsCheck = defineCheck({
     await c.sync();
     const ms = performance.now() - started;
     const messages = c.sent - before;
-    return pass(`GET_MAX_MEM_SLOTS ${max}; ${slots} regions added (64 KiB each, distinct GPAs) and removed; churn of ${MEM_SLOT_CHURN_OPS} ops (${adds} adds, ${removes} removes), then ${remaining} removed; ${messages} messages${c.acks ? ' each acked' : ''} in ${ms.toFixed(0)} ms`);
+    return pass(
+      `GET_MAX_MEM_SLOTS ${max}; ${slots} regions added (64 KiB each, distinct GPAs) and removed; churn of ${MEM_SLOT_CHURN_OPS} ops (${adds} adds, ${removes} removes), then ${remaining} removed; ${messages} messages${c.acks ? ' each acked' : ''} in ${ms.toFixed(0)} ms`,
+    );
   },
 });

@@ -1,6 +1,12 @@
 /** vu.reconnect: aborted connections do not stop the back-end from serving fresh ones. */
 import { performance } from 'node:perf_hooks';
-import { FLAG_VERSION, HEADER_SIZE, Request, frameMessage, u64Payload } from '../../../../adapters/vhost-user/src/protocol';
+import {
+  FLAG_VERSION,
+  HEADER_SIZE,
+  Request,
+  frameMessage,
+  u64Payload,
+} from '../../../../adapters/vhost-user/src/protocol';
 import { isBackendFault } from './connection';
 import { defineCheck, fail, pass } from './check';
 
@@ -29,6 +35,8 @@ export const reconnectCheck = defineCheck({
       }
       timings.push(`${(performance.now() - started).toFixed(1)} ms`);
     }
-    return pass(`two fresh connections completed the handshake (${timings.join(', ')}) after a half header, a truncated payload and an empty connection`);
+    return pass(
+      `two fresh connections completed the handshake (${timings.join(', ')}) after a half header, a truncated payload and an empty connection`,
+    );
   },
 });

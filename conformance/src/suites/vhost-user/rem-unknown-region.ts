@@ -8,7 +8,14 @@
  * region it should have kept, gives a malformed reply, neither answers nor hangs up, or stops
  * serving new connections.
  */
-import { FLAG_NEED_REPLY, FLAG_VERSION, Request, U64Layout, decodeStruct, singleRegionPayload } from '../../../../adapters/vhost-user/src/protocol';
+import {
+  FLAG_NEED_REPLY,
+  FLAG_VERSION,
+  Request,
+  U64Layout,
+  decodeStruct,
+  singleRegionPayload,
+} from '../../../../adapters/vhost-user/src/protocol';
 import { isBackendFault } from './connection';
 import { REGION_STRIDE, defineCheck, fail, pass, smallRegion } from './check';
 
@@ -33,7 +40,8 @@ export const remUnknownRegionCheck = defineCheck({
       c.send(Request.REM_MEM_REG, FLAG_VERSION | (c.acks ? FLAG_NEED_REPLY : 0), singleRegionPayload(unknown));
       if (c.acks) {
         const m = await c.reply(Request.REM_MEM_REG, 'REM_MEM_REG (unknown region)');
-        if (m.payload.length !== 8) return fail(`REM_MEM_REG (unknown region): the ack has ${m.payload.length} bytes, expected 8`);
+        if (m.payload.length !== 8)
+          return fail(`REM_MEM_REG (unknown region): the ack has ${m.payload.length} bytes, expected 8`);
         ack = decodeStruct(U64Layout, m.payload).value;
       }
       await c.sync('GET_FEATURES after the unknown REM_MEM_REG');
@@ -43,9 +51,12 @@ export const remUnknownRegionCheck = defineCheck({
         await c.sync();
       } catch (e) {
         if (!isBackendFault(e)) throw e;
-        return fail(`after REM_MEM_REG of an unknown region${acked()}, the region that was added could not be removed: ${e.message}`);
+        return fail(
+          `after REM_MEM_REG of an unknown region${acked()}, the region that was added could not be removed: ${e.message}`,
+        );
       }
-      handled = ack !== undefined && ack !== 0n ? `refused (ack ${ack})` : `ignored${ack !== undefined ? ' (ack 0)' : ''}`;
+      handled =
+        ack !== undefined && ack !== 0n ? `refused (ack ${ack})` : `ignored${ack !== undefined ? ' (ack 0)' : ''}`;
       outcome = `${handled}; the connection kept working and the added region was still there`;
     } catch (e) {
       if (!isBackendFault(e) || !c.ended) throw e;
@@ -59,7 +70,9 @@ export const remUnknownRegionCheck = defineCheck({
       fresh.c.close();
     } catch (e) {
       if (!isBackendFault(e)) throw e;
-      return fail(`the back-end ${handled} a REM_MEM_REG of an unknown region, and then the back-end no longer served a fresh connection: ${e.message}`);
+      return fail(
+        `the back-end ${handled} a REM_MEM_REG of an unknown region, and then the back-end no longer served a fresh connection: ${e.message}`,
+      );
     }
     return pass(`REM_MEM_REG of a region never added: ${outcome}; a fresh connection was served afterwards`);
   },

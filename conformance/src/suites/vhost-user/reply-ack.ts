@@ -1,6 +1,16 @@
 /** vu.reply-ack: with REPLY_ACK, exactly one well-formed ack per NEED_REPLY message. */
 import { formatHex } from '../../../../spec/src/index';
-import { FLAG_NEED_REPLY, FLAG_REPLY, FLAG_VERSION, Request, U64Layout, VRING_NOFD, decodeStruct, requestName, u64Payload } from '../../../../adapters/vhost-user/src/protocol';
+import {
+  FLAG_NEED_REPLY,
+  FLAG_REPLY,
+  FLAG_VERSION,
+  Request,
+  U64Layout,
+  VRING_NOFD,
+  decodeStruct,
+  requestName,
+  u64Payload,
+} from '../../../../adapters/vhost-user/src/protocol';
 import { RING_SIZE, defineCheck, fail, ownFeatures, pass, vringState } from './check';
 
 /** vu.reply-ack. */
@@ -25,7 +35,12 @@ export const replyAckCheck = defineCheck({
     }
     // Three at once: the acks come back one each, in order.
     const pipelined = [Request.SET_VRING_NUM, Request.SET_VRING_BASE, Request.SET_VRING_NUM];
-    for (const request of pipelined) c.send(request, FLAG_VERSION | FLAG_NEED_REPLY, vringState(0, request === Request.SET_VRING_BASE ? 0 : RING_SIZE));
+    for (const request of pipelined)
+      c.send(
+        request,
+        FLAG_VERSION | FLAG_NEED_REPLY,
+        vringState(0, request === Request.SET_VRING_BASE ? 0 : RING_SIZE),
+      );
     for (const request of pipelined) {
       await c.ack(request, `pipelined ${requestName(request)}`);
       acked++;
@@ -36,14 +51,29 @@ export const replyAckCheck = defineCheck({
     c.send(Request.GET_FEATURES, FLAG_VERSION | FLAG_NEED_REPLY);
     const answer = await c.receive('GET_FEATURES with NEED_REPLY');
     const replyFlags = FLAG_VERSION | FLAG_REPLY;
-    if (answer.request !== Request.GET_FEATURES || !(answer.flags & FLAG_REPLY) || (answer.flags & ~(replyFlags | FLAG_NEED_REPLY)) !== 0 || answer.payload.length !== 8) {
-      return fail(`GET_FEATURES with NEED_REPLY: answered with ${requestName(answer.request)}, flags ${formatHex(answer.flags)}, ${answer.payload.length} bytes`);
+    if (
+      answer.request !== Request.GET_FEATURES ||
+      !(answer.flags & FLAG_REPLY) ||
+      (answer.flags & ~(replyFlags | FLAG_NEED_REPLY)) !== 0 ||
+      answer.payload.length !== 8
+    ) {
+      return fail(
+        `GET_FEATURES with NEED_REPLY: answered with ${requestName(answer.request)}, flags ${formatHex(answer.flags)}, ${answer.payload.length} bytes`,
+      );
     }
     const features = decodeStruct(U64Layout, answer.payload).value;
-    if (features !== offeredFeatures) return fail(`GET_FEATURES with NEED_REPLY: answered ${formatHex(features)}, not the features (${formatHex(offeredFeatures)}); an ack instead of the reply?`);
+    if (features !== offeredFeatures)
+      return fail(
+        `GET_FEATURES with NEED_REPLY: answered ${formatHex(features)}, not the features (${formatHex(offeredFeatures)}); an ack instead of the reply?`,
+      );
     // Anything extra (a second ack, an ack after the GET reply) would arrive before this reply.
     await c.sync('GET_FEATURES after the acks (a stray extra reply would come first)');
-    const echoed = answer.flags & FLAG_NEED_REPLY ? `; note: the reply to a GET_* sent with NEED_REPLY echoes the flag (flags ${formatHex(answer.flags)}); QEMU never sends that combination, so it is tolerated` : '';
-    return pass(`${acked} NEED_REPLY messages each acked once (flags 0x5, same code, 8 bytes, 0), 3 of them pipelined; GET_* replies carry flags 0x5; a GET_* with NEED_REPLY is answered once${echoed}`);
+    const echoed =
+      answer.flags & FLAG_NEED_REPLY
+        ? `; note: the reply to a GET_* sent with NEED_REPLY echoes the flag (flags ${formatHex(answer.flags)}); QEMU never sends that combination, so it is tolerated`
+        : '';
+    return pass(
+      `${acked} NEED_REPLY messages each acked once (flags 0x5, same code, 8 bytes, 0), 3 of them pipelined; GET_* replies carry flags 0x5; a GET_* with NEED_REPLY is answered once${echoed}`,
+    );
   },
 });

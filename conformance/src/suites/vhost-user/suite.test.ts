@@ -23,16 +23,28 @@ describe('VHOST_USER_SUITE', () => {
     for (const c of VHOST_USER_SUITE.checks) {
       expect(c.id).toMatch(/^vu\.[a-z]+(-[a-z]+)*$/);
       expect(c.title.length).toBeGreaterThan(10);
-      for (const name of c.needs) expect(ProtocolFeature[name as keyof typeof ProtocolFeature]).toBeLessThan(ProtocolFeature.VMEMCT_CONTROL);
+      for (const name of c.needs)
+        expect(ProtocolFeature[name as keyof typeof ProtocolFeature]).toBeLessThan(ProtocolFeature.VMEMCT_CONTROL);
     }
   });
 
   test('should run the agreed checks, in this order', () => {
-    expect(VHOST_USER_SUITE.checks.map((c) => c.id)).toEqual(['vu.handshake', 'vu.reply-ack', 'vu.config', 'vu.vring-setup', 'vu.mem-table-replace', 'vu.mem-slots', 'vu.rem-unknown-region', 'vu.backend-channel', 'vu.fd-hygiene', 'vu.reconnect']);
+    expect(VHOST_USER_SUITE.checks.map((c) => c.id)).toEqual([
+      'vu.handshake',
+      'vu.reply-ack',
+      'vu.config',
+      'vu.vring-setup',
+      'vu.mem-table-replace',
+      'vu.mem-slots',
+      'vu.rem-unknown-region',
+      'vu.backend-channel',
+      'vu.fd-hygiene',
+      'vu.reconnect',
+    ]);
   });
 });
 
-describe('the checks\' vring', () => {
+describe("the checks' vring", () => {
   test('should place its parts at 0, 0x1000 and 0x2000 and fit a small region', () => {
     expect(RING_SIZE).toBeLessThanOrEqual(VIRTQ_MAX_SIZE);
     expect(RING_LAYOUT).toMatchObject({ desc: 0n, avail: 0x1000n, used: 0x2000n });
@@ -41,26 +53,63 @@ describe('the checks\' vring', () => {
 });
 
 describe('defineCheck', () => {
-  const context = { socketPath: '/tmp/x.sock', connect: () => ({}) as VhostUserConnection, open: () => Promise.reject(new Error('unused')) };
+  const context = {
+    socketPath: '/tmp/x.sock',
+    connect: () => ({}) as VhostUserConnection,
+    open: () => Promise.reject(new Error('unused')),
+  };
 
-  test('should return the body\'s judgement as one finding named by the check', async () => {
-    const check = defineCheck({ id: 'vu.example', title: 'an example check', async run() { return pass('all answered'); } });
-    expect(await check.run(context)).toEqual({ verdict: 'pass', findings: [{ verdict: 'pass', step: 0, check: 'vu.example', message: 'all answered' }] });
-    const failing = defineCheck({ id: 'vu.example', title: 'an example check', async run() { return fail('GET_FEATURES: reply of 4 bytes'); } });
+  test("should return the body's judgement as one finding named by the check", async () => {
+    const check = defineCheck({
+      id: 'vu.example',
+      title: 'an example check',
+      async run() {
+        return pass('all answered');
+      },
+    });
+    expect(await check.run(context)).toEqual({
+      verdict: 'pass',
+      findings: [{ verdict: 'pass', step: 0, check: 'vu.example', message: 'all answered' }],
+    });
+    const failing = defineCheck({
+      id: 'vu.example',
+      title: 'an example check',
+      async run() {
+        return fail('GET_FEATURES: reply of 4 bytes');
+      },
+    });
     expect((await failing.run(context)).verdict).toBe('fail');
   });
 
   test.each([
-    ['a protocol violation', frontEndError('VhostUserProtocolError', 'SET_OWNER ack: reply flags 0xd, expected 0x5 (version 1 + REPLY)')],
+    [
+      'a protocol violation',
+      frontEndError('VhostUserProtocolError', 'SET_OWNER ack: reply flags 0xd, expected 0x5 (version 1 + REPLY)'),
+    ],
     ['a reply timeout', frontEndError('VhostUserTimeoutError', 'GET_FEATURES: no reply within 2000 ms')],
     ['a back-end that stopped serving', new BackendGone('cannot connect to /tmp/x.sock: the back-end stopped serving')],
   ])('should fail the check on %s, with its message', async (_, error) => {
-    const check = defineCheck({ id: 'vu.example', title: 'an example check', async run() { throw error; } });
-    expect(await check.run(context)).toEqual({ verdict: 'fail', findings: [{ verdict: 'fail', step: 0, check: 'vu.example', message: error.message }] });
+    const check = defineCheck({
+      id: 'vu.example',
+      title: 'an example check',
+      async run() {
+        throw error;
+      },
+    });
+    expect(await check.run(context)).toEqual({
+      verdict: 'fail',
+      findings: [{ verdict: 'fail', step: 0, check: 'vu.example', message: error.message }],
+    });
   });
 
   test('should let any other error through (the runner reports it as error: our side failed)', async () => {
-    const check = defineCheck({ id: 'vu.example', title: 'an example check', async run() { throw new Error('memfd_create: EMFILE'); } });
+    const check = defineCheck({
+      id: 'vu.example',
+      title: 'an example check',
+      async run() {
+        throw new Error('memfd_create: EMFILE');
+      },
+    });
     await expect(check.run(context)).rejects.toThrow('EMFILE');
     expect(isBackendFault(new Error('EMFILE'))).toBe(false);
   });
@@ -81,13 +130,21 @@ describe('vhostUserCheckTarget', () => {
   test('should refuse a check whose protocol features are not offered, naming them and what is offered', () => {
     const target = vhostUserCheckTarget(backend(1n << 30n, 0b1001n));
     expect(target.info.capabilities).toEqual(['MQ', 'REPLY_ACK']);
-    expect(target.open(check('vu.config'))).toEqual({ kind: 'unsupported', reason: 'the back-end does not offer CONFIG (protocol feature 9); it offers protocol features 0x9 (MQ, REPLY_ACK)' });
+    expect(target.open(check('vu.config'))).toEqual({
+      kind: 'unsupported',
+      reason:
+        'the back-end does not offer CONFIG (protocol feature 9); it offers protocol features 0x9 (MQ, REPLY_ACK)',
+    });
     expect(target.open(check('vu.reply-ack')).kind).toBe('ready');
   });
 
   test('should say when the back-end offers no protocol features at all', () => {
     const target = vhostUserCheckTarget(backend(0n, 0n));
-    expect(target.open(check('vu.mem-slots'))).toEqual({ kind: 'unsupported', reason: 'the back-end does not offer protocol features at all (virtio feature bit 30 clear), so not CONFIGURE_MEM_SLOTS (protocol feature 15)' });
+    expect(target.open(check('vu.mem-slots'))).toEqual({
+      kind: 'unsupported',
+      reason:
+        'the back-end does not offer protocol features at all (virtio feature bit 30 clear), so not CONFIGURE_MEM_SLOTS (protocol feature 15)',
+    });
   });
 
   test('should turn a refused connection into a back-end fault', () => {

@@ -15,9 +15,13 @@ export const vringSetupCheck = defineCheck({
     await setUpVring(opened, ring, base);
     c.send(Request.GET_VRING_BASE, FLAG_VERSION, vringState(0, 0));
     const m = await c.reply(Request.GET_VRING_BASE);
-    if (m.payload.length !== VringStateLayout.size) return fail(`GET_VRING_BASE: reply of ${m.payload.length} bytes, expected ${VringStateLayout.size}`);
+    if (m.payload.length !== VringStateLayout.size)
+      return fail(`GET_VRING_BASE: reply of ${m.payload.length} bytes, expected ${VringStateLayout.size}`);
     const state = decodeStruct(VringStateLayout, m.payload);
-    if (state.index !== 0 || state.num !== base) return fail(`GET_VRING_BASE: vring ${state.index} base ${state.num}, expected vring 0 base ${base} (set by SET_VRING_BASE, no work in between)`);
+    if (state.index !== 0 || state.num !== base)
+      return fail(
+        `GET_VRING_BASE: vring ${state.index} base ${state.num}, expected vring 0 base ${base} (set by SET_VRING_BASE, no work in between)`,
+      );
     await c.sync();
     const how = c.acks ? 'each acked' : 'no REPLY_ACK, so not acked';
     return pass(`1 memfd region, vring 0 of ${RING_SIZE} set up (${how}); GET_VRING_BASE returned base ${base}`);

@@ -18,7 +18,11 @@ export type { DeviceView, RequestAssessment, RequestFacts, RequestKind } from '.
  * evaluation has set aside every other type). Header padding never matters; payload padding is
  * cited by the statement that says to ignore it. Reads the view only; changes nothing.
  */
-export function evaluateRequest(view: DeviceView, request: VirtioMemRequest, padding: readonly NonzeroPadding[]): RequestAssessment {
+export function evaluateRequest(
+  view: DeviceView,
+  request: VirtioMemRequest,
+  padding: readonly NonzeroPadding[],
+): RequestAssessment {
   const payloadPaddingTouched = padding.some((p) => p.field === 'payload_padding');
   switch (request.type) {
     case VIRTIO_MEM_REQ_PLUG:

@@ -47,7 +47,11 @@ describe('dev.plug', () => {
   });
 
   test('should prefer NACK for a plug beyond requested_size (descriptive text), allow ERROR, discourage ACK at target', () => {
-    const device = makeDevice({ requested_size: 2n * BS, usable_region_size: 64n * BS, plugged: [{ first: 0, count: 2 }] });
+    const device = makeDevice({
+      requested_size: 2n * BS,
+      usable_region_size: 64n * BS,
+      plugged: [{ first: 0, count: 2 }],
+    });
     const result = send(device, PLUG, 10, 1);
     expect(answer(result)).toBe('NACK');
     expect(allowed(result)).toEqual(['NACK:recommended', 'ERROR:unspecified', 'ACK:discouraged', 'BUSY:permitted']);
@@ -55,7 +59,11 @@ describe('dev.plug', () => {
   });
 
   test('should treat an overshooting plug (below target, ending above) as NACK recommended, ACK unspecified', () => {
-    const device = makeDevice({ requested_size: 4n * BS, usable_region_size: 64n * BS, plugged: [{ first: 0, count: 2 }] });
+    const device = makeDevice({
+      requested_size: 4n * BS,
+      usable_region_size: 64n * BS,
+      plugged: [{ first: 0, count: 2 }],
+    });
     const result = send(device, PLUG, 2, 3);
     expect(allowed(result)).toEqual(['NACK:recommended', 'ERROR:unspecified', 'ACK:unspecified', 'BUSY:permitted']);
   });
@@ -72,7 +80,10 @@ describe('dev.plug', () => {
   test('dev.plug.1 dev.plug.2: should ignore header and payload padding, citing the statements', () => {
     const clean = send(makeDevice(), PLUG, 0, 1);
     const device = makeDevice();
-    const dirty = send(device, PLUG, 0, 1, { padding: Uint8Array.of(1, 2, 3, 4, 5, 6), payload_padding: Uint8Array.of(0xff, 0xff, 0xff, 0xff, 0xff, 0xff) });
+    const dirty = send(device, PLUG, 0, 1, {
+      padding: Uint8Array.of(1, 2, 3, 4, 5, 6),
+      payload_padding: Uint8Array.of(0xff, 0xff, 0xff, 0xff, 0xff, 0xff),
+    });
     expect(answer(dirty)).toBe(answer(clean));
     expect(dirty.used?.written).toEqual(clean.used?.written);
     expect(dirty.nonzeroPadding.map((p) => p.field)).toEqual(['padding', 'payload_padding']);

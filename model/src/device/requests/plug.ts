@@ -17,23 +17,51 @@ import { BUSY_RATIONALE, DeviceView, RequestAssessment, RequestFacts } from './r
  * over budget *and* in the wrong state the spec does not order the two checks.
  * Reads the view only; changes nothing.
  */
-export function evaluatePlug(view: DeviceView, request: VirtioMemRequest, payloadPaddingTouched: boolean): RequestAssessment {
+export function evaluatePlug(
+  view: DeviceView,
+  request: VirtioMemRequest,
+  payloadPaddingTouched: boolean,
+): RequestAssessment {
   const c = view.config;
   const range = checkRange(c, request);
   const alreadyPlugged = range.valid && view.blocks.countRange(range.firstBlock, range.count) > 0;
   const overBudget = c.plugged_size + BigInt(request.nb_blocks) * c.block_size > c.requested_size;
-  const facts: RequestFacts = { kind: 'plug', failed: { range: !range.valid, state: alreadyPlugged, budget: overBudget }, busyAllowed: true };
+  const facts: RequestFacts = {
+    kind: 'plug',
+    failed: { range: !range.valid, state: alreadyPlugged, budget: overBudget },
+    busyAllowed: true,
+  };
 
   const base = ['dev.plug.1', ...(payloadPaddingTouched ? ['dev.plug.2'] : [])];
   const busy = responseOutcome('BUSY', 'permitted', [...base, 'dev.plug.5'], { kind: 'none' }, BUSY_RATIONALE);
   if (!range.valid) {
-    return { facts, outcomes: [responseOutcome('ERROR', 'required', [...base, 'dev.plug.3'], { kind: 'none' }, range.problems.join('; ')), busy] };
+    return {
+      facts,
+      outcomes: [
+        responseOutcome('ERROR', 'required', [...base, 'dev.plug.3'], { kind: 'none' }, range.problems.join('; ')),
+        busy,
+      ],
+    };
   }
   if (alreadyPlugged) {
-    const outcomes: ResponseOutcome[] = [responseOutcome('ERROR', 'required', [...base, 'dev.plug.4'], { kind: 'none' }, 'a covered block is already plugged')];
+    const outcomes: ResponseOutcome[] = [
+      responseOutcome(
+        'ERROR',
+        'required',
+        [...base, 'dev.plug.4'],
+        { kind: 'none' },
+        'a covered block is already plugged',
+      ),
+    ];
     if (overBudget) {
       outcomes.push(
-        responseOutcome('NACK', 'unspecified', [...base, 'dev.plug.4'], { kind: 'none' }, 'over budget as well; the spec does not order the budget check against the state check (QEMU checks the budget first)'),
+        responseOutcome(
+          'NACK',
+          'unspecified',
+          [...base, 'dev.plug.4'],
+          { kind: 'none' },
+          'over budget as well; the spec does not order the budget check against the state check (QEMU checks the budget first)',
+        ),
       );
     }
     outcomes.push(busy);
@@ -45,8 +73,20 @@ export function evaluatePlug(view: DeviceView, request: VirtioMemRequest, payloa
     return {
       facts,
       outcomes: [
-        responseOutcome('NACK', 'recommended', base, { kind: 'none' }, 'the plug would take plugged_size beyond requested_size; the descriptive text says such plugs are rejected'),
-        responseOutcome('ERROR', 'unspecified', base, { kind: 'none' }, 'ERROR for an over-budget plug is not required by any statement (Firecracker does it; Linux then marks the device broken)'),
+        responseOutcome(
+          'NACK',
+          'recommended',
+          base,
+          { kind: 'none' },
+          'the plug would take plugged_size beyond requested_size; the descriptive text says such plugs are rejected',
+        ),
+        responseOutcome(
+          'ERROR',
+          'unspecified',
+          base,
+          { kind: 'none' },
+          'ERROR for an over-budget plug is not required by any statement (Firecracker does it; Linux then marks the device broken)',
+        ),
         responseOutcome(
           'ACK',
           alreadyAtTarget ? 'discouraged' : 'unspecified',
@@ -60,5 +100,17 @@ export function evaluatePlug(view: DeviceView, request: VirtioMemRequest, payloa
       ],
     };
   }
-  return { facts, outcomes: [responseOutcome('ACK', 'required', [...base, 'dev.plug.6', 'dev.plug.7'], effect, 'every covered block was unplugged and inside the budget'), busy] };
+  return {
+    facts,
+    outcomes: [
+      responseOutcome(
+        'ACK',
+        'required',
+        [...base, 'dev.plug.6', 'dev.plug.7'],
+        effect,
+        'every covered block was unplugged and inside the budget',
+      ),
+      busy,
+    ],
+  };
 }

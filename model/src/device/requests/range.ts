@@ -14,12 +14,17 @@ export type RangeCheck =
 /** Checks the range of a PLUG, UNPLUG or STATE request against the configuration. Reads nothing else. */
 export function checkRange(config: VirtioMemConfig, request: VirtioMemRequest): RangeCheck {
   const problems: string[] = [];
-  if (request.addr % config.block_size !== 0n) problems.push(`addr 0x${request.addr.toString(16)} is not aligned to block_size`);
+  if (request.addr % config.block_size !== 0n)
+    problems.push(`addr 0x${request.addr.toString(16)} is not aligned to block_size`);
   if (request.nb_blocks === 0) problems.push('nb_blocks is 0');
   const end = request.addr + BigInt(request.nb_blocks) * config.block_size;
   if (request.addr < config.addr || end > config.addr + config.usable_region_size) {
     problems.push('the range reaches outside the usable region');
   }
   if (problems.length > 0) return { valid: false, problems };
-  return { valid: true, firstBlock: Number((request.addr - config.addr) / config.block_size), count: request.nb_blocks };
+  return {
+    valid: true,
+    firstBlock: Number((request.addr - config.addr) / config.block_size),
+    count: request.nb_blocks,
+  };
 }

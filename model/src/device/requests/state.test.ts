@@ -16,7 +16,11 @@ describe('dev.state', () => {
 
   test('dev.state.3: should answer ERROR for unaligned, empty and out-of-range STATE; never BUSY', () => {
     const device = makeDevice();
-    for (const [addr, nb] of [[BASE + 4096n, 1], [BASE, 0], [BASE + 128n * BS, 1]] as const) {
+    for (const [addr, nb] of [
+      [BASE + 4096n, 1],
+      [BASE, 0],
+      [BASE + 128n * BS, 1],
+    ] as const) {
       const result = send(device, STATE, addr, nb);
       expect(answer(result)).toBe('ERROR');
       expect(allowed(result)).toEqual(['ERROR:required']);
@@ -32,7 +36,10 @@ describe('dev.state', () => {
 
   test('dev.state.1 dev.state.2: padding does not change the answer', () => {
     const device = makeDevice({ plugged: [{ first: 0, count: 1 }] });
-    const result = send(device, STATE, 0, 1, { padding: Uint8Array.of(1, 1, 1, 1, 1, 1), payload_padding: Uint8Array.of(2, 2, 2, 2, 2, 2) });
+    const result = send(device, STATE, 0, 1, {
+      padding: Uint8Array.of(1, 1, 1, 1, 1, 1),
+      payload_padding: Uint8Array.of(2, 2, 2, 2, 2, 2),
+    });
     expect(answer(result)).toBe('ACK(PLUGGED)');
     expect(result.chosen.requirements).toEqual(expect.arrayContaining(['dev.state.1', 'dev.state.2']));
   });

@@ -16,14 +16,37 @@ import { DeviceView, RequestAssessment, RequestFacts } from './request-facts';
  * counted word by word, so a STATE over 65,535 blocks costs no per-block loop.
  * Reads the view only; changes nothing.
  */
-export function evaluateState(view: DeviceView, request: VirtioMemRequest, payloadPaddingTouched: boolean): RequestAssessment {
+export function evaluateState(
+  view: DeviceView,
+  request: VirtioMemRequest,
+  payloadPaddingTouched: boolean,
+): RequestAssessment {
   const range = checkRange(view.config, request);
-  const facts: RequestFacts = { kind: 'state', failed: { range: !range.valid, state: false, budget: false }, busyAllowed: false };
+  const facts: RequestFacts = {
+    kind: 'state',
+    failed: { range: !range.valid, state: false, budget: false },
+    busyAllowed: false,
+  };
   const base = ['dev.state.1', ...(payloadPaddingTouched ? ['dev.state.2'] : [])];
-  if (!range.valid) return { facts, outcomes: [responseOutcome('ERROR', 'required', [...base, 'dev.state.3'], { kind: 'none' }, range.problems.join('; '))] };
+  if (!range.valid)
+    return {
+      facts,
+      outcomes: [
+        responseOutcome('ERROR', 'required', [...base, 'dev.state.3'], { kind: 'none' }, range.problems.join('; ')),
+      ],
+    };
   const fill = view.blocks.fill(range.firstBlock, range.count);
   const state: BlockStateName = fill === 'all' ? 'PLUGGED' : fill === 'none' ? 'UNPLUGGED' : 'MIXED';
   const stateId = fill === 'all' ? 'dev.state.5' : fill === 'none' ? 'dev.state.6' : 'dev.state.7';
-  const ack: ResponseOutcome = { ...responseOutcome('ACK', 'required', [...base, 'dev.state.4', stateId], { kind: 'none' }, `the covered blocks are ${state.toLowerCase()}`), state };
+  const ack: ResponseOutcome = {
+    ...responseOutcome(
+      'ACK',
+      'required',
+      [...base, 'dev.state.4', stateId],
+      { kind: 'none' },
+      `the covered blocks are ${state.toLowerCase()}`,
+    ),
+    state,
+  };
   return { facts, outcomes: [ack] };
 }

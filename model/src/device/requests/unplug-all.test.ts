@@ -3,7 +3,15 @@ import { GiB, MiB, UNPLUG_ALL, allowed, answer, makeDevice, send } from '../test
 
 describe('dev.unplugall', () => {
   test('dev.unplugall.4 dev.unplugall.5: should ACK, leave plugged_size 0 and keep usable ≥ requested', () => {
-    const device = makeDevice({ plugged: [{ first: 0, count: 8 }, { first: 100, count: 3 }] }, QEMU_PROFILE);
+    const device = makeDevice(
+      {
+        plugged: [
+          { first: 0, count: 8 },
+          { first: 100, count: 3 },
+        ],
+      },
+      QEMU_PROFILE,
+    );
     const result = send(device, UNPLUG_ALL, 0, 0);
     expect(answer(result)).toBe('ACK');
     expect(device.readConfig().plugged_size).toBe(0n);
@@ -28,7 +36,9 @@ describe('dev.unplugall', () => {
 
   test('dev.unplugall.1: should ignore addr and nb_blocks (garbage gives the same answer)', () => {
     const a = send(makeDevice({ plugged: [{ first: 0, count: 1 }] }), UNPLUG_ALL, 0, 0);
-    const b = send(makeDevice({ plugged: [{ first: 0, count: 1 }] }), UNPLUG_ALL, 0xdeadbeefn, 0xffff, { payload_padding: Uint8Array.of(9, 9, 9, 9, 9, 9) });
+    const b = send(makeDevice({ plugged: [{ first: 0, count: 1 }] }), UNPLUG_ALL, 0xdeadbeefn, 0xffff, {
+      payload_padding: Uint8Array.of(9, 9, 9, 9, 9, 9),
+    });
     expect(answer(b)).toBe(answer(a));
     expect(b.chosen.requirements).toEqual(expect.arrayContaining(['dev.unplugall.1', 'dev.unplugall.2']));
   });

@@ -4,7 +4,11 @@
 import { responseOutcome } from '../build-outcome';
 import { BUSY_RATIONALE, DeviceView, RequestAssessment, RequestFacts } from './request-facts';
 
-const FACTS: RequestFacts = { kind: 'unplug-all', failed: { range: false, state: false, budget: false }, busyAllowed: true };
+const FACTS: RequestFacts = {
+  kind: 'unplug-all',
+  failed: { range: false, state: false, budget: false },
+  busyAllowed: true,
+};
 
 /**
  * Evaluates an UNPLUG ALL request. addr and nb_blocks have no meaning for it: only the type
@@ -27,8 +31,20 @@ export function evaluateUnplugAll(view: DeviceView, payloadPaddingTouched: boole
         'every block unplugged; usable_region_size may change before the ACK',
       ),
       responseOutcome('BUSY', 'permitted', [...base, 'dev.unplugall.3'], { kind: 'none' }, BUSY_RATIONALE),
-      responseOutcome('ERROR', 'unspecified', base, { kind: 'none' }, 'failure codes other than BUSY are not defined for UNPLUG ALL'),
-      responseOutcome('NACK', 'unspecified', base, { kind: 'none' }, 'failure codes other than BUSY are not defined for UNPLUG ALL'),
+      responseOutcome(
+        'ERROR',
+        'unspecified',
+        base,
+        { kind: 'none' },
+        'failure codes other than BUSY are not defined for UNPLUG ALL',
+      ),
+      responseOutcome(
+        'NACK',
+        'unspecified',
+        base,
+        { kind: 'none' },
+        'failure codes other than BUSY are not defined for UNPLUG ALL',
+      ),
     ],
   };
 }

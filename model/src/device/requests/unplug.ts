@@ -15,23 +15,55 @@ import { BUSY_RATIONALE, DeviceView, RequestAssessment, RequestFacts } from './r
  * (dev.unplug.5) and requires an ACK to unplug every covered block and shrink plugged_size
  * (dev.unplug.6, dev.unplug.7). Reads the view only; changes nothing.
  */
-export function evaluateUnplug(view: DeviceView, request: VirtioMemRequest, payloadPaddingTouched: boolean): RequestAssessment {
+export function evaluateUnplug(
+  view: DeviceView,
+  request: VirtioMemRequest,
+  payloadPaddingTouched: boolean,
+): RequestAssessment {
   const range = checkRange(view.config, request);
   const alreadyUnplugged = range.valid && view.blocks.countRange(range.firstBlock, range.count) < range.count;
-  const facts: RequestFacts = { kind: 'unplug', failed: { range: !range.valid, state: alreadyUnplugged, budget: false }, busyAllowed: true };
+  const facts: RequestFacts = {
+    kind: 'unplug',
+    failed: { range: !range.valid, state: alreadyUnplugged, budget: false },
+    busyAllowed: true,
+  };
 
   const base = ['dev.unplug.1', ...(payloadPaddingTouched ? ['dev.unplug.2'] : [])];
   const busy = responseOutcome('BUSY', 'permitted', [...base, 'dev.unplug.5'], { kind: 'none' }, BUSY_RATIONALE);
   if (!range.valid) {
-    return { facts, outcomes: [responseOutcome('ERROR', 'required', [...base, 'dev.unplug.3'], { kind: 'none' }, range.problems.join('; ')), busy] };
+    return {
+      facts,
+      outcomes: [
+        responseOutcome('ERROR', 'required', [...base, 'dev.unplug.3'], { kind: 'none' }, range.problems.join('; ')),
+        busy,
+      ],
+    };
   }
   if (alreadyUnplugged) {
-    return { facts, outcomes: [responseOutcome('ERROR', 'required', [...base, 'dev.unplug.4'], { kind: 'none' }, 'a covered block is already unplugged'), busy] };
+    return {
+      facts,
+      outcomes: [
+        responseOutcome(
+          'ERROR',
+          'required',
+          [...base, 'dev.unplug.4'],
+          { kind: 'none' },
+          'a covered block is already unplugged',
+        ),
+        busy,
+      ],
+    };
   }
   return {
     facts,
     outcomes: [
-      responseOutcome('ACK', 'required', [...base, 'dev.unplug.6', 'dev.unplug.7'], { kind: 'unplug', firstBlock: range.firstBlock, count: range.count }, 'every covered block was plugged'),
+      responseOutcome(
+        'ACK',
+        'required',
+        [...base, 'dev.unplug.6', 'dev.unplug.7'],
+        { kind: 'unplug', firstBlock: range.firstBlock, count: range.count },
+        'every covered block was plugged',
+      ),
       busy,
     ],
   };

@@ -21,8 +21,14 @@ export const BS = 2n * MiB;
 export const BASE = 4n * GiB;
 
 /** A 1 GiB region of 2 MiB blocks at 4 GiB, 256 MiB requested. */
-export function makeDevice(overrides: Partial<DeviceParams> = {}, profile: DeviceProfile = SPEC_PROFILE): VirtioMemDevice {
-  return new VirtioMemDevice({ block_size: BS, addr: BASE, region_size: 1n * GiB, requested_size: 256n * MiB, ...overrides }, profile);
+export function makeDevice(
+  overrides: Partial<DeviceParams> = {},
+  profile: DeviceProfile = SPEC_PROFILE,
+): VirtioMemDevice {
+  return new VirtioMemDevice(
+    { block_size: BS, addr: BASE, region_size: 1n * GiB, requested_size: 256n * MiB, ...overrides },
+    profile,
+  );
 }
 
 /** The device after a driver's handshake (DRIVER_OK), accepting every offered feature. */
@@ -37,7 +43,13 @@ export const UNPLUG_ALL = 2;
 export const STATE = 3;
 
 /** Sends one request in the usual chain; `block` is a block index from BASE, or an address. */
-export function send(device: VirtioMemDevice, type: number, block: number | bigint, nb_blocks: number, extra: Record<string, unknown> = {}): ProcessResult {
+export function send(
+  device: VirtioMemDevice,
+  type: number,
+  block: number | bigint,
+  nb_blocks: number,
+  extra: Record<string, unknown> = {},
+): ProcessResult {
   const addr = typeof block === 'bigint' ? block : BASE + BigInt(block) * BS;
   return device.processRequest(encodeRequest({ type, addr, nb_blocks, ...extra }));
 }
