@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "vhostfd",
-      "sources": ["vhostfd.c"],
+      "sources": ["vhostfd.c", "mappings.c"],
       "cflags": ["-Wall", "-Wextra", "-O2"]
     }
   ]
