@@ -1,5 +1,5 @@
 /**
- * The vhost-user native helper (`native/vhostfd.c`): unix sockets with fd passing, memfd, shared
+ * The vhost-user native helper (`native/vhostfd.c` and `native/mappings.c`): unix sockets with fd passing, memfd, shared
  * mappings reached through handles, eventfd, and readiness watches on Node's event loop.
  *
  * It is built by `npm run build:native` (a C compiler, make and python3) and loaded on first use,
