@@ -38,7 +38,7 @@ import {
   u64Payload,
 } from '../../vhost-user/src/protocol';
 import type { VendorExtension, VhostUserDevice } from './device';
-import { HandledRequest, OK, Outcome, fail, messageRule, payloadProblem, takeFd } from './messages';
+import { HandledRequest, OK, HandlerReply, refusal, messageRule, payloadProblem, takeFd } from './messages';
 import { Vring, VringHost } from './vring';
 
 /** Memory slots offered with CONFIGURE_MEM_SLOTS (virtio-mem makes VMMs use many). */
@@ -169,12 +169,12 @@ export class BackendConnection<D extends VhostUserDevice = VhostUserDevice> impl
 
   private async handle(message: Message): Promise<void> {
     const name = requestName(message.request);
-    let outcome: Outcome;
+    let outcome: HandlerReply;
     let untaken = 0;
     try {
       outcome = await this.dispatch(message);
     } catch (e) {
-      outcome = fail(`failed: ${(e as Error).message}`);
+      outcome = refusal(`failed: ${(e as Error).message}`);
     } finally {
       // Any fd the handler did not take is closed here: nothing received can leak.
       for (const fd of message.fds) {
@@ -196,25 +196,25 @@ export class BackendConnection<D extends VhostUserDevice = VhostUserDevice> impl
   }
 
   /** Checks the message against its rules, then runs its handler. */
-  private async dispatch(m: Message): Promise<Outcome> {
+  private async dispatch(m: Message): Promise<HandlerReply> {
     const rule = messageRule(m.request);
     if (!rule) {
       if (this.extension?.handles(m.request)) return this.extension.handle(m);
-      return fail(`unknown request ${m.request} (${m.payload.length}-byte payload, ${m.fds.length} fd(s)) ignored`);
+      return refusal(`unknown request ${m.request} (${m.payload.length}-byte payload, ${m.fds.length} fd(s)) ignored`);
     }
     const bad = payloadProblem(rule.payload, m.payload.length);
-    if (bad) return fail(bad);
+    if (bad) return refusal(bad);
     let fd = -1;
     if (rule.fds === 'one') {
       const taken = takeFd(m);
-      if (typeof taken === 'string') return fail(taken);
+      if (typeof taken === 'string') return refusal(taken);
       fd = taken;
     }
     return this.handlers[m.request as HandledRequest](m, fd);
   }
 
   /** One handler per message; `fd` is the message's fd when its rule is `one` (the handler owns it). */
-  private readonly handlers: Readonly<Record<HandledRequest, (m: Message, fd: number) => Outcome>> = {
+  private readonly handlers: Readonly<Record<HandledRequest, (m: Message, fd: number) => HandlerReply>> = {
     [Request.GET_FEATURES]: () => ({ reply: u64Payload(this.device.offeredFeatures | PROTOCOL_FEATURES_BIT) }),
     [Request.SET_FEATURES]: (m) => {
       this.device.ackFeatures(u64(m) & ~PROTOCOL_FEATURES_BIT);
@@ -224,7 +224,7 @@ export class BackendConnection<D extends VhostUserDevice = VhostUserDevice> impl
     [Request.SET_PROTOCOL_FEATURES]: (m) => {
       const wanted = u64(m);
       const extra = wanted & ~this.offeredProtocolFeatures;
-      if (extra) return fail(`protocol features 0x${extra.toString(16)} were not offered`);
+      if (extra) return refusal(`protocol features 0x${extra.toString(16)} were not offered`);
       this.protocolFeatures = wanted;
       return OK;
     },
@@ -240,7 +240,7 @@ export class BackendConnection<D extends VhostUserDevice = VhostUserDevice> impl
     [Request.ADD_MEM_REG]: (m, fd) => {
       if (this.memory.count >= BACKEND_MAX_MEM_SLOTS) {
         this.closeQuietly(fd);
-        return fail(`all ${BACKEND_MAX_MEM_SLOTS} memory slots are in use`);
+        return refusal(`all ${BACKEND_MAX_MEM_SLOTS} memory slots are in use`);
       }
       const r = decodeStruct(MemoryRegionLayout, m.payload, 8);
       this.memory.add(fd, r.guestAddress, r.size, r.userAddress, r.mmapOffset);
@@ -249,7 +249,7 @@ export class BackendConnection<D extends VhostUserDevice = VhostUserDevice> impl
     [Request.REM_MEM_REG]: (m) => {
       const r = decodeStruct(MemoryRegionLayout, m.payload, 8);
       if (!this.memory.remove(r.guestAddress, r.size))
-        return fail(`no region at guest address 0x${r.guestAddress.toString(16)} of size 0x${r.size.toString(16)}`);
+        return refusal(`no region at guest address 0x${r.guestAddress.toString(16)} of size 0x${r.size.toString(16)}`);
       return OK;
     },
     [Request.SET_VRING_NUM]: (m) => this.vring.state(m),
@@ -268,7 +268,7 @@ export class BackendConnection<D extends VhostUserDevice = VhostUserDevice> impl
       } catch (e) {
         // Not a socket that can be watched (a memfd, say): the fd is ours to close.
         this.closeQuietly(fd);
-        return fail(`the back-end channel fd cannot be used: ${(e as Error).message}`);
+        return refusal(`the back-end channel fd cannot be used: ${(e as Error).message}`);
       }
       return OK;
     },
@@ -276,7 +276,7 @@ export class BackendConnection<D extends VhostUserDevice = VhostUserDevice> impl
     [Request.SET_CONFIG]: (m) => {
       const h = m.payload.length >= ConfigHeaderLayout.size ? decodeStruct(ConfigHeaderLayout, m.payload) : undefined;
       const written = this.device.writeConfig(h?.offset ?? 0, m.payload.subarray(ConfigHeaderLayout.size));
-      return written.kind === 'unsupported' ? fail(written.reason) : OK;
+      return written.kind === 'unsupported' ? refusal(written.reason) : OK;
     },
     [Request.SET_STATUS]: (m) => {
       const value = Number(u64(m) & 0xffn);
@@ -288,24 +288,25 @@ export class BackendConnection<D extends VhostUserDevice = VhostUserDevice> impl
   };
 
   /** A device reset: the device's status ← 0, and the queue forgets its state (the front-end sets it up again). */
-  private resetDevice(): Outcome {
+  private resetDevice(): HandlerReply {
     this.device.reset();
     this.vring.reset();
     return OK;
   }
 
-  private setMemTable(m: Message): Outcome {
+  private setMemTable(m: Message): HandlerReply {
     const n = decodeStruct(MemoryTableHeaderLayout, m.payload).regions;
-    if (n > MEM_TABLE_MAX_REGIONS) return fail(`${n} regions; SET_MEM_TABLE carries at most ${MEM_TABLE_MAX_REGIONS}`);
+    if (n > MEM_TABLE_MAX_REGIONS)
+      return refusal(`${n} regions; SET_MEM_TABLE carries at most ${MEM_TABLE_MAX_REGIONS}`);
     const expected = MemoryTableHeaderLayout.size + n * MemoryRegionLayout.size;
     // QEMU sends all 8 slots whatever n is; both sizes are fine.
     if (
       m.payload.length !== expected &&
       m.payload.length !== MemoryTableHeaderLayout.size + MEM_TABLE_MAX_REGIONS * MemoryRegionLayout.size
     ) {
-      return fail(`payload of ${m.payload.length} bytes for ${n} regions (expected ${expected})`);
+      return refusal(`payload of ${m.payload.length} bytes for ${n} regions (expected ${expected})`);
     }
-    if (m.fds.length !== n) return fail(`${n} regions but ${m.fds.length} fd(s)`);
+    if (m.fds.length !== n) return refusal(`${n} regions but ${m.fds.length} fd(s)`);
     this.memory.clear();
     for (let i = 0; i < n; i++) {
       const r = decodeStruct(MemoryRegionLayout, m.payload, MemoryTableHeaderLayout.size + i * MemoryRegionLayout.size);
@@ -315,17 +316,17 @@ export class BackendConnection<D extends VhostUserDevice = VhostUserDevice> impl
         this.memory.add(fd, r.guestAddress, r.size, r.userAddress, r.mmapOffset);
       } catch (e) {
         this.memory.clear();
-        return fail(`region ${i}: ${(e as Error).message}`);
+        return refusal(`region ${i}: ${(e as Error).message}`);
       }
     }
     return OK;
   }
 
-  private getConfig(m: Message): Outcome {
+  private getConfig(m: Message): HandlerReply {
     const size = m.payload.length;
     const h = decodeStruct(ConfigHeaderLayout, m.payload);
     const config = this.device.readConfig();
-    if (!(config instanceof Uint8Array)) return fail(config.reason);
+    if (!(config instanceof Uint8Array)) return refusal(config.reason);
     const asked = size - ConfigHeaderLayout.size;
     if (h.size !== asked || h.size > MAX_CONFIG_SIZE || h.offset + h.size > config.length || h.size === 0) {
       this.problem(

@@ -23,7 +23,7 @@ import {
 } from '../../vhost-user/src/protocol';
 import type { BackendConnection } from './connection';
 import type { VendorExtension } from './device';
-import type { Outcome } from './messages';
+import type { HandlerReply } from './messages';
 import type { ModelVhostDevice } from './model-device';
 
 /** What the extension needs from the server (the whole back-end). */
@@ -83,9 +83,9 @@ export class VmemctControl implements VendorExtension {
     return result;
   }
 
-  async handle(m: Message): Promise<Outcome> {
-    const reply = (status: bigint, text: string): Outcome => ({ reply: vmemctReplyPayload(status, text) });
-    const bad = (text: string): Outcome => {
+  async handle(m: Message): Promise<HandlerReply> {
+    const reply = (status: bigint, text: string): HandlerReply => ({ reply: vmemctReplyPayload(status, text) });
+    const bad = (text: string): HandlerReply => {
       this.connection.problem(`${requestName(m.request)}: ${text}`);
       return reply(VmemctStatus.BAD_MESSAGE, text);
     };

@@ -8,7 +8,7 @@
  */
 import type { Chain, Completion } from '../../core/src/contract';
 import type { Message } from '../../vhost-user/src/protocol';
-import type { Outcome } from './messages';
+import type { HandlerReply } from './messages';
 
 /** An ability the device does not have, with the reason the front-end is given. */
 export interface Unsupported {
@@ -17,7 +17,7 @@ export interface Unsupported {
 }
 
 /** An {@link Unsupported} with this reason. */
-export function unsupported(reason: string): Unsupported {
+export function unsupportedAbility(reason: string): Unsupported {
   return { kind: 'unsupported', reason };
 }
 
@@ -49,14 +49,14 @@ export abstract class VhostUserDevice {
 
   /** The configuration space (GET_CONFIG). */
   readConfig(): Uint8Array | Unsupported {
-    return unsupported('the device has no configuration space');
+    return unsupportedAbility('the device has no configuration space');
   }
 
   /** A write to the configuration space (SET_CONFIG). */
   writeConfig(offset: number, bytes: Uint8Array): { readonly kind: 'written' } | Unsupported {
     void offset;
     void bytes;
-    return unsupported('the device configuration is read-only');
+    return unsupportedAbility('the device configuration is read-only');
   }
 }
 
@@ -71,5 +71,5 @@ export interface VendorExtension {
   /** Whether a request code belongs to the extension. */
   handles(request: number): boolean;
   /** Answers one of its messages. */
-  handle(message: Message): Promise<Outcome>;
+  handle(message: Message): Promise<HandlerReply>;
 }

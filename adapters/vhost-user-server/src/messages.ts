@@ -3,7 +3,7 @@
  * it must carry and the fds that must come with it. The generic handler checks both before a
  * message reaches its handler, so no handler repeats a size or fd-count test.
  *
- * A message's answer is an {@link Outcome}: reply bytes, or an acknowledgement (sent when the
+ * A message's answer is an {@link HandlerReply}: reply bytes, or an acknowledgement (sent when the
  * front-end asked for one with NEED_REPLY) with an optional problem to log.
  */
 import {
@@ -100,13 +100,13 @@ export function payloadProblem(rule: PayloadRule, size: number): string | undefi
 }
 
 /** A message's answer: reply bytes, or an acknowledgement with an optional problem to log. */
-export type Outcome = { readonly reply: Uint8Array } | { readonly ack: boolean; readonly problem?: string };
+export type HandlerReply = { readonly reply: Uint8Array } | { readonly ack: boolean; readonly problem?: string };
 
 /** Success, nothing to report. */
-export const OK: Outcome = { ack: true };
+export const OK: HandlerReply = { ack: true };
 
 /** Failure: the front-end is told (when it asked for a reply) and `problem` is logged. */
-export function fail(problem: string): Outcome {
+export function refusal(problem: string): HandlerReply {
   return { ack: false, problem };
 }
 

@@ -13,7 +13,7 @@ import type { Chain, Completion } from '../../core/src/contract';
 import type { ModelHost } from '../../../model/src/index';
 import { BlockRange, formatSize } from '../../../spec/src/index';
 import type { GuestMemory } from '../../vhost-user/src/guest-memory';
-import { Unsupported, VhostUserDevice, unsupported } from './device';
+import { Unsupported, VhostUserDevice, unsupportedAbility } from './device';
 
 /** The model device of one connection. */
 export class ModelVhostDevice extends VhostUserDevice {
@@ -79,7 +79,7 @@ export class ModelVhostDevice extends VhostUserDevice {
   }
 
   override writeConfig(): Unsupported {
-    return unsupported('the virtio-mem configuration is read-only');
+    return unsupportedAbility('the virtio-mem configuration is read-only');
   }
 
   /**

@@ -23,7 +23,7 @@ import {
   encodeStruct,
 } from '../../vhost-user/src/protocol';
 import type { VhostUserDevice } from './device';
-import { OK, Outcome, fail, takeFd } from './messages';
+import { OK, HandlerReply, refusal, takeFd } from './messages';
 
 /** What the queue needs from the connection that owns it. */
 export interface VringHost {
@@ -59,18 +59,18 @@ export class Vring {
   constructor(private readonly host: VringHost) {}
 
   /** SET_VRING_NUM, SET_VRING_BASE, SET_VRING_ENABLE and GET_VRING_BASE (payload size already checked). */
-  state(m: Message): Outcome {
+  state(m: Message): HandlerReply {
     const s = decodeStruct(VringStateLayout, m.payload);
     const missing = this.missing(s.index);
-    if (missing) return fail(missing);
+    if (missing) return refusal(missing);
     switch (m.request) {
       case Request.SET_VRING_NUM:
         if (s.num === 0 || s.num > VIRTQ_MAX_SIZE || (s.num & (s.num - 1)) !== 0)
-          return fail(`queue size ${s.num} is not a power of two up to ${VIRTQ_MAX_SIZE}`);
+          return refusal(`queue size ${s.num} is not a power of two up to ${VIRTQ_MAX_SIZE}`);
         this.num = s.num;
         return OK;
       case Request.SET_VRING_BASE:
-        if (s.num > 0xffff) return fail(`base ${s.num} exceeds 16 bits`);
+        if (s.num > 0xffff) return refusal(`base ${s.num} exceeds 16 bits`);
         this.position = { nextAvail: s.num, nextUsed: s.num };
         return OK;
       case Request.SET_VRING_ENABLE:
@@ -89,10 +89,10 @@ export class Vring {
   }
 
   /** SET_VRING_ADDR (payload size already checked). */
-  address(m: Message): Outcome {
+  address(m: Message): HandlerReply {
     const a = decodeStruct(VringAddressLayout, m.payload);
     const missing = this.missing(a.index);
-    if (missing) return fail(missing);
+    if (missing) return refusal(missing);
     this.desc = a.desc;
     this.avail = a.avail;
     this.used = a.used;
@@ -100,17 +100,17 @@ export class Vring {
   }
 
   /** SET_VRING_KICK, SET_VRING_CALL and SET_VRING_ERR: an eventfd, or none with the no-fd flag. */
-  eventFd(m: Message): Outcome {
+  eventFd(m: Message): HandlerReply {
     const value = decodeStruct(U64Layout, m.payload).value;
     const missing = this.missing(Number(value & VRING_INDEX_MASK));
-    if (missing) return fail(missing);
+    if (missing) return refusal(missing);
     let fd = -1;
     if (!(value & VRING_NOFD)) {
       const taken = takeFd(m);
-      if (typeof taken === 'string') return fail(taken);
+      if (typeof taken === 'string') return refusal(taken);
       fd = taken;
     } else if (m.fds.length) {
-      return fail(`the no-fd flag is set but ${m.fds.length} fd(s) came`);
+      return refusal(`the no-fd flag is set but ${m.fds.length} fd(s) came`);
     }
     if (m.request === Request.SET_VRING_KICK) {
       this.stop();
@@ -121,7 +121,7 @@ export class Vring {
           this.kickWatch = this.host.native.watch(fd, () => this.kicked());
         } catch (e) {
           this.closeQuietly(fd);
-          return fail(`the kick fd cannot be watched: ${(e as Error).message}`);
+          return refusal(`the kick fd cannot be watched: ${(e as Error).message}`);
         }
       }
       this.kickFd = fd;

@@ -179,12 +179,12 @@ function judgeAgainst(
   all: readonly { readonly id: string }[],
   options: Pick<RunOptions, 'strict' | 'expectations'>,
   noun: 'vector' | 'check' = 'vector',
-): { judge: (id: string, outcome: Outcome) => Omit<Judged, 'durationMs'>; stale: RunResult<CaseResult>['stale'] } {
+): { judge: (id: string, outcome: CaseVerdict) => Omit<Judged, 'durationMs'>; stale: RunResult<CaseResult>['stale'] } {
   const strict = options.strict ?? false;
   const matched = options.expectations
     ? matchExpectations(options.expectations, all, noun)
     : { byId: new Map<string, ExpectationEntry>(), stale: [] };
-  const judge = (id: string, outcome: Outcome): Omit<Judged, 'durationMs'> => {
+  const judge = (id: string, outcome: CaseVerdict): Omit<Judged, 'durationMs'> => {
     const verdict = outcome.verdict;
     const entry = matched.byId.get(id);
     const expected: Verdict = entry ? entry.verdict : isExpectedByDefault(verdict, strict) ? verdict : 'pass';
@@ -212,14 +212,15 @@ function finishRun<R extends CaseResult>(results: R[], stale: RunResult<R>['stal
   return { results, stale, exitCode, durationMs: Date.now() - started, testedNothing };
 }
 
-interface Outcome {
+/** What running one case settled: its verdict, the findings behind it, diagnostics when the target broke. */
+interface CaseVerdict {
   readonly verdict: Verdict;
   readonly findings: Finding[];
   readonly diagnostics?: string;
 }
 
 /** Runs one vector with a fresh session and a timeout; never throws. */
-async function runOne(adapter: Adapter, vector: Vector, timeoutMs: number): Promise<Outcome> {
+async function runOne(adapter: Adapter, vector: Vector, timeoutMs: number): Promise<CaseVerdict> {
   const missingTarget = !adapter.info.targets.includes(vector.target);
   const missing = vector.needs.filter((n) => !adapter.info.capabilities.includes(n));
   if (missingTarget || missing.length > 0 || (vector.target === 'driver' && !adapter.openDriver)) {
@@ -246,7 +247,7 @@ async function runOne(adapter: Adapter, vector: Vector, timeoutMs: number): Prom
       throw new Error('abandoned after the timeout');
     }
   };
-  const work = (async (): Promise<Outcome> => {
+  const work = (async (): Promise<CaseVerdict> => {
     const evaluated = evaluateSetup(vector);
     if (!evaluated.ok)
       return { verdict: 'error', findings: [{ verdict: 'error', step: 0, check: 'step', message: evaluated.reason }] };
@@ -275,7 +276,7 @@ async function runOne(adapter: Adapter, vector: Vector, timeoutMs: number): Prom
 }
 
 /** Runs one check with a fresh context and a timeout; never throws. */
-async function runOneCheck<C>(target: CheckTarget<C>, check: SuiteCheck<C>, timeoutMs: number): Promise<Outcome> {
+async function runOneCheck<C>(target: CheckTarget<C>, check: SuiteCheck<C>, timeoutMs: number): Promise<CaseVerdict> {
   let opened;
   try {
     opened = target.open(check);
@@ -290,7 +291,7 @@ async function runOneCheck<C>(target: CheckTarget<C>, check: SuiteCheck<C>, time
   const context = opened.context;
   try {
     return await raceTimeout(
-      (async (): Promise<Outcome> => {
+      (async (): Promise<CaseVerdict> => {
         const result = await check.run(context);
         return { verdict: result.verdict, findings: [...result.findings] };
       })(),
@@ -308,13 +309,13 @@ async function runOneCheck<C>(target: CheckTarget<C>, check: SuiteCheck<C>, time
  * rejection of it is swallowed); a rejection is turned into an outcome by `onError`.
  */
 async function raceTimeout(
-  work: Promise<Outcome>,
+  work: Promise<CaseVerdict>,
   timeoutMs: number,
   what: 'vector' | 'check',
-  onError: (e: unknown) => Outcome,
-): Promise<Outcome> {
+  onError: (e: unknown) => CaseVerdict,
+): Promise<CaseVerdict> {
   let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<Outcome>((resolve) => {
+  const timeout = new Promise<CaseVerdict>((resolve) => {
     timer = setTimeout(
       () =>
         resolve({
@@ -343,7 +344,7 @@ async function raceTimeout(
 }
 
 /** A check threw: our side failed (checks return their verdicts, so a throw is never the target's fault). */
-function checkErrorOutcome(e: unknown): Outcome {
+function checkErrorOutcome(e: unknown): CaseVerdict {
   const message = e instanceof Error ? `${e.name}: ${e.message}` : String(e);
   return {
     verdict: 'error',
@@ -352,7 +353,7 @@ function checkErrorOutcome(e: unknown): Outcome {
   };
 }
 
-function errorOutcome(e: unknown): Outcome {
+function errorOutcome(e: unknown): CaseVerdict {
   if (e instanceof UnsupportedSetupError) {
     return {
       verdict: 'unsupported',
