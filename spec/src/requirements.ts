@@ -15,6 +15,7 @@
 import { CONFIG_AND_INIT_REQUIREMENTS } from './requirements-config-init';
 import { OPERATION_REQUIREMENTS } from './requirements-operation';
 import { REQUEST_REQUIREMENTS } from './requirements-requests';
+import type { CAPABILITY_NAMES } from './vector-schemas';
 
 /** Normative levels of a statement, spelled as in the spec. */
 export const REQUIREMENT_LEVELS = ['MUST', 'MUST NOT', 'SHOULD', 'SHOULD NOT', 'MAY'] as const;
@@ -51,8 +52,8 @@ export const REQUIREMENT_CAPABILITIES = [
   'feature-negotiation',
   'suspend',
   'observe-driver',
-] as const;
-/** One of {@link REQUIREMENT_CAPABILITIES}. */
+] as const satisfies readonly (typeof CAPABILITY_NAMES)[number][];
+/** One of {@link REQUIREMENT_CAPABILITIES}: a subset of the adapter capabilities vectors may need. */
 export type RequirementCapability = (typeof REQUIREMENT_CAPABILITIES)[number];
 
 /** One normative statement of VIRTIO 1.4 §5.15. */
