@@ -231,15 +231,30 @@ const LAYERS: readonly Layer[] = [
     pure: false,
     why: 'the loader imports spec/, the adapter contract, the step kinds and itself — not the runner',
   },
-  // The step kinds: each declares its schema, normalisation, checks and execution against an adapter session.
+  // Judging: verdicts and findings, outcome-set, config and byte checks, the oracle, the driver-side request checks.
   {
-    files: 'conformance/src/steps/',
-    mayImport: ['spec/', 'model/', 'adapters/core/', 'conformance/src/'],
-    mustNot: ['conformance/src/cli/'],
+    files: 'conformance/src/judge/',
+    mayImport: ['spec/', 'model/', 'adapters/core/', 'conformance/src/judge/', 'conformance/src/loader/'],
     nodeBuiltins: false,
     npmPackages: false,
     pure: false,
-    why: "a step kind runs against the adapter contract (never a concrete adapter), with spec/, the model as oracle and the runner's checks",
+    why: "judging imports spec/, the model as oracle, the adapter contract, the loader's types and expressions, and itself — never the step kinds, the runner or an adapter",
+  },
+  // The step kinds: each declares its schema, normalisation, checks and execution against an adapter session.
+  {
+    files: 'conformance/src/steps/',
+    mayImport: [
+      'spec/',
+      'model/',
+      'adapters/core/',
+      'conformance/src/steps/',
+      'conformance/src/loader/',
+      'conformance/src/judge/',
+    ],
+    nodeBuiltins: false,
+    npmPackages: false,
+    pure: false,
+    why: "a step kind runs against the adapter contract (never a concrete adapter), with spec/, the model, the loader's types and the judging checks — never the runner",
   },
   // The vu.* checks speak the vhost-user protocol: its wire format (data, no I/O) and nothing else of the adapter; the front-end comes in through an interface.
   {
@@ -461,6 +476,34 @@ describe('layering of the repository', () => {
   test('should keep every import within the layers of ARCHITECTURE.md', () => {
     const violations = checkLayering(files);
     if (violations.length > 0) throw new Error(`layering violations (${violations.length}):\n${format(violations)}`);
+  });
+
+  test('should keep the runner out of what the loader, the step kinds and judging reach, even indirectly', () => {
+    const byModule = new Map(files.map((f) => [f.path.replace(/\.ts$/, ''), f]));
+    const reached = (start: string): Set<string> => {
+      const seen = new Set<string>();
+      const queue = [start];
+      while (queue.length > 0) {
+        const module = queue.pop()!;
+        if (seen.has(module)) continue;
+        seen.add(module);
+        const file = byModule.get(module) ?? byModule.get(`${module}/index`);
+        if (!file) continue;
+        for (const specifier of extractSpecifiers(file.path, file.source)) {
+          if (specifier === null || !specifier.startsWith('.')) continue;
+          queue.push(path.posix.normalize(path.posix.join(path.posix.dirname(file.path), specifier)));
+        }
+      }
+      return seen;
+    };
+    for (const start of [
+      'conformance/src/loader/load',
+      'conformance/src/steps/registry',
+      'conformance/src/judge/checks',
+    ]) {
+      const intoRunner = [...reached(start)].filter((m) => m.startsWith('conformance/src/runner/'));
+      expect({ start, intoRunner }).toEqual({ start, intoRunner: [] });
+    }
   });
 
   test('should describe every folder row of the table in ARCHITECTURE.md', () => {

@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import { REQUIREMENTS } from '../../../spec/src/index';
 import type { AdapterInfo } from '../../../adapters/core/src/contract';
 import { CaseResult, RunResult, VectorResult, caseId } from '../runner/run';
-import { VERDICT_ORDER, Verdict } from '../runner/verdicts';
+import { VERDICT_ORDER, Verdict } from '../judge/verdicts';
 import type { Vector } from '../loader/types';
 
 const REQUIREMENT_TEXT = new Map(REQUIREMENTS.map((r) => [r.id, `${r.summary} (§${r.section})`]));

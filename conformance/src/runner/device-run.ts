@@ -30,9 +30,9 @@ import {
   proceed,
   stopWith,
 } from '../steps/step-kind';
-import { applyCheckers } from './checks';
-import { Oracle } from './oracle';
-import { Finding, invariantFinding } from './verdicts';
+import { applyCheckers } from '../steps/apply-checkers';
+import { Oracle } from '../judge/oracle';
+import { Finding, invariantFinding } from '../judge/verdicts';
 
 /** Whether a status register shows a running driver: DRIVER_OK set and the device not broken. */
 function driverRunning(status: number): boolean {

@@ -19,9 +19,9 @@ import { VirtioMemConfig, decodeConfig } from '../../../model/src/index';
 import type { Step, Vector } from '../loader/types';
 import { driverHandlerOf } from '../steps/registry';
 import { DriverStepContext, StepOutcome, proceed, stopWith } from '../steps/step-kind';
-import { applyCheckers } from './checks';
-import { DriverShadow, newDriverShadow } from './driver-checks';
-import type { Finding } from './verdicts';
+import { applyCheckers } from '../steps/apply-checkers';
+import { DriverShadow, newDriverShadow } from '../judge/driver-checks';
+import type { Finding } from '../judge/verdicts';
 
 /** Runs a driver vector; returns its findings. */
 export async function runDriverVector(vector: Vector, session: DriverSession, setup: DeviceSetup): Promise<Finding[]> {

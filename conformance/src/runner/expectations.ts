@@ -6,7 +6,7 @@
 import * as fs from 'node:fs';
 import type { LoadProblem } from '../loader/types';
 import { YamlSource, validateSource } from '../loader/yaml-source';
-import type { Verdict } from './verdicts';
+import type { Verdict } from '../judge/verdicts';
 
 /** One entry. */
 export interface ExpectationEntry {

@@ -11,7 +11,7 @@ import type { DeviceSession, DeviceSetup } from '../../../adapters/core/src/cont
 import { describeOutcome } from '../../../model/src/index';
 import type { LoadProblem, Vector } from '../loader/types';
 import { DeviceRun } from './device-run';
-import { outcomeLabel } from './oracle';
+import { outcomeLabel } from '../judge/oracle';
 import { evaluateSetup } from './setup';
 
 /** Opens a device of the reference model (`spec` profile) built from a set-up. */

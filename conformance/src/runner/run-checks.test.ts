@@ -8,7 +8,7 @@ import { checkReport, junitReport, resultsDocument, summaryLine, tapReport } fro
 import { CheckTarget, SuiteCheck, checkOutcome } from '../suites/suite';
 import type { ExpectationEntry, ExpectationSet } from './expectations';
 import { CheckResult, RunResult, runChecks } from './run';
-import type { Verdict } from './verdicts';
+import type { Verdict } from '../judge/verdicts';
 
 /** What the fake checks get: a log of what was opened and closed. */
 interface FakeContext {

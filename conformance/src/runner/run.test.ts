@@ -24,7 +24,7 @@ import {
   matchExpectations,
 } from './expectations';
 import { VectorResult, isExpectedByDefault, runVectors, selectVectors } from './run';
-import type { Verdict } from './verdicts';
+import type { Verdict } from '../judge/verdicts';
 
 // ------------------------------------------------------------------------------------------------
 // fakes

@@ -14,7 +14,7 @@ import { runDeviceVector } from './device-run';
 import { evaluateSetup } from './setup';
 import { runDriverVector } from './driver-run';
 import { ExpectationEntry, ExpectationSet, globToRegExp, matchExpectations } from './expectations';
-import { Finding, Verdict, combine } from './verdicts';
+import { Finding, Verdict, combine } from '../judge/verdicts';
 
 /** Which vectors to run. */
 export interface Selection {

@@ -8,7 +8,7 @@
  * ```
  */
 import { FeatureList } from '../../../spec/src/index';
-import { judgeOutcome } from '../runner/checks';
+import { judgeOutcome } from '../judge/checks';
 import { deviceConfig, deviceNeedsReset } from './observation-checks';
 import { featureSet } from './site';
 import { defineStepKind, proceed, stopWith } from './step-kind';

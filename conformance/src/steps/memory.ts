@@ -3,8 +3,8 @@
  * `read_memory`.
  */
 import type { MemoryAccess } from '../../../adapters/core/src/contract';
-import { judgeOutcome } from '../runner/checks';
-import type { Finding } from '../runner/verdicts';
+import { judgeOutcome } from '../judge/checks';
+import type { Finding } from '../judge/verdicts';
 import type { Checker } from './step-kind';
 import { proceed } from './step-kind';
 

@@ -3,7 +3,7 @@
  * notification, status), shared by the step kinds that admit them.
  */
 import { VIRTIO_CONFIG_S_NEEDS_RESET } from '../../../spec/src/index';
-import { judgeBytes, judgeConfig, judgeOutcome } from '../runner/checks';
+import { judgeBytes, judgeConfig, judgeOutcome } from '../judge/checks';
 import type { Checker, DeviceObservation, DriverObservation } from './step-kind';
 import { proceed } from './step-kind';
 

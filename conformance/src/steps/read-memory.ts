@@ -9,7 +9,7 @@
 import { Expression } from '../../../spec/src/index';
 import type { Expr } from '../loader/expr';
 import { scopeOfConfig } from '../loader/expr';
-import { judgeBytes } from '../runner/checks';
+import { judgeBytes } from '../judge/checks';
 import { AccessObserved, checkAccess, refusedAccess } from './memory';
 import { defineStepKind, proceed } from './step-kind';
 import { valueOf } from './values';

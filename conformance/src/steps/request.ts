@@ -31,9 +31,9 @@ import {
 } from '../../../model/src/index';
 import { ExpressionScope, scopeOfConfig } from '../loader/expr';
 import type { RequestSpec } from '../loader/types';
-import { describeSet, judgeOutcome } from '../runner/checks';
-import { outcomeLabel } from '../runner/oracle';
-import { Finding, verdictOfConformance } from '../runner/verdicts';
+import { describeSet, judgeOutcome } from '../judge/checks';
+import { outcomeLabel } from '../judge/oracle';
+import { Finding, verdictOfConformance } from '../judge/verdicts';
 import { deviceConfig, deviceNeedsReset, deviceNotification } from './observation-checks';
 import { StepOutcome, defineStepKind, proceed, stopWith } from './step-kind';
 import { valueOf } from './values';

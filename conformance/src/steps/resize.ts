@@ -10,8 +10,8 @@
 import { Expression, formatHex } from '../../../spec/src/index';
 import type { Expr } from '../loader/expr';
 import { scopeOfConfig } from '../loader/expr';
-import { judgeOutcome } from '../runner/checks';
-import type { Finding } from '../runner/verdicts';
+import { judgeOutcome } from '../judge/checks';
+import type { Finding } from '../judge/verdicts';
 import { deviceConfig, deviceNotification, driverConfig } from './observation-checks';
 import { defineStepKind, proceed, stopWith } from './step-kind';
 import { valueOf } from './values';

@@ -11,14 +11,14 @@
 import { REQUEST_TYPE_NAMES, formatHex } from '../../../spec/src/index';
 import { decodeRequest } from '../../../model/src/index';
 import type { VirtioMemConfig } from '../../../model/src/index';
-import {} from '../runner/checks';
+import {} from '../judge/checks';
 import {
   applyDriverRequest,
   checkDriverConfigWrite,
   checkDriverRequest,
   checkDriverWrite,
-} from '../runner/driver-checks';
-import type { Finding } from '../runner/verdicts';
+} from '../judge/driver-checks';
+import type { Finding } from '../judge/verdicts';
 import { driverConfig } from './observation-checks';
 import { defineStepKind, proceed } from './step-kind';
 

@@ -8,7 +8,7 @@
  * ```
  */
 import { VIRTIO_MEM_F_UNPLUGGED_INACCESSIBLE, featureMask, formatHex } from '../../../spec/src/index';
-import {} from '../runner/checks';
+import {} from '../judge/checks';
 import { driverConfig } from './observation-checks';
 import { defineStepKind, proceed } from './step-kind';
 

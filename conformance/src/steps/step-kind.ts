@@ -17,28 +17,14 @@ import type {
 } from '../../../adapters/core/src/contract';
 import type { RequestEvaluation, TransitionKind, VirtioMemConfig } from '../../../model/src/index';
 import type { Step, Vector } from '../loader/types';
-import type { Oracle } from '../runner/oracle';
-import type { Finding } from '../runner/verdicts';
+import type { Oracle } from '../judge/oracle';
+import type { Checked, Finding, StepOutcome } from '../judge/verdicts';
 import type { ExpectKey, ExpectValue } from './expectations';
-import type { DriverShadow } from '../runner/driver-checks';
+import type { DriverShadow } from '../judge/driver-checks';
 import type { Site } from './site';
 
-/** How a step (or a check) ended: go on with a value, or stop the vector with a finding. */
-export type StepOutcome<T> =
-  { readonly kind: 'continue'; readonly value: T } | { readonly kind: 'stop'; readonly finding: Finding };
-
-/** Goes on with `value`. */
-export function proceed<T>(value: T): StepOutcome<T> {
-  return { kind: 'continue', value };
-}
-
-/** Stops the vector with `finding`. */
-export function stopWith(finding: Finding): { readonly kind: 'stop'; readonly finding: Finding } {
-  return { kind: 'stop', finding };
-}
-
-/** What checking one stated expectation gives: its findings (none when met), or a stop. */
-export type Checked = StepOutcome<readonly Finding[]>;
+export { proceed, stopWith } from '../judge/verdicts';
+export type { Checked, StepOutcome } from '../judge/verdicts';
 
 /** Reads one stated expectation against what a step observed. */
 export type Checker<K extends ExpectKey, O> = (

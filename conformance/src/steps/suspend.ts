@@ -9,7 +9,7 @@
  * ```
  */
 import { VIRTIO_MEM_F_PERSISTENT_SUSPEND, featureMask } from '../../../spec/src/index';
-import { judgeOutcome } from '../runner/checks';
+import { judgeOutcome } from '../judge/checks';
 import { deviceConfig, deviceNotification, driverConfig } from './observation-checks';
 import { defineStepKind, proceed } from './step-kind';
 

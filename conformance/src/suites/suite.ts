@@ -10,7 +10,7 @@
  * business: the runner gets it from a {@link CheckTarget}, which the command line builds from a
  * concrete implementation, and closes it after the check (also after a timeout).
  */
-import type { Finding, Verdict } from '../runner/verdicts';
+import type { Finding, Verdict } from '../judge/verdicts';
 
 /**
  * What a check settled: its verdict and the findings behind it. Unlike a vector, a check records

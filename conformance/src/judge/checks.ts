@@ -7,9 +7,7 @@ import type { VirtioMemConfig } from '../../../model/src/index';
 import { evaluate, scopeOfConfig } from '../loader/expr';
 import type { ConfigFieldName, OutcomeSet, ValueExpectation } from '../loader/types';
 import type { Finding, Verdict } from './verdicts';
-import type { Step } from '../loader/types';
-import { ExpectKey, statedValue } from '../steps/expectations';
-import { Checked, Checker, Checkers, StepOutcome, proceed, stopWith } from '../steps/step-kind';
+import { Checked, proceed, stopWith } from './verdicts';
 
 /** Bytes as spaced hex. */
 export function formatBytes(bytes: Uint8Array): string {
@@ -120,25 +118,4 @@ export function judgeBytes(step: number, check: string, expected: Uint8Array, ob
           observed: formatBytes(observed),
         },
       ];
-}
-
-/**
- * Applies, in the handler's order, the checker of every expectation key the step states — and
- * only those: a key the handler has no checker for was refused by the loader.
- */
-export async function applyCheckers<O>(
-  checkers: Checkers<O>,
-  step: Step,
-  observed: O,
-): Promise<StepOutcome<Finding[]>> {
-  const findings: Finding[] = [];
-  for (const key of Object.keys(checkers) as ExpectKey[]) {
-    const stated = statedValue(step.expect, key);
-    if (stated === undefined) continue;
-    const checker = checkers[key] as Checker<typeof key, O>;
-    const checked = await checker(stated as never, observed, step.index);
-    if (checked.kind === 'stop') return checked;
-    findings.push(...checked.value);
-  }
-  return proceed(findings);
 }

@@ -22,7 +22,6 @@ import {
   decodeRequest,
   decodeResponse,
 } from '../../../model/src/index';
-import {} from './checks';
 import type { Finding } from './verdicts';
 
 /** What the runner knows of the device's blocks and of the driver's progress. */

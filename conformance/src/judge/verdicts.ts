@@ -70,3 +70,20 @@ export function invariantFinding(step: number, v: InvariantViolation): Finding {
     requirements: v.requirements,
   };
 }
+
+/** How a step (or a check) ended: go on with a value, or stop the vector with a finding. */
+export type StepOutcome<T> =
+  { readonly kind: 'continue'; readonly value: T } | { readonly kind: 'stop'; readonly finding: Finding };
+
+/** Goes on with `value`. */
+export function proceed<T>(value: T): StepOutcome<T> {
+  return { kind: 'continue', value };
+}
+
+/** Stops the vector with `finding`. */
+export function stopWith(finding: Finding): { readonly kind: 'stop'; readonly finding: Finding } {
+  return { kind: 'stop', finding };
+}
+
+/** What checking one stated expectation gives: its findings (none when met), or a stop. */
+export type Checked = StepOutcome<readonly Finding[]>;
