@@ -234,7 +234,14 @@ const LAYERS: readonly Layer[] = [
   // Judging: verdicts and findings, outcome-set, config and byte checks, the oracle, the driver-side request checks.
   {
     files: 'conformance/src/judge/',
-    mayImport: ['spec/', 'model/', 'adapters/core/', 'conformance/src/judge/', 'conformance/src/loader/'],
+    mayImport: [
+      'spec/',
+      'model/',
+      'adapters/core/',
+      'adapters/virtio/',
+      'conformance/src/judge/',
+      'conformance/src/loader/',
+    ],
     nodeBuiltins: false,
     npmPackages: false,
     pure: false,

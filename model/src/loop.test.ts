@@ -1,4 +1,5 @@
-import { VirtioMemDevice, initialiseDevice } from './device/device';
+import { virtioHandshakeSync } from '../../adapters/virtio/src/index';
+import { VirtioMemDevice, deviceRegisters } from './device/device';
 import { ReferenceDriver } from './driver/driver';
 import { runDriverLoop } from './loop';
 
@@ -17,7 +18,7 @@ describe('runDriverLoop', () => {
   test('should stop at the request limit before asking the driver again, and deliver the pending request first next time', () => {
     const d = device(8);
     const driver = new ReferenceDriver({ maxBlocksPerRequest: 2 });
-    initialiseDevice(d, (offered) => driver.negotiate(offered));
+    virtioHandshakeSync(deviceRegisters(d), (offered) => driver.negotiate(offered));
     const first = runDriverLoop(driver, d, { maxRequests: 1 });
     expect(first.stop).toMatchObject({ kind: 'request-limit' });
     expect(first.requests).toBe(1);
@@ -36,7 +37,7 @@ describe('runDriverLoop', () => {
   test('should deliver a notification raised between two runs when told what the driver has seen', () => {
     const d = device(4);
     const driver = new ReferenceDriver();
-    initialiseDevice(d, (offered) => driver.negotiate(offered));
+    virtioHandshakeSync(deviceRegisters(d), (offered) => driver.negotiate(offered));
     const first = runDriverLoop(driver, d);
     expect(first.stop.kind).toBe('idle');
     expect(d.setRequestedSize(12n * BS)).toMatchObject({ ok: true, notified: true });
@@ -49,7 +50,7 @@ describe('runDriverLoop', () => {
   test('should let a hook answer a request and show the driver other configuration bytes', () => {
     const d = device(4);
     const driver = new ReferenceDriver();
-    initialiseDevice(d, (offered) => driver.negotiate(offered));
+    virtioHandshakeSync(deviceRegisters(d), (offered) => driver.negotiate(offered));
     const seen: (Uint8Array | null)[] = [];
     let views = 0;
     const run = runDriverLoop(driver, d, {
@@ -69,7 +70,7 @@ describe('runDriverLoop', () => {
   test('should stop when the driver has backed off longer than allowed', () => {
     const d = device(4);
     const driver = new ReferenceDriver({ initialBackoffMs: 100, maxBackoffMs: 1000 });
-    initialiseDevice(d, (offered) => driver.negotiate(offered));
+    virtioHandshakeSync(deviceRegisters(d), (offered) => driver.negotiate(offered));
     d.injectBusy(100);
     const run = runDriverLoop(driver, d, { maxWaitMs: 1000 });
     expect(run.stop.kind).toBe('wait-limit');

@@ -11,9 +11,10 @@ import {
   SPEC_PROFILE,
   VirtioMemConfig,
   VirtioMemDevice,
-  initialiseDevice,
+  deviceRegisters,
 } from '../../../model/src/index';
 import type { BlockRange } from '../../../spec/src/index';
+import { virtioHandshakeSync } from '../../../adapters/virtio/src/index';
 
 /** The label the runner gives an observed outcome: `ACK`, `NACK`, `BUSY`, `ERROR`, `needs-reset`, `no-used-entry`, `used-length-zero`, … */
 export function outcomeLabel(outcome: DeviceOutcome): string {
@@ -49,7 +50,7 @@ export class Oracle {
       },
       SPEC_PROFILE,
     );
-    initialiseDevice(device, () => features);
+    virtioHandshakeSync(deviceRegisters(device), () => features);
     return device;
   }
 

@@ -1,3 +1,4 @@
+import { virtioHandshakeSync } from '../../../adapters/virtio/src/index';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -12,7 +13,7 @@ import type {
   Target,
 } from '../../../adapters/core/src/contract';
 import { AdapterError, UnsupportedSetupError } from '../../../adapters/core/src/contract';
-import { VirtioMemDevice, initialiseDevice } from '../../../model/src/index';
+import { VirtioMemDevice, deviceRegisters } from '../../../model/src/index';
 import { loadVectorText, loadVectors } from '../loader/load';
 import type { Vector } from '../loader/types';
 import {
@@ -35,7 +36,7 @@ class FakeDeviceSession implements DeviceSession {
   constructor(readonly device: VirtioMemDevice) {}
 
   async initialise(accept: (offered: bigint) => bigint): Promise<HandshakeResult> {
-    return initialiseDevice(this.device, accept);
+    return virtioHandshakeSync(deviceRegisters(this.device), accept);
   }
   async readConfig(): Promise<Uint8Array> {
     return this.device.readConfigBytes();

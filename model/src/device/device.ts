@@ -50,8 +50,9 @@ import {
 export * from './device-types';
 export { singleRequestChain } from './chain';
 export type { DescriptorChain, RequestEvaluation } from './chain';
-// The driver-side handshake lives in its own module; it is exported from here as it always was.
-export { initialiseDevice } from './initialise';
+// The registers a driver's handshake runs over (the handshake itself is the virtio layer's).
+export { deviceRegisters } from './registers';
+export type { ModelDeviceRegisters } from './registers';
 
 const RESP_SIZE = VirtioMemResponseLayout.size;
 const STATE_VALUES: Readonly<Record<BlockStateName, number>> = {

@@ -1,3 +1,4 @@
+import { virtioHandshakeSync } from '../../../adapters/virtio/src/index';
 import fc from 'fast-check';
 import {
   ProcessResult,
@@ -12,7 +13,7 @@ import {
   decodeRequest,
   DriverUsageError,
   MEMORY_INIT_BYTES,
-  initialiseDevice,
+  deviceRegisters,
 } from '../index';
 import {
   VIRTIO_CONFIG_S_ACKNOWLEDGE,
@@ -115,7 +116,7 @@ describe('ReferenceDriver convergence', () => {
       fc.property(scenarioArb, fc.array(fc.nat(300), { minLength: 1, maxLength: 6 }), (s, targets) => {
         const device = deviceFor(s, QEMU_PROFILE);
         // The driver has brought the device up, so resizes are notified to it.
-        initialiseDevice(device, (offered) => offered);
+        virtioHandshakeSync(deviceRegisters(device), (offered) => offered);
         const driver = new ReferenceDriver();
         runDriverLoop(driver, device);
         for (const target of targets) {

@@ -1,3 +1,4 @@
+import { virtioHandshakeSync } from '../../../adapters/virtio/src/index';
 import {
   DeviceSetup,
   VIRTIO_F_VERSION_1,
@@ -9,7 +10,7 @@ import {
   featureMask,
 } from '../../../spec/src/index';
 import { decodeResponse, encodeRequest } from '../codec/codec';
-import { initialiseDevice } from '../device/device';
+import { deviceRegisters } from '../device/device';
 import { QEMU_PROFILE, SPEC_PROFILE } from '../device/profiles';
 import { ModelHost } from './model-host';
 
@@ -50,7 +51,7 @@ describe('ModelHost', () => {
 
   test('should answer a chain with a used entry and name the blocks an UNPLUG unplugged', () => {
     const host = ready();
-    initialiseDevice(host.device, (offered) => offered);
+    virtioHandshakeSync(deviceRegisters(host.device), (offered) => offered);
     const plug = host.submit(request(VIRTIO_MEM_REQ_PLUG, 2, 4));
     expect(plug).toMatchObject({ kind: 'used', length: 10, unplugged: [] });
     const unplug = host.submit(request(VIRTIO_MEM_REQ_UNPLUG, 3, 2));
@@ -65,7 +66,7 @@ describe('ModelHost', () => {
         { first: 9, count: 1 },
       ],
     });
-    initialiseDevice(host.device, (offered) => offered);
+    virtioHandshakeSync(deviceRegisters(host.device), (offered) => offered);
     const bytes = encodeRequest({ type: VIRTIO_MEM_REQ_UNPLUG_ALL, addr: 0n, nb_blocks: 0 });
     const done = host.submit({ readable: [bytes.subarray(0, 1), bytes.subarray(1)], writableSizes: [10] });
     expect(done.unplugged).toEqual([
@@ -77,7 +78,7 @@ describe('ModelHost', () => {
 
   test('should apply or refuse a host resize as the profile validates it', () => {
     const host = ready({}, QEMU_PROFILE);
-    initialiseDevice(host.device, (offered) => offered);
+    virtioHandshakeSync(deviceRegisters(host.device), (offered) => offered);
     expect(host.resize(32n * BS)).toEqual({ kind: 'applied', notified: true });
     expect(host.notificationCount).toBe(1);
     expect(host.resize(BS + 1n)).toMatchObject({
@@ -101,13 +102,13 @@ describe('ModelHost', () => {
     ],
   ])('should suspend and wake %s', (_name, features, persistent, unplugged) => {
     const host = ready({ plugged: [{ first: 0, count: 2 }], features }, QEMU_PROFILE);
-    initialiseDevice(host.device, (offered) => offered);
+    virtioHandshakeSync(deviceRegisters(host.device), (offered) => offered);
     expect(host.suspendAndWake()).toEqual({ kind: 'woken', persistent, unplugged });
   });
 
   test('should refuse access to unplugged blocks once UNPLUGGED_INACCESSIBLE is negotiated', () => {
     const host = ready({ plugged: [{ first: 0, count: 1 }], features: ALL });
-    initialiseDevice(host.device, (offered) => offered);
+    virtioHandshakeSync(deviceRegisters(host.device), (offered) => offered);
     expect(host.checkAccess(ADDR, 4096, 'read')).toEqual({ kind: 'allowed' });
     expect(host.checkAccess(ADDR + BS, 4096, 'write')).toMatchObject({
       kind: 'refused',
@@ -121,7 +122,7 @@ describe('ModelHost', () => {
 
   test('should answer BUSY to the next requests after an injection', () => {
     const host = ready();
-    initialiseDevice(host.device, (offered) => offered);
+    virtioHandshakeSync(deviceRegisters(host.device), (offered) => offered);
     host.injectBusy(1);
     const busy = host.submit(request(VIRTIO_MEM_REQ_PLUG, 0, 1));
     const then = host.submit(request(VIRTIO_MEM_REQ_PLUG, 0, 1));
@@ -132,7 +133,7 @@ describe('ModelHost', () => {
 
   test('should mark the device NEEDS_RESET when the transport cannot process the queue', () => {
     const host = ready();
-    initialiseDevice(host.device, (offered) => offered);
+    virtioHandshakeSync(deviceRegisters(host.device), (offered) => offered);
     host.markNeedsReset();
     expect(host.submit(request(VIRTIO_MEM_REQ_PLUG, 0, 1))).toEqual({ kind: 'no-used-entry', unplugged: [] });
   });

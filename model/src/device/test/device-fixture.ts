@@ -2,6 +2,7 @@
  * Shared set-up for the device tests: a 1 GiB region of 2 MiB blocks at 4 GiB, and helpers that
  * send one request and describe what the device answered.
  */
+import { virtioHandshakeSync } from '../../../../adapters/virtio/src/index';
 import {
   DeviceParams,
   DeviceProfile,
@@ -11,7 +12,7 @@ import {
   VirtioMemDevice,
   describeOutcome,
   encodeRequest,
-  initialiseDevice,
+  deviceRegisters,
   sameObservable,
 } from '../../index';
 
@@ -33,7 +34,7 @@ export function makeDevice(
 
 /** The device after a driver's handshake (DRIVER_OK), accepting every offered feature. */
 export function activated(device: VirtioMemDevice): VirtioMemDevice {
-  initialiseDevice(device, (offered) => offered);
+  virtioHandshakeSync(deviceRegisters(device), (offered) => offered);
   return device;
 }
 
