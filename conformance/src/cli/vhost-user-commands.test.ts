@@ -1,3 +1,7 @@
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import { main } from './main';
 
 async function cli(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
@@ -66,5 +70,34 @@ describe('vhost-user commands: usage (exit 3, before anything native is loaded)'
     const r = await cli('run', '--adapter', 'vhost-user', '--socket', '/nonexistent/vmemct.sock', '--target', 'device');
     expect(r.code).toBe(2);
     expect(r.err).toMatch(/\/nonexistent\/vmemct\.sock|npm run build:native/);
+  });
+});
+
+describe('vhost-user-check --backend-pid names the process that serves the socket', () => {
+  let dir: string;
+  let server: net.Server;
+  let socketPath: string;
+  beforeAll(async () => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vmemct-pid-'));
+    socketPath = path.join(dir, 'backend.sock');
+    server = net.createServer();
+    await new Promise<void>((resolve) => server.listen(socketPath, resolve));
+  });
+  afterAll(async () => {
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('a process that does not exist is bad usage (exit 3), not a finding about the back-end', async () => {
+    const r = await cli('vhost-user-check', '--socket', socketPath, '--backend-pid', '2147483646');
+    expect(r.code).toBe(3);
+    expect(r.err).toMatch(/--backend-pid: no process 2147483646/);
+  });
+
+  test('a live process that does not hold the socket is bad usage (exit 3)', async () => {
+    const other = process.ppid;
+    const r = await cli('vhost-user-check', '--socket', socketPath, '--backend-pid', String(other));
+    expect(r.code).toBe(3);
+    expect(r.err).toMatch(new RegExp(`process ${other} does not hold the socket`));
   });
 });

@@ -261,6 +261,53 @@ export async function probeVhostUserBackend(
   }
 }
 
+/** The inodes of the unix sockets bound to `socketPath`, from /proc/net/unix. */
+function socketInodes(socketPath: string): Set<string> {
+  const inodes = new Set<string>();
+  let table = '';
+  try {
+    table = fs.readFileSync('/proc/net/unix', 'utf8');
+  } catch {
+    return inodes;
+  }
+  const wanted = path.resolve(socketPath);
+  for (const line of table.split('\n').slice(1)) {
+    const columns = line.trim().split(/\s+/);
+    if (columns.length >= 8 && path.resolve(columns.slice(7).join(' ')) === wanted) inodes.add(columns[6]!);
+  }
+  return inodes;
+}
+
+/**
+ * `--backend-pid` names the process whose fds the fd-hygiene check counts: it must exist and hold
+ * the listening socket, or the check would judge some other process (bad usage, exit 3).
+ */
+function checkBackendPid(command: string, pid: number, socketPath: string): void {
+  let fds: string[];
+  try {
+    fds = fs.readdirSync(`/proc/${pid}/fd`);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new UsageError(
+      code === 'ENOENT'
+        ? `${command}: --backend-pid: no process ${pid}`
+        : `${command}: --backend-pid: cannot read the fds of process ${pid} (${(e as Error).message})`,
+    );
+  }
+  const inodes = socketInodes(socketPath);
+  if (inodes.size === 0) return; // not listening yet, or no /proc/net/unix: the connection attempt will say
+  const holds = fds.some((fd) => {
+    try {
+      const target = fs.readlinkSync(`/proc/${pid}/fd/${fd}`);
+      const inode = /^socket:\[(\d+)\]$/.exec(target)?.[1];
+      return inode !== undefined && inodes.has(inode);
+    } catch {
+      return false;
+    }
+  });
+  if (!holds) throw new UsageError(`${command}: --backend-pid: process ${pid} does not hold the socket ${socketPath}`);
+}
+
 /**
  * `vmemct vhost-user-check --socket PATH [--backend-pid PID]` and the run options it shares with
  * `vmemct run` (`--filter`, `--expectations`, `--strict`, `--reporter`, `--junit`, `--json`,
@@ -273,6 +320,7 @@ export async function vhostUserCheckCommand(args: readonly string[], io: CliIo):
   const socketPath = requireSocket(command, parsed.values.get('socket'));
   const pidText = parsed.values.get('backend-pid');
   const backendPid = pidText === undefined ? undefined : positiveInt(command, 'backend-pid', pidText);
+  if (backendPid !== undefined) checkBackendPid(command, backendPid, socketPath);
   const reporter = reporterOption(command, parsed);
   const timeoutMs = timeoutOption(command, parsed, CHECK_TIMEOUT_MS);
   const suite = VHOST_USER_SUITE;

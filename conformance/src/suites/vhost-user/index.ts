@@ -103,7 +103,11 @@ export function vhostUserCheckTarget(backend: VhostUserBackendUnderTest): CheckT
       const unmet = unmetNeeds(backend, needs);
       if (unmet !== undefined) return { kind: 'unsupported', reason: unmet };
       const connections: VhostUserConnection[] = [];
+      // Once the runner closes the context (the check ended or timed out), an abandoned check body
+      // may not open new connections: they would outlive the check.
+      let closed = false;
       const connect = (): VhostUserConnection => {
+        if (closed) throw new BackendGone('the check was closed (it ended or timed out)');
         let c: VhostUserConnection;
         try {
           c = backend.connect();
@@ -128,6 +132,7 @@ export function vhostUserCheckTarget(backend: VhostUserBackendUnderTest): CheckT
         kind: 'ready',
         context,
         close() {
+          closed = true;
           for (const c of connections) c.close();
         },
       };

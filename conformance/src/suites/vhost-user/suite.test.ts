@@ -153,4 +153,21 @@ describe('vhostUserCheckTarget', () => {
     expect(() => opened.context.connect()).toThrow(BackendGone);
     opened.close();
   });
+
+  test('should let no connection be opened once the runner closed the check (an abandoned body)', () => {
+    let connects = 0;
+    const reachable = {
+      ...backend(1n << 30n, 0n),
+      connect: () => {
+        connects++;
+        return { close: () => undefined } as never;
+      },
+    };
+    const opened = vhostUserCheckTarget(reachable).open(check('vu.reconnect'));
+    if (opened.kind !== 'ready') throw new Error('expected ready');
+    opened.context.connect();
+    opened.close();
+    expect(() => opened.context.connect()).toThrow(/the check was closed/);
+    expect(connects).toBe(1);
+  });
 });
