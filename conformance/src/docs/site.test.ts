@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import { LAYOUTS, REQUIREMENTS } from '../../../spec/src/index';
 import { loadVectors } from '../loader/load';
 import type { Vector } from '../loader/types';
-import { buildSite, readResultsFile, resultsOfRun, vectorPagePath, ResultsInput } from './site';
+import { buildSite, readResultsFile, resultsOfRun, vectorPagePaths, ResultsInput } from './site';
 import { runVectors } from '../runner/run';
 import { createModelAdapter } from '../../../adapters/model/src/model-adapter';
 import { byteDiagram } from './diagrams';
@@ -17,6 +17,8 @@ const vectorFiles = new Map([...new Set(vectors.map((v) => v.source.file))].map(
 
 describe('the documentation site', () => {
   const site = buildSite({ vectors, vectorFiles, results: [] });
+  const pageOf = vectorPagePaths([...vectorFiles.keys()]);
+  const vectorPagePath = (file: string): string => pageOf.get(file)!;
 
   test('has the overview, protocol, requirements, vectors, results and profiles pages, and one page per vector file', () => {
     for (const p of ['index.html', 'protocol.html', 'requirements.html', 'vectors.html', 'results.html', 'profiles.html', 'style.css']) expect(site.has(p)).toBe(true);
@@ -95,6 +97,16 @@ describe('the documentation site', () => {
     expect(page('<T>', 'index.html', '')).toContain('<title>&lt;T&gt; · vmemct</title>');
     expect(prose('keeps `plugged_size` <b>')).toBe('keeps <code>plugged_size</code> &lt;b&gt;');
     expect(site.get('requirements.html')).toContain('<code>plugged_size</code> always equals');
+  });
+});
+
+describe('vectorPagePaths', () => {
+  test('names a page by folder and base name, and gives files that would share one distinct pages', () => {
+    expect([...vectorPagePaths(['/c/conformance/vectors/device/plug.yaml', '/c/conformance/vectors/driver/init.yaml']).values()]).toEqual(['vectors/device-plug.html', 'vectors/driver-init.html']);
+    const pages = vectorPagePaths(['/v/one/device/plug.yaml', '/v/two/device/plug.yaml', '/v/a/b-c.yaml', '/v/a-b/c.yaml', '/v/x/A B.yaml', '/v/x/a_b.yaml', '/v/x/"><i>.yaml']);
+    expect(new Set([...pages.values()].map((p) => p.toLowerCase())).size).toBe(7);
+    expect(pages.get('/v/one/device/plug.yaml')).toBe('vectors/one-device-plug.html');
+    for (const p of pages.values()) expect(p).toMatch(/^vectors\/[A-Za-z0-9._-]+\.html$/);
   });
 });
 
