@@ -28,6 +28,15 @@ function vmemct(args: readonly string[], env: NodeJS.ProcessEnv = process.env): 
   return { code: r.status, stdout: r.stdout, stderr: r.stderr, ms: Date.now() - started };
 }
 
+/** Exit 3 with one `file:line: field: reason` style line naming `what`, no stack trace, quickly. */
+function expectRefused(r: Outcome, what: string | RegExp): void {
+  expect(r.code).toBe(3);
+  expect(r.stderr).toMatch(what);
+  expect(r.stderr).not.toMatch(/\n\s+at /);
+  expect(r.stderr).not.toMatch(/internal error/i);
+  expect(r.ms).toBeLessThan(20000);
+}
+
 function vectorFile(id: string, title: string, note: string): string {
   return `format: vmemct-vectors/1
 # A header comment with markup: ${title}
@@ -119,6 +128,61 @@ describe('docs: markup from input never reaches a page unescaped', () => {
     expect(all).toContain('&lt;script&gt;alert(1)&lt;/script&gt;');
     for (const m of all.matchAll(/href="(vectors\/[^"#]+)/g))
       expect(fs.existsSync(path.join(out, decodeURIComponent(m[1]!)))).toBe(true);
+  });
+});
+
+describe('docs --results: every results file is checked against the results schema', () => {
+  let valid: Record<string, unknown>;
+
+  beforeAll(() => {
+    const file = path.join(tmp, 'valid.json');
+    vmemct(['run', '--filter', 'vmem.dev.state.all-unplugged-run', '--json', file]);
+    valid = JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, unknown>;
+  });
+
+  const cases: [string, (doc: Record<string, unknown>) => unknown, RegExp][] = [
+    ['a null entry', (d) => ({ ...d, results: [null] }), /:\d+: results\[0\]: /],
+    [
+      'a numeric verdict',
+      (d) => ({ ...d, results: [{ ...(d.results as object[])[0]!, verdict: 7 }] }),
+      /:\d+: results\[0\]\.verdict: must be one of/,
+    ],
+    ['an adapter of the wrong type', (d) => ({ ...d, adapter: 5 }), /:\d+: adapter: /],
+    ['results that are not a list', (d) => ({ ...d, results: { a: 1 } }), /:\d+: results: /],
+    ['a missing field', (d) => ({ ...d, summary: undefined }), /:\d+: .*summary/],
+  ];
+  test.each(cases)('%s is exit 3 with file:line: field: reason', (_name, mutate, message) => {
+    const file = path.join(tmp, 'bad.json');
+    fs.writeFileSync(file, JSON.stringify(mutate(valid), null, 2));
+    const r = vmemct(['docs', '--out', path.join(tmp, 'never-written'), '--results', file]);
+    expectRefused(r, new RegExp(`${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}${message.source}`));
+    expect(fs.existsSync(path.join(tmp, 'never-written'))).toBe(false);
+  });
+
+  test('a JSON syntax error is exit 3 with its line', () => {
+    const file = path.join(tmp, 'syntax.json');
+    fs.writeFileSync(file, '{\n  "format": "vmemct-results/1",\n  oops\n}');
+    expectRefused(vmemct(['docs', '--out', path.join(tmp, 'never-written'), '--results', file]), /syntax\.json:3: /);
+  });
+
+  test('a FIFO is refused without blocking', () => {
+    const fifo = path.join(tmp, 'results.fifo');
+    expect(spawnSync('mkfifo', [fifo]).status).toBe(0);
+    expectRefused(
+      vmemct(['docs', '--out', path.join(tmp, 'never-written'), '--results', fifo]),
+      /results\.fifo.*not a regular file/,
+    );
+  });
+
+  test('an oversized file is refused without being read', () => {
+    const big = path.join(tmp, 'big.json');
+    const fd = fs.openSync(big, 'w');
+    fs.ftruncateSync(fd, 64 * 1024 * 1024);
+    fs.closeSync(fd);
+    expectRefused(
+      vmemct(['docs', '--out', path.join(tmp, 'never-written'), '--results', big]),
+      /big\.json.*larger than the limit/,
+    );
   });
 });
 

@@ -14,7 +14,8 @@ import { VhostUserSetupError, connectVhostUserAdapter } from '../../../adapters/
 import { NativeHelperMissingError } from '../../../adapters/vhost-user/src/native';
 import { DEVICE_PROFILES, findDeviceProfile } from '../../../model/src/index';
 import { loadVectors, readVectorCache } from '../loader/load';
-import { ResultsInput, SiteWriteError, buildSite, readResultsFile, writeSite } from '../docs/site';
+import { ResultsInput, SiteWriteError, buildSite, writeSite } from '../docs/site';
+import { readResultsFile } from '../docs/results-file';
 import { lintVectors } from '../runner/lint';
 import { formatProblem, LoadProblem, Vector } from '../loader/types';
 import { ExpectationSet, expectationProblems, loadExpectations } from '../runner/expectations';
@@ -457,13 +458,13 @@ export async function docsCommand(args: readonly string[], io: CliIo): Promise<n
   if (!out) throw new UsageError('docs: --out DIR is required (the folder to write the site into)');
   const vectors = loadCorpus('docs', parsed);
   const results: ResultsInput[] = [];
+  const problems: LoadProblem[] = [];
   for (const file of parsed.lists.get('results') ?? []) {
-    try {
-      results.push(readResultsFile(file));
-    } catch (e) {
-      throw new UsageError(`docs: ${(e as Error).message}`);
-    }
+    const read = readResultsFile(file);
+    if (read.kind === 'problems') problems.push(...read.problems);
+    else results.push(read.results);
   }
+  if (problems.length > 0) throw new VectorFileError('docs', problems);
   const vectorFiles = new Map<string, string>();
   for (const file of new Set(vectors.map((v) => v.source.file))) vectorFiles.set(file, fs.readFileSync(file, 'utf8'));
   let written: string[];

@@ -4,7 +4,8 @@ import * as path from 'node:path';
 import { LAYOUTS, REQUIREMENTS } from '../../../spec/src/index';
 import { loadVectors } from '../loader/load';
 import type { Vector } from '../loader/types';
-import { buildSite, readResultsFile, resultsOfRun, vectorPagePaths, ResultsInput } from './site';
+import { buildSite, resultsOfRun, vectorPagePaths, ResultsInput } from './site';
+import { readResultsFile } from './results-file';
 import { runVectors } from '../runner/run';
 import { createModelAdapter } from '../../../adapters/model/src/model-adapter';
 import { byteDiagram } from './diagrams';
@@ -113,14 +114,27 @@ describe('vectorPagePaths', () => {
 describe('readResultsFile', () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vmemct-docs-'));
   afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const document = {
+    format: 'vmemct-results/1',
+    suite: { version: '0.1.0', vectorsDigest: 'x', vectorCount: 0 },
+    adapter: { name: 'model', implementation: 'model:qemu', capabilities: [] },
+    expectations: null,
+    startedAt: '2026-01-01T00:00:00Z',
+    durationMs: 1,
+    options: { profile: 'qemu' },
+    summary: { total: 0, unexpected: 0, byVerdict: {} },
+    results: [],
+    staleExpectations: [],
+    exitCode: 0,
+  };
 
-  test('reads a results document and refuses anything else, naming the file', () => {
+  test('reads a results document and refuses anything else with file, line and field', () => {
     const good = path.join(dir, 'good.json');
-    fs.writeFileSync(good, JSON.stringify({ format: 'vmemct-results/1', adapter: { name: 'model', implementation: 'model:qemu' }, options: { profile: 'qemu' }, expectations: null, results: [] }));
-    expect(readResultsFile(good)).toMatchObject({ implementation: 'model:qemu', adapter: 'model', profile: 'qemu', results: [] });
+    fs.writeFileSync(good, JSON.stringify(document));
+    expect(readResultsFile(good)).toMatchObject({ kind: 'results', results: { implementation: 'model:qemu', adapter: 'model', profile: 'qemu', results: [] } });
     const bad = path.join(dir, 'bad.json');
-    fs.writeFileSync(bad, '{"format": "something else"}');
-    expect(() => readResultsFile(bad)).toThrow(`${bad}: not a vmemct results file`);
-    expect(() => readResultsFile(path.join(dir, 'missing.json'))).toThrow(/missing\.json: cannot read a results file/);
+    fs.writeFileSync(bad, JSON.stringify({ ...document, format: 'something else' }, null, 2));
+    expect(readResultsFile(bad)).toEqual({ kind: 'problems', problems: [{ file: bad, line: 2, field: 'format', reason: 'must be "vmemct-results/1"' }] });
+    expect(readResultsFile(path.join(dir, 'missing.json'))).toMatchObject({ kind: 'problems', problems: [{ file: path.join(dir, 'missing.json'), reason: 'cannot read results file: no such file' }] });
   });
 });

@@ -61,28 +61,6 @@ export function resultsOfRun(run: RunResult<CaseResult>, column: Omit<ResultsInp
   };
 }
 
-/** Reads a `vmemct run --json` file; throws an Error naming the file and the problem. */
-export function readResultsFile(file: string): ResultsInput {
-  let doc: Record<string, unknown>;
-  try {
-    doc = JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, unknown>;
-  } catch (e) {
-    throw new Error(`${file}: cannot read a results file: ${(e as Error).message}`);
-  }
-  if (doc.format !== 'vmemct-results/1' || !Array.isArray(doc.results)) throw new Error(`${file}: not a vmemct results file (format vmemct-results/1, from vmemct run --json)`);
-  const adapter = (doc.adapter ?? {}) as { name?: string; implementation?: string };
-  const options = (doc.options ?? {}) as { profile?: string | null; strict?: boolean };
-  return {
-    file,
-    implementation: adapter.implementation ?? 'unknown',
-    adapter: adapter.name ?? 'unknown',
-    profile: options.profile ?? null,
-    expectations: typeof doc.expectations === 'string' ? doc.expectations : null,
-    strict: options.strict === true,
-    results: doc.results as ResultsInput['results'],
-  };
-}
-
 /**
  * The page of each vector file, one per file: its folder and base name
  * (`conformance/vectors/device/plug.yaml` → `vectors/device-plug.html`). Files that would share a
