@@ -186,6 +186,42 @@ describe('docs --results: every results file is checked against the results sche
   });
 });
 
+describe('docs --out: never writes over a folder that is not a previous docs output', () => {
+  test('a non-empty folder without the marker is refused, and left alone', () => {
+    const out = path.join(tmp, 'someone-elses');
+    fs.mkdirSync(out);
+    fs.writeFileSync(path.join(out, 'index.html'), 'precious');
+    expectRefused(vmemct(['docs', '--out', out]), new RegExp(`${out}.*not empty.*--force`));
+    expect(fs.readdirSync(out)).toEqual(['index.html']);
+    expect(fs.readFileSync(path.join(out, 'index.html'), 'utf8')).toBe('precious');
+    expect(vmemct(['docs', '--out', out, '--force']).code).toBe(0);
+    expect(fs.readFileSync(path.join(out, 'index.html'), 'utf8')).toContain('<!DOCTYPE html>');
+  });
+
+  test('a previous docs output (with its marker) and an empty folder are written without --force', () => {
+    const out = path.join(tmp, 'ours');
+    fs.mkdirSync(out);
+    expect(vmemct(['docs', '--out', out]).code).toBe(0);
+    expect(fs.existsSync(path.join(out, '.vmemct-docs'))).toBe(true);
+    expect(vmemct(['docs', '--out', out]).code).toBe(0);
+  });
+
+  test('the home folder is refused even with --force', () => {
+    const home = path.join(tmp, 'home');
+    fs.mkdirSync(home);
+    fs.writeFileSync(path.join(home, '.profile'), 'x');
+    const env = { ...process.env, HOME: home };
+    expectRefused(vmemct(['docs', '--out', home, '--force'], env), new RegExp(`${home}.*home`));
+    expect(fs.readdirSync(home)).toEqual(['.profile']);
+  });
+
+  test('/ is refused even with --force', () => {
+    const before = fs.readdirSync('/').sort();
+    expectRefused(vmemct(['docs', '--out', '/', '--force']), /--out \/: the root folder/);
+    expect(fs.readdirSync('/').sort()).toEqual(before);
+  });
+});
+
 describe('docs: every vector file gets its own page', () => {
   test('files with the same base name in different folders, and names that flatten alike, get distinct pages', () => {
     const vectors = path.join(tmp, 'same-names');

@@ -3,7 +3,6 @@
  * `conformance/` (vectors, results files), plus the model's profiles. Every page is a plain file
  * with relative links, so the site opens from disk without a server.
  */
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import { FEATURE_BITS, LAYOUTS, REQUIREMENTS, Requirement, SIZE_STYLES, formatSize } from '../../../spec/src/index';
@@ -112,45 +111,6 @@ export function buildSite(input: SiteInput): Map<string, string> {
   pages.set('results.html', resultsPage(input.vectors, input.results, pageOf));
   pages.set('profiles.html', profilesPage());
   return pages;
-}
-
-/** The site could not be written (the message names the path and the reason). */
-export class SiteWriteError extends Error {
-  override readonly name = 'SiteWriteError';
-}
-
-/**
- * Creates `dir` and its missing parents one level at a time (Node's recursive mkdir can loop
- * forever under /proc); an existing non-directory is an error.
- */
-function makeDirectory(dir: string): void {
-  const missing: string[] = [];
-  let at = path.resolve(dir);
-  while (!fs.existsSync(at)) {
-    missing.unshift(at);
-    const parent = path.dirname(at);
-    if (parent === at) break;
-    at = parent;
-  }
-  if (fs.existsSync(at) && !fs.statSync(at).isDirectory()) throw new SiteWriteError(`${at} exists and is not a folder`);
-  for (const d of missing) fs.mkdirSync(d);
-}
-
-/** Writes the site into `dir` (created if needed); returns the files written. */
-export function writeSite(dir: string, pages: ReadonlyMap<string, string>): string[] {
-  const written: string[] = [];
-  try {
-    for (const [rel, content] of pages) {
-      const target = path.join(dir, rel);
-      makeDirectory(path.dirname(target));
-      fs.writeFileSync(target, content);
-      written.push(target);
-    }
-  } catch (e) {
-    if (e instanceof SiteWriteError) throw e;
-    throw new SiteWriteError(`cannot write the site into ${dir}: ${(e as Error).message}`);
-  }
-  return written;
 }
 
 /** Each vector file's page, site-relative (from {@link vectorPagePaths}). */
