@@ -40,6 +40,7 @@ usage:
   vmemct list [selection options] [--json]      the vectors: id, target, requirements, tags
   vmemct lint [PATH …]                          check vector files (schema and meaning)
   vmemct docs --out DIR [--results FILE …]      the protocol, requirements, vectors and results as a static site
+      [--force]             write into a non-empty folder that is not a previous docs output
   vmemct guest build|up|down|status [--dir DIR]  a Linux guest to test with (Debian kernel, busybox, dropbear)
       up: [--block-size 2MiB] [--region-size 1GiB] [--requested-size 0] [--memory 1GiB]
           [--unplugged-inaccessible] [--qemu PATH]; prints the run options for the guest

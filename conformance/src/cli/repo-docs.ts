@@ -11,7 +11,8 @@ import { DEVICE_PROFILES } from '../../../model/src/index';
 import { loadVectors } from '../loader/load';
 import { loadExpectations } from '../runner/expectations';
 import { runVectors } from '../runner/run';
-import { ResultsInput, buildSite, resultsOfRun, writeSite } from '../docs/site';
+import { ResultsInput, buildSite, resultsOfRun } from '../docs/site';
+import { SITE_MARKER, checkOutputFolder, writeSite } from '../docs/output';
 
 async function main(): Promise<void> {
   const root = path.resolve(__dirname, '..', '..', '..', '..');
@@ -45,6 +46,12 @@ async function main(): Promise<void> {
       }),
     );
   }
+  // docs/ is replaced whole (no stale pages), but only if it is a previous output (its marker).
+  const check = checkOutputFolder(out, false);
+  if (check.kind === 'refused')
+    throw new Error(
+      `${out} is not a previous docs output (no ${SITE_MARKER} file); restore it from git or remove ${out}`,
+    );
   fs.rmSync(out, { recursive: true, force: true });
   const written = writeSite(out, buildSite({ vectors, vectorFiles, results }));
   console.log(`docs: ${written.length} files written to ${path.relative(process.cwd(), out) || out}`);

@@ -315,7 +315,7 @@ describe('vmemct docs', () => {
     const bad = write('bad-results.json', '[]');
     const badRun = await cli('docs', '--out', out, '--results', bad);
     expect(badRun.code).toBe(3);
-    expect(badRun.err).toContain(`${bad}: not a vmemct results file`);
+    expect(badRun.err).toContain(`${bad}:1: not a vmemct results file`);
     const file = write('not-a-folder', 'x');
     const onFile = await cli('docs', '--out', path.join(file, 'site'));
     expect(onFile.code).toBe(3);

@@ -14,7 +14,9 @@ import { VhostUserSetupError, connectVhostUserAdapter } from '../../../adapters/
 import { NativeHelperMissingError } from '../../../adapters/vhost-user/src/native';
 import { DEVICE_PROFILES, findDeviceProfile } from '../../../model/src/index';
 import { loadVectors, readVectorCache } from '../loader/load';
-import { ResultsInput, SiteWriteError, buildSite, readResultsFile, writeSite } from '../docs/site';
+import { ResultsInput, buildSite } from '../docs/site';
+import { readResultsFile } from '../docs/results-file';
+import { SiteWriteError, checkOutputFolder, writeSite } from '../docs/output';
 import { lintVectors } from '../runner/lint';
 import { formatProblem, LoadProblem, Vector } from '../loader/types';
 import { ExpectationSet, expectationProblems, loadExpectations } from '../runner/expectations';
@@ -445,30 +447,34 @@ export async function coverageCommand(args: readonly string[], io: CliIo): Promi
   return uncovered.length === 0 ? EXIT_OK : EXIT_UNEXPECTED;
 }
 
-/** `vmemct docs --out DIR [--results FILE …] [--vectors PATH …]`: the static documentation site. */
+/** `vmemct docs --out DIR [--force] [--results FILE …] [--vectors PATH …]`: the static documentation site. */
 export async function docsCommand(args: readonly string[], io: CliIo): Promise<number> {
   const parsed = parseArgs('docs', args, {
     out: { kind: 'value' },
+    force: { kind: 'flag' },
     results: { kind: 'list' },
     vectors: { kind: 'list' },
   });
   if (parsed.positional.length > 0) throw new UsageError(`docs: unexpected argument '${parsed.positional[0]}'`);
   const out = parsed.values.get('out');
   if (!out) throw new UsageError('docs: --out DIR is required (the folder to write the site into)');
+  const force = parsed.flags.has('force');
+  const outCheck = checkOutputFolder(out, force);
+  if (outCheck.kind === 'refused') throw new UsageError(`docs: ${outCheck.reason}`);
   const vectors = loadCorpus('docs', parsed);
   const results: ResultsInput[] = [];
+  const problems: LoadProblem[] = [];
   for (const file of parsed.lists.get('results') ?? []) {
-    try {
-      results.push(readResultsFile(file));
-    } catch (e) {
-      throw new UsageError(`docs: ${(e as Error).message}`);
-    }
+    const read = readResultsFile(file);
+    if (read.kind === 'problems') problems.push(...read.problems);
+    else results.push(read.results);
   }
+  if (problems.length > 0) throw new VectorFileError('docs', problems);
   const vectorFiles = new Map<string, string>();
   for (const file of new Set(vectors.map((v) => v.source.file))) vectorFiles.set(file, fs.readFileSync(file, 'utf8'));
   let written: string[];
   try {
-    written = writeSite(out, buildSite({ vectors, vectorFiles, results }));
+    written = writeSite(out, buildSite({ vectors, vectorFiles, results }), { force });
   } catch (e) {
     if (e instanceof SiteWriteError) throw new UsageError(`docs: ${e.message}`);
     throw e;

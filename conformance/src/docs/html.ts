@@ -3,9 +3,25 @@
  * Output is deterministic (no dates, stable order) so a regenerated site can be diffed.
  */
 
-/** Escapes text for HTML element content and attribute values. */
+/**
+ * Escapes text for HTML element content and attribute values: the one escaping function of the
+ * site. Every string from input (file names, ids, titles, notes, results) reaches a page through
+ * it, directly or through {@link href}.
+ */
 export function esc(text: string | number | bigint): string {
   return String(text).replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+}
+
+/**
+ * A link target for an `href="…"` attribute: a site-relative path (e.g. `../vectors/a-b.html`)
+ * with each segment percent-encoded, an optional fragment, all escaped with {@link esc}.
+ */
+export function href(sitePath: string, fragment?: string): string {
+  const encoded = sitePath
+    .split('/')
+    .map((segment) => (segment === '..' || segment === '.' ? segment : encodeURIComponent(segment)))
+    .join('/');
+  return esc(fragment === undefined ? encoded : `${encoded}#${encodeURIComponent(fragment)}`);
 }
 
 /** Prose from our own sources: escaped, with `backticked` spans set as code. */
@@ -35,7 +51,7 @@ export const NAV: readonly NavEntry[] = [
  */
 export function page(title: string, current: string, body: string, depth = 0): string {
   const up = '../'.repeat(depth);
-  const nav = NAV.map((n) => `<a href="${up}${n.href}"${n.href === current ? ' aria-current="page"' : ''}>${esc(n.label)}</a>`).join('\n      ');
+  const nav = NAV.map((n) => `<a href="${href(up + n.href)}"${n.href === current ? ' aria-current="page"' : ''}>${esc(n.label)}</a>`).join('\n      ');
   return `<!DOCTYPE html>
 <html lang="en">
 <head>

@@ -4,7 +4,8 @@ import * as path from 'node:path';
 import { LAYOUTS, REQUIREMENTS } from '../../../spec/src/index';
 import { loadVectors } from '../loader/load';
 import type { Vector } from '../loader/types';
-import { buildSite, readResultsFile, resultsOfRun, vectorPagePath, ResultsInput } from './site';
+import { buildSite, resultsOfRun, vectorPagePaths, ResultsInput } from './site';
+import { readResultsFile } from './results-file';
 import { runVectors } from '../runner/run';
 import { createModelAdapter } from '../../../adapters/model/src/model-adapter';
 import { byteDiagram } from './diagrams';
@@ -17,6 +18,8 @@ const vectorFiles = new Map([...new Set(vectors.map((v) => v.source.file))].map(
 
 describe('the documentation site', () => {
   const site = buildSite({ vectors, vectorFiles, results: [] });
+  const pageOf = vectorPagePaths([...vectorFiles.keys()]);
+  const vectorPagePath = (file: string): string => pageOf.get(file)!;
 
   test('has the overview, protocol, requirements, vectors, results and profiles pages, and one page per vector file', () => {
     for (const p of ['index.html', 'protocol.html', 'requirements.html', 'vectors.html', 'results.html', 'profiles.html', 'style.css']) expect(site.has(p)).toBe(true);
@@ -98,17 +101,40 @@ describe('the documentation site', () => {
   });
 });
 
+describe('vectorPagePaths', () => {
+  test('names a page by folder and base name, and gives files that would share one distinct pages', () => {
+    expect([...vectorPagePaths(['/c/conformance/vectors/device/plug.yaml', '/c/conformance/vectors/driver/init.yaml']).values()]).toEqual(['vectors/device-plug.html', 'vectors/driver-init.html']);
+    const pages = vectorPagePaths(['/v/one/device/plug.yaml', '/v/two/device/plug.yaml', '/v/a/b-c.yaml', '/v/a-b/c.yaml', '/v/x/A B.yaml', '/v/x/a_b.yaml', '/v/x/"><i>.yaml']);
+    expect(new Set([...pages.values()].map((p) => p.toLowerCase())).size).toBe(7);
+    expect(pages.get('/v/one/device/plug.yaml')).toBe('vectors/one-device-plug.html');
+    for (const p of pages.values()) expect(p).toMatch(/^vectors\/[A-Za-z0-9._-]+\.html$/);
+  });
+});
+
 describe('readResultsFile', () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vmemct-docs-'));
   afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const document = {
+    format: 'vmemct-results/1',
+    suite: { version: '0.1.0', vectorsDigest: 'x', vectorCount: 0 },
+    adapter: { name: 'model', implementation: 'model:qemu', capabilities: [] },
+    expectations: null,
+    startedAt: '2026-01-01T00:00:00Z',
+    durationMs: 1,
+    options: { profile: 'qemu' },
+    summary: { total: 0, unexpected: 0, byVerdict: {} },
+    results: [],
+    staleExpectations: [],
+    exitCode: 0,
+  };
 
-  test('reads a results document and refuses anything else, naming the file', () => {
+  test('reads a results document and refuses anything else with file, line and field', () => {
     const good = path.join(dir, 'good.json');
-    fs.writeFileSync(good, JSON.stringify({ format: 'vmemct-results/1', adapter: { name: 'model', implementation: 'model:qemu' }, options: { profile: 'qemu' }, expectations: null, results: [] }));
-    expect(readResultsFile(good)).toMatchObject({ implementation: 'model:qemu', adapter: 'model', profile: 'qemu', results: [] });
+    fs.writeFileSync(good, JSON.stringify(document));
+    expect(readResultsFile(good)).toMatchObject({ kind: 'results', results: { implementation: 'model:qemu', adapter: 'model', profile: 'qemu', results: [] } });
     const bad = path.join(dir, 'bad.json');
-    fs.writeFileSync(bad, '{"format": "something else"}');
-    expect(() => readResultsFile(bad)).toThrow(`${bad}: not a vmemct results file`);
-    expect(() => readResultsFile(path.join(dir, 'missing.json'))).toThrow(/missing\.json: cannot read a results file/);
+    fs.writeFileSync(bad, JSON.stringify({ ...document, format: 'something else' }, null, 2));
+    expect(readResultsFile(bad)).toEqual({ kind: 'problems', problems: [{ file: bad, line: 2, field: 'format', reason: 'must be "vmemct-results/1"' }] });
+    expect(readResultsFile(path.join(dir, 'missing.json'))).toMatchObject({ kind: 'problems', problems: [{ file: path.join(dir, 'missing.json'), reason: 'cannot read results file: no such file' }] });
   });
 });

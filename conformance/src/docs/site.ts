@@ -3,7 +3,6 @@
  * `conformance/` (vectors, results files), plus the model's profiles. Every page is a plain file
  * with relative links, so the site opens from disk without a server.
  */
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import { FEATURE_BITS, LAYOUTS, REQUIREMENTS, Requirement, SIZE_STYLES, formatSize } from '../../../spec/src/index';
@@ -11,7 +10,7 @@ import { DEVICE_PROFILES, DeviceProfile } from '../../../model/src/index';
 import type { Vector } from '../loader/types';
 import { evaluateSetup } from '../runner/setup';
 import { CaseResult, RunResult, caseId } from '../runner/run';
-import { anchor, badge, esc, page, prose, STYLE, table } from './html';
+import { anchor, badge, esc, href, page, prose, STYLE, table } from './html';
 import { byteDiagram, fieldTable, legend } from './diagrams';
 
 /** One results file (`vmemct run --json`), as much of it as the matrix needs. */
@@ -61,34 +60,37 @@ export function resultsOfRun(run: RunResult<CaseResult>, column: Omit<ResultsInp
   };
 }
 
-/** Reads a `vmemct run --json` file; throws an Error naming the file and the problem. */
-export function readResultsFile(file: string): ResultsInput {
-  let doc: Record<string, unknown>;
-  try {
-    doc = JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, unknown>;
-  } catch (e) {
-    throw new Error(`${file}: cannot read a results file: ${(e as Error).message}`);
-  }
-  if (doc.format !== 'vmemct-results/1' || !Array.isArray(doc.results)) throw new Error(`${file}: not a vmemct results file (format vmemct-results/1, from vmemct run --json)`);
-  const adapter = (doc.adapter ?? {}) as { name?: string; implementation?: string };
-  const options = (doc.options ?? {}) as { profile?: string | null; strict?: boolean };
-  return {
-    file,
-    implementation: adapter.implementation ?? 'unknown',
-    adapter: adapter.name ?? 'unknown',
-    profile: options.profile ?? null,
-    expectations: typeof doc.expectations === 'string' ? doc.expectations : null,
-    strict: options.strict === true,
-    results: doc.results as ResultsInput['results'],
+/**
+ * The page of each vector file, one per file: its folder and base name
+ * (`conformance/vectors/device/plug.yaml` → `vectors/device-plug.html`). Files that would share a
+ * page are named by their whole path below the folder all files share, and a number is added to
+ * any name still taken (compared without case, for case-insensitive file systems). Characters
+ * other than letters, digits, `.`, `_` and `-` become `_`.
+ */
+export function vectorPagePaths(files: readonly string[]): Map<string, string> {
+  const sorted = [...new Set(files)].sort();
+  const parts = new Map(sorted.map((f) => [f, f.split(/[\\/]/).filter((p) => p !== '')] as const));
+  const folders = [...parts.values()].map((p) => p.slice(0, -1));
+  let shared = 0;
+  while (folders.length > 0 && folders.every((f) => shared < f.length && f[shared] === folders[0]![shared])) shared++;
+  const safe = (name: string): string => name.replace(/\.ya?ml$/, '').replace(/[^A-Za-z0-9._-]/g, '_').replace(/^\.*$/, '_');
+  const short = (f: string): string => {
+    const p = parts.get(f)!;
+    return safe(`${p[p.length - 2] ?? 'vectors'}-${p[p.length - 1] ?? ''}`);
   };
-}
-
-/** The page of a vector file: `conformance/vectors/device/plug.yaml` → `vectors/device-plug.html`. */
-export function vectorPagePath(file: string): string {
-  const parts = file.split(/[\\/]/);
-  const base = parts[parts.length - 1]!.replace(/\.ya?ml$/, '');
-  const folder = parts[parts.length - 2] ?? 'vectors';
-  return `vectors/${folder}-${base}.html`;
+  const long = (f: string): string => safe(parts.get(f)!.slice(shared).join('-'));
+  const shortCount = new Map<string, number>();
+  for (const f of sorted) shortCount.set(short(f), (shortCount.get(short(f)) ?? 0) + 1);
+  const taken = new Set<string>();
+  const pages = new Map<string, string>();
+  for (const f of sorted) {
+    const base = shortCount.get(short(f))! > 1 ? long(f) : short(f);
+    let name = base;
+    for (let n = 2; taken.has(name.toLowerCase()); n++) name = `${base}-${n}`;
+    taken.add(name.toLowerCase());
+    pages.set(f, `vectors/${name}.html`);
+  }
+  return pages;
 }
 
 /** Builds every page: site-relative path → content. */
@@ -98,63 +100,28 @@ export function buildSite(input: SiteInput): Map<string, string> {
   const byRequirement = new Map<string, Vector[]>();
   for (const v of active) for (const r of v.requirements) byRequirement.set(r, [...(byRequirement.get(r) ?? []), v]);
   const files = [...new Set(input.vectors.map((v) => v.source.file))];
+  const pageOf = vectorPagePaths(files);
 
   pages.set('style.css', STYLE);
   pages.set('index.html', indexPage(active, files));
   pages.set('protocol.html', protocolPage());
-  pages.set('requirements.html', requirementsPage(byRequirement));
-  pages.set('vectors.html', vectorIndexPage(input.vectors, files));
-  for (const file of files) pages.set(vectorPagePath(file), vectorFilePage(file, input.vectors.filter((v) => v.source.file === file), input.vectorFiles.get(file)));
-  pages.set('results.html', resultsPage(input.vectors, input.results));
+  pages.set('requirements.html', requirementsPage(byRequirement, pageOf));
+  pages.set('vectors.html', vectorIndexPage(input.vectors, files, pageOf));
+  for (const file of files) pages.set(pageOf.get(file)!, vectorFilePage(file, input.vectors.filter((v) => v.source.file === file), input.vectorFiles.get(file)));
+  pages.set('results.html', resultsPage(input.vectors, input.results, pageOf));
   pages.set('profiles.html', profilesPage());
   return pages;
 }
 
-/** The site could not be written (the message names the path and the reason). */
-export class SiteWriteError extends Error {
-  override readonly name = 'SiteWriteError';
-}
+/** Each vector file's page, site-relative (from {@link vectorPagePaths}). */
+type PageOf = ReadonlyMap<string, string>;
 
-/**
- * Creates `dir` and its missing parents one level at a time (Node's recursive mkdir can loop
- * forever under /proc); an existing non-directory is an error.
- */
-function makeDirectory(dir: string): void {
-  const missing: string[] = [];
-  let at = path.resolve(dir);
-  while (!fs.existsSync(at)) {
-    missing.unshift(at);
-    const parent = path.dirname(at);
-    if (parent === at) break;
-    at = parent;
-  }
-  if (fs.existsSync(at) && !fs.statSync(at).isDirectory()) throw new SiteWriteError(`${at} exists and is not a folder`);
-  for (const d of missing) fs.mkdirSync(d);
-}
-
-/** Writes the site into `dir` (created if needed); returns the files written. */
-export function writeSite(dir: string, pages: ReadonlyMap<string, string>): string[] {
-  const written: string[] = [];
-  try {
-    for (const [rel, content] of pages) {
-      const target = path.join(dir, rel);
-      makeDirectory(path.dirname(target));
-      fs.writeFileSync(target, content);
-      written.push(target);
-    }
-  } catch (e) {
-    if (e instanceof SiteWriteError) throw e;
-    throw new SiteWriteError(`cannot write the site into ${dir}: ${(e as Error).message}`);
-  }
-  return written;
-}
-
-function vectorLink(v: Vector, depth: number): string {
-  return `<a href="${'../'.repeat(depth)}${vectorPagePath(v.source.file)}#${anchor(v.id)}"><code>${esc(v.id)}</code></a>`;
+function vectorLink(v: Vector, depth: number, pageOf: PageOf): string {
+  return `<a href="${href('../'.repeat(depth) + pageOf.get(v.source.file)!, anchor(v.id))}"><code>${esc(v.id)}</code></a>`;
 }
 
 function requirementLink(id: string, depth: number): string {
-  return `<a href="${'../'.repeat(depth)}requirements.html#${anchor(id)}"><code>${esc(id)}</code></a>`;
+  return `<a href="${href(`${'../'.repeat(depth)}requirements.html`, anchor(id))}"><code>${esc(id)}</code></a>`;
 }
 
 function indexPage(vectors: readonly Vector[], files: readonly string[]): string {
@@ -194,14 +161,14 @@ ${features}`;
   return page('Protocol bytes', 'protocol.html', body);
 }
 
-function requirementsPage(byRequirement: ReadonlyMap<string, readonly Vector[]>): string {
+function requirementsPage(byRequirement: ReadonlyMap<string, readonly Vector[]>, pageOf: PageOf): string {
   const row = (r: Requirement): string[] => {
     const covering = byRequirement.get(r.id) ?? [];
     const coverage = !r.testable
       ? `<span class="muted">untestable: ${esc(r.untestableReason ?? '')}</span>`
       : covering.length === 0
         ? badge('missing')
-        : `${covering.length} vector${covering.length > 1 ? 's' : ''}: ${covering.map((v) => vectorLink(v, 0)).join(', ')}`;
+        : `${covering.length} vector${covering.length > 1 ? 's' : ''}: ${covering.map((v) => vectorLink(v, 0, pageOf)).join(', ')}`;
     return [`<span id="${anchor(r.id)}"><code>${esc(r.id)}</code></span>`, `<span class="level">${esc(r.level)}</span>`, `§${esc(r.section)}`, prose(r.summary) + (r.needs.length ? ` <span class="muted">(needs ${esc(r.needs.join(', '))})</span>` : ''), coverage];
   };
   const sides = (['device', 'driver'] as const).map((side) => {
@@ -214,14 +181,14 @@ ${sides.join('\n')}`;
   return page('Requirements', 'requirements.html', body);
 }
 
-function vectorIndexPage(vectors: readonly Vector[], files: readonly string[]): string {
+function vectorIndexPage(vectors: readonly Vector[], files: readonly string[], pageOf: PageOf): string {
   const rows = files.map((file) => {
     const inFile = vectors.filter((v) => v.source.file === file);
-    return [`<a href="${vectorPagePath(file)}">${esc(displayFile(file))}</a>`, esc(inFile[0]?.target ?? ''), String(inFile.length), esc([...new Set(inFile.flatMap((v) => v.tags))].slice(0, 8).join(', '))];
+    return [`<a href="${href(pageOf.get(file)!)}">${esc(displayFile(file))}</a>`, esc(inFile[0]?.target ?? ''), String(inFile.length), esc([...new Set(inFile.flatMap((v) => v.tags))].slice(0, 8).join(', '))];
   });
   const all = table(
     ['vector', 'title', 'requirements'],
-    vectors.map((v) => [vectorLink(v, 0) + (v.retired ? ` ${badge('retired')}` : ''), esc(v.title), v.requirements.map((r) => requirementLink(r, 0)).join(' ')]),
+    vectors.map((v) => [vectorLink(v, 0, pageOf) + (v.retired ? ` ${badge('retired')}` : ''), esc(v.title), v.requirements.map((r) => requirementLink(r, 0)).join(' ')]),
   );
   const body = `<h1>Vectors</h1>
 <p>${vectors.length} vectors in ${files.length} files. Each runs against a fresh device (device vectors) or a fresh driver (driver vectors).</p>
@@ -274,7 +241,7 @@ function vectorFilePage(file: string, vectors: readonly Vector[], text: string |
 <h3><code>${esc(v.id)}</code>${v.retired ? ` ${badge('retired')}` : ''}</h3>
 <p><strong>${esc(v.title)}</strong></p>
 ${v.description ? `<p>${prose(v.description)}</p>` : ''}
-<p class="muted">${esc(v.target)} vector · ${displayFile(v.source.file)}:${v.source.line}${v.tags.length ? ` · tags ${esc(v.tags.join(', '))}` : ''}${v.needs.length ? ` · needs ${esc(v.needs.join(', '))}` : ''}</p>
+<p class="muted">${esc(v.target)} vector · ${esc(`${displayFile(v.source.file)}:${v.source.line}`)}${v.tags.length ? ` · tags ${esc(v.tags.join(', '))}` : ''}${v.needs.length ? ` · needs ${esc(v.needs.join(', '))}` : ''}</p>
 <p>Requirements: ${v.requirements.map((r) => requirementLink(r, 1)).join(' ')}</p>
 <p>Initial state: ${setupText(v)}</p>
 ${rows.length ? table(['step', 'action', 'expected (outcome: class)', 'note'], rows) : '<p class="muted">No steps recorded in the file.</p>'}
@@ -287,7 +254,7 @@ ${sections.join('\n')}`;
   return page(displayFile(file), 'vectors.html', body, 1);
 }
 
-function resultsPage(vectors: readonly Vector[], results: readonly ResultsInput[]): string {
+function resultsPage(vectors: readonly Vector[], results: readonly ResultsInput[], pageOf: PageOf): string {
   if (results.length === 0) {
     const body = `<h1>Results</h1>
 <p>No results files were given. Run implementations with <code>vmemct run --json FILE</code> and generate the site with <code>vmemct docs --out DIR --results FILE …</code> to see a matrix of implementations × vectors here.</p>`;
@@ -306,7 +273,7 @@ function resultsPage(vectors: readonly Vector[], results: readonly ResultsInput[
   const extra = [...rowsOf.values()].sort((a, b) => Number(a.kind === 'check') - Number(b.kind === 'check') || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   const extraLink = (x: ResultRow): string =>
     x.kind === 'check' ? `<code>${esc(x.id)}</code> <span class="muted">(${esc(x.suite ?? '')} check${x.title ? `: ${esc(x.title)}` : ''})</span>` : `<code>${esc(x.id)}</code> <span class="muted">(not in this corpus)</span>`;
-  const rowIds: { id: string; link: string }[] = [...vectors.map((v) => ({ id: v.id, link: vectorLink(v, 0) })), ...extra.map((x) => ({ id: x.id, link: extraLink(x) }))];
+  const rowIds: { id: string; link: string }[] = [...vectors.map((v) => ({ id: v.id, link: vectorLink(v, 0, pageOf) })), ...extra.map((x) => ({ id: x.id, link: extraLink(x) }))];
   const rows = rowIds.map((v) => [
     v.link,
     ...lookups.map((m) => {

@@ -13,7 +13,8 @@ import { REQUIREMENTS } from '../../../spec/src/index';
 import { loadVectors } from '../../src/loader/load';
 import { runVectors } from '../../src/runner/run';
 import { createModelAdapter } from '../../../adapters/model/src/model-adapter';
-import { buildSite, resultsOfRun, writeSite } from '../../src/docs/site';
+import { buildSite, resultsOfRun } from '../../src/docs/site';
+import { writeSite } from '../../src/docs/output';
 
 const ROOT = path.resolve(__dirname, '..', '..', '..');
 const CHROMIUM = process.env.VMEMCT_CHROMIUM ?? '/usr/bin/chromium';
