@@ -21,7 +21,7 @@ import {
 import { DEVICE_PROFILES, DeviceParamsError, findDeviceProfile } from '../../../model/src/index';
 import { formatSize } from '../../../spec/src/index';
 import { checkReport, junitReport, resultsDocument, tapReport } from '../report/reports';
-import { expectationProblems, globToRegExp } from '../runner/expectations';
+import { expectationProblems, compileGlob } from '../runner/expectations';
 import { runChecks } from '../runner/run';
 import { VHOST_USER_SUITE, VhostUserBackendUnderTest, vhostUserCheckTarget } from '../suites/vhost-user/index';
 import { OptionSpec, parseArgs, positiveInt } from './args';
@@ -276,7 +276,7 @@ export async function vhostUserCheckCommand(args: readonly string[], io: CliIo):
   const reporter = reporterOption(command, parsed);
   const timeoutMs = timeoutOption(command, parsed, CHECK_TIMEOUT_MS);
   const suite = VHOST_USER_SUITE;
-  const filters = parsed.lists.get('filter')?.map(globToRegExp);
+  const filters = parsed.lists.get('filter')?.map(compileGlob);
   const selected = filters ? suite.checks.filter((c) => filters.some((re) => re.test(c.id))) : suite.checks;
   if (selected.length === 0)
     throw new UsageError(

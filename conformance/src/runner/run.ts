@@ -13,7 +13,7 @@ import type { CheckTarget, SuiteCheck } from '../suites/suite';
 import { runDeviceVector } from './device-run';
 import { evaluateSetup } from './setup';
 import { runDriverVector } from './driver-run';
-import { ExpectationEntry, ExpectationSet, globToRegExp, matchExpectations } from './expectations';
+import { ExpectationEntry, ExpectationSet, compileGlob, matchExpectations } from './expectations';
 import { Finding, Verdict, combine } from './verdicts';
 
 /** Which vectors to run. */
@@ -85,7 +85,7 @@ export const DEFAULT_TIMEOUT_MS = 10_000;
 
 /** Applies a selection; order is preserved (vectors come sorted by file, then position). */
 export function selectVectors(vectors: readonly Vector[], sel: Selection): Vector[] {
-  const filters = sel.filters?.map(globToRegExp);
+  const filters = sel.filters?.map(compileGlob);
   let out = vectors.filter((v) => {
     if (v.retired) return false;
     if (filters && filters.length > 0 && !filters.some((re) => re.test(v.id))) return false;
