@@ -3,7 +3,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { evaluate } from './expr';
 import { hexBytes } from '../steps/site';
-import { loadVectorText, loadVectors } from './load';
+import { MAX_STEPS_PER_VECTOR, loadVectorText, loadVectors } from './load';
 import { LoadProblem, Vector, formatProblem } from './types';
 
 /** A valid file; the line numbers below refer to it (line n is BASE[n - 1]). */
@@ -545,5 +545,34 @@ describe('derived needs', () => {
     const r = load(edited({ 4: '  tags: [plug]\n  needs: [suspend]' }));
     expect(r.problems).toEqual([]);
     expect(r.vectors[0].needs).toEqual(['suspend']);
+  });
+});
+
+describe('size limits of a vector file', () => {
+  test('a vector with more than MAX_STEPS_PER_VECTOR steps is a problem at the first step over', () => {
+    const steps = Array.from(
+      { length: MAX_STEPS_PER_VECTOR + 1 },
+      () => '      - {request: {type: UNPLUG_ALL}, expect: {response: ACK}}',
+    );
+    const text = [
+      'format: vmemct-vectors/1',
+      'vectors:',
+      '  - id: vmem.dev.limits.steps',
+      '    title: very many steps',
+      '    requirements: [dev.cfg.3]',
+      '    target: device',
+      '    steps:',
+      ...steps,
+      '',
+    ].join('\n');
+    const r = loadVectorText('steps.yaml', text);
+    expect(r.problems).toEqual([
+      {
+        file: 'steps.yaml',
+        line: 8 + MAX_STEPS_PER_VECTOR,
+        field: `vectors[0].steps[${MAX_STEPS_PER_VECTOR}]`,
+        reason: `more than ${MAX_STEPS_PER_VECTOR} steps in one vector (${MAX_STEPS_PER_VECTOR + 1})`,
+      },
+    ]);
   });
 });

@@ -194,6 +194,26 @@ describe('runVectors with fake adapters', () => {
     expect(adapter.sessions.map((s) => s.closed)).toEqual([1, 1]);
   });
 
+  test("an expression the target's values make unevaluable blames the vector (bad-vector finding), exit 3", async () => {
+    const bad = vec({
+      id: 'vmem.dev.run.bad',
+      steps: [
+        '      - request: {type: PLUG, addr: addr / plugged_size, nb_blocks: 1}',
+        '        expect: {response: ACK}',
+      ],
+    });
+    const all = vectorsOf(file(bad, PASSING('vmem.dev.run.two')));
+    const run = await runVectors(fakeAdapter(), all, all);
+    const r = byId(run.results);
+    expect(r['vmem.dev.run.bad']).toMatchObject({ verdict: 'error', unexpected: true });
+    expect(r['vmem.dev.run.bad'].findings[0]).toMatchObject({ check: 'bad-vector', step: 1 });
+    expect(r['vmem.dev.run.bad'].findings[0].message).toMatch(
+      /division by zero .*the vector is at fault, not the target/,
+    );
+    expect(r['vmem.dev.run.two']).toMatchObject({ verdict: 'pass' });
+    expect(run.exitCode).toBe(3);
+  });
+
   test('openDevice throws → error, the run goes on with the next vector, exit 2', async () => {
     const all = vectorsOf(file(PASSING('vmem.dev.run.one'), PASSING('vmem.dev.run.two')));
     const adapter = fakeAdapter({
