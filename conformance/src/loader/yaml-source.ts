@@ -40,7 +40,9 @@ export class YamlSource {
           file,
           line: lines.linePos(e.pos[0]).line,
           field: '',
-          reason: `YAML: ${e.message.split('\n')[0]}`,
+          reason: /Maximum call stack/.test(e.message)
+            ? 'YAML: nested too deeply to parse'
+            : `YAML: ${e.message.split('\n')[0]}`,
         })),
       };
     }
