@@ -474,6 +474,28 @@ describe('loadVectors over folders', () => {
     const r = loadVectors([missing]);
     expect(r.problems).toEqual([{ file: missing, line: 0, field: '', reason: 'no such file or folder' }]);
   });
+
+  test('an unreadable sub-folder is a problem naming it (simulated: root reads any folder)', () => {
+    const root = fs.mkdtempSync(path.join(os.tmpdir(), 'vmemct-unreadable-'));
+    const shut = path.join(root, 'shut');
+    fs.mkdirSync(shut);
+    // The module object itself (a namespace import's properties cannot be redefined).
+    const fsModule = jest.requireActual<typeof fs>('node:fs');
+    const realReaddir = fsModule.readdirSync;
+    const spy = jest.spyOn(fsModule, 'readdirSync').mockImplementation(((p: fs.PathLike, ...rest: unknown[]) => {
+      if (p === shut)
+        throw Object.assign(new Error(`EACCES: permission denied, scandir '${shut}'`), { code: 'EACCES' });
+      return (realReaddir as (...a: unknown[]) => unknown)(p, ...rest);
+    }) as typeof fs.readdirSync);
+    try {
+      expect(loadVectors([root]).problems).toEqual([
+        { file: shut, line: 0, field: '', reason: 'cannot read folder: permission denied' },
+      ]);
+    } finally {
+      spy.mockRestore();
+      fs.rmSync(root, { recursive: true, force: true });
+    }
+  });
 });
 
 describe('derived needs', () => {
