@@ -84,9 +84,16 @@ export function defaultVectorsDir(): string {
   return path.join(packageRoot(), 'conformance', 'vectors');
 }
 
-/** Parses a positive integer option. */
-export function positiveInt(command: string, name: string, text: string): number {
+/**
+ * The longest timer Node.js keeps: 2^31 - 1 ms (about 24.8 days). A longer `setTimeout` fires
+ * after 1 ms instead, so longer timeouts are refused rather than silently shortened.
+ */
+export const MAX_TIMER_MS = 2_147_483_647;
+
+/** Parses a positive integer option of at most `max` (a larger one is a usage error, never wrapped or rounded). */
+export function positiveInt(command: string, name: string, text: string, max = Number.MAX_SAFE_INTEGER): number {
   if (!/^[0-9]+$/.test(text) || Number(text) < 1)
     throw new UsageError(`${command}: --${name} must be a positive integer (got '${text}')`);
+  if (Number(text) > max) throw new UsageError(`${command}: --${name} must be at most ${max} (got '${text}')`);
   return Number(text);
 }

@@ -28,10 +28,15 @@ export function defaultGuestDir(): string {
   return path.join(cache, 'vmemct', 'guest');
 }
 
+/** The largest size option: 2^64 - 1 (sizes and addresses are 64-bit fields). */
+const MAX_SIZE = (1n << 64n) - 1n;
+
 /** A size option, in the value syntax of vectors: decimal or 0x hex bytes, or a number with a binary unit (`2MiB`, `1G`). */
 export function parseSize(command: string, option: string, text: string): bigint {
   const parsed = parseValue(text);
   if (!parsed.ok) throw new UsageError(`${command}: --${option} must be a size such as 2MiB or 1GiB (got '${text}')`);
+  if (parsed.value > MAX_SIZE)
+    throw new UsageError(`${command}: --${option} must be at most 64 bits (${MAX_SIZE}) (got '${text}')`);
   return parsed.value;
 }
 

@@ -17,13 +17,13 @@ import { loadVectors, readVectorCache } from '../loader/load';
 import { ResultsInput, buildSite } from '../docs/site';
 import { readResultsFile } from '../docs/results-file';
 import { SiteWriteError, checkOutputFolder, writeSite } from '../docs/output';
-import { lintVectors } from '../runner/lint';
+import { UnfinishedDryRun, lintReport } from '../runner/lint';
 import { formatProblem, LoadProblem, Vector } from '../loader/types';
 import { ExpectationSet, expectationProblems, loadExpectations } from '../runner/expectations';
 import { runVectors, selectVectors, Selection, DEFAULT_TIMEOUT_MS } from '../runner/run';
 import { humanReport, junitReport, resultsDocument, tapReport } from '../report/reports';
-import { OptionSpec, ParsedArgs, defaultVectorsDir, packageRoot, parseArgs, positiveInt } from './args';
-import { EXIT_HARNESS_ERROR, EXIT_OK, EXIT_UNEXPECTED, HarnessError, UsageError } from './usage-error';
+import { MAX_TIMER_MS, OptionSpec, ParsedArgs, defaultVectorsDir, packageRoot, parseArgs, positiveInt } from './args';
+import { EXIT_OK, EXIT_UNEXPECTED, HarnessError, UsageError, exitCodeOf } from './usage-error';
 import type { CliIo } from './main';
 
 /** Adapters the CLI knows, by name. */
@@ -98,10 +98,10 @@ export function reporterOption(command: string, parsed: ParsedArgs): 'human' | '
   return reporter;
 }
 
-/** `--timeout` in milliseconds, or `defaultMs` without it. */
+/** `--timeout` in milliseconds (at most {@link MAX_TIMER_MS}), or `defaultMs` without it. */
 export function timeoutOption(command: string, parsed: ParsedArgs, defaultMs: number): number {
   const timeoutText = parsed.values.get('timeout');
-  return timeoutText === undefined ? defaultMs : positiveInt(command, 'timeout', timeoutText);
+  return timeoutText === undefined ? defaultMs : positiveInt(command, 'timeout', timeoutText, MAX_TIMER_MS);
 }
 
 /**
@@ -140,6 +140,9 @@ function relative(p: LoadProblem): LoadProblem {
   return { ...p, file: rel.startsWith('..') ? p.file : rel };
 }
 
+/** The most shards a run may be split into (more than any corpus has vectors; keeps i and n exact integers). */
+const MAX_SHARDS = 1_000_000;
+
 function selection(command: string, parsed: ParsedArgs): Selection {
   const target = parsed.values.get('target');
   if (target !== undefined && target !== 'device' && target !== 'driver')
@@ -150,6 +153,8 @@ function selection(command: string, parsed: ParsedArgs): Selection {
     const m = /^([0-9]+)\/([0-9]+)$/.exec(shardText);
     if (!m || Number(m[1]) < 1 || Number(m[1]) > Number(m[2]))
       throw new UsageError(`${command}: --shard must be i/n with 1 ≤ i ≤ n (got '${shardText}')`);
+    if (Number(m[2]) > MAX_SHARDS)
+      throw new UsageError(`${command}: --shard must be i/n with n at most ${MAX_SHARDS} (got '${shardText}')`);
     shard = { index: Number(m[1]), count: Number(m[2]) };
   }
   const known = new Set(REQUIREMENTS.map((r) => r.id));
@@ -280,8 +285,9 @@ export async function runCommand(args: readonly string[], io: CliIo): Promise<nu
   const expectations = expectationsOption('run', parsed, (set) => expectationProblems(set, all));
   // Vectors of the user's own are linted too: an expectation no conforming device could meet is a bad file, not a failure.
   if (parsed.lists.has('vectors')) {
-    const problems = await lintVectors(all, referenceDevice);
-    if (problems.length > 0) throw new VectorFileError('run', problems);
+    const report = await lintReport(all, referenceDevice);
+    if (report.problems.length > 0) throw new VectorFileError('run', report.problems);
+    reportUnfinished(io, 'run', report.unfinished);
   }
   const selected = selectVectors(all, sel);
   if (selected.length === 0) throw new UsageError('run: the filters select no vector');
@@ -352,7 +358,7 @@ export async function runCommand(args: readonly string[], io: CliIo): Promise<nu
       `vmemct: none of the ${run.results.length} selected vectors could run against ${adapter.info.implementation} (all unsupported): nothing was tested\n`,
     );
   }
-  return run.exitCode === 0 ? EXIT_OK : run.exitCode === 1 ? EXIT_UNEXPECTED : EXIT_HARNESS_ERROR;
+  return exitCodeOf(run.exitCode);
 }
 
 /** Writes a report file (its folder is created); a file that cannot be written is a usage error. */
@@ -389,19 +395,29 @@ export async function listCommand(args: readonly string[], io: CliIo): Promise<n
     );
     return EXIT_OK;
   }
-  const width = Math.max(...vectors.map((v) => v.id.length));
+  const width = vectors.reduce((w, v) => Math.max(w, v.id.length), 0);
   for (const v of vectors)
     io.stdout(`${v.id.padEnd(width)}  ${v.target.padEnd(6)}  ${v.requirements.join(',')}  [${v.tags.join(',')}]\n`);
   io.stdout(`${vectors.length} vectors\n`);
   return EXIT_OK;
 }
 
+/** A notice (stderr, not an error) naming the vectors whose dry run lint's budget cut short. */
+function reportUnfinished(io: CliIo, command: string, unfinished: readonly UnfinishedDryRun[]): void {
+  if (unfinished.length === 0) return;
+  const lines = unfinished.map((u) => `  ${formatProblem(relative({ ...u, field: u.id }))}\n`).join('');
+  io.stderr(
+    `vmemct: ${command}: notice: ${unfinished.length} vector${unfinished.length > 1 ? 's were' : ' was'} not dry-run to the end within lint's budget (checked up to where it stopped):\n${lines}`,
+  );
+}
+
 /** `vmemct lint [paths]`: schema and meaning checks; exit 3 on any problem. */
 export async function lintCommand(args: readonly string[], io: CliIo): Promise<number> {
   const parsed = parseArgs('lint', args, { vectors: { kind: 'list' } });
   const vectors = loadCorpus('lint', parsed, parsed.positional);
-  const problems = await lintVectors(vectors, referenceDevice);
-  if (problems.length > 0) throw new VectorFileError('lint', problems);
+  const report = await lintReport(vectors, referenceDevice);
+  if (report.problems.length > 0) throw new VectorFileError('lint', report.problems);
+  reportUnfinished(io, 'lint', report.unfinished);
   io.stdout(
     `lint: ${vectors.length} vectors in ${new Set(vectors.map((v) => v.source.file)).size} files: no problems\n`,
   );

@@ -10,6 +10,11 @@ export const EXIT_UNEXPECTED = 1;
 export const EXIT_HARNESS_ERROR = 2;
 export const EXIT_USAGE = 3;
 
+/** The CLI exit code of a run's outcome (0 as expected, 1 unexpected, 2 harness error, 3 bad input). */
+export function exitCodeOf(runExitCode: 0 | 1 | 2 | 3): number {
+  return [EXIT_OK, EXIT_UNEXPECTED, EXIT_HARNESS_ERROR, EXIT_USAGE][runExitCode];
+}
+
 /** Bad command-line usage or input: reported as one line, exit code 3, never a stack trace. */
 export class UsageError extends Error {
   override readonly name = 'UsageError';

@@ -89,9 +89,9 @@ describe('vhost-user-check --backend-pid names the process that serves the socke
   });
 
   test('a process that does not exist is bad usage (exit 3), not a finding about the back-end', async () => {
-    const r = await cli('vhost-user-check', '--socket', socketPath, '--backend-pid', '2147483646');
+    const r = await cli('vhost-user-check', '--socket', socketPath, '--backend-pid', '4194301');
     expect(r.code).toBe(3);
-    expect(r.err).toMatch(/--backend-pid: no process 2147483646/);
+    expect(r.err).toMatch(/--backend-pid: no process 4194301/);
   });
 
   test('a live process that does not hold the socket is bad usage (exit 3)', async () => {

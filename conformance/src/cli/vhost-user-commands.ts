@@ -21,7 +21,7 @@ import {
 import { DEVICE_PROFILES, DeviceParamsError, findDeviceProfile } from '../../../model/src/index';
 import { formatSize } from '../../../spec/src/index';
 import { checkReport, junitReport, resultsDocument, tapReport } from '../report/reports';
-import { expectationProblems, globToRegExp } from '../runner/expectations';
+import { expectationProblems, compileGlob } from '../runner/expectations';
 import { runChecks } from '../runner/run';
 import { VHOST_USER_SUITE, VhostUserBackendUnderTest, vhostUserCheckTarget } from '../suites/vhost-user/index';
 import { OptionSpec, parseArgs, positiveInt } from './args';
@@ -35,7 +35,7 @@ import {
   writeOutput,
 } from './run-commands';
 import { parseSize } from './guest-commands';
-import { EXIT_HARNESS_ERROR, EXIT_OK, EXIT_UNEXPECTED, HarnessError, UsageError } from './usage-error';
+import { EXIT_HARNESS_ERROR, EXIT_OK, EXIT_UNEXPECTED, HarnessError, UsageError, exitCodeOf } from './usage-error';
 import type { CliIo } from './main';
 
 const SERVE_OPTIONS: Readonly<Record<string, OptionSpec>> = {
@@ -192,6 +192,9 @@ const CHECK_OPTIONS: Readonly<Record<string, OptionSpec>> = {
   ...REPORT_OPTIONS,
 };
 
+/** The largest process id Linux hands out (`pid_max` is at most 2^22). */
+const MAX_PID = 4_194_304;
+
 /** A check that takes longer than this is a `timeout` (unless --timeout says otherwise). */
 const CHECK_TIMEOUT_MS = 60_000;
 
@@ -319,12 +322,12 @@ export async function vhostUserCheckCommand(args: readonly string[], io: CliIo):
   if (parsed.positional.length) throw new UsageError(`${command}: unexpected argument '${parsed.positional[0]}'`);
   const socketPath = requireSocket(command, parsed.values.get('socket'));
   const pidText = parsed.values.get('backend-pid');
-  const backendPid = pidText === undefined ? undefined : positiveInt(command, 'backend-pid', pidText);
+  const backendPid = pidText === undefined ? undefined : positiveInt(command, 'backend-pid', pidText, MAX_PID);
   if (backendPid !== undefined) checkBackendPid(command, backendPid, socketPath);
   const reporter = reporterOption(command, parsed);
   const timeoutMs = timeoutOption(command, parsed, CHECK_TIMEOUT_MS);
   const suite = VHOST_USER_SUITE;
-  const filters = parsed.lists.get('filter')?.map(globToRegExp);
+  const filters = parsed.lists.get('filter')?.map(compileGlob);
   const selected = filters ? suite.checks.filter((c) => filters.some((re) => re.test(c.id))) : suite.checks;
   if (selected.length === 0)
     throw new UsageError(
@@ -369,5 +372,5 @@ export async function vhostUserCheckCommand(args: readonly string[], io: CliIo):
     io.stderr(
       `vmemct: none of the ${run.results.length} selected checks could run against ${backend.implementation} (all unsupported): nothing was tested\n`,
     );
-  return run.exitCode === 0 ? EXIT_OK : run.exitCode === 1 ? EXIT_UNEXPECTED : EXIT_HARNESS_ERROR;
+  return exitCodeOf(run.exitCode);
 }

@@ -66,8 +66,21 @@ export function parseExpression(source: string | number | bigint): ParseResult {
   }
 }
 
-/** Evaluates a parsed expression. */
+/** The largest magnitude any value or intermediate result may have: 2^64 - 1 (config fields are at most 64 bits). */
+export const MAX_EXPRESSION_MAGNITUDE = (1n << 64n) - 1n;
+
+/**
+ * Evaluates a parsed expression. A division by zero or a value (intermediate results included)
+ * beyond 64 bits is an error, not a silently wrapped or huge number.
+ */
 export function evaluate(expr: Expr, scope: ExpressionScope): EvalResult {
+  const r = evaluateUnchecked(expr, scope);
+  if (r.ok && (r.value > MAX_EXPRESSION_MAGNITUDE || r.value < -MAX_EXPRESSION_MAGNITUDE))
+    return { ok: false, reason: `${formatExpression(expr)} overflows 64 bits` };
+  return r;
+}
+
+function evaluateUnchecked(expr: Expr, scope: ExpressionScope): EvalResult {
   switch (expr.kind) {
     case 'number':
       return { ok: true, value: expr.value };
@@ -98,6 +111,28 @@ export function evaluate(expr: Expr, scope: ExpressionScope): EvalResult {
       }
     }
   }
+}
+
+/**
+ * Why an expression can never be evaluated, judged from its parts that use no names (a division
+ * by a constant zero, a constant beyond 64 bits), or undefined when no such part fails.
+ */
+export function constantProblem(expr: Expr): string | undefined {
+  if (expr.kind === 'negate') return constantProblem(expr.operand);
+  if (expr.kind === 'binary') {
+    const inner = constantProblem(expr.left) ?? constantProblem(expr.right);
+    if (inner) return inner;
+  }
+  if (namesIn(expr).length > 0) {
+    // A named value cannot rescue a division by a constant zero.
+    if (expr.kind === 'binary' && (expr.op === '/' || expr.op === '%') && namesIn(expr.right).length === 0) {
+      const divisor = evaluate(expr.right, {});
+      if (divisor.ok && divisor.value === 0n) return `division by zero in ${formatExpression(expr)}`;
+    }
+    return undefined;
+  }
+  const r = evaluate(expr, {});
+  return r.ok ? undefined : r.reason;
 }
 
 /** Names an expression refers to. */

@@ -3,7 +3,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { evaluate } from './expr';
 import { hexBytes } from '../steps/site';
-import { loadVectorText, loadVectors } from './load';
+import { MAX_STEPS_PER_VECTOR, loadVectorText, loadVectors } from './load';
 import { LoadProblem, Vector, formatProblem } from './types';
 
 /** A valid file; the line numbers below refer to it (line n is BASE[n - 1]). */
@@ -474,6 +474,28 @@ describe('loadVectors over folders', () => {
     const r = loadVectors([missing]);
     expect(r.problems).toEqual([{ file: missing, line: 0, field: '', reason: 'no such file or folder' }]);
   });
+
+  test('an unreadable sub-folder is a problem naming it (simulated: root reads any folder)', () => {
+    const root = fs.mkdtempSync(path.join(os.tmpdir(), 'vmemct-unreadable-'));
+    const shut = path.join(root, 'shut');
+    fs.mkdirSync(shut);
+    // The module object itself (a namespace import's properties cannot be redefined).
+    const fsModule = jest.requireActual<typeof fs>('node:fs');
+    const realReaddir = fsModule.readdirSync;
+    const spy = jest.spyOn(fsModule, 'readdirSync').mockImplementation(((p: fs.PathLike, ...rest: unknown[]) => {
+      if (p === shut)
+        throw Object.assign(new Error(`EACCES: permission denied, scandir '${shut}'`), { code: 'EACCES' });
+      return (realReaddir as (...a: unknown[]) => unknown)(p, ...rest);
+    }) as typeof fs.readdirSync);
+    try {
+      expect(loadVectors([root]).problems).toEqual([
+        { file: shut, line: 0, field: '', reason: 'cannot read folder: permission denied' },
+      ]);
+    } finally {
+      spy.mockRestore();
+      fs.rmSync(root, { recursive: true, force: true });
+    }
+  });
 });
 
 describe('derived needs', () => {
@@ -545,5 +567,34 @@ describe('derived needs', () => {
     const r = load(edited({ 4: '  tags: [plug]\n  needs: [suspend]' }));
     expect(r.problems).toEqual([]);
     expect(r.vectors[0].needs).toEqual(['suspend']);
+  });
+});
+
+describe('size limits of a vector file', () => {
+  test('a vector with more than MAX_STEPS_PER_VECTOR steps is a problem at the first step over', () => {
+    const steps = Array.from(
+      { length: MAX_STEPS_PER_VECTOR + 1 },
+      () => '      - {request: {type: UNPLUG_ALL}, expect: {response: ACK}}',
+    );
+    const text = [
+      'format: vmemct-vectors/1',
+      'vectors:',
+      '  - id: vmem.dev.limits.steps',
+      '    title: very many steps',
+      '    requirements: [dev.cfg.3]',
+      '    target: device',
+      '    steps:',
+      ...steps,
+      '',
+    ].join('\n');
+    const r = loadVectorText('steps.yaml', text);
+    expect(r.problems).toEqual([
+      {
+        file: 'steps.yaml',
+        line: 8 + MAX_STEPS_PER_VECTOR,
+        field: `vectors[0].steps[${MAX_STEPS_PER_VECTOR}]`,
+        reason: `more than ${MAX_STEPS_PER_VECTOR} steps in one vector (${MAX_STEPS_PER_VECTOR + 1})`,
+      },
+    ]);
   });
 });

@@ -13,6 +13,7 @@ import { capabilitiesOf, normaliseStep } from '../steps/registry';
 import { Site, featureSet } from '../steps/site';
 import type { Expr } from './expr';
 import type { LoadProblem, SetupSpec, Step, Vector } from './types';
+import { readInputFile } from './input-file';
 import { YamlSource, validateSource } from './yaml-source';
 
 const KNOWN_REQUIREMENTS = new Set(REQUIREMENTS.map((r) => r.id));
@@ -25,29 +26,72 @@ export interface LoadResult {
   readonly files: string[];
 }
 
-/** Lists the `.yaml`/`.yml` files under `paths` (files or folders, recursively), sorted. */
+/**
+ * Lists the `.yaml`/`.yml` files under `paths` (files or folders, recursively), sorted. A path
+ * that cannot be followed — missing, a dangling or looping symbolic link, a folder that links
+ * back to one of its parents, an unreadable folder — is a problem naming it (exit 3), not a crash.
+ * What the listed files are (regular or not) is judged when they are read.
+ */
 export function listVectorFiles(paths: readonly string[]): { files: string[]; problems: LoadProblem[] } {
   const files: string[] = [];
   const problems: LoadProblem[] = [];
-  const walk = (p: string): void => {
-    let stat: fs.Stats;
+  const problem = (file: string, reason: string): void => {
+    problems.push({ file, line: 0, field: '', reason });
+  };
+  const statOf = (p: string): fs.Stats | undefined => {
     try {
-      stat = fs.statSync(p);
-    } catch {
-      problems.push({ file: p, line: 0, field: '', reason: 'no such file or folder' });
-      return;
-    }
-    if (stat.isDirectory()) {
-      for (const name of fs.readdirSync(p).sort()) {
-        const child = path.join(p, name);
-        if (fs.statSync(child).isDirectory() || /\.ya?ml$/.test(name)) walk(child);
-      }
-    } else {
-      files.push(p);
+      return fs.statSync(p);
+    } catch (e) {
+      problem(p, unfollowable(p, e));
+      return undefined;
     }
   };
-  for (const p of paths) walk(p);
+  const walk = (p: string, stat: fs.Stats, parents: ReadonlySet<string>): void => {
+    if (!stat.isDirectory()) {
+      files.push(p);
+      return;
+    }
+    const identity = `${stat.dev}:${stat.ino}`;
+    if (parents.has(identity)) return problem(p, 'symbolic link loop: this folder contains itself');
+    let names: string[];
+    try {
+      names = fs.readdirSync(p).sort();
+    } catch (e) {
+      return problem(p, `cannot read folder: ${errorText(e)}`);
+    }
+    const inside = new Set(parents).add(identity);
+    for (const name of names) {
+      const child = path.join(p, name);
+      const childStat = statOf(child);
+      if (childStat && (childStat.isDirectory() || /\.ya?ml$/.test(name))) walk(child, childStat, inside);
+    }
+  };
+  for (const p of paths) {
+    const stat = statOf(p);
+    if (stat) walk(p, stat, new Set());
+  }
   return { files, problems };
+}
+
+/** Why `p` cannot be followed (stat failed with `e`). */
+function unfollowable(p: string, e: unknown): string {
+  const code = (e as NodeJS.ErrnoException).code;
+  if (code === 'ELOOP') return 'symbolic link loop (too many levels of symbolic links)';
+  if (code === 'ENOENT') {
+    try {
+      if (fs.lstatSync(p).isSymbolicLink()) return 'dangling symbolic link (its target does not exist)';
+    } catch {
+      // Not there at all.
+    }
+    return 'no such file or folder';
+  }
+  return `cannot read: ${errorText(e)}`;
+}
+
+function errorText(e: unknown): string {
+  const code = (e as NodeJS.ErrnoException).code;
+  if (code === 'EACCES' || code === 'EPERM') return 'permission denied';
+  return (e as Error).message;
 }
 
 /**
@@ -74,10 +118,15 @@ export function buildVectorCache(paths: readonly string[]): { cache: VectorCache
   const files: Record<string, VectorCache['files'][string]> = {};
   const problems: LoadProblem[] = [];
   for (const file of listVectorFiles(paths).files) {
-    const text = fs.readFileSync(file, 'utf8');
+    const read = readInputFile(file, 'vector file');
+    if (read.kind === 'problem') {
+      problems.push(read.problem);
+      continue;
+    }
+    const text = read.text;
     const loaded = loadVectorText(file, text);
     if (loaded.problems.length > 0) {
-      problems.push(...loaded.problems);
+      appendAll(problems, loaded.problems);
       continue;
     }
     const parsed = YamlSource.parse(file, text).source!;
@@ -108,20 +157,19 @@ export function loadVectors(paths: readonly string[], cache?: VectorCache): Load
   const vectors: Vector[] = [];
   const problems = [...listed.problems];
   for (const file of listed.files) {
-    let text: string;
-    try {
-      text = fs.readFileSync(file, 'utf8');
-    } catch (e) {
-      problems.push({ file, line: 0, field: '', reason: `cannot read: ${(e as Error).message}` });
+    const read = readInputFile(file, 'vector file');
+    if (read.kind === 'problem') {
+      problems.push(read.problem);
       continue;
     }
+    const text = read.text;
     const cached = cache?.files[path.resolve(file)];
     const loaded =
       cached && cached.sha256 === sha256(text)
         ? normaliseFile(YamlSource.fromCache(file, cached.value, cached.lines))
         : loadVectorText(file, text);
-    vectors.push(...loaded.vectors);
-    problems.push(...loaded.problems);
+    appendAll(vectors, loaded.vectors);
+    appendAll(problems, loaded.problems);
   }
   const firstSeen = new Map<string, Vector>();
   for (const v of vectors) {
@@ -140,14 +188,50 @@ export function loadVectors(paths: readonly string[], cache?: VectorCache): Load
   return { vectors, problems, files: listed.files };
 }
 
+/** Appends `items` to `list` one by one (a spread of an input-sized array would overflow the stack). */
+export function appendAll<T>(list: T[], items: readonly T[]): void {
+  for (const item of items) list.push(item);
+}
+
 /** Loads the vectors of one file's text. */
 export function loadVectorText(file: string, text: string): { vectors: Vector[]; problems: LoadProblem[] } {
   const parsed = YamlSource.parse(file, text);
   if (!parsed.source) return { vectors: [], problems: parsed.problems };
   const source = parsed.source;
+  const sizeProblem = oversizeProblem(source);
+  if (sizeProblem) return { vectors: [], problems: [sizeProblem] };
   const schemaProblems = validateSource(source, VECTOR_SCHEMA_IDS.file);
   if (schemaProblems.length > 0) return { vectors: [], problems: schemaProblems };
   return normaliseFile(source);
+}
+
+/**
+ * The most vectors one file may hold: 10,000 (the shipped corpus's largest file has a few dozen;
+ * split a generated corpus into several files).
+ */
+export const MAX_VECTORS_PER_FILE = 10_000;
+
+/** The most steps one vector may have: 10,000 (the longest shipped vector has a few dozen). */
+export const MAX_STEPS_PER_VECTOR = 10_000;
+
+/** A file over {@link MAX_VECTORS_PER_FILE} or with a vector over {@link MAX_STEPS_PER_VECTOR}, checked before the schema. */
+function oversizeProblem(source: YamlSource): LoadProblem | undefined {
+  const vectors = (source.value as { vectors?: unknown } | null)?.vectors;
+  if (!Array.isArray(vectors)) return undefined;
+  if (vectors.length > MAX_VECTORS_PER_FILE)
+    return source.problem(
+      ['vectors', MAX_VECTORS_PER_FILE],
+      `more than ${MAX_VECTORS_PER_FILE} vectors in one file (${vectors.length}); split the file`,
+    );
+  for (const [i, v] of vectors.entries()) {
+    const steps = (v as { steps?: unknown } | null)?.steps;
+    if (Array.isArray(steps) && steps.length > MAX_STEPS_PER_VECTOR)
+      return source.problem(
+        ['vectors', i, 'steps', MAX_STEPS_PER_VECTOR],
+        `more than ${MAX_STEPS_PER_VECTOR} steps in one vector (${steps.length})`,
+      );
+  }
+  return undefined;
 }
 
 /** Turns a schema-valid file into vectors (meaning checks included). */

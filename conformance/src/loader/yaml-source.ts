@@ -3,7 +3,7 @@
  * or JSON pointer back to the line it came from.
  */
 import Ajv2020, { ErrorObject, ValidateFunction } from 'ajv/dist/2020';
-import { Document, isMap, isSeq, LineCounter, parseDocument, Scalar, YAMLMap } from 'yaml';
+import { Document, isMap, isSeq, LineCounter, parseDocument, Scalar, visit, YAMLMap } from 'yaml';
 import { ALL_SCHEMAS } from '../../../spec/src/index';
 import { VECTOR_SCHEMAS } from '../steps/schema';
 import type { LoadProblem } from './types';
@@ -16,24 +16,57 @@ export class YamlSource {
     private readonly locate: (path: readonly (string | number)[], key?: string) => number,
   ) {}
 
-  /** Parses text; syntax errors come back as problems (and `source` is undefined). */
+  /**
+   * Parses text; syntax errors and the limits below come back as problems (and `source` is
+   * undefined): at most {@link MAX_ALIAS_USES} uses of one anchor, at most
+   * {@link MAX_YAML_VALUES} values once aliases are expanded, and no nesting deeper than the
+   * parser can follow.
+   */
   static parse(file: string, text: string): { source?: YamlSource; problems: LoadProblem[] } {
     const lines = new LineCounter();
-    const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
+    const atLine = (line: number, reason: string): { problems: LoadProblem[] } => ({
+      problems: [{ file, line, field: '', reason: `YAML: ${reason}` }],
+    });
+    let doc: Document;
+    try {
+      doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
+    } catch (e) {
+      if (e instanceof RangeError) return atLine(1, 'nested too deeply to parse');
+      throw e;
+    }
     if (doc.errors.length > 0) {
       return {
         problems: doc.errors.map((e) => ({
           file,
           line: lines.linePos(e.pos[0]).line,
           field: '',
-          reason: `YAML: ${e.message.split('\n')[0]}`,
+          reason: /Maximum call stack/.test(e.message)
+            ? 'YAML: nested too deeply to parse'
+            : `YAML: ${e.message.split('\n')[0]}`,
         })),
       };
     }
+    let value: unknown;
+    try {
+      value = doc.toJS({ maxAliasCount: MAX_ALIAS_USES });
+    } catch (e) {
+      if (e instanceof RangeError) return atLine(1, 'nested too deeply to parse');
+      if (e instanceof ReferenceError && /alias/i.test(e.message))
+        return atLine(
+          firstAliasLine(doc, lines),
+          /Excessive/.test(e.message)
+            ? `aliases are used more than the limit allows (at most ${MAX_ALIAS_USES} uses of an anchor, fewer when anchored values themselves contain aliases)`
+            : e.message.split('\n')[0],
+        );
+      throw e;
+    }
+    if (countValues(value, MAX_YAML_VALUES) > MAX_YAML_VALUES)
+      return atLine(
+        firstAliasLine(doc, lines),
+        `more than ${MAX_YAML_VALUES} values (aliases counted at each use); split the file`,
+      );
     return {
-      source: new YamlSource(file, doc.toJS({ maxAliasCount: 100 }), (path, key) =>
-        lineInDocument(doc, lines, path, key),
-      ),
+      source: new YamlSource(file, value, (path, key) => lineInDocument(doc, lines, path, key)),
       problems: [],
     };
   }
@@ -66,6 +99,46 @@ export class YamlSource {
       reason,
     };
   }
+}
+
+/**
+ * The most uses of one YAML anchor (`*name`) a file may make: 1,000. Files reuse an anchored
+ * set-up or step list tens or a few hundred times; the parser's default (100) refused a file with
+ * 150 ordinary aliases. Where an anchored value itself holds aliases the uses are weighted by
+ * them, so exponential expansion ("billion laughs") is refused after a few levels.
+ */
+export const MAX_ALIAS_USES = 1_000;
+
+/**
+ * The most values (mappings, sequences and scalars, an alias counted at each use) a file may
+ * hold: 2,000,000. The largest shipped file has a few thousand; a file of 10,000 vectors of a few
+ * steps each stays well below it, while validation and normalisation stay within seconds.
+ */
+export const MAX_YAML_VALUES = 2_000_000;
+
+/** Number of values in `value`, counting shared (aliased) ones at each use; stops past `limit`. Iterative. */
+function countValues(value: unknown, limit: number): number {
+  let count = 0;
+  const stack: unknown[] = [value];
+  while (stack.length > 0 && count <= limit) {
+    const v = stack.pop();
+    count++;
+    if (Array.isArray(v)) for (const item of v) stack.push(item);
+    else if (v !== null && typeof v === 'object') for (const item of Object.values(v)) stack.push(item);
+  }
+  return count;
+}
+
+/** Line of the first alias in the document (where an alias limit is reported), else 1. */
+function firstAliasLine(doc: Document, lines: LineCounter): number {
+  let line = 1;
+  visit(doc, {
+    Alias(_, node) {
+      if (node.range) line = lines.linePos(node.range[0]).line;
+      return visit.BREAK;
+    },
+  });
+  return line;
 }
 
 function lineInDocument(doc: Document, lines: LineCounter, path: readonly (string | number)[], key?: string): number {

@@ -3,7 +3,7 @@
  * verdict differs from its entry is unexpected (including an unexpected pass); an entry that
  * matches no vector is stale; a glob matching more vectors than allowed is refused.
  */
-import * as fs from 'node:fs';
+import { readInputFile } from '../loader/input-file';
 import type { LoadProblem } from '../loader/types';
 import { YamlSource, validateSource } from '../loader/yaml-source';
 import type { Verdict } from '../judge/verdicts';
@@ -38,13 +38,9 @@ export const DEFAULT_MAX_MATCHES = 20;
 
 /** Loads an expectation file; problems name file and line. */
 export function loadExpectations(file: string): { set?: ExpectationSet; problems: LoadProblem[] } {
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch (e) {
-    return { problems: [{ file, line: 0, field: '', reason: `cannot read: ${(e as Error).message}` }] };
-  }
-  const parsed = YamlSource.parse(file, text);
+  const read = readInputFile(file, 'expectation file');
+  if (read.kind === 'problem') return { problems: [read.problem] };
+  const parsed = YamlSource.parse(file, read.text);
   if (!parsed.source) return { problems: parsed.problems };
   const problems = validateSource(parsed.source, 'https://vmemct.dev/schemas/expectations.json');
   if (problems.length > 0) return { problems };
@@ -67,23 +63,61 @@ function isGlob(pattern: string): boolean {
   return pattern.includes('*');
 }
 
-/** Compiles an id glob: `*` matches within a dot-separated part, `**` across parts. */
-export function globToRegExp(glob: string): RegExp {
-  let re = '';
+/** A compiled id glob. */
+export interface IdGlob {
+  /** True when the whole of `id` matches. */
+  test(id: string): boolean;
+}
+
+type GlobToken = { readonly kind: 'char'; readonly char: string } | { readonly kind: 'one' | 'part' | 'any' };
+
+/**
+ * Compiles an id glob: `*` matches within a dot-separated part, `**` across parts, `?` is one
+ * character other than a dot; everything else is literal. Matching simulates the pattern as an
+ * automaton over its positions, so it takes time proportional to id length × pattern length
+ * whatever the pattern (no backtracking: `a*******b` cannot stall a run).
+ */
+export function compileGlob(glob: string): IdGlob {
+  const tokens: GlobToken[] = [];
   for (let i = 0; i < glob.length; i++) {
     const ch = glob[i];
     if (ch === '*' && glob[i + 1] === '*') {
-      re += '.*';
+      tokens.push({ kind: 'any' });
       i++;
-    } else if (ch === '*') {
-      re += '[^.]*';
-    } else if (ch === '?') {
-      re += '[^.]';
-    } else {
-      re += ch.replace(/[.+^${}()|[\]\\]/g, '\\$&');
-    }
+    } else if (ch === '*') tokens.push({ kind: 'part' });
+    else if (ch === '?') tokens.push({ kind: 'one' });
+    else tokens.push({ kind: 'char', char: ch });
   }
-  return new RegExp(`^${re}$`);
+  const size = tokens.length + 1;
+  // Positions reachable without consuming input: a star may match nothing.
+  const close = (states: Uint8Array): void => {
+    for (let j = 0; j < tokens.length; j++)
+      if (states[j] && tokens[j].kind !== 'char' && tokens[j].kind !== 'one') states[j + 1] = 1;
+  };
+  return {
+    test(id: string): boolean {
+      let states = new Uint8Array(size);
+      let next = new Uint8Array(size);
+      states[0] = 1;
+      close(states);
+      for (const ch of id) {
+        next.fill(0);
+        let alive = false;
+        for (let j = 0; j < tokens.length; j++) {
+          if (!states[j]) continue;
+          const t = tokens[j];
+          if (t.kind === 'any' || (t.kind === 'part' && ch !== '.')) next[j] = 1;
+          else if ((t.kind === 'one' && ch !== '.') || (t.kind === 'char' && t.char === ch)) next[j + 1] = 1;
+          else continue;
+          alive = true;
+        }
+        if (!alive) return false;
+        close(next);
+        [states, next] = [next, states];
+      }
+      return states[tokens.length] === 1;
+    },
+  };
 }
 
 /**
@@ -98,7 +132,7 @@ export function expectationProblems(
   const problems: LoadProblem[] = [];
   const claimedBy = new Map<string, ExpectationEntry>();
   for (const entry of set.entries) {
-    const re = globToRegExp(entry.pattern);
+    const re = compileGlob(entry.pattern);
     const matched = allVectors.filter((v) => re.test(v.id));
     if (matched.length > entry.maxMatches) {
       problems.push({
@@ -132,7 +166,7 @@ export function matchExpectations(
   const byId = new Map<string, ExpectationEntry>();
   const stale: { id: string; reason: string }[] = [];
   for (const entry of set.entries) {
-    const re = globToRegExp(entry.pattern);
+    const re = compileGlob(entry.pattern);
     const matched = allVectors.filter((v) => re.test(v.id));
     if (matched.length === 0) {
       stale.push({ id: entry.pattern, reason: `${set.file}:${entry.line}: matches no ${noun}` });

@@ -1,7 +1,7 @@
 import { createModelAdapter } from '../../../adapters/model/src/model-adapter';
 import { loadVectorText } from '../loader/load';
 import { formatProblem } from '../loader/types';
-import { lintVectors } from './lint';
+import { lintReport, lintVectors } from './lint';
 
 const reference = (setup: Parameters<ReturnType<typeof createModelAdapter>['openDevice']>[0]) =>
   createModelAdapter().openDevice(setup);
@@ -74,5 +74,50 @@ describe('lint: a dry run of the device handlers on the reference model', () => 
     ).toEqual([
       'lint.yaml:5: title: titles describe the scenario; the requirement level lives in the catalogue (drop MUST/SHOULD/MAY)',
     ]);
+  });
+});
+
+describe('lint: the dry run has a time budget', () => {
+  const text = [
+    'format: vmemct-vectors/1',
+    'vectors:',
+    '  - id: vmem.dev.lint.budget',
+    '    title: a scenario under test',
+    '    requirements: [dev.plug.6]',
+    '    target: device',
+    '    setup: {requested_size: 64MiB}',
+    '    steps:',
+    '      - request: {type: PLUG, addr: addr, nb_blocks: 1}',
+    '        expect: {response: ERROR}',
+    '',
+  ].join('\n');
+
+  test('a vector over its budget is reported unfinished, not as a problem (its expectations were not reached)', async () => {
+    const { vectors } = loadVectorText('budget.yaml', text);
+    const report = await lintReport(vectors, reference, { perVectorMs: -1, totalMs: 10_000 });
+    expect(report.problems).toEqual([]);
+    expect(report.unfinished).toEqual([
+      {
+        file: 'budget.yaml',
+        line: 3,
+        id: 'vmem.dev.lint.budget',
+        reason: expect.stringMatching(/^dry run stopped at step 1 of 1: over the budget/),
+      },
+    ]);
+  });
+
+  test('once the total budget is spent, later vectors are not dry-run', async () => {
+    const { vectors } = loadVectorText('budget.yaml', text);
+    const report = await lintReport(vectors, reference, { perVectorMs: 1000, totalMs: -1 });
+    expect(report.unfinished.map((u) => u.reason)).toEqual([
+      expect.stringMatching(/^not dry-run: lint's -1 ms budget/),
+    ]);
+  });
+
+  test('within the budget the same vector is a problem', async () => {
+    const { vectors } = loadVectorText('budget.yaml', text);
+    const report = await lintReport(vectors, reference);
+    expect(report.unfinished).toEqual([]);
+    expect(report.problems).toHaveLength(1);
   });
 });

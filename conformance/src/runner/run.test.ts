@@ -20,7 +20,7 @@ import {
   DEFAULT_MAX_MATCHES,
   ExpectationEntry,
   ExpectationSet,
-  globToRegExp,
+  compileGlob,
   loadExpectations,
   matchExpectations,
 } from './expectations';
@@ -193,6 +193,26 @@ describe('runVectors with fake adapters', () => {
     ]);
     // A fresh session per vector, each closed once.
     expect(adapter.sessions.map((s) => s.closed)).toEqual([1, 1]);
+  });
+
+  test("an expression the target's values make unevaluable blames the vector (bad-vector finding), exit 3", async () => {
+    const bad = vec({
+      id: 'vmem.dev.run.bad',
+      steps: [
+        '      - request: {type: PLUG, addr: addr / plugged_size, nb_blocks: 1}',
+        '        expect: {response: ACK}',
+      ],
+    });
+    const all = vectorsOf(file(bad, PASSING('vmem.dev.run.two')));
+    const run = await runVectors(fakeAdapter(), all, all);
+    const r = byId(run.results);
+    expect(r['vmem.dev.run.bad']).toMatchObject({ verdict: 'error', unexpected: true });
+    expect(r['vmem.dev.run.bad'].findings[0]).toMatchObject({ check: 'bad-vector', step: 1 });
+    expect(r['vmem.dev.run.bad'].findings[0].message).toMatch(
+      /division by zero .*the vector is at fault, not the target/,
+    );
+    expect(r['vmem.dev.run.two']).toMatchObject({ verdict: 'pass' });
+    expect(run.exitCode).toBe(3);
   });
 
   test('openDevice throws → error, the run goes on with the next vector, exit 2', async () => {
@@ -401,32 +421,40 @@ describe('strict mode', () => {
 });
 
 describe('expectation files', () => {
-  test('globToRegExp: `*` stays within a dot-separated part, `**` crosses parts, `?` is one character', () => {
-    const one = globToRegExp('vmem.dev.*');
+  test('compileGlob: `*` stays within a dot-separated part, `**` crosses parts, `?` is one character', () => {
+    const one = compileGlob('vmem.dev.*');
     expect(one.test('vmem.dev.plug')).toBe(true);
     expect(one.test('vmem.dev.')).toBe(true);
     expect(one.test('vmem.dev.plug.first')).toBe(false);
     expect(one.test('vmem.drv.plug')).toBe(false);
-    const mid = globToRegExp('vmem.dev.*.first');
+    const mid = compileGlob('vmem.dev.*.first');
     expect(mid.test('vmem.dev.plug.first')).toBe(true);
     expect(mid.test('vmem.dev.plug.deep.first')).toBe(false);
-    const deep = globToRegExp('vmem.dev.**');
+    const deep = compileGlob('vmem.dev.**');
     expect(deep.test('vmem.dev.plug')).toBe(true);
     expect(deep.test('vmem.dev.plug.deep.first')).toBe(true);
     expect(deep.test('vmem.drv.op.x')).toBe(false);
-    expect(globToRegExp('vmem.**.first').test('vmem.dev.plug.first')).toBe(true);
-    expect(globToRegExp('vmem.dev.plug-*').test('vmem.dev.plug-one')).toBe(true);
-    const q = globToRegExp('vmem.dev.plug.?');
+    expect(compileGlob('vmem.**.first').test('vmem.dev.plug.first')).toBe(true);
+    expect(compileGlob('vmem.dev.plug-*').test('vmem.dev.plug-one')).toBe(true);
+    const q = compileGlob('vmem.dev.plug.?');
     expect(q.test('vmem.dev.plug.a')).toBe(true);
     expect(q.test('vmem.dev.plug.ab')).toBe(false);
     expect(q.test('vmem.dev.plug..')).toBe(false);
   });
 
-  test('globToRegExp: dots and other regex characters are literal; the whole id must match', () => {
-    expect(globToRegExp('vmem.dev.plug').test('vmemXdevXplug')).toBe(false);
-    expect(globToRegExp('vmem.dev.plug').test('vmem.dev.plug.first')).toBe(false);
-    expect(globToRegExp('vmem.dev.plug').test('x.vmem.dev.plug')).toBe(false);
-    expect(globToRegExp('a+b(c)[d]{e}|$^\\').test('a+b(c)[d]{e}|$^\\')).toBe(true);
+  test('compileGlob: many wildcards match in time linear in the id (no backtracking)', () => {
+    const started = Date.now();
+    expect(compileGlob('**a**a**a**a**a**a**a**a**a**b').test('a'.repeat(20_000))).toBe(false);
+    expect(compileGlob('*.*.*.*.*.*.*.*.*.*.x').test('a.'.repeat(5_000) + 'y')).toBe(false);
+    expect(compileGlob('**a**a**b').test('a'.repeat(1000) + 'b')).toBe(true);
+    expect(Date.now() - started).toBeLessThan(2000);
+  });
+
+  test('compileGlob: dots and other regex characters are literal; the whole id must match', () => {
+    expect(compileGlob('vmem.dev.plug').test('vmemXdevXplug')).toBe(false);
+    expect(compileGlob('vmem.dev.plug').test('vmem.dev.plug.first')).toBe(false);
+    expect(compileGlob('vmem.dev.plug').test('x.vmem.dev.plug')).toBe(false);
+    expect(compileGlob('a+b(c)[d]{e}|$^\\').test('a+b(c)[d]{e}|$^\\')).toBe(true);
   });
 
   const CORPUS = (): Vector[] =>

@@ -13,7 +13,8 @@ import type { CheckTarget, SuiteCheck } from '../suites/suite';
 import { runDeviceVector } from './device-run';
 import { evaluateSetup } from './setup';
 import { runDriverVector } from './driver-run';
-import { ExpectationEntry, ExpectationSet, globToRegExp, matchExpectations } from './expectations';
+import { BAD_VECTOR_CHECK } from '../steps/values';
+import { ExpectationEntry, ExpectationSet, compileGlob, matchExpectations } from './expectations';
 import { Finding, Verdict, combine } from '../judge/verdicts';
 
 /** Which vectors to run. */
@@ -74,7 +75,8 @@ export interface Judged {
 export interface RunResult<R extends CaseResult = VectorResult> {
   readonly results: readonly R[];
   readonly stale: readonly { readonly id: string; readonly reason: string }[];
-  readonly exitCode: 0 | 1 | 2;
+  /** 0 as expected, 1 unexpected results, 2 harness or adapter error, 3 a vector that cannot be evaluated (bad input). */
+  readonly exitCode: 0 | 1 | 2 | 3;
   readonly durationMs: number;
   /** Every selected case was unsupported or not applicable: the run tested nothing (exit 2). */
   readonly testedNothing: boolean;
@@ -85,7 +87,7 @@ export const DEFAULT_TIMEOUT_MS = 10_000;
 
 /** Applies a selection; order is preserved (vectors come sorted by file, then position). */
 export function selectVectors(vectors: readonly Vector[], sel: Selection): Vector[] {
-  const filters = sel.filters?.map(globToRegExp);
+  const filters = sel.filters?.map(compileGlob);
   let out = vectors.filter((v) => {
     if (v.retired) return false;
     if (filters && filters.length > 0 && !filters.some((re) => re.test(v.id))) return false;
@@ -208,7 +210,9 @@ function finishRun<R extends CaseResult>(results: R[], stale: RunResult<R>['stal
   // A run in which no selected case could run tested nothing: that is not a green run.
   const testedNothing =
     results.length > 0 && results.every((r) => r.verdict === 'unsupported' || r.verdict === 'not-applicable');
-  const exitCode = harness || testedNothing ? 2 : unexpected.length > 0 || stale.length > 0 ? 1 : 0;
+  // A vector whose expressions cannot be evaluated is a bad input file, whatever else happened.
+  const badVector = unexpected.some((r) => r.findings.some((f) => f.check === BAD_VECTOR_CHECK));
+  const exitCode = badVector ? 3 : harness || testedNothing ? 2 : unexpected.length > 0 || stale.length > 0 ? 1 : 0;
   return { results, stale, exitCode, durationMs: Date.now() - started, testedNothing };
 }
 
@@ -329,7 +333,8 @@ async function raceTimeout(
             },
           ],
         }),
-      timeoutMs,
+      // The multiplied timeout may pass the longest timer Node.js keeps (which would fire at once).
+      Math.min(timeoutMs, 2_147_483_647),
     );
   });
   try {

@@ -64,7 +64,11 @@ export const settleStep = defineStepKind<SettleAction, never, SettleObserved>({
       {
         type: 'object',
         additionalProperties: false,
-        properties: { max_requests: { type: 'integer', minimum: 1 }, timeout_ms: { type: 'integer', minimum: 1 } },
+        properties: {
+          max_requests: { type: 'integer', minimum: 1, maximum: 2_147_483_647 },
+          // A Node.js timer holds at most 2^31 - 1 ms; a longer one would fire at once.
+          timeout_ms: { type: 'integer', minimum: 1, maximum: 2_147_483_647 },
+        },
       },
     ],
   },

@@ -4,7 +4,7 @@
  * problem names file, line and field.
  */
 import { FEATURE_MASKS, FeatureName } from '../../../spec/src/index';
-import { Expr, parseExpression } from '../loader/expr';
+import { Expr, constantProblem, parseExpression } from '../loader/expr';
 import type { LoadProblem } from '../loader/types';
 import type { YamlSource } from '../loader/yaml-source';
 
@@ -35,10 +35,12 @@ export class Site {
     return this.problems.length;
   }
 
-  /** Parses an expression; a bad one is a problem here. */
+  /** Parses an expression; a bad one (or one that can never be evaluated, as `1 / 0`) is a problem here. */
   expr(value: string | number): Expr | undefined {
     const parsed = parseExpression(value);
-    return parsed.ok ? parsed.expr : this.problem(parsed.reason);
+    if (!parsed.ok) return this.problem(parsed.reason);
+    const never = constantProblem(parsed.expr);
+    return never === undefined ? parsed.expr : this.problem(never);
   }
 
   /** Parses hex bytes (the schema has checked the form), optionally of an exact length. */
