@@ -42,10 +42,9 @@ const VMEMCT_CODES: ReadonlySet<number> = new Set(Object.values(VmemctRequest));
 
 /**
  * The most blocks a VMEMCT SETUP may give a connection's device (2^22: 512 KiB of bitmap, e.g. a
- * 8 TiB region of 2 MiB blocks, 16 GiB of 4 KiB blocks). The model's bitmap and its whole-device
- * operations (SYSTEM_RESET, UNPLUG ALL, snapshots) cost time and memory proportional to the
- * blocks, so the bound keeps each connection's memory and every operation's time small (a few
- * milliseconds). The corpus's largest device has 131,072 blocks.
+ * 8 TiB region of 2 MiB blocks, 16 GiB of 4 KiB blocks). With at most 64 connections that bounds
+ * the bitmaps to 32 MiB and every operation that walks plugged blocks to a few milliseconds
+ * whoever plugs what; the corpus's largest device has 131,072 blocks.
  */
 export const MAX_SETUP_BLOCKS = 1 << 22;
 
