@@ -54,11 +54,16 @@ let baselineFdList: string;
 let baselineRssKiB: number;
 
 /** A field of /proc/PID/status in KiB (VmRSS now, VmHWM the peak). */
-function memoryKiB(field: 'VmRSS' | 'VmHWM'): number {
-  const status = fs.readFileSync(`/proc/${server.pid}/status`, 'utf8');
+function readKiB(pid: number, field: 'VmRSS' | 'VmHWM'): number {
+  const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
   const match = new RegExp(`^${field}:\\s+(\\d+) kB$`, 'm').exec(status);
-  if (!match) throw new Error(`no ${field} in /proc/${server.pid}/status`);
+  if (!match) throw new Error(`no ${field} in /proc/${pid}/status`);
   return Number(match[1]);
+}
+
+/** The server's field of /proc/PID/status in KiB. */
+function memoryKiB(field: 'VmRSS' | 'VmHWM'): number {
+  return readKiB(server.pid, field);
 }
 
 /** Both ends of a pipe, non-blocking. */
@@ -396,5 +401,39 @@ describe('serve-vhost-user against hostile front-ends', () => {
     }
     expect(memoryKiB('VmHWM')).toBeLessThan(peakBefore + PEAK_SLACK_KIB);
     await expectHealthy();
+  });
+
+  test('SYSTEM_RESET of a 2^30-block device (the operator set its size) is quick and blocks nobody', async () => {
+    const big = await ServerUnderTest.start(path.join(tmpDir, 'big.sock'), [
+      '--region-size',
+      String((1n << 30n) * 2n * MiB),
+      '--requested-size',
+      String(64n * MiB),
+    ]);
+    try {
+      const peakBefore = readKiB(big.pid, 'VmHWM');
+      const hostile = VhostUserFrontEnd.connect(native, big.socketPath, { replyTimeoutMs: 30_000 });
+      const bystander = new RawPeer(big.socketPath);
+      try {
+        await hostile.setProtocolFeatures(protocolMask(ProtocolFeature.VMEMCT_CONTROL), false);
+        await hostile.command(Request.SET_OWNER);
+        const timings: number[] = [];
+        for (let i = 0; i < 5; i++) {
+          const started = Date.now();
+          const reset = hostile.vmemct(VmemctRequest.SYSTEM_RESET);
+          await bystander.stillWorks();
+          expect((await reset).status).toBe(VmemctStatus.OK);
+          timings.push(Date.now() - started);
+        }
+        expect(Math.max(...timings)).toBeLessThan(250);
+      } finally {
+        hostile.close();
+        bystander.close();
+      }
+      expect(readKiB(big.pid, 'VmHWM')).toBeLessThan(peakBefore + PEAK_SLACK_KIB);
+      expect(big.alive).toBe(true);
+    } finally {
+      expect(await big.stop()).toEqual({ code: 0, signal: null });
+    }
   });
 });

@@ -57,13 +57,13 @@ export class ServerUnderTest {
     });
   }
 
-  /** Starts the server and waits for its "serving" line. */
-  static async start(socketPath: string): Promise<ServerUnderTest> {
+  /** Starts the server (with `extraArgs` after its socket) and waits for its "serving" line. */
+  static async start(socketPath: string, extraArgs: readonly string[] = []): Promise<ServerUnderTest> {
     if (!fs.existsSync(BUILT_CLI))
       throw new Error(
         `the CLI is not built (${BUILT_CLI} is missing): run npm run build:native && npm run build first`,
       );
-    const child = spawn(process.execPath, [CLI, 'serve-vhost-user', '--socket', socketPath], {
+    const child = spawn(process.execPath, [CLI, 'serve-vhost-user', '--socket', socketPath, ...extraArgs], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     const server = new ServerUnderTest(child, socketPath);
