@@ -39,7 +39,7 @@ import {
 } from '../../vhost-user/src/protocol';
 import type { VendorExtension, VhostUserDevice } from './device';
 import { HandledRequest, OK, HandlerReply, refusal, messageRule, payloadProblem, takeFd } from './messages';
-import { Vring, VringHost } from './vring';
+import { Vring, VringHost, wrongFdKind } from './vring';
 
 /** Memory slots offered with CONFIGURE_MEM_SLOTS (virtio-mem makes VMMs use many). */
 export const BACKEND_MAX_MEM_SLOTS = 509;
@@ -273,6 +273,11 @@ export class BackendConnection<D extends VhostUserDevice = VhostUserDevice> impl
     [Request.SET_VRING_CALL]: (m) => this.vring.eventFd(m),
     [Request.SET_VRING_ERR]: (m) => this.vring.eventFd(m),
     [Request.SET_BACKEND_REQ_FD]: (_m, fd) => {
+      const wrongKind = wrongFdKind(fd, 'socket');
+      if (wrongKind) {
+        this.closeQuietly(fd);
+        return refusal(`fd refused: ${wrongKind}`);
+      }
       this.backendChannel?.close();
       this.backendChannel = undefined;
       try {

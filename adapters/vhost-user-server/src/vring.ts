@@ -41,15 +41,16 @@ export const CHAINS_PER_TURN = 64;
 /** The link target of an eventfd in /proc/self/fd. */
 const EVENTFD_LINK = 'anon_inode:[eventfd]';
 
-/** Why `fd` is not an eventfd (a pipe, a socket, a memfd, …), or undefined when it is one. */
-export function notAnEventfd(fd: number): string | undefined {
+/** Why `fd` is not of the kind `expected` names (`eventfd`, `socket`), or undefined when it is. */
+export function wrongFdKind(fd: number, expected: 'eventfd' | 'socket'): string | undefined {
   let target: string;
   try {
     target = fs.readlinkSync(`/proc/self/fd/${fd}`);
   } catch (e) {
     return `its kind cannot be read (${(e as Error).message})`;
   }
-  return target === EVENTFD_LINK ? undefined : `it is ${target.replace(/:\[\d+\]$/, '')}, not an eventfd`;
+  const kind = target === EVENTFD_LINK ? 'eventfd' : target.replace(/:\[\d+\]$/, '');
+  return kind === expected ? undefined : `it is ${kind}, not ${expected === 'eventfd' ? 'an eventfd' : 'a socket'}`;
 }
 
 /** What the queue needs from the connection that owns it. */
@@ -143,7 +144,7 @@ export class Vring {
     } else if (m.fds.length) {
       return refusal(`the no-fd flag is set but ${m.fds.length} fd(s) came`);
     }
-    const wrongKind = fd >= 0 ? notAnEventfd(fd) : undefined;
+    const wrongKind = fd >= 0 ? wrongFdKind(fd, 'eventfd') : undefined;
     if (wrongKind) {
       this.closeQuietly(fd);
       return refusal(`fd refused: ${wrongKind}`);

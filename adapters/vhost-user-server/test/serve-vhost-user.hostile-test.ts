@@ -192,7 +192,7 @@ afterAll(async () => {
 }, 30_000);
 
 describe('serve-vhost-user against hostile front-ends', () => {
-  test('kick, call and err fds that are pipe ends or unix sockets are refused; closing their peers harms nothing', async () => {
+  test('kick, call and err fds that are pipe ends or unix sockets, and a back-end channel that is a pipe, are refused; closing their peers harms nothing', async () => {
     const since = server.mark();
     const peer = new RawPeer(server.socketPath);
     const peersToClose: number[] = [];
@@ -217,6 +217,12 @@ describe('serve-vhost-user against hostile front-ends', () => {
       native.close(theirs);
       peersToClose.push(ours);
     }
+    // The back-end channel must be a socket: a pipe end is refused alike.
+    const pipe = pipeEnds();
+    expect(await peer.ack(Request.SET_BACKEND_REQ_FD, undefined, [pipe.write])).not.toBe(0n);
+    await server.waitForLine(/^connection \d+: SET_BACKEND_REQ_FD: fd refused: it is pipe, not a socket$/, since);
+    native.close(pipe.write);
+    peersToClose.push(pipe.read);
     // The peers' ends go away; a server that kept the fds would now see errors or hang-ups.
     for (const fd of peersToClose) native.close(fd);
     await sleep(200);
