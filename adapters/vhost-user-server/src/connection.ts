@@ -39,12 +39,18 @@ import {
 } from '../../vhost-user/src/protocol';
 import type { VendorExtension, VhostUserDevice } from './device';
 import { HandledRequest, OK, HandlerReply, refusal, messageRule, payloadProblem, takeFd } from './messages';
-import { Vring, VringHost } from './vring';
+import { Vring, VringHost, wrongFdKind } from './vring';
 
 /** Memory slots offered with CONFIGURE_MEM_SLOTS (virtio-mem makes VMMs use many). */
 export const BACKEND_MAX_MEM_SLOTS = 509;
 /** How long a back-end channel message waits for the front-end's ack. */
 const BACKEND_ACK_TIMEOUT_MS = 2000;
+/**
+ * How long a send to a front-end waits for room in its socket: not at all. Sends never block the
+ * event loop (MSG_DONTWAIT, whatever blocking mode the peer set on the shared socket); the
+ * kernel's socket buffer is the bounded queue, and a peer that lets it fill is disconnected.
+ */
+export const SEND_TIMEOUT_MS = 0;
 
 /** One front-end connection and its device (of type `D`). */
 export class BackendConnection<D extends VhostUserDevice = VhostUserDevice> implements VringHost {
@@ -161,8 +167,14 @@ export class BackendConnection<D extends VhostUserDevice = VhostUserDevice> impl
       } catch (e) {
         if (e instanceof ChannelTimeoutError)
           this.problem(`CONFIG_CHANGE_MSG not acknowledged within ${BACKEND_ACK_TIMEOUT_MS} ms`);
-        else if (e instanceof ChannelClosedError) this.problem(`back-end channel: ${e.message}`);
-        else throw e;
+        else if (e instanceof ChannelClosedError) {
+          this.problem(`back-end channel: ${e.message}`);
+          // A front-end that cannot take its messages is disconnected rather than waited for.
+          if (channel.end?.kind === 'io-error') {
+            await this.end('the back-end channel cannot take its messages');
+            return;
+          }
+        } else throw e;
       }
     }
   }
@@ -261,10 +273,15 @@ export class BackendConnection<D extends VhostUserDevice = VhostUserDevice> impl
     [Request.SET_VRING_CALL]: (m) => this.vring.eventFd(m),
     [Request.SET_VRING_ERR]: (m) => this.vring.eventFd(m),
     [Request.SET_BACKEND_REQ_FD]: (_m, fd) => {
+      const wrongKind = wrongFdKind(fd, 'socket');
+      if (wrongKind) {
+        this.closeQuietly(fd);
+        return refusal(`fd refused: ${wrongKind}`);
+      }
       this.backendChannel?.close();
       this.backendChannel = undefined;
       try {
-        this.backendChannel = new MessageChannel(this.native, fd);
+        this.backendChannel = new MessageChannel(this.native, fd, SEND_TIMEOUT_MS);
       } catch (e) {
         // Not a socket that can be watched (a memfd, say): the fd is ours to close.
         this.closeQuietly(fd);

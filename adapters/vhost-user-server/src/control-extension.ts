@@ -40,6 +40,14 @@ export interface ControlServer {
 
 const VMEMCT_CODES: ReadonlySet<number> = new Set(Object.values(VmemctRequest));
 
+/**
+ * The most blocks a VMEMCT SETUP may give a connection's device (2^22: 512 KiB of bitmap, e.g. a
+ * 8 TiB region of 2 MiB blocks, 16 GiB of 4 KiB blocks). With at most 64 connections that bounds
+ * the bitmaps to 32 MiB and every operation that walks plugged blocks to a few milliseconds
+ * whoever plugs what; the corpus's largest device has 131,072 blocks.
+ */
+export const MAX_SETUP_BLOCKS = 1 << 22;
+
 /** The control extension of one connection. */
 export class VmemctControl implements VendorExtension {
   readonly protocolFeature = ProtocolFeature.VMEMCT_CONTROL;
@@ -103,6 +111,12 @@ export class VmemctControl implements VendorExtension {
       case VmemctRequest.SETUP: {
         const decoded = decodeVmemctSetup(m.payload);
         if (!decoded.ok) return bad(decoded.problem);
+        const { region_size: regionSize, block_size: blockSize } = decoded.setup;
+        if (blockSize > 0n && regionSize / blockSize > BigInt(MAX_SETUP_BLOCKS)) {
+          const text = `a region of ${regionSize / blockSize} blocks exceeds the ${MAX_SETUP_BLOCKS} blocks a connection may set up`;
+          this.connection.problem(`${requestName(m.request)}: refused: ${text}`);
+          return reply(VmemctStatus.REFUSED, text);
+        }
         if (host.readStatus() & VIRTIO_CONFIG_S_DRIVER_OK)
           return reply(VmemctStatus.REFUSED, 'the device is running (DRIVER_OK); set it up before the handshake');
         const built = this.server.newHost(decoded.setup);

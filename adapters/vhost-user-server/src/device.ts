@@ -7,6 +7,7 @@
  * the back-end channel. A device never parses a message; it sees chains and register accesses.
  */
 import type { Chain, Completion } from '../../core/src/contract';
+import { ChainLimits, DEFAULT_CHAIN_LIMITS } from '../../virtio/src/index';
 import type { Message } from '../../vhost-user/src/protocol';
 import type { HandlerReply } from './messages';
 
@@ -41,6 +42,11 @@ export abstract class VhostUserDevice {
   abstract failQueue(): void;
   /** Configuration changes raised so far; the handler announces each with CONFIG_CHANGE_MSG. */
   abstract readonly configChanges: number;
+
+  /** Bounds on one chain's readable and writable bytes; a chain beyond them fails the queue. */
+  get chainLimits(): ChainLimits {
+    return DEFAULT_CHAIN_LIMITS;
+  }
 
   /** Queues the device has (GET_QUEUE_NUM). */
   get queueCount(): number {

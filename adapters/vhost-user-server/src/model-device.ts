@@ -13,7 +13,15 @@ import type { Chain, Completion } from '../../core/src/contract';
 import type { ModelHost } from '../../../model/src/index';
 import { BlockRange, formatSize } from '../../../spec/src/index';
 import type { GuestMemory } from '../../vhost-user/src/guest-memory';
+import type { ChainLimits } from '../../virtio/src/index';
 import { Unsupported, VhostUserDevice, unsupportedAbility } from './device';
+
+/**
+ * What one virtio-mem chain may carry: a request is 24 bytes and a response 10, so one page
+ * (4 KiB) of readable and of writable buffers is ample room for a driver's padding, and bounds
+ * what one chain costs to copy.
+ */
+export const VIRTIO_MEM_CHAIN_LIMITS: ChainLimits = { readableBytes: 4096, writableBytes: 4096 };
 
 /** The model device of one connection. */
 export class ModelVhostDevice extends VhostUserDevice {
@@ -26,6 +34,10 @@ export class ModelVhostDevice extends VhostUserDevice {
     private readonly problem: (text: string) => void,
   ) {
     super();
+  }
+
+  override get chainLimits(): ChainLimits {
+    return VIRTIO_MEM_CHAIN_LIMITS;
   }
 
   /** The host of the device now (the control extension drives it). */

@@ -15,9 +15,16 @@ import { DeviceParamsError, DeviceProfile, HostSetupResult, ModelHost, SPEC_PROF
 import { DeviceSetup, formatSize } from '../../../spec/src/index';
 import { MessageChannel } from '../../vhost-user/src/channel';
 import { VhostNative, WatchHandle, vhostNative } from '../../vhost-user/src/native';
-import { BackendConnection } from './connection';
-import { ControlServer, VmemctControl } from './control-extension';
+import { BackendConnection, SEND_TIMEOUT_MS } from './connection';
+import { ControlServer, MAX_SETUP_BLOCKS, VmemctControl } from './control-extension';
 import { ModelVhostDevice } from './model-device';
+
+/**
+ * Connections served at once. Each costs a few fds and at most {@link MAX_SETUP_BLOCKS} bits of
+ * block bitmap (512 KiB) plus its copies, so 64 bound the server to tens of MiB; QEMU and test
+ * harnesses use one or a few. Further connections are closed at once, with a log line.
+ */
+export const MAX_CONNECTIONS = 64;
 
 /** Options of {@link VhostUserBackend}. */
 export interface BackendOptions {
@@ -183,6 +190,11 @@ export class VhostUserBackend implements ControlServer {
         return;
       }
       if (fd < 0) return;
+      if (this.connections.size >= MAX_CONNECTIONS) {
+        this.native.close(fd);
+        this.log(`connection refused: all ${MAX_CONNECTIONS} connections are in use`);
+        continue;
+      }
       this.open(fd);
     }
   }
@@ -190,7 +202,7 @@ export class VhostUserBackend implements ControlServer {
   /** Serves a new connection: the generic handler, the model device and the control extension. */
   private open(fd: number): void {
     const id = this.nextId++;
-    const channel = new MessageChannel(this.native, fd);
+    const channel = new MessageChannel(this.native, fd, SEND_TIMEOUT_MS);
     const connection = new BackendConnection(
       id,
       channel,

@@ -6,7 +6,13 @@
  *
  * The device has one queue (index 0). Ring addresses arrive as front-end user addresses and are
  * translated through the memory table when the queue is opened.
+ *
+ * A hostile front-end cannot stall the server through the queue: kick, call and error fds must be
+ * eventfds (anything else is refused), the call fd is signalled without blocking, a kick fd that
+ * fails ends only its connection, and one walk takes at most {@link CHAINS_PER_TURN} chains
+ * before it yields the event loop to the other connections.
  */
+import * as fs from 'node:fs';
 import { VIRTQ_MAX_SIZE, virtqAvailBytes, virtqDescTableBytes, virtqUsedBytes } from '../../../spec/src/index';
 import { DeviceSplitQueue, SplitQueuePosition } from '../../virtio/src/index';
 import type { GuestMemory } from '../../vhost-user/src/guest-memory';
@@ -25,6 +31,28 @@ import {
 import type { VhostUserDevice } from './device';
 import { OK, HandlerReply, refusal, takeFd } from './messages';
 
+/**
+ * Chains one connection's queue processes before it yields the event loop (round-robin with the
+ * other connections and their messages); the rest are processed on a later turn. 64 model
+ * requests take well under a millisecond, so a flooding front-end delays others by about that.
+ */
+export const CHAINS_PER_TURN = 64;
+
+/** The link target of an eventfd in /proc/self/fd. */
+const EVENTFD_LINK = 'anon_inode:[eventfd]';
+
+/** Why `fd` is not of the kind `expected` names (`eventfd`, `socket`), or undefined when it is. */
+export function wrongFdKind(fd: number, expected: 'eventfd' | 'socket'): string | undefined {
+  let target: string;
+  try {
+    target = fs.readlinkSync(`/proc/self/fd/${fd}`);
+  } catch (e) {
+    return `its kind cannot be read (${(e as Error).message})`;
+  }
+  const kind = target === EVENTFD_LINK ? 'eventfd' : target.replace(/:\[\d+\]$/, '');
+  return kind === expected ? undefined : `it is ${kind}, not ${expected === 'eventfd' ? 'an eventfd' : 'a socket'}`;
+}
+
 /** What the queue needs from the connection that owns it. */
 export interface VringHost {
   readonly native: VhostNative;
@@ -40,6 +68,8 @@ export interface VringHost {
   readonly announcing: boolean;
   /** Announces them (CONFIG_CHANGE_MSG) and waits for the front-end's acks. */
   announce(): Promise<void>;
+  /** Ends the connection (a kick or call fd that cannot be used). */
+  end(reason: string): Promise<void>;
 }
 
 /** The request queue: its description, its fds and the position the device reached. */
@@ -55,6 +85,8 @@ export class Vring {
   private callFd = -1;
   private errFd = -1;
   private kickWatch?: WatchHandle;
+  /** A later turn's walk is scheduled (the last walk stopped at its budget). */
+  private continuing = false;
 
   constructor(private readonly host: VringHost) {}
 
@@ -112,13 +144,18 @@ export class Vring {
     } else if (m.fds.length) {
       return refusal(`the no-fd flag is set but ${m.fds.length} fd(s) came`);
     }
+    const wrongKind = fd >= 0 ? wrongFdKind(fd, 'eventfd') : undefined;
+    if (wrongKind) {
+      this.closeQuietly(fd);
+      return refusal(`fd refused: ${wrongKind}`);
+    }
     if (m.request === Request.SET_VRING_KICK) {
       this.stop();
       this.closeQuietly(this.kickFd);
       this.kickFd = -1;
       if (fd >= 0) {
         try {
-          this.kickWatch = this.host.native.watch(fd, () => this.kicked());
+          this.kickWatch = this.host.native.watch(fd, (events) => this.kicked(events));
         } catch (e) {
           this.closeQuietly(fd);
           return refusal(`the kick fd cannot be watched: ${(e as Error).message}`);
@@ -159,8 +196,17 @@ export class Vring {
     return `vring ${index} does not exist (${this.host.device.name} has ${count === 1 ? 'one queue' : `${count} queues`})`;
   }
 
-  private kicked(): void {
-    if (this.kickFd >= 0) this.host.native.drain(this.kickFd);
+  /** The kick fd is readable (or failed: `events` -1): drain it and walk the queue. */
+  private kicked(events = 0): void {
+    try {
+      if (events < 0) throw new Error('poll error');
+      if (this.kickFd >= 0) this.host.native.drain(this.kickFd);
+    } catch (e) {
+      // Only this connection ends; the watch is stopped so a broken fd cannot spin the loop.
+      this.stop();
+      void this.host.end(`the kick fd failed: ${(e as Error).message}`);
+      return;
+    }
     void this.host.serialised(() => this.process());
   }
 
@@ -184,7 +230,12 @@ export class Vring {
     if (!queue) return;
     const device = this.host.device;
     let signalled = false;
-    for (;;) {
+    let more = false;
+    for (let taken = 0; ; taken++) {
+      if (taken >= CHAINS_PER_TURN) {
+        more = true;
+        break;
+      }
       const popped = queue.pop();
       if (popped.kind === 'empty') break;
       if (popped.kind === 'malformed') {
@@ -206,7 +257,21 @@ export class Vring {
       // The connection may have ended meanwhile (its memory is unmapped then).
       if (this.host.ended) return;
     }
-    if (signalled && this.callFd >= 0) this.host.native.signal(this.callFd);
+    if (signalled && this.callFd >= 0 && !this.host.native.signal(this.callFd)) {
+      await this.host.end('the call fd cannot take a notification (its count is full)');
+      return;
+    }
+    if (more) this.continueLater();
+  }
+
+  /** Walks the rest of the queue on a later event-loop turn, after the other connections' work. */
+  private continueLater(): void {
+    if (this.continuing) return;
+    this.continuing = true;
+    setImmediate(() => {
+      this.continuing = false;
+      if (!this.host.ended) void this.host.serialised(() => this.process());
+    });
   }
 
   /** The queue over the shared memory, when it is enabled and its three areas are shared. */
@@ -226,7 +291,7 @@ export class Vring {
     const desc = memory.userToGuest(this.desc, BigInt(virtqDescTableBytes(this.num)));
     const queue =
       avail !== undefined && used !== undefined && desc !== undefined
-        ? DeviceSplitQueue.open(memory, this.num, { desc, avail, used }, this.position)
+        ? DeviceSplitQueue.open(memory, this.num, { desc, avail, used }, this.position, this.host.device.chainLimits)
         : undefined;
     if (queue === undefined || typeof queue === 'string') {
       this.host.problem('the vring addresses are not inside the shared memory; the queue is not processed');

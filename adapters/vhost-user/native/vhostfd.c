@@ -187,7 +187,11 @@ static napi_value js_send(napi_env env, napi_callback_info info) {
       }
     }
   }
-  if (argc > 3 && arg_int(env, argv[3], &timeout) != 0) return NULL;
+  if (argc > 3) {
+    napi_valuetype t;
+    CHECK(napi_typeof(env, argv[3], &t));
+    if (t != napi_undefined && arg_int(env, argv[3], &timeout) != 0) return NULL;
+  }
   size_t sent = 0;
   int first = 1;
   while (sent < length || (first && length == 0)) {
@@ -204,12 +208,13 @@ static napi_value js_send(napi_env env, napi_callback_info info) {
       c->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
       memcpy(CMSG_DATA(c), fds, sizeof(int) * nfds);
     }
-    ssize_t n = sendmsg((int)fd, &msg, MSG_NOSIGNAL);
+    /* MSG_DONTWAIT: never block, even if the peer cleared O_NONBLOCK on the shared socket. */
+    ssize_t n = sendmsg((int)fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
     if (n < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) {
         struct pollfd p = {.fd = (int)fd, .events = POLLOUT};
-        int r = poll(&p, 1, (int)timeout);
+        int r = timeout > 0 ? poll(&p, 1, (int)timeout) : 0;
         if (r == 0) return throw_errno(env, "sendmsg", ETIMEDOUT);
         continue;
       }
@@ -323,15 +328,57 @@ static napi_value js_eventfd(napi_env env, napi_callback_info info) {
   return make_int(env, fd);
 }
 
-/* signal(fd): adds 1 to an eventfd */
+/*
+ * signal(fd) -> whether the signal went out: adds 1 to an eventfd without ever blocking (the fd
+ * may be a blocking one the peer made); false when the fd cannot take it now (full).
+ */
 static napi_value js_signal(napi_env env, napi_callback_info info) {
   size_t argc = 1;
-  napi_value argv[1];
+  napi_value argv[1], out;
   int64_t fd;
   uint64_t one = 1;
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   if (argc < 1 || arg_int(env, argv[0], &fd) != 0) return NULL;
-  if (write((int)fd, &one, sizeof one) != sizeof one && errno != EAGAIN) return throw_errno(env, "eventfd write", errno);
+  struct pollfd p = {.fd = (int)fd, .events = POLLOUT};
+  int ready;
+  do {
+    ready = poll(&p, 1, 0);
+  } while (ready < 0 && errno == EINTR);
+  if (ready < 0) return throw_errno(env, "eventfd poll", errno);
+  if (p.revents & POLLNVAL) return throw_errno(env, "eventfd write", EBADF);
+  bool sent = false;
+  if (ready > 0 && (p.revents & POLLOUT)) {
+    if (write((int)fd, &one, sizeof one) == sizeof one) sent = true;
+    else if (errno != EAGAIN) return throw_errno(env, "eventfd write", errno);
+  }
+  CHECK(napi_get_boolean(env, sent, &out));
+  return out;
+}
+
+/* pipe() -> [read end, write end], both non-blocking (tests play peers that pass pipes) */
+static napi_value js_pipe(napi_env env, napi_callback_info info) {
+  (void)info;
+  int ends[2];
+  napi_value out;
+  if (pipe2(ends, O_CLOEXEC | O_NONBLOCK) != 0) return throw_errno(env, "pipe2", errno);
+  CHECK(napi_create_array_with_length(env, 2, &out));
+  CHECK(napi_set_element(env, out, 0, make_int(env, ends[0])));
+  CHECK(napi_set_element(env, out, 1, make_int(env, ends[1])));
+  return out;
+}
+
+/* setBlocking(fd, blocking): sets or clears O_NONBLOCK (tests play peers that clear it) */
+static napi_value js_set_blocking(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  int64_t fd;
+  bool blocking;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 2 || arg_int(env, argv[0], &fd) != 0) return NULL;
+  CHECK(napi_get_value_bool(env, argv[1], &blocking));
+  int flags = fcntl((int)fd, F_GETFL);
+  if (flags < 0 || fcntl((int)fd, F_SETFL, blocking ? flags & ~O_NONBLOCK : flags | O_NONBLOCK) != 0)
+    return throw_errno(env, "fcntl", errno);
   return undefined_value(env);
 }
 
@@ -455,7 +502,8 @@ static napi_value init(napi_env env, napi_value exports) {
       EXPORT("map", js_map),               EXPORT("unmap", js_unmap),         EXPORT("address", js_address),
       EXPORT("read", js_read),             EXPORT("write", js_write),         EXPORT("discard", js_discard),
       EXPORT("residentPages", js_resident), EXPORT("eventfd", js_eventfd),    EXPORT("signal", js_signal),
-      EXPORT("drain", js_drain),           EXPORT("watch", js_watch),         EXPORT("unwatch", js_unwatch),
+      EXPORT("drain", js_drain),           EXPORT("setBlocking", js_set_blocking),
+      EXPORT("pipe", js_pipe),           EXPORT("watch", js_watch),         EXPORT("unwatch", js_unwatch),
   };
   CHECK(napi_define_properties(env, exports, sizeof functions / sizeof functions[0], functions));
   install_bus_handler();

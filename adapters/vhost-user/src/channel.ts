@@ -74,9 +74,14 @@ export class MessageChannel {
   /** Called whenever a message is queued (for event-driven users). */
   onMessage?: () => void;
 
+  /**
+   * @param sendTimeoutMs how long a send waits for room in a full socket buffer (default 1000);
+   *   0 never waits: a peer that does not read ends the channel at once (a server's choice).
+   */
   constructor(
     private readonly native: VhostNative,
     readonly fd: number,
+    private readonly sendTimeoutMs?: number,
   ) {
     this.watch = native.watch(fd, () => this.pump());
   }
@@ -90,7 +95,7 @@ export class MessageChannel {
   send(request: number, flags: number, payload?: Uint8Array, fds: readonly number[] = []): void {
     if (this.ended) throw new ChannelClosedError(`cannot send: the channel ended (${describeEnd(this.ended)})`);
     try {
-      this.native.sendMessage(this.fd, frameMessage(request, flags, payload), fds);
+      this.native.sendMessage(this.fd, frameMessage(request, flags, payload), fds, this.sendTimeoutMs);
     } catch (e) {
       this.finish({ kind: 'io-error', detail: (e as Error).message });
       throw new ChannelClosedError(`send failed: ${(e as Error).message}`);

@@ -33,6 +33,10 @@ export interface VhostNative {
   /** -1 when nothing is waiting. */
   accept(fd: number): number;
   socketPair(): [number, number];
+  /**
+   * Sends with MSG_DONTWAIT; a full socket buffer is waited for up to `timeoutMs` (default 1000;
+   * 0: not at all), then ETIMEDOUT.
+   */
   sendMessage(fd: number, bytes: Uint8Array, fds?: readonly number[], timeoutMs?: number): number;
   /** null when nothing is waiting. */
   receiveMessage(fd: number, maxBytes: number): Received | null;
@@ -49,7 +53,12 @@ export interface VhostNative {
   /** Pages of the range backed by memory (mincore). */
   residentPages(handle: MappingHandle, offset: number | bigint, length: number | bigint): number;
   eventfd(): number;
-  signal(fd: number): void;
+  /** Adds 1 to an eventfd without blocking; false when it cannot take it now (its count is full). */
+  signal(fd: number): boolean;
+  /** A pipe: [read end, write end], both non-blocking. */
+  pipe(): [number, number];
+  /** Sets or clears O_NONBLOCK on `fd` (its whole open file description, shared with any peer holding it). */
+  setBlocking(fd: number, blocking: boolean): void;
   /** The eventfd's count, 0 when it was not signalled. */
   drain(fd: number): number;
   /** Calls `onEvent` on the event loop whenever `fd` is readable or hung up (-1 on a poll error). */

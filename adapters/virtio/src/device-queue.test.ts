@@ -7,7 +7,13 @@ import {
   encodeStructInto,
 } from '../../../spec/src/index';
 import { FlatMemory } from '../test/flat-memory';
-import { DeviceSplitQueue, MAX_READABLE_BUFFER_BYTES, SplitQueuePosition } from './index';
+import {
+  ChainLimits,
+  DEFAULT_CHAIN_LIMITS,
+  DeviceSplitQueue,
+  MAX_READABLE_BUFFER_BYTES,
+  SplitQueuePosition,
+} from './index';
 
 const SIZE = 8;
 const RINGS = { desc: 0x0n, avail: 0x100n, used: 0x200n } as const;
@@ -24,6 +30,7 @@ function setUp(
   descs: Record<number, Desc>,
   heads: number[],
   from = 0,
+  limits: ChainLimits = DEFAULT_CHAIN_LIMITS,
 ): { memory: FlatMemory; position: SplitQueuePosition; queue: DeviceSplitQueue } {
   const memory = new FlatMemory(0x10000);
   for (const [i, d] of Object.entries(descs))
@@ -31,7 +38,7 @@ function setUp(
   heads.forEach((h, k) => memory.setU16(RINGS.avail + 4n + 2n * BigInt((from + k) % SIZE), h));
   memory.setU16(RINGS.avail + 2n, (from + heads.length) & 0xffff);
   const position = { nextAvail: from, nextUsed: from };
-  const queue = DeviceSplitQueue.open(memory, SIZE, RINGS, position);
+  const queue = DeviceSplitQueue.open(memory, SIZE, RINGS, position, limits);
   if (typeof queue === 'string') throw new Error(queue);
   return { memory, position, queue };
 }
@@ -82,7 +89,13 @@ describe('DeviceSplitQueue', () => {
         1: { addr: 0x1000n, len: 1, flags: VIRTQ_DESC_F_NEXT, next: 0 },
       },
       0,
-      'the chain loops',
+      'the chain loops (descriptor 0 comes twice)',
+    ],
+    [
+      'a descriptor whose next is itself',
+      { 0: { addr: 0x1000n, len: 1, flags: VIRTQ_DESC_F_NEXT, next: 0 } },
+      0,
+      'the chain loops (descriptor 0 comes twice)',
     ],
     [
       'a next index outside the table',
@@ -124,6 +137,21 @@ describe('DeviceSplitQueue', () => {
     expect(position.nextAvail).toBe(1);
     expect(queue.pop().kind).toBe('empty');
   });
+
+  test.each([
+    ['readable', 0, `the chain's readable buffers exceed 16 bytes`],
+    ['writable', VIRTQ_DESC_F_WRITE, `the chain's writable buffers exceed 16 bytes`],
+  ] as const)(
+    'should refuse %s buffers beyond the chain limit together, before copying them',
+    (_kind, flag, problem) => {
+      const descs = {
+        0: { addr: 0x1000n, len: 10, flags: flag | VIRTQ_DESC_F_NEXT, next: 1 },
+        1: { addr: 0x2000n, len: 7, flags: flag, next: 0 },
+      };
+      const { queue } = setUp(descs, [0], 0, { readableBytes: 16, writableBytes: 16 });
+      expect(queue.pop()).toEqual({ kind: 'malformed', head: 0, problem });
+    },
+  );
 
   test('should refuse to open rings that are not in mapped memory', () => {
     const memory = new FlatMemory(0x1000);

@@ -31,6 +31,24 @@ import type { MappedGuestMemory, SplitRingAddresses } from './guest-memory';
 export const MAX_READABLE_BUFFER_BYTES = 1 << 20;
 
 /**
+ * Bounds on one chain's buffers, in bytes. Readable bytes are copied out of guest memory, so
+ * their total bounds the memory one chain can cost; writable bytes are bounded alike so a chain
+ * cannot claim more room than its device can use.
+ */
+export interface ChainLimits {
+  /** Most device-readable bytes in one chain (all its readable descriptors together). */
+  readonly readableBytes: number;
+  /** Most device-writable bytes in one chain. */
+  readonly writableBytes: number;
+}
+
+/** The limits when the device states none: one readable buffer's worth each. */
+export const DEFAULT_CHAIN_LIMITS: ChainLimits = {
+  readableBytes: MAX_READABLE_BUFFER_BYTES,
+  writableBytes: MAX_READABLE_BUFFER_BYTES,
+};
+
+/**
  * How far the device got, in the free-running 16-bit ring indices. The queue updates it in
  * place, so the owner (a vhost-user back-end's vring record) keeps it across walks and can
  * report `nextAvail` (GET_VRING_BASE) or set both (SET_VRING_BASE).
@@ -74,17 +92,20 @@ export class DeviceSplitQueue {
     readonly rings: SplitRingAddresses,
     /** Updated in place as chains are taken and completed. */
     readonly position: SplitQueuePosition,
+    readonly limits: ChainLimits,
   ) {}
 
   /**
    * The queue, or why it cannot be walked: a size of 0 or any of the three areas not mapped as a
-   * whole (the event-index fields are not included: vmemct never negotiates them).
+   * whole (the event-index fields are not included: vmemct never negotiates them). A chain that
+   * loops, is longer than the queue or exceeds `limits` is malformed.
    */
   static open(
     memory: MappedGuestMemory,
     size: number,
     rings: SplitRingAddresses,
     position: SplitQueuePosition,
+    limits: ChainLimits = DEFAULT_CHAIN_LIMITS,
   ): DeviceSplitQueue | string {
     if (size <= 0) return 'the queue has no entries';
     if (!memory.covers(rings.avail, BigInt(virtqAvailBytes(size))))
@@ -93,7 +114,7 @@ export class DeviceSplitQueue {
       return 'the device area (used ring) is not in mapped memory';
     if (!memory.covers(rings.desc, BigInt(virtqDescTableBytes(size))))
       return 'the descriptor table is not in mapped memory';
-    return new DeviceSplitQueue(memory, size, rings, position);
+    return new DeviceSplitQueue(memory, size, rings, position, limits);
   }
 
   /** Takes the next available chain, if the driver published one since the last pop. */
@@ -130,24 +151,39 @@ export class DeviceSplitQueue {
     this.memory.write(this.rings.used + BigInt(VirtqUsedHeaderLayout.fields.idx.offset), idx);
   }
 
-  /** The chain's readable bytes and writable buffers, or why it cannot be walked. */
+  /**
+   * The chain's readable bytes and writable buffers, or why it cannot be walked. Every bound is
+   * checked before anything is copied: a descriptor seen twice (a loop), more descriptors than
+   * the queue has, and more readable or writable bytes than the limits allow.
+   */
   private walk(head: number): DeviceChain | string {
     const readable: Uint8Array[] = [];
     const writable: WritableBuffer[] = [];
+    const seen = new Uint8Array(this.size);
+    let readableBytes = 0;
+    let writableBytes = 0;
     let index = head;
     for (let hops = 0; ; hops++) {
       if (index >= this.size) return `descriptor index ${index} outside the table of ${this.size}`;
-      if (hops >= this.size) return 'the chain loops';
+      if (hops >= this.size) return `the chain is longer than the queue size ${this.size}`;
+      if (seen[index]) return `the chain loops (descriptor ${index} comes twice)`;
+      seen[index] = 1;
       const raw = this.memory.read(this.rings.desc + BigInt(VirtqDescLayout.size * index), VirtqDescLayout.size);
       if (!raw) return `descriptor ${index} is not in mapped memory`;
       const d = decodeStruct(VirtqDescLayout, raw);
       if (d.flags & VIRTQ_DESC_F_WRITE) {
+        writableBytes += d.len;
+        if (writableBytes > this.limits.writableBytes)
+          return `the chain's writable buffers exceed ${this.limits.writableBytes} bytes`;
         if (!this.memory.covers(d.addr, BigInt(d.len)))
           return `writable buffer [0x${d.addr.toString(16)}, +${d.len}) is not in shared memory`;
         writable.push({ addr: d.addr, len: d.len });
       } else {
         if (writable.length) return 'a device-readable descriptor follows a device-writable one';
         if (d.len > MAX_READABLE_BUFFER_BYTES) return `readable buffer of ${d.len} bytes is too large`;
+        readableBytes += d.len;
+        if (readableBytes > this.limits.readableBytes)
+          return `the chain's readable buffers exceed ${this.limits.readableBytes} bytes`;
         const bytes = this.memory.read(d.addr, d.len);
         if (!bytes) return `readable buffer [0x${d.addr.toString(16)}, +${d.len}) is not in shared memory`;
         readable.push(bytes);

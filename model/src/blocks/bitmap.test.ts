@@ -279,6 +279,36 @@ describe('BlockBitmap against a boolean[] model', () => {
 });
 
 describe('BlockBitmap examples', () => {
+  test('should walk, clear, copy and compare a 2^30-block bitmap in time proportional to its plugged span', () => {
+    const started = Date.now();
+    for (let round = 0; round < 20; round++) {
+      const b = new BlockBitmap(MAX_TRACKED_BLOCKS);
+      expect(b.runs()).toEqual([]);
+      expect(b.findPrevious(true, b.length)).toBe(-1);
+      b.setRange(64, 100);
+      b.setRange(4096, 1);
+      expect(b.runs()).toEqual([
+        { first: 64, count: 100 },
+        { first: 4096, count: 1 },
+      ]);
+      expect(b.findPrevious(true, b.length)).toBe(4096);
+      expect(b.findNext(false, 64)).toBe(164);
+      expect(b.findNext(false, 5000)).toBe(5000);
+      const copy = b.clone();
+      expect(copy.equals(b)).toBe(true);
+      b.clearRange(4096, 1);
+      expect(copy.equals(b)).toBe(false);
+      b.clearAll();
+      expect(b.runs()).toEqual([]);
+      expect(b.count).toBe(0);
+      copy.clearRange(64, 100);
+      copy.clearRange(4096, 1);
+      expect(copy.equals(b)).toBe(true);
+    }
+    // A dense walk of 2^25 words takes a second or more per round; the span makes it negligible.
+    expect(Date.now() - started).toBeLessThan(2000);
+  });
+
   test('should start empty', () => {
     for (const length of EDGE_LENGTHS) {
       const b = new BlockBitmap(length);

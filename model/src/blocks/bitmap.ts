@@ -3,6 +3,11 @@
  * that a 65,535-block STATE or an UNPLUG_ALL over a 1 TiB region never loops per block.
  *
  * 1 TiB of 2 MiB blocks is 524,288 bits = 64 KiB of words.
+ *
+ * The bitmap also keeps the span of words that may hold set bits: searches for set blocks, the
+ * runs, clearing everything, copies and comparisons look only inside it, so whole-device
+ * operations on a large region cost time in proportion to where blocks are plugged, not to the
+ * region (an empty 2^30-block bitmap is cleared, walked and copied in constant time).
  */
 
 import type { BlockRange } from '../../../spec/src/index';
@@ -30,6 +35,9 @@ function wordMask(from: number, to: number): number {
 export class BlockBitmap {
   private readonly words: Uint32Array;
   private ones = 0;
+  /** Words outside [spanFirst, spanEnd) are all zero (the span is empty when spanFirst ≥ spanEnd). */
+  private spanFirst = 0;
+  private spanEnd = 0;
 
   /**
    * @param length number of blocks (0 ≤ length ≤ {@link MAX_TRACKED_BLOCKS}).
@@ -40,6 +48,7 @@ export class BlockBitmap {
       throw new RangeError(`bitmap length ${length} is outside 0..${MAX_TRACKED_BLOCKS}`);
     }
     this.words = new Uint32Array(Math.ceil(length / 32));
+    this.spanFirst = this.words.length;
   }
 
   /** Number of set (plugged) blocks. */
@@ -102,6 +111,10 @@ export class BlockBitmap {
       this.words[w] = (before | mask) >>> 0;
     });
     this.ones += changed;
+    if (count > 0) {
+      this.spanFirst = Math.min(this.spanFirst, first >>> 5);
+      this.spanEnd = Math.max(this.spanEnd, ((first + count - 1) >>> 5) + 1);
+    }
     return changed;
   }
 
@@ -114,19 +127,33 @@ export class BlockBitmap {
       this.words[w] = (before & ~mask) >>> 0;
     });
     this.ones -= changed;
+    if (this.ones === 0) this.emptySpan();
     return changed;
   }
 
   /** Clears every block. */
   clearAll(): void {
-    this.words.fill(0);
+    if (this.spanFirst < this.spanEnd) this.words.fill(0, this.spanFirst, this.spanEnd);
     this.ones = 0;
+    this.emptySpan();
+  }
+
+  private emptySpan(): void {
+    this.spanFirst = this.words.length;
+    this.spanEnd = 0;
   }
 
   /** Index of the first block ≥ `from` whose state is `set`, or -1. */
   findNext(set: boolean, from: number, limit: number = this.length): number {
     let index = Math.max(0, from);
-    const end = Math.min(limit, this.length);
+    let end = Math.min(limit, this.length);
+    if (set) {
+      // No set block lies outside the span.
+      index = Math.max(index, this.spanFirst * 32);
+      end = Math.min(end, this.spanEnd * 32);
+    } else if (index < end && (index < this.spanFirst * 32 || index >= this.spanEnd * 32)) {
+      return index;
+    }
     while (index < end) {
       const wordIndex = index >>> 5;
       const bit = index & 31;
@@ -143,8 +170,8 @@ export class BlockBitmap {
 
   /** Index of the last block < `before` whose state is `set`, or -1. */
   findPrevious(set: boolean, before: number, floor = 0): number {
-    floor = Math.max(0, floor);
-    let index = Math.min(before, this.length) - 1;
+    floor = Math.max(0, floor, set ? this.spanFirst * 32 : 0);
+    let index = Math.min(before, this.length, set ? this.spanEnd * 32 : Infinity) - 1;
     while (index >= floor) {
       const wordIndex = index >>> 5;
       const bit = index & 31;
@@ -175,15 +202,21 @@ export class BlockBitmap {
   /** An independent copy. */
   clone(): BlockBitmap {
     const copy = new BlockBitmap(this.length);
-    copy.words.set(this.words);
+    if (this.spanFirst < this.spanEnd)
+      copy.words.set(this.words.subarray(this.spanFirst, this.spanEnd), this.spanFirst);
     copy.ones = this.ones;
+    copy.spanFirst = this.spanFirst;
+    copy.spanEnd = this.spanEnd;
     return copy;
   }
 
   /** True when both bitmaps have the same length and bits. */
   equals(other: BlockBitmap): boolean {
     if (other.length !== this.length || other.ones !== this.ones) return false;
-    for (let i = 0; i < this.words.length; i++) if (this.words[i] !== other.words[i]) return false;
+    // Outside both spans every word is zero.
+    const first = Math.min(this.spanFirst, other.spanFirst);
+    const end = Math.max(this.spanEnd, other.spanEnd);
+    for (let i = first; i < end; i++) if (this.words[i] !== other.words[i]) return false;
     return true;
   }
 }
