@@ -153,6 +153,18 @@ describe('DeviceSplitQueue', () => {
     },
   );
 
+  test('should refuse an avail index more than a queue ahead instead of replaying stale slots', () => {
+    const { memory, position, queue } = setUp({ 0: { addr: 0x1000n, len: 2, flags: 0, next: 0 } }, [0]);
+    memory.setU16(RINGS.avail + 2n, SIZE + 1);
+    const popped = queue.pop();
+    expect(popped.kind).toBe('malformed');
+    if (popped.kind === 'malformed')
+      expect(popped.problem).toMatch(/avail.idx 9 is 9 entries past .* the queue holds 8/);
+    expect(position.nextAvail).toBe(0);
+    memory.setU16(RINGS.avail + 2n, SIZE);
+    expect(queue.pop().kind).toBe('chain');
+  });
+
   test('should refuse to open rings that are not in mapped memory', () => {
     const memory = new FlatMemory(0x1000);
     const position = { nextAvail: 0, nextUsed: 0 };
@@ -165,6 +177,9 @@ describe('DeviceSplitQueue', () => {
     expect(DeviceSplitQueue.open(memory, 256, { ...RINGS, desc: 0x100n }, position)).toBe(
       'the descriptor table is not in mapped memory',
     );
-    expect(DeviceSplitQueue.open(memory, 0, RINGS, position)).toBe('the queue has no entries');
+    for (const size of [0, 3, 65536])
+      expect(DeviceSplitQueue.open(memory, size, RINGS, position)).toBe(
+        `queue size ${size} is not a power of two up to 32768`,
+      );
   });
 });

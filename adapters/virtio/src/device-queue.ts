@@ -24,6 +24,7 @@ import {
   virtqUsedBytes,
   virtqUsedElemOffset,
   readLe16,
+  VIRTQ_MAX_SIZE,
 } from '../../../spec/src/index';
 import type { MappedGuestMemory, SplitRingAddresses } from './guest-memory';
 
@@ -96,7 +97,8 @@ export class DeviceSplitQueue {
   ) {}
 
   /**
-   * The queue, or why it cannot be walked: a size of 0 or any of the three areas not mapped as a
+   * The queue, or why it cannot be walked: a size that is not a power of two up to
+   * {@link VIRTQ_MAX_SIZE} (§2.7), or any of the three areas not mapped as a
    * whole (the event-index fields are not included: vmemct never negotiates them). A chain that
    * loops, is longer than the queue or exceeds `limits` is malformed.
    */
@@ -107,7 +109,8 @@ export class DeviceSplitQueue {
     position: SplitQueuePosition,
     limits: ChainLimits = DEFAULT_CHAIN_LIMITS,
   ): DeviceSplitQueue | string {
-    if (size <= 0) return 'the queue has no entries';
+    if (!Number.isInteger(size) || size <= 0 || size > VIRTQ_MAX_SIZE || (size & (size - 1)) !== 0)
+      return `queue size ${size} is not a power of two up to ${VIRTQ_MAX_SIZE}`;
     if (!memory.covers(rings.avail, BigInt(virtqAvailBytes(size))))
       return 'the driver area (avail ring) is not in mapped memory';
     if (!memory.covers(rings.used, BigInt(virtqUsedBytes(size))))
@@ -124,6 +127,15 @@ export class DeviceSplitQueue {
     if (availIdx === p.nextAvail) return { kind: 'empty' };
     const slot = p.nextAvail % this.size;
     const head = this.readU16(this.rings.avail + BigInt(virtqAvailEntryOffset(slot)));
+    // At most `size` chains can be available at once; an index further ahead would make the
+    // device replay stale ring slots (QEMU reports it as the driver moving the index too far).
+    const published = (availIdx - p.nextAvail) & VIRTQ_IDX_MASK;
+    if (published > this.size)
+      return {
+        kind: 'malformed',
+        head,
+        problem: `avail.idx ${availIdx} is ${published} entries past the next one to take (${p.nextAvail}); the queue holds ${this.size}`,
+      };
     p.nextAvail = (p.nextAvail + 1) & VIRTQ_IDX_MASK;
     const chain = this.walk(head);
     return typeof chain === 'string' ? { kind: 'malformed', head, problem: chain } : { kind: 'chain', chain };
