@@ -19,7 +19,7 @@ describe('readResultsInput', () => {
     const r = readResultsInput(file);
     expect(r).toMatchObject({
       kind: 'problems',
-      problems: [{ file, line: 3, reason: expect.stringMatching(/^not JSON/) }],
+      problems: [{ file, line: 3, reason: expect.stringMatching(/^not valid JSON/) }],
     });
   });
 
