@@ -21,8 +21,8 @@ import {
   protocolMask,
   u64Payload,
 } from '../../vhost-user/src/protocol';
-import { FRONTEND_PROTOCOL_FEATURES, connectVhostUserAdapter } from '../../vhost-user/src/vhost-user-adapter';
-import { decodeResponse, encodeRequest } from '../../../model/src/codec/codec';
+import { FRONTEND_PROTOCOL_FEATURES } from '../../vhost-user/src/vhost-user-adapter';
+import { encodeRequest } from '../../../model/src/codec/codec';
 import {
   VIRTIO_CONFIG_S_ACKNOWLEDGE,
   VIRTIO_CONFIG_S_DRIVER,
@@ -30,12 +30,11 @@ import {
   VIRTIO_CONFIG_S_FEATURES_OK,
   VIRTIO_CONFIG_S_NEEDS_RESET,
   VIRTIO_MEM_REQ_STATE,
-  VIRTIO_MEM_RESP_ACK,
   VIRTQ_DESC_F_NEXT,
   VIRTQ_DESC_F_WRITE,
   VirtqDescLayout,
 } from '../../../spec/src/index';
-import { RawPeer, ServerUnderTest, sleep } from './server-harness';
+import { RawPeer, ServerUnderTest, normalClientServed, sleep } from './server-harness';
 
 const native: VhostNative = vhostNative();
 const MiB = 1n << 20n;
@@ -127,40 +126,10 @@ function stateRequestChain(region: SharedRegion, first: number): void {
   writeDescriptor(region, first + 1, { addr: RING.buffers + 0x100n, len: 10, flags: VIRTQ_DESC_F_WRITE, next: 0 });
 }
 
-/** A normal client (the vhost-user adapter): a device set up and initialised, and a STATE request answered with ACK. */
-async function normalClientServed(): Promise<void> {
-  const adapter = await connectVhostUserAdapter({ socketPath: server.socketPath });
-  try {
-    const setup = {
-      block_size: 2n * MiB,
-      region_size: 128n * MiB,
-      addr: 1n << 32n,
-      requested_size: 16n * MiB,
-      node_id: 0,
-      plugged: [],
-    };
-    const session = await adapter.openDevice(setup);
-    const init = await session.initialise((offered) => offered);
-    expect(init.featuresOk).toBe(true);
-    const completion = await session.submit({
-      readable: [encodeRequest({ type: VIRTIO_MEM_REQ_STATE, addr: setup.addr, nb_blocks: 1 })],
-      writableSizes: [10],
-    });
-    expect(completion.kind).toBe('used');
-    if (completion.kind === 'used') {
-      const response = decodeResponse(completion.written);
-      expect(response.ok && response.value.type).toBe(VIRTIO_MEM_RESP_ACK);
-    }
-    await session.close();
-  } finally {
-    await adapter.dispose();
-  }
-}
-
 /** After each case: alive, fds and RSS back near the baseline, and a normal client served. */
 async function expectHealthy(): Promise<void> {
   expect(server.alive).toBe(true);
-  await normalClientServed();
+  await normalClientServed(server.socketPath);
   const fds = await server.settleFds(baselineFds);
   if (fds !== baselineFds)
     throw new Error(
@@ -175,7 +144,7 @@ beforeAll(async () => {
   server = await ServerUnderTest.start(path.join(tmpDir, 's.sock'));
   // One normal client first, so what the server opens lazily is open before the baseline.
   const since = server.mark();
-  await normalClientServed();
+  await normalClientServed(server.socketPath);
   await server.waitForLine(/^connection \d+: ended \(/, since);
   await sleep(100);
   baselineFds = server.fdCount();

@@ -7,6 +7,9 @@ import { ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { MessageChannel } from '../../vhost-user/src/channel';
+import { connectVhostUserAdapter } from '../../vhost-user/src/vhost-user-adapter';
+import { decodeResponse, encodeRequest } from '../../../model/src/codec/codec';
+import { VIRTIO_MEM_REQ_STATE, VIRTIO_MEM_RESP_ACK, VirtioMemResponseLayout } from '../../../spec/src/index';
 import { VhostNative, openFdCount, vhostNative } from '../../vhost-user/src/native';
 import {
   FLAG_NEED_REPLY,
@@ -287,4 +290,35 @@ export function memTablePayload(
     encodeStruct(MemoryRegionLayout, r, payload, MemoryTableHeaderLayout.size + i * MemoryRegionLayout.size),
   );
   return payload;
+}
+
+/** A normal client (the vhost-user adapter): a device set up and initialised, and a STATE request answered with ACK. */
+export async function normalClientServed(socketPath: string): Promise<void> {
+  const MiB = 1n << 20n;
+  const adapter = await connectVhostUserAdapter({ socketPath });
+  try {
+    const setup = {
+      block_size: 2n * MiB,
+      region_size: 128n * MiB,
+      addr: 1n << 32n,
+      requested_size: 16n * MiB,
+      node_id: 0,
+      plugged: [],
+    };
+    const session = await adapter.openDevice(setup);
+    const init = await session.initialise((offered) => offered);
+    expect(init.featuresOk).toBe(true);
+    const completion = await session.submit({
+      readable: [encodeRequest({ type: VIRTIO_MEM_REQ_STATE, addr: setup.addr, nb_blocks: 1 })],
+      writableSizes: [VirtioMemResponseLayout.size],
+    });
+    expect(completion.kind).toBe('used');
+    if (completion.kind === 'used') {
+      const response = decodeResponse(completion.written);
+      expect(response.ok && response.value.type).toBe(VIRTIO_MEM_RESP_ACK);
+    }
+    await session.close();
+  } finally {
+    await adapter.dispose();
+  }
 }
