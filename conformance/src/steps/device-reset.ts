@@ -9,6 +9,7 @@
  */
 import { deviceConfig, deviceNeedsReset, deviceNotification } from './observation-checks';
 import { defineStepKind, proceed } from './step-kind';
+import { sessionMethod } from './session-method';
 
 /** A `device_reset` step. */
 export interface DeviceResetAction {
@@ -24,8 +25,10 @@ export const deviceResetStep = defineStepKind<DeviceResetAction, undefined>({
   normalise: () => ({ kind: 'device-reset' }),
   targets: {
     device: {
-      async execute(context) {
-        await context.session.deviceReset!();
+      async execute(context, _action, step) {
+        const reset = sessionMethod(context.session, 'deviceReset', step.index);
+        if (reset.kind === 'stop') return reset;
+        await reset.value();
         return proceed({ transition: 'device-reset', observed: undefined });
       },
       expect: { config: deviceConfig, notification: deviceNotification, needs_reset: deviceNeedsReset },

@@ -7,6 +7,7 @@
  * ```
  */
 import { defineStepKind, proceed } from './step-kind';
+import { sessionMethod } from './session-method';
 
 /** An `inject_busy` step: how many requests are answered BUSY. */
 export interface InjectBusyAction {
@@ -23,8 +24,10 @@ export const injectBusyStep = defineStepKind<InjectBusyAction, undefined>({
   normalise: (raw) => ({ kind: 'inject-busy', count: raw as number }),
   targets: {
     device: {
-      async execute(context, action) {
-        await context.session.injectBusy!(action.count);
+      async execute(context, action, step) {
+        const inject = sessionMethod(context.session, 'injectBusy', step.index);
+        if (inject.kind === 'stop') return inject;
+        await inject.value(action.count);
         return proceed({ transition: 'read', observed: undefined });
       },
       expect: {},

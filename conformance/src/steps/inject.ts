@@ -9,6 +9,7 @@
 import { HexBytes, REQUEST_TYPE_NAMES, RESPONSE_CODE_NAMES } from '../../../spec/src/index';
 import { RESPONSE_TRAILER_SIZE } from '../../../model/src/index';
 import { defineStepKind, proceed } from './step-kind';
+import { sessionMethod } from './session-method';
 
 /** An `inject` step. */
 export interface InjectAction {
@@ -46,8 +47,10 @@ export const injectStep = defineStepKind<InjectAction, never, undefined>({
   },
   targets: {
     driver: {
-      async execute(context, action) {
-        await context.session.injectResponses!({
+      async execute(context, action, step) {
+        const injectResponses = sessionMethod(context.session, 'injectResponses', step.index);
+        if (injectResponses.kind === 'stop') return injectResponses;
+        await injectResponses.value({
           response: action.response,
           count: action.count,
           types: action.types,

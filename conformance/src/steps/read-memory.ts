@@ -13,6 +13,7 @@ import { judgeBytes } from '../judge/checks';
 import { AccessObserved, checkAccess, refusedAccess } from './memory';
 import { defineStepKind, proceed } from './step-kind';
 import { valueOf } from './values';
+import { sessionMethod } from './session-method';
 
 /** A `read_memory` step. */
 export interface ReadMemoryAction {
@@ -42,7 +43,9 @@ export const readMemoryStep = defineStepKind<ReadMemoryAction, AccessObserved>({
       async execute(context, action, step) {
         const addr = valueOf(action.addr, scopeOfConfig(context.config), 'read_memory.addr', step.index);
         if (addr.kind === 'stop') return addr;
-        const access = await context.session.readMemory!(addr.value, action.length);
+        const readMemory = sessionMethod(context.session, 'readMemory', step.index);
+        if (readMemory.kind === 'stop') return readMemory;
+        const access = await readMemory.value(addr.value, action.length);
         return proceed({
           transition: 'read',
           observed: { access },

@@ -15,6 +15,7 @@ import type { Finding } from '../judge/verdicts';
 import { deviceConfig, deviceNotification, driverConfig } from './observation-checks';
 import { defineStepKind, proceed, stopWith } from './step-kind';
 import { valueOf } from './values';
+import { sessionMethod } from './session-method';
 
 /** A `resize` step: the new requested_size. */
 export interface ResizeAction {
@@ -74,7 +75,9 @@ export const resizeStep = defineStepKind<
         if (config.kind === 'stop') return config;
         const size = valueOf(action.size, scopeOfConfig(config.value), 'step', step.index, 'resize: ');
         if (size.kind === 'stop') return size;
-        const outcome = await context.session.resize!(size.value);
+        const resize = sessionMethod(context.session, 'resize', step.index);
+        if (resize.kind === 'stop') return resize;
+        const outcome = await resize.value(size.value);
         if (outcome.kind === 'refused')
           return stopWith({
             verdict: 'error',

@@ -12,6 +12,7 @@ import { VIRTIO_MEM_F_PERSISTENT_SUSPEND, featureMask } from '../../../spec/src/
 import { judgeOutcome } from '../judge/checks';
 import { deviceConfig, deviceNotification, driverConfig } from './observation-checks';
 import { defineStepKind, proceed } from './step-kind';
+import { sessionMethod } from './session-method';
 
 const PERSISTENT_SUSPEND = featureMask(VIRTIO_MEM_F_PERSISTENT_SUSPEND);
 
@@ -33,15 +34,19 @@ export const suspendStep = defineStepKind<
   normalise: () => ({ kind: 'suspend' }),
   targets: {
     device: {
-      async execute(context) {
-        await context.session.suspendAndWake!();
+      async execute(context, _action, step) {
+        const suspendAndWake = sessionMethod(context.session, 'suspendAndWake', step.index);
+        if (suspendAndWake.kind === 'stop') return suspendAndWake;
+        await suspendAndWake.value();
         return proceed({ transition: 'wake', observed: undefined });
       },
       expect: { config: deviceConfig, notification: deviceNotification },
     },
     driver: {
       async execute(context, _action, step) {
-        const verdict = await context.session.requestSuspend!();
+        const requestSuspend = sessionMethod(context.session, 'requestSuspend', step.index);
+        if (requestSuspend.kind === 'stop') return requestSuspend;
+        const verdict = await requestSuspend.value();
         const findings =
           verdict.allowed && (context.negotiated & PERSISTENT_SUSPEND) === 0n && context.config.plugged_size > 0n
             ? [

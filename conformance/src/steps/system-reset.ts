@@ -9,6 +9,7 @@
  */
 import { deviceConfig, deviceNeedsReset, deviceNotification, driverConfig } from './observation-checks';
 import { defineStepKind, proceed } from './step-kind';
+import { sessionMethod } from './session-method';
 
 /** A `system_reset` step. */
 export interface SystemResetAction {
@@ -24,15 +25,19 @@ export const systemResetStep = defineStepKind<SystemResetAction, undefined, unde
   normalise: () => ({ kind: 'system-reset' }),
   targets: {
     device: {
-      async execute(context) {
-        await context.session.systemReset!();
+      async execute(context, _action, step) {
+        const systemReset = sessionMethod(context.session, 'systemReset', step.index);
+        if (systemReset.kind === 'stop') return systemReset;
+        await systemReset.value();
         return proceed({ transition: 'system-reset', observed: undefined });
       },
       expect: { config: deviceConfig, notification: deviceNotification, needs_reset: deviceNeedsReset },
     },
     driver: {
-      async execute(context) {
-        await context.session.systemReset!();
+      async execute(context, _action, step) {
+        const systemReset = sessionMethod(context.session, 'systemReset', step.index);
+        if (systemReset.kind === 'stop') return systemReset;
+        await systemReset.value();
         context.shadow.firstRequestSeen = false;
         const config = await context.readConfig();
         if (config.kind === 'stop') return config;

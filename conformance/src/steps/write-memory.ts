@@ -13,6 +13,7 @@ import { scopeOfConfig } from '../loader/expr';
 import { AccessObserved, checkAccess, refusedAccess } from './memory';
 import { defineStepKind, proceed } from './step-kind';
 import { valueOf } from './values';
+import { sessionMethod } from './session-method';
 
 /** A `write_memory` step. */
 export interface WriteMemoryAction {
@@ -43,7 +44,9 @@ export const writeMemoryStep = defineStepKind<WriteMemoryAction, AccessObserved>
       async execute(context, action, step) {
         const addr = valueOf(action.addr, scopeOfConfig(context.config), 'write_memory.addr', step.index);
         if (addr.kind === 'stop') return addr;
-        const access = await context.session.writeMemory!(addr.value, action.data);
+        const writeMemory = sessionMethod(context.session, 'writeMemory', step.index);
+        if (writeMemory.kind === 'stop') return writeMemory;
+        const access = await writeMemory.value(addr.value, action.data);
         return proceed({
           transition: 'read',
           observed: { access },
