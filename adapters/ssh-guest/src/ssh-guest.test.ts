@@ -16,7 +16,6 @@ import { guestQemuArguments } from './guest-vm';
 import {
   configSnapshotReads,
   leValue,
-  parseHexDump,
   parseVirtioCaps,
   parseWindowOutput,
   windowReadScript,
@@ -26,27 +25,12 @@ import { TraceFollower, TraceParser, exchangeOf } from './qemu-trace';
 import { classifySshFailure, sshArguments } from './ssh-shell';
 import { VectorEpochs } from './vector-epochs';
 import { parseIomem } from './guest-driver-control';
+import { qemuVirtioMemPciConfig } from '../../virtio/test/qemu-virtio-mem-config';
 import { decodeRequest, decodeResponse } from '../../../model/src/codec/codec';
 
 const MiB = 1n << 20n;
 
-/** PCI config space of QEMU 7.2's virtio-mem-pci on q35, as the guest's sysfs shows it (first 0x90 bytes). */
-const QEMU_VIRTIO_MEM_CONFIG = `
- f4 1a 58 10 07 01 10 00 01 00 ff 00 00 00 00 00
- 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00
- 0c 80 bf fe 00 00 00 00 00 00 00 00 f4 1a 00 11
- 00 00 00 00 84 00 00 00 00 00 00 00 0a 01 00 00
- 09 00 10 01 04 00 00 00 00 00 00 00 00 10 00 00
- 09 40 10 03 04 00 00 00 00 10 00 00 00 10 00 00
- 09 50 10 04 04 00 00 00 00 20 00 00 00 10 00 00
- 09 60 14 02 04 00 00 00 00 30 00 00 00 10 00 00
- 04 00 00 00 09 70 14 05 00 00 00 00 00 00 00 00`;
-
-function fullConfig(): Uint8Array {
-  const bytes = new Uint8Array(256);
-  bytes.set(parseHexDump(QEMU_VIRTIO_MEM_CONFIG));
-  return bytes;
-}
+const fullConfig = qemuVirtioMemPciConfig;
 
 describe('cpio newc writer', () => {
   it('writes headers the kernel accepts: magic, sizes, 4-byte padding, trailer', () => {
