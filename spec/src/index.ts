@@ -8,6 +8,7 @@ export * from './virtqueue';
 export * from './virtio-pci';
 export * from './values';
 export * from './requirements';
+export * from './requirements-beyond';
 export * from './schemas';
 export * from './vector-schemas';
 export * from './document';

@@ -16,6 +16,7 @@ import { CONFIG_AND_INIT_REQUIREMENTS } from './requirements-config-init';
 import { OPERATION_REQUIREMENTS } from './requirements-operation';
 import { REQUEST_REQUIREMENTS } from './requirements-requests';
 import type { CAPABILITY_NAMES } from './vector-schemas';
+import { CORE_REQUIREMENTS, SUITE_REQUIREMENTS } from './requirements-beyond';
 
 /** Normative levels of a statement, spelled as in the spec. */
 export const REQUIREMENT_LEVELS = ['MUST', 'MUST NOT', 'SHOULD', 'SHOULD NOT', 'MAY'] as const;
@@ -28,7 +29,18 @@ export const REQUIREMENT_SIDES = ['device', 'driver'] as const;
 export type RequirementSide = (typeof REQUIREMENT_SIDES)[number];
 
 /** Topics of the statements: the middle part of an ID (`dev.<topic>.<n>`). */
-export const REQUIREMENT_TOPICS = ['cfg', 'init', 'op', 'plug', 'unplug', 'unplugall', 'state'] as const;
+export const REQUIREMENT_TOPICS = [
+  'cfg',
+  'init',
+  'op',
+  'plug',
+  'unplug',
+  'unplugall',
+  'state',
+  // Beyond §5.15 (requirements-beyond.ts): the virtio core chapters, and this suite's own expectations.
+  'virtio',
+  'suite',
+] as const;
 /** One of {@link REQUIREMENT_TOPICS}. */
 export type RequirementTopic = (typeof REQUIREMENT_TOPICS)[number];
 
@@ -56,7 +68,12 @@ export const REQUIREMENT_CAPABILITIES = [
 /** One of {@link REQUIREMENT_CAPABILITIES}: a subset of the adapter capabilities vectors may need. */
 export type RequirementCapability = (typeof REQUIREMENT_CAPABILITIES)[number];
 
-/** One normative statement of VIRTIO 1.4 §5.15. */
+/** Where a statement comes from (see {@link Requirement.source}). */
+export const REQUIREMENT_SOURCES = ['mem', 'core', 'suite'] as const;
+/** One of {@link REQUIREMENT_SOURCES}. */
+export type RequirementSource = (typeof REQUIREMENT_SOURCES)[number];
+
+/** One statement a vector or a check can cite: normative in VIRTIO 1.4 (§5.15 or the core chapters), or the suite's own. */
 export interface Requirement {
   /** Stable ID, e.g. `'dev.plug.3'`. */
   readonly id: string;
@@ -65,6 +82,11 @@ export interface Requirement {
   readonly level: RequirementLevel;
   readonly side: RequirementSide;
   readonly topic: RequirementTopic;
+  /**
+   * Where the statement comes from: `mem` (VIRTIO 1.4 §5.15, the default), `core` (the virtio core
+   * chapters) or `suite` (an expectation of this suite beyond the letter of the specification).
+   */
+  readonly source?: RequirementSource;
   /** Our own one-line paraphrase (at most 160 characters), NOT the spec's sentence. */
   readonly summary: string;
   /** Whether a conformance vector can check it through the protocol (possibly with capabilities). */
@@ -81,3 +103,14 @@ export const REQUIREMENTS: readonly Requirement[] = [
   ...OPERATION_REQUIREMENTS,
   ...REQUEST_REQUIREMENTS,
 ];
+
+/**
+ * Every statement vectors and checks may cite: the 71 of §5.15, then the virtio core statements
+ * and the suite's own expectations (requirements-beyond.ts).
+ */
+export const ALL_REQUIREMENTS: readonly Requirement[] = [...REQUIREMENTS, ...CORE_REQUIREMENTS, ...SUITE_REQUIREMENTS];
+
+/** Where a statement comes from: its `source`, `mem` when unstated. */
+export function requirementSource(r: Requirement): RequirementSource {
+  return r.source ?? 'mem';
+}

@@ -3,7 +3,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { REQUIREMENTS } from '../../../spec/src/index';
+import { ALL_REQUIREMENTS, REQUIREMENTS } from '../../../spec/src/index';
 import type { Adapter, DeviceSession, DeviceSetup } from '../../../adapters/core/src/contract';
 import { createModelAdapter } from '../../../adapters/model/src/model-adapter';
 import { createQemuAdapter } from '../../../adapters/qemu/src/qemu-adapter';
@@ -157,9 +157,9 @@ function selection(command: string, parsed: ParsedArgs): Selection {
       throw new UsageError(`${command}: --shard must be i/n with n at most ${MAX_SHARDS} (got '${shardText}')`);
     shard = { index: Number(m[1]), count: Number(m[2]) };
   }
-  const known = new Set(REQUIREMENTS.map((r) => r.id));
+  const known = new Set(ALL_REQUIREMENTS.map((r) => r.id));
   for (const r of parsed.lists.get('requirement') ?? []) {
-    if (!known.has(r) && !REQUIREMENTS.some((q) => q.id.startsWith(`${r}.`)))
+    if (!known.has(r) && !ALL_REQUIREMENTS.some((q) => q.id.startsWith(`${r}.`)))
       throw new UsageError(`${command}: --requirement '${r}' matches no requirement (see vmemct spec)`);
   }
   return {

@@ -7,7 +7,7 @@
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { REQUIREMENTS, VECTOR_SCHEMA_IDS } from '../../../spec/src/index';
+import { ALL_REQUIREMENTS, VECTOR_SCHEMA_IDS } from '../../../spec/src/index';
 import type { Capability, Target } from '../../../adapters/core/src/contract';
 import { capabilitiesOf, normaliseStep } from '../steps/registry';
 import { Site, featureSet } from '../steps/site';
@@ -16,7 +16,7 @@ import type { LoadProblem, SetupSpec, Step, Vector } from './types';
 import { readInputFile } from './input-file';
 import { YamlSource, validateSource } from './yaml-source';
 
-const KNOWN_REQUIREMENTS = new Set(REQUIREMENTS.map((r) => r.id));
+const KNOWN_REQUIREMENTS = new Set(ALL_REQUIREMENTS.map((r) => r.id));
 
 /** Result of loading. */
 export interface LoadResult {

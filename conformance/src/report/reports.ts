@@ -6,13 +6,13 @@
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { REQUIREMENTS } from '../../../spec/src/index';
+import { ALL_REQUIREMENTS } from '../../../spec/src/index';
 import type { AdapterInfo } from '../../../adapters/core/src/contract';
 import { CaseResult, RunResult, VectorResult, caseId } from '../runner/run';
 import { VERDICT_ORDER, Verdict } from '../judge/verdicts';
 import type { Vector } from '../loader/types';
 
-const REQUIREMENT_TEXT = new Map(REQUIREMENTS.map((r) => [r.id, `${r.summary} (§${r.section})`]));
+const REQUIREMENT_TEXT = new Map(ALL_REQUIREMENTS.map((r) => [r.id, `${r.summary} (§${r.section})`]));
 
 /** A file as reports show it: relative to the working directory when it lies below it. */
 export function displayPath(file: string): string {
