@@ -5,7 +5,9 @@
  * control: it must pass the same corpus cleanly.
  *
  * The corpus is loaded from conformance/vectors/ at run time, so the matrix follows the corpus as
- * it grows. Set VMEMCT_TEETH_REPORT=<file> to write the mutant → killer-vectors matrix as JSON.
+ * it grows. After the run the mutant → killer-vectors matrix is printed (the vectors that kill each
+ * mutant, and how many mutants are killed by 1, 2–4 and 5+ vectors); set VMEMCT_TEETH_REPORT=<file>
+ * to write it as JSON as well.
  *
  * Mutants only use the device's public surface: they override public methods (processChain,
  * setRequestedSize, deviceReset, readConfigBytes, writeMemory, notificationCount, …) or wrap
@@ -58,12 +60,56 @@ interface MatrixRow {
 
 const matrix: MatrixRow[] = [];
 
+/** Killer ids shown per mutant in the summary; the JSON report has them all. */
+const SHOWN_KILLERS = 8;
+
+/** How many mutants of a target are killed by 1 vector, by 2–4, and by 5 or more. */
+function killSpread(target: 'device' | 'driver'): {
+  mutants: number;
+  one: number;
+  twoToFour: number;
+  fiveOrMore: number;
+} {
+  const rows = matrix.filter((r) => r.target === target && r.killers.length > 0);
+  return {
+    mutants: matrix.filter((r) => r.target === target).length,
+    one: rows.filter((r) => r.killers.length === 1).length,
+    twoToFour: rows.filter((r) => r.killers.length >= 2 && r.killers.length <= 4).length,
+    fiveOrMore: rows.filter((r) => r.killers.length >= 5).length,
+  };
+}
+
+/** The mutant → killer-vectors matrix as text: one line per mutant (fewest killers first), then the spread. */
+function teethSummary(): string {
+  const lines = [...matrix]
+    .sort((a, b) => a.killers.length - b.killers.length || a.mutant.localeCompare(b.mutant))
+    .map((r) => {
+      const shown = r.killers.slice(0, SHOWN_KILLERS).map((k) => k.id);
+      const more = r.killers.length > SHOWN_KILLERS ? ` … +${r.killers.length - SHOWN_KILLERS} more` : '';
+      return `  ${String(r.killers.length).padStart(3)} ${r.target} ${r.mutant}${r.strict ? ' [strict]' : ''}: ${shown.join(', ') || 'SURVIVED'}${more}`;
+    });
+  const spread = (['device', 'driver'] as const).map((t) => {
+    const s = killSpread(t);
+    return `${t}: ${s.mutants} mutants, killed by 1 vector: ${s.one}, by 2–4: ${s.twoToFour}, by 5+: ${s.fiveOrMore}`;
+  });
+  return ['Teeth: mutant → killing vectors (count, target, mutant: vector ids)', ...lines, ...spread].join('\n');
+}
+
 afterAll(() => {
+  if (matrix.length > 0) console.log(teethSummary());
   const file = process.env.VMEMCT_TEETH_REPORT;
   if (file) {
     fs.writeFileSync(
       file,
-      `${JSON.stringify({ corpus: { vectors: corpus.length, files: loaded.files.length }, mutants: matrix }, null, 2)}\n`,
+      `${JSON.stringify(
+        {
+          corpus: { vectors: corpus.length, files: loaded.files.length },
+          spread: { device: killSpread('device'), driver: killSpread('driver') },
+          mutants: matrix,
+        },
+        null,
+        2,
+      )}\n`,
     );
   }
 });

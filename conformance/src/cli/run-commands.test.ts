@@ -305,7 +305,13 @@ describe('vmemct docs', () => {
     const out = path.join(dir, 'site');
     const r = await cli('docs', '--out', out, '--results', results);
     expect(r.code).toBe(0);
-    expect(r.out).toMatch(/^docs: 26 files written to .*site; open .*index\.html/);
+    // The count grows with the corpus: one page per vector file, each of which must be there.
+    expect(r.out).toMatch(/^docs: \d+ files written to .*site; open .*index\.html/);
+    const corpusDir = path.join(__dirname, '..', '..', 'vectors');
+    for (const target of ['device', 'driver']) {
+      for (const f of fs.readdirSync(path.join(corpusDir, target)).filter((n) => n.endsWith('.yaml')))
+        expect(fs.existsSync(path.join(out, 'vectors', `${target}-${f.replace(/\.yaml$/, '')}.html`))).toBe(true);
+    }
     expect(fs.readFileSync(path.join(out, 'results.html'), 'utf8')).toContain('<th>model:spec</th>');
     expect(fs.existsSync(path.join(out, 'vectors', 'device-plug.html'))).toBe(true);
 
