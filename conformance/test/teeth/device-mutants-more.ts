@@ -332,6 +332,41 @@ class BusyUnplugAllStillUnplugs extends VirtioMemDevice {
   }
 }
 
+/** dev.unplug.5 / dev.cfg.3: an UNPLUG answered BUSY has already unplugged its blocks. */
+class BusyUnplugStillUnplugs extends VirtioMemDevice {
+  override processChain(chain: DescriptorChain): ProcessResult {
+    const result = super.processChain(chain);
+    const ch = result.chosen;
+    if (result.request?.type === VIRTIO_MEM_REQ_UNPLUG && ch.kind === 'response' && ch.response === 'BUSY') {
+      const ack = result.outcomes.find((o) => o.kind === 'response' && o.response === 'ACK' && o.class === 'required');
+      if (ack?.kind === 'response') force(this, ack.effect);
+    }
+    return result;
+  }
+}
+
+/** dev.plug.4 / dev.cfg.3: plugged_size is raised before the block-state check, so a PLUG rejected for covering plugged blocks still counts. */
+class RejectedPlugStillCounts extends ConfigViewDevice {
+  private ghost = 0n;
+  override processChain(chain: DescriptorChain): ProcessResult {
+    const result = super.processChain(chain);
+    const ch = result.chosen;
+    const r = result.request;
+    if (
+      r?.type === VIRTIO_MEM_REQ_PLUG &&
+      ch.kind === 'response' &&
+      ch.response === 'ERROR' &&
+      ch.requirements.includes('dev.plug.4')
+    )
+      this.ghost += BigInt(r.nb_blocks) * this.readConfig().block_size;
+    if (r?.type === VIRTIO_MEM_REQ_UNPLUG_ALL && wasAcked(result)) this.ghost = 0n;
+    return result;
+  }
+  protected view(c: VirtioMemConfig): VirtioMemConfig {
+    return { ...c, plugged_size: c.plugged_size + this.ghost };
+  }
+}
+
 /** dev.state.4: while the device is busy (migration), STATE is answered BUSY as well. */
 class StateBusyWhileBusy extends VirtioMemDevice {
   private pending = 0;
@@ -532,7 +567,9 @@ export const MORE_DEVICE_MUTANTS: readonly Mutant[] = [
   deviceMutant('NACKs a PLUG reaching requested_size exactly', NacksPlugReachingRequestedSize),
   deviceMutant('PLUG answered BUSY still plugs', BusyPlugStillPlugs),
   deviceMutant('UNPLUG ALL answered BUSY still unplugs', BusyUnplugAllStillUnplugs),
+  deviceMutant('UNPLUG answered BUSY still unplugs', BusyUnplugStillUnplugs),
   deviceMutant('STATE answered BUSY while busy', StateBusyWhileBusy),
+  deviceMutant('PLUG rejected for plugged blocks still raises plugged_size', RejectedPlugStillCounts),
   deviceMutant('host resize down unplugs blocks on its own', ResizeDownUnplugsOnItsOwn),
   deviceMutant('host resize overwrites region_size', ResizeOverwritesRegionSize),
   deviceMutant('usable_region_size not block-aligned after resize up', UsableNotAlignedAfterResizeUp),
