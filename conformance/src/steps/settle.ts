@@ -11,12 +11,15 @@
 import { REQUEST_TYPE_NAMES, formatHex } from '../../../spec/src/index';
 import { decodeRequest } from '../../../model/src/index';
 import type { VirtioMemConfig } from '../../../model/src/index';
-import {} from '../judge/checks';
+import type { DriverExchange } from '../../../adapters/core/src/contract';
 import {
   applyDriverRequest,
+  busyFollowUps,
+  busyRetries,
   checkDriverConfigWrite,
   checkDriverRequest,
   checkDriverWrite,
+  nackedPlugRepeats,
 } from '../judge/driver-checks';
 import type { Finding } from '../judge/verdicts';
 import { driverConfig } from './observation-checks';
@@ -39,6 +42,8 @@ interface SettleObserved {
   readonly stop: string;
   /** The request types the driver sent, in order (`malformed` for undecodable ones). */
   readonly requests: readonly string[];
+  /** The requests themselves, with answers and time stamps, in order. */
+  readonly exchanges: readonly DriverExchange[];
   /** The configuration after the driver went quiet. */
   readonly config: VirtioMemConfig;
 }
@@ -84,9 +89,11 @@ export const settleStep = defineStepKind<SettleAction, never, SettleObserved>({
           timeoutMs: action.timeoutMs ?? DEFAULT_SETTLE.timeoutMs,
         });
         const requests: string[] = [];
+        const exchanges: DriverExchange[] = [];
         const once: Finding[] = [];
         for (const ev of activity.events) {
           if (ev.kind === 'request') {
+            exchanges.push(ev.exchange);
             const d = decodeRequest(ev.exchange.request);
             requests.push(d.ok ? (REQUEST_TYPE_NAMES[d.value.type] ?? `type-${d.value.type}`) : 'malformed');
             once.push(...checkDriverRequest(context.config, context.shadow, ev.exchange, step.index));
@@ -100,7 +107,7 @@ export const settleStep = defineStepKind<SettleAction, never, SettleObserved>({
         const config = await context.readConfig();
         if (config.kind === 'stop') return config;
         return proceed({
-          observed: { settled: activity.settled, stop: activity.stop, requests, config: config.value },
+          observed: { settled: activity.settled, stop: activity.stop, requests, exchanges, config: config.value },
           once,
         });
       },
@@ -169,8 +176,72 @@ export const settleStep = defineStepKind<SettleAction, never, SettleObserved>({
             ),
           );
         },
+        retry_delay: (stated, o, step) => proceed(checkRetryDelay(stated.minMs, o.exchanges, step)),
+        busy_retries: (stated, o, step) => {
+          const { busy, retried } = busyRetries(o.exchanges);
+          const outside =
+            (stated.min !== undefined && retried < stated.min) || (stated.max !== undefined && retried > stated.max);
+          return proceed(
+            outside
+              ? fail(
+                  step,
+                  'busy_retries',
+                  `the driver retried ${retried} of ${busy} BUSY answers (${o.stop})`,
+                  `${stated.min ?? 0}..${stated.max ?? '∞'} retries`,
+                  String(retried),
+                  ['drv.suite.1'],
+                )
+              : [],
+          );
+        },
+        nack_repeats: (stated, o, step) => {
+          const repeats = nackedPlugRepeats(o.exchanges);
+          return proceed(
+            repeats > stated.max
+              ? fail(
+                  step,
+                  'nack_repeats',
+                  `the driver sent ${repeats} PLUG requests after a NACKed PLUG without a configuration change`,
+                  `at most ${stated.max}`,
+                  String(repeats),
+                  ['drv.suite.3'],
+                )
+              : [],
+          );
+        },
         config: driverConfig,
       },
     },
   },
 });
+
+/**
+ * `retry_delay`: after a BUSY answer the driver lets at least `minMs` pass before its next request
+ * (drv.suite.2), unless the configuration changed in between (a change cuts a backoff short).
+ * Any backoff a driver may choose (1 s, Linux's 50 s, 100 ms doubling) meets a small bound; only
+ * a driver that retries at once does not. Gaps the adapter did not time are `unsupported`.
+ */
+function checkRetryDelay(minMs: number, exchanges: readonly DriverExchange[], step: number): Finding[] {
+  const judged = busyFollowUps(exchanges).filter((f) => !f.configChanged);
+  const short = judged.find((f) => f.gapMs !== undefined && f.gapMs < minMs);
+  if (short)
+    return fail(
+      step,
+      'retry_delay',
+      `the driver sent ${short.nextType} ${short.gapMs} ms after a BUSY answer to ${short.busyType} (request ${short.index + 1} of the settle)`,
+      `at least ${minMs} ms`,
+      `${short.gapMs} ms`,
+      ['drv.suite.2'],
+    );
+  if (judged.some((f) => f.gapMs === undefined))
+    return [
+      {
+        verdict: 'unsupported',
+        step,
+        check: 'retry_delay',
+        message: "the adapter does not time the driver's requests, so the delay after a BUSY answer cannot be judged",
+        requirements: ['drv.suite.2'],
+      },
+    ];
+  return [];
+}
