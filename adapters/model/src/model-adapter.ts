@@ -195,6 +195,8 @@ class ModelDriverSession implements DriverSession {
    * (requests take no time), so request time stamps show exactly the delays the driver chose.
    */
   private clockMs = 0;
+  /** The features the driver wrote in its last handshake (what the device saw, whatever the driver believes). */
+  private accepted = 0n;
 
   constructor(
     private readonly host: ModelHost,
@@ -206,7 +208,8 @@ class ModelDriverSession implements DriverSession {
   }
 
   async start(): Promise<void> {
-    await virtioHandshake(modelTransport(this.host), (offered) => this.driver.negotiate(offered));
+    const handshake = await virtioHandshake(modelTransport(this.host), (offered) => this.driver.negotiate(offered));
+    this.accepted = handshake.accepted;
   }
 
   async settle(limits: SettleLimits): Promise<DriverActivity> {
@@ -235,7 +238,7 @@ class ModelDriverSession implements DriverSession {
   }
 
   async acceptedFeatures(): Promise<bigint> {
-    return this.driver.acceptedFeatures;
+    return this.accepted;
   }
 
   async offeredFeatures(): Promise<bigint> {
