@@ -305,7 +305,7 @@ describe('vmemct docs', () => {
     const out = path.join(dir, 'site');
     const r = await cli('docs', '--out', out, '--results', results);
     expect(r.code).toBe(0);
-    expect(r.out).toMatch(/^docs: 26 files written to .*site; open .*index\.html/);
+    expect(r.out).toMatch(/^docs: 27 files written to .*site; open .*index\.html/);
     expect(fs.readFileSync(path.join(out, 'results.html'), 'utf8')).toContain('<th>model:spec</th>');
     expect(fs.existsSync(path.join(out, 'vectors', 'device-plug.html'))).toBe(true);
 
