@@ -15,6 +15,7 @@ import {
   busyFollowUps,
   busyRetries,
   checkDriverRequest,
+  checkRetryDelay,
   checkDriverWrite,
   nackedPlugRepeats,
   newDriverShadow,
@@ -149,6 +150,26 @@ describe('retry rules (drv.suite.1, drv.suite.2, drv.suite.3)', () => {
     expect(busyFollowUps(stream)).toEqual([
       { index: 0, busyType: 'UNPLUG_ALL', nextType: 'UNPLUG_ALL', gapMs: undefined, configChanged: false },
     ]);
+  });
+
+  test('checkRetryDelay: a retry sooner than the bound fails (drv.suite.2); one after a config change is exempt; untimed is unsupported', () => {
+    const busyThenRetry = (gapMs: number | undefined, configChange = false): DriverExchange[] => [
+      at(exchange(VIRTIO_MEM_REQ_PLUG, 0, 4, BUSY, {}), gapMs === undefined ? undefined : 500),
+      at(
+        exchange(VIRTIO_MEM_REQ_PLUG, 0, 4, VIRTIO_MEM_RESP_ACK, configChange ? { requested_size: 6n * BLOCK } : {}),
+        gapMs === undefined ? undefined : 500 + gapMs,
+      ),
+    ];
+    expect(checkRetryDelay(10, busyThenRetry(50), 3)).toEqual([]);
+    expect(checkRetryDelay(10, busyThenRetry(10), 3)).toEqual([]);
+    const short = checkRetryDelay(10, busyThenRetry(0), 3);
+    expect(short).toMatchObject([{ verdict: 'fail', step: 3, check: 'retry_delay', requirements: ['drv.suite.2'] }]);
+    expect(short[0]!.message).toMatch(/PLUG 0 ms after a BUSY answer to PLUG/);
+    expect(checkRetryDelay(10, busyThenRetry(0, true), 3)).toEqual([]);
+    expect(checkRetryDelay(10, busyThenRetry(undefined), 3)).toMatchObject([
+      { verdict: 'unsupported', check: 'retry_delay' },
+    ]);
+    expect(checkRetryDelay(10, [exchange(VIRTIO_MEM_REQ_PLUG, 0, 4)], 3)).toEqual([]);
   });
 
   test('busyRetries: a BUSY counts as retried when a later request of the same type follows in the settle', () => {

@@ -309,3 +309,37 @@ export function nackedPlugRepeats(exchanges: readonly DriverExchange[]): number 
   }
   return repeats;
 }
+
+/**
+ * `retry_delay`: after a BUSY answer the driver lets at least `minMs` pass before its next request
+ * (drv.suite.2), unless the configuration changed in between (a change cuts a backoff short).
+ * Any backoff a driver may choose (1 s, Linux's 50 s, 100 ms doubling) meets a small bound; only
+ * a driver that retries at once does not. Gaps the adapter did not time are `unsupported`.
+ */
+export function checkRetryDelay(minMs: number, exchanges: readonly DriverExchange[], step: number): Finding[] {
+  const judged = busyFollowUps(exchanges).filter((f) => !f.configChanged);
+  const short = judged.find((f) => f.gapMs !== undefined && f.gapMs < minMs);
+  if (short)
+    return [
+      {
+        verdict: 'fail',
+        step,
+        check: 'retry_delay',
+        message: `the driver sent ${short.nextType} ${short.gapMs} ms after a BUSY answer to ${short.busyType} (request ${short.index + 1} of the settle)`,
+        expected: `at least ${minMs} ms`,
+        observed: `${short.gapMs} ms`,
+        requirements: ['drv.suite.2'],
+      },
+    ];
+  if (judged.some((f) => f.gapMs === undefined))
+    return [
+      {
+        verdict: 'unsupported',
+        step,
+        check: 'retry_delay',
+        message: "the adapter does not time the driver's requests, so the delay after a BUSY answer cannot be judged",
+        requirements: ['drv.suite.2'],
+      },
+    ];
+  return [];
+}
