@@ -25,8 +25,12 @@ import type { Finding } from '../judge/verdicts';
 import { driverConfig } from './observation-checks';
 import { defineStepKind, proceed } from './step-kind';
 
-/** Default limits of a `settle` step. */
-export const DEFAULT_SETTLE = { maxRequests: 100_000, timeoutMs: 3_600_000 };
+/**
+ * Default limits of a `settle` step. The time bound is a safety net, not a statement about the
+ * driver: a day, so that any backoff policy a driver may choose gets through a vector's BUSY
+ * answers (on the model the time is virtual and costs nothing; a live guest caps it further).
+ */
+export const DEFAULT_SETTLE = { maxRequests: 100_000, timeoutMs: 86_400_000 };
 
 /** A `settle` step. */
 export interface SettleAction {
