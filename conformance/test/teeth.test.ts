@@ -24,11 +24,17 @@ import { formatProblem, Vector } from '../src/loader/types';
 import { DEVICE_MUTANTS } from './teeth/device-mutants';
 import { MORE_DEVICE_MUTANTS } from './teeth/device-mutants-more';
 import { DRIVER_MUTANTS } from './teeth/driver-mutants';
+import { MORE_DRIVER_MUTANTS } from './teeth/driver-mutants-more';
 import type { Mutant } from './teeth/mutant-kit';
 
 const VECTORS_DIR = path.join(__dirname, '..', 'vectors');
 
-const MUTANTS: readonly Mutant[] = [...DEVICE_MUTANTS, ...MORE_DEVICE_MUTANTS, ...DRIVER_MUTANTS];
+const MUTANTS: readonly Mutant[] = [
+  ...DEVICE_MUTANTS,
+  ...MORE_DEVICE_MUTANTS,
+  ...DRIVER_MUTANTS,
+  ...MORE_DRIVER_MUTANTS,
+];
 
 // ------------------------------------------------------------------------------------------------
 

@@ -40,8 +40,11 @@ export interface DriverLoopOptions {
   readonly answer?: (request: Uint8Array) => Uint8Array | null | undefined;
   /** The configuration bytes as the driver reads them (default: as the device exposes them). */
   readonly configView?: (config: Uint8Array) => Uint8Array;
-  /** Told of every request delivered: its bytes, the answer and the configuration when the device took it. */
-  readonly onRequest?: (request: Uint8Array, response: Uint8Array | null, config: Uint8Array) => void;
+  /**
+   * Told of every request delivered: its bytes, the answer, the configuration when the device took
+   * it, and when it was delivered: the virtual milliseconds the driver had waited in this run before it.
+   */
+  readonly onRequest?: (request: Uint8Array, response: Uint8Array | null, config: Uint8Array, atMs: number) => void;
   /** Told of every guest-memory write the driver makes (before it is performed). */
   readonly onMemoryWrite?: (addr: bigint, length: number) => void;
 }
@@ -137,7 +140,7 @@ export function runDriverLoop(
           response = step.used && step.used.length >= VirtioMemResponseLayout.size ? step.used.written : null;
         }
         requests++;
-        if (config) options.onRequest?.(action.bytes, response, config);
+        if (config) options.onRequest?.(action.bytes, response, config, waitedMs);
         driver.onResponse(response);
         break;
       }

@@ -33,4 +33,50 @@ export const SUITE_REQUIREMENTS: readonly Requirement[] = [
     testable: true,
     needs: [],
   },
+  {
+    // The device answers BUSY when a request "can currently not be processed" (§5.15.6.3.2,
+    // §5.15.6.4.2, §5.15.6.5.2): the same request may succeed later. A driver that stops for good
+    // after BUSY, waiting for a configuration change that need not come, never reaches
+    // requested_size although nothing stops it. How long it waits is its own choice.
+    id: 'drv.suite.1',
+    section: '5.15.6.3.2',
+    level: 'MUST',
+    side: 'driver',
+    topic: 'suite',
+    source: 'suite',
+    summary:
+      'After a BUSY answer the driver tries the request again later, without waiting for a configuration change.',
+    testable: true,
+    needs: ['observe-driver'],
+  },
+  {
+    // BUSY means "not now": a retry at once is answered BUSY again and only loads the device
+    // (and the guest's CPU). Any delay will do — Linux waits 50 s, doubling up to 300 s — so the
+    // vectors ask for a small one (10 ms) and leave the policy to the driver. A configuration
+    // change in between cuts the wait short.
+    id: 'drv.suite.2',
+    section: '5.15.6.3.2',
+    level: 'MUST',
+    side: 'driver',
+    topic: 'suite',
+    source: 'suite',
+    summary:
+      'After a BUSY answer the driver lets some time pass before its next request, unless the configuration changed.',
+    testable: true,
+    needs: ['observe-driver'],
+  },
+  {
+    // A device NACKs a PLUG it will not grant (e.g. beyond requested_size); nothing makes it grant
+    // the same plug before its configuration changes, so asking again only spins (Linux retries a
+    // NACKed plug at once). drv.op.10 lets the driver fall short instead.
+    id: 'drv.suite.3',
+    section: '5.15.6.1',
+    level: 'MUST',
+    side: 'driver',
+    topic: 'suite',
+    source: 'suite',
+    summary: 'After a NACKed PLUG the driver sends no further PLUG until the device configuration has changed.',
+    testable: true,
+    needs: ['observe-driver'],
+  },
 ];

@@ -111,6 +111,14 @@ export interface DriverExchange {
   readonly response: Uint8Array | null;
   /** The configuration when the device processed the request, if the adapter knows it. */
   readonly config?: Uint8Array;
+  /**
+   * When the device took the request, in milliseconds on the session's clock: virtual time for
+   * the model (it advances only while the driver backs off), wall time for a real guest. One
+   * clock per session, never going backwards, so the gap between two requests is the time the
+   * driver let pass between them. Absent when the adapter cannot time requests; checks that need
+   * it (`retry_delay`) then report `unsupported` instead of judging.
+   */
+  readonly atMs?: number;
 }
 
 /** Something a driver did that was not a request. */

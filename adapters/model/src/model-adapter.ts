@@ -190,6 +190,13 @@ class ModelDriverSession implements DriverSession {
   private notificationsSeen: number;
   /** A request the driver produced when a settle hit its limit; the next settle sends it first. */
   private pending?: DriverRequest;
+  /**
+   * The session's virtual clock in milliseconds: it advances only while the driver backs off
+   * (requests take no time), so request time stamps show exactly the delays the driver chose.
+   */
+  private clockMs = 0;
+  /** The features the driver wrote in its last handshake (what the device saw, whatever the driver believes). */
+  private accepted = 0n;
 
   constructor(
     private readonly host: ModelHost,
@@ -201,11 +208,13 @@ class ModelDriverSession implements DriverSession {
   }
 
   async start(): Promise<void> {
-    await virtioHandshake(modelTransport(this.host), (offered) => this.driver.negotiate(offered));
+    const handshake = await virtioHandshake(modelTransport(this.host), (offered) => this.driver.negotiate(offered));
+    this.accepted = handshake.accepted;
   }
 
   async settle(limits: SettleLimits): Promise<DriverActivity> {
     const events: DriverEvent[] = [];
+    const startMs = this.clockMs;
     const run = runDriverLoop(this.driver, this.host.device, {
       maxRequests: limits.maxRequests,
       maxWaitMs: limits.timeoutMs,
@@ -213,12 +222,14 @@ class ModelDriverSession implements DriverSession {
       notificationsSeen: this.notificationsSeen,
       answer: (request) => this.injected(request),
       configView: (bytes) => this.configAsDriverSees(bytes),
-      onRequest: (request, response, config) =>
-        events.push({ kind: 'request', exchange: { request, response, config } }),
+      onRequest: (request, response, config, atMs) =>
+        events.push({ kind: 'request', exchange: { request, response, config, atMs: startMs + atMs } }),
       onMemoryWrite: (addr, length) => events.push({ kind: 'memory-write', addr, length }),
     });
     this.pending = run.stop.kind === 'request-limit' ? run.stop.pending : undefined;
     this.notificationsSeen = run.notificationsSeen;
+    // A backoff cut short by the settle's time limit counts up to the limit only.
+    this.clockMs += Math.min(run.waitedMs, limits.timeoutMs);
     return { events, waitedMs: run.waitedMs, ...describeStop(run.stop, limits, run.waitedMs) };
   }
 
@@ -227,7 +238,7 @@ class ModelDriverSession implements DriverSession {
   }
 
   async acceptedFeatures(): Promise<bigint> {
-    return this.driver.acceptedFeatures;
+    return this.accepted;
   }
 
   async offeredFeatures(): Promise<bigint> {

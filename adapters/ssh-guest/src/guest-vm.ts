@@ -162,6 +162,9 @@ export function guestQemuArguments(
     files.traceLog,
     '-trace',
     'enable=virtio_mem_*',
+    // Wall-clock stamps on trace lines: requests carry the time QEMU took them (retry_delay).
+    '-msg',
+    'timestamp=on',
   ];
   if (!device.withoutVirtioMem) {
     args.push(

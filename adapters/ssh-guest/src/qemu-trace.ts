@@ -8,6 +8,10 @@
  * (`unplug_request`, `unplug_all_request` and `state_request` + `state_response state=N` alike).
  * The trace carries the fields QEMU decoded, not the raw bytes: padding is rebuilt as zeros and a
  * request QEMU rejected before decoding (a short buffer) leaves no line.
+ *
+ * With `-msg timestamp=on` the log back-end prefixes each line with the thread id and the wall
+ * time, `1234@1670000000.123456:virtio_mem_plug_request …`; a request then carries the time QEMU
+ * took it (`atMs`), which the `retry_delay` check needs. Without the prefix requests are untimed.
  */
 import * as fs from 'node:fs';
 import {
@@ -26,6 +30,8 @@ export interface TracedRequest {
   readonly nbBlocks: number;
   readonly responseType: number | null;
   readonly state: number | null;
+  /** Wall time QEMU logged the request at, in milliseconds since the epoch (only with `-msg timestamp=on`). */
+  readonly atMs?: number;
 }
 
 const REQUEST_EVENTS: Readonly<Record<string, number>> = {
@@ -36,6 +42,8 @@ const REQUEST_EVENTS: Readonly<Record<string, number>> = {
 };
 
 const LINE = /(virtio_mem_[a-z_]+)(?:\s+(.*))?$/;
+/** The `-msg timestamp=on` prefix: thread id, seconds and microseconds of the wall clock. */
+const STAMP = /^[0-9]+@([0-9]+)\.([0-9]{6}):virtio_mem_/;
 
 function field(args: string, name: string): string | undefined {
   return new RegExp(`(?:^|\\s)${name}=(0x[0-9a-fA-F]+|[0-9]+)`).exec(args)?.[1];
@@ -43,7 +51,7 @@ function field(args: string, name: string): string | undefined {
 
 /** Turns trace lines into requests; feed it lines in order, take completed requests. */
 export class TraceParser {
-  private pending: { type: number; addr: bigint; nbBlocks: number; state: number | null } | undefined;
+  private pending: { type: number; addr: bigint; nbBlocks: number; state: number | null; atMs?: number } | undefined;
   private readonly done: TracedRequest[] = [];
   private usable: bigint | undefined;
 
@@ -54,8 +62,10 @@ export class TraceParser {
 
   /** Consumes one line (lines that are not virtio-mem request events are ignored). */
   feed(line: string): void {
-    const m = LINE.exec(line.trim());
+    const trimmed = line.trim();
+    const m = LINE.exec(trimmed);
     if (!m) return;
+    const stamp = STAMP.exec(trimmed);
     const event = m[1]!;
     const args = m[2] ?? '';
     const requestType = REQUEST_EVENTS[event];
@@ -68,6 +78,7 @@ export class TraceParser {
         addr: addr !== undefined ? BigInt(addr) : 0n,
         nbBlocks: nb !== undefined ? Number(nb) : 0,
         state: null,
+        atMs: stamp ? Number(stamp[1]) * 1000 + Number(stamp[2]) / 1000 : undefined,
       };
     } else if (event === 'virtio_mem_resized_usable_region') {
       // QEMU 7.2 prints "old_size=0x0new_size=0x14000000" (no space between the fields).
@@ -104,7 +115,7 @@ export function exchangeOf(traced: TracedRequest): DriverExchange {
   const request = encodeRequest({ type: traced.type, addr: traced.addr, nb_blocks: traced.nbBlocks });
   const response =
     traced.responseType === null ? null : encodeResponse({ type: traced.responseType, state: traced.state ?? 0 });
-  return { request, response };
+  return traced.atMs === undefined ? { request, response } : { request, response, atMs: traced.atMs };
 }
 
 /** Follows a growing trace file from a position (the file is QEMU's; it is only read). */

@@ -131,7 +131,7 @@ describe('guest QEMU arguments', () => {
       '-device virtio-mem-pci,id=vm0,memdev=vmemct-mem0,block-size=2M,requested-size=64M,unplugged-inaccessible=on',
     );
     expect(text).toContain('hostfwd=tcp:127.0.0.1:40022-:22');
-    expect(text).toContain('-D /r/trace.log -trace enable=virtio_mem_*');
+    expect(text).toContain('-D /r/trace.log -trace enable=virtio_mem_* -msg timestamp=on');
     expect(text).toContain('-m 1024M,maxmem=3072M');
   });
   it('refuses values QEMU would refuse, before starting it', () => {
@@ -226,6 +226,25 @@ describe('QEMU trace events', () => {
     const resp = decodeResponse(ex.response!);
     expect(req.ok && req.value).toMatchObject({ type: 3, addr: 0x100000000n, nb_blocks: 2 });
     expect(resp.ok && resp.value).toMatchObject({ type: 0, state: 2 });
+  });
+
+  it('reads the wall time of each request from the -msg timestamp=on prefix, and leaves untimed lines untimed', () => {
+    const p = new TraceParser();
+    for (const line of [
+      '4242@1700000000.250000:virtio_mem_plug_request addr=0x100000000 nb_blocks=1',
+      '4242@1700000000.250100:virtio_mem_send_response type=2',
+      '4242@1700000001.251500:virtio_mem_plug_request addr=0x100000000 nb_blocks=1',
+      '4242@1700000001.251600:virtio_mem_send_response type=0',
+      'virtio_mem_unplug_request addr=0x100000000 nb_blocks=1',
+      'virtio_mem_send_response type=0',
+    ]) {
+      p.feed(line);
+    }
+    const [busy, retry, untimed] = p.take().map(exchangeOf);
+    expect(busy!.atMs).toBe(1_700_000_000_250);
+    expect(retry!.atMs! - busy!.atMs!).toBeCloseTo(1001.5, 6);
+    expect(untimed).not.toHaveProperty('atMs');
+    expect(decodeResponse(busy!.response!).ok && decodeResponse(busy!.response!)).toMatchObject({ value: { type: 2 } });
   });
 
   it('closes a request that got no response when the next one starts', () => {

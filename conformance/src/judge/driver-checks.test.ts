@@ -4,6 +4,7 @@ import {
   VIRTIO_MEM_REQ_UNPLUG,
   VIRTIO_MEM_REQ_UNPLUG_ALL,
   VIRTIO_MEM_RESP_ACK,
+  VIRTIO_MEM_RESP_BUSY,
   VIRTIO_MEM_RESP_NACK,
 } from '../../../spec/src/index';
 import { VirtioMemConfig, encodeConfig, encodeRequest, encodeResponse } from '../../../model/src/index';
@@ -11,8 +12,12 @@ import type { DriverExchange } from '../../../adapters/core/src/contract';
 import {
   applyDriverRequest,
   blocksOfRequest,
+  busyFollowUps,
+  busyRetries,
   checkDriverRequest,
+  checkRetryDelay,
   checkDriverWrite,
+  nackedPlugRepeats,
   newDriverShadow,
 } from './driver-checks';
 
@@ -119,5 +124,83 @@ describe('driver-checks (drv.op.9, drv.init.2, drv.op.1)', () => {
     expect(checks(checkDriverWrite(CONFIG, shadow, { kind: 'memory-write', addr: ADDR - 8n, length: 4 }, 2))).toEqual([
       'fail driver:write-unplugged',
     ]);
+  });
+});
+
+describe('retry rules (drv.suite.1, drv.suite.2, drv.suite.3)', () => {
+  const at = (e: DriverExchange, atMs?: number): DriverExchange => ({ ...e, atMs });
+  const BUSY = VIRTIO_MEM_RESP_BUSY;
+
+  test('busyFollowUps: the gap from each BUSY answer to the next request, and whether the config changed between', () => {
+    const stream = [
+      at(exchange(VIRTIO_MEM_REQ_PLUG, 0, 4, BUSY, {}), 100),
+      at(exchange(VIRTIO_MEM_REQ_PLUG, 0, 4, BUSY, {}), 1100),
+      at(exchange(VIRTIO_MEM_REQ_PLUG, 0, 2, BUSY, {}), 1100),
+      at(exchange(VIRTIO_MEM_REQ_PLUG, 0, 2, VIRTIO_MEM_RESP_ACK, { requested_size: 2n * BLOCK }), 1100),
+    ];
+    expect(busyFollowUps(stream)).toEqual([
+      { index: 0, busyType: 'PLUG', nextType: 'PLUG', gapMs: 1000, configChanged: false },
+      { index: 1, busyType: 'PLUG', nextType: 'PLUG', gapMs: 0, configChanged: false },
+      { index: 2, busyType: 'PLUG', nextType: 'PLUG', gapMs: 0, configChanged: true },
+    ]);
+  });
+
+  test('busyFollowUps: untimed requests give no gap; a BUSY that ends the settle has no follow-up', () => {
+    const stream = [exchange(VIRTIO_MEM_REQ_UNPLUG_ALL, 0, 0, BUSY), exchange(VIRTIO_MEM_REQ_UNPLUG_ALL, 0, 0, BUSY)];
+    expect(busyFollowUps(stream)).toEqual([
+      { index: 0, busyType: 'UNPLUG_ALL', nextType: 'UNPLUG_ALL', gapMs: undefined, configChanged: false },
+    ]);
+  });
+
+  test('checkRetryDelay: a retry sooner than the bound fails (drv.suite.2); one after a config change is exempt; untimed is unsupported', () => {
+    const busyThenRetry = (gapMs: number | undefined, configChange = false): DriverExchange[] => [
+      at(exchange(VIRTIO_MEM_REQ_PLUG, 0, 4, BUSY, {}), gapMs === undefined ? undefined : 500),
+      at(
+        exchange(VIRTIO_MEM_REQ_PLUG, 0, 4, VIRTIO_MEM_RESP_ACK, configChange ? { requested_size: 6n * BLOCK } : {}),
+        gapMs === undefined ? undefined : 500 + gapMs,
+      ),
+    ];
+    expect(checkRetryDelay(10, busyThenRetry(50), 3)).toEqual([]);
+    expect(checkRetryDelay(10, busyThenRetry(10), 3)).toEqual([]);
+    const short = checkRetryDelay(10, busyThenRetry(0), 3);
+    expect(short).toMatchObject([{ verdict: 'fail', step: 3, check: 'retry_delay', requirements: ['drv.suite.2'] }]);
+    expect(short[0]!.message).toMatch(/PLUG 0 ms after a BUSY answer to PLUG/);
+    expect(checkRetryDelay(10, busyThenRetry(0, true), 3)).toEqual([]);
+    expect(checkRetryDelay(10, busyThenRetry(undefined), 3)).toMatchObject([
+      { verdict: 'unsupported', check: 'retry_delay' },
+    ]);
+    expect(checkRetryDelay(10, [exchange(VIRTIO_MEM_REQ_PLUG, 0, 4)], 3)).toEqual([]);
+  });
+
+  test('busyRetries: a BUSY counts as retried when a later request of the same type follows in the settle', () => {
+    expect(
+      busyRetries([
+        exchange(VIRTIO_MEM_REQ_PLUG, 0, 4, BUSY),
+        exchange(VIRTIO_MEM_REQ_STATE, 0, 4),
+        exchange(VIRTIO_MEM_REQ_PLUG, 0, 2),
+        exchange(VIRTIO_MEM_REQ_UNPLUG, 0, 2, BUSY),
+      ]),
+    ).toEqual({ busy: 2, retried: 1 });
+    expect(busyRetries([exchange(VIRTIO_MEM_REQ_PLUG, 0, 4)])).toEqual({ busy: 0, retried: 0 });
+  });
+
+  test('nackedPlugRepeats: PLUGs after a NACKed PLUG count until the configuration changes or a PLUG succeeds', () => {
+    const NACK = VIRTIO_MEM_RESP_NACK;
+    const ACK = VIRTIO_MEM_RESP_ACK;
+    expect(
+      nackedPlugRepeats([
+        exchange(VIRTIO_MEM_REQ_PLUG, 0, 4, NACK, {}),
+        exchange(VIRTIO_MEM_REQ_STATE, 0, 4, ACK, {}),
+        exchange(VIRTIO_MEM_REQ_PLUG, 0, 4, NACK, {}),
+        exchange(VIRTIO_MEM_REQ_PLUG, 0, 2, NACK, {}),
+      ]),
+    ).toBe(2);
+    expect(
+      nackedPlugRepeats([
+        exchange(VIRTIO_MEM_REQ_PLUG, 0, 4, NACK, {}),
+        exchange(VIRTIO_MEM_REQ_PLUG, 0, 4, ACK, { requested_size: 8n * BLOCK }),
+        exchange(VIRTIO_MEM_REQ_PLUG, 4, 4, ACK, { requested_size: 8n * BLOCK }),
+      ]),
+    ).toBe(0);
   });
 });

@@ -7,6 +7,7 @@
 import type { DeviceSetup, DriverEvent, DriverExchange } from '../../../adapters/core/src/contract';
 import {
   REQUEST_TYPE_NAMES,
+  RESPONSE_CODE_NAMES,
   requestTypeName,
   VIRTIO_MEM_REQ_PLUG,
   VIRTIO_MEM_REQ_UNPLUG,
@@ -206,4 +207,139 @@ export function checkDriverConfigWrite(ev: Extract<DriverEvent, { kind: 'config-
       requirements: ['drv.cfg.1'],
     },
   ];
+}
+
+// ------------------------------------------------------------------ retries (timing-free rules)
+
+/** What the retry rules see of one request of a settle. */
+interface RetryView {
+  /** Request type name (`PLUG`, …), or undefined for a malformed request. */
+  readonly type?: string;
+  /** Response type name (`ACK`, `BUSY`, …), or undefined when there was none. */
+  readonly response?: string;
+  readonly atMs?: number;
+  readonly config?: Uint8Array;
+}
+
+function retryView(exchange: DriverExchange): RetryView {
+  const request = wellFormed(exchange);
+  const response = exchange.response ? decodeResponse(exchange.response) : undefined;
+  return {
+    type: request ? REQUEST_TYPE_NAMES[request.type] : undefined,
+    response: response?.ok ? RESPONSE_CODE_NAMES[response.value.type] : undefined,
+    atMs: exchange.atMs,
+    config: exchange.config,
+  };
+}
+
+function sameBytes(a: Uint8Array | undefined, b: Uint8Array | undefined): boolean {
+  if (!a || !b) return true;
+  return a.length === b.length && a.every((v, i) => v === b[i]);
+}
+
+/** The request a driver sent right after a BUSY answer, and how long it let pass before it. */
+export interface BusyFollowUp {
+  /** 0-based position of the BUSY-answered request among the settle's requests. */
+  readonly index: number;
+  /** Type of the request answered BUSY. */
+  readonly busyType: string;
+  /** Type of the request that came next. */
+  readonly nextType: string;
+  /** Milliseconds between the two, or undefined when the adapter did not time both. */
+  readonly gapMs?: number;
+  /**
+   * Whether the configuration changed between the two (a configuration change legitimately cuts
+   * a backoff short: the driver re-plans at once).
+   */
+  readonly configChanged: boolean;
+}
+
+/**
+ * Every BUSY answer of one settle that the driver followed with another request in the same
+ * settle, with the time between the two (drv.suite.2). A BUSY whose follow-up comes only in a
+ * later settle is not measured: the host acted between the two (a resize, an injection).
+ */
+export function busyFollowUps(exchanges: readonly DriverExchange[]): BusyFollowUp[] {
+  const views = exchanges.map(retryView);
+  const out: BusyFollowUp[] = [];
+  views.forEach((v, i) => {
+    const next = views[i + 1];
+    if (v.response !== 'BUSY' || !next) return;
+    out.push({
+      index: i,
+      busyType: v.type ?? 'malformed',
+      nextType: next.type ?? 'malformed',
+      gapMs: v.atMs !== undefined && next.atMs !== undefined ? next.atMs - v.atMs : undefined,
+      configChanged: !sameBytes(v.config, next.config),
+    });
+  });
+  return out;
+}
+
+/**
+ * How many BUSY answers of one settle the driver retried: each BUSY-answered request that a later
+ * request of the same type follows in the same settle (drv.suite.1). A driver may re-plan after
+ * BUSY (another address or size), so the type is what must come again, not the same bytes.
+ */
+export function busyRetries(exchanges: readonly DriverExchange[]): { readonly busy: number; readonly retried: number } {
+  const views = exchanges.map(retryView);
+  let busy = 0;
+  let retried = 0;
+  views.forEach((v, i) => {
+    if (v.response !== 'BUSY') return;
+    busy++;
+    if (views.slice(i + 1).some((later) => later.type === v.type)) retried++;
+  });
+  return { busy, retried };
+}
+
+/**
+ * How many PLUG requests of one settle came after a NACKed PLUG with the configuration unchanged
+ * since the NACK (drv.suite.3): a device that denies a plug says so until its configuration
+ * changes, so asking again before then only spins.
+ */
+export function nackedPlugRepeats(exchanges: readonly DriverExchange[]): number {
+  const views = exchanges.map(retryView);
+  let nackedUnder: Uint8Array | undefined | null = null;
+  let repeats = 0;
+  for (const v of views) {
+    if (v.type !== 'PLUG') continue;
+    if (nackedUnder !== null && sameBytes(nackedUnder, v.config)) repeats++;
+    nackedUnder = v.response === 'NACK' ? v.config : null;
+  }
+  return repeats;
+}
+
+/**
+ * `retry_delay`: after a BUSY answer the driver lets at least `minMs` pass before its next request
+ * (drv.suite.2), unless the configuration changed in between (a change cuts a backoff short).
+ * Any backoff a driver may choose (1 s, Linux's 50 s, 100 ms doubling) meets a small bound; only
+ * a driver that retries at once does not. Gaps the adapter did not time are `unsupported`.
+ */
+export function checkRetryDelay(minMs: number, exchanges: readonly DriverExchange[], step: number): Finding[] {
+  const judged = busyFollowUps(exchanges).filter((f) => !f.configChanged);
+  const short = judged.find((f) => f.gapMs !== undefined && f.gapMs < minMs);
+  if (short)
+    return [
+      {
+        verdict: 'fail',
+        step,
+        check: 'retry_delay',
+        message: `the driver sent ${short.nextType} ${short.gapMs} ms after a BUSY answer to ${short.busyType} (request ${short.index + 1} of the settle)`,
+        expected: `at least ${minMs} ms`,
+        observed: `${short.gapMs} ms`,
+        requirements: ['drv.suite.2'],
+      },
+    ];
+  if (judged.some((f) => f.gapMs === undefined))
+    return [
+      {
+        verdict: 'unsupported',
+        step,
+        check: 'retry_delay',
+        message: "the adapter does not time the driver's requests, so the delay after a BUSY answer cannot be judged",
+        requirements: ['drv.suite.2'],
+      },
+    ];
+  return [];
 }

@@ -96,6 +96,37 @@ export const EXPECTATION_VALUES = {
     normalise: (raw: unknown): { readonly min?: number; readonly max?: number } =>
       raw as { min?: number; max?: number },
   },
+  retry_delay: {
+    field: 'retryDelay',
+    schema: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['min_ms'],
+      properties: { min_ms: { type: 'integer', minimum: 1, maximum: 2_147_483_647 } },
+    },
+    normalise: (raw: unknown): { readonly minMs: number } => ({ minMs: (raw as { min_ms: number }).min_ms }),
+  },
+  busy_retries: {
+    field: 'busyRetries',
+    schema: {
+      type: 'object',
+      additionalProperties: false,
+      minProperties: 1,
+      properties: { min: { type: 'integer', minimum: 0 }, max: { type: 'integer', minimum: 0 } },
+    },
+    normalise: (raw: unknown): { readonly min?: number; readonly max?: number } =>
+      raw as { min?: number; max?: number },
+  },
+  nack_repeats: {
+    field: 'nackRepeats',
+    schema: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['max'],
+      properties: { max: { type: 'integer', minimum: 0 } },
+    },
+    normalise: (raw: unknown): { readonly max: number } => raw as { max: number },
+  },
   request_types: {
     field: 'requestTypes',
     schema: {

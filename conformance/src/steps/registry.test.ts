@@ -1,5 +1,13 @@
-import type { Target } from '../../../adapters/core/src/contract';
-import type { VirtioMemConfig } from '../../../model/src/index';
+import type { DriverExchange, Target } from '../../../adapters/core/src/contract';
+import { VirtioMemConfig, VirtioMemRequest, encodeRequest, encodeResponse } from '../../../model/src/index';
+import {
+  VIRTIO_MEM_REQ_PLUG,
+  VIRTIO_MEM_REQ_STATE,
+  VIRTIO_MEM_REQ_UNPLUG_ALL,
+  VIRTIO_MEM_RESP_ACK,
+  VIRTIO_MEM_RESP_BUSY,
+  VIRTIO_MEM_RESP_NACK,
+} from '../../../spec/src/index';
 import { loadVectorText } from '../loader/load';
 import { formatProblem } from '../loader/types';
 import type { Step } from '../loader/types';
@@ -43,6 +51,9 @@ const CONTRADICTED: { readonly [K in ExpectKey]: ExpectValue<K> } = {
   settled: true,
   first_request: ['PLUG'],
   requests: { max: 0 },
+  retry_delay: { minMs: 10 },
+  busy_retries: { min: 1 },
+  nack_repeats: { max: 0 },
   request_types: { includes: ['STATE'], excludes: [] },
   suspend: new Map([['refused', 'pass']]),
   accepted_features: { includes: 1n, excludes: 0n },
@@ -79,9 +90,20 @@ const OBSERVED: {
     settled: false,
     stop: 'limit',
     requests: ['UNPLUG'],
+    // An UNPLUG ALL answered BUSY and never retried, a STATE sent at once after it, then a NACKed PLUG asked again.
+    exchanges: [
+      exchange({ type: VIRTIO_MEM_REQ_UNPLUG_ALL }, VIRTIO_MEM_RESP_BUSY, 0),
+      exchange({ type: VIRTIO_MEM_REQ_STATE, addr: 4n << 30n, nb_blocks: 1 }, VIRTIO_MEM_RESP_ACK, 0),
+      exchange({ type: VIRTIO_MEM_REQ_PLUG, addr: 4n << 30n, nb_blocks: 1 }, VIRTIO_MEM_RESP_NACK, 0),
+      exchange({ type: VIRTIO_MEM_REQ_PLUG, addr: 4n << 30n, nb_blocks: 1 }, VIRTIO_MEM_RESP_NACK, 0),
+    ],
     config: config({ requested_size: 2n * MiB }),
   },
 };
+
+function exchange(request: Partial<VirtioMemRequest>, response: number, atMs: number): DriverExchange {
+  return { request: encodeRequest(request), response: encodeResponse({ type: response }), atMs };
+}
 
 const HANDLED = STEP_KINDS.flatMap((kind) =>
   (['device', 'driver'] as const)

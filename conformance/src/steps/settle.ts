@@ -11,19 +11,26 @@
 import { REQUEST_TYPE_NAMES, formatHex } from '../../../spec/src/index';
 import { decodeRequest } from '../../../model/src/index';
 import type { VirtioMemConfig } from '../../../model/src/index';
-import {} from '../judge/checks';
+import type { DriverExchange } from '../../../adapters/core/src/contract';
 import {
   applyDriverRequest,
+  busyRetries,
+  checkRetryDelay,
   checkDriverConfigWrite,
   checkDriverRequest,
   checkDriverWrite,
+  nackedPlugRepeats,
 } from '../judge/driver-checks';
 import type { Finding } from '../judge/verdicts';
 import { driverConfig } from './observation-checks';
 import { defineStepKind, proceed } from './step-kind';
 
-/** Default limits of a `settle` step. */
-export const DEFAULT_SETTLE = { maxRequests: 100_000, timeoutMs: 3_600_000 };
+/**
+ * Default limits of a `settle` step. The time bound is a safety net, not a statement about the
+ * driver: a day, so that any backoff policy a driver may choose gets through a vector's BUSY
+ * answers (on the model the time is virtual and costs nothing; a live guest caps it further).
+ */
+export const DEFAULT_SETTLE = { maxRequests: 100_000, timeoutMs: 86_400_000 };
 
 /** A `settle` step. */
 export interface SettleAction {
@@ -39,6 +46,8 @@ interface SettleObserved {
   readonly stop: string;
   /** The request types the driver sent, in order (`malformed` for undecodable ones). */
   readonly requests: readonly string[];
+  /** The requests themselves, with answers and time stamps, in order. */
+  readonly exchanges: readonly DriverExchange[];
   /** The configuration after the driver went quiet. */
   readonly config: VirtioMemConfig;
 }
@@ -84,9 +93,11 @@ export const settleStep = defineStepKind<SettleAction, never, SettleObserved>({
           timeoutMs: action.timeoutMs ?? DEFAULT_SETTLE.timeoutMs,
         });
         const requests: string[] = [];
+        const exchanges: DriverExchange[] = [];
         const once: Finding[] = [];
         for (const ev of activity.events) {
           if (ev.kind === 'request') {
+            exchanges.push(ev.exchange);
             const d = decodeRequest(ev.exchange.request);
             requests.push(d.ok ? (REQUEST_TYPE_NAMES[d.value.type] ?? `type-${d.value.type}`) : 'malformed');
             once.push(...checkDriverRequest(context.config, context.shadow, ev.exchange, step.index));
@@ -100,7 +111,7 @@ export const settleStep = defineStepKind<SettleAction, never, SettleObserved>({
         const config = await context.readConfig();
         if (config.kind === 'stop') return config;
         return proceed({
-          observed: { settled: activity.settled, stop: activity.stop, requests, config: config.value },
+          observed: { settled: activity.settled, stop: activity.stop, requests, exchanges, config: config.value },
           once,
         });
       },
@@ -167,6 +178,39 @@ export const settleStep = defineStepKind<SettleAction, never, SettleObserved>({
               `includes ${stated.includes.join(', ') || '-'}; excludes ${stated.excludes.join(', ') || '-'}`,
               [...seen].join(', '),
             ),
+          );
+        },
+        retry_delay: (stated, o, step) => proceed(checkRetryDelay(stated.minMs, o.exchanges, step)),
+        busy_retries: (stated, o, step) => {
+          const { busy, retried } = busyRetries(o.exchanges);
+          const outside =
+            (stated.min !== undefined && retried < stated.min) || (stated.max !== undefined && retried > stated.max);
+          return proceed(
+            outside
+              ? fail(
+                  step,
+                  'busy_retries',
+                  `the driver retried ${retried} of ${busy} BUSY answers (${o.stop})`,
+                  `${stated.min ?? 0}..${stated.max ?? '∞'} retries`,
+                  String(retried),
+                  ['drv.suite.1'],
+                )
+              : [],
+          );
+        },
+        nack_repeats: (stated, o, step) => {
+          const repeats = nackedPlugRepeats(o.exchanges);
+          return proceed(
+            repeats > stated.max
+              ? fail(
+                  step,
+                  'nack_repeats',
+                  `the driver sent ${repeats} PLUG requests after a NACKed PLUG without a configuration change`,
+                  `at most ${stated.max}`,
+                  String(repeats),
+                  ['drv.suite.3'],
+                )
+              : [],
           );
         },
         config: driverConfig,

@@ -8,7 +8,7 @@
  * ```
  */
 import { VIRTIO_MEM_F_UNPLUGGED_INACCESSIBLE, featureMask, formatHex } from '../../../spec/src/index';
-import {} from '../judge/checks';
+import type { Finding } from '../judge/verdicts';
 import { driverConfig } from './observation-checks';
 import { defineStepKind, proceed } from './step-kind';
 
@@ -32,7 +32,7 @@ export const startStep = defineStepKind<StartAction, never, { readonly negotiate
         const negotiated = await context.session.acceptedFeatures();
         context.negotiated = negotiated;
         const offered = await context.session.offeredFeatures();
-        const once =
+        const once: Finding[] =
           (offered & UNPLUGGED_INACCESSIBLE) !== 0n && (negotiated & UNPLUGGED_INACCESSIBLE) === 0n
             ? [
                 {
@@ -44,6 +44,17 @@ export const startStep = defineStepKind<StartAction, never, { readonly negotiate
                 },
               ]
             : [];
+        // A driver accepts a subset of what the device offered (virtio feature negotiation).
+        const unoffered = negotiated & ~offered;
+        if (unoffered !== 0n)
+          once.push({
+            verdict: 'fail',
+            step: step.index,
+            check: 'driver:unoffered-features',
+            message: `the driver accepted feature bits ${formatHex(unoffered)} the device did not offer`,
+            expected: `a subset of ${formatHex(offered)}`,
+            observed: formatHex(negotiated),
+          });
         return proceed({ observed: { negotiated }, once });
       },
       expect: {

@@ -146,6 +146,26 @@ describe('ReferenceDriver convergence', () => {
     expect(result.steps.filter((st) => st.response?.type === 2)).toHaveLength(5);
   });
 
+  test.each([
+    ['a fixed 1 s retry', { initialBackoffMs: 1000, backoffFactor: 1 }, [1000, 1000, 1000, 1000]],
+    [
+      '100 ms tripling up to 2 s',
+      { initialBackoffMs: 100, backoffFactor: 3, maxBackoffMs: 2000 },
+      [100, 300, 900, 2000],
+    ],
+    ['the default: 50 s doubling up to 300 s', {}, [50_000, 100_000, 200_000, 300_000]],
+  ])('backoff policy %s: the driver waits each time before retrying BUSY, as configured', (_name, options, waits) => {
+    const device = deviceFor({ blocks: 64, usableBlocks: 64, requestedBlocks: 16, plugged: [] });
+    device.injectBusy(4);
+    const driver = new ReferenceDriver(options);
+    const stamps: number[] = [];
+    const result = runDriverLoop(driver, device, { onRequest: (_r, _a, _c, atMs) => stamps.push(atMs) });
+    expect(result.stop.kind).toBe('idle');
+    expect(device.readConfig().plugged_size).toBe(16n * BS);
+    // Requests 2..5 each come one backoff after the BUSY answer before them.
+    expect(stamps.slice(1, 5).map((t, i) => t - stamps[i]!)).toEqual(waits);
+  });
+
   test('should stop plugging after NACK and resume after the configuration changes', () => {
     const device = deviceFor({ blocks: 64, usableBlocks: 64, requestedBlocks: 32, plugged: [] });
     const driver = new ReferenceDriver({ maxBlocksPerRequest: 4 });

@@ -56,8 +56,15 @@ export interface ReferenceDriverOptions {
   readonly initStrategy?: InitStrategy;
   /** Largest nb_blocks per request; 65,535 at most (the field is 16 bits). */
   readonly maxBlocksPerRequest?: number;
-  /** First BUSY backoff in milliseconds, doubled per BUSY up to `maxBackoffMs`. Defaults 50 s / 300 s. */
+  /**
+   * First backoff after BUSY (or a failed UNPLUG ALL) in milliseconds. Default 50 s (Linux's timer).
+   * Any positive backoff conforms; the suite only asks that the driver waits before retrying
+   * (drv.suite.2) and does retry (drv.suite.1).
+   */
   readonly initialBackoffMs?: number;
+  /** Each further backoff in a row is the previous one times `backoffFactor`, up to `maxBackoffMs`. Default 2. */
+  readonly backoffFactor?: number;
+  /** Longest backoff in milliseconds. Default 300 s (Linux's timer). */
   readonly maxBackoffMs?: number;
   /** Initialise newly plugged memory with a 'write-memory' action after each acknowledged PLUG (drv.op.7). Default true. */
   readonly initialiseMemory?: boolean;
@@ -114,6 +121,7 @@ export class ReferenceDriver {
   private readonly maxBlocks: number;
   private readonly initialBackoff: number;
   private readonly maxBackoff: number;
+  private readonly backoffFactor: number;
   private readonly initialiseMemory: boolean;
 
   private phase: Phase = 'need-config';
@@ -141,6 +149,7 @@ export class ReferenceDriver {
     this.maxBlocks = Math.min(options.maxBlocksPerRequest ?? VIRTIO_MEM_MAX_NB_BLOCKS, VIRTIO_MEM_MAX_NB_BLOCKS);
     this.initialBackoff = options.initialBackoffMs ?? 50_000;
     this.maxBackoff = options.maxBackoffMs ?? 300_000;
+    this.backoffFactor = options.backoffFactor ?? 2;
     this.initialiseMemory = options.initialiseMemory ?? true;
     this.backoffMs = this.initialBackoff;
   }
@@ -315,17 +324,13 @@ export class ReferenceDriver {
     if (code === VIRTIO_MEM_RESP_BUSY) {
       // A STATE range is asked again after the backoff; other requests are re-planned from the config.
       if (request.type === VIRTIO_MEM_REQ_STATE) this.resyncQueue.unshift({ first, count: request.nb_blocks });
-      this.waitingMs = this.backoffMs;
-      this.backoffMs = Math.min(this.backoffMs * 2, this.maxBackoff);
-      return;
+      return this.backOff();
     }
     switch (request.type) {
       case VIRTIO_MEM_REQ_UNPLUG_ALL:
         if (code !== VIRTIO_MEM_RESP_ACK) {
           // Keep trying until it succeeds (drv.init.2), without spinning.
-          this.waitingMs = this.backoffMs;
-          this.backoffMs = Math.min(this.backoffMs * 2, this.maxBackoff);
-          return;
+          return this.backOff();
         }
         blocks.clearAll();
         this.knownPluggedSize = 0n;
@@ -382,6 +387,12 @@ export class ReferenceDriver {
   }
 
   // ---------------------------------------------------------------- internals
+
+  /** Waits the current backoff before the next request (drv.suite.2) and lengthens the one after it. */
+  private backOff(): void {
+    this.waitingMs = this.backoffMs;
+    this.backoffMs = Math.min(this.backoffMs * this.backoffFactor, this.maxBackoff);
+  }
 
   private succeeded(): void {
     this.backoffMs = this.initialBackoff;
