@@ -36,6 +36,7 @@ import { MemoryAccessResult, SparseMemory } from './memory';
 import { DescriptorChain, RequestEvaluation, evaluateChain, singleRequestChain } from './chain';
 import { AccessRefusal, judgeAccess } from './access';
 import { VirtioStatus } from './virtio-status';
+import { DeviceSteering, steeredOutcome, steeredUsable } from './steering';
 import {
   DeviceParams,
   DeviceParamsError,
@@ -49,6 +50,7 @@ import {
 
 export * from './device-types';
 export { singleRequestChain } from './chain';
+export type { DeviceSteering, UsableChange } from './steering';
 export type { DescriptorChain, RequestEvaluation } from './chain';
 // The registers a driver's handshake runs over (the handshake itself is the virtio layer's).
 export { deviceRegisters } from './registers';
@@ -248,22 +250,22 @@ export class VirtioMemDevice {
   }
 
   /**
-   * Processes one chain: evaluates it, applies the profile's outcome, checks invariants.
-   * Mutates the block states, the configuration and the status as the outcome says; on a
-   * non-ACK response nothing but the response is produced.
+   * Processes one chain: evaluates it, applies the profile's outcome (or the conforming one
+   * `steering` picks, see {@link DeviceSteering}), checks invariants. Mutates the block states,
+   * the configuration and the status as the outcome says; on a non-ACK response nothing but the
+   * response is produced.
    */
-  processChain(chain: DescriptorChain): ProcessResult {
+  processChain(chain: DescriptorChain, steering?: DeviceSteering): ProcessResult {
     const evaluation = this.evaluate(chain);
-    if (evaluation.chosen.kind === 'response' && evaluation.chosen.response === 'BUSY' && this.busyPending)
-      this.busyBudget--;
+    const chosen = steeredOutcome(evaluation, steering);
+    if (chosen.kind === 'response' && chosen.response === 'BUSY' && this.busyPending) this.busyBudget--;
     const before = this.takeSnapshot(false);
     const notificationsBefore = this.notifications;
-    const chosen = evaluation.chosen;
     let used: UsedElement | null = null;
     let response: VirtioMemResponse | undefined;
     let kind: TransitionKind = 'request';
     if (chosen.kind === 'response') {
-      this.applyEffect(chosen.effect);
+      this.applyEffect(chosen.effect, undefined, steering);
       if (chosen.effect.kind === 'unplug-all') kind = 'unplug-all';
       response = {
         type: RESPONSE_CODE_NAMES.indexOf(chosen.response),
@@ -277,7 +279,7 @@ export class VirtioMemDevice {
     const notified = this.notifications !== notificationsBefore;
     const after = this.takeSnapshot(kind === 'unplug-all');
     const violations = [...checkConfigInvariants(after), ...checkTransition(before, after, kind, notified)];
-    return { ...evaluation, used, response, notified, violations };
+    return { ...evaluation, chosen, used, response, notified, violations };
   }
 
   /** Convenience: processes a request given as bytes in the usual two-descriptor chain. */
@@ -413,10 +415,11 @@ export class VirtioMemDevice {
 
   /**
    * The host changes requested_size (QEMU: `qom-set … requested-size`). Grows usable_region_size
-   * first when the policy wants more room (dev.cfg.4), and raises a notification when either
-   * field changed (dev.cfg.9) or when the profile always notifies (dev.cfg.11).
+   * first when the policy wants more room (dev.cfg.4; `steering` may pick another conforming
+   * value), and raises a notification when either field changed (dev.cfg.9) or when the profile
+   * always notifies (dev.cfg.11).
    */
-  setRequestedSize(size: bigint): HostResizeResult {
+  setRequestedSize(size: bigint, steering?: DeviceSteering): HostResizeResult {
     const c = this.config;
     const rules = this.profile.resizeValidation;
     if (size < 0n) return { ok: false, reason: 'requested_size must not be negative' };
@@ -439,7 +442,8 @@ export class VirtioMemDevice {
     const usableBefore = c.usable_region_size;
     const wanted = usableFor(this.profile.usablePolicy, size, c.block_size, c.region_size, usableBefore);
     // Resizes only ever grow the usable region (dev.cfg.8).
-    const usableAfter = wanted > usableBefore ? wanted : usableBefore;
+    const proposed = { ...c, usable_region_size: wanted > usableBefore ? wanted : usableBefore, requested_size: size };
+    const usableAfter = steeredUsable('host-resize', proposed, c, steering);
     const changed = usableAfter !== usableBefore || size !== c.requested_size;
     this.config = { ...c, usable_region_size: usableAfter, requested_size: size };
     if (changed) this.bumpGeneration();
@@ -551,7 +555,7 @@ export class VirtioMemDevice {
     this.generation = (this.generation + 1) & 0xff;
   }
 
-  private applyEffect(effect: OutcomeEffect, usableAfter?: bigint): void {
+  private applyEffect(effect: OutcomeEffect, usableAfter?: bigint, steering?: DeviceSteering): void {
     const c = this.config;
     switch (effect.kind) {
       case 'none':
@@ -567,11 +571,11 @@ export class VirtioMemDevice {
         this.setConfig({ plugged_size: BigInt(this.blocks.count) * c.block_size });
         return;
       case 'unplug-all': {
-        let usable = usableAfter ?? c.usable_region_size;
-        if (usableAfter === undefined) {
-          if (this.profile.unplugAllUsable === 'recompute') usable = this.recomputedUsable();
-          if (this.profile.unplugAllUsable === 'zero') usable = 0n;
-        }
+        const policy = this.profile.unplugAllUsable;
+        const own = policy === 'recompute' ? this.recomputedUsable() : policy === 'zero' ? 0n : c.usable_region_size;
+        const bounds = { min: effect.usableMin, max: effect.usableMax };
+        const usable =
+          usableAfter ?? steeredUsable('unplug-all', { ...c, usable_region_size: own }, c, steering, bounds);
         // The spec exempts UNPLUG ALL from the notification rule (dev.cfg.9), so none is sent.
         this.unplugEverything(usable);
         return;
