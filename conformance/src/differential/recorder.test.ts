@@ -13,7 +13,7 @@ import { formatProblem } from '../loader/types';
 import type { Vector } from '../loader/types';
 import { OpenReferenceDevice, lintReport } from '../runner/lint';
 import { runVectors } from '../runner/run';
-import { recordVectorFile } from './recorder';
+import { RecordingError, recordVectorFile } from './recorder';
 
 const MiB = 1n << 20n;
 const ROOT = path.resolve(__dirname, '..', '..', '..');
@@ -134,6 +134,19 @@ describe('recordings of other devices', () => {
     const line = text.split('\n')[first.line - 1]!;
     expect(line).toMatch(/^\s+- request: \{type: PLUG/);
     expect(text.split('\n')[first.line]).toMatch(/response: NACK/);
+  });
+
+  test('an adapter without host resize or device reset cannot be recorded from', async () => {
+    const model = createModelAdapter();
+    const limited = {
+      ...model,
+      info: { ...model.info, capabilities: model.info.capabilities.filter((c) => c !== 'device-reset') },
+    };
+    const plan = { setup: SETUP, seed: 1, operations: 10, opsPerVector: 10, slug: 'x', implementation: 'limited' };
+    await expect(recordVectorFile(limited, plan)).rejects.toThrow(RecordingError);
+    await expect(recordVectorFile(limited, plan)).rejects.toThrow(
+      'model:spec lacks device-reset, which the operations need',
+    );
   });
 
   test('the same seed records the same file; another seed another one', async () => {

@@ -46,7 +46,7 @@ export class RecordingError extends Error {
   override readonly name = 'RecordingError';
 }
 
-/** Where a recorded vector's operations are counted from, for progress reports. */
+/** Told after each recorded vector, for progress reports. */
 export type RecordingProgress = (vectorsDone: number, vectorsTotal: number) => void;
 
 /** Records `plan` on `adapter` and returns the vector file's text (YAML). */
@@ -55,6 +55,11 @@ export async function recordVectorFile(
   plan: RecordingPlan,
   onProgress?: RecordingProgress,
 ): Promise<string> {
+  const lacking = (['host-resize', 'device-reset'] as const).filter((c) => !adapter.info.capabilities.includes(c));
+  if (lacking.length > 0)
+    throw new RecordingError(
+      `${adapter.info.implementation} lacks ${lacking.join(' and ')}, which the operations need`,
+    );
   const ops = generateOperations(plan.seed, plan.operations, plan.setup);
   const total = Math.ceil(ops.length / plan.opsPerVector);
   const vectors: string[] = [];
@@ -177,7 +182,7 @@ async function recordVector(
   const last = first + ops.length - 1;
   return [
     `  - id: vmem.dev.recorded.${plan.slug}-${plan.seed}-${String(number).padStart(3, '0')}`,
-    `    title: ${plan.implementation} answers operations ${first} to ${last} of seed ${plan.seed} as recorded`,
+    `    title: ${JSON.stringify(`${plan.implementation} answers operations ${first} to ${last} of seed ${plan.seed} as recorded`)}`,
     `    requirements: [${(cited.length > 0 ? cited : ['dev.cfg.3']).join(', ')}]`,
     '    target: device',
     '    tags: [recorded]',

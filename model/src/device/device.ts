@@ -573,9 +573,9 @@ export class VirtioMemDevice {
       case 'unplug-all': {
         const policy = this.profile.unplugAllUsable;
         const own = policy === 'recompute' ? this.recomputedUsable() : policy === 'zero' ? 0n : c.usable_region_size;
+        const proposed = { ...c, usable_region_size: own, plugged_size: 0n };
         const bounds = { min: effect.usableMin, max: effect.usableMax };
-        const usable =
-          usableAfter ?? steeredUsable('unplug-all', { ...c, usable_region_size: own }, c, steering, bounds);
+        const usable = usableAfter ?? steeredUsable('unplug-all', proposed, c, steering, bounds);
         // The spec exempts UNPLUG ALL from the notification rule (dev.cfg.9), so none is sent.
         this.unplugEverything(usable);
         return;
