@@ -127,6 +127,21 @@ describe('lint follows the vector', () => {
     );
   });
 
+  test('blocks a system reset is stated to keep stay plugged on the reference device (a SHOULD, not a MUST)', async () => {
+    const v = vector('{requested_size: 64MiB, plugged: [{first: 0, count: 2}]}', [
+      '      - system_reset: true',
+      '        expect: {config: {plugged_size: unchanged}}',
+      '      - request: {type: UNPLUG, addr: addr, nb_blocks: 1}',
+      '        expect: {response: ACK}',
+    ]);
+    expect(await lint(v)).toEqual([]);
+    const problems = await lint(v, ownChoices);
+    expect(problems).toHaveLength(1);
+    expect(problems[0]).toMatch(
+      /^follow\.yaml:11: steps\[1\]\.expect\.response: ACK is not something a conforming device answers here/,
+    );
+  });
+
   test('a stated usable_region_size no device may choose is not followed', async () => {
     // A resize never shrinks usable_region_size (dev.cfg.8): stating 0 after growing is ignored, so the STATE stays in range.
     const v = vector('{}', [

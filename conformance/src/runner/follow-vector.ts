@@ -1,6 +1,7 @@
 /**
  * Lint's reference device follows the vector: where a vector states what the device does (the
- * response of a request, usable_region_size after a resize or an UNPLUG ALL) and that is one of
+ * response of a request, usable_region_size after a resize or an UNPLUG ALL, whether a system
+ * reset or a wake-up from suspend kept the plugged blocks) and that is one of
  * the conforming choices, the dry run's device makes that choice instead of its profile's own —
  * as the runner's oracle follows the device under test. So a faithful recording of any
  * conforming device (QEMU's usable-region margin, its NACK where the spec profile says ERROR)
@@ -79,6 +80,19 @@ export function statedUsable(step: Step, proposed: VirtioMemConfig, before: Virt
   return undefined;
 }
 
+/**
+ * Whether a step states that every block was unplugged (plugged_size 0 where blocks were plugged)
+ * or that they were kept (plugged_size `unchanged`, or equal to what it was); undefined otherwise.
+ */
+export function statedResetUnplug(step: Step, before: VirtioMemConfig): boolean | undefined {
+  const stated = step.expect.config?.get('plugged_size');
+  if (!stated || stated.kind === 'range' || before.plugged_size === 0n) return undefined;
+  if (stated.kind === 'unchanged') return false;
+  const value = evaluate(stated.expr, scopeOfConfig(before));
+  if (!value.ok) return undefined;
+  return value.value === 0n ? true : value.value === before.plugged_size ? false : undefined;
+}
+
 /** Steering that makes a reference device do what `vector` states at the step `currentStep()` (1-based; 0 before the first). */
 export function followVector(vector: Vector, currentStep: () => number): DeviceSteering {
   const step = (): Step | undefined => vector.steps[currentStep() - 1];
@@ -90,6 +104,10 @@ export function followVector(vector: Vector, currentStep: () => number): DeviceS
     chooseUsable(_change, proposed, before) {
       const s = step();
       return s ? statedUsable(s, proposed, before) : undefined;
+    },
+    chooseResetUnplug(_change, _profileUnplugs, before) {
+      const s = step();
+      return s ? statedResetUnplug(s, before) : undefined;
     },
   };
 }

@@ -36,7 +36,7 @@ import { MemoryAccessResult, SparseMemory } from './memory';
 import { DescriptorChain, RequestEvaluation, evaluateChain, singleRequestChain } from './chain';
 import { AccessRefusal, judgeAccess } from './access';
 import { VirtioStatus } from './virtio-status';
-import { DeviceSteering, steeredOutcome, steeredUsable } from './steering';
+import { DeviceSteering, ResetChange, steeredOutcome, steeredReset, steeredUsable } from './steering';
 import {
   DeviceParams,
   DeviceParamsError,
@@ -50,7 +50,6 @@ import {
 
 export * from './device-types';
 export { singleRequestChain } from './chain';
-export type { DeviceSteering, UsableChange } from './steering';
 export type { DescriptorChain, RequestEvaluation } from './chain';
 // The registers a driver's handshake runs over (the handshake itself is the virtio layer's).
 export { deviceRegisters } from './registers';
@@ -250,10 +249,8 @@ export class VirtioMemDevice {
   }
 
   /**
-   * Processes one chain: evaluates it, applies the profile's outcome (or the conforming one
-   * `steering` picks, see {@link DeviceSteering}), checks invariants. Mutates the block states,
-   * the configuration and the status as the outcome says; on a non-ACK response nothing but the
-   * response is produced.
+   * Processes one chain: evaluates it, applies the profile's outcome (or the conforming one `steering` picks), checks
+   * invariants. Mutates blocks, configuration and status as the outcome says; a non-ACK response changes nothing.
    */
   processChain(chain: DescriptorChain, steering?: DeviceSteering): ProcessResult {
     const evaluation = this.evaluate(chain);
@@ -389,21 +386,19 @@ export class VirtioMemDevice {
   }
 
   /**
-   * The platform wakes up from suspend-to-RAM. With PERSISTENT_SUSPEND negotiated block states
-   * and contents stay as they were (dev.op.8, dev.op.3). Without it the profile decides
-   * (`suspendWithoutPersistence`): 'keep', or 'unplug-all' — every block unplugged, contents
-   * discarded and usable_region_size recomputed, as a system reset with that policy does.
+   * The platform wakes up from suspend-to-RAM. With PERSISTENT_SUSPEND negotiated block states and contents stay as
+   * they were (dev.op.8, dev.op.3). Without it the profile (`suspendWithoutPersistence`) or `steering` decides: keep,
+   * or unplug every block, discard contents and recompute usable_region_size, as a system reset with that policy does.
    * The virtio status is left alone: resetting and re-initialising the device around a suspend
    * is the driver's business (Linux resets it in its freeze callback and re-initialises it on restore).
    * Returns the invariants broken, comparing the state at {@link suspend} with the state now.
    * @throws DeviceUsageError when the device is not suspended.
    */
-  wake(): InvariantViolation[] {
+  wake(steering?: DeviceSteering): InvariantViolation[] {
     const at = this.suspendedAt;
     if (!at) throw new DeviceUsageError('wake() called without a preceding suspend()');
     this.suspendedAt = undefined;
-    if (!at.persistent && this.profile.suspendWithoutPersistence === 'unplug-all')
-      this.unplugEverything(this.recomputedUsable());
+    if (!at.persistent) this.resetBlocks('wake', this.profile.suspendWithoutPersistence === 'unplug-all', steering);
     const after = this.takeSnapshot(true);
     return [
       ...checkConfigInvariants(after),
@@ -414,10 +409,9 @@ export class VirtioMemDevice {
   // ---------------------------------------------------------------- host side
 
   /**
-   * The host changes requested_size (QEMU: `qom-set … requested-size`). Grows usable_region_size
-   * first when the policy wants more room (dev.cfg.4; `steering` may pick another conforming
-   * value), and raises a notification when either field changed (dev.cfg.9) or when the profile
-   * always notifies (dev.cfg.11).
+   * The host changes requested_size (QEMU: `qom-set … requested-size`). Grows usable_region_size first when the policy
+   * (or `steering`, conformingly) wants more room (dev.cfg.4), and raises a notification when either field changed
+   * (dev.cfg.9) or when the profile always notifies (dev.cfg.11).
    */
   setRequestedSize(size: bigint, steering?: DeviceSteering): HostResizeResult {
     const c = this.config;
@@ -478,13 +472,13 @@ export class VirtioMemDevice {
   }
 
   /**
-   * System reset (VM reboot). With the `unplug-all` policy every block is unplugged (dev.op.7),
-   * its content discarded, and usable_region_size is recomputed (it may shrink); a device reset
+   * System reset (VM reboot). With the `unplug-all` policy (or `steering`'s choice) every block is unplugged
+   * (dev.op.7), its content discarded, and usable_region_size is recomputed (it may shrink); a device reset
    * happens as well, and the last negotiation is forgotten. A suspended device is woken.
    */
-  systemReset(): InvariantViolation[] {
+  systemReset(steering?: DeviceSteering): InvariantViolation[] {
     const before = this.takeSnapshot(true);
-    if (this.profile.systemReset === 'unplug-all') this.unplugEverything(this.recomputedUsable());
+    this.resetBlocks('system-reset', this.profile.systemReset === 'unplug-all', steering);
     this.suspendedAt = undefined;
     this.virtio.forgetNegotiation();
     this.virtio.reset();
@@ -521,6 +515,12 @@ export class VirtioMemDevice {
     this.blocks.clearAll();
     this.memory.discardAll();
     this.setConfig({ plugged_size: 0n, usable_region_size: usable });
+  }
+
+  /** On a reset-like change: unplugs every block when the profile, or a conforming steering choice, says so. */
+  private resetBlocks(change: ResetChange, profileUnplugs: boolean, steering?: DeviceSteering): void {
+    const reset = steeredReset(change, profileUnplugs, this.config, this.recomputedUsable(), steering);
+    if (reset.unplug) this.unplugEverything(reset.usable);
   }
 
   /** The usable_region_size the profile's policy wants for the current requested_size, starting from an empty region. */

@@ -46,4 +46,18 @@ describe('a steered device', () => {
     expect(device.readConfig().usable_region_size).toBe(96n * MiB);
     expect(device.readConfig().plugged_size).toBe(0n);
   });
+
+  test('keeps or unplugs the blocks on a system reset as the steering says, with a conforming usable_region_size', () => {
+    const device = activated(makeDevice({ requested_size: 64n * MiB }));
+    send(device, PLUG, 0, 2);
+    device.systemReset({ chooseResetUnplug: () => false });
+    expect(device.readConfig().plugged_size).toBe(2n * BS);
+    expect(device.isPlugged(1)).toBe(true);
+    device.systemReset({ chooseResetUnplug: () => true, chooseUsable: () => 128n * MiB });
+    expect(device.readConfig().plugged_size).toBe(0n);
+    expect(device.readConfig().usable_region_size).toBe(128n * MiB);
+    // Below requested_size is not conforming: the profile's recomputed value is kept.
+    device.systemReset({ chooseUsable: () => 32n * MiB });
+    expect(device.readConfig().usable_region_size).toBe(64n * MiB);
+  });
 });

@@ -13,8 +13,11 @@ import type { VirtioMemConfig } from '../codec/codec';
 import type { RequestEvaluation } from './chain';
 import type { DeviceOutcome } from './outcomes';
 
+/** A change that may unplug every block: a system reset, or a wake-up from suspend without PERSISTENT_SUSPEND. */
+export type ResetChange = 'system-reset' | 'wake';
+
 /** A change after which the device picks usable_region_size itself. */
-export type UsableChange = 'host-resize' | 'unplug-all';
+export type UsableChange = 'host-resize' | 'unplug-all' | ResetChange;
 
 /** Choices a steered device asks for before it falls back to its profile's own. */
 export interface DeviceSteering {
@@ -26,6 +29,12 @@ export interface DeviceSteering {
    * profile's value.
    */
   chooseUsable?(change: UsableChange, proposed: VirtioMemConfig, before: VirtioMemConfig): bigint | undefined;
+  /**
+   * Whether `change` unplugs every block (`profileUnplugs`: what the profile does); undefined keeps
+   * the profile's way. Both are conforming: a system reset may keep blocks (dev.op.7 is a SHOULD),
+   * and the spec leaves a wake-up without PERSISTENT_SUSPEND open.
+   */
+  chooseResetUnplug?(change: ResetChange, profileUnplugs: boolean, before: VirtioMemConfig): boolean | undefined;
 }
 
 /** The outcome a steered device produces: the steering's choice when it is in the conforming set, else the profile's. */
@@ -59,4 +68,21 @@ export function steeredUsable(
     wanted <= bounds.max &&
     (change !== 'host-resize' || wanted >= before.usable_region_size);
   return conforming ? wanted : proposed.usable_region_size;
+}
+
+/**
+ * What a reset-like change does to a steered device: whether every block is unplugged (the
+ * steering's choice, else the profile's) and, if so, the usable_region_size it leaves (the
+ * steering's conforming value, else `recomputed`, the profile's policy for an empty region).
+ */
+export function steeredReset(
+  change: ResetChange,
+  profileUnplugs: boolean,
+  before: VirtioMemConfig,
+  recomputed: bigint,
+  steering: DeviceSteering | undefined,
+): { readonly unplug: boolean; readonly usable: bigint } {
+  const unplug = steering?.chooseResetUnplug?.(change, profileUnplugs, before) ?? profileUnplugs;
+  const proposed = { ...before, usable_region_size: recomputed, plugged_size: 0n };
+  return { unplug, usable: unplug ? steeredUsable(change, proposed, before, steering) : before.usable_region_size };
 }

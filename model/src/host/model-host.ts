@@ -21,15 +21,9 @@ import {
   usableRegionSizeProblem,
 } from '../../../spec/src/index';
 import { VirtioMemConfig, decodeRequest } from '../codec/codec';
-import {
-  DescriptorChain,
-  DeviceParams,
-  DeviceParamsError,
-  DeviceSteering,
-  StatusWriteResult,
-  VirtioMemDevice,
-} from '../device/device';
+import { DescriptorChain, DeviceParams, DeviceParamsError, StatusWriteResult, VirtioMemDevice } from '../device/device';
 import type { MemoryAccessResult } from '../device/memory';
+import type { DeviceSteering } from '../device/steering';
 import { DeviceProfile, SPEC_PROFILE } from '../device/profiles';
 
 /** Builds the device of a host; a mutation test passes broken variants. */
@@ -183,7 +177,7 @@ export class ModelHost {
   /** A platform reset (reboot); with the `unplug-all` policy every plugged block is unplugged (dev.op.7). */
   systemReset(): { readonly unplugged: readonly BlockRange[] } {
     const before = this.device.pluggedRuns();
-    this.device.systemReset();
+    this.device.systemReset(this.steering);
     return { unplugged: this.unpluggedSince(before) };
   }
 
@@ -195,7 +189,7 @@ export class ModelHost {
     if (this.device.suspended) return { kind: 'refused', reason: 'the device is already suspended' };
     const before = this.device.pluggedRuns();
     const { persistent } = this.device.suspend();
-    this.device.wake();
+    this.device.wake(this.steering);
     return { kind: 'woken', persistent, unplugged: this.unpluggedSince(before) };
   }
 
