@@ -9,6 +9,7 @@ export * from './device/outcomes';
 export * from './device/invariants';
 export * from './device/memory';
 export * from './device/device';
+export * from './device/steering';
 export * from './driver/driver';
 export * from './loop';
 export * from './host/model-host';

@@ -96,6 +96,7 @@ export const Setup = {
     region_size: Expression,
     addr: Expression,
     requested_size: Expression,
+    usable_region_size: Expression,
     node_id: { type: 'integer', minimum: 0, maximum: 65535 },
     features: FeatureList,
     accept: { oneOf: [{ const: 'offered' }, FeatureList] },

@@ -36,6 +36,7 @@ import {
 import {
   DeviceFactory,
   DeviceProfile,
+  DeviceSteering,
   DriverLoopStop,
   DriverRequest,
   HostResize,
@@ -62,6 +63,8 @@ export interface ModelAdapterOptions {
   readonly driverFactory?: () => ReferenceDriver;
   /** Name shown in reports (default `model:<profile>`). */
   readonly implementation?: string;
+  /** Conforming choices made for device vectors' devices instead of the profile's (lint replays a vector as it states it). */
+  readonly steering?: DeviceSteering;
 }
 
 /** Where the response's bytes after the type start (a scripted trailer goes there). */
@@ -83,7 +86,7 @@ export function createModelAdapter(options: ModelAdapterOptions = {}): Adapter {
   return {
     info,
     async openDevice(setup) {
-      return new ModelDeviceSession(openHost(setup, profile, factory));
+      return new ModelDeviceSession(openHost(setup, profile, factory, options.steering));
     },
     async openDriver(setup, driverOptions) {
       const makeDriver = options.driverFactory ?? (() => new ReferenceDriver());
@@ -95,8 +98,13 @@ export function createModelAdapter(options: ModelAdapterOptions = {}): Adapter {
   };
 }
 
-function openHost(setup: DeviceSetup, profile: DeviceProfile, factory: DeviceFactory): ModelHost {
-  const built = ModelHost.create(setup, profile, factory);
+function openHost(
+  setup: DeviceSetup,
+  profile: DeviceProfile,
+  factory: DeviceFactory,
+  steering?: DeviceSteering,
+): ModelHost {
+  const built = ModelHost.create(setup, profile, factory, steering);
   if (built.kind === 'refused') throw new UnsupportedSetupError(built.reason);
   return built.host;
 }

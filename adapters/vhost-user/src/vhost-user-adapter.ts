@@ -212,6 +212,7 @@ export class VhostUserDeviceSession implements DeviceSession {
       throw new UnsupportedSetupError(
         `${s.plugged.length} plugged runs; one SETUP carries at most ${VMEMCT_MAX_PLUGGED_RUNS}`,
       );
+    // SETUP carries no usable_region_size: the back-end's device chooses it, and the runner's first read compares it with a stated one.
     const reply = await this.frontEnd.vmemct(VmemctRequest.SETUP, encodeVmemctSetup(s));
     if (reply.status === VmemctStatus.REFUSED)
       throw new UnsupportedSetupError(`the back-end cannot build this device: ${reply.text}`);
@@ -231,6 +232,8 @@ export class VhostUserDeviceSession implements DeviceSession {
     if (c.requested_size !== s.requested_size)
       differs.push(`requested_size ${c.requested_size} (vector: ${s.requested_size})`);
     if (c.node_id !== s.node_id) differs.push(`node_id ${c.node_id} (vector: ${s.node_id})`);
+    if (s.usable_region_size !== undefined && c.usable_region_size !== s.usable_region_size)
+      differs.push(`usable_region_size ${c.usable_region_size} (vector: ${s.usable_region_size})`);
     if (c.plugged_size !== 0n || s.plugged.length) differs.push('initially plugged blocks');
     if (s.features !== undefined) {
       const offered = (await this.frontEnd.queryU64(Request.GET_FEATURES)) & ~PROTOCOL_FEATURES_BIT;

@@ -4,6 +4,7 @@
  */
 import { decodeCommand, encodeCommand } from './wire-commands';
 import { specCommand } from './spec-command';
+import { recordCommand } from './record-command';
 import { guestCommand } from './guest-commands';
 import { serveVhostUserCommand, vhostUserCheckCommand, vhostUserCtlCommand } from './vhost-user-commands';
 import { coverageCommand, docsCommand, lintCommand, listCommand, runCommand } from './run-commands';
@@ -53,6 +54,9 @@ usage:
       [--json FILE|-] [--timeout MS]
                             the vu.* transport checks of any vhost-user back-end (handshake, acks,
                             memory slots, fds), through the same runner and reports as run
+  vmemct record --ops N --out FILE [--adapter model|qemu] [--profile P] [--qemu PATH] [--seed S]
+      [--ops-per-vector 100] [--block-size 2MiB] [--region-size 1GiB] [--addr 4GiB] [--requested-size 64MiB]
+                            record a device's answers to seeded random operations as a vector file
   vmemct coverage [--vectors PATH] [--json]     requirement → vectors; exit 1 if one is uncovered
   vmemct spec [--json]                          the protocol: layouts, constants, the 71 requirements
   vmemct encode config|request|response F=V …   encode a structure, print its bytes as hex
@@ -79,6 +83,7 @@ const COMMANDS: Readonly<Record<string, Command>> = {
   list: listCommand,
   lint: lintCommand,
   coverage: coverageCommand,
+  record: recordCommand,
   docs: docsCommand,
   guest: guestCommand,
   'serve-vhost-user': serveVhostUserCommand,

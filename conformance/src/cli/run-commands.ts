@@ -12,7 +12,7 @@ import { SshGuestSetupError, connectSshGuestAdapter } from '../../../adapters/ss
 import type { SshGuestOptions } from '../../../adapters/ssh-guest/src/ssh-guest-adapter';
 import { VhostUserSetupError, connectVhostUserAdapter } from '../../../adapters/vhost-user/src/vhost-user-adapter';
 import { NativeHelperMissingError } from '../../../adapters/vhost-user/src/native';
-import { DEVICE_PROFILES, findDeviceProfile } from '../../../model/src/index';
+import { DEVICE_PROFILES, DeviceSteering, findDeviceProfile } from '../../../model/src/index';
 import { loadVectors, readVectorCache } from '../loader/load';
 import { ResultsInput, buildSite } from '../docs/site';
 import { readResultsFile } from '../docs/results-file';
@@ -266,9 +266,9 @@ export function suiteVersion(): string {
   }
 }
 
-/** Lint's dry runs go to a device of the reference model (`spec` profile). */
-function referenceDevice(setup: DeviceSetup): Promise<DeviceSession> {
-  return createModelAdapter().openDevice(setup);
+/** Lint's dry runs go to a device of the reference model (`spec` profile), steered by the vector it replays. */
+function referenceDevice(setup: DeviceSetup, steering: DeviceSteering): Promise<DeviceSession> {
+  return createModelAdapter({ steering }).openDevice(setup);
 }
 
 /** `vmemct run`. */

@@ -259,6 +259,7 @@ interface RawSetup {
   region_size?: string | number;
   addr?: string | number;
   requested_size?: string | number;
+  usable_region_size?: string | number;
   node_id?: number;
   features?: string[];
   accept?: 'offered' | string[];
@@ -377,6 +378,8 @@ function normaliseSetup(
   const region_size = e('region_size');
   const addr = e('addr');
   const requested_size = e('requested_size');
+  const usable_region_size =
+    raw.usable_region_size === undefined ? undefined : site('usable_region_size').expr(raw.usable_region_size);
   const configPadding =
     raw.config_padding === undefined ? undefined : site('config_padding').hex(raw.config_padding, 6);
   if (problems.length > before || !block_size || !region_size || !addr || !requested_size) return undefined;
@@ -385,6 +388,7 @@ function normaliseSetup(
     region_size,
     addr,
     requested_size,
+    usable_region_size,
     node_id: raw.node_id ?? 0,
     features: raw.features ? featureSet(raw.features) : undefined,
     accept: raw.accept === undefined || raw.accept === 'offered' ? 'offered' : featureSet(raw.accept),

@@ -59,6 +59,8 @@ export interface SetupSpec {
   readonly region_size: Expr;
   readonly addr: Expr;
   readonly requested_size: Expr;
+  /** usable_region_size when the device starts (a choice a device makes; undefined leaves it to the device). */
+  readonly usable_region_size?: Expr;
   readonly node_id: number;
   /** Offered features; undefined = the implementation's default. */
   readonly features?: bigint;

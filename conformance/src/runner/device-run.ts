@@ -115,6 +115,17 @@ export class DeviceRun implements DeviceStepContext {
       });
       return;
     }
+    // usable_region_size is the device's choice: an adapter that cannot impose it (QEMU) runs the vector only when the device chose the same.
+    const statedUsable = this.setup.usable_region_size;
+    if (statedUsable !== undefined && this.config.usable_region_size !== statedUsable) {
+      this.findings.push({
+        verdict: 'unsupported',
+        step: 0,
+        check: 'setup',
+        message: `the device chose usable_region_size ${formatHex(this.config.usable_region_size)}; the vector's set-up states ${formatHex(statedUsable)}, which this adapter cannot impose`,
+      });
+      return;
+    }
     this.oracle = new Oracle(this.config, this.setup.plugged, this.negotiated);
     this.invariants(0, undefined, this.config, 'read', false);
     for (const step of steps) {

@@ -1,10 +1,9 @@
 import { createModelAdapter } from '../../../adapters/model/src/model-adapter';
 import { loadVectorText } from '../loader/load';
 import { formatProblem } from '../loader/types';
-import { lintReport, lintVectors } from './lint';
+import { OpenReferenceDevice, lintReport, lintVectors } from './lint';
 
-const reference = (setup: Parameters<ReturnType<typeof createModelAdapter>['openDevice']>[0]) =>
-  createModelAdapter().openDevice(setup);
+const reference: OpenReferenceDevice = (setup, steering) => createModelAdapter({ steering }).openDevice(setup);
 
 async function lint(steps: string[], title = 'a scenario under test', target = 'device'): Promise<string[]> {
   const text = [

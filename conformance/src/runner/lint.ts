@@ -2,20 +2,27 @@
  * Meaning checks beyond the schema: does a vector expect something no conforming device could
  * produce? Each device vector is dry-run — by the same step handlers `vmemct run` uses — against
  * a device of the reference model (`spec` profile), supplied by the caller so this layer needs
- * no concrete adapter. At every request step each outcome the vector grades pass, acceptable or
+ * no concrete adapter. The device follows the vector ({@link followVector}): where the vector
+ * states a conforming choice (a response, usable_region_size after a resize) the device makes
+ * it, so the dry run walks the states the vector describes, whichever conforming device it was
+ * written for. At every request step each outcome the vector grades pass, acceptable or
  * informational must be in the oracle's conforming set (NACK for UNPLUG, say, never is);
  * non-strict and fail grades may name anything. A step the dry run cannot perform (an
  * expression that cannot be evaluated, say) is a problem too.
  */
 import type { DeviceSession, DeviceSetup } from '../../../adapters/core/src/contract';
-import { describeOutcome } from '../../../model/src/index';
+import { DeviceSteering, describeOutcome } from '../../../model/src/index';
 import type { LoadProblem, Vector } from '../loader/types';
 import { DeviceRun } from './device-run';
 import { outcomeLabel } from '../judge/oracle';
 import { evaluateSetup } from './setup';
+import { followVector } from './follow-vector';
 
-/** Opens a device of the reference model (`spec` profile) built from a set-up. */
-export type OpenReferenceDevice = (setup: DeviceSetup) => Promise<DeviceSession>;
+/**
+ * Opens a device of the reference model (`spec` profile) built from a set-up, making the
+ * conforming choices `steering` asks for instead of the profile's own.
+ */
+export type OpenReferenceDevice = (setup: DeviceSetup, steering: DeviceSteering) => Promise<DeviceSession>;
 
 /**
  * How long lint's dry runs may take: {@link LINT_BUDGET}`.perVectorMs` for one vector (checked
@@ -118,14 +125,19 @@ async function dryRun(
   const evaluated = evaluateSetup(v);
   if (!evaluated.ok) return { problems: [{ file, line: v.source.line, field: 'setup', reason: evaluated.reason }] };
   let opened: DeviceSession;
+  // The device follows the run's current step; the run exists only once the device does.
+  let run: DeviceRun | undefined;
   try {
-    opened = await open(evaluated.setup);
+    opened = await open(
+      evaluated.setup,
+      followVector(v, () => run?.stepIndex ?? 0),
+    );
   } catch (e) {
     return { problems: [{ file, line: v.source.line, field: 'setup', reason: (e as Error).message }] };
   }
   const { session, spent } = budgeted(opened, deadline);
   const problems: LoadProblem[] = [];
-  const run = new DeviceRun(v, session, evaluated.setup, {
+  run = new DeviceRun(v, session, evaluated.setup, {
     requestEvaluated(step, evaluation) {
       const labels = evaluation.outcomes.map(outcomeLabel);
       for (const [outcome, cls] of step.expect.response ?? []) {
@@ -140,19 +152,20 @@ async function dryRun(
       }
     },
   });
+  const dryRun = run;
   const problemAt = (stepIndex: number, reason: string): LoadProblem => {
     const step = v.steps[stepIndex - 1];
     return { file, line: step ? step.line : v.source.line, field: step ? `steps[${stepIndex - 1}]` : 'steps', reason };
   };
   try {
-    await run.run();
+    await dryRun.run();
     // Once the budget is spent, the error that stopped the run is the budget's, not the vector's.
-    const error = run.findings.find((f) => f.verdict === 'error' && f.step > 0);
+    const error = dryRun.findings.find((f) => f.verdict === 'error' && f.step > 0);
     if (error && !spent()) problems.push(problemAt(error.step, error.message));
   } catch (e) {
-    if (!spent()) problems.push(problemAt(run.stepIndex, (e as Error).message));
+    if (!spent()) problems.push(problemAt(dryRun.stepIndex, (e as Error).message));
   } finally {
     await opened.close();
   }
-  return spent() ? { problems, stoppedBefore: Math.max(1, run.stepIndex) } : { problems };
+  return spent() ? { problems, stoppedBefore: Math.max(1, dryRun.stepIndex) } : { problems };
 }

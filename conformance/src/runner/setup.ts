@@ -2,6 +2,7 @@
  * A vector's set-up, evaluated: the expressions of `setup:` turned into the device to build.
  */
 import type { DeviceSetup } from '../../../adapters/core/src/contract';
+import { usableRegionSizeProblem } from '../../../spec/src/index';
 import { Expr, ExpressionScope, evaluate } from '../loader/expr';
 import type { Vector } from '../loader/types';
 
@@ -9,7 +10,11 @@ import type { Vector } from '../loader/types';
 export type SetupEvaluation =
   { readonly ok: true; readonly setup: DeviceSetup } | { readonly ok: false; readonly reason: string };
 
-/** Evaluates a vector's set-up expressions (each may use the fields evaluated before it). */
+/**
+ * Evaluates a vector's set-up expressions (each may use the fields evaluated before it) and checks
+ * a stated usable_region_size (a multiple of block_size, at least requested_size rounded up to a
+ * block, at most region_size, covering the plugged blocks).
+ */
 export function evaluateSetup(vector: Vector): SetupEvaluation {
   const s = vector.setup;
   let failure: string | undefined;
@@ -34,16 +39,20 @@ export function evaluateSetup(vector: Vector): SetupEvaluation {
   };
   const requested_size = value(s.requested_size, scope, 'requested_size');
   if (failure) return { ok: false, reason: failure };
-  return {
-    ok: true,
-    setup: {
-      block_size,
-      region_size,
-      addr,
-      requested_size,
-      node_id: s.node_id,
-      features: s.features,
-      plugged: s.plugged,
-    },
+  const usable_region_size =
+    s.usable_region_size && value(s.usable_region_size, { ...scope, requested_size }, 'usable_region_size');
+  if (failure) return { ok: false, reason: failure };
+  const setup: DeviceSetup = {
+    block_size,
+    region_size,
+    addr,
+    requested_size,
+    node_id: s.node_id,
+    features: s.features,
+    plugged: s.plugged,
+    ...(usable_region_size === undefined ? {} : { usable_region_size }),
   };
+  const usableProblem = usableRegionSizeProblem(setup);
+  if (usableProblem) return { ok: false, reason: `setup.usable_region_size: ${usableProblem}` };
+  return { ok: true, setup };
 }

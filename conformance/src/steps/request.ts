@@ -248,8 +248,8 @@ export const requestStep = defineStepKind<RequestAction, RequestObserved>({
   },
 });
 
-/** How the runner names what came back for a chain. */
-function labelCompletion(
+/** How the runner names what came back for a chain (the recorder states what it saw in the same words). */
+export function labelCompletion(
   completion: Completion,
   status: number,
   requestType: number | undefined,

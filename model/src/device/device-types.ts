@@ -10,15 +10,15 @@ import type { VirtioMemDevice } from './device';
 
 /**
  * Initial parameters of a device: the set-up record ({@link DeviceSetup}), where a model test may
- * leave out `requested_size` (0), `node_id` (0) and `plugged` (none), plus an override of the
- * profile's initial usable_region_size (to set up unusual states). Sizes are bytes.
+ * leave out `requested_size` (0), `node_id` (0) and `plugged` (none). A `usable_region_size`
+ * overrides the profile's initial choice; the device takes it as given (the oracle rebuilds devices
+ * from what real ones show), so the set-up paths validate it first (`usableRegionSizeProblem`).
+ * Sizes are bytes.
  */
 export interface DeviceParams
   extends
-    Pick<DeviceSetup, 'block_size' | 'region_size' | 'addr' | 'features'>,
-    Partial<Pick<DeviceSetup, 'requested_size' | 'node_id' | 'plugged'>> {
-  readonly usable_region_size?: bigint;
-}
+    Pick<DeviceSetup, 'block_size' | 'region_size' | 'addr' | 'features' | 'usable_region_size'>,
+    Partial<Pick<DeviceSetup, 'requested_size' | 'node_id' | 'plugged'>> {}
 
 /** Thrown when the device is driven out of order (e.g. a wake-up without a suspend). */
 export class DeviceUsageError extends Error {

@@ -36,6 +36,7 @@ import { MemoryAccessResult, SparseMemory } from './memory';
 import { DescriptorChain, RequestEvaluation, evaluateChain, singleRequestChain } from './chain';
 import { AccessRefusal, judgeAccess } from './access';
 import { VirtioStatus } from './virtio-status';
+import { DeviceSteering, ResetChange, steeredOutcome, steeredReset, steeredUsable } from './steering';
 import {
   DeviceParams,
   DeviceParamsError,
@@ -248,22 +249,20 @@ export class VirtioMemDevice {
   }
 
   /**
-   * Processes one chain: evaluates it, applies the profile's outcome, checks invariants.
-   * Mutates the block states, the configuration and the status as the outcome says; on a
-   * non-ACK response nothing but the response is produced.
+   * Processes one chain: evaluates it, applies the profile's outcome (or the conforming one `steering` picks), checks
+   * invariants. Mutates blocks, configuration and status as the outcome says; a non-ACK response changes nothing.
    */
-  processChain(chain: DescriptorChain): ProcessResult {
+  processChain(chain: DescriptorChain, steering?: DeviceSteering): ProcessResult {
     const evaluation = this.evaluate(chain);
-    if (evaluation.chosen.kind === 'response' && evaluation.chosen.response === 'BUSY' && this.busyPending)
-      this.busyBudget--;
+    const chosen = steeredOutcome(evaluation, steering);
+    if (chosen.kind === 'response' && chosen.response === 'BUSY' && this.busyPending) this.busyBudget--;
     const before = this.takeSnapshot(false);
     const notificationsBefore = this.notifications;
-    const chosen = evaluation.chosen;
     let used: UsedElement | null = null;
     let response: VirtioMemResponse | undefined;
     let kind: TransitionKind = 'request';
     if (chosen.kind === 'response') {
-      this.applyEffect(chosen.effect);
+      this.applyEffect(chosen.effect, undefined, steering);
       if (chosen.effect.kind === 'unplug-all') kind = 'unplug-all';
       response = {
         type: RESPONSE_CODE_NAMES.indexOf(chosen.response),
@@ -277,7 +276,7 @@ export class VirtioMemDevice {
     const notified = this.notifications !== notificationsBefore;
     const after = this.takeSnapshot(kind === 'unplug-all');
     const violations = [...checkConfigInvariants(after), ...checkTransition(before, after, kind, notified)];
-    return { ...evaluation, used, response, notified, violations };
+    return { ...evaluation, chosen, used, response, notified, violations };
   }
 
   /** Convenience: processes a request given as bytes in the usual two-descriptor chain. */
@@ -387,21 +386,19 @@ export class VirtioMemDevice {
   }
 
   /**
-   * The platform wakes up from suspend-to-RAM. With PERSISTENT_SUSPEND negotiated block states
-   * and contents stay as they were (dev.op.8, dev.op.3). Without it the profile decides
-   * (`suspendWithoutPersistence`): 'keep', or 'unplug-all' — every block unplugged, contents
-   * discarded and usable_region_size recomputed, as a system reset with that policy does.
+   * The platform wakes up from suspend-to-RAM. With PERSISTENT_SUSPEND negotiated block states and contents stay as
+   * they were (dev.op.8, dev.op.3). Without it the profile (`suspendWithoutPersistence`) or `steering` decides: keep,
+   * or unplug every block, discard contents and recompute usable_region_size, as a system reset with that policy does.
    * The virtio status is left alone: resetting and re-initialising the device around a suspend
    * is the driver's business (Linux resets it in its freeze callback and re-initialises it on restore).
    * Returns the invariants broken, comparing the state at {@link suspend} with the state now.
    * @throws DeviceUsageError when the device is not suspended.
    */
-  wake(): InvariantViolation[] {
+  wake(steering?: DeviceSteering): InvariantViolation[] {
     const at = this.suspendedAt;
     if (!at) throw new DeviceUsageError('wake() called without a preceding suspend()');
     this.suspendedAt = undefined;
-    if (!at.persistent && this.profile.suspendWithoutPersistence === 'unplug-all')
-      this.unplugEverything(this.recomputedUsable());
+    if (!at.persistent) this.resetBlocks('wake', this.profile.suspendWithoutPersistence === 'unplug-all', steering);
     const after = this.takeSnapshot(true);
     return [
       ...checkConfigInvariants(after),
@@ -412,11 +409,11 @@ export class VirtioMemDevice {
   // ---------------------------------------------------------------- host side
 
   /**
-   * The host changes requested_size (QEMU: `qom-set … requested-size`). Grows usable_region_size
-   * first when the policy wants more room (dev.cfg.4), and raises a notification when either
-   * field changed (dev.cfg.9) or when the profile always notifies (dev.cfg.11).
+   * The host changes requested_size (QEMU: `qom-set … requested-size`). Grows usable_region_size first when the policy
+   * (or `steering`, conformingly) wants more room (dev.cfg.4), and raises a notification when either field changed
+   * (dev.cfg.9) or when the profile always notifies (dev.cfg.11).
    */
-  setRequestedSize(size: bigint): HostResizeResult {
+  setRequestedSize(size: bigint, steering?: DeviceSteering): HostResizeResult {
     const c = this.config;
     const rules = this.profile.resizeValidation;
     if (size < 0n) return { ok: false, reason: 'requested_size must not be negative' };
@@ -439,7 +436,8 @@ export class VirtioMemDevice {
     const usableBefore = c.usable_region_size;
     const wanted = usableFor(this.profile.usablePolicy, size, c.block_size, c.region_size, usableBefore);
     // Resizes only ever grow the usable region (dev.cfg.8).
-    const usableAfter = wanted > usableBefore ? wanted : usableBefore;
+    const proposed = { ...c, usable_region_size: wanted > usableBefore ? wanted : usableBefore, requested_size: size };
+    const usableAfter = steeredUsable('host-resize', proposed, c, steering);
     const changed = usableAfter !== usableBefore || size !== c.requested_size;
     this.config = { ...c, usable_region_size: usableAfter, requested_size: size };
     if (changed) this.bumpGeneration();
@@ -474,13 +472,13 @@ export class VirtioMemDevice {
   }
 
   /**
-   * System reset (VM reboot). With the `unplug-all` policy every block is unplugged (dev.op.7),
-   * its content discarded, and usable_region_size is recomputed (it may shrink); a device reset
+   * System reset (VM reboot). With the `unplug-all` policy (or `steering`'s choice) every block is unplugged
+   * (dev.op.7), its content discarded, and usable_region_size is recomputed (it may shrink); a device reset
    * happens as well, and the last negotiation is forgotten. A suspended device is woken.
    */
-  systemReset(): InvariantViolation[] {
+  systemReset(steering?: DeviceSteering): InvariantViolation[] {
     const before = this.takeSnapshot(true);
-    if (this.profile.systemReset === 'unplug-all') this.unplugEverything(this.recomputedUsable());
+    this.resetBlocks('system-reset', this.profile.systemReset === 'unplug-all', steering);
     this.suspendedAt = undefined;
     this.virtio.forgetNegotiation();
     this.virtio.reset();
@@ -519,6 +517,12 @@ export class VirtioMemDevice {
     this.setConfig({ plugged_size: 0n, usable_region_size: usable });
   }
 
+  /** On a reset-like change: unplugs every block when the profile, or a conforming steering choice, says so. */
+  private resetBlocks(change: ResetChange, profileUnplugs: boolean, steering?: DeviceSteering): void {
+    const reset = steeredReset(change, profileUnplugs, this.config, this.recomputedUsable(), steering);
+    if (reset.unplug) this.unplugEverything(reset.usable);
+  }
+
   /** The usable_region_size the profile's policy wants for the current requested_size, starting from an empty region. */
   private recomputedUsable(): bigint {
     const c = this.config;
@@ -551,7 +555,7 @@ export class VirtioMemDevice {
     this.generation = (this.generation + 1) & 0xff;
   }
 
-  private applyEffect(effect: OutcomeEffect, usableAfter?: bigint): void {
+  private applyEffect(effect: OutcomeEffect, usableAfter?: bigint, steering?: DeviceSteering): void {
     const c = this.config;
     switch (effect.kind) {
       case 'none':
@@ -567,11 +571,11 @@ export class VirtioMemDevice {
         this.setConfig({ plugged_size: BigInt(this.blocks.count) * c.block_size });
         return;
       case 'unplug-all': {
-        let usable = usableAfter ?? c.usable_region_size;
-        if (usableAfter === undefined) {
-          if (this.profile.unplugAllUsable === 'recompute') usable = this.recomputedUsable();
-          if (this.profile.unplugAllUsable === 'zero') usable = 0n;
-        }
+        const policy = this.profile.unplugAllUsable;
+        const own = policy === 'recompute' ? this.recomputedUsable() : policy === 'zero' ? 0n : c.usable_region_size;
+        const proposed = { ...c, usable_region_size: own, plugged_size: 0n };
+        const bounds = { min: effect.usableMin, max: effect.usableMax };
+        const usable = usableAfter ?? steeredUsable('unplug-all', proposed, c, steering, bounds);
         // The spec exempts UNPLUG ALL from the notification rule (dev.cfg.9), so none is sent.
         this.unplugEverything(usable);
         return;

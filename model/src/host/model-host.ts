@@ -18,10 +18,12 @@ import {
   VIRTIO_CONFIG_S_NEEDS_RESET,
   VIRTIO_MEM_REQ_UNPLUG_ALL,
   VirtioMemRequestLayout,
+  usableRegionSizeProblem,
 } from '../../../spec/src/index';
 import { VirtioMemConfig, decodeRequest } from '../codec/codec';
 import { DescriptorChain, DeviceParams, DeviceParamsError, StatusWriteResult, VirtioMemDevice } from '../device/device';
 import type { MemoryAccessResult } from '../device/memory';
+import type { DeviceSteering } from '../device/steering';
 import { DeviceProfile, SPEC_PROFILE } from '../device/profiles';
 
 /** Builds the device of a host; a mutation test passes broken variants. */
@@ -33,7 +35,7 @@ export const MODEL_DEVICE: DeviceFactory = (params, profile) => new VirtioMemDev
 /** Result of {@link ModelHost.create}. */
 export type HostSetupResult =
   | { readonly kind: 'ready'; readonly host: ModelHost }
-  /** The set-up cannot be modelled (zero block size, too many blocks, plugged runs outside the region). */
+  /** The set-up cannot be modelled (zero block size, too many blocks, plugged runs outside the region) or states a usable_region_size no device starts with. */
   | { readonly kind: 'refused'; readonly field: string; readonly reason: string };
 
 /** What the device did with one chain. */
@@ -71,19 +73,25 @@ export class ModelHost {
   private constructor(
     /** The device. The driver pump and the runner's oracle read it; hosts change it only through this class. */
     readonly device: VirtioMemDevice,
+    /** Choices made for the device from outside its profile (lint's replay of a vector); conforming ones only. */
+    private readonly steering?: DeviceSteering,
   ) {}
 
   /**
    * Builds the device from the set-up record. Never throws for a set-up the model cannot build:
-   * that is a `refused` result naming the field.
+   * that is a `refused` result naming the field. With `steering`, chains and resizes take the
+   * conforming outcomes it picks instead of the profile's (see {@link DeviceSteering}).
    */
   static create(
     setup: DeviceSetup,
     profile: DeviceProfile = SPEC_PROFILE,
     factory: DeviceFactory = MODEL_DEVICE,
+    steering?: DeviceSteering,
   ): HostSetupResult {
+    const usableProblem = usableRegionSizeProblem(setup);
+    if (usableProblem) return { kind: 'refused', field: 'usable_region_size', reason: usableProblem };
     try {
-      return { kind: 'ready', host: new ModelHost(factory(setup, profile)) };
+      return { kind: 'ready', host: new ModelHost(factory(setup, profile), steering) };
     } catch (e) {
       if (e instanceof DeviceParamsError) return { kind: 'refused', field: e.field, reason: e.message };
       throw e;
@@ -128,7 +136,7 @@ export class ModelHost {
   submit(chain: DescriptorChain): ChainCompletion {
     // UNPLUG ALL unplugs whatever was plugged: remember what that was (only for this type, the runs cost a bitmap walk).
     const before = isUnplugAll(chain) ? this.device.pluggedRuns() : [];
-    const result = this.device.processChain(chain);
+    const result = this.device.processChain(chain, this.steering);
     const chosen = result.chosen;
     let unplugged: readonly BlockRange[] = [];
     if (chosen.kind === 'response' && chosen.effect.kind === 'unplug')
@@ -157,7 +165,7 @@ export class ModelHost {
 
   /** The host changes requested_size (dev.cfg.4, dev.cfg.9); refused by the profile's resize validation. */
   resize(requestedSize: bigint): HostResize {
-    const r = this.device.setRequestedSize(requestedSize);
+    const r = this.device.setRequestedSize(requestedSize, this.steering);
     return r.ok ? { kind: 'applied', notified: r.notified } : { kind: 'refused', reason: r.reason };
   }
 
@@ -169,7 +177,7 @@ export class ModelHost {
   /** A platform reset (reboot); with the `unplug-all` policy every plugged block is unplugged (dev.op.7). */
   systemReset(): { readonly unplugged: readonly BlockRange[] } {
     const before = this.device.pluggedRuns();
-    this.device.systemReset();
+    this.device.systemReset(this.steering);
     return { unplugged: this.unpluggedSince(before) };
   }
 
@@ -181,7 +189,7 @@ export class ModelHost {
     if (this.device.suspended) return { kind: 'refused', reason: 'the device is already suspended' };
     const before = this.device.pluggedRuns();
     const { persistent } = this.device.suspend();
-    this.device.wake();
+    this.device.wake(this.steering);
     return { kind: 'woken', persistent, unplugged: this.unpluggedSince(before) };
   }
 
