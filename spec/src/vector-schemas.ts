@@ -60,6 +60,7 @@ export const CAPABILITY_NAMES = [
   'suspend',
   'observe-driver',
   'inject-responses',
+  'config-generation',
 ] as const;
 
 /** An expected config value: an expression (equality), a range, or `unchanged`. */

@@ -116,6 +116,10 @@ class ModelDeviceSession implements DeviceSession {
     return this.host.readConfig();
   }
 
+  async readConfigGeneration(): Promise<number> {
+    return this.host.readConfigGeneration();
+  }
+
   async submit(chain: Chain): Promise<Completion> {
     const c = this.host.submit(chain);
     return c.kind === 'used' ? { kind: 'used', length: c.length, written: c.written } : { kind: 'no-used-entry' };

@@ -259,7 +259,9 @@ async function runOne(adapter: Adapter, vector: Vector, timeoutMs: number): Prom
     if (vector.target === 'device') {
       const session = await adapter.openDevice(setup);
       await track(session);
-      const findings = await runDeviceVector(vector, session, setup);
+      const findings = await runDeviceVector(vector, session, setup, {
+        configGeneration: adapter.info.capabilities.includes('config-generation'),
+      });
       return { verdict: combine(findings), findings };
     }
     const session = await adapter.openDriver!(setup, { configPadding: vector.setup.configPadding });
