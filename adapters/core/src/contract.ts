@@ -52,7 +52,11 @@ export interface Chain {
 
 /** What came back for one chain. */
 export type Completion =
-  /** A used entry: the used length the device reported and the bytes it wrote (first `length` bytes). */
+  /**
+   * A used entry: the used length the device reported and the first `length` bytes of the
+   * writable buffers (joined in order; at most their total size). The adapter pre-fills writable
+   * buffers with `writablePoison` (spec/), so a byte the device never wrote reads as poison.
+   */
   | { readonly kind: 'used'; readonly length: number; readonly written: Uint8Array }
   /** No used entry within the adapter's bound. */
   | { readonly kind: 'no-used-entry' };

@@ -2,10 +2,11 @@
  * Pure checks of the virtio core rules (VIRTIO 1.4 §2, §4.1) that every device step can show being
  * broken, whatever the vector states: the configuration generation (dev.virtio.6), the
  * notification that announces DEVICE_NEEDS_RESET (dev.virtio.1), the status after a reset
- * (dev.virtio.4) and a refused FEATURES_OK (dev.virtio.2, dev.virtio.3, dev.init.1). The device
- * runner calls them with what it observed.
+ * (dev.virtio.4), a refused FEATURES_OK (dev.virtio.2, dev.virtio.3, dev.init.1) and the used
+ * length of a request (dev.virtio.5). The device runner and the request step call them with what
+ * they observed.
  */
-import type { HandshakeResult } from '../../../adapters/core/src/contract';
+import type { Chain, Completion, HandshakeResult } from '../../../adapters/core/src/contract';
 import {
   FEATURE_BITS,
   VIRTIO_CONFIG_S_DRIVER_OK,
@@ -13,7 +14,9 @@ import {
   VIRTIO_F_VERSION_1,
   VIRTIO_MEM_F_UNPLUGGED_INACCESSIBLE,
   VirtioMemConfigLayout,
+  VirtioMemResponseLayout,
   featureMask,
+  writablePoisonByte,
 } from '../../../spec/src/index';
 import type { Finding } from './verdicts';
 
@@ -142,4 +145,66 @@ export function judgeFeaturesOkRefusal(init: HandshakeResult, step: number, acce
     observed,
     requirements: again ? ['dev.virtio.2', 'dev.virtio.3'] : ['dev.virtio.2'],
   };
+}
+
+/**
+ * The used length of an answered request, judged exactly (`used_length`). A virtio-mem response
+ * is 10 bytes (§5.15.6), and a conforming device reports what it wrote (QEMU: exactly 10).
+ * - more than the chain's device-writable bytes: the device cannot have written them (dev.virtio.5), `fail`;
+ * - bytes inside the used length that still hold the driver's poison pre-fill at the end (two or
+ *   more, or any beyond the 10-byte response): reported as written but never written (dev.virtio.5), `fail`;
+ * - more than 10 bytes, all written: bytes beyond the response, `informational`;
+ * - 2 to 9 bytes with room for the whole response: the core lets the used length understate what
+ *   was written (§2.7.8.2) and the driver needs only the type, `informational` (a STATE answer
+ *   without its state is judged by the response check).
+ * Lengths 0 and 1 are outcomes of their own (the response check judges them).
+ */
+export function judgeUsedLength(completion: Completion, chain: Chain, step: number): Finding[] {
+  if (completion.kind !== 'used' || completion.length < 2) return [];
+  const length = completion.length;
+  const writable = chain.writableSizes.reduce((n, s) => n + s, 0);
+  const response = VirtioMemResponseLayout.size;
+  const finding = (verdict: Finding['verdict'], message: string, requirements?: string[]): Finding => ({
+    verdict,
+    step,
+    check: 'used_length',
+    message,
+    expected: `${response} (the response) and never more than the ${writable} device-writable bytes`,
+    observed: String(length),
+    ...(requirements ? { requirements } : {}),
+  });
+  if (length > writable)
+    return [
+      finding(
+        'fail',
+        `the used length ${length} is more than the ${writable} device-writable bytes of the chain: the device cannot have written them`,
+        ['dev.virtio.5'],
+      ),
+    ];
+  let unwritten = 0;
+  while (
+    unwritten < length &&
+    completion.written[length - 1 - unwritten] === writablePoisonByte(length - 1 - unwritten)
+  )
+    unwritten++;
+  if (unwritten >= 2 || (unwritten > 0 && length - unwritten >= response))
+    return [
+      finding(
+        'fail',
+        `the used length ${length} claims bytes the device never wrote: the last ${unwritten} still hold the driver's pre-fill`,
+        ['dev.virtio.5'],
+      ),
+    ];
+  if (length > response)
+    return [
+      finding('informational', `the device reported ${length} bytes written, more than the ${response}-byte response`),
+    ];
+  if (length < response && writable >= response)
+    return [
+      finding(
+        'informational',
+        `a used length of ${length}, shorter than the ${response}-byte response; the core lets it understate what was written (§2.7.8.2)`,
+      ),
+    ];
+  return [];
 }
