@@ -21,11 +21,12 @@ import { formatProblem, Vector } from '../src/loader/types';
 
 import { DEVICE_MUTANTS } from './teeth/device-mutants';
 import { DRIVER_MUTANTS } from './teeth/driver-mutants';
+import { OBSERVATION_MUTANTS } from './teeth/device-mutants-observation';
 import type { Mutant } from './teeth/mutant-kit';
 
 const VECTORS_DIR = path.join(__dirname, '..', 'vectors');
 
-const MUTANTS: readonly Mutant[] = [...DEVICE_MUTANTS, ...DRIVER_MUTANTS];
+const MUTANTS: readonly Mutant[] = [...DEVICE_MUTANTS, ...OBSERVATION_MUTANTS, ...DRIVER_MUTANTS];
 
 // ------------------------------------------------------------------------------------------------
 
