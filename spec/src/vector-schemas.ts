@@ -224,6 +224,22 @@ export const ExpectationFileSchema = {
         },
       },
     },
+    known_deviations: {
+      description:
+        'findings of a check the implementation is known to produce in any vector (a rule it breaks everywhere): each is given `verdict` and the reason',
+      type: 'array',
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['check', 'verdict', 'reason'],
+        properties: {
+          check: { type: 'string', minLength: 1 },
+          verdict: { enum: VERDICTS },
+          reason: { type: 'string', minLength: 10 },
+          link: { type: 'string' },
+        },
+      },
+    },
   },
 } as const;
 
