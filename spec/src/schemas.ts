@@ -97,6 +97,7 @@ export const SpecDocumentSchema = {
     'blockStates',
     'layouts',
     'requirements',
+    'beyond',
   ],
   properties: {
     specVersion: { const: '1.4' },
@@ -140,6 +141,7 @@ export const SpecDocumentSchema = {
       },
     },
     requirements: { $ref: 'https://vmemct.dev/schemas/requirement-catalogue.json' },
+    beyond: { $ref: 'https://vmemct.dev/schemas/requirement-catalogue.json' },
   },
 } as const;
 
