@@ -171,11 +171,6 @@ export class DeviceRun implements DeviceStepContext {
     return init;
   }
 
-  /** The features of the last negotiation the device accepted in this run, if any. */
-  get acceptedBefore(): bigint | undefined {
-    return this.lastAccepted;
-  }
-
   /**
    * Reads the 56 configuration bytes; when the adapter offers `config-generation`, reads the
    * generation with them and judges it against the previous read (dev.virtio.6, once per vector).
