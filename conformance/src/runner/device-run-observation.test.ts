@@ -1,11 +1,12 @@
 import { createModelAdapter } from '../../../adapters/model/src/model-adapter';
 import type { DeviceSession } from '../../../adapters/core/src/contract';
-import { VirtioMemDevice } from '../../../model/src/index';
+import { VirtioMemDevice, findDeviceProfile } from '../../../model/src/index';
 import { loadVectorText } from '../loader/load';
+import type { Vector } from '../loader/types';
 import { evaluateSetup } from './setup';
 import { runDeviceVector, startsWithoutDriver } from './device-run';
 
-const vectorOf = (steps: string[], setup = '') => {
+const vectorOf = (steps: string[], setup = ''): Vector => {
   const text = [
     'format: vmemct-vectors/1',
     'vectors:',
@@ -30,13 +31,19 @@ async function run(
     device?: new (...a: ConstructorParameters<typeof VirtioMemDevice>) => VirtioMemDevice;
     wrap?: (s: DeviceSession) => DeviceSession;
     configGeneration?: boolean;
+    profile?: string;
+    setup?: string;
   } = {},
 ) {
-  const vector = vectorOf(steps);
+  const vector = vectorOf(steps, options.setup);
   const evaluated = evaluateSetup(vector);
   if (!evaluated.ok) throw new Error(evaluated.reason);
   const Device = options.device;
-  const adapter = createModelAdapter(Device ? { deviceFactory: (p, profile) => new Device(p, profile) } : {});
+  const profile = options.profile ? findDeviceProfile(options.profile) : undefined;
+  const adapter = createModelAdapter({
+    ...(Device ? { deviceFactory: (p, prof) => new Device(p, prof) } : {}),
+    ...(profile ? { profile } : {}),
+  });
   const opened = await adapter.openDevice(evaluated.setup);
   const session = options.wrap ? options.wrap(opened) : opened;
   return runDeviceVector(vector, session, evaluated.setup, { configGeneration: options.configGeneration });
@@ -85,6 +92,29 @@ describe('DEVICE_NEEDS_RESET needs a notification (dev.virtio.1)', () => {
     const findings = await run([malformed], { wrap: (s) => overriding(s, { notificationCount: async () => 0 }) });
     expect(findings.filter((f) => f.check === 'notification.needs_reset')).toMatchObject([
       { verdict: 'fail', step: 1, requirements: ['dev.virtio.1'] },
+    ]);
+  });
+});
+
+describe('DEVICE_NEEDS_RESET set during the handshake (dev.virtio.1)', () => {
+  // The firecracker profile fails at DRIVER_OK when UNPLUGGED_INACCESSIBLE is offered but not accepted (dev.init.1).
+  const failing = {
+    profile: 'firecracker',
+    setup: ', features: [VERSION_1, UNPLUGGED_INACCESSIBLE], accept: [VERSION_1]',
+  };
+
+  test('is announced by the model', async () => {
+    const findings = await run(['read_config: true'], failing);
+    expect(findings.filter((f) => f.check === 'notification.needs_reset')).toEqual([]);
+  });
+
+  test('without a notification it fails at set-up (step 0)', async () => {
+    const findings = await run(['read_config: true'], {
+      ...failing,
+      wrap: (s) => overriding(s, { notificationCount: async () => 0 }),
+    });
+    expect(findings.filter((f) => f.check === 'notification.needs_reset')).toMatchObject([
+      { verdict: 'fail', step: 0, requirements: ['dev.virtio.1'] },
     ]);
   });
 });

@@ -163,7 +163,13 @@ export class DeviceRun implements DeviceStepContext {
 
   /** Runs the handshake as the driver (an `initialise` step, or after a reset) and remembers the outcome. */
   async initialise(accept: (offered: bigint) => bigint): Promise<HandshakeResult> {
+    const notificationsBefore = await this.session.notificationCount();
     const init = await this.session.initialise(accept);
+    // A device that fails at DRIVER_OK (dev.init.1 allows it) announces DEVICE_NEEDS_RESET too (dev.virtio.1).
+    if (init.status & VIRTIO_CONFIG_S_NEEDS_RESET) {
+      const notified = (await this.session.notificationCount()) > notificationsBefore;
+      this.report(judgeNeedsResetNotification(0, init.status, notified, this.currentStep));
+    }
     this.negotiated = init.featuresOk ? init.accepted : 0n;
     this.driverActive = driverRunning(init.status);
     this.status = init.status;
@@ -179,8 +185,7 @@ export class DeviceRun implements DeviceStepContext {
     const bytes = await this.session.readConfig();
     if (!this.readGeneration) return bytes;
     const sample = { bytes: bytes.slice(), generation: await this.readGeneration() };
-    const finding = judgeConfigGeneration(this.generationSample, sample, this.currentStep);
-    if (finding && !this.findings.some((f) => f.check === finding.check)) this.findings.push(finding);
+    this.report(judgeConfigGeneration(this.generationSample, sample, this.currentStep));
     this.generationSample = sample;
     return bytes;
   }
@@ -267,8 +272,13 @@ export class DeviceRun implements DeviceStepContext {
       judgeNeedsResetNotification(this.status, status, notified, step),
       transition === 'device-reset' ? judgeStatusAfterReset(status, step) : undefined,
     ];
-    for (const f of findings) if (f && !this.findings.some((g) => g.check === f.check)) this.findings.push(f);
+    for (const f of findings) this.report(f);
     this.status = status;
+  }
+
+  /** Adds a finding of the runner's own observations, once per vector and check. */
+  private report(finding: Finding | undefined): void {
+    if (finding && !this.findings.some((f) => f.check === finding.check)) this.findings.push(finding);
   }
 
   /** Keeps the oracle's block facts in step across transitions that are not requests. */
