@@ -163,11 +163,11 @@ export class DeviceRun implements DeviceStepContext {
 
   /** Runs the handshake as the driver (an `initialise` step, or after a reset) and remembers the outcome. */
   async initialise(accept: (offered: bigint) => bigint): Promise<HandshakeResult> {
-    const notificationsBefore = await this.session.notificationCount();
     const init = await this.session.initialise(accept);
-    // A device that fails at DRIVER_OK (dev.init.1 allows it) announces DEVICE_NEEDS_RESET too (dev.virtio.1).
+    // A device that fails at DRIVER_OK (dev.init.1 allows it) announces DEVICE_NEEDS_RESET too (dev.virtio.1):
+    // a notification since the runner last counted them (0 at set-up: the session just opened).
     if (init.status & VIRTIO_CONFIG_S_NEEDS_RESET) {
-      const notified = (await this.session.notificationCount()) > notificationsBefore;
+      const notified = (await this.session.notificationCount()) > this.notifications;
       this.report(judgeNeedsResetNotification(0, init.status, notified, this.currentStep));
     }
     this.negotiated = init.featuresOk ? init.accepted : 0n;
