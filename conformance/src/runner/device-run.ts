@@ -123,7 +123,8 @@ export class DeviceRun implements DeviceStepContext {
       const init = await this.initialise((offered) => this.acceptFor(offered));
       if (!init.featuresOk) {
         // A refused FEATURES_OK is the device's answer, judged like any other (features_ok).
-        this.findings.push(judgeFeaturesOkRefusal(init, 0));
+        const finding = judgeFeaturesOkRefusal(init, 0);
+        this.findings.push({ ...finding, message: `${finding.message}; the vector's steps were not run` });
         return;
       }
     } else this.status = await this.session.readStatus();
