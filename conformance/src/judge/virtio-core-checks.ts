@@ -106,7 +106,7 @@ function featureNames(mask: bigint): string {
 
 /**
  * A FEATURES_OK the device refused, judged (`features_ok`):
- * - VIRTIO_F_VERSION_1 not accepted: a modern device may refuse (§6.1), `acceptable`;
+ * - VIRTIO_F_VERSION_1 not accepted: a modern device may refuse (§6.2), `acceptable`;
  * - UNPLUGGED_INACCESSIBLE offered but not accepted: dev.init.1 lets the device stop working, `acceptable`;
  * - any other valid subset: dev.virtio.2 says the device SHOULD accept it, `non-strict`; when the
  *   same set stuck before (`acceptedBefore`, a re-initialisation after a reset), dev.virtio.3 too.
@@ -120,7 +120,7 @@ export function judgeFeaturesOkRefusal(init: HandshakeResult, step: number, acce
       step,
       check: 'features_ok',
       message:
-        'the device refused FEATURES_OK to a driver that did not accept VIRTIO_F_VERSION_1 (a modern device may)',
+        'the device refused FEATURES_OK to a driver that did not accept VIRTIO_F_VERSION_1 (a device may fail to operate without it, §6.2)',
       observed,
     };
   if ((notAccepted & featureMask(VIRTIO_MEM_F_UNPLUGGED_INACCESSIBLE)) !== 0n)
