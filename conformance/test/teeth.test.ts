@@ -25,6 +25,7 @@ import { DEVICE_MUTANTS } from './teeth/device-mutants';
 import { MORE_DEVICE_MUTANTS } from './teeth/device-mutants-more';
 import { DRIVER_MUTANTS } from './teeth/driver-mutants';
 import { MORE_DRIVER_MUTANTS } from './teeth/driver-mutants-more';
+import { OBSERVATION_MUTANTS } from './teeth/device-mutants-observation';
 import type { Mutant } from './teeth/mutant-kit';
 
 const VECTORS_DIR = path.join(__dirname, '..', 'vectors');
@@ -32,6 +33,7 @@ const VECTORS_DIR = path.join(__dirname, '..', 'vectors');
 const MUTANTS: readonly Mutant[] = [
   ...DEVICE_MUTANTS,
   ...MORE_DEVICE_MUTANTS,
+  ...OBSERVATION_MUTANTS,
   ...DRIVER_MUTANTS,
   ...MORE_DRIVER_MUTANTS,
 ];

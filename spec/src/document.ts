@@ -15,6 +15,7 @@ import {
 } from './constants';
 import { LAYOUTS, LayoutSpec } from './layouts';
 import { REQUIREMENTS, Requirement } from './requirements';
+import { CORE_REQUIREMENTS, SUITE_REQUIREMENTS } from './requirements-beyond';
 
 /** The document printed by `vmemct spec --json`. */
 export interface SpecDocument {
@@ -28,7 +29,10 @@ export interface SpecDocument {
   readonly responseCodes: readonly NamedConstant[];
   readonly blockStates: readonly NamedConstant[];
   readonly layouts: readonly LayoutSpec[];
+  /** The 71 statements of §5.15. */
   readonly requirements: readonly Requirement[];
+  /** Statements beyond §5.15 that vectors and checks cite: the virtio core ones, then the suite's own. */
+  readonly beyond: readonly Requirement[];
 }
 
 const hex4 = (n: number): string => `0x${n.toString(16).padStart(4, '0')}`;
@@ -47,5 +51,6 @@ export function buildSpecDocument(): SpecDocument {
     blockStates: BLOCK_STATES,
     layouts: [LAYOUTS.config, LAYOUTS.request, LAYOUTS.response],
     requirements: REQUIREMENTS,
+    beyond: [...CORE_REQUIREMENTS, ...SUITE_REQUIREMENTS],
   };
 }

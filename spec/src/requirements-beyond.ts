@@ -14,8 +14,90 @@
  */
 import type { Requirement } from './requirements';
 
-/** Statements of the virtio core chapters that virtio-mem vectors check. */
-export const CORE_REQUIREMENTS: readonly Requirement[] = [];
+/**
+ * Statements of the virtio core chapters that virtio-mem vectors check, in document order.
+ * Source: `oasis-tcs/virtio-spec` at tag v1.4-cs01 (commit 15f488c1): `content.tex` (§2 basic
+ * facilities), `split-ring.tex` (§2.7 split virtqueues) and `transport-pci.tex` (§4.1).
+ */
+export const CORE_REQUIREMENTS: readonly Requirement[] = [
+  {
+    // content.tex, Device Requirements: Device Status Field (the DEVICENEEDSRESET label).
+    id: 'dev.virtio.1',
+    section: '2.1.2',
+    level: 'MUST',
+    side: 'device',
+    topic: 'virtio',
+    source: 'core',
+    summary:
+      'A device that sets DEVICE_NEEDS_RESET while DRIVER_OK is set follows it with a configuration-change notification.',
+    testable: true,
+    needs: [],
+  },
+  {
+    // content.tex, Device Requirements: Feature Bits, first paragraph.
+    id: 'dev.virtio.2',
+    section: '2.2.2',
+    level: 'SHOULD',
+    side: 'device',
+    topic: 'virtio',
+    source: 'core',
+    summary:
+      'The device accepts any valid subset of its offered features that the driver accepts; if it cannot, it must not set FEATURES_OK.',
+    testable: true,
+    needs: ['feature-negotiation'],
+  },
+  {
+    // content.tex, Device Requirements: Feature Bits, last paragraph.
+    id: 'dev.virtio.3',
+    section: '2.2.2',
+    level: 'SHOULD NOT',
+    side: 'device',
+    topic: 'virtio',
+    source: 'core',
+    summary:
+      'Once a feature set was accepted with FEATURES_OK, the device does not refuse the same set again after a device or system reset.',
+    testable: true,
+    needs: ['device-reset'],
+  },
+  {
+    // content.tex, Device Requirements: Device Reset, first sentence.
+    id: 'dev.virtio.4',
+    section: '2.4.1',
+    level: 'MUST',
+    side: 'device',
+    topic: 'virtio',
+    source: 'core',
+    summary: 'After a reset the device status reads 0, until the driver initialises the device again.',
+    testable: true,
+    needs: ['device-reset'],
+  },
+  {
+    // split-ring.tex, Device Requirements: The Virtqueue Used Ring, second sentence.
+    id: 'dev.virtio.5',
+    section: '2.7.8.2',
+    level: 'MUST',
+    side: 'device',
+    topic: 'virtio',
+    source: 'core',
+    summary:
+      'The used length never exceeds what the device wrote: at least `len` bytes from the first writable buffer are written before the used index moves.',
+    testable: true,
+    needs: [],
+  },
+  {
+    // transport-pci.tex, Device Requirements: Common configuration structure layout.
+    id: 'dev.virtio.6',
+    section: '4.1.4.3.1',
+    level: 'MUST',
+    side: 'device',
+    topic: 'virtio',
+    source: 'core',
+    summary:
+      'When a configuration value the driver reads has changed since its previous configuration read, `config_generation` has changed too.',
+    testable: true,
+    needs: ['config-generation'],
+  },
+];
 
 /** Expectations of this suite beyond the letter of the specification. */
 export const SUITE_REQUIREMENTS: readonly Requirement[] = [

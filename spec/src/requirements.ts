@@ -55,6 +55,7 @@ export type RequirementTopic = (typeof REQUIREMENT_TOPICS)[number];
  * - `suspend`: put the platform into suspend-to-RAM, wake it, and see whether the guest entered it.
  * - `observe-driver`: run a real driver against a device the harness controls, and record the
  *   requests, feature and status writes and config accesses that the driver makes.
+ * - `config-generation`: read the transport's configuration generation along with the configuration.
  */
 export const REQUIREMENT_CAPABILITIES = [
   'memory-access',
@@ -64,6 +65,7 @@ export const REQUIREMENT_CAPABILITIES = [
   'feature-negotiation',
   'suspend',
   'observe-driver',
+  'config-generation',
 ] as const satisfies readonly (typeof CAPABILITY_NAMES)[number][];
 /** One of {@link REQUIREMENT_CAPABILITIES}: a subset of the adapter capabilities vectors may need. */
 export type RequirementCapability = (typeof REQUIREMENT_CAPABILITIES)[number];

@@ -6,7 +6,13 @@
  */
 import { REQUEST_TYPE_NAMES } from './constants';
 import { FIELD_KINDS, FIELD_MUTABILITIES, LAYOUT_IDS } from './layouts';
-import { REQUIREMENT_CAPABILITIES, REQUIREMENT_LEVELS, REQUIREMENT_SIDES, REQUIREMENT_TOPICS } from './requirements';
+import {
+  REQUIREMENT_CAPABILITIES,
+  REQUIREMENT_LEVELS,
+  REQUIREMENT_SIDES,
+  REQUIREMENT_SOURCES,
+  REQUIREMENT_TOPICS,
+} from './requirements';
 import { ExpectationFileSchema, ResultsSchema } from './vector-schemas';
 
 /** Schema of one requirement record. */
@@ -17,10 +23,12 @@ export const RequirementSchema = {
   required: ['id', 'section', 'level', 'side', 'topic', 'summary', 'testable', 'needs'],
   properties: {
     id: { type: 'string', pattern: `^(dev|drv)\\.(${REQUIREMENT_TOPICS.join('|')})\\.[1-9][0-9]*$` },
-    section: { type: 'string', pattern: '^5\\.15(\\.[0-9]+)+$' },
+    // §5.15 for the virtio-mem statements; the core chapters (§2, §3, §4) for the others.
+    section: { type: 'string', pattern: '^[1-9][0-9]*(\\.[0-9]+)+$' },
     level: { enum: REQUIREMENT_LEVELS },
     side: { enum: REQUIREMENT_SIDES },
     topic: { enum: REQUIREMENT_TOPICS },
+    source: { enum: REQUIREMENT_SOURCES },
     summary: { type: 'string', minLength: 10, maxLength: 200 },
     testable: { type: 'boolean' },
     needs: {
@@ -89,6 +97,7 @@ export const SpecDocumentSchema = {
     'blockStates',
     'layouts',
     'requirements',
+    'beyond',
   ],
   properties: {
     specVersion: { const: '1.4' },
@@ -132,6 +141,7 @@ export const SpecDocumentSchema = {
       },
     },
     requirements: { $ref: 'https://vmemct.dev/schemas/requirement-catalogue.json' },
+    beyond: { $ref: 'https://vmemct.dev/schemas/requirement-catalogue.json' },
   },
 } as const;
 

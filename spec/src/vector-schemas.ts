@@ -60,6 +60,7 @@ export const CAPABILITY_NAMES = [
   'suspend',
   'observe-driver',
   'inject-responses',
+  'config-generation',
 ] as const;
 
 /** An expected config value: an expression (equality), a range, or `unchanged`. */
@@ -221,6 +222,22 @@ export const ExpectationFileSchema = {
           reason: { type: 'string', minLength: 10 },
           link: { type: 'string' },
           max_matches: { type: 'integer', minimum: 1 },
+        },
+      },
+    },
+    known_deviations: {
+      description:
+        'findings of a check the implementation is known to produce in any vector (a rule it breaks everywhere): each is given `verdict` and the reason',
+      type: 'array',
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['check', 'verdict', 'reason'],
+        properties: {
+          check: { type: 'string', minLength: 1 },
+          verdict: { enum: VERDICTS },
+          reason: { type: 'string', minLength: 10 },
+          link: { type: 'string' },
         },
       },
     },

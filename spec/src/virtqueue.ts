@@ -98,3 +98,21 @@ export function virtqAvailEntryOffset(slot: number): number {
 export function virtqUsedElemOffset(slot: number): number {
   return VirtqUsedHeaderLayout.size + VirtqUsedElemLayout.size * slot;
 }
+
+/**
+ * The byte a driver of this suite pre-fills device-writable buffers with, at offset `offset` of
+ * the chain's writable part (buffers joined in order): never 0x00 or 0xff, and different at
+ * neighbouring offsets. A byte that still reads so after the used entry was most likely never
+ * written by the device, which lets the runner see a used length larger than what was written
+ * (§2.7.8.2).
+ */
+export function writablePoisonByte(offset: number): number {
+  return 0x80 | ((offset * 0x35 + 0x2b) % 0x7f);
+}
+
+/** `length` bytes of the writable-buffer pre-fill, starting at writable offset `from`. */
+export function writablePoison(length: number, from = 0): Uint8Array {
+  const out = new Uint8Array(length);
+  for (let i = 0; i < length; i++) out[i] = writablePoisonByte(from + i);
+  return out;
+}

@@ -15,7 +15,7 @@ import type { DeviceSetup, HandshakeResult } from '../../../spec/src/index';
 /**
  * Optional abilities of an adapter. Vector `needs:` lists use the same names.
  * - `host-resize`: change `requested_size` from the host side.
- * - `device-reset`: a virtio device reset (status ← 0) followed by re-initialisation.
+ * - `device-reset`: a virtio device reset (status ← 0), by default followed by re-initialisation.
  * - `system-reset`: a platform reset (VM reboot) of the device.
  * - `raw-descriptor-layout`: send a request split over descriptors of chosen sizes.
  * - `read-raw-config`: read the 56 configuration bytes exactly as the device exposes them.
@@ -26,6 +26,8 @@ import type { DeviceSetup, HandshakeResult } from '../../../spec/src/index';
  * - `suspend`: suspend the platform to RAM and wake it up again.
  * - `observe-driver`: watch a driver's requests and its view of memory (driver targets).
  * - `inject-responses`: answer a driver's next requests with a chosen response (driver targets).
+ * - `config-generation`: read the transport's configuration generation (virtio-pci
+ *   `config_generation`), so the runner can tell whether it changed with the configuration.
  */
 export type Capability = (typeof CAPABILITY_NAMES)[number];
 
@@ -50,7 +52,11 @@ export interface Chain {
 
 /** What came back for one chain. */
 export type Completion =
-  /** A used entry: the used length the device reported and the bytes it wrote (first `length` bytes). */
+  /**
+   * A used entry: the used length the device reported and the first `length` bytes of the
+   * writable buffers (joined in order; at most their total size). The adapter pre-fills writable
+   * buffers with `writablePoison` (spec/), so a byte the device never wrote reads as poison.
+   */
   | { readonly kind: 'used'; readonly length: number; readonly written: Uint8Array }
   /** No used entry within the adapter's bound. */
   | { readonly kind: 'no-used-entry' };
@@ -86,9 +92,14 @@ export interface DeviceSession {
   notificationCount(): Promise<number>;
   /** The device status register. */
   readStatus(): Promise<number>;
+  /**
+   * `config-generation`: the configuration generation now (virtio-pci `config_generation`, 8 bits).
+   * The runner reads it right after each {@link readConfig}, so it belongs to the bytes just read.
+   */
+  readConfigGeneration?(): Promise<number>;
   /** `host-resize`. */
   resize?(requestedSize: bigint): Promise<ResizeOutcome>;
-  /** `device-reset`: writes status 0 (the runner re-initialises afterwards). */
+  /** `device-reset`: writes status 0 (the runner re-initialises afterwards, unless the vector's step says not to). */
   deviceReset?(): Promise<void>;
   /** `system-reset`. */
   systemReset?(): Promise<void>;

@@ -32,6 +32,7 @@ import {
   VirtioMemConfigLayout,
   VirtioMemResponseLayout,
   findField,
+  writablePoison,
 } from '../../../spec/src/index';
 import {
   DeviceFactory,
@@ -124,9 +125,18 @@ class ModelDeviceSession implements DeviceSession {
     return this.host.readConfig();
   }
 
+  async readConfigGeneration(): Promise<number> {
+    return this.host.readConfigGeneration();
+  }
+
   async submit(chain: Chain): Promise<Completion> {
     const c = this.host.submit(chain);
-    return c.kind === 'used' ? { kind: 'used', length: c.length, written: c.written } : { kind: 'no-used-entry' };
+    if (c.kind !== 'used') return { kind: 'no-used-entry' };
+    // As a driver sees the writable buffers: pre-filled with poison, overwritten where the device wrote.
+    const writable = chain.writableSizes.reduce((n, s) => n + s, 0);
+    const seen = writablePoison(writable);
+    seen.set(c.written.subarray(0, writable));
+    return { kind: 'used', length: c.length, written: seen.slice(0, Math.min(c.length, writable)) };
   }
 
   async notificationCount(): Promise<number> {

@@ -72,6 +72,7 @@ export const QEMU_CAPABILITIES: readonly Capability[] = [
   'feature-negotiation',
   'initial-plugged',
   'memory-access',
+  'config-generation',
 ];
 
 /** Options of the QEMU adapter. */
@@ -414,6 +415,10 @@ export class QemuDeviceSession implements DeviceSession {
 
   readConfig(): Promise<Uint8Array> {
     return this.guarded('read config', () => this.instance.driver.readDeviceConfig(VirtioMemConfigLayout.size));
+  }
+
+  readConfigGeneration(): Promise<number> {
+    return this.guarded('read config_generation', () => this.instance.driver.readConfigGeneration());
   }
 
   submit(chain: Chain): Promise<Completion> {

@@ -271,6 +271,11 @@ export class VirtioPciDriver {
     return read.bytes;
   }
 
+  /** The `config_generation` register of the common configuration, now. */
+  async readConfigGeneration(): Promise<number> {
+    return Number(answerValue(await this.qt.command(q.readb(this.common('config_generation')))));
+  }
+
   /** Reads guest-physical memory. */
   async readMemory(addr: bigint, length: number): Promise<Uint8Array> {
     return answerBytes(await this.qt.command(q.read(addr, length)), length);

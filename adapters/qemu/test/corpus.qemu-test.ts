@@ -23,7 +23,9 @@ test('every device vector runs against QEMU 7.2 with the results its expectation
   expect(unexpected).toEqual([]);
   expect(run.stale).toEqual([]);
   expect(run.exitCode).toBe(0);
-  const passed = run.results.filter((r) => r.verdict === 'pass').length;
+  // Vectors QEMU passes apart from its known deviations (config_generation; see the expectation file).
+  const known = new Set((loaded.set!.knownDeviations ?? []).map((d) => d.check));
+  const passed = run.results.filter((r) => r.findings.every((f) => known.has(f.check))).length;
   expect(passed).toBeGreaterThan(190);
   // One QEMU serves many vectors: fresh ones only for other parameters or a broken device.
   expect(started.length).toBeGreaterThan(1);

@@ -1,4 +1,10 @@
-import { VirtqDescLayout, VirtqUsedElemLayout, encodeStructInto } from '../../../spec/src/index';
+import {
+  VirtqDescLayout,
+  VirtqUsedElemLayout,
+  encodeStructInto,
+  writablePoison,
+  writablePoisonByte,
+} from '../../../spec/src/index';
 import { FlatMemory } from '../test/flat-memory';
 import {
   ChainBuffers,
@@ -77,13 +83,27 @@ describe('SplitQueueDriver with DeviceSplitQueue', () => {
     expect(malformed).toEqual([]);
   });
 
-  test('should report only the first used-length bytes and show zeros where the device wrote nothing', async () => {
+  test('should report only the first used-length bytes and show the poison pre-fill where the device wrote nothing', async () => {
     const { driver } = pair(() => ({ written: Uint8Array.of(7), length: 3 }));
     await driver.clear();
+    // Poison is numbered across the writable part: offsets 1 and 2 (the second buffer starts at 2).
     expect(await driver.submit({ readable: [Uint8Array.of(1)], writableSizes: [2, 2] }, never)).toEqual({
       kind: 'used',
       length: 3,
-      written: Uint8Array.of(7, 0, 0),
+      written: Uint8Array.of(7, writablePoisonByte(1), writablePoisonByte(2)),
+    });
+  });
+
+  test('should pre-fill again for every chain, so an earlier answer never shows through', async () => {
+    let answer: Uint8Array = Uint8Array.of(1, 2, 3, 4);
+    const { driver } = pair(() => ({ written: answer, length: 4 }));
+    await driver.clear();
+    await driver.submit({ readable: [Uint8Array.of(1)], writableSizes: [4] }, never);
+    answer = Uint8Array.of(9);
+    expect(await driver.submit({ readable: [Uint8Array.of(1)], writableSizes: [4] }, never)).toEqual({
+      kind: 'used',
+      length: 4,
+      written: Uint8Array.of(9, ...writablePoison(3, 1)),
     });
   });
 

@@ -5,8 +5,9 @@
  *
  * The driver keeps one chain in flight and always uses the same shape of ring:
  * - the chain's buffers sit back to back (8-byte aligned) from {@link SplitQueueDriverOptions.buffers},
- *   so one write stores the readable bytes and zeroes the writable ones (a device that reports more
- *   bytes than it wrote shows zeros, not an earlier answer) and one read collects what it wrote;
+ *   so one write stores the readable bytes and pre-fills the writable ones with the suite's
+ *   poison pattern ({@link writablePoison}: a device that reports more bytes than it wrote shows
+ *   poison, not an earlier answer, and the runner can tell, §2.7.8.2) and one read collects what it wrote;
  * - the chain always starts at descriptor 0, so every avail ring entry (zeroed at set-up) already
  *   names the head and publishing is one write of `avail.idx`;
  * - the descriptor table is rewritten only when the chain's shape (sizes, directions) changes.
@@ -30,6 +31,7 @@ import {
   virtqUsedElemOffset,
   readLe16,
   le16Bytes,
+  writablePoison,
 } from '../../../spec/src/index';
 import type { GuestMemoryAccess, GuestMemoryPort, SplitRingAddresses } from './guest-memory';
 
@@ -229,10 +231,20 @@ export class SplitQueueDriver {
   }
 }
 
-/** The bytes of the buffer area for a chain: readable bytes in place, zeros elsewhere. */
+/**
+ * The bytes of the buffer area for a chain: readable bytes in place, the writable buffers
+ * pre-filled with the poison pattern (numbered across the writable part, gaps not counted), zeros
+ * in the alignment gaps.
+ */
 function chainImage(chain: ChainBuffers, placement: ChainPlacement): Uint8Array {
   const image = new Uint8Array(placement.total);
   chain.readable.forEach((b, i) => image.set(b, placement.readableOffsets[i]!));
+  let from = 0;
+  placement.writableOffsets.forEach((at, j) => {
+    const size = placement.writableSizes[j]!;
+    image.set(writablePoison(size, from), at);
+    from += size;
+  });
   return image;
 }
 

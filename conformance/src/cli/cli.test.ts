@@ -27,6 +27,9 @@ describe('vmemct spec', () => {
       ['virtio_mem_resp', 10],
     ]);
     expect(document.pci).toEqual({ vendorId: '0x1af4', deviceId: '0x1058' });
+    // Statements beyond §5.15 are listed apart; `requirements` stays §5.15's.
+    expect(document.beyond.map((r: { id: string }) => r.id)).toContain('dev.virtio.6');
+    expect(document.requirements.some((r: { id: string }) => r.id.startsWith('dev.virtio.'))).toBe(false);
   });
 
   test('should print readable tables by default', async () => {
@@ -35,6 +38,8 @@ describe('vmemct spec', () => {
     expect(stdout).toMatch(/virtio_mem_config \(56 bytes/);
     expect(stdout).toMatch(/dev\.plug\.3 +§5\.15\.6\.3\.2 +MUST/);
     expect(stdout).toMatch(/requirements: 71 \(50 device, 21 driver\)/);
+    expect(stdout).toMatch(/beyond §5\.15: \d+/);
+    expect(stdout).toMatch(/dev\.virtio\.6 +§4\.1\.4\.3\.1 +MUST/);
   });
 });
 

@@ -98,6 +98,11 @@ describe('the documentation site', () => {
     expect(page('<T>', 'index.html', '')).toContain('<title>&lt;T&gt; · vmemct</title>');
     expect(prose('keeps `plugged_size` <b>')).toBe('keeps <code>plugged_size</code> &lt;b&gt;');
     expect(site.get('requirements.html')).toContain('<code>plugged_size</code> always equals');
+    // Statements beyond §5.15 have their own sections, each with its vectors.
+    const requirements = site.get('requirements.html')!;
+    expect(requirements).toContain('<h2 id="core">Virtio core statements');
+    expect(requirements).toContain('<h2 id="suite">');
+    expect(requirements).toMatch(/id="[^"]*dev\.virtio\.6[^"]*"[\s\S]*?vmem\.dev\.virtio\.generation-follows-plugged-size/);
   });
 });
 

@@ -5,7 +5,16 @@
  */
 import * as path from 'node:path';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
-import { FEATURE_BITS, LAYOUTS, REQUIREMENTS, Requirement, SIZE_STYLES, formatSize } from '../../../spec/src/index';
+import {
+  CORE_REQUIREMENTS,
+  FEATURE_BITS,
+  LAYOUTS,
+  REQUIREMENTS,
+  Requirement,
+  SIZE_STYLES,
+  SUITE_REQUIREMENTS,
+  formatSize,
+} from '../../../spec/src/index';
 import { DEVICE_PROFILES, DeviceProfile } from '../../../model/src/index';
 import type { Vector } from '../loader/types';
 import { evaluateSetup } from '../runner/setup';
@@ -175,9 +184,18 @@ function requirementsPage(byRequirement: ReadonlyMap<string, readonly Vector[]>,
     const list = REQUIREMENTS.filter((r) => r.side === side);
     return `<h2 id="${side}">${side === 'device' ? 'Device' : 'Driver'} requirements (${list.length})</h2>\n${table(['id', 'level', 'section', 'paraphrase', 'checked by'], list.map(row))}`;
   });
+  // Beyond §5.15: the virtio core statements and the suite's own expectations, in their own sections.
+  const beyond = [
+    ['core', 'Virtio core statements', CORE_REQUIREMENTS, 'Normative statements of the virtio core chapters (§2–§4) that a virtio-mem device shows through its requests, configuration and status; the runner checks some of them in every vector.'],
+    ['suite', "The suite's own expectations", SUITE_REQUIREMENTS, 'Expectations beyond the letter of the specification that any useful implementation meets.'],
+  ] as const;
+  const beyondSections = beyond
+    .filter(([, , list]) => list.length > 0)
+    .map(([id, title, list, intro]) => `<h2 id="${id}">${title} (${list.length})</h2>\n<p>${esc(intro)}</p>\n${table(['id', 'level', 'section', 'paraphrase', 'checked by'], list.map(row))}`);
   const body = `<h1>Requirements</h1>
-<p>All ${REQUIREMENTS.length} normative statements of VIRTIO 1.4 §5.15, in document order, each paraphrased, with the vectors that check it or why none can.</p>
-${sides.join('\n')}`;
+<p>All ${REQUIREMENTS.length} normative statements of VIRTIO 1.4 §5.15, in document order, each paraphrased, with the vectors that check it or why none can; then the statements beyond §5.15 that vectors and checks cite.</p>
+${sides.join('\n')}
+${beyondSections.join('\n')}`;
   return page('Requirements', 'requirements.html', body);
 }
 

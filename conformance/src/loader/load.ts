@@ -346,6 +346,7 @@ function normaliseVector(
       for (const capability of capabilitiesOf(s)) needs.add(capability);
     }
   });
+  problems.push(...requestsWithoutDriver(source, at, steps));
   if (problems.length > before || !setup) return undefined;
   return {
     id: raw.id,
@@ -362,6 +363,28 @@ function normaliseVector(
     retired: raw.retired ? { reason: raw.retired.reason, supersededBy: raw.retired.superseded_by } : undefined,
     source: { file: source.file, line: source.lineOf(at) },
   };
+}
+
+/**
+ * A request after `device_reset: {reinitialise: false}` and before the next `initialise` would meet
+ * a device no driver activated (it must not consume buffers before DRIVER_OK, §2.1.2), which the
+ * runner's oracle does not model: such a step is refused.
+ */
+function requestsWithoutDriver(source: YamlSource, at: (string | number)[], steps: readonly Step[]): LoadProblem[] {
+  const problems: LoadProblem[] = [];
+  let resetAt: number | undefined;
+  for (const step of steps) {
+    if (step.action.kind === 'device-reset') resetAt = step.action.reinitialise ? undefined : step.index;
+    else if (step.action.kind === 'initialise' || step.action.kind === 'system-reset') resetAt = undefined;
+    else if (step.action.kind === 'request' && resetAt !== undefined)
+      problems.push(
+        source.problem(
+          [...at, 'steps', step.index - 1],
+          `no driver is active here: step ${resetAt} reset the device without re-initialising it; add an initialise step before this request`,
+        ),
+      );
+  }
+  return problems;
 }
 
 function normaliseSetup(

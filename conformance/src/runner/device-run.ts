@@ -33,16 +33,41 @@ import {
 import { applyCheckers } from '../steps/apply-checkers';
 import { Oracle } from '../judge/oracle';
 import { Finding, invariantFinding } from '../judge/verdicts';
+import {
+  GenerationSample,
+  judgeConfigGeneration,
+  judgeFeaturesOkRefusal,
+  judgeNeedsResetNotification,
+  judgeStatusAfterReset,
+} from '../judge/virtio-core-checks';
 
 /** Whether a status register shows a running driver: DRIVER_OK set and the device not broken. */
 function driverRunning(status: number): boolean {
   return (status & VIRTIO_CONFIG_S_DRIVER_OK) !== 0 && (status & VIRTIO_CONFIG_S_NEEDS_RESET) === 0;
 }
 
+/**
+ * Whether a vector starts with a device no driver activated: it has an `initialise` step that is
+ * not preceded by a `device_reset` that leaves re-initialisation to the vector. Then the vector
+ * decides when the driver side starts; otherwise the runner initialises the device first.
+ */
+export function startsWithoutDriver(steps: readonly Step[]): boolean {
+  for (const step of steps) {
+    if (step.action.kind === 'initialise') return true;
+    if (step.action.kind === 'device-reset' && !step.action.reinitialise) return false;
+  }
+  return false;
+}
+
 /** Options of a device run. */
 export interface DeviceRunOptions {
   /** Watches the run (lint's dry run collects the oracle's conforming sets through it). */
   readonly observer?: DeviceRunObserver;
+  /**
+   * Whether the adapter declares `config-generation`: the runner then reads the generation with
+   * every configuration read and judges it (dev.virtio.6). Default: whenever the session has the method.
+   */
+  readonly configGeneration?: boolean;
 }
 
 /** Runs a device vector; returns its findings (an empty list is a pass). */
@@ -52,7 +77,7 @@ export async function runDeviceVector(
   setup: DeviceSetup,
   options: DeviceRunOptions = {},
 ): Promise<Finding[]> {
-  const run = new DeviceRun(vector, session, setup, options.observer);
+  const run = new DeviceRun(vector, session, setup, options.observer, options.configGeneration);
   await run.run();
   return run.findings;
 }
@@ -71,33 +96,38 @@ export class DeviceRun implements DeviceStepContext {
   private driverActive = false;
   private currentStep = 0;
   private readonly reportedInvariants = new Set<string>();
+  /** The status register as last observed (after set-up, then after every step). */
+  private status = 0;
+  /** The features of the last negotiation the device accepted (a refusal of the same set after a reset is dev.virtio.3). */
+  private lastAccepted: bigint | undefined;
+  /** The configuration bytes last read and the generation read with them (dev.virtio.6). */
+  private generationSample: GenerationSample | undefined;
+  /** Reads `config_generation`, when the adapter offers it. */
+  private readonly readGeneration: (() => Promise<number>) | undefined;
 
   constructor(
     readonly vector: Vector,
     readonly session: DeviceSession,
     private readonly setup: DeviceSetup,
     readonly observer?: DeviceRunObserver,
-  ) {}
+    configGeneration = true,
+  ) {
+    const method = session.readConfigGeneration;
+    this.readGeneration = configGeneration && typeof method === 'function' ? () => method.call(session) : undefined;
+  }
 
   /** Runs every step, until one stops the vector. */
   async run(): Promise<void> {
     const steps = this.vector.steps;
-    // With an initialise step the vector decides when the driver side starts; steps before it meet a device no driver activated.
-    const explicitInit = steps.some((step) => step.action.kind === 'initialise');
-    if (!explicitInit) {
-      const init = await this.session.initialise((offered) => this.acceptFor(offered));
-      this.negotiated = init.accepted;
-      this.driverActive = driverRunning(init.status);
+    if (!startsWithoutDriver(steps)) {
+      const init = await this.initialise((offered) => this.acceptFor(offered));
       if (!init.featuresOk) {
-        this.findings.push({
-          verdict: 'error',
-          step: 0,
-          check: 'setup',
-          message: `the device refused FEATURES_OK during set-up (offered 0x${init.offered.toString(16)}, accepted 0x${init.accepted.toString(16)})`,
-        });
+        // A refused FEATURES_OK is the device's answer, judged like any other (features_ok).
+        const finding = judgeFeaturesOkRefusal(init, 0);
+        this.findings.push({ ...finding, message: `${finding.message}; the vector's steps were not run` });
         return;
       }
-    }
+    } else this.status = await this.session.readStatus();
     const initial = await this.readConfig();
     if (initial.kind === 'stop') {
       this.findings.push(initial.finding);
@@ -146,14 +176,35 @@ export class DeviceRun implements DeviceStepContext {
   /** Runs the handshake as the driver (an `initialise` step, or after a reset) and remembers the outcome. */
   async initialise(accept: (offered: bigint) => bigint): Promise<HandshakeResult> {
     const init = await this.session.initialise(accept);
+    // A device that fails at DRIVER_OK (dev.init.1 allows it) announces DEVICE_NEEDS_RESET too (dev.virtio.1):
+    // a notification since the runner last counted them (0 at set-up: the session just opened).
+    if (init.status & VIRTIO_CONFIG_S_NEEDS_RESET) {
+      const notified = (await this.session.notificationCount()) > this.notifications;
+      this.report(judgeNeedsResetNotification(0, init.status, notified, this.currentStep));
+    }
     this.negotiated = init.featuresOk ? init.accepted : 0n;
     this.driverActive = driverRunning(init.status);
+    this.status = init.status;
+    if (init.featuresOk) this.lastAccepted = init.accepted;
     return init;
+  }
+
+  /**
+   * Reads the 56 configuration bytes; when the adapter offers `config-generation`, reads the
+   * generation with them and judges it against the previous read (dev.virtio.6, once per vector).
+   */
+  async readConfigBytes(): Promise<Uint8Array> {
+    const bytes = await this.session.readConfig();
+    if (!this.readGeneration) return bytes;
+    const sample = { bytes: bytes.slice(), generation: await this.readGeneration() };
+    this.report(judgeConfigGeneration(this.generationSample, sample, this.currentStep));
+    this.generationSample = sample;
+    return bytes;
   }
 
   /** Reads and decodes the configuration. */
   async readConfig(): Promise<StepOutcome<VirtioMemConfig>> {
-    const decoded = decodeConfig(await this.session.readConfig());
+    const decoded = decodeConfig(await this.readConfigBytes());
     if (decoded.ok) return proceed(decoded.value);
     return stopWith({
       verdict: 'error',
@@ -196,24 +247,50 @@ export class DeviceRun implements DeviceStepContext {
     this.notifications = count;
     this.config = after;
     this.followOracle(transition, before, after);
+    this.observeStatus(await this.session.readStatus(), transition, notified, step.index);
 
     const observation: DeviceObservation = {
       before,
       after,
       notified,
       readStatus: () => this.session.readStatus(),
-      readRawConfig: () => this.session.readConfig(),
+      readRawConfig: () => this.readConfigBytes(),
     };
     const checked = await applyCheckers(handler.expect, step, { ...observed, ...observation });
     if (checked.kind === 'stop') return checked;
     this.findings.push(...checked.value);
 
-    if (transition === 'device-reset' || transition === 'system-reset') {
+    const reinitialise =
+      (step.action.kind === 'device-reset' && step.action.reinitialise) || transition === 'system-reset';
+    if (reinitialise) {
       // The runner plays the driver: after a reset (or a reboot) it initialises the device again.
-      await this.initialise((offered) => this.acceptFor(offered));
+      const acceptedBefore = this.lastAccepted;
+      const init = await this.initialise((offered) => this.acceptFor(offered));
+      if (!init.featuresOk) return stopWith(judgeFeaturesOkRefusal(init, step.index, acceptedBefore));
+    } else if (step.action.kind === 'device-reset') {
+      // A reset the driver does not follow with a handshake: no driver is active until an initialise step.
+      this.driverActive = false;
     }
     this.invariants(step.index, before, after, transition, notified, driverActiveDuringStep);
     return proceed(undefined);
+  }
+
+  /**
+   * The status after a step: a freshly raised DEVICE_NEEDS_RESET while DRIVER_OK was set needs a
+   * notification (dev.virtio.1); after a device reset the status reads 0 (dev.virtio.4).
+   */
+  private observeStatus(status: number, transition: TransitionKind, notified: boolean, step: number): void {
+    const findings = [
+      judgeNeedsResetNotification(this.status, status, notified, step),
+      transition === 'device-reset' ? judgeStatusAfterReset(status, step) : undefined,
+    ];
+    for (const f of findings) this.report(f);
+    this.status = status;
+  }
+
+  /** Adds a finding of the runner's own observations, once per vector and check. */
+  private report(finding: Finding | undefined): void {
+    if (finding && !this.findings.some((f) => f.check === finding.check)) this.findings.push(finding);
   }
 
   /** Keeps the oracle's block facts in step across transitions that are not requests. */

@@ -18,11 +18,38 @@ export interface ExpectationEntry {
   readonly line: number;
 }
 
+/**
+ * A rule the implementation breaks wherever it applies (e.g. QEMU 7.2 and config_generation): every
+ * finding of `check` gets `verdict`, and its message the reason, before the vector's verdict is taken.
+ */
+export interface KnownDeviation {
+  readonly check: string;
+  readonly verdict: Verdict;
+  readonly reason: string;
+  readonly link?: string;
+  readonly line: number;
+}
+
 /** A loaded expectation file. */
 export interface ExpectationSet {
   readonly file: string;
   readonly implementation: string;
   readonly entries: readonly ExpectationEntry[];
+  readonly knownDeviations?: readonly KnownDeviation[];
+}
+
+/** `findings` with the known deviations of `set` applied (the same array when none applies). */
+export function applyKnownDeviations<
+  F extends { readonly check: string; readonly verdict: Verdict; readonly message: string },
+>(set: ExpectationSet | undefined, findings: F[]): F[] {
+  const known = set?.knownDeviations ?? [];
+  if (known.length === 0 || !findings.some((f) => known.some((k) => k.check === f.check))) return findings;
+  return findings.map((f) => {
+    const k = known.find((d) => d.check === f.check);
+    return k
+      ? { ...f, verdict: k.verdict, message: `${f.message} (known deviation, ${set!.file}:${k.line}: ${k.reason})` }
+      : f;
+  });
 }
 
 /** What an entry names: a vector or a suite check, by id. */
@@ -47,7 +74,15 @@ export function loadExpectations(file: string): { set?: ExpectationSet; problems
   const raw = parsed.source.value as {
     implementation: string;
     entries: { id: string; verdict: Verdict; reason: string; link?: string; max_matches?: number }[];
+    known_deviations?: { check: string; verdict: Verdict; reason: string; link?: string }[];
   };
+  const knownDeviations = (raw.known_deviations ?? []).map((d, i) => ({
+    check: d.check,
+    verdict: d.verdict,
+    reason: d.reason,
+    link: d.link,
+    line: parsed.source!.lineOf(['known_deviations', i]),
+  }));
   const entries = raw.entries.map((e, i) => ({
     pattern: e.id,
     verdict: e.verdict,
@@ -56,7 +91,7 @@ export function loadExpectations(file: string): { set?: ExpectationSet; problems
     maxMatches: e.max_matches ?? (isGlob(e.id) ? DEFAULT_MAX_MATCHES : 1),
     line: parsed.source!.lineOf(['entries', i]),
   }));
-  return { set: { file, implementation: raw.implementation, entries }, problems: [] };
+  return { set: { file, implementation: raw.implementation, entries, knownDeviations }, problems: [] };
 }
 
 function isGlob(pattern: string): boolean {

@@ -1,10 +1,11 @@
 /**
- * `device_reset`: the runner, as the driver, resets the device (status ← 0) and initialises it
- * again.
+ * `device_reset`: the runner, as the driver, resets the device (status ← 0) and, unless the
+ * vector says otherwise, initialises it again.
  *
  * ```yaml
  * - device_reset: true
  *   expect: {config: {plugged_size: 0}}
+ * - device_reset: {reinitialise: false}   # steps meet a device with status 0 until an initialise step
  * ```
  */
 import { deviceConfig, deviceNeedsReset, deviceNotification } from './observation-checks';
@@ -14,15 +15,30 @@ import { sessionMethod } from './session-method';
 /** A `device_reset` step. */
 export interface DeviceResetAction {
   readonly kind: 'device-reset';
+  /** Whether the runner runs the handshake again right after the reset (`device_reset: true`). */
+  readonly reinitialise: boolean;
 }
 
 /** The `device_reset` step kind. */
 export const deviceResetStep = defineStepKind<DeviceResetAction, undefined>({
   kind: 'device-reset',
   key: 'device_reset',
-  schema: { const: true },
+  schema: {
+    oneOf: [
+      { const: true },
+      {
+        type: 'object',
+        additionalProperties: false,
+        required: ['reinitialise'],
+        properties: { reinitialise: { type: 'boolean' } },
+      },
+    ],
+  },
   capability: 'device-reset',
-  normalise: () => ({ kind: 'device-reset' }),
+  normalise: (raw) => ({
+    kind: 'device-reset',
+    reinitialise: raw === true || (raw as { reinitialise: boolean }).reinitialise,
+  }),
   targets: {
     device: {
       async execute(context, _action, step) {

@@ -9,6 +9,7 @@
  */
 import { FeatureList } from '../../../spec/src/index';
 import { judgeOutcome } from '../judge/checks';
+import { judgeFeaturesOkRefusal } from '../judge/virtio-core-checks';
 import { deviceConfig, deviceNeedsReset } from './observation-checks';
 import { featureSet } from './site';
 import { defineStepKind, proceed, stopWith } from './step-kind';
@@ -40,14 +41,8 @@ export const initialiseStep = defineStepKind<InitialiseAction, { readonly featur
     device: {
       async execute(context, action, step) {
         const init = await context.initialise((offered) => (action.accept === 'offered' ? offered : action.accept));
-        // Without a stated `features_ok` the device must accept the features.
-        if (!step.expect.featuresOk && !init.featuresOk)
-          return stopWith({
-            verdict: 'fail',
-            step: step.index,
-            check: 'features_ok',
-            message: 'the device refused FEATURES_OK',
-          });
+        // Without a stated `features_ok` a refusal is judged as the core and §5.15 grade it (features_ok).
+        if (!step.expect.featuresOk && !init.featuresOk) return stopWith(judgeFeaturesOkRefusal(init, step.index));
         return proceed({ transition: 'read', observed: { featuresOk: init.featuresOk } });
       },
       expect: {

@@ -34,6 +34,7 @@ import type { RequestSpec } from '../loader/types';
 import { describeSet, judgeOutcome } from '../judge/checks';
 import { outcomeLabel } from '../judge/oracle';
 import { Finding, verdictOfConformance } from '../judge/verdicts';
+import { judgeUsedLength } from '../judge/virtio-core-checks';
 import { deviceConfig, deviceNeedsReset, deviceNotification } from './observation-checks';
 import { StepOutcome, defineStepKind, proceed, stopWith } from './step-kind';
 import { valueOf } from './values';
@@ -191,6 +192,7 @@ export const requestStep = defineStepKind<RequestAction, RequestObserved>({
                 });
             }
           }
+          findings.push(...judgeUsedLength(completion, chain, step.index));
           const after = await context.readConfig();
           if (after.kind === 'stop') return after;
           if (matched) context.oracle.apply(matched, after.value.usable_region_size);

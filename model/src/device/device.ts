@@ -505,7 +505,11 @@ export class VirtioMemDevice {
       this.deviceReset();
       return { status: 0, requirements: ['dev.init.2'] };
     }
-    return this.virtio.write(value);
+    const flagged = this.needsReset;
+    const result = this.virtio.write(value);
+    // A device that fails at DRIVER_OK sets DEVICE_NEEDS_RESET with DRIVER_OK set: it announces it (dev.virtio.1).
+    if (!flagged && this.needsReset && this.virtio.driverOk) this.notifications++;
+    return result;
   }
 
   // ---------------------------------------------------------------- internals

@@ -10,6 +10,8 @@ export interface ModelDeviceRegisters {
   /** Writes 0 to the status register: a device reset. */
   reset(): void;
   readStatus(): number;
+  /** The 8-bit configuration generation (virtio-pci `config_generation`). */
+  readConfigGeneration(): number;
   writeStatus(status: number): void;
   readDeviceFeatures(): bigint;
   writeDriverFeatures(features: bigint): void;
@@ -22,6 +24,7 @@ export function deviceRegisters(device: VirtioMemDevice): ModelDeviceRegisters {
   return {
     reset: () => void device.writeStatus(0),
     readStatus: () => device.deviceStatus,
+    readConfigGeneration: () => device.configGeneration,
     writeStatus: (status) => void device.writeStatus(status),
     readDeviceFeatures: () => device.offeredFeatures,
     writeDriverFeatures: (features) => device.writeDriverFeatures(features),

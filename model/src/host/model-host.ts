@@ -151,6 +151,11 @@ export class ModelHost {
     return this.device.readConfigBytes();
   }
 
+  /** The configuration generation (what virtio-pci shows as `config_generation`; dev.virtio.6). */
+  readConfigGeneration(): number {
+    return this.device.configGeneration;
+  }
+
   /** The configuration, decoded. */
   config(): VirtioMemConfig {
     return this.device.readConfig();
