@@ -31,6 +31,7 @@ import {
   stopWith,
 } from '../steps/step-kind';
 import { applyCheckers } from '../steps/apply-checkers';
+import { BUSY_RETRIES } from '../steps/request';
 import { Oracle } from '../judge/oracle';
 import { Finding, invariantFinding } from '../judge/verdicts';
 
@@ -43,6 +44,8 @@ function driverRunning(status: number): boolean {
 export interface DeviceRunOptions {
   /** Watches the run (lint's dry run collects the oracle's conforming sets through it). */
   readonly observer?: DeviceRunObserver;
+  /** How many times an unlisted BUSY is retried (default {@link BUSY_RETRIES}`.default`). */
+  readonly busyRetries?: number;
 }
 
 /** Runs a device vector; returns its findings (an empty list is a pass). */
@@ -52,7 +55,7 @@ export async function runDeviceVector(
   setup: DeviceSetup,
   options: DeviceRunOptions = {},
 ): Promise<Finding[]> {
-  const run = new DeviceRun(vector, session, setup, options.observer);
+  const run = new DeviceRun(vector, session, setup, options.observer, options.busyRetries);
   await run.run();
   return run.findings;
 }
@@ -77,6 +80,7 @@ export class DeviceRun implements DeviceStepContext {
     readonly session: DeviceSession,
     private readonly setup: DeviceSetup,
     readonly observer?: DeviceRunObserver,
+    readonly busyRetries: number = BUSY_RETRIES.default,
   ) {}
 
   /** Runs every step, until one stops the vector. */

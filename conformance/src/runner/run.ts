@@ -14,6 +14,7 @@ import { runDeviceVector } from './device-run';
 import { evaluateSetup } from './setup';
 import { runDriverVector } from './driver-run';
 import { BAD_VECTOR_CHECK } from '../steps/values';
+import { BUSY_RETRIES } from '../steps/request';
 import { ExpectationEntry, ExpectationSet, compileGlob, matchExpectations } from './expectations';
 import { Finding, Verdict, combine } from '../judge/verdicts';
 
@@ -33,6 +34,11 @@ export interface RunOptions<R extends CaseResult = VectorResult> {
   /** Per-case timeout before the adapter's multiplier (default 10 s); a vector's own `timeout_ms` wins. */
   readonly timeoutMs?: number;
   readonly expectations?: ExpectationSet;
+  /**
+   * How many times a device request answered BUSY is retried when its vector does not list BUSY
+   * (default {@link BUSY_RETRIES}`.default`); a device still answering BUSY then fails `progress` (dev.suite.1).
+   */
+  readonly busyRetries?: number;
   /** Called after each case (progress reporting). */
   readonly onResult?: (result: R, done: number, total: number) => void;
 }
@@ -133,6 +139,7 @@ export async function runVectors(
       adapter,
       vector,
       (vector.timeoutMs ?? options.timeoutMs ?? DEFAULT_TIMEOUT_MS) * adapter.info.timeoutMultiplier,
+      options.busyRetries ?? BUSY_RETRIES.default,
     );
     const result: VectorResult = {
       kind: 'vector',
@@ -224,7 +231,7 @@ interface CaseVerdict {
 }
 
 /** Runs one vector with a fresh session and a timeout; never throws. */
-async function runOne(adapter: Adapter, vector: Vector, timeoutMs: number): Promise<CaseVerdict> {
+async function runOne(adapter: Adapter, vector: Vector, timeoutMs: number, busyRetries: number): Promise<CaseVerdict> {
   const missingTarget = !adapter.info.targets.includes(vector.target);
   const missing = vector.needs.filter((n) => !adapter.info.capabilities.includes(n));
   if (missingTarget || missing.length > 0 || (vector.target === 'driver' && !adapter.openDriver)) {
@@ -259,7 +266,7 @@ async function runOne(adapter: Adapter, vector: Vector, timeoutMs: number): Prom
     if (vector.target === 'device') {
       const session = await adapter.openDevice(setup);
       await track(session);
-      const findings = await runDeviceVector(vector, session, setup);
+      const findings = await runDeviceVector(vector, session, setup, { busyRetries });
       return { verdict: combine(findings), findings };
     }
     const session = await adapter.openDriver!(setup, { configPadding: vector.setup.configPadding });
