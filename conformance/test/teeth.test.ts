@@ -20,12 +20,13 @@ import { loadVectors } from '../src/loader/load';
 import { formatProblem, Vector } from '../src/loader/types';
 
 import { DEVICE_MUTANTS } from './teeth/device-mutants';
+import { PROGRESS_DEVICE_MUTANTS } from './teeth/device-mutants-progress';
 import { DRIVER_MUTANTS } from './teeth/driver-mutants';
 import type { Mutant } from './teeth/mutant-kit';
 
 const VECTORS_DIR = path.join(__dirname, '..', 'vectors');
 
-const MUTANTS: readonly Mutant[] = [...DEVICE_MUTANTS, ...DRIVER_MUTANTS];
+const MUTANTS: readonly Mutant[] = [...DEVICE_MUTANTS, ...PROGRESS_DEVICE_MUTANTS, ...DRIVER_MUTANTS];
 
 // ------------------------------------------------------------------------------------------------
 
