@@ -17,6 +17,7 @@ import { BAD_VECTOR_CHECK } from '../steps/values';
 import { BUSY_RETRIES } from '../steps/request';
 import { ExpectationEntry, ExpectationSet, compileGlob, matchExpectations } from './expectations';
 import { Finding, Verdict, combine } from '../judge/verdicts';
+import { Severity, withSeverity, worstSeverity } from '../judge/severity';
 
 /** Which vectors to run. */
 export interface Selection {
@@ -68,6 +69,8 @@ export function caseId(result: CaseResult): string {
 /** What every case result carries: the verdict, what was expected, the findings. */
 export interface Judged {
   readonly verdict: Verdict;
+  /** The worst severity of the findings (judge/severity.ts); undefined when none fails. */
+  readonly severity?: Severity;
   /** The verdict the expectation file (or the default rules) expected. */
   readonly expected: Verdict;
   readonly expectation?: ExpectationEntry;
@@ -198,12 +201,16 @@ function judgeAgainst(
     const entry = matched.byId.get(id);
     const expected: Verdict = entry ? entry.verdict : isExpectedByDefault(verdict, strict) ? verdict : 'pass';
     const unexpected = entry ? entry.verdict !== verdict : !isExpectedByDefault(verdict, strict);
+    // Every failing finding of a vector, a driver vector or a suite check gets its severity here.
+    const findings = outcome.findings.map(withSeverity);
+    const severity = worstSeverity(findings);
     return {
       verdict,
+      ...(severity === undefined ? {} : { severity }),
       expected,
       expectation: entry,
       unexpected,
-      findings: outcome.findings,
+      findings,
       diagnostics: outcome.diagnostics,
     };
   };
