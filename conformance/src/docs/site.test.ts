@@ -32,6 +32,8 @@ describe('the documentation site', () => {
       expect(html).toContain(`<span id="${r.id}"><code>${r.id}</code></span>`);
       if (!r.testable) expect(html).toContain(esc(`untestable: ${r.untestableReason}`));
     }
+    // Statements beyond §5.15 that vectors cite have an anchor too.
+    expect(html).toContain('<span id="dev.suite.1"><code>dev.suite.1</code></span>');
     const covering = vectors.find((v) => v.requirements.includes('dev.plug.3'))!;
     expect(html).toContain(`${vectorPagePath(covering.source.file)}#${covering.id}`);
   });

@@ -5,7 +5,7 @@
  */
 import * as path from 'node:path';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
-import { FEATURE_BITS, LAYOUTS, REQUIREMENTS, Requirement, SEVERITY_TIERS, SIZE_STYLES, formatSize } from '../../../spec/src/index';
+import { ALL_REQUIREMENTS, FEATURE_BITS, LAYOUTS, REQUIREMENTS, Requirement, SEVERITY_TIERS, SIZE_STYLES, formatSize } from '../../../spec/src/index';
 import { DEVICE_PROFILES, DeviceProfile } from '../../../model/src/index';
 import type { Vector } from '../loader/types';
 import { evaluateSetup } from '../runner/setup';
@@ -178,9 +178,14 @@ function requirementsPage(byRequirement: ReadonlyMap<string, readonly Vector[]>,
     const list = REQUIREMENTS.filter((r) => r.side === side);
     return `<h2 id="${side}">${side === 'device' ? 'Device' : 'Driver'} requirements (${list.length})</h2>\n${table(['id', 'level', 'section', 'paraphrase', 'checked by'], list.map(row))}`;
   });
+  // Statements of the virtio core chapters and the suite's own expectations (dev.suite.1: BUSY is temporary), cited by vectors too.
+  const beyond = ALL_REQUIREMENTS.filter((r) => !REQUIREMENTS.includes(r));
+  const beyondSection = beyond.length
+    ? `\n<h2 id="beyond">Beyond §5.15 (${beyond.length})</h2>\n<p>Statements of the virtio core chapters, and expectations of this suite that the specification implies without stating them.</p>\n${table(['id', 'level', 'section', 'paraphrase', 'checked by'], beyond.map(row))}`
+    : '';
   const body = `<h1>Requirements</h1>
 <p>All ${REQUIREMENTS.length} normative statements of VIRTIO 1.4 §5.15, in document order, each paraphrased, with the vectors that check it or why none can.</p>
-${sides.join('\n')}`;
+${sides.join('\n')}${beyondSection}`;
   return page('Requirements', 'requirements.html', body);
 }
 
