@@ -134,7 +134,7 @@ export function humanReport(run: RunResult<CaseResult>, verbose: boolean): strin
     for (const r of notable) {
       if (verbose) lines.push(...describeResult(r));
       else
-        lines.push(`  ${verdictText(r).padEnd(14)} ${caseId(r)}${r.findings[0] ? ` — ${r.findings[0].message}` : ''}`);
+        lines.push(`  ${verdictText(r).padEnd(19)} ${caseId(r)}${r.findings[0] ? ` — ${r.findings[0].message}` : ''}`);
     }
     lines.push('');
   }
