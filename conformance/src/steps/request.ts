@@ -45,6 +45,11 @@ import { valueOf } from './values';
  */
 export const BUSY_RETRIES = { default: 3, max: 1000 } as const;
 
+/** `once`, `2 times`, `0 times`. */
+function times(n: number): string {
+  return n === 1 ? 'once' : `${n} times`;
+}
+
 /** Sizes of the descriptors a request is split over. */
 export interface DescriptorLayout {
   readonly readable: readonly number[];
@@ -254,11 +259,6 @@ export const requestStep = defineStepKind<RequestAction, RequestObserved>({
     },
   },
 });
-
-/** `once`, `2 times`, `0 times`. */
-function times(n: number): string {
-  return n === 1 ? 'once' : `${n} times`;
-}
 
 /** How the runner names what came back for a chain. */
 function labelCompletion(
