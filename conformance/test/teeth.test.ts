@@ -23,6 +23,7 @@ import { formatProblem, Vector } from '../src/loader/types';
 
 import { DEVICE_MUTANTS } from './teeth/device-mutants';
 import { MORE_DEVICE_MUTANTS } from './teeth/device-mutants-more';
+import { PROGRESS_DEVICE_MUTANTS } from './teeth/device-mutants-progress';
 import { DRIVER_MUTANTS } from './teeth/driver-mutants';
 import { MORE_DRIVER_MUTANTS } from './teeth/driver-mutants-more';
 import { OBSERVATION_MUTANTS } from './teeth/device-mutants-observation';
@@ -34,6 +35,7 @@ const MUTANTS: readonly Mutant[] = [
   ...DEVICE_MUTANTS,
   ...MORE_DEVICE_MUTANTS,
   ...OBSERVATION_MUTANTS,
+  ...PROGRESS_DEVICE_MUTANTS,
   ...DRIVER_MUTANTS,
   ...MORE_DRIVER_MUTANTS,
 ];

@@ -196,6 +196,42 @@ export const VERDICTS = [
   'timeout',
 ] as const;
 
+/**
+ * How bad a failing finding is, worst first, each with what it means: every finding whose verdict
+ * is fail, non-strict, error or timeout carries one, and a result carries its findings' worst.
+ */
+export const SEVERITY_TIERS = [
+  {
+    name: 'stopped',
+    meaning: 'the target stopped answering: it crashed, hung, timed out or left a request without a used entry',
+  },
+  {
+    name: 'wedged',
+    meaning:
+      'the target is stuck: DEVICE_NEEDS_RESET without cause, BUSY forever, a driver that never converges or never goes quiet',
+  },
+  {
+    name: 'state',
+    meaning: 'a wrong state change: configuration fields, plugged blocks, memory contents, an invariant over the state',
+  },
+  {
+    name: 'answer',
+    meaning:
+      'a wrong answer: response type or block state, used length, features, notifications, a request a driver must not send',
+  },
+  { name: 'should', meaning: 'a SHOULD-level deviation (every non-strict finding)' },
+  { name: 'harness', meaning: 'the harness or the adapter broke (an error verdict): it says nothing about the target' },
+] as const;
+
+/** The severity tiers' names, worst first (what the results schema enumerates). */
+export const SEVERITIES = SEVERITY_TIERS.map((t) => t.name);
+
+/** The format a results document is written in; {@link RESULTS_FORMATS} lists every one that is read. */
+export const RESULTS_FORMAT = 'vmemct-results/2';
+
+/** Results formats read back (`vmemct docs --results`): 2 adds `severity` to results and findings. */
+export const RESULTS_FORMATS = ['vmemct-results/1', RESULTS_FORMAT] as const;
+
 /** Schema of an expectation file: known results of one implementation. */
 export const ExpectationFileSchema = {
   $id: 'https://vmemct.dev/schemas/expectations.json',
@@ -262,7 +298,7 @@ export const ResultsSchema = {
     'exitCode',
   ],
   properties: {
-    format: { const: 'vmemct-results/1' },
+    format: { enum: RESULTS_FORMATS },
     suite: {
       type: 'object',
       additionalProperties: false,
@@ -327,6 +363,8 @@ export const ResultsSchema = {
           target: { enum: ['device', 'driver'] },
           requirements: { type: 'array', items: { type: 'string' } },
           verdict: { enum: VERDICTS },
+          /** The worst severity of the result's findings (format 2; absent when none has one). */
+          severity: { enum: SEVERITIES },
           expected: { enum: VERDICTS },
           expectationReason: { type: 'string' },
           status: { enum: ['expected', 'unexpected'] },
@@ -339,6 +377,8 @@ export const ResultsSchema = {
               required: ['verdict', 'step', 'check', 'message'],
               properties: {
                 verdict: { enum: VERDICTS },
+                /** Set exactly on fail, non-strict, error and timeout findings (format 2). */
+                severity: { enum: SEVERITIES },
                 step: { type: 'integer' },
                 check: { type: 'string' },
                 message: { type: 'string' },

@@ -37,6 +37,8 @@ usage:
                             (repeat an option to OR its values; different options AND)
       --expectations FILE   known results of the implementation (strict both ways)
       --strict              SHOULD-level deviations (non-strict) count as failures
+      --busy-retries N      retries of a BUSY the vector does not list (0–1000, default 3); a
+                            device still answering BUSY fails \`progress\` (dev.suite.1)
       --reporter human|tap  --junit FILE  --json FILE  --timeout MS  --verbose  --quiet
   vmemct list [selection options] [--json]      the vectors: id, target, requirements, tags
   vmemct lint [PATH …]                          check vector files (schema and meaning)

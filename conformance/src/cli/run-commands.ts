@@ -21,6 +21,7 @@ import { UnfinishedDryRun, lintReport } from '../runner/lint';
 import { formatProblem, LoadProblem, Vector } from '../loader/types';
 import { ExpectationSet, expectationProblems, loadExpectations } from '../runner/expectations';
 import { runVectors, selectVectors, Selection, DEFAULT_TIMEOUT_MS } from '../runner/run';
+import { BUSY_RETRIES } from '../steps/request';
 import { humanReport, junitReport, resultsDocument, tapReport } from '../report/reports';
 import { MAX_TIMER_MS, OptionSpec, ParsedArgs, defaultVectorsDir, packageRoot, parseArgs, positiveInt } from './args';
 import { EXIT_OK, EXIT_UNEXPECTED, HarnessError, UsageError, exitCodeOf } from './usage-error';
@@ -60,6 +61,7 @@ const RUN_OPTIONS: Readonly<Record<string, OptionSpec>> = {
   'qemu-trace': { kind: 'value' },
   'device-id': { kind: 'value' },
   socket: { kind: 'value' },
+  'busy-retries': { kind: 'value' },
   ...REPORT_OPTIONS,
   verbose: { kind: 'flag' },
   quiet: { kind: 'flag' },
@@ -102,6 +104,15 @@ export function reporterOption(command: string, parsed: ParsedArgs): 'human' | '
 export function timeoutOption(command: string, parsed: ParsedArgs, defaultMs: number): number {
   const timeoutText = parsed.values.get('timeout');
   return timeoutText === undefined ? defaultMs : positiveInt(command, 'timeout', timeoutText, MAX_TIMER_MS);
+}
+
+/** `--busy-retries N`: how often an unlisted BUSY is retried (0 to {@link BUSY_RETRIES}`.max`; dev.suite.1). */
+export function busyRetriesOption(command: string, parsed: ParsedArgs): number {
+  const text = parsed.values.get('busy-retries');
+  if (text === undefined) return BUSY_RETRIES.default;
+  if (!/^[0-9]+$/.test(text) || Number(text) > BUSY_RETRIES.max)
+    throw new UsageError(`${command}: --busy-retries must be an integer from 0 to ${BUSY_RETRIES.max} (got '${text}')`);
+  return Number(text);
 }
 
 /**
@@ -271,8 +282,15 @@ function referenceDevice(setup: DeviceSetup, steering: DeviceSteering): Promise<
   return createModelAdapter({ steering }).openDevice(setup);
 }
 
-/** `vmemct run`. */
-export async function runCommand(args: readonly string[], io: CliIo): Promise<number> {
+/**
+ * `vmemct run`. `openAdapter` makes the adapter the options name; tests pass their own (a model
+ * device with a deliberate bug) to run the whole command against it.
+ */
+export async function runCommand(
+  args: readonly string[],
+  io: CliIo,
+  openAdapter: (parsed: ParsedArgs) => Promise<Adapter> = createAdapter,
+): Promise<number> {
   const parsed = parseArgs('run', args, RUN_OPTIONS);
   if (parsed.positional.length > 0)
     throw new UsageError(
@@ -280,6 +298,7 @@ export async function runCommand(args: readonly string[], io: CliIo): Promise<nu
     );
   const reporter = reporterOption('run', parsed);
   const timeoutMs = timeoutOption('run', parsed, DEFAULT_TIMEOUT_MS);
+  const busyRetries = busyRetriesOption('run', parsed);
   const sel = selection('run', parsed);
   const all = loadCorpus('run', parsed);
   const expectations = expectationsOption('run', parsed, (set) => expectationProblems(set, all));
@@ -291,7 +310,7 @@ export async function runCommand(args: readonly string[], io: CliIo): Promise<nu
   }
   const selected = selectVectors(all, sel);
   if (selected.length === 0) throw new UsageError('run: the filters select no vector');
-  const adapter = await createAdapter(parsed);
+  const adapter = await openAdapter(parsed);
   warnOnOtherImplementation(io, expectations, adapter.info.implementation);
   const startedAt = new Date();
   const progress = reporter === 'human' && !parsed.flags.has('quiet') && process.stderr.isTTY === true;
@@ -307,6 +326,7 @@ export async function runCommand(args: readonly string[], io: CliIo): Promise<nu
     run = await runVectors(adapter, selected, all, {
       strict: parsed.flags.has('strict'),
       timeoutMs,
+      busyRetries,
       expectations,
       onResult: (r, done, total) => {
         if (progress && Date.now() - lastProgress > 500) {
@@ -331,6 +351,7 @@ export async function runCommand(args: readonly string[], io: CliIo): Promise<nu
     requirements: sel.requirements ?? [],
     shard: parsed.values.get('shard') ?? null,
     timeoutMs,
+    busyRetries,
   };
   if (parsed.values.has('json')) {
     const doc = resultsDocument(run, {

@@ -116,6 +116,10 @@ th { background: #f6f8fa; }
 .v-acceptable, .v-non-strict { background: #fff8c5; border-color: #e3cf6b; }
 .v-informational { background: #ddf4ff; border-color: #80ccff; }
 .v-unsupported, .v-not-applicable, .v-missing { background: #eaeef2; border-color: #c1c8cf; }
+.severity { font-size: 11px; font-weight: 600; white-space: nowrap; }
+.s-stopped, .s-wedged { color: #a40e26; }
+.s-state, .s-answer { color: #bc4c00; }
+.s-should, .s-harness { color: #6e7781; }
 .level { font-weight: 600; white-space: nowrap; }
 .diagram { display: grid; grid-template-columns: 5.5rem repeat(8, minmax(3.2rem, 1fr)); gap: 0; margin: .8rem 0 1.2rem; border-left: 1px solid var(--line); border-top: 1px solid var(--line); }
 .diagram .ruler { font-size: 11px; color: var(--muted); text-align: center; border-right: 1px solid var(--line); border-bottom: 1px solid var(--line); padding: .1rem 0; background: #f6f8fa; }

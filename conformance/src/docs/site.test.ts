@@ -32,6 +32,8 @@ describe('the documentation site', () => {
       expect(html).toContain(`<span id="${r.id}"><code>${r.id}</code></span>`);
       if (!r.testable) expect(html).toContain(esc(`untestable: ${r.untestableReason}`));
     }
+    // Statements beyond §5.15 that vectors cite have an anchor too.
+    expect(html).toContain('<span id="dev.suite.1"><code>dev.suite.1</code></span>');
     const covering = vectors.find((v) => v.requirements.includes('dev.plug.3'))!;
     expect(html).toContain(`${vectorPagePath(covering.source.file)}#${covering.id}`);
   });
@@ -139,7 +141,7 @@ describe('readResultsFile', () => {
     expect(readResultsFile(good)).toMatchObject({ kind: 'results', results: { implementation: 'model:qemu', adapter: 'model', profile: 'qemu', results: [] } });
     const bad = path.join(dir, 'bad.json');
     fs.writeFileSync(bad, JSON.stringify({ ...document, format: 'something else' }, null, 2));
-    expect(readResultsFile(bad)).toEqual({ kind: 'problems', problems: [{ file: bad, line: 2, field: 'format', reason: 'must be "vmemct-results/1"' }] });
+    expect(readResultsFile(bad)).toEqual({ kind: 'problems', problems: [{ file: bad, line: 2, field: 'format', reason: 'must be one of "vmemct-results/1", "vmemct-results/2"' }] });
     expect(readResultsFile(path.join(dir, 'missing.json'))).toMatchObject({ kind: 'problems', problems: [{ file: path.join(dir, 'missing.json'), reason: 'cannot read results file: no such file' }] });
   });
 });

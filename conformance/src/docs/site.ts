@@ -11,6 +11,7 @@ import {
   LAYOUTS,
   REQUIREMENTS,
   Requirement,
+  SEVERITY_TIERS,
   SIZE_STYLES,
   SUITE_REQUIREMENTS,
   formatSize,
@@ -39,6 +40,8 @@ export interface ResultsInput {
 export interface ResultRow {
   readonly id: string;
   readonly verdict: string;
+  /** The worst severity of its findings (results format 2; absent when none fails). */
+  readonly severity?: string;
   readonly expected: string;
   readonly status: string;
   readonly kind?: 'vector' | 'check';
@@ -62,6 +65,7 @@ export function resultsOfRun(run: RunResult<CaseResult>, column: Omit<ResultsInp
     results: run.results.map((r) => ({
       id: caseId(r),
       verdict: r.verdict,
+      ...(r.severity ? { severity: r.severity } : {}),
       expected: r.expected,
       status: r.unexpected ? 'unexpected' : 'expected',
       ...(r.kind === 'check' ? { kind: 'check' as const, suite: r.suite, title: r.check.title } : {}),
@@ -272,6 +276,13 @@ ${sections.join('\n')}`;
   return page(displayFile(file), 'vectors.html', body, 1);
 }
 
+/** A result's severity next to its verdict badge, its meaning on hover; nothing without one. */
+function severityMark(severity: string | undefined): string {
+  if (severity === undefined) return '';
+  const meaning = SEVERITY_TIERS.find((t) => t.name === severity)?.meaning ?? '';
+  return ` <span class="severity s-${esc(severity.replace(/[^a-z-]/g, ''))}" title="${esc(meaning)}">${esc(severity)}</span>`;
+}
+
 function resultsPage(vectors: readonly Vector[], results: readonly ResultsInput[], pageOf: PageOf): string {
   if (results.length === 0) {
     const body = `<h1>Results</h1>
@@ -297,7 +308,7 @@ function resultsPage(vectors: readonly Vector[], results: readonly ResultsInput[
     ...lookups.map((m) => {
       const r = m.get(v.id);
       if (!r) return '<span class="muted">—</span>';
-      return badge(r.verdict) + (r.status === 'unexpected' ? ` <strong title="expected ${esc(r.expected)}">!</strong>` : '');
+      return badge(r.verdict) + severityMark(r.severity) + (r.status === 'unexpected' ? ` <strong title="expected ${esc(r.expected)}">!</strong>` : '');
     }),
   ]);
   const summary = results.map((r) => {
@@ -308,7 +319,7 @@ function resultsPage(vectors: readonly Vector[], results: readonly ResultsInput[
   });
   const body = `<h1>Results</h1>
 ${table(['implementation', 'results file', 'expectations', 'verdicts', 'unexpected'], summary)}
-<p class="muted">A <strong>!</strong> marks a verdict that differs from what the run expected (its expectation file, or the default rules).</p>
+<p class="muted">A <strong>!</strong> marks a verdict that differs from what the run expected (its expectation file, or the default rules). A failing cell names its severity, worst first: ${SEVERITY_TIERS.map((t) => `${severityMark(t.name)} ${esc(t.meaning)}`).join('; ')}.</p>
 <div class="scroll">
 ${table(['vector', ...results.map(label)], rows, 'matrix')}
 </div>`;

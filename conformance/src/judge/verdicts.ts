@@ -3,6 +3,7 @@
  */
 import type { ConformanceClass, InvariantViolation } from '../../../model/src/index';
 import type { VERDICTS } from '../../../spec/src/index';
+import type { Severity } from './severity';
 
 /** How a vector ended: one of spec's `VERDICTS`, the list the results schema enumerates. */
 export type Verdict = (typeof VERDICTS)[number];
@@ -31,6 +32,11 @@ export interface Finding {
   readonly expected?: string;
   readonly observed?: string;
   readonly requirements?: readonly string[];
+  /**
+   * How bad it is (fail, non-strict, error and timeout findings only): set by the runner from the
+   * verdict and the check name (judge/severity.ts), never by the code that makes the finding.
+   */
+  readonly severity?: Severity;
 }
 
 /** The worse of two verdicts. */

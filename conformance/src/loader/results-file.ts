@@ -3,7 +3,7 @@
  * through {@link readInputFile} (regular file, size limit, UTF-8), parsed as JSON and validated
  * against spec/'s results schema. Every problem names the file and line, for exit 3.
  */
-import { ResultsSchema } from '../../../spec/src/index';
+import { RESULTS_FORMATS, ResultsSchema } from '../../../spec/src/index';
 import type { LoadProblem } from './types';
 import { readInputFile } from './input-file';
 import { YamlSource, validateSource, validatorFor } from './yaml-source';
@@ -13,7 +13,7 @@ export type ResultsFileRead =
   | { readonly kind: 'results'; readonly value: unknown }
   | { readonly kind: 'problems'; readonly problems: readonly LoadProblem[] };
 
-const NOT_RESULTS = 'not a vmemct results file (format vmemct-results/1, from vmemct run --json)';
+const NOT_RESULTS = `not a vmemct results file (format ${RESULTS_FORMATS.join(' or ')}, from vmemct run --json)`;
 
 /** Reads and validates a results file; problems name the file and line. */
 export function readResultsInput(file: string): ResultsFileRead {

@@ -6,10 +6,11 @@
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { ALL_REQUIREMENTS } from '../../../spec/src/index';
+import { ALL_REQUIREMENTS, RESULTS_FORMAT } from '../../../spec/src/index';
 import type { AdapterInfo } from '../../../adapters/core/src/contract';
 import { CaseResult, RunResult, VectorResult, caseId } from '../runner/run';
-import { VERDICT_ORDER, Verdict } from '../judge/verdicts';
+import { Finding, VERDICT_ORDER, Verdict } from '../judge/verdicts';
+import { SEVERITY_ORDER, Severity } from '../judge/severity';
 import type { Vector } from '../loader/types';
 
 const REQUIREMENT_TEXT = new Map(ALL_REQUIREMENTS.map((r) => [r.id, `${r.summary} (§${r.section})`]));
@@ -25,6 +26,25 @@ export function countVerdicts(results: readonly CaseResult[]): Partial<Record<Ve
   const counts: Partial<Record<Verdict, number>> = {};
   for (const r of results) counts[r.verdict] = (counts[r.verdict] ?? 0) + 1;
   return counts;
+}
+
+/** A verdict with its severity when it has one: `fail [state]`, `pass`. */
+export function verdictText(r: { readonly verdict: Verdict; readonly severity?: Severity }): string {
+  return r.severity === undefined ? r.verdict : `${r.verdict} [${r.severity}]`;
+}
+
+/** Counts per severity of the unexpected results, worst first: `2 wedged, 1 state`; empty when none has one. */
+export function severityCounts(results: readonly CaseResult[]): string {
+  const counts = new Map<Severity, number>();
+  for (const r of results) if (r.unexpected && r.severity) counts.set(r.severity, (counts.get(r.severity) ?? 0) + 1);
+  return SEVERITY_ORDER.filter((s) => counts.has(s))
+    .map((s) => `${counts.get(s)} ${s}`)
+    .join(', ');
+}
+
+/** A finding's verdict and severity as the human report ends its line: `[fail, state]`. */
+function findingTag(f: Finding): string {
+  return `[${f.verdict}${f.severity ? `, ${f.severity}` : ''}]`;
 }
 
 /** The last line of every report: counts, unexpected results and the exit code. */
@@ -76,13 +96,13 @@ function stepText(r: CaseResult, step: number): string {
 export function describeResult(r: CaseResult): string[] {
   const c = caseFacts(r);
   const lines = [
-    `${r.unexpected ? '✗' : '•'} ${c.id} — ${r.verdict}${r.expectation ? ` (expected ${r.expected}: ${r.expectation.reason})` : ''}`,
+    `${r.unexpected ? '✗' : '•'} ${c.id} — ${verdictText(r)}${r.expectation ? ` (expected ${r.expected}: ${r.expectation.reason})` : ''}`,
     `    ${c.title}`,
     `    ${r.kind === 'check' ? 'in' : 'at'} ${c.location}`,
   ];
   for (const f of r.findings) {
     lines.push(
-      `    ${r.kind === 'check' && f.check === c.id ? '' : `${stepText(r, f.step)}: `}${f.check}: ${f.message} [${f.verdict}]`,
+      `    ${r.kind === 'check' && f.check === c.id ? '' : `${stepText(r, f.step)}: `}${f.check}: ${f.message} ${findingTag(f)}`,
     );
     if (f.expected !== undefined) lines.push(`      expected: ${f.expected}`);
     if (f.observed !== undefined) lines.push(`      observed: ${f.observed}`);
@@ -113,7 +133,8 @@ export function humanReport(run: RunResult<CaseResult>, verbose: boolean): strin
     lines.push('Expected, not plain passes:');
     for (const r of notable) {
       if (verbose) lines.push(...describeResult(r));
-      else lines.push(`  ${r.verdict.padEnd(14)} ${caseId(r)}${r.findings[0] ? ` — ${r.findings[0].message}` : ''}`);
+      else
+        lines.push(`  ${verdictText(r).padEnd(19)} ${caseId(r)}${r.findings[0] ? ` — ${r.findings[0].message}` : ''}`);
     }
     lines.push('');
   }
@@ -122,6 +143,8 @@ export function humanReport(run: RunResult<CaseResult>, verbose: boolean): strin
     for (const s of run.stale) lines.push(`  ${s.id}: ${s.reason}`);
     lines.push('');
   }
+  const bySeverity = severityCounts(run.results);
+  if (bySeverity) lines.push(`Unexpected results by severity: ${bySeverity}`);
   lines.push(summaryLine(run));
   return `${lines.join('\n')}\n`;
 }
@@ -130,7 +153,10 @@ function yamlString(s: string): string {
   return JSON.stringify(s);
 }
 
-/** TAP version 14: one test point per case; `# SKIP` for unsupported/not-applicable; diagnostics as YAML. */
+/**
+ * TAP version 14: one test point per case; `# SKIP` for unsupported/not-applicable; diagnostics
+ * as YAML, whose `severity` is the case's worst severity (tap-junit makes it the JUnit failure's `type`).
+ */
 export function tapReport(run: RunResult<CaseResult>): string {
   const lines = ['TAP version 14', `1..${run.results.length}`];
   run.results.forEach((r, i) => {
@@ -146,7 +172,8 @@ export function tapReport(run: RunResult<CaseResult>): string {
     if (!ok || (r.verdict !== 'pass' && !skip)) {
       lines.push('  ---');
       lines.push(`  message: ${yamlString(r.findings.map((f) => `${f.check}: ${f.message}`).join('; ') || r.verdict)}`);
-      lines.push(`  severity: ${ok ? 'comment' : r.verdict}`);
+      // The worst severity of the findings (JUnit's failure type); without one, `comment` or the verdict.
+      lines.push(`  severity: ${r.severity ?? (ok ? 'comment' : r.verdict)}`);
       lines.push(`  verdict: ${r.verdict}`);
       lines.push(
         `  ${r.kind === 'check' ? 'suite' : 'file'}: ${yamlString(r.kind === 'check' ? r.suite : c.location)}`,
@@ -231,7 +258,7 @@ export function resultsDocument(run: RunResult<CaseResult>, context: ResultsCont
   for (const c of context.checks ?? []) digest.update(`check ${c.id}\n${c.title}\n`);
   const counts = countVerdicts(run.results);
   return {
-    format: 'vmemct-results/1',
+    format: RESULTS_FORMAT,
     suite: {
       version: context.version,
       vectorsDigest: `sha256:${digest.digest('hex')}`,
@@ -257,12 +284,14 @@ export function resultsDocument(run: RunResult<CaseResult>, context: ResultsCont
         ? vectorFields(r)
         : { id: r.check.id, kind: 'check', suite: r.suite, title: r.check.title, requirements: [] }),
       verdict: r.verdict,
+      ...(r.severity ? { severity: r.severity } : {}),
       expected: r.expected,
       ...(r.expectation ? { expectationReason: r.expectation.reason } : {}),
       status: r.unexpected ? 'unexpected' : 'expected',
       durationMs: Math.round(r.durationMs * 1000) / 1000,
       findings: r.findings.map((f) => ({
         verdict: f.verdict,
+        ...(f.severity ? { severity: f.severity } : {}),
         step: f.step,
         check: f.check,
         message: f.message,
@@ -304,7 +333,7 @@ export function checkReport(run: RunResult<CaseResult>): string {
   const lines: string[] = [];
   run.results.forEach((r, i) => {
     lines.push(
-      `${r.verdict.padEnd(11)} ${ids[i]!.padEnd(idWidth)} ${formatMs(r.durationMs).padStart(9)}  ${r.findings.map((f) => f.message).join('; ')}`,
+      `${r.verdict.padEnd(11)} ${ids[i]!.padEnd(idWidth)} ${formatMs(r.durationMs).padStart(9)}  ${r.severity ? `[${r.severity}] ` : ''}${r.findings.map((f) => f.message).join('; ')}`,
     );
     if (r.unexpected)
       lines.push(

@@ -31,6 +31,7 @@ import {
   stopWith,
 } from '../steps/step-kind';
 import { applyCheckers } from '../steps/apply-checkers';
+import { BUSY_RETRIES } from '../steps/request';
 import { Oracle } from '../judge/oracle';
 import { Finding, invariantFinding } from '../judge/verdicts';
 import {
@@ -68,6 +69,8 @@ export interface DeviceRunOptions {
    * every configuration read and judges it (dev.virtio.6). Default: whenever the session has the method.
    */
   readonly configGeneration?: boolean;
+  /** How many times an unlisted BUSY is retried (default {@link BUSY_RETRIES}`.default`). */
+  readonly busyRetries?: number;
 }
 
 /** Runs a device vector; returns its findings (an empty list is a pass). */
@@ -77,7 +80,7 @@ export async function runDeviceVector(
   setup: DeviceSetup,
   options: DeviceRunOptions = {},
 ): Promise<Finding[]> {
-  const run = new DeviceRun(vector, session, setup, options.observer, options.configGeneration);
+  const run = new DeviceRun(vector, session, setup, options);
   await run.run();
   return run.findings;
 }
@@ -104,16 +107,22 @@ export class DeviceRun implements DeviceStepContext {
   private generationSample: GenerationSample | undefined;
   /** Reads `config_generation`, when the adapter offers it. */
   private readonly readGeneration: (() => Promise<number>) | undefined;
+  /** Watches the run (lint's dry run). */
+  readonly observer?: DeviceRunObserver;
+  /** How many times an unlisted BUSY is retried before the vector fails for lack of progress (dev.suite.1). */
+  readonly busyRetries: number;
 
   constructor(
     readonly vector: Vector,
     readonly session: DeviceSession,
     private readonly setup: DeviceSetup,
-    readonly observer?: DeviceRunObserver,
-    configGeneration = true,
+    options: DeviceRunOptions = {},
   ) {
+    this.observer = options.observer;
+    this.busyRetries = options.busyRetries ?? BUSY_RETRIES.default;
     const method = session.readConfigGeneration;
-    this.readGeneration = configGeneration && typeof method === 'function' ? () => method.call(session) : undefined;
+    const judgeGeneration = options.configGeneration ?? true;
+    this.readGeneration = judgeGeneration && typeof method === 'function' ? () => method.call(session) : undefined;
   }
 
   /** Runs every step, until one stops the vector. */

@@ -138,18 +138,20 @@ async function dryRun(
   const { session, spent } = budgeted(opened, deadline);
   const problems: LoadProblem[] = [];
   run = new DeviceRun(v, session, evaluated.setup, {
-    requestEvaluated(step, evaluation) {
-      const labels = evaluation.outcomes.map(outcomeLabel);
-      for (const [outcome, cls] of step.expect.response ?? []) {
-        if ((cls === 'pass' || cls === 'acceptable' || cls === 'informational') && !labels.includes(outcome)) {
-          problems.push({
-            file,
-            line: step.line,
-            field: `steps[${step.index - 1}].expect.response`,
-            reason: `${outcome} is not something a conforming device answers here (conforming: ${evaluation.outcomes.map(describeOutcome).join(', ')})`,
-          });
+    observer: {
+      requestEvaluated(step, evaluation) {
+        const labels = evaluation.outcomes.map(outcomeLabel);
+        for (const [outcome, cls] of step.expect.response ?? []) {
+          if ((cls === 'pass' || cls === 'acceptable' || cls === 'informational') && !labels.includes(outcome)) {
+            problems.push({
+              file,
+              line: step.line,
+              field: `steps[${step.index - 1}].expect.response`,
+              reason: `${outcome} is not something a conforming device answers here (conforming: ${evaluation.outcomes.map(describeOutcome).join(', ')})`,
+            });
+          }
         }
-      }
+      },
     },
   });
   const dryRun = run;

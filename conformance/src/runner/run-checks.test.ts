@@ -132,12 +132,14 @@ describe('reports of a check run', () => {
   test('the human report should print one aligned line per check, then the counts, unexpected results and exit code', () => {
     const lines = checkReport(run).split('\n');
     expect(lines[0]).toMatch(/^pass {8}fk\.passes +\d+\.\d ms {2}all answered$/);
-    expect(lines[1]).toMatch(/^fail {8}fk\.fails +\d+\.\d ms {2}SET_OWNER ack: reply flags 0xd, expected 0x5$/);
+    expect(lines[1]).toMatch(
+      /^fail {8}fk\.fails +\d+\.\d ms {2}\[answer\] SET_OWNER ack: reply flags 0xd, expected 0x5$/,
+    );
     expect(lines[2]).toBe(`${' '.repeat(12)}expected fail: known result of the fake`);
     expect(lines[3]).toMatch(/^unsupported fk\.needs-more +\d+\.\d ms {2}the back-end does not offer CONFIG$/);
-    // The messages start in the same column.
+    // The messages (a failing one led by its severity) start in the same column.
     expect(
-      new Set([lines[0]!.indexOf('all'), lines[1]!.indexOf('SET_OWNER'), lines[3]!.indexOf('the back-end')]).size,
+      new Set([lines[0]!.indexOf('all'), lines[1]!.indexOf('[answer]'), lines[3]!.indexOf('the back-end')]).size,
     ).toBe(1);
     expect(lines[4]).toMatch(/^3 checks: 1 pass, 1 fail, 1 unsupported, 0 error \(\d+\.\d ms\); 0 unexpected; exit 0$/);
     expect(summaryLine(run)).toMatch(/^vmemct: 3 checks: 1 fail, 1 unsupported, 1 pass; 0 unexpected; \d+ ms; exit 0$/);

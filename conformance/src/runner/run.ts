@@ -14,8 +14,10 @@ import { runDeviceVector } from './device-run';
 import { evaluateSetup } from './setup';
 import { runDriverVector } from './driver-run';
 import { BAD_VECTOR_CHECK } from '../steps/values';
+import { BUSY_RETRIES } from '../steps/request';
 import { ExpectationEntry, ExpectationSet, applyKnownDeviations, compileGlob, matchExpectations } from './expectations';
 import { Finding, Verdict, combine } from '../judge/verdicts';
+import { Severity, withSeverity, worstSeverity } from '../judge/severity';
 
 /** Which vectors to run. */
 export interface Selection {
@@ -33,6 +35,11 @@ export interface RunOptions<R extends CaseResult = VectorResult> {
   /** Per-case timeout before the adapter's multiplier (default 10 s); a vector's own `timeout_ms` wins. */
   readonly timeoutMs?: number;
   readonly expectations?: ExpectationSet;
+  /**
+   * How many times a device request answered BUSY is retried when its vector does not list BUSY
+   * (default {@link BUSY_RETRIES}`.default`); a device still answering BUSY then fails `progress` (dev.suite.1).
+   */
+  readonly busyRetries?: number;
   /** Called after each case (progress reporting). */
   readonly onResult?: (result: R, done: number, total: number) => void;
 }
@@ -62,6 +69,8 @@ export function caseId(result: CaseResult): string {
 /** What every case result carries: the verdict, what was expected, the findings. */
 export interface Judged {
   readonly verdict: Verdict;
+  /** The worst severity of the findings (judge/severity.ts); undefined when none fails. */
+  readonly severity?: Severity;
   /** The verdict the expectation file (or the default rules) expected. */
   readonly expected: Verdict;
   readonly expectation?: ExpectationEntry;
@@ -133,6 +142,7 @@ export async function runVectors(
       adapter,
       vector,
       (vector.timeoutMs ?? options.timeoutMs ?? DEFAULT_TIMEOUT_MS) * adapter.info.timeoutMultiplier,
+      options.busyRetries ?? BUSY_RETRIES.default,
     );
     const result: VectorResult = {
       kind: 'vector',
@@ -187,18 +197,22 @@ function judgeAgainst(
     ? matchExpectations(options.expectations, all, noun)
     : { byId: new Map<string, ExpectationEntry>(), stale: [] };
   const judge = (id: string, given: CaseVerdict): Omit<Judged, 'durationMs'> => {
-    const findings = applyKnownDeviations(options.expectations, given.findings);
-    const outcome = findings === given.findings ? given : { ...given, findings, verdict: combine(findings) };
+    const deviated = applyKnownDeviations(options.expectations, given.findings);
+    const outcome = deviated === given.findings ? given : { ...given, findings: deviated, verdict: combine(deviated) };
     const verdict = outcome.verdict;
     const entry = matched.byId.get(id);
     const expected: Verdict = entry ? entry.verdict : isExpectedByDefault(verdict, strict) ? verdict : 'pass';
     const unexpected = entry ? entry.verdict !== verdict : !isExpectedByDefault(verdict, strict);
+    // Every failing finding of a vector, a driver vector or a suite check gets its severity here.
+    const findings = outcome.findings.map(withSeverity);
+    const severity = worstSeverity(findings);
     return {
       verdict,
+      ...(severity === undefined ? {} : { severity }),
       expected,
       expectation: entry,
       unexpected,
-      findings: outcome.findings,
+      findings,
       diagnostics: outcome.diagnostics,
     };
   };
@@ -226,7 +240,7 @@ interface CaseVerdict {
 }
 
 /** Runs one vector with a fresh session and a timeout; never throws. */
-async function runOne(adapter: Adapter, vector: Vector, timeoutMs: number): Promise<CaseVerdict> {
+async function runOne(adapter: Adapter, vector: Vector, timeoutMs: number, busyRetries: number): Promise<CaseVerdict> {
   const missingTarget = !adapter.info.targets.includes(vector.target);
   const missing = vector.needs.filter((n) => !adapter.info.capabilities.includes(n));
   if (missingTarget || missing.length > 0 || (vector.target === 'driver' && !adapter.openDriver)) {
@@ -263,6 +277,7 @@ async function runOne(adapter: Adapter, vector: Vector, timeoutMs: number): Prom
       await track(session);
       const findings = await runDeviceVector(vector, session, setup, {
         configGeneration: adapter.info.capabilities.includes('config-generation'),
+        busyRetries,
       });
       return { verdict: combine(findings), findings };
     }

@@ -39,8 +39,17 @@ import { deviceConfig, deviceNeedsReset, deviceNotification } from './observatio
 import { StepOutcome, defineStepKind, proceed, stopWith } from './step-kind';
 import { valueOf } from './values';
 
-/** How many times a BUSY answer is retried before the vector ends `acceptable`. */
-export const BUSY_RETRIES = 3;
+/**
+ * How many times the runner retries a request the device answered BUSY when the vector does not
+ * list BUSY for it: `default` unless the run says otherwise (`--busy-retries`), at most `max`. A
+ * device still answering BUSY after that makes no progress (dev.suite.1: BUSY is temporary).
+ */
+export const BUSY_RETRIES = { default: 3, max: 1000 } as const;
+
+/** `once`, `2 times`, `0 times`. */
+function times(n: number): string {
+  return n === 1 ? 'once' : `${n} times`;
+}
 
 /** Sizes of the descriptors a request is split over. */
 export interface DescriptorLayout {
@@ -152,13 +161,16 @@ export const requestStep = defineStepKind<RequestAction, RequestObserved>({
             !(statedResponse?.has('BUSY') ?? false) &&
             evaluation?.outcomes.some((o) => outcomeLabel(o) === 'BUSY');
           if (busyUnexpected) {
-            if (attempt < BUSY_RETRIES) continue;
+            if (attempt < context.busyRetries) continue;
+            // dev.suite.1: BUSY is temporary; a device that keeps answering it is of no use.
             return stopWith({
-              verdict: 'acceptable',
+              verdict: 'fail',
               step: step.index,
-              check: 'response',
-              message: `the device answered BUSY ${attempt + 1} times (allowed by the spec); the remaining steps were not run`,
+              check: 'progress',
+              message: `the device made no progress: it answered BUSY ${times(attempt + 1)} in a row (an unlisted BUSY is retried ${times(context.busyRetries)}); the remaining steps were not run`,
+              expected: `an answer other than BUSY within ${context.busyRetries} retries`,
               observed: 'BUSY',
+              requirements: ['dev.suite.1'],
             });
           }
           // The oracle's verdict on the observed outcome.

@@ -66,6 +66,8 @@ export interface DeviceStepContext {
   readConfig(): Promise<StepOutcome<VirtioMemConfig>>;
   /** Told about each request the oracle evaluated (lint uses it). */
   readonly observer?: DeviceRunObserver;
+  /** How many times a request answered BUSY, where the vector does not list BUSY, is retried (dev.suite.1). */
+  readonly busyRetries: number;
 }
 
 /** Watches a device run from outside (lint's dry run). */

@@ -30,6 +30,7 @@ beforeAll(async () => {
   const loaded = loadVectors([path.join(ROOT, 'conformance', 'vectors')]);
   corpusSize = loaded.vectors.length;
   const run = await runVectors(createModelAdapter(), loaded.vectors, loaded.vectors, {});
+
   const results = [resultsOfRun(run, { file: 'model.json', implementation: 'model:spec', adapter: 'model', profile: 'spec', expectations: null })];
   const files = new Map([...new Set(loaded.vectors.map((v) => v.source.file))].map((f) => [f, fs.readFileSync(f, 'utf8')] as const));
   site = fs.mkdtempSync(path.join(os.tmpdir(), 'vmemct-site-'));
