@@ -16,7 +16,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { createModelAdapter } from '../../adapters/model/src/model-adapter';
-import { findDeviceProfile } from '../../model/src/index';
+import { DEVICE_PROFILES, findDeviceProfile } from '../../model/src/index';
+import { loadExpectations } from '../src/runner/expectations';
 import { RunResult, runVectors, selectVectors } from '../src/runner/run';
 import { loadVectors } from '../src/loader/load';
 import { formatProblem, Vector } from '../src/loader/types';
@@ -65,7 +66,12 @@ interface MatrixRow {
   readonly target: 'device' | 'driver';
   readonly strict: boolean;
   readonly vectorsRun: number;
-  readonly killers: readonly { readonly id: string; readonly verdict: string; readonly check: string }[];
+  readonly killers: readonly {
+    readonly id: string;
+    readonly verdict: string;
+    readonly check: string;
+    readonly severity?: string;
+  }[];
 }
 
 const matrix: MatrixRow[] = [];
@@ -161,6 +167,7 @@ describe('the suite has teeth: every mutant is caught by at least one vector', (
         id: r.vector.id,
         verdict: r.verdict,
         check: r.findings.find((f) => f.verdict === r.verdict)?.check ?? '',
+        severity: r.severity,
       }));
     matrix.push({
       mutant: mutant.name,
@@ -178,6 +185,29 @@ describe('the suite has teeth: every mutant is caught by at least one vector', (
     // Caught by a conformance finding, not merely by crashing the harness.
     const conformanceKill = killers.some((k) => k.verdict === 'fail' || k.verdict === 'non-strict');
     expect(conformanceKill ? 'conformance finding' : `only harness verdicts: ${status}`).toBe('conformance finding');
+    // The run fails (exit 1), and every killing result says how bad it is.
+    expect(run.exitCode).toBe(1);
+    expect(killers.filter((k) => k.severity === undefined).map((k) => k.id)).toEqual([]);
+  });
+});
+
+describe('conforming-but-different devices: every model profile passes what its expectation file says', () => {
+  const EXPECTATIONS_DIR = path.join(__dirname, '..', 'expectations');
+  // Expectation files describe default (non-strict) runs; the spec profile must also pass strict.
+  test.each(Object.keys(DEVICE_PROFILES))('%s profile', async (name) => {
+    const file = path.join(EXPECTATIONS_DIR, `model-${name}.yaml`);
+    const expectations = fs.existsSync(file) ? loadExpectations(file).set : undefined;
+    for (const strict of name === 'spec' ? [false, true] : [false]) {
+      const run = await runVectors(
+        createModelAdapter({ profile: DEVICE_PROFILES[name] }),
+        selectVectors(corpus, {}),
+        corpus,
+        { expectations, strict },
+      );
+      expect(unexpectedSummary(run)).toEqual([]);
+      expect(run.stale).toEqual([]);
+      expect(run.exitCode).toBe(0);
+    }
   });
 });
 

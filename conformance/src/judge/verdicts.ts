@@ -49,6 +49,23 @@ export function combine(findings: readonly Finding[]): Verdict {
   return findings.reduce<Verdict>((v, f) => worse(v, f.verdict), 'pass');
 }
 
+/**
+ * A vector's verdict from its findings: the worst one, except that a harness `error` at or after
+ * a step the device already failed is taken as a consequence of that failure (a device whose
+ * configuration is garbage leaves the runner unable to build the next request, say), so the
+ * vector is `fail`, not `error`. The error stays among the findings. Errors in the vector file
+ * itself (`badVectorCheck`) are never explained away.
+ */
+export function vectorVerdict(findings: readonly Finding[], badVectorCheck: string): Verdict {
+  const verdict = combine(findings);
+  if (verdict !== 'error') return verdict;
+  const errors = findings.filter((f) => f.verdict === 'error');
+  if (errors.some((f) => f.check === badVectorCheck)) return verdict;
+  const firstError = Math.min(...errors.map((f) => f.step));
+  const failedBefore = findings.some((f) => f.verdict === 'fail' && f.step <= firstError);
+  return failedBefore ? 'fail' : verdict;
+}
+
 /** How the model's grading of an outcome is judged. */
 export function verdictOfConformance(c: ConformanceClass): Verdict {
   switch (c) {

@@ -13,6 +13,7 @@ import {
   formatHex,
 } from '../../../spec/src/index';
 import {
+  DeviceParamsError,
   DeviceSnapshot,
   TransitionKind,
   VirtioMemConfig,
@@ -165,8 +166,21 @@ export class DeviceRun implements DeviceStepContext {
       });
       return;
     }
-    this.oracle = new Oracle(this.config, this.setup.plugged, this.negotiated);
+    // The configuration is judged before the oracle is built from it: a device showing, say, a
+    // block_size that is not a power of two fails dev.cfg.5 even though no model can follow it.
     this.invariants(0, undefined, this.config, 'read', false);
+    try {
+      this.oracle = new Oracle(this.config, this.setup.plugged, this.negotiated);
+    } catch (e) {
+      if (!(e instanceof DeviceParamsError)) throw e;
+      this.findings.push({
+        verdict: 'error',
+        step: 0,
+        check: 'oracle',
+        message: `the device's configuration cannot be followed by the reference model: ${e.message}`,
+      });
+      return;
+    }
     for (const step of steps) {
       this.currentStep = step.index;
       const outcome = await this.step(step);

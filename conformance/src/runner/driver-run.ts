@@ -41,6 +41,11 @@ export class DriverRun implements DriverStepContext {
   /** The device's blocks and the driver's progress, as the runner tracks them. */
   readonly shadow: DriverShadow;
   private currentStep = 0;
+
+  /** The 1-based index of the step being run (0 before the first). */
+  get stepIndex(): number {
+    return this.currentStep;
+  }
   /** Checks already reported (a misbehaving driver is reported once per check). */
   private readonly reported = new Set<string>();
 

@@ -10,13 +10,13 @@ import type { Adapter } from '../../../adapters/core/src/contract';
 import { AdapterError, AdapterTimeoutError, UnsupportedSetupError } from '../../../adapters/core/src/contract';
 import type { Vector } from '../loader/types';
 import type { CheckTarget, SuiteCheck } from '../suites/suite';
-import { runDeviceVector } from './device-run';
+import { DeviceRun } from './device-run';
 import { evaluateSetup } from './setup';
-import { runDriverVector } from './driver-run';
+import { DriverRun } from './driver-run';
 import { BAD_VECTOR_CHECK } from '../steps/values';
 import { BUSY_RETRIES } from '../steps/request';
 import { ExpectationEntry, ExpectationSet, applyKnownDeviations, compileGlob, matchExpectations } from './expectations';
-import { Finding, Verdict, combine } from '../judge/verdicts';
+import { Finding, Verdict, vectorVerdict } from '../judge/verdicts';
 import { Severity, withSeverity, worstSeverity } from '../judge/severity';
 
 /** Which vectors to run. */
@@ -198,7 +198,10 @@ function judgeAgainst(
     : { byId: new Map<string, ExpectationEntry>(), stale: [] };
   const judge = (id: string, given: CaseVerdict): Omit<Judged, 'durationMs'> => {
     const deviated = applyKnownDeviations(options.expectations, given.findings);
-    const outcome = deviated === given.findings ? given : { ...given, findings: deviated, verdict: combine(deviated) };
+    const outcome =
+      deviated === given.findings
+        ? given
+        : { ...given, findings: deviated, verdict: vectorVerdict(deviated, BAD_VECTOR_CHECK) };
     const verdict = outcome.verdict;
     const entry = matched.byId.get(id);
     const expected: Verdict = entry ? entry.verdict : isExpectedByDefault(verdict, strict) ? verdict : 'pass';
@@ -272,19 +275,28 @@ async function runOne(adapter: Adapter, vector: Vector, timeoutMs: number, busyR
     if (!evaluated.ok)
       return { verdict: 'error', findings: [{ verdict: 'error', step: 0, check: 'step', message: evaluated.reason }] };
     const setup = evaluated.setup;
+    let run: DeviceRun | DriverRun;
     if (vector.target === 'device') {
       const session = await adapter.openDevice(setup);
       await track(session);
-      const findings = await runDeviceVector(vector, session, setup, {
+      run = new DeviceRun(vector, session, setup, {
         configGeneration: adapter.info.capabilities.includes('config-generation'),
         busyRetries,
       });
-      return { verdict: combine(findings), findings };
+    } else {
+      const session = await adapter.openDriver!(setup, { configPadding: vector.setup.configPadding });
+      await track(session);
+      run = new DriverRun(vector, session, setup);
     }
-    const session = await adapter.openDriver!(setup, { configPadding: vector.setup.configPadding });
-    await track(session);
-    const findings = await runDriverVector(vector, session, setup);
-    return { verdict: combine(findings), findings };
+    try {
+      await run.run();
+    } catch (e) {
+      // What the vector found before the adapter failed still counts; the failure is placed at its step.
+      const failed = errorOutcome(e);
+      const findings = [...run.findings, ...failed.findings.map((f) => ({ ...f, step: run.stepIndex }))];
+      return { verdict: vectorVerdict(findings, BAD_VECTOR_CHECK), findings, diagnostics: failed.diagnostics };
+    }
+    return { verdict: vectorVerdict(run.findings, BAD_VECTOR_CHECK), findings: run.findings };
   })();
   const outcome = await raceTimeout(work, timeoutMs, 'vector', errorOutcome);
   abandoned = true;
