@@ -9,6 +9,10 @@ export * from './device/outcomes';
 export * from './device/invariants';
 export * from './device/memory';
 export * from './device/device';
+export { singleRequestChain } from './device/chain';
+// The registers a driver's handshake runs over (the handshake itself is the virtio layer's).
+export { deviceRegisters } from './device/registers';
+export type { ModelDeviceRegisters } from './device/registers';
 export * from './device/steering';
 export * from './driver/driver';
 export * from './loop';

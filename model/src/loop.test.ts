@@ -1,5 +1,6 @@
 import { virtioHandshakeSync } from '../../adapters/virtio/src/index';
-import { VirtioMemDevice, deviceRegisters } from './device/device';
+import { VirtioMemDevice } from './device/device';
+import { deviceRegisters } from './device/registers';
 import { ReferenceDriver } from './driver/driver';
 import { runDriverLoop } from './loop';
 

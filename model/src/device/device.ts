@@ -49,11 +49,7 @@ import {
 } from './device-types';
 
 export * from './device-types';
-export { singleRequestChain } from './chain';
 export type { DescriptorChain, RequestEvaluation } from './chain';
-// The registers a driver's handshake runs over (the handshake itself is the virtio layer's).
-export { deviceRegisters } from './registers';
-export type { ModelDeviceRegisters } from './registers';
 
 const RESP_SIZE = VirtioMemResponseLayout.size;
 const STATE_VALUES: Readonly<Record<BlockStateName, number>> = {

@@ -10,7 +10,7 @@ import {
   featureMask,
 } from '../../../spec/src/index';
 import { decodeResponse, encodeRequest } from '../codec/codec';
-import { deviceRegisters } from '../device/device';
+import { deviceRegisters } from '../device/registers';
 import { QEMU_PROFILE, SPEC_PROFILE } from '../device/profiles';
 import { ModelHost } from './model-host';
 
