@@ -233,6 +233,9 @@ export const RESULTS_FORMAT = 'vmemct-results/2';
 export const RESULTS_FORMATS = ['vmemct-results/1', RESULTS_FORMAT] as const;
 
 /** Schema of an expectation file: known results of one implementation. */
+/** The grades a known deviation may give its findings: still reported, never a pass. */
+export const KNOWN_DEVIATION_VERDICTS = ['non-strict', 'acceptable', 'informational'] as const;
+
 export const ExpectationFileSchema = {
   $id: 'https://vmemct.dev/schemas/expectations.json',
   type: 'object',
@@ -263,7 +266,7 @@ export const ExpectationFileSchema = {
     },
     known_deviations: {
       description:
-        'findings of a check the implementation is known to produce in any vector (a rule it breaks everywhere): each is given `verdict` and the reason',
+        'findings of a check the implementation is known to produce in any vector (a rule it breaks everywhere): each failing (fail or non-strict) finding of that check is graded `verdict`, and keeps its message with the reason appended; a known deviation is still reported, so it cannot be graded pass',
       type: 'array',
       items: {
         type: 'object',
@@ -271,7 +274,7 @@ export const ExpectationFileSchema = {
         required: ['check', 'verdict', 'reason'],
         properties: {
           check: { type: 'string', minLength: 1 },
-          verdict: { enum: VERDICTS },
+          verdict: { enum: KNOWN_DEVIATION_VERDICTS },
           reason: { type: 'string', minLength: 10 },
           link: { type: 'string' },
         },

@@ -45,7 +45,9 @@ export function applyKnownDeviations<
   const known = set?.knownDeviations ?? [];
   if (known.length === 0 || !findings.some((f) => known.some((k) => k.check === f.check))) return findings;
   return findings.map((f) => {
-    const k = known.find((d) => d.check === f.check);
+    // Only failing findings are graded: a harness error or a timeout of the same check stays what it is.
+    const failing = f.verdict === 'fail' || f.verdict === 'non-strict';
+    const k = failing ? known.find((d) => d.check === f.check) : undefined;
     return k
       ? { ...f, verdict: k.verdict, message: `${f.message} (known deviation, ${set!.file}:${k.line}: ${k.reason})` }
       : f;

@@ -39,4 +39,30 @@ describe('known deviations in an expectation file', () => {
     expect(applyKnownDeviations(set, findings)).toBe(findings);
     expect(applyKnownDeviations(undefined, findings)).toBe(findings);
   });
+
+  test('grade only failing findings: an error of the same check stays an error', () => {
+    const { set } = loadExpectations(file);
+    const findings = [{ verdict: 'error' as const, step: 1, check: 'config_generation', message: 'unreadable' }];
+    expect(applyKnownDeviations(set, findings)).toEqual(findings);
+  });
+
+  test('refuse a known deviation graded pass (it would hide the finding), naming file, line and field', () => {
+    const bad = path.join(path.dirname(file), 'pass.yaml');
+    fs.writeFileSync(
+      bad,
+      [
+        'format: vmemct-expectations/1',
+        'implementation: X',
+        'known_deviations:',
+        '  - check: response',
+        '    verdict: pass',
+        '    reason: every answer is fine by us',
+        'entries: []',
+        '',
+      ].join('\n'),
+    );
+    const { set, problems } = loadExpectations(bad);
+    expect(set).toBeUndefined();
+    expect(problems).toEqual([expect.objectContaining({ file: bad, line: 5, field: 'known_deviations[0].verdict' })]);
+  });
 });
