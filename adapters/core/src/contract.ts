@@ -200,6 +200,8 @@ export interface AdapterInfo {
   readonly name: string;
   /** The implementation under test, as reports should name it (e.g. `model:spec`, `QEMU 7.2.0`). */
   readonly implementation: string;
+  /** Where the implementation was found, when that tells two of them apart (e.g. the QEMU binary's path). */
+  readonly location?: string;
   readonly targets: readonly Target[];
   readonly capabilities: readonly Capability[];
   /** How much slower than the model this target is; per-vector timeouts are multiplied by it. */

@@ -5,6 +5,7 @@
 import { ChildProcess, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { QemuLaunch, qemuLaunchFor } from './unpacked-tree';
 
 /** The QEMU binary could not be found or does not run. */
 export class QemuMissingError extends Error {
@@ -18,6 +19,8 @@ export interface QemuBinary {
   readonly version: string;
   /** Whether `setpriv --pdeathsig` is available to tie QEMU to this process. */
   readonly setpriv: string | undefined;
+  /** Data folders and environment an unpacked QEMU needs (nothing for an installed one). */
+  readonly launch: QemuLaunch;
 }
 
 const DEFAULT_BINARY = 'qemu-system-x86_64';
@@ -37,7 +40,21 @@ export function locateQemu(binary: string | undefined = process.env.VMEMCT_QEMU)
   const m = /QEMU emulator version ([0-9]+\.[0-9]+(?:\.[0-9]+)?)/.exec(probe.stdout);
   if (!m)
     throw new QemuMissingError(`${resolved} is not QEMU (its --version does not say "QEMU emulator version"); ${hint}`);
-  return { path: resolved, version: m[1]!, setpriv: findOnPath('setpriv') };
+  return {
+    path: resolved,
+    version: m[1]!,
+    setpriv: findOnPath('setpriv'),
+    launch: qemuLaunchFor(fs.realpathSync(resolved), isDirectory),
+  };
+}
+
+/** Whether `dir` is a folder (following symbolic links). */
+function isDirectory(dir: string): boolean {
+  try {
+    return fs.statSync(dir).isDirectory();
+  } catch {
+    return false;
+  }
 }
 
 /** Finds an executable `name` on PATH, then in `extraDirs` (e.g. the sbin folders). */

@@ -9,3 +9,35 @@ export { QemuMemoryDevice, listVirtioMemDevices } from './memory-device';
 export type { FoundMemoryDevice, HostView, MemoryDeviceEntry, SystemResetOutcome } from './memory-device';
 export { QemuMissingError, findOnPath, forgetChild, killOnExit, locateQemu, processAlive } from './host-processes';
 export type { QemuBinary } from './host-processes';
+export { INSTALLED_LAUNCH, UNPACKED_DATA_DIRS, dataDirArguments, qemuLaunchFor } from './unpacked-tree';
+export type { QemuLaunch } from './unpacked-tree';
+export {
+  debianArchiveMirrors,
+  parseDeb822Sources,
+  parseOneLineSources,
+  parseOsRelease,
+  renderSuiteSources,
+} from './apt-sources';
+export type { AptSourceEntry, ArchiveMirror } from './apt-sources';
+export {
+  QEMU_PACKAGES,
+  aptDownloadArgv,
+  aptUpdateArgv,
+  inSeries,
+  privateAptFolders,
+  privateAptLayout,
+  privateAptOptions,
+  upstreamVersion,
+} from './debian-archive';
+export type { PrivateAptLayout, QemuPackageName } from './debian-archive';
+export {
+  BINARY_IN_CACHE,
+  FETCH_RECORD,
+  defaultQemuCacheDir,
+  partialDir,
+  readFetchedQemu,
+  replaceableCache,
+} from './qemu-cache';
+export type { FetchRecord, FetchedQemu } from './qemu-cache';
+export { FETCH_FAILURE_KINDS, SYSTEM_HOST, fetchQemu, probeQemuVersion, readAptSources, runTool } from './qemu-fetch';
+export type { FetchFailureKind, FetchHost, FetchOptions, FetchOutcome, ToolResult } from './qemu-fetch';

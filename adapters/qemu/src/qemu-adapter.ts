@@ -198,6 +198,7 @@ export function createQemuAdapter(options: QemuAdapterOptions = {}): Adapter {
   const info: AdapterInfo = {
     name: 'qemu',
     implementation: `QEMU ${binary.version}`,
+    location: binary.path,
     targets: ['device'],
     capabilities: QEMU_CAPABILITIES,
     timeoutMultiplier: 2,

@@ -12,7 +12,14 @@ import { ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { QemuBinary, QmpClient, forgetChild, killOnExit, processAlive } from '../../qemu-platform/src/index';
+import {
+  QemuBinary,
+  QmpClient,
+  dataDirArguments,
+  forgetChild,
+  killOnExit,
+  processAlive,
+} from '../../qemu-platform/src/index';
 import { QtestClient } from './qtest';
 
 /** QEMU started but did not become ready (bad arguments, a crash at start-up). */
@@ -119,8 +126,8 @@ export class QemuProcess {
   }
 
   /**
-   * Starts QEMU with `args` (device and machine options; qtest and QMP options are added here)
-   * and waits until qtest and QMP both answer.
+   * Starts QEMU with `args` (device and machine options; qtest and QMP options are added here,
+   * and an unpacked QEMU's `-L` data folders go first) and waits until qtest and QMP both answer.
    */
   static async start(
     binary: QemuBinary,
@@ -131,6 +138,7 @@ export class QemuProcess {
     const tempDir = fs.mkdtempSync(path.join(os.tmpdir(), `${TEMP_PREFIX}${process.pid}-`));
     const qmpSocket = path.join(tempDir, 'qmp.sock');
     const qemuArgv = [
+      ...dataDirArguments(binary.launch),
       ...args,
       '-qtest',
       'stdio',
@@ -142,7 +150,11 @@ export class QemuProcess {
     const [command, argv] = binary.setpriv
       ? [binary.setpriv, ['--pdeathsig', 'SIGKILL', '--', binary.path, ...qemuArgv]]
       : [binary.path, qemuArgv];
-    const child = spawn(command, argv, { stdio: ['pipe', 'pipe', 'pipe'], shell: false });
+    const child = spawn(command, argv, {
+      stdio: ['pipe', 'pipe', 'pipe'],
+      shell: false,
+      env: { ...process.env, ...binary.launch.environment },
+    });
     killOnExit(child);
     const qtest = new QtestClient(child.stdin!, child.stdout!, commandTimeoutMs);
     const qemu = new QemuProcess(child, qtest, tempDir, [binary.path, ...qemuArgv]);

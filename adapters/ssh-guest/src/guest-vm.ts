@@ -18,6 +18,7 @@ import { sleep } from '../../core/src/sleep';
 import {
   MemoryDeviceEntry,
   QmpClient,
+  dataDirArguments,
   killOnExit,
   listVirtioMemDevices,
   locateQemu,
@@ -248,7 +249,13 @@ export class GuestVm {
     const knownHosts = path.join(runDir, 'known_hosts');
     fs.writeFileSync(knownHosts, `[127.0.0.1]:${sshPort} ${manifest.hostKey}\n`);
     const pidFile = path.join(runDir, 'qemu.pid');
-    const args = [...guestQemuArguments(manifest, files, sshPort, options), '-pidfile', pidFile];
+    const args = [
+      ...dataDirArguments(qemu.launch),
+      ...guestQemuArguments(manifest, files, sshPort, options),
+      '-pidfile',
+      pidFile,
+    ];
+    const env = { ...process.env, ...qemu.launch.environment };
     const started = Date.now();
     let child: ChildProcess | undefined;
     let pid: number;
@@ -257,6 +264,7 @@ export class GuestVm {
         encoding: 'utf8',
         timeout: 30_000,
         stdio: ['ignore', 'pipe', 'pipe'],
+        env,
       });
       if (r.status !== 0)
         throw new GuestVmError(
@@ -267,7 +275,7 @@ export class GuestVm {
       const [command, argv] = qemu.setpriv
         ? [qemu.setpriv, ['--pdeathsig', 'SIGKILL', '--', qemu.path, ...args]]
         : [qemu.path, args];
-      child = spawn(command, argv, { stdio: ['ignore', 'ignore', 'pipe'], shell: false });
+      child = spawn(command, argv, { stdio: ['ignore', 'ignore', 'pipe'], shell: false, env });
       killOnExit(child);
       let stderr = '';
       child.stderr!.setEncoding('utf8');

@@ -6,6 +6,7 @@ import { decodeCommand, encodeCommand } from './wire-commands';
 import { specCommand } from './spec-command';
 import { recordCommand } from './record-command';
 import { guestCommand } from './guest-commands';
+import { qemuCommand } from './qemu-commands';
 import { serveVhostUserCommand, vhostUserCheckCommand, vhostUserCtlCommand } from './vhost-user-commands';
 import { coverageCommand, docsCommand, lintCommand, listCommand, runCommand } from './run-commands';
 import { EXIT_HARNESS_ERROR, EXIT_OK, EXIT_USAGE, UsageError, isHarnessError, isUsageError } from './usage-error';
@@ -27,7 +28,9 @@ export const HELP = `vmemct — virtio-mem conformance suite and reference model
 usage:
   vmemct run [options]                          run the vectors (default: all, against the model)
       --adapter model  --profile spec|qemu|cloud-hypervisor|firecracker
-      --adapter qemu   [--qemu PATH]    QEMU's real virtio-mem-pci (device vectors; needs qemu-system-x86)
+      --adapter qemu   [--qemu PATH | --qemu-version SERIES]
+                            QEMU's real virtio-mem-pci (device vectors; needs qemu-system-x86, or a
+                            QEMU fetched with vmemct qemu fetch: --qemu-version 10.0 names it)
       --adapter ssh-guest --ssh [USER@]HOST[:PORT] --qmp PATH|tcp:HOST:PORT --qemu-trace FILE
                        [--ssh-key FILE] [--ssh-known-hosts FILE] [--device-id ID]
                             a live Linux guest's virtio_mem driver (driver vectors)
@@ -47,6 +50,11 @@ usage:
   vmemct guest build|up|down|status [--dir DIR]  a Linux guest to test with (Debian kernel, busybox, dropbear)
       up: [--block-size 2MiB] [--region-size 1GiB] [--requested-size 0] [--memory 1GiB]
           [--unplugged-inaccessible] [--qemu PATH]; prints the run options for the guest
+  vmemct qemu fetch [--version 10.0] [--cache DIR] [--quiet]
+                            QEMU SERIES from Debian's backports suite (mirrors taken from this machine's
+                            apt sources, private apt configuration), unpacked into DIR (default
+                            ~/.cache/vmemct/qemu-SERIES); reuses a complete earlier fetch; prints the
+                            binary. Exit 2: no apt, no Debian sources, network, not that version
   vmemct serve-vhost-user --socket PATH         a vhost-user back-end serving the model, one device per connection
       [--block-size 2MiB] [--region-size 1GiB] [--requested-size 0] [--addr 4GiB] [--node-id 0]
       [--profile spec|qemu|cloud-hypervisor|firecracker] [--quiet]
@@ -56,7 +64,7 @@ usage:
       [--json FILE|-] [--timeout MS]
                             the vu.* transport checks of any vhost-user back-end (handshake, acks,
                             memory slots, fds), through the same runner and reports as run
-  vmemct record --ops N --out FILE [--adapter model|qemu] [--profile P] [--qemu PATH] [--seed S]
+  vmemct record --ops N --out FILE [--adapter model|qemu] [--profile P] [--qemu PATH | --qemu-version V] [--seed S]
       [--ops-per-vector 100] [--block-size 2MiB] [--region-size 1GiB] [--addr 4GiB] [--requested-size 64MiB]
                             record a device's answers to seeded random operations as a vector file
   vmemct coverage [--vectors PATH] [--json]     requirement → vectors; exit 1 if one is uncovered
@@ -88,6 +96,7 @@ const COMMANDS: Readonly<Record<string, Command>> = {
   record: recordCommand,
   docs: docsCommand,
   guest: guestCommand,
+  qemu: qemuCommand,
   'serve-vhost-user': serveVhostUserCommand,
   'vhost-user-ctl': vhostUserCtlCommand,
   'vhost-user-check': vhostUserCheckCommand,

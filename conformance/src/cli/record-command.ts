@@ -22,6 +22,7 @@ import { RecordingError, recordVectorFile } from '../differential/recorder';
 import { OptionSpec, parseArgs, positiveInt } from './args';
 import { parseSize } from './guest-commands';
 import { EXIT_OK, EXIT_UNEXPECTED, HarnessError, UsageError } from './usage-error';
+import { qemuBinaryOption } from './qemu-commands';
 import type { CliIo } from './main';
 
 const COMMAND = 'record';
@@ -33,6 +34,7 @@ const RECORD_OPTIONS: Readonly<Record<string, OptionSpec>> = {
   adapter: { kind: 'value' },
   profile: { kind: 'value' },
   qemu: { kind: 'value' },
+  'qemu-version': { kind: 'value' },
   ops: { kind: 'value' },
   seed: { kind: 'value' },
   'ops-per-vector': { kind: 'value' },
@@ -54,11 +56,10 @@ function recordAdapter(values: ReadonlyMap<string, string>): Adapter {
     throw new UsageError(`${COMMAND}: unknown adapter '${name}' (record from: ${RECORD_ADAPTERS.join(', ')})`);
   if (name !== 'model' && values.has('profile'))
     throw new UsageError(`${COMMAND}: --profile selects a model profile; it does not apply to --adapter ${name}`);
-  if (name !== 'qemu' && values.has('qemu'))
-    throw new UsageError(`${COMMAND}: --qemu PATH applies to --adapter qemu only`);
+  const binary = qemuBinaryOption(COMMAND, values, name);
   if (name === 'qemu') {
     try {
-      return createQemuAdapter({ binary: values.get('qemu') });
+      return createQemuAdapter({ binary });
     } catch (e) {
       if (e instanceof QemuMissingError) throw new HarnessError(`${COMMAND}: ${e.message}`);
       throw e;

@@ -4,10 +4,11 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ALL_REQUIREMENTS, REQUIREMENTS } from '../../../spec/src/index';
-import type { Adapter, DeviceSession, DeviceSetup } from '../../../adapters/core/src/contract';
+import type { Adapter, AdapterInfo, DeviceSession, DeviceSetup } from '../../../adapters/core/src/contract';
 import { createModelAdapter } from '../../../adapters/model/src/model-adapter';
 import { createQemuAdapter } from '../../../adapters/qemu/src/qemu-adapter';
 import { QemuMissingError } from '../../../adapters/qemu-platform/src/index';
+import { qemuBinaryOption } from './qemu-commands';
 import { SshGuestSetupError, connectSshGuestAdapter } from '../../../adapters/ssh-guest/src/ssh-guest-adapter';
 import type { SshGuestOptions } from '../../../adapters/ssh-guest/src/ssh-guest-adapter';
 import { VhostUserSetupError, connectVhostUserAdapter } from '../../../adapters/vhost-user/src/vhost-user-adapter';
@@ -54,6 +55,7 @@ const RUN_OPTIONS: Readonly<Record<string, OptionSpec>> = {
   adapter: { kind: 'value' },
   profile: { kind: 'value' },
   qemu: { kind: 'value' },
+  'qemu-version': { kind: 'value' },
   ssh: { kind: 'value' },
   'ssh-key': { kind: 'value' },
   'ssh-known-hosts': { kind: 'value' },
@@ -211,8 +213,7 @@ async function createAdapter(parsed: ParsedArgs): Promise<Adapter> {
     throw new UsageError(`run: unknown adapter '${name}' (adapters: ${ADAPTER_NAMES.join(', ')})`);
   if (name !== 'model' && parsed.values.has('profile'))
     throw new UsageError(`run: --profile selects a model profile; it does not apply to --adapter ${name}`);
-  if (name !== 'qemu' && parsed.values.has('qemu'))
-    throw new UsageError('run: --qemu PATH applies to --adapter qemu only');
+  const qemuBinary = qemuBinaryOption('run', parsed.values, name);
   const stray = SSH_GUEST_OPTIONS.find((o) => parsed.values.has(o));
   if (name !== 'ssh-guest' && stray) throw new UsageError(`run: --${stray} applies to --adapter ssh-guest only`);
   if (name !== 'vhost-user' && parsed.values.has('socket'))
@@ -252,7 +253,7 @@ async function createAdapter(parsed: ParsedArgs): Promise<Adapter> {
   }
   if (name === 'qemu') {
     try {
-      return createQemuAdapter({ binary: parsed.values.get('qemu') });
+      return createQemuAdapter({ binary: qemuBinary });
     } catch (e) {
       if (e instanceof QemuMissingError) throw new HarnessError(`run: ${e.message}`);
       throw e;
@@ -373,13 +374,18 @@ export async function runCommand(
     );
   }
   if (reporter === 'tap') io.stdout(tapReport(run));
-  else io.stdout(humanReport(run, parsed.flags.has('verbose')));
+  else io.stdout(`${implementationLine(adapter.info)}${humanReport(run, parsed.flags.has('verbose'))}`);
   if (run.testedNothing) {
     io.stderr(
       `vmemct: none of the ${run.results.length} selected vectors could run against ${adapter.info.implementation} (all unsupported): nothing was tested\n`,
     );
   }
   return exitCodeOf(run.exitCode);
+}
+
+/** The human report's first line naming what ran, for targets found at a location (e.g. which QEMU binary); empty otherwise. */
+export function implementationLine(info: AdapterInfo): string {
+  return info.location === undefined ? '' : `Target: ${info.implementation} (${info.location})\n`;
 }
 
 /** Writes a report file (its folder is created); a file that cannot be written is a usage error. */
