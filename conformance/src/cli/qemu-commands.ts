@@ -9,6 +9,8 @@
 import * as path from 'node:path';
 import {
   FetchFailureKind,
+  FetchHost,
+  SYSTEM_HOST,
   defaultQemuCacheDir,
   fetchQemu,
   readFetchedQemu,
@@ -48,8 +50,8 @@ export function parseSeries(command: string, option: string, text: string): stri
   return text;
 }
 
-/** `vmemct qemu …`. */
-export async function qemuCommand(args: readonly string[], io: CliIo): Promise<number> {
+/** `vmemct qemu …`; `host` is the machine the fetch reads and runs tools on (tests pass a fake one). */
+export async function qemuCommand(args: readonly string[], io: CliIo, host: FetchHost = SYSTEM_HOST): Promise<number> {
   const [sub, ...rest] = args;
   if (sub !== 'fetch') throw new UsageError(`qemu: expected fetch${sub ? ` (got '${sub}')` : ''}`);
   const command = 'qemu fetch';
@@ -64,6 +66,7 @@ export async function qemuCommand(args: readonly string[], io: CliIo): Promise<n
     series,
     dir,
     log: quiet ? undefined : (line) => io.stderr(`vmemct: ${line}\n`),
+    host,
   });
   if (!outcome.ok) {
     io.stderr(`vmemct: ${command}: ${outcome.reason}\n  fix: ${outcome.fix}\n`);
