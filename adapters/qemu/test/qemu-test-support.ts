@@ -4,13 +4,27 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { locateQemu } from '../../qemu-platform/src/index';
+import { QemuBinary, defaultQemuCacheDir, locateQemu, readFetchedQemu } from '../../qemu-platform/src/index';
 import type { DeviceSetup } from '../../core/src/contract';
 import { loadVectors } from '../../../conformance/src/loader/load';
 import type { Vector } from '../../../conformance/src/loader/types';
 
 /** The QEMU under test (throws with the package to install when it is missing). */
 export const QEMU = locateQemu();
+
+/**
+ * QEMU 10.0 as `vmemct qemu fetch` unpacked it into the default cache folder (`npm run
+ * test:qemu` fetches it first). Throws naming the command when it is not there.
+ */
+export function locateQemu10(): QemuBinary {
+  const dir = defaultQemuCacheDir('10.0');
+  const fetched = readFetchedQemu(dir, '10.0');
+  if (!fetched)
+    throw new Error(
+      `QEMU 10.0 is not in ${dir}: run \`node conformance/bin/vmemct.js qemu fetch\` (npm run test:qemu does)`,
+    );
+  return locateQemu(fetched.binary);
+}
 
 /** The repository root. */
 export const ROOT = path.resolve(__dirname, '..', '..', '..');
