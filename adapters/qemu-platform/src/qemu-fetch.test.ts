@@ -216,6 +216,15 @@ describe('fetching QEMU into a cache folder', () => {
     expect(readFetchedQemu(cache, '10.0')?.qemuVersion).toBe('10.0.2');
   });
 
+  test("working folders of fetches whose process is gone are removed; a live process's is kept", async () => {
+    const dead = `${cache}.partial-2147483646`;
+    const live = `${cache}.partial-${process.ppid}`;
+    for (const d of [dead, live]) fs.mkdirSync(path.join(d, 'root'), { recursive: true });
+    expect((await fetch(new FakeMachine(base))).ok).toBe(true);
+    expect(fs.existsSync(dead)).toBe(false);
+    expect(fs.existsSync(live)).toBe(true);
+  });
+
   test('an earlier fetch whose binary no longer runs is fetched again', async () => {
     expect((await fetch(new FakeMachine(base))).ok).toBe(true);
     fs.writeFileSync(path.join(cache, 'root', 'usr', 'bin', 'qemu-system-x86_64'), '#!/bin/sh\nexit 1\n');
