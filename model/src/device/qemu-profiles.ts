@@ -25,7 +25,7 @@ export const QEMU_7_2_SOURCE = 'https://github.com/qemu/qemu/blob/v7.2.0/hw/virt
 export const QEMU_10_0_SOURCE = 'https://github.com/qemu/qemu/blob/v10.0.2/hw/virtio/virtio-mem.c';
 
 /** The sources of the knobs both versions share, each naming the function that decides it. */
-function sharedSources(file: string, virtioCore: string): Partial<Record<ProfileKnob, string>> {
+function sharedSources(file: string): Partial<Record<ProfileKnob, string>> {
   return {
     plugCheckOrder: `${file} (virtio_mem_state_change_request: valid range, then the size budget, then the block state)`,
     overBudget: `${file} (virtio_mem_state_change_request: NACK when size + request exceeds requested_size)`,
@@ -38,7 +38,7 @@ function sharedSources(file: string, virtioCore: string): Partial<Record<Profile
     notifyOnUnchangedResize: `${file} (virtio_mem_set_requested_size calls virtio_notify_config even when the value did not change)`,
     unpluggedInaccessibleRequired: `${file} (virtio_mem_validate_features refuses FEATURES_OK when UNPLUGGED_INACCESSIBLE is offered but not accepted)`,
     unpluggedMemory: `${file} (with dynamic-memslots off the whole backend is one memory region mapped into the guest)`,
-    defaultFeatures: `${file} (virtio_mem_get_features); config_generation: ${virtioCore} (virtio_notify_config)`,
+    defaultFeatures: `${file} (virtio_mem_get_features: ACPI_PXM, as q35 has NUMA state and ACPI; UNPLUGGED_INACCESSIBLE only with the property on, which the qemu adapter leaves off unless a set-up offers it)`,
   };
 }
 
@@ -74,7 +74,7 @@ export const QEMU_7_2_PROFILE: DeviceProfile = {
   unplugAllWhileBusy: 'busy',
   defaultFeatures: featureMask(VIRTIO_F_VERSION_1) | featureMask(VIRTIO_MEM_F_ACPI_PXM),
   knobSources: {
-    ...sharedSources(QEMU_7_2_SOURCE, 'https://github.com/qemu/qemu/blob/v7.2.0/hw/virtio/virtio.c'),
+    ...sharedSources(QEMU_7_2_SOURCE),
     systemReset: `${QEMU_7_2_SOURCE} (virtio_mem_system_reset, registered with qemu_register_reset, calls virtio_mem_unplug_all)`,
     suspendWithoutPersistence: `${QEMU_7_2_SOURCE} (virtio_mem_system_reset knows no reset type, so the S3 wake-up's device reset unplugs too)`,
     platformCanSuspend: `${QEMU_7_2_SOURCE} (virtio_mem_get_features knows no VIRTIO_MEM_F_PERSISTENT_SUSPEND)`,
@@ -83,7 +83,7 @@ export const QEMU_7_2_PROFILE: DeviceProfile = {
   notes: [
     'BUSY only during migration or host failures; the model produces it only when BUSY is injected.',
     'A malformed chain or unknown type marks the device broken: NEEDS_RESET, no used entry.',
-    'config_generation changes only with a configuration-change notification (virtio_notify_config), not when a request changes plugged_size: a known deviation (dev.virtio.6) the model does not reproduce.',
+    'config_generation changes only with a configuration-change notification (virtio_notify_config in https://github.com/qemu/qemu/blob/v7.2.0/hw/virtio/virtio.c), not when a request changes plugged_size: a known deviation (dev.virtio.6) the model does not reproduce.',
   ],
 };
 
@@ -105,15 +105,17 @@ export const QEMU_10_0_PROFILE: DeviceProfile = {
   defaultFeatures:
     featureMask(VIRTIO_F_VERSION_1) | featureMask(VIRTIO_MEM_F_ACPI_PXM) | featureMask(VIRTIO_MEM_F_PERSISTENT_SUSPEND),
   knobSources: {
-    ...sharedSources(QEMU_10_0_SOURCE, 'https://github.com/qemu/qemu/blob/v10.0.2/hw/virtio/virtio.c'),
+    ...sharedSources(QEMU_10_0_SOURCE),
     systemReset: `${QEMU_10_0_SOURCE} (virtio_mem_system_reset_hold, a Resettable registered with qemu_register_resettable, calls virtio_mem_unplug_all; a plain device reset no longer does)`,
     suspendWithoutPersistence: `${QEMU_10_0_SOURCE} (virtio_mem_system_reset_hold returns early for RESET_TYPE_WAKEUP)`,
     platformCanSuspend: `${QEMU_10_0_SOURCE} (virtio_mem_get_features offers VIRTIO_MEM_F_PERSISTENT_SUSPEND when qemu_wakeup_suspend_enabled())`,
     unplugAllWhileBusy: `${QEMU_10_0_SOURCE} (virtio_mem_unplug_all asks virtio_mem_is_busy() only when some memory is plugged)`,
-    defaultFeatures: `${QEMU_10_0_SOURCE} (virtio_mem_get_features: ACPI_PXM, and PERSISTENT_SUSPEND because q35 registers S3 wake-up support); config_generation: https://github.com/qemu/qemu/blob/v10.0.2/hw/virtio/virtio.c (virtio_notify_config)`,
+    defaultFeatures: `${QEMU_10_0_SOURCE} (virtio_mem_get_features: ACPI_PXM, and PERSISTENT_SUSPEND as q35 supports S3 wake-up; UNPLUGGED_INACCESSIBLE only with the property on, which the qemu adapter leaves off unless a set-up offers it)`,
   },
   notes: [
-    ...QEMU_7_2_PROFILE.notes,
+    'BUSY only during migration or host failures; the model produces it only when BUSY is injected.',
+    'A malformed chain or unknown type marks the device broken: NEEDS_RESET, no used entry.',
+    'config_generation still changes only with a configuration-change notification (virtio_notify_config in https://github.com/qemu/qemu/blob/v10.0.2/hw/virtio/virtio.c): the same known deviation (dev.virtio.6) as 7.2, which the model does not reproduce.',
     "unplugged-inaccessible defaults to on for 8.1+ machine types; the qemu adapter sets it explicitly (off unless the vector's set-up offers the feature), so the default offer here leaves it out, as 7.2's 'auto' did for anonymous RAM.",
     'Suspend-to-RAM needs a running guest to enter S3, which the qemu adapter (qtest) cannot drive: the wake-up knobs come from the source, not from the binary.',
   ],
