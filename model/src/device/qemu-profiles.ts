@@ -1,8 +1,9 @@
 /**
  * The QEMU device profiles, one per QEMU version the suite runs against: `qemu-7.2` (Debian 12's
  * QEMU) and `qemu-10.0` (bookworm-backports). Every knob cites the function of that version's
- * `hw/virtio/virtio-mem.c` it comes from ({@link DeviceProfile.knobSources}), and each value was
- * checked against the real binary (the corpus and the differential check of `npm run test:qemu`).
+ * `hw/virtio/virtio-mem.c` it comes from ({@link DeviceProfile.knobSources}), and each value is
+ * checked against the real binary by `npm run test:qemu` (the corpus, the differential check, and
+ * for the knobs the corpus cannot reach, the S3 wake-up and UNPLUG ALL during a migration).
  *
  * Both describe `virtio-mem-pci` on x86-64 q35 with a `memory-backend-ram` backend as the qemu
  * adapter builds it: `unplugged-inaccessible` set explicitly (off unless a vector's set-up offers
@@ -117,6 +118,6 @@ export const QEMU_10_0_PROFILE: DeviceProfile = {
     'A malformed chain or unknown type marks the device broken: NEEDS_RESET, no used entry.',
     'config_generation still changes only with a configuration-change notification (virtio_notify_config in https://github.com/qemu/qemu/blob/v10.0.2/hw/virtio/virtio.c): the same known deviation (dev.virtio.6) as 7.2, which the model does not reproduce.',
     "unplugged-inaccessible defaults to on for 8.1+ machine types; the qemu adapter sets it explicitly (off unless the vector's set-up offers the feature), so the default offer here leaves it out, as 7.2's 'auto' did for anonymous RAM.",
-    'Suspend-to-RAM needs a running guest to enter S3, which the qemu adapter (qtest) cannot drive: the wake-up knobs come from the source, not from the binary.',
+    'The qemu adapter has no suspend capability, so the corpus cannot show the wake-up; the QEMU suite checks it (and UNPLUG ALL during a migration) on the binary, entering S3 through the ICH9 power-management registers.',
   ],
 };
