@@ -3,7 +3,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { UnsupportedSetupError } from '../../core/src/contract';
 import type { DeviceSetup } from '../../core/src/contract';
-import { qemuArguments } from './qemu-adapter';
+import { offersPersistentSuspend, qemuArguments } from './qemu-adapter';
 import { QemuMissingError, locateQemu } from '../../qemu-platform/src/index';
 
 const KiB = 1n << 10n;
@@ -181,8 +181,22 @@ describe('qemuArguments', () => {
   test('refuses features with PERSISTENT_SUSPEND, which QEMU 7.2 never offers', () => {
     expectRefused(
       setup({ features: VERSION_1 | ACPI_PXM | PERSISTENT_SUSPEND }),
-      /never offers VIRTIO_MEM_F_PERSISTENT_SUSPEND/,
+      /QEMU 7.2.0 never offers VIRTIO_MEM_F_PERSISTENT_SUSPEND/,
     );
+    expect(() => qemuArguments(setup({ features: VERSION_1 | ACPI_PXM | PERSISTENT_SUSPEND }), '9.1.3')).toThrow(
+      /QEMU 9.1.3 never offers VIRTIO_MEM_F_PERSISTENT_SUSPEND/,
+    );
+  });
+
+  test('builds a set-up with PERSISTENT_SUSPEND on QEMU 9.2 and later, which offer it', () => {
+    for (const version of ['9.2.0', '10.0.2'])
+      expect(() =>
+        qemuArguments(setup({ features: VERSION_1 | ACPI_PXM | PERSISTENT_SUSPEND }), version),
+      ).not.toThrow();
+    expect(offersPersistentSuspend('10.0.2')).toBe(true);
+    expect(offersPersistentSuspend('9.2.0')).toBe(true);
+    expect(offersPersistentSuspend('9.1.3')).toBe(false);
+    expect(offersPersistentSuspend('7.2.22')).toBe(false);
   });
 });
 

@@ -18,6 +18,7 @@ import {
   VirtioMemResponseLayout,
   VIRTIO_F_VERSION_1,
   VIRTIO_MEM_F_ACPI_PXM,
+  VIRTIO_MEM_F_PERSISTENT_SUSPEND,
   VIRTIO_MEM_F_UNPLUGGED_INACCESSIBLE,
   featureMask,
 } from '../../../spec/src/index';
@@ -60,6 +61,7 @@ const MAX_NODE_ID = 15;
 /** Device-specific features QEMU 7.2 offers on x86-64: ACPI_PXM always, UNPLUGGED_INACCESSIBLE when configured. */
 const ALWAYS_OFFERED = featureMask(VIRTIO_F_VERSION_1) | featureMask(VIRTIO_MEM_F_ACPI_PXM);
 const UNPLUGGED_INACCESSIBLE = featureMask(VIRTIO_MEM_F_UNPLUGGED_INACCESSIBLE);
+const PERSISTENT_SUSPEND = featureMask(VIRTIO_MEM_F_PERSISTENT_SUSPEND);
 const DEVICE_ID = 'vm0';
 
 /** What the QEMU device can do for the runner. */
@@ -89,7 +91,7 @@ export interface QemuAdapterOptions extends QemuBinaryOptions {
  * The QEMU command line (without the qtest/QMP options) for a device set-up, or
  * {@link UnsupportedSetupError} when QEMU 7.2 cannot build that device.
  */
-export function qemuArguments(setup: DeviceSetup): string[] {
+export function qemuArguments(setup: DeviceSetup, version = '7.2.0'): string[] {
   const { block_size: blockSize, region_size: regionSize, addr, requested_size: requested, node_id: node } = setup;
   const refuse = (why: string): never => {
     throw new UnsupportedSetupError(`QEMU cannot build this device: ${why}`);
@@ -116,8 +118,11 @@ export function qemuArguments(setup: DeviceSetup): string[] {
     );
   let unpluggedInaccessible: 'on' | 'off' = 'off';
   if (setup.features !== undefined) {
-    const extra = setup.features & ~(ALWAYS_OFFERED | UNPLUGGED_INACCESSIBLE);
-    if (extra !== 0n) refuse(`QEMU 7.2 never offers ${featureNames(extra)}`);
+    // 9.2 and later offer PERSISTENT_SUSPEND on x86 whenever S3 is enabled (q35 enables it), so
+    // a set-up with it can be built; one without it still gets it offered (there is no switch).
+    const optional = UNPLUGGED_INACCESSIBLE | (offersPersistentSuspend(version) ? PERSISTENT_SUSPEND : 0n);
+    const extra = setup.features & ~(ALWAYS_OFFERED | optional);
+    if (extra !== 0n) refuse(`QEMU ${version} never offers ${featureNames(extra)}`);
     const missing = ALWAYS_OFFERED & ~setup.features;
     if (missing !== 0n) refuse(`on x86-64 it always offers ${featureNames(missing)}`);
     unpluggedInaccessible = setup.features & UNPLUGGED_INACCESSIBLE ? 'on' : 'off';
@@ -155,6 +160,12 @@ export function qemuArguments(setup: DeviceSetup): string[] {
     ].join(','),
   );
   return args;
+}
+
+/** Whether a QEMU version offers VIRTIO_MEM_F_PERSISTENT_SUSPEND on x86 (9.2 and later). */
+export function offersPersistentSuspend(version: string): boolean {
+  const [major = 0, minor = 0] = version.split('.').map(Number);
+  return major > 9 || (major === 9 && minor >= 2);
 }
 
 /** Names of the feature bits in `mask` (numbers for bits without a name). */
@@ -228,7 +239,7 @@ class QemuInstancePool {
   }
 
   private async launch(setup: DeviceSetup, key: string): Promise<Instance> {
-    const args = qemuArguments(setup);
+    const args = qemuArguments(setup, this.binary.version);
     let qemu: QemuProcess;
     try {
       // Start-up gets at least 10 s (a loaded machine); every later command gets commandTimeoutMs.
@@ -313,7 +324,7 @@ class QemuInstancePool {
   /** An instance in the vector's starting state: the idle one when its parameters match, else a new QEMU. */
   private async openInstance(setup: DeviceSetup): Promise<Instance> {
     const key = instanceKey(setup);
-    qemuArguments(setup);
+    qemuArguments(setup, this.binary.version);
     let instance: Instance | undefined;
     if (this.idle && this.reuse && this.idle.key === key && !this.idle.spoiled && this.idle.qemu.running) {
       instance = this.idle;

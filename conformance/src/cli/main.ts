@@ -27,7 +27,7 @@ export const HELP = `vmemct — virtio-mem conformance suite and reference model
 
 usage:
   vmemct run [options]                          run the vectors (default: all, against the model)
-      --adapter model  --profile spec|qemu|cloud-hypervisor|firecracker
+      --adapter model  --profile spec|qemu-7.2|qemu-10.0|cloud-hypervisor|firecracker (qemu = qemu-7.2)
       --adapter qemu   [--qemu PATH | --qemu-version SERIES]
                             QEMU's real virtio-mem-pci (device vectors; needs qemu-system-x86, or a
                             QEMU fetched with vmemct qemu fetch: --qemu-version 10.0 names it)
@@ -57,7 +57,7 @@ usage:
                             binary. Exit 2: no apt, no Debian sources, network, not that version
   vmemct serve-vhost-user --socket PATH         a vhost-user back-end serving the model, one device per connection
       [--block-size 2MiB] [--region-size 1GiB] [--requested-size 0] [--addr 4GiB] [--node-id 0]
-      [--profile spec|qemu|cloud-hypervisor|firecracker] [--quiet]
+      [--profile spec|qemu-7.2|qemu-10.0|cloud-hypervisor|firecracker (qemu = qemu-7.2)] [--quiet]
   vmemct vhost-user-ctl --socket PATH resize SIZE | status   host side of a running serve-vhost-user
   vmemct vhost-user-check --socket PATH [--backend-pid PID]
       [--filter GLOB] [--expectations FILE] [--strict] [--reporter human|tap] [--junit FILE]

@@ -13,7 +13,7 @@ import type { Adapter, DeviceSession, DeviceSetup } from '../../../adapters/core
 import { createModelAdapter } from '../../../adapters/model/src/model-adapter';
 import { createQemuAdapter } from '../../../adapters/qemu/src/qemu-adapter';
 import { QemuMissingError } from '../../../adapters/qemu-platform/src/index';
-import { DEVICE_PROFILES, DeviceSteering, findDeviceProfile } from '../../../model/src/index';
+import { deviceProfileNames, DeviceSteering, findDeviceProfile } from '../../../model/src/index';
 import { formatSize, isPowerOfTwo } from '../../../spec/src/index';
 import { loadVectorText } from '../loader/load';
 import { formatProblem } from '../loader/types';
@@ -68,9 +68,7 @@ function recordAdapter(values: ReadonlyMap<string, string>): Adapter {
   const profileName = values.get('profile') ?? 'spec';
   const profile = findDeviceProfile(profileName);
   if (!profile)
-    throw new UsageError(
-      `${COMMAND}: unknown profile '${profileName}' (profiles: ${Object.keys(DEVICE_PROFILES).join(', ')})`,
-    );
+    throw new UsageError(`${COMMAND}: unknown profile '${profileName}' (profiles: ${deviceProfileNames()})`);
   return createModelAdapter({ profile });
 }
 

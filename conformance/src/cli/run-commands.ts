@@ -13,7 +13,7 @@ import { SshGuestSetupError, connectSshGuestAdapter } from '../../../adapters/ss
 import type { SshGuestOptions } from '../../../adapters/ssh-guest/src/ssh-guest-adapter';
 import { VhostUserSetupError, connectVhostUserAdapter } from '../../../adapters/vhost-user/src/vhost-user-adapter';
 import { NativeHelperMissingError } from '../../../adapters/vhost-user/src/native';
-import { DEVICE_PROFILES, DeviceSteering, findDeviceProfile } from '../../../model/src/index';
+import { deviceProfileNames, DeviceSteering, findDeviceProfile } from '../../../model/src/index';
 import { loadVectors, readVectorCache } from '../loader/load';
 import { ResultsInput, buildSite } from '../docs/site';
 import { readResultsFile } from '../docs/results-file';
@@ -261,10 +261,7 @@ async function createAdapter(parsed: ParsedArgs): Promise<Adapter> {
   }
   const profileName = parsed.values.get('profile') ?? 'spec';
   const profile = findDeviceProfile(profileName);
-  if (!profile)
-    throw new UsageError(
-      `run: unknown profile '${profileName}' (profiles: ${Object.keys(DEVICE_PROFILES).join(', ')})`,
-    );
+  if (!profile) throw new UsageError(`run: unknown profile '${profileName}' (profiles: ${deviceProfileNames()})`);
   return createModelAdapter({ profile });
 }
 

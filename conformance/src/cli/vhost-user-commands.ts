@@ -18,7 +18,7 @@ import {
   protocolMask,
   u64Payload,
 } from '../../../adapters/vhost-user/src/protocol';
-import { DEVICE_PROFILES, DeviceParamsError, findDeviceProfile } from '../../../model/src/index';
+import { deviceProfileNames, DeviceParamsError, findDeviceProfile } from '../../../model/src/index';
 import { formatSize } from '../../../spec/src/index';
 import { checkReport, junitReport, resultsDocument, tapReport } from '../report/reports';
 import { expectationProblems, compileGlob } from '../runner/expectations';
@@ -84,9 +84,7 @@ export async function serveVhostUserCommand(args: readonly string[], io: CliIo):
   const profileName = parsed.values.get('profile') ?? 'spec';
   const profile = findDeviceProfile(profileName);
   if (!profile)
-    throw new UsageError(
-      `${command}: unknown profile '${profileName}' (profiles: ${Object.keys(DEVICE_PROFILES).join(', ')})`,
-    );
+    throw new UsageError(`${command}: unknown profile '${profileName}' (profiles: ${deviceProfileNames()})`);
   const nodeText = parsed.values.get('node-id');
   const nodeId =
     nodeText === undefined ? 0 : /^[0-9]+$/.test(nodeText) && Number(nodeText) <= 0xffff ? Number(nodeText) : undefined;

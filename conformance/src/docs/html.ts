@@ -134,6 +134,8 @@ th { background: #f6f8fa; }
 .vector { border: 1px solid var(--line); border-radius: 6px; padding: .2rem 1rem 1rem; margin: 1.2rem 0; }
 .vector h3 { margin-bottom: .2rem; }
 .scroll { overflow-x: auto; }
+.changed { display: inline-block; padding: 0 .4rem; border-radius: 4px; font-size: 12px; background: #fff8c5; border: 1px solid #e3cf6b; }
+mark { background: #fff3b0; padding: 0 .15rem; }
 .cards { display: grid; grid-template-columns: repeat(auto-fill, minmax(15rem, 1fr)); gap: .8rem; }
 .cards a { display: block; border: 1px solid var(--line); border-radius: 6px; padding: .6rem .8rem; color: inherit; text-decoration: none; }
 .cards a strong { color: var(--accent); }

@@ -16,12 +16,12 @@ import {
   SUITE_REQUIREMENTS,
   formatSize,
 } from '../../../spec/src/index';
-import { DEVICE_PROFILES, DeviceProfile } from '../../../model/src/index';
 import type { Vector } from '../loader/types';
 import { evaluateSetup } from '../runner/setup';
 import { CaseResult, RunResult, caseId } from '../runner/run';
 import { anchor, badge, esc, href, page, prose, STYLE, table } from './html';
 import { byteDiagram, fieldTable, legend } from './diagrams';
+import { profilesPage } from './profiles-page';
 
 /** One results file (`vmemct run --json`), as much of it as the matrix needs. */
 export interface ResultsInput {
@@ -326,34 +326,3 @@ ${table(['vector', ...results.map(label)], rows, 'matrix')}
   return page('Results', 'results.html', body);
 }
 
-function profileValue(key: keyof DeviceProfile, value: unknown): string {
-  if (key === 'defaultFeatures') {
-    const f = value as bigint;
-    return esc(FEATURE_BITS.filter((b) => (f >> BigInt(b.value)) & 1n).map((b) => b.name).join(', '));
-  }
-  if (Array.isArray(value)) return esc(value.join(' → '));
-  if (typeof value === 'object' && value !== null) return esc(Object.entries(value).map(([k, v]) => `${k}: ${typeof v === 'bigint' ? `${v / (1n << 20n)} MiB` : String(v)}`).join(', '));
-  return esc(String(value));
-}
-
-function profilesPage(): string {
-  const profiles = Object.values(DEVICE_PROFILES);
-  const keys = (Object.keys(profiles[0]!) as (keyof DeviceProfile)[]).filter((k) => !['name', 'title', 'source', 'notes'].includes(k));
-  const rows = keys.map((k) => {
-    const values = profiles.map((p) => profileValue(k, p[k]));
-    const differs = new Set(values).size > 1;
-    return [`<code>${esc(k)}</code>${differs ? '' : ' <span class="muted">(same everywhere)</span>'}`, ...values];
-  });
-  const about = table(
-    ['profile', 'reproduces', 'source', 'notes'],
-    profiles.map((p) => [`<code>${esc(p.name)}</code>`, esc(p.title), `<code>${esc(p.source)}</code>`, esc(p.notes.join(' '))]),
-  );
-  const body = `<h1>Device profiles</h1>
-<p>Where the spec leaves room, implementations decide; the model reproduces each decision as a profile (<code>vmemct run --profile NAME</code>). A profile never changes what is conforming, only which of the conforming outcomes the model device gives.</p>
-${about}
-<h2>Side by side</h2>
-<div class="scroll">
-${table(['choice', ...profiles.map((p) => `<code>${esc(p.name)}</code>`)], rows)}
-</div>`;
-  return page('Profiles', 'profiles.html', body);
-}

@@ -8,11 +8,13 @@
  */
 import {
   VIRTIO_F_VERSION_1,
-  VIRTIO_MEM_F_ACPI_PXM,
   VIRTIO_MEM_F_PERSISTENT_SUSPEND,
   VIRTIO_MEM_F_UNPLUGGED_INACCESSIBLE,
   featureMask,
 } from '../../../spec/src/index';
+import { QEMU_10_0_PROFILE, QEMU_7_2_PROFILE } from './qemu-profiles';
+
+export { QEMU_10_0_PROFILE, QEMU_7_2_PROFILE, QEMU_10_0_SOURCE, QEMU_7_2_SOURCE } from './qemu-profiles';
 
 /** One check a device performs on a PLUG request. */
 export type PlugCheck = 'range' | 'budget' | 'state';
@@ -48,7 +50,7 @@ export type LayoutStrictness =
 
 /** The knobs of a device profile. */
 export interface DeviceProfile {
-  /** Name used on the command line (`--profile qemu`). */
+  /** Name used on the command line (`--profile qemu-10.0`). */
   readonly name: string;
   /** One line: which implementation and version this reproduces. */
   readonly title: string;
@@ -97,11 +99,25 @@ export interface DeviceProfile {
    * drv.op.2, drv.op.5); a device need not enforce them.
    */
   readonly unpluggedMemory: 'guarded' | 'open';
+  /**
+   * What UNPLUG ALL answers while the host keeps the device busy (a migration in QEMU): BUSY
+   * always, or ACK when nothing is plugged (nothing to discard) and BUSY otherwise. Consulted by
+   * the host-busy mechanism; an injected BUSY is unaffected.
+   */
+  readonly unplugAllWhileBusy: 'busy' | 'ack-when-empty';
   /** Features offered when a vector does not say. */
   readonly defaultFeatures: bigint;
+  /**
+   * Where each knob's value comes from (a source link and the function that decides it), for
+   * profiles of a real implementation; the profiles page shows them beside the values.
+   */
+  readonly knobSources?: Readonly<Partial<Record<ProfileKnob, string>>>;
   /** Caveats: what is inferred rather than observed. */
   readonly notes: readonly string[];
 }
+
+/** The fields of a {@link DeviceProfile} that are behaviour choices (not its name or documentation). */
+export type ProfileKnob = Exclude<keyof DeviceProfile, 'name' | 'title' | 'source' | 'knobSources' | 'notes'>;
 
 const MiB = 1n << 20n;
 
@@ -128,6 +144,7 @@ export const SPEC_PROFILE: DeviceProfile = {
   suspendWithoutPersistence: 'keep',
   platformCanSuspend: true,
   unpluggedMemory: 'guarded',
+  unplugAllWhileBusy: 'busy',
   // The platform can suspend with plugged blocks, so PERSISTENT_SUSPEND is offered (dev.init.4).
   defaultFeatures: featureMask(VIRTIO_F_VERSION_1) | featureMask(VIRTIO_MEM_F_PERSISTENT_SUSPEND),
   notes: [
@@ -135,40 +152,11 @@ export const SPEC_PROFILE: DeviceProfile = {
   ],
 };
 
-/** QEMU 7.2 `virtio-mem-pci` on x86-64 with a RAM backend. */
-export const QEMU_PROFILE: DeviceProfile = {
-  name: 'qemu',
-  title: 'QEMU 7.2 virtio-mem-pci (x86-64, memory-backend-ram)',
-  source: 'qemu/qemu hw/virtio/virtio-mem.c',
-  // Range first, then the budget, then the block state: an over-budget plug of plugged blocks is NACKed.
-  plugCheckOrder: ['range', 'budget', 'state'],
-  overBudget: 'NACK',
-  // Two 128 MiB Linux memory blocks of margin on x86-64, rounded up to block_size.
-  usablePolicy: { kind: 'extent', extent: 256n * MiB, round: 'up' },
-  unplugAllUsable: 'recompute',
-  unknownType: 'needs-reset',
-  malformedChain: 'needs-reset',
-  layoutStrictness: 'any-split',
-  resizeValidation: { aligned: true, withinRegion: true, mustDiffer: false },
-  notifyOnUnchangedResize: true,
-  systemReset: 'unplug-all',
-  // unplugged-inaccessible is "auto" for 7.2 machine types, which resolves to off for anonymous
-  // RAM; when it is offered, validate_features refuses a driver that does not accept it.
-  unpluggedInaccessibleRequired: 'refuse-features-ok',
-  // The wake-up from S3 was a full system reset in 7.2: virtio-mem unplugged everything (the
-  // WAKEUP reset type that keeps blocks came with PERSISTENT_SUSPEND, which 7.2 does not offer).
-  suspendWithoutPersistence: 'unplug-all',
-  // Blocks do not survive a suspend, so there is no persistent suspend to offer (dev.init.4 does not apply).
-  platformCanSuspend: false,
-  // The whole memory backend is mapped into the guest in 7.2 (no per-block protection, even with
-  // unplugged-inaccessible=on); unplugging discards a block's pages, plugging does not clear them.
-  unpluggedMemory: 'open',
-  defaultFeatures: featureMask(VIRTIO_F_VERSION_1) | featureMask(VIRTIO_MEM_F_ACPI_PXM),
-  notes: [
-    'BUSY only during migration or host failures; the model produces it only when BUSY is injected.',
-    'A malformed chain or unknown type marks the device broken: NEEDS_RESET, no used entry.',
-  ],
-};
+/**
+ * The `qemu` profile of earlier releases: QEMU 7.2. `--profile qemu` still selects it (an alias,
+ * {@link DEVICE_PROFILE_ALIASES}), so recordings, scripts and docs that say `qemu` keep meaning 7.2.
+ */
+export const QEMU_PROFILE: DeviceProfile = QEMU_7_2_PROFILE;
 
 /** cloud-hypervisor `virtio-devices/src/mem.rs` (code reading). */
 export const CLOUD_HYPERVISOR_PROFILE: DeviceProfile = {
@@ -190,6 +178,7 @@ export const CLOUD_HYPERVISOR_PROFILE: DeviceProfile = {
   suspendWithoutPersistence: 'keep',
   platformCanSuspend: false,
   unpluggedMemory: 'guarded',
+  unplugAllWhileBusy: 'busy',
   defaultFeatures: featureMask(VIRTIO_F_VERSION_1),
   notes: [
     'Behaviour on system reset is not established from the source read; assumed to keep blocks.',
@@ -217,6 +206,7 @@ export const FIRECRACKER_PROFILE: DeviceProfile = {
   suspendWithoutPersistence: 'keep',
   platformCanSuspend: false,
   unpluggedMemory: 'guarded',
+  unplugAllWhileBusy: 'busy',
   defaultFeatures: featureMask(VIRTIO_F_VERSION_1) | featureMask(VIRTIO_MEM_F_UNPLUGGED_INACCESSIBLE),
   notes: [
     'Behaviour on system reset is not established from the source read; assumed to keep blocks.',
@@ -224,17 +214,39 @@ export const FIRECRACKER_PROFILE: DeviceProfile = {
   ],
 };
 
-/** Every profile, by name. */
+/** Every profile, by its own name (aliases are not repeated here: one entry, one profile). */
 export const DEVICE_PROFILES: Readonly<Record<string, DeviceProfile>> = {
   spec: SPEC_PROFILE,
-  qemu: QEMU_PROFILE,
+  'qemu-7.2': QEMU_7_2_PROFILE,
+  'qemu-10.0': QEMU_10_0_PROFILE,
   'cloud-hypervisor': CLOUD_HYPERVISOR_PROFILE,
   firecracker: FIRECRACKER_PROFILE,
 };
 
-/** Finds a profile by name; undefined when there is none. */
+/**
+ * Other names a profile answers to on the command line: `qemu` is QEMU 7.2, the one QEMU of
+ * earlier releases, so existing scripts, recordings and docs keep their meaning.
+ */
+export const DEVICE_PROFILE_ALIASES: Readonly<Record<string, string>> = {
+  qemu: 'qemu-7.2',
+};
+
+function own<T>(record: Readonly<Record<string, T>>, key: string): T | undefined {
+  return Object.prototype.hasOwnProperty.call(record, key) ? record[key] : undefined;
+}
+
+/** Finds a profile by name or alias; undefined when there is none. */
 export function findDeviceProfile(name: string): DeviceProfile | undefined {
-  return Object.prototype.hasOwnProperty.call(DEVICE_PROFILES, name) ? DEVICE_PROFILES[name] : undefined;
+  const canonical = own(DEVICE_PROFILE_ALIASES, name) ?? name;
+  return own(DEVICE_PROFILES, canonical);
+}
+
+/** The names `--profile` accepts, for help and error texts: `spec, qemu-7.2, …, qemu (= qemu-7.2)`. */
+export function deviceProfileNames(): string {
+  return [
+    ...Object.keys(DEVICE_PROFILES),
+    ...Object.entries(DEVICE_PROFILE_ALIASES).map(([alias, name]) => `${alias} (= ${name})`),
+  ].join(', ');
 }
 
 function roundUp(value: bigint, unit: bigint): bigint {

@@ -1,0 +1,150 @@
+/**
+ * The knobs in which the qemu-7.2 and qemu-10.0 profiles differ, each checked on its binary
+ * directly (the corpus cannot show them: the adapter has no suspend and no host-made BUSY):
+ * - the default offer (PERSISTENT_SUSPEND from 9.2 on);
+ * - UNPLUG ALL while a migration keeps the device busy, with nothing plugged (BUSY on 7.2, ACK
+ *   since 8.1) and with plugged blocks (BUSY on both);
+ * - the S3 wake-up: entered through the ICH9 power-management registers over qtest and left with
+ *   QMP `system_wakeup`, it unplugs every block on 7.2 and keeps them on 10.0 (with
+ *   PERSISTENT_SUSPEND negotiated or not).
+ */
+import { encodeRequest } from '../../../model/src/codec/codec';
+import { DeviceProfile, QEMU_10_0_PROFILE, QEMU_7_2_PROFILE } from '../../../model/src/index';
+import {
+  VIRTIO_F_VERSION_1,
+  VIRTIO_MEM_F_ACPI_PXM,
+  VIRTIO_MEM_F_PERSISTENT_SUSPEND,
+  VIRTIO_MEM_REQ_PLUG,
+  VIRTIO_MEM_REQ_UNPLUG_ALL,
+  featureMask,
+} from '../../../spec/src/index';
+import type { DeviceSetup } from '../../core/src/contract';
+import type { QemuBinary } from '../../qemu-platform/src/index';
+import { qemuArguments } from '../src/qemu-adapter';
+import { QemuProcess } from '../src/qemu-process';
+import { qtestCommand as q } from '../src/qtest';
+import { VirtioPciDriver } from '../src/virtio-pci';
+import { QEMU, SMALL_DEVICE, locateQemu10 } from './qemu-test-support';
+
+/** QEMU 10.0 for this suite: the fetched cache (`npm run test:qemu` fetches it first). */
+const QEMU10: QemuBinary = locateQemu10();
+
+const PS = featureMask(VIRTIO_MEM_F_PERSISTENT_SUSPEND);
+const BASIC = featureMask(VIRTIO_F_VERSION_1) | featureMask(VIRTIO_MEM_F_ACPI_PXM);
+const RESPONSES = ['ACK', 'NACK', 'BUSY', 'ERROR'] as const;
+
+/** q35's ICH9 LPC bridge (00:1f.0): PMBASE at 0x40, ACPI_CNTL (bit 7 enables ACPI) at 0x44. */
+const LPC_BDF = 0x1f << 3;
+const PM_BASE = 0x600;
+/** PM1a_CNT: SLP_EN (bit 13) with SLP_TYP 1, which QEMU takes as S3. */
+const PM1_CNT_SUSPEND = (1 << 13) | (1 << 10);
+
+function configAddress(offset: number): number {
+  return (0x8000_0000 | (LPC_BDF << 8) | offset) >>> 0;
+}
+
+/** One QEMU with the driver attached, for a set-up. */
+async function start(binary: QemuBinary, setup: DeviceSetup) {
+  const qemu = await QemuProcess.start(binary, qemuArguments(setup, binary.version), 15_000, 5_000);
+  const driver = await VirtioPciDriver.probe(qemu.qtest);
+  const request = async (type: number, nb_blocks: number): Promise<string> => {
+    const c = await driver.submit({
+      readable: [encodeRequest({ type, addr: setup.addr, nb_blocks })],
+      writableSizes: [10],
+    });
+    return c.kind === 'used' ? RESPONSES[c.written[0]! | (c.written[1]! << 8)]! : 'no used entry';
+  };
+  const pluggedSize = async (): Promise<bigint> =>
+    BigInt((await qemu.qmp.execute('qom-get', { path: '/machine/peripheral/vm0', property: 'size' })) as number);
+  return { qemu, driver, request, pluggedSize };
+}
+
+async function migrationStatus(qemu: QemuProcess, until: (status: string) => boolean): Promise<string> {
+  let status = '';
+  for (let i = 0; i < 250; i++) {
+    status = ((await qemu.qmp.execute('query-migrate')) as { status?: string }).status ?? '';
+    if (until(status)) break;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return status;
+}
+
+const PAIRS: readonly (readonly [string, QemuBinary, DeviceProfile])[] = [
+  ['7.2', QEMU, QEMU_7_2_PROFILE],
+  ['10.0', QEMU10, QEMU_10_0_PROFILE],
+];
+
+describe.each(PAIRS)('QEMU %s against its profile', (_version, binary, profile) => {
+  test(`offers ${profile.name}'s default features (PERSISTENT_SUSPEND: ${profile.platformCanSuspend})`, async () => {
+    const { qemu, driver } = await start(binary, SMALL_DEVICE);
+    try {
+      const init = await driver.initialise((offered) => offered);
+      expect(init.offered & (BASIC | PS | featureMask(1))).toBe(profile.defaultFeatures);
+    } finally {
+      await qemu.kill();
+    }
+  });
+
+  test(`UNPLUG ALL during a migration answers as ${profile.name}'s unplugAllWhileBusy (${profile.unplugAllWhileBusy}) says`, async () => {
+    const { qemu, driver, request } = await start(binary, SMALL_DEVICE);
+    const busy = async (): Promise<void> => {
+      // A throttled migration into a sink stays active until it is cancelled.
+      await qemu.qmp.execute('migrate-set-parameters', { 'max-bandwidth': 4096 });
+      await qemu.qmp.execute('migrate', { uri: 'exec:cat > /dev/null' });
+      expect(await migrationStatus(qemu, (s) => s === 'active')).toBe('active');
+    };
+    const idle = async (): Promise<void> => {
+      await qemu.qmp.execute('migrate_cancel');
+      expect(await migrationStatus(qemu, (s) => s !== 'active' && s !== 'cancelling')).toBe('cancelled');
+    };
+    try {
+      await driver.initialise((offered) => offered);
+      await busy();
+      expect(await request(VIRTIO_MEM_REQ_UNPLUG_ALL, 0)).toBe(profile.unplugAllWhileBusy === 'busy' ? 'BUSY' : 'ACK');
+      expect(await request(VIRTIO_MEM_REQ_PLUG, 2)).toBe('BUSY');
+      await idle();
+      expect(await request(VIRTIO_MEM_REQ_PLUG, 2)).toBe('ACK');
+      await busy();
+      // With memory plugged every version answers BUSY.
+      expect(await request(VIRTIO_MEM_REQ_UNPLUG_ALL, 0)).toBe('BUSY');
+      await idle();
+      expect(await request(VIRTIO_MEM_REQ_UNPLUG_ALL, 0)).toBe('ACK');
+    } finally {
+      await qemu.kill();
+    }
+  });
+
+  const negotiations = profile.platformCanSuspend ? [BASIC, BASIC | PS] : [BASIC];
+  test.each(negotiations.map((f) => [(f & PS) !== 0n ? 'with' : 'without', f] as const))(
+    `the S3 wake-up %s PERSISTENT_SUSPEND does to the blocks what ${profile.name} says`,
+    async (_with, features) => {
+      const { qemu, driver, request, pluggedSize } = await start(binary, { ...SMALL_DEVICE, features });
+      try {
+        await driver.initialise((offered) => offered & features);
+        expect(await request(VIRTIO_MEM_REQ_PLUG, 4)).toBe('ACK');
+        expect(await pluggedSize()).toBe(4n * SMALL_DEVICE.block_size);
+        // 7.2 cannot suspend from the prelaunch state, so the machine runs first.
+        await qemu.qmp.execute('cont');
+        await qemu.qtest.batch([
+          q.outl(0xcf8, configAddress(0x40)),
+          q.outl(0xcfc, PM_BASE | 1),
+          q.outl(0xcf8, configAddress(0x44)),
+          `outb 0xcfc 0x80`,
+          q.outw(PM_BASE + 4, PM1_CNT_SUSPEND),
+        ]);
+        let status = '';
+        for (let i = 0; i < 100 && status !== 'suspended'; i++) {
+          status = ((await qemu.qmp.execute('query-status')) as { status: string }).status;
+          if (status !== 'suspended') await new Promise((r) => setTimeout(r, 20));
+        }
+        expect(status).toBe('suspended');
+        await qemu.qmp.execute('system_wakeup');
+        const negotiated = (features & PS) !== 0n;
+        const kept = negotiated || profile.suspendWithoutPersistence === 'keep';
+        expect(await pluggedSize()).toBe(kept ? 4n * SMALL_DEVICE.block_size : 0n);
+      } finally {
+        await qemu.kill();
+      }
+    },
+  );
+});
