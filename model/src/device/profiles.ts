@@ -97,6 +97,12 @@ export interface DeviceProfile {
    * drv.op.2, drv.op.5); a device need not enforce them.
    */
   readonly unpluggedMemory: 'guarded' | 'open';
+  /**
+   * What UNPLUG ALL answers while the host holds the device busy and nothing is plugged: BUSY,
+   * as for any request while busy, or ACK at once, since there is nothing to unplug. Both are
+   * conforming (dev.unplugall.3 permits BUSY, dev.unplugall.4 the ACK).
+   */
+  readonly unplugAllWhileBusy: 'busy' | 'ack-when-empty';
   /** Features offered when a vector does not say. */
   readonly defaultFeatures: bigint;
   /** Caveats: what is inferred rather than observed. */
@@ -128,6 +134,9 @@ export const SPEC_PROFILE: DeviceProfile = {
   suspendWithoutPersistence: 'keep',
   platformCanSuspend: true,
   unpluggedMemory: 'guarded',
+  // BUSY is for a request the device cannot process right now (§5.15.6.5.2); with nothing
+  // plugged there is nothing to process, so the tightest device ACKs.
+  unplugAllWhileBusy: 'ack-when-empty',
   // The platform can suspend with plugged blocks, so PERSISTENT_SUSPEND is offered (dev.init.4).
   defaultFeatures: featureMask(VIRTIO_F_VERSION_1) | featureMask(VIRTIO_MEM_F_PERSISTENT_SUSPEND),
   notes: [
@@ -163,9 +172,12 @@ export const QEMU_PROFILE: DeviceProfile = {
   // The whole memory backend is mapped into the guest in 7.2 (no per-block protection, even with
   // unplugged-inaccessible=on); unplugging discards a block's pages, plugging does not clear them.
   unpluggedMemory: 'open',
+  // 7.2's UNPLUG ALL asks virtio_mem_is_busy() (a migration is active) before looking at the
+  // plugged size, so it answers BUSY even with nothing plugged (8.1 moved the check after it).
+  unplugAllWhileBusy: 'busy',
   defaultFeatures: featureMask(VIRTIO_F_VERSION_1) | featureMask(VIRTIO_MEM_F_ACPI_PXM),
   notes: [
-    'BUSY only during migration or host failures; the model produces it only when BUSY is injected.',
+    'BUSY only during migration or host failures; the model produces it when BUSY is injected or the host holds it busy.',
     'A malformed chain or unknown type marks the device broken: NEEDS_RESET, no used entry.',
   ],
 };
@@ -190,6 +202,8 @@ export const CLOUD_HYPERVISOR_PROFILE: DeviceProfile = {
   suspendWithoutPersistence: 'keep',
   platformCanSuspend: false,
   unpluggedMemory: 'guarded',
+  // No host-made busy period in this device; the model's stands in for one and ACKs an empty UNPLUG ALL.
+  unplugAllWhileBusy: 'ack-when-empty',
   defaultFeatures: featureMask(VIRTIO_F_VERSION_1),
   notes: [
     'Behaviour on system reset is not established from the source read; assumed to keep blocks.',
@@ -217,6 +231,8 @@ export const FIRECRACKER_PROFILE: DeviceProfile = {
   suspendWithoutPersistence: 'keep',
   platformCanSuspend: false,
   unpluggedMemory: 'guarded',
+  // No host-made busy period in this device; the model's stands in for one and ACKs an empty UNPLUG ALL.
+  unplugAllWhileBusy: 'ack-when-empty',
   defaultFeatures: featureMask(VIRTIO_F_VERSION_1) | featureMask(VIRTIO_MEM_F_UNPLUGGED_INACCESSIBLE),
   notes: [
     'Behaviour on system reset is not established from the source read; assumed to keep blocks.',
