@@ -31,9 +31,9 @@ describe('host-busy', () => {
   });
 
   test.each([
-    ['spec', SPEC_PROFILE, 'ACK'],
-    ['qemu', QEMU_PROFILE, 'BUSY'],
-  ])('UNPLUG ALL with nothing plugged while busy: the %s profile answers %s', (_name, profile, expected) => {
+    { profile: SPEC_PROFILE, expected: 'ACK' },
+    { profile: QEMU_PROFILE, expected: 'BUSY' },
+  ])('UNPLUG ALL with nothing plugged while busy: profile $profile.name answers $expected', ({ profile, expected }) => {
     const device = activated(makeDevice({}, profile));
     device.setHostBusy(true);
     expect(answer(send(device, VIRTIO_MEM_REQ_UNPLUG_ALL, 0, 0))).toBe(expected);
@@ -56,5 +56,18 @@ describe('host-busy', () => {
     device.deviceReset();
     activated(device);
     expect(answer(send(device, VIRTIO_MEM_REQ_PLUG, 0, 1))).toBe('BUSY');
+  });
+
+  test.each([
+    { profile: SPEC_PROFILE, left: [] },
+    { profile: QEMU_PROFILE, left: [{ first: 0, count: 2 }] },
+  ])('a system reset while busy: profile $profile.name leaves $left plugged', ({ profile, left }) => {
+    const device = activated(makeDevice({ plugged: [{ first: 0, count: 2 }] }, profile));
+    device.setHostBusy(true);
+    device.systemReset();
+    expect(device.pluggedRuns()).toEqual(left);
+    device.setHostBusy(false);
+    device.systemReset();
+    expect(device.pluggedRuns()).toEqual([]);
   });
 });

@@ -35,6 +35,16 @@ export function busyAnswers(
   return true;
 }
 
+/**
+ * Whether a system reset unplugs every block (dev.op.7, a SHOULD): the profile's `systemReset`,
+ * unless the host holds the device busy and the profile's `systemResetWhileBusy` keeps the
+ * blocks (QEMU unplugs on reset through UNPLUG ALL's busy check, which refuses during a migration).
+ */
+export function systemResetUnplugs(profile: DeviceProfile, view: BusyView): boolean {
+  if (profile.systemReset !== 'unplug-all') return false;
+  return !(view.hostBusy && profile.systemResetWhileBusy === 'keep');
+}
+
 /** The device's busy state: injected BUSY answers left, and whether the host holds it busy. */
 export class BusyState {
   private injected = 0;

@@ -35,7 +35,7 @@ import { MemoryAccessResult, SparseMemory } from './memory';
 import { DescriptorChain, RequestEvaluation, evaluateChain, singleRequestChain } from './chain';
 import { AccessRefusal, judgeAccess } from './access';
 import { VirtioStatus } from './virtio-status';
-import { BusyState } from './busy';
+import { BusyState, systemResetUnplugs } from './busy';
 import { DeviceSteering, ResetChange, steeredOutcome, steeredReset, steeredUsable } from './steering';
 import {
   DeviceParams,
@@ -474,7 +474,7 @@ export class VirtioMemDevice {
    */
   systemReset(steering?: DeviceSteering): InvariantViolation[] {
     const before = this.takeSnapshot(true);
-    this.resetBlocks('system-reset', this.profile.systemReset === 'unplug-all', steering);
+    this.resetBlocks('system-reset', systemResetUnplugs(this.profile, this.busy.view), steering);
     this.suspendedAt = undefined;
     this.virtio.forgetNegotiation();
     this.virtio.reset();

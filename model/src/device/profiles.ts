@@ -103,6 +103,11 @@ export interface DeviceProfile {
    * conforming (dev.unplugall.3 permits BUSY, dev.unplugall.4 the ACK).
    */
   readonly unplugAllWhileBusy: 'busy' | 'ack-when-empty';
+  /**
+   * What a system reset does to the blocks while the host holds the device busy: what
+   * `systemReset` says, or keep them (a device that unplugs on reset only when not busy).
+   */
+  readonly systemResetWhileBusy: 'as-system-reset' | 'keep';
   /** Features offered when a vector does not say. */
   readonly defaultFeatures: bigint;
   /** Caveats: what is inferred rather than observed. */
@@ -137,6 +142,8 @@ export const SPEC_PROFILE: DeviceProfile = {
   // BUSY is for a request the device cannot process right now (§5.15.6.5.2); with nothing
   // plugged there is nothing to process, so the tightest device ACKs.
   unplugAllWhileBusy: 'ack-when-empty',
+  // dev.op.7 (a SHOULD) asks for every block unplugged on a system reset; a busy host changes nothing.
+  systemResetWhileBusy: 'as-system-reset',
   // The platform can suspend with plugged blocks, so PERSISTENT_SUSPEND is offered (dev.init.4).
   defaultFeatures: featureMask(VIRTIO_F_VERSION_1) | featureMask(VIRTIO_MEM_F_PERSISTENT_SUSPEND),
   notes: [
@@ -175,6 +182,9 @@ export const QEMU_PROFILE: DeviceProfile = {
   // 7.2's UNPLUG ALL asks virtio_mem_is_busy() (a migration is active) before looking at the
   // plugged size, so it answers BUSY even with nothing plugged (8.1 moved the check after it).
   unplugAllWhileBusy: 'busy',
+  // The system reset unplugs through virtio_mem_unplug_all(), which refuses while a migration is
+  // active: the blocks stay plugged (seen on 7.2 and 10.0, vmem.dev.hostbusy.system-reset-while-busy).
+  systemResetWhileBusy: 'keep',
   defaultFeatures: featureMask(VIRTIO_F_VERSION_1) | featureMask(VIRTIO_MEM_F_ACPI_PXM),
   notes: [
     'BUSY only during migration or host failures; the model produces it when BUSY is injected or the host holds it busy.',
@@ -204,6 +214,7 @@ export const CLOUD_HYPERVISOR_PROFILE: DeviceProfile = {
   unpluggedMemory: 'guarded',
   // No host-made busy period in this device; the model's stands in for one and ACKs an empty UNPLUG ALL.
   unplugAllWhileBusy: 'ack-when-empty',
+  systemResetWhileBusy: 'as-system-reset',
   defaultFeatures: featureMask(VIRTIO_F_VERSION_1),
   notes: [
     'Behaviour on system reset is not established from the source read; assumed to keep blocks.',
@@ -233,6 +244,7 @@ export const FIRECRACKER_PROFILE: DeviceProfile = {
   unpluggedMemory: 'guarded',
   // No host-made busy period in this device; the model's stands in for one and ACKs an empty UNPLUG ALL.
   unplugAllWhileBusy: 'ack-when-empty',
+  systemResetWhileBusy: 'as-system-reset',
   defaultFeatures: featureMask(VIRTIO_F_VERSION_1) | featureMask(VIRTIO_MEM_F_UNPLUGGED_INACCESSIBLE),
   notes: [
     'Behaviour on system reset is not established from the source read; assumed to keep blocks.',
