@@ -25,6 +25,7 @@ import { formatProblem, Vector } from '../src/loader/types';
 import { DEVICE_MUTANTS } from './teeth/device-mutants';
 import { MORE_DEVICE_MUTANTS } from './teeth/device-mutants-more';
 import { PROGRESS_DEVICE_MUTANTS } from './teeth/device-mutants-progress';
+import { BUSY_DEVICE_MUTANTS } from './teeth/device-mutants-busy';
 import { DRIVER_MUTANTS } from './teeth/driver-mutants';
 import { MORE_DRIVER_MUTANTS } from './teeth/driver-mutants-more';
 import { OBSERVATION_MUTANTS } from './teeth/device-mutants-observation';
@@ -37,6 +38,7 @@ const MUTANTS: readonly Mutant[] = [
   ...MORE_DEVICE_MUTANTS,
   ...OBSERVATION_MUTANTS,
   ...PROGRESS_DEVICE_MUTANTS,
+  ...BUSY_DEVICE_MUTANTS,
   ...DRIVER_MUTANTS,
   ...MORE_DRIVER_MUTANTS,
 ];

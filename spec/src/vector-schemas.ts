@@ -54,6 +54,7 @@ export const CAPABILITY_NAMES = [
   'raw-descriptor-layout',
   'read-raw-config',
   'inject-busy',
+  'host-busy',
   'feature-negotiation',
   'initial-plugged',
   'memory-access',

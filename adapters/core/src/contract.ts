@@ -19,7 +19,9 @@ import type { DeviceSetup, HandshakeResult } from '../../../spec/src/index';
  * - `system-reset`: a platform reset (VM reboot) of the device.
  * - `raw-descriptor-layout`: send a request split over descriptors of chosen sizes.
  * - `read-raw-config`: read the 56 configuration bytes exactly as the device exposes them.
- * - `inject-busy`: make the device answer BUSY to the next requests (model only, today).
+ * - `inject-busy`: make the device answer BUSY to the next requests (a test hook of the model).
+ * - `host-busy`: the host makes the device busy, then releases it (QEMU: an outgoing migration
+ *   kept active, then cancelled; the model: its host-busy state).
  * - `feature-negotiation`: choose the features the driver accepts and watch FEATURES_OK.
  * - `initial-plugged`: start a device with some blocks already plugged.
  * - `memory-access`: read and write guest memory inside the device region.
@@ -105,6 +107,12 @@ export interface DeviceSession {
   systemReset?(): Promise<void>;
   /** `inject-busy`: the next `count` requests that would succeed are answered BUSY. */
   injectBusy?(count: number): Promise<void>;
+  /**
+   * `host-busy`: `true` makes the device busy from the host side and resolves once it is (QEMU:
+   * the migration is active); `false` releases it and resolves once it is not. Closing the
+   * session releases a device left busy.
+   */
+  hostBusy?(busy: boolean): Promise<void>;
   /** `memory-access`. */
   readMemory?(addr: bigint, length: number): Promise<MemoryAccess>;
   /** `memory-access`. */

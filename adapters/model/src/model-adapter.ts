@@ -163,6 +163,10 @@ class ModelDeviceSession implements DeviceSession {
     this.host.injectBusy(count);
   }
 
+  async hostBusy(busy: boolean): Promise<void> {
+    this.host.setHostBusy(busy);
+  }
+
   async readMemory(addr: bigint, length: number): Promise<MemoryAccess> {
     const r = this.host.readMemory(addr, length);
     return r.ok ? { ok: true, data: r.data } : { ok: false, reason: `${r.reason}: ${r.detail}` };

@@ -40,6 +40,7 @@ import {
 import { HostView, QemuBinary, QemuMemoryDevice, QmpError, locateQemu } from '../../qemu-platform/src/index';
 import { QemuBinaryOptions, QemuProcess, QemuStartError, removeStaleTempDirs } from './qemu-process';
 import { VirtioPciDriver } from './virtio-pci';
+import { MigrationBusy } from './migration-busy';
 
 const MiB = 1n << 20n;
 const GiB = 1n << 30n;
@@ -75,6 +76,7 @@ export const QEMU_CAPABILITIES: readonly Capability[] = [
   'initial-plugged',
   'memory-access',
   'config-generation',
+  'host-busy',
 ];
 
 /** Options of the QEMU adapter. */
@@ -197,6 +199,8 @@ interface Instance {
   /** The host's handle on the device (QMP). */
   readonly memory: QemuMemoryDevice;
   driver: VirtioPciDriver;
+  /** The outgoing migration that makes the device busy (`host-busy`). */
+  readonly migration: MigrationBusy;
   /** Set when the instance must not be reused (broken device, failed command, timeout). */
   spoiled: boolean;
 }
@@ -251,7 +255,8 @@ class QemuInstancePool {
     try {
       this.options.onStart?.(qemu.pid);
       const memory = new QemuMemoryDevice(qemu.qmp, DEVICE_ID);
-      return { key, qemu, memory, driver: await VirtioPciDriver.probe(qemu.qtest), spoiled: false };
+      const migration = new MigrationBusy(qemu.qmp, qemu.tempDir, this.commandTimeoutMs);
+      return { key, qemu, memory, driver: await VirtioPciDriver.probe(qemu.qtest), migration, spoiled: false };
     } catch (e) {
       await qemu.kill();
       throw new AdapterError(`probing the virtio-mem function failed: ${(e as Error).message}`, qemu.stderr);
@@ -307,6 +312,7 @@ class QemuInstancePool {
   /** Takes back an instance whose session closed: kept idle when it can serve the next vector, else ended. */
   private async release(done: Instance): Promise<void> {
     this.active.delete(done);
+    done.migration.closeSink();
     if (this.reuse && !this.disposed && !done.spoiled && done.qemu.running && !this.idle) this.idle = done;
     else await done.qemu.kill();
   }
@@ -318,6 +324,7 @@ class QemuInstancePool {
     const all = [...this.active, ...(this.idle ? [this.idle] : [])];
     this.idle = undefined;
     this.active.clear();
+    for (const i of all) i.migration.closeSink();
     await Promise.all(all.map((i) => i.qemu.stop()));
   }
 
@@ -465,6 +472,14 @@ export class QemuDeviceSession implements DeviceSession {
     });
   }
 
+  /** `host-busy`: an outgoing migration kept active makes QEMU's device busy; cancelling it releases it. */
+  hostBusy(busy: boolean): Promise<void> {
+    return this.guarded(busy ? 'host busy (migrate)' : 'host release (migrate_cancel)', async () => {
+      const { migration } = this.instance;
+      await (busy ? migration.start() : migration.stop());
+    });
+  }
+
   deviceReset(): Promise<void> {
     return this.guarded('device reset', () => this.instance.driver.reset());
   }
@@ -524,6 +539,12 @@ export class QemuDeviceSession implements DeviceSession {
     if (this.closed) return;
     this.closed = true;
     if (this.inFlight > 0) this.instance.spoiled = true;
+    // A migration left active (the vector ended busy, or timed out) is cancelled; failing that, QEMU is not reused.
+    const { migration } = this.instance;
+    if (migration.active) {
+      if (this.instance.spoiled) migration.closeSink();
+      else await migration.stop().catch(() => (this.instance.spoiled = true));
+    }
     await this.release(this.instance);
   }
 

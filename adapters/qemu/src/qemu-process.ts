@@ -79,7 +79,8 @@ export class QemuProcess {
   private constructor(
     private readonly child: ChildProcess,
     readonly qtest: QtestClient,
-    private readonly tempDir: string,
+    /** QEMU's private folder (its QMP socket, the migration sink); removed when QEMU ends. */
+    readonly tempDir: string,
     /** The arguments QEMU was started with (for diagnostics). */
     readonly argv: readonly string[],
   ) {

@@ -144,6 +144,14 @@ export class VmemctControl implements VendorExtension {
         host.injectBusy(Number(decodeStruct(U64Layout, m.payload).value));
         return reply(VmemctStatus.OK, 'armed');
       }
+      case VmemctRequest.HOST_BUSY: {
+        const problem = want(U64Layout.size);
+        if (problem) return bad(problem);
+        const busy = decodeStruct(U64Layout, m.payload).value;
+        if (busy > 1n) return bad(`host busy takes 0 or 1 (got ${busy})`);
+        host.setHostBusy(busy === 1n);
+        return reply(VmemctStatus.OK, busy === 1n ? 'busy' : 'released');
+      }
       case VmemctRequest.SYSTEM_RESET: {
         const problem = want(0, 'none');
         if (problem) return bad(problem);

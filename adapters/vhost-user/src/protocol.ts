@@ -144,6 +144,8 @@ export const VmemctRequest = {
   INFO: 0x564d0007,
   /** No payload: the reply's text is JSON describing the back-end and its connections. */
   STATUS: 0x564d0008,
+  /** Payload u64: 1 — the host makes the device busy; 0 — the host releases it. */
+  HOST_BUSY: 0x564d0009,
 } as const;
 
 /** Status codes at the start of a {@link VmemctReply}. */

@@ -105,7 +105,15 @@ export async function connectVhostUserAdapter(options: VhostUserAdapterOptions):
   if (has(ProtocolFeature.STATUS) || has(ProtocolFeature.RESET_DEVICE)) capabilities.push('device-reset');
   if (has(ProtocolFeature.STATUS)) capabilities.push('feature-negotiation');
   if (has(ProtocolFeature.VMEMCT_CONTROL))
-    capabilities.push('host-resize', 'system-reset', 'inject-busy', 'initial-plugged', 'memory-access', 'suspend');
+    capabilities.push(
+      'host-resize',
+      'system-reset',
+      'inject-busy',
+      'host-busy',
+      'initial-plugged',
+      'memory-access',
+      'suspend',
+    );
   const info: AdapterInfo = {
     name: 'vhost-user',
     implementation: probe.implementation,
@@ -428,6 +436,10 @@ export class VhostUserDeviceSession implements DeviceSession {
 
   injectBusy(count: number): Promise<void> {
     return this.control('inject BUSY', VmemctRequest.INJECT_BUSY, u64Payload(BigInt(count)));
+  }
+
+  hostBusy(busy: boolean): Promise<void> {
+    return this.control(busy ? 'host busy' : 'host release', VmemctRequest.HOST_BUSY, u64Payload(busy ? 1n : 0n));
   }
 
   suspendAndWake(): Promise<void> {

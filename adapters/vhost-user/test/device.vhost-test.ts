@@ -178,6 +178,7 @@ test('the whole device corpus passes through vmemct run --adapter vhost-user', (
       'initial-plugged',
       'memory-access',
       'inject-busy',
+      'host-busy',
       'suspend',
     ]),
   );

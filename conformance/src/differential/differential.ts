@@ -309,6 +309,7 @@ export class RecordingAdapter implements Adapter {
         );
     if (session.injectBusy)
       optional.injectBusy = (count) => record(`injectBusy ${count}`, session.injectBusy!(count), () => '');
+    if (session.hostBusy) optional.hostBusy = (busy) => record(`hostBusy ${busy}`, session.hostBusy!(busy), () => '');
     if (session.suspendAndWake)
       optional.suspendAndWake = () => record('suspendAndWake', session.suspendAndWake!(), () => '');
     if (session.writeMemory)

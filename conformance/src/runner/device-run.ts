@@ -112,6 +112,8 @@ export class DeviceRun implements DeviceStepContext {
   readonly observer?: DeviceRunObserver;
   /** How many times an unlisted BUSY is retried before the vector fails for lack of progress (dev.suite.1). */
   readonly busyRetries: number;
+  /** Whether the host holds the device busy (set by `host_busy` steps). */
+  hostBusy = false;
 
   constructor(
     readonly vector: Vector,

@@ -10,6 +10,7 @@ import { EXPECTATION_VALUES, ExpectKey, Expectation, normaliseExpectation } from
 import { initialiseStep } from './initialise';
 import { injectStep } from './inject';
 import { injectBusyStep } from './inject-busy';
+import { hostBusyStep } from './host-busy';
 import { readConfigStep } from './read-config';
 import { readMemoryStep } from './read-memory';
 import { requestStep } from './request';
@@ -31,6 +32,7 @@ export const STEP_KINDS = [
   readConfigStep,
   initialiseStep,
   injectBusyStep,
+  hostBusyStep,
   writeMemoryStep,
   readMemoryStep,
   suspendStep,

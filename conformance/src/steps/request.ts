@@ -156,8 +156,10 @@ export const requestStep = defineStepKind<RequestAction, RequestObserved>({
           const completion = await context.session.submit(chain);
           const status = await context.session.readStatus();
           const observed = labelCompletion(completion, status, peekRequestType(chain.readable));
+          // While the host holds the device busy, BUSY is what the host asked for: judged, not retried.
           const busyUnexpected =
             observed.label === 'BUSY' &&
+            !context.hostBusy &&
             !(statedResponse?.has('BUSY') ?? false) &&
             evaluation?.outcomes.some((o) => outcomeLabel(o) === 'BUSY');
           if (busyUnexpected) {

@@ -68,6 +68,11 @@ export interface DeviceStepContext {
   readonly observer?: DeviceRunObserver;
   /** How many times a request answered BUSY, where the vector does not list BUSY, is retried (dev.suite.1). */
   readonly busyRetries: number;
+  /**
+   * Whether the host holds the device busy (a `host_busy: true` step not yet released): an
+   * unlisted BUSY is then expected, not retried (the progress rule resumes after the release).
+   */
+  hostBusy: boolean;
 }
 
 /** Watches a device run from outside (lint's dry run). */

@@ -9,6 +9,7 @@ import type { ChainProblem, DeviceOutcome, ViolationOutcome } from './outcomes';
 import type { DeviceProfile } from './profiles';
 import { violationOutcome } from './build-outcome';
 import { chooseResponse, chooseViolation, profileRefusesLayout } from './choice';
+import { BusyView, busyAnswers } from './busy';
 import { DeviceView, evaluateRequest } from './requests/index';
 
 /** A descriptor chain as the device sees it: readable buffers, then writable buffer sizes. */
@@ -37,11 +38,9 @@ export interface RequestEvaluation {
 }
 
 /** What the chain evaluation reads of the device besides configuration and blocks. */
-export interface ChainView extends DeviceView {
+export interface ChainView extends DeviceView, BusyView {
   /** The device flagged DEVICE_NEEDS_RESET. */
   readonly needsReset: boolean;
-  /** An injected BUSY is waiting to be used up. */
-  readonly busyPending: boolean;
 }
 
 const REQ_SIZE = VirtioMemRequestLayout.size;
@@ -82,7 +81,7 @@ export function evaluateChain(view: ChainView, profile: DeviceProfile, chain: De
         'nonconforming',
         'the profile requires the request in one descriptor; Message Framing says a device must not assume a descriptor layout',
       )
-    : chooseResponse(profile, assessment, view.busyPending);
+    : chooseResponse(profile, assessment, busyAnswers(view, profile, assessment.facts.kind, view.config));
   return { request, nonzeroPadding: decoded.nonzeroPadding, outcomes: assessment.outcomes, chosen };
 }
 

@@ -1,13 +1,12 @@
 /**
  * The virtio-mem device model: a block bitmap over the whole region, the 56-byte configuration,
  * request handling, host-side resize, device and system reset, feature negotiation, the content
- * of the device memory (stored sparsely) and suspend-to-RAM with wake-up.
- *
- * Pure: no I/O, no clocks, no randomness. Every chain is first *evaluated* (`chain.ts`): the
- * evaluator of its request type (`requests/`) finds the facts and the set of conforming outcomes
- * (with the requirement IDs that justify each), and the device's profile picks from them the one
- * this device produces (`choice.ts`). The device then applies that outcome here and checks the
- * invariants after the step.
+ * of the device memory (stored sparsely) and suspend-to-RAM with wake-up. Pure: no I/O, no
+ * clocks, no randomness. Every chain is first *evaluated* (`chain.ts`): the evaluator of its
+ * request type (`requests/`) finds the facts and the set of conforming outcomes (with the
+ * requirement IDs that justify each), and the device's profile picks from them the one this
+ * device produces (`choice.ts`, with the busy state of `busy.ts`); it applies it here and
+ * checks the invariants after the step.
  */
 import {
   BlockStateName,
@@ -36,6 +35,7 @@ import { MemoryAccessResult, SparseMemory } from './memory';
 import { DescriptorChain, RequestEvaluation, evaluateChain, singleRequestChain } from './chain';
 import { AccessRefusal, judgeAccess } from './access';
 import { VirtioStatus } from './virtio-status';
+import { BusyState, systemResetUnplugs } from './busy';
 import { DeviceSteering, ResetChange, steeredOutcome, steeredReset, steeredUsable } from './steering';
 import {
   DeviceParams,
@@ -67,7 +67,7 @@ export class VirtioMemDevice {
   private readonly virtio: VirtioStatus;
   private generation = 0;
   private notifications = 0;
-  private busyBudget = 0;
+  private readonly busy = new BusyState();
   private readonly memory: SparseMemory;
   /** Set between suspend() and wake(). */
   private suspendedAt?: { readonly snapshot: DeviceSnapshot; readonly persistent: boolean };
@@ -238,7 +238,7 @@ export class VirtioMemDevice {
    */
   evaluate(chain: DescriptorChain): RequestEvaluation {
     return evaluateChain(
-      { config: this.config, blocks: this.blocks, needsReset: this.needsReset, busyPending: this.busyPending },
+      { config: this.config, blocks: this.blocks, needsReset: this.needsReset, ...this.busy.view },
       this.profile,
       chain,
     );
@@ -251,7 +251,7 @@ export class VirtioMemDevice {
   processChain(chain: DescriptorChain, steering?: DeviceSteering): ProcessResult {
     const evaluation = this.evaluate(chain);
     const chosen = steeredOutcome(evaluation, steering);
-    if (chosen.kind === 'response' && chosen.response === 'BUSY' && this.busyPending) this.busyBudget--;
+    if (chosen.kind === 'response' && chosen.response === 'BUSY') this.busy.answeredBusy();
     const before = this.takeSnapshot(false);
     const notificationsBefore = this.notifications;
     let used: UsedElement | null = null;
@@ -295,12 +295,12 @@ export class VirtioMemDevice {
 
   /** Makes the next `count` requests that would otherwise succeed answer BUSY (as during migration). */
   injectBusy(count: number): void {
-    this.busyBudget = count;
+    this.busy.inject(count);
   }
 
-  /** Whether an injected BUSY is waiting: {@link processChain} uses one up when it answers BUSY, {@link evaluate} never does. */
-  private get busyPending(): boolean {
-    return this.busyBudget > 0;
+  /** The host makes the device busy or releases it (QEMU: a migration active); see `busy.ts`. */
+  setHostBusy(busy: boolean): void {
+    this.busy.setHost(busy);
   }
 
   // ---------------------------------------------------------------- memory
@@ -462,7 +462,7 @@ export class VirtioMemDevice {
   deviceReset(): InvariantViolation[] {
     const before = this.takeSnapshot(true);
     this.virtio.reset();
-    this.busyBudget = 0;
+    this.busy.reset();
     const after = this.takeSnapshot(true);
     return [...checkConfigInvariants(after), ...checkTransition(before, after, 'device-reset', false)];
   }
@@ -474,11 +474,11 @@ export class VirtioMemDevice {
    */
   systemReset(steering?: DeviceSteering): InvariantViolation[] {
     const before = this.takeSnapshot(true);
-    this.resetBlocks('system-reset', this.profile.systemReset === 'unplug-all', steering);
+    this.resetBlocks('system-reset', systemResetUnplugs(this.profile, this.busy.view), steering);
     this.suspendedAt = undefined;
     this.virtio.forgetNegotiation();
     this.virtio.reset();
-    this.busyBudget = 0;
+    this.busy.reset();
     const after = this.takeSnapshot(true);
     return [...checkConfigInvariants(after), ...checkTransition(before, after, 'system-reset', false)];
   }

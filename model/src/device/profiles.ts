@@ -100,11 +100,16 @@ export interface DeviceProfile {
    */
   readonly unpluggedMemory: 'guarded' | 'open';
   /**
-   * What UNPLUG ALL answers while the host keeps the device busy (a migration in QEMU): BUSY
-   * always, or ACK when nothing is plugged (nothing to discard) and BUSY otherwise. Consulted by
-   * the host-busy mechanism; an injected BUSY is unaffected.
+   * What UNPLUG ALL answers while the host holds the device busy and nothing is plugged: BUSY,
+   * as for any request while busy, or ACK at once, since there is nothing to unplug. Both are
+   * conforming (dev.unplugall.3 permits BUSY, dev.unplugall.4 the ACK).
    */
   readonly unplugAllWhileBusy: 'busy' | 'ack-when-empty';
+  /**
+   * What a system reset does to the blocks while the host holds the device busy: what
+   * `systemReset` says, or keep them (a device that unplugs on reset only when not busy).
+   */
+  readonly systemResetWhileBusy: 'as-system-reset' | 'keep';
   /** Features offered when a vector does not say. */
   readonly defaultFeatures: bigint;
   /**
@@ -144,7 +149,11 @@ export const SPEC_PROFILE: DeviceProfile = {
   suspendWithoutPersistence: 'keep',
   platformCanSuspend: true,
   unpluggedMemory: 'guarded',
-  unplugAllWhileBusy: 'busy',
+  // BUSY is for a request the device cannot process right now (§5.15.6.5.2); with nothing
+  // plugged there is nothing to process, so the tightest device ACKs.
+  unplugAllWhileBusy: 'ack-when-empty',
+  // dev.op.7 (a SHOULD) asks for every block unplugged on a system reset; a busy host changes nothing.
+  systemResetWhileBusy: 'as-system-reset',
   // The platform can suspend with plugged blocks, so PERSISTENT_SUSPEND is offered (dev.init.4).
   defaultFeatures: featureMask(VIRTIO_F_VERSION_1) | featureMask(VIRTIO_MEM_F_PERSISTENT_SUSPEND),
   notes: [
@@ -178,7 +187,9 @@ export const CLOUD_HYPERVISOR_PROFILE: DeviceProfile = {
   suspendWithoutPersistence: 'keep',
   platformCanSuspend: false,
   unpluggedMemory: 'guarded',
-  unplugAllWhileBusy: 'busy',
+  // No host-made busy period in this device; the model's stands in for one and ACKs an empty UNPLUG ALL.
+  unplugAllWhileBusy: 'ack-when-empty',
+  systemResetWhileBusy: 'as-system-reset',
   defaultFeatures: featureMask(VIRTIO_F_VERSION_1),
   notes: [
     'Behaviour on system reset is not established from the source read; assumed to keep blocks.',
@@ -206,7 +217,9 @@ export const FIRECRACKER_PROFILE: DeviceProfile = {
   suspendWithoutPersistence: 'keep',
   platformCanSuspend: false,
   unpluggedMemory: 'guarded',
-  unplugAllWhileBusy: 'busy',
+  // No host-made busy period in this device; the model's stands in for one and ACKs an empty UNPLUG ALL.
+  unplugAllWhileBusy: 'ack-when-empty',
+  systemResetWhileBusy: 'as-system-reset',
   defaultFeatures: featureMask(VIRTIO_F_VERSION_1) | featureMask(VIRTIO_MEM_F_UNPLUGGED_INACCESSIBLE),
   notes: [
     'Behaviour on system reset is not established from the source read; assumed to keep blocks.',

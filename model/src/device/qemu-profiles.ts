@@ -73,6 +73,7 @@ export const QEMU_7_2_PROFILE: DeviceProfile = {
   unpluggedMemory: 'open',
   // virtio_mem_unplug_all asks virtio_mem_is_busy() first, whether or not anything is plugged.
   unplugAllWhileBusy: 'busy',
+  systemResetWhileBusy: 'keep',
   defaultFeatures: featureMask(VIRTIO_F_VERSION_1) | featureMask(VIRTIO_MEM_F_ACPI_PXM),
   knobSources: {
     ...sharedSources(QEMU_7_2_SOURCE),
@@ -80,9 +81,10 @@ export const QEMU_7_2_PROFILE: DeviceProfile = {
     suspendWithoutPersistence: `${QEMU_7_2_SOURCE} (virtio_mem_system_reset knows no reset type, so the S3 wake-up's device reset unplugs too)`,
     platformCanSuspend: `${QEMU_7_2_SOURCE} (virtio_mem_get_features knows no VIRTIO_MEM_F_PERSISTENT_SUSPEND)`,
     unplugAllWhileBusy: `${QEMU_7_2_SOURCE} (virtio_mem_unplug_all returns -EBUSY while virtio_mem_is_busy(), before looking at the plugged size)`,
+    systemResetWhileBusy: `${QEMU_7_2_SOURCE} (virtio_mem_system_reset unplugs through virtio_mem_unplug_all, which refuses while virtio_mem_is_busy(), so the blocks stay plugged)`,
   },
   notes: [
-    'BUSY only during migration or host failures; the model produces it only when BUSY is injected.',
+    'BUSY only during migration or host failures; the model produces it when BUSY is injected or the host holds it busy (host-busy).',
     'A malformed chain or unknown type marks the device broken: NEEDS_RESET, no used entry.',
     'config_generation changes only with a configuration-change notification (virtio_notify_config in https://github.com/qemu/qemu/blob/v7.2.0/hw/virtio/virtio.c), not when a request changes plugged_size: a known deviation (dev.virtio.6) the model does not reproduce.',
   ],
@@ -103,6 +105,7 @@ export const QEMU_10_0_PROFILE: DeviceProfile = {
   platformCanSuspend: true,
   // Since 8.1 UNPLUG ALL with nothing plugged succeeds even while migration makes the device busy.
   unplugAllWhileBusy: 'ack-when-empty',
+  systemResetWhileBusy: 'keep',
   defaultFeatures:
     featureMask(VIRTIO_F_VERSION_1) | featureMask(VIRTIO_MEM_F_ACPI_PXM) | featureMask(VIRTIO_MEM_F_PERSISTENT_SUSPEND),
   knobSources: {
@@ -111,10 +114,11 @@ export const QEMU_10_0_PROFILE: DeviceProfile = {
     suspendWithoutPersistence: `${QEMU_10_0_SOURCE} (virtio_mem_system_reset_hold returns early for RESET_TYPE_WAKEUP)`,
     platformCanSuspend: `${QEMU_10_0_SOURCE} (virtio_mem_get_features offers VIRTIO_MEM_F_PERSISTENT_SUSPEND when qemu_wakeup_suspend_enabled())`,
     unplugAllWhileBusy: `${QEMU_10_0_SOURCE} (virtio_mem_unplug_all asks virtio_mem_is_busy() only when some memory is plugged)`,
+    systemResetWhileBusy: `${QEMU_10_0_SOURCE} (virtio_mem_system_reset_hold unplugs through virtio_mem_unplug_all, which refuses while virtio_mem_is_busy() when memory is plugged)`,
     defaultFeatures: `${QEMU_10_0_SOURCE} (virtio_mem_get_features: ACPI_PXM, and PERSISTENT_SUSPEND as q35 supports S3 wake-up; UNPLUGGED_INACCESSIBLE only with the property on, which the qemu adapter leaves off unless a set-up offers it)`,
   },
   notes: [
-    'BUSY only during migration or host failures; the model produces it only when BUSY is injected.',
+    'BUSY only during migration or host failures; the model produces it when BUSY is injected or the host holds it busy (host-busy).',
     'A malformed chain or unknown type marks the device broken: NEEDS_RESET, no used entry.',
     'config_generation still changes only with a configuration-change notification (virtio_notify_config in https://github.com/qemu/qemu/blob/v10.0.2/hw/virtio/virtio.c): the same known deviation (dev.virtio.6) as 7.2, which the model does not reproduce.',
     "unplugged-inaccessible defaults to on for 8.1+ machine types; the qemu adapter sets it explicitly (off unless the vector's set-up offers the feature), so the default offer here leaves it out, as 7.2's 'auto' did for anonymous RAM.",

@@ -203,6 +203,11 @@ export class ModelHost {
     this.device.injectBusy(count);
   }
 
+  /** The host makes the device busy (`true`, as a migration does in QEMU) or releases it (`false`). */
+  setHostBusy(busy: boolean): void {
+    this.device.setHostBusy(busy);
+  }
+
   // ---------------------------------------------------------------- guest memory
 
   /** A guest CPU read of the device region (judged as {@link VirtioMemDevice.readMemory} says). */
