@@ -1,7 +1,8 @@
 /**
  * The `qemu` adapter: runs device vectors against QEMU's real `virtio-mem-pci` device. The
  * adapter is the device's PCI virtio driver over qtest ({@link VirtioPciDriver}) and the host
- * over QMP (`qom-set requested-size`, `system_reset`).
+ * over QMP (`qom-set requested-size`, `system_reset`); suspend-to-RAM goes through q35's ICH9
+ * power-management registers and QMP `system_wakeup` (s3-suspend.ts).
  *
  * One QEMU is reused across vectors with the same device parameters: between vectors it is
  * reset, given the next `requested_size` while no driver is active (so no notification), and
@@ -10,6 +11,7 @@
  */
 import {
   FEATURE_BITS,
+  VIRTIO_CONFIG_S_DRIVER_OK,
   VIRTIO_CONFIG_S_NEEDS_RESET,
   VIRTIO_MEM_REQ_PLUG,
   VIRTIO_MEM_REQ_UNPLUG_ALL,
@@ -41,10 +43,11 @@ import { HostView, QemuBinary, QemuMemoryDevice, QmpError, locateQemu } from '..
 import { QemuBinaryOptions, QemuProcess, QemuStartError, removeStaleTempDirs } from './qemu-process';
 import { VirtioPciDriver } from './virtio-pci';
 import { MigrationBusy } from './migration-busy';
+import { suspendAndWake } from './s3-suspend';
 
 const MiB = 1n << 20n;
 const GiB = 1n << 30n;
-/** RAM of the (never running) VM; rings and buffers live in it. */
+/** RAM of the VM (it runs no guest code); rings and buffers live in it. */
 const GUEST_RAM = 512n * MiB;
 /** On q35 with 512 MiB of RAM the device-memory area starts at 4 GiB. */
 const DEVICE_MEMORY_BASE = 4n * GiB;
@@ -77,6 +80,7 @@ export const QEMU_CAPABILITIES: readonly Capability[] = [
   'memory-access',
   'config-generation',
   'host-busy',
+  'suspend',
 ];
 
 /** Options of the QEMU adapter. */
@@ -203,6 +207,8 @@ interface Instance {
   readonly migration: MigrationBusy;
   /** Set when the instance must not be reused (broken device, failed command, timeout). */
   spoiled: boolean;
+  /** Bound on each wait of a multi-command host operation (suspend), in milliseconds. */
+  readonly commandTimeoutMs: number;
 }
 
 /** Creates the QEMU adapter; throws `QemuMissingError` when QEMU is not installed. */
@@ -256,7 +262,15 @@ class QemuInstancePool {
       this.options.onStart?.(qemu.pid);
       const memory = new QemuMemoryDevice(qemu.qmp, DEVICE_ID);
       const migration = new MigrationBusy(qemu.qmp, qemu.tempDir, this.commandTimeoutMs);
-      return { key, qemu, memory, driver: await VirtioPciDriver.probe(qemu.qtest), migration, spoiled: false };
+      return {
+        key,
+        qemu,
+        memory,
+        driver: await VirtioPciDriver.probe(qemu.qtest),
+        migration,
+        spoiled: false,
+        commandTimeoutMs: this.commandTimeoutMs,
+      };
     } catch (e) {
       await qemu.kill();
       throw new AdapterError(`probing the virtio-mem function failed: ${(e as Error).message}`, qemu.stderr);
@@ -396,6 +410,8 @@ async function expectAck(
 export class QemuDeviceSession implements DeviceSession {
   private closed = false;
   private inFlight = 0;
+  /** The features the last handshake wrote (a wake-up restores them). */
+  private accepted: bigint | undefined;
 
   constructor(
     private readonly instance: Instance,
@@ -427,6 +443,7 @@ export class QemuDeviceSession implements DeviceSession {
   initialise(accept: (offered: bigint) => bigint): Promise<HandshakeResult> {
     return this.guarded('initialise', async () => {
       const init = await this.instance.driver.initialise(accept);
+      this.accepted = init.accepted;
       this.noteStatus(init.status);
       return init;
     });
@@ -493,6 +510,32 @@ export class QemuDeviceSession implements DeviceSession {
       const interrupts = this.instance.driver.configInterrupts;
       this.instance.driver = await VirtioPciDriver.probe(qemu.qtest);
       this.instance.driver.configInterrupts = interrupts;
+    });
+  }
+
+  /**
+   * `suspend`: S3 and wake-up (s3-suspend.ts). The wake-up resets the platform, so the adapter
+   * then does what a guest's driver does on resume: it enumerates the function again and, when the
+   * device was running (DRIVER_OK) before the suspend, initialises it again with the features it
+   * had accepted, so the device is operational with a fresh request queue. A device the driver
+   * had left reset stays reset. What the wake-up did to the blocks is QEMU's own.
+   */
+  suspendAndWake(): Promise<void> {
+    return this.guarded('suspend and wake-up', async () => {
+      const { qemu } = this.instance;
+      const before = await this.instance.driver.readStatus();
+      const interrupts = this.instance.driver.configInterrupts;
+      await suspendAndWake(qemu.qmp, qemu.qtest, this.instance.commandTimeoutMs);
+      this.instance.driver = await VirtioPciDriver.probe(qemu.qtest);
+      this.instance.driver.configInterrupts = interrupts;
+      const accepted = this.accepted;
+      if ((before & VIRTIO_CONFIG_S_DRIVER_OK) === 0 || accepted === undefined) return;
+      const init = await this.instance.driver.initialise((offered) => offered & accepted);
+      if (!init.featuresOk || init.accepted !== accepted)
+        throw new AdapterError(
+          `re-initialising after the wake-up failed (status ${init.status}, accepted 0x${init.accepted.toString(16)})`,
+        );
+      this.noteStatus(init.status);
     });
   }
 

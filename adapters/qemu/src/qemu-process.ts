@@ -1,5 +1,7 @@
 /**
- * Starting and ending QEMU. The VM never runs guest code: `-S` keeps the CPU paused, qtest
+ * Starting and ending QEMU. The VM never runs guest code: `-S` keeps the CPU paused, and a
+ * machine that must run (to enter S3, see s3-suspend.ts) only halts: its firmware is
+ * {@link haltFirmware}, not SeaBIOS, so nothing but the runner touches the devices. qtest
  * (`-qtest stdio`) is the driver's access to memory and I/O, QMP (a unix socket in a private
  * temporary directory) is the host's.
  *
@@ -42,6 +44,18 @@ export interface QemuBinaryOptions {
 }
 
 const STDERR_LIMIT = 16 * 1024;
+/** Size of the halting firmware: x86 firmware images are a multiple of 64 KiB. */
+const FIRMWARE_SIZE = 64 * 1024;
+/** HLT: with interrupts off (as after a reset) the CPU stays halted on the first instruction. */
+const HLT = 0xf4;
+
+/**
+ * A firmware image of HLT instructions only: the CPU starts at the reset vector near its end,
+ * halts there with interrupts disabled, and does nothing else (no PCI enumeration, no reboot).
+ */
+export function haltFirmware(): Uint8Array {
+  return new Uint8Array(FIRMWARE_SIZE).fill(HLT);
+}
 const TEMP_PREFIX = 'vmemct-qemu-';
 
 /**
@@ -138,9 +152,13 @@ export class QemuProcess {
   ): Promise<QemuProcess> {
     const tempDir = fs.mkdtempSync(path.join(os.tmpdir(), `${TEMP_PREFIX}${process.pid}-`));
     const qmpSocket = path.join(tempDir, 'qmp.sock');
+    const firmware = path.join(tempDir, 'halt.bin');
+    fs.writeFileSync(firmware, haltFirmware());
     const qemuArgv = [
       ...dataDirArguments(binary.launch),
       ...args,
+      '-bios',
+      firmware,
       '-qtest',
       'stdio',
       '-qtest-log',

@@ -40,6 +40,7 @@ export const qtestCommand = {
   writew: (addr: bigint, v: number | bigint) => `writew ${hex(addr)} ${hex(v)}`,
   writel: (addr: bigint, v: number | bigint) => `writel ${hex(addr)} ${hex(v)}`,
   writeq: (addr: bigint, v: number | bigint) => `writeq ${hex(addr)} ${hex(v)}`,
+  outb: (port: number, v: number) => `outb ${hex(port)} ${hex(v)}`,
   outl: (port: number, v: number) => `outl ${hex(port)} ${hex(v)}`,
   inb: (port: number) => `inb ${hex(port)}`,
   inw: (port: number) => `inw ${hex(port)}`,

@@ -57,6 +57,28 @@ function withoutUnaskedSuspendOffer(
   return { transcript: out, cleared };
 }
 
+/**
+ * Whether a transcript's driver side accepted a feature the device did not offer. The qemu
+ * adapter's driver writes only offered bits (virtio-pci.ts), the model adapter writes what the
+ * vector asks and the QEMU profiles then refuse FEATURES_OK, so such handshakes cannot be
+ * compared; the vectors that do it are listed and checked below instead.
+ */
+function acceptsUnoffered(transcript: readonly Recorded[]): boolean {
+  return transcript.some((entry) => {
+    const m = /^offered 0x([0-9a-f]+) accepted 0x([0-9a-f]+) /.exec(entry.result);
+    return entry.call === 'initialise' && m !== null && (BigInt(`0x${m[2]}`) & ~BigInt(`0x${m[1]}`)) !== 0n;
+  });
+}
+
+/**
+ * The vectors whose driver side accepts an unoffered feature on each version: on 7.2
+ * persistent-suspend-offered accepts PERSISTENT_SUSPEND, which 7.2 never offers.
+ */
+const UNOFFERED_ACCEPTANCE: Readonly<Record<string, readonly string[]>> = {
+  '7.2': ['vmem.dev.suspend.persistent-suspend-offered'],
+  '10.0': [],
+};
+
 /** Each QEMU with the profile of its version. */
 const PAIRS: readonly (readonly [string, QemuBinary, DeviceProfile])[] = [
   ['7.2', QEMU, QEMU_7_2_PROFILE],
@@ -106,6 +128,7 @@ describe.each(PAIRS)('QEMU %s', (version, binary, profile) => {
     const differences: string[] = [];
     let compared = 0;
     const suspendOfferCleared: string[] = [];
+    const unofferedAcceptance: string[] = [];
     try {
       for (const vector of vectors) {
         qemu.beginVector(vector.id);
@@ -113,6 +136,10 @@ describe.each(PAIRS)('QEMU %s', (version, binary, profile) => {
         const onQemu = (await runVectors(qemu, [vector], vectors, {})).results[0]!;
         if (onQemu.verdict === 'unsupported') continue;
         const onModel = (await runVectors(model, [vector], vectors, {})).results[0]!;
+        if (acceptsUnoffered(model.transcripts.get(vector.id)!)) {
+          unofferedAcceptance.push(vector.id);
+          continue;
+        }
         compared++;
         const onQemuTranscript = withoutUnaskedSuspendOffer(qemu.transcripts.get(vector.id)!, vector.setup.features);
         if (onQemuTranscript.cleared) suspendOfferCleared.push(vector.id);
@@ -128,6 +155,7 @@ describe.each(PAIRS)('QEMU %s', (version, binary, profile) => {
       await qemu.dispose();
     }
     expect(differences).toEqual([]);
+    expect(unofferedAcceptance).toEqual(UNOFFERED_ACCEPTANCE[version]);
     expect(compared).toBeGreaterThan(200);
     // Only 9.2+ offers PERSISTENT_SUSPEND unasked.
     if (profile.platformCanSuspend) expect(suspendOfferCleared.length).toBeGreaterThan(0);

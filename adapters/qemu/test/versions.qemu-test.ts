@@ -1,12 +1,12 @@
 /**
  * The knobs in which the qemu-7.2 and qemu-10.0 profiles differ, each checked on its binary
- * directly (the corpus cannot show them: the adapter has no suspend and no host-made BUSY):
+ * directly, beside the corpus:
  * - the default offer (PERSISTENT_SUSPEND from 9.2 on);
  * - UNPLUG ALL while a migration keeps the device busy, with nothing plugged (BUSY on 7.2, ACK
  *   since 8.1) and with plugged blocks (BUSY on both);
- * - the S3 wake-up: entered through the ICH9 power-management registers over qtest and left with
- *   QMP `system_wakeup`, it unplugs every block on 7.2 and keeps them on 10.0 (with
- *   PERSISTENT_SUSPEND negotiated or not).
+ * - the S3 wake-up (s3-suspend.ts: the ICH9 power-management registers over qtest, then QMP
+ *   `system_wakeup`, as the adapter's `suspend` does): it unplugs every block on 7.2 and keeps
+ *   them on 10.0 (with PERSISTENT_SUSPEND negotiated or not).
  */
 import { encodeRequest } from '../../../model/src/codec/codec';
 import { DeviceProfile, QEMU_10_0_PROFILE, QEMU_7_2_PROFILE } from '../../../model/src/index';
@@ -22,7 +22,7 @@ import type { DeviceSetup } from '../../core/src/contract';
 import type { QemuBinary } from '../../qemu-platform/src/index';
 import { qemuArguments } from '../src/qemu-adapter';
 import { QemuProcess } from '../src/qemu-process';
-import { qtestCommand as q } from '../src/qtest';
+import { runState, suspendAndWake } from '../src/s3-suspend';
 import { VirtioPciDriver } from '../src/virtio-pci';
 import { QEMU, SMALL_DEVICE, locateQemu10 } from './qemu-test-support';
 
@@ -32,16 +32,6 @@ const QEMU10: QemuBinary = locateQemu10();
 const PS = featureMask(VIRTIO_MEM_F_PERSISTENT_SUSPEND);
 const BASIC = featureMask(VIRTIO_F_VERSION_1) | featureMask(VIRTIO_MEM_F_ACPI_PXM);
 const RESPONSES = ['ACK', 'NACK', 'BUSY', 'ERROR'] as const;
-
-/** q35's ICH9 LPC bridge (00:1f.0): PMBASE at 0x40, ACPI_CNTL (bit 7 enables ACPI) at 0x44. */
-const LPC_BDF = 0x1f << 3;
-const PM_BASE = 0x600;
-/** PM1a_CNT: SLP_EN (bit 13) with SLP_TYP 1, which QEMU takes as S3. */
-const PM1_CNT_SUSPEND = (1 << 13) | (1 << 10);
-
-function configAddress(offset: number): number {
-  return (0x8000_0000 | (LPC_BDF << 8) | offset) >>> 0;
-}
 
 /** One QEMU with the driver attached, for a set-up. */
 async function start(binary: QemuBinary, setup: DeviceSetup) {
@@ -123,22 +113,9 @@ describe.each(PAIRS)('QEMU %s against its profile', (_version, binary, profile) 
         await driver.initialise((offered) => offered & features);
         expect(await request(VIRTIO_MEM_REQ_PLUG, 4)).toBe('ACK');
         expect(await pluggedSize()).toBe(4n * SMALL_DEVICE.block_size);
-        // 7.2 cannot suspend from the prelaunch state, so the machine runs first.
-        await qemu.qmp.execute('cont');
-        await qemu.qtest.batch([
-          q.outl(0xcf8, configAddress(0x40)),
-          q.outl(0xcfc, PM_BASE | 1),
-          q.outl(0xcf8, configAddress(0x44)),
-          `outb 0xcfc 0x80`,
-          q.outw(PM_BASE + 4, PM1_CNT_SUSPEND),
-        ]);
-        let status = '';
-        for (let i = 0; i < 100 && status !== 'suspended'; i++) {
-          status = ((await qemu.qmp.execute('query-status')) as { status: string }).status;
-          if (status !== 'suspended') await new Promise((r) => setTimeout(r, 20));
-        }
-        expect(status).toBe('suspended');
-        await qemu.qmp.execute('system_wakeup');
+        // Entered through the ICH9 power-management registers, left with system_wakeup (the adapter's way).
+        await suspendAndWake(qemu.qmp, qemu.qtest, 5_000);
+        expect(await runState(qemu.qmp)).toBe('paused');
         const negotiated = (features & PS) !== 0n;
         const kept = negotiated || profile.suspendWithoutPersistence === 'keep';
         expect(await pluggedSize()).toBe(kept ? 4n * SMALL_DEVICE.block_size : 0n);

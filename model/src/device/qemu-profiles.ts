@@ -3,7 +3,7 @@
  * QEMU) and `qemu-10.0` (bookworm-backports). Every knob cites the function of that version's
  * `hw/virtio/virtio-mem.c` it comes from ({@link DeviceProfile.knobSources}), and each value is
  * checked against the real binary by `npm run test:qemu` (the corpus, the differential check, and
- * for the knobs the corpus cannot reach, the S3 wake-up and UNPLUG ALL during a migration).
+ * each knob in which the versions differ directly: the S3 wake-up and UNPLUG ALL during a migration).
  *
  * Both describe `virtio-mem-pci` on x86-64 q35 with a `memory-backend-ram` backend as the qemu
  * adapter builds it: `unplugged-inaccessible` set explicitly (off unless a vector's set-up offers
@@ -87,6 +87,7 @@ export const QEMU_7_2_PROFILE: DeviceProfile = {
     'BUSY only during migration or host failures; the model produces it when BUSY is injected or the host holds it busy (host-busy).',
     'A malformed chain or unknown type marks the device broken: NEEDS_RESET, no used entry.',
     'config_generation changes only with a configuration-change notification (virtio_notify_config in https://github.com/qemu/qemu/blob/v7.2.0/hw/virtio/virtio.c), not when a request changes plugged_size: a known deviation (dev.virtio.6) the model does not reproduce.',
+    "The qemu adapter suspends through q35's ICH9 power-management registers and wakes with QMP system_wakeup; the wake-up unplugs every block (vmem.dev.ambiguity.suspend-without-persistence: informational), and the PERSISTENT_SUSPEND vectors cannot run, as 7.2 never offers the feature.",
   ],
 };
 
@@ -122,6 +123,6 @@ export const QEMU_10_0_PROFILE: DeviceProfile = {
     'A malformed chain or unknown type marks the device broken: NEEDS_RESET, no used entry.',
     'config_generation still changes only with a configuration-change notification (virtio_notify_config in https://github.com/qemu/qemu/blob/v10.0.2/hw/virtio/virtio.c): the same known deviation (dev.virtio.6) as 7.2, which the model does not reproduce.',
     "unplugged-inaccessible defaults to on for 8.1+ machine types; the qemu adapter sets it explicitly (off unless the vector's set-up offers the feature), so the default offer here leaves it out, as 7.2's 'auto' did for anonymous RAM.",
-    'The qemu adapter has no suspend capability, so the corpus cannot show the wake-up; the QEMU suite checks it (and UNPLUG ALL during a migration) on the binary, entering S3 through the ICH9 power-management registers.',
+    "The qemu adapter suspends through q35's ICH9 power-management registers and wakes with QMP system_wakeup; the wake-up keeps every block, with PERSISTENT_SUSPEND negotiated (the vmem.dev.suspend.persistent-* vectors) or not (vmem.dev.ambiguity.suspend-without-persistence passes, where 7.2 unplugs).",
   ],
 };
