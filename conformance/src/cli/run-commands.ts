@@ -308,17 +308,30 @@ export async function runCommand(
   }
   const selected = selectVectors(all, sel);
   if (selected.length === 0) throw new UsageError('run: the filters select no vector');
-  const adapter = await openAdapter(parsed);
+  // An interrupted run still releases what the adapter holds (processes, sockets) before exiting.
+  // The handlers are in place before the adapter opens: opening may already start a process (QEMU
+  // is asked its version), and a signal then must wait for the adapter and dispose of it.
+  const opening = openAdapter(parsed);
+  const onSignal = (signal: NodeJS.Signals): void => {
+    void opening
+      .then((opened) => opened.dispose())
+      .catch(() => undefined)
+      .finally(() => process.exit(signal === 'SIGINT' ? 130 : 143));
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  let adapter: Adapter;
+  try {
+    adapter = await opening;
+  } catch (e) {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    throw e;
+  }
   warnOnOtherImplementation(io, expectations, adapter.info.implementation);
   const startedAt = new Date();
   const progress = reporter === 'human' && !parsed.flags.has('quiet') && process.stderr.isTTY === true;
   let lastProgress = Date.now();
-  // An interrupted run still releases what the adapter holds (processes, sockets) before exiting.
-  const onSignal = (signal: NodeJS.Signals): void => {
-    void adapter.dispose().finally(() => process.exit(signal === 'SIGINT' ? 130 : 143));
-  };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
   let run;
   try {
     run = await runVectors(adapter, selected, all, {
