@@ -1,4 +1,6 @@
 import { execFileSync, spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { main } from './main';
 
@@ -127,11 +129,22 @@ describe('vmemct encode / decode', () => {
 
 describe('the vmemct executable', () => {
   const root = path.resolve(__dirname, '../../..');
-  const bin = path.join(root, 'conformance/bin/vmemct.js');
+  // Compiled into a scratch tree, not the repository's dist/: the slow suites run beside this one
+  // read (and rebuild) dist/, and a compile under their feet would tear it.
+  const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'vmemct-bin-'));
+  const bin = path.join(scratch, 'conformance/bin/vmemct.js');
 
   beforeAll(() => {
-    execFileSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: root, stdio: 'ignore' });
+    fs.mkdirSync(path.dirname(bin), { recursive: true });
+    fs.copyFileSync(path.join(root, 'conformance/bin/vmemct.js'), bin);
+    fs.symlinkSync(path.join(root, 'node_modules'), path.join(scratch, 'node_modules'));
+    execFileSync('npx', ['tsc', '-p', 'tsconfig.build.json', '--outDir', path.join(scratch, 'dist')], {
+      cwd: root,
+      stdio: 'ignore',
+    });
   }, 120_000);
+
+  afterAll(() => fs.rmSync(scratch, { recursive: true, force: true }));
 
   test('should run the compiled CLI and pass the exit code through', () => {
     const ok = spawnSync(process.execPath, [bin, 'encode', 'response', 'type=ERROR'], { encoding: 'utf8' });
