@@ -48,7 +48,8 @@ export function usableRegionSizeProblem(setup: DeviceSetup): string | undefined 
   const bs = setup.block_size;
   const requestedBlocks = (setup.requested_size + bs - 1n) / bs;
   const pluggedEnd = setup.plugged.reduce((end, r) => Math.max(end, r.first + r.count), 0);
-  if (usable < 0n || usable % bs !== 0n)
+  if (usable < 0n) return `usable_region_size ${usable} is negative`;
+  if (usable % bs !== 0n)
     return `usable_region_size ${formatHex(usable)} is not a multiple of block_size ${formatHex(bs)}`;
   if (usable < requestedBlocks * bs)
     return `usable_region_size ${formatHex(usable)} is below requested_size ${formatHex(setup.requested_size)} (rounded up to a block: ${formatHex(requestedBlocks * bs)})`;

@@ -243,6 +243,15 @@ describe('fetching QEMU into a cache folder', () => {
     expect(fs.readFileSync(path.join(cache, 'notes.txt'), 'utf8')).toBe('mine');
   });
 
+  test('a file (or a FIFO) where the folder should be is refused as not a folder, and left alone', async () => {
+    fs.mkdirSync(path.dirname(cache), { recursive: true });
+    fs.writeFileSync(cache, 'mine');
+    const f = failure(await fetch(new FakeMachine(base)));
+    expect(f.kind).toBe('cache');
+    expect(f.reason).toContain('exists and is not a folder');
+    expect(fs.readFileSync(cache, 'utf8')).toBe('mine');
+  });
+
   test('no apt-get: the reason and the fix', async () => {
     const f = failure(await fetch(new FakeMachine(base, { noApt: true })));
     expect(f.kind).toBe('no-apt');

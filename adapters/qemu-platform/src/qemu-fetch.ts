@@ -145,12 +145,12 @@ export async function fetchQemu(options: FetchOptions): Promise<FetchOutcome> {
   if (earlier && inSeries((await probeQemuVersion(host, earlier.binary)) ?? '', options.series)) {
     return { ok: true, fetched: earlier, reused: true };
   }
-  if (!replaceableCache(dir))
-    return fail(
-      'cache',
-      `${dir} exists and holds files that are not a QEMU fetch`,
-      'choose an empty or new folder with --cache',
-    );
+  if (!replaceableCache(dir)) {
+    const what = fs.statSync(dir, { throwIfNoEntry: false })?.isDirectory()
+      ? 'exists and holds files that are not a QEMU fetch'
+      : 'exists and is not a folder';
+    return fail('cache', `${dir} ${what}`, 'choose an empty or new folder with --cache');
+  }
   const work = partialDir(dir);
   try {
     removeStalePartials(dir);

@@ -23,13 +23,6 @@ import { applyCheckers } from '../steps/apply-checkers';
 import { DriverShadow, newDriverShadow } from '../judge/driver-checks';
 import type { Finding } from '../judge/verdicts';
 
-/** Runs a driver vector; returns its findings. */
-export async function runDriverVector(vector: Vector, session: DriverSession, setup: DeviceSetup): Promise<Finding[]> {
-  const run = new DriverRun(vector, session, setup);
-  await run.run();
-  return run.findings;
-}
-
 /** One driver vector's run: the state the steps share (the context each handler sees). */
 export class DriverRun implements DriverStepContext {
   /** What the run found so far. */

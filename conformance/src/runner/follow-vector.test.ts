@@ -47,6 +47,7 @@ describe('setup: usable_region_size', () => {
     ['3MiB', 'not a multiple of block_size'],
     ['62MiB', 'below requested_size 0x4000000'],
     ['2GiB', 'exceeds region_size'],
+    ['-2MiB', 'usable_region_size -2097152 is negative'],
   ])('%s is a set-up problem naming the field', async (usable, reason) => {
     const v = vector(`{requested_size: 64MiB, usable_region_size: ${usable}}`, ['      - read_config: true']);
     const evaluated = evaluateSetup(v);
