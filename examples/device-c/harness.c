@@ -1,9 +1,10 @@
 /*
  * vmemct-harness/1 over stdin/stdout for the example virtio-mem device (device target).
- * One JSON object per line in, one per line out. The JSON reader covers what the protocol
+ * One JSON object per line in, one per line out. json_reader.c parses what the protocol
  * sends: flat objects of strings, numbers, bools, arrays and the nested set-up object.
  */
 #define _POSIX_C_SOURCE 200809L
+#include "json_reader.h"
 #include "virtio_mem_dev.h"
 
 #include <stdarg.h>
@@ -12,271 +13,6 @@
 #include <string.h>
 
 #define MAX_LINE (1u << 20)
-
-/* ---- a tiny JSON reader (in place, into a reusable node pool) ----------------------------- */
-
-enum jtype { J_NULL, J_BOOL, J_NUM, J_STR, J_ARR, J_OBJ };
-
-struct jnode {
-    enum jtype type;
-    const char *key; /* member name when the parent is an object */
-    size_t key_len;
-    const char *str; /* J_STR: decoded text (in the line buffer); J_NUM: the digits */
-    size_t len;
-    int boolean;
-    int first;   /* J_ARR/J_OBJ: index of the first child, -1 when empty */
-    int next;    /* next sibling, -1 at the end */
-};
-
-static struct jnode *pool;
-static int pool_len, pool_cap;
-
-struct jparser {
-    char *p, *end;
-    int depth;
-};
-
-static int new_node(enum jtype type)
-{
-    if (pool_len == pool_cap) {
-        int cap = pool_cap ? pool_cap * 2 : 256;
-        struct jnode *grown = realloc(pool, (size_t)cap * sizeof *grown);
-        if (!grown)
-            return -1;
-        pool = grown;
-        pool_cap = cap;
-    }
-    struct jnode *n = &pool[pool_len];
-    memset(n, 0, sizeof *n);
-    n->type = type;
-    n->first = n->next = -1;
-    return pool_len++;
-}
-
-static void skip_ws(struct jparser *ps)
-{
-    while (ps->p < ps->end && (*ps->p == ' ' || *ps->p == '\t' || *ps->p == '\r' || *ps->p == '\n'))
-        ps->p++;
-}
-
-static int hexval(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-/* Parses a string at ps->p (opening quote) and decodes it in place. */
-static int parse_string(struct jparser *ps, const char **out, size_t *out_len)
-{
-    char *w = ++ps->p, *start = w;
-    while (ps->p < ps->end && *ps->p != '"') {
-        char c = *ps->p++;
-        if ((unsigned char)c < 0x20)
-            return -1;
-        if (c != '\\') {
-            *w++ = c;
-            continue;
-        }
-        if (ps->p >= ps->end)
-            return -1;
-        c = *ps->p++;
-        switch (c) {
-        case '"': case '\\': case '/': *w++ = c; break;
-        case 'b': *w++ = '\b'; break;
-        case 'f': *w++ = '\f'; break;
-        case 'n': *w++ = '\n'; break;
-        case 'r': *w++ = '\r'; break;
-        case 't': *w++ = '\t'; break;
-        case 'u': {
-            if (ps->end - ps->p < 4)
-                return -1;
-            unsigned v = 0;
-            for (int i = 0; i < 4; i++) {
-                int h = hexval(ps->p[i]);
-                if (h < 0)
-                    return -1;
-                v = v * 16 + (unsigned)h;
-            }
-            ps->p += 4;
-            *w++ = v < 0x80 ? (char)v : '?'; /* the protocol's strings are ASCII */
-            break;
-        }
-        default: return -1;
-        }
-    }
-    if (ps->p >= ps->end)
-        return -1;
-    ps->p++;
-    *out = start;
-    *out_len = (size_t)(w - start);
-    return 0;
-}
-
-static int parse_value(struct jparser *ps);
-
-static int parse_container(struct jparser *ps, int is_obj)
-{
-    int node = new_node(is_obj ? J_OBJ : J_ARR), last = -1;
-    if (node < 0 || ++ps->depth > 16)
-        return -1;
-    ps->p++;
-    skip_ws(ps);
-    if (ps->p < ps->end && *ps->p == (is_obj ? '}' : ']')) {
-        ps->p++;
-        ps->depth--;
-        return node;
-    }
-    for (;;) {
-        const char *key = NULL;
-        size_t key_len = 0;
-        skip_ws(ps);
-        if (is_obj) {
-            if (ps->p >= ps->end || *ps->p != '"' || parse_string(ps, &key, &key_len) != 0)
-                return -1;
-            skip_ws(ps);
-            if (ps->p >= ps->end || *ps->p++ != ':')
-                return -1;
-        }
-        int child = parse_value(ps);
-        if (child < 0)
-            return -1;
-        pool[child].key = key;
-        pool[child].key_len = key_len;
-        if (last < 0)
-            pool[node].first = child;
-        else
-            pool[last].next = child;
-        last = child;
-        skip_ws(ps);
-        if (ps->p >= ps->end)
-            return -1;
-        char c = *ps->p++;
-        if (c == ',')
-            continue;
-        if (c == (is_obj ? '}' : ']'))
-            break;
-        return -1;
-    }
-    ps->depth--;
-    return node;
-}
-
-static int parse_value(struct jparser *ps)
-{
-    skip_ws(ps);
-    if (ps->p >= ps->end)
-        return -1;
-    char c = *ps->p;
-    if (c == '{' || c == '[')
-        return parse_container(ps, c == '{');
-    if (c == '"') {
-        int n = new_node(J_STR);
-        if (n < 0 || parse_string(ps, &pool[n].str, &pool[n].len) != 0)
-            return -1;
-        return n;
-    }
-    static const struct { const char *word; enum jtype type; int value; } words[] = {
-        {"true", J_BOOL, 1}, {"false", J_BOOL, 0}, {"null", J_NULL, 0}};
-    for (size_t i = 0; i < 3; i++) {
-        size_t wl = strlen(words[i].word);
-        if ((size_t)(ps->end - ps->p) >= wl && memcmp(ps->p, words[i].word, wl) == 0) {
-            int n = new_node(words[i].type);
-            if (n < 0)
-                return -1;
-            pool[n].boolean = words[i].value;
-            ps->p += wl;
-            return n;
-        }
-    }
-    if (c == '-' || (c >= '0' && c <= '9')) {
-        int n = new_node(J_NUM);
-        if (n < 0)
-            return -1;
-        pool[n].str = ps->p;
-        while (ps->p < ps->end && strchr("+-0123456789.eE", *ps->p))
-            ps->p++;
-        pool[n].len = (size_t)(ps->p - pool[n].str);
-        return n;
-    }
-    return -1;
-}
-
-/* Parses one line; returns the root node index or -1. */
-static int parse_line(char *line, size_t len)
-{
-    struct jparser ps = {line, line + len, 0};
-    pool_len = 0;
-    int root = parse_value(&ps);
-    if (root < 0)
-        return -1;
-    skip_ws(&ps);
-    return ps.p == ps.end ? root : -1;
-}
-
-static int member(int obj, const char *key)
-{
-    if (obj < 0 || pool[obj].type != J_OBJ)
-        return -1;
-    size_t kl = strlen(key);
-    for (int c = pool[obj].first; c >= 0; c = pool[c].next)
-        if (pool[c].key_len == kl && memcmp(pool[c].key, key, kl) == 0)
-            return c;
-    return -1;
-}
-
-static int str_is(int n, const char *s)
-{
-    return n >= 0 && pool[n].type == J_STR && pool[n].len == strlen(s) && memcmp(pool[n].str, s, pool[n].len) == 0;
-}
-
-/* A small non-negative integer (JSON number). */
-static int get_uint(int n, uint64_t *out)
-{
-    if (n < 0 || pool[n].type != J_NUM || pool[n].len == 0 || pool[n].len > 16)
-        return -1;
-    uint64_t v = 0;
-    for (size_t i = 0; i < pool[n].len; i++) {
-        char c = pool[n].str[i];
-        if (c < '0' || c > '9')
-            return -1;
-        v = v * 10 + (uint64_t)(c - '0');
-    }
-    *out = v;
-    return 0;
-}
-
-/* A 64-bit quantity: a string of "0x" hex or decimal digits. */
-static int get_u64(int n, uint64_t *out)
-{
-    if (n < 0 || pool[n].type != J_STR || pool[n].len == 0)
-        return -1;
-    const char *s = pool[n].str;
-    size_t len = pool[n].len, i = 0;
-    uint64_t v = 0;
-    if (len > 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
-        if (len > 18)
-            return -1;
-        for (i = 2; i < len; i++) {
-            int h = hexval(s[i]);
-            if (h < 0)
-                return -1;
-            v = v << 4 | (uint64_t)h;
-        }
-    } else {
-        for (; i < len; i++) {
-            if (s[i] < '0' || s[i] > '9' || v > (UINT64_MAX - 9) / 10)
-                return -1;
-            v = v * 10 + (uint64_t)(s[i] - '0');
-        }
-    }
-    *out = v;
-    return 0;
-}
 
 /* ---- buffers and output ------------------------------------------------------------------- */
 
@@ -303,13 +39,13 @@ static int buf_reserve(struct buf *b, size_t cap)
 /* Appends the bytes of a hex string node to b; -1 when it is not hex. */
 static int append_hex(struct buf *b, int n)
 {
-    if (n < 0 || pool[n].type != J_STR || pool[n].len % 2)
+    if (n < 0 || json_pool[n].type != J_STR || json_pool[n].len % 2)
         return -1;
-    size_t bytes = pool[n].len / 2;
+    size_t bytes = json_pool[n].len / 2;
     if (buf_reserve(b, b->len + bytes) != 0)
         return -1;
     for (size_t i = 0; i < bytes; i++) {
-        int hi = hexval(pool[n].str[2 * i]), lo = hexval(pool[n].str[2 * i + 1]);
+        int hi = json_hexval(json_pool[n].str[2 * i]), lo = json_hexval(json_pool[n].str[2 * i + 1]);
         if (hi < 0 || lo < 0)
             return -1;
         b->data[b->len++] = (uint8_t)(hi << 4 | lo);
@@ -405,30 +141,30 @@ static ssize_t read_line(void)
 
 static const char *op_open_device(uint64_t id, int cmd)
 {
-    int s = member(cmd, "setup");
-    if (s < 0 || pool[s].type != J_OBJ)
+    int s = json_member(cmd, "setup");
+    if (s < 0 || json_pool[s].type != J_OBJ)
         return "open_device: setup is missing or not an object";
     struct vmem_setup setup;
     memset(&setup, 0, sizeof setup);
     uint64_t node_id = 0;
-    if (get_u64(member(s, "block_size"), &setup.block_size) || get_u64(member(s, "region_size"), &setup.region_size) ||
-        get_u64(member(s, "addr"), &setup.addr) || get_u64(member(s, "requested_size"), &setup.requested_size))
+    if (json_get_u64(json_member(s, "block_size"), &setup.block_size) || json_get_u64(json_member(s, "region_size"), &setup.region_size) ||
+        json_get_u64(json_member(s, "addr"), &setup.addr) || json_get_u64(json_member(s, "requested_size"), &setup.requested_size))
         return "open_device: block_size, region_size, addr and requested_size must be 64-bit strings";
-    if (member(s, "node_id") >= 0 && (get_uint(member(s, "node_id"), &node_id) || node_id > 0xffff))
+    if (json_member(s, "node_id") >= 0 && (json_get_uint(json_member(s, "node_id"), &node_id) || node_id > 0xffff))
         return "open_device: node_id must be a number 0..65535";
     setup.node_id = (uint16_t)node_id;
-    if (member(s, "features") >= 0) {
-        if (get_u64(member(s, "features"), &setup.features))
+    if (json_member(s, "features") >= 0) {
+        if (json_get_u64(json_member(s, "features"), &setup.features))
             return "open_device: features must be a 64-bit string";
         setup.has_features = 1;
     }
-    if (member(s, "usable_region_size") >= 0) {
-        if (get_u64(member(s, "usable_region_size"), &setup.usable_region_size))
+    if (json_member(s, "usable_region_size") >= 0) {
+        if (json_get_u64(json_member(s, "usable_region_size"), &setup.usable_region_size))
             return "open_device: usable_region_size must be a 64-bit string";
         setup.has_usable = 1;
     }
-    int plugged = member(s, "plugged");
-    if (plugged >= 0 && pool[plugged].type != J_ARR)
+    int plugged = json_member(s, "plugged");
+    if (plugged >= 0 && json_pool[plugged].type != J_ARR)
         return "open_device: plugged must be an array";
     if (dev_open) {
         vmem_close(&dev);
@@ -442,9 +178,9 @@ static const char *op_open_device(uint64_t id, int cmd)
         return NULL;
     }
     dev_open = 1;
-    for (int r = plugged >= 0 ? pool[plugged].first : -1; r >= 0; r = pool[r].next) {
+    for (int r = plugged >= 0 ? json_pool[plugged].first : -1; r >= 0; r = json_pool[r].next) {
         uint64_t first, count;
-        if (get_uint(member(r, "first"), &first) || get_uint(member(r, "count"), &count) || count == 0)
+        if (json_get_uint(json_member(r, "first"), &first) || json_get_uint(json_member(r, "count"), &count) || count == 0)
             return "open_device: each plugged run needs numbers first and count >= 1";
         if (vmem_plug_initial(&dev, first, count, &why) != 0) {
             vmem_close(&dev);
@@ -472,8 +208,8 @@ static const char *op_initialise(uint64_t id)
     ssize_t n = read_line();
     if (n < 0)
         exit(0);
-    int answer = parse_line(line, (size_t)n);
-    if (!str_is(member(answer, "answer"), "accept") || get_u64(member(answer, "features"), &accepted))
+    int answer = json_parse_line(line, (size_t)n);
+    if (!json_str_is(json_member(answer, "answer"), "accept") || json_get_u64(json_member(answer, "features"), &accepted))
         return "initialise: expected {\"answer\":\"accept\",\"features\":\"0x...\"}";
     vmem_write_driver_features(&dev, accepted);
     uint8_t status = VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER;
@@ -491,14 +227,14 @@ static const char *op_initialise(uint64_t id)
 
 static const char *op_submit(uint64_t id, int cmd)
 {
-    int r = member(cmd, "readable"), w = member(cmd, "writable");
-    if (r < 0 || w < 0 || pool[r].type != J_ARR || pool[w].type != J_ARR)
+    int r = json_member(cmd, "readable"), w = json_member(cmd, "writable");
+    if (r < 0 || w < 0 || json_pool[r].type != J_ARR || json_pool[w].type != J_ARR)
         return "submit: readable and writable must be arrays of hex strings";
     readable.len = writable.len = 0;
-    for (int c = pool[r].first; c >= 0; c = pool[c].next)
+    for (int c = json_pool[r].first; c >= 0; c = json_pool[c].next)
         if (append_hex(&readable, c))
             return "submit: a readable buffer is not a hex string";
-    for (int c = pool[w].first; c >= 0; c = pool[c].next)
+    for (int c = json_pool[w].first; c >= 0; c = json_pool[c].next)
         if (append_hex(&writable, c))
             return "submit: a writable buffer is not a hex string";
     uint8_t resp[VMEM_RESPONSE_SIZE];
@@ -518,14 +254,14 @@ static const char *op_memory(uint64_t id, int cmd, int write)
 {
     uint64_t addr, length = 0;
     const char *why = NULL;
-    if (get_u64(member(cmd, "addr"), &addr))
+    if (json_get_u64(json_member(cmd, "addr"), &addr))
         return "memory access: addr must be a 64-bit string";
     memory.len = 0;
     if (write) {
-        if (append_hex(&memory, member(cmd, "data")))
+        if (append_hex(&memory, json_member(cmd, "data")))
             return "write_memory: data must be a hex string";
         length = memory.len;
-    } else if (get_uint(member(cmd, "length"), &length) || length > MAX_LINE / 2 - 64) {
+    } else if (json_get_uint(json_member(cmd, "length"), &length) || length > MAX_LINE / 2 - 64) {
         return "read_memory: length must be a number below 512 KiB";
     } else if (buf_reserve(&memory, (size_t)length + 1)) {
         return "read_memory: out of memory";
@@ -547,58 +283,58 @@ static const char *op_memory(uint64_t id, int cmd, int write)
 /* Runs one command; returns an error text for an ok:false reply, or NULL once replied. */
 static const char *dispatch(uint64_t id, int cmd, int *quit)
 {
-    int opn = member(cmd, "op");
-    if (opn < 0 || pool[opn].type != J_STR)
+    int opn = json_member(cmd, "op");
+    if (opn < 0 || json_pool[opn].type != J_STR)
         return "op is missing or not a string";
-    if (str_is(opn, "shutdown")) {
+    if (json_str_is(opn, "shutdown")) {
         *quit = 1;
         reply_ok(id);
         reply_end();
         return NULL;
     }
-    if (str_is(opn, "open_device"))
+    if (json_str_is(opn, "open_device"))
         return op_open_device(id, cmd);
     if (!dev_open)
         return "no device is open (open_device first)";
     uint64_t value;
     const char *why = NULL;
-    if (str_is(opn, "submit"))
+    if (json_str_is(opn, "submit"))
         return op_submit(id, cmd);
-    if (str_is(opn, "initialise"))
+    if (json_str_is(opn, "initialise"))
         return op_initialise(id);
     reply_ok(id);
-    if (str_is(opn, "read_config")) {
+    if (json_str_is(opn, "read_config")) {
         uint8_t config[VMEM_CONFIG_SIZE];
         vmem_read_config(&dev, config);
         out_printf(",\"config\":\"");
         out_hex(config, sizeof config);
         out_printf("\"");
-    } else if (str_is(opn, "read_status")) {
+    } else if (json_str_is(opn, "read_status")) {
         out_printf(",\"status\":%u", vmem_read_status(&dev));
-    } else if (str_is(opn, "notification_count")) {
+    } else if (json_str_is(opn, "notification_count")) {
         out_printf(",\"count\":%u", (unsigned)dev.notifications);
-    } else if (str_is(opn, "read_config_generation")) {
+    } else if (json_str_is(opn, "read_config_generation")) {
         out_printf(",\"generation\":%u", (unsigned)dev.generation);
-    } else if (str_is(opn, "close_device")) {
+    } else if (json_str_is(opn, "close_device")) {
         vmem_close(&dev);
         dev_open = 0;
-    } else if (str_is(opn, "resize")) {
-        if (get_u64(member(cmd, "requested_size"), &value))
+    } else if (json_str_is(opn, "resize")) {
+        if (json_get_u64(json_member(cmd, "requested_size"), &value))
             return "resize: requested_size must be a 64-bit string";
         if (vmem_resize(&dev, value, &why) == 0)
             out_printf(",\"applied\":true");
         else
             out_printf(",\"applied\":false,\"reason\":\"%s\"", why);
-    } else if (str_is(opn, "device_reset")) {
+    } else if (json_str_is(opn, "device_reset")) {
         vmem_write_status(&dev, 0);
-    } else if (str_is(opn, "system_reset")) {
+    } else if (json_str_is(opn, "system_reset")) {
         vmem_system_reset(&dev);
-    } else if (str_is(opn, "inject_busy")) {
-        if (get_uint(member(cmd, "count"), &value) || value > UINT32_MAX)
+    } else if (json_str_is(opn, "inject_busy")) {
+        if (json_get_uint(json_member(cmd, "count"), &value) || value > UINT32_MAX)
             return "inject_busy: count must be a number";
         vmem_inject_busy(&dev, (uint32_t)value);
-    } else if (str_is(opn, "read_memory") || str_is(opn, "write_memory")) {
-        return op_memory(id, cmd, str_is(opn, "write_memory"));
+    } else if (json_str_is(opn, "read_memory") || json_str_is(opn, "write_memory")) {
+        return op_memory(id, cmd, json_str_is(opn, "write_memory"));
     } else {
         return "unknown op";
     }
@@ -617,8 +353,8 @@ int main(void)
         if (n < 0)
             break;
         uint64_t id = 0;
-        int cmd = parse_line(line, (size_t)n);
-        if (cmd < 0 || get_uint(member(cmd, "id"), &id) != 0) {
+        int cmd = json_parse_line(line, (size_t)n);
+        if (cmd < 0 || json_get_uint(json_member(cmd, "id"), &id) != 0) {
             fprintf(stderr, "vmemct-example-device: not a command: %.80s\n", line);
             reply_error(id, "malformed command: not a JSON object with a numeric id");
             continue;
