@@ -11,9 +11,12 @@
  * DELIBERATE DEVIATION (kept on purpose, so a conformance run shows the gate catching it):
  * an UNPLUG whose range is only partly plugged is answered ACK and unplugs the plugged blocks
  * in it, where the specification requires VIRTIO_MEM_RESP_ERROR when any block in the range is
- * already unplugged. Real VMMs have shipped exactly this shortcut. Set to 0 to conform.
+ * already unplugged. Real VMMs have shipped exactly this shortcut. Build with
+ * -DVMEM_DEVIATION_UNPLUG_PARTLY_PLUGGED_ACK=0 (or set it to 0 here) to conform.
  */
+#ifndef VMEM_DEVIATION_UNPLUG_PARTLY_PLUGGED_ACK
 #define VMEM_DEVIATION_UNPLUG_PARTLY_PLUGGED_ACK 1
+#endif
 
 /* Margin the usable region keeps beyond requested_size (the rest of the region is unusable). */
 #define VMEM_USABLE_MARGIN (UINT64_C(256) << 20)
