@@ -237,11 +237,10 @@ export class HarnessChannel {
     this.options.log?.record('event', why);
     if (this.broken !== undefined) return;
     const waiter = this.pending ?? this.helloWaiter;
-    if (waiter) {
-      const what =
-        waiter === this.helloWaiter ? 'before its hello' : `while ${waiter.op} (id ${waiter.id}) was pending`;
-      this.violation(`${why} ${what}`);
-    } else this.broken = why;
+    if (waiter && waiter === this.helloWaiter)
+      this.breakWith(new AdapterError(`${why} before its hello`, this.diagnostics()));
+    else if (waiter) this.violation(`${why} while ${waiter.op} (id ${waiter.id}) was pending`);
+    else this.broken = why;
   }
 
   private onData(chunk: Buffer): void {
