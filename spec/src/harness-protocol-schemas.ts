@@ -19,7 +19,7 @@ import type { HarnessCallName, HarnessFields, HarnessFieldSpec, HarnessOp } from
 import { CAPABILITY_NAMES } from './vector-schemas';
 
 /** A JSON Schema object (as plain data). */
-export type JsonSchema = Readonly<Record<string, unknown>>;
+export type HarnessJsonSchema = Readonly<Record<string, unknown>>;
 
 const SCHEMA_BASE = 'https://vmemct.dev/schemas/harness';
 
@@ -29,14 +29,14 @@ export const HARNESS_U64_PATTERN = '^(0[xX][0-9a-fA-F]{1,16}|[0-9]{1,20})$';
 /** Pattern of bytes on the wire: hex, two digits per byte. */
 export const HARNESS_HEX_PATTERN = '^([0-9a-fA-F]{2})*$';
 
-function hexSchema(spec: HarnessFieldSpec): JsonSchema {
+function hexSchema(spec: HarnessFieldSpec): HarnessJsonSchema {
   return spec.length === undefined
     ? { type: 'string', pattern: HARNESS_HEX_PATTERN }
     : { type: 'string', pattern: HARNESS_HEX_PATTERN, minLength: spec.length * 2, maxLength: spec.length * 2 };
 }
 
 /** The schema of one field value. */
-export function harnessFieldSchema(spec: HarnessFieldSpec): JsonSchema {
+export function harnessFieldSchema(spec: HarnessFieldSpec): HarnessJsonSchema {
   const description = spec.description;
   switch (spec.kind) {
     case 'u64':
@@ -88,12 +88,12 @@ export function harnessFieldSchema(spec: HarnessFieldSpec): JsonSchema {
  */
 export function harnessRecordSchema(
   fields: HarnessFields,
-  extra: Readonly<Record<string, JsonSchema>> = {},
+  extra: Readonly<Record<string, HarnessJsonSchema>> = {},
   extraRequired: readonly string[] = [],
-): JsonSchema {
-  const properties: Record<string, JsonSchema> = { ...extra };
+): HarnessJsonSchema {
+  const properties: Record<string, HarnessJsonSchema> = { ...extra };
   const required = [...extraRequired];
-  const conditions: JsonSchema[] = [];
+  const conditions: HarnessJsonSchema[] = [];
   for (const [name, spec] of Object.entries(fields)) {
     properties[name] = extra[name] ?? harnessFieldSchema(spec);
     if (spec.optional === undefined) required.push(name);
@@ -114,12 +114,12 @@ export function harnessRecordSchema(
 }
 
 /** The schema of the hello. */
-export const HARNESS_HELLO_SCHEMA: JsonSchema = {
+export const HARNESS_HELLO_SCHEMA: HarnessJsonSchema = {
   $id: `${SCHEMA_BASE}/hello.json`,
   ...harnessRecordSchema(HELLO_FIELDS, { hello: { const: HARNESS_PROTOCOL } }),
 };
 
-function commandSchema(op: HarnessOp): JsonSchema {
+function commandSchema(op: HarnessOp): HarnessJsonSchema {
   const spec = HARNESS_COMMANDS[op];
   return {
     $id: `${SCHEMA_BASE}/command-${op}.json`,
@@ -132,9 +132,9 @@ function commandSchema(op: HarnessOp): JsonSchema {
   };
 }
 
-const ID_SCHEMA: JsonSchema = { type: 'integer', minimum: 0, maximum: Number.MAX_SAFE_INTEGER };
+const ID_SCHEMA: HarnessJsonSchema = { type: 'integer', minimum: 0, maximum: Number.MAX_SAFE_INTEGER };
 
-function replySchema(op: HarnessOp): JsonSchema {
+function replySchema(op: HarnessOp): HarnessJsonSchema {
   return {
     $id: `${SCHEMA_BASE}/reply-${op}.json`,
     description: `the success reply to ${op}`,
@@ -143,12 +143,12 @@ function replySchema(op: HarnessOp): JsonSchema {
 }
 
 /** The schema of every failure reply (`ok: false` with `error`, or `unsupported` for the open commands). */
-export const HARNESS_FAILURE_REPLY_SCHEMA: JsonSchema = {
+export const HARNESS_FAILURE_REPLY_SCHEMA: HarnessJsonSchema = {
   $id: `${SCHEMA_BASE}/reply-failure.json`,
   ...harnessRecordSchema(FAILURE_REPLY_FIELDS, { id: ID_SCHEMA, ok: { const: false } }, ['id', 'ok']),
 };
 
-function callSchema(name: HarnessCallName): JsonSchema {
+function callSchema(name: HarnessCallName): HarnessJsonSchema {
   const spec = HARNESS_CALLS[name];
   return {
     $id: `${SCHEMA_BASE}/call-${name}.json`,
@@ -157,7 +157,7 @@ function callSchema(name: HarnessCallName): JsonSchema {
   };
 }
 
-function answerSchema(name: HarnessCallName): JsonSchema {
+function answerSchema(name: HarnessCallName): HarnessJsonSchema {
   return {
     $id: `${SCHEMA_BASE}/answer-${name}.json`,
     description: `the answer to the ${name} call`,
@@ -167,26 +167,26 @@ function answerSchema(name: HarnessCallName): JsonSchema {
 
 /** The schema of each command, by op. */
 export const HARNESS_COMMAND_SCHEMAS = Object.fromEntries(HARNESS_OPS.map((op) => [op, commandSchema(op)])) as Readonly<
-  Record<HarnessOp, JsonSchema>
+  Record<HarnessOp, HarnessJsonSchema>
 >;
 
 /** The schema of each success reply, by op. */
 export const HARNESS_REPLY_SCHEMAS = Object.fromEntries(HARNESS_OPS.map((op) => [op, replySchema(op)])) as Readonly<
-  Record<HarnessOp, JsonSchema>
+  Record<HarnessOp, HarnessJsonSchema>
 >;
 
 /** The schema of each call, by name. */
 export const HARNESS_CALL_SCHEMAS = Object.fromEntries(
   HARNESS_CALL_NAMES.map((name) => [name, callSchema(name)]),
-) as Readonly<Record<HarnessCallName, JsonSchema>>;
+) as Readonly<Record<HarnessCallName, HarnessJsonSchema>>;
 
 /** The schema of each answer, by call name. */
 export const HARNESS_ANSWER_SCHEMAS = Object.fromEntries(
   HARNESS_CALL_NAMES.map((name) => [name, answerSchema(name)]),
-) as Readonly<Record<HarnessCallName, JsonSchema>>;
+) as Readonly<Record<HarnessCallName, HarnessJsonSchema>>;
 
 /** Every harness protocol schema (each with its own `$id`), for publishing and for tests. */
-export const HARNESS_SCHEMAS: readonly JsonSchema[] = [
+export const HARNESS_SCHEMAS: readonly HarnessJsonSchema[] = [
   HARNESS_HELLO_SCHEMA,
   ...Object.values(HARNESS_COMMAND_SCHEMAS),
   ...Object.values(HARNESS_REPLY_SCHEMAS),

@@ -30,11 +30,12 @@ import {
   parseHarnessLine,
   utf8Length,
 } from './index';
-import type { DeviceSetup, HarnessCommand, JsonSchema } from './index';
+import type { DeviceSetup, HarnessCommand, HarnessJsonSchema } from './index';
 
 const ajv = new Ajv2020({ allErrors: true, strict: true, allowUnionTypes: true });
 for (const schema of HARNESS_SCHEMAS) ajv.addSchema(schema);
-const valid = (schema: JsonSchema, data: unknown): boolean => ajv.validate(schema.$id as string, data) as boolean;
+const valid = (schema: HarnessJsonSchema, data: unknown): boolean =>
+  ajv.validate(schema.$id as string, data) as boolean;
 
 const SETUP: DeviceSetup = {
   block_size: 0x200000n,

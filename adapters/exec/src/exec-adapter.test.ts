@@ -200,6 +200,20 @@ describe('device harness', () => {
   });
 });
 
+describe('ending', () => {
+  test('a harness that ignores the end of its input and SIGTERM is killed; dispose waits for it', async () => {
+    const adapter = await open(['--targets', 'device', '--stubborn'], { graceMs: 150 });
+    await adapter.openDevice(SETUP);
+    const [pid] = pids();
+    const started = Date.now();
+    await adapter.dispose();
+    expect(alive(pid!)).toBe(false);
+    // shutdown gets its reply but no exit, so: input closed, grace, SIGTERM ignored, grace, SIGKILL.
+    expect(Date.now() - started).toBeGreaterThanOrEqual(300);
+    expect(Date.now() - started).toBeLessThan(1500);
+  });
+});
+
 describe('starting', () => {
   test('a program that cannot start → ExecHarnessStartError naming it', async () => {
     const start = openExecAdapter({ transport: { kind: 'command', program: path.join(dir, 'missing'), args: [] } });

@@ -16,12 +16,12 @@ import type {
   HandshakeResult,
   MemoryAccess,
   ResizeOutcome,
-  ResponseInjection,
   SettleLimits,
 } from '../../core/src/contract';
 import { AdapterError } from '../../core/src/contract';
 import { writablePoison } from '../../../spec/src/index';
 import type { HarnessAnswer, HarnessCall } from '../../../spec/src/index';
+import { DriverDeviceSession } from '../../model/src/driver-device';
 import type { DriverDevice } from '../../model/src/driver-device';
 import type { HarnessChannel } from './harness-channel';
 
@@ -125,11 +125,13 @@ export class ExecDeviceSession implements DeviceSession {
 }
 
 /** A driver in a harness, attached to a device the suite holds. */
-export class ExecDriverSession implements DriverSession {
+export class ExecDriverSession extends DriverDeviceSession implements DriverSession {
   constructor(
     private readonly channel: HarnessChannel,
-    private readonly device: DriverDevice,
-  ) {}
+    device: DriverDevice,
+  ) {
+    super(device);
+  }
 
   /** Answers a read_config call (the only call allowed while the driver starts). */
   private answerReadConfig(): HarnessAnswer {
@@ -175,26 +177,6 @@ export class ExecDriverSession implements DriverSession {
       limits.timeoutMs,
     );
     return { events, settled: reply.settled, stop: reply.stop, waitedMs: reply.waited_ms };
-  }
-
-  async readConfig(): Promise<Uint8Array> {
-    return this.device.host.readConfig();
-  }
-
-  async acceptedFeatures(): Promise<bigint> {
-    return this.device.accepted;
-  }
-
-  async offeredFeatures(): Promise<bigint> {
-    return this.device.host.offeredFeatures;
-  }
-
-  async resize(requestedSize: bigint): Promise<ResizeOutcome> {
-    return this.device.resize(requestedSize);
-  }
-
-  async injectResponses(injection: ResponseInjection): Promise<void> {
-    this.device.injectResponses(injection);
   }
 
   /** A reboot: the device goes through a system reset, the harness makes a fresh driver, which probes it. */

@@ -13,6 +13,7 @@
  *   --before-hello TEXT            writes TEXT as a line before the hello
  *   --no-hello                     never says hello
  *   --listen PATH                  serves connections on a unix socket instead of stdio
+ *   --stubborn                     ignores the end of its input, shutdown and SIGTERM
  */
 'use strict';
 const fs = require('node:fs');
@@ -162,7 +163,7 @@ function conversation(write, exit) {
         return send({ id: m.id, ok: true, allowed: false, detail: 'plugged memory' });
       case 'shutdown':
         send({ id: m.id, ok: true });
-        return exit();
+        return flag('stubborn') ? undefined : exit();
       default:
         return send({ id: m.id, ok: true });
     }
@@ -213,5 +214,8 @@ if (listen) {
     (text) => process.stdout.write(text),
     () => process.exit(0),
   );
-  process.stdin.on('end', () => process.exit(0));
+  if (flag('stubborn')) {
+    process.on('SIGTERM', () => undefined);
+    setInterval(() => undefined, 1000);
+  } else process.stdin.on('end', () => process.exit(0));
 }

@@ -183,3 +183,37 @@ export class DriverDevice {
     return { ok: written.ok, configChanged: this.takeConfigChanged() };
   }
 }
+
+/**
+ * The part of a driver session that is the device's: reading its configuration, the features
+ * offered and accepted, host resizes and scripted answers. Driver sessions extend it with how
+ * their driver runs (in-process or in a harness).
+ */
+export abstract class DriverDeviceSession {
+  constructor(protected readonly device: DriverDevice) {}
+
+  /** The device's 56 configuration bytes now. */
+  async readConfig(): Promise<Uint8Array> {
+    return this.device.host.readConfig();
+  }
+
+  /** Features the driver accepted. */
+  async acceptedFeatures(): Promise<bigint> {
+    return this.device.accepted;
+  }
+
+  /** Features the device offered to the driver. */
+  async offeredFeatures(): Promise<bigint> {
+    return this.device.host.offeredFeatures;
+  }
+
+  /** `host-resize`. */
+  async resize(requestedSize: bigint): Promise<ResizeOutcome> {
+    return this.device.resize(requestedSize);
+  }
+
+  /** `inject-responses`. */
+  async injectResponses(injection: ResponseInjection): Promise<void> {
+    this.device.injectResponses(injection);
+  }
+}

@@ -21,7 +21,6 @@ import type {
   HandshakeResult,
   MemoryAccess,
   ResizeOutcome,
-  ResponseInjection,
   SettleLimits,
 } from '../../core/src/contract';
 import { AdapterError, CAPABILITIES, UnsupportedSetupError } from '../../core/src/contract';
@@ -39,7 +38,7 @@ import {
   runDriverLoop,
 } from '../../../model/src/index';
 import { virtioHandshake } from '../../virtio/src/index';
-import { DriverDevice, requestEvent, resizeOutcome } from './driver-device';
+import { DriverDevice, DriverDeviceSession, requestEvent, resizeOutcome } from './driver-device';
 import { modelTransport } from './model-transport';
 
 export type { DeviceFactory } from '../../../model/src/index';
@@ -186,7 +185,7 @@ function describeStop(
   }
 }
 
-class ModelDriverSession implements DriverSession {
+class ModelDriverSession extends DriverDeviceSession implements DriverSession {
   private driver: ReferenceDriver;
   /** A request the driver produced when a settle hit its limit; the next settle sends it first. */
   private pending?: DriverRequest;
@@ -197,9 +196,10 @@ class ModelDriverSession implements DriverSession {
   private clockMs = 0;
 
   constructor(
-    private readonly device: DriverDevice,
+    device: DriverDevice,
     private readonly makeDriver: () => ReferenceDriver,
   ) {
+    super(device);
     this.driver = makeDriver();
   }
 
@@ -226,26 +226,6 @@ class ModelDriverSession implements DriverSession {
     // A backoff cut short by the settle's time limit counts up to the limit only.
     this.clockMs += Math.min(run.waitedMs, limits.timeoutMs);
     return { events, waitedMs: run.waitedMs, ...describeStop(run.stop, limits, run.waitedMs) };
-  }
-
-  async readConfig(): Promise<Uint8Array> {
-    return this.device.host.readConfig();
-  }
-
-  async acceptedFeatures(): Promise<bigint> {
-    return this.device.accepted;
-  }
-
-  async offeredFeatures(): Promise<bigint> {
-    return this.device.host.offeredFeatures;
-  }
-
-  async resize(requestedSize: bigint): Promise<ResizeOutcome> {
-    return this.device.resize(requestedSize);
-  }
-
-  async injectResponses(injection: ResponseInjection): Promise<void> {
-    this.device.injectResponses(injection);
   }
 
   /** A reboot: the device goes through a system reset and a fresh driver probes it. */

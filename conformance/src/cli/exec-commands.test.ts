@@ -91,4 +91,64 @@ describe('vmemct run --adapter exec: options', () => {
     expect(lines.filter((l) => l.direction === 'to-harness').length).toBeGreaterThan(0);
     expect(lines.some((l) => l.direction === 'to-harness' && JSON.parse(l.line).op === 'shutdown')).toBe(true);
   });
+
+  test('a misbehaving harness: each vector gets its verdict (error, timeout) and the run goes on with a fresh harness', async () => {
+    const vector = (name: string, count: number): string => `  - id: vmem.dev.test.${name}
+    title: A harness that misbehaves on inject_busy ${count}
+    requirements: [dev.plug.5]
+    target: device
+    steps:
+      - inject_busy: ${count}
+      - request: {type: PLUG, addr: addr, nb_blocks: 1}
+        expect: {response: BUSY}
+`;
+    const file = path.join(dir, 'misbehave.yaml');
+    fs.writeFileSync(
+      file,
+      `format: vmemct-vectors/1\nvectors:\n${vector('a-malformed', 1)}${vector('b-silent', 7)}${vector('c-jammed', 8)}${vector('d-exits', 6)}${vector('e-fine', 11)}`,
+    );
+    const pidFile = path.join(dir, 'misbehave-pids');
+    const json = path.join(dir, 'misbehave.json');
+    const r = await cli(
+      'run',
+      '--adapter',
+      'exec',
+      '--command',
+      process.execPath,
+      '--arg',
+      FAKE,
+      '--arg=--targets',
+      '--arg=device',
+      '--arg=--pid-file',
+      `--arg=${pidFile}`,
+      '--harness-timeout',
+      '300',
+      '--vectors',
+      file,
+      '--json',
+      json,
+    );
+    expect(r.err).not.toMatch(/internal error/);
+    expect(r.code).toBe(2);
+    const results = JSON.parse(fs.readFileSync(json, 'utf8')).results as {
+      id: string;
+      verdict: string;
+      diagnostics?: string;
+      findings: { message: string }[];
+    }[];
+    // The reason and the harness's stderr reach the results.
+    expect(results[0]!.findings.map((f) => f.message).join('\n')).toMatch(/protocol violation: malformed JSON/);
+    expect(results[0]!.diagnostics).toMatch(/fake harness [0-9]+ starting/);
+    expect(results.map((x) => [x.id.replace('vmem.dev.test.', ''), x.verdict])).toEqual([
+      ['a-malformed', 'error'],
+      ['b-silent', 'timeout'],
+      ['c-jammed', 'error'],
+      ['d-exits', 'error'],
+      ['e-fine', 'fail'],
+    ]);
+    // A fresh harness after the malformed line, the silence and the exit; the harness error kept its process.
+    const pids = fs.readFileSync(pidFile, 'utf8').trim().split('\n').map(Number);
+    expect(pids).toHaveLength(4);
+    for (const pid of pids) expect(() => process.kill(pid, 0)).toThrow();
+  });
 });
