@@ -160,7 +160,7 @@ class Driver:
         self.unplug_all_attempts = 0
         self.resync = []  # STATE ranges still to ask about, as (start, end) block runs
         self.in_doubt = False  # block states not known (between an ERROR and a finished resync)
-        self.error_strikes = 0  # ERROR answers since the last ACK
+        self.error_strikes = 0  # ERROR answers since the last acknowledged PLUG/UNPLUG/UNPLUG ALL
         self.plug_held_at = None  # (requested, usable) when a PLUG was NACKed
         self.unplug_held_at = None  # (requested, usable) when an UNPLUG was NACKed
         self.retry_at_ms = 0  # no request before this virtual time (BUSY backoff)
@@ -191,6 +191,12 @@ class Driver:
         self.cfg = Config(raw)
         if self.refused is None and old is None:
             self.refused = self.cfg.problem()
+        if old is not None:
+            # Fields that cannot change (node_id is not even looked at without ACPI_PXM).
+            for name in ("block_size", "addr", "region_size"):
+                if getattr(old, name) != getattr(self.cfg, name) and not self.refused:
+                    self.broken = f"{name} changed from {getattr(old, name):#x} to {getattr(self.cfg, name):#x}"
+                    self.in_doubt = True
         if old is not None and (old.requested_size, old.usable_region_size) != (
             self.cfg.requested_size,
             self.cfg.usable_region_size,
@@ -233,7 +239,7 @@ class Driver:
             start, end = self.plugged.runs[-1]
             count = min(end - start, have - want, MAX_NB_BLOCKS)
             return (REQ_UNPLUG, end - count, count), None
-        if self.cfg.requested_size % self.cfg.block_size or want * self.cfg.block_size < self.cfg.requested_size:
+        if want * self.cfg.block_size < self.cfg.requested_size:
             return None, "idle: as close to requested_size as whole usable blocks allow"
         return None, "idle: converged"
 
@@ -244,11 +250,11 @@ class Driver:
         began, waited_before, sent = self.clock_ms, self.waited_ms, 0
         self._config_dirty = config_changed
         while True:
-            if self.broken:
-                return True, f"broken: {self.broken}", self.waited_ms - waited_before
-            if self._config_dirty:
+            if self._config_dirty and not self.broken:
                 self._config_dirty = False
                 self._read_config(port)
+            if self.broken:
+                return True, f"broken: {self.broken}", self.waited_ms - waited_before
             action, idle = self.next_request()
             if action is None:
                 return True, idle, self.waited_ms - waited_before
@@ -299,7 +305,8 @@ class Driver:
     def _on_ack(self, port, req_type, first, count, response):
         if req_type == REQ_PLUG:
             self.plugged.add(first, first + count)
-            self._initialise(port, first, first + count)
+            if not self._initialise(port, first, first + count):
+                self._begin_resync()  # the device disagrees that these blocks are plugged
         elif req_type == REQ_UNPLUG:
             self.plugged.remove(first, first + count)
         elif req_type == REQ_UNPLUG_ALL:
@@ -319,8 +326,10 @@ class Driver:
         if state == STATE_PLUGGED:
             fresh = [(s, e) for s, e, known in self.plugged.segments(first, first + count) if not known]
             self.plugged.add(first, first + count)
-            for s, e in fresh:
-                self._initialise(port, s, e)  # content of a block plugged behind our back is undefined
+            for s, e in fresh:  # the content of a block plugged behind the driver's back is undefined
+                if not self._initialise(port, s, e):
+                    self.broken = "the device refused a write to blocks it reports plugged"
+                    return
         elif state == STATE_UNPLUGGED:
             self.plugged.remove(first, first + count)
         elif state == STATE_MIXED and count > 1:
@@ -336,8 +345,7 @@ class Driver:
         """Zero newly plugged memory (spec: its content is undefined)."""
         ok, changed = port.write_memory(self._block_addr(start), (end - start) * self.cfg.block_size)
         self._config_dirty |= changed
-        if not ok:
-            self._begin_resync()  # the device disagrees that these blocks are plugged
+        return ok
 
     def _on_busy(self):
         if RETRY_BUSY_WITHOUT_BACKOFF:

@@ -6,6 +6,7 @@ virtio_mem_driver.py. JSON Lines over stdin/stdout; diagnostics on stderr.
 """
 
 import json
+import re
 import sys
 
 from virtio_mem_driver import Driver
@@ -48,12 +49,9 @@ def u64(message, field, default=None):
     value = message.get(field, default)
     if value is None:
         raise ProtocolError(f"missing field {field!r}")
-    if isinstance(value, str):
-        try:
-            number = int(value[2:], 16) if value.lower().startswith("0x") else int(value, 10)
-        except ValueError:
-            number = -1
-        if 0 <= number < 1 << 64 and value.strip() == value:
+    if isinstance(value, str) and re.fullmatch(r"0[xX][0-9a-fA-F]{1,16}|[0-9]{1,20}", value):
+        number = int(value, 0) if value[:2].lower() == "0x" else int(value, 10)
+        if number < 1 << 64:
             return number
     raise ProtocolError(f"field {field!r} must be a 64-bit value as a string, got {value!r}")
 
@@ -197,4 +195,7 @@ def main():
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except (BrokenPipeError, KeyboardInterrupt):
+        sys.exit(1)  # the suite went away
