@@ -9,7 +9,8 @@ import json
 import re
 import sys
 
-from virtio_mem_driver import Driver
+sys.dont_write_bytecode = True  # leave no __pycache__ beside the example
+from virtio_mem_driver import Driver  # noqa: E402
 
 PROTOCOL = "vmemct-harness/1"
 HELLO = {
