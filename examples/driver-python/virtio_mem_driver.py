@@ -263,7 +263,7 @@ class Driver:
             if self.retry_at_ms > self.clock_ms:
                 if self.retry_at_ms - began > timeout_ms:
                     self._wait(began + timeout_ms)
-                    return False, f"timeout ({timeout_ms} ms) while backing off after BUSY", self.waited_ms - waited_before
+                    return False, f"timeout ({timeout_ms} ms) while backing off", self.waited_ms - waited_before
                 self._wait(self.retry_at_ms)
             sent += 1
             self._send(port, *action)
