@@ -196,6 +196,15 @@ const LAYERS: readonly Layer[] = [
     pure: false,
     why: 'the vhost-user back-end imports only the contract, spec/, the model, the vhost-user protocol helpers, the virtio layer, its own folder and Node',
   },
+  // The exec adapter: a harness in another process; for driver vectors the suite's device is the model adapter's driver-side device.
+  {
+    files: 'adapters/exec/',
+    mayImport: ['adapters/core/', 'adapters/exec/', 'adapters/model/src/driver-device', 'spec/'],
+    nodeBuiltins: true,
+    npmPackages: false,
+    pure: false,
+    why: "the exec adapter imports only the contract, spec/, its own folder, the model adapter's driver-side device and Node",
+  },
   // Other adapters act as the driver: the contract, spec/, the model's codec, blocks and reference driver, Node I/O.
   {
     files: 'adapters/<name>/',

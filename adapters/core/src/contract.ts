@@ -212,8 +212,19 @@ export interface AdapterInfo {
   readonly location?: string;
   readonly targets: readonly Target[];
   readonly capabilities: readonly Capability[];
+  /**
+   * The capabilities per target, when they differ between targets (a harness may implement
+   * `system-reset` for its device but not its driver). When present, the runner uses the list of
+   * the vector's target instead of {@link capabilities}.
+   */
+  readonly targetCapabilities?: Partial<Readonly<Record<Target, readonly Capability[]>>>;
   /** How much slower than the model this target is; per-vector timeouts are multiplied by it. */
   readonly timeoutMultiplier: number;
+}
+
+/** The capabilities an adapter offers for vectors of `target`: its per-target list when it has one, else its list. */
+export function capabilitiesFor(info: AdapterInfo, target: Target): readonly Capability[] {
+  return info.targetCapabilities?.[target] ?? info.capabilities;
 }
 
 /** An implementation under test. */

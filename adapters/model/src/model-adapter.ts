@@ -17,39 +17,28 @@ import type {
   DeviceSetup,
   DriverActivity,
   DriverEvent,
-  DriverOptions,
   DriverSession,
   HandshakeResult,
   MemoryAccess,
   ResizeOutcome,
-  ResponseInjection,
   SettleLimits,
 } from '../../core/src/contract';
 import { AdapterError, CAPABILITIES, UnsupportedSetupError } from '../../core/src/contract';
-import {
-  RESPONSE_CODE_NAMES,
-  REQUEST_TYPE_NAMES,
-  VirtioMemConfigLayout,
-  VirtioMemResponseLayout,
-  findField,
-  writablePoison,
-} from '../../../spec/src/index';
+import { writablePoison } from '../../../spec/src/index';
 import {
   DeviceFactory,
   DeviceProfile,
   DeviceSteering,
   DriverLoopStop,
   DriverRequest,
-  HostResize,
   MODEL_DEVICE,
   ModelHost,
   ReferenceDriver,
   SPEC_PROFILE,
-  decodeRequest,
-  encodeResponse,
   runDriverLoop,
 } from '../../../model/src/index';
 import { virtioHandshake } from '../../virtio/src/index';
+import { DriverDevice, DriverDeviceSession, requestEvent, resizeOutcome } from './driver-device';
 import { modelTransport } from './model-transport';
 
 export type { DeviceFactory } from '../../../model/src/index';
@@ -67,11 +56,6 @@ export interface ModelAdapterOptions {
   /** Conforming choices made for device vectors' devices instead of the profile's (lint replays a vector as it states it). */
   readonly steering?: DeviceSteering;
 }
-
-/** Where the response's bytes after the type start (a scripted trailer goes there). */
-const RESPONSE_TRAILER_OFFSET = findField(VirtioMemResponseLayout, 'padding')!.offset;
-/** Where the configuration's padding starts, and how long it is (drv.cfg.2). */
-const CONFIG_PADDING = findField(VirtioMemConfigLayout, 'padding')!;
 
 /** Creates the model adapter. */
 export function createModelAdapter(options: ModelAdapterOptions = {}): Adapter {
@@ -91,7 +75,7 @@ export function createModelAdapter(options: ModelAdapterOptions = {}): Adapter {
     },
     async openDriver(setup, driverOptions) {
       const makeDriver = options.driverFactory ?? (() => new ReferenceDriver());
-      return new ModelDriverSession(openHost(setup, SPEC_PROFILE, MODEL_DEVICE), makeDriver, driverOptions);
+      return new ModelDriverSession(DriverDevice.open(setup, driverOptions), makeDriver);
     },
     async dispose() {
       /* nothing held */
@@ -108,10 +92,6 @@ function openHost(
   const built = ModelHost.create(setup, profile, factory, steering);
   if (built.kind === 'refused') throw new UnsupportedSetupError(built.reason);
   return built.host;
-}
-
-function resizeOutcome(r: HostResize): ResizeOutcome {
-  return r.kind === 'applied' ? { kind: 'applied' } : { kind: 'refused', reason: r.reason };
 }
 
 class ModelDeviceSession implements DeviceSession {
@@ -205,11 +185,8 @@ function describeStop(
   }
 }
 
-class ModelDriverSession implements DriverSession {
-  private injection?: { response: ResponseInjection; left: number };
+class ModelDriverSession extends DriverDeviceSession implements DriverSession {
   private driver: ReferenceDriver;
-  /** The notification count the driver has been told of (a resize between settles is delivered at the next). */
-  private notificationsSeen: number;
   /** A request the driver produced when a settle hit its limit; the next settle sends it first. */
   private pending?: DriverRequest;
   /**
@@ -217,69 +194,43 @@ class ModelDriverSession implements DriverSession {
    * (requests take no time), so request time stamps show exactly the delays the driver chose.
    */
   private clockMs = 0;
-  /** The features the driver wrote in its last handshake (what the device saw, whatever the driver believes). */
-  private accepted = 0n;
 
   constructor(
-    private readonly host: ModelHost,
+    device: DriverDevice,
     private readonly makeDriver: () => ReferenceDriver,
-    private readonly options: DriverOptions,
   ) {
+    super(device);
     this.driver = makeDriver();
-    this.notificationsSeen = host.notificationCount;
   }
 
   async start(): Promise<void> {
-    const handshake = await virtioHandshake(modelTransport(this.host), (offered) => this.driver.negotiate(offered));
-    this.accepted = handshake.accepted;
+    await this.device.handshake((offered) => this.driver.negotiate(offered));
   }
 
   async settle(limits: SettleLimits): Promise<DriverActivity> {
     const events: DriverEvent[] = [];
     const startMs = this.clockMs;
-    const run = runDriverLoop(this.driver, this.host.device, {
+    const run = runDriverLoop(this.driver, this.device.host.device, {
       maxRequests: limits.maxRequests,
       maxWaitMs: limits.timeoutMs,
       pending: this.pending,
-      notificationsSeen: this.notificationsSeen,
-      answer: (request) => this.injected(request),
-      configView: (bytes) => this.configAsDriverSees(bytes),
+      notificationsSeen: this.device.notificationsSeen,
+      answer: (request) => this.device.injected(request),
+      configView: (bytes) => this.device.configAsDriverSees(bytes),
       onRequest: (request, response, config, atMs) =>
-        events.push({ kind: 'request', exchange: { request, response, config, atMs: startMs + atMs } }),
+        events.push(requestEvent(request, response, config, startMs + atMs)),
       onMemoryWrite: (addr, length) => events.push({ kind: 'memory-write', addr, length }),
     });
     this.pending = run.stop.kind === 'request-limit' ? run.stop.pending : undefined;
-    this.notificationsSeen = run.notificationsSeen;
+    this.device.notificationsSeen = run.notificationsSeen;
     // A backoff cut short by the settle's time limit counts up to the limit only.
     this.clockMs += Math.min(run.waitedMs, limits.timeoutMs);
     return { events, waitedMs: run.waitedMs, ...describeStop(run.stop, limits, run.waitedMs) };
   }
 
-  async readConfig(): Promise<Uint8Array> {
-    return this.host.readConfig();
-  }
-
-  async acceptedFeatures(): Promise<bigint> {
-    return this.accepted;
-  }
-
-  async offeredFeatures(): Promise<bigint> {
-    return this.host.offeredFeatures;
-  }
-
-  async resize(requestedSize: bigint): Promise<ResizeOutcome> {
-    return resizeOutcome(this.host.resize(requestedSize));
-  }
-
-  async injectResponses(injection: ResponseInjection): Promise<void> {
-    this.injection = { response: injection, left: injection.count };
-  }
-
   /** A reboot: the device goes through a system reset and a fresh driver probes it. */
   async systemReset(): Promise<void> {
-    this.host.systemReset();
-    this.notificationsSeen = this.host.notificationCount;
-    this.injection = undefined;
+    this.device.reboot();
     this.driver = this.makeDriver();
     this.pending = undefined;
     await this.start();
@@ -292,34 +243,5 @@ class ModelDriverSession implements DriverSession {
 
   async close(): Promise<void> {
     /* nothing held */
-  }
-
-  /** The config bytes, with the padding the vector asked for (drv.cfg.2). */
-  private configAsDriverSees(bytes: Uint8Array): Uint8Array {
-    if (this.options.configPadding)
-      bytes.set(this.options.configPadding.subarray(0, CONFIG_PADDING.size), CONFIG_PADDING.offset);
-    return bytes;
-  }
-
-  /** The scripted answer when an injection takes this request; undefined lets the device answer. */
-  private injected(request: Uint8Array): Uint8Array | null | undefined {
-    const inj = this.injection;
-    if (!inj || inj.left <= 0) return undefined;
-    const decoded = decodeRequest(request);
-    const typeName = decoded.ok ? REQUEST_TYPE_NAMES[decoded.value.type] : undefined;
-    if (inj.response.types && (typeName === undefined || !inj.response.types.includes(typeName))) return undefined;
-    inj.left--;
-    const trailer = inj.response.trailer?.subarray(0, VirtioMemResponseLayout.size - RESPONSE_TRAILER_OFFSET);
-    if (inj.response.response === 'ACK') {
-      // An ACK with a garbage trailer: the device really processes the request, then the bytes after the type are overwritten.
-      const real = this.host.submit({ readable: [request], writableSizes: [VirtioMemResponseLayout.size] });
-      if (real.kind !== 'used' || real.length < VirtioMemResponseLayout.size) return null;
-      const out = real.written.slice(0, VirtioMemResponseLayout.size);
-      if (trailer) out.set(trailer, RESPONSE_TRAILER_OFFSET);
-      return out;
-    }
-    const out = encodeResponse({ type: RESPONSE_CODE_NAMES.indexOf(inj.response.response) });
-    if (trailer) out.set(trailer, RESPONSE_TRAILER_OFFSET);
-    return out;
   }
 }

@@ -3,7 +3,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { main } from './main';
 import { parseSize } from './guest-commands';
-import { parseQmpAddress, parseSshTarget } from './run-commands';
+import { parseQmpAddress, parseSshTarget } from './adapter-options';
 
 async function cli(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
   let out = '';

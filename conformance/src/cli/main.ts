@@ -1,6 +1,6 @@
 /**
  * The `vmemct` command line: commands wired by name (concrete adapters are wired in
- * run-commands.ts).
+ * adapter-options.ts).
  */
 import { decodeCommand, encodeCommand } from './wire-commands';
 import { specCommand } from './spec-command';
@@ -35,6 +35,13 @@ usage:
                        [--ssh-key FILE] [--ssh-known-hosts FILE] [--device-id ID]
                             a live Linux guest's virtio_mem driver (driver vectors)
       --adapter vhost-user --socket PATH   a vhost-user back-end (device vectors; needs npm run build:native)
+      --adapter exec (--command PROGRAM [--arg A]… | --socket PATH) [--harness-log FILE]
+                       [--harness-timeout MS]
+                            your own device or driver through a harness speaking vmemct-harness/1
+                            (JSON Lines; vmemct starts PROGRAM with the --arg values, no shell, or
+                            connects to a harness listening on PATH); --harness-log appends every
+                            line both ways; --harness-timeout: per message (default 10000, times
+                            the harness's timeout_multiplier); use --arg=-x for an argument with a dash
       --vectors PATH (repeatable)   your own vector files or folders instead of the corpus
       --filter GLOB --tag T --requirement ID --target device|driver --shard i/n
                             (repeat an option to OR its values; different options AND)

@@ -6,14 +6,7 @@ import * as path from 'node:path';
 import { ALL_REQUIREMENTS, REQUIREMENTS } from '../../../spec/src/index';
 import type { Adapter, AdapterInfo, DeviceSession, DeviceSetup } from '../../../adapters/core/src/contract';
 import { createModelAdapter } from '../../../adapters/model/src/model-adapter';
-import { createQemuAdapter } from '../../../adapters/qemu/src/qemu-adapter';
-import { QemuMissingError } from '../../../adapters/qemu-platform/src/index';
-import { qemuBinaryOption } from './qemu-commands';
-import { SshGuestSetupError, connectSshGuestAdapter } from '../../../adapters/ssh-guest/src/ssh-guest-adapter';
-import type { SshGuestOptions } from '../../../adapters/ssh-guest/src/ssh-guest-adapter';
-import { VhostUserSetupError, connectVhostUserAdapter } from '../../../adapters/vhost-user/src/vhost-user-adapter';
-import { NativeHelperMissingError } from '../../../adapters/vhost-user/src/native';
-import { deviceProfileNames, DeviceSteering, findDeviceProfile } from '../../../model/src/index';
+import { DeviceSteering } from '../../../model/src/index';
 import { loadVectors, readVectorCache } from '../loader/load';
 import { ResultsInput, buildSite } from '../docs/site';
 import { readResultsFile } from '../docs/results-file';
@@ -25,11 +18,9 @@ import { runVectors, selectVectors, Selection, DEFAULT_TIMEOUT_MS } from '../run
 import { BUSY_RETRIES } from '../steps/request';
 import { humanReport, junitReport, resultsDocument, tapReport } from '../report/reports';
 import { MAX_TIMER_MS, OptionSpec, ParsedArgs, defaultVectorsDir, packageRoot, parseArgs, positiveInt } from './args';
-import { EXIT_OK, EXIT_UNEXPECTED, HarnessError, UsageError, exitCodeOf } from './usage-error';
+import { EXIT_OK, EXIT_UNEXPECTED, UsageError, exitCodeOf } from './usage-error';
+import { ADAPTER_OPTIONS, createAdapter } from './adapter-options';
 import type { CliIo } from './main';
-
-/** Adapters the CLI knows, by name. */
-export const ADAPTER_NAMES = ['model', 'qemu', 'ssh-guest', 'vhost-user'] as const;
 
 /** The options of a run's judging and reports, shared by `run` and `vhost-user-check`. */
 export const REPORT_OPTIONS: Readonly<Record<string, OptionSpec>> = {
@@ -52,17 +43,7 @@ const SELECTION_OPTIONS: Readonly<Record<string, OptionSpec>> = {
 
 const RUN_OPTIONS: Readonly<Record<string, OptionSpec>> = {
   ...SELECTION_OPTIONS,
-  adapter: { kind: 'value' },
-  profile: { kind: 'value' },
-  qemu: { kind: 'value' },
-  'qemu-version': { kind: 'value' },
-  ssh: { kind: 'value' },
-  'ssh-key': { kind: 'value' },
-  'ssh-known-hosts': { kind: 'value' },
-  qmp: { kind: 'value' },
-  'qemu-trace': { kind: 'value' },
-  'device-id': { kind: 'value' },
-  socket: { kind: 'value' },
+  ...ADAPTER_OPTIONS,
   'busy-retries': { kind: 'value' },
   ...REPORT_OPTIONS,
   verbose: { kind: 'flag' },
@@ -182,87 +163,6 @@ function selection(command: string, parsed: ParsedArgs): Selection {
     requirements: parsed.lists.get('requirement'),
     shard,
   };
-}
-
-const SSH_GUEST_OPTIONS = ['ssh', 'ssh-key', 'ssh-known-hosts', 'qmp', 'qemu-trace', 'device-id'];
-
-/** `--ssh [user@]host[:port]` (user defaults to root, port to 22). */
-export function parseSshTarget(text: string): { user: string; host: string; port: number } {
-  const m = /^(?:([A-Za-z0-9._-]+)@)?([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::([0-9]{1,5}))?$/.exec(text);
-  const port = m?.[3] === undefined ? 22 : Number(m[3]);
-  if (!m || port < 1 || port > 65535) throw new UsageError(`run: --ssh must be [user@]host[:port] (got '${text}')`);
-  return { user: m[1] ?? 'root', host: m[2]!.replace(/^\[|\]$/g, ''), port };
-}
-
-/** `--qmp PATH`, `unix:PATH` or `tcp:HOST:PORT`. */
-export function parseQmpAddress(text: string): SshGuestOptions['qmp'] {
-  if (text.startsWith('tcp:')) {
-    const m = /^tcp:([A-Za-z0-9.-]+):([0-9]{1,5})$/.exec(text);
-    if (!m || Number(m[2]) < 1 || Number(m[2]) > 65535)
-      throw new UsageError(`run: --qmp tcp: must be tcp:HOST:PORT (got '${text}')`);
-    return { host: m[1]!, port: Number(m[2]) };
-  }
-  const p = text.startsWith('unix:') ? text.slice('unix:'.length) : text;
-  if (p.length === 0) throw new UsageError('run: --qmp needs a socket path');
-  return p;
-}
-
-async function createAdapter(parsed: ParsedArgs): Promise<Adapter> {
-  const name = parsed.values.get('adapter') ?? 'model';
-  if (!(ADAPTER_NAMES as readonly string[]).includes(name))
-    throw new UsageError(`run: unknown adapter '${name}' (adapters: ${ADAPTER_NAMES.join(', ')})`);
-  if (name !== 'model' && parsed.values.has('profile'))
-    throw new UsageError(`run: --profile selects a model profile; it does not apply to --adapter ${name}`);
-  const qemuBinary = qemuBinaryOption('run', parsed.values, name);
-  const stray = SSH_GUEST_OPTIONS.find((o) => parsed.values.has(o));
-  if (name !== 'ssh-guest' && stray) throw new UsageError(`run: --${stray} applies to --adapter ssh-guest only`);
-  if (name !== 'vhost-user' && parsed.values.has('socket'))
-    throw new UsageError('run: --socket PATH applies to --adapter vhost-user only');
-  if (name === 'vhost-user') {
-    const socketPath = parsed.values.get('socket');
-    if (socketPath === undefined)
-      throw new UsageError(
-        'run: --adapter vhost-user needs --socket PATH (a back-end listening there, e.g. vmemct serve-vhost-user --socket PATH)',
-      );
-    try {
-      return await connectVhostUserAdapter({ socketPath: path.resolve(socketPath) });
-    } catch (e) {
-      if (e instanceof VhostUserSetupError || e instanceof NativeHelperMissingError)
-        throw new HarnessError(`run: ${e.message}`);
-      throw e;
-    }
-  }
-  if (name === 'ssh-guest') {
-    const missing = ['ssh', 'qmp', 'qemu-trace'].filter((o) => !parsed.values.has(o));
-    if (missing.length > 0)
-      throw new UsageError(
-        `run: --adapter ssh-guest needs ${missing.map((o) => `--${o}`).join(', ')} (\`vmemct guest up\` prints them for the guest it boots)`,
-      );
-    const target = parseSshTarget(parsed.values.get('ssh')!);
-    try {
-      return await connectSshGuestAdapter({
-        ssh: { ...target, key: parsed.values.get('ssh-key'), knownHosts: parsed.values.get('ssh-known-hosts') },
-        qmp: parseQmpAddress(parsed.values.get('qmp')!),
-        traceLog: path.resolve(parsed.values.get('qemu-trace')!),
-        deviceId: parsed.values.get('device-id'),
-      });
-    } catch (e) {
-      if (e instanceof SshGuestSetupError) throw new HarnessError(`run: ${e.message}`);
-      throw e;
-    }
-  }
-  if (name === 'qemu') {
-    try {
-      return createQemuAdapter({ binary: qemuBinary });
-    } catch (e) {
-      if (e instanceof QemuMissingError) throw new HarnessError(`run: ${e.message}`);
-      throw e;
-    }
-  }
-  const profileName = parsed.values.get('profile') ?? 'spec';
-  const profile = findDeviceProfile(profileName);
-  if (!profile) throw new UsageError(`run: unknown profile '${profileName}' (profiles: ${deviceProfileNames()})`);
-  return createModelAdapter({ profile });
 }
 
 /** The package's version, as results files give it. */

@@ -18,7 +18,7 @@ describe('vhost-user commands: usage (exit 3, before anything native is loaded)'
     expect(missing.err).toMatch(/--adapter vhost-user needs --socket PATH/);
     const stray = await cli('run', '--socket', '/tmp/x.sock');
     expect(stray.code).toBe(3);
-    expect(stray.err).toMatch(/--socket PATH applies to --adapter vhost-user only/);
+    expect(stray.err).toMatch(/--socket PATH applies to --adapter vhost-user and --adapter exec only/);
   });
 
   test('serve-vhost-user checks its options', async () => {

@@ -43,6 +43,7 @@ export const NAV: readonly NavEntry[] = [
   { href: 'vectors.html', label: 'Vectors' },
   { href: 'results.html', label: 'Results' },
   { href: 'profiles.html', label: 'Profiles' },
+  { href: 'harness.html', label: 'Harness' },
 ];
 
 /**

@@ -22,6 +22,7 @@ import { CaseResult, RunResult, caseId } from '../runner/run';
 import { anchor, badge, esc, href, page, prose, STYLE, table } from './html';
 import { byteDiagram, fieldTable, legend } from './diagrams';
 import { profilesPage } from './profiles-page';
+import { HARNESS_SCHEMAS_FILE, harnessPage, harnessSchemasFile } from './harness-page';
 
 /** One results file (`vmemct run --json`), as much of it as the matrix needs. */
 export interface ResultsInput {
@@ -123,6 +124,8 @@ export function buildSite(input: SiteInput): Map<string, string> {
   for (const file of files) pages.set(pageOf.get(file)!, vectorFilePage(file, input.vectors.filter((v) => v.source.file === file), input.vectorFiles.get(file)));
   pages.set('results.html', resultsPage(input.vectors, input.results, pageOf));
   pages.set('profiles.html', profilesPage());
+  pages.set('harness.html', harnessPage());
+  pages.set(HARNESS_SCHEMAS_FILE, harnessSchemasFile());
   return pages;
 }
 
@@ -148,6 +151,7 @@ function indexPage(vectors: readonly Vector[], files: readonly string[]): string
   <a href="vectors.html"><strong>${vectors.length} vectors</strong><br>In ${files.length} files: initial state, steps and the outcomes each step allows.</a>
   <a href="results.html"><strong>Results</strong><br>Implementations × vectors, from <code>vmemct run --json</code> files.</a>
   <a href="profiles.html"><strong>Profiles</strong><br>Where QEMU, cloud-hypervisor and Firecracker decide differently.</a>
+  <a href="harness.html"><strong>Harness protocol</strong><br>How to test your own device or driver from any language.</a>
 </div>
 <h2>Verdict classes</h2>
 <p>A vector lists the outcomes it allows for each step and the class of each: ${['pass', 'acceptable', 'non-strict', 'informational', 'fail'].map(badge).join(' ')}. A run also reports ${['unsupported', 'error', 'timeout'].map(badge).join(' ')} when the target cannot be tested.</p>`;

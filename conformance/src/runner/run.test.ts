@@ -58,6 +58,7 @@ class FakeDeviceSession implements DeviceSession {
 
 interface FakeOptions {
   readonly capabilities?: readonly Capability[];
+  readonly targetCapabilities?: Partial<Record<Target, readonly Capability[]>>;
   readonly targets?: readonly Target[];
   readonly timeoutMultiplier?: number;
   /** Called for each openDevice (0-based call number); may throw or return a session. */
@@ -77,6 +78,7 @@ function fakeAdapter(options: FakeOptions = {}): Fake {
       implementation: 'fake 1.0',
       targets: options.targets ?? ['device'],
       capabilities: options.capabilities ?? [],
+      targetCapabilities: options.targetCapabilities,
       timeoutMultiplier: options.timeoutMultiplier ?? 1,
     },
     sessions,
@@ -362,6 +364,22 @@ describe('runVectors with fake adapters', () => {
     expect(r.findings[0].message).toContain('host-resize');
     expect(adapter.opened).toBe(1); // only the second vector opened a session
     expect(run.exitCode).toBe(0);
+  });
+
+  test('per-target capabilities: the list of the vector’s target decides, not the union', async () => {
+    const all = vectorsOf(file(RESIZING('vmem.dev.run.resize')));
+    const deviceLacks = fakeAdapter({
+      capabilities: ['host-resize'],
+      targetCapabilities: { device: [], driver: ['host-resize'] },
+    });
+    const lacking = await runVectors(deviceLacks, all, all);
+    expect(lacking.results[0]).toMatchObject({ verdict: 'unsupported', unexpected: false });
+    expect(deviceLacks.opened).toBe(0);
+    const deviceHas = fakeAdapter({ capabilities: [], targetCapabilities: { device: ['host-resize'] } });
+    // The capability check lets it through: the session is opened (the fake has no resize, which the step then reports).
+    const has = await runVectors(deviceHas, all, all);
+    expect(deviceHas.opened).toBe(1);
+    expect(has.results[0].findings.map((f) => f.check)).not.toContain('capabilities');
   });
 
   test('a target the adapter lacks → unsupported', async () => {

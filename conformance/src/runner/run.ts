@@ -7,7 +7,12 @@
  * code and reports.
  */
 import type { Adapter } from '../../../adapters/core/src/contract';
-import { AdapterError, AdapterTimeoutError, UnsupportedSetupError } from '../../../adapters/core/src/contract';
+import {
+  AdapterError,
+  AdapterTimeoutError,
+  UnsupportedSetupError,
+  capabilitiesFor,
+} from '../../../adapters/core/src/contract';
 import type { Vector } from '../loader/types';
 import type { CheckTarget, SuiteCheck } from '../suites/suite';
 import { DeviceRun } from './device-run';
@@ -245,7 +250,8 @@ interface CaseVerdict {
 /** Runs one vector with a fresh session and a timeout; never throws. */
 async function runOne(adapter: Adapter, vector: Vector, timeoutMs: number, busyRetries: number): Promise<CaseVerdict> {
   const missingTarget = !adapter.info.targets.includes(vector.target);
-  const missing = vector.needs.filter((n) => !adapter.info.capabilities.includes(n));
+  const offered = capabilitiesFor(adapter.info, vector.target);
+  const missing = vector.needs.filter((n) => !offered.includes(n));
   if (missingTarget || missing.length > 0 || (vector.target === 'driver' && !adapter.openDriver)) {
     const what = missingTarget ? `${vector.target} vectors` : missing.join(', ');
     return {
@@ -280,7 +286,7 @@ async function runOne(adapter: Adapter, vector: Vector, timeoutMs: number, busyR
       const session = await adapter.openDevice(setup);
       await track(session);
       run = new DeviceRun(vector, session, setup, {
-        configGeneration: adapter.info.capabilities.includes('config-generation'),
+        configGeneration: capabilitiesFor(adapter.info, vector.target).includes('config-generation'),
         busyRetries,
       });
     } else {

@@ -1,0 +1,171 @@
+/**
+ * The adapter a run tests: `--adapter NAME` and the options of each adapter, checked (a missing,
+ * contradictory or stray option is a usage error, exit 3) and turned into an {@link Adapter}.
+ */
+import * as path from 'node:path';
+import type { Adapter } from '../../../adapters/core/src/contract';
+import { ExecHarnessStartError, openExecAdapter } from '../../../adapters/exec/src/exec-adapter';
+import type { HarnessTransport } from '../../../adapters/exec/src/exec-adapter';
+import { createModelAdapter } from '../../../adapters/model/src/model-adapter';
+import { createQemuAdapter } from '../../../adapters/qemu/src/qemu-adapter';
+import { QemuMissingError } from '../../../adapters/qemu-platform/src/index';
+import { SshGuestSetupError, connectSshGuestAdapter } from '../../../adapters/ssh-guest/src/ssh-guest-adapter';
+import type { SshGuestOptions } from '../../../adapters/ssh-guest/src/ssh-guest-adapter';
+import { VhostUserSetupError, connectVhostUserAdapter } from '../../../adapters/vhost-user/src/vhost-user-adapter';
+import { NativeHelperMissingError } from '../../../adapters/vhost-user/src/native';
+import { deviceProfileNames, findDeviceProfile } from '../../../model/src/index';
+import { MAX_TIMER_MS, OptionSpec, ParsedArgs, positiveInt } from './args';
+import { qemuBinaryOption } from './qemu-commands';
+import { HarnessError, UsageError } from './usage-error';
+
+/** Adapters the CLI knows, by name. */
+export const ADAPTER_NAMES = ['model', 'qemu', 'ssh-guest', 'vhost-user', 'exec'] as const;
+
+/** The options that choose and configure the adapter of a run. */
+export const ADAPTER_OPTIONS: Readonly<Record<string, OptionSpec>> = {
+  adapter: { kind: 'value' },
+  profile: { kind: 'value' },
+  qemu: { kind: 'value' },
+  'qemu-version': { kind: 'value' },
+  ssh: { kind: 'value' },
+  'ssh-key': { kind: 'value' },
+  'ssh-known-hosts': { kind: 'value' },
+  qmp: { kind: 'value' },
+  'qemu-trace': { kind: 'value' },
+  'device-id': { kind: 'value' },
+  socket: { kind: 'value' },
+  command: { kind: 'value' },
+  arg: { kind: 'list' },
+  'harness-log': { kind: 'value' },
+  'harness-timeout': { kind: 'value' },
+};
+
+/** Options only `--adapter exec` reads (`--socket` is shared with vhost-user). */
+const EXEC_OPTIONS = ['command', 'arg', 'harness-log', 'harness-timeout'];
+
+/** How many lines of a harness's stderr a start failure shows. */
+const STDERR_LINES_SHOWN = 20;
+
+/** `--command PROGRAM [--arg A]…` or `--socket PATH`: exactly one way to reach the harness. */
+export function execTransportOption(parsed: ParsedArgs): HarnessTransport {
+  const program = parsed.values.get('command');
+  const socket = parsed.values.get('socket');
+  const args = parsed.lists.get('arg') ?? [];
+  if (program !== undefined && socket !== undefined)
+    throw new UsageError('run: --command and --socket are two ways to reach the harness; give one');
+  if (socket !== undefined) {
+    if (args.length > 0) throw new UsageError('run: --arg goes with --command PROGRAM, not --socket');
+    return { kind: 'socket', path: path.resolve(socket) };
+  }
+  if (program === undefined)
+    throw new UsageError(
+      'run: --adapter exec needs --command PROGRAM [--arg A]… (a harness vmemct starts) or --socket PATH (a harness listening there)',
+    );
+  if (program === '') throw new UsageError('run: --command needs a program');
+  return { kind: 'command', program, args };
+}
+
+async function openExec(parsed: ParsedArgs): Promise<Adapter> {
+  const transport = execTransportOption(parsed);
+  const timeoutText = parsed.values.get('harness-timeout');
+  const logFile = parsed.values.get('harness-log');
+  try {
+    return await openExecAdapter({
+      transport,
+      harnessLog: logFile === undefined ? undefined : path.resolve(logFile),
+      harnessTimeoutMs:
+        timeoutText === undefined ? undefined : positiveInt('run', 'harness-timeout', timeoutText, MAX_TIMER_MS),
+    });
+  } catch (e) {
+    if (e instanceof ExecHarnessStartError) {
+      const tail = e.diagnostics?.trimEnd().split('\n').slice(-STDERR_LINES_SHOWN).join('\n');
+      throw new HarnessError(`run: ${e.message}${tail ? `\nthe harness's stderr ends with:\n${tail}` : ''}`);
+    }
+    throw e;
+  }
+}
+
+const SSH_GUEST_OPTIONS = ['ssh', 'ssh-key', 'ssh-known-hosts', 'qmp', 'qemu-trace', 'device-id'];
+
+/** `--ssh [user@]host[:port]` (user defaults to root, port to 22). */
+export function parseSshTarget(text: string): { user: string; host: string; port: number } {
+  const m = /^(?:([A-Za-z0-9._-]+)@)?([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::([0-9]{1,5}))?$/.exec(text);
+  const port = m?.[3] === undefined ? 22 : Number(m[3]);
+  if (!m || port < 1 || port > 65535) throw new UsageError(`run: --ssh must be [user@]host[:port] (got '${text}')`);
+  return { user: m[1] ?? 'root', host: m[2]!.replace(/^\[|\]$/g, ''), port };
+}
+
+/** `--qmp PATH`, `unix:PATH` or `tcp:HOST:PORT`. */
+export function parseQmpAddress(text: string): SshGuestOptions['qmp'] {
+  if (text.startsWith('tcp:')) {
+    const m = /^tcp:([A-Za-z0-9.-]+):([0-9]{1,5})$/.exec(text);
+    if (!m || Number(m[2]) < 1 || Number(m[2]) > 65535)
+      throw new UsageError(`run: --qmp tcp: must be tcp:HOST:PORT (got '${text}')`);
+    return { host: m[1]!, port: Number(m[2]) };
+  }
+  const p = text.startsWith('unix:') ? text.slice('unix:'.length) : text;
+  if (p.length === 0) throw new UsageError('run: --qmp needs a socket path');
+  return p;
+}
+
+/** Makes the adapter `--adapter` names (default `model`) from the run's options; usage errors exit 3, an adapter that cannot start exits 2. */
+export async function createAdapter(parsed: ParsedArgs): Promise<Adapter> {
+  const name = parsed.values.get('adapter') ?? 'model';
+  if (!(ADAPTER_NAMES as readonly string[]).includes(name))
+    throw new UsageError(`run: unknown adapter '${name}' (adapters: ${ADAPTER_NAMES.join(', ')})`);
+  if (name !== 'model' && parsed.values.has('profile'))
+    throw new UsageError(`run: --profile selects a model profile; it does not apply to --adapter ${name}`);
+  const qemuBinary = qemuBinaryOption('run', parsed.values, name);
+  const stray = SSH_GUEST_OPTIONS.find((o) => parsed.values.has(o));
+  if (name !== 'ssh-guest' && stray) throw new UsageError(`run: --${stray} applies to --adapter ssh-guest only`);
+  if (name !== 'vhost-user' && name !== 'exec' && parsed.values.has('socket'))
+    throw new UsageError('run: --socket PATH applies to --adapter vhost-user and --adapter exec only');
+  const strayExec = EXEC_OPTIONS.find((o) => parsed.values.has(o) || parsed.lists.has(o));
+  if (name !== 'exec' && strayExec) throw new UsageError(`run: --${strayExec} applies to --adapter exec only`);
+  if (name === 'exec') return openExec(parsed);
+  if (name === 'vhost-user') {
+    const socketPath = parsed.values.get('socket');
+    if (socketPath === undefined)
+      throw new UsageError(
+        'run: --adapter vhost-user needs --socket PATH (a back-end listening there, e.g. vmemct serve-vhost-user --socket PATH)',
+      );
+    try {
+      return await connectVhostUserAdapter({ socketPath: path.resolve(socketPath) });
+    } catch (e) {
+      if (e instanceof VhostUserSetupError || e instanceof NativeHelperMissingError)
+        throw new HarnessError(`run: ${e.message}`);
+      throw e;
+    }
+  }
+  if (name === 'ssh-guest') {
+    const missing = ['ssh', 'qmp', 'qemu-trace'].filter((o) => !parsed.values.has(o));
+    if (missing.length > 0)
+      throw new UsageError(
+        `run: --adapter ssh-guest needs ${missing.map((o) => `--${o}`).join(', ')} (\`vmemct guest up\` prints them for the guest it boots)`,
+      );
+    const target = parseSshTarget(parsed.values.get('ssh')!);
+    try {
+      return await connectSshGuestAdapter({
+        ssh: { ...target, key: parsed.values.get('ssh-key'), knownHosts: parsed.values.get('ssh-known-hosts') },
+        qmp: parseQmpAddress(parsed.values.get('qmp')!),
+        traceLog: path.resolve(parsed.values.get('qemu-trace')!),
+        deviceId: parsed.values.get('device-id'),
+      });
+    } catch (e) {
+      if (e instanceof SshGuestSetupError) throw new HarnessError(`run: ${e.message}`);
+      throw e;
+    }
+  }
+  if (name === 'qemu') {
+    try {
+      return createQemuAdapter({ binary: qemuBinary });
+    } catch (e) {
+      if (e instanceof QemuMissingError) throw new HarnessError(`run: ${e.message}`);
+      throw e;
+    }
+  }
+  const profileName = parsed.values.get('profile') ?? 'spec';
+  const profile = findDeviceProfile(profileName);
+  if (!profile) throw new UsageError(`run: unknown profile '${profileName}' (profiles: ${deviceProfileNames()})`);
+  return createModelAdapter({ profile });
+}
