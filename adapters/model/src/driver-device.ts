@@ -177,9 +177,7 @@ export class DriverDevice {
     events: DriverEvent[],
   ): { ok: boolean; configChanged: boolean } {
     events.push({ kind: 'memory-write', addr, length });
-    const bytes = new Uint8Array(length);
-    if (data) bytes.set(data.subarray(0, length));
-    const written = this.host.device.writeMemory(addr, bytes);
+    const written = this.host.device.writeMemory(addr, data ? data.subarray(0, length) : { zeros: length });
     return { ok: written.ok, configChanged: this.takeConfigChanged() };
   }
 }

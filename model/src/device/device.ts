@@ -318,9 +318,7 @@ export class VirtioMemDevice {
    * @throws RangeError when `length` is not a non-negative integer.
    */
   readMemory(addr: bigint, length: number): MemoryAccessResult {
-    if (!Number.isSafeInteger(length) || length < 0)
-      throw new RangeError(`length must be a non-negative integer (got ${length})`);
-    const refused = this.refusal(addr, length, 'read');
+    const refused = this.accessRefusal(addr, length, 'read');
     if (refused) return refused;
     const data = new Uint8Array(length);
     this.memory.read(addr - this.config.addr, data);
@@ -332,13 +330,15 @@ export class VirtioMemDevice {
    * {@link readMemory}. Bytes for plugged blocks are stored (dev.op.4); bytes for unplugged blocks
    * inside the usable region without UNPLUGGED_INACCESSIBLE are accepted and discarded (the driver
    * must not write there, drv.op.1; the device may lose them, dev.op.2). Nothing is stored when the
-   * write is refused. On success `data` of the result is empty.
+   * write is refused; on success `data` of the result is empty. `{zeros: n}`: n zeros, unallocated.
    */
-  writeMemory(addr: bigint, data: Uint8Array): MemoryAccessResult {
-    const refused = this.refusal(addr, data.length, 'write');
+  writeMemory(addr: bigint, data: Uint8Array | { readonly zeros: number }): MemoryAccessResult {
+    const length = data instanceof Uint8Array ? data.length : data.zeros;
+    const refused = this.accessRefusal(addr, length, 'write');
     if (refused) return refused;
-    const open = this.profile.unpluggedMemory === 'open';
-    this.memory.write(addr - this.config.addr, data, (block) => open || this.blocks.get(block));
+    const keep = (block: number): boolean => this.profile.unpluggedMemory === 'open' || this.blocks.get(block);
+    if (data instanceof Uint8Array) this.memory.write(addr - this.config.addr, data, keep);
+    else this.memory.zero(addr - this.config.addr, length, keep);
     return { ok: true, data: new Uint8Array(0) };
   }
 

@@ -60,6 +60,24 @@ function okData(result: MemoryAccessResult): Uint8Array {
 }
 
 describe('SparseMemory', () => {
+  test('zero clears exactly the stored bytes inside the range, of kept blocks only, like a write of zeros', () => {
+    const memory = new SparseMemory(8n * KiB);
+    const ones = new Uint8Array(3 * 8192).fill(1);
+    memory.write(0n, ones, () => true);
+    const before = memory.digest;
+    memory.zero(8192n - 10n, 8192 + 20, (block) => block !== 1);
+    expect(memory.digest).not.toBe(before);
+    const out = new Uint8Array(3 * 8192);
+    memory.read(0n, out);
+    const expected = ones.slice();
+    expected.fill(0, 8192 - 10, 8192); // block 0's tail
+    expected.fill(0, 2 * 8192, 2 * 8192 + 10); // block 2's head; block 1 is not kept
+    expect(out).toEqual(expected);
+    const unchanged = memory.digest;
+    memory.zero(100n * 8192n, 8192, () => true);
+    expect(memory.digest).toBe(unchanged);
+  });
+
   test('should read zeros where nothing was written and what was written elsewhere, across page and block boundaries', () => {
     const memory = new SparseMemory(8n * KiB);
     const data = Uint8Array.from({ length: 10_000 }, (_, i) => (i % 251) + 1);
@@ -395,5 +413,19 @@ describe('device memory: sparse storage', () => {
       }),
       { numRuns: 80, seed: 0x6d656d },
     );
+  });
+});
+
+describe('writing zeros without their bytes', () => {
+  test('a 6 GiB write of {zeros} over plugged memory is judged like a write, clears stored content and allocates nothing', () => {
+    const device = makeDevice({ region_size: 4096n * BS, requested_size: 4096n * BS });
+    expect(send(device, 0, 0, 3072)).toBe('ACK');
+    expect(device.writeMemory(at(5, 4n), bytes(7, 7, 7)).ok).toBe(true);
+    const started = Date.now();
+    expect(device.writeMemory(at(0), { zeros: Number(3072n * BS) }).ok).toBe(true);
+    expect(Date.now() - started).toBeLessThan(1000);
+    expect(okData(device.readMemory(at(5, 4n), 3))).toEqual(bytes(0, 0, 0));
+    const refused = device.writeMemory(at(0), { zeros: Number(5000n * BS) });
+    expect(refused.ok).toBe(false);
   });
 });

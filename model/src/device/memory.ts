@@ -101,6 +101,30 @@ export class SparseMemory {
     if (changed) this.version++;
   }
 
+  /**
+   * Sets the region bytes [offset, offset + length) to zero where `keep(block)` accepts the block,
+   * as {@link write} of that many zeros would, in time proportional to the content stored (not to
+   * `length`): pages never written already read as zero.
+   */
+  zero(offset: bigint, length: number, keep: (block: number) => boolean): void {
+    const end = offset + BigInt(length);
+    let changed = false;
+    for (const [block, blockPages] of this.pages) {
+      if (!keep(block)) continue;
+      const blockStart = BigInt(block) * this.blockSize;
+      if (blockStart >= end || blockStart + this.blockSize <= offset) continue;
+      for (const [page, stored] of blockPages) {
+        const pageStart = blockStart + BigInt(page) * PAGE;
+        const from = offset > pageStart ? Number(offset - pageStart) : 0;
+        const to = end < pageStart + BigInt(stored.length) ? Number(end - pageStart) : stored.length;
+        if (from >= to) continue;
+        stored.fill(0, from, to);
+        changed = true;
+      }
+    }
+    if (changed) this.version++;
+  }
+
   /** Forgets the content of blocks [first, first + count) (they read as zero afterwards). */
   discardBlocks(first: number, count: number): void {
     if (this.pages.size === 0 || count <= 0) return;
