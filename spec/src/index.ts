@@ -14,3 +14,6 @@ export * from './vector-schemas';
 export * from './document';
 export * from './device-setup';
 export * from './handshake';
+export * from './harness-protocol';
+export * from './harness-protocol-codec';
+export * from './harness-protocol-schemas';
