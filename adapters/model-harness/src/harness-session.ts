@@ -7,7 +7,7 @@
  * had one, else `null`); a call whose answer does not decode fails its command the same way.
  * Nothing the suite sends ends the session but the end of its stream.
  */
-import { CAPABILITY_NAMES } from '../../../spec/src/index';
+import { CAPABILITY_NAMES, HARNESS_PROTOCOL } from '../../../spec/src/index';
 import type {
   DeviceFactory,
   DeviceProfile,
@@ -21,7 +21,6 @@ import { deviceCommand, isDeviceCommand, openServedDevice } from './device-targe
 import { driverCommand, isDriverCommand, openServedDriver } from './driver-target';
 import {
   CommandOutcome,
-  HARNESS_PROTOCOL_NAME,
   HarnessCommand,
   decodeAnswerLine,
   decodeCommandLine,
@@ -55,7 +54,7 @@ export interface ServedModelOptions {
 export function servedHello(options: ServedModelOptions): Readonly<Record<string, unknown>> {
   const profile = options.profile ?? SPEC_PROFILE;
   return {
-    hello: HARNESS_PROTOCOL_NAME,
+    hello: HARNESS_PROTOCOL,
     implementation: `model:${profile.name}`,
     version: options.version,
     targets: { device: [...CAPABILITY_NAMES], driver: [...CAPABILITY_NAMES] },
@@ -119,7 +118,7 @@ export async function serveHarnessSession(channel: LineChannel, options: ServedM
     const decoded = decodeCommandLine(line);
     if (!decoded.ok) {
       log(`refused a command: ${decoded.reason}`);
-      channel.write(encodeReplyLine(decoded.id ?? null, { kind: 'error', error: decoded.reason }));
+      channel.write(encodeReplyLine(undefined, decoded.id ?? null, { kind: 'error', error: decoded.reason }));
       continue;
     }
     let outcome: CommandOutcome;
@@ -131,6 +130,6 @@ export async function serveHarnessSession(channel: LineChannel, options: ServedM
       outcome = { kind: 'error', error: `${decoded.value.op}: ${text}` };
     }
     if (ended) return 'end-of-input';
-    channel.write(encodeReplyLine(decoded.value.id, outcome));
+    channel.write(encodeReplyLine(decoded.value.op, decoded.value.id, outcome));
   }
 }

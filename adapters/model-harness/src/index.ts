@@ -6,4 +6,3 @@ export * from './harness-session';
 export * from './serve';
 export { CallFailure } from './calls';
 export type { HarnessCaller } from './calls';
-export { HARNESS_PROTOCOL_NAME } from './messages';
