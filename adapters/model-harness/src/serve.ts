@@ -111,6 +111,8 @@ export async function serveHarnessSocket(
     server.once('error', (e) => reject(new HarnessSocketError(`cannot listen on ${socketPath}: ${e.message}`)));
     server.listen(socketPath, () => resolve());
   });
+  // Once listening, a failing accept must not bring the server down (each session handles its own socket's errors).
+  server.on('error', () => undefined);
   return {
     socketPath,
     close: async () => {
