@@ -205,6 +205,15 @@ const LAYERS: readonly Layer[] = [
     pure: false,
     why: "the exec adapter imports only the contract, spec/, its own folder, the model adapter's driver-side device and Node",
   },
+  // The served model (`vmemct serve-harness`) is a server, not an adapter: it serves the model (its ModelHost, its driver pump) over the harness protocol.
+  {
+    files: 'adapters/model-harness/',
+    mayImport: ['adapters/model-harness/', 'adapters/virtio/', 'spec/', 'model/'],
+    nodeBuiltins: true,
+    npmPackages: false,
+    pure: false,
+    why: 'the served model imports only spec/, the model, the virtio layer, its own folder and Node',
+  },
   // Other adapters act as the driver: the contract, spec/, the model's codec, blocks and reference driver, Node I/O.
   {
     files: 'adapters/<name>/',

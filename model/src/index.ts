@@ -16,4 +16,5 @@ export type { ModelDeviceRegisters } from './device/registers';
 export * from './device/steering';
 export * from './driver/driver';
 export * from './loop';
+export * from './driver-session';
 export * from './host/model-host';

@@ -7,6 +7,7 @@ import { specCommand } from './spec-command';
 import { recordCommand } from './record-command';
 import { guestCommand } from './guest-commands';
 import { qemuCommand } from './qemu-commands';
+import { serveHarnessCommand } from './harness-commands';
 import { serveVhostUserCommand, vhostUserCheckCommand, vhostUserCtlCommand } from './vhost-user-commands';
 import { coverageCommand, docsCommand, lintCommand, listCommand, runCommand } from './run-commands';
 import { EXIT_HARNESS_ERROR, EXIT_OK, EXIT_USAGE, UsageError, isHarnessError, isUsageError } from './usage-error';
@@ -62,6 +63,9 @@ usage:
                             apt sources, private apt configuration), unpacked into DIR (default
                             ~/.cache/vmemct/qemu-SERIES); reuses a complete earlier fetch; prints the
                             binary. Exit 2: no apt, no Debian sources, network, not that version
+  vmemct serve-harness [--profile P] [--socket PATH] [--quiet]
+                            the model served over the harness protocol (vmemct-harness/1), device and
+                            driver target: on stdin/stdout, or on a unix socket (one session per connection)
   vmemct serve-vhost-user --socket PATH         a vhost-user back-end serving the model, one device per connection
       [--block-size 2MiB] [--region-size 1GiB] [--requested-size 0] [--addr 4GiB] [--node-id 0]
       [--profile spec|qemu-7.2|qemu-10.0|cloud-hypervisor|firecracker (qemu = qemu-7.2)] [--quiet]
@@ -104,6 +108,7 @@ const COMMANDS: Readonly<Record<string, Command>> = {
   docs: docsCommand,
   guest: guestCommand,
   qemu: qemuCommand,
+  'serve-harness': serveHarnessCommand,
   'serve-vhost-user': serveVhostUserCommand,
   'vhost-user-ctl': vhostUserCtlCommand,
   'vhost-user-check': vhostUserCheckCommand,
