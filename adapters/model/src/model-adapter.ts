@@ -29,8 +29,7 @@ import {
   DeviceFactory,
   DeviceProfile,
   DeviceSteering,
-  DriverLoopStop,
-  DriverRequest,
+  DriverSessionCore,
   MODEL_DEVICE,
   ModelHost,
   ReferenceDriver,
@@ -167,53 +166,24 @@ class ModelDeviceSession implements DeviceSession {
   }
 }
 
-/** Words for why a settle stopped, as reports show them. */
-function describeStop(
-  stop: DriverLoopStop,
-  limits: SettleLimits,
-  waitedMs: number,
-): { settled: boolean; stop: string } {
-  switch (stop.kind) {
-    case 'idle':
-      return { settled: true, stop: `idle: ${stop.reason}` };
-    case 'broken':
-      return { settled: true, stop: `broken: ${stop.reason}` };
-    case 'request-limit':
-      return { settled: false, stop: `request limit (${limits.maxRequests}) reached` };
-    case 'wait-limit':
-      return { settled: false, stop: `still backing off after ${waitedMs} ms (limit ${limits.timeoutMs} ms)` };
-  }
-}
-
 class ModelDriverSession extends DriverDeviceSession implements DriverSession {
-  private driver: ReferenceDriver;
-  /** A request the driver produced when a settle hit its limit; the next settle sends it first. */
-  private pending?: DriverRequest;
-  /**
-   * The session's virtual clock in milliseconds: it advances only while the driver backs off
-   * (requests take no time), so request time stamps show exactly the delays the driver chose.
-   */
-  private clockMs = 0;
+  /** The driver, a request left pending at a settle's limit, the virtual clock. */
+  private readonly session: DriverSessionCore;
 
-  constructor(
-    device: DriverDevice,
-    private readonly makeDriver: () => ReferenceDriver,
-  ) {
+  constructor(device: DriverDevice, makeDriver: () => ReferenceDriver) {
     super(device);
-    this.driver = makeDriver();
+    this.session = new DriverSessionCore(makeDriver);
   }
 
   async start(): Promise<void> {
-    await this.device.handshake((offered) => this.driver.negotiate(offered));
+    await this.device.handshake((offered) => this.session.driver.negotiate(offered));
   }
 
   async settle(limits: SettleLimits): Promise<DriverActivity> {
     const events: DriverEvent[] = [];
-    const startMs = this.clockMs;
-    const run = runDriverLoop(this.driver, this.device.host.device, {
-      maxRequests: limits.maxRequests,
-      maxWaitMs: limits.timeoutMs,
-      pending: this.pending,
+    const startMs = this.session.clockMs;
+    const run = runDriverLoop(this.session.driver, this.device.host.device, {
+      ...this.session.pumpLimits(limits),
       notificationsSeen: this.device.notificationsSeen,
       answer: (request) => this.device.injected(request),
       configView: (bytes) => this.device.configAsDriverSees(bytes),
@@ -221,24 +191,19 @@ class ModelDriverSession extends DriverDeviceSession implements DriverSession {
         events.push(requestEvent(request, response, config, startMs + atMs)),
       onMemoryWrite: (addr, length) => events.push({ kind: 'memory-write', addr, length }),
     });
-    this.pending = run.stop.kind === 'request-limit' ? run.stop.pending : undefined;
     this.device.notificationsSeen = run.notificationsSeen;
-    // A backoff cut short by the settle's time limit counts up to the limit only.
-    this.clockMs += Math.min(run.waitedMs, limits.timeoutMs);
-    return { events, waitedMs: run.waitedMs, ...describeStop(run.stop, limits, run.waitedMs) };
+    return { events, ...this.session.finishSettle(run, limits) };
   }
 
   /** A reboot: the device goes through a system reset and a fresh driver probes it. */
   async systemReset(): Promise<void> {
     this.device.reboot();
-    this.driver = this.makeDriver();
-    this.pending = undefined;
+    this.session.reboot();
     await this.start();
   }
 
   async requestSuspend(): Promise<{ allowed: boolean; detail: string }> {
-    const verdict = this.driver.maySuspend();
-    return { allowed: verdict.allowed, detail: verdict.reason };
+    return this.session.maySuspend();
   }
 
   async close(): Promise<void> {
