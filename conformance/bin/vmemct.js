@@ -13,6 +13,13 @@ try {
   }
   throw error;
 }
+// A reader that goes away early (`vmemct list | head`) ends the output, not in a stack trace.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (error) => {
+    if (error && error.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+    throw error;
+  });
+}
 cli.main(process.argv.slice(2)).then((code) => {
   process.exitCode = code;
 });

@@ -154,4 +154,13 @@ describe('the vmemct executable', () => {
     expect(bad.status).toBe(3);
     expect(bad.stderr).toBe('vmemct: input has an odd number of hex digits (1); each byte needs two\n');
   });
+
+  test('a reader that goes away early ends the output quietly (no EPIPE stack trace)', () => {
+    // `vmemct spec | true`: the reader has exited before vmemct writes, so the write fails with EPIPE.
+    const piped = spawnSync('bash', ['-c', `"${process.execPath}" "${bin}" spec | true; echo \${PIPESTATUS[0]}`], {
+      encoding: 'utf8',
+    });
+    expect(piped.stderr).toBe('');
+    expect(piped.stdout.trim()).toBe('0');
+  });
 });
