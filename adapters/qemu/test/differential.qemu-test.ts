@@ -123,8 +123,11 @@ describe.each(PAIRS)('QEMU %s', (version, binary, profile) => {
 
   test(`every device vector QEMU ${version} can run leaves the same transcript on QEMU and the ${profile.name} profile`, async () => {
     const vectors = deviceVectors();
-    const qemu = new RecordingAdapter(createQemuAdapter({ located: binary }));
-    const model = new RecordingAdapter(createModelAdapter({ profile }));
+    // config_generation is left out on both sides: QEMU changes it only with a notification, a
+    // known deviation (dev.virtio.6, in the expectation files) the profiles do not reproduce.
+    const omit = { omit: ['readConfigGeneration'] } as const;
+    const qemu = new RecordingAdapter(createQemuAdapter({ located: binary }), omit);
+    const model = new RecordingAdapter(createModelAdapter({ profile }), omit);
     const differences: string[] = [];
     let compared = 0;
     const suspendOfferCleared: string[] = [];

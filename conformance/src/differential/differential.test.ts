@@ -285,7 +285,7 @@ describe('RecordingAdapter', () => {
     expect(vector).toBeDefined();
   });
 
-  test('records the calls of a vector run, starting with the handshake', async () => {
+  test('records the calls of a vector run: the opening with its set-up, then the handshake', async () => {
     const recorder = new RecordingAdapter(createModelAdapter({ profile: QEMU_PROFILE }));
     recorder.beginVector(vector.id);
     const run = await runVectors(recorder, [vector], loaded.vectors);
@@ -293,8 +293,10 @@ describe('RecordingAdapter', () => {
 
     const transcript = recorder.transcripts.get(vector.id)!;
     expect(transcript).toBeDefined();
-    expect(transcript[0]!.call).toBe('initialise');
-    expect(transcript[0]!.result).toMatch(/features_ok true/);
+    expect(transcript[0]!.call).toMatch(/^openDevice \{"block_size":"0x[0-9a-f]+",/);
+    expect(transcript[0]!.result).toBe('opened');
+    expect(transcript[1]!.call).toBe('initialise');
+    expect(transcript[1]!.result).toMatch(/features_ok true/);
 
     const submits = transcript.filter((r) => r.call.startsWith('submit '));
     expect(submits.length).toBeGreaterThanOrEqual(2);

@@ -6,11 +6,9 @@
  *
  * Two sources of operations: a seeded random sequence ({@link generateOperations}: all request
  * types, valid and invalid, host resizes, device resets), and the device corpus itself, recorded
- * through {@link RecordingAdapter} while the runner executes it.
+ * through {@link RecordingAdapter} (transcript.ts) while the runner executes it.
  */
 import {
-  DEVICE_TYPE_FEATURES_MASK,
-  FEATURE_MASKS,
   VIRTIO_MEM_REQ_PLUG,
   VIRTIO_MEM_REQ_STATE,
   VIRTIO_MEM_REQ_UNPLUG,
@@ -18,14 +16,18 @@ import {
   VirtioMemResponseLayout,
 } from '../../../spec/src/index';
 import { encodeRequest } from '../../../model/src/codec/codec';
-import type {
-  Adapter,
-  Chain,
-  Completion,
-  DeviceSession,
-  DeviceSetup,
-  HandshakeResult,
-} from '../../../adapters/core/src/contract';
+import type { Chain, DeviceSession, DeviceSetup, HandshakeResult } from '../../../adapters/core/src/contract';
+import { acceptDeviceFeatures, describeCompletion, describeInitialisation } from './transcript';
+
+export {
+  acceptDeviceFeatures,
+  compareTranscripts,
+  describeCompletion,
+  describeDriverEvent,
+  describeInitialisation,
+  RecordingAdapter,
+} from './transcript';
+export type { Recorded, RecordedMethod, RecordingOptions } from './transcript';
 
 /** One operation of a differential sequence. */
 export type Operation =
@@ -158,21 +160,6 @@ export function describeOperation(op: Operation): string {
   return 'device reset + handshake';
 }
 
-/** The handshake both sides use: VERSION_1 and every device-specific feature offered. */
-export function acceptDeviceFeatures(offered: bigint): bigint {
-  return offered & (FEATURE_MASKS.VERSION_1 | DEVICE_TYPE_FEATURES_MASK);
-}
-
-/** Text of a completion: used length and bytes, or its absence. */
-export function describeCompletion(c: Completion): string {
-  return c.kind === 'used' ? `used ${c.length} [${Buffer.from(c.written).toString('hex')}]` : 'no used entry';
-}
-
-/** Text of a handshake: what matters for equality (transport features a real device adds are masked). */
-export function describeInitialisation(init: HandshakeResult): string {
-  return `offered 0x${acceptDeviceFeatures(init.offered).toString(16)} accepted 0x${init.accepted.toString(16)} features_ok ${init.featuresOk} status ${init.status}`;
-}
-
 /** Applies one operation to a session and observes the result. */
 export async function applyOperation(
   session: DeviceSession,
@@ -242,98 +229,4 @@ export function formatMismatch(m: Mismatch, leftName: string, rightName: string,
       lines.push(`  ${key}: ${leftName} ${String(m.left[key])} / ${rightName} ${String(m.right[key])}`);
   }
   return lines.join('\n');
-}
-
-/** One call on a recorded session and what came back. */
-export interface Recorded {
-  readonly call: string;
-  readonly result: string;
-}
-
-/**
- * Wraps an adapter so every device session records its calls and results (per vector id, set
- * with {@link RecordingAdapter.beginVector}), for comparing two implementations over the corpus.
- */
-export class RecordingAdapter implements Adapter {
-  readonly transcripts = new Map<string, Recorded[]>();
-  private current: Recorded[] = [];
-
-  constructor(private readonly inner: Adapter) {}
-
-  get info() {
-    return this.inner.info;
-  }
-
-  /** Starts the transcript of the next vector. */
-  beginVector(id: string): void {
-    this.current = [];
-    this.transcripts.set(id, this.current);
-  }
-
-  async openDevice(setup: DeviceSetup): Promise<DeviceSession> {
-    const session = await this.inner.openDevice(setup);
-    const log = this.current;
-    const record = async <T>(call: string, work: Promise<T>, show: (v: T) => string): Promise<T> => {
-      try {
-        const value = await work;
-        log.push({ call, result: show(value) });
-        return value;
-      } catch (e) {
-        log.push({ call, result: `threw ${(e as Error).name}` });
-        throw e;
-      }
-    };
-    const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
-    const wrapped: DeviceSession = {
-      initialise: (accept) => record('initialise', session.initialise(accept), describeInitialisation),
-      readConfig: () => record('readConfig', session.readConfig(), hex),
-      submit: (chain) =>
-        record(
-          `submit ${chain.readable.map(hex).join('|')} → ${chain.writableSizes.join(',')}`,
-          session.submit(chain),
-          describeCompletion,
-        ),
-      notificationCount: () => record('notificationCount', session.notificationCount(), String),
-      readStatus: () => record('readStatus', session.readStatus(), String),
-      close: () => session.close(),
-    };
-    const optional = wrapped as { -readonly [K in keyof DeviceSession]: DeviceSession[K] };
-    if (session.resize)
-      optional.resize = (size) => record(`resize 0x${size.toString(16)}`, session.resize!(size), (r) => r.kind);
-    if (session.deviceReset) optional.deviceReset = () => record('deviceReset', session.deviceReset!(), () => '');
-    if (session.systemReset) optional.systemReset = () => record('systemReset', session.systemReset!(), () => '');
-    if (session.readMemory)
-      optional.readMemory = (addr, length) =>
-        record(`readMemory 0x${addr.toString(16)} ${length}`, session.readMemory!(addr, length), (r) =>
-          r.ok ? hex(r.data) : 'refused',
-        );
-    if (session.injectBusy)
-      optional.injectBusy = (count) => record(`injectBusy ${count}`, session.injectBusy!(count), () => '');
-    if (session.hostBusy) optional.hostBusy = (busy) => record(`hostBusy ${busy}`, session.hostBusy!(busy), () => '');
-    if (session.suspendAndWake)
-      optional.suspendAndWake = () => record('suspendAndWake', session.suspendAndWake!(), () => '');
-    if (session.writeMemory)
-      optional.writeMemory = (addr, data) =>
-        record(`writeMemory 0x${addr.toString(16)} ${data.length}`, session.writeMemory!(addr, data), (r) =>
-          r.ok ? 'ok' : 'refused',
-        );
-    return wrapped;
-  }
-
-  dispose(): Promise<void> {
-    return this.inner.dispose();
-  }
-}
-
-/** The first difference between two transcripts of the same vector, or undefined. */
-export function compareTranscripts(
-  left: readonly Recorded[],
-  right: readonly Recorded[],
-): { index: number; left?: Recorded; right?: Recorded } | undefined {
-  for (let i = 0; i < Math.max(left.length, right.length); i++) {
-    const l = left[i];
-    const r = right[i];
-    if (!l || !r || l.call !== r.call || l.result !== r.result) return { index: i, left: l, right: r };
-  }
-  return undefined;
 }
