@@ -150,6 +150,7 @@ export class ExecDriverSession extends DriverDeviceSession implements DriverSess
 
   async settle(limits: SettleLimits): Promise<DriverActivity> {
     const events: DriverEvent[] = [];
+    let requests = 0;
     const reply = await this.channel.command(
       'settle',
       {
@@ -162,6 +163,9 @@ export class ExecDriverSession extends DriverDeviceSession implements DriverSess
           case 'read_config':
             return this.answerReadConfig();
           case 'request': {
+            // The driver was told the limit; going past it is the harness's fault, and a flood ends here.
+            if (++requests > limits.maxRequests)
+              throw new Error(`more than max_requests (${limits.maxRequests}) request calls`);
             const r = this.device.requestCall(call.fields.bytes, call.fields.at_ms, events);
             return { answer: 'request', fields: { response: r.response, config_changed: r.configChanged } };
           }
