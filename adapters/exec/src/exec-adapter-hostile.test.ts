@@ -2,7 +2,7 @@
  * The exec adapter against the hostile harness (test-fixtures/hostile-harness.js): bytes that are
  * not UTF-8, a harness that closes its output or leaves processes behind, a violation while no
  * vector runs, a settle that floods requests, a partial line, and a slow harness's multiplier.
- * The hostile suite (hostile-harness.hostile-test.ts) runs the same harness through the CLI.
+ * The hostile suite (adapters/exec/test/exec-harness.hostile-test.ts) runs the same harness through the CLI.
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -166,5 +166,25 @@ test("the hello's timeout_multiplier applies to the first harness too, and a hug
   expect(await readGoodConfig(adapter)).toBe(56);
   await expect(readVictimConfig(adapter)).rejects.toThrow(/exited with code 3/);
   // The restarted harness gets the multiplied timeout as well.
+  expect(await readGoodConfig(adapter)).toBe(56);
+});
+
+test('a reply with a bad field fails its command only: the next vector is not told again', async () => {
+  const adapter = await open('status-negative');
+  const session = await adapter.openDevice(VICTIM);
+  await expect(session.initialise((offered) => offered)).rejects.toThrow(
+    /harness protocol violation: reply to initialise: field 'status': expected a non-negative integer number, got number -1/,
+  );
+  expect(await readGoodConfig(adapter)).toBe(56);
+});
+
+test('a violation in the close of a session is reported by the next vector', async () => {
+  const adapter = await open('exit-on-close');
+  const session = await adapter.openDevice(VICTIM);
+  await session.initialise((offered) => offered);
+  await session.close();
+  await expect(adapter.openDevice(SETUP)).rejects.toThrow(
+    /the harness exited with code 3 while close_device \(id [0-9]+\) was pending \(while no vector was running; this vector did not start\)/,
+  );
   expect(await readGoodConfig(adapter)).toBe(56);
 });

@@ -25,10 +25,15 @@ import { DriverDeviceSession } from '../../model/src/driver-device';
 import type { DriverDevice } from '../../model/src/driver-device';
 import type { HarnessChannel } from './harness-channel';
 
-/** A session that closes quietly: a channel broken or busy is left to the adapter. */
+/**
+ * A session that closes quietly: a channel broken or busy is left to the adapter. A violation in
+ * the close itself comes after the vector's verdict, so the next vector reports it.
+ */
 async function closeQuietly(channel: HarnessChannel, op: 'close_device' | 'close_driver'): Promise<void> {
   if (channel.broken !== undefined || channel.busy) return;
-  await channel.command(op, {}).catch(() => undefined);
+  await channel.command(op, {}).catch((error: unknown) => {
+    if (channel.broken !== undefined && error instanceof AdapterError) channel.untold ??= error;
+  });
 }
 
 /** A device in a harness. */

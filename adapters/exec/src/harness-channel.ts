@@ -93,8 +93,8 @@ export class HarnessChannel {
   /** Why the channel is unusable (violation, timeout, exit); undefined while it is healthy. */
   broken?: string;
   /**
-   * A violation while no command was pending (a reply after the last one, output before the
-   * first command): no vector has been told of it yet.
+   * A violation no vector has been told of yet: one while no command was pending (a reply after
+   * the last one, output before the first command), or one in a session's close.
    */
   untold?: AdapterError;
 
@@ -179,7 +179,12 @@ export class HarnessChannel {
       this.send(encodeCommand({ id, op, params } as HarnessCommand));
     });
     const reply = decodeReply(op, message);
-    if (!reply.ok) throw this.violation(reply.reason);
+    if (!reply.ok) {
+      const error = this.violation(reply.reason);
+      // The caller is told: the violation is not left for the next vector.
+      this.untold = undefined;
+      throw error;
+    }
     if (reply.value.kind === 'error')
       throw new AdapterError(`the harness failed ${op}: ${reply.value.error}`, this.diagnostics());
     if (reply.value.kind === 'unsupported') throw new UnsupportedSetupError(reply.value.reason);

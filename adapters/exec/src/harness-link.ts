@@ -66,6 +66,27 @@ function trackGroup(pid: number): void {
   }
 }
 
+/**
+ * The last `limit` bytes of a stream, kept as the chunks that hold them (no copy per chunk, so a
+ * flood passes through without piling up garbage).
+ */
+class ByteTail {
+  private chunks: Buffer[] = [];
+  private bytes = 0;
+  constructor(private readonly limit: number) {}
+  add(chunk: Buffer): void {
+    this.chunks.push(chunk);
+    this.bytes += chunk.length;
+    while (this.chunks.length > 1 && this.bytes - this.chunks[0]!.length >= this.limit)
+      this.bytes -= this.chunks.shift()!.length;
+  }
+  /** The tail as text (a character cut at the start is replaced). */
+  text(): string {
+    const all = Buffer.concat(this.chunks);
+    return all.subarray(Math.max(0, all.length - this.limit)).toString('utf8');
+  }
+}
+
 /** How long the output may stay open after the harness exited (a process it started may hold it), in ms. */
 const OUTPUT_AFTER_EXIT_MS = 500;
 /** How long an exit may follow the end of the output before the end is reported on its own, in ms. */
@@ -95,7 +116,7 @@ function spawnLink(program: string, args: readonly string[], events: LinkEvents)
   const child = spawn(program, [...args], { stdio: ['pipe', 'pipe', 'pipe'], shell: false, detached: true });
   const pid = child.pid;
   if (pid !== undefined) trackGroup(pid);
-  let stderr = '';
+  const stderr = new ByteTail(STDERR_TAIL_BYTES);
   let exitedAt: string | undefined;
   let closedReported = false;
   const report = (why: string): void => {
@@ -143,11 +164,7 @@ function spawnLink(program: string, args: readonly string[], events: LinkEvents)
     }, EXIT_AFTER_OUTPUT_MS).unref();
   });
   child.stdout.on('error', () => undefined);
-  child.stderr.setEncoding('utf8');
-  child.stderr.on('data', (text: string) => {
-    stderr += text;
-    if (stderr.length > STDERR_TAIL_BYTES) stderr = stderr.slice(stderr.length - STDERR_TAIL_BYTES);
-  });
+  child.stderr.on('data', (chunk: Buffer) => stderr.add(chunk));
   child.stderr.on('error', () => undefined);
   // A harness that exits while we write gives EPIPE; the 'exit' event reports the exit.
   child.stdin.on('error', () => undefined);
@@ -163,7 +180,7 @@ function spawnLink(program: string, args: readonly string[], events: LinkEvents)
     write(text) {
       if (!gone && child.stdin.writable) child.stdin.write(text);
     },
-    stderrTail: () => stderr,
+    stderrTail: () => stderr.text(),
     async end(graceMs) {
       if (gone) return;
       child.stdin.end();

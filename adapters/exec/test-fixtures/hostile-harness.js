@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /*
- * A hostile harness for the hostile suite (adapters/exec/src/hostile-harness.hostile-test.ts):
+ * A hostile harness for the hostile suite (adapters/exec/test/exec-harness.hostile-test.ts):
  * a toy virtio-mem device and driver speaking vmemct-harness/1 over stdio that serve vectors
  * well, except the *victim* — the vector whose set-up has node_id 1 — where, at the command the
  * mode names, they break the protocol in the way MODE says.
@@ -37,6 +37,7 @@ const TRIGGER = {
   'length-beyond-writable': 'submit',
   'call-flood': 'settle',
   'request-flood': 'settle',
+  'exit-on-close': 'close_device',
 };
 const MIB = 1024 * 1024;
 const BIG = 100 * MIB;
@@ -214,6 +215,7 @@ function misbehave(m) {
       });
     case 'hello-changes':
     case 'huge-multiplier':
+    case 'exit-on-close':
       return process.exit(3);
     case 'closes-output':
       fs.closeSync(1);
