@@ -290,8 +290,10 @@ if (mode === 'exits-before-hello') {
   process.stderr.write('cannot open /dev/toy-mem: no such device\n');
   process.exit(1);
 }
-if (mode !== 'no-hello') send(hello);
-if (mode === 'reply-before-command' && starts === 1) send({ id: 1, ok: true });
+// A reply before any command goes out with the hello, in one write, so it arrives before vmemct sends anything.
+if (mode === 'reply-before-command' && starts === 1)
+  write(`${JSON.stringify(hello)}\n${JSON.stringify({ id: 1, ok: true })}\n`);
+else if (mode !== 'no-hello') send(hello);
 
 let pending = '';
 process.stdin.setEncoding('utf8');
