@@ -173,11 +173,12 @@ describe('device harness', () => {
   });
 
   test('silence → AdapterTimeoutError; the harness is killed and replaced', async () => {
-    const adapter = await open(['--targets', 'device'], { harnessTimeoutMs: 200 });
+    // Long enough for a harness to start on a loaded machine.
+    const adapter = await open(['--targets', 'device'], { harnessTimeoutMs: 800 });
     const session = await adapter.openDevice(SETUP);
     await expect(session.injectBusy!(7)).rejects.toThrow(AdapterTimeoutError);
     await expect(session.injectBusy!(7)).rejects.toThrow(
-      /unusable: the harness sent nothing for 200 ms while vmemct awaited the reply to inject_busy/,
+      /unusable: the harness sent nothing for 800 ms while vmemct awaited the reply to inject_busy/,
     );
     await adapter.openDevice(SETUP);
     const [first] = pids();
@@ -224,7 +225,7 @@ describe('starting', () => {
   });
 
   test.each([
-    [['--no-hello'], /sent nothing for 300 ms while vmemct awaited its hello/],
+    [['--no-hello'], /sent nothing for 1500 ms while vmemct awaited its hello/],
     [['--before-hello', '{"id":1,"ok":true}'], /the harness wrote a reply before its hello/],
     [['--before-hello', 'hello there'], /malformed JSON/],
     [
@@ -233,7 +234,7 @@ describe('starting', () => {
     ],
     [['--device-caps', 'host_resize'], /'host_resize' is not a capability/],
   ])('%j → ExecHarnessStartError; no process is left', async (args, reason) => {
-    const start = open(args, { harnessTimeoutMs: 300 });
+    const start = open(args, { harnessTimeoutMs: 1_500 });
     await expect(start).rejects.toThrow(ExecHarnessStartError);
     await expect(start).rejects.toThrow(reason);
     const [pid] = pids();

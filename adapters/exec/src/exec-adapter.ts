@@ -108,6 +108,7 @@ export async function openExecAdapter(options: ExecAdapterOptions): Promise<Adap
   const firstHello = JSON.stringify(encodeHello(first.hello));
   const info = execAdapterInfo(first.hello, location);
   const timeoutMs = baseTimeout * info.timeoutMultiplier;
+  first.channel.useTimeout(timeoutMs);
   let current: HarnessChannel | undefined = first.channel;
   const retired: Promise<void>[] = [];
   let disposed = false;
@@ -116,8 +117,15 @@ export async function openExecAdapter(options: ExecAdapterOptions): Promise<Adap
   const channelForVector = async (): Promise<HarnessChannel> => {
     if (disposed) throw new AdapterError('the exec adapter was disposed');
     if (current && current.broken === undefined && !current.busy) return current;
+    const untold = current?.untold;
     if (current) retired.push(current.end());
     current = undefined;
+    // A violation no vector saw is not lost in the restart: this vector reports it instead of running.
+    if (untold)
+      throw new AdapterError(
+        `${untold.message} (while no vector was running; this vector did not start)`,
+        untold.diagnostics,
+      );
     const fresh = await start(timeoutMs);
     const hello = JSON.stringify(encodeHello(fresh.hello));
     if (hello !== firstHello) {

@@ -25,10 +25,15 @@ import { DriverDeviceSession } from '../../model/src/driver-device';
 import type { DriverDevice } from '../../model/src/driver-device';
 import type { HarnessChannel } from './harness-channel';
 
-/** A session that closes quietly: a channel broken or busy is left to the adapter. */
+/**
+ * A session that closes quietly: a channel broken or busy is left to the adapter. A violation in
+ * the close itself comes after the vector's verdict, so the next vector reports it.
+ */
 async function closeQuietly(channel: HarnessChannel, op: 'close_device' | 'close_driver'): Promise<void> {
   if (channel.broken !== undefined || channel.busy) return;
-  await channel.command(op, {}).catch(() => undefined);
+  await channel.command(op, {}).catch((error: unknown) => {
+    if (channel.broken !== undefined && error instanceof AdapterError) channel.untold ??= error;
+  });
 }
 
 /** A device in a harness. */
@@ -150,6 +155,7 @@ export class ExecDriverSession extends DriverDeviceSession implements DriverSess
 
   async settle(limits: SettleLimits): Promise<DriverActivity> {
     const events: DriverEvent[] = [];
+    let requests = 0;
     const reply = await this.channel.command(
       'settle',
       {
@@ -162,6 +168,9 @@ export class ExecDriverSession extends DriverDeviceSession implements DriverSess
           case 'read_config':
             return this.answerReadConfig();
           case 'request': {
+            // The driver was told the limit; going past it is the harness's fault, and a flood ends here.
+            if (++requests > limits.maxRequests)
+              throw new Error(`more than max_requests (${limits.maxRequests}) request calls`);
             const r = this.device.requestCall(call.fields.bytes, call.fields.at_ms, events);
             return { answer: 'request', fields: { response: r.response, config_changed: r.configChanged } };
           }

@@ -34,6 +34,12 @@ import type {
 import { openLink } from './harness-link';
 import type { HarnessLink, HarnessTransport } from './harness-link';
 
+/** The longest delay a Node.js timer keeps (a longer one fires at once). */
+const LONGEST_TIMER_MS = 2_147_483_647;
+
+/** Decodes a line's bytes; a byte sequence that is not UTF-8 is refused, not replaced. */
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
+
 /** Answers the harness's calls while a command is pending. */
 export type CallHandler = (call: HarnessCall) => HarnessAnswer;
 
@@ -86,11 +92,20 @@ export class HarnessChannel {
   private ended?: Promise<void>;
   /** Why the channel is unusable (violation, timeout, exit); undefined while it is healthy. */
   broken?: string;
+  /**
+   * A violation no vector has been told of yet: one while no command was pending (a reply after
+   * the last one, output before the first command), or one in a session's close.
+   */
+  untold?: AdapterError;
+
+  /** The per-message timeout, in ms. */
+  private timeoutMs: number;
 
   private constructor(
     transport: HarnessTransport,
     private readonly options: ChannelOptions,
   ) {
+    this.timeoutMs = options.timeoutMs;
     options.log?.record('event', `start ${transport.kind === 'command' ? transport.program : transport.path}`);
     this.link = openLink(transport, {
       data: (chunk) => this.onData(chunk),
@@ -125,6 +140,11 @@ export class HarnessChannel {
     return this.link.pid;
   }
 
+  /** Sets the per-message timeout for the commands sent from now on (once the hello's timeout_multiplier is known). */
+  useTimeout(ms: number): void {
+    this.timeoutMs = ms;
+  }
+
   /** Whether a command is awaiting its reply. */
   get busy(): boolean {
     return this.pending !== undefined;
@@ -147,17 +167,24 @@ export class HarnessChannel {
     onCall?: CallHandler,
     extraMs = 0,
   ): Promise<HarnessReplyFields<O>> {
-    if (this.broken !== undefined)
+    if (this.broken !== undefined) {
+      this.untold = undefined;
       throw new AdapterError(`the harness is unusable: ${this.broken}`, this.diagnostics());
+    }
     if (this.pending) throw new AdapterError(`${op} sent while ${this.pending.op} is still pending`);
     const id = this.nextId++;
     const message = await new Promise<Record<string, unknown>>((resolve, reject) => {
-      this.pending = { id, op, timeoutMs: this.options.timeoutMs + extraMs, onCall, resolve, reject };
+      this.pending = { id, op, timeoutMs: this.timeoutMs + extraMs, onCall, resolve, reject };
       this.arm(this.pending);
       this.send(encodeCommand({ id, op, params } as HarnessCommand));
     });
     const reply = decodeReply(op, message);
-    if (!reply.ok) throw this.violation(reply.reason);
+    if (!reply.ok) {
+      const error = this.violation(reply.reason);
+      // The caller is told: the violation is not left for the next vector.
+      this.untold = undefined;
+      throw error;
+    }
     if (reply.value.kind === 'error')
       throw new AdapterError(`the harness failed ${op}: ${reply.value.error}`, this.diagnostics());
     if (reply.value.kind === 'unsupported') throw new UnsupportedSetupError(reply.value.reason);
@@ -202,15 +229,20 @@ export class HarnessChannel {
   /** (Re)starts the timer of what is awaited. */
   private arm(waiter: Pending): void {
     if (waiter.timer) clearTimeout(waiter.timer);
-    waiter.timer = setTimeout(() => {
-      const what = waiter === this.helloWaiter ? 'its hello' : `the reply to ${waiter.op} (id ${waiter.id})`;
-      this.breakWith(
-        new AdapterTimeoutError(
-          `the harness sent nothing for ${waiter.timeoutMs} ms while vmemct awaited ${what}`,
-          this.diagnostics(),
-        ),
-      );
-    }, waiter.timeoutMs);
+    waiter.timer = setTimeout(
+      () => {
+        const what = waiter === this.helloWaiter ? 'its hello' : `the reply to ${waiter.op} (id ${waiter.id})`;
+        const unfinished =
+          this.bufferedBytes > 0 ? ` (it wrote ${this.bufferedBytes} bytes of a line and no newline)` : '';
+        this.breakWith(
+          new AdapterTimeoutError(
+            `the harness sent nothing for ${waiter.timeoutMs} ms while vmemct awaited ${what}${unfinished}`,
+            this.diagnostics(),
+          ),
+        );
+      },
+      Math.min(waiter.timeoutMs, LONGEST_TIMER_MS),
+    );
   }
 
   /** Marks the channel broken with a violation, fails what is awaited and ends the harness. */
@@ -229,7 +261,9 @@ export class HarnessChannel {
     if (waiter) {
       if (waiter.timer) clearTimeout(waiter.timer);
       waiter.reject(error);
-    }
+    } else this.untold ??= error;
+    this.buffered = [];
+    this.bufferedBytes = 0;
     void this.link.end(this.options.graceMs);
   }
 
@@ -263,9 +297,15 @@ export class HarnessChannel {
         );
         return;
       }
-      const line = (this.buffered.length > 0 ? Buffer.concat([...this.buffered, piece]) : piece).toString('utf8');
+      const bytes = this.buffered.length > 0 ? Buffer.concat([...this.buffered, piece]) : piece;
       this.buffered = [];
       this.bufferedBytes = 0;
+      let line: string;
+      try {
+        line = strictUtf8.decode(bytes);
+      } catch {
+        return void this.violation(`a line that is not UTF-8: ${printable(bytes)}`);
+      }
       this.onLine(line);
     }
   }
@@ -311,10 +351,21 @@ export class HarnessChannel {
     try {
       answer = pending.onCall(call.value);
     } catch (error) {
-      return void this.breakWith(
-        new AdapterError(`answering ${call.value.call}: ${(error as Error).message}`, this.diagnostics()),
-      );
+      return void this.violation(`call ${call.value.call} during ${pending.op}: ${(error as Error).message}`);
     }
     this.send(encodeAnswer(answer));
   }
+}
+
+/** How many bytes of a refused line a message shows. */
+const SHOWN_BYTES = 60;
+
+/** The start of a line for a message: printable ASCII kept, other bytes as `\xNN`. */
+function printable(bytes: Uint8Array): string {
+  let text = '';
+  for (let i = 0; i < Math.min(bytes.length, SHOWN_BYTES); i++) {
+    const byte = bytes[i]!;
+    text += byte >= 0x20 && byte < 0x7f ? String.fromCharCode(byte) : `\\x${byte.toString(16).padStart(2, '0')}`;
+  }
+  return bytes.length > SHOWN_BYTES ? `${text}…` : text;
 }

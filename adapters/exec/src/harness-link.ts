@@ -2,9 +2,10 @@
  * The byte stream to one harness: a child process started from an argv (no shell) whose stdin
  * and stdout carry the protocol and whose stderr is kept as a 64 KiB tail, or a connection to a
  * unix socket the harness listens on. Ending a link never leaves a process behind: the input is
- * closed, then SIGTERM, then SIGKILL; children still alive when vmemct exits are killed.
+ * closed, then SIGTERM, then SIGKILL, each to the harness's whole process group; groups still
+ * alive when vmemct exits are killed.
  */
-import { ChildProcess, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import * as net from 'node:net';
 
 /** How to reach a harness. */
@@ -38,19 +39,58 @@ export interface HarnessLink {
   end(graceMs: number): Promise<void>;
 }
 
-/** Children alive now; killed if vmemct exits without ending them. */
-const liveChildren = new Set<ChildProcess>();
+/** Process groups of harnesses alive now; killed if vmemct exits without ending them. */
+const liveGroups = new Set<number>();
 let exitHookInstalled = false;
 
-function trackChild(child: ChildProcess): void {
-  liveChildren.add(child);
+/**
+ * Sends `signal` to a harness's whole process group (the harness runs as its group's leader,
+ * so what it started goes too); false when the group is gone.
+ */
+function signalGroup(pid: number, signal: NodeJS.Signals): boolean {
+  try {
+    process.kill(-pid, signal);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function trackGroup(pid: number): void {
+  liveGroups.add(pid);
   if (!exitHookInstalled) {
     exitHookInstalled = true;
     process.once('exit', () => {
-      for (const c of liveChildren) c.kill('SIGKILL');
+      for (const group of liveGroups) signalGroup(group, 'SIGKILL');
     });
   }
 }
+
+/**
+ * The last `limit` bytes of a stream, kept as the chunks that hold them (no copy per chunk, so a
+ * flood passes through without piling up garbage).
+ */
+class ByteTail {
+  private chunks: Buffer[] = [];
+  private bytes = 0;
+  constructor(private readonly limit: number) {}
+  add(chunk: Buffer): void {
+    this.chunks.push(chunk);
+    this.bytes += chunk.length;
+    while (this.chunks.length > 1 && this.bytes - this.chunks[0]!.length >= this.limit)
+      this.bytes -= this.chunks.shift()!.length;
+  }
+  /** The tail as text (a character cut at the start is replaced). */
+  text(): string {
+    const all = Buffer.concat(this.chunks);
+    return all.subarray(Math.max(0, all.length - this.limit)).toString('utf8');
+  }
+}
+
+/** How long the output may stay open after the harness exited (a process it started may hold it), in ms. */
+const OUTPUT_AFTER_EXIT_MS = 500;
+/** How long an exit may follow the end of the output before the end is reported on its own, in ms. */
+const EXIT_AFTER_OUTPUT_MS = 200;
 
 /** Names a transport for messages and reports: the command line, or the socket's path. */
 export function describeTransport(transport: HarnessTransport): string {
@@ -66,60 +106,88 @@ export function openLink(transport: HarnessTransport, events: LinkEvents): Harne
     : socketLink(transport.path, events);
 }
 
+/**
+ * Starts the harness as the leader of a new process group, so that ending it also ends what it
+ * started (a grandchild that keeps the output open or lingers after the harness exits). The link
+ * closes when the harness exits (its group is killed then), or when it closes its output while
+ * still running.
+ */
 function spawnLink(program: string, args: readonly string[], events: LinkEvents): HarnessLink {
-  const child = spawn(program, [...args], { stdio: ['pipe', 'pipe', 'pipe'], shell: false });
-  trackChild(child);
-  let stderr = '';
-  let gone = false;
+  const child = spawn(program, [...args], { stdio: ['pipe', 'pipe', 'pipe'], shell: false, detached: true });
+  const pid = child.pid;
+  if (pid !== undefined) trackGroup(pid);
+  const stderr = new ByteTail(STDERR_TAIL_BYTES);
+  let exitedAt: string | undefined;
   let closedReported = false;
-  const exited = new Promise<void>((resolve) => {
-    child.once('close', (code, signal) => {
-      gone = true;
-      liveChildren.delete(child);
-      if (!closedReported) {
-        closedReported = true;
-        events.closed(signal ? `the harness was killed by ${signal}` : `the harness exited with code ${code}`);
-      }
-      resolve();
-    });
-    child.once('error', (error) => {
-      // spawn failures (ENOENT, EACCES) come here, and no 'close' may follow.
-      if (child.pid === undefined) {
-        gone = true;
-        liveChildren.delete(child);
-        if (!closedReported) {
-          closedReported = true;
-          events.closed(`cannot start ${program}: ${error.message}`);
-        }
-        resolve();
-      }
-    });
+  const report = (why: string): void => {
+    if (closedReported) return;
+    closedReported = true;
+    events.closed(why);
+  };
+  let markGone: () => void = () => undefined;
+  const exited = new Promise<void>((resolve) => (markGone = resolve));
+  let gone = false;
+  const finish = (): void => {
+    if (gone) return;
+    gone = true;
+    if (pid !== undefined) liveGroups.delete(pid);
+    // Whatever the harness left in its group goes with it, and no longer holds the output open.
+    if (pid !== undefined) signalGroup(pid, 'SIGKILL');
+    child.stdout.destroy();
+    child.stderr.destroy();
+    child.stdin.destroy();
+    report(exitedAt ?? 'the harness is gone');
+    markGone();
+  };
+  child.once('exit', (code, signal) => {
+    exitedAt = signal ? `the harness was killed by ${signal}` : `the harness exited with code ${code}`;
+    // Lines already written are read first: the output ends soon after the exit, unless a
+    // process the harness started holds it (then it is cut after a short while).
+    if (child.stdout.readableEnded) finish();
+    else {
+      child.stdout.once('end', finish);
+      setTimeout(finish, OUTPUT_AFTER_EXIT_MS).unref();
+    }
+  });
+  child.once('error', (error) => {
+    // spawn failures (ENOENT, EACCES) come here, and no 'exit' follows.
+    if (pid === undefined) {
+      exitedAt = `cannot start ${program}: ${error.message}`;
+      finish();
+    }
   });
   child.stdout.on('data', (chunk: Buffer) => events.data(chunk));
-  child.stderr.setEncoding('utf8');
-  child.stderr.on('data', (text: string) => {
-    stderr += text;
-    if (stderr.length > STDERR_TAIL_BYTES) stderr = stderr.slice(stderr.length - STDERR_TAIL_BYTES);
+  child.stdout.once('end', () => {
+    // An exit usually follows at once; a harness still running without its output is reported.
+    setTimeout(() => {
+      if (exitedAt === undefined) report('the harness closed its output but is still running');
+    }, EXIT_AFTER_OUTPUT_MS).unref();
   });
-  // A harness that exits while we write gives EPIPE; the 'close' event reports the exit.
+  child.stdout.on('error', () => undefined);
+  child.stderr.on('data', (chunk: Buffer) => stderr.add(chunk));
+  child.stderr.on('error', () => undefined);
+  // A harness that exits while we write gives EPIPE; the 'exit' event reports the exit.
   child.stdin.on('error', () => undefined);
   const waitGone = (ms: number): Promise<boolean> =>
     gone
       ? Promise.resolve(true)
       : Promise.race([exited.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(gone), ms).unref())]);
+  const kill = (signal: NodeJS.Signals): void => {
+    if (pid === undefined || !signalGroup(pid, signal)) child.kill(signal);
+  };
   return {
-    pid: child.pid,
+    pid,
     write(text) {
       if (!gone && child.stdin.writable) child.stdin.write(text);
     },
-    stderrTail: () => stderr,
+    stderrTail: () => stderr.text(),
     async end(graceMs) {
       if (gone) return;
       child.stdin.end();
       if (await waitGone(graceMs)) return;
-      child.kill('SIGTERM');
+      kill('SIGTERM');
       if (await waitGone(graceMs)) return;
-      child.kill('SIGKILL');
+      kill('SIGKILL');
       await exited;
     },
   };
