@@ -196,6 +196,15 @@ const LAYERS: readonly Layer[] = [
     pure: false,
     why: 'the vhost-user back-end imports only the contract, spec/, the model, the vhost-user protocol helpers, the virtio layer, its own folder and Node',
   },
+  // The exec benchmark (`npm run bench:exec`) measures the adapter against its baselines: the in-process model adapter and the runner over the corpus.
+  {
+    files: 'adapters/exec/bench/',
+    mayImport: ['adapters/', 'conformance/src/loader/', 'conformance/src/runner/', 'spec/', 'model/'],
+    nodeBuiltins: true,
+    npmPackages: false,
+    pure: false,
+    why: 'the exec benchmark compares the exec adapter with the model adapter over the runner; it imports no CLI',
+  },
   // The exec adapter: a harness in another process; for driver vectors the suite's device is the model adapter's driver-side device.
   {
     files: 'adapters/exec/',

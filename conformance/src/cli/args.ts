@@ -79,6 +79,16 @@ export function packageRoot(): string {
   }
 }
 
+/** The package's version, as results files give it. */
+export function suiteVersion(): string {
+  try {
+    return (JSON.parse(fs.readFileSync(path.join(packageRoot(), 'package.json'), 'utf8')) as { version: string })
+      .version;
+  } catch {
+    return 'unknown';
+  }
+}
+
 /** The corpus shipped with the package. */
 export function defaultVectorsDir(): string {
   return path.join(packageRoot(), 'conformance', 'vectors');

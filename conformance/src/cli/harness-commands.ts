@@ -7,8 +7,7 @@ import * as path from 'node:path';
 import { deviceProfileNames, findDeviceProfile } from '../../../model/src/index';
 import { HarnessSocketError, serveHarnessSocket, serveHarnessStreams } from '../../../adapters/model-harness/src/index';
 import type { ServedModelOptions } from '../../../adapters/model-harness/src/index';
-import { parseArgs } from './args';
-import { suiteVersion } from './run-commands';
+import { parseArgs, suiteVersion } from './args';
 import { EXIT_OK, HarnessError, UsageError } from './usage-error';
 import type { CliIo } from './main';
 

@@ -2,14 +2,6 @@
  * The `vmemct` command line: commands wired by name (concrete adapters are wired in
  * adapter-options.ts).
  */
-import { decodeCommand, encodeCommand } from './wire-commands';
-import { specCommand } from './spec-command';
-import { recordCommand } from './record-command';
-import { guestCommand } from './guest-commands';
-import { qemuCommand } from './qemu-commands';
-import { serveHarnessCommand } from './harness-commands';
-import { serveVhostUserCommand, vhostUserCheckCommand, vhostUserCtlCommand } from './vhost-user-commands';
-import { coverageCommand, docsCommand, lintCommand, listCommand, runCommand } from './run-commands';
 import { EXIT_HARNESS_ERROR, EXIT_OK, EXIT_USAGE, UsageError, isHarnessError, isUsageError } from './usage-error';
 
 /** Where the CLI writes; injectable for tests. */
@@ -99,22 +91,26 @@ const printing =
     return EXIT_OK;
   };
 
-const COMMANDS: Readonly<Record<string, Command>> = {
-  run: runCommand,
-  list: listCommand,
-  lint: lintCommand,
-  coverage: coverageCommand,
-  record: recordCommand,
-  docs: docsCommand,
-  guest: guestCommand,
-  qemu: qemuCommand,
-  'serve-harness': serveHarnessCommand,
-  'serve-vhost-user': serveVhostUserCommand,
-  'vhost-user-ctl': vhostUserCtlCommand,
-  'vhost-user-check': vhostUserCheckCommand,
-  spec: printing(specCommand),
-  encode: printing(encodeCommand),
-  decode: printing(decodeCommand),
+/**
+ * The commands by name, each loading its module when it runs: a command starts without loading
+ * the others (`serve-harness`, started once per harness session, needs none of the run stack).
+ */
+const COMMANDS: Readonly<Record<string, () => Promise<Command>>> = {
+  run: async () => (await import('./run-commands')).runCommand,
+  list: async () => (await import('./run-commands')).listCommand,
+  lint: async () => (await import('./run-commands')).lintCommand,
+  coverage: async () => (await import('./run-commands')).coverageCommand,
+  record: async () => (await import('./record-command')).recordCommand,
+  docs: async () => (await import('./run-commands')).docsCommand,
+  guest: async () => (await import('./guest-commands')).guestCommand,
+  qemu: async () => (await import('./qemu-commands')).qemuCommand,
+  'serve-harness': async () => (await import('./harness-commands')).serveHarnessCommand,
+  'serve-vhost-user': async () => (await import('./vhost-user-commands')).serveVhostUserCommand,
+  'vhost-user-ctl': async () => (await import('./vhost-user-commands')).vhostUserCtlCommand,
+  'vhost-user-check': async () => (await import('./vhost-user-commands')).vhostUserCheckCommand,
+  spec: async () => printing((await import('./spec-command')).specCommand),
+  encode: async () => printing((await import('./wire-commands')).encodeCommand),
+  decode: async () => printing((await import('./wire-commands')).decodeCommand),
 };
 
 /** Runs the CLI with `argv` (without node and script) and returns the exit code. */
@@ -125,11 +121,12 @@ export async function main(argv: readonly string[], io: CliIo = processIo): Prom
     return name === undefined ? EXIT_USAGE : EXIT_OK;
   }
   try {
-    const command = Object.prototype.hasOwnProperty.call(COMMANDS, name) ? COMMANDS[name] : undefined;
-    if (!command)
+    const load = Object.prototype.hasOwnProperty.call(COMMANDS, name) ? COMMANDS[name] : undefined;
+    if (!load)
       throw new UsageError(
         `unknown command '${name}'; commands: ${Object.keys(COMMANDS).join(', ')} (see vmemct --help)`,
       );
+    const command = await load();
     return await command(args, io);
   } catch (error) {
     if (isUsageError(error)) {

@@ -17,7 +17,16 @@ import { ExpectationSet, expectationProblems, loadExpectations } from '../runner
 import { runVectors, selectVectors, Selection, DEFAULT_TIMEOUT_MS } from '../runner/run';
 import { BUSY_RETRIES } from '../steps/request';
 import { humanReport, junitReport, resultsDocument, tapReport } from '../report/reports';
-import { MAX_TIMER_MS, OptionSpec, ParsedArgs, defaultVectorsDir, packageRoot, parseArgs, positiveInt } from './args';
+import {
+  MAX_TIMER_MS,
+  OptionSpec,
+  ParsedArgs,
+  defaultVectorsDir,
+  packageRoot,
+  parseArgs,
+  positiveInt,
+  suiteVersion,
+} from './args';
 import { EXIT_OK, EXIT_UNEXPECTED, UsageError, exitCodeOf } from './usage-error';
 import { ADAPTER_OPTIONS, createAdapter } from './adapter-options';
 import type { CliIo } from './main';
@@ -163,16 +172,6 @@ function selection(command: string, parsed: ParsedArgs): Selection {
     requirements: parsed.lists.get('requirement'),
     shard,
   };
-}
-
-/** The package's version, as results files give it. */
-export function suiteVersion(): string {
-  try {
-    return (JSON.parse(fs.readFileSync(path.join(packageRoot(), 'package.json'), 'utf8')) as { version: string })
-      .version;
-  } catch {
-    return 'unknown';
-  }
 }
 
 /** Lint's dry runs go to a device of the reference model (`spec` profile), steered by the vector it replays. */

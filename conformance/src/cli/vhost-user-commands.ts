@@ -24,12 +24,11 @@ import { checkReport, junitReport, resultsDocument, tapReport } from '../report/
 import { expectationProblems, compileGlob } from '../runner/expectations';
 import { runChecks } from '../runner/run';
 import { VHOST_USER_SUITE, VhostUserBackendUnderTest, vhostUserCheckTarget } from '../suites/vhost-user/index';
-import { OptionSpec, parseArgs, positiveInt } from './args';
+import { OptionSpec, parseArgs, positiveInt, suiteVersion } from './args';
 import {
   REPORT_OPTIONS,
   expectationsOption,
   reporterOption,
-  suiteVersion,
   timeoutOption,
   warnOnOtherImplementation,
   writeOutput,
