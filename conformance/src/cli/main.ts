@@ -5,6 +5,7 @@
 import { decodeCommand, encodeCommand } from './wire-commands';
 import { specCommand } from './spec-command';
 import { recordCommand } from './record-command';
+import { fuzzCommand } from './fuzz-command';
 import { guestCommand } from './guest-commands';
 import { qemuCommand } from './qemu-commands';
 import { serveHarnessCommand } from './harness-commands';
@@ -78,6 +79,13 @@ usage:
   vmemct record --ops N --out FILE [--adapter model|qemu] [--profile P] [--qemu PATH | --qemu-version V] [--seed S]
       [--ops-per-vector 100] [--block-size 2MiB] [--region-size 1GiB] [--addr 4GiB] [--requested-size 64MiB]
                             record a device's answers to seeded random operations as a vector file
+  vmemct fuzz [--adapter A and its options as for run] [--target device|driver] [--seed S]
+      [--budget N | --time T] [--out FILE] [--json FILE] [--quiet]
+                            explore an implementation with seeded operations (boundaries, invalid
+                            requests, layouts, resizes, resets, BUSY) judged against the reference
+                            model; the first difference is shrunk and written as a vector (default
+                            vmemct-fuzz-SEED.yaml). Default budget 10000 operations; --time 90s, 5m.
+                            Exit 0 nothing found, 1 difference found (vector written)
   vmemct coverage [--vectors PATH] [--json]     requirement → vectors; exit 1 if one is uncovered
   vmemct spec [--json]                          the protocol: layouts, constants, the 71 requirements
   vmemct encode config|request|response F=V …   encode a structure, print its bytes as hex
@@ -105,6 +113,7 @@ const COMMANDS: Readonly<Record<string, Command>> = {
   lint: lintCommand,
   coverage: coverageCommand,
   record: recordCommand,
+  fuzz: fuzzCommand,
   docs: docsCommand,
   guest: guestCommand,
   qemu: qemuCommand,
