@@ -47,26 +47,26 @@ const EXEC_OPTIONS = ['command', 'arg', 'harness-log', 'harness-timeout'];
 const STDERR_LINES_SHOWN = 20;
 
 /** `--command PROGRAM [--arg A]…` or `--socket PATH`: exactly one way to reach the harness. */
-export function execTransportOption(parsed: ParsedArgs): HarnessTransport {
+export function execTransportOption(parsed: ParsedArgs, command = 'run'): HarnessTransport {
   const program = parsed.values.get('command');
   const socket = parsed.values.get('socket');
   const args = parsed.lists.get('arg') ?? [];
   if (program !== undefined && socket !== undefined)
-    throw new UsageError('run: --command and --socket are two ways to reach the harness; give one');
+    throw new UsageError(`${command}: --command and --socket are two ways to reach the harness; give one`);
   if (socket !== undefined) {
-    if (args.length > 0) throw new UsageError('run: --arg goes with --command PROGRAM, not --socket');
+    if (args.length > 0) throw new UsageError(`${command}: --arg goes with --command PROGRAM, not --socket`);
     return { kind: 'socket', path: path.resolve(socket) };
   }
   if (program === undefined)
     throw new UsageError(
-      'run: --adapter exec needs --command PROGRAM [--arg A]… (a harness vmemct starts) or --socket PATH (a harness listening there)',
+      `${command}: --adapter exec needs --command PROGRAM [--arg A]… (a harness vmemct starts) or --socket PATH (a harness listening there)`,
     );
-  if (program === '') throw new UsageError('run: --command needs a program');
+  if (program === '') throw new UsageError(`${command}: --command needs a program`);
   return { kind: 'command', program, args };
 }
 
 async function openExec(parsed: ParsedArgs, command: string): Promise<Adapter> {
-  const transport = execTransportOption(parsed);
+  const transport = execTransportOption(parsed, command);
   const timeoutText = parsed.values.get('harness-timeout');
   const logFile = parsed.values.get('harness-log');
   try {
