@@ -5,6 +5,7 @@
  * (`vmemct fuzz --adapter qemu --budget 100000`).
  */
 import { createQemuAdapter } from '../src/qemu-adapter';
+import { createModelAdapter } from '../../model/src/model-adapter';
 import { fuzzDevice } from '../../../conformance/src/fuzz/device-fuzz';
 import { QEMU } from './qemu-test-support';
 
@@ -14,7 +15,11 @@ const OPERATIONS = 4_000;
 test(`fuzzing QEMU finds no difference from the reference model in ${OPERATIONS} operations`, async () => {
   const adapter = createQemuAdapter({ located: QEMU });
   try {
-    const report = await fuzzDevice(adapter, { seed: 7, budget: { operations: OPERATIONS } });
+    const report = await fuzzDevice(adapter, {
+      reference: createModelAdapter(),
+      seed: 7,
+      budget: { operations: OPERATIONS },
+    });
     expect(report.finding?.summary).toBeUndefined();
     expect(report.operations).toBe(OPERATIONS);
     // The operations reached QEMU: every request type, answers of each kind, host resizes and resets.

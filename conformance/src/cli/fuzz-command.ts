@@ -131,7 +131,7 @@ export async function fuzzCommand(args: readonly string[], io: CliIo): Promise<n
     const replay = `vmemct run ${adapterArguments(args).join(' ')} --vectors ${out}`.replace(/ +/g, ' ');
     report =
       target === 'device'
-        ? await fuzzDevice(adapter, { ...options, replayHint: replay })
+        ? await fuzzDevice(adapter, { ...options, reference: createModelAdapter(), replayHint: replay })
         : await fuzzDriverTarget(adapter, options);
     if (report.finding) fs.writeFileSync(outPath, report.finding.vectorYaml);
     if (jsonText !== undefined)

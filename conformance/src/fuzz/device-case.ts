@@ -7,6 +7,7 @@
  */
 import type { Adapter, DeviceSession, DeviceSetup } from '../../../adapters/core/src/contract';
 import { RESPONSE_CODE_NAMES, formatHex } from '../../../spec/src/index';
+import { readResponseType } from '../../../model/src/index';
 import { loadVectorText } from '../loader/load';
 import { formatProblem } from '../loader/types';
 import { runDeviceVector } from '../runner/device-run';
@@ -69,10 +70,11 @@ function countingOutcomes(session: DeviceSession, coverage: Map<string, number>)
       return async (...args: unknown[]) => {
         const completion = await (value as DeviceSession['submit']).apply(target, args as [never]);
         if (completion.kind === 'no-used-entry') bump('outcome:no-used-entry');
-        else if (completion.length < 2) bump('outcome:short-response');
         else {
-          const code = completion.written[0]! | (completion.written[1]! << 8);
-          bump(`outcome:${RESPONSE_CODE_NAMES[code] ?? 'unknown-code'}`);
+          const code = readResponseType(completion.written.subarray(0, completion.length));
+          bump(
+            code === undefined ? 'outcome:short-response' : `outcome:${RESPONSE_CODE_NAMES[code] ?? 'unknown-code'}`,
+          );
         }
         return completion;
       };

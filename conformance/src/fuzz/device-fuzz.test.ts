@@ -37,7 +37,7 @@ describe('device fuzzing finds planted bugs and writes a minimal failing vector'
     const mutant = DEVICE_MUTANTS.find((m) => m.name === name)!;
     expect(mutant).toBeDefined();
     const adapter = createModelAdapter(mutant.adapter);
-    const report = await fuzzDevice(adapter, { seed: SEED, budget: BUDGET });
+    const report = await fuzzDevice(adapter, { reference: createModelAdapter(), seed: SEED, budget: BUDGET });
     const finding = report.finding!;
     expect(finding).toBeDefined();
     expect(report.operations).toBeLessThanOrEqual(BUDGET.operations);
@@ -58,8 +58,16 @@ describe('device fuzzing finds planted bugs and writes a minimal failing vector'
 
   test('the same seed finds the same vector', async () => {
     const mutant = DEVICE_MUTANTS.find((m) => m.name === PLANTED[0])!;
-    const a = await fuzzDevice(createModelAdapter(mutant.adapter), { seed: 9, budget: BUDGET });
-    const b = await fuzzDevice(createModelAdapter(mutant.adapter), { seed: 9, budget: BUDGET });
+    const a = await fuzzDevice(createModelAdapter(mutant.adapter), {
+      reference: createModelAdapter(),
+      seed: 9,
+      budget: BUDGET,
+    });
+    const b = await fuzzDevice(createModelAdapter(mutant.adapter), {
+      reference: createModelAdapter(),
+      seed: 9,
+      budget: BUDGET,
+    });
     expect(a.finding?.vectorYaml).toBeDefined();
     expect(a.finding?.vectorYaml).toBe(b.finding?.vectorYaml);
   });
@@ -68,7 +76,11 @@ describe('device fuzzing finds planted bugs and writes a minimal failing vector'
 describe('device fuzzing of conforming devices finds nothing', () => {
   test.each(['spec', 'qemu-7.2', 'qemu-10.0'])('model profile %s', async (name) => {
     const profile = DEVICE_PROFILES[name]!;
-    const report = await fuzzDevice(createModelAdapter({ profile }), { seed: 2, budget: { operations: 3_000 } });
+    const report = await fuzzDevice(createModelAdapter({ profile }), {
+      reference: createModelAdapter(),
+      seed: 2,
+      budget: { operations: 3_000 },
+    });
     expect(report.finding?.summary).toBeUndefined();
     expect(report.operations).toBe(3_000);
     // Every request type and the main outcome classes were exercised.
@@ -90,6 +102,7 @@ describe('device fuzzing of conforming devices finds nothing', () => {
     ['firecracker', /usable-covers-requested/],
   ])('model profile %s: its known failure is found', async (name, known) => {
     const report = await fuzzDevice(createModelAdapter({ profile: DEVICE_PROFILES[name]! }), {
+      reference: createModelAdapter(),
       seed: 2,
       budget: { operations: 3_000 },
     });
@@ -99,6 +112,7 @@ describe('device fuzzing of conforming devices finds nothing', () => {
   test('progress is reported and a time budget ends the run', async () => {
     const ticks: number[] = [];
     const report: FuzzReport = await fuzzDevice(createModelAdapter(), {
+      reference: createModelAdapter(),
       seed: 3,
       budget: { timeMs: 300 },
       onProgress: (p) => ticks.push(p.operations),
@@ -115,7 +129,11 @@ describe('device fuzzing of conforming devices finds nothing', () => {
       transport: { kind: 'command', program: process.execPath, args: [cli.bin, 'serve-harness'] },
     });
     try {
-      const report = await fuzzDevice(adapter, { seed: 4, budget: { operations: 600 } });
+      const report = await fuzzDevice(adapter, {
+        reference: createModelAdapter(),
+        seed: 4,
+        budget: { operations: 600 },
+      });
       expect(report.finding?.summary).toBeUndefined();
       expect(report.operations).toBe(600);
       expect(report.coverage['outcome:ACK']).toBeGreaterThan(0);

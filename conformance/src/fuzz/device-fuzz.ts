@@ -6,7 +6,6 @@
  * implementation and passes on the reference model, and that vector is the finding.
  */
 import type { Adapter, DeviceSetup } from '../../../adapters/core/src/contract';
-import { createModelAdapter } from '../../../adapters/model/src/model-adapter';
 import { ALL_REQUIREMENTS } from '../../../spec/src/index';
 import type { Finding } from '../judge/verdicts';
 import { FuzzOperation, coverageKeys, generateFuzzOperations, simplerOperations } from './device-operations';
@@ -31,6 +30,11 @@ export const DEFAULT_SHRINK_REPLAYS = 400;
 
 /** Options of device fuzzing beyond the shared ones. */
 export interface DeviceFuzzOptions extends FuzzOptions {
+  /**
+   * The reference model (`spec` profile) as an adapter, supplied by the caller so this layer needs
+   * no concrete adapter: a case is a difference only if it passes there.
+   */
+  readonly reference: Adapter;
   readonly setup?: DeviceSetup;
   readonly caseLength?: number;
   readonly shrinkReplays?: number;
@@ -45,6 +49,9 @@ export function caseSeed(seed: number, index: number): number {
   return (Math.imul(seed ^ 0x5bd1e995, 0x9e3779b1) + Math.imul(index + 1, 0x85ebca6b)) >>> 0;
 }
 
+/** The longest implementation name a vector id carries. */
+const MAX_SLUG_LENGTH = 24;
+
 /** A lower-case name for vector ids (`QEMU 7.2.0` → `qemu-7-2-0`). */
 export function fuzzSlug(implementation: string): string {
   return (
@@ -52,7 +59,7 @@ export function fuzzSlug(implementation: string): string {
       .toLowerCase()
       .replace(/[^a-z0-9]+/g, '-')
       .replace(/^-+|-+$/g, '')
-      .slice(0, 24)
+      .slice(0, MAX_SLUG_LENGTH)
       .replace(/-+$/, '') || 'device'
   );
 }
@@ -62,7 +69,7 @@ export async function fuzzDevice(adapter: Adapter, options: DeviceFuzzOptions): 
   const setup = options.setup ?? DEFAULT_FUZZ_SETUP;
   const caseLength = options.caseLength ?? DEFAULT_CASE_LENGTH;
   const limits = { capabilities: adapter.info.capabilities };
-  const reference = createModelAdapter();
+  const reference = options.reference;
   const coverage = new Map<string, number>();
   const started = Date.now();
   const maxOps = options.budget.operations ?? Number.POSITIVE_INFINITY;
