@@ -41,7 +41,7 @@ describe('device fuzzing finds planted bugs and writes a minimal failing vector'
     const finding = report.finding!;
     expect(finding).toBeDefined();
     expect(report.operations).toBeLessThanOrEqual(BUDGET.operations);
-    expect(finding.operationsAfterShrink).toBeLessThanOrEqual(4);
+    expect(finding.operationsAfterShrink).toBeLessThanOrEqual(2);
     expect(finding.operationsAfterShrink).toBeLessThanOrEqual(finding.operationsBeforeShrink);
     expect(finding.requirements.length).toBeGreaterThan(0);
     expect(finding.vectorYaml).toContain(`requirements: [${finding.requirements.join(', ')}]`);
@@ -166,5 +166,21 @@ describe('fuzz operations', () => {
     for (const anchor of ['usable_end', 'region_end', 'requested_end', 'plugged_end'])
       expect(requests.some((op) => 'anchor' in op.addr && op.addr.anchor === anchor)).toBe(true);
     expect(ops.some((op) => op.kind === 'resize')).toBe(true);
+  });
+});
+
+describe('shrinking', () => {
+  test('a valid UNPLUG answered ERROR shrinks to the smallest pair: PLUG then UNPLUG of the first block', async () => {
+    const mutant = DEVICE_MUTANTS.find((m) => m.name === 'ERROR instead of ACK for a valid UNPLUG')!;
+    const report = await fuzzDevice(createModelAdapter(mutant.adapter), {
+      reference: createModelAdapter(),
+      seed: SEED,
+      budget: BUDGET,
+    });
+    const steps = report.finding!.vectorYaml.split('\n').filter((l) => /^ {6}- /.test(l));
+    expect(steps).toEqual([
+      '      - request: {type: PLUG, addr: addr, nb_blocks: 1}',
+      '      - request: {type: UNPLUG, addr: addr, nb_blocks: 1}',
+    ]);
   });
 });

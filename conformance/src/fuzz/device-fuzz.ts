@@ -8,7 +8,13 @@
 import type { Adapter, DeviceSetup } from '../../../adapters/core/src/contract';
 import { ALL_REQUIREMENTS } from '../../../spec/src/index';
 import type { Finding } from '../judge/verdicts';
-import { FuzzOperation, coverageKeys, generateFuzzOperations, simplerOperations } from './device-operations';
+import {
+  FuzzOperation,
+  coverageKeys,
+  generateFuzzOperations,
+  jointlySmallerAddresses,
+  simplerOperations,
+} from './device-operations';
 import { runFuzzCase, fuzzVectorText } from './device-case';
 import type { FuzzFinding, FuzzOptions, FuzzReport } from './fuzz-types';
 
@@ -26,7 +32,7 @@ export const DEFAULT_FUZZ_SETUP: DeviceSetup = {
 export const DEFAULT_CASE_LENGTH = 200;
 
 /** Replays shrinking may spend unless the options say otherwise. */
-export const DEFAULT_SHRINK_REPLAYS = 400;
+export const DEFAULT_SHRINK_REPLAYS = 1_000;
 
 /** Options of device fuzzing beyond the shared ones. */
 export interface DeviceFuzzOptions extends FuzzOptions {
@@ -117,7 +123,7 @@ interface ShrunkCase {
 /**
  * Shrinks `ops` (whose last operation shows `found`) to fewer operations, then smaller values,
  * keeping only candidates that fail the same check on the implementation and pass on the
- * reference model. Undefined when the case does not fail again on a fresh device.
+ * reference model (the smallest values first: see {@link simplerOperations}). Undefined when the case does not fail again on a fresh device.
  */
 async function shrinkCase(
   adapter: Adapter,
@@ -139,31 +145,42 @@ async function shrinkCase(
   const first = await tryCase(ops);
   if (!first) return undefined;
   let best: ShrunkCase = first;
-  // Fewest operations: drop chunks, halving the chunk size down to single operations.
-  for (let chunk = Math.floor(best.ops.length / 2); chunk >= 1 && replays < budget;) {
-    let removed = false;
-    for (let start = 0; start < best.ops.length && replays < budget;) {
-      const candidate: FuzzOperation[] = [...best.ops.slice(0, start), ...best.ops.slice(start + chunk)];
-      const r: ShrunkCase | undefined = candidate.length > 0 ? await tryCase(candidate) : undefined;
-      if (r) {
-        best = r;
-        removed = true;
-      } else start += chunk;
-    }
-    if (!removed || chunk > 1) chunk = Math.min(Math.floor(chunk / 2), Math.floor(best.ops.length / 2));
-    else break;
-  }
-  // Smallest values: each operation's simpler variants, simplest first, until none helps.
-  for (let changed = true; changed && replays < budget;) {
-    changed = false;
-    for (let i = 0; i < best.ops.length && replays < budget; i++) {
-      for (const simpler of simplerOperations(best.ops[i]!)) {
-        if (replays >= budget) break;
-        const r: ShrunkCase | undefined = await tryCase([...best.ops.slice(0, i), simpler, ...best.ops.slice(i + 1)]);
+  // Rounds of: fewer operations (chunks, then single ones, left out), then smaller values; a
+  // smaller value can make another operation unnecessary, so rounds go on while either helps.
+  for (let progress = true; progress && replays < budget;) {
+    progress = false;
+    for (let chunk = Math.floor(best.ops.length / 2); chunk >= 1 && replays < budget; chunk = Math.floor(chunk / 2)) {
+      for (let start = 0; start < best.ops.length && best.ops.length > 1 && replays < budget;) {
+        const candidate: FuzzOperation[] = [...best.ops.slice(0, start), ...best.ops.slice(start + chunk)];
+        const r: ShrunkCase | undefined = candidate.length > 0 ? await tryCase(candidate) : undefined;
         if (r) {
           best = r;
-          changed = true;
-          break;
+          progress = true;
+        } else start += chunk;
+      }
+      chunk = Math.min(chunk, best.ops.length);
+    }
+    for (const candidate of jointlySmallerAddresses(best.ops)) {
+      if (replays >= budget) break;
+      const r = await tryCase(candidate);
+      if (r) {
+        best = r;
+        progress = true;
+        break;
+      }
+    }
+    for (let i = 0; i < best.ops.length && replays < budget; i++) {
+      // The first simpler variant that still fails, again, until none does.
+      for (let simplified = true; simplified && i < best.ops.length && replays < budget;) {
+        simplified = false;
+        for (const simpler of simplerOperations(best.ops[i]!)) {
+          if (replays >= budget) break;
+          const r: ShrunkCase | undefined = await tryCase([...best.ops.slice(0, i), simpler, ...best.ops.slice(i + 1)]);
+          if (r) {
+            best = r;
+            simplified = progress = true;
+            break;
+          }
         }
       }
     }

@@ -274,6 +274,23 @@ export function renderOperation(op: FuzzOperation, indent = '      '): string[] 
 }
 
 /**
+ * Values from `min` up to `n` (excluded), smallest first, closing in on `n` by halves: `min`,
+ * then `n − (n − min)/2`, `n − (n − min)/4`, …, `n − 1` — a shrinker that takes the first value
+ * that still fails bisects toward the smallest one.
+ */
+function smallerValues(n: number, min: number): number[] {
+  if (n <= min) return [];
+  const values = [min];
+  for (let d = Math.floor((n - min) / 2); d >= 1; d = Math.floor(d / 2)) if (n - d > min) values.push(n - d);
+  return [...new Set(values)];
+}
+
+/** Signed values closer to 0 than `n`, smallest magnitude first. */
+function closerToZero(n: number): number[] {
+  return smallerValues(Math.abs(n), 0).map((v) => v * Math.sign(n));
+}
+
+/**
  * Simpler variants of one operation, simplest first (for shrinking: smaller values, fewer
  * extras). An empty list: nothing simpler.
  */
@@ -282,9 +299,9 @@ export function simplerOperations(op: FuzzOperation): FuzzOperation[] {
   const simplerAddress = (a: FuzzAddress): FuzzAddress[] => {
     if ('fixed' in a) return [];
     const list: FuzzAddress[] = [];
-    if (a.bytes !== 0) list.push({ ...a, bytes: 0 });
-    if (a.blocks !== 0) list.push({ ...a, blocks: 0 }, { ...a, blocks: a.blocks - Math.sign(a.blocks) });
     if (a.anchor !== 'addr') list.push({ anchor: 'addr', blocks: a.blocks, bytes: a.bytes });
+    for (const bytes of smallerValues(a.bytes, 0)) list.push({ ...a, bytes });
+    for (const blocks of closerToZero(a.blocks)) list.push({ ...a, blocks });
     return list;
   };
   if (op.kind === 'request') {
@@ -292,12 +309,11 @@ export function simplerOperations(op: FuzzOperation): FuzzOperation[] {
     if (op.padding) out.push({ ...op, padding: undefined });
     if (op.payloadPadding) out.push({ ...op, payloadPadding: undefined });
     if (typeof op.nbBlocks === 'string') out.push({ ...op, nbBlocks: 1 });
-    else if (op.nbBlocks > 1) out.push({ ...op, nbBlocks: 1 }, { ...op, nbBlocks: Math.floor(op.nbBlocks / 2) });
+    else for (const nbBlocks of smallerValues(op.nbBlocks, 1)) out.push({ ...op, nbBlocks });
     for (const addr of simplerAddress(op.addr)) out.push({ ...op, addr });
   } else if (op.kind === 'resize') {
     if (op.bytes !== 0) out.push({ ...op, bytes: 0 });
-    if (op.blocks > 0)
-      out.push({ ...op, blocks: 0 }, { ...op, blocks: Math.floor(op.blocks / 2) }, { ...op, blocks: op.blocks - 1 });
+    for (const blocks of smallerValues(op.blocks, 0)) out.push({ ...op, blocks });
   } else if (op.kind === 'inject-busy') {
     if (op.count > 1) out.push({ ...op, count: 1 });
   } else if (op.kind === 'read-memory' || op.kind === 'write-memory') {
@@ -306,4 +322,30 @@ export function simplerOperations(op: FuzzOperation): FuzzOperation[] {
     if (op.kind === 'write-memory' && op.data.length > 1) out.push({ ...op, data: op.data.slice(0, 1) });
   }
   return out;
+}
+
+/**
+ * Variants of a whole sequence in which every address `addr + N * block_size` with the same N
+ * moves together to a smaller N (two requests on one block stay on one block while both move),
+ * largest N first, smallest replacement first.
+ */
+export function jointlySmallerAddresses(ops: readonly FuzzOperation[]): FuzzOperation[][] {
+  const blocksOf = (op: FuzzOperation): number | undefined =>
+    (op.kind === 'request' || op.kind === 'read-memory' || op.kind === 'write-memory') &&
+    'anchor' in op.addr &&
+    op.addr.anchor === 'addr'
+      ? op.addr.blocks
+      : undefined;
+  const distinct = [...new Set(ops.map(blocksOf).filter((b): b is number => b !== undefined && b > 0))];
+  const variants: FuzzOperation[][] = [];
+  for (const from of distinct.sort((a, b) => b - a))
+    for (const to of smallerValues(from, 0))
+      variants.push(
+        ops.map((op) =>
+          blocksOf(op) === from && 'addr' in op && 'anchor' in op.addr
+            ? { ...op, addr: { ...op.addr, blocks: to } }
+            : op,
+        ),
+      );
+  return variants;
 }
