@@ -5,7 +5,7 @@
  * single operations left out), then smallest values — to a vector that still fails on the
  * implementation and passes on the reference model, and that vector is the finding.
  */
-import type { Adapter, DeviceSetup } from '../../../adapters/core/src/contract';
+import { Adapter, DeviceSetup, capabilitiesFor } from '../../../adapters/core/src/contract';
 import { ALL_REQUIREMENTS } from '../../../spec/src/index';
 import type { Finding } from '../judge/verdicts';
 import {
@@ -74,7 +74,7 @@ export function fuzzSlug(implementation: string): string {
 export async function fuzzDevice(adapter: Adapter, options: DeviceFuzzOptions): Promise<FuzzReport> {
   const setup = options.setup ?? DEFAULT_FUZZ_SETUP;
   const caseLength = options.caseLength ?? DEFAULT_CASE_LENGTH;
-  const limits = { capabilities: adapter.info.capabilities };
+  const limits = { capabilities: capabilitiesFor(adapter.info, 'device') };
   const reference = options.reference;
   const coverage = new Map<string, number>();
   const started = Date.now();
