@@ -214,7 +214,8 @@ function findingOf(
     `It fails on ${implementation} and passes on the reference model.`,
     ...(options.replayHint ? [`Replay: ${options.replayHint}`] : []),
   ];
-  const title = `${implementation} differs from every conforming device at step ${d.step} (${d.check})`;
+  // The implementation is named in the header, not the title (titles carry no requirement levels).
+  const title = `Fuzz finding: the answer at step ${d.step} (${d.check}) is outside the conforming set`;
   return {
     summary,
     requirements,
