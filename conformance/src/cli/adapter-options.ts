@@ -47,26 +47,26 @@ const EXEC_OPTIONS = ['command', 'arg', 'harness-log', 'harness-timeout'];
 const STDERR_LINES_SHOWN = 20;
 
 /** `--command PROGRAM [--arg A]…` or `--socket PATH`: exactly one way to reach the harness. */
-export function execTransportOption(parsed: ParsedArgs): HarnessTransport {
+export function execTransportOption(parsed: ParsedArgs, command = 'run'): HarnessTransport {
   const program = parsed.values.get('command');
   const socket = parsed.values.get('socket');
   const args = parsed.lists.get('arg') ?? [];
   if (program !== undefined && socket !== undefined)
-    throw new UsageError('run: --command and --socket are two ways to reach the harness; give one');
+    throw new UsageError(`${command}: --command and --socket are two ways to reach the harness; give one`);
   if (socket !== undefined) {
-    if (args.length > 0) throw new UsageError('run: --arg goes with --command PROGRAM, not --socket');
+    if (args.length > 0) throw new UsageError(`${command}: --arg goes with --command PROGRAM, not --socket`);
     return { kind: 'socket', path: path.resolve(socket) };
   }
   if (program === undefined)
     throw new UsageError(
-      'run: --adapter exec needs --command PROGRAM [--arg A]… (a harness vmemct starts) or --socket PATH (a harness listening there)',
+      `${command}: --adapter exec needs --command PROGRAM [--arg A]… (a harness vmemct starts) or --socket PATH (a harness listening there)`,
     );
-  if (program === '') throw new UsageError('run: --command needs a program');
+  if (program === '') throw new UsageError(`${command}: --command needs a program`);
   return { kind: 'command', program, args };
 }
 
-async function openExec(parsed: ParsedArgs): Promise<Adapter> {
-  const transport = execTransportOption(parsed);
+async function openExec(parsed: ParsedArgs, command: string): Promise<Adapter> {
+  const transport = execTransportOption(parsed, command);
   const timeoutText = parsed.values.get('harness-timeout');
   const logFile = parsed.values.get('harness-log');
   try {
@@ -74,12 +74,12 @@ async function openExec(parsed: ParsedArgs): Promise<Adapter> {
       transport,
       harnessLog: logFile === undefined ? undefined : path.resolve(logFile),
       harnessTimeoutMs:
-        timeoutText === undefined ? undefined : positiveInt('run', 'harness-timeout', timeoutText, MAX_TIMER_MS),
+        timeoutText === undefined ? undefined : positiveInt(command, 'harness-timeout', timeoutText, MAX_TIMER_MS),
     });
   } catch (e) {
     if (e instanceof ExecHarnessStartError) {
       const tail = e.diagnostics?.trimEnd().split('\n').slice(-STDERR_LINES_SHOWN).join('\n');
-      throw new HarnessError(`run: ${e.message}${tail ? `\nthe harness's stderr ends with:\n${tail}` : ''}`);
+      throw new HarnessError(`${command}: ${e.message}${tail ? `\nthe harness's stderr ends with:\n${tail}` : ''}`);
     }
     throw e;
   }
@@ -108,32 +108,32 @@ export function parseQmpAddress(text: string): SshGuestOptions['qmp'] {
   return p;
 }
 
-/** Makes the adapter `--adapter` names (default `model`) from the run's options; usage errors exit 3, an adapter that cannot start exits 2. */
-export async function createAdapter(parsed: ParsedArgs): Promise<Adapter> {
+/** Makes the adapter `--adapter` names (default `model`) from the options of `command` (run, fuzz; named in its errors); usage errors exit 3, an adapter that cannot start exits 2. */
+export async function createAdapter(parsed: ParsedArgs, command = 'run'): Promise<Adapter> {
   const name = parsed.values.get('adapter') ?? 'model';
   if (!(ADAPTER_NAMES as readonly string[]).includes(name))
-    throw new UsageError(`run: unknown adapter '${name}' (adapters: ${ADAPTER_NAMES.join(', ')})`);
+    throw new UsageError(`${command}: unknown adapter '${name}' (adapters: ${ADAPTER_NAMES.join(', ')})`);
   if (name !== 'model' && parsed.values.has('profile'))
-    throw new UsageError(`run: --profile selects a model profile; it does not apply to --adapter ${name}`);
-  const qemuBinary = qemuBinaryOption('run', parsed.values, name);
+    throw new UsageError(`${command}: --profile selects a model profile; it does not apply to --adapter ${name}`);
+  const qemuBinary = qemuBinaryOption(command, parsed.values, name);
   const stray = SSH_GUEST_OPTIONS.find((o) => parsed.values.has(o));
-  if (name !== 'ssh-guest' && stray) throw new UsageError(`run: --${stray} applies to --adapter ssh-guest only`);
+  if (name !== 'ssh-guest' && stray) throw new UsageError(`${command}: --${stray} applies to --adapter ssh-guest only`);
   if (name !== 'vhost-user' && name !== 'exec' && parsed.values.has('socket'))
-    throw new UsageError('run: --socket PATH applies to --adapter vhost-user and --adapter exec only');
+    throw new UsageError(`${command}: --socket PATH applies to --adapter vhost-user and --adapter exec only`);
   const strayExec = EXEC_OPTIONS.find((o) => parsed.values.has(o) || parsed.lists.has(o));
-  if (name !== 'exec' && strayExec) throw new UsageError(`run: --${strayExec} applies to --adapter exec only`);
-  if (name === 'exec') return openExec(parsed);
+  if (name !== 'exec' && strayExec) throw new UsageError(`${command}: --${strayExec} applies to --adapter exec only`);
+  if (name === 'exec') return openExec(parsed, command);
   if (name === 'vhost-user') {
     const socketPath = parsed.values.get('socket');
     if (socketPath === undefined)
       throw new UsageError(
-        'run: --adapter vhost-user needs --socket PATH (a back-end listening there, e.g. vmemct serve-vhost-user --socket PATH)',
+        `${command}: --adapter vhost-user needs --socket PATH (a back-end listening there, e.g. vmemct serve-vhost-user --socket PATH)`,
       );
     try {
       return await connectVhostUserAdapter({ socketPath: path.resolve(socketPath) });
     } catch (e) {
       if (e instanceof VhostUserSetupError || e instanceof NativeHelperMissingError)
-        throw new HarnessError(`run: ${e.message}`);
+        throw new HarnessError(`${command}: ${e.message}`);
       throw e;
     }
   }
@@ -141,7 +141,7 @@ export async function createAdapter(parsed: ParsedArgs): Promise<Adapter> {
     const missing = ['ssh', 'qmp', 'qemu-trace'].filter((o) => !parsed.values.has(o));
     if (missing.length > 0)
       throw new UsageError(
-        `run: --adapter ssh-guest needs ${missing.map((o) => `--${o}`).join(', ')} (\`vmemct guest up\` prints them for the guest it boots)`,
+        `${command}: --adapter ssh-guest needs ${missing.map((o) => `--${o}`).join(', ')} (\`vmemct guest up\` prints them for the guest it boots)`,
       );
     const target = parseSshTarget(parsed.values.get('ssh')!);
     try {
@@ -152,7 +152,7 @@ export async function createAdapter(parsed: ParsedArgs): Promise<Adapter> {
         deviceId: parsed.values.get('device-id'),
       });
     } catch (e) {
-      if (e instanceof SshGuestSetupError) throw new HarnessError(`run: ${e.message}`);
+      if (e instanceof SshGuestSetupError) throw new HarnessError(`${command}: ${e.message}`);
       throw e;
     }
   }
@@ -160,12 +160,13 @@ export async function createAdapter(parsed: ParsedArgs): Promise<Adapter> {
     try {
       return createQemuAdapter({ binary: qemuBinary });
     } catch (e) {
-      if (e instanceof QemuMissingError) throw new HarnessError(`run: ${e.message}`);
+      if (e instanceof QemuMissingError) throw new HarnessError(`${command}: ${e.message}`);
       throw e;
     }
   }
   const profileName = parsed.values.get('profile') ?? 'spec';
   const profile = findDeviceProfile(profileName);
-  if (!profile) throw new UsageError(`run: unknown profile '${profileName}' (profiles: ${deviceProfileNames()})`);
+  if (!profile)
+    throw new UsageError(`${command}: unknown profile '${profileName}' (profiles: ${deviceProfileNames()})`);
   return createModelAdapter({ profile });
 }

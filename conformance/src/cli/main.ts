@@ -70,6 +70,13 @@ usage:
   vmemct record --ops N --out FILE [--adapter model|qemu] [--profile P] [--qemu PATH | --qemu-version V] [--seed S]
       [--ops-per-vector 100] [--block-size 2MiB] [--region-size 1GiB] [--addr 4GiB] [--requested-size 64MiB]
                             record a device's answers to seeded random operations as a vector file
+  vmemct fuzz [--adapter A and its options as for run] [--target device|driver] [--seed S]
+      [--budget N | --time T] [--out FILE] [--json FILE] [--quiet]
+                            explore an implementation with seeded operations (boundaries, invalid
+                            requests, layouts, resizes, resets, BUSY) judged against the reference
+                            model; the first difference is shrunk and written as a vector (default
+                            vmemct-fuzz-SEED.yaml). Default budget 10000 operations; --time 90s, 5m.
+                            Exit 0 nothing found, 1 difference found (vector written)
   vmemct coverage [--vectors PATH] [--json]     requirement → vectors; exit 1 if one is uncovered
   vmemct spec [--json]                          the protocol: layouts, constants, the 71 requirements
   vmemct encode config|request|response F=V …   encode a structure, print its bytes as hex
@@ -101,6 +108,7 @@ const COMMANDS: Readonly<Record<string, () => Promise<Command>>> = {
   lint: async () => (await import('./run-commands')).lintCommand,
   coverage: async () => (await import('./run-commands')).coverageCommand,
   record: async () => (await import('./record-command')).recordCommand,
+  fuzz: async () => (await import('./fuzz-command')).fuzzCommand,
   docs: async () => (await import('./run-commands')).docsCommand,
   guest: async () => (await import('./guest-commands')).guestCommand,
   qemu: async () => (await import('./qemu-commands')).qemuCommand,
