@@ -1,24 +1,24 @@
-/** The records `vmemct fuzz` takes and gives, shared by device and driver fuzzing. */
+/**
+ * The shared vocabulary of `vmemct fuzz`: the options a fuzzer takes and the report it returns,
+ * for both targets (device fuzzing and driver fuzzing).
+ */
 
-/** How much exploring to do: operations, wall-clock time, or both (whichever ends first). */
+/** How long a fuzz run may go on: a count of operations, a wall-clock time, or both (first reached). */
 export interface FuzzBudget {
   readonly operations?: number;
   readonly timeMs?: number;
 }
-
-/** How far a run has got. */
+/** A progress tick: operations run so far and the time spent. */
 export interface FuzzProgress {
   readonly operations: number;
   readonly elapsedMs: number;
 }
-
-/** What a fuzz run is given. */
+/** What a fuzzer is asked to do: the seed that makes the run replayable, its budget, a progress sink. */
 export interface FuzzOptions {
   readonly seed: number;
   readonly budget: FuzzBudget;
   readonly onProgress?: (p: FuzzProgress) => void;
 }
-
 /** A difference outside the conforming set, shrunk and written as a vector. */
 export interface FuzzFinding {
   /** One line: what differed, the requirement IDs the oracle cites. */
@@ -30,8 +30,7 @@ export interface FuzzFinding {
   readonly operationsBeforeShrink: number;
   readonly operationsAfterShrink: number;
 }
-
-/** What a fuzz run did and found. */
+/** The outcome of one fuzz run. */
 export interface FuzzReport {
   readonly target: 'device' | 'driver';
   readonly seed: number;
