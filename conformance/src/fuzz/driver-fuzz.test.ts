@@ -69,6 +69,8 @@ describe('the reference driver', () => {
       for (const key of ['start', 'settle', 'resize', 'inject', 'system-reset', 'suspend'])
         expect(report.coverage[`step:${key}`]).toBeGreaterThan(0);
       for (const key of ['ACK', 'BUSY', 'NACK', 'ERROR']) expect(report.coverage[`inject:${key}`]).toBeGreaterThan(0);
+      expect(report.coverage['settle:max-requests']).toBeGreaterThan(0);
+      expect(report.coverage['settle:timeout']).toBeGreaterThan(0);
       expect(report.coverage['setup:plugged-at-start']).toBeGreaterThan(0);
       expect(report.coverage['setup:over-65535-blocks']).toBeGreaterThan(0);
       expect(report.coverage['outcome:conforming']).toBeGreaterThan(0);
@@ -122,6 +124,7 @@ describe('scenarios', () => {
         { kind: 'start' },
         { kind: 'settle' },
         { kind: 'settle', maxRequests: 2 },
+        { kind: 'settle', timeoutMs: 100 },
         { kind: 'inject', response: 'BUSY', count: 2 },
         { kind: 'settle' },
         { kind: 'inject', response: 'NACK', count: 1, types: ['PLUG'] },
@@ -132,6 +135,7 @@ describe('scenarios', () => {
       [],
       [],
       ['settled: true', 'converged: true'],
+      [],
       [],
       [],
       ['settled: true', 'converged: true', 'retry_delay: {min_ms: 10}'],
@@ -156,7 +160,7 @@ describe('scenarios', () => {
         { kind: 'settle' },
         { kind: 'resize', blocks: 900 },
         { kind: 'inject', response: 'BUSY', count: 4, types: ['PLUG', 'STATE'], trailer: [1, 2, 3, 4, 5, 6, 7, 8] },
-        { kind: 'settle', maxRequests: 3 },
+        { kind: 'settle', maxRequests: 3, timeoutMs: 60_000 },
         { kind: 'suspend' },
         { kind: 'system-reset' },
         { kind: 'settle' },

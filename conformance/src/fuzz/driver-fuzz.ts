@@ -44,7 +44,8 @@ function cover(coverage: Record<string, number>, scenario: DriverScenario, outco
   for (const step of scenario.steps) {
     countIn(coverage, `step:${step.kind}`);
     if (step.kind === 'inject') countIn(coverage, `inject:${step.response}`);
-    if (step.kind === 'settle' && step.maxRequests !== undefined) countIn(coverage, 'settle:limited');
+    if (step.kind === 'settle' && step.maxRequests !== undefined) countIn(coverage, 'settle:max-requests');
+    if (step.kind === 'settle' && step.timeoutMs !== undefined) countIn(coverage, 'settle:timeout');
     if (step.kind === 'resize' && (step.blocks === 0 || step.blocks === scenario.setup.regionBlocks))
       countIn(coverage, 'resize:region-boundary');
   }

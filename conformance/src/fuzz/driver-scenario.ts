@@ -37,7 +37,7 @@ export interface DriverFuzzSetup {
 /** One host-side step of a scenario (the driver vector step it is written as). */
 export type DriverFuzzStep =
   | { readonly kind: 'start' }
-  | { readonly kind: 'settle'; readonly maxRequests?: number }
+  | { readonly kind: 'settle'; readonly maxRequests?: number; readonly timeoutMs?: number }
   | { readonly kind: 'resize'; readonly blocks: number }
   | {
       readonly kind: 'inject';
@@ -87,7 +87,8 @@ export function expectationsOf(scenario: DriverScenario): StepExpectation[] {
       case 'settle': {
         if (!started) return [];
         const out: string[] = [];
-        if (step.maxRequests === undefined && !mayFallShort) out.push('settled: true', 'converged: true');
+        const unlimited = step.maxRequests === undefined && step.timeoutMs === undefined;
+        if (unlimited && !mayFallShort) out.push('settled: true', 'converged: true');
         if (busy) out.push(`retry_delay: {min_ms: ${RETRY_DELAY_FLOOR_MS}}`);
         if (nack) out.push('nack_repeats: {max: 0}');
         return out;
@@ -181,6 +182,14 @@ function generateInject(c: Chooser): DriverFuzzStep {
   };
 }
 
+/** A settle: mostly unlimited, sometimes bounded by a few requests or by a time (virtual on the model). */
+function generateSettle(c: Chooser): DriverFuzzStep {
+  const r = c.random();
+  if (r < 0.15) return { kind: 'settle', maxRequests: 1 + below(c, 8) };
+  if (r < 0.22) return { kind: 'settle', timeoutMs: pick(c, [1, 100, 60_000, 3_600_000]) };
+  return { kind: 'settle' };
+}
+
 /**
  * A scenario of `3 + up to 14` steps from `c`, using only the host actions the adapter can
  * perform (`can`): the driver starts, then host actions alternate with settles.
@@ -201,7 +210,7 @@ export function generateScenario(c: Chooser, can: ReadonlySet<Capability>): Driv
   const length = 2 + below(c, 14);
   while (steps.length < length) {
     if (actions.length > 0 && chance(c, 0.6)) steps.push(pick(c, actions)());
-    else steps.push(chance(c, 0.2) ? { kind: 'settle', maxRequests: 1 + below(c, 8) } : { kind: 'settle' });
+    else steps.push(generateSettle(c));
   }
   steps.push({ kind: 'settle' });
   return { setup, steps };
@@ -236,8 +245,13 @@ function stepYaml(step: DriverFuzzStep): string {
   switch (step.kind) {
     case 'start':
       return 'start: true';
-    case 'settle':
-      return step.maxRequests === undefined ? 'settle: true' : `settle: {max_requests: ${step.maxRequests}}`;
+    case 'settle': {
+      const limits = [
+        ...(step.maxRequests === undefined ? [] : [`max_requests: ${step.maxRequests}`]),
+        ...(step.timeoutMs === undefined ? [] : [`timeout_ms: ${step.timeoutMs}`]),
+      ];
+      return limits.length === 0 ? 'settle: true' : `settle: {${limits.join(', ')}}`;
+    }
     case 'resize':
       return `resize: ${blocksExpr(step.blocks)}`;
     case 'system-reset':

@@ -73,7 +73,8 @@ function* simplerSteps(steps: readonly DriverFuzzStep[]): Generator<DriverFuzzSt
     const st = steps[i]!;
     const replace = (by: DriverFuzzStep): DriverFuzzStep[] => steps.map((x, j) => (j === i ? by : x));
     if (st.kind === 'resize') for (const n of smallerCounts(st.blocks)) yield replace({ ...st, blocks: n });
-    if (st.kind === 'settle' && st.maxRequests !== undefined) yield replace({ kind: 'settle' });
+    if (st.kind === 'settle' && (st.maxRequests !== undefined || st.timeoutMs !== undefined))
+      yield replace({ kind: 'settle' });
     if (st.kind === 'inject') {
       if (st.trailer && st.response !== 'ACK') yield replace({ ...st, trailer: undefined });
       if (st.types && st.types.length > 1)
