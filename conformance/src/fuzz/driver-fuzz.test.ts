@@ -74,6 +74,17 @@ describe('the reference driver', () => {
       expect(report.coverage['setup:plugged-at-start']).toBeGreaterThan(0);
       expect(report.coverage['setup:over-65535-blocks']).toBeGreaterThan(0);
       expect(report.coverage['outcome:conforming']).toBeGreaterThan(0);
+      // What the driver did: every request type, answered as injected, and memory writes.
+      for (const type of ['PLUG', 'UNPLUG', 'UNPLUG_ALL', 'STATE'])
+        expect(report.coverage[`response:${type}:ACK`]).toBeGreaterThan(0);
+      for (const type of ['PLUG', 'UNPLUG', 'UNPLUG_ALL'])
+        expect(report.coverage[`response:${type}:BUSY`]).toBeGreaterThan(0);
+      expect(report.coverage['response:STATE:ERROR']).toBeGreaterThan(0);
+      expect(report.coverage['response:PLUG:NACK']).toBeGreaterThan(0);
+      expect(report.coverage['response:PLUG:ERROR']).toBeGreaterThan(0);
+      expect(report.coverage['driver:memory-write']).toBeGreaterThan(0);
+      expect(report.coverage['driver:config-write']).toBeUndefined();
+      expect(report.coverage['settle:cut-short']).toBeGreaterThan(0);
     }
   });
 

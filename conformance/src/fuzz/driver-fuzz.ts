@@ -13,6 +13,7 @@ import { seededRandom } from '../differential/differential';
 import type { FuzzFinding, FuzzOptions, FuzzReport } from './fuzz-types';
 import { DriverScenario, generateScenario, requirementsOf, scenarioYaml } from './driver-scenario';
 import { SHRINK_TRIALS, shrinkScenario } from './driver-shrink';
+import { CoverageCounts, countIn, coverScenario, observedAdapter } from './driver-coverage';
 import { TrialOutcome, runTrial, runTrialYaml, sameFinding } from './driver-trial';
 
 /** Options of driver fuzzing: the common ones, and whether SHOULD-level findings count (strict). */
@@ -34,27 +35,6 @@ const DRIVER_REQUIREMENTS = new Set(ALL_REQUIREMENTS.map((r) => r.id).filter((id
 /** The scenario's own trial seed: scenario `n` of a run depends only on the seed and `n`. */
 function scenarioSeed(seed: number, n: number): number {
   return (Math.imul(seed >>> 0, 0x9e3779b1) + Math.imul(n + 1, 0x85ebca6b)) >>> 0;
-}
-
-function countIn(coverage: Record<string, number>, key: string): void {
-  coverage[key] = (coverage[key] ?? 0) + 1;
-}
-
-function cover(coverage: Record<string, number>, scenario: DriverScenario, outcome: TrialOutcome): void {
-  for (const step of scenario.steps) {
-    countIn(coverage, `step:${step.kind}`);
-    if (step.kind === 'inject') countIn(coverage, `inject:${step.response}`);
-    if (step.kind === 'settle' && step.maxRequests !== undefined) countIn(coverage, 'settle:max-requests');
-    if (step.kind === 'settle' && step.timeoutMs !== undefined) countIn(coverage, 'settle:timeout');
-    if (step.kind === 'resize' && (step.blocks === 0 || step.blocks === scenario.setup.regionBlocks))
-      countIn(coverage, 'resize:region-boundary');
-  }
-  const s = scenario.setup;
-  if (s.plugged.length > 0) countIn(coverage, 'setup:plugged-at-start');
-  if (s.configPadding) countIn(coverage, 'setup:config-padding');
-  if (s.features) countIn(coverage, 'setup:features');
-  if (s.regionBlocks > 0xffff) countIn(coverage, 'setup:over-65535-blocks');
-  countIn(coverage, `outcome:${outcome.kind === 'found' ? outcome.verdict : outcome.kind}`);
 }
 
 /** The requirement of checks whose findings cite none (feature negotiation: drv.init.1; going quiet: drv.op.8). */
@@ -87,7 +67,8 @@ export async function fuzzDriver(adapter: Adapter, options: DriverFuzzOptions): 
   const maxOperations =
     options.budget.operations ?? (options.budget.timeMs === undefined ? DEFAULT_DRIVER_FUZZ_OPERATIONS : Infinity);
   const maxMs = options.budget.timeMs ?? Infinity;
-  const coverage: Record<string, number> = {};
+  const coverage: CoverageCounts = {};
+  const observed = observedAdapter(adapter, coverage);
   let operations = 0;
   let nextProgress = PROGRESS_EVERY;
   const report = (finding?: FuzzFinding): FuzzReport => ({
@@ -101,9 +82,10 @@ export async function fuzzDriver(adapter: Adapter, options: DriverFuzzOptions): 
 
   for (let n = 0; operations < maxOperations && elapsed() < maxMs; n++) {
     const scenario = generateScenario({ random: seededRandom(scenarioSeed(options.seed, n)) }, can);
-    const outcome = await runTrial(adapter, scenario, strict);
+    const outcome = await runTrial(observed, scenario, strict);
     operations += scenario.steps.length;
-    cover(coverage, scenario, outcome);
+    coverScenario(coverage, scenario);
+    countIn(coverage, `outcome:${outcome.kind === 'found' ? outcome.verdict : outcome.kind}`);
     if (operations >= nextProgress) {
       options.onProgress?.({ operations, elapsedMs: elapsed() });
       nextProgress = operations + PROGRESS_EVERY;
