@@ -103,6 +103,31 @@ describe('the reference driver', () => {
   });
 });
 
+describe('an adapter with fewer capabilities', () => {
+  test('gets only scenarios it can run: no injected answers, resets, suspends or plugged set-ups, nothing unsupported', async () => {
+    const model = createModelAdapter();
+    const limited: Adapter = {
+      ...model,
+      info: { ...model.info, capabilities: ['host-resize', 'observe-driver'], targetCapabilities: undefined },
+      openDevice: (setup) => model.openDevice(setup),
+      openDriver: (setup, options) => model.openDriver!(setup, options),
+      dispose: () => model.dispose(),
+    };
+    const report = await fuzzDriver(limited, { seed: SEED, budget: { operations: 500 }, strict: true });
+    expect(report.finding).toBeUndefined();
+    expect(report.coverage['step:resize']).toBeGreaterThan(0);
+    for (const key of [
+      'step:inject',
+      'step:system-reset',
+      'step:suspend',
+      'setup:plugged-at-start',
+      'outcome:unsupported',
+    ])
+      expect(report.coverage[key]).toBeUndefined();
+    expect(report.coverage['outcome:conforming']).toBeGreaterThan(0);
+  });
+});
+
 describe('determinism', () => {
   test('the same seed and budget give the same finding and vector', async () => {
     const mutant = MORE_DRIVER_MUTANTS.find((m) => m.name.includes('always allows suspend'))!;
