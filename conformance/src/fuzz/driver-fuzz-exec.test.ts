@@ -38,7 +38,7 @@ async function verdictOf(adapter: Adapter, yaml: string): Promise<string> {
 (hasPython ? describe : describe.skip)('driver fuzzing of the example Python driver (exec)', () => {
   test('finds the seeded deviation (BUSY retried at once) and writes a vector that fails on it and passes on the reference driver', async () => {
     const report = await withPythonDriver(EXAMPLE, (adapter) =>
-      fuzzDriver(adapter, { seed: 1, budget: { operations: 1500 } }),
+      fuzzDriver(adapter, { seed: 1, budget: { operations: 1500 }, reference: createModelAdapter() }),
     );
     expect(report.finding).toBeDefined();
     const finding = report.finding!;

@@ -34,7 +34,12 @@ describe('driver fuzzing finds every planted driver bug within a fixed budget', 
     '%s',
     async (_name, mutant) => {
       const adapter = createModelAdapter(mutant.adapter);
-      const report = await fuzzDriver(adapter, { seed: SEED, budget: BUDGET, strict: mutant.strict });
+      const report = await fuzzDriver(adapter, {
+        seed: SEED,
+        budget: BUDGET,
+        strict: mutant.strict,
+        reference: createModelAdapter(),
+      });
       expect(report.target).toBe('driver');
       expect(report.finding).toBeDefined();
       const finding = report.finding!;
@@ -100,6 +105,21 @@ describe('the reference driver', () => {
     expect(report.elapsedMs).toBeLessThan(5000);
     expect(seen.length).toBeGreaterThan(0);
     expect(seen[seen.length - 1]).toBe(report.operations);
+  });
+});
+
+describe('the reference check', () => {
+  test('a scenario the reference driver fails as well is not reported', async () => {
+    // The mutant as its own reference: every scenario it fails, its reference fails too.
+    const mutant = MORE_DRIVER_MUTANTS.find((m) => m.name.includes('always allows suspend'))!;
+    const report = await fuzzDriver(createModelAdapter(mutant.adapter), {
+      seed: SEED,
+      budget: { operations: 300 },
+      reference: createModelAdapter(mutant.adapter),
+    });
+    expect(report.finding).toBeUndefined();
+    expect(report.coverage['outcome:reference-fails']).toBeGreaterThan(0);
+    expect(report.coverage['outcome:reference-fails']).toBe(report.coverage['outcome:fail']);
   });
 });
 

@@ -22,6 +22,13 @@ export interface DriverFuzzOptions extends FuzzOptions {
   readonly strict?: boolean;
   /** Trials shrinking may spend (default {@link SHRINK_TRIALS}). */
   readonly shrinkTrials?: number;
+  /**
+   * A conforming driver (the reference driver on the model) that every written vector must pass:
+   * a scenario it fails too is not reported (counted as `outcome:reference-fails`), and shrinking
+   * keeps only candidates it passes. The CLI passes the model adapter; without one the
+   * expectations are trusted as derived.
+   */
+  readonly reference?: Adapter;
 }
 
 /** The operations run when the budget names neither operations nor time. */
@@ -93,9 +100,17 @@ export async function fuzzDriver(adapter: Adapter, options: DriverFuzzOptions): 
     if (outcome.kind === 'invalid')
       throw new Error(`driver fuzzing generated an invalid vector: ${outcome.problems.join('; ')}`);
     if (outcome.kind !== 'found') continue;
+    const reference = options.reference;
+    const referencePasses = async (candidate: DriverScenario): Promise<boolean> =>
+      !reference || (await runTrial(reference, candidate, strict)).kind === 'conforming';
+    if (!(await referencePasses(scenario))) {
+      countIn(coverage, 'outcome:reference-fails');
+      continue;
+    }
     const shrunk = await shrinkScenario(
       scenario,
-      async (candidate) => sameFinding(outcome, await runTrial(adapter, candidate, strict)),
+      async (candidate) =>
+        sameFinding(outcome, await runTrial(adapter, candidate, strict)) && (await referencePasses(candidate)),
       options.shrinkTrials ?? SHRINK_TRIALS,
     );
     return report(await findingOf(adapter, options.seed, n, outcome, scenario, shrunk.scenario, strict));
