@@ -17,6 +17,10 @@ const BUDGET = { operations: 1500 };
 
 const reference: OpenReferenceDevice = (setup, steering) => createModelAdapter({ steering }).openDevice(setup);
 
+function descriptionOf(yaml: string): string | undefined {
+  return loadVectorText('found.yaml', yaml).vectors[0]?.description;
+}
+
 async function runVector(adapter: Adapter, yaml: string, strict: boolean) {
   const loaded = loadVectorText('found.yaml', yaml);
   expect(loaded.problems.map(formatProblem)).toEqual([]);
@@ -39,6 +43,7 @@ describe('driver fuzzing finds every planted driver bug within a fixed budget', 
         budget: BUDGET,
         strict: mutant.strict,
         reference: createModelAdapter(),
+        replayHint: 'vmemct run --adapter model --vectors found.yaml',
       });
       expect(report.target).toBe('driver');
       expect(report.finding).toBeDefined();
@@ -50,6 +55,9 @@ describe('driver fuzzing finds every planted driver bug within a fixed budget', 
       expect(finding.operationsAfterShrink).toBeLessThanOrEqual(finding.operationsBeforeShrink);
       expect(finding.operationsAfterShrink).toBeLessThanOrEqual(5);
       expect(finding.summary).not.toMatch(/did not fail again/);
+      expect(descriptionOf(finding.vectorYaml)).toMatch(
+        /^Found by vmemct fuzz --target driver --seed 1 \(scenario \d+\) on mutant:.*The reference driver passes it\. Replay: vmemct run --adapter model --vectors found\.yaml$/,
+      );
 
       // The vector: valid, lints clean, fails on the mutant and passes on the reference driver.
       const onMutant = await runVector(adapter, finding.vectorYaml, mutant.strict);

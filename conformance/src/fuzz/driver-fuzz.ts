@@ -29,6 +29,8 @@ export interface DriverFuzzOptions extends FuzzOptions {
    * expectations are trusted as derived.
    */
   readonly reference?: Adapter;
+  /** How to replay the written vector, for its description (e.g. `vmemct run --adapter exec … --vectors F`). */
+  readonly replayHint?: string;
 }
 
 /** The operations run when the budget names neither operations nor time. */
@@ -113,7 +115,7 @@ export async function fuzzDriver(adapter: Adapter, options: DriverFuzzOptions): 
         sameFinding(outcome, await runTrial(adapter, candidate, strict)) && (await referencePasses(candidate)),
       options.shrinkTrials ?? SHRINK_TRIALS,
     );
-    return report(await findingOf(adapter, options.seed, n, outcome, scenario, shrunk.scenario, strict));
+    return report(await findingOf(adapter, options, n, outcome, scenario, shrunk.scenario));
   }
   options.onProgress?.({ operations, elapsedMs: elapsed() });
   return report();
@@ -126,13 +128,14 @@ export async function fuzzDriver(adapter: Adapter, options: DriverFuzzOptions): 
  */
 async function findingOf(
   adapter: Adapter,
-  seed: number,
+  options: DriverFuzzOptions,
   n: number,
   first: Extract<TrialOutcome, { kind: 'found' }>,
   original: DriverScenario,
   shrunk: DriverScenario,
-  strict: boolean,
 ): Promise<FuzzFinding> {
+  const seed = options.seed;
+  const strict = options.strict ?? false;
   const vectorId = `vmem.drv.fuzz.seed-${seed >>> 0}.scenario-${n}`;
   const draft = (s: DriverScenario): string =>
     scenarioYaml(s, { id: vectorId, title: 'driver scenario found by fuzzing', requirements: requirementsOf(s) });
@@ -150,10 +153,13 @@ async function findingOf(
     id: vectorId,
     title: `Fuzzed driver scenario: ${seen.finding.check} (seed ${seed >>> 0}, scenario ${n})`.slice(0, 160),
     requirements,
-    description:
-      `Found by vmemct fuzz --target driver --seed ${seed >>> 0} (scenario ${n}); shrunk from ` +
-      `${original.steps.length} to ${scenario.steps.length} steps. The driver under test ended ${seen.verdict} ` +
-      `at step ${seen.finding.step}: ${what}`,
+    description: [
+      `Found by vmemct fuzz --target driver --seed ${seed >>> 0} (scenario ${n}) on ${adapter.info.implementation};`,
+      `shrunk from ${original.steps.length} to ${scenario.steps.length} steps.`,
+      `The driver ended ${seen.verdict} at step ${seen.finding.step}: ${what}.`,
+      ...(options.reference ? [`The reference driver passes it.`] : []),
+      ...(options.replayHint ? [`Replay: ${options.replayHint}`] : []),
+    ].join(' '),
   });
   return {
     summary:
