@@ -26,7 +26,6 @@ describe('vmemct fuzz: usage', () => {
     [['--adapter', 'nope'], /fuzz: unknown adapter 'nope'/],
     [['--profile', 'nope'], /fuzz: unknown profile 'nope'/],
     [['--adapter', 'exec'], /fuzz: --adapter exec needs --command PROGRAM/],
-    [['--target', 'driver', '--budget', '10'], /fuzz: --target driver is not yet available/],
     [['--out', '/no/such/folder/f.yaml'], /the folder \/no\/such\/folder does not exist/],
     [['extra'], /unexpected argument 'extra'/],
   ])('%j → exit 3', async (args, message) => {
@@ -45,6 +44,16 @@ describe('vmemct fuzz: usage', () => {
 });
 
 describe('vmemct fuzz: runs', () => {
+  test('a conforming driver (--target driver): exit 0, a summary naming the driver target, no vector', async () => {
+    const out = path.join(dir, 'driver-none.yaml');
+    const r = await cli('fuzz', '--target', 'driver', '--seed', '3', '--budget', '200', '--strict', '--out', out);
+    expect(r.err).not.toMatch(/not yet/);
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/^fuzz: model:spec \(driver\), seed 3: [0-9,]+ operations in [0-9.]+ s/m);
+    expect(r.out).toMatch(/no difference from the reference model found/);
+    expect(fs.existsSync(out)).toBe(false);
+  });
+
   test('a conforming device: exit 0, a summary with rate and coverage, no vector, the JSON report', async () => {
     const out = path.join(dir, 'none.yaml');
     const json = path.join(dir, 'none.json');

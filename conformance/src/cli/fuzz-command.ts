@@ -9,13 +9,13 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { Adapter } from '../../../adapters/core/src/contract';
 import { createModelAdapter } from '../../../adapters/model/src/model-adapter';
 import { loadVectorText } from '../loader/load';
 import { formatProblem } from '../loader/types';
 import { lintReport } from '../runner/lint';
 import { FuzzAdapterError } from '../fuzz/device-case';
 import { fuzzDevice } from '../fuzz/device-fuzz';
+import { fuzzDriver } from '../fuzz/driver-fuzz';
 import type { FuzzOptions, FuzzReport } from '../fuzz/fuzz-types';
 import { ADAPTER_OPTIONS, createAdapter } from './adapter-options';
 import { OptionSpec, parseArgs, positiveInt } from './args';
@@ -33,6 +33,7 @@ const FUZZ_ONLY_OPTIONS: Readonly<Record<string, OptionSpec>> = {
   out: { kind: 'value' },
   json: { kind: 'value' },
   quiet: { kind: 'flag' },
+  strict: { kind: 'flag' },
 };
 
 /** Operations run when neither `--budget` nor `--time` is given. */
@@ -52,14 +53,6 @@ export function parseDuration(text: string): number {
   if (!Number.isFinite(ms) || ms <= 0 || ms > 2_147_483_647)
     throw new UsageError(`${COMMAND}: --time must be a positive duration such as 500ms, 90s, 5m or 1h (got '${text}')`);
   return ms;
-}
-
-/**
- * Driver fuzzing: not yet available in this build (it arrives with the driver fuzzer,
- * `fuzzDriver` of conformance/src/fuzz/driver-fuzz.ts).
- */
-async function fuzzDriverTarget(_adapter: Adapter, _options: FuzzOptions): Promise<FuzzReport> {
-  throw new UsageError(`${COMMAND}: --target driver is not yet available; fuzz a device (--target device)`);
 }
 
 /** The adapter options of the command line, for the replay command (fuzz-only options dropped). */
@@ -132,7 +125,12 @@ export async function fuzzCommand(args: readonly string[], io: CliIo): Promise<n
     report =
       target === 'device'
         ? await fuzzDevice(adapter, { ...options, reference: createModelAdapter(), replayHint: replay })
-        : await fuzzDriverTarget(adapter, options);
+        : await fuzzDriver(adapter, {
+            ...options,
+            strict: parsed.flags.has('strict'),
+            reference: createModelAdapter(),
+            replayHint: replay,
+          });
     if (report.finding) fs.writeFileSync(outPath, report.finding.vectorYaml);
     if (jsonText !== undefined)
       fs.writeFileSync(
