@@ -158,7 +158,7 @@ describe('BlockBitmap against a boolean[] model', () => {
     );
   });
 
-  test('should agree on countRange and fill', () => {
+  test('should agree on countRange and fill, and on anySet and allSet (word-wise with early exits)', () => {
     fc.assert(
       fc.property(scenarios, (s) => {
         const { bitmap, naive } = replay(s);
@@ -169,6 +169,8 @@ describe('BlockBitmap against a boolean[] model', () => {
         ]) {
           expect(bitmap.countRange(r.first, r.count)).toBe(naive.countRange(r.first, r.count));
           expect(bitmap.fill(r.first, r.count)).toBe(naive.fill(r.first, r.count));
+          expect(bitmap.anySet(r.first, r.count)).toBe(naive.countRange(r.first, r.count) > 0);
+          expect(bitmap.allSet(r.first, r.count)).toBe(naive.countRange(r.first, r.count) === r.count);
         }
       }),
       { numRuns: 300 },
