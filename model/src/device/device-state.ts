@@ -18,13 +18,19 @@ import { VirtioStatus } from './virtio-status';
 import { BusyState } from './busy';
 import { DeviceSteering, ResetChange, steeredReset, steeredUsable } from './steering';
 import { DeviceParams, DeviceParamsError, UsedElement } from './device-types';
+import { FastGeometry, NO_USED_ENTRY } from './fast-path';
 
 const RESP_SIZE = VirtioMemResponseLayout.size;
 
 /** The state of a virtio-mem device and its observation; {@link VirtioMemDevice} adds the operations. */
 export abstract class DeviceState {
   readonly profile: DeviceProfile;
-  protected config: VirtioMemConfig;
+  /** The configuration as last replaced (never mutated); read it through {@link config}. */
+  private current!: VirtioMemConfig;
+  /** A fast step changed the blocks after {@link current} was built: its plugged_size is behind. */
+  private pluggedStale = false;
+  /** The configuration fields the fast path reads, as numbers (kept in step by the {@link config} setter). */
+  protected readonly geometry = new FastGeometry();
   protected readonly blocks: BlockBitmap;
   /** The status register and feature negotiation. */
   protected readonly virtio: VirtioStatus;
@@ -59,7 +65,7 @@ export abstract class DeviceState {
     const usable =
       params.usable_region_size ??
       usableFor(profile.usablePolicy, requested, params.block_size, params.region_size, 0n);
-    this.config = {
+    const config: VirtioMemConfig = {
       block_size: params.block_size,
       node_id: params.node_id ?? 0,
       padding: new Uint8Array(6),
@@ -78,7 +84,37 @@ export abstract class DeviceState {
       }
       this.blocks.setRange(run.first, run.count);
     }
-    this.config.plugged_size = BigInt(this.blocks.count) * params.block_size;
+    config.plugged_size = BigInt(this.blocks.count) * params.block_size;
+    this.config = config;
+  }
+
+  /**
+   * The configuration. Replaced, never mutated, on every change, so a snapshot may share it. After
+   * a fast step changed the blocks, the first read builds the new one with plugged_size brought up
+   * to date (the fast path itself changes nothing it would have to allocate for).
+   */
+  protected get config(): VirtioMemConfig {
+    if (this.pluggedStale) {
+      this.pluggedStale = false;
+      this.current = { ...this.current, plugged_size: BigInt(this.blocks.count) * this.current.block_size };
+    }
+    return this.current;
+  }
+
+  protected set config(next: VirtioMemConfig) {
+    this.current = next;
+    this.pluggedStale = false;
+    this.geometry.update(next);
+  }
+
+  /**
+   * A fast step plugged or unplugged `changed` blocks: plugged_size changes (read lazily, see
+   * {@link config}) and with it the configuration generation.
+   */
+  protected pluggedChangedBy(changed: number): void {
+    if (changed === 0) return;
+    this.pluggedStale = true;
+    this.bumpGeneration();
   }
 
   // ---------------------------------------------------------------- observation
@@ -253,18 +289,30 @@ export abstract class DeviceState {
     }
   }
 
-  protected applyViolation(handling: ViolationHandling): UsedElement | null {
+  /**
+   * Applies the state change of a protocol-violation handling (NEEDS_RESET with its notification)
+   * and returns the used length it leaves: RESP_SIZE for an ERROR response, 0, or
+   * {@link NO_USED_ENTRY}. Writes no bytes (the full path and the fast path each write their own).
+   */
+  protected applyViolationState(handling: ViolationHandling): number {
     switch (handling) {
       case 'needs-reset':
         // Virtio 1.x: setting DEVICE_NEEDS_RESET is announced with a configuration-change notification.
         if (this.virtio.flagNeedsReset()) this.notifications++;
-        return null;
+        return NO_USED_ENTRY;
       case 'error-response':
-        return { length: RESP_SIZE, written: encodeResponse({ type: VIRTIO_MEM_RESP_ERROR }) };
+        return RESP_SIZE;
       case 'used-length-zero':
-        return { length: 0, written: new Uint8Array(0) };
+        return 0;
       case 'no-used-entry':
-        return null;
+        return NO_USED_ENTRY;
     }
+  }
+
+  protected applyViolation(handling: ViolationHandling): UsedElement | null {
+    const length = this.applyViolationState(handling);
+    if (length === NO_USED_ENTRY) return null;
+    if (length === 0) return { length: 0, written: new Uint8Array(0) };
+    return { length: RESP_SIZE, written: encodeResponse({ type: VIRTIO_MEM_RESP_ERROR }) };
   }
 }

@@ -28,6 +28,7 @@ import { AccessRefusal, judgeAccess } from './access';
 import { systemResetUnplugs } from './busy';
 import { DeviceSteering, steeredOutcome, steeredUsable } from './steering';
 import { DeviceState } from './device-state';
+import { FastStep, NO_USED_ENTRY, writeFastResponse } from './fast-path';
 import {
   DeviceUsageError,
   HostResizeResult,
@@ -39,6 +40,7 @@ import {
 
 export * from './device-types';
 export type { DescriptorChain, RequestEvaluation } from './chain';
+export { NO_USED_ENTRY } from './fast-path';
 
 const RESP_SIZE = VirtioMemResponseLayout.size;
 const STATE_VALUES: Readonly<Record<BlockStateName, number>> = {
@@ -49,6 +51,16 @@ const STATE_VALUES: Readonly<Record<BlockStateName, number>> = {
 
 /** The virtio-mem device: its state (`device-state.ts`) and every operation on it. */
 export class VirtioMemDevice extends DeviceState {
+  /**
+   * A test and debug switch: when set, {@link processRequestFast} checks the invariants after every
+   * step, exactly as {@link processChain} does, and appends what breaks to {@link stepViolations}.
+   */
+  checkEveryStep = false;
+  /** Invariants broken by fast steps while {@link checkEveryStep} was set, oldest first. */
+  readonly stepViolations: InvariantViolation[] = [];
+  /** The fast path's decision, reused for every request. */
+  private readonly fastStep = new FastStep();
+
   // ---------------------------------------------------------------- requests
 
   /**
@@ -97,6 +109,71 @@ export class VirtioMemDevice extends DeviceState {
   /** Convenience: processes a request given as bytes in the usual two-descriptor chain. */
   processRequest(request: Uint8Array): ProcessResult {
     return this.processChain(singleRequestChain(request));
+  }
+
+  /**
+   * The fast path of {@link processRequest}: the same request in the usual two-descriptor chain,
+   * the same decision, the same changes to blocks, configuration, status, notifications and busy
+   * state, and the same response bytes, written into `response` (at least 10 bytes) instead of a
+   * new result. It builds no outcome set and allocates nothing for a PLUG, UNPLUG, STATE or a chain
+   * the device cannot process; an UNPLUG ALL, a region beyond 2^53 bytes or a subclass that
+   * overrides the request methods (a mutant) take the full path (see `fast-path.ts`).
+   * Invariants are not checked per step unless {@link checkEveryStep} is set; {@link checkInvariants}
+   * checks them on demand.
+   * @returns the used length: 10 (a response), 0, or {@link NO_USED_ENTRY}.
+   * @throws DeviceUsageError when `response` is shorter than a response.
+   */
+  processRequestFast(request: Uint8Array, response: Uint8Array): number {
+    if (response.length < RESP_SIZE)
+      throw new DeviceUsageError(`the response buffer holds ${response.length} bytes; a response needs ${RESP_SIZE}`);
+    const step = this.fastStep;
+    if (
+      this.overridesRequestPath() ||
+      !step.decide(request, this.geometry, this.blocks, this.profile, this.busy, this.needsReset)
+    ) {
+      return this.fullPathInto(request, response);
+    }
+    const before = this.checkEveryStep ? this.takeSnapshot(false) : undefined;
+    const notificationsBefore = this.notifications;
+    let length: number;
+    if (step.handling === undefined) {
+      if (step.answer === 'BUSY') this.busy.answeredBusy();
+      if (step.effect === 'plug') this.pluggedChangedBy(this.blocks.setRange(step.firstBlock, step.count));
+      if (step.effect === 'unplug') {
+        this.pluggedChangedBy(this.blocks.clearRange(step.firstBlock, step.count));
+        // Unplugged memory has no content worth keeping (dev.op.2): discard it.
+        this.memory.discardBlocks(step.firstBlock, step.count);
+      }
+      length = writeFastResponse(response, step.answer, step.state);
+    } else {
+      length = this.applyViolationState(step.handling);
+      if (length === RESP_SIZE) writeFastResponse(response, 'ERROR', 0);
+    }
+    if (before) {
+      const notified = this.notifications !== notificationsBefore;
+      const after = this.takeSnapshot(false);
+      this.stepViolations.push(...checkConfigInvariants(after), ...checkTransition(before, after, 'request', notified));
+    }
+    return length;
+  }
+
+  /** {@link processRequest}, its used element copied into `response` (the fast path's fallback). */
+  private fullPathInto(request: Uint8Array, response: Uint8Array): number {
+    const result = this.processRequest(request);
+    if (this.checkEveryStep) this.stepViolations.push(...result.violations);
+    if (!result.used) return NO_USED_ENTRY;
+    response.set(result.used.written.subarray(0, Math.min(result.used.written.length, response.length)));
+    return result.used.length;
+  }
+
+  /** A subclass (a mutant of the teeth test) replaced how requests are processed: the fast path must not bypass it. */
+  private overridesRequestPath(): boolean {
+    const own = VirtioMemDevice.prototype;
+    return (
+      this.processRequest !== own.processRequest ||
+      this.processChain !== own.processChain ||
+      this.evaluate !== own.evaluate
+    );
   }
 
   /**
