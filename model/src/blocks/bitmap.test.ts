@@ -454,3 +454,27 @@ describe('BlockBitmap examples', () => {
     expect(empty.findPrevious(true, 0, -3)).toBe(-1);
   });
 });
+
+describe('BlockBitmap.fill over many words (folded in chunks)', () => {
+  const length = 200_000;
+  // A range of 100,000 blocks starting mid-word spans several 256-word chunks.
+  const first = 1_000 + 7;
+  const count = 100_000;
+  test.each([first, first + 40, first + 256 * 32, first + 3 * 256 * 32 + 17, first + count - 1])(
+    'should tell one odd block at %i apart from a uniform range, in both directions',
+    (odd) => {
+      const plugged = new BlockBitmap(length);
+      plugged.setRange(first, count);
+      expect(plugged.fill(first, count)).toBe('all');
+      plugged.clearRange(odd, 1);
+      expect(plugged.fill(first, count)).toBe('mixed');
+      expect(plugged.allSet(first, count)).toBe(false);
+      const empty = new BlockBitmap(length);
+      expect(empty.fill(first, count)).toBe('none');
+      empty.setRange(odd, 1);
+      expect(empty.fill(first, count)).toBe('mixed');
+      expect(empty.anySet(first, count)).toBe(true);
+      expect(empty.fill(odd + 1, first + count - odd - 1)).toBe('none');
+    },
+  );
+});

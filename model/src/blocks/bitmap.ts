@@ -15,6 +15,9 @@ import type { BlockRange } from '../../../spec/src/index';
 /** Largest number of blocks the model tracks (128 MiB of bitmap); larger regions are refused. */
 export const MAX_TRACKED_BLOCKS = 2 ** 30;
 
+/** Words {@link BlockBitmap.fill} folds between checks for an early answer (8,192 blocks). */
+const FILL_CHUNK_WORDS = 256;
+
 /** How a range of blocks is plugged. */
 export type RangeFill = 'all' | 'none' | 'mixed';
 
@@ -34,6 +37,8 @@ function wordMask(from: number, to: number): number {
 /** Plugged/unplugged state of every block of a region. */
 export class BlockBitmap {
   private readonly words: Uint32Array;
+  /** The same words read as signed 32-bit integers: a scan compares them without leaving small-integer arithmetic. */
+  private readonly signedWords: Int32Array;
   private ones = 0;
   /** Words outside [spanFirst, spanEnd) are all zero (the span is empty when spanFirst ≥ spanEnd). */
   private spanFirst = 0;
@@ -48,6 +53,7 @@ export class BlockBitmap {
       throw new RangeError(`bitmap length ${length} is outside 0..${MAX_TRACKED_BLOCKS}`);
     }
     this.words = new Uint32Array(Math.ceil(length / 32));
+    this.signedWords = new Int32Array(this.words.buffer);
     this.spanFirst = this.words.length;
   }
 
@@ -101,17 +107,31 @@ export class BlockBitmap {
     const end = first + count;
     const firstWord = first >>> 5;
     const lastWord = (end - 1) >>> 5;
-    const words = this.words;
-    let sawSet = false;
-    let sawClear = false;
-    for (let w = firstWord; w <= lastWord; w++) {
-      const mask = wordMask(w === firstWord ? first & 31 : 0, w === lastWord ? end - w * 32 : 32);
-      const bits = (words[w] & mask) >>> 0;
-      if (bits !== 0) sawSet = true;
-      if (bits !== mask) sawClear = true;
+    const headMask = wordMask(first & 31, firstWord === lastWord ? end - firstWord * 32 : 32) | 0;
+    const head = this.signedWords[firstWord] & headMask;
+    let sawSet = head !== 0;
+    let sawClear = head !== headMask;
+    if (firstWord === lastWord || (sawSet && sawClear)) return sawSet ? (sawClear ? 'mixed' : 'all') : 'none';
+    // Whole middle words, in chunks folded without branches (AND is -1 when all set, OR is 0 when all clear); the first chunk that shows both states ends the scan.
+    const words = this.signedWords;
+    for (let w = firstWord + 1; w < lastWord;) {
+      const stop = Math.min(w + FILL_CHUNK_WORDS, lastWord);
+      let and = -1;
+      let or = 0;
+      for (; w < stop; w++) {
+        const v = words[w];
+        and &= v;
+        or |= v;
+      }
+      if (or !== 0) sawSet = true;
+      if (and !== -1) sawClear = true;
       if (sawSet && sawClear) return 'mixed';
     }
-    return sawSet ? 'all' : 'none';
+    const tailMask = wordMask(0, end - lastWord * 32) | 0;
+    const tail = words[lastWord] & tailMask;
+    if (tail !== 0) sawSet = true;
+    if (tail !== tailMask) sawClear = true;
+    return sawSet ? (sawClear ? 'mixed' : 'all') : 'none';
   }
 
   /** Whether any block of [first, first+count) is set (false for an empty range). Stops at the first set word. */
