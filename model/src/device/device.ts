@@ -69,7 +69,13 @@ export class VirtioMemDevice extends DeviceState {
    */
   evaluate(chain: DescriptorChain): RequestEvaluation {
     return evaluateChain(
-      { config: this.config, blocks: this.blocks, needsReset: this.needsReset, ...this.busy.view },
+      {
+        config: this.config,
+        blocks: this.blocks,
+        needsReset: this.needsReset,
+        busyPending: this.busy.busyPending,
+        hostBusy: this.busy.hostBusy,
+      },
       this.profile,
       chain,
     );
@@ -102,7 +108,9 @@ export class VirtioMemDevice extends DeviceState {
     }
     const notified = this.notifications !== notificationsBefore;
     const after = this.takeSnapshot(kind === 'unplug-all');
-    const violations = [...checkConfigInvariants(after), ...checkTransition(before, after, kind, notified)];
+    const violations = checkConfigInvariants(after);
+    const broken = checkTransition(before, after, kind, notified);
+    if (broken.length > 0) violations.push(...broken);
     return { ...evaluation, chosen, used, response, notified, violations };
   }
 
