@@ -10,12 +10,16 @@
  * is the median of several rounds.
  */
 import * as os from 'node:os';
+import { VirtioMemRequestLayout, VirtioMemResponseLayout, layoutField } from '../../spec/src/index';
 import { VirtioMemDevice, encodeRequest, QEMU_PROFILE } from '../src/index';
 
 const MiB = 1n << 20n;
 const TiB = 1n << 40n;
 const BS = 2n * MiB;
 const ROUNDS = 7;
+const TYPE_AT = layoutField(VirtioMemRequestLayout, 'type').offset;
+const ADDR_AT = layoutField(VirtioMemRequestLayout, 'addr').offset;
+const NB_BLOCKS_AT = layoutField(VirtioMemRequestLayout, 'nb_blocks').offset;
 
 /** Nanoseconds per call of `body`: the median of {@link ROUNDS} rounds of `iterations` calls, after a warm-up round. */
 function measure(iterations: number, body: () => void): number {
@@ -63,15 +67,16 @@ for (let i = 0; i < 1024; i++) {
   plugs.push(encodeRequest({ type: 0, addr: BigInt(i * 7) * BS, nb_blocks: 1 }));
   unplugs.push(encodeRequest({ type: 1, addr: BigInt(i * 7) * BS, nb_blocks: 1 }));
 }
-const response = new Uint8Array(10);
+const response = new Uint8Array(VirtioMemResponseLayout.size);
 
 // Baseline: read the fields of a 24-byte request and write a 10-byte response, nothing else.
+const le16 = (bytes: Uint8Array, at: number): number => bytes[at] | (bytes[at + 1] << 8);
+const le32 = (bytes: Uint8Array, at: number): number => (le16(bytes, at) | (le16(bytes, at + 2) << 16)) >>> 0;
 const decodeNs = measure(2_000_000, () => {
   const bytes = plugs[sink & 1023];
-  const type = bytes[0] | (bytes[1] << 8);
-  const low = (bytes[8] | (bytes[9] << 8) | (bytes[10] << 16) | (bytes[11] << 24)) >>> 0;
-  const addr = ((bytes[12] | (bytes[13] << 8) | (bytes[14] << 16) | (bytes[15] << 24)) >>> 0) * 2 ** 32 + low;
-  const nb = bytes[16] | (bytes[17] << 8);
+  const type = le16(bytes, TYPE_AT);
+  const addr = le32(bytes, ADDR_AT + 4) * 2 ** 32 + le32(bytes, ADDR_AT);
+  const nb = le16(bytes, NB_BLOCKS_AT);
   response.fill(0);
   response[0] = type;
   sink = (sink + nb + (addr & 1) + 1) | 0;
