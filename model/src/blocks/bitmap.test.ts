@@ -158,7 +158,7 @@ describe('BlockBitmap against a boolean[] model', () => {
     );
   });
 
-  test('should agree on countRange and fill', () => {
+  test('should agree on countRange and fill, and on anySet and allSet (word-wise with early exits)', () => {
     fc.assert(
       fc.property(scenarios, (s) => {
         const { bitmap, naive } = replay(s);
@@ -169,6 +169,8 @@ describe('BlockBitmap against a boolean[] model', () => {
         ]) {
           expect(bitmap.countRange(r.first, r.count)).toBe(naive.countRange(r.first, r.count));
           expect(bitmap.fill(r.first, r.count)).toBe(naive.fill(r.first, r.count));
+          expect(bitmap.anySet(r.first, r.count)).toBe(naive.countRange(r.first, r.count) > 0);
+          expect(bitmap.allSet(r.first, r.count)).toBe(naive.countRange(r.first, r.count) === r.count);
         }
       }),
       { numRuns: 300 },
@@ -451,4 +453,28 @@ describe('BlockBitmap examples', () => {
     expect(empty.findPrevious(true, 70, -1)).toBe(-1);
     expect(empty.findPrevious(true, 0, -3)).toBe(-1);
   });
+});
+
+describe('BlockBitmap.fill over many words (folded in chunks)', () => {
+  const length = 200_000;
+  // A range of 100,000 blocks starting mid-word spans several 256-word chunks.
+  const first = 1_000 + 7;
+  const count = 100_000;
+  test.each([first, first + 40, first + 256 * 32, first + 3 * 256 * 32 + 17, first + count - 1])(
+    'should tell one odd block at %i apart from a uniform range, in both directions',
+    (odd) => {
+      const plugged = new BlockBitmap(length);
+      plugged.setRange(first, count);
+      expect(plugged.fill(first, count)).toBe('all');
+      plugged.clearRange(odd, 1);
+      expect(plugged.fill(first, count)).toBe('mixed');
+      expect(plugged.allSet(first, count)).toBe(false);
+      const empty = new BlockBitmap(length);
+      expect(empty.fill(first, count)).toBe('none');
+      empty.setRange(odd, 1);
+      expect(empty.fill(first, count)).toBe('mixed');
+      expect(empty.anySet(first, count)).toBe(true);
+      expect(empty.fill(odd + 1, first + count - odd - 1)).toBe('none');
+    },
+  );
 });

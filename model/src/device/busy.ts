@@ -5,7 +5,6 @@
  * never to STATE; the request checks still run first, so a request that fails them gets its
  * ERROR or NACK even while busy. Pure.
  */
-import type { VirtioMemConfig } from '../codec/codec';
 import type { DeviceProfile } from './profiles';
 import type { RequestKind } from './requests/index';
 
@@ -20,18 +19,18 @@ export interface BusyView {
 /**
  * Whether the busy state makes the device answer BUSY to a request of `kind` that passed its
  * checks. While the host holds the device busy every such request is answered BUSY, except an
- * UNPLUG ALL with nothing plugged, which the profile decides (`unplugAllWhileBusy`: there is
+ * UNPLUG ALL with nothing plugged (`nothingPlugged`: plugged_size is 0), which the profile decides (`unplugAllWhileBusy`: there is
  * nothing to unplug, so a device may ACK it at once; dev.unplugall.3 still permits BUSY).
  */
 export function busyAnswers(
   view: BusyView,
   profile: DeviceProfile,
   kind: RequestKind,
-  config: VirtioMemConfig,
+  nothingPlugged: boolean,
 ): boolean {
   if (view.busyPending) return true;
   if (!view.hostBusy) return false;
-  if (kind === 'unplug-all' && config.plugged_size === 0n) return profile.unplugAllWhileBusy === 'busy';
+  if (kind === 'unplug-all' && nothingPlugged) return profile.unplugAllWhileBusy === 'busy';
   return true;
 }
 
@@ -50,9 +49,19 @@ export class BusyState {
   private injected = 0;
   private host = false;
 
-  /** What the chain evaluation reads. */
+  /** What the chain evaluation reads (a copy). */
   get view(): BusyView {
     return { busyPending: this.injected > 0, hostBusy: this.host };
+  }
+
+  /** An injected BUSY is waiting to be used up (read without a copy by the fast path). */
+  get busyPending(): boolean {
+    return this.injected > 0;
+  }
+
+  /** The host holds the device busy. */
+  get hostBusy(): boolean {
+    return this.host;
   }
 
   /** The next `count` requests that would succeed are answered BUSY. */

@@ -81,7 +81,11 @@ export function evaluateChain(view: ChainView, profile: DeviceProfile, chain: De
         'nonconforming',
         'the profile requires the request in one descriptor; Message Framing says a device must not assume a descriptor layout',
       )
-    : chooseResponse(profile, assessment, busyAnswers(view, profile, assessment.facts.kind, view.config));
+    : chooseResponse(
+        profile,
+        assessment,
+        busyAnswers(view, profile, assessment.facts.kind, view.config.plugged_size === 0n),
+      );
   return { request, nonzeroPadding: decoded.nonzeroPadding, outcomes: assessment.outcomes, chosen };
 }
 

@@ -1,7 +1,7 @@
 /**
- * The virtio-mem device model: a block bitmap over the whole region, the 56-byte configuration,
- * request handling, host-side resize, device and system reset, feature negotiation, the content
- * of the device memory (stored sparsely) and suspend-to-RAM with wake-up. Pure: no I/O, no
+ * The virtio-mem device model: request handling, host-side resize, device and system reset,
+ * feature negotiation, guest accesses to the device memory (stored sparsely) and suspend-to-RAM
+ * with wake-up, over the state of `device-state.ts` (block bitmap, configuration). Pure: no I/O, no
  * clocks, no randomness. Every chain is first *evaluated* (`chain.ts`): the evaluator of its
  * request type (`requests/`) finds the facts and the set of conforming outcomes (with the
  * requirement IDs that justify each), and the device's profile picks from them the one this
@@ -11,7 +11,6 @@
 import {
   BlockStateName,
   VIRTIO_MEM_F_PERSISTENT_SUSPEND,
-  VIRTIO_MEM_RESP_ERROR,
   VIRTIO_MEM_STATE_MIXED,
   VIRTIO_MEM_STATE_PLUGGED,
   VIRTIO_MEM_STATE_UNPLUGGED,
@@ -19,37 +18,29 @@ import {
   RESPONSE_CODE_NAMES,
   featureMask,
 } from '../../../spec/src/index';
-import type { BlockRange } from '../../../spec/src/index';
-import { VirtioMemConfig, VirtioMemResponse, encodeConfig, encodeResponse } from '../codec/codec';
-import { BlockBitmap, MAX_TRACKED_BLOCKS } from '../blocks/bitmap';
-import { DeviceProfile, SPEC_PROFILE, usableFor, ViolationHandling } from './profiles';
-import { DeviceOutcome, OutcomeEffect } from './outcomes';
-import {
-  DeviceSnapshot,
-  InvariantViolation,
-  TransitionKind,
-  checkConfigInvariants,
-  checkTransition,
-} from './invariants';
-import { MemoryAccessResult, SparseMemory } from './memory';
+import { VirtioMemResponse, encodeResponse } from '../codec/codec';
+import { usableFor } from './profiles';
+import { DeviceOutcome } from './outcomes';
+import { InvariantViolation, TransitionKind, checkConfigInvariants, checkTransition } from './invariants';
+import { MemoryAccessResult } from './memory';
 import { DescriptorChain, RequestEvaluation, evaluateChain, singleRequestChain } from './chain';
 import { AccessRefusal, judgeAccess } from './access';
-import { VirtioStatus } from './virtio-status';
-import { BusyState, systemResetUnplugs } from './busy';
-import { DeviceSteering, ResetChange, steeredOutcome, steeredReset, steeredUsable } from './steering';
+import { systemResetUnplugs } from './busy';
+import { DeviceSteering, steeredOutcome, steeredUsable } from './steering';
+import { DeviceState } from './device-state';
+import { FastStep, NO_USED_ENTRY, writeFastResponse } from './fast-path';
 import {
-  DeviceParams,
-  DeviceParamsError,
   DeviceUsageError,
   HostResizeResult,
   ProcessResult,
-  StatusWriteResult,
   SuspendResult,
+  StatusWriteResult,
   UsedElement,
 } from './device-types';
 
 export * from './device-types';
 export type { DescriptorChain, RequestEvaluation } from './chain';
+export { NO_USED_ENTRY } from './fast-path';
 
 const RESP_SIZE = VirtioMemResponseLayout.size;
 const STATE_VALUES: Readonly<Record<BlockStateName, number>> = {
@@ -58,177 +49,17 @@ const STATE_VALUES: Readonly<Record<BlockStateName, number>> = {
   MIXED: VIRTIO_MEM_STATE_MIXED,
 };
 
-/** The virtio-mem device. */
-export class VirtioMemDevice {
-  readonly profile: DeviceProfile;
-  private config: VirtioMemConfig;
-  private readonly blocks: BlockBitmap;
-  /** The status register and feature negotiation. */
-  private readonly virtio: VirtioStatus;
-  private generation = 0;
-  private notifications = 0;
-  private readonly busy = new BusyState();
-  private readonly memory: SparseMemory;
-  /** Set between suspend() and wake(). */
-  private suspendedAt?: { readonly snapshot: DeviceSnapshot; readonly persistent: boolean };
-
+/** The virtio-mem device: its state (`device-state.ts`) and every operation on it. */
+export class VirtioMemDevice extends DeviceState {
   /**
-   * @throws DeviceParamsError when the region cannot be modelled (zero block size, more than
-   *   2^30 blocks, initial plugged blocks outside the region). Parameters that break the spec but
-   *   can be modelled (a block size that is not a power of two, say) are accepted; invariants
-   *   report them.
+   * A test and debug switch: when set, {@link processRequestFast} checks the invariants after every
+   * step, exactly as {@link processChain} does, and appends what breaks to {@link stepViolations}.
    */
-  constructor(params: DeviceParams, profile: DeviceProfile = SPEC_PROFILE) {
-    this.profile = profile;
-    if (params.block_size <= 0n)
-      throw new DeviceParamsError('block_size', `block_size must be > 0 (got ${params.block_size})`);
-    const nbBlocks = params.region_size / params.block_size;
-    if (nbBlocks > BigInt(MAX_TRACKED_BLOCKS)) {
-      throw new DeviceParamsError(
-        'region_size',
-        `region_size / block_size = ${nbBlocks} blocks exceeds the model's limit of ${MAX_TRACKED_BLOCKS}`,
-      );
-    }
-    const requested = params.requested_size ?? 0n;
-    this.virtio = new VirtioStatus(params.features ?? profile.defaultFeatures, profile);
-    this.blocks = new BlockBitmap(Number(nbBlocks));
-    this.memory = new SparseMemory(params.block_size);
-    const usable =
-      params.usable_region_size ??
-      usableFor(profile.usablePolicy, requested, params.block_size, params.region_size, 0n);
-    this.config = {
-      block_size: params.block_size,
-      node_id: params.node_id ?? 0,
-      padding: new Uint8Array(6),
-      addr: params.addr,
-      region_size: params.region_size,
-      usable_region_size: usable,
-      plugged_size: 0n,
-      requested_size: requested,
-    };
-    for (const run of params.plugged ?? []) {
-      if (run.first < 0 || run.count < 0 || run.first + run.count > this.blocks.length) {
-        throw new DeviceParamsError(
-          'plugged',
-          `plugged run [${run.first}, ${run.first + run.count}) is outside the region's ${this.blocks.length} blocks`,
-        );
-      }
-      this.blocks.setRange(run.first, run.count);
-    }
-    this.config.plugged_size = BigInt(this.blocks.count) * params.block_size;
-  }
-
-  // ---------------------------------------------------------------- observation
-
-  /** A copy of the configuration as the driver would read it. */
-  readConfig(): VirtioMemConfig {
-    return { ...this.config, padding: this.config.padding.slice() };
-  }
-
-  /** The 56 configuration bytes. */
-  readConfigBytes(): Uint8Array {
-    return encodeConfig(this.config);
-  }
-
-  /** The 8-bit configuration generation (changes whenever a configuration field changes). */
-  get configGeneration(): number {
-    return this.generation;
-  }
-
-  /** Number of configuration-change notifications raised so far. */
-  get notificationCount(): number {
-    return this.notifications;
-  }
-
-  /** Device status register. */
-  get deviceStatus(): number {
-    return this.virtio.value;
-  }
-
-  /** True while the device has flagged DEVICE_NEEDS_RESET. */
-  get needsReset(): boolean {
-    return this.virtio.needsReset;
-  }
-
-  /** Features offered to the driver. */
-  get offeredFeatures(): bigint {
-    return this.virtio.offered;
-  }
-
-  /** Features accepted by the driver (meaningful once FEATURES_OK stuck). */
-  get negotiatedFeatures(): bigint {
-    return this.virtio.negotiated;
-  }
-
-  /** Number of blocks in the region. */
-  get blockCount(): number {
-    return this.blocks.length;
-  }
-
-  /** Whether block `index` is plugged. */
-  isPlugged(index: number): boolean {
-    return this.blocks.get(index);
-  }
-
-  /** Runs of plugged blocks, ascending. */
-  pluggedRuns(): BlockRange[] {
-    return this.blocks.runs();
-  }
-
-  /** Memory the block bitmap occupies, in bytes (memory contents not included; see {@link contentBytes}). */
-  get stateBytes(): number {
-    return this.blocks.byteLength;
-  }
-
-  /** Bytes of memory content the model stores (only pages written with nonzero data). */
-  get contentBytes(): number {
-    return this.memory.storedBytes;
-  }
-
-  /**
-   * Features of the most recent negotiation that stuck (FEATURES_OK accepted). Unlike
-   * {@link negotiatedFeatures} this survives a device reset — a driver may reset the device
-   * before the platform suspends — and is cleared by a system reset.
-   */
-  get lastNegotiatedFeatures(): bigint {
-    return this.virtio.lastNegotiatedFeatures;
-  }
-
-  /** True between {@link suspend} and {@link wake}. */
-  get suspended(): boolean {
-    return this.suspendedAt !== undefined;
-  }
-
-  /**
-   * A snapshot for invariant checks. `full` adds the end of the plugged area, a digest of all
-   * blocks and a digest of the memory contents.
-   */
-  snapshot(full = false): DeviceSnapshot {
-    return this.takeSnapshot(full, this.readConfig());
-  }
-
-  /**
-   * Internal snapshots share the config object: it is replaced, never mutated, on every change,
-   * and these snapshots never leave the device.
-   */
-  private takeSnapshot(full: boolean, config: VirtioMemConfig = this.config): DeviceSnapshot {
-    const base = { config, pluggedBlocks: this.blocks.count };
-    if (!full) return base;
-    return {
-      ...base,
-      pluggedEnd: this.blocks.findPrevious(true, this.blocks.length) + 1,
-      blocksDigest: this.blocks
-        .runs()
-        .map((r) => `${r.first}+${r.count}`)
-        .join(','),
-      contentDigest: this.memory.digest,
-    };
-  }
-
-  /** Checks the configuration invariants now. */
-  checkInvariants(): InvariantViolation[] {
-    return checkConfigInvariants(this.takeSnapshot(true));
-  }
+  checkEveryStep = false;
+  /** Invariants broken by fast steps while {@link checkEveryStep} was set, oldest first. */
+  readonly stepViolations: InvariantViolation[] = [];
+  /** The fast path's decision, reused for every request. */
+  private readonly fastStep = new FastStep();
 
   // ---------------------------------------------------------------- requests
 
@@ -238,7 +69,13 @@ export class VirtioMemDevice {
    */
   evaluate(chain: DescriptorChain): RequestEvaluation {
     return evaluateChain(
-      { config: this.config, blocks: this.blocks, needsReset: this.needsReset, ...this.busy.view },
+      {
+        config: this.config,
+        blocks: this.blocks,
+        needsReset: this.needsReset,
+        busyPending: this.busy.busyPending,
+        hostBusy: this.busy.hostBusy,
+      },
       this.profile,
       chain,
     );
@@ -271,13 +108,80 @@ export class VirtioMemDevice {
     }
     const notified = this.notifications !== notificationsBefore;
     const after = this.takeSnapshot(kind === 'unplug-all');
-    const violations = [...checkConfigInvariants(after), ...checkTransition(before, after, kind, notified)];
+    const violations = checkConfigInvariants(after);
+    const broken = checkTransition(before, after, kind, notified);
+    if (broken.length > 0) violations.push(...broken);
     return { ...evaluation, chosen, used, response, notified, violations };
   }
 
   /** Convenience: processes a request given as bytes in the usual two-descriptor chain. */
   processRequest(request: Uint8Array): ProcessResult {
     return this.processChain(singleRequestChain(request));
+  }
+
+  /**
+   * The fast path of {@link processRequest}: the same request in the usual two-descriptor chain,
+   * the same decision, the same changes to blocks, configuration, status, notifications and busy
+   * state, and the same response bytes, written into `response` (at least 10 bytes) instead of a
+   * new result. It builds no outcome set and allocates nothing for a PLUG, UNPLUG, STATE or a chain
+   * the device cannot process; an UNPLUG ALL, a region beyond 2^53 bytes or a subclass that
+   * overrides the request methods (a mutant) take the full path (see `fast-path.ts`).
+   * Invariants are not checked per step unless {@link checkEveryStep} is set; {@link checkInvariants}
+   * checks them on demand.
+   * @returns the used length: 10 (a response), 0, or {@link NO_USED_ENTRY}.
+   * @throws DeviceUsageError when `response` is shorter than a response.
+   */
+  processRequestFast(request: Uint8Array, response: Uint8Array): number {
+    if (response.length < RESP_SIZE)
+      throw new DeviceUsageError(`the response buffer holds ${response.length} bytes; a response needs ${RESP_SIZE}`);
+    const step = this.fastStep;
+    if (
+      this.overridesRequestPath() ||
+      !step.decide(request, this.geometry, this.blocks, this.profile, this.busy, this.needsReset)
+    ) {
+      return this.fullPathInto(request, response);
+    }
+    const before = this.checkEveryStep ? this.takeSnapshot(false) : undefined;
+    const notificationsBefore = this.notifications;
+    let length: number;
+    if (step.handling === undefined) {
+      if (step.answer === 'BUSY') this.busy.answeredBusy();
+      if (step.effect === 'plug') this.pluggedChangedBy(this.blocks.setRange(step.firstBlock, step.count));
+      if (step.effect === 'unplug') {
+        this.pluggedChangedBy(this.blocks.clearRange(step.firstBlock, step.count));
+        // Unplugged memory has no content worth keeping (dev.op.2): discard it.
+        this.memory.discardBlocks(step.firstBlock, step.count);
+      }
+      length = writeFastResponse(response, step.answer, step.state);
+    } else {
+      length = this.applyViolationState(step.handling);
+      if (length === RESP_SIZE) writeFastResponse(response, 'ERROR', 0);
+    }
+    if (before) {
+      const notified = this.notifications !== notificationsBefore;
+      const after = this.takeSnapshot(false);
+      this.stepViolations.push(...checkConfigInvariants(after), ...checkTransition(before, after, 'request', notified));
+    }
+    return length;
+  }
+
+  /** {@link processRequest}, its used element copied into `response` (the fast path's fallback). */
+  private fullPathInto(request: Uint8Array, response: Uint8Array): number {
+    const result = this.processRequest(request);
+    if (this.checkEveryStep) this.stepViolations.push(...result.violations);
+    if (!result.used) return NO_USED_ENTRY;
+    response.set(result.used.written.subarray(0, Math.min(result.used.written.length, response.length)));
+    return result.used.length;
+  }
+
+  /** A subclass (a mutant of the teeth test) replaced how requests are processed: the fast path must not bypass it. */
+  private overridesRequestPath(): boolean {
+    const own = VirtioMemDevice.prototype;
+    return (
+      this.processRequest !== own.processRequest ||
+      this.processChain !== own.processChain ||
+      this.evaluate !== own.evaluate
+    );
   }
 
   /**
@@ -510,25 +414,6 @@ export class VirtioMemDevice {
 
   // ---------------------------------------------------------------- internals
 
-  /** Unplugs every block, discards all content and sets usable_region_size to `usable` (UNPLUG ALL, reset-time unplug). */
-  private unplugEverything(usable: bigint): void {
-    this.blocks.clearAll();
-    this.memory.discardAll();
-    this.setConfig({ plugged_size: 0n, usable_region_size: usable });
-  }
-
-  /** On a reset-like change: unplugs every block when the profile, or a conforming steering choice, says so. */
-  private resetBlocks(change: ResetChange, profileUnplugs: boolean, steering?: DeviceSteering): void {
-    const reset = steeredReset(change, profileUnplugs, this.config, this.recomputedUsable(), steering);
-    if (reset.unplug) this.unplugEverything(reset.usable);
-  }
-
-  /** The usable_region_size the profile's policy wants for the current requested_size, starting from an empty region. */
-  private recomputedUsable(): bigint {
-    const c = this.config;
-    return usableFor(this.profile.usablePolicy, c.requested_size, c.block_size, c.region_size, 0n);
-  }
-
   /** Why an access to [addr, addr + length) is refused, or undefined when it is allowed (see {@link judgeAccess}). */
   private refusal(addr: bigint, length: number, what: 'read' | 'write'): AccessRefusal | undefined {
     return judgeAccess(
@@ -542,59 +427,5 @@ export class VirtioMemDevice {
       length,
       what,
     );
-  }
-
-  private setConfig(change: Partial<VirtioMemConfig>): void {
-    const next = { ...this.config, ...change };
-    const differs = (Object.keys(change) as (keyof VirtioMemConfig)[]).some((k) => next[k] !== this.config[k]);
-    this.config = next;
-    if (differs) this.bumpGeneration();
-  }
-
-  private bumpGeneration(): void {
-    this.generation = (this.generation + 1) & 0xff;
-  }
-
-  private applyEffect(effect: OutcomeEffect, usableAfter?: bigint, steering?: DeviceSteering): void {
-    const c = this.config;
-    switch (effect.kind) {
-      case 'none':
-        return;
-      case 'plug':
-        this.blocks.setRange(effect.firstBlock, effect.count);
-        this.setConfig({ plugged_size: BigInt(this.blocks.count) * c.block_size });
-        return;
-      case 'unplug':
-        this.blocks.clearRange(effect.firstBlock, effect.count);
-        // Unplugged memory has no content worth keeping (dev.op.2): discard it.
-        this.memory.discardBlocks(effect.firstBlock, effect.count);
-        this.setConfig({ plugged_size: BigInt(this.blocks.count) * c.block_size });
-        return;
-      case 'unplug-all': {
-        const policy = this.profile.unplugAllUsable;
-        const own = policy === 'recompute' ? this.recomputedUsable() : policy === 'zero' ? 0n : c.usable_region_size;
-        const proposed = { ...c, usable_region_size: own, plugged_size: 0n };
-        const bounds = { min: effect.usableMin, max: effect.usableMax };
-        const usable = usableAfter ?? steeredUsable('unplug-all', proposed, c, steering, bounds);
-        // The spec exempts UNPLUG ALL from the notification rule (dev.cfg.9), so none is sent.
-        this.unplugEverything(usable);
-        return;
-      }
-    }
-  }
-
-  private applyViolation(handling: ViolationHandling): UsedElement | null {
-    switch (handling) {
-      case 'needs-reset':
-        // Virtio 1.x: setting DEVICE_NEEDS_RESET is announced with a configuration-change notification.
-        if (this.virtio.flagNeedsReset()) this.notifications++;
-        return null;
-      case 'error-response':
-        return { length: RESP_SIZE, written: encodeResponse({ type: VIRTIO_MEM_RESP_ERROR }) };
-      case 'used-length-zero':
-        return { length: 0, written: new Uint8Array(0) };
-      case 'no-used-entry':
-        return null;
-    }
   }
 }

@@ -24,7 +24,7 @@ export function evaluatePlug(
 ): RequestAssessment {
   const c = view.config;
   const range = checkRange(c, request);
-  const alreadyPlugged = range.valid && view.blocks.countRange(range.firstBlock, range.count) > 0;
+  const alreadyPlugged = range.valid && view.blocks.anySet(range.firstBlock, range.count);
   const overBudget = c.plugged_size + BigInt(request.nb_blocks) * c.block_size > c.requested_size;
   const facts: RequestFacts = {
     kind: 'plug',

@@ -11,7 +11,7 @@ import type { PlugCheck } from '../profiles';
 /** What an evaluator reads of the device: the configuration and the block states, never written. */
 export interface DeviceView {
   readonly config: VirtioMemConfig;
-  readonly blocks: Pick<BlockBitmap, 'countRange' | 'fill'>;
+  readonly blocks: Pick<BlockBitmap, 'anySet' | 'allSet' | 'fill'>;
 }
 
 /** The request types the evaluators know (the spec's four). */

@@ -21,7 +21,7 @@ export function evaluateUnplug(
   payloadPaddingTouched: boolean,
 ): RequestAssessment {
   const range = checkRange(view.config, request);
-  const alreadyUnplugged = range.valid && view.blocks.countRange(range.firstBlock, range.count) < range.count;
+  const alreadyUnplugged = range.valid && !view.blocks.allSet(range.firstBlock, range.count);
   const facts: RequestFacts = {
     kind: 'unplug',
     failed: { range: !range.valid, state: alreadyUnplugged, budget: false },
