@@ -14,6 +14,7 @@ import { runDeviceVector } from '../runner/device-run';
 import { evaluateSetup } from '../runner/setup';
 import type { Finding } from '../judge/verdicts';
 import { FuzzOperation, renderOperation } from './device-operations';
+import { StepKnowledge } from './device-knowledge';
 
 /** How a vector file of fuzz operations is headed and named. */
 export interface FuzzVectorMeta {
@@ -29,6 +30,24 @@ function hex(value: bigint): string {
   return `'${formatHex(value)}'`;
 }
 
+/** The set-up's `plugged` field (with its leading comma), or nothing when no block is plugged at start. */
+function pluggedField(setup: DeviceSetup): string {
+  const runs = setup.plugged ?? [];
+  return runs.length === 0
+    ? ''
+    : `, plugged: [${runs.map((r) => `{first: ${r.first}, count: ${r.count}}`).join(', ')}]`;
+}
+
+/** The steps of `ops`, each memory operation with the expectation the operations before it determine. */
+function renderOperations(setup: DeviceSetup, ops: readonly FuzzOperation[]): string[] {
+  const memory = new StepKnowledge(setup);
+  return ops.flatMap((op) => {
+    const lines = renderOperation(op, memory.expectation(op));
+    memory.apply(op);
+    return lines;
+  });
+}
+
 /** A complete vector file holding one device vector of `ops` on a device built from `setup`. */
 export function fuzzVectorText(setup: DeviceSetup, ops: readonly FuzzOperation[], meta: FuzzVectorMeta): string {
   return [
@@ -40,8 +59,8 @@ export function fuzzVectorText(setup: DeviceSetup, ops: readonly FuzzOperation[]
     `    requirements: [${meta.requirements.join(', ')}]`,
     '    target: device',
     '    tags: [fuzz]',
-    `    setup: {block_size: ${hex(setup.block_size)}, region_size: ${hex(setup.region_size)}, addr: ${hex(setup.addr)}, requested_size: ${hex(setup.requested_size)}, node_id: ${setup.node_id}}`,
-    ...(ops.length === 0 ? ['    steps: []'] : ['    steps:', ...ops.flatMap((op) => renderOperation(op))]),
+    `    setup: {block_size: ${hex(setup.block_size)}, region_size: ${hex(setup.region_size)}, addr: ${hex(setup.addr)}, requested_size: ${hex(setup.requested_size)}, node_id: ${setup.node_id}${pluggedField(setup)}}`,
+    ...(ops.length === 0 ? ['    steps: []'] : ['    steps:', ...renderOperations(setup, ops)]),
     '',
   ].join('\n');
 }
@@ -83,7 +102,8 @@ function countingOutcomes(session: DeviceSession, coverage: Map<string, number>)
 }
 
 /**
- * Runs `ops` as one vector on a fresh device of `adapter`; the first `fail` finding is the
+ * Runs `ops` as one vector on a fresh device of `adapter`; the first `fail` finding (or, when
+ * `strict`, the first `fail` or `non-strict` one, as `vmemct run --strict` counts them) is the
  * difference. Configuration-generation judging is off: it is a transport matter, not the
  * device's virtio-mem behaviour, and a device that breaks it would break it in every case.
  */
@@ -92,6 +112,7 @@ export async function runFuzzCase(
   setup: DeviceSetup,
   ops: readonly FuzzOperation[],
   coverage?: Map<string, number>,
+  strict = false,
 ): Promise<CaseOutcome> {
   const text = fuzzVectorText(setup, ops, {
     id: 'vmem.dev.fuzz.case',
@@ -124,5 +145,8 @@ export async function runFuzzCase(
     throw new FuzzAdapterError(
       `${adapter.info.implementation} could not be judged (step ${broken.step}, ${broken.check}): ${broken.message}`,
     );
-  return { difference: findings.find((f) => f.verdict === 'fail'), findings };
+  return {
+    difference: findings.find((f) => f.verdict === 'fail' || (strict && f.verdict === 'non-strict')),
+    findings,
+  };
 }
