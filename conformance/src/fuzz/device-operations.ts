@@ -247,9 +247,14 @@ export function generateFuzzOperations(
   return ops.slice(0, count);
 }
 
-/** An address as a vector expression. */
+/** An address as a vector expression (its YAML text: a fixed value is quoted). */
 function addressExpression(a: FuzzAddress): string {
-  if ('fixed' in a) return `'${formatHex(a.fixed)}'`;
+  return 'fixed' in a ? `'${addressValue(a)}'` : addressValue(a);
+}
+
+/** An address as the string a vector's YAML holds. */
+function addressValue(a: FuzzAddress): string {
+  if ('fixed' in a) return formatHex(a.fixed);
   let text = ANCHOR_EXPRESSIONS[a.anchor];
   if (a.blocks !== 0)
     text += ` ${a.blocks < 0 ? '-' : '+'} ${Math.abs(a.blocks) === 1 ? '' : `${Math.abs(a.blocks)} * `}block_size`;
@@ -395,4 +400,65 @@ export function jointlySmallerAddresses(ops: readonly FuzzOperation[]): FuzzOper
         ),
       );
   return variants;
+}
+
+/** One vector step as the value YAML gives for it: what {@link renderOperation}'s lines parse to. */
+export type StepValue = Record<string, unknown>;
+
+/** Both answers of an access pass; or it must go through. */
+function accessValue(memory: MemoryExpectation): unknown {
+  return memory.kind === 'plugged' ? 'ok' : { ok: 'pass', refused: 'pass' };
+}
+
+/**
+ * An operation as the value of one vector step, built without YAML text: exactly what the lines
+ * of {@link renderOperation} parse to (a test holds the two together), so a fuzz case is loaded
+ * without a YAML parse while the written finding stays text.
+ */
+export function operationStep(op: FuzzOperation, memory: MemoryExpectation = { kind: 'open' }): StepValue {
+  const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
+  switch (op.kind) {
+    case 'request': {
+      const request: Record<string, unknown> = {
+        type: REQUEST_TYPE_NAMES[op.type] ?? op.type,
+        addr: addressValue(op.addr),
+        nb_blocks: op.nbBlocks,
+      };
+      if (op.padding) request.padding = hex(op.padding);
+      if (op.payloadPadding) request.payload_padding = hex(op.payloadPadding);
+      if (op.layout) request.layout = { readable: [...op.layout.readable], writable: [...op.layout.writable] };
+      return memory.kind === 'unplugged-after-system-reset'
+        ? { request, expect: { state: { UNPLUGGED: 'pass', PLUGGED: 'non-strict', MIXED: 'non-strict' } } }
+        : { request };
+    }
+    case 'short-request':
+      return { request: { raw: hex(op.bytes) } };
+    case 'resize': {
+      const blocks = op.blocks === 0 ? '0' : op.blocks === 1 ? 'block_size' : `${op.blocks} * block_size`;
+      const resize = op.bytes !== 0 ? `${blocks} + ${op.bytes}` : op.blocks === 0 ? 0 : blocks;
+      const mayRefuse = op.bytes !== 0 || op.blocks > op.regionBlocks;
+      return mayRefuse ? { resize, expect: { resize: { applied: 'pass', refused: 'pass' } } } : { resize };
+    }
+    case 'device-reset':
+      return { device_reset: true };
+    case 'system-reset':
+      return { system_reset: true };
+    case 'inject-busy':
+      return { inject_busy: op.count };
+    case 'host-busy':
+      return { host_busy: op.busy };
+    case 'read-memory':
+      return {
+        read_memory: { addr: addressValue(op.addr), length: op.length },
+        expect: {
+          access: accessValue(memory),
+          ...(memory.kind === 'plugged' && memory.data ? { data: hex(memory.data) } : {}),
+        },
+      };
+    case 'write-memory':
+      return {
+        write_memory: { addr: addressValue(op.addr), data: hex(op.data) },
+        expect: { access: accessValue(memory) },
+      };
+  }
 }
