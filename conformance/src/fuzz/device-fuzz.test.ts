@@ -16,7 +16,7 @@ import type { FuzzReport } from './fuzz-types';
  * mutant of the teeth test (a SHOULD-level one with `strict`).
  */
 const PLANTED = DEVICE_MUTANTS.map((m) => m.name);
-const BUDGET = { operations: 5_000 };
+const BUDGET = { operations: 10_000 };
 const SEED = 1;
 
 /** The verdict of the one vector in `yaml`, run by the runner on `adapter`. */
@@ -77,12 +77,14 @@ describe('device fuzzing finds planted bugs and writes a minimal failing vector'
 });
 
 describe('device fuzzing of conforming devices finds nothing', () => {
-  test.each(['spec', 'qemu-7.2', 'qemu-10.0'])('model profile %s', async (name) => {
+  // Strict too: the memory content and post-reboot STATE the fuzzer states hold on every conforming profile.
+  test.each(['spec', 'qemu-7.2', 'qemu-10.0'])('model profile %s (strict)', async (name) => {
     const profile = DEVICE_PROFILES[name]!;
     const report = await fuzzDevice(createModelAdapter({ profile }), {
       reference: createModelAdapter(),
       seed: 2,
       budget: { operations: 3_000 },
+      strict: true,
     });
     expect(report.finding?.summary).toBeUndefined();
     expect(report.operations).toBe(3_000);

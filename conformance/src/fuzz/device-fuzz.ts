@@ -204,6 +204,16 @@ async function shrinkCase(
   return best;
 }
 
+/**
+ * What a check the oracle cites nothing for is about: memory content judged by a step's stated
+ * data (plugged blocks keep theirs, dev.op.3, and can be read, dev.op.4), and the STATE stated
+ * after a system reset (every block unplugged, dev.op.7).
+ */
+const UNCITED_CHECK_REQUIREMENTS: Readonly<Record<string, readonly string[]>> = {
+  data: ['dev.op.3', 'dev.op.4'],
+  state: ['dev.op.7'],
+};
+
 /** The requirement IDs of a difference that the catalogue knows (the oracle's citations). */
 function citedRequirements(difference: Finding): string[] {
   const known = new Set(ALL_REQUIREMENTS.map((r) => r.id));
@@ -220,8 +230,7 @@ function findingOf(
 ): FuzzFinding {
   const d = shrunk.difference;
   const cited = citedRequirements(d);
-  // Memory content is judged by the step's stated data, which cites nothing: plugged blocks keep theirs (dev.op.3).
-  const requirements = cited.length > 0 ? cited : d.check === 'data' ? ['dev.op.3', 'dev.op.4'] : ['dev.cfg.3'];
+  const requirements = cited.length > 0 ? cited : (UNCITED_CHECK_REQUIREMENTS[d.check] ?? ['dev.cfg.3']);
   const implementation = adapter.info.implementation;
   const vectorId = `vmem.dev.fuzz.${options.slug ?? fuzzSlug(implementation)}-${options.seed}`;
   const message = d.message.replace(/\s+/g, ' ');
@@ -232,7 +241,10 @@ function findingOf(
     ...(options.replayHint ? [`Replay: ${options.replayHint}`] : []),
   ];
   // The implementation is named in the header, not the title (titles carry no requirement levels).
-  const title = `Fuzz finding: the answer at step ${d.step} (${d.check}) is outside the conforming set`;
+  const title =
+    d.verdict === 'non-strict'
+      ? `Fuzz finding: the answer at step ${d.step} (${d.check}) is allowed but not what the specification recommends`
+      : `Fuzz finding: the answer at step ${d.step} (${d.check}) is outside the conforming set`;
   return {
     summary,
     requirements,

@@ -1,6 +1,6 @@
 /**
  * What device fuzzing knows from the operations alone. After a system reset, until a request that
- * could plug (or a protocol breach, or host busy), every block should be unplugged (dev.op.6,
+ * could plug (or a protocol breach, or host busy), every block should be unplugged (dev.op.7,
  * SHOULD): a valid STATE request there expects UNPLUGGED, anything else `non-strict`. And memory: which blocks are
  * certainly plugged (those plugged at start, until an operation that could unplug them) and the
  * bytes written to them since. A read that lies wholly in such blocks, of bytes all written there,
@@ -29,6 +29,8 @@ export class StepKnowledge {
   private readonly blockBytes: number;
   /** Fewest blocks requested_size can hold now (resizes the host may refuse only lower it). */
   private requestedFloor: number;
+  /** The host keeps the device busy (a system reset then may leave blocks as they are). */
+  private hostBusy = false;
   /** A system reset came, and since then nothing that could plug a block, breach the protocol or keep the host busy. */
   private unpluggedBySystemReset = false;
 
@@ -112,7 +114,7 @@ export class StepKnowledge {
       }
       case 'system-reset':
         this.blocks.clear();
-        this.unpluggedBySystemReset = true;
+        this.unpluggedBySystemReset = !this.hostBusy;
         return;
       case 'request':
         if (op.type === VIRTIO_MEM_REQ_UNPLUG_ALL) this.blocks.clear();
@@ -129,6 +131,7 @@ export class StepKnowledge {
         this.unpluggedBySystemReset = false;
         return;
       case 'host-busy':
+        this.hostBusy = op.busy;
         if (op.busy) this.unpluggedBySystemReset = false;
         return;
       case 'resize':

@@ -220,7 +220,7 @@ export function generateFuzzOperations(
     } else if (r < 0.9) {
       if (!can('system-reset')) continue;
       ops.push({ kind: 'system-reset' });
-      // Half the time, ask at once whether the blocks came back unplugged (dev.op.6).
+      // Half the time, ask at once whether the blocks came back unplugged (dev.op.7).
       for (; known < ops.length; known++) memory.apply(ops[known]!);
       const span = memory.unpluggedSpan();
       if (span > 0 && random() < 0.5)
