@@ -74,7 +74,10 @@ describe('vmemct fuzz: runs', () => {
     const out = path.join(dir, 'found.yaml');
     const r = await cli('fuzz', '--profile', 'firecracker', '--seed', '2', '--budget', '3000', '--out', out);
     expect(r.code).toBe(1);
-    expect(r.out).toMatch(/^difference: step [0-9]+ \(invariant:usable-covers-requested\): .*\[dev\.cfg\.4\]$/m);
+    // One of its known failures (model-firecracker.yaml): usable below requested, or no used entry for a split request.
+    expect(r.out).toMatch(
+      /^difference: step [0-9]+ \((invariant:usable-covers-requested\): .*\[dev\.cfg\.4\]|response\): the device answered no used entry.*)$/m,
+    );
     expect(r.out).toContain(`written to ${out}`);
     expect(r.out).toContain(`replay the vector: vmemct run --profile firecracker --vectors ${out}`);
     expect(r.out).toContain('replay the run:    vmemct fuzz --profile firecracker --seed 2 --budget 3000');

@@ -124,7 +124,12 @@ export async function fuzzCommand(args: readonly string[], io: CliIo): Promise<n
     const replay = `vmemct run ${adapterArguments(args).join(' ')} --vectors ${out}`.replace(/ +/g, ' ');
     report =
       target === 'device'
-        ? await fuzzDevice(adapter, { ...options, reference: createModelAdapter(), replayHint: replay })
+        ? await fuzzDevice(adapter, {
+            ...options,
+            strict: parsed.flags.has('strict'),
+            reference: createModelAdapter(),
+            replayHint: replay,
+          })
         : await fuzzDriver(adapter, {
             ...options,
             strict: parsed.flags.has('strict'),

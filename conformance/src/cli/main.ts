@@ -71,12 +71,13 @@ usage:
       [--ops-per-vector 100] [--block-size 2MiB] [--region-size 1GiB] [--addr 4GiB] [--requested-size 64MiB]
                             record a device's answers to seeded random operations as a vector file
   vmemct fuzz [--adapter A and its options as for run] [--target device|driver] [--seed S]
-      [--budget N | --time T] [--out FILE] [--json FILE] [--quiet] [--strict (driver target)]
+      [--budget N | --time T] [--out FILE] [--json FILE] [--quiet] [--strict]
                             explore an implementation with seeded operations (boundaries, invalid
                             requests, layouts, resizes, resets, BUSY; for a driver: set-ups, resizes,
                             scripted answers, resets, suspend) judged against the reference
                             model; the first difference is shrunk and written as a vector (default
                             vmemct-fuzz-SEED.yaml). Default budget 10000 operations; --time 90s, 5m.
+                            --strict: SHOULD-level (non-strict) findings count as differences.
                             Exit 0 nothing found, 1 difference found (vector written)
   vmemct coverage [--vectors PATH] [--json]     requirement → vectors; exit 1 if one is uncovered
   vmemct spec [--json]                          the protocol: layouts, constants, the 71 requirements

@@ -8,12 +8,13 @@
 import type { Adapter, DeviceSession, DeviceSetup } from '../../../adapters/core/src/contract';
 import { RESPONSE_CODE_NAMES, formatHex } from '../../../spec/src/index';
 import { readResponseType } from '../../../model/src/index';
-import { loadVectorText } from '../loader/load';
+import { loadVectorValue } from '../loader/load';
 import { formatProblem } from '../loader/types';
 import { runDeviceVector } from '../runner/device-run';
 import { evaluateSetup } from '../runner/setup';
 import type { Finding } from '../judge/verdicts';
-import { FuzzOperation, renderOperation } from './device-operations';
+import { FuzzOperation, operationStep, renderOperation } from './device-operations';
+import { StepKnowledge } from './device-knowledge';
 
 /** How a vector file of fuzz operations is headed and named. */
 export interface FuzzVectorMeta {
@@ -29,6 +30,70 @@ function hex(value: bigint): string {
   return `'${formatHex(value)}'`;
 }
 
+/** The set-up's `plugged` field (with its leading comma), or nothing when no block is plugged at start. */
+function pluggedField(setup: DeviceSetup): string {
+  const runs = setup.plugged ?? [];
+  return runs.length === 0
+    ? ''
+    : `, plugged: [${runs.map((r) => `{first: ${r.first}, count: ${r.count}}`).join(', ')}]`;
+}
+
+/** The steps of `ops`, each memory operation with the expectation the operations before it determine. */
+function renderOperations(setup: DeviceSetup, ops: readonly FuzzOperation[]): string[] {
+  const memory = new StepKnowledge(setup);
+  return ops.flatMap((op) => {
+    const lines = renderOperation(op, memory.expectation(op));
+    memory.apply(op);
+    return lines;
+  });
+}
+
+/**
+ * The value of {@link fuzzVectorText}'s file as YAML parses it (header comments aside), built
+ * without text, and the lines of its vector and steps in that text.
+ */
+export function fuzzVectorValue(
+  setup: DeviceSetup,
+  ops: readonly FuzzOperation[],
+  meta: FuzzVectorMeta,
+): { value: unknown; lines: Record<string, number> } {
+  const memory = new StepKnowledge(setup);
+  const lines: Record<string, number> = {};
+  const header = meta.header?.length ?? 0;
+  lines['vectors/0'] = header + 3;
+  let line = header + 10; // the first step's line: after format, vectors, id, title, requirements, target, tags, setup, steps
+  const steps = ops.map((op, i) => {
+    const step = operationStep(op, memory.expectation(op));
+    memory.apply(op);
+    lines[`vectors/0/steps/${i}`] = line;
+    line += 'expect' in step ? 2 : 1;
+    return step;
+  });
+  const plugged = setup.plugged ?? [];
+  const value = {
+    format: 'vmemct-vectors/1',
+    vectors: [
+      {
+        id: meta.id,
+        title: meta.title,
+        requirements: [...meta.requirements],
+        target: 'device',
+        tags: ['fuzz'],
+        setup: {
+          block_size: formatHex(setup.block_size),
+          region_size: formatHex(setup.region_size),
+          addr: formatHex(setup.addr),
+          requested_size: formatHex(setup.requested_size),
+          node_id: setup.node_id,
+          ...(plugged.length > 0 ? { plugged: plugged.map((r) => ({ first: r.first, count: r.count })) } : {}),
+        },
+        steps,
+      },
+    ],
+  };
+  return { value, lines };
+}
+
 /** A complete vector file holding one device vector of `ops` on a device built from `setup`. */
 export function fuzzVectorText(setup: DeviceSetup, ops: readonly FuzzOperation[], meta: FuzzVectorMeta): string {
   return [
@@ -40,11 +105,14 @@ export function fuzzVectorText(setup: DeviceSetup, ops: readonly FuzzOperation[]
     `    requirements: [${meta.requirements.join(', ')}]`,
     '    target: device',
     '    tags: [fuzz]',
-    `    setup: {block_size: ${hex(setup.block_size)}, region_size: ${hex(setup.region_size)}, addr: ${hex(setup.addr)}, requested_size: ${hex(setup.requested_size)}, node_id: ${setup.node_id}}`,
-    ...(ops.length === 0 ? ['    steps: []'] : ['    steps:', ...ops.flatMap((op) => renderOperation(op))]),
+    `    setup: {block_size: ${hex(setup.block_size)}, region_size: ${hex(setup.region_size)}, addr: ${hex(setup.addr)}, requested_size: ${hex(setup.requested_size)}, node_id: ${setup.node_id}${pluggedField(setup)}}`,
+    ...(ops.length === 0 ? ['    steps: []'] : ['    steps:', ...renderOperations(setup, ops)]),
     '',
   ].join('\n');
 }
+
+/** How a fuzz case (never written) is named. */
+const CASE_META: FuzzVectorMeta = { id: 'vmem.dev.fuzz.case', title: 'fuzz case', requirements: ['dev.cfg.3'] };
 
 /** The fuzzer could not drive the implementation (it threw, or the runner reported an error). */
 export class FuzzAdapterError extends Error {
@@ -83,7 +151,8 @@ function countingOutcomes(session: DeviceSession, coverage: Map<string, number>)
 }
 
 /**
- * Runs `ops` as one vector on a fresh device of `adapter`; the first `fail` finding is the
+ * Runs `ops` as one vector on a fresh device of `adapter`; the first `fail` finding (or, when
+ * `strict`, the first `fail` or `non-strict` one, as `vmemct run --strict` counts them) is the
  * difference. Configuration-generation judging is off: it is a transport matter, not the
  * device's virtio-mem behaviour, and a device that breaks it would break it in every case.
  */
@@ -92,13 +161,11 @@ export async function runFuzzCase(
   setup: DeviceSetup,
   ops: readonly FuzzOperation[],
   coverage?: Map<string, number>,
+  strict = false,
 ): Promise<CaseOutcome> {
-  const text = fuzzVectorText(setup, ops, {
-    id: 'vmem.dev.fuzz.case',
-    title: 'fuzz case',
-    requirements: ['dev.cfg.3'],
-  });
-  const loaded = loadVectorText('fuzz-case.yaml', text);
+  // Built as a value, not text: a YAML parse per case was most of the time a case took on the model.
+  const built = fuzzVectorValue(setup, ops, CASE_META);
+  const loaded = loadVectorValue('fuzz-case.yaml', built.value, built.lines);
   const vector = loaded.vectors[0];
   if (loaded.problems.length > 0 || !vector)
     throw new Error(`a fuzz case does not load: ${loaded.problems.map(formatProblem).join('; ')}`);
@@ -124,5 +191,8 @@ export async function runFuzzCase(
     throw new FuzzAdapterError(
       `${adapter.info.implementation} could not be judged (step ${broken.step}, ${broken.check}): ${broken.message}`,
     );
-  return { difference: findings.find((f) => f.verdict === 'fail'), findings };
+  return {
+    difference: findings.find((f) => f.verdict === 'fail' || (strict && f.verdict === 'non-strict')),
+    findings,
+  };
 }

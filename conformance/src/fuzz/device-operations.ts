@@ -22,6 +22,7 @@ import {
 } from '../../../spec/src/index';
 import { encodeRequest } from '../../../model/src/index';
 import { seededRandom } from '../differential/differential';
+import { MemoryExpectation, StepKnowledge } from './device-knowledge';
 
 /** The configuration names an address is measured from (each an expression name of vectors). */
 export const ADDRESS_ANCHORS = ['addr', 'usable_end', 'region_end', 'plugged_end', 'requested_end'] as const;
@@ -154,6 +155,26 @@ export function generateFuzzOperations(
     const writable = [[resp], [2, resp - 2], [resp + 6], [resp - 1 - pick(resp - 1)], []][w]!;
     return { layout: { readable, writable }, breaksProtocol: w >= 3 };
   };
+  // Memory probes: a pattern written into a certainly plugged block, sometimes a device reset, the
+  // pattern read back — the content a conforming device must keep (see StepKnowledge).
+  const memory = new StepKnowledge(setup);
+  let known = 0;
+  const probe = (): boolean => {
+    for (; known < ops.length; known++) memory.apply(ops[known]!);
+    const plugged = memory.pluggedBlocks();
+    if (!can('memory-access') || plugged.length === 0) return false;
+    const addr: FuzzAddress = {
+      anchor: 'addr',
+      blocks: plugged[pick(plugged.length)]!,
+      bytes: pick(blockBytes - 64),
+    };
+    const data = Uint8Array.from({ length: 1 + pick(16) }, () => pick(256));
+    ops.push({ kind: 'write-memory', addr, data });
+    if (can('device-reset') && random() < 0.5) ops.push({ kind: 'device-reset' });
+    ops.push({ kind: 'read-memory', addr, length: data.length });
+    return true;
+  };
+  if (random() < 0.5) probe();
   const resetAfterViolation = (): void => {
     if (can('device-reset')) ops.push({ kind: 'device-reset' });
   };
@@ -197,7 +218,18 @@ export function generateFuzzOperations(
     } else if (r < 0.89) {
       if (can('device-reset')) ops.push({ kind: 'device-reset' });
     } else if (r < 0.9) {
-      if (can('system-reset')) ops.push({ kind: 'system-reset' });
+      if (!can('system-reset')) continue;
+      ops.push({ kind: 'system-reset' });
+      // Half the time, ask at once whether the blocks came back unplugged (dev.op.7).
+      for (; known < ops.length; known++) memory.apply(ops[known]!);
+      const span = memory.unpluggedSpan();
+      if (span > 0 && random() < 0.5)
+        ops.push({
+          kind: 'request',
+          type: VIRTIO_MEM_REQ_STATE,
+          addr: { anchor: 'addr', blocks: 0, bytes: 0 },
+          nbBlocks: span,
+        });
     } else if (r < 0.93) {
       if (can('inject-busy')) ops.push({ kind: 'inject-busy', count: 1 + pick(MAX_INJECTED_BUSY) });
     } else if (r < 0.94) {
@@ -206,6 +238,7 @@ export function generateFuzzOperations(
       ops.push({ kind: 'host-busy', busy: hostBusy });
     } else {
       if (!can('memory-access')) continue;
+      if (random() < 0.5 && probe()) continue;
       const addr: FuzzAddress = { anchor: 'addr', blocks: pick(regionBlocks), bytes: pick(blockBytes - 64) };
       if (random() < 0.5) ops.push({ kind: 'read-memory', addr, length: 1 + pick(16) });
       else ops.push({ kind: 'write-memory', addr, data: Uint8Array.from({ length: 1 + pick(16) }, () => pick(256)) });
@@ -214,9 +247,14 @@ export function generateFuzzOperations(
   return ops.slice(0, count);
 }
 
-/** An address as a vector expression. */
+/** An address as a vector expression (its YAML text: a fixed value is quoted). */
 function addressExpression(a: FuzzAddress): string {
-  if ('fixed' in a) return `'${formatHex(a.fixed)}'`;
+  return 'fixed' in a ? `'${addressValue(a)}'` : addressValue(a);
+}
+
+/** An address as the string a vector's YAML holds. */
+function addressValue(a: FuzzAddress): string {
+  if ('fixed' in a) return formatHex(a.fixed);
   let text = ANCHOR_EXPRESSIONS[a.anchor];
   if (a.blocks !== 0)
     text += ` ${a.blocks < 0 ? '-' : '+'} ${Math.abs(a.blocks) === 1 ? '' : `${Math.abs(a.blocks)} * `}block_size`;
@@ -228,8 +266,15 @@ function hexBytes(b: Uint8Array): string {
   return `'${Buffer.from(b).toString('hex')}'`;
 }
 
-/** An operation as the lines of one vector step (indented for a vector's `steps:` list). */
-export function renderOperation(op: FuzzOperation, indent = '      '): string[] {
+/**
+ * An operation as the lines of one vector step (indented for a vector's `steps:` list); a memory
+ * operation's expectation is `memory` (derived from the operations before it).
+ */
+export function renderOperation(
+  op: FuzzOperation,
+  memory: MemoryExpectation = { kind: 'open' },
+  indent = '      ',
+): string[] {
   switch (op.kind) {
     case 'request': {
       const type = REQUEST_TYPE_NAMES[op.type] ?? String(op.type);
@@ -240,7 +285,10 @@ export function renderOperation(op: FuzzOperation, indent = '      '): string[] 
         fields.push(
           `layout: {readable: [${op.layout.readable.join(', ')}], writable: [${op.layout.writable.join(', ')}]}`,
         );
-      return [`${indent}- request: {${fields.join(', ')}}`];
+      const line = `${indent}- request: {${fields.join(', ')}}`;
+      return memory.kind === 'unplugged-after-system-reset'
+        ? [line, `${indent}  expect: {state: {UNPLUGGED: pass, PLUGGED: non-strict, MIXED: non-strict}}`]
+        : [line];
     }
     case 'short-request':
       return [`${indent}- request: {raw: ${hexBytes(op.bytes)}}`];
@@ -259,16 +307,20 @@ export function renderOperation(op: FuzzOperation, indent = '      '): string[] 
       return [`${indent}- inject_busy: ${op.count}`];
     case 'host-busy':
       return [`${indent}- host_busy: ${op.busy}`];
-    // Unplugged memory may refuse an access (dev.op.4 with UNPLUGGED_INACCESSIBLE); either answer is judged by what follows.
-    case 'read-memory':
+    // Unplugged memory may refuse an access (dev.op.4 with UNPLUGGED_INACCESSIBLE); either answer is
+    // judged by what follows. In certainly plugged blocks the access must go through, and a read of
+    // bytes written there returns them (see StepKnowledge).
+    case 'read-memory': {
+      const data = memory.kind === 'plugged' && memory.data ? `, data: ${hexBytes(memory.data)}` : '';
       return [
         `${indent}- read_memory: {addr: ${addressExpression(op.addr)}, length: ${op.length}}`,
-        `${indent}  expect: {access: {ok: pass, refused: pass}}`,
+        `${indent}  expect: {access: ${memory.kind === 'plugged' ? 'ok' : '{ok: pass, refused: pass}'}${data}}`,
       ];
+    }
     case 'write-memory':
       return [
         `${indent}- write_memory: {addr: ${addressExpression(op.addr)}, data: ${hexBytes(op.data)}}`,
-        `${indent}  expect: {access: {ok: pass, refused: pass}}`,
+        `${indent}  expect: {access: ${memory.kind === 'plugged' ? 'ok' : '{ok: pass, refused: pass}'}}`,
       ];
   }
 }
@@ -348,4 +400,65 @@ export function jointlySmallerAddresses(ops: readonly FuzzOperation[]): FuzzOper
         ),
       );
   return variants;
+}
+
+/** One vector step as the value YAML gives for it: what {@link renderOperation}'s lines parse to. */
+export type StepValue = Record<string, unknown>;
+
+/** Both answers of an access pass; or it must go through. */
+function accessValue(memory: MemoryExpectation): unknown {
+  return memory.kind === 'plugged' ? 'ok' : { ok: 'pass', refused: 'pass' };
+}
+
+/**
+ * An operation as the value of one vector step, built without YAML text: exactly what the lines
+ * of {@link renderOperation} parse to (a test holds the two together), so a fuzz case is loaded
+ * without a YAML parse while the written finding stays text.
+ */
+export function operationStep(op: FuzzOperation, memory: MemoryExpectation = { kind: 'open' }): StepValue {
+  const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
+  switch (op.kind) {
+    case 'request': {
+      const request: Record<string, unknown> = {
+        type: REQUEST_TYPE_NAMES[op.type] ?? op.type,
+        addr: addressValue(op.addr),
+        nb_blocks: op.nbBlocks,
+      };
+      if (op.padding) request.padding = hex(op.padding);
+      if (op.payloadPadding) request.payload_padding = hex(op.payloadPadding);
+      if (op.layout) request.layout = { readable: [...op.layout.readable], writable: [...op.layout.writable] };
+      return memory.kind === 'unplugged-after-system-reset'
+        ? { request, expect: { state: { UNPLUGGED: 'pass', PLUGGED: 'non-strict', MIXED: 'non-strict' } } }
+        : { request };
+    }
+    case 'short-request':
+      return { request: { raw: hex(op.bytes) } };
+    case 'resize': {
+      const blocks = op.blocks === 0 ? '0' : op.blocks === 1 ? 'block_size' : `${op.blocks} * block_size`;
+      const resize = op.bytes !== 0 ? `${blocks} + ${op.bytes}` : op.blocks === 0 ? 0 : blocks;
+      const mayRefuse = op.bytes !== 0 || op.blocks > op.regionBlocks;
+      return mayRefuse ? { resize, expect: { resize: { applied: 'pass', refused: 'pass' } } } : { resize };
+    }
+    case 'device-reset':
+      return { device_reset: true };
+    case 'system-reset':
+      return { system_reset: true };
+    case 'inject-busy':
+      return { inject_busy: op.count };
+    case 'host-busy':
+      return { host_busy: op.busy };
+    case 'read-memory':
+      return {
+        read_memory: { addr: addressValue(op.addr), length: op.length },
+        expect: {
+          access: accessValue(memory),
+          ...(memory.kind === 'plugged' && memory.data ? { data: hex(memory.data) } : {}),
+        },
+      };
+    case 'write-memory':
+      return {
+        write_memory: { addr: addressValue(op.addr), data: hex(op.data) },
+        expect: { access: accessValue(memory) },
+      };
+  }
 }

@@ -206,6 +206,19 @@ export function loadVectorText(file: string, text: string): { vectors: Vector[];
 }
 
 /**
+ * Loads the vectors of a file's value built in memory rather than parsed from text (it must be
+ * what a schema-valid file parses to; only meaning checks run): the cached path's loading.
+ * `lines` maps paths such as `vectors/0/steps/3` to lines for problems and findings.
+ */
+export function loadVectorValue(
+  file: string,
+  value: unknown,
+  lines: Readonly<Record<string, number>>,
+): { vectors: Vector[]; problems: LoadProblem[] } {
+  return normaliseFile(YamlSource.fromCache(file, value, lines));
+}
+
+/**
  * The most vectors one file may hold: 10,000 (the shipped corpus's largest file has a few dozen;
  * split a generated corpus into several files).
  */
