@@ -62,7 +62,7 @@ function htmlFiles(dir: string): string[] {
 }
 
 const SITE_TAGS = new Set(
-  'html head meta title link body header span nav a main footer h1 h2 h3 p div strong code pre table thead tbody tr th td section br mark'.split(
+  'html head meta title link body header span nav a main footer h1 h2 h3 h4 p div strong em code pre table thead tbody tr th td section br mark'.split(
     ' ',
   ),
 );
