@@ -64,7 +64,7 @@ function loadCorpus(command: string, parsed: ParsedArgs, extraPaths: readonly st
   const paths = [...(parsed.lists.get('vectors') ?? []), ...extraPaths];
   const loaded = loadVectors(
     paths.length > 0 ? paths : [defaultVectorsDir()],
-    readVectorCache(path.join(packageRoot(), 'dist', 'vector-cache.json')),
+    readVectorCache(path.join(packageRoot(), 'dist', 'vector-cache.json'), packageRoot()),
   );
   if (loaded.problems.length > 0) throw new VectorFileError(command, loaded.problems);
   if (loaded.vectors.length === 0)

@@ -141,11 +141,31 @@ export function buildVectorCache(paths: readonly string[]): { cache: VectorCache
   return { cache: { format: 'vmemct-vector-cache/1', files }, problems };
 }
 
-/** Reads a cache file; a missing or unreadable one is simply no cache. */
-export function readVectorCache(file: string): VectorCache | undefined {
+/**
+ * The cache as written to disk: its files keyed relative to `root` (the package root), so the
+ * cache still matches once the package is installed elsewhere (for example under node_modules/).
+ */
+export function portableVectorCache(cache: VectorCache, root: string): VectorCache {
+  const base = path.resolve(root);
+  return {
+    format: cache.format,
+    files: Object.fromEntries(Object.entries(cache.files).map(([file, entry]) => [path.relative(base, file), entry])),
+  };
+}
+
+/**
+ * Reads a cache file written by {@link portableVectorCache}, its relative keys resolved against
+ * `root`; a missing or unreadable one is simply no cache.
+ */
+export function readVectorCache(file: string, root: string): VectorCache | undefined {
   try {
     const cache = JSON.parse(fs.readFileSync(file, 'utf8')) as VectorCache;
-    return cache.format === 'vmemct-vector-cache/1' ? cache : undefined;
+    if (cache.format !== 'vmemct-vector-cache/1') return undefined;
+    const base = path.resolve(root);
+    return {
+      format: cache.format,
+      files: Object.fromEntries(Object.entries(cache.files).map(([key, entry]) => [path.resolve(base, key), entry])),
+    };
   } catch {
     return undefined;
   }
