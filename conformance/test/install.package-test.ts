@@ -6,7 +6,8 @@
  * holds the compiled CLI, the corpus, the expectation files, the examples' sources and the
  * README, LICENSE and CHANGELOG, and nothing else of the development tree.
  *
- * Slow (the pack rebuilds dist/, the install unpacks the dependencies): run by `npm run test:package`.
+ * Slow (the pack's `prepack` rebuilds this checkout's dist/ from scratch, the install unpacks the
+ * dependencies): run by `npm run test:package`, never beside another run of the built CLI.
  */
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -130,14 +131,16 @@ describe('the npm package', () => {
     expect(cached).toEqual(corpus);
   });
 
-  test('`npx vmemct run` runs the whole corpus on the model and exits 0', () => {
+  test('`npx vmemct run` runs the whole corpus on the model, writes its JSON and JUnit reports and exits 0', () => {
     progress('npx vmemct run');
-    run('npx', ['vmemct', 'run', '--json', 'results.json'], project);
+    run('npx', ['vmemct', 'run', '--json', 'results.json', '--junit', 'results.xml'], project);
     const doc = JSON.parse(fs.readFileSync(path.join(project, 'results.json'), 'utf8')) as {
       summary: { total: number; unexpected: number };
     };
     expect(doc.summary.total).toBeGreaterThan(100);
     expect(doc.summary.unexpected).toBe(0);
+    // The JUnit report comes from the runtime dependencies (tap-junit, tap-parser), installed with it.
+    expect(fs.readFileSync(path.join(project, 'results.xml'), 'utf8')).toMatch(/<testsuite[\s>]/);
   });
 
   test('`npx vmemct list --target driver` lists the driver corpus', () => {
