@@ -117,7 +117,12 @@ function caseOf(r: CaseResult): JunitCase {
     return {
       ...base,
       reruns,
-      outcome: { element: 'skipped', type: r.verdict, message: `${r.verdict}: ${message}`, body: '' },
+      outcome: {
+        element: 'skipped',
+        type: r.verdict,
+        message: `${r.verdict}: ${r.findings.map((f) => f.message).join('; ')}`,
+        body: '',
+      },
     };
   if (r.verdict === 'pass') return { ...base, reruns };
   const why = r.expectation ? `expected ${r.verdict}: ${r.expectation.reason}` : `${r.verdict}: ${message}`;

@@ -168,14 +168,14 @@ function tapDescription(s: string): string {
 }
 
 /**
- * TAP version 14: one test point per case, `not ok` exactly for the unexpected ones (the exit
+ * TAP version 13 (what `prove` reads; tap-parser reads it too): one test point per case, `not ok` exactly for the unexpected ones (the exit
  * code's count); `# SKIP` for unsupported/not-applicable. An expected result that is not a plain
  * pass is `ok` with what was expected in its description (`(expected fail: reason)`), never
  * `# TODO`, which TAP consumers read as a known bug and report as "TODO passed". Diagnostics as
  * YAML, whose `severity` is the case's worst severity.
  */
 export function tapReport(run: RunResult<CaseResult>): string {
-  const lines = ['TAP version 14', `1..${run.results.length}`];
+  const lines = ['TAP version 13', `1..${run.results.length}`];
   run.results.forEach((r, i) => {
     const c = caseFacts(r);
     const skip = !r.unexpected && (r.verdict === 'unsupported' || r.verdict === 'not-applicable');
