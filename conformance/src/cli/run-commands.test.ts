@@ -133,7 +133,7 @@ describe('vmemct run (model adapter)', () => {
     ]);
   });
 
-  test('--reporter tap prints TAP 14 with a plan and one point per vector', async () => {
+  test('--reporter tap prints TAP 13 with a plan and one point per vector', async () => {
     const file = write('tap.yaml', GOOD);
     const r = await cli('run', '--vectors', file, '--reporter', 'tap');
     expect(r.code).toBe(0);

@@ -1,5 +1,5 @@
 /**
- * Reports of a run: the human summary, TAP 14 (JUnit XML is in junit.ts) and the canonical
+ * Reports of a run: the human summary, TAP 13 (JUnit XML is in junit.ts) and the canonical
  * results document (schema `ResultsSchema` in `spec/`). A run's cases are vectors or suite checks
  * (`suites/`); every report shows both.
  */
