@@ -184,7 +184,11 @@ export function vectorSchemas(step: object): {
   return { VectorSchema, VectorFileSchema };
 }
 
-/** Verdicts a vector can end with. */
+/**
+ * Verdicts a vector can end with. `flaky` is a result's only, never a finding's: a case that
+ * failed, errored or timed out and then passed on a retry (`vmemct run --retries`); an expectation
+ * entry `verdict: flaky` accepts a pass or a flaky result.
+ */
 export const VERDICTS = [
   'pass',
   'fail',
@@ -195,6 +199,7 @@ export const VERDICTS = [
   'unsupported',
   'error',
   'timeout',
+  'flaky',
 ] as const;
 
 /**
@@ -228,10 +233,13 @@ export const SEVERITY_TIERS = [
 export const SEVERITIES = SEVERITY_TIERS.map((t) => t.name);
 
 /** The format a results document is written in; {@link RESULTS_FORMATS} lists every one that is read. */
-export const RESULTS_FORMAT = 'vmemct-results/2';
+export const RESULTS_FORMAT = 'vmemct-results/3';
 
-/** Results formats read back (`vmemct docs --results`): 2 adds `severity` to results and findings. */
-export const RESULTS_FORMATS = ['vmemct-results/1', RESULTS_FORMAT] as const;
+/**
+ * Results formats read back (`vmemct docs --results`): 2 adds `severity` to results and findings;
+ * 3 adds the verdict `flaky` and a result's `attempts` (a run with `--retries`).
+ */
+export const RESULTS_FORMATS = ['vmemct-results/1', 'vmemct-results/2', RESULTS_FORMAT] as const;
 
 /** Schema of an expectation file: known results of one implementation. */
 /** The grades a known deviation may give its findings: still reported, never a pass. */
@@ -281,6 +289,24 @@ export const ExpectationFileSchema = {
         },
       },
     },
+  },
+} as const;
+
+/** A finding in a results document (of a result, or of one of its attempts). */
+const FINDING_SCHEMA = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['verdict', 'step', 'check', 'message'],
+  properties: {
+    verdict: { enum: VERDICTS },
+    /** Set exactly on fail, non-strict, error and timeout findings (format 2). */
+    severity: { enum: SEVERITIES },
+    step: { type: 'integer' },
+    check: { type: 'string' },
+    message: { type: 'string' },
+    expected: { type: 'string' },
+    observed: { type: 'string' },
+    requirements: { type: 'array', items: { type: 'string' } },
   },
 } as const;
 
@@ -375,24 +401,24 @@ export const ResultsSchema = {
           durationMs: { type: 'number', minimum: 0 },
           findings: {
             type: 'array',
+            items: FINDING_SCHEMA,
+          },
+          diagnostics: { type: 'string' },
+          /** Every attempt in order, when the case was retried (format 3, `--retries`). */
+          attempts: {
+            type: 'array',
+            minItems: 2,
             items: {
               type: 'object',
               additionalProperties: false,
-              required: ['verdict', 'step', 'check', 'message'],
+              required: ['verdict', 'durationMs', 'findings'],
               properties: {
                 verdict: { enum: VERDICTS },
-                /** Set exactly on fail, non-strict, error and timeout findings (format 2). */
-                severity: { enum: SEVERITIES },
-                step: { type: 'integer' },
-                check: { type: 'string' },
-                message: { type: 'string' },
-                expected: { type: 'string' },
-                observed: { type: 'string' },
-                requirements: { type: 'array', items: { type: 'string' } },
+                durationMs: { type: 'number', minimum: 0 },
+                findings: { type: 'array', items: FINDING_SCHEMA },
               },
             },
           },
-          diagnostics: { type: 'string' },
         },
       },
     },

@@ -14,9 +14,10 @@ import { SiteWriteError, checkOutputFolder, writeSite } from '../docs/output';
 import { UnfinishedDryRun, lintReport } from '../runner/lint';
 import { formatProblem, LoadProblem, Vector } from '../loader/types';
 import { ExpectationSet, expectationProblems, loadExpectations } from '../runner/expectations';
-import { runVectors, selectVectors, Selection, DEFAULT_TIMEOUT_MS } from '../runner/run';
+import { RETRIES, runVectors, selectVectors, Selection, DEFAULT_TIMEOUT_MS } from '../runner/run';
 import { BUSY_RETRIES } from '../steps/request';
-import { humanReport, junitReport, resultsDocument, tapReport } from '../report/reports';
+import { humanReport, resultsDocument, tapReport } from '../report/reports';
+import { junitReport } from '../report/junit';
 import {
   MAX_TIMER_MS,
   OptionSpec,
@@ -54,6 +55,7 @@ const RUN_OPTIONS: Readonly<Record<string, OptionSpec>> = {
   ...SELECTION_OPTIONS,
   ...ADAPTER_OPTIONS,
   'busy-retries': { kind: 'value' },
+  retries: { kind: 'value' },
   ...REPORT_OPTIONS,
   verbose: { kind: 'flag' },
   quiet: { kind: 'flag' },
@@ -104,6 +106,15 @@ export function busyRetriesOption(command: string, parsed: ParsedArgs): number {
   if (text === undefined) return BUSY_RETRIES.default;
   if (!/^[0-9]+$/.test(text) || Number(text) > BUSY_RETRIES.max)
     throw new UsageError(`${command}: --busy-retries must be an integer from 0 to ${BUSY_RETRIES.max} (got '${text}')`);
+  return Number(text);
+}
+
+/** `--retries N`: how often a vector that failed, errored or timed out unexpectedly is run again (0 to {@link RETRIES}`.max`). */
+export function retriesOption(command: string, parsed: ParsedArgs): number {
+  const text = parsed.values.get('retries');
+  if (text === undefined) return RETRIES.default;
+  if (!/^[0-9]+$/.test(text) || Number(text) > RETRIES.max)
+    throw new UsageError(`${command}: --retries must be an integer from 0 to ${RETRIES.max} (got '${text}')`);
   return Number(text);
 }
 
@@ -196,6 +207,7 @@ export async function runCommand(
   const reporter = reporterOption('run', parsed);
   const timeoutMs = timeoutOption('run', parsed, DEFAULT_TIMEOUT_MS);
   const busyRetries = busyRetriesOption('run', parsed);
+  const retries = retriesOption('run', parsed);
   const sel = selection('run', parsed);
   const all = loadCorpus('run', parsed);
   const expectations = expectationsOption('run', parsed, (set) => expectationProblems(set, all));
@@ -237,6 +249,7 @@ export async function runCommand(
       strict: parsed.flags.has('strict'),
       timeoutMs,
       busyRetries,
+      retries,
       expectations,
       onResult: (r, done, total) => {
         if (progress && Date.now() - lastProgress > 500) {
@@ -262,6 +275,7 @@ export async function runCommand(
     shard: parsed.values.get('shard') ?? null,
     timeoutMs,
     busyRetries,
+    retries,
   };
   if (parsed.values.has('json')) {
     const doc = resultsDocument(run, {
@@ -279,7 +293,7 @@ export async function runCommand(
       'run',
       'junit',
       parsed.values.get('junit')!,
-      await junitReport(run, `vmemct ${adapter.info.implementation}`),
+      junitReport(run, `vmemct ${adapter.info.implementation}`, startedAt),
     );
   }
   if (reporter === 'tap') io.stdout(tapReport(run));

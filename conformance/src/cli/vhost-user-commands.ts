@@ -20,7 +20,8 @@ import {
 } from '../../../adapters/vhost-user/src/protocol';
 import { deviceProfileNames, DeviceParamsError, findDeviceProfile } from '../../../model/src/index';
 import { formatSize } from '../../../spec/src/index';
-import { checkReport, junitReport, resultsDocument, tapReport } from '../report/reports';
+import { checkReport, resultsDocument, tapReport } from '../report/reports';
+import { junitReport } from '../report/junit';
 import { expectationProblems, compileGlob } from '../runner/expectations';
 import { runChecks } from '../runner/run';
 import { VHOST_USER_SUITE, VhostUserBackendUnderTest, vhostUserCheckTarget } from '../suites/vhost-user/index';
@@ -363,7 +364,7 @@ export async function vhostUserCheckCommand(args: readonly string[], io: CliIo):
   }
   const junit = parsed.values.get('junit');
   if (junit !== undefined)
-    writeOutput(command, 'junit', junit, await junitReport(run, `vmemct ${suite.name} ${backend.implementation}`));
+    writeOutput(command, 'junit', junit, junitReport(run, `vmemct ${suite.name} ${backend.implementation}`));
   if (json !== '-') io.stdout(reporter === 'tap' ? tapReport(run) : checkReport(run));
   if (run.testedNothing)
     io.stderr(

@@ -141,7 +141,7 @@ describe('readResultsFile', () => {
     expect(readResultsFile(good)).toMatchObject({ kind: 'results', results: { implementation: 'model:qemu', adapter: 'model', profile: 'qemu', results: [] } });
     const bad = path.join(dir, 'bad.json');
     fs.writeFileSync(bad, JSON.stringify({ ...document, format: 'something else' }, null, 2));
-    expect(readResultsFile(bad)).toEqual({ kind: 'problems', problems: [{ file: bad, line: 2, field: 'format', reason: 'must be one of "vmemct-results/1", "vmemct-results/2"' }] });
+    expect(readResultsFile(bad)).toEqual({ kind: 'problems', problems: [{ file: bad, line: 2, field: 'format', reason: 'must be one of "vmemct-results/1", "vmemct-results/2", "vmemct-results/3"' }] });
     expect(readResultsFile(path.join(dir, 'missing.json'))).toMatchObject({ kind: 'problems', problems: [{ file: path.join(dir, 'missing.json'), reason: 'cannot read results file: no such file' }] });
   });
 });

@@ -13,6 +13,7 @@ export const VERDICT_ORDER: readonly Verdict[] = [
   'error',
   'timeout',
   'fail',
+  'flaky',
   'non-strict',
   'acceptable',
   'informational',

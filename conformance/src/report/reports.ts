@@ -1,5 +1,5 @@
 /**
- * Reports of a run: the human summary, TAP 14, JUnit XML (through tap-junit) and the canonical
+ * Reports of a run: the human summary, TAP 13 (JUnit XML is in junit.ts) and the canonical
  * results document (schema `ResultsSchema` in `spec/`). A run's cases are vectors or suite checks
  * (`suites/`); every report shows both.
  */
@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ALL_REQUIREMENTS, RESULTS_FORMAT } from '../../../spec/src/index';
 import type { AdapterInfo } from '../../../adapters/core/src/contract';
-import { CaseResult, RunResult, VectorResult, caseId } from '../runner/run';
+import { Attempt, CaseResult, RunResult, VectorResult, caseId } from '../runner/run';
 import { Finding, VERDICT_ORDER, Verdict } from '../judge/verdicts';
 import { SEVERITY_ORDER, Severity } from '../judge/severity';
 import type { Vector } from '../loader/types';
@@ -92,6 +92,11 @@ function stepText(r: CaseResult, step: number): string {
   return s ? `step ${step} (${displayPath(vector.source.file)}:${s.line})` : `step ${step}`;
 }
 
+/** A retried case's attempts: `attempts: fail (12.0 ms), pass (9.5 ms)`. */
+export function attemptsText(attempts: readonly Attempt[]): string {
+  return `attempts: ${attempts.map((a) => `${a.verdict} (${formatMs(a.durationMs)})`).join(', ')}`;
+}
+
 /** Details of one result: file, steps, expected vs observed, the requirements' text. */
 export function describeResult(r: CaseResult): string[] {
   const c = caseFacts(r);
@@ -100,6 +105,7 @@ export function describeResult(r: CaseResult): string[] {
     `    ${c.title}`,
     `    ${r.kind === 'check' ? 'in' : 'at'} ${c.location}`,
   ];
+  if (r.attempts) lines.push(`    ${attemptsText(r.attempts)}`);
   for (const f of r.findings) {
     lines.push(
       `    ${r.kind === 'check' && f.check === c.id ? '' : `${stepText(r, f.step)}: `}${f.check}: ${f.message} ${findingTag(f)}`,
@@ -153,22 +159,36 @@ function yamlString(s: string): string {
   return JSON.stringify(s);
 }
 
+/** A TAP test point's description: one line, `#` and `\\` escaped so no text reads as a directive. */
+function tapDescription(s: string): string {
+  return s
+    .replace(/[\r\n]+/g, ' ')
+    .replace(/\\/g, '\\\\')
+    .replace(/#/g, '\\#');
+}
+
 /**
- * TAP version 14: one test point per case; `# SKIP` for unsupported/not-applicable; diagnostics
- * as YAML, whose `severity` is the case's worst severity (tap-junit makes it the JUnit failure's `type`).
+ * TAP version 13 (what `prove` reads; tap-parser reads it too): one test point per case, `not ok` exactly for the unexpected ones (the exit
+ * code's count); `# SKIP` for unsupported/not-applicable. An expected result that is not a plain
+ * pass is `ok` with what was expected in its description (`(expected fail: reason)`), never
+ * `# TODO`, which TAP consumers read as a known bug and report as "TODO passed". Diagnostics as
+ * YAML, whose `severity` is the case's worst severity.
  */
 export function tapReport(run: RunResult<CaseResult>): string {
-  const lines = ['TAP version 14', `1..${run.results.length}`];
+  const lines = ['TAP version 13', `1..${run.results.length}`];
   run.results.forEach((r, i) => {
     const c = caseFacts(r);
-    const skip = r.verdict === 'unsupported' || r.verdict === 'not-applicable';
+    const skip = !r.unexpected && (r.verdict === 'unsupported' || r.verdict === 'not-applicable');
     const ok = !r.unexpected;
-    const directive = skip
-      ? ` # SKIP ${r.verdict}: ${r.findings[0]?.message ?? ''}`
-      : r.expectation && !r.unexpected && r.verdict !== 'pass'
-        ? ` # TODO expected ${r.verdict}: ${r.expectation.reason}`
-        : '';
-    lines.push(`${ok ? 'ok' : 'not ok'} ${i + 1} - ${c.id}${directive.replace(/\n/g, ' ')}`);
+    const note = skip
+      ? ''
+      : !ok
+        ? ` (${r.verdict === 'flaky' ? 'flaky' : `expected ${r.expected}, got ${r.verdict}`})`
+        : r.verdict !== 'pass'
+          ? ` (${r.expectation ? `expected ${r.verdict}: ${r.expectation.reason}` : r.verdict})`
+          : '';
+    const directive = skip ? ` # SKIP ${tapDescription(`${r.verdict}: ${r.findings[0]?.message ?? ''}`)}` : '';
+    lines.push(`${ok ? 'ok' : 'not ok'} ${i + 1} - ${tapDescription(`${c.id}${note}`)}${directive}`);
     if (!ok || (r.verdict !== 'pass' && !skip)) {
       lines.push('  ---');
       lines.push(`  message: ${yamlString(r.findings.map((f) => `${f.check}: ${f.message}`).join('; ') || r.verdict)}`);
@@ -179,6 +199,8 @@ export function tapReport(run: RunResult<CaseResult>): string {
         `  ${r.kind === 'check' ? 'suite' : 'file'}: ${yamlString(r.kind === 'check' ? r.suite : c.location)}`,
       );
       lines.push(`  requirements: ${yamlString(c.requirements.join(', '))}`);
+      if (r.expectation) lines.push(`  expectation: ${yamlString(`${r.expected}: ${r.expectation.reason}`)}`);
+      if (r.attempts) lines.push(`  attempts: ${yamlString(r.attempts.map((a) => a.verdict).join(', '))}`);
       const first = r.findings.find((f) => f.expected !== undefined || f.observed !== undefined);
       if (first?.expected !== undefined) lines.push(`  expected: ${yamlString(first.expected)}`);
       if (first?.observed !== undefined) lines.push(`  actual: ${yamlString(first.observed)}`);
@@ -188,46 +210,6 @@ export function tapReport(run: RunResult<CaseResult>): string {
   for (const s of run.stale) lines.push(`# stale expectation ${s.id}: ${s.reason}`);
   lines.push(`# ${summaryLine(run)}`);
   return `${lines.join('\n')}\n`;
-}
-
-interface TapAssert {
-  ok: boolean;
-  id: number;
-  name: string;
-  diag?: Record<string, unknown>;
-  skip?: boolean | string;
-  todo?: boolean | string;
-}
-
-/** JUnit XML of a run, built by tap-junit from the TAP report. */
-export function junitReport(run: RunResult<CaseResult>, suiteName: string): Promise<string> {
-  // tap-junit's serializer and the TAP parser it is built on (tap-parser's CommonJS build).
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const serialize = require('tap-junit/src/serialize') as (
-    tests: unknown[],
-    output: unknown,
-    options: { name: string; classname: string; pretty: boolean },
-  ) => string;
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const { Parser } = require('tap-parser') as {
-    Parser: new () => NodeJS.WritableStream & { on(ev: string, cb: (x: unknown) => void): void };
-  };
-  return new Promise((resolve, reject) => {
-    const parser = new Parser();
-    const tests: unknown[] = [];
-    parser.on('assert', (a) => {
-      const t = a as TapAssert;
-      tests.push({ ...t, comments: '' });
-    });
-    parser.on('complete', (output) => {
-      try {
-        resolve(serialize(tests, output, { name: suiteName, classname: suiteName, pretty: true }));
-      } catch (e) {
-        reject(e);
-      }
-    });
-    parser.end(tapReport(run));
-  });
 }
 
 /** What a results document says about the run beyond its results. */
@@ -289,20 +271,34 @@ export function resultsDocument(run: RunResult<CaseResult>, context: ResultsCont
       ...(r.expectation ? { expectationReason: r.expectation.reason } : {}),
       status: r.unexpected ? 'unexpected' : 'expected',
       durationMs: Math.round(r.durationMs * 1000) / 1000,
-      findings: r.findings.map((f) => ({
-        verdict: f.verdict,
-        ...(f.severity ? { severity: f.severity } : {}),
-        step: f.step,
-        check: f.check,
-        message: f.message,
-        ...(f.expected !== undefined ? { expected: f.expected } : {}),
-        ...(f.observed !== undefined ? { observed: f.observed } : {}),
-        ...(f.requirements ? { requirements: [...f.requirements] } : {}),
-      })),
+      findings: r.findings.map(findingRecord),
       ...(r.diagnostics ? { diagnostics: r.diagnostics } : {}),
+      ...(r.attempts
+        ? {
+            attempts: r.attempts.map((a) => ({
+              verdict: a.verdict,
+              durationMs: Math.round(a.durationMs * 1000) / 1000,
+              findings: a.findings.map(findingRecord),
+            })),
+          }
+        : {}),
     })),
     staleExpectations: run.stale.map((s) => ({ ...s })),
     exitCode: run.exitCode,
+  };
+}
+
+/** A finding as a results document records it. */
+function findingRecord(f: Finding): object {
+  return {
+    verdict: f.verdict,
+    ...(f.severity ? { severity: f.severity } : {}),
+    step: f.step,
+    check: f.check,
+    message: f.message,
+    ...(f.expected !== undefined ? { expected: f.expected } : {}),
+    ...(f.observed !== undefined ? { observed: f.observed } : {}),
+    ...(f.requirements ? { requirements: [...f.requirements] } : {}),
   };
 }
 

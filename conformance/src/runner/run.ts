@@ -45,6 +45,11 @@ export interface RunOptions<R extends CaseResult = VectorResult> {
    * (default {@link BUSY_RETRIES}`.default`); a device still answering BUSY then fails `progress` (dev.suite.1).
    */
   readonly busyRetries?: number;
+  /**
+   * How many times a vector whose verdict is an unexpected fail, error or timeout is run again
+   * (0 to {@link RETRIES}`.max`, default 0); one that then passes is `flaky`, never a pass.
+   */
+  readonly retries?: number;
   /** Called after each case (progress reporting). */
   readonly onResult?: (result: R, done: number, total: number) => void;
 }
@@ -71,6 +76,16 @@ export function caseId(result: CaseResult): string {
   return result.kind === 'vector' ? result.vector.id : result.check.id;
 }
 
+/** One run of a case that was retried: its verdict, time and findings. */
+export interface Attempt {
+  readonly verdict: Verdict;
+  readonly durationMs: number;
+  readonly findings: readonly Finding[];
+}
+
+/** `--retries`: the default and the most a run may ask for. */
+export const RETRIES = { default: 0, max: 10 } as const;
+
 /** What every case result carries: the verdict, what was expected, the findings. */
 export interface Judged {
   readonly verdict: Verdict;
@@ -83,6 +98,8 @@ export interface Judged {
   readonly findings: readonly Finding[];
   readonly durationMs: number;
   readonly diagnostics?: string;
+  /** Every attempt in order when the case ran more than once (`retries`); absent otherwise. */
+  readonly attempts?: readonly Attempt[];
 }
 
 /** The result of a run. */
@@ -141,20 +158,21 @@ export async function runVectors(
   const started = Date.now();
   const { judge, stale } = judgeAgainst(all, options);
   const results: VectorResult[] = [];
+  const retries = options.retries ?? RETRIES.default;
   for (const vector of selected) {
-    const t0 = performance.now();
-    const outcome = await runOne(
-      adapter,
-      vector,
-      (vector.timeoutMs ?? options.timeoutMs ?? DEFAULT_TIMEOUT_MS) * adapter.info.timeoutMultiplier,
-      options.busyRetries ?? BUSY_RETRIES.default,
-    );
-    const result: VectorResult = {
-      kind: 'vector',
-      vector,
-      ...judge(vector.id, outcome),
-      durationMs: performance.now() - t0,
-    };
+    const runs: (Omit<Judged, 'durationMs'> & { durationMs: number })[] = [];
+    for (;;) {
+      const t0 = performance.now();
+      const outcome = await runOne(
+        adapter,
+        vector,
+        (vector.timeoutMs ?? options.timeoutMs ?? DEFAULT_TIMEOUT_MS) * adapter.info.timeoutMultiplier,
+        options.busyRetries ?? BUSY_RETRIES.default,
+      );
+      runs.push({ ...judge(vector.id, outcome), durationMs: performance.now() - t0 });
+      if (runs.length > retries || !worthRetrying(runs[runs.length - 1]!)) break;
+    }
+    const result: VectorResult = { kind: 'vector', vector, ...settle(runs) };
     results.push(result);
     options.onResult?.(result, results.length, selected.length);
   }
@@ -191,6 +209,36 @@ export async function runChecks<C>(
   return finishRun(results, stale, started);
 }
 
+/** A verdict a retry may change: an unexpected fail, error or timeout, unless the vector file itself is bad. */
+function worthRetrying(r: Judged): boolean {
+  const failed = r.verdict === 'fail' || r.verdict === 'error' || r.verdict === 'timeout';
+  return r.unexpected && failed && !r.findings.some((f) => f.check === BAD_VECTOR_CHECK);
+}
+
+/**
+ * The result of a case's runs. One run is the result as judged. After retries, the last run
+ * decides unless earlier ones failed and the last did not: then the case is `flaky`, with the
+ * findings of its first failed run; it is unexpected unless its expectation entry says `flaky`.
+ */
+function settle(runs: readonly Judged[]): Judged {
+  const last = runs[runs.length - 1]!;
+  if (runs.length === 1) return last;
+  const attempts = runs.map((r) => ({ verdict: r.verdict, durationMs: r.durationMs, findings: r.findings }));
+  const durationMs = runs.reduce((sum, r) => sum + r.durationMs, 0);
+  if (worthRetrying(last)) return { ...last, durationMs, attempts };
+  const firstFailed = runs[0]!;
+  const expectation = last.expectation;
+  return {
+    ...firstFailed,
+    verdict: 'flaky',
+    expected: expectation ? expectation.verdict : 'pass',
+    expectation,
+    unexpected: expectation?.verdict !== 'flaky',
+    durationMs,
+    attempts,
+  };
+}
+
 /** Judges outcomes against the expectation file (or the default rules); `stale`: entries matching no case of `all`. */
 function judgeAgainst(
   all: readonly { readonly id: string }[],
@@ -210,7 +258,10 @@ function judgeAgainst(
     const verdict = outcome.verdict;
     const entry = matched.byId.get(id);
     const expected: Verdict = entry ? entry.verdict : isExpectedByDefault(verdict, strict) ? verdict : 'pass';
-    const unexpected = entry ? entry.verdict !== verdict : !isExpectedByDefault(verdict, strict);
+    // An entry `flaky` accepts a pass too: the case passes on some runs (with or without retries).
+    const unexpected = entry
+      ? entry.verdict !== verdict && !(entry.verdict === 'flaky' && verdict === 'pass')
+      : !isExpectedByDefault(verdict, strict);
     // Every failing finding of a vector, a driver vector or a suite check gets its severity here.
     const findings = outcome.findings.map(withSeverity);
     const severity = worstSeverity(findings);
