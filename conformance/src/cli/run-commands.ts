@@ -14,6 +14,7 @@ import { SiteWriteError, checkOutputFolder, writeSite } from '../docs/output';
 import { UnfinishedDryRun, lintReport } from '../runner/lint';
 import { formatProblem, LoadProblem, Vector } from '../loader/types';
 import { ExpectationSet, expectationProblems, loadExpectations } from '../runner/expectations';
+import { writeExpectations, writeExpectationsOption } from './write-expectations-option';
 import { runVectors, selectVectors, Selection, DEFAULT_TIMEOUT_MS } from '../runner/run';
 import { BUSY_RETRIES } from '../steps/request';
 import { humanReport, junitReport, resultsDocument, tapReport } from '../report/reports';
@@ -55,6 +56,7 @@ const RUN_OPTIONS: Readonly<Record<string, OptionSpec>> = {
   ...ADAPTER_OPTIONS,
   'busy-retries': { kind: 'value' },
   ...REPORT_OPTIONS,
+  'write-expectations': { kind: 'value' },
   verbose: { kind: 'flag' },
   quiet: { kind: 'flag' },
 };
@@ -199,6 +201,9 @@ export async function runCommand(
   const sel = selection('run', parsed);
   const all = loadCorpus('run', parsed);
   const expectations = expectationsOption('run', parsed, (set) => expectationProblems(set, all));
+  const writeTarget = writeExpectationsOption('run', parsed, all);
+  // Without --expectations, the known deviations of the file being rewritten still grade the findings.
+  const judging = expectations ?? (writeTarget?.previous ? { ...writeTarget.previous, entries: [] } : undefined);
   // Vectors of the user's own are linted too: an expectation no conforming device could meet is a bad file, not a failure.
   if (parsed.lists.has('vectors')) {
     const report = await lintReport(all, referenceDevice);
@@ -237,7 +242,7 @@ export async function runCommand(
       strict: parsed.flags.has('strict'),
       timeoutMs,
       busyRetries,
-      expectations,
+      expectations: judging,
       onResult: (r, done, total) => {
         if (progress && Date.now() - lastProgress > 500) {
           lastProgress = Date.now();
@@ -284,6 +289,7 @@ export async function runCommand(
   }
   if (reporter === 'tap') io.stdout(tapReport(run));
   else io.stdout(`${implementationLine(adapter.info)}${humanReport(run, parsed.flags.has('verbose'))}`);
+  if (writeTarget) writeExpectations('run', writeTarget, adapter.info.implementation, run.results, all, io);
   if (run.testedNothing) {
     io.stderr(
       `vmemct: none of the ${run.results.length} selected vectors could run against ${adapter.info.implementation} (all unsupported): nothing was tested\n`,
