@@ -62,7 +62,7 @@ const RUN_OPTIONS: Readonly<Record<string, OptionSpec>> = {
 };
 
 /** Loads the corpus (or `--vectors` paths); bad files are a usage error (exit 3) listing every problem. */
-function loadCorpus(command: string, parsed: ParsedArgs, extraPaths: readonly string[] = []): Vector[] {
+export function loadCorpus(command: string, parsed: ParsedArgs, extraPaths: readonly string[] = []): Vector[] {
   const paths = [...(parsed.lists.get('vectors') ?? []), ...extraPaths];
   const loaded = loadVectors(
     paths.length > 0 ? paths : [defaultVectorsDir()],
