@@ -289,7 +289,7 @@ export async function runCommand(
   }
   if (reporter === 'tap') io.stdout(tapReport(run));
   else io.stdout(`${implementationLine(adapter.info)}${humanReport(run, parsed.flags.has('verbose'))}`);
-  if (writeTarget) writeExpectations('run', writeTarget, adapter.info.implementation, run.results, all, io);
+  if (writeTarget) writeExpectations('run', writeTarget, judging, adapter.info.implementation, run.results, all, io);
   if (run.testedNothing) {
     io.stderr(
       `vmemct: none of the ${run.results.length} selected vectors could run against ${adapter.info.implementation} (all unsupported): nothing was tested\n`,

@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import type { Vector } from '../loader/types';
 import { ExpectationSet, expectationProblems, loadExpectations } from '../runner/expectations';
 import type { VectorResult } from '../runner/run';
-import { updateExpectations, updateSummary } from '../runner/write-expectations';
+import { updateExpectations, updateSummary, verdictBeyondKnownDeviations } from '../runner/write-expectations';
 import type { ParsedArgs } from './args';
 import type { CliIo } from './main';
 import { VectorFileError, writeOutput } from './run-commands';
@@ -33,19 +33,28 @@ export function writeExpectationsOption(
   return { file, previous: loaded.set };
 }
 
-/** Writes the updated file and prints (stderr) what was added, changed and removed. */
+/**
+ * Writes the updated file and prints (stderr) what was added, changed and removed. `judging`: the
+ * expectations the run was judged with; their known deviations are written into the file.
+ */
 export function writeExpectations(
   command: string,
   target: WriteTarget,
+  judging: ExpectationSet | undefined,
   implementation: string,
   results: readonly VectorResult[],
   corpus: readonly Vector[],
   io: CliIo,
 ): void {
+  const known = judging?.knownDeviations ?? [];
   const update = updateExpectations({
     implementation,
     previous: target.previous,
-    results: results.map((r) => ({ id: r.vector.id, verdict: r.verdict })),
+    knownDeviations: known,
+    results: results.map((r) => ({
+      id: r.vector.id,
+      verdict: verdictBeyondKnownDeviations(r.verdict, r.findings, known),
+    })),
     corpus,
   });
   writeOutput(command, 'write-expectations', target.file, update.text);

@@ -2,7 +2,13 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { ExpectationEntry, ExpectationSet, loadExpectations } from './expectations';
-import { PLACEHOLDER_REASON, reviewReason, updateExpectations, updateSummary } from './write-expectations';
+import {
+  PLACEHOLDER_REASON,
+  reviewReason,
+  updateExpectations,
+  updateSummary,
+  verdictBeyondKnownDeviations,
+} from './write-expectations';
 
 const corpus = ['a.one', 'a.two', 'b.glob.x', 'b.glob.y', 'c.moved', 'd.fixed', 'e.not-run', 'f.new', 'g.ok'].map(
   (id) => ({ id }),
@@ -135,5 +141,31 @@ describe('updateExpectations', () => {
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  test('a vector whose only deviations are known deviations needs no entry; the known deviations of the run are written', () => {
+    const known = previous.knownDeviations!;
+    expect(
+      verdictBeyondKnownDeviations('informational', [{ check: 'config_generation', verdict: 'informational' }], known),
+    ).toBe('pass');
+    expect(
+      verdictBeyondKnownDeviations(
+        'informational',
+        [
+          { check: 'config_generation', verdict: 'informational' },
+          { check: 'response', verdict: 'informational' },
+        ],
+        known,
+      ),
+    ).toBe('informational');
+    // A failing finding of the check (a graded one would be informational) is not covered.
+    expect(verdictBeyondKnownDeviations('fail', [{ check: 'config_generation', verdict: 'fail' }], known)).toBe('fail');
+    const fresh = updateExpectations({
+      implementation: 'Impl 1',
+      knownDeviations: known,
+      results: [{ id: 'f.new', verdict: 'fail' }],
+      corpus,
+    });
+    expect(fresh.text).toContain('known_deviations:\n  - check: config_generation\n    verdict: informational\n');
   });
 });

@@ -3,11 +3,19 @@
  * whose verdict is not a plain pass gets an entry. Given the file as it was, the update keeps the
  * entries (reasons, links, known deviations) that still match, marks the reason of an entry whose
  * verdict moved for review, adds new entries with a placeholder reason and drops the stale ones
- * (now plain passes, or matching no vector). Entries are sorted by id, so reruns give stable diffs.
+ * (now plain passes, or matching no vector). A vector whose only deviations are known deviations of
+ * the file needs no entry. Entries are sorted by id, so reruns give stable diffs.
  */
 import { stringify as stringifyYaml } from 'yaml';
 import type { Verdict } from '../judge/verdicts';
-import { DEFAULT_MAX_MATCHES, ExpectationEntry, ExpectationSet, compileGlob, isGlob } from './expectations';
+import {
+  DEFAULT_MAX_MATCHES,
+  ExpectationEntry,
+  ExpectationSet,
+  KnownDeviation,
+  compileGlob,
+  isGlob,
+} from './expectations';
 
 /** The reason of an entry written for a new non-pass result: the maintainer replaces it with the cause. */
 export const PLACEHOLDER_REASON = 'TODO: why (added by vmemct run --write-expectations)';
@@ -17,6 +25,22 @@ const REVIEW_PREFIX = /^TODO: review, was [a-z-]+: /;
 /** The reason of an entry whose verdict moved from `previous`: the old reason, marked for review. */
 export function reviewReason(previous: Verdict, reason: string): string {
   return `TODO: review, was ${previous}: ${reason.replace(REVIEW_PREFIX, '')}`;
+}
+
+/**
+ * The verdict an entry would need: `pass` when every finding that is not a pass is one a known
+ * deviation graded (the rule covers the vector; it needs no entry of its own), else `verdict`.
+ */
+export function verdictBeyondKnownDeviations(
+  verdict: Verdict,
+  findings: readonly { readonly check: string; readonly verdict: Verdict }[],
+  known: readonly KnownDeviation[],
+): Verdict {
+  if (verdict === 'pass' || known.length === 0) return verdict;
+  const covered = findings.every(
+    (f) => f.verdict === 'pass' || known.some((k) => k.check === f.check && k.verdict === f.verdict),
+  );
+  return covered ? 'pass' : verdict;
 }
 
 /** One entry as written. */
@@ -53,6 +77,8 @@ export interface ExpectationUpdateInput {
   readonly implementation: string;
   /** The file as it was, if it exists. */
   readonly previous?: ExpectationSet;
+  /** The known deviations that graded the run, written into the file (default: the previous file's). */
+  readonly knownDeviations?: readonly KnownDeviation[];
   /** The verdict of each vector that ran (vectors that did not run keep their entries). */
   readonly results: readonly { readonly id: string; readonly verdict: Verdict }[];
   /** Every vector id of the corpus (a glob is resolved against it). */
@@ -117,7 +143,7 @@ export function updateExpectations(input: ExpectationUpdateInput): ExpectationUp
       ? previous.implementation
       : input.implementation;
   return {
-    text: expectationText(implementation, previous, sorted),
+    text: expectationText(implementation, previous, input.knownDeviations ?? previous?.knownDeviations ?? [], sorted),
     entries: sorted,
     added: added.sort(),
     changed: changed.sort((a, b) => (a.id < b.id ? -1 : 1)),
@@ -126,10 +152,11 @@ export function updateExpectations(input: ExpectationUpdateInput): ExpectationUp
   };
 }
 
-/** The file's YAML: header, the previous known deviations unchanged, then the entries. */
+/** The file's YAML: header, the known deviations unchanged, then the entries. */
 function expectationText(
   implementation: string,
   previous: ExpectationSet | undefined,
+  knownDeviations: readonly KnownDeviation[],
   entries: readonly WrittenEntry[],
 ): string {
   const description =
@@ -139,9 +166,9 @@ function expectationText(
     format: 'vmemct-expectations/1',
     implementation,
     description,
-    ...((previous?.knownDeviations ?? []).length > 0
+    ...(knownDeviations.length > 0
       ? {
-          known_deviations: previous!.knownDeviations!.map((d) => ({
+          known_deviations: knownDeviations.map((d) => ({
             check: d.check,
             verdict: d.verdict,
             reason: d.reason,
