@@ -125,6 +125,17 @@ describe('vmemct merge', () => {
     ).toBe(1);
   });
 
+  test('a harness error in one shard makes the merge exit 2, as the run would', async () => {
+    const doc = JSON.parse(fs.readFileSync(at('fc0-2.json'), 'utf8')) as {
+      results: { verdict: string; status: string; expected: string }[];
+    };
+    doc.results[0] = { ...doc.results[0], verdict: 'error', status: 'unexpected', expected: 'pass' };
+    fs.writeFileSync(at('error-2.json'), JSON.stringify(doc));
+    const r = await cli('merge', at('fc0-1.json'), at('error-2.json'), at('fc0-3.json'), at('fc0-4.json'));
+    expect(r.code).toBe(2);
+    expect((await cli('merge', ...[1, 2, 3, 4].map((i) => at(`fc0-${i}.json`)))).code).toBe(0);
+  });
+
   test('shards of different options or of another file type are refused (exit 3)', async () => {
     await cli(
       'run',
