@@ -1,7 +1,8 @@
 /**
  * `vmemct run --write-expectations` against QEMU 7.2's real device through the built CLI (npm run
  * test:qemu builds it): the written file makes the rerun exit 0, on a small selection and on the
- * whole device corpus, and updating the shipped qemu-7.2.yaml leaves its entries as they are.
+ * whole device corpus, and updating the shipped qemu-7.2.yaml leaves its entries as they are; `vmemct
+ * merge` of a 4-way shard of the device corpus gives the unsharded run's results.
  */
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -21,6 +22,36 @@ interface ExpectationDoc {
 }
 
 let scratch = '';
+/** The results of the whole device corpus under the shipped file (written by the round-trip test). */
+const WHOLE_RESULTS = (): string => path.join(scratch, 'whole.json');
+
+/**
+ * What a merged and an unsharded run must agree on: per vector its verdict, status and which checks
+ * found what at which step; the summary; the exit code. Not the finding texts: one QEMU serves many
+ * vectors, and the config_generation it reports carries over from the vectors run before.
+ */
+function verdicts(file: string): Record<string, unknown> {
+  const doc = JSON.parse(fs.readFileSync(file, 'utf8')) as {
+    summary: unknown;
+    exitCode: number;
+    results: {
+      id: string;
+      verdict: string;
+      status: string;
+      findings: { step: number; check: string; verdict: string }[];
+    }[];
+  };
+  return {
+    summary: doc.summary,
+    exitCode: doc.exitCode,
+    results: doc.results.map((r) => ({
+      id: r.id,
+      verdict: r.verdict,
+      status: r.status,
+      findings: r.findings.map((f) => `${f.step} ${f.check} ${f.verdict}`),
+    })),
+  };
+}
 
 /** `vmemct run --adapter qemu --target device` with extra options. */
 function runQemu(args: readonly string[]): { status: number | null; stdout: string; stderr: string } {
@@ -62,7 +93,7 @@ describe('--write-expectations against QEMU 7.2', () => {
 
   test('the whole device corpus: written under the shipped file, the known deviation is carried and the rerun exits 0', () => {
     const file = path.join(scratch, 'full.yaml');
-    const written = runQemu(['--expectations', SHIPPED, '--write-expectations', file]);
+    const written = runQemu(['--expectations', SHIPPED, '--write-expectations', file, '--json', WHOLE_RESULTS()]);
     expect(written.status).toBe(0);
     const doc = read(file);
     expect(doc.known_deviations?.map((d) => d.check)).toEqual(['config_generation']);
@@ -85,5 +116,16 @@ describe('--write-expectations against QEMU 7.2', () => {
     const byId = (d: ExpectationDoc) => [...d.entries].sort((a, b) => (a.id < b.id ? -1 : 1));
     expect(byId(after)).toEqual(byId(before));
     expect(after.known_deviations).toEqual(before.known_deviations);
+  });
+
+  test('vmemct merge of a 4-way shard of the device corpus equals the unsharded run', () => {
+    const shards = [1, 2, 3, 4].map((i) => path.join(scratch, `shard-${i}.json`));
+    shards.forEach((json, i) =>
+      expect(runQemu(['--expectations', SHIPPED, '--shard', `${i + 1}/4`, '--json', json]).status).toBe(0),
+    );
+    const merged = path.join(scratch, 'merged.json');
+    const r = spawnSync(process.execPath, [CLI, 'merge', ...shards, '--json', merged], { cwd: ROOT, encoding: 'utf8' });
+    expect(r.status).toBe(0);
+    expect(verdicts(merged)).toEqual(verdicts(WHOLE_RESULTS()));
   });
 });
