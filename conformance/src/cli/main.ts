@@ -43,6 +43,14 @@ usage:
       --busy-retries N      retries of a BUSY the vector does not list (0–1000, default 3); a
                             device still answering BUSY fails \`progress\` (dev.suite.1)
       --reporter human|tap  --junit FILE  --json FILE  --timeout MS  --verbose  --quiet
+      --write-expectations FILE   write every result that is not a plain pass as an expectation
+                            file; an existing FILE is updated (reasons kept, moved verdicts marked
+                            for review, new entries added, stale ones removed; summary on stderr)
+  vmemct merge FILE… [--json OUT] [--junit OUT] [--reporter human|tap] [--expectations FILE]
+      [--vectors PATH] [--verbose]
+                            merge the results files of --shard runs (several implementations are
+                            kept apart: OUT.IMPLEMENTATION.json); run's exit codes; exit 3 for a
+                            missing shard or one vector with two different results
   vmemct list [selection options] [--json]      the vectors: id, target, requirements, tags
   vmemct lint [PATH …]                          check vector files (schema and meaning)
   vmemct docs --out DIR [--results FILE …]      the protocol, requirements, vectors and results as a static site
@@ -111,6 +119,7 @@ const COMMANDS: Readonly<Record<string, () => Promise<Command>>> = {
   coverage: async () => (await import('./run-commands')).coverageCommand,
   record: async () => (await import('./record-command')).recordCommand,
   fuzz: async () => (await import('./fuzz-command')).fuzzCommand,
+  merge: async () => (await import('./merge-command')).mergeCommand,
   docs: async () => (await import('./run-commands')).docsCommand,
   guest: async () => (await import('./guest-commands')).guestCommand,
   qemu: async () => (await import('./qemu-commands')).qemuCommand,

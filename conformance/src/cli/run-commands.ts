@@ -14,6 +14,7 @@ import { SiteWriteError, checkOutputFolder, writeSite } from '../docs/output';
 import { UnfinishedDryRun, lintReport } from '../runner/lint';
 import { formatProblem, LoadProblem, Vector } from '../loader/types';
 import { ExpectationSet, expectationProblems, loadExpectations } from '../runner/expectations';
+import { writeExpectations, writeExpectationsOption } from './write-expectations-option';
 import { RETRIES, runVectors, selectVectors, Selection, DEFAULT_TIMEOUT_MS } from '../runner/run';
 import { BUSY_RETRIES } from '../steps/request';
 import { humanReport, resultsDocument, tapReport } from '../report/reports';
@@ -57,12 +58,13 @@ const RUN_OPTIONS: Readonly<Record<string, OptionSpec>> = {
   'busy-retries': { kind: 'value' },
   retries: { kind: 'value' },
   ...REPORT_OPTIONS,
+  'write-expectations': { kind: 'value' },
   verbose: { kind: 'flag' },
   quiet: { kind: 'flag' },
 };
 
 /** Loads the corpus (or `--vectors` paths); bad files are a usage error (exit 3) listing every problem. */
-function loadCorpus(command: string, parsed: ParsedArgs, extraPaths: readonly string[] = []): Vector[] {
+export function loadCorpus(command: string, parsed: ParsedArgs, extraPaths: readonly string[] = []): Vector[] {
   const paths = [...(parsed.lists.get('vectors') ?? []), ...extraPaths];
   const loaded = loadVectors(
     paths.length > 0 ? paths : [defaultVectorsDir()],
@@ -211,6 +213,9 @@ export async function runCommand(
   const sel = selection('run', parsed);
   const all = loadCorpus('run', parsed);
   const expectations = expectationsOption('run', parsed, (set) => expectationProblems(set, all));
+  const writeTarget = writeExpectationsOption('run', parsed, all);
+  // Without --expectations, the known deviations of the file being rewritten still grade the findings.
+  const judging = expectations ?? (writeTarget?.previous ? { ...writeTarget.previous, entries: [] } : undefined);
   // Vectors of the user's own are linted too: an expectation no conforming device could meet is a bad file, not a failure.
   if (parsed.lists.has('vectors')) {
     const report = await lintReport(all, referenceDevice);
@@ -250,7 +255,7 @@ export async function runCommand(
       timeoutMs,
       busyRetries,
       retries,
-      expectations,
+      expectations: judging,
       onResult: (r, done, total) => {
         if (progress && Date.now() - lastProgress > 500) {
           lastProgress = Date.now();
@@ -298,6 +303,7 @@ export async function runCommand(
   }
   if (reporter === 'tap') io.stdout(tapReport(run));
   else io.stdout(`${implementationLine(adapter.info)}${humanReport(run, parsed.flags.has('verbose'))}`);
+  if (writeTarget) writeExpectations('run', writeTarget, judging, adapter.info.implementation, run.results, all, io);
   if (run.testedNothing) {
     io.stderr(
       `vmemct: none of the ${run.results.length} selected vectors could run against ${adapter.info.implementation} (all unsupported): nothing was tested\n`,

@@ -34,6 +34,7 @@ export interface KnownDeviation {
 export interface ExpectationSet {
   readonly file: string;
   readonly implementation: string;
+  readonly description?: string;
   readonly entries: readonly ExpectationEntry[];
   readonly knownDeviations?: readonly KnownDeviation[];
 }
@@ -75,6 +76,7 @@ export function loadExpectations(file: string): { set?: ExpectationSet; problems
   if (problems.length > 0) return { problems };
   const raw = parsed.source.value as {
     implementation: string;
+    description?: string;
     entries: { id: string; verdict: Verdict; reason: string; link?: string; max_matches?: number }[];
     known_deviations?: { check: string; verdict: Verdict; reason: string; link?: string }[];
   };
@@ -93,10 +95,14 @@ export function loadExpectations(file: string): { set?: ExpectationSet; problems
     maxMatches: e.max_matches ?? (isGlob(e.id) ? DEFAULT_MAX_MATCHES : 1),
     line: parsed.source!.lineOf(['entries', i]),
   }));
-  return { set: { file, implementation: raw.implementation, entries, knownDeviations }, problems: [] };
+  return {
+    set: { file, implementation: raw.implementation, description: raw.description, entries, knownDeviations },
+    problems: [],
+  };
 }
 
-function isGlob(pattern: string): boolean {
+/** True when an entry's id is a glob (it may match several vectors). */
+export function isGlob(pattern: string): boolean {
   return pattern.includes('*');
 }
 

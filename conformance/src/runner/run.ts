@@ -240,7 +240,7 @@ function settle(runs: readonly Judged[]): Judged {
 }
 
 /** Judges outcomes against the expectation file (or the default rules); `stale`: entries matching no case of `all`. */
-function judgeAgainst(
+export function judgeAgainst(
   all: readonly { readonly id: string }[],
   options: Pick<RunOptions, 'strict' | 'expectations'>,
   noun: 'vector' | 'check' = 'vector',
@@ -278,8 +278,12 @@ function judgeAgainst(
   return { judge, stale: matched.stale };
 }
 
-/** The exit code and summary flags of a run's results. */
-function finishRun<R extends CaseResult>(results: R[], stale: RunResult<R>['stale'], started: number): RunResult<R> {
+/** The exit code and summary flags of a run's results (`vmemct merge` finishes merged results with it too). */
+export function finishRun<R extends CaseResult>(
+  results: R[],
+  stale: RunResult<R>['stale'],
+  started: number,
+): RunResult<R> {
   const unexpected = results.filter((r) => r.unexpected);
   const harness = unexpected.some((r) => r.verdict === 'error' || r.verdict === 'timeout');
   // A run in which no selected case could run tested nothing: that is not a green run.
@@ -292,7 +296,7 @@ function finishRun<R extends CaseResult>(results: R[], stale: RunResult<R>['stal
 }
 
 /** What running one case settled: its verdict, the findings behind it, diagnostics when the target broke. */
-interface CaseVerdict {
+export interface CaseVerdict {
   readonly verdict: Verdict;
   readonly findings: Finding[];
   readonly diagnostics?: string;
