@@ -40,7 +40,8 @@ export function parseSize(command: string, option: string, text: string): bigint
   return parsed.value;
 }
 
-const GUEST_OPTIONS: Readonly<Record<string, OptionSpec>> = {
+/** The options of `vmemct guest` (some for `guest up` only). */
+export const GUEST_OPTIONS: Readonly<Record<string, OptionSpec>> = {
   dir: { kind: 'value' },
   'block-size': { kind: 'value' },
   'region-size': { kind: 'value' },

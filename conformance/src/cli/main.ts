@@ -3,6 +3,8 @@
  * adapter-options.ts).
  */
 import { EXIT_HARNESS_ERROR, EXIT_OK, EXIT_USAGE, UsageError, isHarnessError, isUsageError } from './usage-error';
+import { unknownOptionMessage } from './args';
+import { COMMAND_HELP, asksForHelp, commandHelpText, isCommandName, unknownCommandMessage } from './command-help';
 
 /** Where the CLI writes; injectable for tests. */
 export interface CliIo {
@@ -19,6 +21,8 @@ const processIo: CliIo = {
 export const HELP = `vmemct — virtio-mem conformance suite and reference model
 
 usage:
+  vmemct help [COMMAND]  ·  vmemct COMMAND --help   a command's usage and options
+  vmemct --version  ·  vmemct version [--json]    package, corpus, spec and harness protocol versions
   vmemct run [options]                          run the vectors (default: all, against the model)
       --adapter model  --profile spec|qemu-7.2|qemu-10.0|cloud-hypervisor|firecracker (qemu = qemu-7.2)
       --adapter qemu   [--qemu PATH | --qemu-version SERIES]
@@ -121,21 +125,47 @@ const COMMANDS: Readonly<Record<string, () => Promise<Command>>> = {
   spec: async () => printing((await import('./spec-command')).specCommand),
   encode: async () => printing((await import('./wire-commands')).encodeCommand),
   decode: async () => printing((await import('./wire-commands')).decodeCommand),
+  version: async () => (await import('./version-command')).versionCommand,
 };
+
+/** The names of the commands (`help` aside). */
+export const COMMAND_NAMES: readonly string[] = Object.keys(COMMANDS);
+
+/** `vmemct help [COMMAND]`: the overview, or one command's usage and options. */
+async function helpCommand(args: readonly string[], io: CliIo): Promise<number> {
+  if (args.length === 0) {
+    io.stdout(HELP);
+    return EXIT_OK;
+  }
+  const [name, ...rest] = args;
+  if (rest.length > 0) throw new UsageError(`help: unexpected argument '${rest[0]}' (usage: vmemct help [COMMAND])`);
+  if (!isCommandName(name)) throw new UsageError(`help: ${unknownCommandMessage(name, COMMAND_NAMES)}`);
+  io.stdout(await commandHelpText(name));
+  return EXIT_OK;
+}
 
 /** Runs the CLI with `argv` (without node and script) and returns the exit code. */
 export async function main(argv: readonly string[], io: CliIo = processIo): Promise<number> {
   const [name, ...args] = argv;
-  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+  if (name === undefined || name === '--help' || name === '-h') {
     io.stdout(HELP);
     return name === undefined ? EXIT_USAGE : EXIT_OK;
   }
   try {
+    if (name === 'help') return await helpCommand(args, io);
+    if (name === '--version') return await main(['version', ...args], io);
     const load = Object.prototype.hasOwnProperty.call(COMMANDS, name) ? COMMANDS[name] : undefined;
-    if (!load)
-      throw new UsageError(
-        `unknown command '${name}'; commands: ${Object.keys(COMMANDS).join(', ')} (see vmemct --help)`,
-      );
+    if (!load) {
+      if (name.startsWith('-'))
+        throw new UsageError(unknownOptionMessage('', name.replace(/^-+/, ''), ['help', 'version']));
+      throw new UsageError(unknownCommandMessage(name, COMMAND_NAMES));
+    }
+    if (isCommandName(name) && (args.includes('--help') || args.includes('-h'))) {
+      if (asksForHelp(args, await COMMAND_HELP[name].options())) {
+        io.stdout(await commandHelpText(name));
+        return EXIT_OK;
+      }
+    }
     const command = await load();
     return await command(args, io);
   } catch (error) {

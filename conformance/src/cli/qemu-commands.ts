@@ -22,7 +22,8 @@ import type { CliIo } from './main';
 /** The QEMU series `vmemct qemu fetch` takes when no `--version` is given. */
 export const DEFAULT_FETCH_SERIES = '10.0';
 
-const FETCH_OPTIONS: Readonly<Record<string, OptionSpec>> = {
+/** The options of `vmemct qemu fetch`. */
+export const FETCH_OPTIONS: Readonly<Record<string, OptionSpec>> = {
   version: { kind: 'value' },
   cache: { kind: 'value' },
   quiet: { kind: 'flag' },

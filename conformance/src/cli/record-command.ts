@@ -30,7 +30,8 @@ const COMMAND = 'record';
 /** Adapters a recording can drive (device targets with host resize and device reset). */
 export const RECORD_ADAPTERS = ['model', 'qemu'] as const;
 
-const RECORD_OPTIONS: Readonly<Record<string, OptionSpec>> = {
+/** The options of `vmemct record`. */
+export const RECORD_OPTIONS: Readonly<Record<string, OptionSpec>> = {
   adapter: { kind: 'value' },
   profile: { kind: 'value' },
   qemu: { kind: 'value' },

@@ -41,7 +41,8 @@ export const REPORT_OPTIONS: Readonly<Record<string, OptionSpec>> = {
   timeout: { kind: 'value' },
 };
 
-const SELECTION_OPTIONS: Readonly<Record<string, OptionSpec>> = {
+/** The options that select vectors, shared by `run` and `list`. */
+export const SELECTION_OPTIONS: Readonly<Record<string, OptionSpec>> = {
   vectors: { kind: 'list' },
   filter: { kind: 'list' },
   tag: { kind: 'list' },
@@ -50,13 +51,34 @@ const SELECTION_OPTIONS: Readonly<Record<string, OptionSpec>> = {
   shard: { kind: 'value' },
 };
 
-const RUN_OPTIONS: Readonly<Record<string, OptionSpec>> = {
+/** The options of `vmemct run`. */
+export const RUN_OPTIONS: Readonly<Record<string, OptionSpec>> = {
   ...SELECTION_OPTIONS,
   ...ADAPTER_OPTIONS,
   'busy-retries': { kind: 'value' },
   ...REPORT_OPTIONS,
   verbose: { kind: 'flag' },
   quiet: { kind: 'flag' },
+};
+
+/** The options of `vmemct list`. */
+export const LIST_OPTIONS: Readonly<Record<string, OptionSpec>> = { ...SELECTION_OPTIONS, json: { kind: 'flag' } };
+
+/** The options of `vmemct lint` (paths may also be given as arguments). */
+export const LINT_OPTIONS: Readonly<Record<string, OptionSpec>> = { vectors: { kind: 'list' } };
+
+/** The options of `vmemct coverage`. */
+export const COVERAGE_OPTIONS: Readonly<Record<string, OptionSpec>> = {
+  vectors: { kind: 'list' },
+  json: { kind: 'flag' },
+};
+
+/** The options of `vmemct docs`. */
+export const DOCS_OPTIONS: Readonly<Record<string, OptionSpec>> = {
+  out: { kind: 'value' },
+  force: { kind: 'flag' },
+  results: { kind: 'list' },
+  vectors: { kind: 'list' },
 };
 
 /** Loads the corpus (or `--vectors` paths); bad files are a usage error (exit 3) listing every problem. */
@@ -309,7 +331,7 @@ export function writeOutput(command: string, option: string, file: string, text:
 
 /** `vmemct list`: id, target, requirements, tags. */
 export async function listCommand(args: readonly string[], io: CliIo): Promise<number> {
-  const parsed = parseArgs('list', args, { ...SELECTION_OPTIONS, json: { kind: 'flag' } });
+  const parsed = parseArgs('list', args, LIST_OPTIONS);
   const vectors = selectVectors(loadCorpus('list', parsed), selection('list', parsed));
   if (vectors.length === 0) throw new UsageError('list: the filters select no vector');
   if (parsed.flags.has('json')) {
@@ -349,7 +371,7 @@ function reportUnfinished(io: CliIo, command: string, unfinished: readonly Unfin
 
 /** `vmemct lint [paths]`: schema and meaning checks; exit 3 on any problem. */
 export async function lintCommand(args: readonly string[], io: CliIo): Promise<number> {
-  const parsed = parseArgs('lint', args, { vectors: { kind: 'list' } });
+  const parsed = parseArgs('lint', args, LINT_OPTIONS);
   const vectors = loadCorpus('lint', parsed, parsed.positional);
   const report = await lintReport(vectors, referenceDevice);
   if (report.problems.length > 0) throw new VectorFileError('lint', report.problems);
@@ -362,7 +384,7 @@ export async function lintCommand(args: readonly string[], io: CliIo): Promise<n
 
 /** `vmemct coverage`: requirement → vectors; exit 1 when a testable requirement has none. */
 export async function coverageCommand(args: readonly string[], io: CliIo): Promise<number> {
-  const parsed = parseArgs('coverage', args, { vectors: { kind: 'list' }, json: { kind: 'flag' } });
+  const parsed = parseArgs('coverage', args, COVERAGE_OPTIONS);
   const vectors = loadCorpus('coverage', parsed).filter((v) => !v.retired);
   const byRequirement = new Map<string, string[]>();
   for (const v of vectors)
@@ -401,12 +423,7 @@ export async function coverageCommand(args: readonly string[], io: CliIo): Promi
 
 /** `vmemct docs --out DIR [--force] [--results FILE …] [--vectors PATH …]`: the static documentation site. */
 export async function docsCommand(args: readonly string[], io: CliIo): Promise<number> {
-  const parsed = parseArgs('docs', args, {
-    out: { kind: 'value' },
-    force: { kind: 'flag' },
-    results: { kind: 'list' },
-    vectors: { kind: 'list' },
-  });
+  const parsed = parseArgs('docs', args, DOCS_OPTIONS);
   if (parsed.positional.length > 0) throw new UsageError(`docs: unexpected argument '${parsed.positional[0]}'`);
   const out = parsed.values.get('out');
   if (!out) throw new UsageError('docs: --out DIR is required (the folder to write the site into)');
