@@ -10,11 +10,14 @@ import { COMMAND_HELP, asksForHelp, commandHelpText, isCommandName, unknownComma
 export interface CliIo {
   readonly stdout: (text: string) => void;
   readonly stderr: (text: string) => void;
+  /** Whether stderr is a terminal (progress is rewritten in place there, printed as lines elsewhere); undefined: no progress. */
+  readonly stderrIsTerminal?: boolean;
 }
 
 const processIo: CliIo = {
   stdout: (text) => process.stdout.write(text),
   stderr: (text) => process.stderr.write(text),
+  stderrIsTerminal: process.stderr.isTTY === true,
 };
 
 /** Text of `vmemct --help`. */

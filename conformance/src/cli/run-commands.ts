@@ -29,6 +29,7 @@ import {
 } from './args';
 import { EXIT_OK, EXIT_UNEXPECTED, UsageError, exitCodeOf } from './usage-error';
 import { ADAPTER_OPTIONS, createAdapter } from './adapter-options';
+import { progressIntervalMs, progressMode, startProgress } from './progress';
 import type { CliIo } from './main';
 
 /** The options of a run's judging and reports, shared by `run` and `vhost-user-check`. */
@@ -218,6 +219,7 @@ export async function runCommand(
   const reporter = reporterOption('run', parsed);
   const timeoutMs = timeoutOption('run', parsed, DEFAULT_TIMEOUT_MS);
   const busyRetries = busyRetriesOption('run', parsed);
+  const intervalMs = progressIntervalMs();
   const sel = selection('run', parsed);
   const all = loadCorpus('run', parsed);
   const expectations = expectationsOption('run', parsed, (set) => expectationProblems(set, all));
@@ -251,8 +253,17 @@ export async function runCommand(
   }
   warnOnOtherImplementation(io, expectations, adapter.info.implementation);
   const startedAt = new Date();
-  const progress = reporter === 'human' && !parsed.flags.has('quiet') && process.stderr.isTTY === true;
-  let lastProgress = Date.now();
+  const mode = progressMode(io, parsed.flags.has('quiet'));
+  // On a terminal the rewritten line goes with the human report only (as before); lines go with any reporter.
+  const progress = startProgress({
+    mode: mode === 'terminal' && reporter !== 'human' ? 'none' : mode,
+    label: 'run',
+    noun: 'vectors',
+    total: selected.length,
+    write: io.stderr,
+    intervalMs,
+  });
+  let unexpected = 0;
   let run;
   try {
     run = await runVectors(adapter, selected, all, {
@@ -261,18 +272,16 @@ export async function runCommand(
       busyRetries,
       expectations,
       onResult: (r, done, total) => {
-        if (progress && Date.now() - lastProgress > 500) {
-          lastProgress = Date.now();
-          io.stderr(`\r[${done}/${total}] ${r.vector.id}`.padEnd(80).slice(0, 100));
-        }
+        if (r.unexpected) unexpected++;
+        progress.update({ done, total, unexpected, last: r.vector.id });
       },
     });
   } finally {
+    progress.stop();
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
     await adapter.dispose();
   }
-  if (progress) io.stderr(`\r${' '.repeat(100)}\r`);
   const options = {
     adapter: adapter.info.name,
     profile: adapter.info.name === 'model' ? (parsed.values.get('profile') ?? 'spec') : null,
