@@ -128,6 +128,16 @@ describe('did you mean', () => {
     expect(r.stderr).toContain(`unknown option '--${slip}'; did you mean --${first}?`);
   });
 
+  test('a mistyped subcommand of guest or qemu gets a suggestion, exit 3', async () => {
+    expect(await run('guest', 'stauts')).toEqual({
+      code: 3,
+      stdout: '',
+      stderr: "vmemct: guest: expected build, up, down or status (got 'stauts'); did you mean status?\n",
+    });
+    expect((await run('qemu', 'fetc')).stderr).toBe("vmemct: qemu: expected fetch (got 'fetc'); did you mean fetch?\n");
+    expect((await run('guest', 'zzzzzz')).stderr).not.toContain('did you mean');
+  });
+
   test('an option far from every valid one gets no suggestion', async () => {
     const r = await run('run', '--frobnicate');
     expect(r.code).toBe(3);
