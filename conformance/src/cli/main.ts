@@ -50,6 +50,8 @@ usage:
       --busy-retries N      retries of a BUSY the vector does not list (0–1000, default 3); a
                             device still answering BUSY fails \`progress\` (dev.suite.1)
       --reporter human|tap  --junit FILE  --json FILE  --timeout MS  --verbose  --quiet
+                            progress on stderr: a rewritten line on a terminal, else a line every
+                            5 s (VMEMCT_PROGRESS_INTERVAL=SECONDS); --quiet: none
   vmemct list [selection options] [--json]      the vectors: id, target, requirements, tags
   vmemct lint [PATH …]                          check vector files (schema and meaning)
   vmemct docs --out DIR [--results FILE …]      the protocol, requirements, vectors and results as a static site
