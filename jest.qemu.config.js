@@ -6,4 +6,6 @@ module.exports = {
   testPathIgnorePatterns: ['/node_modules/', '/dist/'],
   testTimeout: 120000,
   maxWorkers: 1,
+  // Progress lines in CI logs (a file start, each result, a heartbeat naming the test still running).
+  reporters: ['default', '<rootDir>/conformance/test/progress-reporter.js'],
 };

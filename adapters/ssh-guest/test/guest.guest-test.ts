@@ -30,7 +30,14 @@ function cli(args: readonly string[], timeoutMs = 300_000): Promise<CliResult> {
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    let pending = '';
+    child.stderr.on('data', (c: Buffer) => {
+      stderr += c.toString();
+      // The run's progress lines (printed when stderr is not a terminal) go on to the test's log.
+      const lines = (pending + c.toString()).split('\n');
+      pending = lines.pop() ?? '';
+      for (const line of lines) if (line.startsWith('vmemct: run: ')) process.stderr.write(`  ${line}\n`);
+    });
     const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
     child.on('exit', (status) => {
       clearTimeout(timer);

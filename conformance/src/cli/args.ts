@@ -38,12 +38,7 @@ export function parseArgs(
     const eq = arg.indexOf('=');
     const name = arg.slice(2, eq < 0 ? undefined : eq);
     const spec = Object.prototype.hasOwnProperty.call(specs, name) ? specs[name] : undefined;
-    if (!spec)
-      throw new UsageError(
-        `${command}: unknown option '--${name}' (options: ${Object.keys(specs)
-          .map((s) => `--${s}`)
-          .join(', ')})`,
-      );
+    if (!spec) throw new UsageError(unknownOptionMessage(command, name, Object.keys(specs)));
     if (spec.kind === 'flag') {
       if (eq >= 0) throw new UsageError(`${command}: --${name} takes no value`);
       flags.add(name);
@@ -61,6 +56,50 @@ export function parseArgs(
     }
   }
   return { flags, values, lists, positional };
+}
+
+/** The message of an unknown option of `command` ('' for vmemct's own): the nearest valid one when it is close, and where the options are listed. */
+export function unknownOptionMessage(command: string, name: string, known: readonly string[]): string {
+  const near = nearest(name, known);
+  const hint = near === undefined ? '' : `; did you mean --${near}?`;
+  const where = command === '' ? 'vmemct' : `vmemct ${command.split(' ')[0]}`;
+  return `${command === '' ? '' : `${command}: `}unknown option '--${name}'${hint} (${where} --help lists the options)`;
+}
+
+/**
+ * Edit distance of `a` and `b` (optimal string alignment: insertions, deletions, substitutions and
+ * swaps of two neighbouring characters each cost 1).
+ */
+export function editDistance(a: string, b: string): number {
+  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) =>
+    Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)),
+  );
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1])
+        d[i][j] = Math.min(d[i][j], d[i - 2][j - 2] + 1);
+    }
+  }
+  return d[a.length][b.length];
+}
+
+/**
+ * The candidate nearest to `word`, when it is close: at most a third of the word's length away by
+ * {@link editDistance} (at least 1, at most 3), or else the only candidate that begins with `word`
+ * or that `word` begins with (3 characters or more). Ties between equally near candidates suggest nothing.
+ */
+export function nearest(word: string, candidates: readonly string[]): string | undefined {
+  const limit = Math.min(3, Math.max(1, Math.floor(word.length / 3)));
+  const scored = candidates.map((c) => ({ c, d: editDistance(word.toLowerCase(), c.toLowerCase()) }));
+  const best = Math.min(...scored.map((s) => s.d));
+  const closest = scored.filter((s) => s.d === best);
+  if (best <= limit && closest.length === 1) return closest[0].c;
+  const related = candidates.filter(
+    (c) => (word.length >= 3 && c.startsWith(word)) || (c.length >= 3 && word.startsWith(c)),
+  );
+  return related.length === 1 ? related[0] : undefined;
 }
 
 /** The folder holding the package's `package.json` (works from sources and from `dist/`). */

@@ -46,10 +46,13 @@ describe('vmemct spec', () => {
 });
 
 describe('vmemct spec arguments', () => {
-  test('an unknown argument is a usage error (exit 3)', async () => {
-    const { code, stderr } = await run('spec', '--bogus');
-    expect(code).toBe(3);
-    expect(stderr).toContain("spec: unexpected argument '--bogus'");
+  test('an unknown option or argument is a usage error (exit 3)', async () => {
+    const option = await run('spec', '--bogus');
+    expect(option.code).toBe(3);
+    expect(option.stderr).toContain("spec: unknown option '--bogus'");
+    const argument = await run('spec', 'bogus');
+    expect(argument.code).toBe(3);
+    expect(argument.stderr).toContain("spec: unexpected argument 'bogus'");
   });
 });
 

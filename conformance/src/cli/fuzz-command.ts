@@ -36,6 +36,9 @@ const FUZZ_ONLY_OPTIONS: Readonly<Record<string, OptionSpec>> = {
   strict: { kind: 'flag' },
 };
 
+/** The options of `vmemct fuzz`: an adapter as for run, and the fuzzing's own. */
+export const FUZZ_OPTIONS: Readonly<Record<string, OptionSpec>> = { ...ADAPTER_OPTIONS, ...FUZZ_ONLY_OPTIONS };
+
 /** Operations run when neither `--budget` nor `--time` is given. */
 export const DEFAULT_FUZZ_OPERATIONS = 10_000;
 
@@ -76,7 +79,7 @@ function formatCount(n: number): string {
 
 /** `vmemct fuzz`. */
 export async function fuzzCommand(args: readonly string[], io: CliIo): Promise<number> {
-  const parsed = parseArgs(COMMAND, args, { ...ADAPTER_OPTIONS, ...FUZZ_ONLY_OPTIONS });
+  const parsed = parseArgs(COMMAND, args, FUZZ_OPTIONS);
   if (parsed.positional.length > 0) throw new UsageError(`${COMMAND}: unexpected argument '${parsed.positional[0]}'`);
   const values = parsed.values;
   const target = values.get('target') ?? 'device';

@@ -14,7 +14,7 @@ import {
 } from '../../../adapters/ssh-guest/src/guest-vm';
 import { QemuMissingError } from '../../../adapters/qemu-platform/src/index';
 import { parseValue } from '../../../spec/src/index';
-import { OptionSpec, parseArgs } from './args';
+import { OptionSpec, nearest, parseArgs } from './args';
 import { EXIT_OK, HarnessError, UsageError } from './usage-error';
 import type { CliIo } from './main';
 
@@ -40,7 +40,8 @@ export function parseSize(command: string, option: string, text: string): bigint
   return parsed.value;
 }
 
-const GUEST_OPTIONS: Readonly<Record<string, OptionSpec>> = {
+/** The options of `vmemct guest` (some for `guest up` only). */
+export const GUEST_OPTIONS: Readonly<Record<string, OptionSpec>> = {
   dir: { kind: 'value' },
   'block-size': { kind: 'value' },
   'region-size': { kind: 'value' },
@@ -57,7 +58,10 @@ const UP_ONLY = ['block-size', 'region-size', 'requested-size', 'memory', 'unplu
 export async function guestCommand(args: readonly string[], io: CliIo): Promise<number> {
   const [sub, ...rest] = args;
   if (sub !== 'build' && sub !== 'up' && sub !== 'down' && sub !== 'status') {
-    throw new UsageError(`guest: expected build, up, down or status${sub ? ` (got '${sub}')` : ''}`);
+    const near = sub === undefined ? undefined : nearest(sub, ['build', 'up', 'down', 'status']);
+    throw new UsageError(
+      `guest: expected build, up, down or status${sub ? ` (got '${sub}')` : ''}${near ? `; did you mean ${near}?` : ''}`,
+    );
   }
   const command = `guest ${sub}`;
   const parsed = parseArgs(command, rest, GUEST_OPTIONS);

@@ -7,9 +7,16 @@ import * as path from 'node:path';
 import { deviceProfileNames, findDeviceProfile } from '../../../model/src/index';
 import { HarnessSocketError, serveHarnessSocket, serveHarnessStreams } from '../../../adapters/model-harness/src/index';
 import type { ServedModelOptions } from '../../../adapters/model-harness/src/index';
-import { parseArgs, suiteVersion } from './args';
+import { OptionSpec, parseArgs, suiteVersion } from './args';
 import { EXIT_OK, HarnessError, UsageError } from './usage-error';
 import type { CliIo } from './main';
+
+/** The options of `vmemct serve-harness`. */
+export const SERVE_HARNESS_OPTIONS: Readonly<Record<string, OptionSpec>> = {
+  profile: { kind: 'value' },
+  socket: { kind: 'value' },
+  quiet: { kind: 'flag' },
+};
 
 /**
  * `vmemct serve-harness [--profile P] [--socket PATH] [--quiet]`. Over stdio it serves one
@@ -19,11 +26,7 @@ import type { CliIo } from './main';
  */
 export async function serveHarnessCommand(args: readonly string[], io: CliIo): Promise<number> {
   const command = 'serve-harness';
-  const parsed = parseArgs(command, args, {
-    profile: { kind: 'value' },
-    socket: { kind: 'value' },
-    quiet: { kind: 'flag' },
-  });
+  const parsed = parseArgs(command, args, SERVE_HARNESS_OPTIONS);
   if (parsed.positional.length) throw new UsageError(`${command}: unexpected argument '${parsed.positional[0]}'`);
   const profileName = parsed.values.get('profile') ?? 'spec';
   const profile = findDeviceProfile(profileName);

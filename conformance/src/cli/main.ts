@@ -3,22 +3,29 @@
  * adapter-options.ts).
  */
 import { EXIT_HARNESS_ERROR, EXIT_OK, EXIT_USAGE, UsageError, isHarnessError, isUsageError } from './usage-error';
+import { unknownOptionMessage } from './args';
+import { COMMAND_HELP, asksForHelp, commandHelpText, isCommandName, unknownCommandMessage } from './command-help';
 
 /** Where the CLI writes; injectable for tests. */
 export interface CliIo {
   readonly stdout: (text: string) => void;
   readonly stderr: (text: string) => void;
+  /** Whether stderr is a terminal (progress is rewritten in place there, printed as lines elsewhere); undefined: no progress. */
+  readonly stderrIsTerminal?: boolean;
 }
 
 const processIo: CliIo = {
   stdout: (text) => process.stdout.write(text),
   stderr: (text) => process.stderr.write(text),
+  stderrIsTerminal: process.stderr.isTTY === true,
 };
 
 /** Text of `vmemct --help`. */
 export const HELP = `vmemct — virtio-mem conformance suite and reference model
 
 usage:
+  vmemct help [COMMAND]  ·  vmemct COMMAND --help   a command's usage and options
+  vmemct --version  ·  vmemct version [--json]    package, corpus, spec and harness protocol versions
   vmemct run [options]                          run the vectors (default: all, against the model)
       --adapter model  --profile spec|qemu-7.2|qemu-10.0|cloud-hypervisor|firecracker (qemu = qemu-7.2)
       --adapter qemu   [--qemu PATH | --qemu-version SERIES]
@@ -42,7 +49,11 @@ usage:
       --strict              SHOULD-level deviations (non-strict) count as failures
       --busy-retries N      retries of a BUSY the vector does not list (0–1000, default 3); a
                             device still answering BUSY fails \`progress\` (dev.suite.1)
+      --retries N           rerun an unexpected fail, error or timeout up to N times (0–10); a
+                            vector that fails, then passes, is reported flaky (never pass)
       --reporter human|tap  --junit FILE  --json FILE  --timeout MS  --verbose  --quiet
+                            progress on stderr: a rewritten line on a terminal, else a line every
+                            5 s (VMEMCT_PROGRESS_INTERVAL=SECONDS); --quiet: none
       --write-expectations FILE   write every result that is not a plain pass as an expectation
                             file; an existing FILE is updated (reasons kept, moved verdicts marked
                             for review, new entries added, stale ones removed; summary on stderr)
@@ -130,21 +141,47 @@ const COMMANDS: Readonly<Record<string, () => Promise<Command>>> = {
   spec: async () => printing((await import('./spec-command')).specCommand),
   encode: async () => printing((await import('./wire-commands')).encodeCommand),
   decode: async () => printing((await import('./wire-commands')).decodeCommand),
+  version: async () => (await import('./version-command')).versionCommand,
 };
+
+/** The names of the commands (`help` aside). */
+export const COMMAND_NAMES: readonly string[] = Object.keys(COMMANDS);
+
+/** `vmemct help [COMMAND]`: the overview, or one command's usage and options. */
+async function helpCommand(args: readonly string[], io: CliIo): Promise<number> {
+  if (args.length === 0) {
+    io.stdout(HELP);
+    return EXIT_OK;
+  }
+  const [name, ...rest] = args;
+  if (rest.length > 0) throw new UsageError(`help: unexpected argument '${rest[0]}' (usage: vmemct help [COMMAND])`);
+  if (!isCommandName(name)) throw new UsageError(`help: ${unknownCommandMessage(name, COMMAND_NAMES)}`);
+  io.stdout(await commandHelpText(name));
+  return EXIT_OK;
+}
 
 /** Runs the CLI with `argv` (without node and script) and returns the exit code. */
 export async function main(argv: readonly string[], io: CliIo = processIo): Promise<number> {
   const [name, ...args] = argv;
-  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+  if (name === undefined || name === '--help' || name === '-h') {
     io.stdout(HELP);
     return name === undefined ? EXIT_USAGE : EXIT_OK;
   }
   try {
+    if (name === 'help') return await helpCommand(args, io);
+    if (name === '--version') return await main(['version', ...args], io);
     const load = Object.prototype.hasOwnProperty.call(COMMANDS, name) ? COMMANDS[name] : undefined;
-    if (!load)
-      throw new UsageError(
-        `unknown command '${name}'; commands: ${Object.keys(COMMANDS).join(', ')} (see vmemct --help)`,
-      );
+    if (!load) {
+      if (name.startsWith('-'))
+        throw new UsageError(unknownOptionMessage('', name.replace(/^-+/, ''), ['help', 'version']));
+      throw new UsageError(unknownCommandMessage(name, COMMAND_NAMES));
+    }
+    if (isCommandName(name) && (args.includes('--help') || args.includes('-h'))) {
+      if (asksForHelp(args, await COMMAND_HELP[name].options())) {
+        io.stdout(await commandHelpText(name));
+        return EXIT_OK;
+      }
+    }
     const command = await load();
     return await command(args, io);
   } catch (error) {

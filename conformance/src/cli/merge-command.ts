@@ -26,7 +26,8 @@ import {
 } from './run-commands';
 import { UsageError, exitCodeOf } from './usage-error';
 
-const MERGE_OPTIONS: Readonly<Record<string, OptionSpec>> = {
+/** The options of `vmemct merge` (the files to merge are its arguments). */
+export const MERGE_OPTIONS: Readonly<Record<string, OptionSpec>> = {
   json: { kind: 'value' },
   junit: { kind: 'value' },
   reporter: { kind: 'value' },

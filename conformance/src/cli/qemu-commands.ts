@@ -15,14 +15,15 @@ import {
   fetchQemu,
   readFetchedQemu,
 } from '../../../adapters/qemu-platform/src/index';
-import { OptionSpec, parseArgs } from './args';
+import { OptionSpec, nearest, parseArgs } from './args';
 import { EXIT_HARNESS_ERROR, EXIT_OK, EXIT_USAGE, HarnessError, UsageError } from './usage-error';
 import type { CliIo } from './main';
 
 /** The QEMU series `vmemct qemu fetch` takes when no `--version` is given. */
 export const DEFAULT_FETCH_SERIES = '10.0';
 
-const FETCH_OPTIONS: Readonly<Record<string, OptionSpec>> = {
+/** The options of `vmemct qemu fetch`. */
+export const FETCH_OPTIONS: Readonly<Record<string, OptionSpec>> = {
   version: { kind: 'value' },
   cache: { kind: 'value' },
   quiet: { kind: 'flag' },
@@ -53,7 +54,10 @@ export function parseSeries(command: string, option: string, text: string): stri
 /** `vmemct qemu …`; `host` is the machine the fetch reads and runs tools on (tests pass a fake one). */
 export async function qemuCommand(args: readonly string[], io: CliIo, host: FetchHost = SYSTEM_HOST): Promise<number> {
   const [sub, ...rest] = args;
-  if (sub !== 'fetch') throw new UsageError(`qemu: expected fetch${sub ? ` (got '${sub}')` : ''}`);
+  if (sub !== 'fetch') {
+    const near = sub === undefined ? undefined : nearest(sub, ['fetch']);
+    throw new UsageError(`qemu: expected fetch${sub ? ` (got '${sub}')` : ''}${near ? '; did you mean fetch?' : ''}`);
+  }
   const command = 'qemu fetch';
   const parsed = parseArgs(command, rest, FETCH_OPTIONS);
   if (parsed.positional.length > 0) throw new UsageError(`${command}: unexpected argument '${parsed.positional[0]}'`);

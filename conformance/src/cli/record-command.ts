@@ -23,6 +23,7 @@ import { OptionSpec, parseArgs, positiveInt } from './args';
 import { parseSize } from './guest-commands';
 import { EXIT_OK, EXIT_UNEXPECTED, HarnessError, UsageError } from './usage-error';
 import { qemuBinaryOption } from './qemu-commands';
+import { progressIntervalMs, progressMode, startProgress } from './progress';
 import type { CliIo } from './main';
 
 const COMMAND = 'record';
@@ -30,7 +31,8 @@ const COMMAND = 'record';
 /** Adapters a recording can drive (device targets with host resize and device reset). */
 export const RECORD_ADAPTERS = ['model', 'qemu'] as const;
 
-const RECORD_OPTIONS: Readonly<Record<string, OptionSpec>> = {
+/** The options of `vmemct record`. */
+export const RECORD_OPTIONS: Readonly<Record<string, OptionSpec>> = {
   adapter: { kind: 'value' },
   profile: { kind: 'value' },
   qemu: { kind: 'value' },
@@ -125,25 +127,32 @@ export async function recordCommand(args: readonly string[], io: CliIo): Promise
   const seed = Number(seedText);
   const opsPerVector = positiveInt(COMMAND, 'ops-per-vector', values.get('ops-per-vector') ?? '100', 10_000);
   const setup = recordSetup(values);
+  const intervalMs = progressIntervalMs();
   const outPath = path.resolve(out);
   if (!fs.existsSync(path.dirname(outPath)))
     throw new UsageError(`${COMMAND}: --out ${out}: the folder ${path.dirname(outPath)} does not exist`);
   const adapter = recordAdapter(values);
   const implementation = adapter.info.implementation;
+  const progress = startProgress({
+    mode: progressMode(io, parsed.flags.has('quiet')),
+    label: COMMAND,
+    noun: 'vectors',
+    total: Math.ceil(operations / opsPerVector),
+    write: io.stderr,
+    intervalMs,
+  });
   let text: string;
   try {
     text = await recordVectorFile(
       adapter,
       { setup, seed, operations, opsPerVector, slug: implementationSlug(implementation), implementation },
-      (done, total) => {
-        if (!parsed.flags.has('quiet') && process.stderr.isTTY === true)
-          process.stderr.write(`\r${COMMAND}: vector ${done}/${total}`);
-      },
+      (done, total) => progress.update({ done, total }),
     );
   } catch (e) {
     if (e instanceof RecordingError) throw new HarnessError(`${COMMAND}: ${e.message}`);
     throw e;
   } finally {
+    progress.stop();
     await adapter.dispose();
   }
   fs.writeFileSync(outPath, text);

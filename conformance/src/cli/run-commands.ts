@@ -31,6 +31,7 @@ import {
 } from './args';
 import { EXIT_OK, EXIT_UNEXPECTED, UsageError, exitCodeOf } from './usage-error';
 import { ADAPTER_OPTIONS, createAdapter } from './adapter-options';
+import { progressIntervalMs, progressMode, startProgress } from './progress';
 import type { CliIo } from './main';
 
 /** The options of a run's judging and reports, shared by `run` and `vhost-user-check`. */
@@ -43,7 +44,8 @@ export const REPORT_OPTIONS: Readonly<Record<string, OptionSpec>> = {
   timeout: { kind: 'value' },
 };
 
-const SELECTION_OPTIONS: Readonly<Record<string, OptionSpec>> = {
+/** The options that select vectors, shared by `run` and `list`. */
+export const SELECTION_OPTIONS: Readonly<Record<string, OptionSpec>> = {
   vectors: { kind: 'list' },
   filter: { kind: 'list' },
   tag: { kind: 'list' },
@@ -52,7 +54,8 @@ const SELECTION_OPTIONS: Readonly<Record<string, OptionSpec>> = {
   shard: { kind: 'value' },
 };
 
-const RUN_OPTIONS: Readonly<Record<string, OptionSpec>> = {
+/** The options of `vmemct run`. */
+export const RUN_OPTIONS: Readonly<Record<string, OptionSpec>> = {
   ...SELECTION_OPTIONS,
   ...ADAPTER_OPTIONS,
   'busy-retries': { kind: 'value' },
@@ -61,6 +64,26 @@ const RUN_OPTIONS: Readonly<Record<string, OptionSpec>> = {
   'write-expectations': { kind: 'value' },
   verbose: { kind: 'flag' },
   quiet: { kind: 'flag' },
+};
+
+/** The options of `vmemct list`. */
+export const LIST_OPTIONS: Readonly<Record<string, OptionSpec>> = { ...SELECTION_OPTIONS, json: { kind: 'flag' } };
+
+/** The options of `vmemct lint` (paths may also be given as arguments). */
+export const LINT_OPTIONS: Readonly<Record<string, OptionSpec>> = { vectors: { kind: 'list' } };
+
+/** The options of `vmemct coverage`. */
+export const COVERAGE_OPTIONS: Readonly<Record<string, OptionSpec>> = {
+  vectors: { kind: 'list' },
+  json: { kind: 'flag' },
+};
+
+/** The options of `vmemct docs`. */
+export const DOCS_OPTIONS: Readonly<Record<string, OptionSpec>> = {
+  out: { kind: 'value' },
+  force: { kind: 'flag' },
+  results: { kind: 'list' },
+  vectors: { kind: 'list' },
 };
 
 /** Loads the corpus (or `--vectors` paths); bad files are a usage error (exit 3) listing every problem. */
@@ -210,6 +233,7 @@ export async function runCommand(
   const timeoutMs = timeoutOption('run', parsed, DEFAULT_TIMEOUT_MS);
   const busyRetries = busyRetriesOption('run', parsed);
   const retries = retriesOption('run', parsed);
+  const intervalMs = progressIntervalMs();
   const sel = selection('run', parsed);
   const all = loadCorpus('run', parsed);
   const expectations = expectationsOption('run', parsed, (set) => expectationProblems(set, all));
@@ -246,8 +270,17 @@ export async function runCommand(
   }
   warnOnOtherImplementation(io, expectations, adapter.info.implementation);
   const startedAt = new Date();
-  const progress = reporter === 'human' && !parsed.flags.has('quiet') && process.stderr.isTTY === true;
-  let lastProgress = Date.now();
+  const mode = progressMode(io, parsed.flags.has('quiet'));
+  // On a terminal the rewritten line goes with the human report only (as before); lines go with any reporter.
+  const progress = startProgress({
+    mode: mode === 'terminal' && reporter !== 'human' ? 'none' : mode,
+    label: 'run',
+    noun: 'vectors',
+    total: selected.length,
+    write: io.stderr,
+    intervalMs,
+  });
+  let unexpected = 0;
   let run;
   try {
     run = await runVectors(adapter, selected, all, {
@@ -257,18 +290,16 @@ export async function runCommand(
       retries,
       expectations: judging,
       onResult: (r, done, total) => {
-        if (progress && Date.now() - lastProgress > 500) {
-          lastProgress = Date.now();
-          io.stderr(`\r[${done}/${total}] ${r.vector.id}`.padEnd(80).slice(0, 100));
-        }
+        if (r.unexpected) unexpected++;
+        progress.update({ done, total, unexpected, last: r.vector.id });
       },
     });
   } finally {
+    progress.stop();
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
     await adapter.dispose();
   }
-  if (progress) io.stderr(`\r${' '.repeat(100)}\r`);
   const options = {
     adapter: adapter.info.name,
     profile: adapter.info.name === 'model' ? (parsed.values.get('profile') ?? 'spec') : null,
@@ -329,7 +360,7 @@ export function writeOutput(command: string, option: string, file: string, text:
 
 /** `vmemct list`: id, target, requirements, tags. */
 export async function listCommand(args: readonly string[], io: CliIo): Promise<number> {
-  const parsed = parseArgs('list', args, { ...SELECTION_OPTIONS, json: { kind: 'flag' } });
+  const parsed = parseArgs('list', args, LIST_OPTIONS);
   const vectors = selectVectors(loadCorpus('list', parsed), selection('list', parsed));
   if (vectors.length === 0) throw new UsageError('list: the filters select no vector');
   if (parsed.flags.has('json')) {
@@ -369,7 +400,7 @@ function reportUnfinished(io: CliIo, command: string, unfinished: readonly Unfin
 
 /** `vmemct lint [paths]`: schema and meaning checks; exit 3 on any problem. */
 export async function lintCommand(args: readonly string[], io: CliIo): Promise<number> {
-  const parsed = parseArgs('lint', args, { vectors: { kind: 'list' } });
+  const parsed = parseArgs('lint', args, LINT_OPTIONS);
   const vectors = loadCorpus('lint', parsed, parsed.positional);
   const report = await lintReport(vectors, referenceDevice);
   if (report.problems.length > 0) throw new VectorFileError('lint', report.problems);
@@ -382,7 +413,7 @@ export async function lintCommand(args: readonly string[], io: CliIo): Promise<n
 
 /** `vmemct coverage`: requirement → vectors; exit 1 when a testable requirement has none. */
 export async function coverageCommand(args: readonly string[], io: CliIo): Promise<number> {
-  const parsed = parseArgs('coverage', args, { vectors: { kind: 'list' }, json: { kind: 'flag' } });
+  const parsed = parseArgs('coverage', args, COVERAGE_OPTIONS);
   const vectors = loadCorpus('coverage', parsed).filter((v) => !v.retired);
   const byRequirement = new Map<string, string[]>();
   for (const v of vectors)
@@ -421,12 +452,7 @@ export async function coverageCommand(args: readonly string[], io: CliIo): Promi
 
 /** `vmemct docs --out DIR [--force] [--results FILE …] [--vectors PATH …]`: the static documentation site. */
 export async function docsCommand(args: readonly string[], io: CliIo): Promise<number> {
-  const parsed = parseArgs('docs', args, {
-    out: { kind: 'value' },
-    force: { kind: 'flag' },
-    results: { kind: 'list' },
-    vectors: { kind: 'list' },
-  });
+  const parsed = parseArgs('docs', args, DOCS_OPTIONS);
   if (parsed.positional.length > 0) throw new UsageError(`docs: unexpected argument '${parsed.positional[0]}'`);
   const out = parsed.values.get('out');
   if (!out) throw new UsageError('docs: --out DIR is required (the folder to write the site into)');

@@ -4,6 +4,7 @@
  * suite's own) are listed apart, under `beyond` in the JSON and after them in the text.
  */
 import { buildSpecDocument, LayoutSpec, Requirement } from '../../../spec/src/index';
+import { OptionSpec, parseArgs } from './args';
 import { UsageError } from './usage-error';
 
 function layoutTable(layout: LayoutSpec): string[] {
@@ -32,13 +33,16 @@ function requirementLine(r: Requirement): string {
   return `  ${r.id.padEnd(16)} §${r.section.padEnd(11)} ${r.level.padEnd(10)} ${r.summary} [${testability}]`;
 }
 
+/** The options of `vmemct spec`. */
+export const SPEC_OPTIONS: Readonly<Record<string, OptionSpec>> = { json: { kind: 'flag' } };
+
 /** Renders the spec document as text or JSON. */
 export function specCommand(args: readonly string[]): string {
-  const unknown = args.filter((a) => a !== '--json');
-  if (unknown.length > 0)
-    throw new UsageError(`spec: unexpected argument '${unknown[0]}' (usage: vmemct spec [--json])`);
+  const parsed = parseArgs('spec', args, SPEC_OPTIONS);
+  if (parsed.positional.length > 0)
+    throw new UsageError(`spec: unexpected argument '${parsed.positional[0]}' (usage: vmemct spec [--json])`);
   const document = buildSpecDocument();
-  if (args.includes('--json')) return JSON.stringify(document, null, 2);
+  if (parsed.flags.has('json')) return JSON.stringify(document, null, 2);
   const lines: string[] = [];
   lines.push(`virtio-mem — VIRTIO ${document.specVersion} §${document.section}`);
   lines.push(

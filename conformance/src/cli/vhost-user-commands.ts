@@ -38,7 +38,8 @@ import { parseSize } from './guest-commands';
 import { EXIT_HARNESS_ERROR, EXIT_OK, EXIT_UNEXPECTED, HarnessError, UsageError, exitCodeOf } from './usage-error';
 import type { CliIo } from './main';
 
-const SERVE_OPTIONS: Readonly<Record<string, OptionSpec>> = {
+/** The options of `vmemct serve-vhost-user`. */
+export const SERVE_OPTIONS: Readonly<Record<string, OptionSpec>> = {
   socket: { kind: 'value' },
   'block-size': { kind: 'value' },
   'region-size': { kind: 'value' },
@@ -48,6 +49,9 @@ const SERVE_OPTIONS: Readonly<Record<string, OptionSpec>> = {
   profile: { kind: 'value' },
   quiet: { kind: 'flag' },
 };
+
+/** The options of `vmemct vhost-user-ctl`. */
+export const CTL_OPTIONS: Readonly<Record<string, OptionSpec>> = { socket: { kind: 'value' } };
 
 function requireSocket(command: string, value: string | undefined): string {
   if (value === undefined || value.length === 0) throw new UsageError(`${command}: --socket PATH is required`);
@@ -141,7 +145,7 @@ export async function serveVhostUserCommand(args: readonly string[], io: CliIo):
 /** `vmemct vhost-user-ctl --socket PATH resize SIZE | status`. */
 export async function vhostUserCtlCommand(args: readonly string[], io: CliIo): Promise<number> {
   const command = 'vhost-user-ctl';
-  const parsed = parseArgs(command, args, { socket: { kind: 'value' } });
+  const parsed = parseArgs(command, args, CTL_OPTIONS);
   const socketPath = requireSocket(command, parsed.values.get('socket'));
   const [action, value, ...rest] = parsed.positional;
   if (rest.length) throw new UsageError(`${command}: unexpected argument '${rest[0]}'`);
@@ -183,7 +187,8 @@ export async function vhostUserCtlCommand(args: readonly string[], io: CliIo): P
   }
 }
 
-const CHECK_OPTIONS: Readonly<Record<string, OptionSpec>> = {
+/** The options of `vmemct vhost-user-check`. */
+export const CHECK_OPTIONS: Readonly<Record<string, OptionSpec>> = {
   socket: { kind: 'value' },
   'backend-pid': { kind: 'value' },
   filter: { kind: 'list' },

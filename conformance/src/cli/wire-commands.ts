@@ -13,6 +13,7 @@ import {
   parseValue,
 } from '../../../spec/src/index';
 import { decodeLayout, describeFieldRange, encodeLayout, isCodecError } from '../../../model/src/index';
+import { parseArgs } from './args';
 import { UsageError } from './usage-error';
 
 /** Symbolic names accepted for enumerated fields, by layout and field. */
@@ -67,7 +68,8 @@ function parseFieldArgument(layout: LayoutSpec, argument: string): [string, Fiel
 }
 
 /** `vmemct encode STRUCT FIELD=VALUE …`: prints the bytes as hex. */
-export function encodeCommand(args: readonly string[]): string {
+export function encodeCommand(argv: readonly string[]): string {
+  const args = parseArgs('encode', argv, {}).positional;
   const layout = layoutByName(args[0]);
   const values: Record<string, FieldValue> = {};
   for (const argument of args.slice(1)) {
@@ -94,7 +96,8 @@ export function parseHexInput(text: string): Uint8Array {
 }
 
 /** `vmemct decode STRUCT HEX`: the fields as a JSON document. */
-export function decodeCommand(args: readonly string[]): string {
+export function decodeCommand(argv: readonly string[]): string {
+  const args = parseArgs('decode', argv, {}).positional;
   const layout = layoutByName(args[0]);
   if (args.length < 2) throw new UsageError(`missing hex input: vmemct decode ${layout.id} HEX (${layout.size} bytes)`);
   const bytes = parseHexInput(args.slice(1).join(''));
