@@ -7,7 +7,8 @@
  * - the device initialisation handshake ({@link virtioHandshake}) over a {@link VirtioTransport};
  * - the virtio-pci capability walk ({@link findVirtioPciLayout}) over a configuration space;
  * - the configuration read under an unchanged `config_generation` ({@link readConsistentConfig})
- *   over a {@link ConfigSnapshotReader}.
+ *   over a {@link ConfigSnapshotReader};
+ * - the bus a virtio-pci driver reaches its function through ({@link PciFunctionBus}).
  */
 export * from './guest-memory';
 export * from './device-queue';
@@ -15,3 +16,4 @@ export * from './driver-queue';
 export * from './pci-capabilities';
 export * from './handshake';
 export * from './config-generation';
+export * from './pci-bus';
