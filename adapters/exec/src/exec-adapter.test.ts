@@ -321,6 +321,18 @@ describe('capabilities per target', () => {
   });
 });
 
+/** Resolves when the fake harness says it listens; rejects if it exits first. */
+function listeningLine(child: ChildProcess): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let seen = '';
+    child.stdout!.on('data', (chunk: Buffer) => {
+      seen += chunk.toString();
+      if (seen.includes('listening\n')) resolve();
+    });
+    child.once('exit', (code) => reject(new Error(`the fake harness exited (${code}) before it listened`)));
+  });
+}
+
 describe('socket transport', () => {
   let server: ChildProcess | undefined;
   afterEach(() => {
@@ -330,8 +342,10 @@ describe('socket transport', () => {
 
   test('connects to a listening harness, reconnects after a violation', async () => {
     const socket = path.join(dir, 'harness.sock');
-    server = spawn(process.execPath, [FAKE, '--listen', socket, '--targets', 'device'], { stdio: 'ignore' });
-    for (let i = 0; i < 100 && !fs.existsSync(socket); i++) await new Promise((r) => setTimeout(r, 10));
+    server = spawn(process.execPath, [FAKE, '--listen', socket, '--targets', 'device'], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    await listeningLine(server);
     const adapter = await openExecAdapter({
       transport: { kind: 'socket', path: socket },
       harnessTimeoutMs: 1000,

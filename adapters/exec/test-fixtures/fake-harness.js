@@ -206,8 +206,9 @@ if (listen) {
       () => socket.end(),
     ),
   );
-  server.listen(listen);
   process.on('SIGTERM', () => process.exit(0));
+  // Readiness is announced once the socket accepts connections (the file exists from bind on).
+  server.listen(listen, () => process.stdout.write('listening\n'));
 } else {
   serve(
     process.stdin,
