@@ -307,8 +307,9 @@ describe('BlockBitmap examples', () => {
       copy.clearRange(4096, 1);
       expect(copy.equals(b)).toBe(true);
     }
-    // A dense walk of 2^25 words takes a second or more per round; the span makes it negligible.
-    expect(Date.now() - started).toBeLessThan(2000);
+    // A dense walk of 2^25 words takes a second or more per round (20 s or more in all); walking
+    // only the span takes milliseconds. The bound sits far from both so a loaded machine passes.
+    expect(Date.now() - started).toBeLessThan(10_000);
   });
 
   test('should start empty', () => {
