@@ -12,6 +12,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { fetchJunitSchema, withoutExtensions, xmllint } from './junit-schema';
 import { JobStep, ReadmeJob, aptPackages, readmeJobsOf, reportFiles } from './readme-jobs';
 
 const ROOT = path.resolve(__dirname, '..', '..', '..');
@@ -20,8 +21,10 @@ const GITHUB_URL = 'https://github.com/vmemct/vmemct';
 
 let scratch: string;
 let origin: string;
+let schema: string;
 beforeAll(() => {
   scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'vmemct-ci-job-'));
+  schema = fetchJunitSchema(scratch);
   // The repository as the job's clone source: a bare clone whose tags of every ref the jobs pin
   // point at the commit under test.
   origin = path.join(scratch, 'origin.git');
@@ -194,7 +197,7 @@ function expectedReports(job: ReadmeJob): { junit: string; json: string } {
 
 describe.each(jobs.map((j) => [j.marker, j] as const))('README job %s', (marker, job) => {
   test(
-    'runs as pasted: exit 0, the JUnit and JSON files it uploads are there',
+    'runs as pasted: exit 0, the JUnit (valid by the published schema) and JSON files it uploads are there',
     () => {
       const workspace = fs.mkdtempSync(path.join(scratch, `${marker}-ws-`));
       const home = fs.mkdtempSync(path.join(scratch, `${marker}-home-`));
@@ -224,6 +227,10 @@ describe.each(jobs.map((j) => [j.marker, j] as const))('README job %s', (marker,
         `${marker}: exit 0 in ${steps.reduce((t, s) => t + s.seconds, 0).toFixed(0)}s; ${reports.junit} (${junit.length} bytes, ${(junit.match(/<testcase /g) ?? []).length} testcases), ${reports.json} (${results.results.length} results)`,
       );
       if (job.junitReport) expect(path.posix.normalize(reports.junit)).toBe(job.junitReport);
+      // The job's JUnit validates against the published schema too (see junit-schema.ci-test.ts).
+      const valid = xmllint(schema, withoutExtensions(junit).xml, path.join(scratch, `${marker}-junit.xml`));
+      expect(valid.output).toMatch(/ validates\n$/);
+      expect(valid.status).toBe(0);
     },
     15 * 60_000,
   );
