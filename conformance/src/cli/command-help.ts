@@ -84,9 +84,15 @@ export const COMMAND_HELP = {
     options: async () => (await import('./guest-commands')).GUEST_OPTIONS,
   },
   qemu: {
-    summary: "fetch a QEMU release series from Debian's backports suite; prints the binary",
-    usage: 'fetch [--version SERIES] [--cache DIR] [--quiet]',
-    options: async () => (await import('./qemu-commands')).FETCH_OPTIONS,
+    summary:
+      "fetch a QEMU release series from Debian's backports suite, or pick the expectation file for a QEMU's version",
+    usage:
+      'fetch [--version SERIES] [--cache DIR] [--quiet] | expectations [--qemu PATH | --qemu-version SERIES] [--quiet]',
+    options: async () => (await import('./qemu-commands')).QEMU_OPTIONS,
+    notes: [
+      'fetch: unpacks QEMU SERIES into DIR and prints the binary',
+      'expectations: runs the QEMU, prints the shipped expectation file of its major.minor (exit 2 for a version without one)',
+    ],
   },
   'serve-harness': {
     summary: 'the model served over the harness protocol (vmemct-harness/1), device and driver target',
@@ -149,6 +155,15 @@ export const OPTION_HELP: Readonly<Record<string, OptionHelp>> = {
     text: 'model profile: spec, qemu-7.2, qemu-10.0, cloud-hypervisor, firecracker (qemu = qemu-7.2)',
   },
   qemu: { placeholder: 'PATH', text: 'the qemu-system-x86_64 binary to run' },
+  'qemu:qemu': {
+    placeholder: 'PATH',
+    text: 'expectations: the qemu-system-x86_64 binary whose version picks the file',
+  },
+  'qemu:qemu-version': {
+    placeholder: 'SERIES',
+    text: 'expectations: a QEMU fetched with vmemct qemu fetch (e.g. 10.0)',
+  },
+  'qemu:quiet': { text: 'no log lines on stderr' },
   'qemu-version': { placeholder: 'SERIES', text: 'a QEMU fetched with vmemct qemu fetch (e.g. 10.0)' },
   ssh: { placeholder: '[USER@]HOST[:PORT]', text: 'the live guest to drive (--adapter ssh-guest)' },
   'ssh-key': { placeholder: 'FILE', text: 'private key for --ssh' },
@@ -224,8 +239,8 @@ export const OPTION_HELP: Readonly<Record<string, OptionHelp>> = {
   'unplugged-inaccessible': { text: 'offer VIRTIO_MEM_F_UNPLUGGED_INACCESSIBLE' },
   dir: { placeholder: 'DIR', text: 'the guest folder (default ~/.cache/vmemct/guest)' },
   'backend-pid': { placeholder: 'PID', text: 'process id of the back-end (enables the fd checks)' },
-  version: { placeholder: 'SERIES', text: 'the QEMU release series to fetch (default 10.0)' },
-  cache: { placeholder: 'DIR', text: 'where to unpack it (default ~/.cache/vmemct/qemu-SERIES)' },
+  version: { placeholder: 'SERIES', text: 'fetch: the QEMU release series to fetch (default 10.0)' },
+  cache: { placeholder: 'DIR', text: 'fetch: where to unpack it (default ~/.cache/vmemct/qemu-SERIES)' },
 };
 
 /** The description of option `name` as `command` takes it. */

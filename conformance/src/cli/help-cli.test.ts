@@ -134,7 +134,9 @@ describe('did you mean', () => {
       stdout: '',
       stderr: "vmemct: guest: expected build, up, down or status (got 'stauts'); did you mean status?\n",
     });
-    expect((await run('qemu', 'fetc')).stderr).toBe("vmemct: qemu: expected fetch (got 'fetc'); did you mean fetch?\n");
+    expect((await run('qemu', 'fetc')).stderr).toBe(
+      "vmemct: qemu: expected fetch or expectations (got 'fetc'); did you mean fetch?\n",
+    );
     expect((await run('guest', 'zzzzzz')).stderr).not.toContain('did you mean');
   });
 

@@ -74,6 +74,9 @@ usage:
                             apt sources, private apt configuration), unpacked into DIR (default
                             ~/.cache/vmemct/qemu-SERIES); reuses a complete earlier fetch; prints the
                             binary. Exit 2: no apt, no Debian sources, network, not that version
+  vmemct qemu expectations [--qemu PATH | --qemu-version SERIES] [--quiet]
+                            runs the QEMU (default: qemu-system-x86_64 on PATH), prints the shipped
+                            expectation file of its major.minor (7.2, 10.0); exit 2 for another version
   vmemct serve-harness [--profile P] [--socket PATH] [--quiet]
                             the model served over the harness protocol (vmemct-harness/1), device and
                             driver target: on stdin/stdout, or on a unix socket (one session per connection)

@@ -6,6 +6,7 @@ import { runTool } from '../../../adapters/qemu-platform/src/index';
 import { main } from './main';
 import { implementationLine } from './run-commands';
 import { fetchedQemuBinary, qemuCommand } from './qemu-commands';
+import { expectationsForVersion, shippedQemuExpectations } from './qemu-expectations';
 
 async function cli(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
   let out = '';
@@ -153,5 +154,86 @@ describe('the human report names the target', () => {
       'Target: QEMU 10.0.2 (/c/root/usr/bin/qemu-system-x86_64)\n',
     );
     expect(implementationLine(info)).toBe('');
+  });
+});
+
+describe('vmemct qemu expectations', () => {
+  const shipped = path.resolve(__dirname, '..', '..', 'expectations');
+
+  /** A shell script that says it is QEMU `version`. */
+  function fakeQemu(version: string): string {
+    const binary = path.join(base, `qemu-${version}`, 'qemu-system-x86_64');
+    fs.mkdirSync(path.dirname(binary), { recursive: true });
+    fs.writeFileSync(binary, `#!/bin/sh\necho "QEMU emulator version ${version} (Debian 1:${version}+dfsg-1)"\n`, {
+      mode: 0o755,
+    });
+    return binary;
+  }
+
+  test('the shipped files are found by series, oldest first, and each says it is of that QEMU', () => {
+    const files = shippedQemuExpectations(shipped);
+    expect(files.map((f) => f.series)).toEqual(['7.2', '10.0']);
+    for (const f of files)
+      expect(fs.readFileSync(f.file, 'utf8')).toMatch(
+        new RegExp(`^implementation: QEMU ${f.series.replace('.', '\\.')}$`, 'm'),
+      );
+    expect(expectationsForVersion('10.0.2', files)).toEqual({
+      ok: true,
+      series: '10.0',
+      file: path.join(shipped, 'qemu-10.0.yaml'),
+    });
+    expect(expectationsForVersion('9.2.0', files)).toEqual({ ok: false, series: '9.2', known: ['7.2', '10.0'] });
+  });
+
+  test('--qemu PATH: the file of that QEMU major.minor on stdout, what was run on stderr, exit 0', async () => {
+    for (const [version, file] of [
+      ['7.2.22', 'qemu-7.2.yaml'],
+      ['10.0.2', 'qemu-10.0.yaml'],
+    ]) {
+      const binary = fakeQemu(version);
+      const r = await cli('qemu', 'expectations', '--qemu', binary);
+      expect(r).toEqual({
+        code: 0,
+        out: `${path.join(shipped, file)}\n`,
+        err: `vmemct: QEMU ${version} (${binary}): expectations of QEMU ${version.split('.').slice(0, 2).join('.')}\n`,
+      });
+      expect(await cli('qemu', 'expectations', '--qemu', binary, '--quiet')).toEqual({ ...r, err: '' });
+    }
+  });
+
+  test('--qemu-version SERIES names a fetched QEMU, as in run', async () => {
+    fakeFetch(path.join(base, 'xdg', 'vmemct', 'qemu-10.0'));
+    const r = await cli('qemu', 'expectations', '--qemu-version', '10.0', '--quiet');
+    expect(r).toEqual({ code: 0, out: `${path.join(shipped, 'qemu-10.0.yaml')}\n`, err: '' });
+  });
+
+  test('a version without a shipped file is exit 2 naming the known versions and --write-expectations', async () => {
+    const binary = fakeQemu('9.2.3');
+    const r = await cli('qemu', 'expectations', '--qemu', binary);
+    expect(r.code).toBe(2);
+    expect(r.out).toBe('');
+    expect(r.err).toContain(`no expectation file is shipped for QEMU 9.2 (${binary} is QEMU 9.2.3)`);
+    expect(r.err).toContain('known versions: 7.2, 10.0');
+    expect(r.err).toContain(`vmemct run --adapter qemu --qemu ${binary} --target device --write-expectations FILE`);
+  });
+
+  test('a QEMU that is missing or is not QEMU is exit 2; bad usage is exit 3', async () => {
+    const missing = await cli('qemu', 'expectations', '--qemu', path.join(base, 'nothing'));
+    expect(missing).toMatchObject({ code: 2, err: expect.stringContaining('does not exist') });
+    const notQemu = path.join(base, 'true');
+    fs.writeFileSync(notQemu, '#!/bin/sh\necho hello\n', { mode: 0o755 });
+    expect(await cli('qemu', 'expectations', '--qemu', notQemu)).toMatchObject({
+      code: 2,
+      err: expect.stringContaining('is not QEMU'),
+    });
+    expect(await cli('qemu', 'expectations', '--version', '10.0')).toMatchObject({
+      code: 3,
+      err: expect.stringContaining("unknown option '--version'"),
+    });
+    expect(await cli('qemu', 'expectations', 'now')).toMatchObject({ code: 3, err: expect.stringContaining("'now'") });
+    expect(await cli('qemu', 'expectation')).toMatchObject({
+      code: 3,
+      err: expect.stringContaining('did you mean expectations?'),
+    });
   });
 });

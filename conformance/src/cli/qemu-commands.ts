@@ -1,9 +1,10 @@
 /**
  * `vmemct qemu fetch`: a second QEMU beside the installed one, from Debian's backports suite,
- * unpacked into a cache folder; and `--qemu-version SERIES`, which names such a fetch in `run`
- * and `record`.
+ * unpacked into a cache folder; `vmemct qemu expectations`: the shipped expectation file for a
+ * QEMU's version; and `--qemu-version SERIES`, which names a fetch in `run` and `record`.
  *
  *     vmemct qemu fetch                       # QEMU 10.0 into ~/.cache/vmemct/qemu-10.0; prints the binary
+ *     vmemct qemu expectations                # the installed QEMU 7.2 → …/conformance/expectations/qemu-7.2.yaml
  *     vmemct run --adapter qemu --qemu-version 10.0 --target device
  */
 import * as path from 'node:path';
@@ -12,10 +13,13 @@ import {
   FetchHost,
   SYSTEM_HOST,
   defaultQemuCacheDir,
+  QemuMissingError,
   fetchQemu,
+  locateQemu,
   readFetchedQemu,
 } from '../../../adapters/qemu-platform/src/index';
-import { OptionSpec, nearest, parseArgs } from './args';
+import { OptionSpec, nearest, packageRoot, parseArgs } from './args';
+import { expectationsForVersion, shippedQemuExpectations } from './qemu-expectations';
 import { EXIT_HARNESS_ERROR, EXIT_OK, EXIT_USAGE, HarnessError, UsageError } from './usage-error';
 import type { CliIo } from './main';
 
@@ -28,6 +32,19 @@ export const FETCH_OPTIONS: Readonly<Record<string, OptionSpec>> = {
   cache: { kind: 'value' },
   quiet: { kind: 'flag' },
 };
+
+/** The options of `vmemct qemu expectations`. */
+export const EXPECTATIONS_OPTIONS: Readonly<Record<string, OptionSpec>> = {
+  qemu: { kind: 'value' },
+  'qemu-version': { kind: 'value' },
+  quiet: { kind: 'flag' },
+};
+
+/** The options of `vmemct qemu` (each sub-command parses its own: {@link FETCH_OPTIONS}, {@link EXPECTATIONS_OPTIONS}). */
+export const QEMU_OPTIONS: Readonly<Record<string, OptionSpec>> = { ...FETCH_OPTIONS, ...EXPECTATIONS_OPTIONS };
+
+/** The sub-commands of `vmemct qemu`. */
+const QEMU_SUBCOMMANDS = ['fetch', 'expectations'] as const;
 
 /**
  * Exit code of each way a fetch fails: 3 for a cache folder that is not ours to replace (bad
@@ -54,9 +71,12 @@ export function parseSeries(command: string, option: string, text: string): stri
 /** `vmemct qemu …`; `host` is the machine the fetch reads and runs tools on (tests pass a fake one). */
 export async function qemuCommand(args: readonly string[], io: CliIo, host: FetchHost = SYSTEM_HOST): Promise<number> {
   const [sub, ...rest] = args;
+  if (sub === 'expectations') return expectationsCommand(rest, io);
   if (sub !== 'fetch') {
-    const near = sub === undefined ? undefined : nearest(sub, ['fetch']);
-    throw new UsageError(`qemu: expected fetch${sub ? ` (got '${sub}')` : ''}${near ? '; did you mean fetch?' : ''}`);
+    const near = sub === undefined ? undefined : nearest(sub, QEMU_SUBCOMMANDS);
+    throw new UsageError(
+      `qemu: expected ${QEMU_SUBCOMMANDS.join(' or ')}${sub ? ` (got '${sub}')` : ''}${near ? `; did you mean ${near}?` : ''}`,
+    );
   }
   const command = 'qemu fetch';
   const parsed = parseArgs(command, rest, FETCH_OPTIONS);
@@ -125,4 +145,39 @@ export function qemuBinaryOption(
   if (values.has('qemu-version'))
     return fetchedQemuBinary(command, parseSeries(command, 'qemu-version', values.get('qemu-version')!));
   return values.get('qemu');
+}
+
+/**
+ * `vmemct qemu expectations [--qemu PATH | --qemu-version SERIES] [--quiet]`: runs the QEMU (the
+ * one `run --adapter qemu` would run with the same option), reads its version and prints the
+ * shipped expectation file of that major.minor. A version without a shipped file is a harness
+ * error (exit 2) naming the known versions and how to write a file of one's own.
+ */
+async function expectationsCommand(args: readonly string[], io: CliIo): Promise<number> {
+  const command = 'qemu expectations';
+  const parsed = parseArgs(command, args, EXPECTATIONS_OPTIONS);
+  if (parsed.positional.length > 0) throw new UsageError(`${command}: unexpected argument '${parsed.positional[0]}'`);
+  const wanted = qemuBinaryOption(command, parsed.values, 'qemu');
+  if (wanted !== undefined && wanted.length === 0) throw new UsageError(`${command}: --qemu needs a path`);
+  let binary;
+  try {
+    binary = locateQemu(wanted);
+  } catch (e) {
+    if (e instanceof QemuMissingError) throw new HarnessError(`${command}: ${e.message}`);
+    throw e;
+  }
+  const dir = path.join(packageRoot(), 'conformance', 'expectations');
+  const choice = expectationsForVersion(binary.version, shippedQemuExpectations(dir));
+  if (!choice.ok) {
+    const qemuOption = wanted === undefined ? '' : ` --qemu ${binary.path}`;
+    throw new HarnessError(
+      `${command}: no expectation file is shipped for QEMU ${choice.series} (${binary.path} is QEMU ${binary.version}); ` +
+        `known versions: ${choice.known.join(', ') || 'none'}. Write your own from a run and review it: ` +
+        `vmemct run --adapter qemu${qemuOption} --target device --write-expectations FILE, then run with --expectations FILE`,
+    );
+  }
+  if (!parsed.flags.has('quiet'))
+    io.stderr(`vmemct: QEMU ${binary.version} (${binary.path}): expectations of QEMU ${choice.series}\n`);
+  io.stdout(`${choice.file}\n`);
+  return EXIT_OK;
 }
