@@ -178,9 +178,9 @@ function indexPage(vectors: readonly Vector[], files: readonly string[]): string
 <p>The virtio memory device (device ID 24) lets a hypervisor grow and shrink a guest's memory in blocks: the device offers a region, the host sets a <code>requested_size</code>, and the guest's driver plugs and unplugs blocks with requests on one virtqueue until <code>plugged_size</code> matches. These pages show the protocol as bytes, every normative statement of VIRTIO 1.4 §5.15 with the tests that check it, every test vector, and how implementations fare.</p>
 <div class="cards">
   <a href="protocol.html"><strong>Protocol bytes</strong><br>The 56-byte configuration space, the request and the response, byte by byte.</a>
-  <a href="requirements.html"><strong>${REQUIREMENTS.length} requirements</strong><br>${device} for the device, ${REQUIREMENTS.length - device} for the driver; ${testable} testable, each with its vectors.</a>
+  <a href="requirements.html"><strong>${REQUIREMENTS.length} requirements</strong><br>${device} for the device, ${REQUIREMENTS.length - device} for the driver; ${testable} testable; a page each with its vectors and every implementation's results.</a>
   <a href="vectors.html"><strong>${vectors.length} vectors</strong><br>In ${files.length} files: initial state, steps and the outcomes each step allows.</a>
-  <a href="results.html"><strong>Results</strong><br>Implementations × vectors, from <code>vmemct run --json</code> files.</a>
+  <a href="results.html"><strong>Results</strong><br>Implementations × vectors, from <code>vmemct run --json</code> files; filter them, and follow a failure to its text.</a>
   <a href="profiles.html"><strong>Profiles</strong><br>Where QEMU, cloud-hypervisor and Firecracker decide differently.</a>
   <a href="harness.html"><strong>Harness protocol</strong><br>How to test your own device or driver from any language.</a>
 </div>
