@@ -7,6 +7,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
+import { MATRIX_SCRIPT } from '../src/docs/matrix-script';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const CLI = path.join(ROOT, 'conformance', 'bin', 'vmemct.js');
@@ -62,21 +63,33 @@ function htmlFiles(dir: string): string[] {
 }
 
 const SITE_TAGS = new Set(
-  'html head meta title link body header span nav a main footer h1 h2 h3 h4 p div strong em code pre table thead tbody tr th td section br mark'.split(
+  'html head meta title link body header span nav a main footer h1 h2 h3 h4 p div strong em code pre table thead tbody tfoot tr th td section br mark ul li form fieldset legend label select option input button output'.split(
     ' ',
   ),
 );
 
-/** Every tag of the page is one the site itself writes, with quoted attributes and no handlers or scripts. */
+/** The attributes the site writes without a value. */
+const BOOLEAN_ATTRIBUTES = /\s+(?:hidden|checked|data-u)(?=[\s>]|$)/g;
+
+/**
+ * Every tag of the page is one the site itself writes, with quoted attributes and no handlers;
+ * the one script is the matrix's own, verbatim.
+ */
 function markupProblems(html: string): string[] {
   const problems: string[] = [];
-  const text = html.replace(/^<!DOCTYPE html>/, '');
+  const scripts = [...html.matchAll(/<script>\n([\s\S]*?)\n<\/script>/g)];
+  for (const m of scripts) if (m[1] !== MATRIX_SCRIPT) problems.push(`a script that is not the matrix's at ${m.index}`);
+  const text = html.replace(/^<!DOCTYPE html>/, '').replace(/<script>\n[\s\S]*?\n<\/script>/g, '');
   for (const m of text.matchAll(/<\/?([A-Za-z][A-Za-z0-9]*)([^>]*)>/g)) {
     const [tag, name, rest] = m;
     if (!SITE_TAGS.has(name!.toLowerCase())) problems.push(`unexpected tag ${tag}`);
-    const attrs = rest!.replace(/\s+[a-z-]+="[^"<>]*"/g, '').replace(/\s+$/, '');
+    const attrs = rest!
+      .replace(/\s+[a-z-]+="[^"<>]*"/g, '')
+      .replace(BOOLEAN_ATTRIBUTES, '')
+      .replace(/\s+$/, '');
     if (attrs !== '') problems.push(`attribute breakout in ${tag}`);
-    if (/\son[a-z]+=/i.test(rest!)) problems.push(`event handler in ${tag}`);
+    // A handler is an attribute of its own; inside a quoted (escaped) value it is only text.
+    if (/\son[a-z]+=/i.test(rest!.replace(/="[^"]*"/g, '=""'))) problems.push(`event handler in ${tag}`);
   }
   // A `<` that does not start a tag, or a javascript: URL in an attribute.
   for (const m of text.matchAll(/<(?![A-Za-z/])/g)) problems.push(`bare < at ${m.index}`);
@@ -106,10 +119,30 @@ describe('docs: markup from input never reaches a page unescaped', () => {
     expect(ok.stderr).toBe('');
     const doc = JSON.parse(fs.readFileSync(results, 'utf8')) as {
       adapter: { implementation: string };
-      results: { id: string; title: string; file: string }[];
+      results: { id: string; title: string; file: string; [field: string]: unknown }[];
     };
     doc.adapter.implementation = XSS_TEXT;
     doc.results.push({ ...doc.results[0]!, id: XSS_TEXT, title: XSS_TEXT, file: XSS_NAME });
+    // A failure whose every text is hostile: on the matrix (tooltip, filters), below it and on the requirement page.
+    doc.results.push({
+      ...doc.results[0]!,
+      id: `vmem.dev.${XSS_NAME}`,
+      verdict: 'fail',
+      status: 'unexpected',
+      expectationReason: XSS_TEXT,
+      requirements: ['dev.state.4', XSS_TEXT],
+      findings: [
+        {
+          verdict: 'fail',
+          step: 1,
+          check: XSS_TEXT,
+          message: XSS_TEXT,
+          expected: XSS_TEXT,
+          observed: XSS_TEXT,
+          requirements: [XSS_TEXT],
+        },
+      ],
+    } as (typeof doc.results)[number]);
     doc.results.push({ ...doc.results[0]!, id: `vu.${XSS_NAME}`, title: XSS_TEXT });
     fs.writeFileSync(results, JSON.stringify({ ...doc, expectations: XSS_TEXT }));
     const out = path.join(tmp, 'xss-site');
@@ -126,6 +159,13 @@ describe('docs: markup from input never reaches a page unescaped', () => {
     const all = pages.map((p) => fs.readFileSync(p, 'utf8')).join('\n');
     expect(all).toContain('x&quot;&gt;&lt;img src=z onerror=alert(1)&gt;');
     expect(all).toContain('&lt;script&gt;alert(1)&lt;/script&gt;');
+    // The failure text reached the requirement page and the matrix, escaped.
+    const requirement = fs.readFileSync(path.join(out, 'requirements', 'dev.state.4.html'), 'utf8');
+    expect(requirement).toContain(`<code>vmem.dev.x&quot;&gt;&lt;img src=z onerror=alert(1)&gt;</code>`);
+    expect(requirement).toContain('observed <code>&lt;/code&gt;&lt;script&gt;');
+    expect(fs.readFileSync(path.join(out, 'results.html'), 'utf8')).toContain(
+      '<span class="reason" role="tooltip">step 1: &lt;/code&gt;&lt;script&gt;',
+    );
     for (const m of all.matchAll(/href="(vectors\/[^"#]+)/g))
       expect(fs.existsSync(path.join(out, decodeURIComponent(m[1]!)))).toBe(true);
   });

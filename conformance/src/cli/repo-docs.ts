@@ -2,7 +2,8 @@
  * Regenerates the repository's `docs/` site (`npm run docs`): the shipped corpus, with the
  * results of the model's four profiles (each with its expectation file, where it has one) as
  * the matrix. Everything here is deterministic, so CI regenerates the site and fails on any
- * difference from what is committed.
+ * difference from what is committed. A page that refers to anything outside the site (other
+ * than the public sources it cites) stops it before anything is written.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -13,6 +14,7 @@ import { loadExpectations } from '../runner/expectations';
 import { runVectors } from '../runner/run';
 import { ResultsInput, buildSite, resultsOfRun } from '../docs/site';
 import { SITE_MARKER, checkOutputFolder, writeSite } from '../docs/output';
+import { outsideReferences } from '../docs/site-references';
 
 async function main(): Promise<void> {
   const root = path.resolve(__dirname, '..', '..', '..', '..');
@@ -52,8 +54,15 @@ async function main(): Promise<void> {
     throw new Error(
       `${out} is not a previous docs output (no ${SITE_MARKER} file); restore it from git or remove ${out}`,
     );
+  const pages = buildSite({ vectors, vectorFiles, results });
+  // The published site refers to nothing outside itself but the public sources it cites.
+  const outside = outsideReferences(pages);
+  if (outside.length > 0)
+    throw new Error(
+      `the site refers to things outside it:\n${outside.map((r) => `  ${r.page}:${r.line}: ${r.kind} ${r.text}`).join('\n')}`,
+    );
   fs.rmSync(out, { recursive: true, force: true });
-  const written = writeSite(out, buildSite({ vectors, vectorFiles, results }));
+  const written = writeSite(out, pages);
   console.log(`docs: ${written.length} files written to ${path.relative(process.cwd(), out) || out}`);
 }
 

@@ -312,8 +312,14 @@ describe('vmemct docs', () => {
       // The site's own marker file (.vmemct-docs) is not a page.
       .filter((f) => !path.basename(f).startsWith('.') && fs.statSync(path.join(out, f)).isFile());
     expect(r.out).toMatch(new RegExp(`^docs: ${written.length} files written to .*site; open .*index\\.html`));
-    expect(fs.readFileSync(path.join(out, 'results.html'), 'utf8')).toContain('<th>model:spec</th>');
+    expect(fs.readFileSync(path.join(out, 'results.html'), 'utf8')).toContain(
+      '<th data-col="model-spec">model:spec</th>',
+    );
     expect(fs.existsSync(path.join(out, 'vectors', 'device-plug.html'))).toBe(true);
+    // A page per requirement, with the results file's verdicts.
+    expect(fs.readFileSync(path.join(out, 'requirements', 'dev.plug.3.html'), 'utf8')).toContain(
+      '<a href="../results.html#impl=model-spec">model:spec</a>',
+    );
 
     const noOut = await cli('docs');
     expect(noOut.code).toBe(3);

@@ -29,11 +29,11 @@ describe('the documentation site', () => {
   test('lists every requirement with its level and section, and its vectors or why it is untestable', () => {
     const html = site.get('requirements.html')!;
     for (const r of REQUIREMENTS) {
-      expect(html).toContain(`<span id="${r.id}"><code>${r.id}</code></span>`);
+      expect(html).toContain(`<span id="${r.id}"><a href="requirements/${r.id}.html"><code>${r.id}</code></a></span>`);
       if (!r.testable) expect(html).toContain(esc(`untestable: ${r.untestableReason}`));
     }
     // Statements beyond §5.15 that vectors cite have an anchor too.
-    expect(html).toContain('<span id="dev.suite.1"><code>dev.suite.1</code></span>');
+    expect(html).toContain('<span id="dev.suite.1"><a href="requirements/dev.suite.1.html"><code>dev.suite.1</code></a></span>');
     const covering = vectors.find((v) => v.requirements.includes('dev.plug.3'))!;
     expect(html).toContain(`${vectorPagePath(covering.source.file)}#${covering.id}`);
   });
@@ -42,7 +42,7 @@ describe('the documentation site', () => {
     for (const v of vectors) {
       const html = site.get(vectorPagePath(v.source.file))!;
       expect(html).toContain(`<section class="vector" id="${v.id}">`);
-      for (const r of v.requirements) expect(html).toContain(`../requirements.html#${r}`);
+      for (const r of v.requirements) expect(html).toContain(`<a href="../requirements/${r}.html"><code>${r}</code></a>`);
     }
     const plug = site.get('vectors/device-plug.html')!;
     expect(plug).toContain('Initial state: block_size 2 MiB · region 1 GiB at 0x100000000 · requested_size 64 MiB');
@@ -73,16 +73,16 @@ describe('the documentation site', () => {
       results: [{ id: vectors[0]!.id, verdict: 'fail', expected: 'pass', status: 'unexpected' }],
     };
     const html = buildSite({ vectors, vectorFiles, results: [results] }).get('results.html')!;
-    expect(html).toContain('<th>QEMU 7.2.22</th>');
+    expect(html).toContain('<th data-col="qemu-7.2.22">QEMU 7.2.22</th>');
     expect(html).toContain('<span class="badge v-fail">fail</span> <strong title="expected pass">!</strong>');
-    expect((html.match(/<span class="muted">—<\/span>/g) ?? []).length).toBe(vectors.length - 1);
+    expect((html.match(/<td><span class="muted">—<\/span><\/td>/g) ?? []).length).toBe(vectors.length - 1);
   });
 
   test('a run made in-process becomes a column with each verdict and whether it was expected', async () => {
     const one = vectors.filter((v) => v.id === 'vmem.dev.plug.ack-first-block');
     const run = await runVectors(createModelAdapter(), one, vectors, { expectations: { file: 'e.yaml', implementation: 'model', entries: [{ pattern: one[0]!.id, verdict: 'fail', reason: 'test', maxMatches: 1, line: 1 }] } });
     const column = resultsOfRun(run, { file: 'f', implementation: 'model:spec', adapter: 'model', profile: 'spec', expectations: 'e.yaml' });
-    expect(column.results).toEqual([{ id: one[0]!.id, verdict: 'pass', expected: 'fail', status: 'unexpected' }]);
+    expect(column.results).toEqual([{ id: one[0]!.id, verdict: 'pass', expected: 'fail', expectationReason: 'test', status: 'unexpected', requirements: one[0]!.requirements, findings: [] }]);
   });
 
   test('tells apart two runs of the same implementation, marks strict runs and keeps vectors from outside the corpus', () => {
@@ -91,7 +91,7 @@ describe('the documentation site', () => {
       results: [{ id: 'vmem.dev.mine.plug-then-state', verdict: 'pass', expected: 'pass', status: 'expected' }],
     });
     const html = buildSite({ vectors, vectorFiles, results: [run('/x/a.json', false), run('/x/b.json', false), run('/x/c.json', true)] }).get('results.html')!;
-    expect(html).toContain('<th>QEMU 7.2.22 · a.json</th><th>QEMU 7.2.22 · b.json</th><th>QEMU 7.2.22 (strict)</th>');
+    expect(html).toContain('<th data-col="qemu-7.2.22-a.json">QEMU 7.2.22 · a.json</th><th data-col="qemu-7.2.22-b.json">QEMU 7.2.22 · b.json</th><th data-col="qemu-7.2.22-strict">QEMU 7.2.22 (strict)</th>');
     expect(html).toContain('<code>vmem.dev.mine.plug-then-state</code> <span class="muted">(not in this corpus)</span>');
   });
 
