@@ -4,4 +4,7 @@ module.exports = {
   transform: { '^.+\\.ts$': ['ts-jest', { tsconfig: 'tsconfig.json', isolatedModules: true }] },
   testMatch: ['<rootDir>/{spec,model,conformance,adapters}/**/*.test.ts'],
   testPathIgnorePatterns: ['/node_modules/', '/dist/'],
+  // Several tests run real child processes (harnesses, the CLI); on a loaded 2-core machine their
+  // start-up alone can outlast jest's default 5 s. A hang still fails, after 30 s.
+  testTimeout: 30000,
 };

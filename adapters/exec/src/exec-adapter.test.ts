@@ -211,7 +211,7 @@ describe('ending', () => {
     expect(alive(pid!)).toBe(false);
     // shutdown gets its reply but no exit, so: input closed, grace, SIGTERM ignored, grace, SIGKILL.
     expect(Date.now() - started).toBeGreaterThanOrEqual(300);
-    expect(Date.now() - started).toBeLessThan(1500);
+    expect(Date.now() - started).toBeLessThan(5000);
   });
 });
 

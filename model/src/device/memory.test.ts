@@ -423,7 +423,7 @@ describe('writing zeros without their bytes', () => {
     expect(device.writeMemory(at(5, 4n), bytes(7, 7, 7)).ok).toBe(true);
     const started = Date.now();
     expect(device.writeMemory(at(0), { zeros: Number(3072n * BS) }).ok).toBe(true);
-    expect(Date.now() - started).toBeLessThan(1000);
+    expect(Date.now() - started).toBeLessThan(5000);
     expect(okData(device.readMemory(at(5, 4n), 3))).toEqual(bytes(0, 0, 0));
     const refused = device.writeMemory(at(0), { zeros: Number(5000n * BS) });
     expect(refused.ok).toBe(false);
