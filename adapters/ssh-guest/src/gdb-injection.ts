@@ -85,6 +85,8 @@ export class GdbResponseInjector {
   private stopping = false;
   private loop: Promise<void> | undefined;
   private problem: string | undefined;
+  /** Breakpoints this injector has set and not removed. */
+  private readonly armed = new Set<bigint>();
 
   private constructor(
     private readonly client: GdbRemoteClient,
@@ -105,7 +107,7 @@ export class GdbResponseInjector {
     if (!connected.ok) return connected;
     const client = connected.value.client;
     const injector = new GdbResponseInjector(client, hook, options.returnTimeoutMs ?? 20_000);
-    const armed = await client.insertBreakpoint(hook.sendRequest);
+    const armed = await injector.arm(hook.sendRequest);
     const resumed = armed.ok ? await client.resume() : armed;
     if (!resumed.ok) {
       await client.detach();
@@ -146,7 +148,7 @@ export class GdbResponseInjector {
     this.stopping = true;
     await this.loop;
     if (this.client.targetRunning) await this.client.interrupt();
-    await this.client.removeBreakpoint(this.hook.sendRequest);
+    await this.disarmAll();
     await this.client.detach();
     this.client.close();
   }
@@ -165,9 +167,25 @@ export class GdbResponseInjector {
       this.problem = (e as Error).message;
       // Leave the machine running without breakpoints, so the guest is not left stopped.
       if (this.client.targetRunning) await this.client.interrupt();
-      await this.client.removeBreakpoint(this.hook.sendRequest);
+      await this.disarmAll();
       await this.client.resume();
     }
+  }
+
+  private async arm(address: bigint): Promise<GdbResult<void>> {
+    const r = await this.client.insertBreakpoint(address);
+    if (r.ok) this.armed.add(address);
+    return r;
+  }
+
+  private async disarm(address: bigint): Promise<GdbResult<void>> {
+    const r = await this.client.removeBreakpoint(address);
+    if (r.ok) this.armed.delete(address);
+    return r;
+  }
+
+  private async disarmAll(): Promise<void> {
+    for (const address of [...this.armed]) await this.disarm(address);
   }
 
   private match(type: number): PendingInjection | undefined {
@@ -195,8 +213,8 @@ export class GdbResponseInjector {
       : requestBytes;
     if (neutralise) unwrap(await client.writeMemory(entry.rsi, sent), 'rewriting the request');
     const returnAddress = readLittleEndian(unwrap(await client.readMemory(entry.rsp, 8), 'reading the return address'));
-    unwrap(await client.removeBreakpoint(this.hook.sendRequest), 'removing the entry breakpoint');
-    unwrap(await client.insertBreakpoint(returnAddress), 'setting the return breakpoint');
+    unwrap(await this.disarm(this.hook.sendRequest), 'removing the entry breakpoint');
+    unwrap(await this.arm(returnAddress), 'setting the return breakpoint');
     unwrap(await client.resume(), 'continuing to the return');
     const back = unwrap(await client.waitForStop(this.returnTimeoutMs), 'waiting for the device to answer');
     if (back.kind !== 'stopped') throw new InjectionError(`the machine ended (${back.kind}) while the driver waited`);
@@ -234,8 +252,8 @@ export class GdbResponseInjector {
       if (delivered !== deviceAnswer)
         unwrap(await client.writeRegister('rax', (exit.rax & ~0xffffffffn) | BigInt(delivered)), 'setting rax');
     }
-    unwrap(await client.removeBreakpoint(returnAddress), 'removing the return breakpoint');
-    unwrap(await client.insertBreakpoint(this.hook.sendRequest), 'setting the entry breakpoint again');
+    unwrap(await this.disarm(returnAddress), 'removing the return breakpoint');
+    unwrap(await this.arm(this.hook.sendRequest), 'setting the entry breakpoint again');
     unwrap(await client.resume(), 'continuing');
     this.seen.push({
       type: request.type,
