@@ -231,8 +231,9 @@ describe('GdbResponseInjector against a simulated driver behind a fake gdbstub',
         deviceAnswer: 3,
         delivered: 1,
         injected: true,
+        rewritten: true,
       }),
-      expect.objectContaining({ type: 1, deviceAnswer: 0, delivered: 0, injected: false }),
+      expect.objectContaining({ type: 1, deviceAnswer: 0, delivered: 0, injected: false, rewritten: false }),
     ]);
     expect(injector.remaining).toBe(0);
     await injector.detach();
@@ -259,7 +260,7 @@ describe('GdbResponseInjector against a simulated driver behind a fake gdbstub',
     await settled(injector, 1);
     expect(machine.deviceSaw).toEqual([0]);
     expect(machine.driverGot[0]).toEqual({ type: 0, resp: new Uint8Array([0, 0, ...trailer]) });
-    expect(injector.requests[0]).toMatchObject({ injected: true, trailer, delivered: 0 });
+    expect(injector.requests[0]).toMatchObject({ injected: true, rewritten: false, trailer, delivered: 0 });
     await injector.detach();
   });
 

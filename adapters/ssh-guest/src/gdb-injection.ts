@@ -44,6 +44,8 @@ export interface InterceptedRequest {
   readonly delivered: number;
   /** Whether the answer was injected (not QEMU's own). */
   readonly injected: boolean;
+  /** Whether QEMU was sent `STATE addr nb_blocks=0` instead of the request (NACK, BUSY, ERROR injected). */
+  readonly rewritten: boolean;
   /** Bytes written after the type in `vm->resp`. */
   readonly trailer?: Uint8Array;
   /** Host time from the stop at the entry to the machine running on after the return. */
@@ -262,6 +264,7 @@ export class GdbResponseInjector {
       deviceAnswer,
       delivered,
       injected: plan !== undefined && (neutralise || plan.trailer !== undefined),
+      rewritten: neutralise,
       ...(plan?.trailer ? { trailer: plan.trailer } : {}),
       hostMs: Date.now() - started,
     });
