@@ -14,8 +14,8 @@ export const BTF_MAGIC = 0xeb9f;
 /** The BTF header's fields, in order, each a little-endian u32 after magic, version and flags. */
 export const BTF_HEADER_FIELDS = ['hdrLen', 'typeOff', 'typeLen', 'strOff', 'strLen'] as const;
 
-/** Bytes of the header a reader needs (`magic`, `version`, `flags` and the five u32). */
-export const BTF_HEADER_SIZE = 24;
+/** Bytes of the header a reader needs: `magic` (u16), `version` and `flags` (u8 each), then the u32 fields. */
+export const BTF_HEADER_SIZE = 4 + 4 * BTF_HEADER_FIELDS.length;
 
 /** A BTF header. */
 export type BtfHeader = Readonly<Record<(typeof BTF_HEADER_FIELDS)[number], number>> & {

@@ -27,8 +27,15 @@ import {
   VirtioMemResponseLayout,
   REQUEST_TYPE_NAMES,
   RESPONSE_CODE_NAMES,
+  layoutField,
 } from '../../../spec/src/index';
-import { decodeRequest, encodeRequest, encodeResponse, withResponseTrailer } from '../../../model/src/codec/codec';
+import {
+  decodeRequest,
+  encodeRequest,
+  encodeResponse,
+  readResponseType,
+  withResponseTrailer,
+} from '../../../model/src/codec/codec';
 import { ResponseInjection } from '../../core/src/contract';
 import { GdbRemoteClient, GdbResult, readLittleEndian } from '../../qemu-platform/src/index';
 import { DriverHook } from './driver-hook';
@@ -66,6 +73,9 @@ interface PendingInjection {
   readonly types?: readonly string[];
   readonly trailer?: Uint8Array;
 }
+
+/** The response's `type` field. */
+const RESPONSE_TYPE = layoutField(VirtioMemResponseLayout, 'type');
 
 /** How often the loop looks whether it was asked to end while the machine runs. */
 const POLL_MS = 200;
@@ -234,7 +244,7 @@ export class GdbResponseInjector {
       await client.readMemory(vm + BigInt(this.hook.responseOffset), VirtioMemResponseLayout.size),
       'reading vm->resp',
     );
-    const deviceAnswer = response[0]! | (response[1]! << 8);
+    const deviceAnswer = readResponseType(response)!;
     if (!sameBytes(seenRequest, sent) || Number(exit.rax & 0xffffn) !== deviceAnswer)
       throw new InjectionError(
         `struct virtio_mem does not hold what the hook expects (vm->req at +${this.hook.requestOffset}, vm->resp at +${this.hook.responseOffset}, the answer in rax): nothing more is injected`,
@@ -247,10 +257,12 @@ export class GdbResponseInjector {
     if (plan) {
       plan.remaining--;
       if (neutralise) delivered = RESPONSE_CODE_NAMES.indexOf(plan.response);
+      // Without a trailer only the type is written: QEMU's state bytes of an ACK stay as they are.
       const written = plan.trailer
         ? withResponseTrailer(encodeResponse({ type: delivered }), plan.trailer)
-        : encodeResponse({ type: delivered }).subarray(0, 2);
-      unwrap(await client.writeMemory(vm + BigInt(this.hook.responseOffset), written), 'writing vm->resp');
+        : encodeResponse({ type: delivered }).subarray(RESPONSE_TYPE.offset, RESPONSE_TYPE.offset + RESPONSE_TYPE.size);
+      const at = vm + BigInt(this.hook.responseOffset) + BigInt(plan.trailer ? 0 : RESPONSE_TYPE.offset);
+      unwrap(await client.writeMemory(at, written), 'writing vm->resp');
       if (delivered !== deviceAnswer)
         unwrap(await client.writeRegister('rax', (exit.rax & ~0xffffffffn) | BigInt(delivered)), 'setting rax');
     }
