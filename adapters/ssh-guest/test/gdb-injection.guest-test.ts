@@ -11,6 +11,8 @@ import { GuestVm } from '../src/guest-vm';
 import { GuestShell } from '../src/ssh-shell';
 import { DriverHook, resolveDriverHook } from '../src/driver-hook';
 import { GdbResponseInjector, InterceptedRequest } from '../src/gdb-injection';
+import { reconcileTrace } from '../src/injected-trace';
+import { TraceParser } from '../src/qemu-trace';
 import { QmpClient, listVirtioMemDevices } from '../../qemu-platform/src/index';
 
 const ROOT = path.resolve(__dirname, '..', '..', '..');
@@ -162,6 +164,16 @@ describe("answers injected into the Linux driver through QEMU's gdbstub", () => 
     // After each NACK the driver sent the same PLUG again; the fourth went through to QEMU.
     expect(i.requests[3]).toMatchObject({ type: PLUG, injected: false, deviceAnswer: 0, delivered: 0 });
     expect(tracedAnswers(traceFrom(from))).toEqual(['state:ERROR', 'state:ERROR', 'state:ERROR', 'plug:ACK']);
+    // Put back as the driver saw it: three PLUGs answered NACK, then one answered ACK.
+    const parser = new TraceParser();
+    for (const line of traceFrom(from).split('\n')) parser.feed(line);
+    const reconciled = reconcileTrace(parser.take(), i.requests);
+    expect(reconciled.ok && reconciled.requests.map((r) => `${r.type}:${r.responseType}`)).toEqual([
+      `${PLUG}:${NACK}`,
+      `${PLUG}:${NACK}`,
+      `${PLUG}:${NACK}`,
+      `${PLUG}:0`,
+    ]);
     recordTimes('NACK', i.requests);
     await detach();
   });
