@@ -41,3 +41,15 @@ export {
 export type { FetchRecord, FetchedQemu } from './qemu-cache';
 export { FETCH_FAILURE_KINDS, SYSTEM_HOST, fetchQemu, probeQemuVersion, readAptSources, runTool } from './qemu-fetch';
 export type { FetchFailureKind, FetchHost, FetchOptions, FetchOutcome, ToolResult } from './qemu-fetch';
+export {
+  GdbRemoteClient,
+  bytesToHex,
+  framePacket,
+  hexToBytes,
+  packetChecksum,
+  parseStopReply,
+  unescapeBinary,
+} from './gdb-remote';
+export type { GdbClientOptions, GdbFailure, GdbFailureKind, GdbResult, StopReply } from './gdb-remote';
+export { X86_64_REGISTERS, decodeRegisterFile, readLittleEndian, writeLittleEndian } from './gdb-x86-64';
+export type { GdbRegisterSpec, X86_64Register, X86_64RegisterFile } from './gdb-x86-64';

@@ -71,6 +71,8 @@ export interface GuestState {
   readonly controlSocket: string;
   readonly traceLog: string;
   readonly consoleLog: string;
+  /** QEMU's gdbstub (a unix socket), when booted with `gdbstub`. */
+  readonly gdbSocket?: string;
   readonly kernelRelease: string;
   readonly deviceId: string | null;
   readonly argv: readonly string[];
@@ -89,6 +91,8 @@ export interface BootOptions extends GuestDeviceOptions {
   readonly qemu?: string;
   /** Bound on boot to SSH (default 90 s; TCG on a loaded machine is slow). */
   readonly bootTimeoutMs?: number;
+  /** Open QEMU's gdbstub on `<runDir>/gdb.sock` (for answers injected into the driver). */
+  readonly gdbstub?: boolean;
 }
 
 /** The QOM id of the guest's virtio-mem device. */
@@ -107,7 +111,7 @@ function sizeArg(bytes: bigint): string {
 /** QEMU's argument vector for a guest (without daemonize/pidfile). Pure; checked values only. */
 export function guestQemuArguments(
   manifest: Pick<GuestManifest, 'kernel' | 'initrd'>,
-  files: { qmpSocket: string; controlSocket: string; traceLog: string; consoleLog: string },
+  files: { qmpSocket: string; controlSocket: string; traceLog: string; consoleLog: string; gdbSocket?: string },
   sshPort: number,
   device: GuestDeviceOptions,
 ): string[] {
@@ -167,6 +171,7 @@ export function guestQemuArguments(
     '-msg',
     'timestamp=on',
   ];
+  if (files.gdbSocket) args.push('-gdb', `unix:${files.gdbSocket},server=on,wait=off`);
   if (!device.withoutVirtioMem) {
     args.push(
       '-object',
@@ -244,6 +249,7 @@ export class GuestVm {
       controlSocket: path.join(runDir, 'control.sock'),
       traceLog: path.join(runDir, 'trace.log'),
       consoleLog: path.join(runDir, 'console.log'),
+      ...(options.gdbstub ? { gdbSocket: path.join(runDir, 'gdb.sock') } : {}),
     };
     const sshPort = await freePort();
     const knownHosts = path.join(runDir, 'known_hosts');
