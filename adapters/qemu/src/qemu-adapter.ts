@@ -41,7 +41,8 @@ import {
 } from '../../core/src/contract';
 import { HostView, QemuBinary, QemuMemoryDevice, QmpError, locateQemu } from '../../qemu-platform/src/index';
 import { QemuBinaryOptions, QemuProcess, QemuStartError, removeStaleTempDirs } from './qemu-process';
-import { VirtioPciDriver } from './virtio-pci';
+import type { VirtioPciDriver } from '../../virtio/src/index';
+import { probeOverQtest } from './qtest-bus';
 import { MigrationBusy } from './migration-busy';
 import { suspendAndWake } from './s3-suspend';
 
@@ -266,7 +267,7 @@ class QemuInstancePool {
         key,
         qemu,
         memory,
-        driver: await VirtioPciDriver.probe(qemu.qtest),
+        driver: await probeOverQtest(qemu.qtest),
         migration,
         spoiled: false,
         commandTimeoutMs: this.commandTimeoutMs,
@@ -508,7 +509,7 @@ export class QemuDeviceSession implements DeviceSession {
       if (reset.kind === 'no-reset-event') throw reset.error;
       // The platform reset cleared the BARs: enumerate again, keeping the interrupt count.
       const interrupts = this.instance.driver.configInterrupts;
-      this.instance.driver = await VirtioPciDriver.probe(qemu.qtest);
+      this.instance.driver = await probeOverQtest(qemu.qtest);
       this.instance.driver.configInterrupts = interrupts;
     });
   }
@@ -526,7 +527,7 @@ export class QemuDeviceSession implements DeviceSession {
       const before = await this.instance.driver.readStatus();
       const interrupts = this.instance.driver.configInterrupts;
       await suspendAndWake(qemu.qmp, qemu.qtest, this.instance.commandTimeoutMs);
-      this.instance.driver = await VirtioPciDriver.probe(qemu.qtest);
+      this.instance.driver = await probeOverQtest(qemu.qtest);
       this.instance.driver.configInterrupts = interrupts;
       const accepted = this.accepted;
       if ((before & VIRTIO_CONFIG_S_DRIVER_OK) === 0 || accepted === undefined) return;
