@@ -6,10 +6,9 @@
  * RAM, which no guest code uses.
  */
 import { PCI_VENDOR_ID, VIRTIO_MEM_PCI_DEVICE_ID, VIRTIO_PCI_VENDOR_ID } from '../../../spec/src/index';
-import { sleep } from '../../core/src/sleep';
+import { HOST_CLOCK } from '../../device-session/src/host-clock';
 import { VirtioPciDriver, assignMemoryBar } from '../../virtio/src/index';
 import type {
-  DriverClock,
   PciBusAnswer,
   PciBusOperation,
   PciFunctionBus,
@@ -27,9 +26,6 @@ const DMA_WINDOW: PhysicalRange = { base: 0x0100_0000n, length: 0x20_0000n };
 
 /** Where the BAR holding the virtio structures is placed: inside the q35 32-bit PCI hole. */
 const BAR_BASE = 0xc000_0000n;
-
-/** The wall clock the driver waits by on the host. */
-export const HOST_CLOCK: DriverClock = { now: () => Date.now(), pause: (ms) => sleep(ms) };
 
 function configAddress(bdf: number, offset: number): number {
   return (0x8000_0000 | (bdf << 8) | (offset & 0xfc)) >>> 0;
