@@ -83,6 +83,7 @@ describe('the npm package', () => {
       'conformance/expectations/qemu-7.2.yaml',
       'examples/device-c/harness.c',
       'examples/driver-python/vmem_driver.py',
+      'adapters/ssh-guest/agent/vmemct-agent.c',
     ])
       expect(files).toContain(needed);
     const corpus = fs
@@ -96,7 +97,8 @@ describe('the npm package', () => {
         f.endsWith('.ts') ||
         /(^|\/)(test|test-fixtures|bench|recordings|native)\//.test(f) ||
         f.startsWith('docs/') ||
-        /^(spec|model|adapters|conformance\/src)\//.test(f) ||
+        // The guest agent ships as C sources: `vmemct guest build` compiles it.
+        (/^(spec|model|adapters|conformance\/src)\//.test(f) && !/^adapters\/ssh-guest\/agent\/[^/]+\.[ch]$/.test(f)) ||
         /\.(test|[a-z]+-test)\.js$/.test(f) ||
         f.startsWith('jest.') ||
         f.startsWith('tsconfig') ||

@@ -1,7 +1,8 @@
 /**
  * `vmemct guest build`: a small Linux guest to test the virtio_mem driver with, made only from
  * Debian packages: the kernel and nine modules of the current `linux-image-amd64`,
- * `busybox-static`, and `dropbear-bin` for SSH, packed into an initramfs.
+ * `busybox-static`, `dropbear-bin` for SSH, and vmemct's own agent (compiled here with gcc,
+ * static) at /sbin/vmemct-agent, packed into an initramfs.
  *
  * The kernel ABI is resolved at build time (`apt-cache depends linux-image-amd64`), never pinned:
  * security updates bump it and old ABIs leave the mirror.
@@ -11,6 +12,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as zlib from 'node:zlib';
 import { findOnPath } from '../../qemu-platform/src/index';
+import { agentSourceDir, agentSourceHash, compileAgent } from './agent-build';
+import { GUEST_AGENT_PATH } from './agent-link';
 import { CpioEntry, cpioArchive } from './cpio';
 
 /** The build could not be done (a missing tool, no network, an unexpected package layout). */
@@ -35,9 +38,12 @@ export const GUEST_MODULES = [
   'virtio_mem',
 ] as const;
 
+/** The manifest format `build` writes and `readManifest` accepts (2: the guest has the agent). */
+export const GUEST_MANIFEST_FORMAT = 'vmemct-guest/2';
+
 /** What `build` produced; stored as `guest.json` next to the files. */
 export interface GuestManifest {
-  readonly format: 'vmemct-guest/1';
+  readonly format: typeof GUEST_MANIFEST_FORMAT;
   /** The kernel package, e.g. `linux-image-6.1.0-56-amd64`. */
   readonly kernelPackage: string;
   /** Its version, e.g. `6.1.192-2`. */
@@ -52,6 +58,8 @@ export interface GuestManifest {
   readonly hostKey: string;
   /** Module load order used by /init. */
   readonly modules: readonly string[];
+  /** The in-guest agent: where it is in the guest, and which sources it was compiled from. */
+  readonly agent: { readonly guestPath: string; readonly sourceSha256: string };
 }
 
 /** Tools `build` runs, and the Debian package each comes from. */
@@ -320,7 +328,18 @@ export async function buildGuest(options: BuildOptions): Promise<GuestManifest> 
   if (orderProblem) throw new GuestBuildError(`module load order: ${orderProblem}`);
   lap(`extracted vmlinuz-${kernelRelease} and ${GUEST_MODULES.length} modules`, since);
 
-  // 3. Keys: a client key that logs in as root, and the guest's host key.
+  // 3. The agent, compiled here (static: the initramfs has no C library of its own).
+  since = Date.now();
+  const agent = compileAgent(path.join(dir, 'vmemct-agent'));
+  if (!agent.ok)
+    throw new GuestBuildError(
+      agent.packages.length > 0
+        ? `${agent.problem}; install with \`apt-get install --no-install-recommends ${agent.packages.join(' ')}\``
+        : agent.problem,
+    );
+  lap('compiled the guest agent', since);
+
+  // 4. Keys: a client key that logs in as root, and the guest's host key.
   since = Date.now();
   const sshKey = path.join(dir, 'id_ed25519');
   if (!fs.existsSync(sshKey))
@@ -333,7 +352,7 @@ export async function buildGuest(options: BuildOptions): Promise<GuestManifest> 
   if (!hostKeyLine) throw new GuestBuildError('dropbearkey -y printed no ssh-ed25519 key');
   const hostKey = hostKeyLine.split(' ').slice(0, 2).join(' ');
 
-  // 4. The initramfs.
+  // 5. The initramfs.
   const entries: CpioEntry[] = [];
   const dirs = new Set<string>();
   const addDir = (p: string, mode = 0o755): void => {
@@ -371,6 +390,7 @@ export async function buildGuest(options: BuildOptions): Promise<GuestManifest> 
   for (const applet of applets) entries.push({ kind: 'symlink', path: `bin/${applet}`, target: 'busybox' });
   const dropbear = tools.get('dropbear')!;
   addFile('bin/dropbear', fs.readFileSync(dropbear), 0o755);
+  addFile(`bin/${path.posix.basename(GUEST_AGENT_PATH)}`, fs.readFileSync(agent.path), 0o755);
   for (const lib of lddLibraries(run(tools.get('ldd')!, [dropbear]))) libraries.add(lib);
   for (const lib of libraries) {
     const rel = lib.replace(/^\/+/, '');
@@ -395,7 +415,7 @@ export async function buildGuest(options: BuildOptions): Promise<GuestManifest> 
   lap(`packed initrd.gz (${(fs.statSync(initrd).size / 1048576).toFixed(1)} MiB, ${entries.length} entries)`, since);
 
   const manifest: GuestManifest = {
-    format: 'vmemct-guest/1',
+    format: GUEST_MANIFEST_FORMAT,
     kernelPackage,
     kernelPackageVersion,
     kernelRelease,
@@ -404,6 +424,7 @@ export async function buildGuest(options: BuildOptions): Promise<GuestManifest> 
     sshKey,
     hostKey,
     modules: GUEST_MODULES,
+    agent: { guestPath: GUEST_AGENT_PATH, sourceSha256: agent.sourceSha256 },
   };
   fs.writeFileSync(path.join(dir, 'guest.json'), `${JSON.stringify(manifest, null, 2)}\n`);
   lap(`guest built in ${dir}`, t0);
@@ -421,8 +442,14 @@ export function readManifest(dir: string): GuestManifest {
   }
   try {
     const m = JSON.parse(text) as GuestManifest;
-    if (m.format !== 'vmemct-guest/1') throw new Error(`format is '${String(m.format)}'`);
+    if (m.format !== GUEST_MANIFEST_FORMAT)
+      throw new Error(
+        `format is '${String(m.format)}', not '${GUEST_MANIFEST_FORMAT}' (a guest built by an older vmemct, without the agent)`,
+      );
     for (const f of [m.kernel, m.initrd, m.sshKey]) if (!fs.existsSync(f)) throw new Error(`${f} is missing`);
+    const sources = agentSourceDir();
+    if (sources && m.agent.sourceSha256 !== agentSourceHash(sources))
+      throw new Error(`its agent was compiled from other sources than ${sources} (this vmemct's)`);
     return m;
   } catch (e) {
     throw new GuestBuildError(`${file}: ${(e as Error).message}; run \`vmemct guest build --dir ${dir}\` again`);
