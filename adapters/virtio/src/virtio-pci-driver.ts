@@ -95,6 +95,15 @@ const write = (addr: bigint, width: PciAccessWidth, value: bigint | number): Pci
   value: BigInt(value),
 });
 
+/** The scalar reads that cover `length` bytes of device configuration: dwords, then a word and a byte for the rest. */
+function configPieces(length: number): { readonly offset: number; readonly width: 1 | 2 | 4 }[] {
+  const pieces: { offset: number; width: 1 | 2 | 4 }[] = [];
+  let offset = 0;
+  for (const width of [4, 2, 1] as const)
+    for (; length - offset >= width; offset += width) pieces.push({ offset, width });
+  return pieces;
+}
+
 /** The driver for one virtio-mem PCI function. */
 export class VirtioPciDriver {
   /** Queue 0, once set up (none before the first handshake, after a reset or a refused FEATURES_OK). */
@@ -311,16 +320,26 @@ export class VirtioPciDriver {
     const generation = this.common('config_generation');
     const reader: ConfigSnapshotReader = {
       readSnapshot: async () => {
-        // One exchange: generation, configuration, generation.
-        const [before, bytes, after] = await this.bus.exchange([
+        // One exchange: generation, the configuration in scalar reads (registers take accesses
+        // of at most 4 bytes, as every virtio-pci transport accepts them), generation.
+        const pieces = configPieces(length);
+        const answers = await this.bus.exchange([
           read(generation, 1),
-          { kind: 'read-bytes', addr: this.addresses.device, length },
+          ...pieces.map((p) => read(this.addresses.device + BigInt(p.offset), p.width)),
           read(generation, 1),
         ]);
+        const bytes = new Uint8Array(length);
+        const view = new DataView(bytes.buffer);
+        pieces.forEach((p, i) => {
+          const value = Number(valueOf(answers[i + 1], 'the device configuration'));
+          if (p.width === 4) view.setUint32(p.offset, value, true);
+          else if (p.width === 2) view.setUint16(p.offset, value, true);
+          else view.setUint8(p.offset, value);
+        });
         return {
-          generationBefore: Number(valueOf(before, 'config_generation')),
-          bytes: bytesOf(bytes, length, 'the device configuration'),
-          generationAfter: Number(valueOf(after, 'config_generation')),
+          generationBefore: Number(valueOf(answers[0], 'config_generation')),
+          bytes,
+          generationAfter: Number(valueOf(answers[answers.length - 1], 'config_generation')),
         };
       },
     };
