@@ -122,4 +122,19 @@ describe('ArgvHostControl', () => {
     await expect(host.resize!(256n * MiB)).resolves.toEqual({ kind: 'applied' });
     await expect(host.resize!(128n * MiB)).rejects.toBeInstanceOf(AdapterError);
   });
+
+  test('{total_size} is the base size plus the requested size', async () => {
+    const host = new ArgvHostControl({
+      ...templates({
+        resize: template(
+          process.execPath,
+          '-e',
+          'process.exit(process.argv[1] === "1280" ? 0 : 9)',
+          '{total_size_mib}',
+        ),
+      }),
+      baseSize: 1024n * MiB,
+    });
+    await expect(host.resize!(256n * MiB)).resolves.toEqual({ kind: 'applied' });
+  });
 });

@@ -17,7 +17,16 @@ import type { HostAction, HostControl } from './host-control';
 export const HOOKS = {
   resize: {
     action: 'resize',
-    placeholders: ['requested_size', 'requested_size_kib', 'requested_size_mib', 'requested_size_gib'],
+    placeholders: [
+      'requested_size',
+      'requested_size_kib',
+      'requested_size_mib',
+      'requested_size_gib',
+      'total_size',
+      'total_size_kib',
+      'total_size_mib',
+      'total_size_gib',
+    ],
   },
   system_reset: { action: 'systemReset', placeholders: [] },
   host_busy: { action: 'hostBusy', placeholders: [] },
@@ -37,7 +46,17 @@ export const PLACEHOLDER_UNITS: Readonly<Record<string, bigint>> = {
   requested_size_kib: 1n << 10n,
   requested_size_mib: 1n << 20n,
   requested_size_gib: 1n << 30n,
+  // The VM's whole memory: the file's base_size plus requested_size (cloud-hypervisor's `resize --memory`).
+  total_size: 1n,
+  total_size_kib: 1n << 10n,
+  total_size_mib: 1n << 20n,
+  total_size_gib: 1n << 30n,
 };
+
+/** Whether a template argument names a `{total_size…}` placeholder (the file then needs `base_size`). */
+export function namesTotalSize(arg: string): boolean {
+  return [...arg.matchAll(PLACEHOLDER)].some((m) => m[1]!.startsWith('total_size'));
+}
 
 /** A placeholder in a template argument: `{name}` (other braces are literal). */
 const PLACEHOLDER = /\{([a-z_][a-z0-9_]*)\}/g;
@@ -62,6 +81,8 @@ export interface HostControlTemplates {
   readonly file: string;
   /** Bound on each hook, in milliseconds. */
   readonly timeoutMs: number;
+  /** Memory the VM has besides the device's requested size, in bytes (for `{total_size…}`). */
+  readonly baseSize?: bigint;
   readonly hooks: Readonly<Partial<Record<HookName, ArgvTemplate>>>;
 }
 
@@ -189,7 +210,9 @@ export class ArgvHostControl implements HostControl {
 
   /** The `resize` hook; its success means the VMM took the new requested size. */
   resize? = async (requestedSize: bigint): Promise<ResizeOutcome> => {
-    await this.run('resize', { requested_size: requestedSize });
+    const values: Record<string, bigint> = { requested_size: requestedSize };
+    if (this.templates.baseSize !== undefined) values.total_size = this.templates.baseSize + requestedSize;
+    await this.run('resize', values);
     return { kind: 'applied' };
   };
 

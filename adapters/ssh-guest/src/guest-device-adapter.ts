@@ -82,6 +82,8 @@ export interface GuestDeviceOptions {
   readonly implementation: string;
   /** How a vector can get a guest with another configuration, given the `vmemct guest up` option that sets it (if any). */
   readonly otherConfiguration: (guestUpOption: string | undefined) => string;
+  /** Called once the agent reached the function, before any request: throws when the device must not be used. */
+  readonly checkReached?: () => void;
   /** Called once the adapter is disposed (closes the host's links). */
   readonly onDispose?: () => Promise<void>;
 }
@@ -145,6 +147,7 @@ class GuestDeviceAdapter implements Adapter {
     const bus = await this.options.openBus();
     try {
       const driver = await VirtioPciDriver.probe(bus, HOST_CLOCK);
+      this.options.checkReached?.();
       this.geometry ??= await readGeometry(driver);
       const { addr, regionSize } = this.geometry;
       await bus.setDeviceRegion({ base: addr, length: regionSize });
@@ -199,6 +202,18 @@ class GuestDeviceAdapter implements Adapter {
     return kind === 'timeout' || kind === 'guest-gone' ? new AdapterTimeoutError(message) : new AdapterError(message);
   }
 
+  /** The device's own configuration with nothing requested and nothing plugged. */
+  private emptySetup(g: GuestDeviceGeometry): DeviceSetup {
+    return {
+      block_size: g.blockSize,
+      region_size: g.regionSize,
+      addr: g.addr,
+      node_id: g.node,
+      requested_size: 0n,
+      plugged: [],
+    };
+  }
+
   /** Refuses a set-up the guest's device does not have ({@link UnsupportedSetupError}, naming what is needed). */
   private checkSetup(setup: DeviceSetup): void {
     const g = this.geometry!;
@@ -218,6 +233,9 @@ class GuestDeviceAdapter implements Adapter {
   async dispose(): Promise<void> {
     const handle = this.handle;
     this.handle = undefined;
+    // Leave the device empty and asking for nothing, as a guest booted with requested size 0 has it.
+    if (handle && !handle.spoiled && this.geometry)
+      await prepareDevice(handle, this.emptySetup(this.geometry), true).catch(() => undefined);
     await handle?.bus.close();
     await this.options.onDispose?.();
   }

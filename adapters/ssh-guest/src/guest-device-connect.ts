@@ -73,6 +73,9 @@ export async function connectGuestDeviceAdapter(options: GuestDeviceConnectOptio
   let qmp: QmpClient | undefined;
   let host = options.hostControl ?? NO_HOST_CONTROL;
   let implementation = 'virtio-mem device via guest agent';
+  /** What the device held before the agent took it (QMP), and the agent's bus. */
+  let pluggedBefore = 0n;
+  let bus: AgentBus | undefined;
   try {
     if (options.qmp !== undefined) {
       const where = typeof options.qmp === 'string' ? options.qmp : `${options.qmp.host}:${options.qmp.port}`;
@@ -85,17 +88,14 @@ export async function connectGuestDeviceAdapter(options: GuestDeviceConnectOptio
       }
       const found = await QemuMemoryDevice.find(qmp, options.deviceId);
       if (found.kind === 'missing') throw new SshGuestSetupError(found.reason);
-      if (found.view.size !== 0n)
-        throw new SshGuestSetupError(
-          `the guest's own driver holds ${found.view.size} bytes of the device; the agent takes the device from it, so boot the guest with requested size 0 (\`vmemct guest up --requested-size 0\`)`,
-        );
+      pluggedBefore = found.view.size;
       const version = (await qmp.execute('query-version')) as { qemu: { major: number; minor: number; micro: number } };
       implementation = `QEMU ${version.qemu.major}.${version.qemu.minor}.${version.qemu.micro} via guest agent`;
       host = new QmpGuestHostControl(found.device);
     }
     const link = qmp;
-    return await openGuestDeviceAdapter({
-      openBus: () => AgentBus.overSsh(options.ssh, { timeoutMs }),
+    const adapter = await openGuestDeviceAdapter({
+      openBus: async () => (bus = await AgentBus.overSsh(options.ssh, { timeoutMs })),
       host,
       implementation,
       otherConfiguration: (option) =>
@@ -103,7 +103,16 @@ export async function connectGuestDeviceAdapter(options: GuestDeviceConnectOptio
           ? `boot a guest with it: \`vmemct guest up ${option} …\``
           : 'start the VMM with a device of that configuration',
       onDispose: async () => link?.close(),
+      // Memory the guest's own driver plugged is in use by the guest's kernel: the suite's requests
+      // would pull it away. (Blocks left plugged with no driver bound are an earlier run's.)
+      checkReached: () => {
+        if (bus?.function?.unbound && pluggedBefore > 0n)
+          throw new SshGuestSetupError(
+            `the guest's own virtio_mem driver had ${pluggedBefore} bytes of the device plugged; the agent took the device from it, and the suite's requests would pull that memory from the guest's kernel: boot the guest with requested size 0 (\`vmemct guest up --requested-size 0\`)`,
+          );
+      },
     });
+    return adapter;
   } catch (e) {
     qmp?.close();
     if (e instanceof AgentError) throw new SshGuestSetupError(e.message);

@@ -1,4 +1,6 @@
-import { parseHostControl } from './host-control-file';
+import * as path from 'node:path';
+import { expandTemplate } from '../../../adapters/device-session/src/argv-host-control';
+import { loadHostControlFile, parseHostControl } from './host-control-file';
 
 describe('host-control files', () => {
   test('read hooks with the line of each argument, and the timeout', () => {
@@ -49,8 +51,35 @@ describe('host-control files', () => {
     ]);
   });
 
+  test('{total_size…} is base_size plus the requested size, and needs base_size', () => {
+    const ok = parseHostControl(
+      'ch.yaml',
+      'base_size: 1073741824\nresize: [ch-remote, resize, --memory, "{total_size}"]',
+    );
+    expect(ok.templates!.baseSize).toBe(1n << 30n);
+    const bad = parseHostControl('ch.yaml', 'resize: [ch-remote, resize, --memory, "{total_size_mib}"]');
+    expect(bad.problems).toEqual([
+      expect.objectContaining({ line: 1, field: 'resize[3]', reason: expect.stringMatching(/needs base_size/) }),
+    ]);
+  });
+
   test('refuse a file with no hook, and a bad timeout', () => {
     expect(parseHostControl('e.yaml', 'timeout_ms: 0').problems.map((p) => p.field)).toEqual(['timeout_ms']);
     expect(parseHostControl('e.yaml', 'timeout_ms: 10').problems[0]!.reason).toMatch(/names no hook/);
+  });
+});
+
+describe('the example host-control files', () => {
+  const dir = path.join(__dirname, '..', '..', '..', 'examples', 'host-control');
+
+  test.each(['cloud-hypervisor.yaml', 'firecracker.yaml'])('%s loads, and fills its resize hook', (name) => {
+    const templates = loadHostControlFile(path.join(dir, name));
+    const argv = expandTemplate(templates.hooks.resize!, {
+      requested_size: 512n << 20n,
+      ...(templates.baseSize === undefined ? {} : { total_size: templates.baseSize + (512n << 20n) }),
+    });
+    expect(argv.join(' ')).toMatch(
+      name.startsWith('cloud') ? /resize --memory 1610612736$/ : /"requested_size_mib": 512\}$/,
+    );
   });
 });

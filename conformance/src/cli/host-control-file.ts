@@ -4,7 +4,8 @@
  *
  * ```yaml
  * timeout_ms: 10000                        # bound on each hook (default 10000)
- * resize: [ch-remote, --api-socket, /run/ch.sock, resize, --memory, "{requested_size}"]
+ * base_size: 1073741824                    # the VM's memory besides the device, for {total_size…}
+ * resize: [ch-remote, --api-socket, /run/ch.sock, resize, --memory, "{total_size}"]
  * system_reset: [ch-remote, --api-socket, /run/ch.sock, reboot]
  * ```
  *
@@ -12,7 +13,7 @@
  * offer) is a usage error naming file, line and field (exit 3).
  */
 import * as fs from 'node:fs';
-import { HOOK_NAMES, checkTemplate } from '../../../adapters/device-session/src/argv-host-control';
+import { HOOK_NAMES, checkTemplate, namesTotalSize } from '../../../adapters/device-session/src/argv-host-control';
 import type {
   ArgvTemplate,
   HookName,
@@ -53,14 +54,22 @@ export function parseHostControl(
   const problems: LoadProblem[] = [];
   const hooks: Partial<Record<HookName, ArgvTemplate>> = {};
   let timeoutMs = DEFAULT_HOOK_TIMEOUT_MS;
+  let baseSize: bigint | undefined;
   for (const [key, entry] of Object.entries(value as Record<string, unknown>)) {
+    if (key === 'base_size') {
+      if (typeof entry === 'number' && Number.isSafeInteger(entry) && entry >= 0) baseSize = BigInt(entry);
+      else problems.push(source.problem([key], 'must be a whole number of bytes (the VM memory besides the device)'));
+      continue;
+    }
     if (key === 'timeout_ms') {
       if (typeof entry === 'number' && Number.isInteger(entry) && entry > 0 && entry <= 600_000) timeoutMs = entry;
       else problems.push(source.problem([key], 'must be a whole number of milliseconds from 1 to 600000'));
       continue;
     }
     if (!(HOOK_NAMES as readonly string[]).includes(key)) {
-      problems.push(source.problem([key], `unknown hook; the hooks are ${HOOK_NAMES.join(', ')} (and timeout_ms)`));
+      problems.push(
+        source.problem([key], `unknown hook; the hooks are ${HOOK_NAMES.join(', ')} (and timeout_ms, base_size)`),
+      );
       continue;
     }
     const hook = key as HookName;
@@ -77,9 +86,17 @@ export function parseHostControl(
     };
     const unfit = checkTemplate(hook, template);
     for (const p of unfit) problems.push({ ...p.site, reason: p.reason });
+    if (!('base_size' in (value as Record<string, unknown>)))
+      argv.forEach((arg, i) => {
+        if (namesTotalSize(arg))
+          problems.push({
+            ...template.sites[i]!,
+            reason: '{total_size…} is base_size plus requested_size: the file needs base_size (bytes)',
+          });
+      });
     if (unfit.length === 0) hooks[hook] = template;
   }
   if (problems.length === 0 && Object.keys(hooks).length === 0)
     problems.push(source.problem([], `names no hook; the hooks are ${HOOK_NAMES.join(', ')}`));
-  return problems.length > 0 ? { problems } : { templates: { file, timeoutMs, hooks }, problems };
+  return problems.length > 0 ? { problems } : { templates: { file, timeoutMs, baseSize, hooks }, problems };
 }
