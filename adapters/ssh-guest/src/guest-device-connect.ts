@@ -115,7 +115,10 @@ export async function connectGuestDeviceAdapter(options: GuestDeviceConnectOptio
     return adapter;
   } catch (e) {
     qmp?.close();
-    if (e instanceof AgentError) throw new SshGuestSetupError(e.message);
-    throw e;
+    if (e instanceof AgentError || e instanceof SshGuestSetupError) throw new SshGuestSetupError(e.message);
+    // The agent answered, but the function is not a usable virtio-mem PCI device.
+    throw new SshGuestSetupError(
+      `the guest agent reached the device, but the suite's driver cannot use it: ${(e as Error).message}`,
+    );
   }
 }
