@@ -10,7 +10,7 @@
  * processes started here end with the link, and with this process at the latest.
  */
 import { ChildProcess, spawn } from 'node:child_process';
-import { killOnExit } from '../../qemu-platform/src/index';
+import { forgetChild, killOnExit } from '../../qemu-platform/src/index';
 import type {
   PciBusAnswer,
   PciBusOperation,
@@ -123,7 +123,11 @@ export class AgentLink {
     child.stderr!.setEncoding('utf8');
     child.stderr!.on('data', (c: string) => (this.stderrText = (this.stderrText + c).slice(-4096)));
     child.stdin!.on('error', () => undefined);
-    child.once('error', (e) => this.fail(new AgentError(`${where}: cannot start: ${e.message}`, 'crashed')));
+    child.once('error', (e) => {
+      // A child that never started reports no exit.
+      forgetChild(child);
+      this.fail(new AgentError(`${where}: cannot start: ${e.message}`, 'crashed'));
+    });
     child.once('exit', (code, signal) => {
       this.exitText = signal ? `signal ${signal}` : `status ${code}`;
       // Let stderr drain before the reason is judged.

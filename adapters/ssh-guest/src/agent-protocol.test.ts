@@ -242,6 +242,22 @@ describe('agent frames: splitting the stream', () => {
     }
   });
 
+  it('joins a large reply arriving in many chunks once, when it is whole', () => {
+    const big = reply(3, 0, 1, Buffer.alloc(AGENT_MAX_FRAME - 20, 0x5a));
+    const splitter = new FrameSplitter();
+    const started = Date.now();
+    const frames: Uint8Array[] = [];
+    for (let at = 0; at < big.length; at += 65536) {
+      const r = splitter.push(big.subarray(at, at + 65536));
+      if (!r.ok) throw new Error(r.problem);
+      frames.push(...r.value);
+    }
+    expect(frames).toHaveLength(1);
+    expect(Buffer.from(frames[0]!).equals(big)).toBe(true);
+    // Joining at every chunk would copy gigabytes (256 chunks of a 16 MiB frame).
+    expect(Date.now() - started).toBeLessThan(2000);
+  });
+
   it('calls a length no reply can have a problem', () => {
     expect(new FrameSplitter().push(Buffer.from('10000000', 'hex'))).toEqual({
       ok: false,

@@ -493,16 +493,17 @@ export class FrameSplitter {
     const frames: Uint8Array[] = [];
     for (;;) {
       if (this.buffered < 4) return { ok: true, value: frames };
-      let all = this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks);
-      this.chunks = [all];
-      const length = frameLength(all);
+      if (this.chunks[0]!.length < 4) this.chunks = [Buffer.concat(this.chunks)];
+      const length = frameLength(this.chunks[0]!);
       if (length < AgentReplyHeaderLayout.size || length > AGENT_MAX_REPLY)
         return { ok: false, problem: `a reply announces ${length} bytes` };
+      // Bytes are joined only once a whole frame is there (a large reply arrives in many chunks).
       if (this.buffered < length) return { ok: true, value: frames };
+      const all = this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks);
       frames.push(new Uint8Array(all.subarray(0, length)));
-      all = all.subarray(length);
-      this.chunks = all.length > 0 ? [all] : [];
-      this.buffered = all.length;
+      const rest = all.subarray(length);
+      this.chunks = rest.length > 0 ? [rest] : [];
+      this.buffered = rest.length;
     }
   }
 }

@@ -76,7 +76,7 @@ export async function guestCommand(args: readonly string[], io: CliIo): Promise<
     if (sub === 'build') {
       const m = await buildGuest({ dir, log });
       io.stdout(
-        `${m.kernelPackage} ${m.kernelPackageVersion} (${m.kernelRelease}) with busybox and dropbear in ${dir}\nnext: vmemct guest up --dir ${dir}\n`,
+        `${m.kernelPackage} ${m.kernelPackageVersion} (${m.kernelRelease}) with busybox, dropbear and the agent in ${dir}\nnext: vmemct guest up --dir ${dir}\n`,
       );
       return EXIT_OK;
     }
