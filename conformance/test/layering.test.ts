@@ -152,6 +152,7 @@ const LAYERS: readonly Layer[] = [
       'adapters/core/',
       'adapters/qemu/',
       'adapters/qemu-platform/src/index',
+      'adapters/device-session/',
       'adapters/virtio/',
       'spec/',
       'model/src/codec/',
@@ -161,7 +162,7 @@ const LAYERS: readonly Layer[] = [
     nodeBuiltins: true,
     npmPackages: false,
     pure: false,
-    why: "the qemu adapter imports only the contract, spec/, its own folder, the QEMU platform's door (adapters/qemu-platform/src/index), the model's codec/driver/blocks and Node",
+    why: "the qemu adapter imports only the contract, spec/, its own folder, the QEMU platform's door (adapters/qemu-platform/src/index), the shared device session, the model's codec/driver/blocks and Node",
   },
   // The guest adapter drives the QEMU that runs the guest: the QEMU platform through its door, never the QEMU adapter.
   {
@@ -170,6 +171,7 @@ const LAYERS: readonly Layer[] = [
       'adapters/core/',
       'adapters/ssh-guest/',
       'adapters/qemu-platform/src/index',
+      'adapters/device-session/',
       'adapters/virtio/',
       'spec/',
       'model/src/codec/',
@@ -178,7 +180,7 @@ const LAYERS: readonly Layer[] = [
     nodeBuiltins: true,
     npmPackages: false,
     pure: false,
-    why: "the ssh-guest adapter imports only the contract, spec/, its own folder, the QEMU platform's door (adapters/qemu-platform/src/index), the model's codec and blocks, and Node",
+    why: "the ssh-guest adapter imports only the contract, spec/, its own folder, the QEMU platform's door (adapters/qemu-platform/src/index), the shared device session, the model's codec and blocks, and Node",
   },
   // The vhost-user back-end (`vmemct serve-vhost-user`) is a device server, not an adapter: it serves the model (through its ModelHost) over the socket with the vhost-user protocol helpers and the virtio layer.
   {

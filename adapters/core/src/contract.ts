@@ -220,6 +220,11 @@ export interface AdapterInfo {
   readonly targetCapabilities?: Partial<Readonly<Record<Target, readonly Capability[]>>>;
   /** How much slower than the model this target is; per-vector timeouts are multiplied by it. */
   readonly timeoutMultiplier: number;
+  /**
+   * Why the adapter lacks a capability, when it can say (a host-control file without the hook, a
+   * VMM the suite did not start): the runner adds it to the `unsupported` verdict.
+   */
+  readonly missingCapabilities?: Readonly<Partial<Record<Capability, string>>>;
 }
 
 /** The capabilities an adapter offers for vectors of `target`: its per-target list when it has one, else its list. */

@@ -17,7 +17,7 @@ import type { DeviceSetup } from '../../core/src/contract';
 import { createQemuAdapter, qemuArguments } from '../src/qemu-adapter';
 import { QemuMissingError, locateQemu } from '../../qemu-platform/src/index';
 import { QemuProcess } from '../src/qemu-process';
-import { VirtioPciDriver } from '../src/virtio-pci';
+import { probeOverQtest } from '../src/qtest-bus';
 
 const MiB = 1n << 20n;
 const SETUP: DeviceSetup = {
@@ -58,7 +58,7 @@ async function main(): Promise<void> {
   for (let i = 0; i < STARTS; i++) {
     const t0 = performance.now();
     const qemu = await QemuProcess.start(binary, qemuArguments(SETUP), 10_000);
-    const driver = await VirtioPciDriver.probe(qemu.qtest);
+    const driver = await probeOverQtest(qemu.qtest);
     starts.push(performance.now() - t0);
     await driver.initialise((offered) => offered);
     await driver.submit({

@@ -11,39 +11,27 @@
  */
 import {
   FEATURE_BITS,
-  VIRTIO_CONFIG_S_DRIVER_OK,
-  VIRTIO_CONFIG_S_NEEDS_RESET,
-  VIRTIO_MEM_REQ_PLUG,
-  VIRTIO_MEM_REQ_UNPLUG_ALL,
-  VIRTIO_MEM_RESP_ACK,
-  VirtioMemConfigLayout,
-  VirtioMemResponseLayout,
   VIRTIO_F_VERSION_1,
   VIRTIO_MEM_F_ACPI_PXM,
   VIRTIO_MEM_F_PERSISTENT_SUSPEND,
   VIRTIO_MEM_F_UNPLUGGED_INACCESSIBLE,
   featureMask,
 } from '../../../spec/src/index';
-import { decodeResponse, encodeRequest } from '../../../model/src/codec/codec';
 import {
   Adapter,
   AdapterError,
   AdapterInfo,
   Capability,
-  Chain,
-  Completion,
-  DeviceSession,
   DeviceSetup,
-  HandshakeResult,
-  MemoryAccess,
-  ResizeOutcome,
   UnsupportedSetupError,
 } from '../../core/src/contract';
-import { HostView, QemuBinary, QemuMemoryDevice, QmpError, locateQemu } from '../../qemu-platform/src/index';
+import { DeviceHandle, VirtioDeviceSession, prepareDevice } from '../../device-session/src/device-session';
+import { HostView, QemuBinary, QemuMemoryDevice, locateQemu } from '../../qemu-platform/src/index';
 import { QemuBinaryOptions, QemuProcess, QemuStartError, removeStaleTempDirs } from './qemu-process';
-import { VirtioPciDriver } from './virtio-pci';
+import type { VirtioPciDriver } from '../../virtio/src/index';
+import { probeOverQtest } from './qtest-bus';
 import { MigrationBusy } from './migration-busy';
-import { suspendAndWake } from './s3-suspend';
+import { QmpHostControl } from './qmp-host-control';
 
 const MiB = 1n << 20n;
 const GiB = 1n << 30n;
@@ -197,18 +185,11 @@ function instanceKey(setup: DeviceSetup): string {
 }
 
 /** A QEMU with the driver attached to its virtio-mem function. */
-interface Instance {
+interface Instance extends DeviceHandle {
   readonly key: string;
   readonly qemu: QemuProcess;
-  /** The host's handle on the device (QMP). */
-  readonly memory: QemuMemoryDevice;
-  driver: VirtioPciDriver;
-  /** The outgoing migration that makes the device busy (`host-busy`). */
-  readonly migration: MigrationBusy;
-  /** Set when the instance must not be reused (broken device, failed command, timeout). */
-  spoiled: boolean;
-  /** Bound on each wait of a multi-command host operation (suspend), in milliseconds. */
-  readonly commandTimeoutMs: number;
+  /** The host side over QMP (requested size, system reset, migration for BUSY, suspend). */
+  readonly host: QmpHostControl;
 }
 
 /** Creates the QEMU adapter; throws `QemuMissingError` when QEMU is not installed. */
@@ -265,11 +246,10 @@ class QemuInstancePool {
       return {
         key,
         qemu,
-        memory,
-        driver: await VirtioPciDriver.probe(qemu.qtest),
-        migration,
+        host: new QmpHostControl(qemu.qmp, qemu.qtest, memory, migration, this.commandTimeoutMs),
+        driver: await probeOverQtest(qemu.qtest),
+        probe: () => probeOverQtest(qemu.qtest),
         spoiled: false,
-        commandTimeoutMs: this.commandTimeoutMs,
       };
     } catch (e) {
       await qemu.kill();
@@ -277,32 +257,9 @@ class QemuInstancePool {
     }
   }
 
-  /** Brings an instance to the vector's starting state: requested_size, nothing else plugged, then the initial blocks; the device left reset. */
-  private async prepare(instance: Instance, setup: DeviceSetup, reused: boolean): Promise<void> {
-    const { driver, memory } = instance;
-    await driver.reset();
-    if (reused) await memory.setRequestedSize(setup.requested_size);
-    const plugged = setup.plugged.reduce((n, r) => n + BigInt(r.count), 0n) * setup.block_size;
-    if (reused || plugged > 0n) {
-      const init = await driver.initialise((offered) => offered);
-      if (!init.featuresOk) throw new Error(`FEATURES_OK refused while preparing the device (status ${init.status})`);
-      if (reused) await expectAck(driver, { type: VIRTIO_MEM_REQ_UNPLUG_ALL, addr: 0n, nb_blocks: 0 }, 'UNPLUG ALL');
-      for (const range of setup.plugged) {
-        for (let first = range.first, left = range.count; left > 0;) {
-          const count = Math.min(left, 0xffff);
-          await expectAck(
-            driver,
-            { type: VIRTIO_MEM_REQ_PLUG, addr: setup.addr + BigInt(first) * setup.block_size, nb_blocks: count },
-            `PLUG of the initial blocks ${first}+${count}`,
-          );
-          first += count;
-          left -= count;
-        }
-      }
-      await driver.reset();
-    }
-    await driver.pollIsr();
-    driver.configInterrupts = 0;
+  /** Brings an instance to the vector's starting state (device-session.ts). */
+  private prepare(instance: Instance, setup: DeviceSetup, reused: boolean): Promise<void> {
+    return prepareDevice(instance, setup, reused);
   }
 
   /** Opens a session on an instance in the vector's starting state. */
@@ -317,7 +274,7 @@ class QemuInstancePool {
         throw new AdapterError('the QEMU adapter was disposed while the device was being opened');
       }
       this.active.add(instance);
-      return new QemuDeviceSession(instance, setup, (done) => this.release(done));
+      return new QemuDeviceSession(instance, setup, () => this.release(instance));
     } finally {
       this.opening.delete(open);
     }
@@ -326,7 +283,7 @@ class QemuInstancePool {
   /** Takes back an instance whose session closed: kept idle when it can serve the next vector, else ended. */
   private async release(done: Instance): Promise<void> {
     this.active.delete(done);
-    done.migration.closeSink();
+    done.host.migration.closeSink();
     if (this.reuse && !this.disposed && !done.spoiled && done.qemu.running && !this.idle) this.idle = done;
     else await done.qemu.kill();
   }
@@ -338,7 +295,7 @@ class QemuInstancePool {
     const all = [...this.active, ...(this.idle ? [this.idle] : [])];
     this.idle = undefined;
     this.active.clear();
-    for (const i of all) i.migration.closeSink();
+    for (const i of all) i.host.migration.closeSink();
     await Promise.all(all.map((i) => i.qemu.stop()));
   }
 
@@ -391,184 +348,31 @@ function describeInstance(qemu: QemuProcess): string {
   return lines.join('\n');
 }
 
-async function expectAck(
-  driver: VirtioPciDriver,
-  request: Parameters<typeof encodeRequest>[0],
-  what: string,
-): Promise<void> {
-  const completion = await driver.submit({
-    readable: [encodeRequest(request)],
-    writableSizes: [VirtioMemResponseLayout.size],
-  });
-  if (completion.kind !== 'used') throw new Error(`${what}: no used entry`);
-  const response = decodeResponse(completion.written);
-  if (!response.ok || response.value.type !== VIRTIO_MEM_RESP_ACK)
-    throw new Error(`${what}: the device did not acknowledge it`);
-}
-
-/** One vector's session on a QEMU instance. */
-export class QemuDeviceSession implements DeviceSession {
-  private closed = false;
-  private inFlight = 0;
-  /** The features the last handshake wrote (a wake-up restores them). */
-  private accepted: bigint | undefined;
-
+/** One vector's session on a QEMU instance: the shared device session, plus the host's view over QMP. */
+export class QemuDeviceSession extends VirtioDeviceSession {
   constructor(
     private readonly instance: Instance,
-    private readonly setup: DeviceSetup,
-    private readonly release: (instance: Instance) => Promise<void>,
-  ) {}
-
-  /**
-   * Runs `work`; a failure spoils the instance and becomes an AdapterError carrying QEMU's stderr.
-   * Work still in flight when the session closes (the runner gave up on a hang) spoils it too.
-   */
-  private async guarded<T>(what: string, work: () => Promise<T>): Promise<T> {
-    this.inFlight++;
-    try {
-      return await work();
-    } catch (e) {
-      if (e instanceof UnsupportedSetupError) throw e;
-      this.instance.spoiled = true;
-      const qemu = this.instance.qemu;
-      // A closed channel usually means QEMU died: give its exit a moment to be reported.
-      await qemu.waitForExit(200);
-      const state = qemu.running ? '' : ` (QEMU ${qemu.exitDescription})`;
-      throw new AdapterError(`${what}: ${(e as Error).message}${state}`, describeInstance(qemu));
-    } finally {
-      this.inFlight--;
-    }
-  }
-
-  initialise(accept: (offered: bigint) => bigint): Promise<HandshakeResult> {
-    return this.guarded('initialise', async () => {
-      const init = await this.instance.driver.initialise(accept);
-      this.accepted = init.accepted;
-      this.noteStatus(init.status);
-      return init;
+    setup: DeviceSetup,
+    release: () => Promise<void>,
+  ) {
+    super(instance, setup, {
+      adapterName: 'QEMU',
+      // qtest's practical line length.
+      maxAccessBytes: 1 << 20,
+      failure: async (what, e) => {
+        const qemu = instance.qemu;
+        // A closed channel usually means QEMU died: give its exit a moment to be reported.
+        await qemu.waitForExit(200);
+        const state = qemu.running ? '' : ` (QEMU ${qemu.exitDescription})`;
+        return new AdapterError(`${what}: ${e.message}${state}`, describeInstance(qemu));
+      },
+      release,
     });
-  }
-
-  readConfig(): Promise<Uint8Array> {
-    return this.guarded('read config', () => this.instance.driver.readDeviceConfig(VirtioMemConfigLayout.size));
-  }
-
-  readConfigGeneration(): Promise<number> {
-    return this.guarded('read config_generation', () => this.instance.driver.readConfigGeneration());
-  }
-
-  submit(chain: Chain): Promise<Completion> {
-    return this.guarded('submit', async () => {
-      const completion = await this.instance.driver.submit(chain);
-      if (completion.kind === 'no-used-entry') this.noteStatus(await this.instance.driver.readStatus());
-      return completion;
-    });
-  }
-
-  notificationCount(): Promise<number> {
-    return this.guarded('read ISR', async () => {
-      await this.instance.driver.pollIsr();
-      return this.instance.driver.configInterrupts;
-    });
-  }
-
-  readStatus(): Promise<number> {
-    return this.guarded('read status', async () => this.noteStatus(await this.instance.driver.readStatus()));
-  }
-
-  resize(requestedSize: bigint): Promise<ResizeOutcome> {
-    return this.guarded('resize', async () => {
-      try {
-        await this.instance.memory.setRequestedSize(requestedSize);
-      } catch (e) {
-        if (e instanceof QmpError && e.qmpClass === 'GenericError') return { kind: 'refused', reason: e.message };
-        throw e;
-      }
-      await this.instance.driver.pollIsr();
-      return { kind: 'applied' };
-    });
-  }
-
-  /** `host-busy`: an outgoing migration kept active makes QEMU's device busy; cancelling it releases it. */
-  hostBusy(busy: boolean): Promise<void> {
-    return this.guarded(busy ? 'host busy (migrate)' : 'host release (migrate_cancel)', async () => {
-      const { migration } = this.instance;
-      await (busy ? migration.start() : migration.stop());
-    });
-  }
-
-  deviceReset(): Promise<void> {
-    return this.guarded('device reset', () => this.instance.driver.reset());
-  }
-
-  systemReset(): Promise<void> {
-    return this.guarded('system reset', async () => {
-      const { qemu, memory } = this.instance;
-      const reset = await memory.systemReset();
-      if (reset.kind === 'no-reset-event') throw reset.error;
-      // The platform reset cleared the BARs: enumerate again, keeping the interrupt count.
-      const interrupts = this.instance.driver.configInterrupts;
-      this.instance.driver = await VirtioPciDriver.probe(qemu.qtest);
-      this.instance.driver.configInterrupts = interrupts;
-    });
-  }
-
-  /**
-   * `suspend`: S3 and wake-up (s3-suspend.ts). The wake-up resets the platform, so the adapter
-   * then does what a guest's driver does on resume: it enumerates the function again and, when the
-   * device was running (DRIVER_OK) before the suspend, initialises it again with the features it
-   * had accepted, so the device is operational with a fresh request queue. A device the driver
-   * had left reset stays reset. What the wake-up did to the blocks is QEMU's own.
-   */
-  suspendAndWake(): Promise<void> {
-    return this.guarded('suspend and wake-up', async () => {
-      const { qemu } = this.instance;
-      const before = await this.instance.driver.readStatus();
-      const interrupts = this.instance.driver.configInterrupts;
-      await suspendAndWake(qemu.qmp, qemu.qtest, this.instance.commandTimeoutMs);
-      this.instance.driver = await VirtioPciDriver.probe(qemu.qtest);
-      this.instance.driver.configInterrupts = interrupts;
-      const accepted = this.accepted;
-      if ((before & VIRTIO_CONFIG_S_DRIVER_OK) === 0 || accepted === undefined) return;
-      const init = await this.instance.driver.initialise((offered) => offered & accepted);
-      if (!init.featuresOk || init.accepted !== accepted)
-        throw new AdapterError(
-          `re-initialising after the wake-up failed (status ${init.status}, accepted 0x${init.accepted.toString(16)})`,
-        );
-      this.noteStatus(init.status);
-    });
-  }
-
-  readMemory(addr: bigint, length: number): Promise<MemoryAccess> {
-    return this.guarded('read memory', async () => {
-      const check = this.checkAccess(addr, length);
-      if (check) return check;
-      return { ok: true, data: length === 0 ? new Uint8Array(0) : await this.instance.driver.readMemory(addr, length) };
-    });
-  }
-
-  writeMemory(addr: bigint, data: Uint8Array): Promise<MemoryAccess> {
-    return this.guarded('write memory', async () => {
-      const check = this.checkAccess(addr, data.length);
-      if (check) return check;
-      if (data.length > 0) await this.instance.driver.writeMemory(addr, data);
-      return { ok: true, data: new Uint8Array(0) };
-    });
-  }
-
-  /** Accesses stay inside the device region and below qtest's practical line length. */
-  private checkAccess(addr: bigint, length: number): MemoryAccess | undefined {
-    const end = this.setup.addr + this.setup.region_size;
-    if (addr < this.setup.addr || addr + BigInt(length) > end)
-      return { ok: false, reason: 'outside the device region' };
-    if (length > 1 << 20)
-      throw new UnsupportedSetupError('memory accesses above 1 MiB are not supported by the QEMU adapter');
-    return undefined;
   }
 
   /** The host's view of the device (QMP), beyond the contract: for cross-checks against the config space. */
   hostView(): Promise<HostView> {
-    return this.guarded('query-memory-devices', () => this.instance.memory.hostView());
+    return this.guarded('query-memory-devices', () => this.instance.host.memory.hostView());
   }
 
   /** Waits for QEMU's next MEMORY_DEVICE_SIZE_CHANGE event (QEMU throttles them to one per second). */
@@ -576,24 +380,5 @@ export class QemuDeviceSession implements DeviceSession {
     return this.guarded('MEMORY_DEVICE_SIZE_CHANGE', async () =>
       BigInt((await this.instance.qemu.qmp.nextEvent('MEMORY_DEVICE_SIZE_CHANGE', timeoutMs)).data.size as number),
     );
-  }
-
-  async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
-    if (this.inFlight > 0) this.instance.spoiled = true;
-    // A migration left active (the vector ended busy, or timed out) is cancelled; failing that, QEMU is not reused.
-    const { migration } = this.instance;
-    if (migration.active) {
-      if (this.instance.spoiled) migration.closeSink();
-      else await migration.stop().catch(() => (this.instance.spoiled = true));
-    }
-    await this.release(this.instance);
-  }
-
-  /** Remembers a broken device: it gets a fresh QEMU rather than a reset. */
-  private noteStatus(status: number): number {
-    if (status & VIRTIO_CONFIG_S_NEEDS_RESET) this.instance.spoiled = true;
-    return status;
   }
 }

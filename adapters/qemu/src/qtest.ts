@@ -36,6 +36,7 @@ export const qtestCommand = {
   readb: (addr: bigint) => `readb ${hex(addr)}`,
   readw: (addr: bigint) => `readw ${hex(addr)}`,
   readl: (addr: bigint) => `readl ${hex(addr)}`,
+  readq: (addr: bigint) => `readq ${hex(addr)}`,
   writeb: (addr: bigint, v: number | bigint) => `writeb ${hex(addr)} ${hex(v)}`,
   writew: (addr: bigint, v: number | bigint) => `writew ${hex(addr)} ${hex(v)}`,
   writel: (addr: bigint, v: number | bigint) => `writel ${hex(addr)} ${hex(v)}`,

@@ -59,7 +59,7 @@ function withoutUnaskedSuspendOffer(
 
 /**
  * Whether a transcript's driver side accepted a feature the device did not offer. The qemu
- * adapter's driver writes only offered bits (virtio-pci.ts), the model adapter writes what the
+ * adapter's driver writes only offered bits (adapters/virtio/src/virtio-pci-driver.ts), the model adapter writes what the
  * vector asks and the QEMU profiles then refuse FEATURES_OK, so such handshakes cannot be
  * compared; the vectors that do it are listed and checked below instead.
  */

@@ -23,7 +23,7 @@ import type { QemuBinary } from '../../qemu-platform/src/index';
 import { qemuArguments } from '../src/qemu-adapter';
 import { QemuProcess } from '../src/qemu-process';
 import { runState, suspendAndWake } from '../src/s3-suspend';
-import { VirtioPciDriver } from '../src/virtio-pci';
+import { probeOverQtest } from '../src/qtest-bus';
 import { QEMU, SMALL_DEVICE, locateQemu10 } from './qemu-test-support';
 
 /** QEMU 10.0 for this suite: the fetched cache (`npm run test:qemu` fetches it first). */
@@ -36,7 +36,7 @@ const RESPONSES = ['ACK', 'NACK', 'BUSY', 'ERROR'] as const;
 /** One QEMU with the driver attached, for a set-up. */
 async function start(binary: QemuBinary, setup: DeviceSetup) {
   const qemu = await QemuProcess.start(binary, qemuArguments(setup, binary.version), 15_000, 5_000);
-  const driver = await VirtioPciDriver.probe(qemu.qtest);
+  const driver = await probeOverQtest(qemu.qtest);
   const request = async (type: number, nb_blocks: number): Promise<string> => {
     const c = await driver.submit({
       readable: [encodeRequest({ type, addr: setup.addr, nb_blocks })],

@@ -8,7 +8,8 @@
  * - the virtio-pci capability walk ({@link findVirtioPciLayout}) over a configuration space;
  * - the configuration read under an unchanged `config_generation` ({@link readConsistentConfig})
  *   over a {@link ConfigSnapshotReader};
- * - the bus a virtio-pci driver reaches its function through ({@link PciFunctionBus}).
+ * - the bus a virtio-pci driver reaches its function through ({@link PciFunctionBus}), and the
+ *   one virtio-pci driver over it ({@link VirtioPciDriver}).
  */
 export * from './guest-memory';
 export * from './device-queue';
@@ -17,3 +18,4 @@ export * from './pci-capabilities';
 export * from './handshake';
 export * from './config-generation';
 export * from './pci-bus';
+export * from './virtio-pci-driver';

@@ -9,6 +9,8 @@ import type { HarnessTransport } from '../../../adapters/exec/src/exec-adapter';
 import { createModelAdapter } from '../../../adapters/model/src/model-adapter';
 import { createQemuAdapter } from '../../../adapters/qemu/src/qemu-adapter';
 import { QemuMissingError } from '../../../adapters/qemu-platform/src/index';
+import { ArgvHostControl } from '../../../adapters/device-session/src/argv-host-control';
+import { connectGuestDeviceAdapter } from '../../../adapters/ssh-guest/src/guest-device-connect';
 import { SshGuestSetupError, connectSshGuestAdapter } from '../../../adapters/ssh-guest/src/ssh-guest-adapter';
 import type { SshGuestOptions } from '../../../adapters/ssh-guest/src/ssh-guest-adapter';
 import { VhostUserSetupError, connectVhostUserAdapter } from '../../../adapters/vhost-user/src/vhost-user-adapter';
@@ -16,6 +18,7 @@ import { NativeHelperMissingError } from '../../../adapters/vhost-user/src/nativ
 import { deviceProfileNames, findDeviceProfile } from '../../../model/src/index';
 import { MAX_TIMER_MS, OptionSpec, ParsedArgs, positiveInt } from './args';
 import { qemuBinaryOption } from './qemu-commands';
+import { loadHostControlFile } from './host-control-file';
 import { HarnessError, UsageError } from './usage-error';
 
 /** Adapters the CLI knows, by name. */
@@ -33,6 +36,7 @@ export const ADAPTER_OPTIONS: Readonly<Record<string, OptionSpec>> = {
   qmp: { kind: 'value' },
   'qemu-trace': { kind: 'value' },
   'device-id': { kind: 'value' },
+  'host-control': { kind: 'value' },
   socket: { kind: 'value' },
   command: { kind: 'value' },
   arg: { kind: 'list' },
@@ -85,7 +89,7 @@ async function openExec(parsed: ParsedArgs, command: string): Promise<Adapter> {
   }
 }
 
-const SSH_GUEST_OPTIONS = ['ssh', 'ssh-key', 'ssh-known-hosts', 'qmp', 'qemu-trace', 'device-id'];
+const SSH_GUEST_OPTIONS = ['ssh', 'ssh-key', 'ssh-known-hosts', 'qmp', 'qemu-trace', 'device-id', 'host-control'];
 
 /** `--ssh [user@]host[:port]` (user defaults to root, port to 22). */
 export function parseSshTarget(text: string): { user: string; host: string; port: number } {
@@ -106,6 +110,37 @@ export function parseQmpAddress(text: string): SshGuestOptions['qmp'] {
   const p = text.startsWith('unix:') ? text.slice('unix:'.length) : text;
   if (p.length === 0) throw new UsageError('run: --qmp needs a socket path');
   return p;
+}
+
+/** `--adapter ssh-guest --target device`: the guest agent, with QMP (`--qmp`) or hooks (`--host-control FILE`) as the host. */
+async function openGuestDevice(parsed: ParsedArgs, command: string): Promise<Adapter> {
+  const sshText = parsed.values.get('ssh');
+  if (sshText === undefined)
+    throw new UsageError(
+      `${command}: --adapter ssh-guest --target device needs --ssh (\`vmemct guest up\` prints it for the guest it boots)`,
+    );
+  const qmp = parsed.values.get('qmp');
+  const hostControlFile = parsed.values.get('host-control');
+  if (qmp !== undefined && hostControlFile !== undefined)
+    throw new UsageError(
+      `${command}: --qmp and --host-control are two ways to reach the host; give --qmp for a QEMU guest, --host-control FILE for another VMM`,
+    );
+  if (parsed.values.has('qemu-trace'))
+    throw new UsageError(`${command}: --qemu-trace is for driver vectors; --target device does not read the trace`);
+  const hostControl =
+    hostControlFile === undefined ? undefined : new ArgvHostControl(loadHostControlFile(path.resolve(hostControlFile)));
+  const target = parseSshTarget(sshText);
+  try {
+    return await connectGuestDeviceAdapter({
+      ssh: { ...target, key: parsed.values.get('ssh-key'), knownHosts: parsed.values.get('ssh-known-hosts') },
+      qmp: qmp === undefined ? undefined : parseQmpAddress(qmp),
+      deviceId: parsed.values.get('device-id'),
+      hostControl,
+    });
+  } catch (e) {
+    if (e instanceof SshGuestSetupError) throw new HarnessError(`${command}: ${e.message}`);
+    throw e;
+  }
 }
 
 /** Makes the adapter `--adapter` names (default `model`) from the options of `command` (run, fuzz; named in its errors); usage errors exit 3, an adapter that cannot start exits 2. */
@@ -137,6 +172,9 @@ export async function createAdapter(parsed: ParsedArgs, command = 'run'): Promis
       throw e;
     }
   }
+  if (name === 'ssh-guest' && parsed.values.get('target') === 'device') return openGuestDevice(parsed, command);
+  if (name === 'ssh-guest' && parsed.values.has('host-control'))
+    throw new UsageError(`${command}: --host-control FILE goes with --adapter ssh-guest --target device`);
   if (name === 'ssh-guest') {
     const missing = ['ssh', 'qmp', 'qemu-trace'].filter((o) => !parsed.values.has(o));
     if (missing.length > 0)

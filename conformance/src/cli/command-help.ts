@@ -171,6 +171,10 @@ export const OPTION_HELP: Readonly<Record<string, OptionHelp>> = {
   qmp: { placeholder: 'PATH|tcp:HOST:PORT', text: "the guest's QEMU monitor (--adapter ssh-guest)" },
   'qemu-trace': { placeholder: 'FILE', text: "the guest's QEMU virtio-mem trace log (--adapter ssh-guest)" },
   'device-id': { placeholder: 'ID', text: 'the virtio-mem device of the guest (--adapter ssh-guest)' },
+  'host-control': {
+    placeholder: 'FILE',
+    text: 'argv hooks (YAML/JSON) for the host actions of a VMM without QMP (--adapter ssh-guest --target device)',
+  },
   socket: {
     placeholder: 'PATH',
     text: 'unix socket of a vhost-user back-end (--adapter vhost-user) or of a listening harness (--adapter exec)',

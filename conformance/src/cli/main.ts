@@ -34,6 +34,8 @@ usage:
       --adapter ssh-guest --ssh [USER@]HOST[:PORT] --qmp PATH|tcp:HOST:PORT --qemu-trace FILE
                        [--ssh-key FILE] [--ssh-known-hosts FILE] [--device-id ID]
                             a live Linux guest's virtio_mem driver (driver vectors)
+      --adapter ssh-guest --target device --ssh [USER@]HOST[:PORT] [--qmp PATH | --host-control FILE]
+                            the device a VMM gives a guest, through the in-guest agent (device vectors)
       --adapter vhost-user --socket PATH   a vhost-user back-end (device vectors; needs npm run build:native)
       --adapter exec (--command PROGRAM [--arg A]… | --socket PATH) [--harness-log FILE]
                        [--harness-timeout MS]

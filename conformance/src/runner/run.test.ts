@@ -366,6 +366,17 @@ describe('runVectors with fake adapters', () => {
     expect(run.exitCode).toBe(0);
   });
 
+  test('a capability the adapter says why it lacks → unsupported with that reason', async () => {
+    const all = vectorsOf(file(RESIZING('vmem.dev.run.resize')));
+    const adapter = fakeAdapter({ capabilities: [] });
+    const info = { ...adapter.info, missingCapabilities: { 'host-resize': "hooks.yaml has no 'resize' hook" } };
+    const run = await runVectors({ ...adapter, info }, all, all);
+    expect(run.results[0]!.verdict).toBe('unsupported');
+    expect(run.results[0]!.findings[0]!.message).toBe(
+      "the fake adapter lacks: host-resize (hooks.yaml has no 'resize' hook)",
+    );
+  });
+
   test('per-target capabilities: the list of the vector’s target decides, not the union', async () => {
     const all = vectorsOf(file(RESIZING('vmem.dev.run.resize')));
     const deviceLacks = fakeAdapter({

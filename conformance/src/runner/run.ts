@@ -6,7 +6,7 @@
  * fresh context and the same timeout, and their results go through the same expectations, exit
  * code and reports.
  */
-import type { Adapter } from '../../../adapters/core/src/contract';
+import type { Adapter, Capability } from '../../../adapters/core/src/contract';
 import {
   AdapterError,
   AdapterTimeoutError,
@@ -308,7 +308,11 @@ async function runOne(adapter: Adapter, vector: Vector, timeoutMs: number, busyR
   const offered = capabilitiesFor(adapter.info, vector.target);
   const missing = vector.needs.filter((n) => !offered.includes(n));
   if (missingTarget || missing.length > 0 || (vector.target === 'driver' && !adapter.openDriver)) {
-    const what = missingTarget ? `${vector.target} vectors` : missing.join(', ');
+    const why = (capability: Capability): string => {
+      const reason = adapter.info.missingCapabilities?.[capability];
+      return reason ? `${capability} (${reason})` : capability;
+    };
+    const what = missingTarget ? `${vector.target} vectors` : missing.map(why).join(', ');
     return {
       verdict: 'unsupported',
       findings: [
