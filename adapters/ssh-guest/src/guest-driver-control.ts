@@ -106,11 +106,11 @@ export class GuestDriverControl {
     const loaded = await this.driverLoaded();
     const d = await this.link.hostView();
     if (!loaded && d.size === 0n) return;
-    // A driver still on its way to the last target (one probed at boot plugs after SSH answers)
-    // would show plugged_size 0 before its PLUG lands: asked for 0 then, it would pass for drained
+    // A driver still plugging toward the last target (one probed at boot plugs after SSH answers)
+    // may show plugged_size 0 before its PLUG lands: asked for 0 then, it would pass for drained
     // and add memory while rmmod runs. Once it holds its target, plugged_size only falls to 0 by
     // unplugging.
-    if (loaded && d.size !== d.requestedSize) await this.reach(d.requestedSize, this.drainTimeoutMs);
+    if (loaded && d.size < d.requestedSize) await this.reach(d.requestedSize, this.drainTimeoutMs);
     await this.link.setRequestedSize(0n);
     if (!loaded) await this.load();
     await this.waitPlugged(0n, this.drainTimeoutMs);
