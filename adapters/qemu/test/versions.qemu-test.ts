@@ -49,14 +49,17 @@ async function start(binary: QemuBinary, setup: DeviceSetup) {
   return { qemu, driver, request, pluggedSize };
 }
 
+/** How long a migration may take to reach the awaited status (TCG on a loaded machine is slow). */
+const MIGRATION_STATUS_TIMEOUT_MS = 30_000;
+
+/** Polls `query-migrate` until `until` holds for its status or the time is up; the last status. */
 async function migrationStatus(qemu: QemuProcess, until: (status: string) => boolean): Promise<string> {
-  let status = '';
-  for (let i = 0; i < 250; i++) {
-    status = ((await qemu.qmp.execute('query-migrate')) as { status?: string }).status ?? '';
-    if (until(status)) break;
+  const deadline = Date.now() + MIGRATION_STATUS_TIMEOUT_MS;
+  for (;;) {
+    const status = ((await qemu.qmp.execute('query-migrate')) as { status?: string }).status ?? '';
+    if (until(status) || Date.now() > deadline) return status;
     await new Promise((r) => setTimeout(r, 20));
   }
-  return status;
 }
 
 const PAIRS: readonly (readonly [string, QemuBinary, DeviceProfile])[] = [

@@ -9,6 +9,10 @@
  * plugged in the device; the trace shows exactly which blocks were plugged, so a setup the
  * driver cannot reproduce is `unsupported`, never approximated. Linux cannot load the driver
  * again while memory of an earlier instance is still added; such a guest is rebooted.
+ *
+ * Every step waits on the state it needs (QMP's plugged size, the memory blocks' sysfs state,
+ * /proc/iomem), bounded, never for a fixed time: the guest runs under TCG on machines that may be
+ * loaded, so anything it does can take seconds.
  */
 import { formatHex } from '../../../spec/src/index';
 import { AdapterError, UnsupportedSetupError } from '../../core/src/contract';
@@ -38,6 +42,11 @@ export function parseIomem(text: string): IomemEntry[] {
 const RELOAD_AFTER_REBOOT_MS = 60_000;
 /** How often the device is given its target again while the driver is expected to reach it. */
 const KICK_EVERY_MS = 5000;
+/**
+ * Attempts at plugging the initial blocks: after one that ends with Linux still holding memory of
+ * the region, the guest is rebooted (which unplugs everything) and the blocks are plugged again.
+ */
+const PREFIX_ATTEMPTS = 2;
 
 /** Loads, unloads, drains and recovers the guest's virtio_mem driver. */
 export class GuestDriverControl {
@@ -79,6 +88,9 @@ export class GuestDriverControl {
 
   /** Leaves the driver unloaded and the device with nothing plugged. */
   async drain(): Promise<void> {
+    // A guest reset by the previous vector may still be booting (its session's close resumes it
+    // without waiting): its driver probes at boot, so the guest must answer before it is looked at.
+    await this.link.resume();
     const bound =
       (
         await this.link.sh(
@@ -94,14 +106,37 @@ export class GuestDriverControl {
     const loaded = await this.driverLoaded();
     const d = await this.link.hostView();
     if (!loaded && d.size === 0n) return;
+    // A driver still plugging toward the last target (one probed at boot plugs after SSH answers)
+    // may show plugged_size 0 before its PLUG lands: asked for 0 then, it would pass for drained
+    // and add memory while rmmod runs. Once it holds its target, plugged_size only falls to 0 by
+    // unplugging.
+    if (loaded && d.size < d.requestedSize) await this.reach(d.requestedSize, this.drainTimeoutMs);
     await this.link.setRequestedSize(0n);
     if (!loaded) await this.load();
     await this.waitPlugged(0n, this.drainTimeoutMs);
     await this.unload();
   }
 
-  /** `initial-plugged`: the driver plugs the first `count` blocks, then is unloaded leaving them plugged. */
+  /**
+   * `initial-plugged`: the driver plugs the first `count` blocks, then is unloaded leaving them
+   * plugged. When Linux keeps memory of the region after that, the guest is rebooted (the device
+   * unplugs everything on a system reset) and the blocks are plugged again, once.
+   */
   async plugPrefix(count: number): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      const held = await this.tryPlugPrefix(count);
+      if (held === undefined) return;
+      const why = `Linux kept memory of the device region after offlining it and rmmod (${held})`;
+      if (attempt >= PREFIX_ATTEMPTS) throw new AdapterError(`${why}, ${attempt} times`);
+      await this.recover(why);
+    }
+  }
+
+  /**
+   * One attempt of {@link plugPrefix}: undefined when the device holds the first `count` blocks
+   * with the driver unloaded, else what Linux still holds of the region (it needs a reboot).
+   */
+  private async tryPlugPrefix(count: number): Promise<string | undefined> {
     const size = BigInt(count) * this.geometry.blockSize;
     this.observer.skipTrace();
     await this.link.setRequestedSize(size);
@@ -115,21 +150,63 @@ export class GuestDriverControl {
       );
     }
     await this.waitAdded(size, this.drainTimeoutMs);
-    const ids = await this.memoryBlocksOf(this.geometry.maxSize);
     // Offline the device's memory blocks so that unloading the driver removes them from Linux
     // while the device keeps them plugged.
-    await this.link.sh(
-      `for n in ${ids.join(' ')}; do f=/sys/devices/system/memory/memory$n/state; if [ -e $f ] && [ "$(cat $f)" != offline ]; then echo offline > $f || exit 1; fi; done`,
-      'offlining the plugged memory',
-    );
+    await this.offlineRegion();
     // Unloading removes the offline memory from Linux; the device keeps the blocks plugged.
     await this.link.sh('rmmod virtio_mem', 'unloading virtio_mem');
-    if (await this.regionClaimed()) await this.recover('the device region stayed claimed after offlining and rmmod');
+    if (await this.regionClaimed()) return await this.regionHeld();
     const after = await this.link.hostView();
     if (after.size !== size)
       throw new AdapterError(
         `after unloading the driver the device holds ${formatHex(after.size)} plugged, not ${formatHex(size)}`,
       );
+    return undefined;
+  }
+
+  /**
+   * Offlines every memory block of the device region Linux has, and waits until each of them
+   * reads offline (a block added or onlined after the first pass is offlined too).
+   */
+  private async offlineRegion(): Promise<void> {
+    const ids = await this.memoryBlocksOf(this.geometry.maxSize);
+    const deadline = Date.now() + this.drainTimeoutMs;
+    for (;;) {
+      const states = await this.link.sh(
+        `for n in ${ids.join(' ')}; do f=/sys/devices/system/memory/memory$n/state; if [ -e $f ] && [ "$(cat $f)" != offline ]; then echo offline > $f || exit 1; fi; done; ` +
+          `for n in ${ids.join(' ')}; do f=/sys/devices/system/memory/memory$n/state; [ -e $f ] && echo "$n $(cat $f)"; done; true`,
+        'offlining the plugged memory',
+      );
+      const notOffline = states
+        .trim()
+        .split('\n')
+        .filter((line) => line && !line.endsWith(' offline'));
+      if (notOffline.length === 0) return;
+      if (Date.now() > deadline)
+        throw new AdapterError(
+          `memory blocks of the device region did not stay offline within ${this.drainTimeoutMs} ms: ${notOffline.map((l) => `memory${l}`).join(', ')}`,
+        );
+      await sleep(100);
+    }
+  }
+
+  /** What Linux still holds of the device region: its /proc/iomem lines and the memory blocks' states. */
+  private async regionHeld(): Promise<string> {
+    const region = (await this.iomem()).filter(
+      (e) => e.start >= this.geometry.memaddr && e.end < this.geometry.memaddr + this.geometry.maxSize,
+    );
+    const ids = await this.memoryBlocksOf(this.geometry.maxSize);
+    const states = (
+      await this.link.sh(
+        `for n in ${ids.join(' ')}; do f=/sys/devices/system/memory/memory$n/state; [ -e $f ] && echo "memory$n $(cat $f)"; done; true`,
+        'reading the state of the memory blocks',
+      )
+    )
+      .trim()
+      .split('\n')
+      .filter(Boolean);
+    const ranges = region.map((e) => `${formatHex(e.start)}-${formatHex(e.end)} ${e.name}`);
+    return `iomem: ${ranges.join('; ') || 'none'}; memory blocks: ${states.join(', ') || 'none'}`;
   }
 
   private async driverLoaded(): Promise<boolean> {
@@ -140,17 +217,25 @@ export class GuestDriverControl {
     );
   }
 
-  /** Waits until the device holds `size` bytes plugged, re-sending the target now and then (it wakes a driver in its retry backoff). */
+  /** Waits until the device holds `size` bytes plugged (see {@link reach}); an {@link AdapterError} when it does not in time. */
   private async waitPlugged(size: bigint, timeoutMs: number): Promise<void> {
+    const d = await this.reach(size, timeoutMs);
+    if (d.size !== size)
+      throw new AdapterError(
+        `the driver did not bring plugged_size to ${formatHex(size)} within ${timeoutMs} ms (it holds ${formatHex(d.size)})`,
+      );
+  }
+
+  /**
+   * Waits until the device holds `size` bytes plugged or `timeoutMs` pass, re-sending the target
+   * now and then (it wakes a driver in its retry backoff); the device as last read.
+   */
+  private async reach(size: bigint, timeoutMs: number): Promise<HostView> {
     const deadline = Date.now() + timeoutMs;
     let lastKick = Date.now();
     for (;;) {
       const d = await this.link.hostView();
-      if (d.size === size) return;
-      if (Date.now() > deadline)
-        throw new AdapterError(
-          `the driver did not bring plugged_size to ${formatHex(size)} within ${timeoutMs} ms (it holds ${formatHex(d.size)})`,
-        );
+      if (d.size === size || Date.now() > deadline) return d;
       if (Date.now() - lastKick > KICK_EVERY_MS) {
         lastKick = Date.now();
         await this.link.setRequestedSize(d.requestedSize);
@@ -222,8 +307,13 @@ export class GuestDriverControl {
     await this.recover(why);
   }
 
-  /** Brings a guest whose driver cannot be reloaded back by rebooting it (the device unplugs everything on a system reset). */
+  /**
+   * Brings a guest whose driver cannot be reloaded back by rebooting it (the device unplugs
+   * everything on a system reset). The guest's init loads the driver at boot, so the host asks for
+   * 0 first: that driver then has nothing to plug while the adapter takes it down again.
+   */
   private async recover(why: string): Promise<void> {
+    await this.link.setRequestedSize(0n);
     await this.link.resetMachine(false);
     const deadline = Date.now() + RELOAD_AFTER_REBOOT_MS;
     while (!(await this.driverLoaded())) {

@@ -20,6 +20,8 @@ export class GuestLink {
   readonly epochs = new VectorEpochs();
   private shell: GuestShell | undefined;
   private machineHeld = false;
+  /** The resume under way (a session's close starts one without waiting for it). */
+  private resuming: Promise<void> | undefined;
   private closed = false;
   private readonly setpriv = findTool('setpriv');
 
@@ -108,12 +110,24 @@ export class GuestLink {
     else await this.waitForGuest();
   }
 
-  /** Lets a held machine run again and waits until the guest answers. */
-  async resume(): Promise<void> {
-    if (!this.machineHeld) return;
+  /**
+   * Lets a held machine run again and waits until the guest answers. A caller that comes while a
+   * resume is under way waits for that one: the guest is not there before it answers.
+   */
+  resume(): Promise<void> {
+    if (this.resuming) return this.resuming;
+    if (!this.machineHeld) return Promise.resolve();
     this.machineHeld = false;
-    await this.host(() => this.qmp.execute('cont'));
-    await this.waitForGuest();
+    const resuming = (async () => {
+      await this.host(() => this.qmp.execute('cont'));
+      await this.waitForGuest();
+    })();
+    this.resuming = resuming;
+    const done = (): void => {
+      if (this.resuming === resuming) this.resuming = undefined;
+    };
+    resuming.then(done, done);
+    return resuming;
   }
 
   private async waitForGuest(): Promise<void> {

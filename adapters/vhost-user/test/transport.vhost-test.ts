@@ -112,20 +112,60 @@ async function stopChild(child: Child): Promise<void> {
   await child.exited;
 }
 
-/** Waits until a listening socket file exists at `socketPath` (or the child exits). */
-async function waitForSocket(child: Child, socketPath: string, timeoutMs = 10_000): Promise<void> {
+/** How long a back-end gets to start listening (a loaded machine starts Node slowly). */
+const START_TIMEOUT_MS = 30_000;
+
+/**
+ * Waits until the back-end accepts a connection on `socketPath` (or exits): the socket file appears
+ * at bind, before listen, so its presence alone is not readiness. For a back-end that announces
+ * nothing when it listens (qemu-storage-daemon).
+ */
+async function waitUntilAccepting(child: Child, socketPath: string, timeoutMs = START_TIMEOUT_MS): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
+  for (;;) {
     if (child.process.exitCode !== null || child.process.signalCode !== null)
       throw new Error(`the back-end exited before listening: ${child.output()}`);
     try {
-      if (fs.lstatSync(socketPath).isSocket()) return;
-    } catch {
-      /* not yet */
+      native.close(native.connect(socketPath));
+      return;
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code !== 'ENOENT' && code !== 'ECONNREFUSED') throw e;
     }
+    if (Date.now() > deadline)
+      throw new Error(`nothing accepted connections on ${socketPath} within ${timeoutMs} ms: ${child.output()}`);
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
-  throw new Error(`no socket at ${socketPath} within ${timeoutMs} ms: ${child.output()}`);
+}
+
+/**
+ * Resolves once the child prints a line matching `pattern` on stdout (`vmemct serve-vhost-user`
+ * prints its listening line once its socket listens and its signal handlers are in place); rejects
+ * when it exits first or after `timeoutMs`.
+ */
+function announced(child: Child, pattern: RegExp, timeoutMs = START_TIMEOUT_MS): Promise<void> {
+  const stdout = child.process.stdout!;
+  let text = '';
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(
+      () => done(new Error(`no line matching ${pattern} within ${timeoutMs} ms: ${child.output()}`)),
+      timeoutMs,
+    );
+    const onData = (chunk: Buffer): void => {
+      text += chunk.toString();
+      if (pattern.test(text)) done();
+    };
+    const onExit = (): void => done(new Error(`the back-end exited before announcing itself: ${child.output()}`));
+    function done(error?: Error): void {
+      clearTimeout(timer);
+      stdout.off('data', onData);
+      child.process.off('exit', onExit);
+      if (error) reject(error);
+      else resolve();
+    }
+    stdout.on('data', onData);
+    child.process.once('exit', onExit);
+  });
 }
 
 /** Runs the CLI; its exit code and output. */
@@ -170,7 +210,7 @@ describe('against qemu-storage-daemon (libvhost-user, vhost-user-blk)', () => {
       '--export',
       `type=vhost-user-blk,id=export0,node-name=disk,addr.type=unix,addr.path=${socketPath},writable=on`,
     ]);
-    await waitForSocket(qsd, socketPath);
+    await waitUntilAccepting(qsd, socketPath);
   });
 
   afterAll(async () => {
@@ -284,8 +324,9 @@ describe("against vmemct's own back-end", () => {
   it('as `vmemct serve-vhost-user` (its own process): every check passes', async () => {
     const socketPath = path.join(tempDir, 'cli.sock');
     const served = startChild(process.execPath, [CLI, 'serve-vhost-user', '--socket', socketPath, '--quiet']);
+    const listening = announced(served, /^serving virtio-mem /m);
     try {
-      await waitForSocket(served, socketPath);
+      await listening;
       const { results } = await runSuite(socketPath, served.pid);
       expect(verdicts(results)).toEqual(Object.fromEntries(ALL_IDS.map((id) => [id, 'pass'])));
     } finally {
