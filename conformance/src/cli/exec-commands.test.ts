@@ -40,6 +40,8 @@ describe('vmemct run --adapter exec: options', () => {
     expect(r.err).toMatch(/run: the harness .*no-such-harness did not start: cannot start .*ENOENT/);
   });
 
+  // The hello bound runs from the spawn: it must outlast Node starting the harness on a loaded
+  // machine, or the harness has not written its stderr line yet.
   test('a harness that never says hello → exit 2 with the reason and its stderr', async () => {
     const r = await cli(
       'run',
@@ -51,12 +53,12 @@ describe('vmemct run --adapter exec: options', () => {
       FAKE,
       '--arg=--no-hello',
       '--harness-timeout',
-      '300',
+      '5000',
     );
     expect(r.code).toBe(2);
-    expect(r.err).toMatch(/sent nothing for 300 ms while vmemct awaited its hello/);
+    expect(r.err).toMatch(/sent nothing for 5000 ms while vmemct awaited its hello/);
     expect(r.err).toMatch(/the harness's stderr ends with:\nfake harness [0-9]+ starting/);
-  });
+  }, 30_000);
 
   test('a run through a harness: its verdicts are reported, the log holds the exchange', async () => {
     const log = path.join(dir, 'log.jsonl');
@@ -121,8 +123,9 @@ describe('vmemct run --adapter exec: options', () => {
       '--arg=device',
       '--arg=--pid-file',
       `--arg=${pidFile}`,
+      // Each fresh harness must say hello within the bound on a loaded machine too.
       '--harness-timeout',
-      '300',
+      '5000',
       '--vectors',
       file,
       '--json',
@@ -150,5 +153,5 @@ describe('vmemct run --adapter exec: options', () => {
     const pids = fs.readFileSync(pidFile, 'utf8').trim().split('\n').map(Number);
     expect(pids).toHaveLength(4);
     for (const pid of pids) expect(() => process.kill(pid, 0)).toThrow();
-  });
+  }, 60_000);
 });
