@@ -412,6 +412,16 @@ describe('runVectors with fake adapters', () => {
     expect(run.results[0]).toMatchObject({ verdict: 'unsupported', expected: 'pass', unexpected: true });
     expect(run.exitCode).toBe(1);
   });
+
+  test('an entry describing a deviation is not observed when the case cannot run: not unexpected, not stale', async () => {
+    const all = vectorsOf(file(RESIZING('vmem.dev.run.resize'), PASSING('vmem.dev.run.one')));
+    const run = await runVectors(fakeAdapter(), all, all, {
+      expectations: expectations(entry('vmem.dev.run.resize', 'fail')),
+    });
+    expect(run.results[0]).toMatchObject({ verdict: 'unsupported', expected: 'fail', unexpected: false });
+    expect(run.stale).toEqual([]);
+    expect(run.exitCode).toBe(0);
+  });
 });
 
 describe('strict mode', () => {

@@ -239,6 +239,15 @@ function settle(runs: readonly Judged[]): Judged {
   };
 }
 
+/**
+ * Whether a case that came out `verdict` leaves an expectation entry of verdict `expected` neither
+ * met nor contradicted: the adapter could not run the case, and the entry describes a deviation
+ * (an entry `pass` pins the case to run, so it is judged).
+ */
+export function entryNotObserved(expected: Verdict, verdict: Verdict): boolean {
+  return expected !== 'pass' && (verdict === 'unsupported' || verdict === 'not-applicable');
+}
+
 /** Judges outcomes against the expectation file (or the default rules); `stale`: entries matching no case of `all`. */
 export function judgeAgainst(
   all: readonly { readonly id: string }[],
@@ -259,8 +268,12 @@ export function judgeAgainst(
     const entry = matched.byId.get(id);
     const expected: Verdict = entry ? entry.verdict : isExpectedByDefault(verdict, strict) ? verdict : 'pass';
     // An entry `flaky` accepts a pass too: the case passes on some runs (with or without retries).
+    // An entry describing a deviation (fail, acceptable, …) is neither met nor contradicted when
+    // the adapter could not run the case: the implementation's behaviour was not observed. An
+    // entry `pass` is a pin ("this must run and pass"), so losing the case is unexpected.
+    const notObserved = entry !== undefined && entryNotObserved(entry.verdict, verdict);
     const unexpected = entry
-      ? entry.verdict !== verdict && !(entry.verdict === 'flaky' && verdict === 'pass')
+      ? entry.verdict !== verdict && !notObserved && !(entry.verdict === 'flaky' && verdict === 'pass')
       : !isExpectedByDefault(verdict, strict);
     // Every failing finding of a vector, a driver vector or a suite check gets its severity here.
     const findings = outcome.findings.map(withSeverity);

@@ -114,6 +114,23 @@ describe('updateExpectations', () => {
     expect(update.removed).toEqual(['b.glob.*']);
   });
 
+  test('a case the adapter could not run keeps an entry describing a deviation; a pass pin moves', () => {
+    const update = updateExpectations({
+      implementation: 'Impl 1',
+      previous: { ...previous, entries: [entry('d.fixed', 'fail'), entry('g.ok', 'pass')] },
+      results: [
+        { id: 'd.fixed', verdict: 'unsupported' },
+        { id: 'g.ok', verdict: 'unsupported' },
+      ],
+      corpus,
+    });
+    expect(update.entries).toEqual([
+      { id: 'd.fixed', verdict: 'fail', reason: 'because of d.fixed' },
+      { id: 'g.ok', verdict: 'unsupported', reason: 'TODO: review, was pass: because of g.ok' },
+    ]);
+    expect(update.removed).toEqual([]);
+  });
+
   test('a reason marked for review twice carries one mark, naming the latest verdict', () => {
     expect(reviewReason('fail', reviewReason('informational', 'the cause'))).toBe('TODO: review, was fail: the cause');
   });

@@ -16,6 +16,7 @@ import {
   compileGlob,
   isGlob,
 } from './expectations';
+import { entryNotObserved } from './run';
 
 /** The reason of an entry written for a new non-pass result: the maintainer replaces it with the cause. */
 export const PLACEHOLDER_REASON = 'TODO: why (added by vmemct run --write-expectations)';
@@ -109,8 +110,14 @@ export function updateExpectations(input: ExpectationUpdateInput): ExpectationUp
     const glob = compileGlob(entry.pattern);
     const matched = input.corpus.filter((v) => glob.test(v.id)).map((v) => v.id);
     for (const id of matched) claimed.add(id);
-    // A vector that did not run keeps what the entry says of it.
-    const verdicts = matched.map((id) => ({ id, verdict: ran.get(id) ?? entry.verdict }));
+    // A vector that did not run, or that the adapter could not run, keeps what the entry says of it.
+    const verdicts = matched.map((id) => {
+      const verdict = ran.get(id);
+      return {
+        id,
+        verdict: verdict === undefined || entryNotObserved(entry.verdict, verdict) ? entry.verdict : verdict,
+      };
+    });
     const remaining = verdicts.filter((v) => v.verdict !== 'pass');
     if (remaining.length === 0) {
       removed.push(entry.pattern);
