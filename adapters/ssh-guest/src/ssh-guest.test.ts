@@ -297,6 +297,9 @@ describe('SSH', () => {
     expect(classifySshFailure('root@127.0.0.1: Permission denied (publickey).', target).kind).toBe('auth');
     expect(classifySshFailure('Host key verification failed.', target).kind).toBe('host-key');
     expect(classifySshFailure('Host key verification failed.', target).message).toMatch(/--ssh-known-hosts/);
+    // A stopped guest: the keepalives go unanswered and ssh gives up (reported at LogLevel INFO).
+    expect(classifySshFailure('Timeout, server 127.0.0.1 not responding.', target).kind).toBe('timeout');
+    expect(sshArguments(target)).toContain('LogLevel=INFO');
   });
 });
 

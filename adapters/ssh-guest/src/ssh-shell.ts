@@ -61,7 +61,9 @@ export function sshArguments(target: SshTarget, connectTimeoutS = 5): string[] {
     '-o',
     'StrictHostKeyChecking=yes',
     '-o',
-    'LogLevel=ERROR',
+    // INFO, not ERROR: ssh reports a server that stopped answering ("Timeout, server … not
+    // responding", after ServerAliveCountMax keepalives) and a closed connection at INFO level.
+    'LogLevel=INFO',
   ];
   if (target.key) args.push('-i', target.key, '-o', 'IdentitiesOnly=yes');
   if (target.knownHosts)
@@ -94,6 +96,9 @@ export function classifySshFailure(stderr: string, target: SshTarget): SshError 
       'auth',
     );
   }
+  if (/Timeout, server .* not responding/i.test(stderr)) {
+    return new SshError(`${where}: the guest stopped answering (${text})`, 'timeout');
+  }
   if (
     /Connection refused|timed out|No route to host|Could not resolve|Network is unreachable|Connection reset|closed by remote host|kex_exchange_identification/i.test(
       stderr,
@@ -112,6 +117,8 @@ export class GuestShell {
   private buffered = '';
   private stderrText = '';
   private exited = false;
+  /** Why this side ended the connection (a command that outlasted its bound), if it did. */
+  private endedBecause: SshError | undefined;
   private readonly marker = `__vmemct_${randomBytes(6).toString('hex')}`;
   private sequence = 0;
   private current:
@@ -205,19 +212,21 @@ export class GuestShell {
   }
 
   private runNow(command: string, timeoutMs: number): Promise<ShellResult> {
+    if (this.endedBecause) return Promise.reject(this.endedBecause);
     if (this.exited) return Promise.reject(classifySshFailure(this.stderrText, this.target));
     const tag = `${this.marker}_${++this.sequence}`;
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.current = undefined;
-        // The shell is now out of step (the command may still be running): end the connection.
-        this.close();
-        reject(
-          new SshError(
-            `${this.target.host}:${this.target.port}: the guest did not answer within ${timeoutMs} ms`,
-            'timeout',
-          ),
+        const timedOut = new SshError(
+          `${this.target.host}:${this.target.port}: the guest did not answer within ${timeoutMs} ms`,
+          'timeout',
         );
+        // The shell is now out of step (the command may still be running): end the connection.
+        // Later commands on it fail the same way, not as an unexplained exit of ssh.
+        this.endedBecause = timedOut;
+        this.close();
+        reject(timedOut);
       }, timeoutMs);
       this.current = { resolve, reject, tag, timer };
       this.buffered = '';
