@@ -252,6 +252,21 @@ describe('GdbResponseInjector against a simulated driver behind a fake gdbstub',
     await injector.detach();
   });
 
+  test('clearPending drops what is left of a script: the next request gets the device answer', async () => {
+    const injector = await attached();
+    injector.inject({ response: 'BUSY', count: 5, types: ['PLUG'] });
+    await machine.call(plug);
+    await settled(injector, 1);
+    expect(injector.remaining).toBe(4);
+    injector.clearPending();
+    expect(injector.remaining).toBe(0);
+    await machine.call(plug);
+    await settled(injector, 2);
+    expect(machine.driverGot.map((g) => g.type)).toEqual([2, 0]);
+    expect(machine.deviceSaw).toEqual([3, 0]);
+    await injector.detach();
+  });
+
   test('an ACK with a trailer goes to the device unchanged and the trailer lands after the type in vm->resp', async () => {
     const injector = await attached();
     const trailer = new Uint8Array([0xde, 0xad, 0xbe, 0xef, 0x5a, 0xa5, 0x02, 0x00]);

@@ -140,6 +140,12 @@ export class GdbResponseInjector {
     });
   }
 
+  /** Drops what is left of every earlier script (a new one replaces it). */
+  clearPending(): void {
+    for (const p of this.pending) p.remaining = 0;
+    this.pending.length = 0;
+  }
+
   /** Injected answers not yet delivered. */
   get remaining(): number {
     return this.pending.reduce((sum, p) => sum + p.remaining, 0);

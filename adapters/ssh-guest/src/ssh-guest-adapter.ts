@@ -25,6 +25,7 @@ import {
 } from '../../core/src/contract';
 import { ConnectedGuest, SshGuestOptions, connectGuest } from './guest-connect';
 import { GuestDriverControl } from './guest-driver-control';
+import { GuestInjectionHost } from './guest-injection-session';
 import { GuestObserver } from './guest-observer';
 import { GuestParts, SshGuestDriverSession } from './ssh-guest-session';
 
@@ -53,7 +54,8 @@ class SshGuestAdapter implements Adapter {
       name: 'ssh-guest',
       implementation: `Linux ${guest.kernelRelease}`,
       targets: ['driver'],
-      capabilities: CAPABILITIES,
+      // Scripted answers go through QEMU's gdbstub: offered when the guest's QEMU has one.
+      capabilities: options.gdbSocket ? [...CAPABILITIES, 'inject-responses'] : CAPABILITIES,
       timeoutMultiplier: 12,
     };
     const { link, geometry } = guest;
@@ -62,7 +64,8 @@ class SshGuestAdapter implements Adapter {
       stallMs: options.stallMs ?? 8000,
     });
     const control = new GuestDriverControl(link, observer, geometry, options.drainTimeoutMs ?? 60_000);
-    this.parts = { link, control, observer, offered: guest.offered };
+    const injection = options.gdbSocket ? new GuestInjectionHost(options.gdbSocket) : undefined;
+    this.parts = { link, control, observer, offered: guest.offered, injection };
   }
 
   async openDevice(): Promise<DeviceSession> {

@@ -2,9 +2,17 @@
  * One driver vector on the guest. Every step runs as part of the vector's epoch, so work the
  * runner has given up on cannot reach the guest once a later vector holds it.
  */
-import { DriverActivity, DriverSession, ResizeOutcome, SettleLimits } from '../../core/src/contract';
+import {
+  DriverActivity,
+  DriverSession,
+  ResizeOutcome,
+  ResponseInjection,
+  SettleLimits,
+  UnsupportedSetupError,
+} from '../../core/src/contract';
 import { QmpError } from '../../qemu-platform/src/index';
 import { GuestDriverControl } from './guest-driver-control';
+import { GuestInjectionHost, GuestInjectionSession } from './guest-injection-session';
 import { GuestLink } from './guest-link';
 import { GuestObserver } from './guest-observer';
 
@@ -15,19 +23,24 @@ export interface GuestParts {
   readonly observer: GuestObserver;
   /** The features the device offers. */
   readonly offered: bigint;
+  /** Scripted answers through QEMU's gdbstub (`inject-responses`), when the guest's QEMU has one. */
+  readonly injection?: GuestInjectionHost;
 }
 
 /** A driver session of the `ssh-guest` adapter. */
 export class SshGuestDriverSession implements DriverSession {
   private virtioName: string | undefined;
   private closed = false;
+  private readonly injection: GuestInjectionSession | undefined;
 
   constructor(
     private readonly guest: GuestParts,
     private readonly epoch: number,
     /** Tells the adapter the session has ended. */
     private readonly onClose: () => void,
-  ) {}
+  ) {
+    this.injection = guest.injection && new GuestInjectionSession(guest.injection, guest.link);
+  }
 
   private run<T>(work: () => Promise<T>): Promise<T> {
     return this.guest.link.epochs.run(this.epoch, work);
@@ -37,12 +50,28 @@ export class SshGuestDriverSession implements DriverSession {
     return this.run(async () => {
       await this.guest.link.resume();
       await this.guest.control.load();
+      await this.injection?.afterLoad();
       this.virtioName = await this.guest.control.boundDevice();
     });
   }
 
   settle(limits: SettleLimits): Promise<DriverActivity> {
-    return this.run(() => this.guest.observer.settle(limits));
+    return this.run(async () => {
+      const { observer } = this.guest;
+      if (!this.injection) return observer.settle(limits);
+      return this.injection.settle(
+        limits,
+        (l, config) => observer.settle(l, config),
+        () => observer.hostConfig(),
+      );
+    });
+  }
+
+  injectResponses(injection: ResponseInjection): Promise<void> {
+    return this.run(async () => {
+      if (!this.injection) throw new UnsupportedSetupError('the guest was not started with a gdbstub');
+      this.injection.inject(injection);
+    });
   }
 
   readConfig(): Promise<Uint8Array> {
@@ -77,6 +106,8 @@ export class SshGuestDriverSession implements DriverSession {
 
   systemReset(): Promise<void> {
     return this.run(async () => {
+      // The hook dies with the kernel; scripted answers do not outlive the reboot.
+      await this.injection?.detach();
       await this.guest.link.resetMachine(true);
       this.virtioName = undefined;
     });
@@ -85,9 +116,13 @@ export class SshGuestDriverSession implements DriverSession {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    // The gdbstub is released even by a session the runner gave up on: the next vector runs without breakpoints.
+    const ended = await this.injection?.end();
     if (this.epoch !== this.guest.link.epochs.current) return;
     await this.run(async () => {
       this.onClose();
+      // Linux sends nothing more after an ERROR; a reboot gives the next vector a driver that listens.
+      if (ended?.driverBroken) await this.guest.link.resetMachine(false).catch(() => undefined);
       if (this.guest.link.held) void this.guest.link.resume().catch(() => undefined);
     });
   }

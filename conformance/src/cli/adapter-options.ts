@@ -33,6 +33,7 @@ export const ADAPTER_OPTIONS: Readonly<Record<string, OptionSpec>> = {
   qmp: { kind: 'value' },
   'qemu-trace': { kind: 'value' },
   'device-id': { kind: 'value' },
+  gdb: { kind: 'value' },
   socket: { kind: 'value' },
   command: { kind: 'value' },
   arg: { kind: 'list' },
@@ -85,7 +86,7 @@ async function openExec(parsed: ParsedArgs, command: string): Promise<Adapter> {
   }
 }
 
-const SSH_GUEST_OPTIONS = ['ssh', 'ssh-key', 'ssh-known-hosts', 'qmp', 'qemu-trace', 'device-id'];
+const SSH_GUEST_OPTIONS = ['ssh', 'ssh-key', 'ssh-known-hosts', 'qmp', 'qemu-trace', 'device-id', 'gdb'];
 
 /** `--ssh [user@]host[:port]` (user defaults to root, port to 22). */
 export function parseSshTarget(text: string): { user: string; host: string; port: number } {
@@ -150,6 +151,7 @@ export async function createAdapter(parsed: ParsedArgs, command = 'run'): Promis
         qmp: parseQmpAddress(parsed.values.get('qmp')!),
         traceLog: path.resolve(parsed.values.get('qemu-trace')!),
         deviceId: parsed.values.get('device-id'),
+        gdbSocket: parsed.values.has('gdb') ? path.resolve(parsed.values.get('gdb')!) : undefined,
       });
     } catch (e) {
       if (e instanceof SshGuestSetupError) throw new HarnessError(`${command}: ${e.message}`);

@@ -171,6 +171,10 @@ export const OPTION_HELP: Readonly<Record<string, OptionHelp>> = {
   qmp: { placeholder: 'PATH|tcp:HOST:PORT', text: "the guest's QEMU monitor (--adapter ssh-guest)" },
   'qemu-trace': { placeholder: 'FILE', text: "the guest's QEMU virtio-mem trace log (--adapter ssh-guest)" },
   'device-id': { placeholder: 'ID', text: 'the virtio-mem device of the guest (--adapter ssh-guest)' },
+  gdb: {
+    placeholder: 'PATH',
+    text: "the guest's QEMU gdbstub socket: scripted answers reach the real driver through it (--adapter ssh-guest)",
+  },
   socket: {
     placeholder: 'PATH',
     text: 'unix socket of a vhost-user back-end (--adapter vhost-user) or of a listening harness (--adapter exec)',

@@ -32,7 +32,7 @@ usage:
                             QEMU's real virtio-mem-pci (device vectors; needs qemu-system-x86, or a
                             QEMU fetched with vmemct qemu fetch: --qemu-version 10.0 names it)
       --adapter ssh-guest --ssh [USER@]HOST[:PORT] --qmp PATH|tcp:HOST:PORT --qemu-trace FILE
-                       [--ssh-key FILE] [--ssh-known-hosts FILE] [--device-id ID]
+                       [--ssh-key FILE] [--ssh-known-hosts FILE] [--device-id ID] [--gdb PATH]
                             a live Linux guest's virtio_mem driver (driver vectors)
       --adapter vhost-user --socket PATH   a vhost-user back-end (device vectors; needs npm run build:native)
       --adapter exec (--command PROGRAM [--arg A]… | --socket PATH) [--harness-log FILE]
