@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import { bytesToHex, framePacket, hexToBytes, writeLittleEndian } from '../../qemu-platform/src/index';
 import { decodeRequest, encodeRequest } from '../../../model/src/codec/codec';
 import { DriverHook } from './driver-hook';
-import { GdbResponseInjector } from './gdb-injection';
+import { GdbResponseInjector, holdsName } from './gdb-injection';
 
 /**
  * A fake gdbstub in front of a simulated driver and device: `call()` makes the driver call
@@ -291,5 +291,17 @@ describe('GdbResponseInjector against a simulated driver behind a fake gdbstub',
     await machine.call(plug);
     expect(machine.driverGot.map((g) => g.type)).toEqual([3, 0]);
     await injector.detach();
+  });
+});
+
+describe('the module initialised in do_init_module', () => {
+  test('is recognised by its NUL-terminated name in struct module, not by a longer or shorter one', () => {
+    const head = new Uint8Array(128);
+    head.set(Buffer.from('virtio_mem\0', 'latin1'), 24);
+    expect(holdsName(head, 'virtio_mem')).toBe(true);
+    expect(holdsName(head, 'virtio')).toBe(false);
+    const other = new Uint8Array(128);
+    other.set(Buffer.from('virtio_mem_extra\0', 'latin1'), 24);
+    expect(holdsName(other, 'virtio_mem')).toBe(false);
   });
 });

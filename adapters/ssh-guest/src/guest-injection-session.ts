@@ -35,7 +35,7 @@ import {
   sendRequestAddress,
   DRIVER_HOOK,
 } from './driver-hook';
-import { GdbResponseInjector, InterceptedRequest } from './gdb-injection';
+import { GdbResponseInjector, InterceptedRequest, ModuleLoad } from './gdb-injection';
 import { GuestLink } from './guest-link';
 
 /** The struct offsets of the hook, which stay while the kernel does. */
@@ -52,32 +52,72 @@ const RECORD_WAIT_MS = 5000;
  */
 export const SCRIPTED_SETTLE_REQUESTS = 20;
 
+/** The kallsyms lines the hook needs: the function, the module's struct, the kernel's do_init_module. */
+const HOOK_SYMBOLS = `grep -E ' (${DRIVER_HOOK.sendRequest}|__this_module)[[:space:]]+\\[${DRIVER_HOOK.module}\\]|[tT] do_init_module$' /proc/kallsyms`;
+
 /**
- * The adapter's part of injection that outlives a vector: the gdbstub socket and the struct
- * offsets read from the module's BTF once.
+ * The adapter's part of injection that outlives a vector: the gdbstub socket, the struct offsets
+ * read from the module's BTF once, and the distance from the module's struct to the hook.
  */
 export class GuestInjectionHost {
   private offsets: HookOffsets | undefined;
+  /** `virtio_mem_send_request − __this_module` of the last load. */
+  private hookFromModule: bigint | undefined;
 
   constructor(
     /** QEMU's gdbstub socket (`-gdb unix:PATH,server=on,wait=off`). */
     readonly gdbSocket: string,
   ) {}
 
+  /** Whether a load has shown where the hook lies (see {@link resolve}). */
+  get learnt(): boolean {
+    return this.offsets !== undefined && this.hookFromModule !== undefined;
+  }
+
+  /** What arming the hook before the next load needs, once a load has been seen. */
+  async moduleLoad(shell: HookShell): Promise<ModuleLoad | undefined> {
+    if (!this.offsets || this.hookFromModule === undefined) return undefined;
+    const initModule = parseKallsyms((await shell.run(HOOK_SYMBOLS, 30_000)).output).find(
+      (e) => e.name === 'do_init_module' && e.module === undefined,
+    );
+    if (!initModule || initModule.address === 0n) return undefined;
+    return {
+      initModule: initModule.address,
+      moduleName: DRIVER_HOOK.module,
+      hookFromModule: this.hookFromModule,
+      offsets: this.offsets,
+    };
+  }
+
   /** The hook of the driver loaded now, or why it cannot be used. */
   async resolve(shell: HookShell): Promise<{ hook: DriverHook } | { reason: string }> {
-    if (this.offsets) {
-      const syms = await shell.run(`grep ' ${DRIVER_HOOK.sendRequest}' /proc/kallsyms`, 30_000);
-      const address = sendRequestAddress(parseKallsyms(syms.output));
-      if ('reason' in address) return address;
-      return { hook: { sendRequest: address.address, ...this.offsets } };
+    const symbols = parseKallsyms((await shell.run(HOOK_SYMBOLS, 30_000)).output);
+    const address = sendRequestAddress(symbols);
+    if ('reason' in address) return address;
+    if (!this.offsets) {
+      const resolved = await resolveDriverHook(shell);
+      if (resolved.kind === 'unsupported') return { reason: resolved.reason };
+      const { sendRequest: _address, ...offsets } = resolved.hook;
+      this.offsets = offsets;
     }
-    const resolved = await resolveDriverHook(shell);
-    if (resolved.kind === 'unsupported') return { reason: resolved.reason };
-    const { sendRequest: _address, ...offsets } = resolved.hook;
-    this.offsets = offsets;
-    return { hook: resolved.hook };
+    const module = symbols.find((e) => e.name === '__this_module' && e.module === DRIVER_HOOK.module);
+    this.hookFromModule = module && module.address !== 0n ? address.address - module.address : undefined;
+    return { hook: { sendRequest: address.address, ...this.offsets } };
   }
+}
+
+/** The guest's shell as the hook resolver uses it: a command that fails is a status, a guest that does not answer an error. */
+export function hookShell(link: GuestLink): HookShell {
+  return {
+    run: async (command) => {
+      try {
+        return { status: 0, output: await link.sh(command, 'resolving the driver hook') };
+      } catch (e) {
+        if (e instanceof AdapterError && !(e instanceof AdapterTimeoutError)) return { status: 1, output: '' };
+        throw e;
+      }
+    },
+  };
 }
 
 /** Whether a traced request is the injector's neutralised form of one (`STATE addr nb_blocks=0`). */
@@ -127,40 +167,59 @@ export class GuestInjectionSession {
     private readonly link: GuestLink,
   ) {}
 
-  /** After each load of the driver: resolves the hook and attaches the injector (or notes why it cannot). */
-  async afterLoad(): Promise<void> {
+  /**
+   * Before each load of the driver: once a load has shown where the hook lies relative to the
+   * module, the injector attaches now and arms the hook as the module is initialised, so it
+   * sees the driver's first request.
+   */
+  async beforeLoad(): Promise<void> {
     await this.detach();
-    const shell: HookShell = {
-      run: async (command) => {
-        try {
-          return { status: 0, output: await this.link.sh(command, 'resolving the driver hook') };
-        } catch (e) {
-          if (e instanceof AdapterError && !(e instanceof AdapterTimeoutError)) return { status: 1, output: '' };
-          throw e;
-        }
-      },
-    };
-    const resolved = await this.host.resolve(shell);
+    const load = await this.host.moduleLoad(hookShell(this.link));
+    if (!load) return;
+    this.attachedAtMs = Date.now();
+    const attached = await GdbResponseInjector.attachBeforeLoad(this.host.gdbSocket, load);
+    if (!attached.ok) throw new AdapterError(`QEMU's gdbstub at ${this.host.gdbSocket}: ${attached.failure.message}`);
+    this.attached(attached.value);
+  }
+
+  /** After each load of the driver: resolves the hook and checks the armed one, or attaches now (or notes why it cannot). */
+  async afterLoad(): Promise<void> {
+    const resolved = await this.host.resolve(hookShell(this.link));
     if ('reason' in resolved) {
+      await this.detach();
       this.unsupported = `answers cannot be injected into this guest's driver: ${resolved.reason}`;
       return;
     }
     this.unsupported = undefined;
+    const armed = this.injector?.hookAddress;
+    if (this.injector && armed !== resolved.hook.sendRequest) {
+      if (armed !== undefined || this.injector.requests.length > 0 || this.injector.failure)
+        throw new AdapterError(
+          `the hook armed as the module was initialised (${armed === undefined ? 'none' : formatHex(armed)}) is not virtio_mem_send_request (${formatHex(resolved.hook.sendRequest)})`,
+        );
+      await this.detach();
+    }
+    if (this.injector) return;
     this.attachedAtMs = Date.now();
     const attached = await GdbResponseInjector.attach(this.host.gdbSocket, resolved.hook);
     if (!attached.ok) throw new AdapterError(`QEMU's gdbstub at ${this.host.gdbSocket}: ${attached.failure.message}`);
-    this.injector = attached.value;
-    this.paired = 0;
+    this.attached(attached.value);
   }
 
   /** `inject-responses`: replaces the script. */
   inject(injection: ResponseInjection): void {
     if (this.unsupported) throw new UnsupportedSetupError(this.unsupported);
-    const injector = this.injector;
-    if (!injector) throw new UnsupportedSetupError('answers are injected only while the driver is loaded');
-    injector.clearPending();
-    injector.inject(injection);
     this.script = injection;
+    // Before the driver is loaded the script waits for the injector, which takes it on attaching.
+    this.injector?.clearPending();
+    this.injector?.inject(injection);
+  }
+
+  /** Takes the injector on, with the script an `inject` step gave before it attached. */
+  private attached(injector: GdbResponseInjector): void {
+    this.injector = injector;
+    this.paired = 0;
+    if (this.script) injector.inject(this.script);
   }
 
   /**
@@ -234,8 +293,13 @@ export class GuestInjectionSession {
   async detach(): Promise<void> {
     const injector = this.injector;
     this.injector = undefined;
-    this.script = undefined;
     if (injector) await injector.detach();
+  }
+
+  /** Before a system reset: the hook dies with the kernel, and scripted answers do not outlive the reboot. */
+  async reset(): Promise<void> {
+    this.script = undefined;
+    await this.detach();
   }
 
   /**

@@ -25,7 +25,7 @@ import {
 } from '../../core/src/contract';
 import { ConnectedGuest, SshGuestOptions, connectGuest } from './guest-connect';
 import { GuestDriverControl } from './guest-driver-control';
-import { GuestInjectionHost } from './guest-injection-session';
+import { GuestInjectionHost, hookShell } from './guest-injection-session';
 import { GuestObserver } from './guest-observer';
 import { GuestParts, SshGuestDriverSession } from './ssh-guest-session';
 
@@ -88,14 +88,23 @@ class SshGuestAdapter implements Adapter {
     const { link, control, observer } = this.parts;
     this.sessionOpen = true;
     try {
+      // The driver the connection loaded shows where the hook lies before any vector loads it.
+      if (this.parts.injection && !this.parts.injection.learnt) await this.parts.injection.resolve(hookShell(link));
       await control.drain();
       const prefix = setup.plugged[0]?.count ?? 0;
       if (prefix > 0) await control.plugPrefix(prefix);
-      await link.setRequestedSize(setup.requested_size);
+      // With scripted answers the driver loads asking for nothing; the session gives it the size (see the session).
+      const hold = this.parts.injection !== undefined && prefix === 0 && setup.requested_size > 0n;
+      await link.setRequestedSize(hold ? 0n : setup.requested_size);
       observer.skipTrace();
-      return new SshGuestDriverSession(this.parts, epoch, () => {
-        this.sessionOpen = false;
-      });
+      return new SshGuestDriverSession(
+        this.parts,
+        epoch,
+        () => {
+          this.sessionOpen = false;
+        },
+        hold ? setup.requested_size : undefined,
+      );
     } catch (e) {
       this.sessionOpen = false;
       throw e;

@@ -38,6 +38,14 @@ export class SshGuestDriverSession implements DriverSession {
     private readonly epoch: number,
     /** Tells the adapter the session has ended. */
     private readonly onClose: () => void,
+    /**
+     * With scripted answers, the vector's requested_size while the device asks for 0: Linux
+     * plugs as soon as it probes, before an `inject` step after `start` could script the
+     * answers, so the driver loads with nothing to do and is given the size at the first
+     * settle (or reset); a `resize` step replaces it. Until then the configuration reads as the
+     * device holds it (requested_size 0).
+     */
+    private heldRequestedSize?: bigint,
   ) {
     this.injection = guest.injection && new GuestInjectionSession(guest.injection, guest.link);
   }
@@ -49,14 +57,27 @@ export class SshGuestDriverSession implements DriverSession {
   start(): Promise<void> {
     return this.run(async () => {
       await this.guest.link.resume();
+      await this.injection?.beforeLoad();
       await this.guest.control.load();
       await this.injection?.afterLoad();
       this.virtioName = await this.guest.control.boundDevice();
     });
   }
 
+  /**
+   * Gives the device the vector's requested_size when the adapter held it at 0 while the driver
+   * loaded (see {@link SshGuestDriverSession.constructor}'s `heldRequestedSize`).
+   */
+  private async releaseRequestedSize(): Promise<void> {
+    const size = this.heldRequestedSize;
+    if (size === undefined) return;
+    this.heldRequestedSize = undefined;
+    await this.guest.link.setRequestedSize(size);
+  }
+
   settle(limits: SettleLimits): Promise<DriverActivity> {
     return this.run(async () => {
+      await this.releaseRequestedSize();
       const { observer } = this.guest;
       if (!this.injection) return observer.settle(limits);
       return this.injection.settle(
@@ -92,6 +113,7 @@ export class SshGuestDriverSession implements DriverSession {
 
   resize(size: bigint): Promise<ResizeOutcome> {
     return this.run(async () => {
+      this.heldRequestedSize = undefined;
       try {
         await this.guest.link.setRequestedSize(size);
         return { kind: 'applied' };
@@ -107,7 +129,8 @@ export class SshGuestDriverSession implements DriverSession {
   systemReset(): Promise<void> {
     return this.run(async () => {
       // The hook dies with the kernel; scripted answers do not outlive the reboot.
-      await this.injection?.detach();
+      await this.releaseRequestedSize();
+      await this.injection?.reset();
       await this.guest.link.resetMachine(true);
       this.virtioName = undefined;
     });
