@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import { bytesToHex, framePacket, hexToBytes, writeLittleEndian } from '../../qemu-platform/src/index';
 import { decodeRequest, encodeRequest } from '../../../model/src/codec/codec';
 import { DriverHook } from './driver-hook';
-import { GdbResponseInjector } from './gdb-injection';
+import { GdbResponseInjector, holdsName } from './gdb-injection';
 
 /**
  * A fake gdbstub in front of a simulated driver and device: `call()` makes the driver call
@@ -252,6 +252,21 @@ describe('GdbResponseInjector against a simulated driver behind a fake gdbstub',
     await injector.detach();
   });
 
+  test('clearPending drops what is left of a script: the next request gets the device answer', async () => {
+    const injector = await attached();
+    injector.inject({ response: 'BUSY', count: 5, types: ['PLUG'] });
+    await machine.call(plug);
+    await settled(injector, 1);
+    expect(injector.remaining).toBe(4);
+    injector.clearPending();
+    expect(injector.remaining).toBe(0);
+    await machine.call(plug);
+    await settled(injector, 2);
+    expect(machine.driverGot.map((g) => g.type)).toEqual([2, 0]);
+    expect(machine.deviceSaw).toEqual([3, 0]);
+    await injector.detach();
+  });
+
   test('an ACK with a trailer goes to the device unchanged and the trailer lands after the type in vm->resp', async () => {
     const injector = await attached();
     const trailer = new Uint8Array([0xde, 0xad, 0xbe, 0xef, 0x5a, 0xa5, 0x02, 0x00]);
@@ -276,5 +291,17 @@ describe('GdbResponseInjector against a simulated driver behind a fake gdbstub',
     await machine.call(plug);
     expect(machine.driverGot.map((g) => g.type)).toEqual([3, 0]);
     await injector.detach();
+  });
+});
+
+describe('the module initialised in do_init_module', () => {
+  test('is recognised by its NUL-terminated name in struct module, not by a longer or shorter one', () => {
+    const head = new Uint8Array(128);
+    head.set(Buffer.from('virtio_mem\0', 'latin1'), 24);
+    expect(holdsName(head, 'virtio_mem')).toBe(true);
+    expect(holdsName(head, 'virtio')).toBe(false);
+    const other = new Uint8Array(128);
+    other.set(Buffer.from('virtio_mem_extra\0', 'latin1'), 24);
+    expect(holdsName(other, 'virtio_mem')).toBe(false);
   });
 });

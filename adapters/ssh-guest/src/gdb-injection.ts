@@ -67,6 +67,26 @@ export interface InjectorOptions {
   readonly returnTimeoutMs?: number;
 }
 
+/**
+ * A driver about to be loaded, whose hook is armed before its first request: the machine stops
+ * in the kernel's `do_init_module(mod)`; when `mod` is the driver's module, the hook is at `mod`
+ * plus a distance learnt from an earlier load of the same module (Linux 6.1 lays a module's code
+ * and its `struct module` out in one block, so the distance stays).
+ */
+export interface ModuleLoad {
+  /** Address of the kernel's `do_init_module`. */
+  readonly initModule: bigint;
+  /** The module's name, as `struct module` holds it near its start. */
+  readonly moduleName: string;
+  /** `virtio_mem_send_request` minus `__this_module` on an earlier load. */
+  readonly hookFromModule: bigint;
+  /** The struct offsets (they belong to the kernel, not to the load). */
+  readonly offsets: Omit<DriverHook, 'sendRequest'>;
+}
+
+/** How many bytes of `struct module` are searched for the module's name. */
+const MODULE_NAME_WINDOW = 128;
+
 interface PendingInjection {
   readonly response: ResponseInjection['response'];
   remaining: number;
@@ -102,9 +122,27 @@ export class GdbResponseInjector {
 
   private constructor(
     private readonly client: GdbRemoteClient,
-    private readonly hook: DriverHook,
+    private hook: DriverHook | undefined,
     private readonly returnTimeoutMs: number,
+    private moduleLoad?: ModuleLoad,
   ) {}
+
+  /**
+   * Connects before the driver is loaded: a breakpoint on `do_init_module` finds the module as
+   * it is initialised, and the hook is armed there, before the driver sends anything.
+   */
+  static async attachBeforeLoad(
+    socketPath: string,
+    load: ModuleLoad,
+    options: InjectorOptions = {},
+  ): Promise<GdbResult<GdbResponseInjector>> {
+    return GdbResponseInjector.connectAndArm(socketPath, undefined, load, options);
+  }
+
+  /** Where the hook was armed (after {@link attachBeforeLoad}: once the module was initialised). */
+  get hookAddress(): bigint | undefined {
+    return this.hook?.sendRequest;
+  }
 
   /**
    * Connects to the gdbstub at `socketPath` (which stops the machine), sets the breakpoint on
@@ -115,11 +153,20 @@ export class GdbResponseInjector {
     hook: DriverHook,
     options: InjectorOptions = {},
   ): Promise<GdbResult<GdbResponseInjector>> {
+    return GdbResponseInjector.connectAndArm(socketPath, hook, undefined, options);
+  }
+
+  private static async connectAndArm(
+    socketPath: string,
+    hook: DriverHook | undefined,
+    load: ModuleLoad | undefined,
+    options: InjectorOptions,
+  ): Promise<GdbResult<GdbResponseInjector>> {
     const connected = await GdbRemoteClient.connect(socketPath, { timeoutMs: options.replyTimeoutMs ?? 5000 });
     if (!connected.ok) return connected;
     const client = connected.value.client;
-    const injector = new GdbResponseInjector(client, hook, options.returnTimeoutMs ?? 20_000);
-    const armed = await injector.arm(hook.sendRequest);
+    const injector = new GdbResponseInjector(client, hook, options.returnTimeoutMs ?? 20_000, load);
+    const armed = await injector.arm(hook ? hook.sendRequest : load!.initModule);
     const resumed = armed.ok ? await client.resume() : armed;
     if (!resumed.ok) {
       await client.detach();
@@ -138,6 +185,12 @@ export class GdbResponseInjector {
       types: injection.types,
       trailer: injection.trailer,
     });
+  }
+
+  /** Drops what is left of every earlier script (a new one replaces it). */
+  clearPending(): void {
+    for (const p of this.pending) p.remaining = 0;
+    this.pending.length = 0;
   }
 
   /** Injected answers not yet delivered. */
@@ -205,11 +258,30 @@ export class GdbResponseInjector {
     return this.pending.find((p) => p.remaining > 0 && (!p.types || (name !== undefined && p.types.includes(name))));
   }
 
+  /** The machine stopped in `do_init_module(mod)`: arms the hook when `mod` is the driver's module. */
+  private async onModuleInit(load: ModuleLoad, mod: bigint): Promise<void> {
+    const head = unwrap(await this.client.readMemory(mod, MODULE_NAME_WINDOW), 'reading struct module');
+    if (holdsName(head, load.moduleName)) {
+      const hook: DriverHook = { sendRequest: mod + load.hookFromModule, ...load.offsets };
+      unwrap(await this.disarm(load.initModule), 'removing the module breakpoint');
+      unwrap(await this.arm(hook.sendRequest), 'setting the entry breakpoint');
+      this.hook = hook;
+      this.moduleLoad = undefined;
+    }
+    unwrap(await this.client.resume(), 'continuing');
+  }
+
   private async onStop(): Promise<void> {
     const started = Date.now();
     const client = this.client;
     const entry = unwrap(await client.readRegisters(), 'reading registers at the stop');
-    if (entry.rip !== this.hook.sendRequest) {
+    const load = this.moduleLoad;
+    if (load && entry.rip === load.initModule) {
+      await this.onModuleInit(load, entry.rdi);
+      return;
+    }
+    const hook = this.hook;
+    if (!hook || entry.rip !== hook.sendRequest) {
       // Not our breakpoint (an interrupt by someone else): run on.
       unwrap(await client.resume(), 'continuing');
       return;
@@ -225,7 +297,7 @@ export class GdbResponseInjector {
       : requestBytes;
     if (neutralise) unwrap(await client.writeMemory(entry.rsi, sent), 'rewriting the request');
     const returnAddress = readLittleEndian(unwrap(await client.readMemory(entry.rsp, 8), 'reading the return address'));
-    unwrap(await this.disarm(this.hook.sendRequest), 'removing the entry breakpoint');
+    unwrap(await this.disarm(hook.sendRequest), 'removing the entry breakpoint');
     unwrap(await this.arm(returnAddress), 'setting the return breakpoint');
     unwrap(await client.resume(), 'continuing to the return');
     const back = unwrap(await client.waitForStop(this.returnTimeoutMs), 'waiting for the device to answer');
@@ -237,17 +309,17 @@ export class GdbResponseInjector {
       );
     const vm = entry.rdi;
     const seenRequest = unwrap(
-      await client.readMemory(vm + BigInt(this.hook.requestOffset), VirtioMemRequestLayout.size),
+      await client.readMemory(vm + BigInt(hook.requestOffset), VirtioMemRequestLayout.size),
       'reading vm->req',
     );
     const response = unwrap(
-      await client.readMemory(vm + BigInt(this.hook.responseOffset), VirtioMemResponseLayout.size),
+      await client.readMemory(vm + BigInt(hook.responseOffset), VirtioMemResponseLayout.size),
       'reading vm->resp',
     );
     const deviceAnswer = readResponseType(response)!;
     if (!sameBytes(seenRequest, sent) || Number(exit.rax & 0xffffn) !== deviceAnswer)
       throw new InjectionError(
-        `struct virtio_mem does not hold what the hook expects (vm->req at +${this.hook.requestOffset}, vm->resp at +${this.hook.responseOffset}, the answer in rax): nothing more is injected`,
+        `struct virtio_mem does not hold what the hook expects (vm->req at +${hook.requestOffset}, vm->resp at +${hook.responseOffset}, the answer in rax): nothing more is injected`,
       );
     if (neutralise && deviceAnswer !== VIRTIO_MEM_RESP_ERROR)
       throw new InjectionError(
@@ -261,13 +333,13 @@ export class GdbResponseInjector {
       const written = plan.trailer
         ? withResponseTrailer(encodeResponse({ type: delivered }), plan.trailer)
         : encodeResponse({ type: delivered }).subarray(RESPONSE_TYPE.offset, RESPONSE_TYPE.offset + RESPONSE_TYPE.size);
-      const at = vm + BigInt(this.hook.responseOffset) + BigInt(plan.trailer ? 0 : RESPONSE_TYPE.offset);
+      const at = vm + BigInt(hook.responseOffset) + BigInt(plan.trailer ? 0 : RESPONSE_TYPE.offset);
       unwrap(await client.writeMemory(at, written), 'writing vm->resp');
       if (delivered !== deviceAnswer)
         unwrap(await client.writeRegister('rax', (exit.rax & ~0xffffffffn) | BigInt(delivered)), 'setting rax');
     }
     unwrap(await this.disarm(returnAddress), 'removing the return breakpoint');
-    unwrap(await this.arm(this.hook.sendRequest), 'setting the entry breakpoint again');
+    unwrap(await this.arm(hook.sendRequest), 'setting the entry breakpoint again');
     unwrap(await client.resume(), 'continuing');
     this.seen.push({
       type: request.type,
@@ -281,6 +353,12 @@ export class GdbResponseInjector {
       hostMs: Date.now() - started,
     });
   }
+}
+
+/** Whether `bytes` hold `name` as a NUL-terminated string. */
+export function holdsName(bytes: Uint8Array, name: string): boolean {
+  const wanted = Buffer.from(`${name}\0`, 'latin1');
+  return Buffer.from(bytes).indexOf(wanted) >= 0;
 }
 
 function sameBytes(a: Uint8Array, b: Uint8Array): boolean {

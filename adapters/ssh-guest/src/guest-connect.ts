@@ -28,6 +28,8 @@ export interface SshGuestOptions {
   readonly stallMs?: number;
   /** Bound on draining the device (shrink to 0) between vectors (default 60 s). */
   readonly drainTimeoutMs?: number;
+  /** QEMU's gdbstub socket (`-gdb unix:PATH,server=on,wait=off`): answers are injected through it (`inject-responses`). */
+  readonly gdbSocket?: string;
 }
 
 /** The guest or hypervisor cannot be used; the message says which and how to fix it (exit 2). */

@@ -88,8 +88,11 @@ export class GuestObserver {
     });
   }
 
-  /** Watches the driver until it has converged and gone quiet, stalled, sent `maxRequests` requests or run out of time. */
-  async settle(limits: SettleLimits): Promise<DriverActivity> {
+  /**
+   * Watches the driver until it has converged and gone quiet, stalled, sent `maxRequests` requests or run out of time.
+   * `config` is the configuration the driver works against, when the caller has read it (else the guest's view is read).
+   */
+  async settle(limits: SettleLimits, config?: Uint8Array): Promise<DriverActivity> {
     await this.link.resume();
     const { quietMs, stallMs } = this.timing;
     const bound = Math.min(limits.timeoutMs, SETTLE_BOUND_MS);
@@ -100,7 +103,7 @@ export class GuestObserver {
     let requests = 0;
     // The configuration the driver works against in this settle: requested_size and the usable
     // region change only on a host resize, which happens between settles.
-    const config = await this.readConfig();
+    config ??= await this.readConfig();
     for (;;) {
       if (this.trace.poll() > 0) lastActivity = Date.now();
       for (const t of this.trace.parser.take()) {

@@ -450,5 +450,6 @@ export function runArguments(state: GuestState): string[] {
     state.qmpSocket,
     '--qemu-trace',
     state.traceLog,
+    ...(state.gdbSocket ? ['--gdb', state.gdbSocket] : []),
   ];
 }

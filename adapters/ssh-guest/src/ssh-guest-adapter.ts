@@ -25,6 +25,7 @@ import {
 } from '../../core/src/contract';
 import { ConnectedGuest, SshGuestOptions, connectGuest } from './guest-connect';
 import { GuestDriverControl } from './guest-driver-control';
+import { GuestInjectionHost, hookShell } from './guest-injection-session';
 import { GuestObserver } from './guest-observer';
 import { GuestParts, SshGuestDriverSession } from './ssh-guest-session';
 
@@ -53,7 +54,8 @@ class SshGuestAdapter implements Adapter {
       name: 'ssh-guest',
       implementation: `Linux ${guest.kernelRelease}`,
       targets: ['driver'],
-      capabilities: CAPABILITIES,
+      // Scripted answers go through QEMU's gdbstub: offered when the guest's QEMU has one.
+      capabilities: options.gdbSocket ? [...CAPABILITIES, 'inject-responses'] : CAPABILITIES,
       timeoutMultiplier: 12,
     };
     const { link, geometry } = guest;
@@ -62,7 +64,8 @@ class SshGuestAdapter implements Adapter {
       stallMs: options.stallMs ?? 8000,
     });
     const control = new GuestDriverControl(link, observer, geometry, options.drainTimeoutMs ?? 60_000);
-    this.parts = { link, control, observer, offered: guest.offered };
+    const injection = options.gdbSocket ? new GuestInjectionHost(options.gdbSocket) : undefined;
+    this.parts = { link, control, observer, offered: guest.offered, injection };
   }
 
   async openDevice(): Promise<DeviceSession> {
@@ -85,14 +88,23 @@ class SshGuestAdapter implements Adapter {
     const { link, control, observer } = this.parts;
     this.sessionOpen = true;
     try {
+      // The driver the connection loaded shows where the hook lies before any vector loads it.
+      if (this.parts.injection && !this.parts.injection.learnt) await this.parts.injection.resolve(hookShell(link));
       await control.drain();
       const prefix = setup.plugged[0]?.count ?? 0;
       if (prefix > 0) await control.plugPrefix(prefix);
-      await link.setRequestedSize(setup.requested_size);
+      // With scripted answers the driver loads asking for nothing; the session gives it the size (see the session).
+      const hold = this.parts.injection !== undefined && prefix === 0 && setup.requested_size > 0n;
+      await link.setRequestedSize(hold ? 0n : setup.requested_size);
       observer.skipTrace();
-      return new SshGuestDriverSession(this.parts, epoch, () => {
-        this.sessionOpen = false;
-      });
+      return new SshGuestDriverSession(
+        this.parts,
+        epoch,
+        () => {
+          this.sessionOpen = false;
+        },
+        hold ? setup.requested_size : undefined,
+      );
     } catch (e) {
       this.sessionOpen = false;
       throw e;

@@ -2,9 +2,17 @@
  * One driver vector on the guest. Every step runs as part of the vector's epoch, so work the
  * runner has given up on cannot reach the guest once a later vector holds it.
  */
-import { DriverActivity, DriverSession, ResizeOutcome, SettleLimits } from '../../core/src/contract';
+import {
+  DriverActivity,
+  DriverSession,
+  ResizeOutcome,
+  ResponseInjection,
+  SettleLimits,
+  UnsupportedSetupError,
+} from '../../core/src/contract';
 import { QmpError } from '../../qemu-platform/src/index';
 import { GuestDriverControl } from './guest-driver-control';
+import { GuestInjectionHost, GuestInjectionSession } from './guest-injection-session';
 import { GuestLink } from './guest-link';
 import { GuestObserver } from './guest-observer';
 
@@ -15,19 +23,32 @@ export interface GuestParts {
   readonly observer: GuestObserver;
   /** The features the device offers. */
   readonly offered: bigint;
+  /** Scripted answers through QEMU's gdbstub (`inject-responses`), when the guest's QEMU has one. */
+  readonly injection?: GuestInjectionHost;
 }
 
 /** A driver session of the `ssh-guest` adapter. */
 export class SshGuestDriverSession implements DriverSession {
   private virtioName: string | undefined;
   private closed = false;
+  private readonly injection: GuestInjectionSession | undefined;
 
   constructor(
     private readonly guest: GuestParts,
     private readonly epoch: number,
     /** Tells the adapter the session has ended. */
     private readonly onClose: () => void,
-  ) {}
+    /**
+     * With scripted answers, the vector's requested_size while the device asks for 0: Linux
+     * plugs as soon as it probes, before an `inject` step after `start` could script the
+     * answers, so the driver loads with nothing to do and is given the size at the first
+     * settle (or reset); a `resize` step replaces it. Until then the configuration reads as the
+     * device holds it (requested_size 0).
+     */
+    private heldRequestedSize?: bigint,
+  ) {
+    this.injection = guest.injection && new GuestInjectionSession(guest.injection, guest.link);
+  }
 
   private run<T>(work: () => Promise<T>): Promise<T> {
     return this.guest.link.epochs.run(this.epoch, work);
@@ -36,13 +57,42 @@ export class SshGuestDriverSession implements DriverSession {
   start(): Promise<void> {
     return this.run(async () => {
       await this.guest.link.resume();
+      await this.injection?.beforeLoad();
       await this.guest.control.load();
+      await this.injection?.afterLoad();
       this.virtioName = await this.guest.control.boundDevice();
     });
   }
 
+  /**
+   * Gives the device the vector's requested_size when the adapter held it at 0 while the driver
+   * loaded (see {@link SshGuestDriverSession.constructor}'s `heldRequestedSize`).
+   */
+  private async releaseRequestedSize(): Promise<void> {
+    const size = this.heldRequestedSize;
+    if (size === undefined) return;
+    this.heldRequestedSize = undefined;
+    await this.guest.link.setRequestedSize(size);
+  }
+
   settle(limits: SettleLimits): Promise<DriverActivity> {
-    return this.run(() => this.guest.observer.settle(limits));
+    return this.run(async () => {
+      await this.releaseRequestedSize();
+      const { observer } = this.guest;
+      if (!this.injection) return observer.settle(limits);
+      return this.injection.settle(
+        limits,
+        (l, config) => observer.settle(l, config),
+        () => observer.hostConfig(),
+      );
+    });
+  }
+
+  injectResponses(injection: ResponseInjection): Promise<void> {
+    return this.run(async () => {
+      if (!this.injection) throw new UnsupportedSetupError('the guest was not started with a gdbstub');
+      this.injection.inject(injection);
+    });
   }
 
   readConfig(): Promise<Uint8Array> {
@@ -63,6 +113,7 @@ export class SshGuestDriverSession implements DriverSession {
 
   resize(size: bigint): Promise<ResizeOutcome> {
     return this.run(async () => {
+      this.heldRequestedSize = undefined;
       try {
         await this.guest.link.setRequestedSize(size);
         return { kind: 'applied' };
@@ -77,6 +128,9 @@ export class SshGuestDriverSession implements DriverSession {
 
   systemReset(): Promise<void> {
     return this.run(async () => {
+      // The hook dies with the kernel; scripted answers do not outlive the reboot.
+      await this.releaseRequestedSize();
+      await this.injection?.reset();
       await this.guest.link.resetMachine(true);
       this.virtioName = undefined;
     });
@@ -85,9 +139,13 @@ export class SshGuestDriverSession implements DriverSession {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    // The gdbstub is released even by a session the runner gave up on: the next vector runs without breakpoints.
+    const ended = await this.injection?.end();
     if (this.epoch !== this.guest.link.epochs.current) return;
     await this.run(async () => {
       this.onClose();
+      // Linux sends nothing more after an ERROR; a reboot gives the next vector a driver that listens.
+      if (ended?.driverBroken) await this.guest.link.resetMachine(false).catch(() => undefined);
       if (this.guest.link.held) void this.guest.link.resume().catch(() => undefined);
     });
   }

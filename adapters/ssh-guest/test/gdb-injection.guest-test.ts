@@ -7,7 +7,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { buildGuest } from '../src/guest-build';
-import { GuestVm } from '../src/guest-vm';
+import { spawnSync } from 'node:child_process';
+import { GuestVm, runArguments } from '../src/guest-vm';
 import { GuestShell } from '../src/ssh-shell';
 import { DriverHook, resolveDriverHook } from '../src/driver-hook';
 import { GdbResponseInjector, InterceptedRequest } from '../src/gdb-injection';
@@ -232,4 +233,54 @@ describe("answers injected into the Linux driver through QEMU's gdbstub", () => 
     expect(await plugged()).toBe(64n * MiB);
     expect(tracedAnswers(traceFrom(from))).toEqual(['state:ERROR']);
   });
+});
+
+describe('driver vectors with scripted answers, run by the ssh-guest adapter through the gdbstub', () => {
+  it('ACK trailers and a resync after ERROR pass; a scripted NACK is sent again at once (Linux re-sends after NACK)', async () => {
+    // A fresh driver: the ERROR above left the device broken; a reset empties the device and /init loads virtio_mem.
+    await qmp.execute('system_reset');
+    qmp.close();
+    shell.close();
+    await vm.waitForSsh(120_000);
+    const json = path.join(OUT, 'inject-vectors.json');
+    const started = Date.now();
+    const ids = [
+      'vmem.drv.plug.ack-garbage-trailer',
+      'vmem.drv.unplug.ack-garbage-trailer',
+      'vmem.drv.op.error-on-unplug-resync',
+      'vmem.drv.op.nack-every-plug',
+    ];
+    const r = spawnSync(
+      process.execPath,
+      [
+        path.join(ROOT, 'conformance', 'bin', 'vmemct.js'),
+        'run',
+        '--target',
+        'driver',
+        ...runArguments(vm.state),
+        ...ids.flatMap((id) => ['--filter', id]),
+        '--quiet',
+        '--json',
+        json,
+      ],
+      { cwd: ROOT, encoding: 'utf8', timeout: 400_000 },
+    );
+    timings.push(`four inject vectors through the adapter: ${((Date.now() - started) / 1000).toFixed(1)} s`);
+    expect(r.stderr).not.toMatch(/internal error/);
+    const doc = JSON.parse(fs.readFileSync(json, 'utf8')) as {
+      adapter: { capabilities: string[] };
+      results: { id: string; verdict: string; findings: { check: string; message: string }[] }[];
+    };
+    expect(doc.adapter.capabilities).toContain('inject-responses');
+    const verdicts = Object.fromEntries(doc.results.map((x) => [x.id, x.verdict]));
+    expect(verdicts).toEqual({
+      'vmem.drv.plug.ack-garbage-trailer': 'pass',
+      'vmem.drv.unplug.ack-garbage-trailer': 'pass',
+      'vmem.drv.op.error-on-unplug-resync': 'pass',
+      'vmem.drv.op.nack-every-plug': 'fail',
+    });
+    // The NACKs reached the driver: it sent the PLUG again at once, over and over.
+    const nack = doc.results.find((x) => x.id === 'vmem.drv.op.nack-every-plug')!;
+    expect(nack.findings.map((f) => f.message).join('\n')).toMatch(/answered NACK without pause/);
+  }, 600_000);
 });

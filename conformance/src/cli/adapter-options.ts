@@ -37,6 +37,7 @@ export const ADAPTER_OPTIONS: Readonly<Record<string, OptionSpec>> = {
   'qemu-trace': { kind: 'value' },
   'device-id': { kind: 'value' },
   'host-control': { kind: 'value' },
+  gdb: { kind: 'value' },
   socket: { kind: 'value' },
   command: { kind: 'value' },
   arg: { kind: 'list' },
@@ -89,7 +90,16 @@ async function openExec(parsed: ParsedArgs, command: string): Promise<Adapter> {
   }
 }
 
-const SSH_GUEST_OPTIONS = ['ssh', 'ssh-key', 'ssh-known-hosts', 'qmp', 'qemu-trace', 'device-id', 'host-control'];
+const SSH_GUEST_OPTIONS = [
+  'ssh',
+  'ssh-key',
+  'ssh-known-hosts',
+  'qmp',
+  'qemu-trace',
+  'device-id',
+  'host-control',
+  'gdb',
+];
 
 /** `--ssh [user@]host[:port]` (user defaults to root, port to 22). */
 export function parseSshTarget(text: string): { user: string; host: string; port: number } {
@@ -127,6 +137,10 @@ async function openGuestDevice(parsed: ParsedArgs, command: string): Promise<Ada
     );
   if (parsed.values.has('qemu-trace'))
     throw new UsageError(`${command}: --qemu-trace is for driver vectors; --target device does not read the trace`);
+  if (parsed.values.has('gdb'))
+    throw new UsageError(
+      `${command}: --gdb is for driver vectors (answers injected into the guest's driver); not --target device`,
+    );
   const hostControl =
     hostControlFile === undefined ? undefined : new ArgvHostControl(loadHostControlFile(path.resolve(hostControlFile)));
   const target = parseSshTarget(sshText);
@@ -188,6 +202,7 @@ export async function createAdapter(parsed: ParsedArgs, command = 'run'): Promis
         qmp: parseQmpAddress(parsed.values.get('qmp')!),
         traceLog: path.resolve(parsed.values.get('qemu-trace')!),
         deviceId: parsed.values.get('device-id'),
+        gdbSocket: parsed.values.has('gdb') ? path.resolve(parsed.values.get('gdb')!) : undefined,
       });
     } catch (e) {
       if (e instanceof SshGuestSetupError) throw new HarnessError(`${command}: ${e.message}`);

@@ -175,6 +175,10 @@ export const OPTION_HELP: Readonly<Record<string, OptionHelp>> = {
     placeholder: 'FILE',
     text: 'argv hooks (YAML/JSON) for the host actions of a VMM without QMP (--adapter ssh-guest --target device)',
   },
+  gdb: {
+    placeholder: 'PATH',
+    text: "the guest's QEMU gdbstub socket: scripted answers reach the real driver through it (--adapter ssh-guest)",
+  },
   socket: {
     placeholder: 'PATH',
     text: 'unix socket of a vhost-user back-end (--adapter vhost-user) or of a listening harness (--adapter exec)',

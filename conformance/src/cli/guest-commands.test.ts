@@ -4,6 +4,7 @@ import * as path from 'node:path';
 import { main } from './main';
 import { parseSize } from './guest-commands';
 import { parseQmpAddress, parseSshTarget } from './adapter-options';
+import { GuestState, runArguments } from '../../../adapters/ssh-guest/src/guest-vm';
 
 async function cli(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
   let out = '';
@@ -34,6 +35,23 @@ describe('ssh-guest options', () => {
     const stray = await cli('run', '--ssh', 'root@127.0.0.1');
     expect(stray.code).toBe(3);
     expect(stray.err).toMatch(/--ssh applies to --adapter ssh-guest only/);
+    const strayGdb = await cli('run', '--gdb', '/run/gdb.sock');
+    expect(strayGdb.code).toBe(3);
+    expect(strayGdb.err).toMatch(/--gdb applies to --adapter ssh-guest only/);
+  });
+
+  it('points the adapter at the gdbstub of a guest booted with one, and only then', () => {
+    const state = {
+      sshUser: 'root',
+      sshHost: '127.0.0.1',
+      sshPort: 2222,
+      sshKey: '/g/id_ed25519',
+      knownHosts: '/g/run/known_hosts',
+      qmpSocket: '/g/run/qmp.sock',
+      traceLog: '/g/run/trace.log',
+    } as GuestState;
+    expect(runArguments({ ...state, gdbSocket: '/g/run/gdb.sock' }).join(' ')).toMatch(/ --gdb \/g\/run\/gdb\.sock$/);
+    expect(runArguments(state)).not.toContain('--gdb');
   });
 
   it('reports an unreachable QMP as a harness error (exit 2) naming the socket and the QEMU option', async () => {

@@ -93,6 +93,8 @@ export async function guestCommand(args: readonly string[], io: CliIo): Promise<
           memory: size('memory'),
           unpluggedInaccessible: parsed.flags.has('unplugged-inaccessible'),
           qemu: parsed.values.get('qemu'),
+          // The adapter injects scripted answers through it (`--gdb`).
+          gdbstub: true,
         },
         log,
       );

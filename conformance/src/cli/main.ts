@@ -32,7 +32,7 @@ usage:
                             QEMU's real virtio-mem-pci (device vectors; needs qemu-system-x86, or a
                             QEMU fetched with vmemct qemu fetch: --qemu-version 10.0 names it)
       --adapter ssh-guest --ssh [USER@]HOST[:PORT] --qmp PATH|tcp:HOST:PORT --qemu-trace FILE
-                       [--ssh-key FILE] [--ssh-known-hosts FILE] [--device-id ID]
+                       [--ssh-key FILE] [--ssh-known-hosts FILE] [--device-id ID] [--gdb PATH]
                             a live Linux guest's virtio_mem driver (driver vectors)
       --adapter ssh-guest --target device --ssh [USER@]HOST[:PORT] [--qmp PATH | --host-control FILE]
                             the device a VMM gives a guest, through the in-guest agent (device vectors)
