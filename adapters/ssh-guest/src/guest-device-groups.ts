@@ -1,0 +1,192 @@
+/**
+ * Device vectors that need another device configuration, for guests the suite boots itself
+ * (attached): a vector whose set-up the running guest's device does not have (block size, region
+ * size or address, NUMA node, unplugged-inaccessible) gets a guest booted with that configuration.
+ * The guest of the first configuration stays up for the vectors that fit it; one other guest at
+ * a time serves the rest, so consecutive vectors sharing a configuration share its boot, and it
+ * is ended when a vector needs yet another one. A configuration QEMU refuses stays `unsupported`
+ * with QEMU's rule; a configuration whose guest failed to boot is an error once per vector,
+ * without booting again. Every guest booted is ended on dispose (and, being attached, with this
+ * process).
+ */
+import * as path from 'node:path';
+import { FEATURE_MASKS } from '../../../spec/src/index';
+import type { Adapter, AdapterInfo, DeviceSession, DeviceSetup } from '../../core/src/contract';
+import { AdapterError } from '../../core/src/contract';
+import { qemuArguments } from '../../qemu/src/qemu-adapter';
+import { GuestConfigurationError } from './guest-device-adapter';
+import { connectGuestDeviceAdapter } from './guest-device-connect';
+import { GuestVm } from './guest-vm';
+
+/** What a guest's device is booted with: the part of a device set-up fixed for the device's life. */
+export interface GuestConfiguration {
+  readonly blockSize: bigint;
+  readonly regionSize: bigint;
+  readonly addr: bigint;
+  readonly node: number;
+  readonly unpluggedInaccessible: boolean;
+}
+
+/** A booted guest and the adapter over its agent. */
+export interface BootedGuest {
+  readonly adapter: Adapter;
+  /** Ends the adapter and the guest. Never throws. */
+  stop(): Promise<void>;
+}
+
+/** Boots a guest whose device has `configuration` and connects to it. */
+export type GuestBooter = (configuration: GuestConfiguration) => Promise<BootedGuest>;
+
+/** The configuration a set-up needs (no feature set asked: unplugged-inaccessible off). */
+export function configurationOf(setup: DeviceSetup): GuestConfiguration {
+  return {
+    blockSize: setup.block_size,
+    regionSize: setup.region_size,
+    addr: setup.addr,
+    node: setup.node_id,
+    unpluggedInaccessible: ((setup.features ?? 0n) & FEATURE_MASKS.UNPLUGGED_INACCESSIBLE) !== 0n,
+  };
+}
+
+/** One text per configuration (the guest cache's key). */
+export function configurationKey(c: GuestConfiguration): string {
+  return `block ${c.blockSize} region ${c.regionSize} at ${c.addr} node ${c.node}${c.unpluggedInaccessible ? ' unplugged-inaccessible' : ''}`;
+}
+
+/**
+ * Why QEMU would refuse to build the device a set-up needs (QEMU's own rules, the ones the qtest
+ * path applies), or undefined. Only the configuration is judged: nothing requested or plugged.
+ */
+export function qemuRefusal(setup: DeviceSetup): string | undefined {
+  try {
+    qemuArguments({ ...setup, requested_size: 0n, plugged: [] });
+    return undefined;
+  } catch (e) {
+    return (e as Error).message;
+  }
+}
+
+/** The guest of the configuration vectors asked for last, other than the first guest's. */
+interface OtherGuest {
+  readonly key: string;
+  readonly guest: BootedGuest;
+}
+
+/** The first guest's adapter, and guests of other configurations booted as vectors need them. */
+export class GuestPerConfigurationAdapter implements Adapter {
+  private other: OtherGuest | undefined;
+  /** Configurations whose guest did not boot, with the reason. */
+  private readonly failed = new Map<string, string>();
+  /** Opens run one after the other (a vector abandoned at its timeout may still be booting). */
+  private queue: Promise<unknown> = Promise.resolve();
+  /** How many guests of other configurations were booted. */
+  boots = 0;
+
+  constructor(
+    private readonly first: BootedGuest,
+    private readonly boot: GuestBooter,
+  ) {}
+
+  get info(): AdapterInfo {
+    return this.first.adapter.info;
+  }
+
+  openDevice(setup: DeviceSetup): Promise<DeviceSession> {
+    const opened = this.queue.then(() => this.open(setup));
+    this.queue = opened.catch(() => undefined);
+    return opened;
+  }
+
+  private async open(setup: DeviceSetup): Promise<DeviceSession> {
+    try {
+      return await this.first.adapter.openDevice(setup);
+    } catch (e) {
+      if (!(e instanceof GuestConfigurationError)) throw e;
+    }
+    const refusal = qemuRefusal(setup);
+    if (refusal !== undefined) throw new GuestConfigurationError(refusal);
+    const configuration = configurationOf(setup);
+    const key = configurationKey(configuration);
+    const failure = this.failed.get(key);
+    if (failure !== undefined) throw new AdapterError(`the guest with ${key} did not boot: ${failure}`);
+    if (this.other?.key !== key) {
+      const previous = this.other;
+      this.other = undefined;
+      await previous?.guest.stop();
+      try {
+        this.boots++;
+        this.other = { key, guest: await this.boot(configuration) };
+      } catch (e) {
+        this.failed.set(key, (e as Error).message);
+        throw new AdapterError(`booting a guest with ${key} failed: ${(e as Error).message}`);
+      }
+    }
+    return this.other.guest.adapter.openDevice(setup);
+  }
+
+  async dispose(): Promise<void> {
+    await this.queue;
+    const other = this.other;
+    this.other = undefined;
+    await other?.guest.stop();
+    await this.first.stop();
+  }
+}
+
+/** Where {@link bootGuestDevice} finds the built guest and keeps each guest's files. */
+export interface GuestBootPlace {
+  /** The folder `vmemct guest build` wrote. */
+  readonly dir: string;
+  /** A folder per guest goes under it (`<runDir>/<name>`). */
+  readonly runDir: string;
+  /** QEMU binary (default: `$VMEMCT_QEMU` or qemu-system-x86_64). */
+  readonly qemu?: string;
+  readonly log?: (line: string) => void;
+}
+
+/** Boots an attached guest (requested size 0) with `configuration` (undefined: `guest up`'s defaults) and connects the device adapter. */
+export async function bootGuestDevice(
+  place: GuestBootPlace,
+  name: string,
+  configuration: GuestConfiguration | undefined,
+): Promise<BootedGuest> {
+  const vm = await GuestVm.boot(
+    {
+      dir: place.dir,
+      runDir: path.join(place.runDir, name),
+      detached: false,
+      qemu: place.qemu,
+      requestedSize: 0n,
+      ...(configuration && {
+        blockSize: configuration.blockSize,
+        regionSize: configuration.regionSize,
+        addr: configuration.addr,
+        node: configuration.node,
+        unpluggedInaccessible: configuration.unpluggedInaccessible,
+      }),
+    },
+    place.log,
+  );
+  try {
+    const adapter = await connectGuestDeviceAdapter({ ssh: vm.ssh, qmp: vm.state.qmpSocket });
+    return {
+      adapter,
+      stop: async () => {
+        await adapter.dispose();
+        await vm.stop();
+      },
+    };
+  } catch (e) {
+    await vm.stop();
+    throw e;
+  }
+}
+
+/**
+ * Boots a guest with `guest up`'s device and serves vectors needing another configuration from
+ * guests booted with it ({@link GuestPerConfigurationAdapter}).
+ */
+export async function bootGroupedGuestDevice(place: GuestBootPlace): Promise<GuestPerConfigurationAdapter> {
+  const first = await bootGuestDevice(place, 'first', undefined);
+  return new GuestPerConfigurationAdapter(first, (c) => bootGuestDevice(place, 'other', c));
+}
