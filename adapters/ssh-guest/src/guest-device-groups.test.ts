@@ -124,3 +124,28 @@ describe('a guest per device configuration', () => {
     expect(qemuRefusal({ ...DEFAULT, requested_size: 3n * GiB, plugged: [{ first: 0, count: 9999 }] })).toBe(undefined);
   });
 });
+
+describe('disposing during a boot', () => {
+  it('ends the guest whose boot completes after dispose, and ends the first guest at once', async () => {
+    const events: string[] = [];
+    let finishBoot: () => void = () => undefined;
+    const boot = (c: GuestConfiguration) =>
+      new Promise<BootedGuest>((resolve) => {
+        events.push(`boot ${configurationKey(c)}`);
+        finishBoot = () => resolve(fakeGuest(c, events));
+      });
+    const adapter = new GuestPerConfigurationAdapter(fakeGuest(configurationOf(DEFAULT), events), boot);
+    const small = { ...DEFAULT, block_size: MiB, region_size: 64n * MiB };
+    const opening = adapter.openDevice(small);
+    await new Promise((r) => setImmediate(r));
+    await adapter.dispose();
+    expect(events).toEqual([
+      `boot ${configurationKey(configurationOf(small))}`,
+      `stop ${configurationKey(configurationOf(DEFAULT))}`,
+    ]);
+    finishBoot();
+    await expect(opening).rejects.toThrow(/disposed during the boot/);
+    expect(events[2]).toBe(`stop ${configurationKey(configurationOf(small))}`);
+    await expect(adapter.openDevice(DEFAULT)).rejects.toThrow(/ended/);
+  });
+});

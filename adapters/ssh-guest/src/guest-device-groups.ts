@@ -81,6 +81,8 @@ export class GuestPerConfigurationAdapter implements Adapter {
   private queue: Promise<unknown> = Promise.resolve();
   /** How many guests of other configurations were booted. */
   boots = 0;
+  /** Set by dispose: a guest whose boot ends afterwards is ended at once. */
+  private disposed = false;
 
   constructor(
     private readonly first: BootedGuest,
@@ -98,6 +100,7 @@ export class GuestPerConfigurationAdapter implements Adapter {
   }
 
   private async open(setup: DeviceSetup): Promise<DeviceSession> {
+    if (this.disposed) throw new AdapterError('the guests were ended');
     try {
       return await this.first.adapter.openDevice(setup);
     } catch (e) {
@@ -115,7 +118,12 @@ export class GuestPerConfigurationAdapter implements Adapter {
       await previous?.guest.stop();
       try {
         this.boots++;
-        this.other = { key, guest: await this.boot(configuration) };
+        const guest = await this.boot(configuration);
+        if (this.disposed) {
+          await guest.stop();
+          throw new Error('the adapter was disposed during the boot');
+        }
+        this.other = { key, guest };
       } catch (e) {
         this.failed.set(key, (e as Error).message);
         throw new AdapterError(`booting a guest with ${key} failed: ${(e as Error).message}`);
@@ -124,8 +132,9 @@ export class GuestPerConfigurationAdapter implements Adapter {
     return this.other.guest.adapter.openDevice(setup);
   }
 
+  /** Ends every guest now (a boot under way ends its guest when it completes). */
   async dispose(): Promise<void> {
-    await this.queue;
+    this.disposed = true;
     const other = this.other;
     this.other = undefined;
     await other?.guest.stop();

@@ -197,7 +197,8 @@ export function guestQemuArguments(
     ];
     args.push(
       '-object',
-      `memory-backend-ram,id=vmemct-mem0,size=${sizeArg(regionSize)}`,
+      // reserve=off: a large region is backed only where blocks are plugged (as over qtest).
+      `memory-backend-ram,id=vmemct-mem0,size=${sizeArg(regionSize)},reserve=off`,
       '-device',
       [
         `virtio-mem-pci,id=${GUEST_DEVICE_ID},memdev=vmemct-mem0,block-size=${sizeArg(blockSize)},requested-size=${sizeArg(requested)}`,
