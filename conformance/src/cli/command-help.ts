@@ -175,6 +175,9 @@ export const OPTION_HELP: Readonly<Record<string, OptionHelp>> = {
     placeholder: 'FILE',
     text: 'argv hooks (YAML/JSON) for the host actions of a VMM without QMP (--adapter ssh-guest --target device)',
   },
+  'boot-guest': {
+    text: 'boot the built guest for the run (attached), and one per other device configuration vectors need (--adapter ssh-guest --target device)',
+  },
   socket: {
     placeholder: 'PATH',
     text: 'unix socket of a vhost-user back-end (--adapter vhost-user) or of a listening harness (--adapter exec)',
