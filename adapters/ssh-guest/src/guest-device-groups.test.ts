@@ -90,7 +90,7 @@ describe('a guest per device configuration', () => {
     expect(adapter.boots).toBe(2);
   });
 
-  it('keeps a configuration QEMU refuses unsupported with its rule, booting nothing', async () => {
+  it('keeps a configuration QEMU refuses unsupported with its rule, and a region too large for the agent, booting nothing', async () => {
     const events: string[] = [];
     const adapter = adapterWith(events);
     const tiny = { ...DEFAULT, block_size: 4096n };
@@ -99,6 +99,9 @@ describe('a guest per device configuration', () => {
     await expect(rejected).rejects.toThrow(/QEMU cannot build this device: block_size must be a power of two/);
     await expect(adapter.openDevice({ ...DEFAULT, region_size: GiB + MiB })).rejects.toThrow(
       /region_size must be a positive multiple of block_size/,
+    );
+    await expect(adapter.openDevice({ ...DEFAULT, region_size: 256n * GiB })).rejects.toThrow(
+      /above the 8589934592 the agent maps from \/dev\/mem in time/,
     );
     expect(events.filter((e) => e.startsWith('boot'))).toEqual([]);
     await adapter.dispose();

@@ -27,6 +27,14 @@ export interface GuestConfiguration {
   readonly unpluggedInaccessible: boolean;
 }
 
+/**
+ * The largest device region a booted guest is given. The agent maps the whole region from
+ * /dev/mem when the adapter attaches, and the kernel fills in the page tables of a /dev/mem
+ * mapping at once: 8 GiB attach in time in a TCG guest, 256 GiB (512 MiB of page tables, in a
+ * 1 GiB guest) did not answer within the agent's 10 s bound.
+ */
+export const MAX_BOOTED_REGION = 8n << 30n;
+
 /** A booted guest and the adapter over its agent. */
 export interface BootedGuest {
   readonly adapter: Adapter;
@@ -108,6 +116,10 @@ export class GuestPerConfigurationAdapter implements Adapter {
     }
     const refusal = qemuRefusal(setup);
     if (refusal !== undefined) throw new GuestConfigurationError(refusal);
+    if (setup.region_size > MAX_BOOTED_REGION)
+      throw new GuestConfigurationError(
+        `a region of ${setup.region_size} bytes is above the ${MAX_BOOTED_REGION} the agent maps from /dev/mem in time (the kernel builds the whole mapping's page tables at once); run it with --adapter qemu`,
+      );
     const configuration = configurationOf(setup);
     const key = configurationKey(configuration);
     const failure = this.failed.get(key);
