@@ -1,6 +1,7 @@
 import { AdapterError, UnsupportedSetupError } from '../../core/src/contract';
 import type { Adapter, DeviceSession, DeviceSetup } from '../../core/src/contract';
 import { FEATURE_MASKS } from '../../../spec/src/index';
+import { qemuConfigurationRefusal } from '../../qemu/src/qemu-adapter';
 import { GuestConfigurationError } from './guest-device-adapter';
 import {
   BootedGuest,
@@ -8,7 +9,6 @@ import {
   GuestPerConfigurationAdapter,
   configurationKey,
   configurationOf,
-  qemuRefusal,
 } from './guest-device-groups';
 
 const MiB = 1n << 20n;
@@ -59,7 +59,11 @@ describe('a guest per device configuration', () => {
       if (failing === configurationKey(c)) throw new Error('no SSH');
       return fakeGuest(c, events);
     };
-    return new GuestPerConfigurationAdapter(fakeGuest(configurationOf(DEFAULT), events), boot);
+    return new GuestPerConfigurationAdapter(
+      fakeGuest(configurationOf(DEFAULT), events),
+      boot,
+      qemuConfigurationRefusal,
+    );
   }
 
   it('runs vectors fitting the first guest there, boots one guest per run of another configuration, and ends each', async () => {
@@ -124,7 +128,9 @@ describe('a guest per device configuration', () => {
     expect(configurationOf(DEFAULT).unpluggedInaccessible).toBe(false);
     const features = FEATURE_MASKS.VERSION_1 | FEATURE_MASKS.UNPLUGGED_INACCESSIBLE;
     expect(configurationOf({ ...DEFAULT, features }).unpluggedInaccessible).toBe(true);
-    expect(qemuRefusal({ ...DEFAULT, requested_size: 3n * GiB, plugged: [{ first: 0, count: 9999 }] })).toBe(undefined);
+    expect(
+      qemuConfigurationRefusal({ ...DEFAULT, requested_size: 3n * GiB, plugged: [{ first: 0, count: 9999 }] }),
+    ).toBe(undefined);
   });
 });
 
@@ -137,7 +143,11 @@ describe('disposing during a boot', () => {
         events.push(`boot ${configurationKey(c)}`);
         finishBoot = () => resolve(fakeGuest(c, events));
       });
-    const adapter = new GuestPerConfigurationAdapter(fakeGuest(configurationOf(DEFAULT), events), boot);
+    const adapter = new GuestPerConfigurationAdapter(
+      fakeGuest(configurationOf(DEFAULT), events),
+      boot,
+      qemuConfigurationRefusal,
+    );
     const small = { ...DEFAULT, block_size: MiB, region_size: 64n * MiB };
     const opening = adapter.openDevice(small);
     await new Promise((r) => setImmediate(r));

@@ -13,7 +13,6 @@ import * as path from 'node:path';
 import { FEATURE_MASKS } from '../../../spec/src/index';
 import type { Adapter, AdapterInfo, DeviceSession, DeviceSetup } from '../../core/src/contract';
 import { AdapterError } from '../../core/src/contract';
-import { qemuArguments } from '../../qemu/src/qemu-adapter';
 import { GuestConfigurationError } from './guest-device-adapter';
 import { connectGuestDeviceAdapter } from './guest-device-connect';
 import { GuestVm } from './guest-vm';
@@ -62,17 +61,10 @@ export function configurationKey(c: GuestConfiguration): string {
 }
 
 /**
- * Why QEMU would refuse to build the device a set-up needs (QEMU's own rules, the ones the qtest
- * path applies), or undefined. Only the configuration is judged: nothing requested or plugged.
+ * Why the VMM would refuse to build the device a set-up needs (for QEMU, its own rules, as the
+ * qtest path applies them), or undefined.
  */
-export function qemuRefusal(setup: DeviceSetup): string | undefined {
-  try {
-    qemuArguments({ ...setup, requested_size: 0n, plugged: [] });
-    return undefined;
-  } catch (e) {
-    return (e as Error).message;
-  }
-}
+export type ConfigurationRefusal = (setup: DeviceSetup) => string | undefined;
 
 /** The guest of the configuration vectors asked for last, other than the first guest's. */
 interface OtherGuest {
@@ -95,6 +87,7 @@ export class GuestPerConfigurationAdapter implements Adapter {
   constructor(
     private readonly first: BootedGuest,
     private readonly boot: GuestBooter,
+    private readonly refusal: ConfigurationRefusal,
   ) {}
 
   get info(): AdapterInfo {
@@ -114,7 +107,7 @@ export class GuestPerConfigurationAdapter implements Adapter {
     } catch (e) {
       if (!(e instanceof GuestConfigurationError)) throw e;
     }
-    const refusal = qemuRefusal(setup);
+    const refusal = this.refusal(setup);
     if (refusal !== undefined) throw new GuestConfigurationError(refusal);
     if (setup.region_size > MAX_BOOTED_REGION)
       throw new GuestConfigurationError(
@@ -207,7 +200,10 @@ export async function bootGuestDevice(
  * Boots a guest with `guest up`'s device and serves vectors needing another configuration from
  * guests booted with it ({@link GuestPerConfigurationAdapter}).
  */
-export async function bootGroupedGuestDevice(place: GuestBootPlace): Promise<GuestPerConfigurationAdapter> {
+export async function bootGroupedGuestDevice(
+  place: GuestBootPlace,
+  refusal: ConfigurationRefusal,
+): Promise<GuestPerConfigurationAdapter> {
   const first = await bootGuestDevice(place, 'first', undefined);
-  return new GuestPerConfigurationAdapter(first, (c) => bootGuestDevice(place, 'other', c));
+  return new GuestPerConfigurationAdapter(first, (c) => bootGuestDevice(place, 'other', c), refusal);
 }

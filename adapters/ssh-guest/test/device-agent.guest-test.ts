@@ -8,7 +8,7 @@
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { createQemuAdapter } from '../../qemu/src/qemu-adapter';
+import { createQemuAdapter, qemuConfigurationRefusal } from '../../qemu/src/qemu-adapter';
 import { connectGuestDeviceAdapter } from '../src/guest-device-connect';
 import { buildGuest } from '../src/guest-build';
 import { GuestVm } from '../src/guest-vm';
@@ -17,7 +17,6 @@ import {
   bootGuestDevice,
   configurationKey,
   configurationOf,
-  qemuRefusal,
 } from '../src/guest-device-groups';
 import { evaluateSetup } from '../../../conformance/src/runner/setup';
 import { loadVectors } from '../../../conformance/src/loader/load';
@@ -162,7 +161,9 @@ describe('device vectors through the in-guest agent', () => {
     const selected = vectors
       .filter((v) => {
         const e = evaluateSetup(v);
-        return e.ok && configurationOf(e.setup).unpluggedInaccessible && qemuRefusal(e.setup) === undefined;
+        return (
+          e.ok && configurationOf(e.setup).unpluggedInaccessible && qemuConfigurationRefusal(e.setup) === undefined
+        );
       })
       .slice(0, 3);
     const keys = new Set(
@@ -183,8 +184,10 @@ describe('device vectors through the in-guest agent', () => {
     const alone = await runVectors(first, selected.slice(0, 1), vectors, {});
     expect(alone.results[0]!.verdict).toBe('unsupported');
     expect(alone.results[0]!.findings[0]?.message).toMatch(/--unplugged-inaccessible/);
-    const grouped = new GuestPerConfigurationAdapter({ adapter: first, stop: () => first.dispose() }, (c) =>
-      bootGuestDevice({ dir: GUEST_DIR, runDir: OUT }, 'run-other', c),
+    const grouped = new GuestPerConfigurationAdapter(
+      { adapter: first, stop: () => first.dispose() },
+      (c) => bootGuestDevice({ dir: GUEST_DIR, runDir: OUT }, 'run-other', c),
+      qemuConfigurationRefusal,
     );
     const guest = new RecordingAdapter(grouped, omit);
     const qtest = new RecordingAdapter(createQemuAdapter(), omit);

@@ -7,7 +7,7 @@ import type { Adapter } from '../../../adapters/core/src/contract';
 import { ExecHarnessStartError, openExecAdapter } from '../../../adapters/exec/src/exec-adapter';
 import type { HarnessTransport } from '../../../adapters/exec/src/exec-adapter';
 import { createModelAdapter } from '../../../adapters/model/src/model-adapter';
-import { createQemuAdapter } from '../../../adapters/qemu/src/qemu-adapter';
+import { createQemuAdapter, qemuConfigurationRefusal } from '../../../adapters/qemu/src/qemu-adapter';
 import { QemuMissingError } from '../../../adapters/qemu-platform/src/index';
 import { ArgvHostControl } from '../../../adapters/device-session/src/argv-host-control';
 import { connectGuestDeviceAdapter } from '../../../adapters/ssh-guest/src/guest-device-connect';
@@ -107,7 +107,7 @@ async function bootGuestDevice(parsed: ParsedArgs, command: string): Promise<Ada
     throw new UsageError(`${command}: --boot-guest boots the guest itself; --${stray} is for a guest already running`);
   const dir = path.resolve(defaultGuestDir());
   try {
-    return await bootGroupedGuestDevice({ dir, runDir: path.join(dir, 'run-boot-guest') });
+    return await bootGroupedGuestDevice({ dir, runDir: path.join(dir, 'run-boot-guest') }, qemuConfigurationRefusal);
   } catch (e) {
     if (e instanceof SshGuestSetupError || e instanceof GuestVmError || e instanceof GuestBuildError)
       throw new HarnessError(`${command}: ${e.message}`);
