@@ -156,6 +156,21 @@ export function qemuArguments(setup: DeviceSetup, version = '7.2.0'): string[] {
   return args;
 }
 
+/**
+ * Why QEMU would refuse to build the device a set-up needs, or undefined: only the device's
+ * configuration is judged (nothing requested or plugged). A guest booted for a configuration
+ * (`--boot-guest`) keeps these refusals.
+ */
+export function qemuConfigurationRefusal(setup: DeviceSetup, version = '7.2.0'): string | undefined {
+  try {
+    qemuArguments({ ...setup, requested_size: 0n, plugged: [] }, version);
+    return undefined;
+  } catch (e) {
+    if (e instanceof UnsupportedSetupError) return e.message;
+    throw e;
+  }
+}
+
 /** Whether a QEMU version offers VIRTIO_MEM_F_PERSISTENT_SUSPEND on x86 (9.2 and later). */
 export function offersPersistentSuspend(version: string): boolean {
   const [major = 0, minor = 0] = version.split('.').map(Number);

@@ -7,7 +7,9 @@
  * booted the guest's QEMU, argv hooks (`--host-control FILE`) for any other VMM.
  *
  * The guest has one device with one configuration: a vector needing another (block size, region,
- * address, node, features) is `unsupported`, naming the configuration it needs. A device whose
+ * address, node, features) is a {@link GuestConfigurationError} (`unsupported`, naming the
+ * configuration it needs), which the guests the suite boots itself answer with another boot
+ * (guest-device-groups.ts). A device whose
  * agent stopped answering is `timeout` for that vector; the next vector reconnects the agent.
  */
 import { DEVICE_TYPE_FEATURES_MASK, FEATURE_MASKS, VirtioMemConfigLayout, formatHex } from '../../../spec/src/index';
@@ -51,6 +53,9 @@ const GUEST_UP_OPTION = {
   node_id: undefined,
   features: '--unplugged-inaccessible',
 } as const;
+
+/** A set-up needing a device configuration other than the guest's (a guest booted with it could run it). */
+export class GuestConfigurationError extends UnsupportedSetupError {}
 
 /** The largest memory access one agent message carries. */
 const MAX_ACCESS_BYTES = 1 << 20;
@@ -219,7 +224,7 @@ class GuestDeviceAdapter implements Adapter {
     const g = this.geometry!;
     const show = (v: bigint | number): string => (typeof v === 'bigint' ? formatHex(v) : `${v}`);
     const needs = (what: keyof typeof GUEST_UP_OPTION, has: bigint | number, wanted: bigint | number) =>
-      new UnsupportedSetupError(
+      new GuestConfigurationError(
         `the guest's device has ${what} ${show(has)}; this vector needs ${show(wanted)} (${this.options.otherConfiguration(GUEST_UP_OPTION[what])})`,
       );
     if (setup.block_size !== g.blockSize) throw needs('block_size', g.blockSize, setup.block_size);

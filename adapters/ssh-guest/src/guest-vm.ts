@@ -29,6 +29,8 @@ import { GuestShell, SshTarget, waitForSsh } from './ssh-shell';
 
 const MiB = 1n << 20n;
 const GiB = 1n << 30n;
+/** Where q35's device memory begins when boot memory fits below 4 GiB. */
+const DEVICE_MEMORY_BASE = 4n * GiB;
 
 /** The guest could not be booted or found. */
 export class GuestVmError extends Error {
@@ -50,6 +52,10 @@ export interface GuestDeviceOptions {
   readonly requestedSize?: bigint;
   /** Offer VIRTIO_MEM_F_UNPLUGGED_INACCESSIBLE (`unplugged-inaccessible=on`). */
   readonly unpluggedInaccessible?: boolean;
+  /** Guest-physical start of the device region (`memaddr`; default: QEMU places it). */
+  readonly addr?: bigint;
+  /** NUMA node of the device (default 0; nodes 0 to it are created, boot memory on node 0). */
+  readonly node?: number;
   /** Boot memory (default 1 GiB). */
   readonly memory?: bigint;
   /** Leave the virtio-mem device out (to check how a guest without one is reported). */
@@ -128,7 +134,13 @@ export function guestQemuArguments(
   if (memory < 256n * MiB || memory % MiB !== 0n)
     throw new GuestOptionError(`--memory ${memory} must be a whole number of MiB, at least 256 MiB`);
   if (!Number.isInteger(sshPort) || sshPort < 1 || sshPort > 65535) throw new GuestVmError(`bad SSH port ${sshPort}`);
-  const maxMem = memory + regionSize + GiB;
+  const node = device.node ?? 0;
+  if (!Number.isInteger(node) || node < 0) throw new GuestOptionError(`node ${node} must be a NUMA node number`);
+  if (device.addr !== undefined && (device.addr < DEVICE_MEMORY_BASE || device.addr % blockSize !== 0n))
+    throw new GuestOptionError(`addr ${device.addr} must be at or above 4 GiB and aligned to the block size`);
+  // Device memory (from 4 GiB on q35 with this little boot memory) must reach the region's end.
+  const regionEnd = (device.addr ?? DEVICE_MEMORY_BASE) + regionSize - DEVICE_MEMORY_BASE;
+  const maxMem = memory + ((regionEnd + GiB - 1n) / GiB) * GiB + GiB;
   const args = [
     '-machine',
     'q35',
@@ -172,12 +184,26 @@ export function guestQemuArguments(
     'timestamp=on',
   ];
   if (files.gdbSocket) args.push('-gdb', `unix:${files.gdbSocket},server=on,wait=off`);
+  if (node > 0) {
+    args.push('-object', `memory-backend-ram,id=vmemct-ram0,size=${sizeArg(memory)}`);
+    args.push('-numa', 'node,nodeid=0,memdev=vmemct-ram0');
+    for (let n = 1; n <= node; n++) args.push('-numa', `node,nodeid=${n}`);
+  }
   if (!device.withoutVirtioMem) {
+    const placed = [
+      ...(device.addr !== undefined ? [`memaddr=${device.addr}`] : []),
+      ...(node > 0 ? [`node=${node}`] : []),
+      ...(device.unpluggedInaccessible ? ['unplugged-inaccessible=on'] : []),
+    ];
     args.push(
       '-object',
-      `memory-backend-ram,id=vmemct-mem0,size=${sizeArg(regionSize)}`,
+      // reserve=off: a large region is backed only where blocks are plugged (as over qtest).
+      `memory-backend-ram,id=vmemct-mem0,size=${sizeArg(regionSize)},reserve=off`,
       '-device',
-      `virtio-mem-pci,id=${GUEST_DEVICE_ID},memdev=vmemct-mem0,block-size=${sizeArg(blockSize)},requested-size=${sizeArg(requested)}${device.unpluggedInaccessible ? ',unplugged-inaccessible=on' : ''}`,
+      [
+        `virtio-mem-pci,id=${GUEST_DEVICE_ID},memdev=vmemct-mem0,block-size=${sizeArg(blockSize)},requested-size=${sizeArg(requested)}`,
+        ...placed,
+      ].join(','),
     );
   }
   return args;

@@ -134,6 +134,19 @@ describe('guest QEMU arguments', () => {
     expect(text).toContain('-D /r/trace.log -trace enable=virtio_mem_* -msg timestamp=on');
     expect(text).toContain('-m 1024M,maxmem=3072M');
   });
+  it('places the device at an address and on a NUMA node, with device memory reaching its end', () => {
+    const text = guestQemuArguments(manifest, files, 40022, {
+      blockSize: 2n * MiB,
+      regionSize: 1024n * MiB,
+      addr: 8n * 1024n * MiB,
+      node: 2,
+    }).join(' ');
+    expect(text).toContain('-numa node,nodeid=0,memdev=vmemct-ram0 -numa node,nodeid=1 -numa node,nodeid=2');
+    expect(text).toContain('block-size=2M,requested-size=0M,memaddr=8589934592,node=2');
+    // 1 GiB boot memory + device memory from 4 GiB to the region's end at 9 GiB + 1 GiB spare.
+    expect(text).toContain('-m 1024M,maxmem=7168M');
+    expect(() => guestQemuArguments(manifest, files, 40022, { addr: 3n * 1024n * MiB })).toThrow(/at or above 4 GiB/);
+  });
   it('refuses values QEMU would refuse, before starting it', () => {
     expect(() => guestQemuArguments(manifest, files, 40022, { blockSize: 3n * MiB })).toThrow(
       /--block-size .* power of two/,

@@ -7,10 +7,13 @@ import type { Adapter } from '../../../adapters/core/src/contract';
 import { ExecHarnessStartError, openExecAdapter } from '../../../adapters/exec/src/exec-adapter';
 import type { HarnessTransport } from '../../../adapters/exec/src/exec-adapter';
 import { createModelAdapter } from '../../../adapters/model/src/model-adapter';
-import { createQemuAdapter } from '../../../adapters/qemu/src/qemu-adapter';
+import { createQemuAdapter, qemuConfigurationRefusal } from '../../../adapters/qemu/src/qemu-adapter';
 import { QemuMissingError } from '../../../adapters/qemu-platform/src/index';
 import { ArgvHostControl } from '../../../adapters/device-session/src/argv-host-control';
 import { connectGuestDeviceAdapter } from '../../../adapters/ssh-guest/src/guest-device-connect';
+import { bootGroupedGuestDevice } from '../../../adapters/ssh-guest/src/guest-device-groups';
+import { GuestVmError } from '../../../adapters/ssh-guest/src/guest-vm';
+import { GuestBuildError } from '../../../adapters/ssh-guest/src/guest-build';
 import { SshGuestSetupError, connectSshGuestAdapter } from '../../../adapters/ssh-guest/src/ssh-guest-adapter';
 import type { SshGuestOptions } from '../../../adapters/ssh-guest/src/ssh-guest-adapter';
 import { VhostUserSetupError, connectVhostUserAdapter } from '../../../adapters/vhost-user/src/vhost-user-adapter';
@@ -18,6 +21,7 @@ import { NativeHelperMissingError } from '../../../adapters/vhost-user/src/nativ
 import { deviceProfileNames, findDeviceProfile } from '../../../model/src/index';
 import { MAX_TIMER_MS, OptionSpec, ParsedArgs, positiveInt } from './args';
 import { qemuBinaryOption } from './qemu-commands';
+import { defaultGuestDir } from './guest-commands';
 import { loadHostControlFile } from './host-control-file';
 import { HarnessError, UsageError } from './usage-error';
 
@@ -38,6 +42,7 @@ export const ADAPTER_OPTIONS: Readonly<Record<string, OptionSpec>> = {
   'device-id': { kind: 'value' },
   'host-control': { kind: 'value' },
   gdb: { kind: 'value' },
+  'boot-guest': { kind: 'flag' },
   socket: { kind: 'value' },
   command: { kind: 'value' },
   arg: { kind: 'list' },
@@ -100,6 +105,25 @@ const SSH_GUEST_OPTIONS = [
   'host-control',
   'gdb',
 ];
+
+/**
+ * `--adapter ssh-guest --target device --boot-guest`: the suite boots the built guest itself
+ * (attached: ended with the run), and a guest of another device configuration for each run of
+ * vectors that needs one.
+ */
+async function bootGuestDevice(parsed: ParsedArgs, command: string): Promise<Adapter> {
+  const stray = SSH_GUEST_OPTIONS.find((o) => parsed.values.has(o));
+  if (stray)
+    throw new UsageError(`${command}: --boot-guest boots the guest itself; --${stray} is for a guest already running`);
+  const dir = path.resolve(defaultGuestDir());
+  try {
+    return await bootGroupedGuestDevice({ dir, runDir: path.join(dir, 'run-boot-guest') }, qemuConfigurationRefusal);
+  } catch (e) {
+    if (e instanceof SshGuestSetupError || e instanceof GuestVmError || e instanceof GuestBuildError)
+      throw new HarnessError(`${command}: ${e.message}`);
+    throw e;
+  }
+}
 
 /** `--ssh [user@]host[:port]` (user defaults to root, port to 22). */
 export function parseSshTarget(text: string): { user: string; host: string; port: number } {
@@ -186,7 +210,12 @@ export async function createAdapter(parsed: ParsedArgs, command = 'run'): Promis
       throw e;
     }
   }
-  if (name === 'ssh-guest' && parsed.values.get('target') === 'device') return openGuestDevice(parsed, command);
+  if (name !== 'ssh-guest' && parsed.flags.has('boot-guest'))
+    throw new UsageError(`${command}: --boot-guest applies to --adapter ssh-guest --target device only`);
+  if (name === 'ssh-guest' && parsed.values.get('target') === 'device')
+    return parsed.flags.has('boot-guest') ? bootGuestDevice(parsed, command) : openGuestDevice(parsed, command);
+  if (name === 'ssh-guest' && parsed.flags.has('boot-guest'))
+    throw new UsageError(`${command}: --boot-guest goes with --adapter ssh-guest --target device`);
   if (name === 'ssh-guest' && parsed.values.has('host-control'))
     throw new UsageError(`${command}: --host-control FILE goes with --adapter ssh-guest --target device`);
   if (name === 'ssh-guest') {

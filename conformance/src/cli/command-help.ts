@@ -179,6 +179,9 @@ export const OPTION_HELP: Readonly<Record<string, OptionHelp>> = {
     placeholder: 'PATH',
     text: "the guest's QEMU gdbstub socket: scripted answers reach the real driver through it (--adapter ssh-guest)",
   },
+  'boot-guest': {
+    text: 'boot the built guest for the run (attached), and one per other device configuration vectors need (--adapter ssh-guest --target device)',
+  },
   socket: {
     placeholder: 'PATH',
     text: 'unix socket of a vhost-user back-end (--adapter vhost-user) or of a listening harness (--adapter exec)',

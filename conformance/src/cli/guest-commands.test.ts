@@ -54,6 +54,28 @@ describe('ssh-guest options', () => {
     expect(runArguments(state)).not.toContain('--gdb');
   });
 
+  it('--boot-guest goes with --adapter ssh-guest --target device and no guest address; a guest not built is exit 2', async () => {
+    const other = await cli('run', '--adapter', 'qemu', '--boot-guest');
+    expect(other.code).toBe(3);
+    expect(other.err).toMatch(/--boot-guest applies to --adapter ssh-guest --target device only/);
+    const driver = await cli('run', '--adapter', 'ssh-guest', '--target', 'driver', '--boot-guest');
+    expect(driver.code).toBe(3);
+    expect(driver.err).toMatch(/--boot-guest goes with --adapter ssh-guest --target device/);
+    const both = await cli('run', '--adapter', 'ssh-guest', '--target', 'device', '--boot-guest', '--qmp', '/q.sock');
+    expect(both.code).toBe(3);
+    expect(both.err).toMatch(/--boot-guest boots the guest itself; --qmp is for a guest already running/);
+    const saved = process.env.VMEMCT_GUEST_DIR;
+    process.env.VMEMCT_GUEST_DIR = path.join(os.tmpdir(), 'vmemct-no-guest-here');
+    try {
+      const unbuilt = await cli('run', '--adapter', 'ssh-guest', '--target', 'device', '--boot-guest');
+      expect(unbuilt.code).toBe(2);
+      expect(unbuilt.err).toMatch(/no guest in .*vmemct-no-guest-here.*vmemct guest build/);
+    } finally {
+      if (saved === undefined) delete process.env.VMEMCT_GUEST_DIR;
+      else process.env.VMEMCT_GUEST_DIR = saved;
+    }
+  });
+
   it('reports an unreachable QMP as a harness error (exit 2) naming the socket and the QEMU option', async () => {
     const r = await cli(
       'run',

@@ -36,6 +36,9 @@ usage:
                             a live Linux guest's virtio_mem driver (driver vectors)
       --adapter ssh-guest --target device --ssh [USER@]HOST[:PORT] [--qmp PATH | --host-control FILE]
                             the device a VMM gives a guest, through the in-guest agent (device vectors)
+      --adapter ssh-guest --target device --boot-guest
+                            the same in guests vmemct boots from the built guest, one per device
+                            configuration the vectors need (ended with the run)
       --adapter vhost-user --socket PATH   a vhost-user back-end (device vectors; needs npm run build:native)
       --adapter exec (--command PROGRAM [--arg A]… | --socket PATH) [--harness-log FILE]
                        [--harness-timeout MS]
