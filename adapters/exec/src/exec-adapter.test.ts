@@ -174,15 +174,16 @@ describe('device harness', () => {
 
   test('silence → AdapterTimeoutError; the harness is killed and replaced', async () => {
     // Long enough for a harness to start on a loaded machine.
-    const adapter = await open(['--targets', 'device'], { harnessTimeoutMs: 800 });
+    const adapter = await open(['--targets', 'device'], { harnessTimeoutMs: 3000 });
     const session = await adapter.openDevice(SETUP);
     await expect(session.injectBusy!(7)).rejects.toThrow(AdapterTimeoutError);
     await expect(session.injectBusy!(7)).rejects.toThrow(
-      /unusable: the harness sent nothing for 800 ms while vmemct awaited the reply to inject_busy/,
+      /unusable: the harness sent nothing for 3000 ms while vmemct awaited the reply to inject_busy/,
     );
     await adapter.openDevice(SETUP);
     const [first] = pids();
-    await new Promise((r) => setTimeout(r, 100));
+    // The kill is asynchronous: wait (bounded) for the process to be gone.
+    for (let i = 0; i < 100 && alive(first!); i++) await new Promise((r) => setTimeout(r, 50));
     expect(alive(first!)).toBe(false);
   });
 
