@@ -15,28 +15,25 @@ import { findOnPath } from '../../qemu-platform/src/index';
 import { agentSourceDir, agentSourceHash, compileAgent } from './agent-build';
 import { GUEST_AGENT_PATH } from './agent-link';
 import { CpioEntry, cpioArchive } from './cpio';
+import {
+  DEFAULT_GUEST_KERNEL,
+  GuestKernel,
+  PackagedModule,
+  findKernelFiles,
+  findModuleFiles,
+  guestKernelSource,
+  parseKernelConfig,
+  planModules,
+} from './guest-kernel';
+import { fetchKernelPackage } from './guest-kernel-package';
 
 /** The build could not be done (a missing tool, no network, an unexpected package layout). */
 export class GuestBuildError extends Error {
   override readonly name = 'GuestBuildError';
 }
 
-/**
- * The modules the guest loads, in load order: the virtio PCI transport, the NIC (for SSH) and
- * virtio_mem last. Their dependencies are read from each module's `.modinfo`, so the order is
- * checked, not trusted.
- */
-export const GUEST_MODULES = [
-  'virtio_ring',
-  'virtio',
-  'virtio_pci_modern_dev',
-  'virtio_pci_legacy_dev',
-  'virtio_pci',
-  'failover',
-  'net_failover',
-  'virtio_net',
-  'virtio_mem',
-] as const;
+export { GUEST_MODULES } from './guest-kernel';
+export { kernelPackageOf } from './guest-kernel-package';
 
 /** The manifest format `build` writes and `readManifest` accepts (2: the guest has the agent). */
 export const GUEST_MANIFEST_FORMAT = 'vmemct-guest/2';
@@ -44,6 +41,11 @@ export const GUEST_MANIFEST_FORMAT = 'vmemct-guest/2';
 /** What `build` produced; stored as `guest.json` next to the files. */
 export interface GuestManifest {
   readonly format: typeof GUEST_MANIFEST_FORMAT;
+  /**
+   * The kernel series asked for (`guest build --kernel`); absent in guests built before the
+   * choice existed, which hold {@link DEFAULT_GUEST_KERNEL}.
+   */
+  readonly kernelSeries?: GuestKernel;
   /** The kernel package, e.g. `linux-image-6.1.0-56-amd64`. */
   readonly kernelPackage: string;
   /** Its version, e.g. `6.1.192-2`. */
@@ -56,8 +58,10 @@ export interface GuestManifest {
   readonly sshKey: string;
   /** The guest's SSH host key, public half, as `ssh-ed25519 AAAA…`. */
   readonly hostKey: string;
-  /** Module load order used by /init. */
+  /** Module load order used by /init: the guest's modules the kernel does not have built in. */
   readonly modules: readonly string[];
+  /** The guest's modules this kernel has built in (`=y`), so not packed. */
+  readonly builtInModules?: readonly string[];
   /** The in-guest agent: where it is in the guest, and which sources it was compiled from. */
   readonly agent: { readonly guestPath: string; readonly sourceSha256: string };
 }
@@ -112,12 +116,6 @@ function run(tool: string, args: readonly string[], options: { cwd?: string; tim
     );
   }
   return result.stdout;
-}
-
-/** The kernel package `linux-image-amd64` depends on today, from `apt-cache depends` output. */
-export function kernelPackageOf(aptCacheDepends: string): string | undefined {
-  const m = /^\s*Depends:\s*(linux-image-[0-9][^\s]*-amd64)\s*$/m.exec(aptCacheDepends);
-  return m?.[1];
 }
 
 /** The `depends=` list of a module's `.modinfo` section (empty when it has none). */
@@ -215,6 +213,8 @@ export type BuildLog = (line: string) => void;
 export interface BuildOptions {
   /** Where the guest is built (and the kernel package cached). */
   readonly dir: string;
+  /** The kernel series (default {@link DEFAULT_GUEST_KERNEL}). */
+  readonly kernel?: GuestKernel;
   readonly log?: BuildLog;
 }
 
@@ -251,6 +251,25 @@ function pipeToFile(
   });
 }
 
+/**
+ * A module file as busybox insmod loads it: plain `.ko` as extracted, `.ko.xz` decompressed on
+ * the host with `xz` (package xz-utils).
+ */
+function readModule(file: string, packaged: PackagedModule): Uint8Array {
+  if (packaged.compression === 'none') return fs.readFileSync(file);
+  const xz = findTool('xz');
+  if (!xz)
+    throw new GuestBuildError(
+      `${path.basename(file)}: this kernel's modules are xz-compressed and decompressing them needs xz; install with \`apt-get install --no-install-recommends xz-utils\``,
+    );
+  const result = spawnSync(xz, ['--decompress', '--stdout', file], { maxBuffer: 256 << 20, timeout: 120_000 });
+  if (result.error || result.status !== 0)
+    throw new GuestBuildError(
+      `xz --decompress ${path.basename(file)} failed: ${result.error?.message ?? result.stderr.toString().trim()}`,
+    );
+  return result.stdout;
+}
+
 /** Builds the guest into `options.dir`; returns its manifest. */
 export async function buildGuest(options: BuildOptions): Promise<GuestManifest> {
   const log = options.log ?? (() => undefined);
@@ -262,71 +281,78 @@ export async function buildGuest(options: BuildOptions): Promise<GuestManifest> 
 
   // 1. Resolve and fetch the kernel package.
   let since = Date.now();
-  const kernelPackage = kernelPackageOf(run(tools.get('apt-cache')!, ['depends', 'linux-image-amd64']));
-  if (!kernelPackage)
-    throw new GuestBuildError(
-      'apt-cache depends linux-image-amd64 names no kernel package; run `apt-get update` first',
-    );
-  const debDir = path.join(dir, 'packages');
-  fs.mkdirSync(debDir, { recursive: true });
-  let deb = fs.readdirSync(debDir).find((f) => f.startsWith(`${kernelPackage}_`) && f.endsWith('.deb'));
-  if (!deb) {
-    try {
-      run(tools.get('apt-get')!, ['download', kernelPackage], { cwd: debDir, timeoutMs: 600_000 });
-    } catch (e) {
-      throw new GuestBuildError(
-        `cannot download ${kernelPackage}: ${(e as Error).message} (is \`apt-get update\` done and the Debian mirror reachable?)`,
-      );
-    }
-    deb = fs.readdirSync(debDir).find((f) => f.startsWith(`${kernelPackage}_`) && f.endsWith('.deb'));
-    if (!deb) throw new GuestBuildError(`apt-get download ${kernelPackage} left no .deb in ${debDir}`);
-    for (const old of fs.readdirSync(debDir))
-      if (old.endsWith('.deb') && old !== deb) fs.rmSync(path.join(debDir, old), { force: true });
-    lap(`downloaded ${deb}`, since);
-  } else {
-    log(`using the cached ${deb}`);
-  }
-  const kernelPackageVersion = run(tools.get('dpkg-deb')!, ['-f', path.join(debDir, deb), 'Version']).trim();
+  const kernelSeries = options.kernel ?? DEFAULT_GUEST_KERNEL;
+  const source = guestKernelSource(kernelSeries);
+  if (!source) throw new GuestBuildError(`unknown kernel '${kernelSeries}'`);
+  const fetched = fetchKernelPackage(source, dir, path.join(dir, 'packages'), {
+    aptGet: tools.get('apt-get')!,
+    aptCache: tools.get('apt-cache')!,
+    dpkgDeb: tools.get('dpkg-deb')!,
+  });
+  if (!fetched.ok) throw new GuestBuildError(fetched.problem);
+  const { kernelPackage } = fetched;
+  const mainDeb = fetched.debs[0]!;
+  const deb = path.basename(mainDeb);
+  const debNames = fetched.debs.map((d) => path.basename(d)).join(', ');
+  if (fetched.downloaded) lap(`downloaded ${debNames}`, since);
+  else log(`using the cached ${debNames}`);
+  const kernelPackageVersion = run(tools.get('dpkg-deb')!, ['-f', mainDeb, 'Version']).trim();
 
-  // 2. Extract the kernel and the modules (only those files).
+  // 2. Extract the kernel, its config and the module files it has (only those files).
   since = Date.now();
+  // Each file is taken from the package that holds it (7.x kernels split image, modules and config).
+  const holder = new Map<string, string>();
+  for (const file of fetched.debs)
+    for (const line of run(tools.get('dpkg-deb')!, ['--contents', file]).split('\n')) {
+      const p = /\s(\.\/\S+)$/.exec(line)?.[1];
+      if (p !== undefined && !holder.has(p)) holder.set(p, file);
+    }
+  const listing = [...holder.keys()];
+  const kernelFiles = findKernelFiles(listing);
+  if (!kernelFiles) throw new GuestBuildError(`${debNames}: no boot/vmlinuz-* or usr/lib/modules/*/vmlinuz`);
+  const { kernelRelease, vmlinuz: vmlinuzPath, config: configPath } = kernelFiles;
+  if (!source.release.test(kernelRelease))
+    throw new GuestBuildError(
+      `${deb} is Linux ${kernelRelease}, not ${kernelSeries} (${source.suite === 'system' ? "the machine's apt sources" : source.suite} carries another series)`,
+    );
+  if (!configPath) throw new GuestBuildError(`${debNames}: no kernel config for ${kernelRelease}`);
+  const found = findModuleFiles(listing, kernelRelease);
+  if (found.problem) throw new GuestBuildError(`${deb}: ${found.problem}`);
   const extractDir = path.join(dir, 'extract');
   fs.rmSync(extractDir, { recursive: true, force: true });
   fs.mkdirSync(extractDir, { recursive: true });
-  const patterns = ['./boot/vmlinuz-*', ...GUEST_MODULES.map((m) => `./lib/modules/*/${m}.ko*`)];
-  await pipeToFile(
-    tools.get('dpkg-deb')!,
-    ['--fsys-tarfile', path.join(debDir, deb)],
-    tools.get('tar')!,
-    ['-x', '--wildcards', ...patterns],
-    extractDir,
-  );
-  const bootDir = path.join(extractDir, 'boot');
-  const vmlinuz = fs.readdirSync(bootDir).find((f) => f.startsWith('vmlinuz-'));
-  if (!vmlinuz) throw new GuestBuildError(`${deb} has no boot/vmlinuz-*`);
-  const kernelRelease = vmlinuz.slice('vmlinuz-'.length);
-  const moduleFiles = new Map<string, string>();
-  const walk = (d: string): void => {
-    for (const e of fs.readdirSync(d, { withFileTypes: true })) {
-      const p = path.join(d, e.name);
-      if (e.isDirectory()) walk(p);
-      else if (e.name.endsWith('.ko')) moduleFiles.set(e.name.slice(0, -3), p);
-      else if (/\.ko\.(xz|zst|gz)$/.test(e.name))
-        throw new GuestBuildError(
-          `${e.name}: compressed modules are not supported (busybox insmod loads plain .ko files)`,
-        );
-    }
-  };
-  walk(path.join(extractDir, 'lib', 'modules', kernelRelease));
-  const depends = new Map<string, readonly string[]>();
-  for (const m of GUEST_MODULES) {
-    const file = moduleFiles.get(m);
-    if (!file) throw new GuestBuildError(`${deb} has no ${m}.ko (is virtio built into this kernel?)`);
-    depends.set(m, moduleDepends(fs.readFileSync(file)));
+  const wanted = [vmlinuzPath, configPath, ...[...found.files.values()].map((f) => f.archivePath)];
+  for (const file of fetched.debs) {
+    const members = wanted.filter((p) => holder.get(p) === file);
+    if (members.length > 0)
+      await pipeToFile(
+        tools.get('dpkg-deb')!,
+        ['--fsys-tarfile', file],
+        tools.get('tar')!,
+        ['-x', ...members],
+        extractDir,
+      );
   }
-  const orderProblem = loadOrderProblem(GUEST_MODULES, depends);
+  const plan = planModules(
+    parseKernelConfig(fs.readFileSync(path.join(extractDir, configPath), 'utf8')),
+    found.files,
+    kernelPackage,
+  );
+  if (!plan.ok) throw new GuestBuildError(plan.problem);
+  const modules = plan.packed.map((p) => p.name);
+  const moduleBytes = new Map<string, Uint8Array>();
+  const depends = new Map<string, readonly string[]>();
+  for (const { name, file } of plan.packed) {
+    const bytes = readModule(path.join(extractDir, file.archivePath), file);
+    moduleBytes.set(name, bytes);
+    depends.set(name, moduleDepends(bytes));
+  }
+  const orderProblem = loadOrderProblem(modules, depends);
   if (orderProblem) throw new GuestBuildError(`module load order: ${orderProblem}`);
-  lap(`extracted vmlinuz-${kernelRelease} and ${GUEST_MODULES.length} modules`, since);
+  lap(
+    `extracted vmlinuz-${kernelRelease} and ${modules.length} modules${plan.builtIn.length > 0 ? ` (built in: ${plan.builtIn.join(', ')})` : ''}`,
+    since,
+  );
 
   // 3. The agent, compiled here (static: the initramfs has no C library of its own).
   since = Date.now();
@@ -397,25 +423,25 @@ export async function buildGuest(options: BuildOptions): Promise<GuestManifest> 
     if (entries.some((e) => e.path === rel)) continue;
     addFile(rel, fs.readFileSync(fs.realpathSync(lib)), 0o755);
   }
-  for (const m of GUEST_MODULES)
-    addFile(`lib/modules/${kernelRelease}/vmemct/${m}.ko`, fs.readFileSync(moduleFiles.get(m)!), 0o644);
-  addFile(`lib/modules/${kernelRelease}/modules.dep`, Buffer.from(modulesDep(GUEST_MODULES, depends)), 0o644);
+  for (const m of modules) addFile(`lib/modules/${kernelRelease}/vmemct/${m}.ko`, moduleBytes.get(m)!, 0o644);
+  addFile(`lib/modules/${kernelRelease}/modules.dep`, Buffer.from(modulesDep(modules, depends)), 0o644);
   addFile('etc/dropbear/dropbear_ed25519_host_key', fs.readFileSync(hostKeyFile), 0o600);
   addFile('root/.ssh/authorized_keys', fs.readFileSync(`${sshKey}.pub`), 0o600);
   addFile('etc/passwd', Buffer.from('root:x:0:0:root:/root:/bin/sh\n'), 0o644);
   addFile('etc/shadow', Buffer.from('root:*:19000:0:99999:7:::\n'), 0o600);
   addFile('etc/group', Buffer.from('root:x:0:\n'), 0o644);
   addFile('etc/shells', Buffer.from('/bin/sh\n'), 0o644);
-  addFile('init', Buffer.from(initScript(kernelRelease, GUEST_MODULES)), 0o755);
+  addFile('init', Buffer.from(initScript(kernelRelease, modules)), 0o755);
   const initrd = path.join(dir, 'initrd.gz');
   fs.writeFileSync(initrd, zlib.gzipSync(cpioArchive(entries), { level: 6 }));
   const kernel = path.join(dir, 'vmlinuz');
-  fs.copyFileSync(path.join(bootDir, vmlinuz), kernel);
+  fs.copyFileSync(path.join(extractDir, vmlinuzPath), kernel);
   fs.rmSync(extractDir, { recursive: true, force: true });
   lap(`packed initrd.gz (${(fs.statSync(initrd).size / 1048576).toFixed(1)} MiB, ${entries.length} entries)`, since);
 
   const manifest: GuestManifest = {
     format: GUEST_MANIFEST_FORMAT,
+    kernelSeries,
     kernelPackage,
     kernelPackageVersion,
     kernelRelease,
@@ -423,7 +449,8 @@ export async function buildGuest(options: BuildOptions): Promise<GuestManifest> 
     initrd,
     sshKey,
     hostKey,
-    modules: GUEST_MODULES,
+    modules,
+    builtInModules: plan.builtIn,
     agent: { guestPath: GUEST_AGENT_PATH, sourceSha256: agent.sourceSha256 },
   };
   fs.writeFileSync(path.join(dir, 'guest.json'), `${JSON.stringify(manifest, null, 2)}\n`);

@@ -211,6 +211,10 @@ export const OPTION_HELP: Readonly<Record<string, OptionHelp>> = {
   'coverage:json': { text: 'print the coverage as JSON' },
   'spec:json': { text: 'print the protocol document as JSON' },
   'guest:json': { text: 'status as JSON' },
+  'guest:kernel': {
+    placeholder: '6.1|6.12|7.x',
+    text: "the guest's kernel: 6.1 (default; the machine's suites), 6.12 (bookworm-backports) or 7.x (trixie-backports); each has its own default folder (~/.cache/vmemct/guest-6.12)",
+  },
   'version:json': { text: 'the versions as JSON' },
   'fuzz:json': { placeholder: 'FILE', text: 'write a summary of the fuzzing as JSON' },
   timeout: { placeholder: 'MS', text: 'per vector (a longer one is a timeout)' },

@@ -12,20 +12,42 @@ import {
   guestStatus,
   runArguments,
 } from '../../../adapters/ssh-guest/src/guest-vm';
+import {
+  DEFAULT_GUEST_KERNEL,
+  GUEST_KERNELS,
+  GuestKernel,
+  guestKernelSource,
+} from '../../../adapters/ssh-guest/src/guest-kernel';
 import { QemuMissingError } from '../../../adapters/qemu-platform/src/index';
 import { parseValue } from '../../../spec/src/index';
 import { OptionSpec, nearest, parseArgs } from './args';
 import { EXIT_OK, HarnessError, UsageError } from './usage-error';
 import type { CliIo } from './main';
 
-/** Where guests are built by default: `$VMEMCT_GUEST_DIR`, else `~/.cache/vmemct/guest`. */
-export function defaultGuestDir(): string {
-  if (process.env.VMEMCT_GUEST_DIR) return process.env.VMEMCT_GUEST_DIR;
+/**
+ * Where guests are built by default: `$VMEMCT_GUEST_DIR`, else `~/.cache/vmemct/guest`, for the
+ * default kernel; a folder of its own for each other kernel (`…/guest-6.12`, or
+ * `$VMEMCT_GUEST_DIR-6.12`), so guests of several kernels coexist.
+ */
+export function defaultGuestDir(kernel: GuestKernel = DEFAULT_GUEST_KERNEL): string {
+  const suffix = kernel === DEFAULT_GUEST_KERNEL ? '' : `-${kernel}`;
+  if (process.env.VMEMCT_GUEST_DIR) return `${process.env.VMEMCT_GUEST_DIR}${suffix}`;
   const cache =
     process.env.XDG_CACHE_HOME && process.env.XDG_CACHE_HOME.length > 0
       ? process.env.XDG_CACHE_HOME
       : path.join(os.homedir(), '.cache');
-  return path.join(cache, 'vmemct', 'guest');
+  return path.join(cache, 'vmemct', `guest${suffix}`);
+}
+
+/** `--kernel SERIES` of `vmemct guest`: one of the kernels a guest is built with. */
+export function parseGuestKernel(command: string, text: string | undefined): GuestKernel {
+  if (text === undefined) return DEFAULT_GUEST_KERNEL;
+  const source = guestKernelSource(text);
+  if (!source)
+    throw new UsageError(
+      `${command}: --kernel must be one of ${GUEST_KERNELS.map((k) => k.kernel).join(', ')} (got '${text}')`,
+    );
+  return source.kernel;
 }
 
 /** The largest size option: 2^64 - 1 (sizes and addresses are 64-bit fields). */
@@ -43,6 +65,7 @@ export function parseSize(command: string, option: string, text: string): bigint
 /** The options of `vmemct guest` (some for `guest up` only). */
 export const GUEST_OPTIONS: Readonly<Record<string, OptionSpec>> = {
   dir: { kind: 'value' },
+  kernel: { kind: 'value' },
   'block-size': { kind: 'value' },
   'region-size': { kind: 'value' },
   'requested-size': { kind: 'value' },
@@ -70,11 +93,12 @@ export async function guestCommand(args: readonly string[], io: CliIo): Promise<
     const stray = UP_ONLY.find((o) => parsed.values.has(o) || parsed.flags.has(o));
     if (stray) throw new UsageError(`${command}: --${stray} applies to guest up only`);
   }
-  const dir = path.resolve(parsed.values.get('dir') ?? defaultGuestDir());
+  const kernel = parseGuestKernel(command, parsed.values.get('kernel'));
+  const dir = path.resolve(parsed.values.get('dir') ?? defaultGuestDir(kernel));
   const log = (line: string): void => io.stderr(`vmemct: ${line}\n`);
   try {
     if (sub === 'build') {
-      const m = await buildGuest({ dir, log });
+      const m = await buildGuest({ dir, kernel, log });
       io.stdout(
         `${m.kernelPackage} ${m.kernelPackageVersion} (${m.kernelRelease}) with busybox, dropbear and the agent in ${dir}\nnext: vmemct guest up --dir ${dir}\n`,
       );

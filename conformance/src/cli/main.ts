@@ -72,6 +72,7 @@ usage:
   vmemct docs --out DIR [--results FILE …]      the protocol, requirements, vectors and results as a static site
       [--force]             write into a non-empty folder that is not a previous docs output
   vmemct guest build|up|down|status [--dir DIR]  a Linux guest to test with (Debian kernel, busybox, dropbear)
+      [--kernel 6.1|6.12|7.x]  the kernel (default 6.1); each has its own default folder
       up: [--block-size 2MiB] [--region-size 1GiB] [--requested-size 0] [--memory 1GiB]
           [--unplugged-inaccessible] [--qemu PATH]; prints the run options for the guest
   vmemct qemu fetch [--version 10.0] [--cache DIR] [--quiet]
