@@ -3,12 +3,16 @@
  * booted with a gdbstub socket, the hook resolved from its kallsyms and the module's BTF, then
  * NACK, BUSY, ACK with a trailer and ERROR delivered to the driver, each checked by what the
  * driver did next (QEMU's device state, its trace, the guest's kernel log).
+ *
+ * The guest's kernel is 6.1 unless `VMEMCT_GUEST_KERNEL` names another one `guest build --kernel`
+ * takes (`VMEMCT_GUEST_KERNEL=6.12`); each kernel has its own guest and output folder.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { buildGuest } from '../src/guest-build';
 import { spawnSync } from 'node:child_process';
 import { GuestVm, runArguments } from '../src/guest-vm';
+import { DEFAULT_GUEST_KERNEL, GUEST_KERNELS, guestKernelSource } from '../src/guest-kernel';
 import { GuestShell } from '../src/ssh-shell';
 import { DriverHook, resolveDriverHook } from '../src/driver-hook';
 import { GdbResponseInjector, InterceptedRequest } from '../src/gdb-injection';
@@ -17,7 +21,16 @@ import { TraceParser } from '../src/qemu-trace';
 import { QmpClient, listVirtioMemDevices } from '../../qemu-platform/src/index';
 
 const ROOT = path.resolve(__dirname, '..', '..', '..');
-const OUT = path.join(ROOT, 'test-output', 'guest-gdb');
+const KERNEL = guestKernelSource(process.env.VMEMCT_GUEST_KERNEL ?? DEFAULT_GUEST_KERNEL);
+if (!KERNEL)
+  throw new Error(
+    `VMEMCT_GUEST_KERNEL must be one of ${GUEST_KERNELS.map((k) => k.kernel).join(', ')} (got '${process.env.VMEMCT_GUEST_KERNEL}')`,
+  );
+const OUT = path.join(
+  ROOT,
+  'test-output',
+  KERNEL.kernel === DEFAULT_GUEST_KERNEL ? 'guest-gdb' : `guest-gdb-${KERNEL.kernel}`,
+);
 const GUEST_DIR = path.join(OUT, 'image');
 const MiB = 1n << 20n;
 const PLUG = 0;
@@ -98,7 +111,7 @@ function recordTimes(what: string, requests: readonly InterceptedRequest[]): voi
 beforeAll(async () => {
   fs.mkdirSync(OUT, { recursive: true });
   let t = Date.now();
-  await buildGuest({ dir: GUEST_DIR, log: () => undefined });
+  await buildGuest({ dir: GUEST_DIR, kernel: KERNEL.kernel, log: () => undefined });
   timings.push(`build: ${((Date.now() - t) / 1000).toFixed(1)} s`);
   t = Date.now();
   vm = await GuestVm.boot({ dir: GUEST_DIR, runDir: path.join(OUT, 'run-attached'), detached: false, gdbstub: true });
