@@ -245,6 +245,12 @@ export interface Adapter {
    * group together, groups in the order of their first vector; results stay in corpus order.
    */
   scheduleKey?(target: Target, setup: DeviceSetup, options: DriverOptions): string | undefined;
+  /**
+   * Makes ready what a vector's set-up needs before its timeout starts (a guest booted for its
+   * device configuration), so a slow boot is not charged to the vector. Must not throw: a
+   * failure is reported when the vector opens.
+   */
+  prepare?(target: Target, setup: DeviceSetup, options: DriverOptions): Promise<void>;
   /** Releases everything the adapter holds (processes, sockets). Must not throw. */
   dispose(): Promise<void>;
 }

@@ -85,6 +85,17 @@ describe('a guest per driver set-up', () => {
     expect(adapter.boots).toBe(3);
   });
 
+  it('boots the guest a vector needs when the runner prepares it, and opens the vector on it without booting again', async () => {
+    const events: string[] = [];
+    const adapter = adapterWith(events);
+    await adapter.prepare('driver', small, {});
+    await adapter.prepare('driver', { ...DEFAULT, block_size: 6n * MiB }, {});
+    expect(events).toEqual(['boot block 0x200000 region 0x10000000 at 0x100000000 node 0']);
+    await adapter.openDriver(small, {});
+    expect(adapter.boots).toBe(1);
+    await adapter.dispose();
+  });
+
   it('keeps a set-up QEMU refuses unsupported with its rule, booting nothing', async () => {
     const events: string[] = [];
     const adapter = adapterWith(events);

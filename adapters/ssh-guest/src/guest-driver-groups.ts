@@ -100,14 +100,29 @@ export class GuestPerDriverSetupAdapter implements Adapter {
     return plan.kind === 'guest' ? driverConfigurationKey(plan.configuration) : undefined;
   }
 
+  /** Boots the guest a vector needs before the runner starts its timeout (a boot under TCG on a loaded machine can take a minute). */
+  async prepare(target: Target, setup: DeviceSetup, options: DriverOptions): Promise<void> {
+    if (target !== 'driver') return;
+    await this.slot
+      .serial(async () => {
+        const plan = this.plan(setup, options);
+        if (plan.kind === 'guest') await this.guestFor(plan.configuration);
+      })
+      .catch(() => undefined);
+  }
+
   openDriver(setup: DeviceSetup, options: DriverOptions): Promise<DriverSession> {
     return this.slot.serial(async () => {
       const plan = this.plan(setup, options);
       if (plan.kind === 'refused') throw new UnsupportedSetupError(plan.reason);
-      const { configuration } = plan;
-      const guest = await this.slot.take(driverConfigurationKey(configuration), () => this.boot(configuration));
+      const guest = await this.guestFor(plan.configuration);
       return guest.adapter.openDriver!(setup, options);
     });
+  }
+
+  /** The guest of `configuration`, booted now unless it is the one up. */
+  private guestFor(configuration: DriverGuestConfiguration): Promise<BootedDriverGuest> {
+    return this.slot.take(driverConfigurationKey(configuration), () => this.boot(configuration));
   }
 
   /** Ends the guest held (a boot under way ends its guest when it completes). */
@@ -127,6 +142,9 @@ export interface DriverGuestPlace {
   readonly log?: (line: string) => void;
 }
 
+/** Bound on a guest's boot to SSH. */
+const BOOT_TIMEOUT_MS = 240_000;
+
 /** Boots an attached guest of `configuration`, with its gdbstub, and connects the driver adapter. */
 export async function bootDriverGuest(
   place: DriverGuestPlace,
@@ -141,6 +159,8 @@ export async function bootDriverGuest(
       detached: false,
       qemu: configuration.qemu || place.qemu,
       gdbstub: true,
+      // Booted before a vector's timeout starts, on machines that may be loaded: TCG boots took up to 90 s there.
+      bootTimeoutMs: BOOT_TIMEOUT_MS,
       ...driverGuestDeviceOptions(configuration),
     },
     place.log,

@@ -178,6 +178,16 @@ export function scheduleVectors(
   return order.flatMap((o) => ('group' in o ? groups.get(o.group)! : [o]));
 }
 
+/** Lets the adapter make ready what `vector` needs ({@link Adapter.prepare}) before its timeout starts. */
+async function prepareFor(adapter: Adapter, vector: Vector): Promise<void> {
+  if (!adapter.prepare || !adapter.info.targets.includes(vector.target)) return;
+  const evaluated = evaluateSetup(vector);
+  if (!evaluated.ok) return;
+  await adapter
+    .prepare(vector.target, evaluated.setup, { configPadding: vector.setup.configPadding })
+    .catch(() => undefined);
+}
+
 /**
  * Runs `selected` against `adapter`. `all` is the full corpus (for stale-entry detection).
  */
@@ -194,6 +204,7 @@ export async function runVectors(
   const retries = options.retries ?? RETRIES.default;
   for (const { vector, index } of scheduleVectors(adapter, selected)) {
     const runs: (Omit<Judged, 'durationMs'> & { durationMs: number })[] = [];
+    await prepareFor(adapter, vector);
     for (;;) {
       const t0 = performance.now();
       const outcome = await runOne(

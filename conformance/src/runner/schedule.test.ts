@@ -28,6 +28,7 @@ function groupingModel(opened: bigint[]): Adapter {
     },
     scheduleKey: (target: Target, setup: DeviceSetup) =>
       target === 'driver' && setup.region_size !== 1n << 30n ? `region ${setup.region_size}` : undefined,
+    prepare: async (_target: Target, setup: DeviceSetup) => void opened.push(-setup.region_size),
     dispose: () => model.dispose(),
   };
 }
@@ -49,7 +50,10 @@ describe('running vectors grouped by the adapter’s schedule key', () => {
       onResult: (r, done, total) => progress.push(`${done}/${total} ${r.vector.id}`),
     });
     const MiB = 1n << 20n;
-    expect(opened).toEqual([256n * MiB, 256n * MiB, 1024n * MiB, 1024n * MiB, 16384n * MiB, 1024n * MiB]);
+    // Each vector is prepared (negative) before it opens.
+    expect(opened).toEqual(
+      [256n * MiB, 256n * MiB, 1024n * MiB, 1024n * MiB, 16384n * MiB, 1024n * MiB].flatMap((r) => [-r, r]),
+    );
     expect(progress[1]).toBe(`2/6 ${IDS[2]}`);
     expect(run.results.map((r) => r.vector.id)).toEqual(IDS);
     await adapter.dispose();
