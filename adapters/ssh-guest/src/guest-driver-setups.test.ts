@@ -103,6 +103,12 @@ describe('the guest a driver vector set-up needs (QEMU 7.2 on x86)', () => {
     expect(commandLine(c)).toContain(
       'size=256M,reserve=off -device virtio-mem-pci,id=vm0,memdev=vmemct-mem0,block-size=2M,requested-size=512M',
     );
+    // Only a guest booted for it may ask for more than its region.
+    const files = { qmpSocket: '/q', controlSocket: '/c', traceLog: '/t', consoleLog: '/l' };
+    const options = { ...driverGuestDeviceOptions(c), requestedBeyondRegion: false };
+    expect(() => guestQemuArguments({ kernel: '/k', initrd: '/i' }, files, 40022, options)).toThrow(
+      /within the region/,
+    );
     // A requested_size within the region is the adapter's to set: the region's one guest serves it.
     const within = guestOf({ region_size: 256n * MiB, requested_size: 256n * MiB });
     expect(within.bootRequestedSize).toBeUndefined();
