@@ -23,6 +23,7 @@ import {
   DriverGuestPlan,
   driverConfigurationKey,
   driverGuestDeviceOptions,
+  driverGuestTiming,
   drainsByReset,
   planDriverGuest,
 } from './guest-driver-setups';
@@ -172,6 +173,7 @@ export async function bootDriverGuest(
       traceLog: vm.state.traceLog,
       gdbSocket: vm.state.gdbSocket,
       drainByReset: drainsByReset(configuration),
+      ...driverGuestTiming(configuration),
     });
     place.log?.(`guest for ${key}: ready ${((Date.now() - started) / 1000).toFixed(1)} s after its boot began`);
     return {

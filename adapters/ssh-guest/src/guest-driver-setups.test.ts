@@ -4,6 +4,7 @@ import {
   DriverGuestConfiguration,
   driverConfigurationKey,
   driverGuestDeviceOptions,
+  driverGuestTiming,
   drainsByReset,
   planDriverGuest,
 } from './guest-driver-setups';
@@ -95,6 +96,14 @@ describe('the guest a driver vector set-up needs (QEMU 7.2 on x86)', () => {
     expect(line).toContain('memaddr=4294967296');
     expect(drainsByReset(c)).toBe(true);
     expect(drainsByReset(guestOf({ region_size: 64n * GiB, addr: TiB }))).toBe(false);
+  });
+
+  it('waits longer where the driver is slow by design: 1 GiB blocks (stall), a 256 GiB region (commands)', () => {
+    expect(driverGuestTiming(guestOf({}))).toEqual({});
+    expect(driverGuestTiming(guestOf({ block_size: GiB, region_size: 16n * GiB, addr: 64n * GiB }))).toEqual({
+      stallMs: 60_000,
+    });
+    expect(driverGuestTiming(guestOf({ region_size: 256n * GiB }))).toEqual({ commandTimeoutMs: 120_000 });
   });
 
   it('boots a requested_size above the region on the command line, as a guest of its own', () => {

@@ -185,6 +185,30 @@ export function drainsByReset(c: DriverGuestConfiguration): boolean {
   return c.regionSize > LARGE_REGION;
 }
 
+/** Linux's memory block on x86-64: device blocks above it are handled whole (Big Block Mode). */
+const LINUX_MEMORY_BLOCK = 128n * MiB;
+
+/** How the adapter of a configuration's guest waits: bounds that fit what its driver must do. */
+export interface DriverGuestTiming {
+  /** How long without progress before an unconverged driver counts as stalled. */
+  readonly stallMs?: number;
+  /** Bound on each SSH and QMP command. */
+  readonly commandTimeoutMs?: number;
+}
+
+/**
+ * The adapter's bounds for a guest of configuration `c` (undefined: the defaults). With blocks
+ * above Linux's memory block the driver offlines a whole device block (1 GiB) before it sends an
+ * UNPLUG, seconds of silence under TCG; a large region keeps both vCPUs busy adding memory, so
+ * the guest answers SSH slowly while it grows.
+ */
+export function driverGuestTiming(c: DriverGuestConfiguration): DriverGuestTiming {
+  return {
+    ...(c.blockSize > LINUX_MEMORY_BLOCK ? { stallMs: 60_000 } : {}),
+    ...(c.regionSize > LARGE_REGION ? { commandTimeoutMs: 120_000 } : {}),
+  };
+}
+
 /** The QEMU options of a guest of configuration `c` (its device and machine). */
 export function driverGuestDeviceOptions(c: DriverGuestConfiguration): GuestDeviceOptions {
   const large = c.regionSize > LARGE_REGION;
