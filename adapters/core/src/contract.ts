@@ -239,6 +239,18 @@ export interface Adapter {
   openDevice(setup: DeviceSetup): Promise<DeviceSession>;
   /** Opens a fresh driver attached to a device built from `setup` (driver vectors). */
   openDriver?(setup: DeviceSetup, options: DriverOptions): Promise<DriverSession>;
+  /**
+   * The group of a vector's set-up when running vectors of one group one after the other saves
+   * work (one guest boot per device configuration), else undefined. The runner then runs each
+   * group together, groups in the order of their first vector; results stay in corpus order.
+   */
+  scheduleKey?(target: Target, setup: DeviceSetup, options: DriverOptions): string | undefined;
+  /**
+   * Makes ready what a vector's set-up needs before its timeout starts (a guest booted for its
+   * device configuration), so a slow boot is not charged to the vector. Must not throw: a
+   * failure is reported when the vector opens.
+   */
+  prepare?(target: Target, setup: DeviceSetup, options: DriverOptions): Promise<void>;
   /** Releases everything the adapter holds (processes, sockets). Must not throw. */
   dispose(): Promise<void>;
 }

@@ -28,6 +28,11 @@ export interface SshGuestOptions {
   readonly stallMs?: number;
   /** Bound on draining the device (shrink to 0) between vectors (default 60 s). */
   readonly drainTimeoutMs?: number;
+  /**
+   * Drain the device between vectors by a system reset (QEMU unplugs everything) rather than by
+   * shrinking it: for a large region, where the driver takes minutes to unplug under TCG.
+   */
+  readonly drainByReset?: boolean;
   /** QEMU's gdbstub socket (`-gdb unix:PATH,server=on,wait=off`): answers are injected through it (`inject-responses`). */
   readonly gdbSocket?: string;
 }
@@ -49,6 +54,15 @@ export interface ConnectedGuest {
   readonly kernelRelease: string;
   /** The features the device offers (both 32-bit halves). */
   readonly offered: bigint;
+  /** QEMU's version (`query-version`), e.g. `7.2.0`: which device set-ups it can build depends on it. */
+  readonly qemuVersion: string;
+}
+
+/** `major.minor.micro` from QMP's `query-version` answer ('0.0.0' when it has none). */
+export function qemuVersionOf(answer: unknown): string {
+  const q = (answer as { qemu?: { major?: unknown; minor?: unknown; micro?: unknown } } | undefined)?.qemu;
+  const part = (v: unknown): number => (typeof v === 'number' && Number.isInteger(v) ? v : 0);
+  return `${part(q?.major)}.${part(q?.minor)}.${part(q?.micro)}`;
 }
 
 /** The virtio-mem PCI function (vendor 0x1af4, device 0x1040 + 24), as sysfs folders. */
@@ -120,7 +134,8 @@ export async function connectGuest(options: SshGuestOptions): Promise<ConnectedG
     const opened = await ConfigWindow.open(link, devices[0]!);
     if (opened.kind === 'unreadable') throw new SshGuestSetupError(opened.reason);
     const offered = await opened.window.offeredFeatures();
-    return { link, geometry: found.view, trace, window: opened.window, kernelRelease, offered };
+    const qemuVersion = qemuVersionOf(await qmp.execute('query-version'));
+    return { link, geometry: found.view, trace, window: opened.window, kernelRelease, offered, qemuVersion };
   } catch (e) {
     if (link) link.dispose();
     else qmp.close();

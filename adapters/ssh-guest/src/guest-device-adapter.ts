@@ -87,6 +87,8 @@ export interface GuestDeviceOptions {
   readonly implementation: string;
   /** How a vector can get a guest with another configuration, given the `vmemct guest up` option that sets it (if any). */
   readonly otherConfiguration: (guestUpOption: string | undefined) => string;
+  /** Why the VMM would refuse to build the device a set-up needs (its rule, said instead of a hint to boot another guest), or undefined. */
+  readonly refusal?: (setup: DeviceSetup) => string | undefined;
   /** Called once the agent reached the function, before any request: throws when the device must not be used. */
   readonly checkReached?: () => void;
   /** Called once the adapter is disposed (closes the host's links). */
@@ -225,7 +227,8 @@ class GuestDeviceAdapter implements Adapter {
     const show = (v: bigint | number): string => (typeof v === 'bigint' ? formatHex(v) : `${v}`);
     const needs = (what: keyof typeof GUEST_UP_OPTION, has: bigint | number, wanted: bigint | number) =>
       new GuestConfigurationError(
-        `the guest's device has ${what} ${show(has)}; this vector needs ${show(wanted)} (${this.options.otherConfiguration(GUEST_UP_OPTION[what])})`,
+        this.options.refusal?.(setup) ??
+          `the guest's device has ${what} ${show(has)}; this vector needs ${show(wanted)} (${this.options.otherConfiguration(GUEST_UP_OPTION[what])})`,
       );
     if (setup.block_size !== g.blockSize) throw needs('block_size', g.blockSize, setup.block_size);
     if (setup.region_size !== g.regionSize) throw needs('region_size', g.regionSize, setup.region_size);

@@ -5,7 +5,7 @@
  * `unsupported`). A guest or agent that cannot be used is a {@link SshGuestSetupError} with the
  * reason and the fix (exit 2).
  */
-import type { Adapter, ResizeOutcome } from '../../core/src/contract';
+import type { Adapter, DeviceSetup, ResizeOutcome } from '../../core/src/contract';
 import type { HostAction, HostControl } from '../../device-session/src/host-control';
 import { QemuMemoryDevice, QmpClient, QmpError } from '../../qemu-platform/src/index';
 import type { QmpTcpAddress } from '../../qemu-platform/src/index';
@@ -25,6 +25,8 @@ export interface GuestDeviceConnectOptions {
   readonly hostControl?: HostControl;
   /** Bound on each agent request and QMP command (default 10 s). */
   readonly commandTimeoutMs?: number;
+  /** Why QEMU (of the version QMP reports) would refuse to build a set-up's device, or undefined (used with `qmp`). */
+  readonly refusal?: (setup: DeviceSetup, qemuVersion: string) => string | undefined;
 }
 
 /** Why a QEMU guest's host control lacks the actions beyond resize. */
@@ -64,6 +66,14 @@ const NO_HOST_CONTROL: HostControl = {
   },
 };
 
+/** The refusal of `qemuVersion`, when both are known. */
+function refusalFor(
+  refusal: GuestDeviceConnectOptions['refusal'],
+  qemuVersion: string | undefined,
+): { refusal?: (setup: DeviceSetup) => string | undefined } {
+  return refusal && qemuVersion !== undefined ? { refusal: (setup) => refusal(setup, qemuVersion) } : {};
+}
+
 /**
  * Connects to the guest's host (QMP or hooks) and its agent, and reaches the device once.
  * @throws SshGuestSetupError with the reason and the fix.
@@ -73,6 +83,7 @@ export async function connectGuestDeviceAdapter(options: GuestDeviceConnectOptio
   let qmp: QmpClient | undefined;
   let host = options.hostControl ?? NO_HOST_CONTROL;
   let implementation = 'virtio-mem device via guest agent';
+  let qemuVersion: string | undefined;
   /** What the device held before the agent took it (QMP), and the agent's bus. */
   let pluggedBefore = 0n;
   let bus: AgentBus | undefined;
@@ -90,7 +101,8 @@ export async function connectGuestDeviceAdapter(options: GuestDeviceConnectOptio
       if (found.kind === 'missing') throw new SshGuestSetupError(found.reason);
       pluggedBefore = found.view.size;
       const version = (await qmp.execute('query-version')) as { qemu: { major: number; minor: number; micro: number } };
-      implementation = `QEMU ${version.qemu.major}.${version.qemu.minor}.${version.qemu.micro} via guest agent`;
+      qemuVersion = `${version.qemu.major}.${version.qemu.minor}.${version.qemu.micro}`;
+      implementation = `QEMU ${qemuVersion} via guest agent`;
       host = new QmpGuestHostControl(found.device);
     }
     const link = qmp;
@@ -102,6 +114,7 @@ export async function connectGuestDeviceAdapter(options: GuestDeviceConnectOptio
         link !== undefined && option !== undefined
           ? `boot a guest with it: \`vmemct guest up ${option} …\``
           : 'start the VMM with a device of that configuration',
+      ...refusalFor(options.refusal, qemuVersion),
       onDispose: async () => link?.close(),
       // Memory the guest's own driver plugged is in use by the guest's kernel: the suite's requests
       // would pull it away. (Blocks left plugged with no driver bound are an earlier run's.)

@@ -15,6 +15,7 @@ import type { Adapter, AdapterInfo, DeviceSession, DeviceSetup } from '../../cor
 import { AdapterError } from '../../core/src/contract';
 import { GuestConfigurationError } from './guest-device-adapter';
 import { connectGuestDeviceAdapter } from './guest-device-connect';
+import { GuestSlot } from './guest-slot';
 import { GuestVm } from './guest-vm';
 
 /** What a guest's device is booted with: the part of a device set-up fixed for the device's life. */
@@ -66,23 +67,10 @@ export function configurationKey(c: GuestConfiguration): string {
  */
 export type ConfigurationRefusal = (setup: DeviceSetup) => string | undefined;
 
-/** The guest of the configuration vectors asked for last, other than the first guest's. */
-interface OtherGuest {
-  readonly key: string;
-  readonly guest: BootedGuest;
-}
-
 /** The first guest's adapter, and guests of other configurations booted as vectors need them. */
 export class GuestPerConfigurationAdapter implements Adapter {
-  private other: OtherGuest | undefined;
-  /** Configurations whose guest did not boot, with the reason. */
-  private readonly failed = new Map<string, string>();
-  /** Opens run one after the other (a vector abandoned at its timeout may still be booting). */
-  private queue: Promise<unknown> = Promise.resolve();
-  /** How many guests of other configurations were booted. */
-  boots = 0;
-  /** Set by dispose: a guest whose boot ends afterwards is ended at once. */
-  private disposed = false;
+  /** The guest of the configuration vectors asked for last, other than the first guest's. */
+  private readonly other = new GuestSlot<BootedGuest>();
 
   constructor(
     private readonly first: BootedGuest,
@@ -90,18 +78,21 @@ export class GuestPerConfigurationAdapter implements Adapter {
     private readonly refusal: ConfigurationRefusal,
   ) {}
 
+  /** How many guests of other configurations were booted. */
+  get boots(): number {
+    return this.other.boots;
+  }
+
   get info(): AdapterInfo {
     return this.first.adapter.info;
   }
 
   openDevice(setup: DeviceSetup): Promise<DeviceSession> {
-    const opened = this.queue.then(() => this.open(setup));
-    this.queue = opened.catch(() => undefined);
-    return opened;
+    return this.other.serial(() => this.open(setup));
   }
 
   private async open(setup: DeviceSetup): Promise<DeviceSession> {
-    if (this.disposed) throw new AdapterError('the guests were ended');
+    if (this.other.disposed) throw new AdapterError('the guests were ended');
     try {
       return await this.first.adapter.openDevice(setup);
     } catch (e) {
@@ -114,35 +105,13 @@ export class GuestPerConfigurationAdapter implements Adapter {
         `a region of ${setup.region_size} bytes is above the ${MAX_BOOTED_REGION} the agent maps from /dev/mem in time (the kernel builds the whole mapping's page tables at once); run it with --adapter qemu`,
       );
     const configuration = configurationOf(setup);
-    const key = configurationKey(configuration);
-    const failure = this.failed.get(key);
-    if (failure !== undefined) throw new AdapterError(`the guest with ${key} did not boot: ${failure}`);
-    if (this.other?.key !== key) {
-      const previous = this.other;
-      this.other = undefined;
-      await previous?.guest.stop();
-      try {
-        this.boots++;
-        const guest = await this.boot(configuration);
-        if (this.disposed) {
-          await guest.stop();
-          throw new Error('the adapter was disposed during the boot');
-        }
-        this.other = { key, guest };
-      } catch (e) {
-        this.failed.set(key, (e as Error).message);
-        throw new AdapterError(`booting a guest with ${key} failed: ${(e as Error).message}`);
-      }
-    }
-    return this.other.guest.adapter.openDevice(setup);
+    const guest = await this.other.take(configurationKey(configuration), () => this.boot(configuration));
+    return guest.adapter.openDevice(setup);
   }
 
   /** Ends every guest now (a boot under way ends its guest when it completes). */
   async dispose(): Promise<void> {
-    this.disposed = true;
-    const other = this.other;
-    this.other = undefined;
-    await other?.guest.stop();
+    await this.other.dispose();
     await this.first.stop();
   }
 }

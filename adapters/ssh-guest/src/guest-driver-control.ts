@@ -57,6 +57,8 @@ export class GuestDriverControl {
     private readonly geometry: HostView,
     /** Bound on draining the device (shrink to 0) and on plugging the initial blocks. */
     private readonly drainTimeoutMs: number,
+    /** Drain by a system reset (QEMU unplugs everything) instead of asking the driver to unplug (a large region). */
+    private readonly drainByReset = false,
   ) {}
 
   /** `modprobe virtio_mem`. */
@@ -106,6 +108,10 @@ export class GuestDriverControl {
     const loaded = await this.driverLoaded();
     const d = await this.link.hostView();
     if (!loaded && d.size === 0n) return;
+    if (this.drainByReset && d.size > 0n) {
+      await this.recover('the device is drained by a system reset');
+      return;
+    }
     // A driver still plugging toward the last target (one probed at boot plugs after SSH answers)
     // may show plugged_size 0 before its PLUG lands: asked for 0 then, it would pass for drained
     // and add memory while rmmod runs. Once it holds its target, plugged_size only falls to 0 by

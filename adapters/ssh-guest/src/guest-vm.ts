@@ -60,6 +60,18 @@ export interface GuestDeviceOptions {
   readonly memory?: bigint;
   /** Leave the virtio-mem device out (to check how a guest without one is reported). */
   readonly withoutVirtioMem?: boolean;
+  /**
+   * Machine type (default q35). i440fx (`pc`) keeps up to 3.5 GiB of boot memory below 4 GiB,
+   * so a guest with more than q35's 2.75 GiB still has its device memory begin at 4 GiB.
+   */
+  readonly machine?: 'q35' | 'pc';
+  /** Physical address bits of the vCPU (`-cpu max,phys-bits=N`; default QEMU's 40 under TCG: 1 TiB). */
+  readonly physBits?: number;
+  /**
+   * Allow `requestedSize` above the region: QEMU accepts such a requested-size on the command
+   * line (and only there; `qom-set` refuses it).
+   */
+  readonly requestedBeyondRegion?: boolean;
 }
 
 /** What a running guest is; stored as `run/guest-state.json`. */
@@ -129,11 +141,15 @@ export function guestQemuArguments(
     throw new GuestOptionError(`--block-size ${blockSize} must be a power of two of at least 1 MiB`);
   if (regionSize <= 0n || regionSize % blockSize !== 0n)
     throw new GuestOptionError(`--region-size ${regionSize} must be a positive multiple of the block size`);
-  if (requested < 0n || requested > regionSize || requested % blockSize !== 0n)
+  const requestedLimit = device.requestedBeyondRegion ? requested : regionSize;
+  if (requested < 0n || requested > requestedLimit || requested % blockSize !== 0n)
     throw new GuestOptionError(`--requested-size ${requested} must be a multiple of the block size within the region`);
   if (memory < 256n * MiB || memory % MiB !== 0n)
     throw new GuestOptionError(`--memory ${memory} must be a whole number of MiB, at least 256 MiB`);
   if (!Number.isInteger(sshPort) || sshPort < 1 || sshPort > 65535) throw new GuestVmError(`bad SSH port ${sshPort}`);
+  const physBits = device.physBits;
+  if (physBits !== undefined && (!Number.isInteger(physBits) || physBits < 36 || physBits > 52))
+    throw new GuestOptionError(`phys-bits ${physBits} must be a whole number from 36 to 52`);
   const node = device.node ?? 0;
   if (!Number.isInteger(node) || node < 0) throw new GuestOptionError(`node ${node} must be a NUMA node number`);
   if (device.addr !== undefined && (device.addr < DEVICE_MEMORY_BASE || device.addr % blockSize !== 0n))
@@ -143,11 +159,11 @@ export function guestQemuArguments(
   const maxMem = memory + ((regionEnd + GiB - 1n) / GiB) * GiB + GiB;
   const args = [
     '-machine',
-    'q35',
+    device.machine ?? 'q35',
     '-accel',
     'tcg',
     '-cpu',
-    'max',
+    physBits === undefined ? 'max' : `max,phys-bits=${physBits}`,
     '-smp',
     '2',
     '-m',

@@ -25,6 +25,7 @@ import {
 } from '../../core/src/contract';
 import { ConnectedGuest, SshGuestOptions, connectGuest } from './guest-connect';
 import { GuestDriverControl } from './guest-driver-control';
+import { planDriverGuest } from './guest-driver-setups';
 import { GuestInjectionHost, hookShell } from './guest-injection-session';
 import { GuestObserver } from './guest-observer';
 import { GuestParts, SshGuestDriverSession } from './ssh-guest-session';
@@ -35,6 +36,18 @@ export type { SshGuestOptions } from './guest-connect';
 /** The feature bits a vector's set-up is compared on: device-specific (0-23) and VERSION_1; other transport bits (RING_RESET, …) are QEMU's own. */
 const RELEVANT_FEATURES = DEVICE_TYPE_FEATURES_MASK | FEATURE_MASKS.VERSION_1;
 const CAPABILITIES: readonly Capability[] = ['host-resize', 'observe-driver', 'system-reset', 'initial-plugged'];
+
+/** What the adapter is for a guest running Linux `kernelRelease`, under a QEMU with a gdbstub or not. */
+export function sshGuestDriverInfo(kernelRelease: string, gdbstub: boolean): AdapterInfo {
+  return {
+    name: 'ssh-guest',
+    implementation: `Linux ${kernelRelease}`,
+    targets: ['driver'],
+    // Scripted answers go through QEMU's gdbstub: offered when the guest's QEMU has one.
+    capabilities: gdbstub ? [...CAPABILITIES, 'inject-responses'] : CAPABILITIES,
+    timeoutMultiplier: 12,
+  };
+}
 
 /** Connects to the guest and its QEMU and checks everything the adapter needs; throws {@link SshGuestSetupError}. */
 export async function connectSshGuestAdapter(options: SshGuestOptions): Promise<Adapter> {
@@ -50,20 +63,19 @@ class SshGuestAdapter implements Adapter {
     options: SshGuestOptions,
     private readonly guest: ConnectedGuest,
   ) {
-    this.info = {
-      name: 'ssh-guest',
-      implementation: `Linux ${guest.kernelRelease}`,
-      targets: ['driver'],
-      // Scripted answers go through QEMU's gdbstub: offered when the guest's QEMU has one.
-      capabilities: options.gdbSocket ? [...CAPABILITIES, 'inject-responses'] : CAPABILITIES,
-      timeoutMultiplier: 12,
-    };
+    this.info = sshGuestDriverInfo(guest.kernelRelease, options.gdbSocket !== undefined);
     const { link, geometry } = guest;
     const observer = new GuestObserver(link, guest.window, guest.trace, geometry, {
       quietMs: options.quietMs ?? 800,
       stallMs: options.stallMs ?? 8000,
     });
-    const control = new GuestDriverControl(link, observer, geometry, options.drainTimeoutMs ?? 60_000);
+    const control = new GuestDriverControl(
+      link,
+      observer,
+      geometry,
+      options.drainTimeoutMs ?? 60_000,
+      options.drainByReset ?? false,
+    );
     const injection = options.gdbSocket ? new GuestInjectionHost(options.gdbSocket) : undefined;
     this.parts = { link, control, observer, offered: guest.offered, injection };
   }
@@ -86,10 +98,22 @@ class SshGuestAdapter implements Adapter {
   private async openDriverNow(setup: DeviceSetup, options: DriverOptions, epoch: number): Promise<DriverSession> {
     this.checkSetup(setup, options);
     const { link, control, observer } = this.parts;
+    const beyondRegion = setup.requested_size > this.guest.geometry.maxSize;
+    if (beyondRegion) await this.checkBootRequestedSize(setup);
     this.sessionOpen = true;
     try {
       // The driver the connection loaded shows where the hook lies before any vector loads it.
       if (this.parts.injection && !this.parts.injection.learnt) await this.parts.injection.resolve(hookShell(link));
+      if (beyondRegion) {
+        // The size QEMU took at boot cannot be set again (qom-set refuses it), so the device is
+        // not drained: a system reset unplugs everything and keeps requested_size, and the guest
+        // stays stopped until the vector's start lets the driver probe as it boots.
+        observer.skipTrace();
+        await link.resetMachine(true);
+        return new SshGuestDriverSession(this.parts, epoch, () => {
+          this.sessionOpen = false;
+        });
+      }
       await control.drain();
       const prefix = setup.plugged[0]?.count ?? 0;
       if (prefix > 0) await control.plugPrefix(prefix);
@@ -111,36 +135,47 @@ class SshGuestAdapter implements Adapter {
     }
   }
 
+  /**
+   * A requested_size above the region: QEMU accepts it only on its command line, so the guest's
+   * device must have been booted asking for it ({@link UnsupportedSetupError} otherwise), and the
+   * vector must start from an empty device.
+   */
+  private async checkBootRequestedSize(setup: DeviceSetup): Promise<void> {
+    if (setup.plugged.length > 0)
+      throw new UnsupportedSetupError(
+        'blocks plugged at start need the adapter to set requested_size, which QEMU refuses above the region',
+      );
+    const view = await this.guest.link.hostView();
+    if (view.requestedSize !== setup.requested_size)
+      throw new UnsupportedSetupError(
+        `QEMU accepts a requested_size above the region (${formatHex(setup.requested_size)}) only on its command line, not by qom-set: the guest must be booted asking for it (\`vmemct run --boot-guest\` does)`,
+      );
+  }
+
   /** Refuses a set-up the guest's device does not have or the driver cannot reproduce ({@link UnsupportedSetupError}). */
   private checkSetup(setup: DeviceSetup, options: DriverOptions): void {
     const d = this.guest.geometry;
     const offered = this.guest.offered;
     const show = (v: bigint | number): string => (typeof v === 'bigint' ? formatHex(v) : `${v}`);
-    const mismatch = (
-      what: string,
-      guest: bigint | number,
-      wanted: bigint | number,
-      option: string,
-    ): UnsupportedSetupError =>
+    // A set-up QEMU cannot build is refused with QEMU's rule, not with a hint to boot another guest.
+    const plan = planDriverGuest(setup, options, { qemu: '', version: this.guest.qemuVersion }, false);
+    if (plan.kind === 'refused') throw new UnsupportedSetupError(plan.reason);
+    const mismatch = (what: string, guest: bigint | number, wanted: bigint | number): UnsupportedSetupError =>
       new UnsupportedSetupError(
-        `the guest's device has ${what} ${show(guest)}; this vector needs ${show(wanted)} (boot a guest with ${option})`,
+        `the guest's device has ${what} ${show(guest)}; this vector needs ${show(wanted)} (\`vmemct run --boot-guest\` boots a guest per device set-up)`,
       );
-    if (options.configPadding)
-      throw new UnsupportedSetupError('QEMU does not let the host set the config padding bytes');
-    if (setup.block_size !== d.blockSize)
-      throw mismatch('block_size', d.blockSize, setup.block_size, '`vmemct guest up --block-size …`');
-    if (setup.region_size !== d.maxSize)
-      throw mismatch('region_size', d.maxSize, setup.region_size, '`vmemct guest up --region-size …`');
-    if (setup.addr !== d.memaddr) throw mismatch('addr', d.memaddr, setup.addr, 'its device memory at that address');
-    if (setup.node_id !== d.node) throw mismatch('node_id', d.node, setup.node_id, 'the device on that NUMA node');
+    if (setup.block_size !== d.blockSize) throw mismatch('block_size', d.blockSize, setup.block_size);
+    if (setup.region_size !== d.maxSize) throw mismatch('region_size', d.maxSize, setup.region_size);
+    if (setup.addr !== d.memaddr) throw mismatch('addr', d.memaddr, setup.addr);
+    if (setup.node_id !== d.node) throw mismatch('node_id', d.node, setup.node_id);
     if (setup.features !== undefined && (setup.features & RELEVANT_FEATURES) !== (offered & RELEVANT_FEATURES)) {
       throw new UnsupportedSetupError(
         `the guest's device offers features ${formatHex(offered & RELEVANT_FEATURES)}; this vector needs exactly ${formatHex(setup.features & RELEVANT_FEATURES)}`,
       );
     }
-    if (setup.requested_size > d.maxSize || setup.requested_size % d.blockSize !== 0n) {
+    if (setup.requested_size % d.blockSize !== 0n) {
       throw new UnsupportedSetupError(
-        `QEMU refuses requested_size ${formatHex(setup.requested_size)} (not a multiple of block_size inside the region)`,
+        `QEMU requires requested-size to be a multiple of the block size (got ${formatHex(setup.requested_size)})`,
       );
     }
     if (setup.plugged.length > 1 || (setup.plugged.length === 1 && setup.plugged[0]!.first !== 0)) {

@@ -12,6 +12,7 @@ import { QemuMissingError } from '../../../adapters/qemu-platform/src/index';
 import { ArgvHostControl } from '../../../adapters/device-session/src/argv-host-control';
 import { connectGuestDeviceAdapter } from '../../../adapters/ssh-guest/src/guest-device-connect';
 import { bootGroupedGuestDevice } from '../../../adapters/ssh-guest/src/guest-device-groups';
+import { bootGroupedGuestDriver } from '../../../adapters/ssh-guest/src/guest-driver-groups';
 import { GuestVmError } from '../../../adapters/ssh-guest/src/guest-vm';
 import { GuestBuildError } from '../../../adapters/ssh-guest/src/guest-build';
 import { SshGuestSetupError, connectSshGuestAdapter } from '../../../adapters/ssh-guest/src/ssh-guest-adapter';
@@ -125,6 +126,29 @@ async function bootGuestDevice(parsed: ParsedArgs, command: string): Promise<Ada
   }
 }
 
+/**
+ * `--adapter ssh-guest --target driver --boot-guest`: the suite boots the built guest itself
+ * (attached, with its gdbstub for scripted answers), and a guest per other device set-up driver
+ * vectors need; set-ups QEMU refuses are `unsupported` with its rule.
+ */
+async function bootGuestDriver(parsed: ParsedArgs, command: string): Promise<Adapter> {
+  const stray = SSH_GUEST_OPTIONS.find((o) => parsed.values.has(o));
+  if (stray)
+    throw new UsageError(`${command}: --boot-guest boots the guest itself; --${stray} is for a guest already running`);
+  const dir = path.resolve(defaultGuestDir());
+  try {
+    return bootGroupedGuestDriver({
+      dir,
+      runDir: path.join(dir, 'run-boot-guest-driver'),
+      log: (line) => process.stderr.write(`vmemct: ${line}\n`),
+    });
+  } catch (e) {
+    if (e instanceof SshGuestSetupError || e instanceof GuestVmError || e instanceof GuestBuildError)
+      throw new HarnessError(`${command}: ${e.message}`);
+    throw e;
+  }
+}
+
 /** `--ssh [user@]host[:port]` (user defaults to root, port to 22). */
 export function parseSshTarget(text: string): { user: string; host: string; port: number } {
   const m = /^(?:([A-Za-z0-9._-]+)@)?([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::([0-9]{1,5}))?$/.exec(text);
@@ -172,6 +196,7 @@ async function openGuestDevice(parsed: ParsedArgs, command: string): Promise<Ada
     return await connectGuestDeviceAdapter({
       ssh: { ...target, key: parsed.values.get('ssh-key'), knownHosts: parsed.values.get('ssh-known-hosts') },
       qmp: qmp === undefined ? undefined : parseQmpAddress(qmp),
+      refusal: qemuConfigurationRefusal,
       deviceId: parsed.values.get('device-id'),
       hostControl,
     });
@@ -211,11 +236,10 @@ export async function createAdapter(parsed: ParsedArgs, command = 'run'): Promis
     }
   }
   if (name !== 'ssh-guest' && parsed.flags.has('boot-guest'))
-    throw new UsageError(`${command}: --boot-guest applies to --adapter ssh-guest --target device only`);
+    throw new UsageError(`${command}: --boot-guest applies to --adapter ssh-guest only`);
   if (name === 'ssh-guest' && parsed.values.get('target') === 'device')
     return parsed.flags.has('boot-guest') ? bootGuestDevice(parsed, command) : openGuestDevice(parsed, command);
-  if (name === 'ssh-guest' && parsed.flags.has('boot-guest'))
-    throw new UsageError(`${command}: --boot-guest goes with --adapter ssh-guest --target device`);
+  if (name === 'ssh-guest' && parsed.flags.has('boot-guest')) return bootGuestDriver(parsed, command);
   if (name === 'ssh-guest' && parsed.values.has('host-control'))
     throw new UsageError(`${command}: --host-control FILE goes with --adapter ssh-guest --target device`);
   if (name === 'ssh-guest') {

@@ -180,7 +180,7 @@ export const OPTION_HELP: Readonly<Record<string, OptionHelp>> = {
     text: "the guest's QEMU gdbstub socket: scripted answers reach the real driver through it (--adapter ssh-guest)",
   },
   'boot-guest': {
-    text: 'boot the built guest for the run (attached), and one per other device configuration vectors need (--adapter ssh-guest --target device)',
+    text: 'boot the built guest for the run (attached), and one per other device configuration vectors need (--adapter ssh-guest; driver target: with the gdbstub, vectors grouped by set-up)',
   },
   socket: {
     placeholder: 'PATH',

@@ -54,13 +54,13 @@ describe('ssh-guest options', () => {
     expect(runArguments(state)).not.toContain('--gdb');
   });
 
-  it('--boot-guest goes with --adapter ssh-guest --target device and no guest address; a guest not built is exit 2', async () => {
+  it('--boot-guest goes with --adapter ssh-guest and no guest address; a guest not built is exit 2', async () => {
     const other = await cli('run', '--adapter', 'qemu', '--boot-guest');
     expect(other.code).toBe(3);
-    expect(other.err).toMatch(/--boot-guest applies to --adapter ssh-guest --target device only/);
-    const driver = await cli('run', '--adapter', 'ssh-guest', '--target', 'driver', '--boot-guest');
+    expect(other.err).toMatch(/--boot-guest applies to --adapter ssh-guest only/);
+    const driver = await cli('run', '--adapter', 'ssh-guest', '--target', 'driver', '--boot-guest', '--gdb', '/g.sock');
     expect(driver.code).toBe(3);
-    expect(driver.err).toMatch(/--boot-guest goes with --adapter ssh-guest --target device/);
+    expect(driver.err).toMatch(/--boot-guest boots the guest itself; --gdb is for a guest already running/);
     const both = await cli('run', '--adapter', 'ssh-guest', '--target', 'device', '--boot-guest', '--qmp', '/q.sock');
     expect(both.code).toBe(3);
     expect(both.err).toMatch(/--boot-guest boots the guest itself; --qmp is for a guest already running/);
@@ -70,6 +70,9 @@ describe('ssh-guest options', () => {
       const unbuilt = await cli('run', '--adapter', 'ssh-guest', '--target', 'device', '--boot-guest');
       expect(unbuilt.code).toBe(2);
       expect(unbuilt.err).toMatch(/no guest in .*vmemct-no-guest-here.*vmemct guest build/);
+      const unbuiltDriver = await cli('run', '--adapter', 'ssh-guest', '--target', 'driver', '--boot-guest');
+      expect(unbuiltDriver.code).toBe(2);
+      expect(unbuiltDriver.err).toMatch(/no guest in .*vmemct-no-guest-here.*vmemct guest build/);
     } finally {
       if (saved === undefined) delete process.env.VMEMCT_GUEST_DIR;
       else process.env.VMEMCT_GUEST_DIR = saved;

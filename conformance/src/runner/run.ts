@@ -147,6 +147,48 @@ export function isExpectedByDefault(verdict: Verdict, strict: boolean): boolean 
 }
 
 /**
+ * The order to run `selected` in, each with its place in the corpus order: as selected, or,
+ * when the adapter groups set-ups ({@link Adapter.scheduleKey}), group by group (stable within a
+ * group; groups in the order of their first vector; vectors without a group where they are).
+ */
+export function scheduleVectors(
+  adapter: Pick<Adapter, 'scheduleKey'>,
+  selected: readonly Vector[],
+): { vector: Vector; index: number }[] {
+  const entries = selected.map((vector, index) => ({ vector, index }));
+  if (!adapter.scheduleKey) return entries;
+  const groups = new Map<string, { vector: Vector; index: number }[]>();
+  const order: ({ vector: Vector; index: number } | { group: string })[] = [];
+  for (const entry of entries) {
+    const evaluated = evaluateSetup(entry.vector);
+    const key = evaluated.ok
+      ? adapter.scheduleKey(entry.vector.target, evaluated.setup, { configPadding: entry.vector.setup.configPadding })
+      : undefined;
+    if (key === undefined) {
+      order.push(entry);
+      continue;
+    }
+    const group = groups.get(key);
+    if (group) group.push(entry);
+    else {
+      groups.set(key, [entry]);
+      order.push({ group: key });
+    }
+  }
+  return order.flatMap((o) => ('group' in o ? groups.get(o.group)! : [o]));
+}
+
+/** Lets the adapter make ready what `vector` needs ({@link Adapter.prepare}) before its timeout starts. */
+async function prepareFor(adapter: Adapter, vector: Vector): Promise<void> {
+  if (!adapter.prepare || !adapter.info.targets.includes(vector.target)) return;
+  const evaluated = evaluateSetup(vector);
+  if (!evaluated.ok) return;
+  await adapter
+    .prepare(vector.target, evaluated.setup, { configPadding: vector.setup.configPadding })
+    .catch(() => undefined);
+}
+
+/**
  * Runs `selected` against `adapter`. `all` is the full corpus (for stale-entry detection).
  */
 export async function runVectors(
@@ -158,9 +200,11 @@ export async function runVectors(
   const started = Date.now();
   const { judge, stale } = judgeAgainst(all, options);
   const results: VectorResult[] = [];
+  const done: { index: number; result: VectorResult }[] = [];
   const retries = options.retries ?? RETRIES.default;
-  for (const vector of selected) {
+  for (const { vector, index } of scheduleVectors(adapter, selected)) {
     const runs: (Omit<Judged, 'durationMs'> & { durationMs: number })[] = [];
+    await prepareFor(adapter, vector);
     for (;;) {
       const t0 = performance.now();
       const outcome = await runOne(
@@ -173,9 +217,10 @@ export async function runVectors(
       if (runs.length > retries || !worthRetrying(runs[runs.length - 1]!)) break;
     }
     const result: VectorResult = { kind: 'vector', vector, ...settle(runs) };
-    results.push(result);
-    options.onResult?.(result, results.length, selected.length);
+    done.push({ index, result });
+    options.onResult?.(result, done.length, selected.length);
   }
+  results.push(...done.sort((a, b) => a.index - b.index).map((d) => d.result));
   return finishRun(results, stale, started);
 }
 

@@ -1,0 +1,131 @@
+import { AdapterError, UnsupportedSetupError } from '../../core/src/contract';
+import type { Adapter, AdapterInfo, DeviceSetup, DriverSession } from '../../core/src/contract';
+import { FEATURE_MASKS } from '../../../spec/src/index';
+import { BootedDriverGuest, GuestPerDriverSetupAdapter } from './guest-driver-groups';
+import { DriverGuestConfiguration, driverConfigurationKey } from './guest-driver-setups';
+
+const MiB = 1n << 20n;
+const GiB = 1n << 30n;
+
+const DEFAULT: DeviceSetup = {
+  block_size: 2n * MiB,
+  region_size: GiB,
+  addr: 4n * GiB,
+  node_id: 0,
+  requested_size: 0n,
+  plugged: [],
+};
+const INFO: AdapterInfo = {
+  name: 'ssh-guest',
+  implementation: 'Linux test',
+  targets: ['driver'],
+  capabilities: [],
+  timeoutMultiplier: 1,
+};
+
+/** A guest double that records which set-ups its driver was opened for. */
+function fakeGuest(c: DriverGuestConfiguration, events: string[]): BootedDriverGuest {
+  const key = driverConfigurationKey(c);
+  const adapter: Adapter = {
+    info: INFO,
+    openDevice: async () => {
+      throw new Error('not here');
+    },
+    openDriver: async (setup) => {
+      events.push(`open ${setup.region_size} on ${key}`);
+      return { served: key } as unknown as DriverSession;
+    },
+    dispose: async () => undefined,
+  };
+  return { adapter, stop: async () => void events.push(`stop ${key}`) };
+}
+
+function adapterWith(events: string[], failing?: (c: DriverGuestConfiguration) => boolean) {
+  return new GuestPerDriverSetupAdapter(
+    INFO,
+    async (c) => {
+      events.push(`boot ${driverConfigurationKey(c)}`);
+      if (failing?.(c)) throw new Error('no SSH');
+      return fakeGuest(c, events);
+    },
+    () => '7.2.0',
+  );
+}
+
+const small = { ...DEFAULT, region_size: 256n * MiB };
+const beyond = { ...small, requested_size: 512n * MiB };
+
+describe('a guest per driver set-up', () => {
+  it('boots one guest per run of a configuration, only when a vector opens, and ends each', async () => {
+    const events: string[] = [];
+    const adapter = adapterWith(events);
+    expect(events).toEqual([]);
+    await adapter.openDriver(DEFAULT, {});
+    await adapter.openDriver({ ...DEFAULT, requested_size: 64n * MiB }, {});
+    await adapter.openDriver(small, {});
+    await adapter.openDriver({ ...small, requested_size: small.region_size }, {});
+    await adapter.openDriver(beyond, {});
+    await adapter.dispose();
+    const d = 'block 0x200000 region 0x40000000 at 0x100000000 node 0';
+    const s = 'block 0x200000 region 0x10000000 at 0x100000000 node 0';
+    const b = `${s} requested 0x20000000 at boot`;
+    expect(events).toEqual([
+      `boot ${d}`,
+      `open ${GiB} on ${d}`,
+      `open ${GiB} on ${d}`,
+      `stop ${d}`,
+      `boot ${s}`,
+      `open ${256n * MiB} on ${s}`,
+      `open ${256n * MiB} on ${s}`,
+      `stop ${s}`,
+      `boot ${b}`,
+      `open ${256n * MiB} on ${b}`,
+      `stop ${b}`,
+    ]);
+    expect(adapter.boots).toBe(3);
+  });
+
+  it('boots the guest a vector needs when the runner prepares it, and opens the vector on it without booting again', async () => {
+    const events: string[] = [];
+    const adapter = adapterWith(events);
+    await adapter.prepare('driver', small, {});
+    await adapter.prepare('driver', { ...DEFAULT, block_size: 6n * MiB }, {});
+    expect(events).toEqual(['boot block 0x200000 region 0x10000000 at 0x100000000 node 0']);
+    await adapter.openDriver(small, {});
+    expect(adapter.boots).toBe(1);
+    await adapter.dispose();
+  });
+
+  it('keeps a set-up QEMU refuses unsupported with its rule, booting nothing', async () => {
+    const events: string[] = [];
+    const adapter = adapterWith(events);
+    await expect(adapter.openDriver({ ...DEFAULT, block_size: 6n * MiB, region_size: 768n * MiB }, {})).rejects.toThrow(
+      new UnsupportedSetupError('QEMU requires the block size to be a power of two of at least 1 MiB (got 0x600000)'),
+    );
+    await expect(adapter.openDriver({ ...DEFAULT, features: FEATURE_MASKS.VERSION_1 }, {})).rejects.toThrow(
+      /always offers ACPI_PXM/,
+    );
+    expect(events).toEqual([]);
+    expect(adapter.scheduleKey('driver', { ...DEFAULT, region_size: 0n }, {})).toBeUndefined();
+  });
+
+  it('groups vectors by the configuration their guest is booted with', () => {
+    const adapter = adapterWith([]);
+    const key = (setup: DeviceSetup) => adapter.scheduleKey('driver', setup, {});
+    expect(key({ ...DEFAULT, requested_size: 8n * MiB })).toBe(key(DEFAULT));
+    expect(key(small)).not.toBe(key(DEFAULT));
+    expect(key(beyond)).not.toBe(key(small));
+    expect(adapter.scheduleKey('device', DEFAULT, {})).toBeUndefined();
+  });
+
+  it('reports a guest that did not boot as an error, not booting it again', async () => {
+    const events: string[] = [];
+    const adapter = adapterWith(events, (c) => c.regionSize === small.region_size);
+    await expect(adapter.openDriver(small, {})).rejects.toThrow(AdapterError);
+    await expect(adapter.openDriver(small, {})).rejects.toThrow(/did not boot: no SSH/);
+    await adapter.openDriver(DEFAULT, {});
+    expect(events.filter((e) => e.startsWith('boot'))).toHaveLength(2);
+    await adapter.dispose();
+    await expect(adapter.openDriver(DEFAULT, {})).rejects.toThrow(/the guests were ended/);
+  });
+});
