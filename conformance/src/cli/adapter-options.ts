@@ -42,6 +42,7 @@ export const ADAPTER_OPTIONS: Readonly<Record<string, OptionSpec>> = {
   'device-id': { kind: 'value' },
   'host-control': { kind: 'value' },
   gdb: { kind: 'value' },
+  icount: { kind: 'flag' },
   'boot-guest': { kind: 'flag' },
   socket: { kind: 'value' },
   command: { kind: 'value' },
@@ -216,6 +217,10 @@ export async function createAdapter(parsed: ParsedArgs, command = 'run'): Promis
     return parsed.flags.has('boot-guest') ? bootGuestDevice(parsed, command) : openGuestDevice(parsed, command);
   if (name === 'ssh-guest' && parsed.flags.has('boot-guest'))
     throw new UsageError(`${command}: --boot-guest goes with --adapter ssh-guest --target device`);
+  if (parsed.flags.has('icount') && (name !== 'ssh-guest' || parsed.values.get('target') === 'device'))
+    throw new UsageError(
+      `${command}: --icount applies to --adapter ssh-guest --target driver (a guest booted with guest up --icount)`,
+    );
   if (name === 'ssh-guest' && parsed.values.has('host-control'))
     throw new UsageError(`${command}: --host-control FILE goes with --adapter ssh-guest --target device`);
   if (name === 'ssh-guest') {
@@ -232,6 +237,7 @@ export async function createAdapter(parsed: ParsedArgs, command = 'run'): Promis
         traceLog: path.resolve(parsed.values.get('qemu-trace')!),
         deviceId: parsed.values.get('device-id'),
         gdbSocket: parsed.values.has('gdb') ? path.resolve(parsed.values.get('gdb')!) : undefined,
+        icount: parsed.flags.has('icount'),
       });
     } catch (e) {
       if (e instanceof SshGuestSetupError) throw new HarnessError(`${command}: ${e.message}`);
