@@ -6,6 +6,7 @@
  *   (`query-memory-devices`) and resets the machine (`system_reset`) — {@link GuestLink};
  * - from QEMU's `virtio_mem_*` trace events it sees every request the driver sent, and the
  *   answer, as the device saw them — {@link GuestObserver};
+ * - over QMP it also makes the device busy (`host-busy`: an outgoing migration held active);
  * - over SSH it loads and unloads the driver (a fresh probe per vector) —
  *   {@link GuestDriverControl} — and reads the 56 configuration bytes as the guest sees them
  *   (the PCI_CFG window) and the guest's own view (MemTotal).
@@ -34,7 +35,14 @@ export type { SshGuestOptions } from './guest-connect';
 
 /** The feature bits a vector's set-up is compared on: device-specific (0-23) and VERSION_1; other transport bits (RING_RESET, …) are QEMU's own. */
 const RELEVANT_FEATURES = DEVICE_TYPE_FEATURES_MASK | FEATURE_MASKS.VERSION_1;
-const CAPABILITIES: readonly Capability[] = ['host-resize', 'observe-driver', 'system-reset', 'initial-plugged'];
+// host-busy: QEMU's own BUSY, an outgoing migration held active (guest-host-busy.ts).
+const CAPABILITIES: readonly Capability[] = [
+  'host-resize',
+  'observe-driver',
+  'system-reset',
+  'initial-plugged',
+  'host-busy',
+];
 
 /** Connects to the guest and its QEMU and checks everything the adapter needs; throws {@link SshGuestSetupError}. */
 export async function connectSshGuestAdapter(options: SshGuestOptions): Promise<Adapter> {
@@ -90,6 +98,8 @@ class SshGuestAdapter implements Adapter {
     try {
       // The driver the connection loaded shows where the hook lies before any vector loads it.
       if (this.parts.injection && !this.parts.injection.learnt) await this.parts.injection.resolve(hookShell(link));
+      // A vector abandoned while the host held the device busy left the migration running.
+      if (link.hostBusy) await link.setHostBusy(false);
       await control.drain();
       const prefix = setup.plugged[0]?.count ?? 0;
       if (prefix > 0) await control.plugPrefix(prefix);
@@ -104,6 +114,7 @@ class SshGuestAdapter implements Adapter {
           this.sessionOpen = false;
         },
         hold ? setup.requested_size : undefined,
+        options.scriptAtProbe,
       );
     } catch (e) {
       this.sessionOpen = false;
@@ -151,6 +162,6 @@ class SshGuestAdapter implements Adapter {
   }
 
   async dispose(): Promise<void> {
-    this.guest.link.dispose();
+    await this.guest.link.dispose();
   }
 }
