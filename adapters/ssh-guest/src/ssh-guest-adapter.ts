@@ -35,14 +35,14 @@ export type { SshGuestOptions } from './guest-connect';
 
 /** The feature bits a vector's set-up is compared on: device-specific (0-23) and VERSION_1; other transport bits (RING_RESET, …) are QEMU's own. */
 const RELEVANT_FEATURES = DEVICE_TYPE_FEATURES_MASK | FEATURE_MASKS.VERSION_1;
-// host-busy: QEMU's own BUSY, an outgoing migration held active (guest-host-busy.ts).
-const CAPABILITIES: readonly Capability[] = [
-  'host-resize',
-  'observe-driver',
-  'system-reset',
-  'initial-plugged',
-  'host-busy',
-];
+const CAPABILITIES: readonly Capability[] = ['host-resize', 'observe-driver', 'system-reset', 'initial-plugged'];
+
+/**
+ * Why `host-busy` (QEMU's own BUSY, an outgoing migration held active: guest-host-busy.ts) is
+ * offered only on an icount guest: Linux notices the release only when its retry timer fires.
+ */
+const HOST_BUSY_NEEDS_ICOUNT =
+  'after a busy host releases the device, Linux retries only when its back-off timer fires (50 s, doubling to 300 s); boot the guest with `vmemct guest up --icount` and pass --icount';
 
 /** Connects to the guest and its QEMU and checks everything the adapter needs; throws {@link SshGuestSetupError}. */
 export async function connectSshGuestAdapter(options: SshGuestOptions): Promise<Adapter> {
@@ -63,7 +63,12 @@ class SshGuestAdapter implements Adapter {
       implementation: `Linux ${guest.kernelRelease}`,
       targets: ['driver'],
       // Scripted answers go through QEMU's gdbstub: offered when the guest's QEMU has one.
-      capabilities: options.gdbSocket ? [...CAPABILITIES, 'inject-responses'] : CAPABILITIES,
+      capabilities: [
+        ...CAPABILITIES,
+        ...(options.gdbSocket ? (['inject-responses'] as const) : []),
+        ...(options.icount ? (['host-busy'] as const) : []),
+      ],
+      ...(options.icount ? {} : { missingCapabilities: { 'host-busy': HOST_BUSY_NEEDS_ICOUNT } }),
       timeoutMultiplier: 12,
     };
     const { link, geometry } = guest;
