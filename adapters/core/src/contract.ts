@@ -191,6 +191,12 @@ export interface DriverSession {
   injectResponses?(injection: ResponseInjection): Promise<void>;
   /** `system-reset`: reboot; the driver probes again. */
   systemReset?(): Promise<void>;
+  /**
+   * `host-busy`: `true` makes the device busy from the host side (it answers PLUG, UNPLUG and
+   * UNPLUG ALL with BUSY) and resolves once it is; `false` releases it, without telling the driver
+   * (it comes back on its own). Closing the session releases a device left busy.
+   */
+  hostBusy?(busy: boolean): Promise<void>;
   /** `suspend`: asks the guest to suspend to RAM; reports whether the driver allowed it. */
   requestSuspend?(): Promise<{ readonly allowed: boolean; readonly detail: string }>;
   close(): Promise<void>;
@@ -200,6 +206,13 @@ export interface DriverSession {
 export interface DriverOptions {
   /** Garbage for the config padding bytes (drv.cfg.2), if the adapter can set it. */
   readonly configPadding?: Uint8Array;
+  /**
+   * The script of the `inject` steps that directly follow the vector's first `start`. A real
+   * driver acts while it probes (Linux sends UNPLUG ALL at once when memory is plugged), before
+   * those steps could reach it; an adapter with `inject-responses` arms this script before it
+   * loads the driver, and the `inject` step that gave it then finds it in place.
+   */
+  readonly scriptAtProbe?: ResponseInjection;
 }
 
 /** What an adapter is and what it can do. */

@@ -39,11 +39,12 @@ export const DEFAULT_HARNESS_TIMEOUT_MS = 10_000;
 
 /**
  * What the suite provides for a driver harness, because it holds the device: host resizes,
- * scripted answers, initial plugged blocks, the driver's requests and memory writes as it sees
+ * the host holding the device busy, scripted answers, initial plugged blocks, the driver's requests and memory writes as it sees
  * them, and the device's own configuration bytes.
  */
 export const SUITE_DRIVER_CAPABILITIES: readonly Capability[] = [
   'host-resize',
+  'host-busy',
   'inject-responses',
   'initial-plugged',
   'observe-driver',

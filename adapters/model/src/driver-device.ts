@@ -214,4 +214,9 @@ export abstract class DriverDeviceSession {
   async injectResponses(injection: ResponseInjection): Promise<void> {
     this.device.injectResponses(injection);
   }
+
+  /** `host-busy`: the device's host-busy state (BUSY to PLUG, UNPLUG and UNPLUG ALL while set). */
+  async hostBusy(busy: boolean): Promise<void> {
+    this.device.host.setHostBusy(busy);
+  }
 }

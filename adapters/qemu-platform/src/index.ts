@@ -6,6 +6,7 @@
 export { QmpClient, QmpError, encodeMessage } from './qmp';
 export type { QmpEvent, QmpTcpAddress } from './qmp';
 export { QemuMemoryDevice, listVirtioMemDevices } from './memory-device';
+export { MigrationBusy } from './migration-busy';
 export type { FoundMemoryDevice, HostView, MemoryDeviceEntry, SystemResetOutcome } from './memory-device';
 export { QemuMissingError, findOnPath, forgetChild, killOnExit, locateQemu, processAlive } from './host-processes';
 export type { QemuBinary } from './host-processes';

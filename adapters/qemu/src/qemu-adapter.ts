@@ -26,11 +26,10 @@ import {
   UnsupportedSetupError,
 } from '../../core/src/contract';
 import { DeviceHandle, VirtioDeviceSession, prepareDevice } from '../../device-session/src/device-session';
-import { HostView, QemuBinary, QemuMemoryDevice, locateQemu } from '../../qemu-platform/src/index';
+import { HostView, MigrationBusy, QemuBinary, QemuMemoryDevice, locateQemu } from '../../qemu-platform/src/index';
 import { QemuBinaryOptions, QemuProcess, QemuStartError, removeStaleTempDirs } from './qemu-process';
 import type { VirtioPciDriver } from '../../virtio/src/index';
 import { probeOverQtest } from './qtest-bus';
-import { MigrationBusy } from './migration-busy';
 import { QmpHostControl } from './qmp-host-control';
 
 const MiB = 1n << 20n;

@@ -1,13 +1,12 @@
 /**
  * The host side of a QEMU the suite started, over QMP: `qom-set requested-size`, `system_reset`,
- * an outgoing migration kept active for a host-made BUSY (migration-busy.ts), and suspend-to-RAM
+ * an outgoing migration kept active for a host-made BUSY (qemu-platform/src/migration-busy.ts), and suspend-to-RAM
  * with `system_wakeup` (s3-suspend.ts; entering S3 goes over qtest, as a guest's ACPI code would).
  */
 import type { ResizeOutcome } from '../../core/src/contract';
 import type { HostControl } from '../../device-session/src/host-control';
-import { QemuMemoryDevice, QmpError } from '../../qemu-platform/src/index';
+import { MigrationBusy, QemuMemoryDevice, QmpError } from '../../qemu-platform/src/index';
 import type { QmpClient } from '../../qemu-platform/src/index';
-import { MigrationBusy } from './migration-busy';
 import type { QtestClient } from './qtest';
 import { suspendAndWake } from './s3-suspend';
 

@@ -35,6 +35,11 @@ export interface SshGuestOptions {
   readonly drainByReset?: boolean;
   /** QEMU's gdbstub socket (`-gdb unix:PATH,server=on,wait=off`): answers are injected through it (`inject-responses`). */
   readonly gdbSocket?: string;
+  /**
+   * The guest was booted with `icount` (`vmemct guest up --icount`): its clock jumps to the next
+   * timer while it idles, so the driver's BUSY back-off passes in host milliseconds.
+   */
+  readonly icount?: boolean;
 }
 
 /** The guest or hypervisor cannot be used; the message says which and how to fix it (exit 2). */
@@ -137,7 +142,7 @@ export async function connectGuest(options: SshGuestOptions): Promise<ConnectedG
     const qemuVersion = qemuVersionOf(await qmp.execute('query-version'));
     return { link, geometry: found.view, trace, window: opened.window, kernelRelease, offered, qemuVersion };
   } catch (e) {
-    if (link) link.dispose();
+    if (link) void link.dispose();
     else qmp.close();
     throw e;
   }

@@ -206,9 +206,14 @@ export class GuestInjectionSession {
     this.attached(attached.value);
   }
 
+  /** Throws {@link UnsupportedSetupError} when the loaded driver cannot be hooked. */
+  checkSupported(): void {
+    if (this.unsupported) throw new UnsupportedSetupError(this.unsupported);
+  }
+
   /** `inject-responses`: replaces the script. */
   inject(injection: ResponseInjection): void {
-    if (this.unsupported) throw new UnsupportedSetupError(this.unsupported);
+    this.checkSupported();
     this.script = injection;
     // Before the driver is loaded the script waits for the injector, which takes it on attaching.
     this.injector?.clearPending();

@@ -8,6 +8,7 @@
 import { AdapterError, AdapterTimeoutError } from '../../core/src/contract';
 import { HostView, QemuMemoryDevice, QmpClient, QmpError } from '../../qemu-platform/src/index';
 import { findTool } from './guest-build';
+import { GuestHostBusy } from './guest-host-busy';
 import { GuestShell, ShellResult, SshError, SshTarget, waitForSsh } from './ssh-shell';
 import { VectorEpochs } from './vector-epochs';
 
@@ -24,6 +25,8 @@ export class GuestLink {
   private resuming: Promise<void> | undefined;
   private closed = false;
   private readonly setpriv = findTool('setpriv');
+  /** `host-busy`: an outgoing migration kept active (see {@link GuestHostBusy}). */
+  private readonly migration: GuestHostBusy;
 
   constructor(
     private readonly ssh: SshTarget,
@@ -32,7 +35,19 @@ export class GuestLink {
     readonly device: QemuMemoryDevice,
     /** Bound on each SSH and QMP command. */
     readonly timeoutMs: number,
-  ) {}
+  ) {
+    this.migration = new GuestHostBusy(qmp, timeoutMs);
+  }
+
+  /** Whether the host holds the device busy ({@link setHostBusy}). */
+  get hostBusy(): boolean {
+    return this.migration.busy;
+  }
+
+  /** `host-busy`: makes the device busy (a migration held active) or releases it (`migrate_cancel`). */
+  setHostBusy(busy: boolean): Promise<void> {
+    return this.host(() => this.migration.set(busy));
+  }
 
   /** Opens the SSH connection at set-up; rejects with the {@link SshError} saying why it cannot. */
   async open(): Promise<void> {
@@ -138,8 +153,9 @@ export class GuestLink {
     }
   }
 
-  /** Closes both connections. */
-  dispose(): void {
+  /** Releases a device left busy and closes both connections. */
+  async dispose(): Promise<void> {
+    await this.migration.dispose();
     this.closeShell();
     this.qmp.close();
     this.closed = true;

@@ -72,6 +72,13 @@ export interface GuestDeviceOptions {
    * line (and only there; `qom-set` refuses it).
    */
   readonly requestedBeyondRegion?: boolean;
+  /**
+   * Guest time from the instruction counter (`-icount shift=auto,sleep=off`) on one vCPU: while
+   * the guest idles its clock jumps to the next timer, so the driver's BUSY back-off (50 s,
+   * doubling to 300 s) passes in a fraction of a second. With two vCPUs such a guest hangs at
+   * boot, hence `-smp 1`.
+   */
+  readonly icount?: boolean;
 }
 
 /** What a running guest is; stored as `run/guest-state.json`. */
@@ -95,6 +102,8 @@ export interface GuestState {
   readonly deviceId: string | null;
   readonly argv: readonly string[];
   readonly detached: boolean;
+  /** Booted with `icount` (guest time from the instruction counter, one vCPU). */
+  readonly icount?: boolean;
 }
 
 /** Options of {@link GuestVm.boot}. */
@@ -165,7 +174,7 @@ export function guestQemuArguments(
     '-cpu',
     physBits === undefined ? 'max' : `max,phys-bits=${physBits}`,
     '-smp',
-    '2',
+    device.icount ? '1' : '2',
     '-m',
     `${sizeArg(memory)},maxmem=${sizeArg(maxMem)}`,
     '-nodefaults',
@@ -200,6 +209,7 @@ export function guestQemuArguments(
     'timestamp=on',
   ];
   if (files.gdbSocket) args.push('-gdb', `unix:${files.gdbSocket},server=on,wait=off`);
+  if (device.icount) args.push('-icount', 'shift=auto,sleep=off');
   if (node > 0) {
     args.push('-object', `memory-backend-ram,id=vmemct-ram0,size=${sizeArg(memory)}`);
     args.push('-numa', 'node,nodeid=0,memdev=vmemct-ram0');
@@ -348,6 +358,7 @@ export class GuestVm {
       deviceId: options.withoutVirtioMem ? null : GUEST_DEVICE_ID,
       argv: [qemu.path, ...args],
       detached: options.detached,
+      ...(options.icount ? { icount: true } : {}),
     };
     fs.writeFileSync(path.join(runDir, 'guest-state.json'), `${JSON.stringify(state, null, 2)}\n`);
     const vm = new GuestVm(state, runDir, child);
@@ -493,5 +504,6 @@ export function runArguments(state: GuestState): string[] {
     '--qemu-trace',
     state.traceLog,
     ...(state.gdbSocket ? ['--gdb', state.gdbSocket] : []),
+    ...(state.icount ? ['--icount'] : []),
   ];
 }

@@ -6,6 +6,7 @@
  *   (`query-memory-devices`) and resets the machine (`system_reset`) — {@link GuestLink};
  * - from QEMU's `virtio_mem_*` trace events it sees every request the driver sent, and the
  *   answer, as the device saw them — {@link GuestObserver};
+ * - over QMP it also makes the device busy (`host-busy`: an outgoing migration held active);
  * - over SSH it loads and unloads the driver (a fresh probe per vector) —
  *   {@link GuestDriverControl} — and reads the 56 configuration bytes as the guest sees them
  *   (the PCI_CFG window) and the guest's own view (MemTotal).
@@ -37,14 +38,29 @@ export type { SshGuestOptions } from './guest-connect';
 const RELEVANT_FEATURES = DEVICE_TYPE_FEATURES_MASK | FEATURE_MASKS.VERSION_1;
 const CAPABILITIES: readonly Capability[] = ['host-resize', 'observe-driver', 'system-reset', 'initial-plugged'];
 
-/** What the adapter is for a guest running Linux `kernelRelease`, under a QEMU with a gdbstub or not. */
-export function sshGuestDriverInfo(kernelRelease: string, gdbstub: boolean): AdapterInfo {
+/**
+ * Why `host-busy` (QEMU's own BUSY, an outgoing migration held active: guest-host-busy.ts) is
+ * offered only on an icount guest: Linux notices the release only when its retry timer fires.
+ */
+const HOST_BUSY_NEEDS_ICOUNT =
+  'after a busy host releases the device, Linux retries only when its back-off timer fires (50 s, doubling to 300 s); boot the guest with `vmemct guest up --icount` and pass --icount';
+
+/**
+ * What the adapter is for a guest running Linux `kernelRelease`, under a QEMU with a gdbstub or
+ * not, booted with icount or not.
+ */
+export function sshGuestDriverInfo(kernelRelease: string, gdbstub: boolean, icount = false): AdapterInfo {
   return {
     name: 'ssh-guest',
     implementation: `Linux ${kernelRelease}`,
     targets: ['driver'],
     // Scripted answers go through QEMU's gdbstub: offered when the guest's QEMU has one.
-    capabilities: gdbstub ? [...CAPABILITIES, 'inject-responses'] : CAPABILITIES,
+    capabilities: [
+      ...CAPABILITIES,
+      ...(gdbstub ? (['inject-responses'] as const) : []),
+      ...(icount ? (['host-busy'] as const) : []),
+    ],
+    ...(icount ? {} : { missingCapabilities: { 'host-busy': HOST_BUSY_NEEDS_ICOUNT } }),
     timeoutMultiplier: 12,
   };
 }
@@ -63,7 +79,7 @@ class SshGuestAdapter implements Adapter {
     options: SshGuestOptions,
     private readonly guest: ConnectedGuest,
   ) {
-    this.info = sshGuestDriverInfo(guest.kernelRelease, options.gdbSocket !== undefined);
+    this.info = sshGuestDriverInfo(guest.kernelRelease, options.gdbSocket !== undefined, options.icount === true);
     const { link, geometry } = guest;
     const observer = new GuestObserver(link, guest.window, guest.trace, geometry, {
       quietMs: options.quietMs ?? 800,
@@ -104,6 +120,8 @@ class SshGuestAdapter implements Adapter {
     try {
       // The driver the connection loaded shows where the hook lies before any vector loads it.
       if (this.parts.injection && !this.parts.injection.learnt) await this.parts.injection.resolve(hookShell(link));
+      // A vector abandoned while the host held the device busy left the migration running.
+      if (link.hostBusy) await link.setHostBusy(false);
       if (beyondRegion) {
         // The size QEMU took at boot cannot be set again (qom-set refuses it), so the device is
         // not drained: a system reset unplugs everything and keeps requested_size, and the guest
@@ -128,6 +146,7 @@ class SshGuestAdapter implements Adapter {
           this.sessionOpen = false;
         },
         hold ? setup.requested_size : undefined,
+        options.scriptAtProbe,
       );
     } catch (e) {
       this.sessionOpen = false;
@@ -186,6 +205,6 @@ class SshGuestAdapter implements Adapter {
   }
 
   async dispose(): Promise<void> {
-    this.guest.link.dispose();
+    await this.guest.link.dispose();
   }
 }

@@ -31,6 +31,8 @@ export interface GuestParts {
 export class SshGuestDriverSession implements DriverSession {
   private virtioName: string | undefined;
   private closed = false;
+  /** Whether `start` has run (the script at probe is armed for the first load only). */
+  private started = false;
   private readonly injection: GuestInjectionSession | undefined;
 
   constructor(
@@ -46,6 +48,12 @@ export class SshGuestDriverSession implements DriverSession {
      * device holds it (requested_size 0).
      */
     private heldRequestedSize?: bigint,
+    /**
+     * The script of the `inject` steps right after `start` (`DriverOptions.scriptAtProbe`):
+     * armed before the first load, so the requests Linux sends as it probes (UNPLUG ALL with memory
+     * plugged) get it; the `inject` step that gives it finds it in place and leaves it running.
+     */
+    private armedAtProbe?: ResponseInjection,
   ) {
     this.injection = guest.injection && new GuestInjectionSession(guest.injection, guest.link);
   }
@@ -57,6 +65,9 @@ export class SshGuestDriverSession implements DriverSession {
   start(): Promise<void> {
     return this.run(async () => {
       await this.guest.link.resume();
+      if (this.injection && this.armedAtProbe && !this.started) this.injection.inject(this.armedAtProbe);
+      else this.armedAtProbe = undefined;
+      this.started = true;
       await this.injection?.beforeLoad();
       await this.guest.control.load();
       await this.injection?.afterLoad();
@@ -91,6 +102,11 @@ export class SshGuestDriverSession implements DriverSession {
   injectResponses(injection: ResponseInjection): Promise<void> {
     return this.run(async () => {
       if (!this.injection) throw new UnsupportedSetupError('the guest was not started with a gdbstub');
+      this.injection.checkSupported();
+      const armed = this.armedAtProbe;
+      this.armedAtProbe = undefined;
+      // Replacing the armed script would give its answers again: the probe may have used some.
+      if (armed && sameInjection(armed, injection)) return;
       this.injection.inject(injection);
     });
   }
@@ -126,6 +142,11 @@ export class SshGuestDriverSession implements DriverSession {
     });
   }
 
+  /** `host-busy`: QEMU answers BUSY while an outgoing migration runs; the driver is not told of the release. */
+  hostBusy(busy: boolean): Promise<void> {
+    return this.run(() => this.guest.link.setHostBusy(busy));
+  }
+
   systemReset(): Promise<void> {
     return this.run(async () => {
       // The hook dies with the kernel; scripted answers do not outlive the reboot.
@@ -144,9 +165,23 @@ export class SshGuestDriverSession implements DriverSession {
     if (this.epoch !== this.guest.link.epochs.current) return;
     await this.run(async () => {
       this.onClose();
+      // A device left busy would answer the next vector's drain BUSY.
+      if (this.guest.link.hostBusy) await this.guest.link.setHostBusy(false);
       // Linux sends nothing more after an ERROR; a reboot gives the next vector a driver that listens.
       if (ended?.driverBroken) await this.guest.link.resetMachine(false).catch(() => undefined);
       if (this.guest.link.held) void this.guest.link.resume().catch(() => undefined);
     });
   }
+}
+
+/** Whether two scripts give the same answers to the same requests. */
+export function sameInjection(a: ResponseInjection, b: ResponseInjection): boolean {
+  const bytes = (t?: Uint8Array): string => (t ? Buffer.from(t).toString('hex') : '');
+  const types = (t?: readonly string[]): string => (t ? t.join(',') : '*');
+  return (
+    a.response === b.response &&
+    a.count === b.count &&
+    types(a.types) === types(b.types) &&
+    bytes(a.trailer) === bytes(b.trailer)
+  );
 }

@@ -147,6 +147,15 @@ describe('guest QEMU arguments', () => {
     expect(text).toContain('-m 1024M,maxmem=7168M');
     expect(() => guestQemuArguments(manifest, files, 40022, { addr: 3n * 1024n * MiB })).toThrow(/at or above 4 GiB/);
   });
+  it('icount: guest time from the instruction counter, on one vCPU', () => {
+    const plain = guestQemuArguments(manifest, files, 40022, {}).join(' ');
+    expect(plain).toContain('-smp 2');
+    expect(plain).not.toContain('-icount');
+    const fast = guestQemuArguments(manifest, files, 40022, { icount: true }).join(' ');
+    expect(fast).toContain('-smp 1');
+    expect(fast).not.toContain('-smp 2');
+    expect(fast).toContain('-icount shift=auto,sleep=off');
+  });
   it('refuses values QEMU would refuse, before starting it', () => {
     expect(() => guestQemuArguments(manifest, files, 40022, { blockSize: 3n * MiB })).toThrow(
       /--block-size .* power of two/,

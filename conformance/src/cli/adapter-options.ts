@@ -43,6 +43,7 @@ export const ADAPTER_OPTIONS: Readonly<Record<string, OptionSpec>> = {
   'device-id': { kind: 'value' },
   'host-control': { kind: 'value' },
   gdb: { kind: 'value' },
+  icount: { kind: 'flag' },
   'boot-guest': { kind: 'flag' },
   socket: { kind: 'value' },
   command: { kind: 'value' },
@@ -239,7 +240,17 @@ export async function createAdapter(parsed: ParsedArgs, command = 'run'): Promis
     throw new UsageError(`${command}: --boot-guest applies to --adapter ssh-guest only`);
   if (name === 'ssh-guest' && parsed.values.get('target') === 'device')
     return parsed.flags.has('boot-guest') ? bootGuestDevice(parsed, command) : openGuestDevice(parsed, command);
-  if (name === 'ssh-guest' && parsed.flags.has('boot-guest')) return bootGuestDriver(parsed, command);
+  if (parsed.flags.has('icount') && (name !== 'ssh-guest' || parsed.values.get('target') === 'device'))
+    throw new UsageError(
+      `${command}: --icount applies to --adapter ssh-guest --target driver (a guest booted with guest up --icount)`,
+    );
+  if (name === 'ssh-guest' && parsed.flags.has('boot-guest')) {
+    if (parsed.flags.has('icount'))
+      throw new UsageError(
+        `${command}: --icount goes with a guest already running; with --boot-guest the guests are booted with icount where a vector needs it`,
+      );
+    return bootGuestDriver(parsed, command);
+  }
   if (name === 'ssh-guest' && parsed.values.has('host-control'))
     throw new UsageError(`${command}: --host-control FILE goes with --adapter ssh-guest --target device`);
   if (name === 'ssh-guest') {
@@ -256,6 +267,7 @@ export async function createAdapter(parsed: ParsedArgs, command = 'run'): Promis
         traceLog: path.resolve(parsed.values.get('qemu-trace')!),
         deviceId: parsed.values.get('device-id'),
         gdbSocket: parsed.values.has('gdb') ? path.resolve(parsed.values.get('gdb')!) : undefined,
+        icount: parsed.flags.has('icount'),
       });
     } catch (e) {
       if (e instanceof SshGuestSetupError) throw new HarnessError(`${command}: ${e.message}`);

@@ -179,6 +179,9 @@ export const OPTION_HELP: Readonly<Record<string, OptionHelp>> = {
     placeholder: 'PATH',
     text: "the guest's QEMU gdbstub socket: scripted answers reach the real driver through it (--adapter ssh-guest)",
   },
+  icount: {
+    text: 'the guest runs with guest up --icount: its timers pass fast while it idles (--adapter ssh-guest --target driver)',
+  },
   'boot-guest': {
     text: 'boot the built guest for the run (attached), and one per other device configuration vectors need (--adapter ssh-guest; driver target: with the gdbstub, vectors grouped by set-up)',
   },
@@ -252,6 +255,9 @@ export const OPTION_HELP: Readonly<Record<string, OptionHelp>> = {
   'node-id': { placeholder: 'N', text: 'NUMA node id of the device (default 0)' },
   memory: { placeholder: 'SIZE', text: "the guest's boot memory (default 1GiB)" },
   'unplugged-inaccessible': { text: 'offer VIRTIO_MEM_F_UNPLUGGED_INACCESSIBLE' },
+  'guest:icount': {
+    text: "guest time from the instruction counter on one vCPU: the driver's BUSY back-off passes in about a second",
+  },
   dir: { placeholder: 'DIR', text: 'the guest folder (default ~/.cache/vmemct/guest)' },
   'backend-pid': { placeholder: 'PID', text: 'process id of the back-end (enables the fd checks)' },
   version: { placeholder: 'SERIES', text: 'fetch: the QEMU release series to fetch (default 10.0)' },

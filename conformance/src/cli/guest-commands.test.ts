@@ -38,6 +38,12 @@ describe('ssh-guest options', () => {
     const strayGdb = await cli('run', '--gdb', '/run/gdb.sock');
     expect(strayGdb.code).toBe(3);
     expect(strayGdb.err).toMatch(/--gdb applies to --adapter ssh-guest only/);
+    const strayIcount = await cli('run', '--icount');
+    expect(strayIcount.code).toBe(3);
+    expect(strayIcount.err).toMatch(/--icount applies to --adapter ssh-guest --target driver/);
+    const upOnly = await cli('guest', 'down', '--icount');
+    expect(upOnly.code).toBe(3);
+    expect(upOnly.err).toMatch(/--icount applies to guest up only/);
   });
 
   it('points the adapter at the gdbstub of a guest booted with one, and only then', () => {
@@ -52,6 +58,9 @@ describe('ssh-guest options', () => {
     } as GuestState;
     expect(runArguments({ ...state, gdbSocket: '/g/run/gdb.sock' }).join(' ')).toMatch(/ --gdb \/g\/run\/gdb\.sock$/);
     expect(runArguments(state)).not.toContain('--gdb');
+    // A guest booted with icount tells the adapter so.
+    expect(runArguments({ ...state, icount: true }).join(' ')).toMatch(/ --icount$/);
+    expect(runArguments(state)).not.toContain('--icount');
   });
 
   it('--boot-guest goes with --adapter ssh-guest and no guest address; a guest not built is exit 2', async () => {

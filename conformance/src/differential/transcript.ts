@@ -124,6 +124,7 @@ export const DRIVER_CALLS: CallTable<DriverSession> = {
     result: none,
   },
   systemReset: { call: () => 'systemReset', result: none },
+  hostBusy: { call: (busy) => `hostBusy ${busy}`, result: none },
   requestSuspend: { call: () => 'requestSuspend', result: (r) => `allowed ${r.allowed}: ${r.detail}` },
 };
 

@@ -23,6 +23,7 @@ import { BUSY_RETRIES } from '../steps/request';
 import { ExpectationEntry, ExpectationSet, applyKnownDeviations, compileGlob, matchExpectations } from './expectations';
 import { Finding, Verdict, vectorVerdict } from '../judge/verdicts';
 import { Severity, withSeverity, worstSeverity } from '../judge/severity';
+import { scriptAtProbe } from './script-at-probe';
 
 /** Which vectors to run. */
 export interface Selection {
@@ -407,7 +408,10 @@ async function runOne(adapter: Adapter, vector: Vector, timeoutMs: number, busyR
         busyRetries,
       });
     } else {
-      const session = await adapter.openDriver!(setup, { configPadding: vector.setup.configPadding });
+      const session = await adapter.openDriver!(setup, {
+        configPadding: vector.setup.configPadding,
+        scriptAtProbe: scriptAtProbe(vector),
+      });
       await track(session);
       run = new DriverRun(vector, session, setup);
     }

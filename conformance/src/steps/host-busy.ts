@@ -6,6 +6,9 @@
  * — retrying cannot help until the host releases the device. Once released, the progress rule
  * applies again (dev.suite.1): a device still answering BUSY then fails `progress`.
  *
+ * For a driver vector the host does the same while the driver runs: the driver meets BUSY
+ * answers it did not ask for, and is not told of the release (it must come back on its own).
+ *
  * ```yaml
  * - host_busy: true
  *   expect: {config: {plugged_size: unchanged}, notification: none}
@@ -22,7 +25,7 @@ export interface HostBusyAction {
 }
 
 /** The `host_busy` step kind. */
-export const hostBusyStep = defineStepKind<HostBusyAction, undefined>({
+export const hostBusyStep = defineStepKind<HostBusyAction, undefined, undefined>({
   kind: 'host-busy',
   key: 'host_busy',
   schema: { type: 'boolean' },
@@ -38,6 +41,15 @@ export const hostBusyStep = defineStepKind<HostBusyAction, undefined>({
         return proceed({ transition: 'read', observed: undefined });
       },
       expect: { config: deviceConfig, notification: deviceNotification },
+    },
+    driver: {
+      async execute(context, action, step) {
+        const hostBusy = sessionMethod(context.session, 'hostBusy', step.index);
+        if (hostBusy.kind === 'stop') return hostBusy;
+        await hostBusy.value(action.busy);
+        return proceed({ observed: undefined });
+      },
+      expect: {},
     },
   },
 });

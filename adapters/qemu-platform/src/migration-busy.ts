@@ -12,7 +12,7 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import { AdapterError, AdapterTimeoutError } from '../../core/src/contract';
 import { sleep } from '../../core/src/sleep';
-import type { QmpClient } from '../../qemu-platform/src/index';
+import type { QmpClient } from './qmp';
 
 /** Migration bandwidth while busy, in bytes per second: small, so the migration stays active. */
 const THROTTLE_BYTES_PER_SECOND = 1024;
@@ -22,13 +22,13 @@ const POLL_MS = 5;
 /** States of `query-migrate` after which the migration is over. */
 const ENDED = new Set(['completed', 'failed', 'cancelled']);
 
-/** The outgoing migration that holds one QEMU's virtio-mem device busy. */
+/** The outgoing migration that holds one QEMU's virtio-mem device busy (the `qemu` and `ssh-guest` adapters' `host-busy`). */
 export class MigrationBusy {
   private sink: net.Server | undefined;
   private readonly connections = new Set<net.Socket>();
 
   constructor(
-    private readonly qmp: QmpClient,
+    private readonly qmp: Pick<QmpClient, 'execute'>,
     /** QEMU's private folder: the sink's socket is made there. */
     private readonly folder: string,
     /** Bound on each wait for a migration state, in milliseconds. */
