@@ -213,6 +213,17 @@ export interface DriverOptions {
    * loads the driver, and the `inject` step that gave it then finds it in place.
    */
   readonly scriptAtProbe?: ResponseInjection;
+  /**
+   * The action of each of the vector's steps, in order (its kind and fields). For adapters that
+   * choose the platform a vector runs on by what the vector will do: e.g. a guest whose timers
+   * run fast for a vector that waits on the driver's own retry timer. Read-only.
+   */
+  readonly stepActions?: readonly StepActionOutline[];
+}
+
+/** A step's action as {@link DriverOptions.stepActions} gives it: its kind, and its fields. */
+export interface StepActionOutline {
+  readonly kind: string;
 }
 
 /** What an adapter is and what it can do. */

@@ -1,7 +1,7 @@
 import { AdapterError, UnsupportedSetupError } from '../../core/src/contract';
 import type { Adapter, AdapterInfo, DeviceSetup, DriverSession } from '../../core/src/contract';
 import { FEATURE_MASKS } from '../../../spec/src/index';
-import { BootedDriverGuest, GuestPerDriverSetupAdapter } from './guest-driver-groups';
+import { BootedDriverGuest, GuestPerDriverSetupAdapter, vectorNeedsFastTimers } from './guest-driver-groups';
 import { DriverGuestConfiguration, driverConfigurationKey } from './guest-driver-setups';
 
 const MiB = 1n << 20n;
@@ -127,5 +127,30 @@ describe('a guest per driver set-up', () => {
     expect(events.filter((e) => e.startsWith('boot'))).toHaveLength(2);
     await adapter.dispose();
     await expect(adapter.openDriver(DEFAULT, {})).rejects.toThrow(/the guests were ended/);
+  });
+});
+
+describe('vectorNeedsFastTimers (which booted guests run with icount)', () => {
+  const settle = { kind: 'settle' };
+  test('scripted BUSY answers retried across one settle need the icount guest', () => {
+    const options = { stepActions: [{ kind: 'start' }, { kind: 'inject', response: 'BUSY', count: 3 }, settle] };
+    expect(vectorNeedsFastTimers(options)).toBe(true);
+    const adapter = new GuestPerDriverSetupAdapter(
+      INFO,
+      async () => ({}) as BootedDriverGuest,
+      () => '7.2.0',
+    );
+    const plain = adapter.scheduleKey('driver', DEFAULT, { stepActions: [{ kind: 'start' }, settle] });
+    expect(adapter.scheduleKey('driver', DEFAULT, options)).toBe(`${plain} icount`);
+  });
+  test('a busy host always does (the adapter offers host-busy only there)', () => {
+    expect(vectorNeedsFastTimers({ stepActions: [{ kind: 'host-busy' }] })).toBe(true);
+  });
+  test('plain resizes and NACK scripts do not', () => {
+    expect(vectorNeedsFastTimers({ stepActions: [{ kind: 'start' }, { kind: 'resize' }, settle] })).toBe(false);
+    expect(vectorNeedsFastTimers({ stepActions: [{ kind: 'inject', response: 'NACK', count: 5 }, settle] })).toBe(
+      false,
+    );
+    expect(vectorNeedsFastTimers({})).toBe(false);
   });
 });

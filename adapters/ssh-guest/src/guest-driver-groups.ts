@@ -27,6 +27,7 @@ import {
   drainsByReset,
   planDriverGuest,
 } from './guest-driver-setups';
+import { needsGuestTimersFast } from './driver-timing';
 import { GuestSlot } from './guest-slot';
 import { GuestVm } from './guest-vm';
 import { readManifest } from './guest-build';
@@ -46,11 +47,14 @@ export type DriverGuestBooter = (configuration: DriverGuestConfiguration) => Pro
 export type QemuVersionOf = (qemu: string) => string;
 
 /**
- * Whether a vector needs the guest's timers to run fast (icount, one vCPU). Stands in for the
- * decision of the workstream that brings icount guests; until then no vector asks for it.
+ * Whether a vector needs the guest's timers to run fast (icount, one vCPU), read from its steps
+ * ({@link DriverOptions.stepActions}; none given: no). A vector with a busy host always does.
  */
-export function needsGuestTimersFast(_setup: DeviceSetup, _options: DriverOptions): boolean {
-  return false;
+export function vectorNeedsFastTimers(options: DriverOptions): boolean {
+  const actions = options.stepActions ?? [];
+  // The adapter offers host-busy only on an icount guest (Linux sees the release on its timer).
+  if (actions.some((action) => action.kind === 'host-busy')) return true;
+  return needsGuestTimersFast({ target: 'driver', steps: actions.map((action) => ({ action })) });
 }
 
 /**
@@ -86,12 +90,7 @@ export class GuestPerDriverSetupAdapter implements Adapter {
   /** The guest plan of a vector: QEMU's refusal, or the configuration its guest is booted with. */
   plan(setup: DeviceSetup, options: DriverOptions): DriverGuestPlan {
     const qemu = qemuForVector(setup, options);
-    return planDriverGuest(
-      setup,
-      options,
-      { qemu, version: this.versionOf(qemu) },
-      needsGuestTimersFast(setup, options),
-    );
+    return planDriverGuest(setup, options, { qemu, version: this.versionOf(qemu) }, vectorNeedsFastTimers(options));
   }
 
   /** The runner runs driver vectors with equal keys together: one boot per configuration. */
@@ -173,6 +172,7 @@ export async function bootDriverGuest(
       traceLog: vm.state.traceLog,
       gdbSocket: vm.state.gdbSocket,
       drainByReset: drainsByReset(configuration),
+      icount: configuration.icount,
       ...driverGuestTiming(configuration),
     });
     place.log?.(`guest for ${key}: ready ${((Date.now() - started) / 1000).toFixed(1)} s after its boot began`);
@@ -208,7 +208,8 @@ export function bootGroupedGuestDriver(place: DriverGuestPlace): GuestPerDriverS
   };
   versionOf('');
   return new GuestPerDriverSetupAdapter(
-    sshGuestDriverInfo(manifest.kernelRelease, true),
+    // Every guest has its gdbstub; a vector with a busy host gets an icount guest (host-busy).
+    sshGuestDriverInfo(manifest.kernelRelease, true, true),
     (c) => bootDriverGuest(place, c),
     versionOf,
   );

@@ -222,5 +222,6 @@ export function driverGuestDeviceOptions(c: DriverGuestConfiguration): GuestDevi
     ...(c.bootRequestedSize !== undefined ? { requestedBeyondRegion: true } : {}),
     ...(c.addr + c.regionSize > DEFAULT_ADDRESS_LIMIT - PCI_HOLE_ROOM ? { physBits: WIDE_PHYS_BITS } : {}),
     ...(large ? { machine: 'pc' as const, memory: LARGE_REGION_MEMORY } : {}),
+    ...(c.icount ? { icount: true } : {}),
   };
 }

@@ -6,7 +6,7 @@
  * fresh context and the same timeout, and their results go through the same expectations, exit
  * code and reports.
  */
-import type { Adapter, Capability } from '../../../adapters/core/src/contract';
+import type { Adapter, Capability, DriverOptions } from '../../../adapters/core/src/contract';
 import {
   AdapterError,
   AdapterTimeoutError,
@@ -147,6 +147,15 @@ export function isExpectedByDefault(verdict: Verdict, strict: boolean): boolean 
   return true;
 }
 
+/** What a driver session of `vector` is opened with (and what the adapter groups and prepares it by). */
+export function driverOptionsFor(vector: Vector): DriverOptions {
+  return {
+    configPadding: vector.setup.configPadding,
+    scriptAtProbe: scriptAtProbe(vector),
+    stepActions: vector.steps.map((step) => step.action),
+  };
+}
+
 /**
  * The order to run `selected` in, each with its place in the corpus order: as selected, or,
  * when the adapter groups set-ups ({@link Adapter.scheduleKey}), group by group (stable within a
@@ -163,7 +172,7 @@ export function scheduleVectors(
   for (const entry of entries) {
     const evaluated = evaluateSetup(entry.vector);
     const key = evaluated.ok
-      ? adapter.scheduleKey(entry.vector.target, evaluated.setup, { configPadding: entry.vector.setup.configPadding })
+      ? adapter.scheduleKey(entry.vector.target, evaluated.setup, driverOptionsFor(entry.vector))
       : undefined;
     if (key === undefined) {
       order.push(entry);
@@ -184,9 +193,7 @@ async function prepareFor(adapter: Adapter, vector: Vector): Promise<void> {
   if (!adapter.prepare || !adapter.info.targets.includes(vector.target)) return;
   const evaluated = evaluateSetup(vector);
   if (!evaluated.ok) return;
-  await adapter
-    .prepare(vector.target, evaluated.setup, { configPadding: vector.setup.configPadding })
-    .catch(() => undefined);
+  await adapter.prepare(vector.target, evaluated.setup, driverOptionsFor(vector)).catch(() => undefined);
 }
 
 /**
@@ -408,10 +415,7 @@ async function runOne(adapter: Adapter, vector: Vector, timeoutMs: number, busyR
         busyRetries,
       });
     } else {
-      const session = await adapter.openDriver!(setup, {
-        configPadding: vector.setup.configPadding,
-        scriptAtProbe: scriptAtProbe(vector),
-      });
+      const session = await adapter.openDriver!(setup, driverOptionsFor(vector));
       await track(session);
       run = new DriverRun(vector, session, setup);
     }
