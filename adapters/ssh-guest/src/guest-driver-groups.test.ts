@@ -132,8 +132,11 @@ describe('a guest per driver set-up', () => {
 
 describe('vectorNeedsFastTimers (which booted guests run with icount)', () => {
   const settle = { kind: 'settle' };
+  // Actions as a loaded vector's steps carry them (kind and fields).
+  const busy3 = { kind: 'inject', response: 'BUSY', count: 3 };
+  const nack5 = { kind: 'inject', response: 'NACK', count: 5 };
   test('scripted BUSY answers retried across one settle need the icount guest', () => {
-    const options = { stepActions: [{ kind: 'start' }, { kind: 'inject', response: 'BUSY', count: 3 }, settle] };
+    const options = { stepActions: [{ kind: 'start' }, busy3, settle] };
     expect(vectorNeedsFastTimers(options)).toBe(true);
     const adapter = new GuestPerDriverSetupAdapter(
       INFO,
@@ -148,9 +151,7 @@ describe('vectorNeedsFastTimers (which booted guests run with icount)', () => {
   });
   test('plain resizes and NACK scripts do not', () => {
     expect(vectorNeedsFastTimers({ stepActions: [{ kind: 'start' }, { kind: 'resize' }, settle] })).toBe(false);
-    expect(vectorNeedsFastTimers({ stepActions: [{ kind: 'inject', response: 'NACK', count: 5 }, settle] })).toBe(
-      false,
-    );
+    expect(vectorNeedsFastTimers({ stepActions: [nack5, settle] })).toBe(false);
     expect(vectorNeedsFastTimers({})).toBe(false);
   });
 });

@@ -22,7 +22,7 @@ import { NativeHelperMissingError } from '../../../adapters/vhost-user/src/nativ
 import { deviceProfileNames, findDeviceProfile } from '../../../model/src/index';
 import { MAX_TIMER_MS, OptionSpec, ParsedArgs, positiveInt } from './args';
 import { qemuBinaryOption } from './qemu-commands';
-import { defaultGuestDir } from './guest-commands';
+import { defaultGuestDir, parseGuestKernel } from './guest-commands';
 import { loadHostControlFile } from './host-control-file';
 import { HarnessError, UsageError } from './usage-error';
 
@@ -45,6 +45,7 @@ export const ADAPTER_OPTIONS: Readonly<Record<string, OptionSpec>> = {
   gdb: { kind: 'value' },
   icount: { kind: 'flag' },
   'boot-guest': { kind: 'flag' },
+  kernel: { kind: 'value' },
   socket: { kind: 'value' },
   command: { kind: 'value' },
   arg: { kind: 'list' },
@@ -117,7 +118,7 @@ async function bootGuestDevice(parsed: ParsedArgs, command: string): Promise<Ada
   const stray = SSH_GUEST_OPTIONS.find((o) => parsed.values.has(o));
   if (stray)
     throw new UsageError(`${command}: --boot-guest boots the guest itself; --${stray} is for a guest already running`);
-  const dir = path.resolve(defaultGuestDir());
+  const dir = path.resolve(defaultGuestDir(parseGuestKernel(command, parsed.values.get('kernel'))));
   try {
     return await bootGroupedGuestDevice({ dir, runDir: path.join(dir, 'run-boot-guest') }, qemuConfigurationRefusal);
   } catch (e) {
@@ -136,7 +137,7 @@ async function bootGuestDriver(parsed: ParsedArgs, command: string): Promise<Ada
   const stray = SSH_GUEST_OPTIONS.find((o) => parsed.values.has(o));
   if (stray)
     throw new UsageError(`${command}: --boot-guest boots the guest itself; --${stray} is for a guest already running`);
-  const dir = path.resolve(defaultGuestDir());
+  const dir = path.resolve(defaultGuestDir(parseGuestKernel(command, parsed.values.get('kernel'))));
   try {
     return bootGroupedGuestDriver({
       dir,
@@ -236,6 +237,10 @@ export async function createAdapter(parsed: ParsedArgs, command = 'run'): Promis
       throw e;
     }
   }
+  if (parsed.values.has('kernel') && !(name === 'ssh-guest' && parsed.flags.has('boot-guest')))
+    throw new UsageError(
+      `${command}: --kernel chooses the guest --boot-guest boots (--adapter ssh-guest --boot-guest); a running guest's kernel is the one it booted`,
+    );
   if (name !== 'ssh-guest' && parsed.flags.has('boot-guest'))
     throw new UsageError(`${command}: --boot-guest applies to --adapter ssh-guest only`);
   if (name === 'ssh-guest' && parsed.values.get('target') === 'device')

@@ -182,6 +182,10 @@ export const OPTION_HELP: Readonly<Record<string, OptionHelp>> = {
   icount: {
     text: 'the guest runs with guest up --icount: its timers pass fast while it idles (--adapter ssh-guest --target driver)',
   },
+  kernel: {
+    placeholder: '6.1|6.12|7.x',
+    text: 'with --boot-guest: the kernel of the guests booted (6.1 by default), from the folder `guest build --kernel` wrote',
+  },
   'boot-guest': {
     text: 'boot the built guest for the run (attached), and one per other device configuration vectors need (--adapter ssh-guest; driver target: with the gdbstub, vectors grouped by set-up)',
   },
