@@ -16,6 +16,7 @@ import { DEVICE_TYPE_FEATURES_MASK, FEATURE_MASKS, formatHex } from '../../../sp
 import {
   Adapter,
   AdapterInfo,
+  BlockRange,
   Capability,
   DeviceSession,
   DeviceSetup,
@@ -24,9 +25,11 @@ import {
   UnsupportedSetupError,
 } from '../../core/src/contract';
 import { ConnectedGuest, SshGuestOptions, connectGuest } from './guest-connect';
+import { gdbPlugRedirection } from './gdb-plug-redirect';
 import { GuestDriverControl } from './guest-driver-control';
 import { GuestInjectionHost, hookShell } from './guest-injection-session';
 import { GuestObserver } from './guest-observer';
+import { scatterRefusal } from './scattered-plug';
 import { GuestParts, SshGuestDriverSession } from './ssh-guest-session';
 
 export { SshGuestSetupError } from './guest-connect';
@@ -91,10 +94,12 @@ class SshGuestAdapter implements Adapter {
       // The driver the connection loaded shows where the hook lies before any vector loads it.
       if (this.parts.injection && !this.parts.injection.learnt) await this.parts.injection.resolve(hookShell(link));
       await control.drain();
-      const prefix = setup.plugged[0]?.count ?? 0;
-      if (prefix > 0) await control.plugPrefix(prefix);
+      const plugged = setup.plugged.filter((r) => r.count > 0);
+      if (isPrefix(plugged)) await control.plugPrefix(plugged[0]!.count);
+      else if (plugged.length > 0)
+        await control.plugScattered(plugged, gdbPlugRedirection(this.parts.injection!.gdbSocket, link));
       // With scripted answers the driver loads asking for nothing; the session gives it the size (see the session).
-      const hold = this.parts.injection !== undefined && prefix === 0 && setup.requested_size > 0n;
+      const hold = this.parts.injection !== undefined && plugged.length === 0 && setup.requested_size > 0n;
       await link.setRequestedSize(hold ? 0n : setup.requested_size);
       observer.skipTrace();
       return new SshGuestDriverSession(
@@ -143,14 +148,24 @@ class SshGuestAdapter implements Adapter {
         `QEMU refuses requested_size ${formatHex(setup.requested_size)} (not a multiple of block_size inside the region)`,
       );
     }
-    if (setup.plugged.length > 1 || (setup.plugged.length === 1 && setup.plugged[0]!.first !== 0)) {
-      throw new UnsupportedSetupError(
-        'blocks plugged at start can only be the first N blocks (the Linux driver plugs from the start of the region)',
-      );
+    const plugged = setup.plugged.filter((r) => r.count > 0);
+    if (plugged.length > 0 && !isPrefix(plugged)) {
+      // Scattered runs are plugged by rewriting the set-up driver's PLUGs through the gdbstub hook.
+      if (!this.parts.injection)
+        throw new UnsupportedSetupError(
+          "blocks plugged at start other than the first N need the guest's gdbstub (--gdb): the Linux driver plugs from the start of the region, so its PLUGs are redirected to the vector's blocks",
+        );
+      const refusal = scatterRefusal(plugged, Number((setup.requested_size + d.blockSize - 1n) / d.blockSize));
+      if (refusal) throw new UnsupportedSetupError(refusal);
     }
   }
 
   async dispose(): Promise<void> {
     this.guest.link.dispose();
   }
+}
+
+/** Whether `plugged` (empty runs dropped) is one run from block 0, which the driver plugs itself. */
+function isPrefix(plugged: readonly BlockRange[]): boolean {
+  return plugged.length === 1 && plugged[0]!.first === 0;
 }
