@@ -28,6 +28,7 @@ import { ConnectedGuest, SshGuestOptions, connectGuest } from './guest-connect';
 import { gdbPlugRedirection } from './gdb-plug-redirect';
 import { GuestDriverControl } from './guest-driver-control';
 import { GuestInjectionHost, hookShell } from './guest-injection-session';
+import { UnpluggedWriteWatch, openMemoryFile } from './guest-memory-file';
 import { GuestObserver } from './guest-observer';
 import { scatterRefusal } from './scattered-plug';
 import { GuestParts, SshGuestDriverSession } from './ssh-guest-session';
@@ -57,8 +58,13 @@ class SshGuestAdapter implements Adapter {
       name: 'ssh-guest',
       implementation: `Linux ${guest.kernelRelease}`,
       targets: ['driver'],
-      // Scripted answers go through QEMU's gdbstub: offered when the guest's QEMU has one.
-      capabilities: options.gdbSocket ? [...CAPABILITIES, 'inject-responses'] : CAPABILITIES,
+      // Scripted answers go through QEMU's gdbstub: offered when the guest's QEMU has one; the
+      // driver's writes are seen in the region's backing file when QEMU shares it with the host.
+      capabilities: [
+        ...CAPABILITIES,
+        ...(options.gdbSocket ? (['inject-responses'] as const) : []),
+        ...('path' in guest.memoryFile ? (['memory-access'] as const) : []),
+      ],
       timeoutMultiplier: 12,
     };
     const { link, geometry } = guest;
@@ -68,7 +74,8 @@ class SshGuestAdapter implements Adapter {
     });
     const control = new GuestDriverControl(link, observer, geometry, options.drainTimeoutMs ?? 60_000);
     const injection = options.gdbSocket ? new GuestInjectionHost(options.gdbSocket) : undefined;
-    this.parts = { link, control, observer, offered: guest.offered, injection };
+    const memory = 'path' in guest.memoryFile ? openMemoryFile(guest.memoryFile.path) : undefined;
+    this.parts = { link, control, observer, offered: guest.offered, injection, memory };
   }
 
   async openDevice(): Promise<DeviceSession> {
@@ -109,6 +116,7 @@ class SshGuestAdapter implements Adapter {
           this.sessionOpen = false;
         },
         hold ? setup.requested_size : undefined,
+        this.parts.memory && new UnpluggedWriteWatch(this.parts.memory, this.guest.geometry, plugged),
       );
     } catch (e) {
       this.sessionOpen = false;
@@ -161,6 +169,7 @@ class SshGuestAdapter implements Adapter {
   }
 
   async dispose(): Promise<void> {
+    this.parts.memory?.close();
     this.guest.link.dispose();
   }
 }

@@ -14,6 +14,7 @@ import { QmpError } from '../../qemu-platform/src/index';
 import { GuestDriverControl } from './guest-driver-control';
 import { GuestInjectionHost, GuestInjectionSession } from './guest-injection-session';
 import { GuestLink } from './guest-link';
+import { MemoryFile, UnpluggedWriteWatch } from './guest-memory-file';
 import { GuestObserver } from './guest-observer';
 
 /** What a session works with: the adapter's parts for the one guest. */
@@ -25,6 +26,8 @@ export interface GuestParts {
   readonly offered: bigint;
   /** Scripted answers through QEMU's gdbstub (`inject-responses`), when the guest's QEMU has one. */
   readonly injection?: GuestInjectionHost;
+  /** The device region's backing file shared with QEMU (`memory-access`), when it is. */
+  readonly memory?: MemoryFile & { close(): void };
 }
 
 /** A driver session of the `ssh-guest` adapter. */
@@ -46,6 +49,8 @@ export class SshGuestDriverSession implements DriverSession {
      * device holds it (requested_size 0).
      */
     private heldRequestedSize?: bigint,
+    /** `memory-access`: the guest's writes into unplugged blocks, appended to each settle's events. */
+    private readonly writes?: UnpluggedWriteWatch,
   ) {
     this.injection = guest.injection && new GuestInjectionSession(guest.injection, guest.link);
   }
@@ -79,12 +84,14 @@ export class SshGuestDriverSession implements DriverSession {
     return this.run(async () => {
       await this.releaseRequestedSize();
       const { observer } = this.guest;
-      if (!this.injection) return observer.settle(limits);
-      return this.injection.settle(
-        limits,
-        (l, config) => observer.settle(l, config),
-        () => observer.hostConfig(),
-      );
+      const activity = !this.injection
+        ? await observer.settle(limits)
+        : await this.injection.settle(
+            limits,
+            (l, config) => observer.settle(l, config),
+            () => observer.hostConfig(),
+          );
+      return this.writes ? this.writes.observe(activity) : activity;
     });
   }
 
@@ -132,6 +139,8 @@ export class SshGuestDriverSession implements DriverSession {
       await this.releaseRequestedSize();
       await this.injection?.reset();
       await this.guest.link.resetMachine(true);
+      // QEMU unplugs (and discards) every block at a reset.
+      this.writes?.reset();
       this.virtioName = undefined;
     });
   }

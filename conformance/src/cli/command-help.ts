@@ -248,6 +248,9 @@ export const OPTION_HELP: Readonly<Record<string, OptionHelp>> = {
   'node-id': { placeholder: 'N', text: 'NUMA node id of the device (default 0)' },
   memory: { placeholder: 'SIZE', text: "the guest's boot memory (default 1GiB)" },
   'unplugged-inaccessible': { text: 'offer VIRTIO_MEM_F_UNPLUGGED_INACCESSIBLE' },
+  'shared-memory': {
+    text: "back the device region with a file in /dev/shm shared with the host (the ssh-guest adapter's memory-access)",
+  },
   dir: { placeholder: 'DIR', text: 'the guest folder (default ~/.cache/vmemct/guest)' },
   'backend-pid': { placeholder: 'PID', text: 'process id of the back-end (enables the fd checks)' },
   version: { placeholder: 'SERIES', text: 'fetch: the QEMU release series to fetch (default 10.0)' },

@@ -48,11 +48,20 @@ export const GUEST_OPTIONS: Readonly<Record<string, OptionSpec>> = {
   'requested-size': { kind: 'value' },
   memory: { kind: 'value' },
   'unplugged-inaccessible': { kind: 'flag' },
+  'shared-memory': { kind: 'flag' },
   qemu: { kind: 'value' },
   json: { kind: 'flag' },
 };
 
-const UP_ONLY = ['block-size', 'region-size', 'requested-size', 'memory', 'unplugged-inaccessible', 'qemu'];
+const UP_ONLY = [
+  'block-size',
+  'region-size',
+  'requested-size',
+  'memory',
+  'unplugged-inaccessible',
+  'shared-memory',
+  'qemu',
+];
 
 /** `vmemct guest …`. */
 export async function guestCommand(args: readonly string[], io: CliIo): Promise<number> {
@@ -92,6 +101,7 @@ export async function guestCommand(args: readonly string[], io: CliIo): Promise<
           requestedSize: size('requested-size'),
           memory: size('memory'),
           unpluggedInaccessible: parsed.flags.has('unplugged-inaccessible'),
+          sharedMemory: parsed.flags.has('shared-memory'),
           qemu: parsed.values.get('qemu'),
           // The adapter injects scripted answers through it (`--gdb`).
           gdbstub: true,
