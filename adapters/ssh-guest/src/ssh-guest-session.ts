@@ -15,6 +15,7 @@ import { GuestDriverControl } from './guest-driver-control';
 import { GuestInjectionHost, GuestInjectionSession } from './guest-injection-session';
 import { GuestLink } from './guest-link';
 import { MemoryFile, UnpluggedWriteWatch } from './guest-memory-file';
+import { HostResize, withConfigBeforeResizes } from './resize-history';
 import { GuestObserver } from './guest-observer';
 
 /** What a session works with: the adapter's parts for the one guest. */
@@ -35,6 +36,8 @@ export class SshGuestDriverSession implements DriverSession {
   private virtioName: string | undefined;
   private closed = false;
   private readonly injection: GuestInjectionSession | undefined;
+  /** Host resizes since the last settle (see resize-history.ts). */
+  private resizes: HostResize[] = [];
 
   constructor(
     private readonly guest: GuestParts,
@@ -77,7 +80,15 @@ export class SshGuestDriverSession implements DriverSession {
     const size = this.heldRequestedSize;
     if (size === undefined) return;
     this.heldRequestedSize = undefined;
+    await this.resizeNoting(size);
+  }
+
+  /** Sets requested_size, noting the configuration the host held before (see resize-history.ts). */
+  private async resizeNoting(size: bigint): Promise<void> {
+    const before = await this.guest.observer.hostConfig();
+    const sentAtMs = Date.now();
     await this.guest.link.setRequestedSize(size);
+    this.resizes.push({ sentAtMs, before });
   }
 
   settle(limits: SettleLimits): Promise<DriverActivity> {
@@ -91,7 +102,9 @@ export class SshGuestDriverSession implements DriverSession {
             (l, config) => observer.settle(l, config),
             () => observer.hostConfig(),
           );
-      return this.writes ? this.writes.observe(activity) : activity;
+      const timed = withConfigBeforeResizes(activity, this.resizes);
+      this.resizes = [];
+      return this.writes ? this.writes.observe(timed) : timed;
     });
   }
 
@@ -122,7 +135,7 @@ export class SshGuestDriverSession implements DriverSession {
     return this.run(async () => {
       this.heldRequestedSize = undefined;
       try {
-        await this.guest.link.setRequestedSize(size);
+        await this.resizeNoting(size);
         return { kind: 'applied' };
       } catch (e) {
         // QEMU refusing the size is an answer; a QMP connection that failed is not.
