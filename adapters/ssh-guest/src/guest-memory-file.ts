@@ -50,23 +50,22 @@ export function nonZeroPages(bytes: Uint8Array, page = WRITE_PAGE): [number, num
 
 /** The guest's device memory as the host reads it from the backend's file. */
 export interface MemoryFile {
-  /** Reads `length` bytes at `offset` in the region. */
-  read(offset: bigint, length: number): Uint8Array;
+  /** Reads `into.length` bytes at `offset` in the region into `into` (bytes past the file's end read as zero). */
+  read(offset: bigint, into: Uint8Array): void;
 }
 
 /** The backend's file at `path`, opened read-only. */
 export function openMemoryFile(path: string): MemoryFile & { close(): void } {
   const fd = fs.openSync(path, 'r');
   return {
-    read(offset, length) {
-      const buffer = Buffer.alloc(length);
+    read(offset, into) {
       let done = 0;
-      while (done < length) {
-        const n = fs.readSync(fd, buffer, done, length - done, Number(offset) + done);
+      while (done < into.length) {
+        const n = fs.readSync(fd, into, done, into.length - done, Number(offset) + done);
         if (n === 0) break;
         done += n;
       }
-      return buffer;
+      into.fill(0, done);
     },
     close: () => fs.closeSync(fd),
   };
@@ -76,6 +75,8 @@ export function openMemoryFile(path: string): MemoryFile & { close(): void } {
 export class UnpluggedWriteWatch {
   private readonly blocks: BlockBitmap;
   private readonly zero: Buffer;
+  /** One block's bytes, reused by every scan. */
+  private readonly buffer: Buffer;
 
   constructor(
     private readonly file: MemoryFile,
@@ -86,6 +87,7 @@ export class UnpluggedWriteWatch {
     this.blocks = new BlockBitmap(Number(geometry.maxSize / geometry.blockSize));
     for (const r of plugged) this.blocks.setRange(r.first, r.count);
     this.zero = Buffer.alloc(Number(geometry.blockSize));
+    this.buffer = Buffer.alloc(Number(geometry.blockSize));
   }
 
   /** A system reset: the device unplugs (and discards) everything. */
@@ -121,7 +123,8 @@ export class UnpluggedWriteWatch {
     for (let b = 0; b < this.blocks.length; b++) {
       if (this.blocks.get(b)) continue;
       const offset = BigInt(b) * blockSize;
-      const bytes = this.file.read(offset, Number(blockSize));
+      const bytes = this.buffer;
+      this.file.read(offset, bytes);
       if (this.zero.equals(bytes)) continue;
       for (const [at, length] of nonZeroPages(bytes)) {
         const addr = memaddr + offset + BigInt(at);
