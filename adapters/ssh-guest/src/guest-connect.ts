@@ -5,9 +5,16 @@
  * window. Each failure is a {@link SshGuestSetupError} saying what to change.
  */
 import * as fs from 'node:fs';
-import { HostView, QemuMemoryDevice, QmpClient, QmpTcpAddress } from '../../qemu-platform/src/index';
+import {
+  HostView,
+  QemuMemoryDevice,
+  QmpClient,
+  QmpTcpAddress,
+  listVirtioMemDevices,
+} from '../../qemu-platform/src/index';
 import { ConfigWindow } from './config-window';
 import { GuestLink } from './guest-link';
+import { sharedMemoryFile } from './guest-memory-file';
 import { TraceFollower } from './qemu-trace';
 import { SshError, SshTarget } from './ssh-shell';
 
@@ -59,6 +66,8 @@ export interface ConnectedGuest {
   readonly kernelRelease: string;
   /** The features the device offers (both 32-bit halves). */
   readonly offered: bigint;
+  /** The file backing the device region, shared with QEMU (`memory-access`), or why there is none. */
+  readonly memoryFile: { readonly path: string } | { readonly reason: string };
   /** QEMU's version (`query-version`), e.g. `7.2.0`: which device set-ups it can build depends on it. */
   readonly qemuVersion: string;
 }
@@ -140,7 +149,18 @@ export async function connectGuest(options: SshGuestOptions): Promise<ConnectedG
     if (opened.kind === 'unreadable') throw new SshGuestSetupError(opened.reason);
     const offered = await opened.window.offeredFeatures();
     const qemuVersion = qemuVersionOf(await qmp.execute('query-version'));
-    return { link, geometry: found.view, trace, window: opened.window, kernelRelease, offered, qemuVersion };
+    const entry = (await listVirtioMemDevices(qmp)).find((d) => d.id === found.device.id) ?? {};
+    const memoryFile = await sharedMemoryFile(qmp, entry, found.view.maxSize);
+    return {
+      link,
+      geometry: found.view,
+      trace,
+      window: opened.window,
+      kernelRelease,
+      offered,
+      qemuVersion,
+      memoryFile,
+    };
   } catch (e) {
     if (link) void link.dispose();
     else qmp.close();

@@ -6,7 +6,7 @@
  * Between vectors the driver is unloaded with nothing plugged: the host asks for 0, the driver
  * unplugs, `rmmod`. Memory plugged at start (`initial-plugged`) is made by letting the driver
  * plug the first blocks, then offlining them and unloading the driver, which leaves them
- * plugged in the device; the trace shows exactly which blocks were plugged, so a setup the
+ * plugged in the device (scattered runs: {@link GuestDriverControl.plugScattered}); the trace shows exactly which blocks were plugged, so a setup the
  * driver cannot reproduce is `unsupported`, never approximated. Linux cannot load the driver
  * again while memory of an earlier instance is still added; such a guest is rebooted.
  *
@@ -14,12 +14,14 @@
  * /proc/iomem), bounded, never for a fixed time: the guest runs under TCG on machines that may be
  * loaded, so anything it does can take seconds.
  */
-import { formatHex } from '../../../spec/src/index';
+import { BlockRange, formatHex } from '../../../spec/src/index';
 import { AdapterError, UnsupportedSetupError } from '../../core/src/contract';
 import { sleep } from '../../core/src/sleep';
 import { HostView } from '../../qemu-platform/src/index';
+import type { PlugRedirection } from './gdb-plug-redirect';
 import { GuestLink } from './guest-link';
 import { GuestObserver } from './guest-observer';
+import { PlugPlacement, pluggedStateDifference, scatterSteps } from './scattered-plug';
 
 /** One entry of /proc/iomem. */
 export interface IomemEntry {
@@ -168,6 +170,62 @@ export class GuestDriverControl {
         `after unloading the driver the device holds ${formatHex(after.size)} plugged, not ${formatHex(size)}`,
       );
     return undefined;
+  }
+
+  /**
+   * `initial-plugged` in scattered runs: a driver instance loaded with auto-onlining off plugs
+   * run after run while `redirection` rewrites each of its PLUGs onto the vector's blocks (see
+   * scattered-plug.ts); its memory is never onlined, so the guest never uses blocks the device
+   * does not hold. The blocks QEMU acknowledged (its trace) and its plugged size are checked
+   * against the vector's before and after the instance is unloaded: any difference is an
+   * {@link AdapterError} naming it, never a vector run on another state.
+   */
+  async plugScattered(ranges: readonly BlockRange[], redirection: PlugRedirection): Promise<void> {
+    const steps = scatterSteps(ranges);
+    const total = BigInt(steps[steps.length - 1]?.totalBlocks ?? 0) * this.geometry.blockSize;
+    const policyFile = '/sys/devices/system/memory/auto_online_blocks';
+    const policy = (await this.link.sh(`cat ${policyFile}`, 'reading the memory onlining policy')).trim();
+    if (!/^[a-z_]+$/.test(policy)) throw new AdapterError(`odd memory onlining policy '${policy}'`);
+    await this.link.sh(`echo offline > ${policyFile}`, 'turning memory onlining off');
+    let loaded = false;
+    try {
+      this.observer.skipTrace();
+      await this.link.setRequestedSize(0n);
+      await this.load();
+      loaded = true;
+      const placement = new PlugPlacement(this.geometry);
+      await redirection.attach(placement);
+      let failure: string | undefined;
+      try {
+        for (const step of steps) {
+          placement.begin(step);
+          const size = BigInt(step.totalBlocks) * this.geometry.blockSize;
+          await this.link.setRequestedSize(size);
+          await this.waitPlugged(size, this.drainTimeoutMs);
+        }
+      } finally {
+        failure = (await redirection.detach()).failure;
+      }
+      if (failure) throw new AdapterError(`plugging the scattered blocks: ${failure}`);
+      const difference = pluggedStateDifference(ranges, this.observer.acknowledgedBlocks());
+      if (difference) throw new AdapterError(`QEMU's trace after the set-up plug: ${difference}`);
+      await this.offlineRegion();
+      await this.link.sh('rmmod virtio_mem', 'unloading virtio_mem');
+      loaded = false;
+      if (await this.regionClaimed())
+        throw new AdapterError(`Linux kept memory of the device region after rmmod (${await this.regionHeld()})`);
+      const after = await this.link.hostView();
+      if (after.size !== total)
+        throw new AdapterError(
+          `after unloading the driver the device holds ${formatHex(after.size)} plugged, not ${formatHex(total)}`,
+        );
+    } catch (e) {
+      // The set-up instance's view is not the device's: a reboot (which unplugs everything) clears both.
+      if (loaded) await this.recover('the scattered set-up failed').catch(() => undefined);
+      throw e;
+    } finally {
+      await this.link.sh(`echo ${policy} > ${policyFile}`, 'restoring the memory onlining policy');
+    }
   }
 
   /**

@@ -159,6 +159,7 @@ export async function bootDriverGuest(
       detached: false,
       qemu: configuration.qemu || place.qemu,
       gdbstub: true,
+      sharedMemory: true,
       // Booted before a vector's timeout starts, on machines that may be loaded: TCG boots took up to 90 s there.
       bootTimeoutMs: BOOT_TIMEOUT_MS,
       ...driverGuestDeviceOptions(configuration),
@@ -208,8 +209,9 @@ export function bootGroupedGuestDriver(place: DriverGuestPlace): GuestPerDriverS
   };
   versionOf('');
   return new GuestPerDriverSetupAdapter(
-    // Every guest has its gdbstub; a vector with a busy host gets an icount guest (host-busy).
-    sshGuestDriverInfo(manifest.kernelRelease, true, true),
+    // Every guest has its gdbstub and its region in a shared file; a vector with a busy host
+    // gets an icount guest (host-busy).
+    sshGuestDriverInfo(manifest.kernelRelease, { gdbstub: true, icount: true, memoryAccess: true }),
     (c) => bootDriverGuest(place, c),
     versionOf,
   );

@@ -98,6 +98,8 @@ export interface GuestState {
   readonly consoleLog: string;
   /** QEMU's gdbstub (a unix socket), when booted with `gdbstub`. */
   readonly gdbSocket?: string;
+  /** The device region's backing file, when booted with `sharedMemory`. */
+  readonly memoryFile?: string;
   readonly kernelRelease: string;
   readonly deviceId: string | null;
   readonly argv: readonly string[];
@@ -120,7 +122,15 @@ export interface BootOptions extends GuestDeviceOptions {
   readonly bootTimeoutMs?: number;
   /** Open QEMU's gdbstub on `<runDir>/gdb.sock` (for answers injected into the driver). */
   readonly gdbstub?: boolean;
+  /**
+   * Back the device region with a file in /dev/shm shared with QEMU (`memory-backend-file,share=on`),
+   * so the host sees what the guest writes there (`memory-access` of the ssh-guest adapter).
+   */
+  readonly sharedMemory?: boolean;
 }
+
+/** Where {@link BootOptions.sharedMemory} files are made (one folder per guest, removed when it ends). */
+export const SHARED_MEMORY_PREFIX = '/dev/shm/vmemct-guest-';
 
 /** The QOM id of the guest's virtio-mem device. */
 export const GUEST_DEVICE_ID = 'vm0';
@@ -138,7 +148,14 @@ function sizeArg(bytes: bigint): string {
 /** QEMU's argument vector for a guest (without daemonize/pidfile). Pure; checked values only. */
 export function guestQemuArguments(
   manifest: Pick<GuestManifest, 'kernel' | 'initrd'>,
-  files: { qmpSocket: string; controlSocket: string; traceLog: string; consoleLog: string; gdbSocket?: string },
+  files: {
+    qmpSocket: string;
+    controlSocket: string;
+    traceLog: string;
+    consoleLog: string;
+    gdbSocket?: string;
+    memoryFile?: string;
+  },
   sshPort: number,
   device: GuestDeviceOptions,
 ): string[] {
@@ -223,8 +240,11 @@ export function guestQemuArguments(
     ];
     args.push(
       '-object',
-      // reserve=off: a large region is backed only where blocks are plugged (as over qtest).
-      `memory-backend-ram,id=vmemct-mem0,size=${sizeArg(regionSize)},reserve=off`,
+      files.memoryFile
+        ? // A file shared with the host: QEMU punches a hole for every block it unplugs.
+          `memory-backend-file,id=vmemct-mem0,size=${sizeArg(regionSize)},mem-path=${files.memoryFile},share=on`
+        : // reserve=off: a large region is backed only where blocks are plugged (as over qtest).
+          `memory-backend-ram,id=vmemct-mem0,size=${sizeArg(regionSize)},reserve=off`,
       '-device',
       [
         `virtio-mem-pci,id=${GUEST_DEVICE_ID},memdev=vmemct-mem0,block-size=${sizeArg(blockSize)},requested-size=${sizeArg(requested)}`,
@@ -302,6 +322,7 @@ export class GuestVm {
       traceLog: path.join(runDir, 'trace.log'),
       consoleLog: path.join(runDir, 'console.log'),
       ...(options.gdbstub ? { gdbSocket: path.join(runDir, 'gdb.sock') } : {}),
+      ...(options.sharedMemory ? { memoryFile: path.join(fs.mkdtempSync(SHARED_MEMORY_PREFIX), 'region') } : {}),
     };
     const sshPort = await freePort();
     const knownHosts = path.join(runDir, 'known_hosts');
@@ -389,6 +410,7 @@ export class GuestVm {
   /** Ends QEMU: QMP `quit` on the control socket, then SIGKILL by PID. Never throws. */
   async stop(graceMs = 3000): Promise<void> {
     await stopGuestProcess(this.state, this.runDir, graceMs);
+    removeMemoryFile(this.state);
     if (this.child && this.child.exitCode === null && this.child.signalCode === null) {
       await new Promise<void>((resolve) => {
         const t = setTimeout(resolve, 2000);
@@ -435,12 +457,20 @@ async function stopGuestProcess(state: GuestState, runDir: string, graceMs: numb
   return true;
 }
 
+/** Removes the folder of a guest's shared memory file (only one this module made). */
+function removeMemoryFile(state: GuestState): void {
+  const folder = state.memoryFile && path.dirname(state.memoryFile);
+  if (folder && folder.startsWith(SHARED_MEMORY_PREFIX) && !processAlive(state.pid))
+    fs.rmSync(folder, { recursive: true, force: true });
+}
+
 /** `guest down`: ends the guest of `dir` if one runs. Returns whether one was running. */
 export async function downGuest(dir: string, runDir = path.join(dir, 'run')): Promise<boolean> {
   const resolved = path.resolve(runDir);
   const state = readState(resolved);
   if (!state) return false;
   const was = await stopGuestProcess(state, resolved, 3000);
+  removeMemoryFile(state);
   fs.rmSync(path.join(resolved, 'guest-state.json'), { force: true });
   return was;
 }

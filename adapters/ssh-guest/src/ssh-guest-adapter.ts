@@ -17,6 +17,7 @@ import { DEVICE_TYPE_FEATURES_MASK, FEATURE_MASKS, formatHex } from '../../../sp
 import {
   Adapter,
   AdapterInfo,
+  BlockRange,
   Capability,
   DeviceSession,
   DeviceSetup,
@@ -25,10 +26,13 @@ import {
   UnsupportedSetupError,
 } from '../../core/src/contract';
 import { ConnectedGuest, SshGuestOptions, connectGuest } from './guest-connect';
+import { gdbPlugRedirection } from './gdb-plug-redirect';
 import { GuestDriverControl } from './guest-driver-control';
 import { planDriverGuest } from './guest-driver-setups';
 import { GuestInjectionHost, hookShell } from './guest-injection-session';
+import { UnpluggedWriteWatch, openMemoryFile } from './guest-memory-file';
 import { GuestObserver } from './guest-observer';
+import { scatterRefusal } from './scattered-plug';
 import { GuestParts, SshGuestDriverSession } from './ssh-guest-session';
 
 export { SshGuestSetupError } from './guest-connect';
@@ -45,22 +49,31 @@ const CAPABILITIES: readonly Capability[] = ['host-resize', 'observe-driver', 's
 const HOST_BUSY_NEEDS_ICOUNT =
   'after a busy host releases the device, Linux retries only when its back-off timer fires (50 s, doubling to 300 s); boot the guest with `vmemct guest up --icount` and pass --icount';
 
-/**
- * What the adapter is for a guest running Linux `kernelRelease`, under a QEMU with a gdbstub or
- * not, booted with icount or not.
- */
-export function sshGuestDriverInfo(kernelRelease: string, gdbstub: boolean, icount = false): AdapterInfo {
+/** What a guest offers the driver target beyond the basic capabilities. */
+export interface GuestDriverFacilities {
+  /** QEMU has a gdbstub (`--gdb`): scripted answers (`inject-responses`). */
+  readonly gdbstub: boolean;
+  /** The guest runs with icount (`--icount`): a busy host (`host-busy`). */
+  readonly icount: boolean;
+  /** The device region is a file shared with the host (`guest up --shared-memory`): `memory-access`. */
+  readonly memoryAccess: boolean;
+}
+
+/** What the adapter is for a guest running Linux `kernelRelease` with `facilities`. */
+export function sshGuestDriverInfo(kernelRelease: string, facilities: GuestDriverFacilities): AdapterInfo {
   return {
     name: 'ssh-guest',
     implementation: `Linux ${kernelRelease}`,
     targets: ['driver'],
-    // Scripted answers go through QEMU's gdbstub: offered when the guest's QEMU has one.
+    // Scripted answers go through QEMU's gdbstub; the driver's writes are seen in the region's
+    // backing file when QEMU shares it with the host.
     capabilities: [
       ...CAPABILITIES,
-      ...(gdbstub ? (['inject-responses'] as const) : []),
-      ...(icount ? (['host-busy'] as const) : []),
+      ...(facilities.gdbstub ? (['inject-responses'] as const) : []),
+      ...(facilities.icount ? (['host-busy'] as const) : []),
+      ...(facilities.memoryAccess ? (['memory-access'] as const) : []),
     ],
-    ...(icount ? {} : { missingCapabilities: { 'host-busy': HOST_BUSY_NEEDS_ICOUNT } }),
+    ...(facilities.icount ? {} : { missingCapabilities: { 'host-busy': HOST_BUSY_NEEDS_ICOUNT } }),
     timeoutMultiplier: 12,
   };
 }
@@ -79,7 +92,11 @@ class SshGuestAdapter implements Adapter {
     options: SshGuestOptions,
     private readonly guest: ConnectedGuest,
   ) {
-    this.info = sshGuestDriverInfo(guest.kernelRelease, options.gdbSocket !== undefined, options.icount === true);
+    this.info = sshGuestDriverInfo(guest.kernelRelease, {
+      gdbstub: options.gdbSocket !== undefined,
+      icount: options.icount === true,
+      memoryAccess: 'path' in guest.memoryFile,
+    });
     const { link, geometry } = guest;
     const observer = new GuestObserver(link, guest.window, guest.trace, geometry, {
       quietMs: options.quietMs ?? 800,
@@ -93,7 +110,8 @@ class SshGuestAdapter implements Adapter {
       options.drainByReset ?? false,
     );
     const injection = options.gdbSocket ? new GuestInjectionHost(options.gdbSocket) : undefined;
-    this.parts = { link, control, observer, offered: guest.offered, injection };
+    const memory = 'path' in guest.memoryFile ? openMemoryFile(guest.memoryFile.path) : undefined;
+    this.parts = { link, control, observer, offered: guest.offered, injection, memory };
   }
 
   async openDevice(): Promise<DeviceSession> {
@@ -133,10 +151,12 @@ class SshGuestAdapter implements Adapter {
         });
       }
       await control.drain();
-      const prefix = setup.plugged[0]?.count ?? 0;
-      if (prefix > 0) await control.plugPrefix(prefix);
+      const plugged = setup.plugged.filter((r) => r.count > 0);
+      if (isPrefix(plugged)) await control.plugPrefix(plugged[0]!.count);
+      else if (plugged.length > 0)
+        await control.plugScattered(plugged, gdbPlugRedirection(this.parts.injection!.gdbSocket, link));
       // With scripted answers the driver loads asking for nothing; the session gives it the size (see the session).
-      const hold = this.parts.injection !== undefined && prefix === 0 && setup.requested_size > 0n;
+      const hold = this.parts.injection !== undefined && plugged.length === 0 && setup.requested_size > 0n;
       await link.setRequestedSize(hold ? 0n : setup.requested_size);
       observer.skipTrace();
       return new SshGuestDriverSession(
@@ -147,6 +167,7 @@ class SshGuestAdapter implements Adapter {
         },
         hold ? setup.requested_size : undefined,
         options.scriptAtProbe,
+        this.parts.memory && new UnpluggedWriteWatch(this.parts.memory, this.guest.geometry, plugged),
       );
     } catch (e) {
       this.sessionOpen = false;
@@ -197,14 +218,25 @@ class SshGuestAdapter implements Adapter {
         `QEMU requires requested-size to be a multiple of the block size (got ${formatHex(setup.requested_size)})`,
       );
     }
-    if (setup.plugged.length > 1 || (setup.plugged.length === 1 && setup.plugged[0]!.first !== 0)) {
-      throw new UnsupportedSetupError(
-        'blocks plugged at start can only be the first N blocks (the Linux driver plugs from the start of the region)',
-      );
+    const plugged = setup.plugged.filter((r) => r.count > 0);
+    if (plugged.length > 0 && !isPrefix(plugged)) {
+      // Scattered runs are plugged by rewriting the set-up driver's PLUGs through the gdbstub hook.
+      if (!this.parts.injection)
+        throw new UnsupportedSetupError(
+          "blocks plugged at start other than the first N need the guest's gdbstub (--gdb): the Linux driver plugs from the start of the region, so its PLUGs are redirected to the vector's blocks",
+        );
+      const refusal = scatterRefusal(plugged, Number((setup.requested_size + d.blockSize - 1n) / d.blockSize));
+      if (refusal) throw new UnsupportedSetupError(refusal);
     }
   }
 
   async dispose(): Promise<void> {
+    this.parts.memory?.close();
     await this.guest.link.dispose();
   }
+}
+
+/** Whether `plugged` (empty runs dropped) is one run from block 0, which the driver plugs itself. */
+function isPrefix(plugged: readonly BlockRange[]): boolean {
+  return plugged.length === 1 && plugged[0]!.first === 0;
 }

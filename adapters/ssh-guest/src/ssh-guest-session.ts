@@ -14,6 +14,8 @@ import { QmpError } from '../../qemu-platform/src/index';
 import { GuestDriverControl } from './guest-driver-control';
 import { GuestInjectionHost, GuestInjectionSession } from './guest-injection-session';
 import { GuestLink } from './guest-link';
+import { MemoryFile, UnpluggedWriteWatch } from './guest-memory-file';
+import { HostResize, withConfigBeforeResizes } from './resize-history';
 import { GuestObserver } from './guest-observer';
 
 /** What a session works with: the adapter's parts for the one guest. */
@@ -25,6 +27,8 @@ export interface GuestParts {
   readonly offered: bigint;
   /** Scripted answers through QEMU's gdbstub (`inject-responses`), when the guest's QEMU has one. */
   readonly injection?: GuestInjectionHost;
+  /** The device region's backing file shared with QEMU (`memory-access`), when it is. */
+  readonly memory?: MemoryFile & { close(): void };
 }
 
 /** A driver session of the `ssh-guest` adapter. */
@@ -34,6 +38,8 @@ export class SshGuestDriverSession implements DriverSession {
   /** Whether `start` has run (the script at probe is armed for the first load only). */
   private started = false;
   private readonly injection: GuestInjectionSession | undefined;
+  /** Host resizes since the last settle (see resize-history.ts). */
+  private resizes: HostResize[] = [];
 
   constructor(
     private readonly guest: GuestParts,
@@ -54,6 +60,8 @@ export class SshGuestDriverSession implements DriverSession {
      * plugged) get it; the `inject` step that gives it finds it in place and leaves it running.
      */
     private armedAtProbe?: ResponseInjection,
+    /** `memory-access`: the guest's writes into unplugged blocks, appended to each settle's events. */
+    private readonly writes?: UnpluggedWriteWatch,
   ) {
     this.injection = guest.injection && new GuestInjectionSession(guest.injection, guest.link);
   }
@@ -83,19 +91,31 @@ export class SshGuestDriverSession implements DriverSession {
     const size = this.heldRequestedSize;
     if (size === undefined) return;
     this.heldRequestedSize = undefined;
+    await this.resizeNoting(size);
+  }
+
+  /** Sets requested_size, noting the configuration the host held before (see resize-history.ts). */
+  private async resizeNoting(size: bigint): Promise<void> {
+    const before = await this.guest.observer.hostConfig();
+    const sentAtMs = Date.now();
     await this.guest.link.setRequestedSize(size);
+    this.resizes.push({ sentAtMs, before });
   }
 
   settle(limits: SettleLimits): Promise<DriverActivity> {
     return this.run(async () => {
       await this.releaseRequestedSize();
       const { observer } = this.guest;
-      if (!this.injection) return observer.settle(limits);
-      return this.injection.settle(
-        limits,
-        (l, config) => observer.settle(l, config),
-        () => observer.hostConfig(),
-      );
+      const activity = !this.injection
+        ? await observer.settle(limits)
+        : await this.injection.settle(
+            limits,
+            (l, config) => observer.settle(l, config),
+            () => observer.hostConfig(),
+          );
+      const timed = withConfigBeforeResizes(activity, this.resizes);
+      this.resizes = [];
+      return this.writes ? this.writes.observe(timed) : timed;
     });
   }
 
@@ -131,7 +151,7 @@ export class SshGuestDriverSession implements DriverSession {
     return this.run(async () => {
       this.heldRequestedSize = undefined;
       try {
-        await this.guest.link.setRequestedSize(size);
+        await this.resizeNoting(size);
         return { kind: 'applied' };
       } catch (e) {
         // QEMU refusing the size is an answer; a QMP connection that failed is not.
@@ -153,6 +173,8 @@ export class SshGuestDriverSession implements DriverSession {
       await this.releaseRequestedSize();
       await this.injection?.reset();
       await this.guest.link.resetMachine(true);
+      // QEMU unplugs (and discards) every block at a reset.
+      this.writes?.reset();
       this.virtioName = undefined;
     });
   }

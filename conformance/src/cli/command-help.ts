@@ -262,6 +262,9 @@ export const OPTION_HELP: Readonly<Record<string, OptionHelp>> = {
   'guest:icount': {
     text: "guest time from the instruction counter on one vCPU: the driver's BUSY back-off passes in about a second",
   },
+  'shared-memory': {
+    text: "back the device region with a file in /dev/shm shared with the host (the ssh-guest adapter's memory-access)",
+  },
   dir: { placeholder: 'DIR', text: 'the guest folder (default ~/.cache/vmemct/guest)' },
   'backend-pid': { placeholder: 'PID', text: 'process id of the back-end (enables the fd checks)' },
   version: { placeholder: 'SERIES', text: 'fetch: the QEMU release series to fetch (default 10.0)' },

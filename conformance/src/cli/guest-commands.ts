@@ -72,11 +72,21 @@ export const GUEST_OPTIONS: Readonly<Record<string, OptionSpec>> = {
   memory: { kind: 'value' },
   'unplugged-inaccessible': { kind: 'flag' },
   icount: { kind: 'flag' },
+  'shared-memory': { kind: 'flag' },
   qemu: { kind: 'value' },
   json: { kind: 'flag' },
 };
 
-const UP_ONLY = ['block-size', 'region-size', 'requested-size', 'memory', 'unplugged-inaccessible', 'icount', 'qemu'];
+const UP_ONLY = [
+  'block-size',
+  'region-size',
+  'requested-size',
+  'memory',
+  'unplugged-inaccessible',
+  'icount',
+  'shared-memory',
+  'qemu',
+];
 
 /** `vmemct guest …`. */
 export async function guestCommand(args: readonly string[], io: CliIo): Promise<number> {
@@ -118,6 +128,7 @@ export async function guestCommand(args: readonly string[], io: CliIo): Promise<
           memory: size('memory'),
           unpluggedInaccessible: parsed.flags.has('unplugged-inaccessible'),
           icount: parsed.flags.has('icount'),
+          sharedMemory: parsed.flags.has('shared-memory'),
           qemu: parsed.values.get('qemu'),
           // The adapter injects scripted answers through it (`--gdb`).
           gdbstub: true,
