@@ -25,6 +25,7 @@ import {
 } from '../../core/src/contract';
 import { ConnectedGuest, SshGuestOptions, connectGuest } from './guest-connect';
 import { GuestDriverControl } from './guest-driver-control';
+import { featureSetRefusal } from './guest-qemu-choice';
 import { GuestInjectionHost, hookShell } from './guest-injection-session';
 import { GuestObserver } from './guest-observer';
 import { GuestParts, SshGuestDriverSession } from './ssh-guest-session';
@@ -34,7 +35,14 @@ export type { SshGuestOptions } from './guest-connect';
 
 /** The feature bits a vector's set-up is compared on: device-specific (0-23) and VERSION_1; other transport bits (RING_RESET, …) are QEMU's own. */
 const RELEVANT_FEATURES = DEVICE_TYPE_FEATURES_MASK | FEATURE_MASKS.VERSION_1;
-const CAPABILITIES: readonly Capability[] = ['host-resize', 'observe-driver', 'system-reset', 'initial-plugged'];
+const CAPABILITIES: readonly Capability[] = [
+  'host-resize',
+  'observe-driver',
+  'system-reset',
+  'initial-plugged',
+  // ACPI S3 in the guest, woken over QMP (guest-suspend.ts).
+  'suspend',
+];
 
 /** Connects to the guest and its QEMU and checks everything the adapter needs; throws {@link SshGuestSetupError}. */
 export async function connectSshGuestAdapter(options: SshGuestOptions): Promise<Adapter> {
@@ -133,11 +141,11 @@ class SshGuestAdapter implements Adapter {
       throw mismatch('region_size', d.maxSize, setup.region_size, '`vmemct guest up --region-size …`');
     if (setup.addr !== d.memaddr) throw mismatch('addr', d.memaddr, setup.addr, 'its device memory at that address');
     if (setup.node_id !== d.node) throw mismatch('node_id', d.node, setup.node_id, 'the device on that NUMA node');
-    if (setup.features !== undefined && (setup.features & RELEVANT_FEATURES) !== (offered & RELEVANT_FEATURES)) {
-      throw new UnsupportedSetupError(
-        `the guest's device offers features ${formatHex(offered & RELEVANT_FEATURES)}; this vector needs exactly ${formatHex(setup.features & RELEVANT_FEATURES)}`,
-      );
-    }
+    const refusal =
+      setup.features === undefined
+        ? undefined
+        : featureSetRefusal(offered & RELEVANT_FEATURES, setup.features & RELEVANT_FEATURES);
+    if (refusal !== undefined) throw new UnsupportedSetupError(refusal);
     if (setup.requested_size > d.maxSize || setup.requested_size % d.blockSize !== 0n) {
       throw new UnsupportedSetupError(
         `QEMU refuses requested_size ${formatHex(setup.requested_size)} (not a multiple of block_size inside the region)`,
