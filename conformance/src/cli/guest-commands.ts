@@ -15,6 +15,7 @@ import {
 import { QemuMissingError } from '../../../adapters/qemu-platform/src/index';
 import { parseValue } from '../../../spec/src/index';
 import { OptionSpec, nearest, parseArgs } from './args';
+import { fetchedQemuBinary, parseSeries } from './qemu-commands';
 import { EXIT_OK, HarnessError, UsageError } from './usage-error';
 import type { CliIo } from './main';
 
@@ -49,10 +50,19 @@ export const GUEST_OPTIONS: Readonly<Record<string, OptionSpec>> = {
   memory: { kind: 'value' },
   'unplugged-inaccessible': { kind: 'flag' },
   qemu: { kind: 'value' },
+  'qemu-version': { kind: 'value' },
   json: { kind: 'flag' },
 };
 
-const UP_ONLY = ['block-size', 'region-size', 'requested-size', 'memory', 'unplugged-inaccessible', 'qemu'];
+const UP_ONLY = [
+  'block-size',
+  'region-size',
+  'requested-size',
+  'memory',
+  'unplugged-inaccessible',
+  'qemu',
+  'qemu-version',
+];
 
 /** `vmemct guest …`. */
 export async function guestCommand(args: readonly string[], io: CliIo): Promise<number> {
@@ -83,6 +93,11 @@ export async function guestCommand(args: readonly string[], io: CliIo): Promise<
     if (sub === 'up') {
       const size = (o: string): bigint | undefined =>
         parsed.values.has(o) ? parseSize(command, o, parsed.values.get(o)!) : undefined;
+      if (parsed.values.has('qemu') && parsed.values.has('qemu-version'))
+        throw new UsageError(`${command}: give --qemu PATH or --qemu-version SERIES, not both`);
+      const qemu = parsed.values.has('qemu-version')
+        ? fetchedQemuBinary(command, parseSeries(command, 'qemu-version', parsed.values.get('qemu-version')!))
+        : parsed.values.get('qemu');
       const vm = await GuestVm.boot(
         {
           dir,
@@ -92,7 +107,9 @@ export async function guestCommand(args: readonly string[], io: CliIo): Promise<
           requestedSize: size('requested-size'),
           memory: size('memory'),
           unpluggedInaccessible: parsed.flags.has('unplugged-inaccessible'),
-          qemu: parsed.values.get('qemu'),
+          qemu,
+          // `suspend` steps: ACPI S3 (QEMU ≥ 9.2 then offers PERSISTENT_SUSPEND).
+          suspendToRam: true,
           // The adapter injects scripted answers through it (`--gdb`).
           gdbstub: true,
         },
