@@ -1,5 +1,5 @@
 import { FEATURE_MASKS } from '../../../spec/src/index';
-import { NO_PXM_REASON, featureSetRefusal, guestQemuFor } from './guest-qemu-choice';
+import { NO_PXM_REASON, featureSetRefusal, guestQemuBinaryFor, guestQemuFor } from './guest-qemu-choice';
 
 const { VERSION_1: V1, ACPI_PXM: PXM, PERSISTENT_SUSPEND: PS, UNPLUGGED_INACCESSIBLE: UI } = FEATURE_MASKS;
 
@@ -33,5 +33,17 @@ describe('featureSetRefusal: why the guest device cannot serve a vector', () => 
     expect(featureSetRefusal(V1 | PXM, V1 | PXM | UI)).toBe(
       "the guest's device offers features 0x100000001; this vector needs exactly 0x100000003",
     );
+  });
+});
+
+describe('guestQemuBinaryFor: the grouping key of a vector', () => {
+  const fetched = (series: string): string => `/cache/qemu-${series}/qemu-system-x86_64`;
+  it('is the fetched 10.0 for PERSISTENT_SUSPEND, the default QEMU otherwise, none without ACPI_PXM', () => {
+    expect(guestQemuBinaryFor({ setup: { features: V1 | PXM | PS } }, fetched)).toBe(
+      '/cache/qemu-10.0/qemu-system-x86_64',
+    );
+    expect(guestQemuBinaryFor({ setup: { features: V1 | PXM } }, fetched)).toBe('');
+    expect(guestQemuBinaryFor({ setup: {} }, fetched)).toBe('');
+    expect(guestQemuBinaryFor({ setup: { features: V1 } }, fetched)).toBeUndefined();
   });
 });

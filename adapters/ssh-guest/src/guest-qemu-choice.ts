@@ -61,3 +61,15 @@ export function featureSetRefusal(offered: bigint, wanted: bigint): string | und
   if (need.kind === 'version' && psDiffers) return `${plain}: ${need.reason}; boot the guest with QEMU ${need.version}`;
   return plain;
 }
+
+/**
+ * The QEMU binary for the guest of `vector`, as a per-configuration grouping key wants it: the
+ * default QEMU (`''`, Debian 12's 7.2 on PATH) unless the vector needs 10.0, then the fetched one
+ * (`fetched('10.0')`, e.g. the binary `vmemct qemu fetch` unpacked). Undefined when no stock
+ * QEMU builds the set-up (the vector is `unsupported` with {@link GuestQemuNeed}'s reason).
+ */
+export function guestQemuBinaryFor(vector: FeatureSetVector, fetched: (series: string) => string): string | undefined {
+  const need = guestQemuFor(vector);
+  if (need.kind === 'none') return undefined;
+  return need.kind === 'version' && need.version === '10.0' ? fetched('10.0') : '';
+}
