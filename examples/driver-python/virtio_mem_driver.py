@@ -395,7 +395,8 @@ class Driver:
     # ------------------------------------------------------------ suspend
 
     def may_suspend(self):
-        """(allowed, detail): without PERSISTENT_SUSPEND, never with memory (maybe) plugged."""
+        """(allowed, detail): without PERSISTENT_SUSPEND, never (drv.op.11 makes no exception
+        for "nothing plugged"); the detail says what the driver knows."""
         if self.negotiated(VIRTIO_MEM_F_PERSISTENT_SUSPEND):
             return True, "PERSISTENT_SUSPEND negotiated: block states survive suspend"
         if self.unplug_all_pending:
@@ -405,4 +406,4 @@ class Driver:
         plugged = self.plugged.count()
         if plugged:
             return False, f"{plugged} block(s) plugged and PERSISTENT_SUSPEND not negotiated"
-        return True, "no memory plugged"
+        return False, "PERSISTENT_SUSPEND not negotiated (drv.op.11), even with nothing plugged"

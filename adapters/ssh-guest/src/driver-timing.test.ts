@@ -63,6 +63,7 @@ describe('needsGuestTimersFast', () => {
         'vmem.drv.op.host-busy-plug-retried',
         // Its last settle waits on two more BUSY answers retried on the timer (it also needs suspend).
         'vmem.drv.op.suspend-refused-during-init-backoff',
+        'vmem.drv.op.suspend-refused-during-init-backoff-pxm',
         'vmem.drv.suite.busy-retried-for-every-request-type',
         'vmem.drv.suite.unplug-all-busy-at-init-retried',
       ].sort(),

@@ -155,3 +155,31 @@ describe('vectorNeedsFastTimers (which booted guests run with icount)', () => {
     expect(vectorNeedsFastTimers({})).toBe(false);
   });
 });
+
+describe('which QEMU a vector guest runs under', () => {
+  const PXM = FEATURE_MASKS.VERSION_1 | FEATURE_MASKS.ACPI_PXM;
+  const versions: Record<string, string> = { '': '7.2.22', '/cache/qemu-10.0/qemu-system-x86_64': '10.0.2' };
+  const adapterWith = (fetched: string | undefined): GuestPerDriverSetupAdapter =>
+    new GuestPerDriverSetupAdapter(
+      INFO,
+      async () => ({}) as BootedDriverGuest,
+      (q) => versions[q]!,
+      () => fetched,
+    );
+  test('a set-up offering PERSISTENT_SUSPEND boots the fetched QEMU 10.0; one without it the default', () => {
+    const adapter = adapterWith('/cache/qemu-10.0/qemu-system-x86_64');
+    const ps = adapter.plan({ ...DEFAULT, features: PXM | FEATURE_MASKS.PERSISTENT_SUSPEND }, {});
+    expect(ps).toMatchObject({ kind: 'guest', configuration: { qemu: '/cache/qemu-10.0/qemu-system-x86_64' } });
+    expect(adapter.plan({ ...DEFAULT, features: PXM }, {})).toMatchObject({
+      kind: 'guest',
+      configuration: { qemu: '' },
+    });
+  });
+  test('without a fetched 10.0 the vector is unsupported, saying how to fetch it', () => {
+    const plan = adapterWith(undefined).plan({ ...DEFAULT, features: PXM | FEATURE_MASKS.PERSISTENT_SUSPEND }, {});
+    expect(plan).toMatchObject({
+      kind: 'refused',
+      reason: expect.stringContaining('vmemct qemu fetch --version 10.0'),
+    });
+  });
+});

@@ -17,7 +17,8 @@ import type {
   Target,
 } from '../../core/src/contract';
 import { UnsupportedSetupError } from '../../core/src/contract';
-import { locateQemu } from '../../qemu-platform/src/index';
+import { defaultQemuCacheDir, locateQemu, readFetchedQemu } from '../../qemu-platform/src/index';
+import { guestQemuFor } from './guest-qemu-choice';
 import {
   DriverGuestConfiguration,
   DriverGuestPlan,
@@ -57,12 +58,12 @@ export function vectorNeedsFastTimers(options: DriverOptions): boolean {
   return needsGuestTimersFast({ target: 'driver', steps: actions.map((action) => ({ action })) });
 }
 
-/**
- * The QEMU binary a vector needs ('' for the default one). Stands in for the decision of the
- * workstream that brings a second QEMU (suspend); until then every vector uses the default.
- */
-export function qemuForVector(_setup: DeviceSetup, _options: DriverOptions): string {
-  return '';
+/** The binary of a fetched QEMU series (`vmemct qemu fetch --version SERIES`), or undefined when not fetched. */
+export type FetchedQemuOf = (series: string) => string | undefined;
+
+/** QEMU's version of a series fetched into the default cache, if it is there. */
+export function defaultFetchedQemu(series: string): string | undefined {
+  return readFetchedQemu(defaultQemuCacheDir(series), series)?.binary;
 }
 
 /** The ssh-guest driver adapter of the guest of each set-up, booted as vectors need them. */
@@ -74,6 +75,7 @@ export class GuestPerDriverSetupAdapter implements Adapter {
     readonly info: AdapterInfo,
     private readonly boot: DriverGuestBooter,
     private readonly versionOf: QemuVersionOf,
+    private readonly fetchedQemu: FetchedQemuOf = defaultFetchedQemu,
   ) {}
 
   /** How many guests were booted. */
@@ -89,7 +91,18 @@ export class GuestPerDriverSetupAdapter implements Adapter {
 
   /** The guest plan of a vector: QEMU's refusal, or the configuration its guest is booted with. */
   plan(setup: DeviceSetup, options: DriverOptions): DriverGuestPlan {
-    const qemu = qemuForVector(setup, options);
+    // The feature set decides the QEMU: 10.0 (fetched) to offer PERSISTENT_SUSPEND, else the default.
+    const need = guestQemuFor({ setup });
+    let qemu = '';
+    if (need.kind === 'version' && need.version !== '7.2') {
+      const fetched = this.fetchedQemu(need.version);
+      if (fetched === undefined)
+        return {
+          kind: 'refused',
+          reason: `${need.reason}; QEMU ${need.version} has not been fetched (\`vmemct qemu fetch --version ${need.version}\`)`,
+        };
+      qemu = fetched;
+    }
     return planDriverGuest(setup, options, { qemu, version: this.versionOf(qemu) }, vectorNeedsFastTimers(options));
   }
 
@@ -160,6 +173,8 @@ export async function bootDriverGuest(
       qemu: configuration.qemu || place.qemu,
       gdbstub: true,
       sharedMemory: true,
+      // `suspend` steps: ACPI S3 (QEMU ≥ 9.2 then offers PERSISTENT_SUSPEND).
+      suspendToRam: true,
       // Booted before a vector's timeout starts, on machines that may be loaded: TCG boots took up to 90 s there.
       bootTimeoutMs: BOOT_TIMEOUT_MS,
       ...driverGuestDeviceOptions(configuration),

@@ -77,6 +77,31 @@ export class GuestLink {
     }
   }
 
+  /** Runs a guest command whose status the caller judges (reconnecting first like {@link sh}). */
+  async run(command: string, what: string, timeoutMs = this.timeoutMs): Promise<ShellResult> {
+    this.epochs.check();
+    try {
+      if (!this.shell || this.shell.closed)
+        this.shell = await GuestShell.connect(this.ssh, Math.min(timeoutMs, 15_000), { setpriv: this.setpriv });
+      return await this.shell.run(command, timeoutMs);
+    } catch (e) {
+      throw asAdapterError(e, what);
+    }
+  }
+
+  /** QEMU's run state (`query-status`: `running`, `suspended`, `paused`, …). */
+  runState(): Promise<string> {
+    return this.host(async () => {
+      const r = (await this.qmp.execute('query-status')) as { status?: unknown };
+      return String(r.status);
+    });
+  }
+
+  /** Wakes a guest suspended to RAM (QMP `system_wakeup`). */
+  async wakeUp(): Promise<void> {
+    await this.host(() => this.qmp.execute('system_wakeup'));
+  }
+
   /** Ends the SSH connection (the next command opens a new one). */
   closeShell(): void {
     this.shell?.close();

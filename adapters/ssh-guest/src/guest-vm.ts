@@ -79,6 +79,11 @@ export interface GuestDeviceOptions {
    * boot, hence `-smp 1`.
    */
   readonly icount?: boolean;
+  /**
+   * Enable ACPI S3 on q35 (`-global ICH9-LPC.disable_s3=0`) so the guest can suspend to RAM
+   * (`suspend` steps). QEMU ≥ 9.2 then offers PERSISTENT_SUSPEND; 7.2 never does.
+   */
+  readonly suspendToRam?: boolean;
 }
 
 /** What a running guest is; stored as `run/guest-state.json`. */
@@ -227,6 +232,8 @@ export function guestQemuArguments(
   ];
   if (files.gdbSocket) args.push('-gdb', `unix:${files.gdbSocket},server=on,wait=off`);
   if (device.icount) args.push('-icount', 'shift=auto,sleep=off');
+  if (device.suspendToRam)
+    args.push('-global', device.machine === 'pc' ? 'PIIX4_PM.disable_s3=0' : 'ICH9-LPC.disable_s3=0');
   if (node > 0) {
     args.push('-object', `memory-backend-ram,id=vmemct-ram0,size=${sizeArg(memory)}`);
     args.push('-numa', 'node,nodeid=0,memdev=vmemct-ram0');
@@ -236,7 +243,8 @@ export function guestQemuArguments(
     const placed = [
       ...(device.addr !== undefined ? [`memaddr=${device.addr}`] : []),
       ...(node > 0 ? [`node=${node}`] : []),
-      ...(device.unpluggedInaccessible ? ['unplugged-inaccessible=on'] : []),
+      // Always explicit: QEMU ≥ 8.1 turns it on by default for its newer machine types.
+      `unplugged-inaccessible=${device.unpluggedInaccessible ? 'on' : 'off'}`,
     ];
     args.push(
       '-object',

@@ -29,6 +29,7 @@ import { ConnectedGuest, SshGuestOptions, connectGuest } from './guest-connect';
 import { gdbPlugRedirection } from './gdb-plug-redirect';
 import { GuestDriverControl } from './guest-driver-control';
 import { planDriverGuest } from './guest-driver-setups';
+import { featureSetRefusal } from './guest-qemu-choice';
 import { GuestInjectionHost, hookShell } from './guest-injection-session';
 import { UnpluggedWriteWatch, openMemoryFile } from './guest-memory-file';
 import { GuestObserver } from './guest-observer';
@@ -40,7 +41,14 @@ export type { SshGuestOptions } from './guest-connect';
 
 /** The feature bits a vector's set-up is compared on: device-specific (0-23) and VERSION_1; other transport bits (RING_RESET, …) are QEMU's own. */
 const RELEVANT_FEATURES = DEVICE_TYPE_FEATURES_MASK | FEATURE_MASKS.VERSION_1;
-const CAPABILITIES: readonly Capability[] = ['host-resize', 'observe-driver', 'system-reset', 'initial-plugged'];
+const CAPABILITIES: readonly Capability[] = [
+  'host-resize',
+  'observe-driver',
+  'system-reset',
+  'initial-plugged',
+  // ACPI S3 in the guest, woken over QMP (guest-suspend.ts).
+  'suspend',
+];
 
 /**
  * Why `host-busy` (QEMU's own BUSY, an outgoing migration held active: guest-host-busy.ts) is
@@ -208,11 +216,11 @@ class SshGuestAdapter implements Adapter {
     if (setup.region_size !== d.maxSize) throw mismatch('region_size', d.maxSize, setup.region_size);
     if (setup.addr !== d.memaddr) throw mismatch('addr', d.memaddr, setup.addr);
     if (setup.node_id !== d.node) throw mismatch('node_id', d.node, setup.node_id);
-    if (setup.features !== undefined && (setup.features & RELEVANT_FEATURES) !== (offered & RELEVANT_FEATURES)) {
-      throw new UnsupportedSetupError(
-        `the guest's device offers features ${formatHex(offered & RELEVANT_FEATURES)}; this vector needs exactly ${formatHex(setup.features & RELEVANT_FEATURES)}`,
-      );
-    }
+    const refusal =
+      setup.features === undefined
+        ? undefined
+        : featureSetRefusal(offered & RELEVANT_FEATURES, setup.features & RELEVANT_FEATURES);
+    if (refusal !== undefined) throw new UnsupportedSetupError(refusal);
     if (setup.requested_size % d.blockSize !== 0n) {
       throw new UnsupportedSetupError(
         `QEMU requires requested-size to be a multiple of the block size (got ${formatHex(setup.requested_size)})`,

@@ -3,6 +3,7 @@
  * runner has given up on cannot reach the guest once a later vector holds it.
  */
 import {
+  AdapterError,
   DriverActivity,
   DriverSession,
   ResizeOutcome,
@@ -10,6 +11,7 @@ import {
   SettleLimits,
   UnsupportedSetupError,
 } from '../../core/src/contract';
+import { sleep } from '../../core/src/sleep';
 import { QmpError } from '../../qemu-platform/src/index';
 import { GuestDriverControl } from './guest-driver-control';
 import { GuestInjectionHost, GuestInjectionSession } from './guest-injection-session';
@@ -17,6 +19,7 @@ import { GuestLink } from './guest-link';
 import { MemoryFile, UnpluggedWriteWatch } from './guest-memory-file';
 import { HostResize, withConfigBeforeResizes } from './resize-history';
 import { GuestObserver } from './guest-observer';
+import { attemptSuspend } from './guest-suspend';
 
 /** What a session works with: the adapter's parts for the one guest. */
 export interface GuestParts {
@@ -176,6 +179,32 @@ export class SshGuestDriverSession implements DriverSession {
       // QEMU unplugs (and discards) every block at a reset.
       this.writes?.reset();
       this.virtioName = undefined;
+    });
+  }
+
+  /** `suspend`: S3 in the guest, woken by `system_wakeup` when the driver lets it sleep (see guest-suspend.ts). */
+  requestSuspend(): Promise<{ allowed: boolean; detail: string }> {
+    return this.run(async () => {
+      await this.releaseRequestedSize();
+      const { link } = this.guest;
+      await link.resume();
+      const attempt = await attemptSuspend({
+        run: (command, what, timeoutMs) => link.run(command, what, timeoutMs),
+        runState: () => link.runState(),
+        wakeUp: () => link.wakeUp(),
+        plugged: async () => (await link.hostView()).size,
+        sleep,
+      });
+      switch (attempt.kind) {
+        case 'allowed':
+          return { allowed: true, detail: attempt.detail };
+        case 'refused':
+          return { allowed: false, detail: attempt.detail };
+        case 'unsupported':
+          throw new UnsupportedSetupError(attempt.reason);
+        case 'failed':
+          throw new AdapterError(`suspend: ${attempt.message}`);
+      }
     });
   }
 

@@ -21,6 +21,7 @@ import {
 import { QemuMissingError } from '../../../adapters/qemu-platform/src/index';
 import { parseValue } from '../../../spec/src/index';
 import { OptionSpec, nearest, parseArgs } from './args';
+import { fetchedQemuBinary, parseSeries } from './qemu-commands';
 import { EXIT_OK, HarnessError, UsageError } from './usage-error';
 import type { CliIo } from './main';
 
@@ -74,6 +75,7 @@ export const GUEST_OPTIONS: Readonly<Record<string, OptionSpec>> = {
   icount: { kind: 'flag' },
   'shared-memory': { kind: 'flag' },
   qemu: { kind: 'value' },
+  'qemu-version': { kind: 'value' },
   json: { kind: 'flag' },
 };
 
@@ -86,6 +88,7 @@ const UP_ONLY = [
   'icount',
   'shared-memory',
   'qemu',
+  'qemu-version',
 ];
 
 /** `vmemct guest …`. */
@@ -118,6 +121,11 @@ export async function guestCommand(args: readonly string[], io: CliIo): Promise<
     if (sub === 'up') {
       const size = (o: string): bigint | undefined =>
         parsed.values.has(o) ? parseSize(command, o, parsed.values.get(o)!) : undefined;
+      if (parsed.values.has('qemu') && parsed.values.has('qemu-version'))
+        throw new UsageError(`${command}: give --qemu PATH or --qemu-version SERIES, not both`);
+      const qemu = parsed.values.has('qemu-version')
+        ? fetchedQemuBinary(command, parseSeries(command, 'qemu-version', parsed.values.get('qemu-version')!))
+        : parsed.values.get('qemu');
       const vm = await GuestVm.boot(
         {
           dir,
@@ -129,7 +137,9 @@ export async function guestCommand(args: readonly string[], io: CliIo): Promise<
           unpluggedInaccessible: parsed.flags.has('unplugged-inaccessible'),
           icount: parsed.flags.has('icount'),
           sharedMemory: parsed.flags.has('shared-memory'),
-          qemu: parsed.values.get('qemu'),
+          qemu,
+          // `suspend` steps: ACPI S3 (QEMU ≥ 9.2 then offers PERSISTENT_SUSPEND).
+          suspendToRam: true,
           // The adapter injects scripted answers through it (`--gdb`).
           gdbstub: true,
         },

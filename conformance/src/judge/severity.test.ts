@@ -85,6 +85,7 @@ describe('severity tiers', () => {
     ['requests', 'answer'],
     ['request_types', 'answer'],
     ['accepted_features', 'answer'],
+    ['persistent_suspend', 'answer'],
     ['driver:request-well-formed', 'answer'],
     ['driver:init-unplug-all', 'answer'],
     ['driver:request-within-usable', 'answer'],

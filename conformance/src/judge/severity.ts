@@ -68,6 +68,7 @@ export const CHECK_SEVERITY: readonly SeverityRule[] = [
   { check: 'used_length', severity: 'answer' },
   { check: 'features_ok', severity: 'answer' },
   { check: 'accepted_features', severity: 'answer' },
+  { check: 'persistent_suspend', severity: 'answer' },
   { check: 'notification', severity: 'answer' },
   { check: 'notification.*', severity: 'answer' },
   { check: 'suspend', severity: 'answer' },

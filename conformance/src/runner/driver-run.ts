@@ -11,7 +11,7 @@
  * - with memory plugged at start, the first request is UNPLUG ALL or STATE (drv.init.2);
  * - memory writes touch plugged blocks only (drv.op.1); no config writes (drv.cfg.1);
  * - UNPLUGGED_INACCESSIBLE is accepted when offered (drv.init.1);
- * - without PERSISTENT_SUSPEND, no suspend with plugged memory (drv.op.11).
+ * - without PERSISTENT_SUSPEND, no suspend at all (drv.op.11).
  * What a vector states explicitly (`converged: true`, …) fails when not met.
  */
 import type { DeviceSetup, DriverSession } from '../../../adapters/core/src/contract';

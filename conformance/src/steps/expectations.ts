@@ -141,6 +141,12 @@ export const EXPECTATION_VALUES = {
     },
   },
   suspend: { field: 'suspend', schema: outcomeSet(['allowed', 'refused']), normalise: outcomes },
+  /** Whether the driver accepted an offered PERSISTENT_SUSPEND: optional, so graded, never required (drv.op.11). */
+  persistent_suspend: {
+    field: 'persistentSuspend',
+    schema: outcomeSet(['accepted', 'declined']),
+    normalise: outcomes,
+  },
   accepted_features: {
     field: 'acceptedFeatures',
     schema: {

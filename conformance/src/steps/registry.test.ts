@@ -57,6 +57,7 @@ const CONTRADICTED: { readonly [K in ExpectKey]: ExpectValue<K> } = {
   request_types: { includes: ['STATE'], excludes: [] },
   suspend: new Map([['refused', 'pass']]),
   accepted_features: { includes: 1n, excludes: 0n },
+  persistent_suspend: new Map([['accepted', 'pass']]),
 };
 
 /** One observation of each target that contradicts every value of {@link CONTRADICTED}. */

@@ -5,14 +5,23 @@
  * ```yaml
  * - start: true
  *   expect: {accepted_features: {includes: [VERSION_1]}}
+ * - start: true
+ *   expect: {persistent_suspend: {accepted: pass, declined: acceptable}}   # graded, not required
  * ```
  */
-import { VIRTIO_MEM_F_UNPLUGGED_INACCESSIBLE, featureMask, formatHex } from '../../../spec/src/index';
+import {
+  VIRTIO_MEM_F_PERSISTENT_SUSPEND,
+  VIRTIO_MEM_F_UNPLUGGED_INACCESSIBLE,
+  featureMask,
+  formatHex,
+} from '../../../spec/src/index';
+import { judgeOutcome } from '../judge/checks';
 import type { Finding } from '../judge/verdicts';
 import { driverConfig } from './observation-checks';
 import { defineStepKind, proceed } from './step-kind';
 
 const UNPLUGGED_INACCESSIBLE = featureMask(VIRTIO_MEM_F_UNPLUGGED_INACCESSIBLE);
+const PERSISTENT_SUSPEND = featureMask(VIRTIO_MEM_F_PERSISTENT_SUSPEND);
 
 /** A `start` step. */
 export interface StartAction {
@@ -72,6 +81,19 @@ export const startStep = defineStepKind<StartAction, never, { readonly negotiate
               observed: formatHex(o.negotiated),
             },
           ]);
+        },
+        // No statement obliges a driver to accept an offered feature: a vector grades the choice.
+        persistent_suspend: (stated, o, step) => {
+          const accepted = (o.negotiated & PERSISTENT_SUSPEND) !== 0n;
+          return proceed(
+            judgeOutcome(
+              step,
+              'persistent_suspend',
+              stated,
+              accepted ? 'accepted' : 'declined',
+              `negotiated ${formatHex(o.negotiated)}`,
+            ),
+          );
         },
         config: driverConfig,
       },

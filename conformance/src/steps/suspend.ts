@@ -1,7 +1,7 @@
 /**
  * `suspend`: suspend to RAM and wake up. On a device it checks what survives the sleep; on a
- * driver the guest asks to suspend and the driver must refuse while memory is plugged unless
- * PERSISTENT_SUSPEND was negotiated (drv.op.11).
+ * driver the guest asks to suspend and the driver must refuse unless PERSISTENT_SUSPEND was
+ * negotiated (drv.op.11; the statement has no exception for "nothing plugged").
  *
  * ```yaml
  * - suspend: true
@@ -48,14 +48,16 @@ export const suspendStep = defineStepKind<
         if (requestSuspend.kind === 'stop') return requestSuspend;
         const verdict = await requestSuspend.value();
         const findings =
-          verdict.allowed && (context.negotiated & PERSISTENT_SUSPEND) === 0n && context.config.plugged_size > 0n
+          verdict.allowed && (context.negotiated & PERSISTENT_SUSPEND) === 0n
             ? [
                 {
                   verdict: 'fail' as const,
                   step: step.index,
                   check: 'driver:suspend',
                   message:
-                    'the driver let the guest suspend with memory plugged although PERSISTENT_SUSPEND was not negotiated',
+                    context.config.plugged_size > 0n
+                      ? 'the driver let the guest suspend with memory plugged although PERSISTENT_SUSPEND was not negotiated'
+                      : 'the driver let the guest suspend although PERSISTENT_SUSPEND was not negotiated (nothing plugged is no exception)',
                   requirements: ['drv.op.11'],
                 },
               ]

@@ -216,6 +216,14 @@ class DriverAlwaysAllowsSuspend extends ReferenceDriver {
   }
 }
 
+/** drv.op.11: suspend allowed without PERSISTENT_SUSPEND once nothing is plugged (what Linux >= 6.10 does). */
+class DriverAllowsSuspendWithNothingPlugged extends ReferenceDriver {
+  override maySuspend(): SuspendPermission {
+    if (this.pluggedBlocks === 0) return { allowed: true, reason: 'mutant: nothing plugged, nothing to lose' };
+    return super.maySuspend();
+  }
+}
+
 /** drv.op.6: a shrink is done with UNPLUG ALL (giving back memory still in use), the driver's view left as if it were an UNPLUG. */
 class DriverShrinksWithUnplugAll extends ReferenceDriver {
   override next(): DriverAction {
@@ -257,6 +265,7 @@ export const MORE_DRIVER_MUTANTS: readonly Mutant[] = [
   driverMutant('driver drops configuration-change notifications', DriverDropsConfigNotifications),
   driverMutant('driver accepts features that were not offered', DriverAcceptsUnofferedFeatures),
   driverMutant('driver always allows suspend', DriverAlwaysAllowsSuspend),
+  driverMutant('driver allows suspend with nothing plugged', DriverAllowsSuspendWithNothingPlugged),
   driverMutant('driver shrinks with UNPLUG ALL', DriverShrinksWithUnplugAll),
   // drv.state.2 is a MUST, but what the runner sees of it is the next PLUG or UNPLUG contradicting the block states (drv.op.9, SHOULD).
   driverMutant(

@@ -500,21 +500,29 @@ describe('ReferenceDriver suspend (drv.op.11)', () => {
       ...over,
     });
 
-  test('drv.op.11: without PERSISTENT_SUSPEND it refuses deep sleep while memory is plugged', () => {
+  test('drv.op.11: without PERSISTENT_SUSPEND it refuses deep sleep, nothing plugged included', () => {
     const driver = new ReferenceDriver();
     driver.negotiate(V1);
     expect(driver.maySuspend()).toMatchObject({ allowed: false, reason: expect.stringMatching(/not been read/) });
     driver.onConfig(config({ requested_size: 0n }));
-    expect(driver.maySuspend()).toMatchObject({ allowed: true });
+    expect(driver.maySuspend()).toEqual({
+      allowed: false,
+      reason: expect.stringMatching(
+        /PERSISTENT_SUSPEND was not negotiated \(drv\.op\.11 .*even with nothing plugged\)/,
+      ),
+    });
     driver.onConfig(config({ plugged_size: 2n * BS }));
     expect(driver.maySuspend()).toMatchObject({ allowed: false, reason: expect.stringMatching(/drv\.op\.11/) });
   });
 
-  test('drv.op.11: it tracks its own acknowledged requests: a PLUG in flight or acknowledged forbids, UNPLUG ALL clears', () => {
+  test('drv.op.11: its reason tracks its own acknowledged requests (PLUG in flight, acknowledged, UNPLUG ALL) and it refuses throughout', () => {
     const driver = new ReferenceDriver({ initialiseMemory: false });
     driver.negotiate(V1);
     driver.onConfig(config());
-    expect(driver.maySuspend().allowed).toBe(true);
+    expect(driver.maySuspend()).toMatchObject({
+      allowed: false,
+      reason: expect.stringMatching(/even with nothing plugged/),
+    });
     driver.next();
     expect(driver.maySuspend()).toMatchObject({ allowed: false, reason: expect.stringMatching(/outstanding/) });
     driver.onResponse(encodeResponse({ type: 0 }));
@@ -524,7 +532,11 @@ describe('ReferenceDriver suspend (drv.op.11)', () => {
     again.onConfig(config({ plugged_size: 2n * BS }));
     expect(again.next()).toMatchObject({ kind: 'request', request: { type: 2 } });
     again.onResponse(encodeResponse({ type: 0 }));
-    expect(again.maySuspend().allowed).toBe(true);
+    expect(again.pluggedBlocks).toBe(0);
+    expect(again.maySuspend()).toMatchObject({
+      allowed: false,
+      reason: expect.stringMatching(/even with nothing plugged/),
+    });
   });
 
   test('drv.op.11: with PERSISTENT_SUSPEND negotiated it allows deep sleep with plugged memory', () => {

@@ -185,10 +185,10 @@ export class ReferenceDriver {
 
   /**
    * drv.op.11: whether the driver lets the guest enter deep sleep / suspend-to-RAM now. With
-   * VIRTIO_MEM_F_PERSISTENT_SUSPEND negotiated it always does. Without it, it refuses while it has
-   * plugged memory (plugged_size as it last read it, adjusted by acknowledged requests), while a
-   * PLUG is outstanding, and before it has read plugged_size at all. (s2idle is not deep sleep and
-   * is not restricted; this answers for deep sleep.)
+   * VIRTIO_MEM_F_PERSISTENT_SUSPEND negotiated it always does; without it, never — the statement
+   * has no exception for "nothing plugged" (Linux >= 6.10 makes one; that is its deviation). The
+   * reason says what the driver knows (plugged_size unread, a PLUG outstanding, plugged memory).
+   * (s2idle is not deep sleep and is not restricted; this answers for deep sleep.)
    */
   maySuspend(): SuspendPermission {
     if ((this.features & featureMask(VIRTIO_MEM_F_PERSISTENT_SUSPEND)) !== 0n) {
@@ -216,7 +216,11 @@ export class ReferenceDriver {
         reason: `0x${this.knownPluggedSize.toString(16)} bytes are plugged and VIRTIO_MEM_F_PERSISTENT_SUSPEND was not negotiated (drv.op.11)`,
       };
     }
-    return { allowed: true, reason: 'no memory is plugged: nothing can be lost across suspend and wake-up' };
+    return {
+      allowed: false,
+      reason:
+        'VIRTIO_MEM_F_PERSISTENT_SUSPEND was not negotiated (drv.op.11 forbids deep sleep without it, even with nothing plugged)',
+    };
   }
 
   /** The next action. Calling it again without feeding anything returns the same kind of action. */
