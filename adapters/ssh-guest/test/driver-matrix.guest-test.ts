@@ -118,14 +118,14 @@ describe.each(plan.map((p) => [p.kernel, p.selection, p] as const))(
 
     beforeAll(async () => {
       fs.mkdirSync(out, { recursive: true });
-      const expectations = path.join(ROOT, kernelExpectationsFile(kernel));
-      if (!fs.existsSync(expectations))
-        throw new Error(`Linux ${kernel} has no expectation file ${kernelExpectationsFile(kernel)}`);
       const build = await cli(['guest', 'build', '--dir', image, ...guestBuildKernelArguments(kernel)], 10 * MINUTE);
       if (build.status !== 0)
         throw new Error(
           `vmemct guest build cannot pack Linux ${kernel} (exit ${build.status}): ${build.stderr.trim().split('\n').slice(-3).join(' / ')}`,
         );
+      const expectations = path.join(ROOT, kernelExpectationsFile(kernel));
+      if (!fs.existsSync(expectations))
+        throw new Error(`Linux ${kernel} has no expectation file ${kernelExpectationsFile(kernel)}`);
       timings.push(`build: ${(build.ms / 1000).toFixed(1)} s`);
       const t = Date.now();
       vm = await GuestVm.boot({ dir: image, runDir: path.join(out, 'run'), detached: false, gdbstub: true });
