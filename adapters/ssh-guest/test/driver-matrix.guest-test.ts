@@ -55,6 +55,9 @@ const ADAPTER_WIRING_FAILURES: readonly string[] = [
   'vmem.drv.init.unplug-all-busy-across-settles',
 ];
 
+/** The per-vector bound given to the run (`--timeout`). */
+const PER_VECTOR_BOUND_MS = 5 * MINUTE;
+
 interface CliResult {
   readonly status: number | null;
   readonly stdout: string;
@@ -157,6 +160,10 @@ describe.each(plan.map((p) => [p.kernel, p.selection, p] as const))(
             '--expectations',
             path.join(ROOT, kernelExpectationsFile(kernel)),
             '--strict',
+            // Per vector: at a load average of 20 (six TCG guests on 2 cores) a reboot vector and an
+            // ACK-trailer vector each ran past the adapter's default 120 s.
+            '--timeout',
+            String(PER_VECTOR_BOUND_MS),
             '--json',
             json,
           ],
