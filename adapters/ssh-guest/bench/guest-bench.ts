@@ -1,8 +1,10 @@
 /**
- * `npm run bench:guest`: the live guest's timings against DESIGN targets — build the guest
+ * `npm run bench:guest`: the live guest's timings against their targets — build the guest
  * (< 30 s, kernel download included), boot to SSH (< 15 s), the whole driver corpus (< 2 min);
  * the device corpus through the in-guest agent (< 2 min, its boot included) and requests per
- * second through the agent (≥ 2000). Reports; never fails on a slow figure.
+ * second through the agent (≥ 2000) — each corpus beside a baseline measured in the same run: the
+ * model adapter on the same vectors (and, for the device corpus, QEMU's device over qtest), so a
+ * slow figure can be told from a slow machine. Reports; never fails on a slow figure.
  */
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -18,15 +20,26 @@ const ROOT = path.resolve(__dirname, '..', '..', '..', '..');
 
 async function main(): Promise<void> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vmemct-guest-bench-'));
-  const rows: [string, number, number][] = [];
+  const rows: [string, number, number, string][] = [];
+  const baseline = (what: string, args: readonly string[]): string => {
+    const t = Date.now();
+    const r = spawnSync(
+      process.execPath,
+      [path.join(ROOT, 'conformance', 'bin', 'vmemct.js'), 'run', ...args, '--quiet'],
+      {
+        encoding: 'utf8',
+      },
+    );
+    return `${what} ${((Date.now() - t) / 1000).toFixed(1)} s${r.status === 0 ? '' : ` (exit ${r.status})`}`;
+  };
   let vm: GuestVm | undefined;
   try {
     let t = Date.now();
     await buildGuest({ dir });
-    rows.push(['build the guest (download included)', (Date.now() - t) / 1000, 30]);
+    rows.push(['build the guest (download included)', (Date.now() - t) / 1000, 30, '—']);
     t = Date.now();
     vm = await GuestVm.boot({ dir, detached: false });
-    rows.push(['boot to SSH', (Date.now() - t) / 1000, 15]);
+    rows.push(['boot to SSH', (Date.now() - t) / 1000, 15, '—']);
     t = Date.now();
     const run = spawnSync(
       process.execPath,
@@ -40,7 +53,7 @@ async function main(): Promise<void> {
       ],
       { encoding: 'utf8' },
     );
-    rows.push(['driver corpus', (Date.now() - t) / 1000, 120]);
+    rows.push(['driver corpus', (Date.now() - t) / 1000, 120, baseline('model', ['--target', 'driver'])]);
     const summary = run.stdout.trim().split('\n').pop() ?? run.stderr.trim();
     process.stdout.write(`driver corpus: ${summary}\n`);
     // The device corpus through the agent, in a guest of its own (boot included).
@@ -63,7 +76,12 @@ async function main(): Promise<void> {
       [path.join(ROOT, 'conformance', 'bin', 'vmemct.js'), 'run', ...deviceArgs, ...keys, '--quiet'],
       { encoding: 'utf8' },
     );
-    rows.push(['device corpus through the agent (+ boot)', (Date.now() - t) / 1000, 120]);
+    rows.push([
+      'device corpus through the agent (+ boot)',
+      (Date.now() - t) / 1000,
+      120,
+      `${baseline('model', ['--target', 'device'])}, ${baseline('qtest', ['--adapter', 'qemu', '--target', 'device'])}`,
+    ]);
     process.stdout.write(`device corpus: ${device.stdout.trim().split('\n').pop() ?? device.stderr.trim()}\n`);
     process.stdout.write(
       `requests through the agent: ${(await agentRequestsPerSecond(vm)).toFixed(0)}/s (target ≥ 2000)\n`,
@@ -72,9 +90,9 @@ async function main(): Promise<void> {
     await vm?.stop();
     fs.rmSync(dir, { recursive: true, force: true });
   }
-  for (const [what, seconds, target] of rows) {
+  for (const [what, seconds, target, sameRun] of rows) {
     process.stdout.write(
-      `${what.padEnd(40)} ${seconds.toFixed(1).padStart(6)} s   target < ${target} s ${seconds < target ? 'ok' : 'SLOW'}\n`,
+      `${what.padEnd(40)} ${seconds.toFixed(1).padStart(6)} s   target < ${target} s ${seconds < target ? 'ok  ' : 'SLOW'}   same run: ${sameRun}\n`,
     );
   }
 }

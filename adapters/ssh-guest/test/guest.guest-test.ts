@@ -1,7 +1,8 @@
 /**
  * The live-guest suite: builds the guest from Debian's packages, boots it under QEMU (TCG) and
- * runs the driver corpus against its virtio_mem driver through the CLI, then checks the faults
- * the adapter must report (exit 2 with the reason) and a guest that stops answering mid-run.
+ * checks the faults the adapter must report (exit 2 with the reason), a guest that stops answering
+ * mid-run, and `guest up` / `status` / `down`. The driver corpus itself runs in
+ * driver-matrix.guest-test.ts (with the gdbstub, on every kernel of the matrix).
  */
 import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -86,45 +87,6 @@ afterAll(async () => {
 });
 
 describe('the Linux virtio_mem driver in a live guest', () => {
-  // The bound is for a loaded 2-core machine running the guest under TCG (91 s with the QEMU and
-  // vhost-user suites beside it, 152 s seen on a busier machine); cli() kills the run at 300 s.
-  it('passes the driver corpus under linux-6.1.yaml, strict, within 4 minutes', async () => {
-    const json = path.join(OUT, 'driver-corpus.json');
-    const r = await cli([
-      'run',
-      '--target',
-      'driver',
-      ...runArguments(vm.state),
-      '--expectations',
-      EXPECTATIONS,
-      '--strict',
-      '--json',
-      json,
-    ]);
-    timings.push(`driver corpus: ${(r.ms / 1000).toFixed(1)} s`);
-    expect(r.stderr).not.toMatch(/internal error/);
-    expect(r.status).toBe(0);
-    const doc = JSON.parse(fs.readFileSync(json, 'utf8')) as {
-      adapter: { implementation: string };
-      results: { id: string; verdict: string }[];
-    };
-    expect(doc.adapter.implementation).toMatch(/^Linux 6\.1\./);
-    const passed = doc.results.filter((x) => x.verdict === 'pass').map((x) => x.id);
-    // Grow, shrink, resize to zero and to the same value, UNPLUG ALL at probe and the reboots run for real.
-    expect(passed).toEqual(
-      expect.arrayContaining([
-        'vmem.drv.op.grow-to-requested',
-        'vmem.drv.op.shrink-to-requested',
-        'vmem.drv.op.resize-to-zero',
-        'vmem.drv.init.unplug-all-at-start',
-        'vmem.drv.init.reboot-replugs',
-        'vmem.drv.bug.reboot-with-plugged-memory',
-      ]),
-    );
-    expect(doc.results.every((x) => x.verdict === 'pass' || x.verdict === 'unsupported')).toBe(true);
-    expect(r.ms).toBeLessThan(240_000);
-  });
-
   it('reports an unreachable guest, a wrong key, an untrusted host key and an unreachable QMP as exit 2 with the reason', async () => {
     const base = runArguments(vm.state);
     const withOption = (name: string, value: string): string[] => {
