@@ -21,11 +21,13 @@ import {
   DeviceSetup,
   DriverOptions,
   DriverSession,
+  NamedDeviceSetup,
   UnsupportedSetupError,
 } from '../../core/src/contract';
 import { ConnectedGuest, SshGuestOptions, connectGuest } from './guest-connect';
 import { GuestDriverControl } from './guest-driver-control';
 import { GuestInjectionHost, hookShell } from './guest-injection-session';
+import { GroupParts, openGuestDeviceGroup } from './guest-multi-device';
 import { GuestObserver } from './guest-observer';
 import { GuestParts, SshGuestDriverSession } from './ssh-guest-session';
 
@@ -35,6 +37,10 @@ export type { SshGuestOptions } from './guest-connect';
 /** The feature bits a vector's set-up is compared on: device-specific (0-23) and VERSION_1; other transport bits (RING_RESET, …) are QEMU's own. */
 const RELEVANT_FEATURES = DEVICE_TYPE_FEATURES_MASK | FEATURE_MASKS.VERSION_1;
 const CAPABILITIES: readonly Capability[] = ['host-resize', 'observe-driver', 'system-reset', 'initial-plugged'];
+/** What a guest with two or more virtio-mem devices adds: multi-device vectors and the memory per node. */
+const MULTI_DEVICE_CAPABILITIES: readonly Capability[] = ['multi-device', 'node-memory'];
+const ONE_DEVICE_ONLY =
+  'the guest has one virtio-mem device; boot one with several, each on its NUMA node (`vmemct guest up --extra-device 1`)';
 
 /** Connects to the guest and its QEMU and checks everything the adapter needs; throws {@link SshGuestSetupError}. */
 export async function connectSshGuestAdapter(options: SshGuestOptions): Promise<Adapter> {
@@ -44,26 +50,38 @@ export async function connectSshGuestAdapter(options: SshGuestOptions): Promise<
 class SshGuestAdapter implements Adapter {
   readonly info: AdapterInfo;
   private readonly parts: GuestParts;
+  /** The parts a multi-device session uses; undefined when the guest has one virtio-mem device. */
+  private readonly groupParts: GroupParts | undefined;
   private sessionOpen = false;
 
   constructor(
     options: SshGuestOptions,
     private readonly guest: ConnectedGuest,
   ) {
+    const multiDevice = guest.pciDevices.length > 1;
     this.info = {
       name: 'ssh-guest',
       implementation: `Linux ${guest.kernelRelease}`,
       targets: ['driver'],
       // Scripted answers go through QEMU's gdbstub: offered when the guest's QEMU has one.
-      capabilities: options.gdbSocket ? [...CAPABILITIES, 'inject-responses'] : CAPABILITIES,
+      capabilities: [
+        ...CAPABILITIES,
+        ...(options.gdbSocket ? (['inject-responses'] as const) : []),
+        ...(multiDevice ? MULTI_DEVICE_CAPABILITIES : []),
+      ],
       timeoutMultiplier: 12,
+      ...(multiDevice
+        ? {}
+        : { missingCapabilities: { 'multi-device': ONE_DEVICE_ONLY, 'node-memory': ONE_DEVICE_ONLY } }),
     };
     const { link, geometry } = guest;
-    const observer = new GuestObserver(link, guest.window, guest.trace, geometry, {
-      quietMs: options.quietMs ?? 800,
-      stallMs: options.stallMs ?? 8000,
-    });
-    const control = new GuestDriverControl(link, observer, geometry, options.drainTimeoutMs ?? 60_000);
+    const timing = { quietMs: options.quietMs ?? 800, stallMs: options.stallMs ?? 8000 };
+    const observer = new GuestObserver(link, guest.window, guest.trace, geometry, timing);
+    const drainTimeoutMs = options.drainTimeoutMs ?? 60_000;
+    this.groupParts = multiDevice
+      ? { link, trace: guest.trace, pciDevices: guest.pciDevices, timing, drainTimeoutMs }
+      : undefined;
+    const control = new GuestDriverControl(link, observer, geometry, drainTimeoutMs);
     const injection = options.gdbSocket ? new GuestInjectionHost(options.gdbSocket) : undefined;
     this.parts = { link, control, observer, offered: guest.offered, injection };
   }
@@ -105,6 +123,21 @@ class SshGuestAdapter implements Adapter {
         },
         hold ? setup.requested_size : undefined,
       );
+    } catch (e) {
+      this.sessionOpen = false;
+      throw e;
+    }
+  }
+
+  /** `multi-device`: one session per device of the vector, the guest's driver managing them all. */
+  async openDrivers(devices: readonly NamedDeviceSetup[]): Promise<readonly DriverSession[]> {
+    if (!this.groupParts) throw new UnsupportedSetupError(ONE_DEVICE_ONLY);
+    if (this.sessionOpen) this.guest.link.closeShell();
+    this.sessionOpen = true;
+    try {
+      return await openGuestDeviceGroup(this.groupParts, devices, () => {
+        this.sessionOpen = false;
+      });
     } catch (e) {
       this.sessionOpen = false;
       throw e;

@@ -248,6 +248,10 @@ export const OPTION_HELP: Readonly<Record<string, OptionHelp>> = {
   'node-id': { placeholder: 'N', text: 'NUMA node id of the device (default 0)' },
   memory: { placeholder: 'SIZE', text: "the guest's boot memory (default 1GiB)" },
   'unplugged-inaccessible': { text: 'offer VIRTIO_MEM_F_UNPLUGGED_INACCESSIBLE' },
+  'extra-device': {
+    placeholder: 'NODE',
+    text: 'guest up: a further virtio-mem device on NUMA node NODE (repeatable; boot memory split over the nodes) for multi-device vectors',
+  },
   dir: { placeholder: 'DIR', text: 'the guest folder (default ~/.cache/vmemct/guest)' },
   'backend-pid': { placeholder: 'PID', text: 'process id of the back-end (enables the fd checks)' },
   version: { placeholder: 'SERIES', text: 'fetch: the QEMU release series to fetch (default 10.0)' },

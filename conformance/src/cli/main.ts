@@ -73,7 +73,7 @@ usage:
       [--force]             write into a non-empty folder that is not a previous docs output
   vmemct guest build|up|down|status [--dir DIR]  a Linux guest to test with (Debian kernel, busybox, dropbear)
       up: [--block-size 2MiB] [--region-size 1GiB] [--requested-size 0] [--memory 1GiB]
-          [--unplugged-inaccessible] [--qemu PATH]; prints the run options for the guest
+          [--unplugged-inaccessible] [--extra-device NODE …] [--qemu PATH]; prints the run options for the guest
   vmemct qemu fetch [--version 10.0] [--cache DIR] [--quiet]
                             QEMU SERIES from Debian's backports suite (mirrors taken from this machine's
                             apt sources, private apt configuration), unpacked into DIR (default
