@@ -26,7 +26,7 @@ import { DEVICE_MUTANTS } from './teeth/device-mutants';
 import { MORE_DEVICE_MUTANTS } from './teeth/device-mutants-more';
 import { PROGRESS_DEVICE_MUTANTS } from './teeth/device-mutants-progress';
 import { BUSY_DEVICE_MUTANTS } from './teeth/device-mutants-busy';
-import { DRIVER_MUTANTS } from './teeth/driver-mutants';
+import { DRIVER_MUTANTS, MULTI_DEVICE_DRIVER_MUTANTS } from './teeth/driver-mutants';
 import { MORE_DRIVER_MUTANTS } from './teeth/driver-mutants-more';
 import { OBSERVATION_MUTANTS } from './teeth/device-mutants-observation';
 import type { Mutant } from './teeth/mutant-kit';
@@ -40,6 +40,7 @@ const MUTANTS: readonly Mutant[] = [
   ...PROGRESS_DEVICE_MUTANTS,
   ...BUSY_DEVICE_MUTANTS,
   ...DRIVER_MUTANTS,
+  ...MULTI_DEVICE_DRIVER_MUTANTS,
   ...MORE_DRIVER_MUTANTS,
 ];
 

@@ -62,6 +62,8 @@ export const CAPABILITY_NAMES = [
   'observe-driver',
   'inject-responses',
   'config-generation',
+  'multi-device',
+  'node-memory',
 ] as const;
 
 /** An expected config value: an expression (equality), a range, or `unchanged`. */
@@ -115,6 +117,25 @@ export const Setup = {
   },
 } as const;
 
+/** A device's name in a multi-device vector (steps address it by this name or by its 0-based index). */
+export const DeviceName = { type: 'string', pattern: '^[a-z][a-z0-9-]*$', maxLength: 32 } as const;
+
+/**
+ * The devices of a multi-device driver vector: two or more, each named, each with its own set-up
+ * laid over the vector's `setup:` (a single-device vector has no `devices:`).
+ */
+export const DeviceList = {
+  type: 'array',
+  minItems: 2,
+  maxItems: 16,
+  items: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['name'],
+    properties: { name: DeviceName, setup: Setup },
+  },
+} as const;
+
 /** The `$id`s of the assembled vector schemas. */
 export const VECTOR_SCHEMA_IDS = {
   vector: 'https://vmemct.dev/schemas/vector.json',
@@ -149,6 +170,7 @@ export function vectorSchemas(step: object): {
       timeout_ms: { type: 'integer', minimum: 1, maximum: 600000 },
       check_invariants: { type: 'boolean' },
       setup: Setup,
+      devices: DeviceList,
       steps: { type: 'array', minItems: 1, items: step },
       description: { type: 'string' },
       links: { type: 'array', items: { type: 'string' } },

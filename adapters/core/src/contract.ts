@@ -199,7 +199,20 @@ export interface DriverSession {
   hostBusy?(busy: boolean): Promise<void>;
   /** `suspend`: asks the guest to suspend to RAM; reports whether the driver allowed it. */
   requestSuspend?(): Promise<{ readonly allowed: boolean; readonly detail: string }>;
+  /**
+   * `node-memory`: the memory the driver has added to the system from the virtio-mem devices it
+   * manages, per NUMA node (node id → bytes; a node it added nothing to may be absent). It is the
+   * whole system's view, whichever device's session is asked.
+   */
+  nodeMemory?(): Promise<ReadonlyMap<number, bigint>>;
   close(): Promise<void>;
+}
+
+/** One device of a multi-device driver vector: its name (as reports show it), set-up and options. */
+export interface NamedDeviceSetup {
+  readonly name: string;
+  readonly setup: DeviceSetup;
+  readonly options: DriverOptions;
 }
 
 /** Options a driver session is opened with. */
@@ -275,6 +288,12 @@ export interface Adapter {
    * failure is reported when the vector opens.
    */
   prepare?(target: Target, setup: DeviceSetup, options: DriverOptions): Promise<void>;
+  /**
+   * `multi-device`: opens one driver managing several devices at once, one built from each
+   * set-up; returns one session per device, in the order given (each resizes, reads and settles
+   * its own device; the driver behind them is shared).
+   */
+  openDrivers?(devices: readonly NamedDeviceSetup[]): Promise<readonly DriverSession[]>;
   /** Releases everything the adapter holds (processes, sockets). Must not throw. */
   dispose(): Promise<void>;
 }

@@ -55,6 +55,15 @@ export const SUITE_DRIVER_CAPABILITIES: readonly Capability[] = [
 /** Driver capabilities only the harness's driver can provide, when its hello declares them. */
 export const HARNESS_DRIVER_CAPABILITIES: readonly Capability[] = ['system-reset', 'suspend'];
 
+/**
+ * Why a driver harness cannot run multi-device vectors: the harness protocol opens one device per
+ * driver session and has no call for the memory a driver added per NUMA node.
+ */
+export const HARNESS_MISSING_DRIVER_CAPABILITIES: Readonly<Partial<Record<Capability, string>>> = {
+  'multi-device': 'the harness protocol (vmemct-harness/1) gives a driver session exactly one device',
+  'node-memory': 'the harness protocol has no call reporting the memory a driver added per NUMA node',
+};
+
 /** The harness could not be started or said no valid hello (the CLI exits 2 with this). */
 export class ExecHarnessStartError extends Error {
   override readonly name = 'ExecHarnessStartError';
@@ -84,6 +93,7 @@ export function execAdapterInfo(hello: HarnessHello, location: string): AdapterI
     capabilities: [...new Set([...(perTarget.device ?? []), ...(perTarget.driver ?? [])])],
     targetCapabilities: perTarget,
     timeoutMultiplier: hello.timeout_multiplier ?? 1,
+    ...(hello.targets.driver ? { missingCapabilities: HARNESS_MISSING_DRIVER_CAPABILITIES } : {}),
   };
 }
 

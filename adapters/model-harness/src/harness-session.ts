@@ -50,6 +50,12 @@ export interface ServedModelOptions {
   readonly log?: (line: string) => void;
 }
 
+/**
+ * The capabilities the served model declares: all but those the harness protocol cannot carry
+ * (a driver session holds one device, so no `multi-device`, and no call reports `node-memory`).
+ */
+export const SERVED_CAPABILITIES = CAPABILITY_NAMES.filter((c) => c !== 'multi-device' && c !== 'node-memory');
+
 /** The hello the served model writes first. */
 export function servedHello(options: ServedModelOptions): Readonly<Record<string, unknown>> {
   const profile = options.profile ?? SPEC_PROFILE;
@@ -57,7 +63,7 @@ export function servedHello(options: ServedModelOptions): Readonly<Record<string
     hello: HARNESS_PROTOCOL,
     implementation: `model:${profile.name}`,
     version: options.version,
-    targets: { device: [...CAPABILITY_NAMES], driver: [...CAPABILITY_NAMES] },
+    targets: { device: [...SERVED_CAPABILITIES], driver: [...SERVED_CAPABILITIES] },
     timeout_multiplier: 1,
   };
 }

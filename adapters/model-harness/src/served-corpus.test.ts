@@ -144,13 +144,15 @@ describe('the corpus through `--adapter exec` against `vmemct serve-harness` ove
 
   test('every driver vector: identical transcripts (every request, response, configuration and time), verdicts and findings', async () => {
     const started = Date.now();
-    const vectors = ofTarget('driver');
+    // The harness protocol gives a driver session one device: multi-device vectors are `unsupported` over it.
+    const vectors = ofTarget('driver').filter((v) => !v.needs.includes('multi-device'));
     const c = await compareOverCorpus(await overPipes(), createModelAdapter(), vectors);
     report('driver', c, started);
     expect(c.differences).toEqual([]);
     expect(c.compared).toBeGreaterThan(60);
     expect(c.verdicts.pass).toBeGreaterThan(40);
-    expect(uncalled(c, DRIVER_CALLS, 'openDriver', '  event')).toEqual([]);
+    // nodeMemory belongs to multi-device vectors, which the protocol cannot carry (left out above).
+    expect(uncalled(c, DRIVER_CALLS, 'openDriver', '  event')).toEqual(['nodeMemory']);
   }, 60_000);
 
   test('every device vector with --profile qemu-7.2: identical to the in-process qemu-7.2 profile', async () => {

@@ -39,6 +39,7 @@ import {
 import { virtioHandshake } from '../../virtio/src/index';
 import { DriverDevice, DriverDeviceSession, requestEvent, resizeOutcome } from './driver-device';
 import { modelTransport } from './model-transport';
+import { addNodeMemory, openDriverGroup } from './model-driver-group';
 
 export type { DeviceFactory } from '../../../model/src/index';
 
@@ -75,6 +76,12 @@ export function createModelAdapter(options: ModelAdapterOptions = {}): Adapter {
     async openDriver(setup, driverOptions) {
       const makeDriver = options.driverFactory ?? (() => new ReferenceDriver());
       return new ModelDriverSession(DriverDevice.open(setup, driverOptions), makeDriver);
+    },
+    async openDrivers(devices) {
+      const makeDriver = options.driverFactory ?? (() => new ReferenceDriver());
+      return openDriverGroup(
+        devices.map((d) => new ModelDriverSession(DriverDevice.open(d.setup, d.options), makeDriver)),
+      );
     },
     async dispose() {
       /* nothing held */
@@ -166,7 +173,8 @@ class ModelDeviceSession implements DeviceSession {
   }
 }
 
-class ModelDriverSession extends DriverDeviceSession implements DriverSession {
+/** The model's driver session: the reference driver (or a variant) pumped against one device of the `spec` profile. */
+export class ModelDriverSession extends DriverDeviceSession implements DriverSession {
   /** The driver, a request left pending at a settle's limit, the virtual clock. */
   private readonly session: DriverSessionCore;
 
@@ -204,6 +212,20 @@ class ModelDriverSession extends DriverDeviceSession implements DriverSession {
 
   async requestSuspend(): Promise<{ allowed: boolean; detail: string }> {
     return this.session.maySuspend();
+  }
+
+  /**
+   * `node-memory`: the memory the driver believes plugged, on the node it adds it to (the
+   * device's `node_id` with ACPI_PXM negotiated; node 0, the platform's default, without).
+   */
+  async nodeMemory(): Promise<ReadonlyMap<number, bigint>> {
+    return addNodeMemory(new Map(), this.memoryShare());
+  }
+
+  /** This device's part of the system's node memory: the node the driver adds its memory to, and how much. */
+  memoryShare(): { readonly node: number; readonly bytes: bigint } {
+    const driver = this.session.driver;
+    return { node: driver.memoryNode ?? 0, bytes: driver.pluggedBytes };
   }
 
   async close(): Promise<void> {

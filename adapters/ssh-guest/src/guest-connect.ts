@@ -1,8 +1,8 @@
 /**
  * Connecting to a guest under test and checking everything the `ssh-guest` adapter needs, in
  * the order a person would fix them: QEMU's QMP and its virtio-mem device, the trace log, SSH
- * into the guest, one virtio-mem PCI function, virtio_mem as a module, a readable PCI_CFG
- * window. Each failure is a {@link SshGuestSetupError} saying what to change.
+ * into the guest, its virtio-mem PCI functions (the device's found by its address), virtio_mem as
+ * a module, a readable PCI_CFG window. Each failure is a {@link SshGuestSetupError} saying what to change.
  */
 import * as fs from 'node:fs';
 import {
@@ -12,6 +12,8 @@ import {
   QmpTcpAddress,
   listVirtioMemDevices,
 } from '../../qemu-platform/src/index';
+import { formatHex } from '../../../spec/src/index';
+import { decodeConfig } from '../../../model/src/codec/codec';
 import { ConfigWindow } from './config-window';
 import { GuestLink } from './guest-link';
 import { sharedMemoryFile } from './guest-memory-file';
@@ -66,6 +68,11 @@ export interface ConnectedGuest {
   readonly kernelRelease: string;
   /** The features the device offers (both 32-bit halves). */
   readonly offered: bigint;
+  /**
+   * Every virtio-mem PCI function the guest sees (sysfs folders), the device's among them: a
+   * guest with several serves multi-device vectors.
+   */
+  readonly pciDevices: readonly string[];
   /** The file backing the device region, shared with QEMU (`memory-access`), or why there is none. */
   readonly memoryFile: { readonly path: string } | { readonly reason: string };
   /** QEMU's version (`query-version`), e.g. `7.2.0`: which device set-ups it can build depends on it. */
@@ -85,6 +92,22 @@ const FIND_VIRTIO_MEM_PCI =
 /** Loads virtio_mem if needed and says whether it is a module, built in, or missing. */
 const DRIVER_KIND =
   '[ -d /sys/module/virtio_mem ] || modprobe virtio_mem; if [ -e /sys/module/virtio_mem/initstate ]; then echo module; elif [ -d /sys/module/virtio_mem ]; then echo builtin; else echo missing; fi';
+
+/** The configuration window of the PCI function (one of `devices`) whose region starts at `addr`. */
+export async function windowAt(link: GuestLink, devices: readonly string[], addr: bigint): Promise<ConfigWindow> {
+  const seen: string[] = [];
+  for (const device of devices) {
+    const opened = await ConfigWindow.open(link, device);
+    if (opened.kind === 'unreadable') throw new SshGuestSetupError(opened.reason);
+    if (devices.length === 1) return opened.window;
+    const config = decodeConfig(await opened.window.readConfig());
+    if (config.ok && config.value.addr === addr) return opened.window;
+    seen.push(`${device}: ${config.ok ? formatHex(config.value.addr) : 'unreadable'}`);
+  }
+  throw new SshGuestSetupError(
+    `no virtio-mem PCI function of the guest has its region at ${formatHex(addr)} (${seen.join(', ')})`,
+  );
+}
 
 /** Connects to the guest and its QEMU and checks them; throws {@link SshGuestSetupError}, closing what it opened. */
 export async function connectGuest(options: SshGuestOptions): Promise<ConnectedGuest> {
@@ -131,10 +154,6 @@ export async function connectGuest(options: SshGuestOptions): Promise<ConnectedG
       throw new SshGuestSetupError(
         `the guest (${kernelRelease}) sees no virtio-mem PCI device (1af4:1058); add one with -device virtio-mem-pci`,
       );
-    if (devices.length > 1)
-      throw new SshGuestSetupError(
-        `the guest sees ${devices.length} virtio-mem devices; the adapter drives exactly one`,
-      );
     const driver = await link.runAtSetUp(DRIVER_KIND);
     const kind = driver.output.trim().split('\n').pop();
     if (kind === 'missing')
@@ -145,9 +164,9 @@ export async function connectGuest(options: SshGuestOptions): Promise<ConnectedG
       throw new SshGuestSetupError(
         `virtio_mem is built into the guest's kernel (${kernelRelease}); the adapter reloads the driver for every vector, so it must be a module (CONFIG_VIRTIO_MEM=m)`,
       );
-    const opened = await ConfigWindow.open(link, devices[0]!);
-    if (opened.kind === 'unreadable') throw new SshGuestSetupError(opened.reason);
-    const offered = await opened.window.offeredFeatures();
+    // With several devices, the one QMP named is the PCI function whose configuration has its address.
+    const window = await windowAt(link, devices, found.view.memaddr);
+    const offered = await window.offeredFeatures();
     const qemuVersion = qemuVersionOf(await qmp.execute('query-version'));
     const entry = (await listVirtioMemDevices(qmp)).find((d) => d.id === found.device.id) ?? {};
     const memoryFile = await sharedMemoryFile(qmp, entry, found.view.maxSize);
@@ -155,11 +174,12 @@ export async function connectGuest(options: SshGuestOptions): Promise<ConnectedG
       link,
       geometry: found.view,
       trace,
-      window: opened.window,
+      window,
       kernelRelease,
       offered,
       qemuVersion,
       memoryFile,
+      pciDevices: devices,
     };
   } catch (e) {
     if (link) void link.dispose();

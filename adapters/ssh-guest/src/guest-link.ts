@@ -6,7 +6,7 @@
  * stopped ("held") until the next driver-facing step resumes them.
  */
 import { AdapterError, AdapterTimeoutError } from '../../core/src/contract';
-import { HostView, QemuMemoryDevice, QmpClient, QmpError } from '../../qemu-platform/src/index';
+import { HostView, QemuMemoryDevice, QmpClient, QmpError, listVirtioMemDevices } from '../../qemu-platform/src/index';
 import { findTool } from './guest-build';
 import { GuestHostBusy } from './guest-host-busy';
 import { GuestShell, ShellResult, SshError, SshTarget, waitForSsh } from './ssh-shell';
@@ -123,6 +123,19 @@ export class GuestLink {
   /** What the device holds and was asked for, now (QMP). */
   hostView(): Promise<HostView> {
     return this.host(() => this.device.hostView());
+  }
+
+  /** Every virtio-mem device of the machine, with what it holds now (QMP): a multi-device guest's devices. */
+  memoryDevices(): Promise<{ readonly device: QemuMemoryDevice; readonly view: HostView }[]> {
+    return this.host(async () => {
+      const found: { device: QemuMemoryDevice; view: HostView }[] = [];
+      for (const entry of await listVirtioMemDevices(this.qmp)) {
+        if (typeof entry.id !== 'string') continue;
+        const one = await QemuMemoryDevice.find(this.qmp, entry.id);
+        if (one.kind === 'found') found.push({ device: one.device, view: one.view });
+      }
+      return found;
+    });
   }
 
   /** Asks the device for `size` bytes plugged; QEMU's refusal stays a {@link QmpError}. */

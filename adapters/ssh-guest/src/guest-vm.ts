@@ -84,6 +84,24 @@ export interface GuestDeviceOptions {
    * (`suspend` steps). QEMU ≥ 9.2 then offers PERSISTENT_SUSPEND; 7.2 never does.
    */
   readonly suspendToRam?: boolean;
+  /**
+   * Further virtio-mem devices (QOM ids `vm1`, `vm2`, …), each on its own NUMA node, for
+   * multi-device vectors. With them the guest gets one NUMA node per node number up to the
+   * highest, boot memory split by `memdev` over the nodes and one CPU per node where there are
+   * CPUs (a node with neither CPU nor memory is missing from the guest's SRAT, and Linux maps its
+   * memory to node 0).
+   */
+  readonly extraDevices?: readonly GuestExtraDevice[];
+}
+
+/** A further virtio-mem device of a multi-device guest (block size as the first device's). */
+export interface GuestExtraDevice {
+  /** NUMA node of the device. */
+  readonly node: number;
+  /** Size of its memory backend = its region (default 1 GiB). */
+  readonly regionSize?: bigint;
+  /** Guest-physical start of its region (`memaddr`; default: QEMU places it). */
+  readonly addr?: bigint;
 }
 
 /** What a running guest is; stored as `run/guest-state.json`. */
@@ -187,7 +205,16 @@ export function guestQemuArguments(
     throw new GuestOptionError(`addr ${device.addr} must be at or above 4 GiB and aligned to the block size`);
   // Device memory (from 4 GiB on q35 with this little boot memory) must reach the region's end.
   const regionEnd = (device.addr ?? DEVICE_MEMORY_BASE) + regionSize - DEVICE_MEMORY_BASE;
-  const maxMem = memory + ((regionEnd + GiB - 1n) / GiB) * GiB + GiB;
+  const extraDevices = device.extraDevices ?? [];
+  const roundUp = (bytes: bigint): bigint => ((bytes + GiB - 1n) / GiB) * GiB;
+  // Further devices go after the first (or at their own address): device memory must reach the last end.
+  let deviceEnd = roundUp(regionEnd);
+  for (const extra of extraDevices) {
+    const size = extra.regionSize ?? GiB;
+    const placed = extra.addr === undefined ? 0n : roundUp(extra.addr + size - DEVICE_MEMORY_BASE);
+    deviceEnd = deviceEnd + roundUp(size) > placed ? deviceEnd + roundUp(size) : placed;
+  }
+  const maxMem = memory + deviceEnd + GiB;
   const args = [
     '-machine',
     device.machine ?? 'q35',
@@ -234,7 +261,8 @@ export function guestQemuArguments(
   if (device.icount) args.push('-icount', 'shift=auto,sleep=off');
   if (device.suspendToRam)
     args.push('-global', device.machine === 'pc' ? 'PIIX4_PM.disable_s3=0' : 'ICH9-LPC.disable_s3=0');
-  if (node > 0) {
+  if (extraDevices.length > 0) args.push(...numaNodeArguments(memory, node, extraDevices));
+  else if (node > 0) {
     args.push('-object', `memory-backend-ram,id=vmemct-ram0,size=${sizeArg(memory)}`);
     args.push('-numa', 'node,nodeid=0,memdev=vmemct-ram0');
     for (let n = 1; n <= node; n++) args.push('-numa', `node,nodeid=${n}`);
@@ -260,6 +288,53 @@ export function guestQemuArguments(
       ].join(','),
     );
   }
+  args.push(...extraDeviceArguments(blockSize, extraDevices));
+  return args;
+}
+
+/**
+ * The NUMA nodes of a multi-device guest: nodes 0 to the highest device node, boot memory split
+ * over them in whole MiB (the last node takes the rest) and CPU n on node n for the two CPUs.
+ */
+function numaNodeArguments(memory: bigint, firstNode: number, extraDevices: readonly GuestExtraDevice[]): string[] {
+  const nodes = Math.max(firstNode, ...extraDevices.map((d) => d.node)) + 1;
+  for (const d of extraDevices)
+    if (!Number.isInteger(d.node) || d.node < 0)
+      throw new GuestOptionError(`node ${d.node} must be a NUMA node number`);
+  const share = (memory / BigInt(nodes) / MiB) * MiB;
+  if (share < 128n * MiB)
+    throw new GuestOptionError(`--memory ${memory} leaves less than 128 MiB of boot memory on each of ${nodes} nodes`);
+  const args: string[] = [];
+  for (let n = 0; n < nodes; n++) {
+    const size = n === nodes - 1 ? memory - share * BigInt(nodes - 1) : share;
+    args.push('-object', `memory-backend-ram,id=vmemct-ram${n},size=${sizeArg(size)}`);
+    args.push('-numa', `node,nodeid=${n},${n < 2 ? `cpus=${n},` : ''}memdev=vmemct-ram${n}`);
+  }
+  return args;
+}
+
+/** A `virtio-mem-pci` device `vm<i>` (i from 1) per further device, each on its node. */
+function extraDeviceArguments(blockSize: bigint, extraDevices: readonly GuestExtraDevice[]): string[] {
+  const args: string[] = [];
+  extraDevices.forEach((d, i) => {
+    const id = `vm${i + 1}`;
+    const regionSize = d.regionSize ?? GiB;
+    if (regionSize <= 0n || regionSize % blockSize !== 0n)
+      throw new GuestOptionError(`region size ${regionSize} of ${id} must be a positive multiple of the block size`);
+    if (d.addr !== undefined && (d.addr < DEVICE_MEMORY_BASE || d.addr % blockSize !== 0n))
+      throw new GuestOptionError(`addr ${d.addr} of ${id} must be at or above 4 GiB and aligned to the block size`);
+    args.push('-object', `memory-backend-ram,id=vmemct-mem${i + 1},size=${sizeArg(regionSize)},reserve=off`);
+    args.push(
+      '-device',
+      [
+        `virtio-mem-pci,id=${id},memdev=vmemct-mem${i + 1},block-size=${sizeArg(blockSize)},requested-size=0`,
+        ...(d.addr !== undefined ? [`memaddr=${d.addr}`] : []),
+        `node=${d.node}`,
+        // As the first device: explicit, since QEMU ≥ 8.1 turns it on by default.
+        'unplugged-inaccessible=off',
+      ].join(','),
+    );
+  });
   return args;
 }
 

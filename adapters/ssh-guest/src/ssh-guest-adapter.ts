@@ -23,6 +23,7 @@ import {
   DeviceSetup,
   DriverOptions,
   DriverSession,
+  NamedDeviceSetup,
   UnsupportedSetupError,
 } from '../../core/src/contract';
 import { ConnectedGuest, SshGuestOptions, connectGuest } from './guest-connect';
@@ -32,6 +33,7 @@ import { planDriverGuest } from './guest-driver-setups';
 import { featureSetRefusal } from './guest-qemu-choice';
 import { GuestInjectionHost, hookShell } from './guest-injection-session';
 import { UnpluggedWriteWatch, openMemoryFile } from './guest-memory-file';
+import { GroupParts, openGuestDeviceGroup } from './guest-multi-device';
 import { GuestObserver } from './guest-observer';
 import { scatterRefusal } from './scattered-plug';
 import { GuestParts, SshGuestDriverSession } from './ssh-guest-session';
@@ -50,6 +52,11 @@ const CAPABILITIES: readonly Capability[] = [
   'suspend',
 ];
 
+/** What a guest with two or more virtio-mem devices adds: multi-device vectors and the memory per node. */
+const MULTI_DEVICE_CAPABILITIES: readonly Capability[] = ['multi-device', 'node-memory'];
+const ONE_DEVICE_ONLY =
+  'the guest has one virtio-mem device; boot one with several, each on its NUMA node (`vmemct guest up --extra-device 1`)';
+
 /**
  * Why `host-busy` (QEMU's own BUSY, an outgoing migration held active: guest-host-busy.ts) is
  * offered only on an icount guest: Linux notices the release only when its retry timer fires.
@@ -65,6 +72,8 @@ export interface GuestDriverFacilities {
   readonly icount: boolean;
   /** The device region is a file shared with the host (`guest up --shared-memory`): `memory-access`. */
   readonly memoryAccess: boolean;
+  /** The guest has two or more virtio-mem devices (`guest up --extra-device`): multi-device vectors. */
+  readonly multiDevice?: boolean;
 }
 
 /** What the adapter is for a guest running Linux `kernelRelease` with `facilities`. */
@@ -80,8 +89,12 @@ export function sshGuestDriverInfo(kernelRelease: string, facilities: GuestDrive
       ...(facilities.gdbstub ? (['inject-responses'] as const) : []),
       ...(facilities.icount ? (['host-busy'] as const) : []),
       ...(facilities.memoryAccess ? (['memory-access'] as const) : []),
+      ...(facilities.multiDevice ? MULTI_DEVICE_CAPABILITIES : []),
     ],
-    ...(facilities.icount ? {} : { missingCapabilities: { 'host-busy': HOST_BUSY_NEEDS_ICOUNT } }),
+    missingCapabilities: {
+      ...(facilities.icount ? {} : { 'host-busy': HOST_BUSY_NEEDS_ICOUNT }),
+      ...(facilities.multiDevice ? {} : { 'multi-device': ONE_DEVICE_ONLY, 'node-memory': ONE_DEVICE_ONLY }),
+    },
     timeoutMultiplier: 12,
   };
 }
@@ -94,29 +107,29 @@ export async function connectSshGuestAdapter(options: SshGuestOptions): Promise<
 class SshGuestAdapter implements Adapter {
   readonly info: AdapterInfo;
   private readonly parts: GuestParts;
+  /** The parts a multi-device session uses; undefined when the guest has one virtio-mem device. */
+  private readonly groupParts: GroupParts | undefined;
   private sessionOpen = false;
 
   constructor(
     options: SshGuestOptions,
     private readonly guest: ConnectedGuest,
   ) {
+    const multiDevice = guest.pciDevices.length > 1;
     this.info = sshGuestDriverInfo(guest.kernelRelease, {
       gdbstub: options.gdbSocket !== undefined,
       icount: options.icount === true,
       memoryAccess: 'path' in guest.memoryFile,
+      multiDevice,
     });
     const { link, geometry } = guest;
-    const observer = new GuestObserver(link, guest.window, guest.trace, geometry, {
-      quietMs: options.quietMs ?? 800,
-      stallMs: options.stallMs ?? 8000,
-    });
-    const control = new GuestDriverControl(
-      link,
-      observer,
-      geometry,
-      options.drainTimeoutMs ?? 60_000,
-      options.drainByReset ?? false,
-    );
+    const timing = { quietMs: options.quietMs ?? 800, stallMs: options.stallMs ?? 8000 };
+    const observer = new GuestObserver(link, guest.window, guest.trace, geometry, timing);
+    const drainTimeoutMs = options.drainTimeoutMs ?? 60_000;
+    this.groupParts = multiDevice
+      ? { link, trace: guest.trace, pciDevices: guest.pciDevices, timing, drainTimeoutMs }
+      : undefined;
+    const control = new GuestDriverControl(link, observer, geometry, drainTimeoutMs, options.drainByReset ?? false);
     const injection = options.gdbSocket ? new GuestInjectionHost(options.gdbSocket) : undefined;
     const memory = 'path' in guest.memoryFile ? openMemoryFile(guest.memoryFile.path) : undefined;
     this.parts = { link, control, observer, offered: guest.offered, injection, memory };
@@ -177,6 +190,21 @@ class SshGuestAdapter implements Adapter {
         options.scriptAtProbe,
         this.parts.memory && new UnpluggedWriteWatch(this.parts.memory, this.guest.geometry, plugged),
       );
+    } catch (e) {
+      this.sessionOpen = false;
+      throw e;
+    }
+  }
+
+  /** `multi-device`: one session per device of the vector, the guest's driver managing them all. */
+  async openDrivers(devices: readonly NamedDeviceSetup[]): Promise<readonly DriverSession[]> {
+    if (!this.groupParts) throw new UnsupportedSetupError(ONE_DEVICE_ONLY);
+    if (this.sessionOpen) this.guest.link.closeShell();
+    this.sessionOpen = true;
+    try {
+      return await openGuestDeviceGroup(this.groupParts, devices, () => {
+        this.sessionOpen = false;
+      });
     } catch (e) {
       this.sessionOpen = false;
       throw e;

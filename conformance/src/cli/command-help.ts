@@ -265,6 +265,10 @@ export const OPTION_HELP: Readonly<Record<string, OptionHelp>> = {
   'shared-memory': {
     text: "back the device region with a file in /dev/shm shared with the host (the ssh-guest adapter's memory-access)",
   },
+  'extra-device': {
+    placeholder: 'NODE',
+    text: 'guest up: a further virtio-mem device on NUMA node NODE (repeatable; boot memory split over the nodes) for multi-device vectors',
+  },
   dir: { placeholder: 'DIR', text: 'the guest folder (default ~/.cache/vmemct/guest)' },
   'backend-pid': { placeholder: 'PID', text: 'process id of the back-end (enables the fd checks)' },
   version: { placeholder: 'SERIES', text: 'fetch: the QEMU release series to fetch (default 10.0)' },

@@ -5,6 +5,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { GuestBuildError, buildGuest } from '../../../adapters/ssh-guest/src/guest-build';
 import {
+  type GuestExtraDevice,
   GuestOptionError,
   GuestVm,
   GuestVmError,
@@ -74,6 +75,7 @@ export const GUEST_OPTIONS: Readonly<Record<string, OptionSpec>> = {
   'unplugged-inaccessible': { kind: 'flag' },
   icount: { kind: 'flag' },
   'shared-memory': { kind: 'flag' },
+  'extra-device': { kind: 'list' },
   qemu: { kind: 'value' },
   'qemu-version': { kind: 'value' },
   json: { kind: 'flag' },
@@ -89,7 +91,22 @@ const UP_ONLY = [
   'shared-memory',
   'qemu',
   'qemu-version',
+  'extra-device',
 ];
+
+/**
+ * `--extra-device NODE` (repeatable): a further virtio-mem device on NUMA node NODE, each placed
+ * 1 GiB after the previous device's region (the first device's region is at 4 GiB).
+ */
+export function extraDevicesOption(command: string, values: readonly string[], regionSize: bigint): GuestExtraDevice[] {
+  const GiB = 1n << 30n;
+  const step = ((regionSize + GiB - 1n) / GiB) * GiB;
+  return values.map((text, i) => {
+    if (!/^[0-9]{1,3}$/.test(text))
+      throw new UsageError(`${command}: --extra-device takes a NUMA node number (got '${text}')`);
+    return { node: Number(text), regionSize, addr: 4n * GiB + step * BigInt(i + 1) };
+  });
+}
 
 /** `vmemct guest …`. */
 export async function guestCommand(args: readonly string[], io: CliIo): Promise<number> {
@@ -140,6 +157,16 @@ export async function guestCommand(args: readonly string[], io: CliIo): Promise<
           qemu,
           // `suspend` steps: ACPI S3 (QEMU ≥ 9.2 then offers PERSISTENT_SUSPEND).
           suspendToRam: true,
+          ...(parsed.lists.has('extra-device')
+            ? {
+                addr: 4n << 30n,
+                extraDevices: extraDevicesOption(
+                  command,
+                  parsed.lists.get('extra-device')!,
+                  size('region-size') ?? 1n << 30n,
+                ),
+              }
+            : {}),
           // The adapter injects scripted answers through it (`--gdb`).
           gdbstub: true,
         },

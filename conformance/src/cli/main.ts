@@ -75,7 +75,7 @@ usage:
   vmemct guest build|up|down|status [--dir DIR]  a Linux guest to test with (Debian kernel, busybox, dropbear)
       [--kernel 6.1|6.12|7.x]  the kernel (default 6.1); each has its own default folder
       up: [--block-size 2MiB] [--region-size 1GiB] [--requested-size 0] [--memory 1GiB]
-          [--unplugged-inaccessible] [--icount] [--shared-memory] [--qemu PATH]; prints the run options for the guest
+          [--unplugged-inaccessible] [--icount] [--shared-memory] [--extra-device NODE …] [--qemu PATH]; prints the run options for the guest
   vmemct qemu fetch [--version 10.0] [--cache DIR] [--quiet]
                             QEMU SERIES from Debian's backports suite (mirrors taken from this machine's
                             apt sources, private apt configuration), unpacked into DIR (default

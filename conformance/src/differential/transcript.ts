@@ -18,6 +18,7 @@ import type {
   DriverOptions,
   DriverSession,
   HandshakeResult,
+  NamedDeviceSetup,
 } from '../../../adapters/core/src/contract';
 
 /** One call on a recorded session and what came back. */
@@ -126,14 +127,26 @@ export const DRIVER_CALLS: CallTable<DriverSession> = {
   systemReset: { call: () => 'systemReset', result: none },
   hostBusy: { call: (busy) => `hostBusy ${busy}`, result: none },
   requestSuspend: { call: () => 'requestSuspend', result: (r) => `allowed ${r.allowed}: ${r.detail}` },
+  nodeMemory: {
+    call: () => 'nodeMemory',
+    result: (m) =>
+      [...m]
+        .sort(([a], [b]) => a - b)
+        .map(([node, bytes]) => `node ${node} 0x${bytes.toString(16)}`)
+        .join(', '),
+  },
 };
 
-/** Records `session`'s calls into `log` through `table`; methods the session lacks, or `omit` names, stay absent. */
+/**
+ * Records `session`'s calls into `log` through `table`; methods the session lacks, or `omit`
+ * names, stay absent. `device` (a multi-device vector's device name) heads every call's text.
+ */
 function recordSession<S extends { close(): Promise<void> }>(
   session: S,
   table: CallTable<S>,
   log: Recorded[],
   omit: ReadonlySet<string>,
+  device?: string,
 ): S {
   const wrapped: Record<string, unknown> = { close: () => session.close() };
   const entries = Object.entries(table) as [string, CallRecord<(...args: unknown[]) => Promise<unknown>>][];
@@ -141,7 +154,7 @@ function recordSession<S extends { close(): Promise<void> }>(
     const method = (session as unknown as Record<string, unknown>)[name];
     if (typeof method !== 'function' || omit.has(name)) continue;
     wrapped[name] = async (...args: unknown[]): Promise<unknown> => {
-      const call = how.call(...args);
+      const call = device === undefined ? how.call(...args) : `[${device}] ${how.call(...args)}`;
       try {
         const value: unknown = await method.apply(session, args);
         log.push({ call, result: how.result(value) }, ...(how.details?.(value) ?? []));
@@ -188,6 +201,13 @@ export class RecordingAdapter implements Adapter {
         );
         return recordSession(session, DRIVER_CALLS, log, this.omit);
       };
+    if (inner.openDrivers)
+      this.openDrivers = async (devices: readonly NamedDeviceSetup[]) => {
+        const log = this.current;
+        const described = devices.map((d) => `[${d.name}] ${describeSetup(d.setup)}`).join('; ');
+        const sessions = await this.opened(`openDrivers ${described}`, () => inner.openDrivers!(devices));
+        return sessions.map((session, i) => recordSession(session, DRIVER_CALLS, log, this.omit, devices[i]!.name));
+      };
   }
 
   get info() {
@@ -205,6 +225,9 @@ export class RecordingAdapter implements Adapter {
     const session = await this.opened(`openDevice ${describeSetup(setup)}`, () => this.inner.openDevice(setup));
     return recordSession(session, DEVICE_CALLS, log, this.omit);
   }
+
+  /** Opens a multi-device driver session, when the inner adapter can (set in the constructor). */
+  readonly openDrivers?: (devices: readonly NamedDeviceSetup[]) => Promise<readonly DriverSession[]>;
 
   /** Opens a driver session, when the inner adapter can (set in the constructor). */
   readonly openDriver?: (setup: DeviceSetup, options: DriverOptions) => Promise<DriverSession>;

@@ -33,6 +33,8 @@ export interface Finding {
   readonly expected?: string;
   readonly observed?: string;
   readonly requirements?: readonly string[];
+  /** In a multi-device vector, the name of the device the finding is about. */
+  readonly device?: string;
   /**
    * How bad it is (fail, non-strict, error and timeout findings only): set by the runner from the
    * verdict and the check name (judge/severity.ts), never by the code that makes the finding.

@@ -12,7 +12,7 @@ import type { Capability, Target } from '../../../adapters/core/src/contract';
 import { capabilitiesOf, normaliseStep } from '../steps/registry';
 import { Site, featureSet } from '../steps/site';
 import type { Expr } from './expr';
-import type { LoadProblem, SetupSpec, Step, Vector } from './types';
+import type { DeviceSpec, LoadProblem, SetupSpec, Step, Vector } from './types';
 import { readInputFile } from './input-file';
 import { YamlSource, validateSource } from './yaml-source';
 
@@ -310,6 +310,7 @@ interface RawVector {
   timeout_ms?: number;
   check_invariants?: boolean;
   setup?: RawSetup;
+  devices?: { name: string; setup?: RawSetup }[];
   steps: Record<string, unknown>[];
   description?: string;
   retired?: { reason: string; superseded_by?: string };
@@ -365,17 +366,20 @@ function normaliseVector(
       ? [...at, 'setup', key]
       : ['defaults', 'setup', key];
   const setup = normaliseSetup(source, whereIs, setupRaw, problems);
+  const devices = raw.devices && normaliseDevices(source, at, raw, setupRaw, whereIs, problems);
 
   const needs = new Set<Capability>([...(defaults.needs ?? []), ...(raw.needs ?? [])]);
   if (setupRaw.plugged && setupRaw.plugged.length > 0) needs.add('initial-plugged');
   if (setupRaw.config_padding !== undefined) needs.add('observe-driver');
   if (raw.target === 'driver') needs.add('observe-driver');
+  if (raw.devices) needs.add('multi-device');
 
   const steps: Step[] = [];
   raw.steps.forEach((step, i) => {
     const s = normaliseStep(step, new Site(source, [...at, 'steps', i], problems), i + 1, raw.target);
+    const device = addressedDevice(source, [...at, 'steps', i, 'device'], step.device, raw.devices, problems);
     if (s) {
-      steps.push(s);
+      steps.push(device === undefined ? s : { ...s, device });
       for (const capability of capabilitiesOf(s)) needs.add(capability);
     }
   });
@@ -391,11 +395,69 @@ function normaliseVector(
     timeoutMs: raw.timeout_ms,
     checkInvariants: raw.check_invariants ?? true,
     setup,
+    ...(devices ? { devices } : {}),
     steps,
     description: raw.description,
     retired: raw.retired ? { reason: raw.retired.reason, supersededBy: raw.retired.superseded_by } : undefined,
     source: { file: source.file, line: source.lineOf(at) },
   };
+}
+
+/**
+ * The devices of a multi-device driver vector: each device's set-up is the vector's with the
+ * device's own fields laid over it (a problem in a device's field names that field). Names are unique.
+ */
+function normaliseDevices(
+  source: YamlSource,
+  at: (string | number)[],
+  raw: RawVector,
+  vectorSetup: RawSetup,
+  whereIs: (key: keyof RawSetup) => (string | number)[],
+  problems: LoadProblem[],
+): DeviceSpec[] | undefined {
+  if (raw.target !== 'driver') {
+    problems.push(source.problem([...at, 'devices'], 'only a driver vector declares several devices'));
+    return undefined;
+  }
+  const devices: DeviceSpec[] = [];
+  const seen = new Set<string>();
+  raw.devices!.forEach((d, j) => {
+    const here = [...at, 'devices', j];
+    if (seen.has(d.name)) problems.push(source.problem([...here, 'name'], `duplicate device name '${d.name}'`));
+    seen.add(d.name);
+    const own = d.setup ?? {};
+    const where = (key: keyof RawSetup): (string | number)[] => (key in own ? [...here, 'setup', key] : whereIs(key));
+    const setup = normaliseSetup(source, where, { ...vectorSetup, ...own }, problems);
+    if (setup) devices.push({ name: d.name, setup });
+  });
+  return devices.length === raw.devices!.length ? devices : undefined;
+}
+
+/**
+ * The 0-based index of the device a step's `device:` names (a name or an index); undefined when
+ * the step names none. A step of a single-device vector names none; a name or index that is not
+ * declared is a problem.
+ */
+function addressedDevice(
+  source: YamlSource,
+  where: (string | number)[],
+  written: unknown,
+  devices: RawVector['devices'],
+  problems: LoadProblem[],
+): number | undefined {
+  if (written === undefined) return undefined;
+  if (!devices) {
+    problems.push(source.problem(where, 'this vector declares no devices (a `devices:` list); drop `device:`'));
+    return undefined;
+  }
+  const names = devices.map((d) => d.name);
+  const index = typeof written === 'number' ? written : names.indexOf(written as string);
+  if (index < 0 || index >= names.length) {
+    const what = typeof written === 'number' ? `no device with index ${written}` : `no device named '${written}'`;
+    problems.push(source.problem(where, `${what} (declared: ${names.join(', ')})`));
+    return undefined;
+  }
+  return index;
 }
 
 /**

@@ -51,6 +51,11 @@ export interface Step {
   readonly action: StepAction;
   readonly expect: Expectation;
   readonly note?: string;
+  /**
+   * In a multi-device vector, the 0-based index in {@link Vector.devices} of the device the step
+   * acts on (the YAML may name it or give the index); absent: every device in turn.
+   */
+  readonly device?: number;
 }
 
 /** The initial device, with expressions still to evaluate (they may use block_size, region_size, addr). */
@@ -70,6 +75,12 @@ export interface SetupSpec {
   readonly configPadding?: Uint8Array;
 }
 
+/** One device of a multi-device driver vector: its name and its set-up (the vector's, with the device's own fields over it). */
+export interface DeviceSpec {
+  readonly name: string;
+  readonly setup: SetupSpec;
+}
+
 /** A loaded vector. */
 export interface Vector {
   readonly id: string;
@@ -82,6 +93,11 @@ export interface Vector {
   readonly timeoutMs?: number;
   readonly checkInvariants: boolean;
   readonly setup: SetupSpec;
+  /**
+   * A multi-device driver vector's devices (two or more, one driver managing them all); absent
+   * for a single-device vector, whose one device is {@link setup}.
+   */
+  readonly devices?: readonly DeviceSpec[];
   readonly steps: readonly Step[];
   readonly description?: string;
   readonly retired?: { readonly reason: string; readonly supersededBy?: string };

@@ -52,19 +52,23 @@ export class DriverRun implements DriverStepContext {
 
   /** Runs every step, until one stops the vector. */
   async run(): Promise<void> {
+    if (!(await this.begin())) return;
+    for (const step of this.vector.steps) if (!(await this.runStep(step))) return;
+  }
+
+  /** Reads the configuration the run starts from; false (with the finding recorded) when that stops the run. */
+  async begin(): Promise<boolean> {
     const initial = await this.readConfig();
-    if (initial.kind === 'stop') {
-      this.findings.push(initial.finding);
-      return;
-    }
-    for (const step of this.vector.steps) {
-      this.currentStep = step.index;
-      const outcome = await this.step(step);
-      if (outcome.kind === 'stop') {
-        this.findings.push(outcome.finding);
-        return;
-      }
-    }
+    if (initial.kind === 'stop') this.findings.push(initial.finding);
+    return initial.kind !== 'stop';
+  }
+
+  /** Runs one step; false (with the finding recorded) when it stops the run. */
+  async runStep(step: Step): Promise<boolean> {
+    this.currentStep = step.index;
+    const outcome = await this.step(step);
+    if (outcome.kind === 'stop') this.findings.push(outcome.finding);
+    return outcome.kind !== 'stop';
   }
 
   /** Reads and decodes the configuration, and remembers it. */

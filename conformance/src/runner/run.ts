@@ -6,7 +6,7 @@
  * fresh context and the same timeout, and their results go through the same expectations, exit
  * code and reports.
  */
-import type { Adapter, Capability, DriverOptions } from '../../../adapters/core/src/contract';
+import type { Adapter, Capability, DriverOptions, NamedDeviceSetup } from '../../../adapters/core/src/contract';
 import {
   AdapterError,
   AdapterTimeoutError,
@@ -18,6 +18,7 @@ import type { CheckTarget, SuiteCheck } from '../suites/suite';
 import { DeviceRun } from './device-run';
 import { evaluateSetup } from './setup';
 import { DriverRun } from './driver-run';
+import { MultiDriverRun, RunDevice } from './multi-driver-run';
 import { BAD_VECTOR_CHECK } from '../steps/values';
 import { BUSY_RETRIES } from '../steps/request';
 import { ExpectationEntry, ExpectationSet, applyKnownDeviations, compileGlob, matchExpectations } from './expectations';
@@ -373,12 +374,17 @@ async function runOne(adapter: Adapter, vector: Vector, timeoutMs: number, busyR
   const missingTarget = !adapter.info.targets.includes(vector.target);
   const offered = capabilitiesFor(adapter.info, vector.target);
   const missing = vector.needs.filter((n) => !offered.includes(n));
-  if (missingTarget || missing.length > 0 || (vector.target === 'driver' && !adapter.openDriver)) {
+  const opener = vector.devices ? adapter.openDrivers : adapter.openDriver;
+  if (missingTarget || missing.length > 0 || (vector.target === 'driver' && !opener)) {
     const why = (capability: Capability): string => {
       const reason = adapter.info.missingCapabilities?.[capability];
       return reason ? `${capability} (${reason})` : capability;
     };
-    const what = missingTarget ? `${vector.target} vectors` : missing.map(why).join(', ');
+    const what = missingTarget
+      ? `${vector.target} vectors`
+      : missing.length > 0
+        ? missing.map(why).join(', ')
+        : why(vector.devices ? 'multi-device' : 'observe-driver');
     return {
       verdict: 'unsupported',
       findings: [
@@ -406,8 +412,23 @@ async function runOne(adapter: Adapter, vector: Vector, timeoutMs: number, busyR
     if (!evaluated.ok)
       return { verdict: 'error', findings: [{ verdict: 'error', step: 0, check: 'step', message: evaluated.reason }] };
     const setup = evaluated.setup;
-    let run: DeviceRun | DriverRun;
-    if (vector.target === 'device') {
+    let run: DeviceRun | DriverRun | MultiDriverRun;
+    if (vector.devices) {
+      const setups: NamedDeviceSetup[] = [];
+      for (const d of vector.devices) {
+        const one = evaluateSetup(d);
+        if (!one.ok)
+          return {
+            verdict: 'error',
+            findings: [{ verdict: 'error', step: 0, check: 'step', message: `device ${d.name}: ${one.reason}` }],
+          };
+        setups.push({ name: d.name, setup: one.setup, options: { configPadding: d.setup.configPadding } });
+      }
+      const sessions = await adapter.openDrivers!(setups);
+      await track({ close: () => Promise.all(sessions.map((s) => s.close())).then(() => undefined) });
+      const devices: RunDevice[] = setups.map((d, i) => ({ name: d.name, setup: d.setup, session: sessions[i]! }));
+      run = new MultiDriverRun(vector, devices);
+    } else if (vector.target === 'device') {
       const session = await adapter.openDevice(setup);
       await track(session);
       run = new DeviceRun(vector, session, setup, {

@@ -13,9 +13,10 @@ export type SetupEvaluation =
 /**
  * Evaluates a vector's set-up expressions (each may use the fields evaluated before it) and checks
  * a stated usable_region_size (a multiple of block_size, at least requested_size rounded up to a
- * block, at most region_size, covering the plugged blocks).
+ * block, at most region_size, covering the plugged blocks). A multi-device vector's devices are
+ * evaluated one by one, each as `{setup: device.setup}`.
  */
-export function evaluateSetup(vector: Vector): SetupEvaluation {
+export function evaluateSetup(vector: Pick<Vector, 'setup'>): SetupEvaluation {
   const s = vector.setup;
   let failure: string | undefined;
   const value = (e: Expr, scope: ExpressionScope, what: string): bigint => {

@@ -121,7 +121,7 @@ describe('the step-kind registry', () => {
 
   test('the step schema admits exactly the step kinds and the expectation keys some kind reads', () => {
     const properties = Object.keys(StepSchema.properties);
-    expect(properties).toEqual([...STEP_KINDS.map((k) => k.key), 'expect', 'note']);
+    expect(properties).toEqual([...STEP_KINDS.map((k) => k.key), 'expect', 'note', 'device']);
     const read = new Set(HANDLED.map(([, , key]) => key));
     expect(new Set(Object.keys(StepSchema.properties.expect.properties))).toEqual(read);
     expect(Object.keys(EXPECTATION_VALUES).sort()).toEqual([...read].sort());

@@ -8,6 +8,7 @@ import type { Step } from '../loader/types';
 import { deviceResetStep } from './device-reset';
 import { EXPECTATION_VALUES, ExpectKey, Expectation, normaliseExpectation } from './expectations';
 import { initialiseStep } from './initialise';
+import { nodeMemoryStep } from './node-memory';
 import { injectStep } from './inject';
 import { injectBusyStep } from './inject-busy';
 import { hostBusyStep } from './host-busy';
@@ -39,6 +40,7 @@ export const STEP_KINDS = [
   startStep,
   settleStep,
   injectStep,
+  nodeMemoryStep,
 ] as const;
 
 type ActionOf<K> = K extends StepKind<infer A> ? A : never;
@@ -97,7 +99,7 @@ export function normaliseStep(
   index: number,
   target: Target,
 ): Step | undefined {
-  const actionKeys = Object.keys(raw).filter((k) => k !== 'expect' && k !== 'note');
+  const actionKeys = Object.keys(raw).filter((k) => k !== 'expect' && k !== 'note' && k !== 'device');
   if (actionKeys.length !== 1) {
     return site.problem(
       actionKeys.length === 0

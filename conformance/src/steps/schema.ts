@@ -1,9 +1,9 @@
 /**
  * The vector schemas, assembled from the step kinds: a step holds one of the kinds' actions (each
  * with its own schema fragment), an `expect` block whose keys are those the step kinds read, and
- * a note. The envelope (vector, file, setup) and the value building blocks come from spec/.
+ * a note, and (in a multi-device vector) the device it addresses. The envelope (vector, file, setup) and the value building blocks come from spec/.
  */
-import { vectorSchemas } from '../../../spec/src/index';
+import { DeviceName, vectorSchemas } from '../../../spec/src/index';
 import { EXPECTATION_VALUES } from './expectations';
 import { STEP_KINDS } from './registry';
 
@@ -23,6 +23,8 @@ export const StepSchema = {
       properties: Object.fromEntries(Object.entries(EXPECTATION_VALUES).map(([key, def]) => [key, def.schema])),
     },
     note: { type: 'string' },
+    // In a multi-device vector: the device the step acts on, by name or 0-based index (absent: every device).
+    device: { oneOf: [DeviceName, { type: 'integer', minimum: 0, maximum: 15 }] },
   },
 } as const;
 

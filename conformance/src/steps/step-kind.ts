@@ -150,6 +150,11 @@ export interface StepKind<A extends { readonly kind: string }> {
   readonly schema: object;
   /** The capability every use of the step needs. */
   readonly capability?: Capability;
+  /**
+   * The step observes the whole system, not one device: in a multi-device vector a step that
+   * addresses no device runs once (on the first device's session) instead of once per device.
+   */
+  readonly systemWide?: boolean;
   /** Further capabilities a particular action needs. */
   implies?(action: A): readonly Capability[];
   /** Raw (schema-valid) YAML value → action; problems go to the site. */

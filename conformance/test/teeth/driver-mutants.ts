@@ -77,10 +77,25 @@ class DriverWritesUnpluggedMemory extends ReferenceDriver {
   }
 }
 
+/** ACPI_PXM ignored: every device's memory is added to node 0, whatever node_id says (the two-node example). */
+class DriverIgnoresNodeId extends ReferenceDriver {
+  override get memoryNode(): number | undefined {
+    return super.memoryNode === undefined ? undefined : 0;
+  }
+}
+
 /** The driver mutants. */
 export const DRIVER_MUTANTS: readonly Mutant[] = [
   driverMutant('driver never reacts to a resize', DriverIgnoresResize),
   driverMutant('driver plugs beyond requested_size (SHOULD, strict)', DriverPlugsBeyondRequested, true),
   driverMutant('driver skips UNPLUG ALL at init (SHOULD, strict)', DriverSkipsUnplugAllAtInit, true),
   driverMutant('driver writes unplugged memory', DriverWritesUnpluggedMemory),
+];
+
+/**
+ * Driver mutants only a multi-device vector sees (where each device's memory lands): the teeth
+ * test runs them; the driver fuzzer, which drives one device, has no way to see them.
+ */
+export const MULTI_DEVICE_DRIVER_MUTANTS: readonly Mutant[] = [
+  driverMutant('driver adds every device memory to node 0', DriverIgnoresNodeId),
 ];

@@ -22,6 +22,7 @@
  * Before letting the guest suspend to RAM, ask {@link ReferenceDriver.maySuspend} (drv.op.11).
  */
 import {
+  VIRTIO_MEM_F_ACPI_PXM,
   VIRTIO_MEM_F_PERSISTENT_SUSPEND,
   VIRTIO_MEM_KNOWN_FEATURES,
   VIRTIO_MEM_MAX_NB_BLOCKS,
@@ -176,6 +177,22 @@ export class ReferenceDriver {
   /** Blocks this driver believes plugged (undefined before the first configuration). */
   get pluggedBlocks(): number | undefined {
     return this.blocks?.count;
+  }
+
+  /**
+   * The NUMA node this driver adds its device's memory to: the configuration's `node_id` when
+   * VIRTIO_MEM_F_ACPI_PXM was negotiated (the device says where its memory belongs, §5.15.3);
+   * undefined without the feature, where `node_id` is disregarded (drv.cfg.3) and the platform
+   * places the memory; undefined before the first configuration.
+   */
+  get memoryNode(): number | undefined {
+    if ((this.features & featureMask(VIRTIO_MEM_F_ACPI_PXM)) === 0n) return undefined;
+    return this.config?.node_id;
+  }
+
+  /** Bytes this driver believes plugged (0 before the first configuration). */
+  get pluggedBytes(): bigint {
+    return this.config && this.blocks ? BigInt(this.blocks.count) * this.config.block_size : 0n;
   }
 
   /** Runs of blocks this driver believes plugged. */
