@@ -23,7 +23,7 @@ describe('needsGuestTimersFast', () => {
     expect(needsGuestTimersFast(driver(start, busy(2), settle(1), resize, settle()))).toBe(true);
   });
 
-  test('only BUSY makes the driver back off; a later inject or a reboot drops what is left', () => {
+  test('untyped NACK, ERROR and ACK scripts make no back-off (a PLUG may take them); a later inject or a reboot drops what is left', () => {
     for (const response of ['NACK', 'ERROR', 'ACK'])
       expect(needsGuestTimersFast(driver(start, { kind: 'inject', response, count: 9 }, settle()))).toBe(false);
     expect(
@@ -49,7 +49,7 @@ describe('needsGuestTimersFast', () => {
     expect(needsGuestTimersFast({ target: 'device', steps: [{ action: busy(3) }, { action: settle() }] })).toBe(false);
   });
 
-  test('in the corpus: the BUSY vectors that wait on the back-off, and no other', () => {
+  test('in the corpus: the vectors that wait on the back-off (BUSY; NACK or ERROR to UNPLUG ALL), and no other', () => {
     const loaded = loadVectors([path.resolve(__dirname, '../../../conformance/vectors/driver')]);
     expect(loaded.problems).toEqual([]);
     const fast = loaded.vectors.filter((v) => needsGuestTimersFast(v)).map((v) => v.id);
@@ -57,6 +57,8 @@ describe('needsGuestTimersFast', () => {
       [
         'vmem.drv.init.unplug-all-busy-across-settles',
         'vmem.drv.init.unplug-all-busy-retried',
+        'vmem.drv.init.unplug-all-error-retried',
+        'vmem.drv.init.unplug-all-nack-retried',
         'vmem.drv.op.busy-beyond-settle-limit',
         'vmem.drv.op.busy-storm-plug',
         'vmem.drv.op.busy-storm-unplug',
@@ -68,5 +70,27 @@ describe('needsGuestTimersFast', () => {
         'vmem.drv.suite.unplug-all-busy-at-init-retried',
       ].sort(),
     );
+  });
+});
+
+describe('which answers Linux retries on its timer', () => {
+  const vector = (inject: Record<string, unknown>) => ({
+    target: 'driver',
+    steps: [
+      { action: { kind: 'start' } },
+      { action: { kind: 'inject', count: 1, ...inject } },
+      { action: { kind: 'settle' } },
+    ],
+  });
+  test('NACK or ERROR to UNPLUG ALL (left as -ENOMEM) and NACK to UNPLUG back off', () => {
+    expect(needsGuestTimersFast(vector({ response: 'NACK', types: ['UNPLUG_ALL'] }))).toBe(true);
+    expect(needsGuestTimersFast(vector({ response: 'ERROR', types: ['UNPLUG_ALL'] }))).toBe(true);
+    expect(needsGuestTimersFast(vector({ response: 'NACK', types: ['UNPLUG'] }))).toBe(true);
+  });
+  test('NACK to PLUG (re-sent at once), ERROR to PLUG or UNPLUG (device broken) and untyped NACK do not', () => {
+    expect(needsGuestTimersFast(vector({ response: 'NACK', types: ['PLUG'] }))).toBe(false);
+    expect(needsGuestTimersFast(vector({ response: 'ERROR', types: ['UNPLUG'] }))).toBe(false);
+    expect(needsGuestTimersFast(vector({ response: 'NACK', types: ['PLUG', 'UNPLUG_ALL'] }))).toBe(false);
+    expect(needsGuestTimersFast(vector({ response: 'NACK' }))).toBe(false);
   });
 });

@@ -18,12 +18,22 @@
  * A host that holds the device busy (`host_busy`) answers BUSY without end, and after its release
  * the driver is still backing off: its next request comes from the timer (the release is not
  * announced).
- * Only BUSY makes Linux back off (it re-sends at once after NACK and gives up after ERROR).
+ * Which answers make Linux back off, by request type (its request functions turn an answer into an
+ * error code; the worker retries -ETXTBSY and -ENOMEM on the timer, -EAGAIN at once, and marks
+ * the device broken on -EINVAL): BUSY to any request; NACK to UNPLUG and UNPLUG ALL, and ERROR to
+ * UNPLUG ALL (both left as -ENOMEM). NACK to PLUG is re-sent at once; ERROR to PLUG or UNPLUG
+ * breaks the device. A NACK or ERROR script counts only when its request types are all ones it
+ * makes Linux back off on.
  */
 
 /** The parts of a step's action the decision reads (a loaded vector's steps fit it). */
 export type TimingAction =
-  | { readonly kind: 'inject'; readonly response: string; readonly count: number }
+  | {
+      readonly kind: 'inject';
+      readonly response: string;
+      readonly count: number;
+      readonly types?: readonly string[];
+    }
   | { readonly kind: 'host-busy'; readonly busy: boolean }
   | { readonly kind: 'settle'; readonly maxRequests?: number }
   | { readonly kind: string };
@@ -34,12 +44,26 @@ export interface TimedVector {
   readonly steps: readonly { readonly action: TimingAction }[];
 }
 
+/** The request types after which Linux retries on its timer, per answer (BUSY: every type). */
+const TIMER_RETRIED: Readonly<Record<string, readonly string[]>> = {
+  NACK: ['UNPLUG', 'UNPLUG_ALL'],
+  ERROR: ['UNPLUG_ALL'],
+};
+
+/** Whether the answers of an inject step make Linux wait on its retry timer. */
+function scriptBacksOff(response: string, types: readonly string[] | undefined): boolean {
+  if (response === 'BUSY') return true;
+  const retried = TIMER_RETRIED[response];
+  return retried !== undefined && types !== undefined && types.every((t) => retried.includes(t));
+}
+
 /** Step kinds after which no scripted answer is left (the reboot drops the script, as the adapter does). */
 const SCRIPT_ENDS = new Set(['system-reset']);
 
 /**
  * Whether `vector` needs a guest whose timers run fast (icount, one vCPU): some settle must see
- * the driver retry a BUSY-answered request on its own timer, without a host action between.
+ * the driver retry a request on its own timer (answered BUSY, or NACK/ERROR where Linux backs
+ * off), without a host action between.
  */
 export function needsGuestTimersFast(vector: TimedVector): boolean {
   if (vector.target !== 'driver') return false;
@@ -47,7 +71,8 @@ export function needsGuestTimersFast(vector: TimedVector): boolean {
   for (const { action } of vector.steps) {
     if (action.kind === 'inject' && 'response' in action) {
       // An inject step replaces the script; what is left of an earlier one is dropped.
-      busyLeft = action.response === 'BUSY' ? action.count : 0;
+      const types = 'types' in action ? action.types : undefined;
+      busyLeft = scriptBacksOff(action.response, types) ? action.count : 0;
     } else if (action.kind === 'host-busy' && 'busy' in action) {
       // Busy: every request is BUSY; released: the one retry the driver owes comes from its timer.
       busyLeft = action.busy ? Infinity : Math.max(busyLeft === Infinity ? 1 : busyLeft, 1);
