@@ -35,6 +35,8 @@ export interface SshGuestOptions {
   readonly quietMs?: number;
   /** How long without any progress before a driver that has not converged counts as stalled (default 8 s). */
   readonly stallMs?: number;
+  /** Bound on one settle (default 90 s). */
+  readonly settleBoundMs?: number;
   /** Bound on draining the device (shrink to 0) between vectors (default 60 s). */
   readonly drainTimeoutMs?: number;
   /**

@@ -194,18 +194,21 @@ export interface DriverGuestTiming {
   readonly stallMs?: number;
   /** Bound on each SSH and QMP command. */
   readonly commandTimeoutMs?: number;
+  /** Bound on one settle. */
+  readonly settleBoundMs?: number;
 }
 
 /**
  * The adapter's bounds for a guest of configuration `c` (undefined: the defaults). With blocks
  * above Linux's memory block the driver offlines a whole device block (1 GiB) before it sends an
  * UNPLUG, seconds of silence under TCG; a large region keeps both vCPUs busy adding memory, so
- * the guest answers SSH slowly while it grows.
+ * the guest answers SSH slowly while it grows, and the driver takes minutes to empty it.
  */
 export function driverGuestTiming(c: DriverGuestConfiguration): DriverGuestTiming {
   return {
     ...(c.blockSize > LINUX_MEMORY_BLOCK ? { stallMs: 60_000 } : {}),
-    ...(c.regionSize > LARGE_REGION ? { commandTimeoutMs: 120_000 } : {}),
+    // Emptying 70000 blocks took about 229 s under TCG.
+    ...(c.regionSize > LARGE_REGION ? { commandTimeoutMs: 120_000, settleBoundMs: 400_000 } : {}),
   };
 }
 

@@ -26,6 +26,8 @@ export interface SettleTiming {
   readonly quietMs: number;
   /** How long without any progress before a driver that has not converged counts as stalled. */
   readonly stallMs: number;
+  /** Bound on one settle (default 90 s): a 256 GiB region takes minutes to empty under TCG. */
+  readonly settleBoundMs?: number;
 }
 
 /** Bound on one settle, whatever the runner allows. */
@@ -95,7 +97,7 @@ export class GuestObserver {
   async settle(limits: SettleLimits, config?: Uint8Array): Promise<DriverActivity> {
     await this.link.resume();
     const { quietMs, stallMs } = this.timing;
-    const bound = Math.min(limits.timeoutMs, SETTLE_BOUND_MS);
+    const bound = Math.min(limits.timeoutMs, this.timing.settleBoundMs ?? SETTLE_BOUND_MS);
     const started = Date.now();
     let lastActivity = started;
     let lastSize = -1n;

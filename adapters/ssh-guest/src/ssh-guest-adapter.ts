@@ -123,7 +123,11 @@ class SshGuestAdapter implements Adapter {
       multiDevice,
     });
     const { link, geometry } = guest;
-    const timing = { quietMs: options.quietMs ?? 800, stallMs: options.stallMs ?? 8000 };
+    const timing = {
+      quietMs: options.quietMs ?? 800,
+      stallMs: options.stallMs ?? 8000,
+      ...(options.settleBoundMs !== undefined ? { settleBoundMs: options.settleBoundMs } : {}),
+    };
     const observer = new GuestObserver(link, guest.window, guest.trace, geometry, timing);
     const drainTimeoutMs = options.drainTimeoutMs ?? 60_000;
     this.groupParts = multiDevice

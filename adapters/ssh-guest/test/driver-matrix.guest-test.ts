@@ -42,7 +42,7 @@ const MINUTE = 60_000;
 const RUN_BOUND_MS: Record<MatrixKernel['selection'], number> = { corpus: 40 * MINUTE, subset: 15 * MINUTE };
 
 /** The per-vector bound given to the run (`--timeout`). */
-const PER_VECTOR_BOUND_MS = 5 * MINUTE;
+const PER_VECTOR_BOUND_MS = 10 * MINUTE;
 
 interface CliResult {
   readonly status: number | null;
@@ -145,7 +145,8 @@ describe.each(plan.map((p) => [p.kernel, p.selection, p] as const))(
             path.join(ROOT, kernelExpectationsFile(kernel)),
             '--strict',
             // Per vector: at a load average of 20 (six TCG guests on 2 cores) a reboot vector and an
-            // ACK-trailer vector each ran past the adapter's default 120 s.
+            // ACK-trailer vector each ran past the adapter's default 120 s, and on an idle machine
+            // growing a 256 GiB region by 70000 blocks and emptying it again takes about 4 min.
             '--timeout',
             String(PER_VECTOR_BOUND_MS),
             '--json',
