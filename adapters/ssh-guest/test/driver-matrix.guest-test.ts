@@ -86,8 +86,21 @@ const corpus = loadVectors([path.join(ROOT, 'conformance', 'vectors')]).vectors;
 const groupOf = new Map(corpus.map((v) => [v.id, setupGroupOf(v)]));
 
 /** The `--filter` options of a kernel's selection (none: the whole corpus). */
+/**
+ * Left out of `npm run test:guest` (not of `npm run test:guest-matrix`): emptying a 256 GiB region
+ * of 70000 plugged blocks takes the guest's driver about 4 minutes under TCG, during which the
+ * guest stopped answering SSH on a loaded machine (seen on Linux 6.12). Its 256 GiB set-up stays
+ * covered by the other vectors of that group.
+ */
+const LEFT_OUT_OF_THE_QUICK_MATRIX: readonly string[] = ['vmem.drv.op.split-over-65535-blocks'];
+
 function selectionFilters(selection: MatrixKernel['selection']): string[] {
-  if (selection === 'corpus') return [];
+  if (selection === 'corpus') {
+    if (process.env[GUEST_MATRIX_VARIABLE] === 'full') return [];
+    return corpus
+      .filter((v) => v.target === 'driver' && !LEFT_OUT_OF_THE_QUICK_MATRIX.includes(v.id))
+      .flatMap((v) => ['--filter', v.id]);
+  }
   const list = parseVectorList(KERNEL_SUBSET_FILE, fs.readFileSync(path.join(ROOT, KERNEL_SUBSET_FILE), 'utf8'));
   if (!list.ok) throw new Error(list.reason);
   return list.value.flatMap((id) => ['--filter', id]);
