@@ -270,7 +270,8 @@ function raw(input: Uint8Array, root = path.join(work, 'machine')): Promise<RawR
     child.stdin.on('error', () => undefined);
     child.stdin.end(Buffer.from(input));
     const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-    child.on('exit', (status, signal) => {
+    // 'close', not 'exit': the reply may still sit in the stdout pipe when the process has exited.
+    child.on('close', (status, signal) => {
       clearTimeout(timer);
       const stdout = Buffer.concat(out);
       const decoded = stdout.length >= 20 ? decodeReply(stdout.subarray(0, stdout.readUInt32LE(0)), 0, []) : undefined;
