@@ -182,8 +182,12 @@ export class GuestInjectionSession {
     this.attached(attached.value);
   }
 
-  /** After each load of the driver: resolves the hook and checks the armed one, or attaches now (or notes why it cannot). */
-  async afterLoad(): Promise<void> {
+  /**
+   * After each load of the driver: resolves the hook and checks the armed one, or attaches now (or
+   * notes why it cannot). `quietProbe`: the device held nothing and asked for nothing as the
+   * driver loaded, so it sent no request a probe script could have answered.
+   */
+  async afterLoad(quietProbe = false): Promise<void> {
     const resolved = await this.host.resolve(hookShell(this.link));
     if ('reason' in resolved) {
       await this.detach();
@@ -196,8 +200,9 @@ export class GuestInjectionSession {
       // Armed at the wrong place (the module's text and data moved apart since the last load, as
       // Linux 6.12 may place them): harmless while no script waited for the probe and no request
       // was seen, since the breakpoint never fired; the hook is then attached where it lies now.
-      // With a script for the probe, the driver's first requests went unanswered by it: an error.
-      if (this.script !== undefined || this.injector.requests.length > 0 || this.injector.failure)
+      // With a script for a probe that sent requests, they went unanswered by it: an error.
+      const probeScriptMissed = this.script !== undefined && !quietProbe;
+      if (probeScriptMissed || this.injector.requests.length > 0 || this.injector.failure)
         throw new AdapterError(
           `the hook armed as the module was initialised (${armed === undefined ? 'none' : formatHex(armed)}) is not virtio_mem_send_request (${formatHex(resolved.hook.sendRequest)})`,
         );

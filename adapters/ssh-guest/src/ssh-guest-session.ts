@@ -79,9 +79,12 @@ export class SshGuestDriverSession implements DriverSession {
       if (this.injection && this.armedAtProbe && !this.started) this.injection.inject(this.armedAtProbe);
       else this.armedAtProbe = undefined;
       this.started = true;
+      // Nothing plugged and nothing requested: the driver sends no request as it probes.
+      const view = this.injection ? await this.guest.link.hostView() : undefined;
+      const quietProbe = view !== undefined && view.size === 0n && view.requestedSize === 0n;
       await this.injection?.beforeLoad();
       await this.guest.control.load();
-      await this.injection?.afterLoad();
+      await this.injection?.afterLoad(quietProbe);
       this.virtioName = await this.guest.control.boundDevice();
     });
   }
