@@ -232,6 +232,12 @@ export interface DriverOptions {
    * run fast for a vector that waits on the driver's own retry timer. Read-only.
    */
   readonly stepActions?: readonly StepActionOutline[];
+  /**
+   * A multi-device vector's devices (`devices:`), as {@link Adapter.openDrivers} will be given
+   * them: what an adapter groups and prepares such a vector by (its single `setup` is only the
+   * defaults the devices are laid over).
+   */
+  readonly devices?: readonly NamedDeviceSetup[];
 }
 
 /** A step's action as {@link DriverOptions.stepActions} gives it: its kind, and its fields. */

@@ -35,6 +35,10 @@ function fakeGuest(c: DriverGuestConfiguration, events: string[]): BootedDriverG
       events.push(`open ${setup.region_size} on ${key}`);
       return { served: key } as unknown as DriverSession;
     },
+    openDrivers: async (devices) => {
+      events.push(`open ${devices.map((d) => d.name).join('+')} on ${key}`);
+      return devices.map(() => ({ served: key }) as unknown as DriverSession);
+    },
     dispose: async () => undefined,
   };
   return { adapter, stop: async () => void events.push(`stop ${key}`) };
@@ -127,6 +131,35 @@ describe('a guest per driver set-up', () => {
     expect(events.filter((e) => e.startsWith('boot'))).toHaveLength(2);
     await adapter.dispose();
     await expect(adapter.openDriver(DEFAULT, {})).rejects.toThrow(/the guests were ended/);
+  });
+});
+
+describe('a guest per multi-device vector', () => {
+  const devices = [
+    { name: 'vm0', setup: DEFAULT, options: {} },
+    { name: 'vm1', setup: { ...DEFAULT, addr: 5n * GiB, node_id: 1 }, options: {} },
+  ];
+  const both = `block 0x200000 region 0x40000000 at 0x100000000 node 0 vm1: block 0x200000 region 0x40000000 at 0x140000000 node 1`;
+
+  it('groups and prepares the vector by its devices, then opens them all on that one guest', async () => {
+    const events: string[] = [];
+    const adapter = adapterWith(events);
+    expect(adapter.scheduleKey('driver', DEFAULT, { devices })).toBe(both);
+    expect(adapter.scheduleKey('driver', DEFAULT, { devices })).not.toBe(adapter.scheduleKey('driver', DEFAULT, {}));
+    await adapter.prepare('driver', DEFAULT, { devices });
+    const sessions = await adapter.openDrivers(devices);
+    expect(sessions).toHaveLength(2);
+    await adapter.dispose();
+    expect(events).toEqual([`boot ${both}`, `open vm0+vm1 on ${both}`, `stop ${both}`]);
+  });
+
+  it('refuses devices QEMU cannot build together, booting nothing', async () => {
+    const events: string[] = [];
+    const adapter = adapterWith(events);
+    const overlapping = [devices[0]!, { ...devices[1]!, setup: { ...devices[1]!.setup, addr: 4n * GiB } }];
+    await expect(adapter.openDrivers(overlapping)).rejects.toThrow(UnsupportedSetupError);
+    expect(adapter.scheduleKey('driver', DEFAULT, { devices: overlapping })).toBeUndefined();
+    expect(events).toEqual([]);
   });
 });
 

@@ -5,6 +5,8 @@
  * it share a boot, and the runner is asked to run vectors grouped by it ({@link
  * GuestPerDriverSetupAdapter.scheduleKey}). A set-up QEMU refuses is `unsupported` with QEMU's
  * rule and boots nothing. Every guest is booted with its gdbstub, so scripted answers work in each.
+ * A multi-device vector gets a guest with all its devices, each on its NUMA node, planned from
+ * {@link DriverOptions.devices}.
  */
 import * as path from 'node:path';
 import type {
@@ -14,6 +16,7 @@ import type {
   DeviceSetup,
   DriverOptions,
   DriverSession,
+  NamedDeviceSetup,
   Target,
 } from '../../core/src/contract';
 import { UnsupportedSetupError } from '../../core/src/contract';
@@ -27,6 +30,7 @@ import {
   driverGuestTiming,
   drainsByReset,
   planDriverGuest,
+  planDriverGuestGroup,
 } from './guest-driver-setups';
 import { needsGuestTimersFast } from './driver-timing';
 import { GuestSlot } from './guest-slot';
@@ -89,10 +93,14 @@ export class GuestPerDriverSetupAdapter implements Adapter {
     );
   }
 
-  /** The guest plan of a vector: QEMU's refusal, or the configuration its guest is booted with. */
+  /**
+   * The guest plan of a vector: QEMU's refusal, or the configuration its guest is booted with.
+   * A multi-device vector ({@link DriverOptions.devices}) is planned by its devices.
+   */
   plan(setup: DeviceSetup, options: DriverOptions): DriverGuestPlan {
+    const devices = options.devices;
     // The feature set decides the QEMU: 10.0 (fetched) to offer PERSISTENT_SUSPEND, else the default.
-    const need = guestQemuFor({ setup });
+    const need = guestQemuFor({ setup: devices?.[0]?.setup ?? setup });
     let qemu = '';
     if (need.kind === 'version' && need.version !== '7.2') {
       const fetched = this.fetchedQemu(need.version);
@@ -103,7 +111,9 @@ export class GuestPerDriverSetupAdapter implements Adapter {
         };
       qemu = fetched;
     }
-    return planDriverGuest(setup, options, { qemu, version: this.versionOf(qemu) }, vectorNeedsFastTimers(options));
+    const vmm = { qemu, version: this.versionOf(qemu) };
+    const icount = vectorNeedsFastTimers(options);
+    return devices ? planDriverGuestGroup(devices, vmm, icount) : planDriverGuest(setup, options, vmm, icount);
   }
 
   /** The runner runs driver vectors with equal keys together: one boot per configuration. */
@@ -130,6 +140,18 @@ export class GuestPerDriverSetupAdapter implements Adapter {
       if (plan.kind === 'refused') throw new UnsupportedSetupError(plan.reason);
       const guest = await this.guestFor(plan.configuration);
       return guest.adapter.openDriver!(setup, options);
+    });
+  }
+
+  /** `multi-device`: the devices' guest (one virtio-mem device per set-up, each on its node), booted unless it is up. */
+  openDrivers(devices: readonly NamedDeviceSetup[]): Promise<readonly DriverSession[]> {
+    return this.slot.serial(async () => {
+      const first = devices[0];
+      if (first === undefined) throw new UnsupportedSetupError('a multi-device vector with no devices');
+      const plan = this.plan(first.setup, { ...first.options, devices });
+      if (plan.kind === 'refused') throw new UnsupportedSetupError(plan.reason);
+      const guest = await this.guestFor(plan.configuration);
+      return guest.adapter.openDrivers!(devices);
     });
   }
 
@@ -225,8 +247,8 @@ export function bootGroupedGuestDriver(place: DriverGuestPlace): GuestPerDriverS
   versionOf('');
   return new GuestPerDriverSetupAdapter(
     // Every guest has its gdbstub and its region in a shared file; a vector with a busy host
-    // gets an icount guest (host-busy).
-    sshGuestDriverInfo(manifest.kernelRelease, { gdbstub: true, icount: true, memoryAccess: true }),
+    // gets an icount guest (host-busy), a multi-device vector a guest with all its devices.
+    sshGuestDriverInfo(manifest.kernelRelease, { gdbstub: true, icount: true, memoryAccess: true, multiDevice: true }),
     (c) => bootDriverGuest(place, c),
     versionOf,
   );

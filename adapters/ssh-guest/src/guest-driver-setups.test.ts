@@ -7,6 +7,7 @@ import {
   driverGuestTiming,
   drainsByReset,
   planDriverGuest,
+  planDriverGuestGroup,
 } from './guest-driver-setups';
 import { guestQemuArguments } from './guest-vm';
 
@@ -181,5 +182,82 @@ describe('the guest a driver vector set-up needs (QEMU 7.2 on x86)', () => {
     expect(refusalOf({ features: VERSION_1 | ACPI_PXM }, QEMU_100)).toMatch(
       /10\.0\.0 always offers PERSISTENT_SUSPEND/,
     );
+  });
+});
+
+describe('the guest of a multi-device vector', () => {
+  const device = (name: string, setup: Partial<DeviceSetup>) => ({
+    name,
+    setup: { ...DEFAULT, ...setup },
+    options: {},
+  });
+  const twoNodes = [device('vm0', { node_id: 0 }), device('vm1', { addr: 5n * GiB, node_id: 1 })];
+
+  it('boots every device on its node, the first as vm0, and keys the guest on all of them', () => {
+    const plan = planDriverGuestGroup(twoNodes, QEMU_72, false);
+    if (plan.kind !== 'guest') throw new Error(plan.reason);
+    const c = plan.configuration;
+    expect(c.extraDevices).toEqual([
+      { node: 1, blockSize: 2n * MiB, regionSize: GiB, addr: 5n * GiB, unpluggedInaccessible: false },
+    ]);
+    expect(driverConfigurationKey(c)).toBe(
+      'block 0x200000 region 0x40000000 at 0x100000000 node 0 vm1: block 0x200000 region 0x40000000 at 0x140000000 node 1',
+    );
+    expect(driverConfigurationKey(c)).not.toBe(driverConfigurationKey(guestOf({})));
+    const line = commandLine(c);
+    expect(line).toContain('-numa node,nodeid=0,cpus=0,memdev=vmemct-ram0');
+    expect(line).toContain('-numa node,nodeid=1,cpus=1,memdev=vmemct-ram1');
+    expect(line).toContain(
+      'virtio-mem-pci,id=vm1,memdev=vmemct-mem1,block-size=2M,requested-size=0,memaddr=5368709120,node=1,unplugged-inaccessible=off',
+    );
+  });
+
+  it('gives each further device its own block size and feature, and more boot memory for more nodes', () => {
+    const plan = planDriverGuestGroup(
+      [
+        device('a', {}),
+        device('b', {
+          addr: 8n * GiB,
+          block_size: 4n * MiB,
+          node_id: 5,
+          features: VERSION_1 | ACPI_PXM | UNPLUGGED_INACCESSIBLE,
+        }),
+      ],
+      QEMU_72,
+      false,
+    );
+    if (plan.kind !== 'guest') throw new Error(plan.reason);
+    const line = commandLine(plan.configuration);
+    expect(line).toContain('block-size=4M');
+    expect(line).toMatch(/id=vm1,[^ ]*unplugged-inaccessible=on/);
+    // Six nodes at 256 MiB each.
+    expect(line).toMatch(/-m 1536M,/);
+  });
+
+  it.each([
+    [
+      'a device QEMU refuses, naming it',
+      [twoNodes[0]!, device('vm1', { addr: 5n * GiB, block_size: 3n * MiB })],
+      /^device vm1: QEMU requires the block size/,
+    ],
+    [
+      'overlapping regions',
+      [twoNodes[0]!, device('vm1', { addr: 4n * GiB + 512n * MiB, node_id: 1 })],
+      /regions overlap \(vm0 and vm1\)/,
+    ],
+    [
+      'more nodes than boot memory below 4 GiB holds',
+      [twoNodes[0]!, device('vm1', { addr: 5n * GiB, node_id: 20 })],
+      /over 21 NUMA nodes/,
+    ],
+    [
+      'a requested size above a region',
+      [twoNodes[0]!, device('vm1', { addr: 5n * GiB, requested_size: 2n * GiB })],
+      /^device vm1: a multi-device guest boots each device asking for nothing/,
+    ],
+    ['no devices', [], /no devices/],
+  ])('refuses %s', (_name, devices, reason) => {
+    const plan = planDriverGuestGroup(devices, QEMU_72, false);
+    expect(plan.kind === 'refused' ? plan.reason : 'booted').toMatch(reason);
   });
 });

@@ -23,8 +23,8 @@
  * which unplugs everything at once.
  */
 import { DEVICE_TYPE_FEATURES_MASK, FEATURE_MASKS, FEATURE_BITS, formatHex } from '../../../spec/src/index';
-import type { DeviceSetup, DriverOptions } from '../../core/src/contract';
-import type { GuestDeviceOptions } from './guest-vm';
+import type { DeviceSetup, DriverOptions, NamedDeviceSetup } from '../../core/src/contract';
+import type { GuestDeviceOptions, GuestExtraDevice } from './guest-vm';
 
 const MiB = 1n << 20n;
 const GiB = 1n << 30n;
@@ -64,6 +64,8 @@ export interface DriverGuestConfiguration {
   readonly icount: boolean;
   /** The QEMU binary ('' for the default one). */
   readonly qemu: string;
+  /** The further devices of a multi-device guest (`vm1`, `vm2`, …), each with every field set. */
+  readonly extraDevices?: readonly Required<GuestExtraDevice>[];
 }
 
 /** What the VMM is: which binary, which version (its rules on features depend on it). */
@@ -169,10 +171,84 @@ export function planDriverGuest(
   };
 }
 
+/** Boot memory of a multi-device guest per NUMA node it has (split evenly over the nodes). */
+const MEMORY_PER_NODE = 256n * MiB;
+/** The most boot memory a q35 guest keeps below 4 GiB (so device memory still begins there). */
+const Q35_LOW_MEMORY = 2816n * MiB;
+/** Boot memory when nothing asks for more. */
+const DEFAULT_MEMORY = GiB;
+
+/** The boot memory of a guest with `nodes` NUMA nodes, or undefined when a q35 guest cannot hold it below 4 GiB. */
+function multiNodeMemory(nodes: number): bigint | undefined {
+  const wanted = BigInt(nodes) * MEMORY_PER_NODE;
+  if (wanted > Q35_LOW_MEMORY) return undefined;
+  return wanted > DEFAULT_MEMORY ? wanted : DEFAULT_MEMORY;
+}
+
+/**
+ * The guest of a multi-device vector (`devices:`) on QEMU `vmm`: the first device is the guest's
+ * `vm0`, the others its further devices, each checked by QEMU's rules as a single device is.
+ * Refused besides: regions that overlap, a device that needs a large-region guest or a
+ * requested-size above its region (each device is booted asking for nothing), and more NUMA
+ * nodes than a q35 guest's boot memory below 4 GiB can be split over. Pure.
+ */
+export function planDriverGuestGroup(
+  devices: readonly NamedDeviceSetup[],
+  vmm: DriverGuestVmm,
+  icount: boolean,
+): DriverGuestPlan {
+  if (devices.length === 0) return { kind: 'refused', reason: 'a multi-device vector with no devices' };
+  const planned: { name: string; configuration: DriverGuestConfiguration }[] = [];
+  for (const device of devices) {
+    const plan = planDriverGuest(device.setup, device.options, vmm, icount);
+    if (plan.kind === 'refused') return { kind: 'refused', reason: `device ${device.name}: ${plan.reason}` };
+    const c = plan.configuration;
+    if (c.bootRequestedSize !== undefined || c.regionSize > LARGE_REGION)
+      return {
+        kind: 'refused',
+        reason: `device ${device.name}: a multi-device guest boots each device asking for nothing, with a region of at most 64 GiB`,
+      };
+    planned.push({ name: device.name, configuration: c });
+  }
+  for (let i = 0; i < planned.length; i++)
+    for (let j = i + 1; j < planned.length; j++) {
+      const a = planned[i]!;
+      const b = planned[j]!;
+      const aEnd = a.configuration.addr + a.configuration.regionSize;
+      const bEnd = b.configuration.addr + b.configuration.regionSize;
+      if (a.configuration.addr < bEnd && b.configuration.addr < aEnd)
+        return { kind: 'refused', reason: `QEMU refuses devices whose regions overlap (${a.name} and ${b.name})` };
+    }
+  const nodes = Math.max(...planned.map((p) => p.configuration.node)) + 1;
+  if (multiNodeMemory(nodes) === undefined)
+    return {
+      kind: 'refused',
+      reason: `a multi-device guest splits its boot memory (below 4 GiB) over ${nodes} NUMA nodes, more than it can hold at ${MEMORY_PER_NODE >> 20n} MiB each`,
+    };
+  const [first, ...rest] = planned.map((p) => p.configuration);
+  return {
+    kind: 'guest',
+    configuration: {
+      ...first!,
+      extraDevices: rest.map((c) => ({
+        node: c.node,
+        blockSize: c.blockSize,
+        regionSize: c.regionSize,
+        addr: c.addr,
+        unpluggedInaccessible: c.unpluggedInaccessible,
+      })),
+    },
+  };
+}
+
 /** One text per configuration (the guest slot's key). */
 export function driverConfigurationKey(c: DriverGuestConfiguration): string {
   return [
     `block ${formatHex(c.blockSize)} region ${formatHex(c.regionSize)} at ${formatHex(c.addr)} node ${c.node}`,
+    ...(c.extraDevices ?? []).map(
+      (d, i) =>
+        `vm${i + 1}: block ${formatHex(d.blockSize)} region ${formatHex(d.regionSize)} at ${formatHex(d.addr)} node ${d.node}${d.unpluggedInaccessible ? ' unplugged-inaccessible' : ''}`,
+    ),
     ...(c.unpluggedInaccessible ? ['unplugged-inaccessible'] : []),
     ...(c.bootRequestedSize !== undefined ? [`requested ${formatHex(c.bootRequestedSize)} at boot`] : []),
     ...(c.icount ? ['icount'] : []),
@@ -215,6 +291,10 @@ export function driverGuestTiming(c: DriverGuestConfiguration): DriverGuestTimin
 /** The QEMU options of a guest of configuration `c` (its device and machine). */
 export function driverGuestDeviceOptions(c: DriverGuestConfiguration): GuestDeviceOptions {
   const large = c.regionSize > LARGE_REGION;
+  const extraDevices = c.extraDevices ?? [];
+  const end = [c, ...extraDevices].reduce((most, d) => (d.addr + d.regionSize > most ? d.addr + d.regionSize : most), 0n);
+  const nodes = Math.max(c.node, ...extraDevices.map((d) => d.node)) + 1;
+  const memory = extraDevices.length > 0 ? multiNodeMemory(nodes) : undefined;
   return {
     blockSize: c.blockSize,
     regionSize: c.regionSize,
@@ -223,8 +303,10 @@ export function driverGuestDeviceOptions(c: DriverGuestConfiguration): GuestDevi
     unpluggedInaccessible: c.unpluggedInaccessible,
     requestedSize: c.bootRequestedSize ?? 0n,
     ...(c.bootRequestedSize !== undefined ? { requestedBeyondRegion: true } : {}),
-    ...(c.addr + c.regionSize > DEFAULT_ADDRESS_LIMIT - PCI_HOLE_ROOM ? { physBits: WIDE_PHYS_BITS } : {}),
+    ...(end > DEFAULT_ADDRESS_LIMIT - PCI_HOLE_ROOM ? { physBits: WIDE_PHYS_BITS } : {}),
     ...(large ? { machine: 'pc' as const, memory: LARGE_REGION_MEMORY } : {}),
+    ...(memory !== undefined && memory !== DEFAULT_MEMORY ? { memory } : {}),
     ...(c.icount ? { icount: true } : {}),
+    ...(extraDevices.length > 0 ? { extraDevices } : {}),
   };
 }

@@ -72,10 +72,14 @@ export interface GuestDeviceOptions {
   readonly extraDevices?: readonly GuestExtraDevice[];
 }
 
-/** A further virtio-mem device of a multi-device guest (block size as the first device's). */
+/** A further virtio-mem device of a multi-device guest. */
 export interface GuestExtraDevice {
   /** NUMA node of the device. */
   readonly node: number;
+  /** Its block size (default: the first device's). */
+  readonly blockSize?: bigint;
+  /** Offer VIRTIO_MEM_F_UNPLUGGED_INACCESSIBLE (default off). */
+  readonly unpluggedInaccessible?: boolean;
   /** Size of its memory backend = its region (default 1 GiB). */
   readonly regionSize?: bigint;
   /** Guest-physical start of its region (`memaddr`; default: QEMU places it). */
@@ -240,11 +244,14 @@ function numaNodeArguments(memory: bigint, firstNode: number, extraDevices: read
   return args;
 }
 
-/** A `virtio-mem-pci` device `vm<i>` (i from 1) per further device, each on its node. */
-function extraDeviceArguments(blockSize: bigint, extraDevices: readonly GuestExtraDevice[]): string[] {
+/** A `virtio-mem-pci` device `vm<i>` (i from 1) per further device, each on its node (block size by default the first device's). */
+function extraDeviceArguments(firstBlockSize: bigint, extraDevices: readonly GuestExtraDevice[]): string[] {
   const args: string[] = [];
   extraDevices.forEach((d, i) => {
     const id = `vm${i + 1}`;
+    const blockSize = d.blockSize ?? firstBlockSize;
+    if (blockSize < MiB || (blockSize & (blockSize - 1n)) !== 0n)
+      throw new GuestOptionError(`block size ${blockSize} of ${id} must be a power of two of at least 1 MiB`);
     const regionSize = d.regionSize ?? GiB;
     if (regionSize <= 0n || regionSize % blockSize !== 0n)
       throw new GuestOptionError(`region size ${regionSize} of ${id} must be a positive multiple of the block size`);
@@ -258,7 +265,7 @@ function extraDeviceArguments(blockSize: bigint, extraDevices: readonly GuestExt
         ...(d.addr !== undefined ? [`memaddr=${d.addr}`] : []),
         `node=${d.node}`,
         // As the first device: explicit, since QEMU ≥ 8.1 turns it on by default.
-        'unplugged-inaccessible=off',
+        `unplugged-inaccessible=${d.unpluggedInaccessible ? 'on' : 'off'}`,
       ].join(','),
     );
   });

@@ -150,11 +150,31 @@ export function isExpectedByDefault(verdict: Verdict, strict: boolean): boolean 
 
 /** What a driver session of `vector` is opened with (and what the adapter groups and prepares it by). */
 export function driverOptionsFor(vector: Vector): DriverOptions {
+  const stepActions = vector.steps.map((step) => step.action);
+  const devices = vector.devices ? deviceSetupsOf(vector, stepActions) : undefined;
   return {
     configPadding: vector.setup.configPadding,
     scriptAtProbe: scriptAtProbe(vector),
-    stepActions: vector.steps.map((step) => step.action),
+    stepActions,
+    ...(devices?.ok ? { devices: devices.devices } : {}),
   };
+}
+
+/**
+ * The set-up of each of a multi-device vector's devices, as {@link Adapter.openDrivers} is
+ * given them (each device's options carry the vector's step actions), or why one is invalid.
+ */
+function deviceSetupsOf(
+  vector: Vector,
+  stepActions: DriverOptions['stepActions'],
+): { ok: true; devices: NamedDeviceSetup[] } | { ok: false; reason: string } {
+  const devices: NamedDeviceSetup[] = [];
+  for (const d of vector.devices ?? []) {
+    const one = evaluateSetup(d);
+    if (!one.ok) return { ok: false, reason: `device ${d.name}: ${one.reason}` };
+    devices.push({ name: d.name, setup: one.setup, options: { configPadding: d.setup.configPadding, stepActions } });
+  }
+  return { ok: true, devices };
 }
 
 /**
@@ -414,16 +434,13 @@ async function runOne(adapter: Adapter, vector: Vector, timeoutMs: number, busyR
     const setup = evaluated.setup;
     let run: DeviceRun | DriverRun | MultiDriverRun;
     if (vector.devices) {
-      const setups: NamedDeviceSetup[] = [];
-      for (const d of vector.devices) {
-        const one = evaluateSetup(d);
-        if (!one.ok)
-          return {
-            verdict: 'error',
-            findings: [{ verdict: 'error', step: 0, check: 'step', message: `device ${d.name}: ${one.reason}` }],
-          };
-        setups.push({ name: d.name, setup: one.setup, options: { configPadding: d.setup.configPadding } });
-      }
+      const evaluatedDevices = deviceSetupsOf(vector, vector.steps.map((step) => step.action));
+      if (!evaluatedDevices.ok)
+        return {
+          verdict: 'error',
+          findings: [{ verdict: 'error', step: 0, check: 'step', message: evaluatedDevices.reason }],
+        };
+      const setups = evaluatedDevices.devices;
       const sessions = await adapter.openDrivers!(setups);
       await track({ close: () => Promise.all(sessions.map((s) => s.close())).then(() => undefined) });
       const devices: RunDevice[] = setups.map((d, i) => ({ name: d.name, setup: d.setup, session: sessions[i]! }));

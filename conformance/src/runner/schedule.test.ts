@@ -1,5 +1,5 @@
 import * as path from 'node:path';
-import type { Adapter, DeviceSetup, Target } from '../../../adapters/core/src/contract';
+import type { Adapter, DeviceSetup, DriverOptions, Target } from '../../../adapters/core/src/contract';
 import { createModelAdapter } from '../../../adapters/model/src/model-adapter';
 import { loadVectors } from '../loader/load';
 import { runVectors, scheduleVectors } from './run';
@@ -57,5 +57,30 @@ describe('running vectors grouped by the adapter’s schedule key', () => {
     expect(progress[1]).toBe(`2/6 ${IDS[2]}`);
     expect(run.results.map((r) => r.vector.id)).toEqual(IDS);
     await adapter.dispose();
+  });
+});
+
+describe('a multi-device vector as the adapter groups and prepares it', () => {
+  it('passes its devices (each set-up laid over the vector’s, with the step actions) in the options', () => {
+    const twoNodes = corpus.find((v) => v.id === 'vmem.drv.numa.two-nodes')!;
+    const seen: { setup: DeviceSetup; options: DriverOptions }[] = [];
+    const adapter: Pick<Adapter, 'scheduleKey'> = {
+      scheduleKey: (_target, setup, options) => {
+        seen.push({ setup, options });
+        return undefined;
+      },
+    };
+    scheduleVectors(adapter, [twoNodes]);
+    const devices = seen[0]!.options.devices!;
+    expect(devices.map((d) => [d.name, d.setup.addr, d.setup.node_id, d.setup.block_size])).toEqual([
+      ['vm0', 4n << 30n, 0, 2n << 20n],
+      ['vm1', 5n << 30n, 1, 2n << 20n],
+    ]);
+    expect(devices[1]!.options.stepActions?.map((a) => a.kind)).toEqual(
+      seen[0]!.options.stepActions?.map((a) => a.kind),
+    );
+    // A single-device vector has none.
+    scheduleVectors(adapter, [selected[0]!]);
+    expect(seen[1]!.options.devices).toBeUndefined();
   });
 });
