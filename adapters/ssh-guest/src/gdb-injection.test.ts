@@ -6,6 +6,7 @@ import { bytesToHex, framePacket, hexToBytes, writeLittleEndian } from '../../qe
 import { decodeRequest, encodeRequest } from '../../../model/src/codec/codec';
 import { DriverHook } from './driver-hook';
 import { GdbResponseInjector, holdsName } from './gdb-injection';
+import { findModuleTextField } from './module-text';
 
 /**
  * A fake gdbstub in front of a simulated driver and device: `call()` makes the driver call
@@ -32,7 +33,9 @@ class SimulatedMachine {
   private readonly memory = new Map<bigint, number>();
   private readonly regs = new Uint8Array(17 * 8 + 7 * 4);
   private readonly breakpoints = new Set<bigint>();
-  private phase: 'idle' | 'entry' | 'return' = 'idle';
+  private phase: 'idle' | 'entry' | 'return' | 'module' = 'idle';
+  /** The kernel's `do_init_module(mod)`. */
+  readonly initModule = 0xffffffff81234560n;
   private running = false;
   private socket: net.Socket | undefined;
   private server: net.Server | undefined;
@@ -116,7 +119,26 @@ class SimulatedMachine {
     else this.runFunction();
   }
 
-  private stop(phase: 'entry' | 'return'): void {
+  /** The kernel initialises the module whose `struct module` is at `mod` (`do_init_module(mod)`). */
+  async loadModule(mod: bigint, structModule: Uint8Array): Promise<void> {
+    while (!this.running || this.phase !== 'idle') await new Promise((r) => setTimeout(r, 2));
+    this.write(mod, structModule);
+    this.reg(5, mod);
+    this.reg(16, this.initModule);
+    if (this.breakpoints.has(this.initModule)) this.stop('module');
+  }
+
+  /** Sets guest memory directly (what a load left there). */
+  poke(at: bigint, bytes: Uint8Array): void {
+    this.write(at, bytes);
+  }
+
+  /** Waits until the machine runs between calls (after a module's initialisation, say). */
+  async idle(): Promise<void> {
+    while (!this.running || this.phase !== 'idle') await new Promise((r) => setTimeout(r, 2));
+  }
+
+  private stop(phase: 'entry' | 'return' | 'module'): void {
     this.phase = phase;
     this.running = false;
     this.socket!.write(framePacket('T05thread:01;swbreak:;'), 'latin1');
@@ -176,6 +198,7 @@ class SimulatedMachine {
       setImmediate(() => {
         if (phase === 'entry') this.runFunction();
         else if (phase === 'return') this.caller();
+        else if (phase === 'module') this.phase = 'idle';
       });
       return undefined;
     }
@@ -303,5 +326,65 @@ describe('the module initialised in do_init_module', () => {
     const other = new Uint8Array(128);
     other.set(Buffer.from('virtio_mem_extra\0', 'latin1'), 24);
     expect(holdsName(other, 'virtio_mem')).toBe(false);
+  });
+});
+
+describe('arming the hook as the module is initialised, from its text base', () => {
+  const mod = 0xffffffffc2000000n;
+  /** A struct module named virtio_mem whose text block (`base`, u32 `size` at offset 384) begins at `text`. */
+  function structModule(text: bigint): Uint8Array {
+    const bytes = Buffer.alloc(1024);
+    bytes.write('virtio_mem\0', 24, 'latin1');
+    bytes.writeBigUInt64LE(text, 384);
+    bytes.writeUInt32LE(0x9000, 392);
+    return new Uint8Array(bytes);
+  }
+
+  test('reads struct module without a breakpoint, and the field found there arms the next load where its code lies', async () => {
+    const { sendRequest, ...offsets } = machine.hook;
+    // A loaded module: the text 0x1000 below the hook, struct module far from it (read by peeking).
+    machine.poke(mod, structModule(sendRequest - 0x1000n));
+    const peeked = await GdbResponseInjector.peekModuleStruct(machine.socketPath, mod, { replyTimeoutMs: 1000 });
+    if (!peeked.ok) throw new Error(peeked.failure.message);
+    expect(machine.breakpointCount).toBe(0);
+    const text = findModuleTextField(peeked.value, sendRequest)!;
+    expect(text).toEqual({ offset: 384, hookFromText: 0x1000n });
+    // The next load: struct module at the same place (the distance to it would be wrong if the text moved);
+    // here the text lies as before, so the hook armed is the function's.
+    const r = await GdbResponseInjector.attachBeforeLoad(
+      machine.socketPath,
+      { initModule: machine.initModule, moduleName: 'virtio_mem', text, offsets },
+      { replyTimeoutMs: 1000 },
+    );
+    if (!r.ok) throw new Error(r.failure.message);
+    const injector = r.value;
+    injector.inject({ response: 'NACK', count: 1 });
+    await machine.loadModule(mod + 0x100000n, structModule(sendRequest - 0x1000n));
+    await machine.idle();
+    expect(injector.hookAddress).toBe(sendRequest);
+    await machine.call(encodeRequest({ type: 0, addr: 0x100000000n, nb_blocks: 1 }));
+    await machine.idle();
+    expect(machine.driverGot.map((g) => g.type)).toEqual([1]);
+    await injector.detach();
+  });
+
+  test('fails the injection, never arming elsewhere, when the learnt field does not reach the hook', async () => {
+    const { sendRequest, ...offsets } = machine.hook;
+    const r = await GdbResponseInjector.attachBeforeLoad(
+      machine.socketPath,
+      {
+        initModule: machine.initModule,
+        moduleName: 'virtio_mem',
+        text: { offset: 384, hookFromText: 0xa000n },
+        offsets,
+      },
+      { replyTimeoutMs: 1000 },
+    );
+    if (!r.ok) throw new Error(r.failure.message);
+    await machine.loadModule(mod, structModule(sendRequest - 0x1000n));
+    await machine.idle();
+    expect(r.value.hookAddress).toBeUndefined();
+    expect(r.value.failure).toMatch(/no text block at offset 384 that reaches the hook/);
+    await r.value.detach();
   });
 });

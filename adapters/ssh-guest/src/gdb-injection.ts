@@ -39,6 +39,7 @@ import {
 import { ResponseInjection } from '../../core/src/contract';
 import { GdbRemoteClient, GdbResult, readLittleEndian } from '../../qemu-platform/src/index';
 import { DriverHook } from './driver-hook';
+import { MODULE_STRUCT_WINDOW, ModuleTextField, hookAddressIn } from './module-text';
 
 /** One request the driver sent while the injector was attached. */
 export interface InterceptedRequest {
@@ -69,17 +70,18 @@ export interface InjectorOptions {
 
 /**
  * A driver about to be loaded, whose hook is armed before its first request: the machine stops
- * in the kernel's `do_init_module(mod)`; when `mod` is the driver's module, the hook is at `mod`
- * plus a distance learnt from an earlier load of the same module (Linux 6.1 lays a module's code
- * and its `struct module` out in one block, so the distance stays).
+ * in the kernel's `do_init_module(mod)`; when `mod` is the driver's module, the hook is at the
+ * module's text base, read from `mod` at a field learnt on an earlier load of the same module,
+ * plus the hook's distance from it (module-text.ts): whether or not the kernel places the code
+ * apart from `struct module`.
  */
 export interface ModuleLoad {
   /** Address of the kernel's `do_init_module`. */
   readonly initModule: bigint;
   /** The module's name, as `struct module` holds it near its start. */
   readonly moduleName: string;
-  /** `virtio_mem_send_request` minus `__this_module` on an earlier load. */
-  readonly hookFromModule: bigint;
+  /** Where `struct module` holds the text base, and the hook's distance from it. */
+  readonly text: ModuleTextField;
   /** The struct offsets (they belong to the kernel, not to the load). */
   readonly offsets: Omit<DriverHook, 'sendRequest'>;
 }
@@ -105,6 +107,18 @@ function unwrap<T>(r: GdbResult<T>, what: string): T {
   return r.value;
 }
 
+/** Reads what can be read of {@link MODULE_STRUCT_WINDOW} bytes at `address`, chunk by chunk, stopping at memory that is not there. */
+async function readModuleStruct(client: GdbRemoteClient, address: bigint): Promise<Uint8Array> {
+  const CHUNK = 256;
+  const parts: Uint8Array[] = [];
+  for (let at = 0; at < MODULE_STRUCT_WINDOW; at += CHUNK) {
+    const r = await client.readMemory(address + BigInt(at), CHUNK);
+    if (!r.ok) break;
+    parts.push(r.value);
+  }
+  return Buffer.concat(parts);
+}
+
 /** The injection could not go on: the gdbstub failed, or the driver did not behave as the hook assumes. */
 export class InjectionError extends Error {
   override readonly name = 'InjectionError';
@@ -119,6 +133,8 @@ export class GdbResponseInjector {
   private problem: string | undefined;
   /** Breakpoints this injector has set and not removed. */
   private readonly armed = new Set<bigint>();
+  /** The bytes of `struct module` read on attaching, when asked. */
+  private moduleStructBytes: Uint8Array | undefined;
 
   private constructor(
     private readonly client: GdbRemoteClient,
@@ -146,14 +162,45 @@ export class GdbResponseInjector {
 
   /**
    * Connects to the gdbstub at `socketPath` (which stops the machine), sets the breakpoint on
-   * the hook and lets the machine run on.
+   * the hook and lets the machine run on. `moduleStruct`: the loaded module's `struct module`,
+   * whose first bytes are read while the machine is stopped ({@link moduleBytes}).
    */
   static async attach(
     socketPath: string,
     hook: DriverHook,
     options: InjectorOptions = {},
+    moduleStruct?: bigint,
   ): Promise<GdbResult<GdbResponseInjector>> {
-    return GdbResponseInjector.connectAndArm(socketPath, hook, undefined, options);
+    return GdbResponseInjector.connectAndArm(socketPath, hook, undefined, options, moduleStruct);
+  }
+
+  /** The first bytes of `struct module` read on attaching (up to {@link MODULE_STRUCT_WINDOW}; fewer where the memory ends). */
+  get moduleBytes(): Uint8Array | undefined {
+    return this.moduleStructBytes;
+  }
+
+  private async readModuleStruct(address: bigint): Promise<Uint8Array> {
+    return readModuleStruct(this.client, address);
+  }
+
+  /**
+   * Reads a loaded module's `struct module` at `address` through the gdbstub at `socketPath`
+   * (the machine stops for as long as that takes) without setting any breakpoint.
+   */
+  static async peekModuleStruct(
+    socketPath: string,
+    address: bigint,
+    options: InjectorOptions = {},
+  ): Promise<GdbResult<Uint8Array>> {
+    const connected = await GdbRemoteClient.connect(socketPath, { timeoutMs: options.replyTimeoutMs ?? 5000 });
+    if (!connected.ok) return connected;
+    const client = connected.value.client;
+    try {
+      return { ok: true, value: await readModuleStruct(client, address) };
+    } finally {
+      await client.detach();
+      client.close();
+    }
   }
 
   private static async connectAndArm(
@@ -161,11 +208,13 @@ export class GdbResponseInjector {
     hook: DriverHook | undefined,
     load: ModuleLoad | undefined,
     options: InjectorOptions,
+    moduleStruct?: bigint,
   ): Promise<GdbResult<GdbResponseInjector>> {
     const connected = await GdbRemoteClient.connect(socketPath, { timeoutMs: options.replyTimeoutMs ?? 5000 });
     if (!connected.ok) return connected;
     const client = connected.value.client;
     const injector = new GdbResponseInjector(client, hook, options.returnTimeoutMs ?? 20_000, load);
+    if (moduleStruct !== undefined) injector.moduleStructBytes = await injector.readModuleStruct(moduleStruct);
     const armed = await injector.arm(hook ? hook.sendRequest : load!.initModule);
     const resumed = armed.ok ? await client.resume() : armed;
     if (!resumed.ok) {
@@ -262,7 +311,13 @@ export class GdbResponseInjector {
   private async onModuleInit(load: ModuleLoad, mod: bigint): Promise<void> {
     const head = unwrap(await this.client.readMemory(mod, MODULE_NAME_WINDOW), 'reading struct module');
     if (holdsName(head, load.moduleName)) {
-      const hook: DriverHook = { sendRequest: mod + load.hookFromModule, ...load.offsets };
+      const field = unwrap(await this.client.readMemory(mod + BigInt(load.text.offset), 12), 'reading the text base');
+      const sendRequest = hookAddressIn(field, { offset: 0, hookFromText: load.text.hookFromText });
+      if (sendRequest === undefined)
+        throw new InjectionError(
+          `struct module of ${load.moduleName} holds no text block at offset ${load.text.offset} that reaches the hook`,
+        );
+      const hook: DriverHook = { sendRequest, ...load.offsets };
       unwrap(await this.disarm(load.initModule), 'removing the module breakpoint');
       unwrap(await this.arm(hook.sendRequest), 'setting the entry breakpoint');
       this.hook = hook;

@@ -292,7 +292,10 @@ export function driverGuestTiming(c: DriverGuestConfiguration): DriverGuestTimin
 export function driverGuestDeviceOptions(c: DriverGuestConfiguration): GuestDeviceOptions {
   const large = c.regionSize > LARGE_REGION;
   const extraDevices = c.extraDevices ?? [];
-  const end = [c, ...extraDevices].reduce((most, d) => (d.addr + d.regionSize > most ? d.addr + d.regionSize : most), 0n);
+  const end = [c, ...extraDevices].reduce(
+    (most, d) => (d.addr + d.regionSize > most ? d.addr + d.regionSize : most),
+    0n,
+  );
   const nodes = Math.max(c.node, ...extraDevices.map((d) => d.node)) + 1;
   const memory = extraDevices.length > 0 ? multiNodeMemory(nodes) : undefined;
   return {

@@ -37,6 +37,7 @@ import {
 } from './driver-hook';
 import { GdbResponseInjector, InterceptedRequest, ModuleLoad } from './gdb-injection';
 import { GuestLink } from './guest-link';
+import { ModuleTextField, findModuleTextField } from './module-text';
 
 /** The struct offsets of the hook, which stay while the kernel does. */
 type HookOffsets = Omit<DriverHook, 'sendRequest'>;
@@ -57,12 +58,12 @@ const HOOK_SYMBOLS = `grep -E ' (${DRIVER_HOOK.sendRequest}|__this_module)[[:spa
 
 /**
  * The adapter's part of injection that outlives a vector: the gdbstub socket, the struct offsets
- * read from the module's BTF once, and the distance from the module's struct to the hook.
+ * read from the module's BTF once, and where the module's text base lies in its `struct module`
+ * with the hook's distance from it (learnt on a load: module-text.ts).
  */
 export class GuestInjectionHost {
   private offsets: HookOffsets | undefined;
-  /** `virtio_mem_send_request − __this_module` of the last load. */
-  private hookFromModule: bigint | undefined;
+  private text: ModuleTextField | undefined;
 
   constructor(
     /** QEMU's gdbstub socket (`-gdb unix:PATH,server=on,wait=off`). */
@@ -71,12 +72,33 @@ export class GuestInjectionHost {
 
   /** Whether a load has shown where the hook lies (see {@link resolve}). */
   get learnt(): boolean {
-    return this.offsets !== undefined && this.hookFromModule !== undefined;
+    return this.offsets !== undefined && this.text !== undefined;
+  }
+
+  /**
+   * Learns where the text base lies from the bytes of a loaded module's `struct module` and its
+   * hook's address now (none fits: the hook is not armed ahead, only after each load).
+   */
+  learnText(moduleBytes: Uint8Array | undefined, hookAddress: bigint): void {
+    this.text = moduleBytes ? findModuleTextField(moduleBytes, hookAddress) : undefined;
+  }
+
+  /**
+   * Learns where the hook lies from the driver loaded now, unless known: its address from
+   * kallsyms, and its `struct module` read through the gdbstub (the machine stops briefly).
+   */
+  async learn(shell: HookShell): Promise<void> {
+    if (this.learnt) return;
+    const resolved = await this.resolve(shell);
+    if ('reason' in resolved || resolved.moduleStruct === undefined) return;
+    const read = await GdbResponseInjector.peekModuleStruct(this.gdbSocket, resolved.moduleStruct);
+    if (!read.ok) throw new AdapterError(`QEMU's gdbstub at ${this.gdbSocket}: ${read.failure.message}`);
+    this.learnText(read.value, resolved.hook.sendRequest);
   }
 
   /** What arming the hook before the next load needs, once a load has been seen. */
   async moduleLoad(shell: HookShell): Promise<ModuleLoad | undefined> {
-    if (!this.offsets || this.hookFromModule === undefined) return undefined;
+    if (!this.offsets || this.text === undefined) return undefined;
     const initModule = parseKallsyms((await shell.run(HOOK_SYMBOLS, 30_000)).output).find(
       (e) => e.name === 'do_init_module' && e.module === undefined,
     );
@@ -84,13 +106,13 @@ export class GuestInjectionHost {
     return {
       initModule: initModule.address,
       moduleName: DRIVER_HOOK.module,
-      hookFromModule: this.hookFromModule,
+      text: this.text,
       offsets: this.offsets,
     };
   }
 
-  /** The hook of the driver loaded now, or why it cannot be used. */
-  async resolve(shell: HookShell): Promise<{ hook: DriverHook } | { reason: string }> {
+  /** The hook of the driver loaded now and where its `struct module` is (if kallsyms shows it), or why it cannot be used. */
+  async resolve(shell: HookShell): Promise<{ hook: DriverHook; moduleStruct?: bigint } | { reason: string }> {
     const symbols = parseKallsyms((await shell.run(HOOK_SYMBOLS, 30_000)).output);
     const address = sendRequestAddress(symbols);
     if ('reason' in address) return address;
@@ -101,8 +123,10 @@ export class GuestInjectionHost {
       this.offsets = offsets;
     }
     const module = symbols.find((e) => e.name === '__this_module' && e.module === DRIVER_HOOK.module);
-    this.hookFromModule = module && module.address !== 0n ? address.address - module.address : undefined;
-    return { hook: { sendRequest: address.address, ...this.offsets } };
+    return {
+      hook: { sendRequest: address.address, ...this.offsets },
+      ...(module && module.address !== 0n ? { moduleStruct: module.address } : {}),
+    };
   }
 }
 
@@ -210,8 +234,9 @@ export class GuestInjectionSession {
     }
     if (this.injector) return;
     this.attachedAtMs = Date.now();
-    const attached = await GdbResponseInjector.attach(this.host.gdbSocket, resolved.hook);
+    const attached = await GdbResponseInjector.attach(this.host.gdbSocket, resolved.hook, {}, resolved.moduleStruct);
     if (!attached.ok) throw new AdapterError(`QEMU's gdbstub at ${this.host.gdbSocket}: ${attached.failure.message}`);
+    this.host.learnText(attached.value.moduleBytes, resolved.hook.sendRequest);
     this.attached(attached.value);
   }
 

@@ -162,7 +162,7 @@ class SshGuestAdapter implements Adapter {
     this.sessionOpen = true;
     try {
       // The driver the connection loaded shows where the hook lies before any vector loads it.
-      if (this.parts.injection && !this.parts.injection.learnt) await this.parts.injection.resolve(hookShell(link));
+      if (this.parts.injection && !this.parts.injection.learnt) await this.parts.injection.learn(hookShell(link));
       // A vector abandoned while the host held the device busy left the migration running.
       if (link.hostBusy) await link.setHostBusy(false);
       if (beyondRegion) {
