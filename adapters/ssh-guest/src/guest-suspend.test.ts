@@ -1,4 +1,4 @@
-import { SuspendBounds, SuspendPorts, attemptSuspend, virtioMemMessages } from './guest-suspend';
+import { SuspendBounds, SuspendPorts, attemptSuspend, sleptInS3, virtioMemMessages } from './guest-suspend';
 import { guestQemuArguments } from './guest-vm';
 import type { ShellResult } from './ssh-shell';
 
@@ -67,6 +67,15 @@ const REFUSED_6_1 = [
   '[   18.228553] PM: Some devices failed to suspend, or early wake event detected',
 ].join('\n');
 
+/** Linux 6.12 with nothing plugged: S3 entered, and left again within a poll of QEMU's state. */
+const WOKE_ON_ITS_OWN_6_12 = [
+  '[   27.748312] PM: suspend entry (deep)',
+  '[   27.813978] ACPI: PM: Preparing to enter system sleep state S3',
+  '[   27.863777] ACPI: PM: Low-level resume complete',
+  '[   27.914810] ACPI: PM: Waking up from system sleep state S3',
+  '[   27.952896] PM: suspend exit',
+].join('\n');
+
 describe('attemptSuspend (drv.op.11 against a live guest)', () => {
   it('reports the freeze the virtio_mem driver refused, in its own words', async () => {
     const { ports, calls } = fakeGuest({ write: 'fail', log: REFUSED_6_1 });
@@ -120,6 +129,20 @@ describe('attemptSuspend (drv.op.11 against a live guest)', () => {
       kind: 'failed',
       message: expect.stringMatching(/without QEMU ever reporting the machine suspended/),
     });
+  });
+
+  it('reports a guest that slept in S3 and woke before QEMU was seen suspended as allowed, by its kernel log', async () => {
+    const r = await attemptSuspend(
+      fakeGuest({ write: 'return', log: WOKE_ON_ITS_OWN_6_12, plugged: [0n, 0n] }).ports,
+      FAST,
+    );
+    expect(r).toEqual({
+      kind: 'allowed',
+      detail:
+        'the guest suspended to RAM (ACPI S3) and woke 101 ms later, before QEMU was seen suspended (its kernel log shows S3 entered and left); the device held 0 plugged before, 0 after',
+    });
+    expect(sleptInS3(REFUSED_6_1)).toBeUndefined();
+    expect(sleptInS3(WOKE_ON_ITS_OWN_6_12.split('\n').slice(0, 2).join('\n'))).toBeUndefined();
   });
 
   it("keeps only virtio_mem's lines of a kernel log", () => {
