@@ -90,10 +90,13 @@ export function parseVectorList(file: string, text: string): Outcome<readonly st
 
 /**
  * The device set-up group of a vector: what a guest's device is booted with (block size, region
- * size and address, node, unplugged-inaccessible, a requested size above the region), so vectors of
- * one group share a boot. A set-up that does not evaluate is its own group, named by the reason.
+ * size and address, node, unplugged-inaccessible, a requested size above the region; each device's
+ * for a multi-device vector), so vectors of one group share a boot. A set-up that does not evaluate
+ * is its own group, named by the reason.
  */
-export function setupGroupOf(vector: Vector): string {
+export function setupGroupOf(vector: Pick<Vector, 'setup' | 'devices'>): string {
+  // A multi-device vector's guest has every device it declares.
+  if (vector.devices) return vector.devices.map((d) => `${d.name}: ${setupGroupOf({ setup: d.setup })}`).join('; ');
   const evaluated = evaluateSetup(vector);
   if (!evaluated.ok) return `set-up not evaluated: ${evaluated.reason}`;
   const s = evaluated.setup;
