@@ -434,7 +434,10 @@ async function runOne(adapter: Adapter, vector: Vector, timeoutMs: number, busyR
     const setup = evaluated.setup;
     let run: DeviceRun | DriverRun | MultiDriverRun;
     if (vector.devices) {
-      const evaluatedDevices = deviceSetupsOf(vector, vector.steps.map((step) => step.action));
+      const evaluatedDevices = deviceSetupsOf(
+        vector,
+        vector.steps.map((step) => step.action),
+      );
       if (!evaluatedDevices.ok)
         return {
           verdict: 'error',
