@@ -104,12 +104,13 @@ function featureRefusal(features: bigint, vmm: DriverGuestVmm): string | undefin
   const always =
     FEATURE_MASKS.VERSION_1 | FEATURE_MASKS.ACPI_PXM | (persistent ? FEATURE_MASKS.PERSISTENT_SUSPEND : 0n);
   const never = wanted & ~(always | FEATURE_MASKS.UNPLUGGED_INACCESSIBLE);
+  const missing = always & ~wanted;
+  // The rule of every QEMU version first: a set-up without ACPI_PXM runs on none of them.
+  if ((missing & FEATURE_MASKS.ACPI_PXM) !== 0n)
+    return 'QEMU always offers ACPI_PXM on x86: q35 and pc have ACPI and NUMA state, and there is no property to turn it off';
   if ((never & FEATURE_MASKS.PERSISTENT_SUSPEND) !== 0n)
     return `QEMU ${vmm.version} never offers PERSISTENT_SUSPEND (QEMU offers it on x86 from 9.2 on)`;
   if (never !== 0n) return `QEMU ${vmm.version} never offers ${featureNames(never)}`;
-  const missing = always & ~wanted;
-  if ((missing & FEATURE_MASKS.ACPI_PXM) !== 0n)
-    return 'QEMU always offers ACPI_PXM on x86: q35 and pc have ACPI and NUMA state, and there is no property to turn it off';
   if ((missing & FEATURE_MASKS.PERSISTENT_SUSPEND) !== 0n)
     return `QEMU ${vmm.version} always offers PERSISTENT_SUSPEND on x86 (S3 is enabled), and there is no property to turn it off`;
   if (missing !== 0n) return `QEMU always offers ${featureNames(missing)}`;
